@@ -1,0 +1,344 @@
+//! Validated identifiers: coins, on-chain addresses, incident keys and event ids.
+//!
+//! Every identifier is parsed once at the edge (`FromStr`/`TryFrom`) and trusted afterwards.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smol_str::SmolStr;
+
+use crate::error::ModelError;
+
+/// A Hyperliquid asset name as it appears on the wire: `"BTC"`, `"kPEPE"`, spot `"@107"`,
+/// `"PURR/USDC"`, or a HIP-3 builder-deployed perp such as `"xyz:XYZ100"`.
+///
+/// Cloning is cheap (names up to 23 bytes are stored inline).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Coin(SmolStr);
+
+impl Coin {
+    /// Longest coin name accepted; real names are far shorter.
+    pub const MAX_LEN: usize = 64;
+
+    /// Parses a coin name, rejecting empty, over-long or control-character names.
+    pub fn new(name: &str) -> Result<Self, ModelError> {
+        if name.is_empty() || name.len() > Self::MAX_LEN {
+            return Err(ModelError::InvalidCoin(name.chars().take(80).collect()));
+        }
+        if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(ModelError::InvalidCoin(name.escape_debug().collect()));
+        }
+        Ok(Self(SmolStr::new(name)))
+    }
+
+    /// The wire name.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// True for spot names (`@N` or `BASE/QUOTE`), false for perps.
+    pub fn is_spot(&self) -> bool {
+        self.0.starts_with('@') || self.0.contains('/')
+    }
+
+    /// The HIP-3 dex prefix (`"xyz"` for `"xyz:XYZ100"`), if any.
+    pub fn dex(&self) -> Option<&str> {
+        self.0.split_once(':').map(|(dex, _)| dex)
+    }
+}
+
+impl fmt::Display for Coin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Coin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Coin({})", self.0)
+    }
+}
+
+impl FromStr for Coin {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl AsRef<str> for Coin {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Serialize for Coin {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Coin {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Coin::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A 20-byte EVM-style address (Hyperliquid users, vaults). Displayed as lowercase `0x…` hex.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Address([u8; 20]);
+
+impl Address {
+    /// Wraps raw bytes.
+    pub const fn from_bytes(bytes: [u8; 20]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; 20] {
+        &self.0
+    }
+
+    /// Parses `0x` followed by 40 hex digits (any case).
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        let hex_part = s
+            .strip_prefix("0x")
+            .or_else(|| s.strip_prefix("0X"))
+            .ok_or_else(|| ModelError::InvalidAddress(truncate(s)))?;
+        if hex_part.len() != 40 {
+            return Err(ModelError::InvalidAddress(truncate(s)));
+        }
+        let mut out = [0u8; 20];
+        hex::decode_to_slice(hex_part, &mut out)
+            .map_err(|_| ModelError::InvalidAddress(truncate(s)))?;
+        Ok(Self(out))
+    }
+
+    /// Short form for messages: `0xf3f4…2a1b`.
+    pub fn short(&self) -> String {
+        let full = self.to_string();
+        format!("{}…{}", &full[..6], &full[38..])
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("0x")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address({self})")
+    }
+}
+
+impl FromStr for Address {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Address::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The stable identity of an incident, e.g. `oracle_deviation:ETH` or `hlp_loss_24h:hlp`.
+///
+/// Detections with the same key update one incident instead of opening new ones, so a
+/// condition that persists for an hour is one incident, not 3,600 alerts.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IncidentKey(String);
+
+impl IncidentKey {
+    /// Builds a key from a detector name and the parts that scope it (asset, user, venue …).
+    pub fn new(detector: &str, scope: &[&str]) -> Self {
+        let mut key = String::with_capacity(detector.len() + 16 * scope.len());
+        key.push_str(detector);
+        for part in scope {
+            key.push(':');
+            key.push_str(part);
+        }
+        Self(key)
+    }
+
+    /// Parses a key received from outside (API paths, stored rows).
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        if s.is_empty() || s.len() > 256 || s.chars().any(char::is_control) {
+            return Err(ModelError::InvalidIncidentKey(truncate(s)));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IncidentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for IncidentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IncidentKey({})", self.0)
+    }
+}
+
+/// Deterministic id of a stored item: a prefix and 16 hex digits of a stable 64-bit hash.
+///
+/// The same inputs always give the same id, so a replay produces byte-identical output and a
+/// re-delivered event is recognised as a duplicate.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StableId(String);
+
+impl StableId {
+    /// Derives an id from a prefix (`evt`, `inc`, `alr` …) and the identifying parts.
+    pub fn derive(prefix: &str, parts: &[&str]) -> Self {
+        let mut h = Fnv64::new();
+        for p in parts {
+            h.write(p.as_bytes());
+            h.write(&[0x1f]);
+        }
+        Self(format!("{prefix}_{:016x}", h.finish()))
+    }
+
+    /// Parses an id received from outside.
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        let ok = s.len() <= 64
+            && !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ModelError::InvalidId(truncate(s)))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for StableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StableId({})", self.0)
+    }
+}
+
+/// FNV-1a, 64 bit: tiny, stable across platforms and releases (unlike `DefaultHasher`).
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv64(u64);
+
+impl Fnv64 {
+    /// A fresh hasher.
+    pub const fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Feeds bytes.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// The hash so far.
+    pub const fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coin_accepts_real_names_and_rejects_garbage() {
+        for ok in ["BTC", "kPEPE", "@107", "PURR/USDC", "xyz:XYZ100"] {
+            assert_eq!(Coin::new(ok).unwrap().as_str(), ok);
+        }
+        assert!(Coin::new("@107").unwrap().is_spot());
+        assert!(!Coin::new("BTC").unwrap().is_spot());
+        assert_eq!(Coin::new("flx:CRCL").unwrap().dex(), Some("flx"));
+        for bad in ["", "BT C", "a\nb", &"X".repeat(65)] {
+            assert!(Coin::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn address_roundtrips_lowercase() {
+        let a = Address::parse("0xDFC24B077BC1425AD1DEA75BCB6F8158E10DF303").unwrap();
+        assert_eq!(a.to_string(), "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303");
+        assert_eq!(a.short(), "0xdfc2…f303");
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<Address>(&json).unwrap(), a);
+        for bad in [
+            "",
+            "0x",
+            "dfc24b077bc1425ad1dea75bcb6f8158e10df303",
+            "0xzz24b077bc1425ad1dea75bcb6f8158e10df303",
+        ] {
+            assert!(Address::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stable_ids_are_deterministic_and_distinct() {
+        let a = StableId::derive("evt", &["oracle", "ETH", "1"]);
+        let b = StableId::derive("evt", &["oracle", "ETH", "1"]);
+        let c = StableId::derive("evt", &["oracle", "ETH1", ""]);
+        assert_eq!(a, b);
+        assert_ne!(a, c, "part separators must prevent ambiguous joins");
+        assert!(a.as_str().starts_with("evt_"));
+        assert!(StableId::parse(a.as_str()).is_ok());
+        assert!(StableId::parse("../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn incident_keys_join_scope() {
+        let k = IncidentKey::new("oracle_deviation", &["ETH", "binance"]);
+        assert_eq!(k.as_str(), "oracle_deviation:ETH:binance");
+        assert!(IncidentKey::parse("").is_err());
+    }
+}

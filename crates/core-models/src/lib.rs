@@ -1,0 +1,39 @@
+//! Domain vocabulary and boundary traits of kamiyo (no I/O).
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod alert;
+pub mod error;
+pub mod feed;
+pub mod ids;
+pub mod market;
+pub mod price;
+pub mod security;
+pub mod store;
+pub mod time;
+
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
+
+pub use alert::{Alert, DeliveryReceipt, Notifier, NotifyError};
+pub use error::{ModelError, ModelResult};
+pub use feed::{FeedState, FeedStatus, FreshnessTracker};
+pub use ids::{Address, Coin, Fnv64, IncidentKey, StableId};
+pub use market::{
+    AssetCtx, BookLevel, BookSnapshot, EventStream, Fill, FillDir, LedgerEvent, LedgerKind,
+    LiquidationInfo, LiquidationMethod, MarketDataStream, MarketEvent, Mids, OiCapSnapshot,
+    Position, PositionSnapshot, SeriesPoint, Side, Trade, VaultSnapshot,
+};
+pub use price::{Price, PriceSource, ReferenceQuote, SourceError, Venue, deviation_pct};
+pub use rust_decimal::Decimal;
+pub use security::{
+    Detection, Evidence, EvidenceValue, Incident, IncidentChange, IncidentStatus, IncidentUpdate,
+    SecurityEvent, Severity, ThreatType,
+};
+pub use store::{
+    ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, DeliveryQuery, DeviationKind,
+    DeviationSample, EventQuery, IncidentQuery, IncidentStore, IngestBatch, LiquidationRecord,
+    MarketStore, Order, OutboxEntry, OutboxStatus, OutboxStore, PositionRecord, StoreError,
+    StoreResult, StoredEvent, VaultPoint,
+};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -1,0 +1,408 @@
+//! Storage boundary: narrow traits, one capability each (incidents, market history, ingest,
+//! outbox, API keys, audit). `kamiyo-store` implements them for SQLite and PostgreSQL;
+//! `testing` (feature `test-utils`) implements them in memory.
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Alert;
+use crate::ids::{Address, Coin, StableId};
+use crate::market::{LiquidationMethod, Side};
+use crate::price::{Price, Venue};
+use crate::security::{
+    Incident, IncidentStatus, IncidentUpdate, SecurityEvent, Severity, ThreatType,
+};
+use crate::time::Timestamp;
+
+/// Storage failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed (connection, constraint, I/O). The text is for logs, not clients.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    /// A stored row could not be converted back to a domain value.
+    #[error("corrupt stored row in {table}: {detail}")]
+    Corrupt {
+        /// Table name.
+        table: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The request itself was invalid (bad cursor, limit out of range).
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+}
+
+/// Result alias for storage.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Sort order of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Newest first (API listings).
+    #[default]
+    Desc,
+    /// Oldest first (stream resumption).
+    Asc,
+}
+
+/// Filters for security events. Pagination is by the store-assigned sequence number `seq`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only this severity or higher.
+    pub min_severity: Option<Severity>,
+    /// Only this threat type.
+    pub threat_type: Option<ThreatType>,
+    /// Only this asset.
+    pub asset: Option<Coin>,
+    /// Only events at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only events with `seq` strictly below (desc paging) …
+    pub before_seq: Option<i64>,
+    /// … or strictly above (asc paging, stream resume).
+    pub after_seq: Option<i64>,
+    /// Order.
+    pub order: Order,
+    /// Maximum rows (1..=1000).
+    pub limit: u32,
+}
+
+/// A stored security event with its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Monotonic sequence number assigned at insert; the cursor of `/security/events` and `/ws`.
+    pub seq: i64,
+    /// The event.
+    pub event: SecurityEvent,
+}
+
+/// Filters for incidents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IncidentQuery {
+    /// Only this status.
+    pub status: Option<IncidentStatus>,
+    /// Only this asset.
+    pub asset: Option<Coin>,
+    /// Maximum rows.
+    pub limit: u32,
+}
+
+/// Incidents and their lifecycle events.
+#[async_trait]
+pub trait IncidentStore: Send + Sync {
+    /// Stores lifecycle steps atomically: appends each event (ignoring an event id already
+    /// stored) and upserts its incident. Returns the stored events with their `seq`.
+    async fn record_updates(&self, updates: &[IncidentUpdate]) -> StoreResult<Vec<StoredEvent>>;
+    /// One incident by id.
+    async fn incident(&self, id: &StableId) -> StoreResult<Option<Incident>>;
+    /// Incidents, most recently seen first.
+    async fn incidents(&self, query: &IncidentQuery) -> StoreResult<Vec<Incident>>;
+    /// Security events.
+    async fn events(&self, query: &EventQuery) -> StoreResult<Vec<StoredEvent>>;
+    /// Events of one incident, oldest first.
+    async fn incident_events(&self, id: &StableId) -> StoreResult<Vec<StoredEvent>>;
+}
+
+/// A point of a vault's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultPoint {
+    /// Vault.
+    pub vault: Address,
+    /// Time.
+    pub time: Timestamp,
+    /// Account value.
+    pub account_value: Decimal,
+    /// Cumulative PnL.
+    pub pnl: Decimal,
+}
+
+/// Which prices a deviation sample compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviationKind {
+    /// Oracle against the reference-venue median (or one venue).
+    OracleVsReference,
+    /// Mark against oracle.
+    MarkVsOracle,
+    /// Mid against oracle.
+    MidVsOracle,
+}
+
+impl DeviationKind {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OracleVsReference => "oracle_vs_reference",
+            Self::MarkVsOracle => "mark_vs_oracle",
+            Self::MidVsOracle => "mid_vs_oracle",
+        }
+    }
+}
+
+/// One deviation measurement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviationSample {
+    /// Market.
+    pub coin: Coin,
+    /// Time.
+    pub time: Timestamp,
+    /// What is compared.
+    pub kind: DeviationKind,
+    /// The venue, for per-venue comparisons; `None` for the weighted median.
+    pub venue: Option<Venue>,
+    /// The price under test.
+    pub value: Price,
+    /// The reference it is compared to.
+    pub reference: Price,
+    /// Signed deviation in percent.
+    pub deviation_pct: Decimal,
+}
+
+/// A liquidation or ADL fill, as kept for the liquidation timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiquidationRecord {
+    /// Time.
+    pub time: Timestamp,
+    /// Market.
+    pub coin: Coin,
+    /// The account whose fill this is (liquidator vault, counterparty or the liquidated user).
+    pub user: Address,
+    /// The liquidated account.
+    pub liquidated_user: Option<Address>,
+    /// Side of `user`'s fill.
+    pub side: Side,
+    /// Price.
+    pub px: Price,
+    /// Size.
+    pub sz: Decimal,
+    /// Notional in USD.
+    pub notional: Decimal,
+    /// Market, backstop …
+    pub method: Option<LiquidationMethod>,
+    /// True for auto-deleveraging fills.
+    pub is_adl: bool,
+    /// Trade id (or order id for old fills); with time and coin, the dedup key.
+    pub tid: u64,
+}
+
+/// A user's position at a time, as kept for whale and HLP exposure history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PositionRecord {
+    /// Account.
+    pub user: Address,
+    /// Time.
+    pub time: Timestamp,
+    /// Market.
+    pub coin: Coin,
+    /// Signed size.
+    pub szi: Decimal,
+    /// Notional.
+    pub position_value: Decimal,
+    /// Liquidation price.
+    pub liquidation_px: Option<Price>,
+    /// Account value of the user at that time.
+    pub account_value: Decimal,
+}
+
+/// Everything one ingest step writes, committed in one transaction together with the ingest
+/// cursor, so a restart resumes exactly where the last commit ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestBatch {
+    /// Vault history points.
+    pub vault_points: Vec<VaultPoint>,
+    /// Deviation samples.
+    pub deviations: Vec<DeviationSample>,
+    /// Liquidation and ADL fills.
+    pub liquidations: Vec<LiquidationRecord>,
+    /// Position snapshots.
+    pub positions: Vec<PositionRecord>,
+    /// Incident lifecycle steps.
+    pub updates: Vec<IncidentUpdate>,
+    /// New cursor positions (`source` → position), written last in the same transaction.
+    pub cursors: Vec<(String, String)>,
+}
+
+impl IngestBatch {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.vault_points.is_empty()
+            && self.deviations.is_empty()
+            && self.liquidations.is_empty()
+            && self.positions.is_empty()
+            && self.updates.is_empty()
+            && self.cursors.is_empty()
+    }
+}
+
+/// Market history written by the ingest pipeline and read by the API.
+#[async_trait]
+pub trait MarketStore: Send + Sync {
+    /// Commits a batch atomically (duplicates by natural key are ignored). Returns the stored
+    /// security events with their `seq`.
+    async fn commit(&self, batch: &IngestBatch) -> StoreResult<Vec<StoredEvent>>;
+    /// An ingest cursor.
+    async fn cursor(&self, source: &str) -> StoreResult<Option<String>>;
+    /// Vault history since `since`, oldest first.
+    async fn vault_points(
+        &self,
+        vault: Option<Address>,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<VaultPoint>>;
+    /// Deviation samples since `since`, oldest first.
+    async fn deviations(
+        &self,
+        coin: Option<&Coin>,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<DeviationSample>>;
+    /// Liquidations since `since`, newest first.
+    async fn liquidations(
+        &self,
+        coin: Option<&Coin>,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<LiquidationRecord>>;
+    /// Latest positions per (user, coin) since `since`.
+    async fn positions(
+        &self,
+        user: Option<Address>,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<PositionRecord>>;
+}
+
+/// Delivery state of an outbox entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    /// Waiting for (another) attempt.
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Given up: permanent failure or attempts exhausted.
+    Failed,
+}
+
+impl OutboxStatus {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One alert for one channel in the durable outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// The alert's idempotency key (primary key).
+    pub id: StableId,
+    /// Channel name.
+    pub channel: String,
+    /// The alert.
+    pub alert: Alert,
+    /// State.
+    pub status: OutboxStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Earliest next attempt.
+    pub next_attempt_at: Timestamp,
+    /// When it was enqueued.
+    pub created_at: Timestamp,
+    /// When it was delivered.
+    pub delivered_at: Option<Timestamp>,
+    /// Last error text.
+    pub last_error: Option<String>,
+}
+
+/// Filters for the delivery log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryQuery {
+    /// Only this channel.
+    pub channel: Option<String>,
+    /// Only this status.
+    pub status: Option<OutboxStatus>,
+    /// Maximum rows.
+    pub limit: u32,
+}
+
+/// The durable alert outbox and delivery log.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Enqueues entries; an id already present is left unchanged. Returns how many were new.
+    async fn enqueue(&self, entries: &[OutboxEntry]) -> StoreResult<usize>;
+    /// Pending entries whose next attempt is due at `now`, oldest first.
+    async fn due(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<OutboxEntry>>;
+    /// Records a successful attempt.
+    async fn mark_delivered(&self, id: &StableId, attempts: u32, at: Timestamp) -> StoreResult<()>;
+    /// Records a failed attempt to be retried at `next_attempt_at`.
+    async fn mark_retry(
+        &self,
+        id: &StableId,
+        attempts: u32,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> StoreResult<()>;
+    /// Records a final failure.
+    async fn mark_failed(&self, id: &StableId, attempts: u32, error: &str) -> StoreResult<()>;
+    /// The delivery log, newest first.
+    async fn deliveries(&self, query: &DeliveryQuery) -> StoreResult<Vec<OutboxEntry>>;
+}
+
+/// A stored API key (only its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    /// Key id.
+    pub id: StableId,
+    /// Human label.
+    pub name: String,
+    /// First characters of the key, for lookup and display.
+    pub prefix: String,
+    /// Hex SHA-256 of the full key.
+    pub hash: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Revocation time.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// API keys.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Stores a new key.
+    async fn insert_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// All keys, newest first.
+    async fn keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Keys whose prefix matches (usually one).
+    async fn keys_by_prefix(&self, prefix: &str) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Revokes a key by id or prefix. Returns false when none matched.
+    async fn revoke_key(&self, id_or_prefix: &str, at: Timestamp) -> StoreResult<bool>;
+}
+
+/// One audit-log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Time.
+    pub time: Timestamp,
+    /// Who (`cli`, key prefix …).
+    pub actor: String,
+    /// What (`api_key.create` …).
+    pub action: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// The audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an entry.
+    async fn audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Latest entries, newest first.
+    async fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+}

@@ -1,0 +1,3 @@
+//! Feature engineering, Isolation Forest anomaly scoring and ARIMA risk forecasts for kamiyo.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
