@@ -1,0 +1,51 @@
+//! Wiring of the self-hosted monitor: builds the running application from configuration.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+use std::net::SocketAddr;
+
+use actix_web::{App, HttpServer, dev::ServerHandle};
+
+/// A built application, ready to run.
+pub struct Application {
+    addr: SocketAddr,
+    server: actix_web::dev::Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Binds the HTTP listener on `bind` (port 0 picks a free port).
+    pub fn build(bind: SocketAddr) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(bind)?;
+        let addr = listener.local_addr()?;
+        let server = HttpServer::new(|| App::new().configure(kamiyo_api::configure))
+            .workers(2)
+            .shutdown_timeout(5)
+            .listen(listener)?
+            .run();
+        Ok(Self { addr, server })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle that stops the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped.
+    pub async fn run(self) -> anyhow::Result<()> {
+        self.server.await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,162 @@
+//! A small model of the workspace built from `cargo metadata`, so the tidy rules can run on the
+//! real workspace and, in tests, on hand-built workspaces with planted violations.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// Kind of a dependency edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DepKind {
+    /// `[dependencies]`
+    Normal,
+    /// `[dev-dependencies]`
+    Dev,
+    /// `[build-dependencies]`
+    Build,
+}
+
+/// A package of the workspace (a member) or of the dependency graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    /// Package name.
+    pub name: String,
+    /// Directory of its manifest, relative to the workspace root (empty for registry packages).
+    pub rel_dir: PathBuf,
+    /// True for workspace members.
+    pub member: bool,
+    /// False when `publish = false`.
+    pub publishable: bool,
+    /// Direct dependencies of the manifest: (name, kind).
+    pub deps: Vec<(String, DepKind)>,
+}
+
+/// The workspace and its resolved graph.
+#[derive(Debug, Clone, Default)]
+pub struct Workspace {
+    /// Root directory.
+    pub root: PathBuf,
+    /// Packages by name (workspace members and everything resolved).
+    pub packages: BTreeMap<String, Package>,
+    /// Resolved edges: package → set of (dependency name, kind).
+    pub resolved: BTreeMap<String, BTreeSet<(String, DepKind)>>,
+}
+
+impl Workspace {
+    /// Runs `cargo metadata` in `root` and builds the model.
+    pub fn load(root: &Path) -> anyhow::Result<Self> {
+        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["metadata", "--format-version", "1"])
+            .current_dir(root)
+            .output()
+            .context("running cargo metadata")?;
+        if !out.status.success() {
+            bail!(
+                "cargo metadata failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+        Self::from_metadata(&v)
+    }
+
+    /// Builds the model from `cargo metadata` JSON.
+    pub fn from_metadata(v: &Value) -> anyhow::Result<Self> {
+        let root = PathBuf::from(v["workspace_root"].as_str().context("workspace_root")?);
+        let members: BTreeSet<&str> = v["workspace_members"]
+            .as_array()
+            .context("workspace_members")?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut id_to_name = BTreeMap::new();
+        let mut ws = Workspace {
+            root: root.clone(),
+            ..Default::default()
+        };
+        for p in v["packages"].as_array().context("packages")? {
+            let id = p["id"].as_str().context("id")?;
+            let name = p["name"].as_str().context("name")?.to_owned();
+            id_to_name.insert(id.to_owned(), name.clone());
+            let manifest = PathBuf::from(p["manifest_path"].as_str().context("manifest_path")?);
+            let member = members.contains(id);
+            let rel_dir = if member {
+                manifest
+                    .parent()
+                    .and_then(|d| d.strip_prefix(&root).ok())
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+            } else {
+                PathBuf::new()
+            };
+            let publishable = !matches!(&p["publish"], Value::Array(a) if a.is_empty());
+            let deps = p["dependencies"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| {
+                            let n = d["name"].as_str()?.to_owned();
+                            Some((n, kind_of(&d["kind"])))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            // Several versions of one crate may coexist; the model keys by name, which is
+            // enough for the rules (they ask "is X anywhere in the closure").
+            ws.packages.entry(name.clone()).or_insert(Package {
+                name,
+                rel_dir,
+                member,
+                publishable,
+                deps,
+            });
+        }
+        if let Some(nodes) = v["resolve"]["nodes"].as_array() {
+            for n in nodes {
+                let Some(name) = n["id"].as_str().and_then(|id| id_to_name.get(id)) else {
+                    continue;
+                };
+                let edges = ws.resolved.entry(name.clone()).or_default();
+                for d in n["deps"].as_array().into_iter().flatten() {
+                    let Some(dep) = d["pkg"].as_str().and_then(|id| id_to_name.get(id)) else {
+                        continue;
+                    };
+                    for k in d["dep_kinds"].as_array().into_iter().flatten() {
+                        edges.insert((dep.clone(), kind_of(&k["kind"])));
+                    }
+                }
+            }
+        }
+        Ok(ws)
+    }
+
+    /// Workspace members.
+    pub fn members(&self) -> impl Iterator<Item = &Package> {
+        self.packages.values().filter(|p| p.member)
+    }
+
+    /// Every package reachable from `name` through normal (non-dev, non-build) edges.
+    pub fn normal_closure(&self, name: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut queue = VecDeque::from([name.to_owned()]);
+        while let Some(n) = queue.pop_front() {
+            for (dep, kind) in self.resolved.get(&n).into_iter().flatten() {
+                if *kind == DepKind::Normal && seen.insert(dep.clone()) {
+                    queue.push_back(dep.clone());
+                }
+            }
+        }
+        seen
+    }
+}
+
+fn kind_of(v: &Value) -> DepKind {
+    match v.as_str() {
+        Some("dev") => DepKind::Dev,
+        Some("build") => DepKind::Build,
+        _ => DepKind::Normal,
+    }
+}
