@@ -1,9 +1,10 @@
 //! `cargo xtask export-oss <dir>`: writes the open-source tree.
 //!
 //! - Paths listed in `.oss-exclude` are dropped (the proprietary tree, the list itself).
-//! - In every text file, the lines from one containing `kamiyo:private-begin` to one containing
-//!   `kamiyo:private-end` (inclusive) are removed, so shared files (the workspace manifest, the
-//!   CI script, docs) lose their private parts.
+//! - In every text file, the lines from one containing the [`BEGIN`] marker to one containing
+//!   the [`END`] marker (inclusive) are removed, so shared files (the workspace manifest, the CI
+//!   script, docs) lose their private parts. (The markers are spelled with `concat!` here so
+//!   that this file does not mark itself.)
 //! - `Cargo.lock` loses the entries of excluded workspace members.
 //! - The result is scanned for the forbidden tokens of `.oss-exclude`; any hit fails the export.
 
@@ -13,9 +14,9 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 /// Marker opening a private region.
-pub const BEGIN: &str = "kamiyo:private-begin";
+pub const BEGIN: &str = concat!("kamiyo:", "private-begin");
 /// Marker closing a private region.
-pub const END: &str = "kamiyo:private-end";
+pub const END: &str = concat!("kamiyo:", "private-end");
 
 /// The parsed `.oss-exclude`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -140,9 +141,9 @@ fn package_name(manifest: &Path) -> Option<String> {
 
 /// Exports the open-source tree of `root` into `dest` (which must not exist or be empty).
 pub fn export(root: &Path, dest: &Path) -> anyhow::Result<usize> {
-    let list = ExcludeList::parse(
-        &std::fs::read_to_string(root.join(".oss-exclude")).context("reading .oss-exclude")?,
-    );
+    // An exported tree has no exclude list; exporting it again only strips markers.
+    let list =
+        ExcludeList::parse(&std::fs::read_to_string(root.join(".oss-exclude")).unwrap_or_default());
     if dest.exists() && std::fs::read_dir(dest)?.next().is_some() {
         bail!("{} exists and is not empty", dest.display());
     }
@@ -260,7 +261,9 @@ mod tests {
         assert!(dest.join("Cargo.toml").is_file());
         assert!(dest.join("LICENSE").is_file());
         assert!(!dest.join(".oss-exclude").exists());
-        let list = ExcludeList::parse(&std::fs::read_to_string(root.join(".oss-exclude")).unwrap());
+        let list = ExcludeList::parse(
+            &std::fs::read_to_string(root.join(".oss-exclude")).unwrap_or_default(),
+        );
         for p in &list.paths {
             assert!(!dest.join(p).exists(), "{p} was exported");
         }
