@@ -79,10 +79,21 @@ impl Serialize for Coin {
     }
 }
 
+struct StrVisitor<T>(fn(&str) -> Result<T, ModelError>, &'static str);
+
+impl<T> serde::de::Visitor<'_> for StrVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.1)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
+    }
+}
+
 impl<'de> Deserialize<'de> for Coin {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Coin::new(&s).map_err(serde::de::Error::custom)
+        d.deserialize_str(StrVisitor(Coin::new, "a coin name"))
     }
 }
 
@@ -158,8 +169,7 @@ impl Serialize for Address {
 
 impl<'de> Deserialize<'de> for Address {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Address::parse(&s).map_err(serde::de::Error::custom)
+        d.deserialize_str(StrVisitor(Address::parse, "a 0x-prefixed 20-byte hex address"))
     }
 }
 
