@@ -1,3 +1,13 @@
-//! Hyperliquid and reference-venue market data: REST and WebSocket clients, wire decoders, weighted median, feed freshness and scenario replay.
+//! Hyperliquid and reference-venue market data for kamiyo.
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+
+pub mod aggregate;
+pub mod hyperliquid;
+pub mod sources;
+
+/// Installs ring as the process-wide rustls crypto provider (idempotent). Every TLS client in
+/// this crate calls it; binaries may call it first thing in `main`.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

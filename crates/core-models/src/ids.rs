@@ -169,7 +169,10 @@ impl Serialize for Address {
 
 impl<'de> Deserialize<'de> for Address {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(StrVisitor(Address::parse, "a 0x-prefixed 20-byte hex address"))
+        d.deserialize_str(StrVisitor(
+            Address::parse,
+            "a 0x-prefixed 20-byte hex address",
+        ))
     }
 }
 

@@ -16,7 +16,9 @@ pub fn parse_decimal(s: &str) -> Option<Decimal> {
     if s.is_empty() || s.len() > 64 {
         return None;
     }
-    Decimal::from_str(s).ok().or_else(|| Decimal::from_scientific(s).ok())
+    Decimal::from_str(s)
+        .ok()
+        .or_else(|| Decimal::from_scientific(s).ok())
 }
 
 struct DecimalVisitor;
@@ -41,7 +43,8 @@ impl<'de> Visitor<'de> for DecimalVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Decimal, E> {
-        Decimal::try_from(v).map_err(|_| E::custom(format_args!("number {v} does not fit a decimal")))
+        Decimal::try_from(v)
+            .map_err(|_| E::custom(format_args!("number {v} does not fit a decimal")))
     }
 }
 
@@ -90,7 +93,9 @@ pub fn int_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
             i64::try_from(v).map_err(|_| E::custom("integer too large"))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
-            v.trim().parse().map_err(|_| E::custom(format_args!("invalid integer {:?}", truncate(v))))
+            v.trim()
+                .parse()
+                .map_err(|_| E::custom(format_args!("invalid integer {:?}", truncate(v))))
         }
     }
     d.deserialize_any(IntVisitor)

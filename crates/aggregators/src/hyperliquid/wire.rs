@@ -44,7 +44,11 @@ impl DecodeError {
 
     /// As a source error of `venue`.
     pub fn into_source(self, venue: &str) -> SourceError {
-        SourceError::Decode { venue: venue.to_owned(), what: self.what.to_owned(), detail: self.detail }
+        SourceError::Decode {
+            venue: venue.to_owned(),
+            what: self.what.to_owned(),
+            detail: self.detail,
+        }
     }
 }
 
@@ -88,7 +92,10 @@ fn de_side<'de, D: Deserializer<'de>>(d: D) -> Result<Side, D::Error> {
             match v {
                 "B" | "b" | "buy" | "BUY" | "Buy" => Ok(Side::Buy),
                 "A" | "a" | "sell" | "SELL" | "Sell" | "S" => Ok(Side::Sell),
-                other => Err(E::custom(format_args!("unknown side {:?}", other.chars().take(10).collect::<String>()))),
+                other => Err(E::custom(format_args!(
+                    "unknown side {:?}",
+                    other.chars().take(10).collect::<String>()
+                ))),
             }
         }
     }
@@ -196,7 +203,15 @@ pub struct WireTrade {
 impl WireTrade {
     /// Normalizes.
     pub fn into_trade(self) -> Trade {
-        Trade { coin: self.coin, side: self.side, px: self.px, sz: self.sz, time: self.time, tid: self.tid, users: self.users }
+        Trade {
+            coin: self.coin,
+            side: self.side,
+            px: self.px,
+            sz: self.sz,
+            time: self.time,
+            tid: self.tid,
+            users: self.users,
+        }
     }
 
     /// Wire form of a normalized trade (the hash is derived from the trade id).
@@ -296,7 +311,11 @@ impl WireAssetCtx {
             mark_px: c.mark_px,
             mid_px: c.mid_px,
             impact_pxs: c.impact_pxs.map(|[a, b]| [DecStr(a), DecStr(b)]),
-            day_base_vlm: Some(if c.mark_px.is_zero() { Decimal::ZERO } else { (c.day_ntl_vlm / c.mark_px).round_dp(4) }),
+            day_base_vlm: Some(if c.mark_px.is_zero() {
+                Decimal::ZERO
+            } else {
+                (c.day_ntl_vlm / c.mark_px).round_dp(4)
+            }),
         }
     }
 }
@@ -331,14 +350,39 @@ impl WireBook {
     /// Normalizes.
     pub fn into_book(self) -> BookSnapshot {
         let [bids, asks] = self.levels;
-        let conv = |v: Vec<WireLevel>| v.into_iter().map(|l| BookLevel { px: l.px, sz: l.sz, n: l.n }).collect();
-        BookSnapshot { coin: self.coin, time: self.time, bids: conv(bids), asks: conv(asks) }
+        let conv = |v: Vec<WireLevel>| {
+            v.into_iter()
+                .map(|l| BookLevel {
+                    px: l.px,
+                    sz: l.sz,
+                    n: l.n,
+                })
+                .collect()
+        };
+        BookSnapshot {
+            coin: self.coin,
+            time: self.time,
+            bids: conv(bids),
+            asks: conv(asks),
+        }
     }
 
     /// Wire form.
     pub fn from_book(b: &BookSnapshot) -> Self {
-        let conv = |v: &[BookLevel]| v.iter().map(|l| WireLevel { px: l.px, sz: l.sz, n: l.n }).collect();
-        Self { coin: b.coin.clone(), time: b.time, levels: [conv(&b.bids), conv(&b.asks)] }
+        let conv = |v: &[BookLevel]| {
+            v.iter()
+                .map(|l| WireLevel {
+                    px: l.px,
+                    sz: l.sz,
+                    n: l.n,
+                })
+                .collect()
+        };
+        Self {
+            coin: b.coin.clone(),
+            time: b.time,
+            levels: [conv(&b.bids), conv(&b.asks)],
+        }
     }
 }
 
@@ -407,7 +451,11 @@ pub struct WireFill {
     #[serde(deserialize_with = "opt_dec", serialize_with = "ser_opt_dec", default)]
     pub fee: Option<Decimal>,
     /// Trade id (absent in 2023).
-    #[serde(deserialize_with = "opt_u64_lenient", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_u64_lenient",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tid: Option<u64>,
     /// Fee token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -434,7 +482,11 @@ impl WireFill {
             oid: self.oid,
             fee: self.fee.unwrap_or_default(),
             hash: self.hash,
-            liquidation: self.liquidation.map(|l| LiquidationInfo { liquidated_user: l.liquidated_user, mark_px: l.mark_px, method: l.method }),
+            liquidation: self.liquidation.map(|l| LiquidationInfo {
+                liquidated_user: l.liquidated_user,
+                mark_px: l.mark_px,
+                method: l.method,
+            }),
         }
     }
 
@@ -507,12 +559,23 @@ pub fn decode_meta(body: &str) -> DecodeResult<WireMeta> {
 }
 
 /// Decodes `metaAndAssetCtxs` into the universe and one context per listed asset.
-pub fn decode_meta_and_asset_ctxs(body: &str, time: Timestamp) -> DecodeResult<(WireMeta, Vec<AssetCtx>)> {
+pub fn decode_meta_and_asset_ctxs(
+    body: &str,
+    time: Timestamp,
+) -> DecodeResult<(WireMeta, Vec<AssetCtx>)> {
     let (meta, ctxs): (WireMeta, Vec<WireAssetCtx>) = from_json("metaAndAssetCtxs", body)?;
     if ctxs.len() > meta.universe.len() {
-        return Err(DecodeError::new("metaAndAssetCtxs", format_args!("{} contexts for {} assets", ctxs.len(), meta.universe.len())));
+        return Err(DecodeError::new(
+            "metaAndAssetCtxs",
+            format_args!("{} contexts for {} assets", ctxs.len(), meta.universe.len()),
+        ));
     }
-    let out = meta.universe.iter().zip(ctxs).map(|(a, c)| c.into_ctx(a.name.clone(), time)).collect();
+    let out = meta
+        .universe
+        .iter()
+        .zip(ctxs)
+        .map(|(a, c)| c.into_ctx(a.name.clone(), time))
+        .collect();
     Ok((meta, out))
 }
 
@@ -668,7 +731,10 @@ impl WireClearinghouseState {
                     position: WirePosition {
                         coin: p.coin.clone(),
                         szi: p.szi,
-                        leverage: p.leverage.map(|value| WireLeverage { kind: "cross".into(), value }),
+                        leverage: p.leverage.map(|value| WireLeverage {
+                            kind: "cross".into(),
+                            value,
+                        }),
                         entry_px: p.entry_px,
                         position_value: p.position_value,
                         unrealized_pnl: Some(p.unrealized_pnl),
@@ -683,7 +749,11 @@ impl WireClearinghouseState {
 }
 
 /// Decodes `clearinghouseState` for `user`.
-pub fn decode_clearinghouse_state(body: &str, user: Address, time: Timestamp) -> DecodeResult<PositionSnapshot> {
+pub fn decode_clearinghouse_state(
+    body: &str,
+    user: Address,
+    time: Timestamp,
+) -> DecodeResult<PositionSnapshot> {
     let s: WireClearinghouseState = from_json("clearinghouseState", body)?;
     Ok(s.into_snapshot(user, time))
 }
@@ -808,7 +878,14 @@ pub fn merge_portfolio(portfolio: &WirePortfolio) -> (Vec<SeriesPoint>, Vec<Seri
             av.insert(t.0, *v);
         }
     }
-    let conv = |m: BTreeMap<i64, Decimal>| m.into_iter().map(|(t, v)| SeriesPoint { time: Timestamp(t), value: v }).collect();
+    let conv = |m: BTreeMap<i64, Decimal>| {
+        m.into_iter()
+            .map(|(t, v)| SeriesPoint {
+                time: Timestamp(t),
+                value: v,
+            })
+            .collect()
+    };
     (conv(pnl), conv(av))
 }
 
@@ -817,10 +894,24 @@ pub fn decode_vault_details(body: &str, time: Timestamp) -> DecodeResult<Option<
     let v: Option<WireVaultDetails> = from_json("vaultDetails", body)?;
     Ok(v.map(|v| {
         let (pnl_history, account_value_history) = merge_portfolio(&v.portfolio);
-        let account_value = account_value_history.last().map(|p| p.value).unwrap_or_default();
+        let account_value = account_value_history
+            .last()
+            .map(|p| p.value)
+            .unwrap_or_default();
         VaultDetails {
-            snapshot: VaultSnapshot { vault: v.vault_address, name: v.name, time, account_value, pnl_history, account_value_history },
-            children: v.relationship.data.map(|d| d.child_addresses).unwrap_or_default(),
+            snapshot: VaultSnapshot {
+                vault: v.vault_address,
+                name: v.name,
+                time,
+                account_value,
+                pnl_history,
+                account_value_history,
+            },
+            children: v
+                .relationship
+                .data
+                .map(|d| d.child_addresses)
+                .unwrap_or_default(),
             relationship: v.relationship.kind,
         }
     }))
@@ -830,8 +921,18 @@ pub fn decode_vault_details(body: &str, time: Timestamp) -> DecodeResult<Option<
 pub fn decode_portfolio(body: &str, user: Address, time: Timestamp) -> DecodeResult<VaultSnapshot> {
     let p: WirePortfolio = from_json("portfolio", body)?;
     let (pnl_history, account_value_history) = merge_portfolio(&p);
-    let account_value = account_value_history.last().map(|p| p.value).unwrap_or_default();
-    Ok(VaultSnapshot { vault: user, name: String::new(), time, account_value, pnl_history, account_value_history })
+    let account_value = account_value_history
+        .last()
+        .map(|p| p.value)
+        .unwrap_or_default();
+    Ok(VaultSnapshot {
+        vault: user,
+        name: String::new(),
+        time,
+        account_value,
+        pnl_history,
+        account_value_history,
+    })
 }
 
 /// A candle (`candleSnapshot`, `candle` channel).
@@ -931,12 +1032,18 @@ fn ledger_kind(d: &WireDelta) -> LedgerKind {
         "withdraw" => LedgerKind::Withdraw,
         "vaultDeposit" => LedgerKind::VaultDeposit { vault: d.vault },
         "vaultWithdraw" | "vaultDistribution" => LedgerKind::VaultWithdraw { vault: d.vault },
-        "internalTransfer" | "subAccountTransfer" | "spotTransfer" | "accountClassTransfer" | "send" => LedgerKind::Transfer,
+        "internalTransfer"
+        | "subAccountTransfer"
+        | "spotTransfer"
+        | "accountClassTransfer"
+        | "send" => LedgerKind::Transfer,
         "liquidation" => LedgerKind::Liquidation {
             liquidated_ntl_pos: d.liquidated_ntl_pos.unwrap_or_default(),
             account_value: d.account_value.unwrap_or_default(),
         },
-        other => LedgerKind::Other { name: other.chars().take(64).collect() },
+        other => LedgerKind::Other {
+            name: other.chars().take(64).collect(),
+        },
     }
 }
 
@@ -1058,7 +1165,9 @@ struct AckData {
 }
 
 fn data<'a>(env: &Envelope<'a>, what: &'static str) -> DecodeResult<&'a str> {
-    env.data.map(RawValue::get).ok_or_else(|| DecodeError::new(what, "frame has no data"))
+    env.data
+        .map(RawValue::get)
+        .ok_or_else(|| DecodeError::new(what, "frame has no data"))
 }
 
 /// Decodes one WebSocket text frame received at `now`.
@@ -1068,28 +1177,45 @@ pub fn decode_ws_text(text: &str, now: Timestamp, ctx: &WsContext) -> DecodeResu
         if trimmed.starts_with("Websocket connection established") {
             return Ok(WsMessage::Greeting);
         }
-        return Err(DecodeError::new("ws frame", format_args!("not JSON: {:?}", text.chars().take(60).collect::<String>())));
+        return Err(DecodeError::new(
+            "ws frame",
+            format_args!("not JSON: {:?}", text.chars().take(60).collect::<String>()),
+        ));
     }
     let env: Envelope<'_> = from_json("ws frame", text)?;
-    let one = |e: MarketEvent| WsMessage::Events { events: vec![e], snapshot: false };
+    let one = |e: MarketEvent| WsMessage::Events {
+        events: vec![e],
+        snapshot: false,
+    };
     Ok(match env.channel.as_ref() {
         "pong" => WsMessage::Pong,
         "subscriptionResponse" => {
-            let a: AckData = from_json("subscriptionResponse", data(&env, "subscriptionResponse")?)?;
+            let a: AckData =
+                from_json("subscriptionResponse", data(&env, "subscriptionResponse")?)?;
             WsMessage::SubscriptionAck(a.subscription)
         }
         "error" => {
             let d = data(&env, "error")?;
-            let msg = serde_json::from_str::<String>(d).unwrap_or_else(|_| d.chars().take(300).collect());
+            let msg =
+                serde_json::from_str::<String>(d).unwrap_or_else(|_| d.chars().take(300).collect());
             WsMessage::ServerError(msg)
         }
         "allMids" => {
             let m: AllMidsData = from_json("allMids", data(&env, "allMids")?)?;
-            one(MarketEvent::Mids(Mids { time: now, mids: m.mids.0 }))
+            one(MarketEvent::Mids(Mids {
+                time: now,
+                mids: m.mids.0,
+            }))
         }
         "trades" => {
             let v: Vec<WireTrade> = from_json("trades", data(&env, "trades")?)?;
-            WsMessage::Events { events: v.into_iter().map(|t| MarketEvent::Trade(t.into_trade())).collect(), snapshot: false }
+            WsMessage::Events {
+                events: v
+                    .into_iter()
+                    .map(|t| MarketEvent::Trade(t.into_trade()))
+                    .collect(),
+                snapshot: false,
+            }
         }
         "activeAssetCtx" => {
             let c: ActiveCtxData = from_json("activeAssetCtx", data(&env, "activeAssetCtx")?)?;
@@ -1102,14 +1228,31 @@ pub fn decode_ws_text(text: &str, now: Timestamp, ctx: &WsContext) -> DecodeResu
         "bbo" => {
             let b: WireBbo = from_json("bbo", data(&env, "bbo")?)?;
             let [bid, ask] = b.bbo;
-            let conv = |l: Option<WireLevel>| l.map(|l| BookLevel { px: l.px, sz: l.sz, n: l.n }).into_iter().collect();
-            one(MarketEvent::Book(BookSnapshot { coin: b.coin, time: b.time, bids: conv(bid), asks: conv(ask) }))
+            let conv = |l: Option<WireLevel>| {
+                l.map(|l| BookLevel {
+                    px: l.px,
+                    sz: l.sz,
+                    n: l.n,
+                })
+                .into_iter()
+                .collect()
+            };
+            one(MarketEvent::Book(BookSnapshot {
+                coin: b.coin,
+                time: b.time,
+                bids: conv(bid),
+                asks: conv(ask),
+            }))
         }
         "userFills" => {
             let u: UserFillsData = from_json("userFills", data(&env, "userFills")?)?;
             let user = u.user;
             WsMessage::Events {
-                events: u.fills.into_iter().map(|f| MarketEvent::Fill(f.into_fill(user))).collect(),
+                events: u
+                    .fills
+                    .into_iter()
+                    .map(|f| MarketEvent::Fill(f.into_fill(user)))
+                    .collect(),
                 snapshot: u.is_snapshot,
             }
         }
@@ -1117,24 +1260,38 @@ pub fn decode_ws_text(text: &str, now: Timestamp, ctx: &WsContext) -> DecodeResu
             let u: UserEventsData = from_json("user", data(&env, "user")?)?;
             let mut events = Vec::new();
             if let Some(fills) = u.fills {
-                let owner = ctx
-                    .user_events_owner
-                    .ok_or_else(|| DecodeError::new("user", "userEvents fills arrived but no userEvents subscription is known"))?;
-                events.extend(fills.into_iter().map(|f| MarketEvent::Fill(f.into_fill(owner))));
+                let owner = ctx.user_events_owner.ok_or_else(|| {
+                    DecodeError::new(
+                        "user",
+                        "userEvents fills arrived but no userEvents subscription is known",
+                    )
+                })?;
+                events.extend(
+                    fills
+                        .into_iter()
+                        .map(|f| MarketEvent::Fill(f.into_fill(owner))),
+                );
             }
             if let Some(l) = u.liquidation {
                 events.push(MarketEvent::Ledger(LedgerEvent {
                     user: l.liquidated_user,
                     time: now,
-                    kind: LedgerKind::Liquidation { liquidated_ntl_pos: l.liquidated_ntl_pos, account_value: l.liquidated_account_value },
+                    kind: LedgerKind::Liquidation {
+                        liquidated_ntl_pos: l.liquidated_ntl_pos,
+                        account_value: l.liquidated_account_value,
+                    },
                     usdc: Decimal::ZERO,
                     hash: None,
                 }));
             }
-            WsMessage::Events { events, snapshot: false }
+            WsMessage::Events {
+                events,
+                snapshot: false,
+            }
         }
         "clearinghouseState" => {
-            let c: ChStateData = from_json("clearinghouseState", data(&env, "clearinghouseState")?)?;
+            let c: ChStateData =
+                from_json("clearinghouseState", data(&env, "clearinghouseState")?)?;
             one(MarketEvent::Positions(c.state.into_snapshot(c.user, now)))
         }
         "allDexsAssetCtxs" => {
@@ -1148,7 +1305,10 @@ pub fn decode_ws_text(text: &str, now: Timestamp, ctx: &WsContext) -> DecodeResu
                     events.push(MarketEvent::AssetCtx(c.into_ctx(coin.clone(), now)));
                 }
             }
-            WsMessage::Events { events, snapshot: false }
+            WsMessage::Events {
+                events,
+                snapshot: false,
+            }
         }
         other => WsMessage::Unknown(other.chars().take(64).collect()),
     })
@@ -1165,7 +1325,10 @@ pub mod encode {
 
     /// `trades` frame.
     pub fn trades(trades: &[Trade]) -> String {
-        frame("trades", trades.iter().map(WireTrade::from_trade).collect::<Vec<_>>())
+        frame(
+            "trades",
+            trades.iter().map(WireTrade::from_trade).collect::<Vec<_>>(),
+        )
     }
 
     /// `allMids` frame.
@@ -1175,7 +1338,10 @@ pub mod encode {
 
     /// `activeAssetCtx` frame.
     pub fn active_asset_ctx(c: &AssetCtx) -> String {
-        frame("activeAssetCtx", json!({ "coin": c.coin, "ctx": WireAssetCtx::from_ctx(c) }))
+        frame(
+            "activeAssetCtx",
+            json!({ "coin": c.coin, "ctx": WireAssetCtx::from_ctx(c) }),
+        )
     }
 
     /// `l2Book` frame.
@@ -1186,12 +1352,18 @@ pub mod encode {
     /// `userFills` frame.
     pub fn user_fills(user: Address, fills: &[Fill], snapshot: bool) -> String {
         let wire: Vec<WireFill> = fills.iter().map(WireFill::from_fill).collect();
-        frame("userFills", json!({ "user": user, "fills": wire, "isSnapshot": snapshot }))
+        frame(
+            "userFills",
+            json!({ "user": user, "fills": wire, "isSnapshot": snapshot }),
+        )
     }
 
     /// `subscriptionResponse` frame echoing `subscription`.
     pub fn subscription_ack(subscription: &serde_json::Value) -> String {
-        frame("subscriptionResponse", json!({ "method": "subscribe", "subscription": subscription }))
+        frame(
+            "subscriptionResponse",
+            json!({ "method": "subscribe", "subscription": subscription }),
+        )
     }
 
     /// `pong` frame.

@@ -1,0 +1,266 @@
+//! Weighted median of reference prices, mirroring how Hyperliquid's validators build the oracle
+//! (Binance 3, OKX 2, Bybit 2, Kraken 1, KuCoin 1, Gate 1, MEXC 1, Hyperliquid spot 1), and
+//! per-venue deviations so a detector can name the venue that diverges. Pure functions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kamiyo_core_models::{Coin, Decimal, Price, ReferenceQuote, Timestamp, Venue, deviation_pct};
+
+/// Weights per venue. Venues without a weight count 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VenueWeights(pub BTreeMap<Venue, Decimal>);
+
+impl VenueWeights {
+    /// Hyperliquid's oracle weights, plus Coinbase at 1 (it is not in the oracle, but it is an
+    /// independent USD reference).
+    pub fn hyperliquid_oracle() -> Self {
+        let mut m = BTreeMap::new();
+        for (v, w) in [
+            ("binance", 3),
+            ("okx", 2),
+            ("bybit", 2),
+            ("kraken", 1),
+            ("kucoin", 1),
+            ("gate", 1),
+            ("mexc", 1),
+            ("coinbase", 1),
+            ("hyperliquid_spot", 1),
+        ] {
+            if let Ok(v) = Venue::new(v) {
+                m.insert(v, Decimal::from(w));
+            }
+        }
+        Self(m)
+    }
+
+    /// Weight of `venue`.
+    pub fn weight(&self, venue: &Venue) -> Decimal {
+        self.0.get(venue).copied().unwrap_or(Decimal::ONE)
+    }
+}
+
+impl Default for VenueWeights {
+    fn default() -> Self {
+        Self::hyperliquid_oracle()
+    }
+}
+
+/// The weighted median of `(price, weight)` pairs: the price at which the cumulative weight
+/// first reaches half the total; when it lands exactly on half, the mean of that price and the
+/// next one. Non-positive weights are ignored. `None` for no positive weight.
+pub fn weighted_median(points: &[(Price, Decimal)]) -> Option<Price> {
+    let mut v: Vec<(Price, Decimal)> = points
+        .iter()
+        .copied()
+        .filter(|(_, w)| *w > Decimal::ZERO)
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by_key(|p| p.0);
+    let total: Decimal = v.iter().map(|p| p.1).sum();
+    let half = total / Decimal::TWO;
+    let mut acc = Decimal::ZERO;
+    for (i, (p, w)) in v.iter().enumerate() {
+        acc += *w;
+        if acc > half {
+            return Some(*p);
+        }
+        if acc == half {
+            let next = v.get(i + 1).map_or(*p, |n| n.0);
+            return Some((*p + next) / Decimal::TWO);
+        }
+    }
+    v.last().map(|p| p.0)
+}
+
+/// The reference price of one coin at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferencePrice {
+    /// The weighted median.
+    pub price: Price,
+    /// Quotes that took part (fresh ones).
+    pub used: Vec<ReferenceQuote>,
+    /// Venues left out because their quote was older than the staleness limit.
+    pub stale: Vec<Venue>,
+}
+
+/// Latest quote per (coin, venue), and the median over the fresh ones.
+#[derive(Debug, Clone, Default)]
+pub struct ReferenceBook {
+    latest: HashMap<(Coin, Venue), ReferenceQuote>,
+    weights: VenueWeights,
+}
+
+impl ReferenceBook {
+    /// An empty book with `weights`.
+    pub fn new(weights: VenueWeights) -> Self {
+        Self {
+            latest: HashMap::new(),
+            weights,
+        }
+    }
+
+    /// Records a quote (an older quote than the one held is ignored).
+    pub fn update(&mut self, q: &ReferenceQuote) {
+        let key = (q.coin.clone(), q.venue.clone());
+        match self.latest.get(&key) {
+            Some(old) if old.time > q.time => {}
+            _ => {
+                self.latest.insert(key, q.clone());
+            }
+        }
+    }
+
+    /// The median for `coin` at `now`, using quotes at most `max_age_ms` old.
+    pub fn reference(
+        &self,
+        coin: &Coin,
+        now: Timestamp,
+        max_age_ms: i64,
+    ) -> Option<ReferencePrice> {
+        let mut used = Vec::new();
+        let mut stale = Vec::new();
+        for ((c, v), q) in &self.latest {
+            if c != coin {
+                continue;
+            }
+            if now.millis_since(q.time) <= max_age_ms {
+                used.push(q.clone());
+            } else {
+                stale.push(v.clone());
+            }
+        }
+        used.sort_by(|a, b| a.venue.cmp(&b.venue));
+        stale.sort();
+        let points: Vec<(Price, Decimal)> = used
+            .iter()
+            .map(|q| (q.price, self.weights.weight(&q.venue)))
+            .collect();
+        weighted_median(&points).map(|price| ReferencePrice { price, used, stale })
+    }
+
+    /// Every venue quoting `coin`, with its latest quote.
+    pub fn quotes(&self, coin: &Coin) -> Vec<&ReferenceQuote> {
+        let mut v: Vec<&ReferenceQuote> = self
+            .latest
+            .iter()
+            .filter(|((c, _), _)| c == coin)
+            .map(|(_, q)| q)
+            .collect();
+        v.sort_by(|a, b| a.venue.cmp(&b.venue));
+        v
+    }
+}
+
+/// Signed deviation of `subject` from each quote, in percent, largest magnitude first.
+pub fn venue_deviations(subject: Price, quotes: &[ReferenceQuote]) -> Vec<(Venue, Decimal)> {
+    let mut v: Vec<(Venue, Decimal)> = quotes
+        .iter()
+        .filter_map(|q| deviation_pct(subject, q.price).map(|d| (q.venue.clone(), d.round_dp(4))))
+        .collect();
+    v.sort_by(|a, b| b.1.abs().cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn d(x: i64) -> Decimal {
+        Decimal::from(x)
+    }
+
+    #[test]
+    fn hyperliquid_weights_make_binance_dominant() {
+        // Binance 3 vs Coinbase 1: the median is Binance's price.
+        assert_eq!(
+            weighted_median(&[(d(100), d(3)), (d(110), d(1))]),
+            Some(d(100))
+        );
+        // Equal weights, two venues: the mean.
+        assert_eq!(
+            weighted_median(&[(d(100), d(1)), (d(110), d(1))]),
+            Some(d(105))
+        );
+        assert_eq!(weighted_median(&[(d(7), d(1))]), Some(d(7)));
+        assert_eq!(weighted_median(&[]), None);
+        assert_eq!(weighted_median(&[(d(7), d(0))]), None);
+        // Seven venues with the oracle weights; one outlier cannot move it.
+        let pts = [
+            (d(100), d(3)),
+            (d(101), d(2)),
+            (d(99), d(2)),
+            (d(100), d(1)),
+            (d(100), d(1)),
+            (d(100), d(1)),
+            (d(500), d(1)),
+        ];
+        assert_eq!(weighted_median(&pts), Some(d(100)));
+    }
+
+    #[test]
+    fn stale_quotes_are_left_out_and_named() {
+        let eth = Coin::new("ETH").unwrap();
+        let mut book = ReferenceBook::new(VenueWeights::default());
+        let q = |venue: &str, px: i64, t: i64| ReferenceQuote {
+            venue: Venue::new(venue).unwrap(),
+            coin: eth.clone(),
+            price: d(px),
+            bid: None,
+            ask: None,
+            time: Timestamp(t),
+        };
+        book.update(&q("binance", 2000, 0));
+        book.update(&q("coinbase", 2010, 50_000));
+        let r = book.reference(&eth, Timestamp(60_000), 30_000).unwrap();
+        assert_eq!(r.price, d(2010));
+        assert_eq!(r.stale, vec![Venue::new("binance").unwrap()]);
+        assert!(book.reference(&eth, Timestamp(200_000), 30_000).is_none());
+        // An older quote does not replace a newer one.
+        book.update(&q("coinbase", 1, 10));
+        assert_eq!(book.quotes(&eth)[1].price, d(2010));
+    }
+
+    #[test]
+    fn deviations_name_the_outlier_first() {
+        let eth = Coin::new("ETH").unwrap();
+        let q = |venue: &str, px: i64| ReferenceQuote {
+            venue: Venue::new(venue).unwrap(),
+            coin: eth.clone(),
+            price: d(px),
+            bid: None,
+            ask: None,
+            time: Timestamp(0),
+        };
+        let v = venue_deviations(d(2000), &[q("binance", 2000), q("coinbase", 1900)]);
+        assert_eq!(v[0].0.as_str(), "coinbase");
+        assert_eq!(v[0].1, "5.2632".parse::<Decimal>().unwrap());
+    }
+
+    proptest! {
+        #[test]
+        fn median_is_within_range_and_order_free(pts in proptest::collection::vec((1i64..1_000_000, 1i64..10), 1..12), seed in 0usize..100) {
+            let pts: Vec<(Decimal, Decimal)> = pts.into_iter().map(|(p, w)| (Decimal::new(p, 2), d(w))).collect();
+            let m = weighted_median(&pts).unwrap();
+            let lo = pts.iter().map(|p| p.0).min().unwrap();
+            let hi = pts.iter().map(|p| p.0).max().unwrap();
+            prop_assert!(m >= lo && m <= hi);
+            let mut shuffled = pts.clone();
+            shuffled.rotate_left(seed % pts.len());
+            shuffled.reverse();
+            prop_assert_eq!(weighted_median(&shuffled), Some(m));
+            // Scaling every weight changes nothing.
+            let doubled: Vec<_> = pts.iter().map(|(p, w)| (*p, *w * d(2))).collect();
+            prop_assert_eq!(weighted_median(&doubled), Some(m));
+        }
+
+        #[test]
+        fn a_majority_weight_venue_decides(p in 1i64..1_000_000, others in proptest::collection::vec(1i64..1_000_000, 0..5)) {
+            let mut pts = vec![(d(p), d(100))];
+            pts.extend(others.iter().map(|o| (d(*o), d(1))));
+            prop_assert_eq!(weighted_median(&pts), Some(d(p)));
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Property tests: arbitrary bytes and mutated real frames never make a decoder panic; they
+//! decode or return a typed error.
+
+use kamiyo_aggregators::hyperliquid::wire::{self, WsContext, decode_ws_text};
+use kamiyo_aggregators::sources::{binance, coinbase};
+use kamiyo_core_models::{Address, Coin, Timestamp};
+use proptest::prelude::*;
+
+use crate::fixture;
+
+const NOW: Timestamp = Timestamp(1_700_000_000_000);
+
+fn ctx() -> WsContext {
+    WsContext {
+        user_events_owner: Some(Address::from_bytes([1; 20])),
+        universe: vec![Coin::new("BTC").unwrap(), Coin::new("ETH").unwrap()],
+    }
+}
+
+/// Runs every decoder on `text`; the property is simply "returns".
+fn decode_everything(text: &str) {
+    let u = Address::from_bytes([2; 20]);
+    let _ = decode_ws_text(text, NOW, &ctx());
+    let _ = wire::decode_meta(text);
+    let _ = wire::decode_meta_and_asset_ctxs(text, NOW);
+    let _ = wire::decode_all_mids(text, NOW);
+    let _ = wire::decode_l2_book(text);
+    let _ = wire::decode_user_fills(text, u);
+    let _ = wire::decode_recent_trades(text);
+    let _ = wire::decode_oi_cap(text);
+    let _ = wire::decode_clearinghouse_state(text, u, NOW);
+    let _ = wire::decode_vault_details(text, NOW);
+    let _ = wire::decode_portfolio(text, u, NOW);
+    let _ = wire::decode_candles(text);
+    let _ = wire::decode_funding_history(text);
+    let _ = wire::decode_ledger_updates(text, u);
+    let _ = binance::decode_book_ticker(text);
+    let _ = binance::decode_price_ticker(text);
+    let _ = coinbase::decode_ticker(text);
+}
+
+const SEEDS: &[&str] = &[
+    "hyperliquid/ws/allMids_trimmed.json",
+    "hyperliquid/ws/user_fill_liquidation.json",
+    "hyperliquid/ws/allDexsAssetCtxs_trimmed.json",
+    "hyperliquid/ws/subscriptionResponse_trades_SOL.json",
+    "hyperliquid/metaAndAssetCtxs_trimmed_BTC-ETH-SOL-HYPE.json",
+    "hyperliquid/clearinghouseState_HLP-StrategyA_trimmed.json",
+    "hyperliquid/userFills_HLP-Liquidator_backstop_trimmed.json",
+    "hyperliquid/vaultDetails_HLP_docs-example.json",
+    "hyperliquid/l2Book_DYDX_2023-07-17.json",
+    "hyperliquid/userNonFundingLedgerUpdates.json",
+    "coinbase/exchange_products_BTC-USDT_ticker_2024-03-13.json",
+    "binance/DOCS-EXAMPLE_api_v3_ticker_bookTicker.json",
+];
+
+/// A trades frame in the live wire shape (no recorded `trades` frame exists; this one follows
+/// the documented WsTrade layout).
+const TRADES_FRAME: &str = r#"{"channel":"trades","data":[{"coin":"ETH","side":"B","px":"1915.5","sz":"12.4","hash":"0x1b3c","time":1741786800000,"tid":771334864158847,"users":["0xf3f496c9486be5924a93d67e98298733bb47057c","0x2e3d94f0562703b25c83308a05046ddaf9a8dd14"]}]}"#;
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(usize, u8),
+    Truncate(usize),
+    Insert(usize, String),
+    Delete(usize, usize),
+    ReplaceNumber(usize, String),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let weird = prop_oneof![
+        Just("1e999".to_owned()),
+        Just("-".to_owned()),
+        Just("99999999999999999999999999999999999".to_owned()),
+        Just("NaN".to_owned()),
+        Just("null".to_owned()),
+        Just("\"\"".to_owned()),
+        Just("[]".to_owned()),
+        Just("{}".to_owned()),
+        Just("\"\\u0000\"".to_owned()),
+        Just("-0.0".to_owned()),
+        "[a-z0-9\"{}\\[\\],:.-]{0,12}",
+    ];
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), weird.clone()).prop_map(|(i, s)| Mutation::Insert(i, s)),
+        (any::<usize>(), 0usize..40).prop_map(|(i, n)| Mutation::Delete(i, n)),
+        (any::<usize>(), weird).prop_map(|(i, s)| Mutation::ReplaceNumber(i, s)),
+    ]
+}
+
+fn apply(mut bytes: Vec<u8>, m: &Mutation) -> Vec<u8> {
+    let n = bytes.len().max(1);
+    match m {
+        Mutation::Flip(i, b) => {
+            if let Some(x) = bytes.get_mut(i % n) {
+                *x ^= b | 1;
+            }
+        }
+        Mutation::Truncate(i) => bytes.truncate(i % n),
+        Mutation::Insert(i, s) => {
+            let at = i % n;
+            bytes.splice(at..at, s.bytes());
+        }
+        Mutation::Delete(i, k) => {
+            let at = i % n;
+            let end = (at + k).min(bytes.len());
+            bytes.drain(at..end);
+        }
+        Mutation::ReplaceNumber(i, s) => {
+            // Replace the string value that starts after the i-th quote-colon-quote.
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let spots: Vec<usize> = text.match_indices("\":\"").map(|(p, _)| p + 3).collect();
+            if !spots.is_empty() {
+                let start = spots[i % spots.len()];
+                let end = text[start..].find('"').map_or(text.len(), |e| start + e);
+                let mut t = text;
+                t.replace_range(start..end, s);
+                return t.into_bytes();
+            }
+        }
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        decode_everything(&String::from_utf8_lossy(&bytes));
+    }
+
+    #[test]
+    fn json_shaped_noise_never_panics(s in "[\\[\\]{}\",:0-9a-zA-Z.\\-e ]{0,400}") {
+        decode_everything(&s);
+        decode_everything(&format!(r#"{{"channel":"trades","data":{s}}}"#));
+        decode_everything(&format!(r#"{{"channel":"userFills","data":{s}}}"#));
+        decode_everything(&format!(r#"{{"channel":"activeAssetCtx","data":{s}}}"#));
+    }
+
+    #[test]
+    fn mutated_real_frames_never_panic(seed in 0usize..SEEDS.len() + 1, muts in proptest::collection::vec(mutation(), 1..6)) {
+        let base = if seed == SEEDS.len() { TRADES_FRAME.to_owned() } else { fixture(SEEDS[seed]) };
+        let mut bytes = base.into_bytes();
+        for m in &muts {
+            bytes = apply(bytes, m);
+        }
+        decode_everything(&String::from_utf8_lossy(&bytes));
+    }
+}
+
+#[test]
+fn the_trades_frame_decodes() {
+    let m = decode_ws_text(TRADES_FRAME, NOW, &ctx()).unwrap();
+    let wire::WsMessage::Events { events, .. } = m else {
+        panic!("{m:?}")
+    };
+    assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn hostile_numbers_are_typed_errors() {
+    for px in [
+        "1e999",
+        "99999999999999999999999999999999999",
+        "NaN",
+        "-",
+        "",
+    ] {
+        let frame = TRADES_FRAME.replace("\"1915.5\"", &format!("\"{px}\""));
+        let err = decode_ws_text(&frame, NOW, &ctx()).unwrap_err();
+        assert_eq!(err.what, "trades", "{px}: {err}");
+    }
+}
