@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod hyperliquid;
+pub mod replay;
 pub mod sources;
 
 /// Installs ring as the process-wide rustls crypto provider (idempotent). Every TLS client in

@@ -483,9 +483,10 @@ pub struct OiCapSnapshot {
     pub coins: Vec<Coin>,
 }
 
-/// Everything a detector can observe.
+/// Everything a detector can observe. Serialized with an `event` tag:
+/// `{"event":"trade","coin":"ETH",…}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum MarketEvent {
     /// A public trade.
@@ -601,7 +602,7 @@ mod tests {
     }
 
     #[test]
-    fn market_event_serializes_with_kind_tag() {
+    fn market_event_serializes_with_event_tag() {
         let ev = MarketEvent::Trade(Trade {
             coin: Coin::new("ETH").unwrap(),
             side: Side::Buy,
@@ -614,7 +615,7 @@ mod tests {
         let json = serde_json::to_string(&ev).unwrap();
         assert_eq!(
             json,
-            r#"{"kind":"trade","coin":"ETH","side":"buy","px":"1915.5","sz":"2","time":1,"tid":7}"#
+            r#"{"event":"trade","coin":"ETH","side":"buy","px":"1915.5","sz":"2","time":1,"tid":7}"#
         );
         let back: MarketEvent = serde_json::from_str(&json).unwrap();
         assert_eq!(back, ev);

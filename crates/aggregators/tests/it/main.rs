@@ -8,6 +8,7 @@
 
 mod fixtures;
 mod fuzz;
+mod scenarios;
 
 use std::path::PathBuf;
 

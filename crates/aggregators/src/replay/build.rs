@@ -1,0 +1,544 @@
+//! Expansion of a scenario manifest into a time-ordered event list. Deterministic: the same
+//! files give the same events, byte for byte.
+//!
+//! Real candles become price paths through their closes (the first candle's open starts the
+//! path), linearly interpolated between closes; nothing is invented between candles beyond
+//! that line. Reconstructed values come from `[[path]]` waypoints written in the manifest next
+//! to the public fact they encode.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kamiyo_core_models::{
+    AssetCtx, Coin, Decimal, MarketEvent, Mids, Position, PositionSnapshot, ReferenceQuote,
+    SeriesPoint, Timestamp, VaultSnapshot, Venue,
+};
+
+use super::scenario::{Interp, Manifest, ScenarioError, SeriesRole, invalid, io_err};
+use crate::aggregate::{VenueWeights, weighted_median};
+use crate::hyperliquid::num::parse_decimal;
+
+/// A candle read from a CSV file (`timestamp_ms,open,high,low,close,volume`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvCandle {
+    /// Open time.
+    pub open_time: i64,
+    /// Open.
+    pub open: Decimal,
+    /// High.
+    pub high: Decimal,
+    /// Low.
+    pub low: Decimal,
+    /// Close.
+    pub close: Decimal,
+    /// Base volume.
+    pub volume: Decimal,
+}
+
+/// Reads a candle CSV (header line first).
+pub fn read_candles(path: &Path) -> Result<Vec<CsvCandle>, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = || {
+            invalid(
+                path,
+                format!(
+                    "line {}: expected timestamp_ms,open,high,low,close,volume",
+                    i + 1
+                ),
+            )
+        };
+        if f.len() < 6 {
+            return Err(bad());
+        }
+        let num = |s: &str| parse_decimal(s).ok_or_else(bad);
+        out.push(CsvCandle {
+            open_time: f[0].trim().parse().map_err(|_| bad())?,
+            open: num(f[1])?,
+            high: num(f[2])?,
+            low: num(f[3])?,
+            close: num(f[4])?,
+            volume: num(f[5])?,
+        });
+    }
+    out.sort_by_key(|c| c.open_time);
+    Ok(out)
+}
+
+/// Reads a funding CSV (`timestamp_ms,funding_rate`).
+pub fn read_funding(path: &Path) -> Result<Vec<(i64, Decimal)>, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let mut f = line.split(',');
+        let (Some(t), Some(r)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let t = t
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(path, format!("line {}: bad timestamp", i + 1)))?;
+        let r =
+            parse_decimal(r).ok_or_else(|| invalid(path, format!("line {}: bad rate", i + 1)))?;
+        out.push((t, r));
+    }
+    out.sort_by_key(|p| p.0);
+    Ok(out)
+}
+
+/// A value over time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Path1 {
+    points: Vec<(i64, Decimal)>,
+    interp: Interp,
+    hold_after: bool,
+}
+
+impl Path1 {
+    fn new(mut points: Vec<(i64, Decimal)>, interp: Interp, hold_after: bool) -> Self {
+        points.sort_by_key(|p| p.0);
+        Self {
+            points,
+            interp,
+            hold_after,
+        }
+    }
+
+    /// The value at `t`: `None` before the first point (and after the last, unless held).
+    pub fn at(&self, t: i64) -> Option<Decimal> {
+        let first = self.points.first()?;
+        if t < first.0 {
+            return None;
+        }
+        let idx = self.points.partition_point(|p| p.0 <= t);
+        let (t0, v0) = self.points[idx - 1];
+        match self.points.get(idx) {
+            None => (t == t0 || self.hold_after).then_some(v0),
+            Some(&(t1, v1)) => match self.interp {
+                Interp::Step => Some(v0),
+                Interp::Linear => {
+                    let frac = Decimal::from(t - t0) / Decimal::from(t1 - t0);
+                    Some((v0 + (v1 - v0) * frac).round_dp(10).normalize())
+                }
+            },
+        }
+    }
+}
+
+fn close_path(candles: &[CsvCandle], interval_ms: i64) -> Path1 {
+    let mut pts = Vec::with_capacity(candles.len() + 1);
+    if let Some(c) = candles.first() {
+        pts.push((c.open_time, c.open));
+    }
+    pts.extend(candles.iter().map(|c| (c.open_time + interval_ms, c.close)));
+    pts.dedup_by_key(|p| p.0);
+    Path1::new(pts, Interp::Linear, false)
+}
+
+fn waypoints(
+    path: &Path,
+    what: &str,
+    pts: &[(String, Decimal)],
+) -> Result<Vec<(i64, Decimal)>, ScenarioError> {
+    pts.iter()
+        .map(|(t, v)| {
+            Timestamp::parse(t)
+                .map(|t| (t.0, *v))
+                .ok_or_else(|| invalid(path, format!("{what}: invalid time {t:?}")))
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct CoinData {
+    refs: BTreeMap<Venue, Path1>,
+    mark: Option<Path1>,
+    mark_volume: Vec<(i64, Decimal)>,
+    /// Prefix sums of `mark_volume` (same length + 1).
+    volume_prefix: Vec<Decimal>,
+    basis: Option<Vec<(i64, Decimal)>>,
+    fields: BTreeMap<String, Path1>,
+    funding: Option<Path1>,
+}
+
+/// Expands `m` (loaded from `dir`) into events.
+pub(crate) fn expand(dir: &Path, m: &Manifest) -> Result<Vec<MarketEvent>, ScenarioError> {
+    let mpath = dir.join("scenario.toml");
+    let root = dir.join(&m.scenario.data_root);
+    let start = m.scenario.start.0;
+    let end = m.scenario.end.0;
+    let lookback = start - 26 * Timestamp::HOUR;
+    let mut coins: BTreeMap<Coin, CoinData> = BTreeMap::new();
+
+    for s in &m.series {
+        let file = root.join(&s.file);
+        let interval = i64::from(s.interval_secs) * 1000;
+        let candles: Vec<CsvCandle> = read_candles(&file)?
+            .into_iter()
+            .filter(|c| c.open_time >= lookback - interval && c.open_time < end + interval)
+            .collect();
+        if candles.is_empty() {
+            return Err(invalid(
+                &file,
+                format!(
+                    "no candles between {} and {}",
+                    Timestamp(lookback),
+                    m.scenario.end
+                ),
+            ));
+        }
+        let cd = coins.entry(s.coin.clone()).or_default();
+        match s.role {
+            SeriesRole::Reference => {
+                cd.refs
+                    .insert(s.venue.clone(), close_path(&candles, interval));
+            }
+            SeriesRole::Mark => {
+                cd.mark = Some(close_path(&candles, interval));
+                cd.mark_volume = candles
+                    .iter()
+                    .map(|c| (c.open_time + interval, c.volume * c.close))
+                    .collect();
+                cd.volume_prefix = std::iter::once(Decimal::ZERO)
+                    .chain(cd.mark_volume.iter().scan(Decimal::ZERO, |acc, (_, v)| {
+                        *acc += *v;
+                        Some(*acc)
+                    }))
+                    .collect();
+            }
+            SeriesRole::MarkBasis => {
+                cd.basis = Some(
+                    candles
+                        .iter()
+                        .map(|c| (c.open_time + interval, c.close))
+                        .collect(),
+                );
+            }
+        }
+    }
+    for p in &m.path {
+        let pts = waypoints(&mpath, &format!("path {} {}", p.coin, p.field), &p.points)?;
+        let cd = coins.entry(p.coin.clone()).or_default();
+        let path = Path1::new(pts, p.interp, true);
+        if let Some(venue) = p.field.strip_prefix("reference:") {
+            let v =
+                Venue::new(venue).map_err(|e| invalid(&mpath, format!("path {}: {e}", p.coin)))?;
+            cd.refs.insert(v, path);
+        } else if matches!(
+            p.field.as_str(),
+            "mark" | "oracle" | "mid" | "open_interest" | "day_volume_usd" | "funding"
+        ) {
+            cd.fields.insert(p.field.clone(), path);
+        } else {
+            return Err(invalid(
+                &mpath,
+                format!("path {}: unknown field {:?}", p.coin, p.field),
+            ));
+        }
+    }
+    for mk in &m.market {
+        let cd = coins.entry(mk.coin.clone()).or_default();
+        if let Some(f) = &mk.funding_file {
+            let pts = read_funding(&root.join(f))?
+                .into_iter()
+                .filter(|p| p.0 >= lookback && p.0 < end)
+                .collect();
+            cd.funding = Some(Path1::new(pts, Interp::Step, true));
+        }
+    }
+
+    let weights = VenueWeights::default();
+    let tick = i64::from(m.scenario.tick_secs) * 1000;
+    let mut events = Vec::new();
+
+    // Resolves (oracle, mark) at time t for a coin.
+    let oracle_at = |cd: &CoinData, t: i64| -> Option<Decimal> {
+        if let Some(p) = cd.fields.get("oracle").and_then(|p| p.at(t)) {
+            return Some(p);
+        }
+        let pts: Vec<(Decimal, Decimal)> = cd
+            .refs
+            .iter()
+            .filter_map(|(v, p)| p.at(t).map(|px| (px, weights.weight(v))))
+            .collect();
+        weighted_median(&pts).map(|d| d.round_dp(10).normalize())
+    };
+    let mark_at = |cd: &CoinData, t: i64| -> Option<Decimal> {
+        if let Some(p) = cd.fields.get("mark").and_then(|p| p.at(t)) {
+            return Some(p);
+        }
+        if let Some(p) = cd.mark.as_ref().and_then(|p| p.at(t)) {
+            return Some(p);
+        }
+        let oracle = oracle_at(cd, t)?;
+        match &cd.basis {
+            Some(closes) => {
+                // Basis = HL close / reference median at each HL close time, interpolated.
+                let pts: Vec<(i64, Decimal)> = closes
+                    .iter()
+                    .filter_map(|(ct, c)| {
+                        oracle_at(cd, *ct)
+                            .filter(|o| !o.is_zero())
+                            .map(|o| (*ct, *c / o))
+                    })
+                    .collect();
+                let ratio = Path1::new(pts, Interp::Linear, true)
+                    .at(t)
+                    .unwrap_or(Decimal::ONE);
+                Some((oracle * ratio).round_dp(10).normalize())
+            }
+            None => Some(oracle),
+        }
+    };
+
+    let mut ticks: Vec<i64> = (0..)
+        .map(|i| start + i * tick)
+        .take_while(|t| *t < end)
+        .collect();
+    for w in &m.fine_ticks {
+        let (Some(ws), Some(we)) = (Timestamp::parse(&w.start), Timestamp::parse(&w.end)) else {
+            return Err(invalid(
+                &mpath,
+                format!("fine_ticks: invalid window {:?}..{:?}", w.start, w.end),
+            ));
+        };
+        let step = i64::from(w.tick_secs.max(1)) * 1000;
+        ticks.extend(
+            (0..)
+                .map(|i| ws.0 + i * step)
+                .take_while(|t| *t < we.0 && *t < end)
+                .filter(|t| *t >= start),
+        );
+    }
+    ticks.sort_unstable();
+    ticks.dedup();
+    for &t in &ticks {
+        let mut mids = Vec::new();
+        for mk in &m.market {
+            let Some(cd) = coins.get(&mk.coin) else {
+                continue;
+            };
+            for (venue, p) in &cd.refs {
+                if let Some(price) = p.at(t) {
+                    events.push(MarketEvent::Reference(ReferenceQuote {
+                        venue: venue.clone(),
+                        coin: mk.coin.clone(),
+                        price,
+                        bid: None,
+                        ask: None,
+                        time: Timestamp(t),
+                    }));
+                }
+            }
+            let (Some(mark), Some(oracle)) =
+                (mark_at(cd, t), oracle_at(cd, t).or_else(|| mark_at(cd, t)))
+            else {
+                continue;
+            };
+            let mid = cd.fields.get("mid").and_then(|p| p.at(t)).unwrap_or(mark);
+            let oi = cd
+                .fields
+                .get("open_interest")
+                .and_then(|p| p.at(t))
+                .unwrap_or(mk.open_interest);
+            let funding = cd
+                .fields
+                .get("funding")
+                .and_then(|p| p.at(t))
+                .or_else(|| cd.funding.as_ref().and_then(|p| p.at(t)))
+                .or(mk.funding)
+                .unwrap_or_default();
+            let day_ntl_vlm = cd
+                .fields
+                .get("day_volume_usd")
+                .and_then(|p| p.at(t))
+                .unwrap_or_else(|| {
+                    if cd.mark_volume.is_empty() {
+                        mk.day_volume_usd.unwrap_or_default()
+                    } else {
+                        let lo = cd
+                            .mark_volume
+                            .partition_point(|(ct, _)| *ct <= t - Timestamp::DAY);
+                        let hi = cd.mark_volume.partition_point(|(ct, _)| *ct <= t);
+                        (cd.volume_prefix[hi] - cd.volume_prefix[lo.min(hi)]).round_dp(2)
+                    }
+                });
+            let prev_day_px = mark_at(cd, t - Timestamp::DAY);
+            events.push(MarketEvent::AssetCtx(AssetCtx {
+                coin: mk.coin.clone(),
+                time: Timestamp(t),
+                oracle_px: oracle,
+                mark_px: mark,
+                mid_px: Some(mid),
+                open_interest: oi,
+                funding,
+                day_ntl_vlm,
+                prev_day_px,
+                premium: None,
+                impact_pxs: None,
+            }));
+            mids.push((mk.coin.clone(), mid));
+        }
+        if !mids.is_empty() {
+            events.push(MarketEvent::Mids(Mids {
+                time: Timestamp(t),
+                mids,
+            }));
+        }
+    }
+
+    for p in &m.position {
+        let what = format!("position {} {}", p.user, p.coin);
+        let held = |pts: &[(String, Decimal)]| {
+            waypoints(&mpath, &what, pts).map(|v| Path1::new(v, Interp::Step, true))
+        };
+        let (szi, entry, liq, margin) = (
+            held(&p.szi)?,
+            held(&p.entry_px)?,
+            held(&p.liquidation_px)?,
+            held(&p.margin)?,
+        );
+        let Some(cd) = coins.get(&p.coin) else {
+            return Err(invalid(
+                &mpath,
+                format!("{what}: no market data for {}", p.coin),
+            ));
+        };
+        let step = i64::from(p.every_secs.max(1)) * 1000;
+        let mut t = start;
+        while t < end {
+            if let (Some(sz), Some(mark), Some(mg)) = (szi.at(t), mark_at(cd, t), margin.at(t)) {
+                let entry_px = entry.at(t);
+                let upnl = entry_px.map_or(Decimal::ZERO, |e| (sz * (mark - e)).round_dp(2));
+                let value = (sz.abs() * mark).round_dp(2);
+                let positions = if sz.is_zero() {
+                    Vec::new()
+                } else {
+                    vec![Position {
+                        coin: p.coin.clone(),
+                        szi: sz,
+                        entry_px,
+                        position_value: value,
+                        unrealized_pnl: upnl,
+                        liquidation_px: liq.at(t).filter(|l| !l.is_zero()),
+                        margin_used: mg,
+                        leverage: p.leverage,
+                    }]
+                };
+                let account_value = (mg + upnl).round_dp(2);
+                events.push(MarketEvent::Positions(PositionSnapshot {
+                    user: p.user,
+                    time: Timestamp(t),
+                    account_value,
+                    total_ntl_pos: if sz.is_zero() { Decimal::ZERO } else { value },
+                    maintenance_margin: (value / Decimal::from(100)).round_dp(2),
+                    withdrawable: Decimal::ZERO,
+                    positions,
+                }));
+            }
+            t += step;
+        }
+    }
+
+    for v in &m.vault {
+        let av = Path1::new(
+            waypoints(&mpath, &format!("vault {}", v.name), &v.account_value)?,
+            Interp::Linear,
+            true,
+        );
+        let pnl = Path1::new(
+            waypoints(&mpath, &format!("vault {}", v.name), &v.pnl)?,
+            Interp::Linear,
+            true,
+        );
+        let step = i64::from(v.every_secs.max(1)) * 1000;
+        let mut t = start;
+        while t < end {
+            if let (Some(a), Some(p)) = (av.at(t), pnl.at(t)) {
+                let time = Timestamp(t);
+                events.push(MarketEvent::Vault(VaultSnapshot {
+                    vault: v.address,
+                    name: v.name.clone(),
+                    time,
+                    account_value: a,
+                    pnl_history: vec![SeriesPoint { time, value: p }],
+                    account_value_history: vec![SeriesPoint { time, value: a }],
+                }));
+            }
+            t += step;
+        }
+    }
+
+    let overlay = dir.join("events.jsonl");
+    match std::fs::read_to_string(&overlay) {
+        Ok(text) => {
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') || line.starts_with("//") {
+                    continue;
+                }
+                let e: MarketEvent = serde_json::from_str(line)
+                    .map_err(|e| invalid(&overlay, format!("line {}: {e}", i + 1)))?;
+                if e.time().0 < start || e.time().0 >= end {
+                    return Err(invalid(
+                        &overlay,
+                        format!(
+                            "line {}: event at {} is outside the scenario window",
+                            i + 1,
+                            e.time()
+                        ),
+                    ));
+                }
+                events.push(e);
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&overlay, e)),
+    }
+    events.sort_by_key(MarketEvent::time);
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(x: &str) -> Decimal {
+        x.parse().unwrap()
+    }
+
+    #[test]
+    fn paths_interpolate_and_hold() {
+        let p = Path1::new(vec![(0, d("10")), (100, d("20"))], Interp::Linear, true);
+        assert_eq!(p.at(-1), None);
+        assert_eq!(p.at(0), Some(d("10")));
+        assert_eq!(p.at(25), Some(d("12.5")));
+        assert_eq!(p.at(100), Some(d("20")));
+        assert_eq!(p.at(1000), Some(d("20")));
+        let s = Path1::new(vec![(0, d("10")), (100, d("20"))], Interp::Step, false);
+        assert_eq!(s.at(99), Some(d("10")));
+        assert_eq!(s.at(101), None, "series do not extrapolate");
+    }
+
+    #[test]
+    fn close_path_starts_at_the_first_open() {
+        let c = |t, o: &str, cl: &str| CsvCandle {
+            open_time: t,
+            open: d(o),
+            high: d(cl),
+            low: d(o),
+            close: d(cl),
+            volume: d("1"),
+        };
+        let p = close_path(&[c(0, "1", "2"), c(60, "2", "4")], 60);
+        assert_eq!(p.at(0), Some(d("1")));
+        assert_eq!(p.at(60), Some(d("2")));
+        assert_eq!(p.at(90), Some(d("3")));
+        assert_eq!(p.at(120), Some(d("4")));
+    }
+}
