@@ -4,8 +4,10 @@
 
 pub mod aggregate;
 pub mod hyperliquid;
+pub mod live;
 pub mod replay;
 pub mod sources;
+pub mod whales;
 
 /// Installs ring as the process-wide rustls crypto provider (idempotent). Every TLS client in
 /// this crate calls it; binaries may call it first thing in `main`.

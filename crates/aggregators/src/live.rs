@@ -1,0 +1,672 @@
+//! The live source: Hyperliquid's WebSocket, its REST pollers, the reference venues and whale
+//! polling merged into one normalized, deduplicated event stream with feed health.
+//!
+//! ```text
+//!  ws (allMids, trades, activeAssetCtx, userFills of the HLP Liquidators) ─┐
+//!  REST backfill after every reconnect (userFillsByTime, recentTrades) ────┤
+//!  REST pollers (vaultDetails, clearinghouseState of HLP children,         ├─► merger ─► stream
+//!                metaAndAssetCtxs, perpsAtOpenInterestCap)                 │   (dedup, freshness,
+//!  whale poller (clearinghouseState + ledger of the top traders) ──────────┤    whale ranking)
+//!  reference venues (Binance, Coinbase, … via PriceSource) ───────────────┘
+//! ```
+//!
+//! Every task reports failures to the merger, which turns them into feed-state changes
+//! (LIVE / STALE / DOWN) in the stream; no task dies silently, and the REST budget is shared.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use kamiyo_core_models::{
+    Address, Clock, Coin, EventStream, MarketDataStream, MarketEvent, OiCapSnapshot, PriceSource,
+    SourceError, Timestamp,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::aggregate::{FeedBoard, Staleness};
+use crate::hyperliquid::budget::WeightBudget;
+use crate::hyperliquid::dedup::DedupWindow;
+use crate::hyperliquid::discovery::{HlpTopology, discover_hlp};
+use crate::hyperliquid::rest::InfoClient;
+use crate::hyperliquid::wire::WsMessage;
+use crate::hyperliquid::ws::{self, Backoff, Subscription, WsConfig, WsItem};
+use crate::whales::WhaleTracker;
+
+/// Feed name of the Hyperliquid WebSocket.
+pub const FEED_WS: &str = "hyperliquid.ws";
+/// Feed name of Hyperliquid's REST pollers.
+pub const FEED_REST: &str = "hyperliquid.rest";
+
+/// Configuration of the live source.
+#[derive(Clone)]
+pub struct LiveConfig {
+    /// REST base URL.
+    pub rest_url: String,
+    /// WebSocket URL.
+    pub ws_url: String,
+    /// Perp markets to stream (trades and asset contexts).
+    pub coins: Vec<Coin>,
+    /// HLP parent vault.
+    pub hlp_parent: Address,
+    /// Reference venues.
+    pub references: Vec<Arc<dyn PriceSource>>,
+    /// Reference polling period.
+    pub reference_interval: Duration,
+    /// `vaultDetails` polling period.
+    pub vault_interval: Duration,
+    /// `clearinghouseState` polling period for HLP children.
+    pub hlp_positions_interval: Duration,
+    /// `metaAndAssetCtxs` / `perpsAtOpenInterestCap` polling period.
+    pub market_interval: Duration,
+    /// Whale polling period.
+    pub whale_interval: Duration,
+    /// Whales polled per period.
+    pub whale_count: usize,
+    /// Addresses always polled as whales.
+    pub watch: Vec<Address>,
+    /// Staleness of the Hyperliquid feeds.
+    pub staleness: Staleness,
+    /// Staleness of the reference venues.
+    pub reference_staleness: Staleness,
+    /// Resume points: backfill each user's fills from here at start (from the store's cursor).
+    pub resume_from: BTreeMap<Address, Timestamp>,
+    /// Shared REST weight budget.
+    pub budget: Arc<WeightBudget>,
+    /// HTTP timeout.
+    pub http_timeout: Duration,
+    /// WebSocket ping interval and reconnect backoff.
+    pub ping_interval: Duration,
+    /// Reconnect backoff.
+    pub backoff: Backoff,
+    /// Idle timeout of the WebSocket.
+    pub idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for LiveConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveConfig")
+            .field("rest_url", &self.rest_url)
+            .field("ws_url", &self.ws_url)
+            .field("coins", &self.coins)
+            .field(
+                "references",
+                &self
+                    .references
+                    .iter()
+                    .map(|r| r.venue().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveConfig {
+    /// Defaults for mainnet-like endpoints at `rest_url` / `ws_url`.
+    pub fn new(rest_url: &str, ws_url: &str, coins: Vec<Coin>, hlp_parent: Address) -> Self {
+        Self {
+            rest_url: rest_url.to_owned(),
+            ws_url: ws_url.to_owned(),
+            coins,
+            hlp_parent,
+            references: Vec::new(),
+            reference_interval: Duration::from_secs(5),
+            vault_interval: Duration::from_secs(60),
+            hlp_positions_interval: Duration::from_secs(30),
+            market_interval: Duration::from_secs(30),
+            whale_interval: Duration::from_secs(30),
+            whale_count: 8,
+            watch: Vec::new(),
+            staleness: Staleness::default(),
+            reference_staleness: Staleness {
+                stale_after_ms: 30_000,
+                down_after_ms: 120_000,
+            },
+            resume_from: BTreeMap::new(),
+            budget: Arc::new(WeightBudget::hyperliquid(Duration::from_secs(30))),
+            http_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(50),
+            backoff: Backoff {
+                initial: Duration::from_millis(500),
+                max: Duration::from_secs(30),
+            },
+            idle_timeout: Duration::from_secs(75),
+        }
+    }
+}
+
+enum Raw {
+    Data(&'static str, Vec<MarketEvent>),
+    Ref(String, Vec<MarketEvent>),
+    Failure(String, String),
+    WsConnected,
+    WsDisconnected(String),
+    Liquidators(Vec<Address>),
+}
+
+/// The live source.
+pub struct LiveSource {
+    config: LiveConfig,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSource")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveSource {
+    /// A source that stops when `cancel` fires.
+    pub fn new(config: LiveConfig, clock: Arc<dyn Clock>, cancel: CancellationToken) -> Self {
+        Self {
+            config,
+            clock,
+            cancel,
+        }
+    }
+}
+
+impl MarketDataStream for LiveSource {
+    fn name(&self) -> &str {
+        "hyperliquid"
+    }
+
+    fn into_stream(self: Box<Self>) -> EventStream {
+        let (out_tx, out_rx) = mpsc::channel::<MarketEvent>(65_536);
+        let Self {
+            config,
+            clock,
+            cancel,
+        } = *self;
+        tokio::spawn(run(config, clock, cancel, out_tx));
+        Box::pin(futures_util::stream::unfold(out_rx, |mut rx| async move {
+            rx.recv().await.map(|e| (e, rx))
+        }))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        () = cancel.cancelled() => false,
+        () = tokio::time::sleep(d) => true,
+    }
+}
+
+async fn run(
+    config: LiveConfig,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+    out: mpsc::Sender<MarketEvent>,
+) {
+    let (raw_tx, mut raw_rx) = mpsc::channel::<Raw>(65_536);
+    let client = match InfoClient::new(&config.rest_url, config.budget.clone(), config.http_timeout)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the Hyperliquid REST client");
+            return;
+        }
+    };
+    let whales = Arc::new(Mutex::new(WhaleTracker::new(Timestamp::HOUR, 256)));
+    let (backfill_tx, backfill_rx) = mpsc::channel::<BTreeMap<Address, Timestamp>>(16);
+
+    tokio::spawn(bootstrap(
+        config.clone(),
+        client.clone(),
+        clock.clone(),
+        cancel.clone(),
+        raw_tx.clone(),
+        backfill_tx.clone(),
+    ));
+    tokio::spawn(backfill_task(
+        config.clone(),
+        client.clone(),
+        clock.clone(),
+        cancel.clone(),
+        raw_tx.clone(),
+        backfill_rx,
+    ));
+    tokio::spawn(market_poller(
+        config.clone(),
+        client.clone(),
+        clock.clone(),
+        cancel.clone(),
+        raw_tx.clone(),
+    ));
+    tokio::spawn(whale_poller(
+        config.clone(),
+        client.clone(),
+        clock.clone(),
+        cancel.clone(),
+        raw_tx.clone(),
+        whales.clone(),
+    ));
+    for r in &config.references {
+        tokio::spawn(reference_poller(
+            r.clone(),
+            config.coins.clone(),
+            config.reference_interval,
+            cancel.clone(),
+            raw_tx.clone(),
+        ));
+    }
+
+    let mut board = FeedBoard::new();
+    board.register(FEED_WS, config.staleness);
+    board.register(FEED_REST, config.staleness);
+    for r in &config.references {
+        board.register(r.venue().as_str(), config.reference_staleness);
+    }
+    let mut dedup = DedupWindow::new(200_000, 6 * Timestamp::HOUR);
+    let mut fill_cursor: BTreeMap<Address, Timestamp> = config.resume_from.clone();
+    let mut liquidators: BTreeSet<Address> = BTreeSet::new();
+    let mut disconnected_at: Option<Timestamp> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    loop {
+        let raw = tokio::select! {
+            () = cancel.cancelled() => return,
+            r = raw_rx.recv() => match r { Some(r) => r, None => return },
+            _ = tick.tick() => {
+                for s in board.tick(clock.now()) {
+                    if out.send(MarketEvent::Feed(s)).await.is_err() { return; }
+                }
+                continue;
+            }
+        };
+        let now = clock.now();
+        let mut emit: Vec<MarketEvent> = Vec::new();
+        match raw {
+            Raw::Data(feed, events) => {
+                if let Some(s) = board.on_data(feed, now) {
+                    emit.push(MarketEvent::Feed(s));
+                }
+                for e in events {
+                    if !dedup.admit_event(&e) {
+                        continue;
+                    }
+                    match &e {
+                        MarketEvent::Trade(t) => lock(&whales).observe(t),
+                        MarketEvent::Fill(f) => {
+                            let c = fill_cursor.entry(f.user).or_insert(f.time);
+                            *c = (*c).max(f.time);
+                        }
+                        _ => {}
+                    }
+                    emit.push(e);
+                }
+            }
+            Raw::Ref(feed, events) => {
+                if let Some(s) = board.on_data(&feed, now) {
+                    emit.push(MarketEvent::Feed(s));
+                }
+                emit.extend(events);
+            }
+            Raw::Failure(feed, detail) => {
+                if let Some(s) = board.on_failure(&feed, now, &detail) {
+                    emit.push(MarketEvent::Feed(s));
+                }
+            }
+            Raw::WsDisconnected(reason) => {
+                disconnected_at.get_or_insert(now);
+                if let Some(s) = board.on_failure(FEED_WS, now, &reason) {
+                    emit.push(MarketEvent::Feed(s));
+                }
+            }
+            Raw::WsConnected => {
+                if let Some(since) = disconnected_at.take() {
+                    // Backfill the gap: from each watched user's last fill (or the disconnect
+                    // time, a minute early) up to now; duplicates are dropped above.
+                    let mut from: BTreeMap<Address, Timestamp> = BTreeMap::new();
+                    for u in &liquidators {
+                        let at = fill_cursor
+                            .get(u)
+                            .copied()
+                            .unwrap_or(since.plus_millis(-Timestamp::MINUTE));
+                        from.insert(*u, at.min(since.plus_millis(-Timestamp::MINUTE)));
+                    }
+                    let _ = backfill_tx.try_send(from);
+                }
+            }
+            Raw::Liquidators(l) => liquidators = l.into_iter().collect(),
+        }
+        for e in emit {
+            if out.send(e).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Start-up: universe, HLP discovery, initial backfill from the resume points, then the
+/// WebSocket (restarted if it ever returns).
+async fn bootstrap(
+    config: LiveConfig,
+    client: InfoClient,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+    raw: mpsc::Sender<Raw>,
+    backfill: mpsc::Sender<BTreeMap<Address, Timestamp>>,
+) {
+    let mut attempt = 0u32;
+    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::from_os_rng();
+    let (universe, topology) = loop {
+        let r = async {
+            let meta = client.meta().await?;
+            let topo = discover_hlp(&client, config.hlp_parent, clock.now()).await?;
+            Ok::<_, SourceError>((meta.coins(), topo))
+        }
+        .await;
+        match r {
+            Ok(v) => break v,
+            Err(e) => {
+                let _ = raw
+                    .send(Raw::Failure(FEED_REST.into(), format!("start-up: {e}")))
+                    .await;
+                let d = config.backoff.delay(attempt, &mut rng);
+                attempt = attempt.saturating_add(1);
+                if !sleep_or_cancel(d, &cancel).await {
+                    return;
+                }
+            }
+        }
+    };
+    let liquidators = topology.liquidators();
+    tracing::info!(
+        hlp.children = topology.children.len(),
+        hlp.liquidators = liquidators.len(),
+        "HLP discovered"
+    );
+    let _ = raw.send(Raw::Liquidators(liquidators.clone())).await;
+    let resume: BTreeMap<Address, Timestamp> = liquidators
+        .iter()
+        .filter_map(|u| config.resume_from.get(u).map(|t| (*u, *t)))
+        .collect();
+    if !resume.is_empty() {
+        let _ = backfill.send(resume).await;
+    }
+    tokio::spawn(hlp_poller(
+        config.clone(),
+        client.clone(),
+        clock.clone(),
+        cancel.clone(),
+        raw.clone(),
+        topology.clone(),
+    ));
+
+    let mut subs = vec![Subscription::AllMids];
+    for c in &config.coins {
+        subs.push(Subscription::Trades(c.clone()));
+        subs.push(Subscription::ActiveAssetCtx(c.clone()));
+    }
+    subs.extend(
+        liquidators
+            .iter()
+            .take(ws::MAX_UNIQUE_USERS)
+            .map(|u| Subscription::UserFills(*u)),
+    );
+    let mut wsc = WsConfig::new(&config.ws_url, subs);
+    wsc.ping_interval = config.ping_interval;
+    wsc.backoff = config.backoff;
+    wsc.idle_timeout = config.idle_timeout;
+    if let Err(e) = wsc.validate() {
+        let _ = raw.send(Raw::Failure(FEED_WS.into(), e.to_string())).await;
+        return;
+    }
+    let (tx, mut rx) = mpsc::channel::<WsItem>(65_536);
+    tokio::spawn(ws::run(wsc, universe, clock.clone(), tx, cancel.clone()));
+    while let Some(item) = rx.recv().await {
+        let msg = match item {
+            WsItem::Connected { attempt } => {
+                tracing::info!(ws.attempt = attempt, "Hyperliquid WebSocket connected");
+                Raw::WsConnected
+            }
+            WsItem::Disconnected { reason, retry_in } => {
+                tracing::warn!(ws.reason = %reason, ws.retry_in_ms = retry_in.as_millis() as u64, "Hyperliquid WebSocket disconnected");
+                Raw::WsDisconnected(reason)
+            }
+            WsItem::Message(WsMessage::Events { events, .. }, _) => Raw::Data(FEED_WS, events),
+            WsItem::Message(WsMessage::ServerError(e), _) => {
+                tracing::warn!(ws.error = %e, "Hyperliquid WebSocket error frame");
+                continue;
+            }
+            WsItem::Message(_, _) => continue,
+            WsItem::DecodeFailed(e) => {
+                tracing::warn!(error = %e, "undecodable WebSocket frame");
+                continue;
+            }
+        };
+        if raw.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn backfill_task(
+    config: LiveConfig,
+    client: InfoClient,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+    raw: mpsc::Sender<Raw>,
+    mut rx: mpsc::Receiver<BTreeMap<Address, Timestamp>>,
+) {
+    loop {
+        let from = tokio::select! {
+            () = cancel.cancelled() => return,
+            f = rx.recv() => match f { Some(f) => f, None => return },
+        };
+        let mut events = Vec::new();
+        for (user, since) in from {
+            match client.user_fills_by_time(user, since, None, 20).await {
+                Ok(fills) => events.extend(fills.into_iter().map(MarketEvent::Fill)),
+                Err(e) => {
+                    let _ = raw
+                        .send(Raw::Failure(
+                            FEED_REST.into(),
+                            format!("backfill of {user}: {e}"),
+                        ))
+                        .await;
+                }
+            }
+        }
+        for c in &config.coins {
+            match client.recent_trades(c).await {
+                Ok(t) => events.extend(t.into_iter().map(MarketEvent::Trade)),
+                Err(e) => {
+                    let _ = raw
+                        .send(Raw::Failure(
+                            FEED_REST.into(),
+                            format!("recentTrades {c}: {e}"),
+                        ))
+                        .await;
+                }
+            }
+        }
+        tracing::info!(backfill.events = events.len(), at = %clock.now(), "gap backfilled over REST");
+        events.sort_by_key(MarketEvent::time);
+        if raw.send(Raw::Data(FEED_REST, events)).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn hlp_poller(
+    config: LiveConfig,
+    client: InfoClient,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+    raw: mpsc::Sender<Raw>,
+    topology: HlpTopology,
+) {
+    let mut vault_tick = tokio::time::interval(config.vault_interval);
+    let mut pos_tick = tokio::time::interval(config.hlp_positions_interval);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = vault_tick.tick() => {
+                let msg = match client.vault_details(topology.parent, clock.now()).await {
+                    Ok(Some(d)) => Raw::Data(FEED_REST, vec![MarketEvent::Vault(d.snapshot)]),
+                    Ok(None) => Raw::Failure(FEED_REST.into(), format!("{} is no longer a vault", topology.parent)),
+                    Err(e) => Raw::Failure(FEED_REST.into(), format!("vaultDetails: {e}")),
+                };
+                if raw.send(msg).await.is_err() { return; }
+            }
+            _ = pos_tick.tick() => {
+                for child in topology.child_addresses() {
+                    let msg = match client.clearinghouse_state(child, clock.now()).await {
+                        Ok(s) => Raw::Data(FEED_REST, vec![MarketEvent::Positions(s)]),
+                        Err(e) => Raw::Failure(FEED_REST.into(), format!("clearinghouseState {child}: {e}")),
+                    };
+                    if raw.send(msg).await.is_err() { return; }
+                }
+            }
+        }
+    }
+}
+
+async fn market_poller(
+    config: LiveConfig,
+    client: InfoClient,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+    raw: mpsc::Sender<Raw>,
+) {
+    let mut tick = tokio::time::interval(config.market_interval);
+    let wanted: BTreeSet<&Coin> = config.coins.iter().collect();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = clock.now();
+        let msg = match client.meta_and_asset_ctxs(now).await {
+            Ok((_, ctxs)) => Raw::Data(
+                FEED_REST,
+                ctxs.into_iter()
+                    .filter(|c| wanted.contains(&c.coin))
+                    .map(MarketEvent::AssetCtx)
+                    .collect(),
+            ),
+            Err(e) => Raw::Failure(FEED_REST.into(), format!("metaAndAssetCtxs: {e}")),
+        };
+        if raw.send(msg).await.is_err() {
+            return;
+        }
+        let msg = match client.perps_at_oi_cap().await {
+            Ok(coins) => Raw::Data(
+                FEED_REST,
+                vec![MarketEvent::OiCap(OiCapSnapshot { time: now, coins })],
+            ),
+            Err(e) => Raw::Failure(FEED_REST.into(), format!("perpsAtOpenInterestCap: {e}")),
+        };
+        if raw.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn whale_poller(
+    config: LiveConfig,
+    client: InfoClient,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+    raw: mpsc::Sender<Raw>,
+    whales: Arc<Mutex<WhaleTracker>>,
+) {
+    {
+        let mut w = lock(&whales);
+        for a in &config.watch {
+            w.pin(*a);
+        }
+    }
+    let mut tick = tokio::time::interval(config.whale_interval);
+    let mut ledger_since: BTreeMap<Address, Timestamp> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let top = lock(&whales).top(config.whale_count);
+        for user in top {
+            let now = clock.now();
+            let mut events = Vec::new();
+            match client.clearinghouse_state(user, now).await {
+                Ok(s) if !s.positions.is_empty() => events.push(MarketEvent::Positions(s)),
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = raw
+                        .send(Raw::Failure(
+                            FEED_REST.into(),
+                            format!("clearinghouseState {user}: {e}"),
+                        ))
+                        .await;
+                    continue;
+                }
+            }
+            let since = *ledger_since
+                .entry(user)
+                .or_insert(now.plus_millis(-Timestamp::HOUR));
+            match client.ledger_updates(user, since).await {
+                Ok(l) => {
+                    if let Some(last) = l.iter().map(|e| e.time).max() {
+                        ledger_since.insert(user, last.plus_millis(1));
+                    }
+                    events.extend(
+                        l.into_iter()
+                            .filter(|e| e.time >= since)
+                            .map(MarketEvent::Ledger),
+                    );
+                }
+                Err(e) => {
+                    let _ = raw
+                        .send(Raw::Failure(
+                            FEED_REST.into(),
+                            format!("ledger {user}: {e}"),
+                        ))
+                        .await;
+                }
+            }
+            if !events.is_empty() && raw.send(Raw::Data(FEED_REST, events)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn reference_poller(
+    source: Arc<dyn PriceSource>,
+    coins: Vec<Coin>,
+    interval: Duration,
+    cancel: CancellationToken,
+    raw: mpsc::Sender<Raw>,
+) {
+    let feed = source.venue().to_string();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let msg = match source.quotes(&coins).await {
+            Ok(q) if !q.is_empty() => Raw::Ref(
+                feed.clone(),
+                q.into_iter().map(MarketEvent::Reference).collect(),
+            ),
+            Ok(_) => Raw::Failure(feed.clone(), "no quotes for the watched coins".into()),
+            Err(e) => Raw::Failure(feed.clone(), e.to_string()),
+        };
+        if raw.send(msg).await.is_err() {
+            return;
+        }
+    }
+}

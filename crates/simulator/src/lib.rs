@@ -1,0 +1,613 @@
+//! A loopback exchange that serves a scenario in the real wire formats.
+//!
+//! - `POST /info`: Hyperliquid's info requests, answered from the state at the current
+//!   scenario time.
+//! - `GET /ws`: Hyperliquid's WebSocket (greeting, subscription acks, pong, `allMids`,
+//!   `trades`, `activeAssetCtx`, `userFills` with a snapshot, `l2Book`).
+//! - `GET /api/v3/ticker/bookTicker`: Binance; `GET /products/{id}/ticker`: Coinbase.
+//! - `POST /control/drop`, `/control/stall?ms=N`, `/control/malformed`, `/control/speed?x=F`,
+//!   `GET /control/status`: fault injection and pacing.
+//!
+//! Scenario time runs at `speed` × wall time from `start_at`.
+
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fastwebsockets::{FragmentCollectorRead, Frame, OpCode, Payload};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use kamiyo_aggregators::hyperliquid::wire::encode;
+use kamiyo_aggregators::sources::{binance, coinbase};
+use kamiyo_core_models::{Address, Coin, Fill, MarketEvent, Timestamp, Trade};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::ExchangeState;
+
+/// How to run the simulator.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Listen address (port 0 picks one).
+    pub bind: SocketAddr,
+    /// Scenario-time speed factor (1 = real time).
+    pub speed: f64,
+    /// Scenario time at which to start (defaults to the first event).
+    pub start_at: Option<Timestamp>,
+    /// Send the plain-text greeting on connect (the real server sometimes does).
+    pub greeting: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            speed: 1.0,
+            start_at: None,
+            greeting: true,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Pace {
+    anchor_wall: Instant,
+    anchor_sim: i64,
+    speed: f64,
+}
+
+impl Pace {
+    fn now(&self) -> i64 {
+        self.anchor_sim + (self.anchor_wall.elapsed().as_secs_f64() * 1000.0 * self.speed) as i64
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Push {
+    Events(Arc<Vec<MarketEvent>>),
+    Malformed,
+}
+
+struct Shared {
+    state: Mutex<ExchangeState>,
+    pace: Mutex<Pace>,
+    push: broadcast::Sender<Push>,
+    drop_gen: watch::Sender<u64>,
+    stall_until: Mutex<Option<Instant>>,
+    connections: AtomicU64,
+    frames_sent: AtomicU64,
+    greeting: bool,
+    end: Timestamp,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn stalled(&self) -> bool {
+        lock(&self.stall_until).is_some_and(|u| Instant::now() < u)
+    }
+}
+
+/// A running simulator.
+pub struct SimHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimHandle {
+    /// Bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Current scenario time.
+    pub fn now(&self) -> Timestamp {
+        Timestamp(lock(&self.shared.pace).now())
+    }
+
+    /// True once every scenario event has been served.
+    pub fn finished(&self) -> bool {
+        lock(&self.shared.state).now >= self.shared.end.plus_millis(-1)
+            || self.now() >= self.shared.end
+    }
+
+    /// Closes every WebSocket connection abruptly (no close frame).
+    pub fn drop_connections(&self) {
+        self.shared.drop_gen.send_modify(|g| *g += 1);
+    }
+
+    /// Stops pushing WebSocket data for `d` (connections stay open; data in between is lost
+    /// to WebSocket clients and must be backfilled over REST).
+    pub fn stall(&self, d: Duration) {
+        *lock(&self.shared.stall_until) = Some(Instant::now() + d);
+    }
+
+    /// Sends one malformed frame to every WebSocket client.
+    pub fn send_malformed(&self) {
+        let _ = self.shared.push.send(Push::Malformed);
+    }
+
+    /// Changes the speed factor from now on.
+    pub fn set_speed(&self, speed: f64) {
+        let mut p = lock(&self.shared.pace);
+        let now = p.now();
+        *p = Pace {
+            anchor_wall: Instant::now(),
+            anchor_sim: now,
+            speed,
+        };
+    }
+
+    /// WebSocket connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+
+    /// Data frames sent so far.
+    pub fn frames_sent(&self) -> u64 {
+        self.shared.frames_sent.load(Ordering::Relaxed)
+    }
+
+    /// Stops the simulator.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Starts serving `events` (time-ordered) for the perp `universe` until `end`.
+pub async fn start(
+    events: Vec<MarketEvent>,
+    universe: Vec<Coin>,
+    end: Timestamp,
+    opts: SimOptions,
+) -> std::io::Result<SimHandle> {
+    let listener = tokio::net::TcpListener::bind(opts.bind).await?;
+    let addr = listener.local_addr()?;
+    let start_at = opts
+        .start_at
+        .or_else(|| events.first().map(MarketEvent::time))
+        .unwrap_or_default();
+    let (push, _) = broadcast::channel(4096);
+    let (drop_gen, _) = watch::channel(0);
+    let shared = Arc::new(Shared {
+        state: Mutex::new(ExchangeState::new(universe)),
+        pace: Mutex::new(Pace {
+            anchor_wall: Instant::now(),
+            anchor_sim: start_at.0,
+            speed: opts.speed,
+        }),
+        push,
+        drop_gen,
+        stall_until: Mutex::new(None),
+        connections: AtomicU64::new(0),
+        frames_sent: AtomicU64::new(0),
+        greeting: opts.greeting,
+        end,
+    });
+    let cancel = CancellationToken::new();
+    // Events before the start time form the initial state.
+    let split = events.partition_point(|e| e.time() < start_at);
+    {
+        let mut st = lock(&shared.state);
+        for e in &events[..split] {
+            st.apply(e);
+        }
+    }
+    tokio::spawn(clock_task(
+        shared.clone(),
+        events[split..].to_vec(),
+        cancel.clone(),
+    ));
+    tokio::spawn(accept_loop(listener, shared.clone(), cancel.clone()));
+    Ok(SimHandle {
+        addr,
+        shared,
+        cancel,
+    })
+}
+
+async fn clock_task(shared: Arc<Shared>, events: Vec<MarketEvent>, cancel: CancellationToken) {
+    let mut i = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while i < events.len() {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = lock(&shared.pace).now();
+        let mut batch = Vec::new();
+        {
+            let mut st = lock(&shared.state);
+            while i < events.len() && events[i].time().0 <= now {
+                st.apply(&events[i]);
+                batch.push(events[i].clone());
+                i += 1;
+            }
+        }
+        if !batch.is_empty() {
+            let _ = shared.push.send(Push::Events(Arc::new(batch)));
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            () = cancel.cancelled() => return,
+            r = listener.accept() => match r { Ok(s) => s, Err(_) => continue },
+        };
+        let shared = shared.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(req, shared.clone(), cancel.clone()));
+            let conn = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            let _ = conn.await;
+        });
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn respond(status: StatusCode, content_type: &str, body: String) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn json_resp(v: &Value) -> Resp {
+    respond(StatusCode::OK, "application/json", v.to_string())
+}
+
+fn query_param(req: &Request<Incoming>, key: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(x) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(x);
+            i += 3;
+            continue;
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn handle(
+    mut req: Request<Incoming>,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+) -> Result<Resp, Infallible> {
+    let path = req.uri().path().to_owned();
+    let resp = match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/ws") if fastwebsockets::upgrade::is_upgrade_request(&req) => {
+            match fastwebsockets::upgrade::upgrade(&mut req) {
+                Ok((resp, fut)) => {
+                    tokio::spawn(async move {
+                        if let Ok(ws) = fut.await {
+                            ws_session(ws, shared, cancel).await;
+                        }
+                    });
+                    let (parts, _) = resp.into_parts();
+                    Response::from_parts(parts, Full::new(Bytes::new()))
+                }
+                Err(e) => respond(StatusCode::BAD_REQUEST, "text/plain", e.to_string()),
+            }
+        }
+        (Method::POST, "/info") => {
+            let body = Limited::new(req.into_body(), 1 << 20)
+                .collect()
+                .await
+                .map(|b| b.to_bytes());
+            match body
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            {
+                None => respond(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "text/plain",
+                    "Failed to deserialize the JSON body into the target type".into(),
+                ),
+                Some(v) => match lock(&shared.state).info(&v) {
+                    Ok(v) => json_resp(&v),
+                    Err(msg) => respond(StatusCode::UNPROCESSABLE_ENTITY, "text/plain", msg),
+                },
+            }
+        }
+        (Method::GET, "/api/v3/ticker/bookTicker") => binance_book_ticker(&req, &shared),
+        (Method::GET, p) if p.starts_with("/products/") && p.ends_with("/ticker") => {
+            let id = &p["/products/".len()..p.len() - "/ticker".len()];
+            coinbase_ticker(id, &shared)
+        }
+        (Method::POST, "/control/drop") => {
+            shared.drop_gen.send_modify(|g| *g += 1);
+            json_resp(&json!({"ok": true}))
+        }
+        (Method::POST, "/control/stall") => {
+            let ms = query_param(&req, "ms")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(10_000);
+            *lock(&shared.stall_until) = Some(Instant::now() + Duration::from_millis(ms));
+            json_resp(&json!({"ok": true, "stall_ms": ms}))
+        }
+        (Method::POST, "/control/malformed") => {
+            let _ = shared.push.send(Push::Malformed);
+            json_resp(&json!({"ok": true}))
+        }
+        (Method::POST, "/control/speed") => match query_param(&req, "x")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|x| x.is_finite() && *x >= 0.0)
+        {
+            Some(x) => {
+                let mut p = lock(&shared.pace);
+                let now = p.now();
+                *p = Pace {
+                    anchor_wall: Instant::now(),
+                    anchor_sim: now,
+                    speed: x,
+                };
+                json_resp(&json!({"ok": true, "speed": x}))
+            }
+            None => respond(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "x must be a non-negative number".into(),
+            ),
+        },
+        (Method::GET, "/control/status") => {
+            let now = lock(&shared.pace).now();
+            json_resp(&json!({
+                "scenario_time": Timestamp(now).to_rfc3339(),
+                "applied_until": lock(&shared.state).now.to_rfc3339(),
+                "connections": shared.connections.load(Ordering::Relaxed),
+                "frames_sent": shared.frames_sent.load(Ordering::Relaxed),
+                "finished": now >= shared.end.0,
+            }))
+        }
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found".into()),
+    };
+    Ok(resp)
+}
+
+fn binance_book_ticker(req: &Request<Incoming>, shared: &Shared) -> Resp {
+    let map = binance::default_symbols();
+    let symbols: Vec<String> = if let Some(list) = query_param(req, "symbols") {
+        match serde_json::from_str(&list) {
+            Ok(v) => v,
+            Err(_) => return respond(
+                StatusCode::BAD_REQUEST,
+                "application/json",
+                json!({"code": -1100, "msg": "Illegal characters found in parameter 'symbols'."})
+                    .to_string(),
+            ),
+        }
+    } else if let Some(s) = query_param(req, "symbol") {
+        vec![s]
+    } else {
+        map.0.values().cloned().collect()
+    };
+    let st = lock(&shared.state);
+    let mut out = Vec::new();
+    for s in &symbols {
+        let Some(coin) = map.coin(s) else {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                "application/json",
+                json!({"code": -1121, "msg": "Invalid symbol."}).to_string(),
+            );
+        };
+        if let Some(q) = st.reference("binance", coin) {
+            let half = q.price * kamiyo_core_models::Decimal::new(5, 5);
+            out.push(json!({"symbol": s, "bidPrice": (q.price - half).round_dp(8).to_string(), "bidQty": "1.00000000", "askPrice": (q.price + half).round_dp(8).to_string(), "askQty": "1.00000000"}));
+        }
+    }
+    json_resp(&Value::Array(out))
+}
+
+fn coinbase_ticker(product: &str, shared: &Shared) -> Resp {
+    let map = coinbase::default_symbols();
+    let st = lock(&shared.state);
+    match map.coin(product).and_then(|c| st.reference("coinbase", c)) {
+        Some(q) => {
+            let half = q.price * kamiyo_core_models::Decimal::new(5, 5);
+            json_resp(
+                &json!({"ask": (q.price + half).round_dp(8).to_string(), "bid": (q.price - half).round_dp(8).to_string(), "volume": "1000.0", "trade_id": q.time.0, "price": q.price.to_string(), "size": "0.1", "time": q.time.to_rfc3339()}),
+            )
+        }
+        None => respond(
+            StatusCode::NOT_FOUND,
+            "application/json",
+            json!({"message": "NotFound"}).to_string(),
+        ),
+    }
+}
+
+#[derive(Default)]
+struct Subs {
+    all_mids: bool,
+    trades: BTreeSet<Coin>,
+    ctx: BTreeSet<Coin>,
+    books: BTreeSet<Coin>,
+    fills: BTreeSet<Address>,
+}
+
+fn frames_for(subs: &Subs, events: &[MarketEvent]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut trades: BTreeMap<Coin, Vec<Trade>> = BTreeMap::new();
+    let mut fills: BTreeMap<Address, Vec<Fill>> = BTreeMap::new();
+    for e in events {
+        match e {
+            MarketEvent::Mids(m) if subs.all_mids => out.push(encode::all_mids(m)),
+            MarketEvent::AssetCtx(c) if subs.ctx.contains(&c.coin) => {
+                out.push(encode::active_asset_ctx(c))
+            }
+            MarketEvent::Book(b) if subs.books.contains(&b.coin) => out.push(encode::l2_book(b)),
+            MarketEvent::Trade(t) if subs.trades.contains(&t.coin) => {
+                trades.entry(t.coin.clone()).or_default().push(t.clone())
+            }
+            MarketEvent::Fill(f) if subs.fills.contains(&f.user) => {
+                fills.entry(f.user).or_default().push(f.clone())
+            }
+            _ => {}
+        }
+    }
+    out.extend(trades.values().map(|t| encode::trades(t)));
+    out.extend(fills.iter().map(|(u, f)| encode::user_fills(*u, f, false)));
+    out
+}
+
+async fn ws_session(
+    ws: fastwebsockets::WebSocket<TokioIo<hyper::upgrade::Upgraded>>,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+) {
+    shared.connections.fetch_add(1, Ordering::Relaxed);
+    let mut push = shared.push.subscribe();
+    let mut drops = shared.drop_gen.subscribe();
+    let (rx, mut tx) = ws.split(tokio::io::split);
+    let (ctx_tx, mut client) = mpsc::channel::<String>(256);
+    let reader = tokio::spawn(async move {
+        let mut rx = FragmentCollectorRead::new(rx);
+        loop {
+            // Control frames from the client (ping, close) need no answer beyond what the
+            // session loop sends; obligated frames are dropped because the writer lives there.
+            match rx
+                .read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) })
+                .await
+            {
+                Ok(f) if f.opcode == OpCode::Text => {
+                    if ctx_tx
+                        .send(String::from_utf8_lossy(&f.payload).into_owned())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(f) if f.opcode == OpCode::Close => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let send = |text: String| Frame::text(Payload::Owned(text.into_bytes()));
+    if shared.greeting
+        && tx
+            .write_frame(send("Websocket connection established.".into()))
+            .await
+            .is_err()
+    {
+        reader.abort();
+        return;
+    }
+    let mut subs = Subs::default();
+    loop {
+        let out: Vec<String> = tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = drops.changed() => break,
+            msg = client.recv() => {
+                let Some(msg) = msg else { break };
+                match serde_json::from_str::<Value>(&msg) {
+                    Ok(v) if v["method"] == "ping" => vec![encode::pong()],
+                    Ok(v) if v["method"] == "subscribe" => {
+                        let s = &v["subscription"];
+                        let coin = s["coin"].as_str().and_then(|c| Coin::new(c).ok());
+                        let user = s["user"].as_str().and_then(|u| Address::parse(u).ok());
+                        let mut frames = vec![encode::subscription_ack(s)];
+                        match (s["type"].as_str(), coin, user) {
+                            (Some("allMids"), _, _) => subs.all_mids = true,
+                            (Some("trades"), Some(c), _) => { subs.trades.insert(c); }
+                            (Some("activeAssetCtx"), Some(c), _) => { subs.ctx.insert(c); }
+                            (Some("l2Book"), Some(c), _) => { subs.books.insert(c); }
+                            (Some("userFills"), _, Some(u)) => {
+                                subs.fills.insert(u);
+                                let snap = lock(&shared.state).recent_fills(&u, 100);
+                                frames.push(encode::user_fills(u, &snap, true));
+                            }
+                            _ => frames = vec![encode::error(&format!("Invalid subscription {s}"))],
+                        }
+                        frames
+                    }
+                    Ok(v) if v["method"] == "unsubscribe" => Vec::new(),
+                    _ => vec![encode::error(&format!("Unknown method: {}", msg.chars().take(80).collect::<String>()))],
+                }
+            }
+            p = push.recv() => match p {
+                Ok(Push::Events(batch)) => frames_for(&subs, &batch),
+                Ok(Push::Malformed) => vec![r#"{"channel":"trades","data":[{"coin":"ETH","side":"B","px":"#.to_owned()],
+                Err(broadcast::error::RecvError::Lagged(_)) => Vec::new(),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+        };
+        // A stalled server sends nothing at all: no data, no acks, no pongs.
+        if shared.stalled() {
+            continue;
+        }
+        for text in out {
+            shared.frames_sent.fetch_add(1, Ordering::Relaxed);
+            if tx.write_frame(send(text)).await.is_err() {
+                reader.abort();
+                return;
+            }
+        }
+    }
+    reader.abort();
+}
