@@ -122,8 +122,16 @@ impl Address {
             return Err(ModelError::InvalidAddress(truncate(s)));
         }
         let mut out = [0u8; 20];
-        hex::decode_to_slice(hex_part, &mut out)
-            .map_err(|_| ModelError::InvalidAddress(truncate(s)))?;
+        let b = hex_part.as_bytes();
+        let mut bad = 0u8;
+        for (i, o) in out.iter_mut().enumerate() {
+            let (hi, lo) = (nibble(b[2 * i]), nibble(b[2 * i + 1]));
+            bad |= hi | lo;
+            *o = (hi << 4) | (lo & 15);
+        }
+        if bad > 15 {
+            return Err(ModelError::InvalidAddress(truncate(s)));
+        }
         Ok(Self(out))
     }
 
@@ -132,6 +140,28 @@ impl Address {
         let full = self.to_string();
         format!("{}…{}", &full[..6], &full[38..])
     }
+}
+
+/// Hex digit values (255 = not a hex digit). A table: addresses are parsed on the hot path of
+/// every trade frame.
+const NIBBLE: [u8; 256] = {
+    let mut t = [255u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+const fn nibble(c: u8) -> u8 {
+    NIBBLE[c as usize]
 }
 
 fn truncate(s: &str) -> String {

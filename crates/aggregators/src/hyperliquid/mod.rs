@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod dedup;
 pub mod discovery;
+pub mod fast;
 pub mod num;
 pub mod rest;
 pub mod wire;

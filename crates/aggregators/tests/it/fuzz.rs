@@ -174,3 +174,73 @@ fn hostile_numbers_are_typed_errors() {
         assert_eq!(err.what, "trades", "{px}: {err}");
     }
 }
+
+mod fast_path {
+    use kamiyo_aggregators::hyperliquid::fast::fast_trades;
+    use kamiyo_aggregators::hyperliquid::wire::{WsContext, WsMessage, decode_ws_text_general};
+    use kamiyo_core_models::Timestamp;
+    use proptest::prelude::*;
+
+    fn general(s: &str) -> Option<Vec<kamiyo_core_models::MarketEvent>> {
+        match decode_ws_text_general(s, Timestamp(0), &WsContext::default()) {
+            Ok(WsMessage::Events { events, .. }) => Some(events),
+            _ => None,
+        }
+    }
+
+    fn field() -> impl Strategy<Value = (String, String)> {
+        prop_oneof![
+            Just(("hash".to_owned(), "\"0x1b3c\"".to_owned())),
+            Just(("extra".to_owned(), "12.5e3".to_owned())),
+            Just(("flag".to_owned(), "true".to_owned())),
+            Just(("nothing".to_owned(), "null".to_owned())),
+        ]
+    }
+
+    prop_compose! {
+        fn trade_obj()(px in 1u64..10_000_000, frac in 0u32..10_000, sz in 1u64..1_000_000, t in 0i64..2_000_000_000_000, tid in 0u64..(1 << 50),
+                       buy: bool, users in 0u8..3, extra in proptest::collection::vec(field(), 0..3), seed in 0usize..1000, ws in prop_oneof![Just(""), Just(" "), Just("\n  ")]) -> String {
+            let mut kv: Vec<(String, String)> = vec![
+                ("coin".into(), "\"ETH\"".into()),
+                ("side".into(), format!("\"{}\"", if buy { "B" } else { "A" })),
+                ("px".into(), format!("\"{px}.{frac}\"")),
+                ("sz".into(), format!("\"{sz}\"")),
+                ("time".into(), t.to_string()),
+                ("tid".into(), tid.to_string()),
+            ];
+            match users {
+                0 => {}
+                1 => kv.push(("users".into(), "null".into())),
+                _ => kv.push(("users".into(), "[\"0xf3f496c9486be5924a93d67e98298733bb47057c\",\"0x2e3d94f0562703b25c83308a05046ddaf9a8dd14\"]".into())),
+            }
+            kv.extend(extra);
+            let n = kv.len();
+            kv.rotate_left(seed % n);
+            let body: Vec<String> = kv.iter().map(|(k, v)| format!("{ws}\"{k}\"{ws}:{ws}{v}{ws}")).collect();
+            format!("{{{}}}", body.join(","))
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fast_path_answers_well_formed_frames_exactly_like_the_general_decoder(objs in proptest::collection::vec(trade_obj(), 0..5)) {
+            let frame = format!(r#"{{"channel":"trades","data":[{}]}}"#, objs.join(","));
+            let fast = fast_trades(&frame);
+            prop_assert!(fast.is_some(), "well-formed frames take the fast path: {}", frame);
+            prop_assert_eq!(fast, general(&frame));
+        }
+
+        #[test]
+        fn when_the_fast_path_answers_a_mutated_frame_the_general_decoder_agrees(objs in proptest::collection::vec(trade_obj(), 1..3), cut in any::<usize>(), junk in "[\\[\\]{}\",:0-9a-z.\\\\ -]{0,6}") {
+            let frame = format!(r#"{{"channel":"trades","data":[{}]}}"#, objs.join(","));
+            let at = cut % frame.len();
+            let at = (0..=at).rev().find(|i| frame.is_char_boundary(*i)).unwrap_or(0);
+            let mutated = format!("{}{}{}", &frame[..at], junk, &frame[at..]);
+            if let Some(fast) = fast_trades(&mutated) {
+                prop_assert_eq!(Some(fast), general(&mutated), "{}", mutated);
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Decode throughput of Hyperliquid WebSocket frames, one core.
+//!
+//! `cargo bench -p kamiyo-aggregators --bench decode`
+//!
+//! Corpus: 100,000 `trades` frames in the live wire layout (70 % with one trade, 30 % with two
+//! to five; 66-character hashes, two 42-character addresses; values synthetic) and allMids
+//! frames: the real 28-coin recording and a 450-key frame in the live layout. Each frame is
+//! decoded *and normalized* into `MarketEvent`s (decimals parsed, addresses parsed). Baselines
+//! in the same run: generic `serde_json::Value` parsing of the same bytes, and Python's `json`
+//! module (subprocess) when `python3` is present.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::time::Instant;
+
+use kamiyo_aggregators::hyperliquid::wire::{WsContext, WsMessage, decode_ws_text};
+use kamiyo_core_models::Timestamp;
+
+fn lcg(state: &mut u64) -> u64 {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *state >> 11
+}
+
+fn trade_frames(n: usize) -> Vec<String> {
+    let mut s = 42u64;
+    let coins = ["BTC", "ETH", "SOL", "HYPE", "kPEPE", "XRP", "DOGE", "AVAX"];
+    (0..n)
+        .map(|i| {
+            let k = if lcg(&mut s) % 10 < 7 { 1 } else { 2 + (lcg(&mut s) % 4) as usize };
+            let coin = coins[(lcg(&mut s) % coins.len() as u64) as usize];
+            let trades: Vec<String> = (0..k)
+                .map(|j| {
+                    let px = 1000 + lcg(&mut s) % 100_000;
+                    let sz = 1 + lcg(&mut s) % 100_000;
+                    format!(
+                        r#"{{"coin":"{coin}","side":"{}","px":"{}.{}","sz":"{}.{:04}","hash":"0x{:064x}","time":{},"tid":{},"users":["0x{:040x}","0x{:040x}"]}}"#,
+                        if lcg(&mut s) % 2 == 0 { "B" } else { "A" },
+                        px,
+                        lcg(&mut s) % 10,
+                        sz / 10_000,
+                        sz % 10_000,
+                        lcg(&mut s),
+                        1_741_786_800_000u64 + i as u64 * 70 + j as u64,
+                        lcg(&mut s) % (1 << 50),
+                        lcg(&mut s),
+                        lcg(&mut s)
+                    )
+                })
+                .collect();
+            format!(r#"{{"channel":"trades","data":[{}]}}"#, trades.join(","))
+        })
+        .collect()
+}
+
+fn mids_frame(keys: usize) -> String {
+    let mut s = 7u64;
+    let mids: Vec<String> = (0..keys)
+        .map(|i| {
+            let name = if i < 200 {
+                format!("C{i}")
+            } else {
+                format!("@{}", i - 200)
+            };
+            format!(
+                r#""{name}":"{}.{}""#,
+                lcg(&mut s) % 100_000,
+                lcg(&mut s) % 10_000
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"channel":"allMids","data":{{"mids":{{{}}}}}}}"#,
+        mids.join(",")
+    )
+}
+
+fn bench(name: &str, frames: &[String], reps: usize, f: impl Fn(&str) -> usize) -> f64 {
+    let bytes: usize = frames.iter().map(String::len).sum();
+    // Warm-up.
+    let mut sink = 0;
+    for fr in frames.iter().take(frames.len().min(10_000)) {
+        sink += f(fr);
+    }
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let t = Instant::now();
+        for fr in frames {
+            sink += f(black_box(fr));
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    black_box(sink);
+    let rate = frames.len() as f64 / best;
+    let _ = writeln!(
+        std::io::stdout(),
+        "{name:<48} {:>12.0} frames/s {:>8.0} MB/s  (best of {reps}, {} frames, {} bytes)",
+        rate,
+        bytes as f64 / best / 1e6,
+        frames.len(),
+        bytes
+    );
+    rate
+}
+
+fn python_json(frames: &[String]) -> Option<f64> {
+    let dir = std::env::temp_dir().join("kamiyo-bench-frames.txt");
+    std::fs::write(&dir, frames.join("\n")).ok()?;
+    let script = format!(
+        "import json,time\nL=open({:?}).read().split('\\n')\nbest=1e9\nfor _ in range(3):\n  t=time.perf_counter()\n  for l in L: json.loads(l)\n  best=min(best,time.perf_counter()-t)\nprint(len(L)/best)",
+        dir.display().to_string()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn main() {
+    let ctx = WsContext::default();
+    let now = Timestamp(1_741_786_800_000);
+    let decode = |fr: &str| match decode_ws_text(fr, now, &ctx) {
+        Ok(WsMessage::Events { events, .. }) => events.len(),
+        _ => 0,
+    };
+    let value = |fr: &str| {
+        serde_json::from_str::<serde_json::Value>(fr)
+            .map(|v| v.is_object() as usize)
+            .unwrap_or(0)
+    };
+
+    let trades = trade_frames(100_000);
+    if std::env::var("KAMIYO_BENCH_ONLY").as_deref() == Ok("trades") {
+        bench(
+            "kamiyo decode+normalize (typed, Decimal)",
+            &trades,
+            30,
+            decode,
+        );
+        return;
+    }
+    let _ = writeln!(std::io::stdout(), "== trades frames (one core)");
+    bench(
+        "kamiyo decode+normalize (typed, Decimal)",
+        &trades,
+        20,
+        decode,
+    );
+    bench(
+        "baseline: serde_json::Value (no normalization)",
+        &trades,
+        10,
+        value,
+    );
+    if let Some(r) = python_json(&trades) {
+        let _ = writeln!(
+            std::io::stdout(),
+            "{:<48} {:>12.0} frames/s  (python3 stdlib json.loads, same frames)",
+            "baseline: Python json",
+            r
+        );
+    }
+
+    let real = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/fixtures/hyperliquid/allMids_2023-07-17.json"
+    ))
+    .unwrap_or_default();
+    let real_frame = format!(
+        r#"{{"channel":"allMids","data":{{"mids":{}}}}}"#,
+        real.trim()
+    );
+    let small: Vec<String> = std::iter::repeat_n(real_frame, 20_000).collect();
+    let big: Vec<String> = std::iter::repeat_n(mids_frame(450), 2_000).collect();
+    let _ = writeln!(std::io::stdout(), "== allMids frames (one core)");
+    bench(
+        "kamiyo allMids, real 28 coins (2023 recording)",
+        &small,
+        5,
+        decode,
+    );
+    bench("kamiyo allMids, 450 keys (live layout)", &big, 5, decode);
+    bench("baseline: serde_json::Value, 450 keys", &big, 5, value);
+    if let Some(r) = python_json(&big) {
+        let _ = writeln!(
+            std::io::stdout(),
+            "{:<48} {:>12.0} frames/s  (python3 stdlib json.loads, same frames)",
+            "baseline: Python json, 450 keys",
+            r
+        );
+    }
+}
