@@ -36,7 +36,7 @@ fn trade_frames(n: usize) -> Vec<String> {
                     let sz = 1 + lcg(&mut s) % 100_000;
                     format!(
                         r#"{{"coin":"{coin}","side":"{}","px":"{}.{}","sz":"{}.{:04}","hash":"0x{:064x}","time":{},"tid":{},"users":["0x{:040x}","0x{:040x}"]}}"#,
-                        if lcg(&mut s) % 2 == 0 { "B" } else { "A" },
+                        if lcg(&mut s).is_multiple_of(2) { "B" } else { "A" },
                         px,
                         lcg(&mut s) % 10,
                         sz / 10_000,
