@@ -120,7 +120,7 @@ pub struct VaultPoint {
 }
 
 /// Which prices a deviation sample compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviationKind {
     /// Oracle against the reference-venue median (or one venue).

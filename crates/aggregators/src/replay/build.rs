@@ -97,6 +97,8 @@ pub struct Path1 {
     points: Vec<(i64, Decimal)>,
     interp: Interp,
     hold_after: bool,
+    /// Consecutive points farther apart than this are a gap: no value in between.
+    max_gap_ms: Option<i64>,
 }
 
 impl Path1 {
@@ -106,6 +108,7 @@ impl Path1 {
             points,
             interp,
             hold_after,
+            max_gap_ms: None,
         }
     }
 
@@ -119,6 +122,7 @@ impl Path1 {
         let (t0, v0) = self.points[idx - 1];
         match self.points.get(idx) {
             None => (t == t0 || self.hold_after).then_some(v0),
+            Some(&(t1, _)) if t != t0 && self.max_gap_ms.is_some_and(|g| t1 - t0 > g) => None,
             Some(&(t1, v1)) => match self.interp {
                 Interp::Step => Some(v0),
                 Interp::Linear => {
@@ -130,14 +134,28 @@ impl Path1 {
     }
 }
 
+/// True for a candle that stands for missing data: downloaders such as freqtrade fill gaps with
+/// the previous close and zero volume.
+fn is_filled_gap(c: &CsvCandle) -> bool {
+    c.volume.is_zero() && c.open == c.high && c.high == c.low && c.low == c.close
+}
+
 fn close_path(candles: &[CsvCandle], interval_ms: i64) -> Path1 {
     let mut pts = Vec::with_capacity(candles.len() + 1);
-    if let Some(c) = candles.first() {
+    if let Some(c) = candles.iter().find(|c| !is_filled_gap(c)) {
         pts.push((c.open_time, c.open));
     }
-    pts.extend(candles.iter().map(|c| (c.open_time + interval_ms, c.close)));
+    pts.extend(
+        candles
+            .iter()
+            .filter(|c| !is_filled_gap(c))
+            .map(|c| (c.open_time + interval_ms, c.close)),
+    );
     pts.dedup_by_key(|p| p.0);
-    Path1::new(pts, Interp::Linear, false)
+    let mut p = Path1::new(pts, Interp::Linear, false);
+    // More than two missing candles in a row is a gap, not a line.
+    p.max_gap_ms = Some(3 * interval_ms);
+    p
 }
 
 fn waypoints(
@@ -540,5 +558,28 @@ mod tests {
         assert_eq!(p.at(60), Some(d("2")));
         assert_eq!(p.at(90), Some(d("3")));
         assert_eq!(p.at(120), Some(d("4")));
+        // Zero-volume flat candles are gaps; a gap longer than three candles has no values.
+        let gap = |t| CsvCandle {
+            open_time: t,
+            open: d("4"),
+            high: d("4"),
+            low: d("4"),
+            close: d("4"),
+            volume: Decimal::ZERO,
+        };
+        let p = close_path(
+            &[
+                c(0, "1", "2"),
+                gap(60),
+                gap(120),
+                gap(180),
+                gap(240),
+                c(300, "4", "6"),
+            ],
+            60,
+        );
+        assert_eq!(p.at(60), Some(d("2")));
+        assert_eq!(p.at(200), None, "no invented prices inside a data gap");
+        assert_eq!(p.at(360), Some(d("6")));
     }
 }

@@ -1,0 +1,2 @@
+//! Engine throughput benchmark (filled in below).
+fn main() {}

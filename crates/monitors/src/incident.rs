@@ -1,0 +1,235 @@
+//! Incident lifecycle: detections with the same key fold into one incident that is opened,
+//! escalated (immediately), updated (at most once per update interval, and only when the
+//! evidence changed), and resolved after a quiet period. Pure and deterministic.
+
+use std::collections::BTreeMap;
+
+use kamiyo_core_models::{
+    Detection, Incident, IncidentChange, IncidentKey, IncidentStatus, IncidentUpdate,
+    SecurityEvent, ThreatType, Timestamp,
+};
+
+use crate::config::IncidentConfig;
+
+#[derive(Debug, Clone)]
+struct Open {
+    incident: Incident,
+    last_step: Timestamp,
+    dirty: bool,
+}
+
+/// Tracks open incidents.
+#[derive(Debug, Clone)]
+pub struct IncidentManager {
+    open: BTreeMap<IncidentKey, Open>,
+    resolve_after_ms: i64,
+    update_interval_ms: i64,
+}
+
+impl IncidentManager {
+    /// A manager with `cfg`.
+    pub fn new(cfg: &IncidentConfig) -> Self {
+        Self {
+            open: BTreeMap::new(),
+            resolve_after_ms: i64::from(cfg.resolve_after_secs) * 1000,
+            update_interval_ms: i64::from(cfg.update_interval_secs) * 1000,
+        }
+    }
+
+    fn quiet_period(&self, t: ThreatType) -> i64 {
+        match t {
+            ThreatType::FeedHealth => 90_000,
+            _ => self.resolve_after_ms,
+        }
+    }
+
+    /// Open incidents, by key.
+    pub fn open(&self) -> impl Iterator<Item = &Incident> {
+        self.open.values().map(|o| &o.incident)
+    }
+
+    /// Folds one detection in.
+    pub fn on_detection(&mut self, d: Detection, out: &mut Vec<IncidentUpdate>) {
+        match self.open.get_mut(&d.key) {
+            None => {
+                let incident = Incident {
+                    id: Incident::derive_id(&d.key, d.time),
+                    key: d.key.clone(),
+                    detector: d.detector,
+                    threat_type: d.threat_type,
+                    severity: d.severity,
+                    peak_severity: d.severity,
+                    asset: d.asset,
+                    status: IncidentStatus::Open,
+                    title: d.title,
+                    indicators: d.indicators,
+                    evidence: d.evidence,
+                    first_seen: d.time,
+                    last_seen: d.time,
+                    resolved_at: None,
+                    detections: 1,
+                };
+                out.push(IncidentUpdate {
+                    event: SecurityEvent::from_incident(&incident, IncidentChange::Opened, d.time),
+                    incident: incident.clone(),
+                });
+                self.open.insert(
+                    d.key,
+                    Open {
+                        incident,
+                        last_step: d.time,
+                        dirty: false,
+                    },
+                );
+            }
+            Some(o) => {
+                let inc = &mut o.incident;
+                if d.time < inc.last_seen {
+                    // A late detection: count it, keep the newer evidence.
+                    inc.detections += 1;
+                    return;
+                }
+                let changed = inc.evidence != d.evidence || inc.title != d.title;
+                inc.last_seen = d.time;
+                inc.detections += 1;
+                inc.title = d.title;
+                inc.indicators = d.indicators;
+                inc.evidence = d.evidence;
+                inc.threat_type = d.threat_type;
+                if d.severity > inc.severity {
+                    inc.severity = d.severity;
+                    inc.peak_severity = inc.peak_severity.max(d.severity);
+                    o.last_step = d.time;
+                    o.dirty = false;
+                    out.push(IncidentUpdate {
+                        event: SecurityEvent::from_incident(inc, IncidentChange::Escalated, d.time),
+                        incident: inc.clone(),
+                    });
+                } else {
+                    o.dirty |= changed;
+                    if o.dirty && d.time.millis_since(o.last_step) >= self.update_interval_ms {
+                        o.last_step = d.time;
+                        o.dirty = false;
+                        out.push(IncidentUpdate {
+                            event: SecurityEvent::from_incident(
+                                inc,
+                                IncidentChange::Updated,
+                                d.time,
+                            ),
+                            incident: inc.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resolves incidents quiet for their period at `now`.
+    pub fn on_tick(&mut self, now: Timestamp, out: &mut Vec<IncidentUpdate>) {
+        let due: Vec<IncidentKey> = self
+            .open
+            .iter()
+            .filter(|(_, o)| {
+                now.millis_since(o.incident.last_seen) >= self.quiet_period(o.incident.threat_type)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in due {
+            if let Some(mut o) = self.open.remove(&k) {
+                let at = o
+                    .incident
+                    .last_seen
+                    .plus_millis(self.quiet_period(o.incident.threat_type));
+                o.incident.status = IncidentStatus::Resolved;
+                o.incident.resolved_at = Some(at);
+                out.push(IncidentUpdate {
+                    event: SecurityEvent::from_incident(&o.incident, IncidentChange::Resolved, at),
+                    incident: o.incident,
+                });
+            }
+        }
+    }
+
+    /// Resolves every open incident at `now` (end of a replay).
+    pub fn resolve_all(&mut self, now: Timestamp, out: &mut Vec<IncidentUpdate>) {
+        for (_, mut o) in std::mem::take(&mut self.open) {
+            o.incident.status = IncidentStatus::Resolved;
+            o.incident.resolved_at = Some(now);
+            out.push(IncidentUpdate {
+                event: SecurityEvent::from_incident(&o.incident, IncidentChange::Resolved, now),
+                incident: o.incident,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kamiyo_core_models::{Evidence, Severity};
+
+    fn det(t: i64, sev: Severity, dev: i64) -> Detection {
+        Detection {
+            key: IncidentKey::new("oracle_deviation", &["ETH"]),
+            detector: "oracle".into(),
+            threat_type: ThreatType::OracleDeviation,
+            severity: sev,
+            asset: None,
+            title: "t".into(),
+            indicators: vec![],
+            evidence: Evidence::new().with("dev", dev),
+            time: Timestamp(t),
+        }
+    }
+
+    #[test]
+    fn open_escalate_rate_limited_update_resolve_reopen() {
+        let cfg = IncidentConfig {
+            resolve_after_secs: 600,
+            update_interval_secs: 900,
+        };
+        let mut m = IncidentManager::new(&cfg);
+        let mut out = Vec::new();
+        m.on_detection(det(0, Severity::High, 1), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].event.change, IncidentChange::Opened);
+        // Same severity, new evidence, within the update interval: folded silently.
+        for t in 1..100 {
+            m.on_detection(det(t * 1000, Severity::High, t), &mut out);
+        }
+        assert_eq!(out.len(), 1, "no alert storm");
+        // Escalation is immediate.
+        m.on_detection(det(100_000, Severity::Critical, 200), &mut out);
+        assert_eq!(out[1].event.change, IncidentChange::Escalated);
+        assert_eq!(out[1].incident.peak_severity, Severity::Critical);
+        // After the update interval, changed evidence gives one update.
+        m.on_detection(det(1_100_000, Severity::High, 300), &mut out);
+        assert_eq!(out[2].event.change, IncidentChange::Updated);
+        assert_eq!(
+            out[2].incident.severity,
+            Severity::Critical,
+            "severity never drops while open"
+        );
+        // Quiet for 10 minutes: resolved, at last_seen + quiet period.
+        m.on_tick(Timestamp(1_100_000 + 599_999), &mut out);
+        assert_eq!(out.len(), 3);
+        m.on_tick(Timestamp(1_100_000 + 600_000), &mut out);
+        assert_eq!(out[3].event.change, IncidentChange::Resolved);
+        assert_eq!(out[3].incident.resolved_at, Some(Timestamp(1_700_000)));
+        // A new detection opens a new incident with a new id.
+        m.on_detection(det(2_000_000, Severity::High, 1), &mut out);
+        assert_eq!(out[4].event.change, IncidentChange::Opened);
+        assert_ne!(out[4].incident.id, out[0].incident.id);
+        assert_eq!(m.open().count(), 1);
+    }
+
+    #[test]
+    fn late_detections_do_not_rewind() {
+        let mut m = IncidentManager::new(&IncidentConfig::default());
+        let mut out = Vec::new();
+        m.on_detection(det(10_000, Severity::High, 1), &mut out);
+        m.on_detection(det(5_000, Severity::Critical, 2), &mut out);
+        assert_eq!(out.len(), 1, "an out-of-order detection does not escalate");
+        assert_eq!(m.open().next().unwrap().last_seen, Timestamp(10_000));
+    }
+}

@@ -1,0 +1,139 @@
+//! The market state every detector reads: latest asset contexts, reference quotes, feed states,
+//! markets at their open-interest cap, and which addresses are HLP vaults. The engine updates it
+//! before calling the detectors, so they see a consistent picture.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kamiyo_aggregators::aggregate::{ReferenceBook, ReferencePrice, VenueWeights};
+use kamiyo_core_models::{Address, AssetCtx, Coin, Decimal, FeedState, MarketEvent, Timestamp};
+
+use crate::config::MonitorsConfig;
+
+/// Shared, read-only view for detectors.
+#[derive(Debug, Clone)]
+pub struct MarketState {
+    /// Latest event time seen (monotonic).
+    pub now: Timestamp,
+    ctx: BTreeMap<Coin, AssetCtx>,
+    refs: ReferenceBook,
+    /// Feed states by name.
+    pub feeds: BTreeMap<String, FeedState>,
+    /// Markets at their open-interest cap.
+    pub oi_cap: BTreeSet<Coin>,
+    /// The HLP parent vault.
+    pub hlp_vault: Address,
+    /// HLP child vaults.
+    pub hlp_children: BTreeSet<Address>,
+    /// Liquidator vaults.
+    pub liquidators: BTreeSet<Address>,
+    reference_max_age_ms: i64,
+}
+
+impl MarketState {
+    /// Empty state for `config`.
+    pub fn new(config: &MonitorsConfig) -> Self {
+        Self {
+            now: Timestamp(i64::MIN),
+            ctx: BTreeMap::new(),
+            refs: ReferenceBook::new(VenueWeights::default()),
+            feeds: BTreeMap::new(),
+            oi_cap: BTreeSet::new(),
+            hlp_vault: config.hlp.vault,
+            hlp_children: config.hlp.children.iter().copied().collect(),
+            liquidators: config.hlp.liquidators.iter().copied().collect(),
+            reference_max_age_ms: i64::from(config.oracle.reference_max_age_secs) * 1000,
+        }
+    }
+
+    /// Sets how old a reference quote may be (replays use coarser ticks than live feeds).
+    pub fn set_reference_max_age_ms(&mut self, ms: i64) {
+        self.reference_max_age_ms = ms;
+    }
+
+    /// Applies an event. Returns false for an asset context older than the one held (a late,
+    /// out-of-order update detectors should not act on).
+    pub fn apply(&mut self, e: &MarketEvent) -> bool {
+        if e.time() > self.now {
+            self.now = e.time();
+        }
+        match e {
+            MarketEvent::AssetCtx(c) => {
+                if self.ctx.get(&c.coin).is_some_and(|old| old.time > c.time) {
+                    return false;
+                }
+                self.ctx.insert(c.coin.clone(), c.clone());
+            }
+            MarketEvent::Reference(q) => self.refs.update(q),
+            MarketEvent::Feed(s) => {
+                self.feeds.insert(s.feed.clone(), s.state);
+            }
+            MarketEvent::OiCap(o) => self.oi_cap = o.coins.iter().cloned().collect(),
+            _ => {}
+        }
+        true
+    }
+
+    /// Marks a child vault as discovered at run time.
+    pub fn add_hlp_child(&mut self, a: Address, liquidator: bool) {
+        self.hlp_children.insert(a);
+        if liquidator {
+            self.liquidators.insert(a);
+        }
+    }
+
+    /// Latest context of `coin`.
+    pub fn ctx(&self, coin: &Coin) -> Option<&AssetCtx> {
+        self.ctx.get(coin)
+    }
+
+    /// Every latest context.
+    pub fn contexts(&self) -> impl Iterator<Item = &AssetCtx> {
+        self.ctx.values()
+    }
+
+    /// Mark price of `coin`.
+    pub fn mark(&self, coin: &Coin) -> Option<Decimal> {
+        self.ctx.get(coin).map(|c| c.mark_px)
+    }
+
+    /// Open interest of `coin` in USD.
+    pub fn oi_usd(&self, coin: &Coin) -> Option<Decimal> {
+        self.ctx.get(coin).map(AssetCtx::open_interest_usd)
+    }
+
+    /// The reference median of `coin` from fresh quotes of feeds that are not down.
+    pub fn reference(&self, coin: &Coin) -> Option<ReferencePrice> {
+        let mut r = self
+            .refs
+            .reference(coin, self.now, self.reference_max_age_ms)?;
+        let down: Vec<_> = r
+            .used
+            .iter()
+            .filter(|q| {
+                self.feeds
+                    .get(q.venue.as_str())
+                    .is_some_and(|s| *s != FeedState::Live)
+            })
+            .map(|q| q.venue.clone())
+            .collect();
+        if down.is_empty() {
+            return Some(r);
+        }
+        // Recompute without venues whose feed is stale or down.
+        r.used.retain(|q| !down.contains(&q.venue));
+        r.stale.extend(down);
+        let w = VenueWeights::default();
+        let pts: Vec<(Decimal, Decimal)> = r
+            .used
+            .iter()
+            .map(|q| (q.price, w.weight(&q.venue)))
+            .collect();
+        kamiyo_aggregators::aggregate::weighted_median(&pts)
+            .map(|price| ReferencePrice { price, ..r })
+    }
+
+    /// True when `addr` is an HLP vault (parent or child).
+    pub fn is_hlp(&self, addr: &Address) -> bool {
+        *addr == self.hlp_vault || self.hlp_children.contains(addr)
+    }
+}

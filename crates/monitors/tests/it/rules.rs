@@ -1,0 +1,830 @@
+//! One `check` helper — events in, incident steps out — and the rules: each fires at its
+//! threshold and not below it, respects its sustain duration, resolves, honours per-asset
+//! overrides, and is not fooled by out-of-order or duplicate events.
+
+use kamiyo_core_models::{
+    Address, AssetCtx, BookLevel, BookSnapshot, Coin, Decimal, FeedState, FeedStatus, Fill,
+    FillDir, IncidentChange, LedgerEvent, LedgerKind, LiquidationInfo, LiquidationMethod,
+    MarketEvent, OiCapSnapshot, Position, PositionSnapshot, ReferenceQuote, SecurityEvent,
+    SeriesPoint, Severity, Side, ThreatType, Timestamp, VaultSnapshot, Venue,
+};
+use kamiyo_monitors::{Engine, MonitorsConfig};
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+fn coin(c: &str) -> Coin {
+    Coin::new(c).unwrap()
+}
+
+const S: i64 = 1_000;
+const T0: i64 = 1_750_000_000_000;
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp(T0 + secs * S)
+}
+
+fn ctx(c: &str, secs: i64, oracle: &str, mark: &str) -> MarketEvent {
+    ctx_full(c, secs, oracle, mark, "1000", "1000000000")
+}
+
+fn ctx_full(c: &str, secs: i64, oracle: &str, mark: &str, oi: &str, vol: &str) -> MarketEvent {
+    MarketEvent::AssetCtx(AssetCtx {
+        coin: coin(c),
+        time: t(secs),
+        oracle_px: d(oracle),
+        mark_px: d(mark),
+        mid_px: None,
+        open_interest: d(oi),
+        funding: Decimal::ZERO,
+        day_ntl_vlm: d(vol),
+        prev_day_px: None,
+        premium: None,
+        impact_pxs: None,
+    })
+}
+
+fn refq(venue: &str, c: &str, secs: i64, px: &str) -> MarketEvent {
+    MarketEvent::Reference(ReferenceQuote {
+        venue: Venue::new(venue).unwrap(),
+        coin: coin(c),
+        price: d(px),
+        bid: None,
+        ask: None,
+        time: t(secs),
+    })
+}
+
+fn addr(n: u8) -> Address {
+    Address::from_bytes([n; 20])
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a fill has that many fields that matter to the rules"
+)]
+fn liq_fill(
+    user: Address,
+    c: &str,
+    secs: i64,
+    px: &str,
+    sz: &str,
+    victim: Option<Address>,
+    tid: u64,
+    method: LiquidationMethod,
+) -> MarketEvent {
+    MarketEvent::Fill(Fill {
+        user,
+        coin: coin(c),
+        px: d(px),
+        sz: d(sz),
+        side: Side::Sell,
+        time: t(secs),
+        dir: FillDir::from_wire("Liquidated Cross Long"),
+        closed_pnl: Decimal::ZERO,
+        start_position: None,
+        tid: Some(tid),
+        oid: tid,
+        fee: Decimal::ZERO,
+        hash: None,
+        liquidation: Some(LiquidationInfo {
+            liquidated_user: victim,
+            mark_px: d(px),
+            method,
+        }),
+    })
+}
+
+fn adl_fill(user: Address, c: &str, secs: i64, tid: u64) -> MarketEvent {
+    let MarketEvent::Fill(mut f) = liq_fill(
+        user,
+        c,
+        secs,
+        "22",
+        "100",
+        Some(addr(0x2e)),
+        tid,
+        LiquidationMethod::Backstop,
+    ) else {
+        unreachable!()
+    };
+    f.dir = FillDir::AutoDeleveraging;
+    MarketEvent::Fill(f)
+}
+
+fn positions(
+    user: Address,
+    c: &str,
+    secs: i64,
+    szi: &str,
+    liq: Option<&str>,
+    account: &str,
+) -> MarketEvent {
+    MarketEvent::Positions(PositionSnapshot {
+        user,
+        time: t(secs),
+        account_value: d(account),
+        total_ntl_pos: Decimal::ZERO,
+        maintenance_margin: Decimal::ZERO,
+        withdrawable: Decimal::ZERO,
+        positions: vec![Position {
+            coin: coin(c),
+            szi: d(szi),
+            entry_px: Some(d("100")),
+            position_value: Decimal::ZERO,
+            unrealized_pnl: Decimal::ZERO,
+            liquidation_px: liq.map(d),
+            margin_used: Decimal::ZERO,
+            leverage: None,
+        }],
+    })
+}
+
+fn vault(secs: i64, pnl: &str, av: &str) -> MarketEvent {
+    let time = t(secs);
+    MarketEvent::Vault(VaultSnapshot {
+        vault: MonitorsConfig::default().hlp.vault,
+        name: "HLP".into(),
+        time,
+        account_value: d(av),
+        pnl_history: vec![SeriesPoint {
+            time,
+            value: d(pnl),
+        }],
+        account_value_history: vec![SeriesPoint { time, value: d(av) }],
+    })
+}
+
+/// Events in, every incident step out (in order).
+fn check_with(config: &MonitorsConfig, events: &[MarketEvent]) -> Vec<SecurityEvent> {
+    let mut e = Engine::new(config).unwrap();
+    let mut steps = Vec::new();
+    for ev in events {
+        steps.extend(e.process(ev).updates.into_iter().map(|u| u.event));
+    }
+    steps
+}
+
+fn check(events: &[MarketEvent]) -> Vec<SecurityEvent> {
+    check_with(&MonitorsConfig::default(), events)
+}
+
+fn opened(steps: &[SecurityEvent], threat: ThreatType) -> Vec<&SecurityEvent> {
+    steps
+        .iter()
+        .filter(|s| s.threat_type == threat && s.change != IncidentChange::Resolved)
+        .collect()
+}
+
+fn max_sev(steps: &[SecurityEvent], threat: ThreatType) -> Option<Severity> {
+    opened(steps, threat).iter().map(|s| s.severity).max()
+}
+
+/// Oracle `dev_pct` away from a single fresh Binance reference of 100, every second for `secs`.
+fn oracle_run(c: &str, dev: &str, secs: i64) -> Vec<MarketEvent> {
+    let oracle = (d("100") * (Decimal::ONE + d(dev) / Decimal::ONE_HUNDRED)).to_string();
+    (0..=secs)
+        .flat_map(|s| [refq("binance", c, s, "100"), ctx(c, s, &oracle, &oracle)])
+        .collect()
+}
+
+// --- oracle -----------------------------------------------------------------------------
+
+#[test]
+fn oracle_fires_at_the_threshold_and_not_below() {
+    assert_eq!(
+        max_sev(
+            &check(&oracle_run("BTC", "0.49", 600)),
+            ThreatType::OracleDeviation
+        ),
+        None
+    );
+    let steps = check(&oracle_run("BTC", "0.5", 120));
+    assert_eq!(
+        max_sev(&steps, ThreatType::OracleDeviation),
+        Some(Severity::High)
+    );
+    let steps = check(&oracle_run("BTC", "-1", 120));
+    assert_eq!(
+        max_sev(&steps, ThreatType::OracleDeviation),
+        Some(Severity::Critical)
+    );
+    assert!(steps[0].title.contains("below"), "{}", steps[0].title);
+}
+
+#[test]
+fn oracle_deviation_must_be_sustained() {
+    let steps = check(&oracle_run("ETH", "2", 59));
+    assert!(
+        opened(&steps, ThreatType::OracleDeviation).is_empty(),
+        "59 s is not sustained"
+    );
+    let steps = check(&oracle_run("ETH", "2", 60));
+    let first = opened(&steps, ThreatType::OracleDeviation)[0];
+    assert_eq!(first.time, t(60));
+    assert_eq!(first.severity, Severity::Critical);
+}
+
+#[test]
+fn oracle_per_asset_override() {
+    let mut cfg = MonitorsConfig::default();
+    cfg.oracle.assets.insert(
+        coin("HYPE"),
+        kamiyo_monitors::config::DeviationThresholds {
+            warn_pct: d("2"),
+            critical_pct: d("4"),
+            sustain_secs: 30,
+        },
+    );
+    let mut ev = oracle_run("HYPE", "1.5", 120);
+    ev.extend(oracle_run("BTC", "1.5", 120));
+    ev.sort_by_key(MarketEvent::time);
+    let steps = check_with(&cfg, &ev);
+    let assets: Vec<&str> = opened(&steps, ThreatType::OracleDeviation)
+        .iter()
+        .filter_map(|s| s.asset.as_ref().map(Coin::as_str))
+        .collect();
+    assert!(
+        assets.contains(&"BTC") && !assets.contains(&"HYPE"),
+        "{assets:?}"
+    );
+    let steps = check_with(&cfg, &oracle_run("HYPE", "2.5", 40));
+    assert_eq!(
+        max_sev(&steps, ThreatType::OracleDeviation),
+        Some(Severity::High),
+        "override sustain of 30 s applies"
+    );
+}
+
+#[test]
+fn oracle_names_the_diverging_venues_and_ignores_stale_ones() {
+    let mut ev = Vec::new();
+    for s in 0..=90 {
+        ev.push(refq("binance", "ETH", s, "2000"));
+        ev.push(refq("okx", "ETH", s, "2001"));
+        ev.push(refq("coinbase", "ETH", s, "2040"));
+        ev.push(ctx("ETH", s, "2040", "2040"));
+    }
+    let steps = check(&ev);
+    let s = opened(&steps, ThreatType::OracleDeviation)[0];
+    assert!(
+        s.indicators.contains(&"venue:binance".to_owned())
+            && s.indicators.contains(&"venue:okx".to_owned()),
+        "{:?}",
+        s.indicators
+    );
+    assert!(!s.indicators.contains(&"venue:coinbase".to_owned()));
+    assert!(s.evidence.get("oracle_vs_binance_pct").is_some());
+
+    // The only reference stops updating: after 30 s it is stale and the oracle check pauses,
+    // however far the oracle drifts.
+    let mut ev = vec![refq("binance", "SOL", 0, "100")];
+    ev.extend((0..=300).map(|s| ctx("SOL", s, "110", "110")));
+    assert!(
+        opened(&check(&ev), ThreatType::OracleDeviation).is_empty(),
+        "stale references never produce deviation alerts"
+    );
+
+    // A reference whose feed is DOWN is left out of the median.
+    let mut ev = vec![MarketEvent::Feed(FeedStatus {
+        feed: "coinbase".into(),
+        state: FeedState::Down,
+        changed_at: t(0),
+        last_data_at: None,
+        detail: "timeout".into(),
+    })];
+    for s in 1..=90 {
+        ev.push(refq("coinbase", "BTC", s, "150"));
+        ev.push(refq("binance", "BTC", s, "100"));
+        ev.push(ctx("BTC", s, "100", "100"));
+    }
+    let steps = check(&ev);
+    assert!(
+        opened(&steps, ThreatType::OracleDeviation).is_empty(),
+        "{steps:?}"
+    );
+    assert_eq!(
+        max_sev(&steps, ThreatType::FeedHealth),
+        Some(Severity::Medium)
+    );
+}
+
+#[test]
+fn deviation_incidents_resolve_after_the_quiet_period() {
+    let mut ev = oracle_run("BTC", "1", 90);
+    ev.extend((91..=800).flat_map(|s| {
+        [
+            refq("binance", "BTC", s, "100"),
+            ctx("BTC", s, "100", "100"),
+        ]
+    }));
+    let steps = check(&ev);
+    let resolved: Vec<_> = steps
+        .iter()
+        .filter(|s| s.change == IncidentChange::Resolved)
+        .collect();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(
+        resolved[0].time,
+        t(90 + 600),
+        "resolved 600 s after the last detection"
+    );
+}
+
+#[test]
+fn mark_manipulation_against_the_oracle() {
+    let ev: Vec<_> = (0..=61)
+        .map(|s| ctx("JELLY", s, "0.0095", "0.0099"))
+        .collect();
+    let steps = check(&ev);
+    assert_eq!(
+        max_sev(&steps, ThreatType::MarkManipulation),
+        Some(Severity::Critical)
+    );
+    let ev: Vec<_> = (0..=600)
+        .map(|s| ctx("JELLY", s, "0.0095", "0.009547"))
+        .collect();
+    assert_eq!(
+        max_sev(&check(&ev), ThreatType::MarkManipulation),
+        None,
+        "0.49 % is below the threshold"
+    );
+}
+
+#[test]
+fn out_of_order_and_duplicate_contexts_do_not_fool_the_oracle_rule() {
+    let mut ev = oracle_run("BTC", "0.2", 100);
+    // A late context from the past with a huge deviation must not count …
+    ev.push(ctx("BTC", 50, "150", "150"));
+    // … and repeating the latest context changes nothing.
+    ev.push(ctx("BTC", 100, "100.2", "100.2"));
+    ev.push(ctx("BTC", 100, "100.2", "100.2"));
+    assert!(check(&ev).is_empty());
+}
+
+// --- liquidations ---------------------------------------------------------------------------
+
+#[test]
+fn large_liquidation_threshold_and_window() {
+    let liq = addr(0x2e);
+    let ev = |sz: &str| {
+        vec![liq_fill(
+            liq,
+            "ETH",
+            0,
+            "1000",
+            sz,
+            Some(addr(1)),
+            1,
+            LiquidationMethod::Market,
+        )]
+    };
+    assert!(opened(&check(&ev("499.999")), ThreatType::LargeLiquidation).is_empty());
+    assert_eq!(
+        max_sev(&check(&ev("500")), ThreatType::LargeLiquidation),
+        Some(Severity::High)
+    );
+    assert_eq!(
+        max_sev(&check(&ev("10000")), ThreatType::LargeLiquidation),
+        Some(Severity::Critical)
+    );
+    // Two $300k fills 10 s apart add up; 11 s apart they do not.
+    let two = |gap| {
+        vec![
+            liq_fill(
+                liq,
+                "ETH",
+                0,
+                "1000",
+                "300",
+                Some(addr(1)),
+                1,
+                LiquidationMethod::Market,
+            ),
+            liq_fill(
+                liq,
+                "ETH",
+                gap,
+                "1000",
+                "300",
+                Some(addr(2)),
+                2,
+                LiquidationMethod::Market,
+            ),
+        ]
+    };
+    assert_eq!(
+        max_sev(&check(&two(10)), ThreatType::LargeLiquidation),
+        Some(Severity::High)
+    );
+    assert!(opened(&check(&two(11)), ThreatType::LargeLiquidation).is_empty());
+}
+
+#[test]
+fn the_same_liquidation_seen_from_both_sides_counts_once() {
+    let a = liq_fill(
+        addr(0x2e),
+        "ETH",
+        0,
+        "1000",
+        "300",
+        Some(addr(1)),
+        7,
+        LiquidationMethod::Market,
+    );
+    let b = liq_fill(
+        addr(1),
+        "ETH",
+        0,
+        "1000",
+        "300",
+        Some(addr(1)),
+        7,
+        LiquidationMethod::Market,
+    );
+    assert!(
+        opened(&check(&[a.clone(), b, a]), ThreatType::LargeLiquidation).is_empty(),
+        "300k once, not 900k"
+    );
+}
+
+#[test]
+fn cascade_needs_five_within_300_seconds() {
+    let liq = addr(0x2e);
+    let run = |n: u64, spacing: i64| -> Vec<MarketEvent> {
+        (0..n)
+            .map(|i| {
+                liq_fill(
+                    liq,
+                    "SOL",
+                    i as i64 * spacing,
+                    "100",
+                    "10",
+                    Some(addr(i as u8 + 1)),
+                    i + 1,
+                    LiquidationMethod::Market,
+                )
+            })
+            .collect()
+    };
+    assert!(opened(&check(&run(4, 10)), ThreatType::LiquidationCascade).is_empty());
+    assert_eq!(
+        max_sev(&check(&run(5, 10)), ThreatType::LiquidationCascade),
+        Some(Severity::High)
+    );
+    assert!(
+        opened(&check(&run(5, 76)), ThreatType::LiquidationCascade).is_empty(),
+        "five spread over 304 s"
+    );
+    assert_eq!(
+        max_sev(&check(&run(15, 10)), ThreatType::LiquidationCascade),
+        Some(Severity::Critical)
+    );
+}
+
+#[test]
+fn coordinated_liquidations_of_one_account() {
+    let victim = addr(9);
+    let ev: Vec<_> = (0..3)
+        .map(|i| {
+            liq_fill(
+                addr(0x2e),
+                "ETH",
+                i * 600,
+                "1000",
+                "340",
+                Some(victim),
+                i as u64 + 1,
+                LiquidationMethod::Market,
+            )
+        })
+        .collect();
+    let steps = check(&ev);
+    assert_eq!(
+        max_sev(&steps, ThreatType::CoordinatedLiquidation),
+        Some(Severity::High)
+    );
+    let ev: Vec<_> = (0..3)
+        .map(|i| {
+            liq_fill(
+                addr(0x2e),
+                "ETH",
+                i * 600,
+                "1000",
+                "300",
+                Some(victim),
+                i as u64 + 1,
+                LiquidationMethod::Market,
+            )
+        })
+        .collect();
+    assert!(
+        opened(&check(&ev), ThreatType::CoordinatedLiquidation).is_empty(),
+        "$900k is below $1M"
+    );
+}
+
+#[test]
+fn first_adl_fill_is_critical() {
+    let steps = check(&[
+        adl_fill(addr(3), "AVAX", 0, 1),
+        adl_fill(addr(4), "AVAX", 1, 2),
+    ]);
+    let adl = opened(&steps, ThreatType::AutoDeleveraging);
+    assert_eq!(adl.len(), 1, "one incident, not one per fill");
+    assert_eq!(adl[0].severity, Severity::Critical);
+    assert_eq!(adl[0].time, t(0));
+}
+
+// --- HLP ------------------------------------------------------------------------------------
+
+#[test]
+fn hlp_loss_from_pnl_not_from_withdrawals() {
+    let run = |loss: &str| {
+        vec![
+            vault(0, "60000000", "400000000"),
+            vault(3600, &(d("60000000") - d(loss)).to_string(), "400000000"),
+        ]
+    };
+    assert!(opened(&check(&run("999999")), ThreatType::HlpLoss).is_empty());
+    assert_eq!(
+        max_sev(&check(&run("1000000")), ThreatType::HlpLoss),
+        Some(Severity::High)
+    );
+    assert_eq!(
+        max_sev(&check(&run("2000000")), ThreatType::HlpLoss),
+        Some(Severity::Critical)
+    );
+    // $130M of withdrawals with flat PnL: not a loss.
+    let steps = check(&[
+        vault(0, "60000000", "487000000"),
+        vault(3600, "60000000", "357000000"),
+    ]);
+    assert!(steps.is_empty(), "{steps:?}");
+}
+
+#[test]
+fn hlp_loss_is_measured_over_24_hours() {
+    // Lost $3M, but 25 h apart: the 24 h window only sees the last day's flat PnL.
+    let steps = check(&[
+        vault(0, "60000000", "400000000"),
+        vault(3600, "57000000", "400000000"),
+        vault(25 * 3600 + 1, "57000000", "400000000"),
+    ]);
+    let loss_steps = opened(&steps, ThreatType::HlpLoss);
+    assert_eq!(
+        loss_steps.len(),
+        1,
+        "opened once at the loss, not again a day later"
+    );
+}
+
+#[test]
+fn hlp_drawdown_from_peak() {
+    let steps = check(&[
+        vault(0, "10000000", "100000000"),
+        vault(86_400 * 2, "40000000", "100000000"),
+        vault(86_400 * 4, "29000000", "100000000"),
+    ]);
+    assert_eq!(
+        max_sev(&steps, ThreatType::HlpDrawdown),
+        Some(Severity::High),
+        "11 % of account value below the PnL peak"
+    );
+}
+
+#[test]
+fn hlp_return_anomaly_needs_enough_samples() {
+    let mut ev = Vec::new();
+    let mut pnl = d("50000000");
+    for i in 0..130 {
+        pnl += if i % 2 == 0 { d("1000") } else { d("-800") };
+        ev.push(vault(i * 300, &pnl.to_string(), "300000000"));
+    }
+    ev.push(vault(
+        130 * 300,
+        &(pnl - d("500000")).to_string(),
+        "300000000",
+    ));
+    let steps = check(&ev);
+    assert!(
+        max_sev(&steps, ThreatType::HlpAnomaly).is_some_and(|s| s >= Severity::Medium),
+        "{steps:?}"
+    );
+    // The same shock with only 50 samples: not enough history.
+    let short: Vec<_> = ev[80..].to_vec();
+    assert!(opened(&check(&short), ThreatType::HlpAnomaly).is_empty());
+}
+
+#[test]
+fn hlp_child_exposure_against_open_interest() {
+    let child = MonitorsConfig::default().hlp.children[0];
+    // OI 1,000,000 JELLY at $0.01 = $10M. A 300M-JELLY position = $3M = 30 %.
+    let run = |szi: &str| {
+        vec![
+            ctx_full("JELLY", 0, "0.01", "0.01", "1000000000", "5000000"),
+            positions(child, "JELLY", 1, szi, None, "20000000"),
+        ]
+    };
+    assert_eq!(
+        max_sev(&check(&run("-300000000")), ThreatType::HlpExposure),
+        Some(Severity::High)
+    );
+    assert_eq!(
+        max_sev(&check(&run("-600000000")), ThreatType::HlpExposure),
+        Some(Severity::Critical)
+    );
+    assert!(
+        opened(&check(&run("-200000000")), ThreatType::HlpExposure).is_empty(),
+        "20 % is below 25 %"
+    );
+    assert!(
+        opened(&check(&run("-90000000")), ThreatType::HlpExposure).is_empty(),
+        "under the $1M minimum"
+    );
+}
+
+// --- whales ---------------------------------------------------------------------------------
+
+#[test]
+fn whale_distance_thresholds_and_withdrawal_boost() {
+    let w = addr(0xf3);
+    let run = |mark: &str, extra: Vec<MarketEvent>| {
+        let mut ev = vec![ctx("ETH", 0, mark, mark)];
+        ev.extend(extra);
+        ev.push(positions(w, "ETH", 2, "10000", Some("1900"), "1000000"));
+        check(&ev)
+    };
+    // $19.5M long, liquidation at 1900.
+    assert!(
+        opened(&run("2000", vec![]), ThreatType::WhaleLiquidationRisk).is_empty(),
+        "5 % away"
+    );
+    assert_eq!(
+        max_sev(&run("1930", vec![]), ThreatType::WhaleLiquidationRisk),
+        Some(Severity::Medium),
+        "1.55 %"
+    );
+    assert_eq!(
+        max_sev(&run("1915", vec![]), ThreatType::WhaleLiquidationRisk),
+        Some(Severity::High),
+        "0.78 %"
+    );
+    assert_eq!(
+        max_sev(&run("1905", vec![]), ThreatType::WhaleLiquidationRisk),
+        Some(Severity::Critical),
+        "0.26 %"
+    );
+    let withdrawal = MarketEvent::Ledger(LedgerEvent {
+        user: w,
+        time: t(1),
+        kind: LedgerKind::Withdraw,
+        usdc: d("5000000"),
+        hash: None,
+    });
+    let steps = run("1930", vec![withdrawal]);
+    let s = opened(&steps, ThreatType::WhaleLiquidationRisk)[0];
+    assert_eq!(
+        s.severity,
+        Severity::High,
+        "a recent withdrawal raises one level"
+    );
+    assert!(s.indicators.contains(&"margin_withdrawal".to_owned()));
+    // Small positions and HLP vaults are not whales.
+    let mut ev = vec![ctx("ETH", 0, "1901", "1901")];
+    ev.push(positions(w, "ETH", 1, "100", Some("1900"), "1000"));
+    ev.push(positions(
+        MonitorsConfig::default().hlp.children[1],
+        "ETH",
+        2,
+        "10000",
+        Some("1900"),
+        "1000000",
+    ));
+    assert!(opened(&check(&ev), ThreatType::WhaleLiquidationRisk).is_empty());
+}
+
+// --- thin markets ----------------------------------------------------------------------------
+
+#[test]
+fn thin_market_price_move() {
+    let run = |to: &str, vol: &str| -> Vec<MarketEvent> {
+        (0..=600)
+            .step_by(10)
+            .map(|s| ctx_full("X", s, "1", if s == 600 { to } else { "1" }, "1000", vol))
+            .collect()
+    };
+    assert!(
+        opened(
+            &check(&run("1.19", "1000000")),
+            ThreatType::ThinMarketManipulation
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        max_sev(
+            &check(&run("1.2", "1000000")),
+            ThreatType::ThinMarketManipulation
+        ),
+        Some(Severity::High)
+    );
+    assert_eq!(
+        max_sev(
+            &check(&run("1.5", "1000000")),
+            ThreatType::ThinMarketManipulation
+        ),
+        Some(Severity::Critical)
+    );
+    assert!(
+        opened(
+            &check(&run("1.3", "900000000")),
+            ThreatType::ThinMarketManipulation
+        )
+        .is_empty(),
+        "a deep market may move 30 %"
+    );
+    assert_eq!(
+        max_sev(
+            &check(&run("1.4", "900000000")),
+            ThreatType::ThinMarketManipulation
+        ),
+        Some(Severity::Critical),
+        "40 % on any market"
+    );
+}
+
+#[test]
+fn open_interest_cap_and_book_walls() {
+    let steps = check(&[
+        ctx("JELLY", 0, "1", "1"),
+        MarketEvent::OiCap(OiCapSnapshot {
+            time: t(1),
+            coins: vec![coin("JELLY")],
+        }),
+    ]);
+    assert_eq!(
+        max_sev(&steps, ThreatType::OpenInterestCap),
+        Some(Severity::Medium)
+    );
+    let lvl = |px: &str, sz: &str| BookLevel {
+        px: d(px),
+        sz: d(sz),
+        n: 1,
+    };
+    let book = |secs: i64, wall: bool| {
+        let mut bids: Vec<BookLevel> = (1..=10).map(|i| lvl(&format!("0.2{i}"), "10000")).collect();
+        if wall {
+            bids[0] = lvl("0.21", "100000000");
+        }
+        MarketEvent::Book(BookSnapshot {
+            coin: coin("POPCAT"),
+            time: t(secs),
+            bids,
+            asks: (1..=10).map(|i| lvl(&format!("0.3{i}"), "10000")).collect(),
+        })
+    };
+    let steps = check(&[book(0, false), book(10, true), book(60, false)]);
+    let walls = opened(&steps, ThreatType::BookWall);
+    assert_eq!(
+        walls.first().map(|s| s.severity),
+        Some(Severity::Medium),
+        "a one-sided $21M bid wall appears"
+    );
+    assert_eq!(
+        max_sev(&steps, ThreatType::BookWall),
+        Some(Severity::High),
+        "and is pulled 50 s later"
+    );
+}
+
+#[test]
+fn feed_down_opens_and_live_resolves() {
+    let down = MarketEvent::Feed(FeedStatus {
+        feed: "hyperliquid.ws".into(),
+        state: FeedState::Down,
+        changed_at: t(0),
+        last_data_at: Some(t(-5)),
+        detail: "connection reset".into(),
+    });
+    let live = MarketEvent::Feed(FeedStatus {
+        feed: "hyperliquid.ws".into(),
+        state: FeedState::Live,
+        changed_at: t(20),
+        last_data_at: Some(t(20)),
+        detail: String::new(),
+    });
+    let mut ev = vec![down, live];
+    ev.extend((21..=200).map(|s| ctx("BTC", s, "1", "1")));
+    let steps = check(&ev);
+    assert_eq!(
+        steps[0].severity,
+        Severity::High,
+        "the Hyperliquid feed down is high"
+    );
+    assert!(
+        steps.iter().any(
+            |s| s.change == IncidentChange::Resolved && s.threat_type == ThreatType::FeedHealth
+        )
+    );
+}
