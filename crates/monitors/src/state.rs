@@ -132,6 +132,17 @@ impl MarketState {
             .map(|price| ReferencePrice { price, ..r })
     }
 
+    /// Just the reference median of `coin` and the number of venues in it (no copies; the
+    /// detectors' hot path). Same rules as [`MarketState::reference`].
+    pub fn reference_median(&self, coin: &Coin) -> Option<(Decimal, usize)> {
+        self.refs
+            .median(coin, self.now, self.reference_max_age_ms, |v| {
+                self.feeds
+                    .get(v.as_str())
+                    .is_some_and(|s| *s != FeedState::Live)
+            })
+    }
+
     /// True when `addr` is an HLP vault (parent or child).
     pub fn is_hlp(&self, addr: &Address) -> bool {
         *addr == self.hlp_vault || self.hlp_children.contains(addr)

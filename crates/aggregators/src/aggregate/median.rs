@@ -49,15 +49,30 @@ impl Default for VenueWeights {
 /// first reaches half the total; when it lands exactly on half, the mean of that price and the
 /// next one. Non-positive weights are ignored. `None` for no positive weight.
 pub fn weighted_median(points: &[(Price, Decimal)]) -> Option<Price> {
-    let mut v: Vec<(Price, Decimal)> = points
-        .iter()
-        .copied()
-        .filter(|(_, w)| *w > Decimal::ZERO)
-        .collect();
-    if v.is_empty() {
-        return None;
+    // The common case is a handful of venues: sort on the stack, no allocation.
+    let mut buf: [(Price, Decimal); 32] = [(Decimal::ZERO, Decimal::ZERO); 32];
+    let mut heap: Vec<(Price, Decimal)>;
+    let v: &mut [(Price, Decimal)] = if points.len() <= buf.len() {
+        let mut n = 0;
+        for p in points.iter().filter(|(_, w)| *w > Decimal::ZERO) {
+            buf[n] = *p;
+            n += 1;
+        }
+        &mut buf[..n]
+    } else {
+        heap = points
+            .iter()
+            .copied()
+            .filter(|(_, w)| *w > Decimal::ZERO)
+            .collect();
+        &mut heap
+    };
+    match v.len() {
+        0 => return None,
+        1 => return Some(v[0].0),
+        _ => {}
     }
-    v.sort_by_key(|p| p.0);
+    v.sort_unstable_by_key(|p| p.0);
     let total: Decimal = v.iter().map(|p| p.1).sum();
     let half = total / Decimal::TWO;
     let mut acc = Decimal::ZERO;
@@ -88,7 +103,7 @@ pub struct ReferencePrice {
 /// Latest quote per (coin, venue), and the median over the fresh ones.
 #[derive(Debug, Clone, Default)]
 pub struct ReferenceBook {
-    latest: HashMap<(Coin, Venue), ReferenceQuote>,
+    latest: HashMap<Coin, Vec<ReferenceQuote>>,
     weights: VenueWeights,
 }
 
@@ -103,11 +118,13 @@ impl ReferenceBook {
 
     /// Records a quote (an older quote than the one held is ignored).
     pub fn update(&mut self, q: &ReferenceQuote) {
-        let key = (q.coin.clone(), q.venue.clone());
-        match self.latest.get(&key) {
+        let v = self.latest.entry(q.coin.clone()).or_default();
+        match v.iter_mut().find(|x| x.venue == q.venue) {
             Some(old) if old.time > q.time => {}
-            _ => {
-                self.latest.insert(key, q.clone());
+            Some(old) => *old = q.clone(),
+            None => {
+                v.push(q.clone());
+                v.sort_by(|a, b| a.venue.cmp(&b.venue));
             }
         }
     }
@@ -121,18 +138,13 @@ impl ReferenceBook {
     ) -> Option<ReferencePrice> {
         let mut used = Vec::new();
         let mut stale = Vec::new();
-        for ((c, v), q) in &self.latest {
-            if c != coin {
-                continue;
-            }
+        for q in self.latest.get(coin).into_iter().flatten() {
             if now.millis_since(q.time) <= max_age_ms {
                 used.push(q.clone());
             } else {
-                stale.push(v.clone());
+                stale.push(q.venue.clone());
             }
         }
-        used.sort_by(|a, b| a.venue.cmp(&b.venue));
-        stale.sort();
         let points: Vec<(Price, Decimal)> = used
             .iter()
             .map(|q| (q.price, self.weights.weight(&q.venue)))
@@ -140,16 +152,32 @@ impl ReferenceBook {
         weighted_median(&points).map(|price| ReferencePrice { price, used, stale })
     }
 
+    /// Just the median and how many quotes made it, without copying the quotes (the hot path);
+    /// `skip` leaves out venues (feeds known to be down).
+    pub fn median(
+        &self,
+        coin: &Coin,
+        now: Timestamp,
+        max_age_ms: i64,
+        skip: impl Fn(&Venue) -> bool,
+    ) -> Option<(Price, usize)> {
+        let mut pts: [(Price, Decimal); 16] = [(Decimal::ZERO, Decimal::ZERO); 16];
+        let mut n = 0;
+        for q in self.latest.get(coin).into_iter().flatten() {
+            if n < pts.len() && now.millis_since(q.time) <= max_age_ms && !skip(&q.venue) {
+                pts[n] = (q.price, self.weights.weight(&q.venue));
+                n += 1;
+            }
+        }
+        weighted_median(&pts[..n]).map(|p| (p, n))
+    }
+
     /// Every venue quoting `coin`, with its latest quote.
     pub fn quotes(&self, coin: &Coin) -> Vec<&ReferenceQuote> {
-        let mut v: Vec<&ReferenceQuote> = self
-            .latest
-            .iter()
-            .filter(|((c, _), _)| c == coin)
-            .map(|(_, q)| q)
-            .collect();
-        v.sort_by(|a, b| a.venue.cmp(&b.venue));
-        v
+        self.latest
+            .get(coin)
+            .map(|v| v.iter().collect())
+            .unwrap_or_default()
     }
 }
 

@@ -290,8 +290,9 @@ pub(crate) fn expand(dir: &Path, m: &Manifest) -> Result<Vec<MarketEvent>, Scena
         if let Some(p) = cd.fields.get("mark").and_then(|p| p.at(t)) {
             return Some(p);
         }
-        if let Some(p) = cd.mark.as_ref().and_then(|p| p.at(t)) {
-            return Some(p);
+        if let Some(m) = cd.mark.as_ref() {
+            // A market with its own candles has no mark inside a gap in them.
+            return m.at(t);
         }
         let oracle = oracle_at(cd, t)?;
         match &cd.basis {
@@ -500,7 +501,7 @@ pub(crate) fn expand(dir: &Path, m: &Manifest) -> Result<Vec<MarketEvent>, Scena
                 if line.is_empty() || line.starts_with('#') || line.starts_with("//") {
                     continue;
                 }
-                let e: MarketEvent = serde_json::from_str(line)
+                let e: MarketEvent = super::decode_event_json(line)
                     .map_err(|e| invalid(&overlay, format!("line {}: {e}", i + 1)))?;
                 if e.time().0 < start || e.time().0 >= end {
                     return Err(invalid(

@@ -15,6 +15,40 @@ pub use scenario::{
     GroundTruth, Manifest, Provenance, QuietBudget, Scenario, ScenarioError, TruthIncident,
 };
 
+/// Decodes one normalized event from its JSON form (`{"event":"asset_ctx",…}`), as written in
+/// scenario overlays and by `replay --dump`. When the `event` tag comes first (as serde writes
+/// it), the payload is decoded directly instead of through serde's buffering of internally
+/// tagged enums, which is several times slower; the result is the same (tested).
+pub fn decode_event_json(line: &str) -> Result<MarketEvent, serde_json::Error> {
+    use kamiyo_core_models::*;
+    if let Some(rest) = line.strip_prefix(r#"{"event":""#)
+        && let Some(end) = rest.find('"')
+    {
+        let direct = match &rest[..end] {
+            "trade" => Some(serde_json::from_str::<Trade>(line).map(MarketEvent::Trade)),
+            "mids" => Some(serde_json::from_str::<Mids>(line).map(MarketEvent::Mids)),
+            "asset_ctx" => Some(serde_json::from_str::<AssetCtx>(line).map(MarketEvent::AssetCtx)),
+            "fill" => Some(serde_json::from_str::<Fill>(line).map(MarketEvent::Fill)),
+            "vault" => Some(serde_json::from_str::<VaultSnapshot>(line).map(MarketEvent::Vault)),
+            "positions" => {
+                Some(serde_json::from_str::<PositionSnapshot>(line).map(MarketEvent::Positions))
+            }
+            "ledger" => Some(serde_json::from_str::<LedgerEvent>(line).map(MarketEvent::Ledger)),
+            "book" => Some(serde_json::from_str::<BookSnapshot>(line).map(MarketEvent::Book)),
+            "reference" => {
+                Some(serde_json::from_str::<ReferenceQuote>(line).map(MarketEvent::Reference))
+            }
+            "oi_cap" => Some(serde_json::from_str::<OiCapSnapshot>(line).map(MarketEvent::OiCap)),
+            "feed" => Some(serde_json::from_str::<FeedStatus>(line).map(MarketEvent::Feed)),
+            _ => None,
+        };
+        if let Some(r) = direct {
+            return r;
+        }
+    }
+    serde_json::from_str(line)
+}
+
 /// Replay pace.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Speed {

@@ -75,10 +75,43 @@ fn the_calm_fortnight_is_real_candles_only() {
         .iter()
         .filter(|e| matches!(e, MarketEvent::AssetCtx(_)))
         .count();
-    assert_eq!(ctxs, 14 * 24 * 60 * 5, "one context per minute per market");
+    let full = 14 * 24 * 60 * 5;
+    assert!(
+        ctxs < full && ctxs > full * 99 / 100,
+        "one context per minute per market, except in data gaps: {ctxs} of {full}"
+    );
+    // The Hyperliquid HYPE candles have a zero-volume gap on 2025-06-08 09:45-10:25: no prices
+    // are invented inside it.
+    let in_gap = |e: &&MarketEvent| {
+        matches!(e, MarketEvent::AssetCtx(c) if c.coin.as_str() == "HYPE"
+            && c.time.0 > 1_749_376_800_000 && c.time.0 < 1_749_378_600_000)
+    };
+    assert_eq!(s.events.iter().filter(in_gap).count(), 0);
     assert!(
         !s.events
             .iter()
             .any(|e| matches!(e, MarketEvent::Fill(_) | MarketEvent::Vault(_)))
+    );
+}
+
+#[test]
+fn the_fast_event_decoder_agrees_with_serde_on_every_scenario_event() {
+    for dir in scenario_dirs() {
+        let s = Scenario::load(&dir).unwrap();
+        for e in &s.events {
+            let line = serde_json::to_string(e).unwrap();
+            let fast = kamiyo_aggregators::replay::decode_event_json(&line).unwrap();
+            assert_eq!(&fast, e);
+            assert_eq!(serde_json::from_str::<MarketEvent>(&line).unwrap(), fast);
+        }
+    }
+    // A line with the tag elsewhere still decodes (slow path), and garbage is an error.
+    let e = kamiyo_aggregators::replay::decode_event_json(
+        r#"{"coin":"BTC","time":1,"mids":[],"event":"mids"}"#,
+    );
+    assert!(e.is_err() || matches!(e, Ok(MarketEvent::Mids(_))));
+    assert!(
+        kamiyo_aggregators::replay::decode_event_json(r#"{"event":"asset_ctx","coin":"BTC"}"#)
+            .is_err()
     );
 }

@@ -43,33 +43,28 @@ impl OracleDetector {
         }
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one evaluation with all its inputs, called from two places"
-    )]
+    /// Updates the sustain state of one comparison; builds evidence (costly) only when firing.
     fn evaluate(
         &mut self,
         ctx: &AssetCtx,
         kind: DeviationKind,
         value: Decimal,
         reference: Decimal,
-        evidence: Evidence,
-        venue_names: &[String],
         sink: &mut Sink,
-        t: Timestamp,
+        details: impl FnOnce(&Self) -> (Evidence, Vec<String>),
     ) {
+        let t = ctx.time;
         let Some(dev) = pct(value, reference) else {
             return;
         };
-        let th = self.cfg.for_coin(&ctx.coin).clone();
-        let track = self.tracks.entry((ctx.coin.clone(), kind)).or_default();
-        let (level, held) = track.sustain.update(
-            dev,
-            t,
+        let th = self.cfg.for_coin(&ctx.coin);
+        let (warn, crit, sustain_ms) = (
             th.warn_pct,
             th.critical_pct,
             i64::from(th.sustain_secs) * 1000,
         );
+        let track = self.tracks.entry((ctx.coin.clone(), kind)).or_default();
+        let (level, held) = track.sustain.update(dev, t, warn, crit, sustain_ms);
         let level_changed = track.last_level != Some(level);
         if level_changed
             || track
@@ -93,6 +88,7 @@ impl OracleDetector {
             Level::Warn => Severity::High,
             Level::Critical => Severity::Critical,
         };
+        let (evidence, venue_names) = details(self);
         let (detector, threat, what, against) = match kind {
             DeviationKind::OracleVsReference => (
                 "oracle_deviation",
@@ -118,16 +114,10 @@ impl OracleDetector {
         } else {
             "above"
         };
+        let threshold = if level == Level::Critical { crit } else { warn };
         let mut indicators = vec![
             format!("sustained_{}s", held / 1000),
-            format!(
-                "threshold_{}pct",
-                if level == Level::Critical {
-                    th.critical_pct
-                } else {
-                    th.warn_pct
-                }
-            ),
+            format!("threshold_{threshold}pct"),
         ];
         indicators.extend(venue_names.iter().map(|v| format!("venue:{v}")));
         let evidence = evidence
@@ -135,8 +125,8 @@ impl OracleDetector {
             .with("value", value)
             .with("reference", reference)
             .with("sustained_ms", held)
-            .with("warn_pct", th.warn_pct)
-            .with("critical_pct", th.critical_pct);
+            .with("warn_pct", warn)
+            .with("critical_pct", crit);
         let venues = if venue_names.is_empty() {
             String::new()
         } else {
@@ -173,39 +163,35 @@ impl Detector for OracleDetector {
         if state.ctx(&ctx.coin).is_some_and(|c| c.time > ctx.time) {
             return; // An out-of-order update: the newer context was already evaluated.
         }
-        let t = ctx.time;
-        match state.reference(&ctx.coin) {
-            Some(r) if !r.used.is_empty() => {
-                let mut ev = Evidence::new().with("reference_venues", r.used.len());
-                let th = self.cfg.for_coin(&ctx.coin).warn_pct;
-                let mut diverging = Vec::new();
-                for q in &r.used {
-                    if let Some(dv) = pct(ctx.oracle_px, q.price) {
-                        ev.insert(&format!("oracle_vs_{}_pct", q.venue), dv);
-                        if dv.abs() >= th {
-                            diverging.push(q.venue.to_string());
-                        }
-                    }
-                }
-                if !r.stale.is_empty() {
-                    ev.insert(
-                        "stale_venues",
-                        r.stale
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    );
-                }
+        match state.reference_median(&ctx.coin) {
+            Some((median, n)) if n > 0 => {
                 self.evaluate(
                     ctx,
                     DeviationKind::OracleVsReference,
                     ctx.oracle_px,
-                    r.price,
-                    ev,
-                    &diverging,
+                    median,
                     sink,
-                    t,
+                    |me| {
+                        let mut ev = Evidence::new().with("reference_venues", n);
+                        let mut diverging = Vec::new();
+                        if let Some(r) = state.reference(&ctx.coin) {
+                            let th = me.cfg.for_coin(&ctx.coin).warn_pct;
+                            for q in &r.used {
+                                if let Some(dv) = pct(ctx.oracle_px, q.price) {
+                                    ev.insert(&format!("oracle_vs_{}_pct", q.venue), dv);
+                                    if dv.abs() >= th {
+                                        diverging.push(q.venue.to_string());
+                                    }
+                                }
+                            }
+                            if !r.stale.is_empty() {
+                                let stale: Vec<String> =
+                                    r.stale.iter().map(ToString::to_string).collect();
+                                ev.insert("stale_venues", stale.join(","));
+                            }
+                        }
+                        (ev, diverging)
+                    },
                 );
             }
             _ => {
@@ -218,34 +204,38 @@ impl Detector for OracleDetector {
                 }
             }
         }
-        let ev = Evidence::new()
-            .with("oracle_px", ctx.oracle_px)
-            .with("mark_px", ctx.mark_px);
         self.evaluate(
             ctx,
             DeviationKind::MarkVsOracle,
             ctx.mark_px,
             ctx.oracle_px,
-            ev,
-            &[],
             sink,
-            t,
+            |_| {
+                (
+                    Evidence::new()
+                        .with("oracle_px", ctx.oracle_px)
+                        .with("mark_px", ctx.mark_px),
+                    Vec::new(),
+                )
+            },
         );
         if self.cfg.check_mid
             && let Some(mid) = ctx.mid_px
         {
-            let ev = Evidence::new()
-                .with("oracle_px", ctx.oracle_px)
-                .with("mid_px", mid);
             self.evaluate(
                 ctx,
                 DeviationKind::MidVsOracle,
                 mid,
                 ctx.oracle_px,
-                ev,
-                &[],
                 sink,
-                t,
+                |_| {
+                    (
+                        Evidence::new()
+                            .with("oracle_px", ctx.oracle_px)
+                            .with("mid_px", mid),
+                        Vec::new(),
+                    )
+                },
             );
         }
     }
