@@ -460,7 +460,7 @@ impl BacktestReport {
     /// An SVG plot: prices (normalised) of the incident assets, HLP PnL, and alert markers.
     pub fn render_svg(&self) -> String {
         let (w, left, right) = (1200.0_f64, 70.0, 20.0);
-        let price_top = 50.0;
+        let price_top = 72.0;
         let price_h = 300.0;
         let pnl_top = price_top + price_h + 40.0;
         let pnl_h = 160.0;

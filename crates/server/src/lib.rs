@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 
+pub mod commands;
+
 use actix_web::{App, HttpServer, dev::ServerHandle};
 
 /// A built application, ready to run.
