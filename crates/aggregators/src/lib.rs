@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod clock;
 pub mod hyperliquid;
 pub mod live;
 pub mod replay;

@@ -81,6 +81,9 @@ pub struct LiveConfig {
     pub backoff: Backoff,
     /// Idle timeout of the WebSocket.
     pub idle_timeout: Duration,
+    /// An exchange-time clock to feed with the times the exchange reports (when the source's
+    /// clock is one).
+    pub exchange_clock: Option<Arc<crate::clock::ExchangeClock>>,
 }
 
 impl std::fmt::Debug for LiveConfig {
@@ -131,6 +134,7 @@ impl LiveConfig {
                 max: Duration::from_secs(30),
             },
             idle_timeout: Duration::from_secs(75),
+            exchange_clock: None,
         }
     }
 }
@@ -187,6 +191,18 @@ impl MarketDataStream for LiveSource {
             rx.recv().await.map(|e| (e, rx))
         }))
     }
+}
+
+fn restamp(
+    mut s: kamiyo_core_models::FeedStatus,
+    wall_now: Timestamp,
+    now: Timestamp,
+) -> kamiyo_core_models::FeedStatus {
+    s.last_data_at = s
+        .last_data_at
+        .map(|t| now.plus_millis(-wall_now.millis_since(t)));
+    s.changed_at = now;
+    s
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -259,6 +275,9 @@ async fn run(
         ));
     }
 
+    // Freshness is about our connection, so it runs on the wall clock; the statuses it emits
+    // are restamped onto the source's clock (the exchange's time base) for the engine.
+    let wall = kamiyo_core_models::SystemClock;
     let mut board = FeedBoard::new();
     board.register(FEED_WS, config.staleness);
     board.register(FEED_REST, config.staleness);
@@ -277,20 +296,35 @@ async fn run(
             () = cancel.cancelled() => return,
             r = raw_rx.recv() => match r { Some(r) => r, None => return },
             _ = tick.tick() => {
-                for s in board.tick(clock.now()) {
+                for s in board.tick(wall.now()) {
+                    let s = restamp(s, wall.now(), clock.now());
                     if out.send(MarketEvent::Feed(s)).await.is_err() { return; }
                 }
                 continue;
             }
         };
         let now = clock.now();
+        let wall_now = wall.now();
         let mut emit: Vec<MarketEvent> = Vec::new();
         match raw {
             Raw::Data(feed, events) => {
-                if let Some(s) = board.on_data(feed, now) {
+                if let Some(s) = board
+                    .on_data(feed, wall_now)
+                    .map(|s| restamp(s, wall_now, now))
+                {
                     emit.push(MarketEvent::Feed(s));
                 }
                 for e in events {
+                    if let Some(c) = &config.exchange_clock
+                        && matches!(
+                            e,
+                            MarketEvent::Fill(_)
+                                | MarketEvent::Trade(_)
+                                | MarketEvent::Positions(_)
+                        )
+                    {
+                        c.observe(e.time());
+                    }
                     if !dedup.admit_event(&e) {
                         continue;
                     }
@@ -306,19 +340,28 @@ async fn run(
                 }
             }
             Raw::Ref(feed, events) => {
-                if let Some(s) = board.on_data(&feed, now) {
+                if let Some(s) = board
+                    .on_data(&feed, wall_now)
+                    .map(|s| restamp(s, wall_now, now))
+                {
                     emit.push(MarketEvent::Feed(s));
                 }
                 emit.extend(events);
             }
             Raw::Failure(feed, detail) => {
-                if let Some(s) = board.on_failure(&feed, now, &detail) {
+                if let Some(s) = board
+                    .on_failure(&feed, wall_now, &detail)
+                    .map(|s| restamp(s, wall_now, now))
+                {
                     emit.push(MarketEvent::Feed(s));
                 }
             }
             Raw::WsDisconnected(reason) => {
                 disconnected_at.get_or_insert(now);
-                if let Some(s) = board.on_failure(FEED_WS, now, &reason) {
+                if let Some(s) = board
+                    .on_failure(FEED_WS, wall_now, &reason)
+                    .map(|s| restamp(s, wall_now, now))
+                {
                     emit.push(MarketEvent::Feed(s));
                 }
             }

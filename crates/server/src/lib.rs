@@ -5,6 +5,9 @@
 use std::net::SocketAddr;
 
 pub mod commands;
+pub mod config;
+pub mod run;
+pub mod telemetry;
 
 use actix_web::{App, HttpServer, dev::ServerHandle};
 

@@ -1,32 +1,31 @@
 //! `kamiyo-hyperliquid`: the self-hosted Hyperliquid security monitor.
 
-use std::net::SocketAddr;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kamiyo_monitors::MonitorsConfig;
 use kamiyo_server::commands;
+use kamiyo_server::config::{self, Config, Sources};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "kamiyo-hyperliquid",
     version,
-    about = "Hyperliquid security monitor"
+    about = "Hyperliquid security monitor: HLP vault, oracle, liquidations, manipulation, whales"
 )]
 struct Cli {
+    /// Configuration file (default: $KAMIYO_CONFIG, else ./kamiyo.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the API (default).
-    Run {
-        /// Address to listen on.
-        #[arg(long, env = "KAMIYO_BIND", default_value = "127.0.0.1:8080")]
-        bind: SocketAddr,
-    },
+    /// Monitor Hyperliquid live and serve the API and dashboard (the default).
+    Run,
     /// Run a scenario through the engine and compare with its ground truth.
     Backtest {
         /// Scenario directory or name (e.g. eth-whale-2025-03-12).
@@ -46,37 +45,96 @@ enum Command {
         #[arg(long)]
         dump: Option<PathBuf>,
     },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Report every unknown key and invalid value; exit 1 when there is any.
+    Check,
+    /// Print the effective configuration (secrets masked).
+    Show,
+    /// Print the default configuration file with every key documented.
+    Default,
+    /// Print the configuration reference (Markdown).
+    Docs,
 }
 
 fn main() -> ExitCode {
-    match real_main() {
+    let cli = Cli::parse();
+    match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "kamiyo-hyperliquid failed");
-            let _ =
-                std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("error: {e:#}\n"));
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::from(1)
         }
     }
 }
 
-fn real_main() -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
+    match config::load(&Sources::from_process(cli.config.as_deref())) {
+        Ok(c) => Ok(c),
+        Err(problems) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(
+                err,
+                "invalid configuration ({} problem{}):",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            );
+            for p in &problems {
+                let _ = writeln!(err, "  - {p}");
+            }
+            let _ = writeln!(
+                err,
+                "see docs/CONFIGURATION.md or `kamiyo-hyperliquid config default`"
+            );
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    if let Some(Command::Config { action }) = &cli.command {
+        match action {
+            ConfigAction::Default => write!(out, "{}", config::render_default_toml())?,
+            ConfigAction::Docs => write!(out, "{}", config::render_markdown())?,
+            ConfigAction::Check => {
+                return Ok(match load_config(&cli) {
+                    Ok(_) => {
+                        writeln!(out, "configuration OK")?;
+                        ExitCode::SUCCESS
+                    }
+                    Err(code) => code,
+                });
+            }
+            ConfigAction::Show => match load_config(&cli) {
+                Ok(c) => write!(out, "{}", c.redacted_toml())?,
+                Err(code) => return Ok(code),
+            },
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cfg = match load_config(&cli) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    kamiyo_server::telemetry::init_logging(&cfg.telemetry);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let monitors = MonitorsConfig::default();
     match cli.command {
-        None => rt
-            .block_on(run("127.0.0.1:8080".parse()?))
+        None | Some(Command::Run) => rt
+            .block_on(kamiyo_server::run::run(cfg))
             .map(|()| ExitCode::SUCCESS),
-        Some(Command::Run { bind }) => rt.block_on(run(bind)).map(|()| ExitCode::SUCCESS),
         Some(Command::Backtest { scenario, out_dir }) => {
-            let passed = commands::backtest::run(&scenario, out_dir, &monitors)?;
+            let passed = commands::backtest::run(&scenario, out_dir, &cfg.monitors)?;
             Ok(if passed {
                 ExitCode::SUCCESS
             } else {
@@ -88,16 +146,13 @@ fn real_main() -> anyhow::Result<ExitCode> {
             speed,
             dump,
         }) => rt
-            .block_on(commands::replay::run(&scenario, &speed, dump, &monitors))
+            .block_on(commands::replay::run(
+                &scenario,
+                &speed,
+                dump,
+                &cfg.monitors,
+            ))
             .map(|()| ExitCode::SUCCESS),
+        Some(Command::Config { .. }) => Ok(ExitCode::SUCCESS),
     }
-}
-
-async fn run(bind: SocketAddr) -> anyhow::Result<()> {
-    let app = kamiyo_server::Application::build(bind)?;
-    tracing::info!(http.addr = %app.addr(), "serving /health");
-    tracing::warn!(
-        "monitors are not wired into `run` yet: this build serves /health only and monitors nothing"
-    );
-    app.run().await
 }

@@ -1,0 +1,1109 @@
+//! Configuration, loaded only here: built-in defaults, then a TOML file, then environment
+//! variables (`KAMIYO_<SECTION>__<KEY>`, a `.env` file honoured), then validation. Every key is
+//! documented in [`KEYS`]; `docs/CONFIGURATION.md` and `deploy/config/default.toml` are generated
+//! from it (a test keeps them in sync). Unknown keys and invalid values are reported with their
+//! path and the expected form, all at once, and `run` refuses to start on them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use kamiyo_core_models::{Address, Coin};
+use kamiyo_monitors::MonitorsConfig;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerSection,
+    /// Storage.
+    pub database: DatabaseSection,
+    /// Hyperliquid endpoints and what to watch.
+    pub hyperliquid: HyperliquidSection,
+    /// Reference venues.
+    pub references: ReferencesSection,
+    /// Detectors.
+    pub monitors: MonitorsConfig,
+    /// Logs, metrics, traces.
+    pub telemetry: TelemetrySection,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Public URL of the dashboard, used in alert links.
+    pub public_url: String,
+    /// Directory for the embedded database and model files.
+    pub data_dir: PathBuf,
+    /// Origins allowed by CORS (empty: same-origin only).
+    pub cors_origins: Vec<String>,
+    /// Seconds to wait for in-flight work on shutdown.
+    pub shutdown_timeout_secs: u32,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("kamiyo-data"),
+            cors_origins: Vec::new(),
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+/// `[database]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// `postgres://user:pass@host/db`; empty means the embedded SQLite file in `data_dir`.
+    pub url: String,
+    /// Connection pool size.
+    pub max_connections: u32,
+    /// Days of history kept (`DATA_RETENTION_DAYS`).
+    pub retention_days: u32,
+    /// Per-table overrides of `retention_days`.
+    pub retention_overrides: BTreeMap<String, u32>,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 8,
+            retention_days: 90,
+            retention_overrides: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[hyperliquid]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HyperliquidSection {
+    /// REST base URL.
+    pub rest_url: String,
+    /// WebSocket URL.
+    pub ws_url: String,
+    /// Perp markets to stream.
+    pub coins: Vec<Coin>,
+    /// HLP parent vault.
+    pub hlp_vault: Address,
+    /// Addresses always polled as whales.
+    pub watch: Vec<Address>,
+    /// Whales polled per period.
+    pub whale_count: u32,
+    /// Whale polling period, seconds.
+    pub whale_interval_secs: u32,
+    /// `vaultDetails` polling period, seconds.
+    pub vault_interval_secs: u32,
+    /// HLP child `clearinghouseState` polling period, seconds.
+    pub hlp_positions_interval_secs: u32,
+    /// `metaAndAssetCtxs` / open-interest-cap polling period, seconds.
+    pub market_interval_secs: u32,
+    /// A Hyperliquid feed is STALE after this many seconds without data.
+    pub stale_after_secs: u32,
+    /// … and DOWN after this many.
+    pub down_after_secs: u32,
+    /// REST request weight per minute (Hyperliquid allows 1200 per IP).
+    pub weight_per_minute: u32,
+    /// `system` (wall clock) or `exchange` (the exchange's reported time; for the loopback
+    /// simulator replaying the past).
+    pub clock: String,
+    /// Exchange-clock extrapolation speed (the simulator's speed factor).
+    pub exchange_clock_speed: f64,
+}
+
+impl Default for HyperliquidSection {
+    fn default() -> Self {
+        Self {
+            rest_url: "https://api.hyperliquid.xyz".into(),
+            ws_url: "wss://api.hyperliquid.xyz/ws".into(),
+            coins: ["BTC", "ETH", "SOL", "ARB", "OP", "AVAX", "POL"]
+                .iter()
+                .filter_map(|c| Coin::new(c).ok())
+                .collect(),
+            hlp_vault: MonitorsConfig::default().hlp.vault,
+            watch: Vec::new(),
+            whale_count: 8,
+            whale_interval_secs: 30,
+            vault_interval_secs: 60,
+            hlp_positions_interval_secs: 30,
+            market_interval_secs: 30,
+            stale_after_secs: 30,
+            down_after_secs: 120,
+            weight_per_minute: 1200,
+            clock: "system".into(),
+            exchange_clock_speed: 1.0,
+        }
+    }
+}
+
+/// One reference venue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VenueSection {
+    /// Use this venue.
+    pub enabled: bool,
+    /// REST base URL.
+    pub url: String,
+}
+
+/// `[references]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReferencesSection {
+    /// Polling period, seconds.
+    pub interval_secs: u32,
+    /// Binance spot.
+    pub binance: VenueSection,
+    /// Coinbase Exchange.
+    pub coinbase: VenueSection,
+}
+
+impl Default for ReferencesSection {
+    fn default() -> Self {
+        Self {
+            interval_secs: 5,
+            binance: VenueSection {
+                enabled: true,
+                url: "https://api.binance.com".into(),
+            },
+            coinbase: VenueSection {
+                enabled: true,
+                url: "https://api.exchange.coinbase.com".into(),
+            },
+        }
+    }
+}
+
+impl Default for VenueSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            url: String::new(),
+        }
+    }
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// `pretty` or `json`.
+    pub log_format: String,
+    /// Log filter (`info`, `kamiyo=debug,info` …); `RUST_LOG` wins when set.
+    pub log_level: String,
+    /// OTLP/HTTP endpoint for traces (empty: no export).
+    pub otlp_endpoint: String,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        Self {
+            log_format: "pretty".into(),
+            log_level: "info".into(),
+            otlp_endpoint: String::new(),
+        }
+    }
+}
+
+/// Every key: its path and what it means. The single source of the configuration reference.
+pub const KEYS: &[(&str, &str)] = &[
+    (
+        "server.bind",
+        "Address the HTTP API, WebSocket and dashboard listen on. Binding beyond loopback requires API keys.",
+    ),
+    (
+        "server.public_url",
+        "Public URL of the dashboard; alert messages link to incidents under it.",
+    ),
+    (
+        "server.data_dir",
+        "Directory for the embedded SQLite database and ML model files (created with mode 0700).",
+    ),
+    (
+        "server.cors_origins",
+        "Origins allowed to call the API from a browser (empty: same-origin only).",
+    ),
+    (
+        "server.shutdown_timeout_secs",
+        "Seconds to wait for in-flight writes and deliveries on SIGTERM/SIGINT.",
+    ),
+    (
+        "database.url",
+        "PostgreSQL URL (postgres://user:pass@host:5432/db). Empty: embedded SQLite at <data_dir>/kamiyo.sqlite3. Also read from DATABASE_URL.",
+    ),
+    ("database.max_connections", "Connection pool size."),
+    (
+        "database.retention_days",
+        "Days of history kept; older rows are deleted by a background job. Also read from DATA_RETENTION_DAYS.",
+    ),
+    (
+        "database.retention_overrides",
+        "Per-table retention in days, e.g. { deviation_samples = 30 }.",
+    ),
+    (
+        "hyperliquid.rest_url",
+        "Hyperliquid REST base URL (the loopback simulator's URL for offline runs).",
+    ),
+    ("hyperliquid.ws_url", "Hyperliquid WebSocket URL."),
+    (
+        "hyperliquid.coins",
+        "Perp markets to stream trades and asset contexts for.",
+    ),
+    (
+        "hyperliquid.hlp_vault",
+        "The HLP parent vault; its children are discovered at start from relationship.data.childAddresses.",
+    ),
+    (
+        "hyperliquid.watch",
+        "Addresses always polled as whales (positions and ledger).",
+    ),
+    (
+        "hyperliquid.whale_count",
+        "Whales polled per period (pinned addresses first, then the top traders by recent notional).",
+    ),
+    ("hyperliquid.whale_interval_secs", "Whale polling period."),
+    (
+        "hyperliquid.vault_interval_secs",
+        "HLP vaultDetails polling period.",
+    ),
+    (
+        "hyperliquid.hlp_positions_interval_secs",
+        "HLP child clearinghouseState polling period.",
+    ),
+    (
+        "hyperliquid.market_interval_secs",
+        "metaAndAssetCtxs and perpsAtOpenInterestCap polling period.",
+    ),
+    (
+        "hyperliquid.stale_after_secs",
+        "A Hyperliquid feed is STALE after this long without data.",
+    ),
+    (
+        "hyperliquid.down_after_secs",
+        "A Hyperliquid feed is DOWN after this long without data.",
+    ),
+    (
+        "hyperliquid.weight_per_minute",
+        "Client-side REST budget in request weight per minute (Hyperliquid allows 1200 per IP).",
+    ),
+    (
+        "hyperliquid.clock",
+        "Time base: system (wall clock) or exchange (the exchange's reported time, extrapolated; use with the loopback simulator replaying the past).",
+    ),
+    (
+        "hyperliquid.exchange_clock_speed",
+        "Speed of the exchange clock between reports (set to the simulator's --speed).",
+    ),
+    (
+        "references.interval_secs",
+        "Reference-venue polling period.",
+    ),
+    (
+        "references.binance.enabled",
+        "Use Binance spot as a reference venue (weight 3, as in Hyperliquid's oracle).",
+    ),
+    ("references.binance.url", "Binance REST base URL."),
+    (
+        "references.coinbase.enabled",
+        "Use Coinbase Exchange as a reference venue (weight 1).",
+    ),
+    (
+        "references.coinbase.url",
+        "Coinbase Exchange REST base URL.",
+    ),
+    (
+        "monitors.incidents.resolve_after_secs",
+        "An incident resolves after this long without a detection.",
+    ),
+    (
+        "monitors.incidents.update_interval_secs",
+        "At most one 'updated' message per incident per this interval (escalations are immediate).",
+    ),
+    (
+        "monitors.hlp.vault",
+        "HLP parent vault watched by the HLP detector.",
+    ),
+    (
+        "monitors.hlp.children",
+        "HLP child vaults (exposure); discovered children are added at run time.",
+    ),
+    (
+        "monitors.hlp.liquidators",
+        "Liquidator vaults among the children (stress, backstop fills).",
+    ),
+    (
+        "monitors.hlp.loss_high_usd",
+        "24 h PnL loss of HLP that is high.",
+    ),
+    (
+        "monitors.hlp.loss_critical_usd",
+        "24 h PnL loss of HLP that is critical.",
+    ),
+    (
+        "monitors.hlp.drawdown_high_pct",
+        "PnL drawdown from its peak, in percent of account value, that is high.",
+    ),
+    (
+        "monitors.hlp.sigma",
+        "Sigma threshold of the HLP return anomaly.",
+    ),
+    (
+        "monitors.hlp.min_samples",
+        "Return samples needed before the anomaly rule runs.",
+    ),
+    (
+        "monitors.hlp.return_bucket_secs",
+        "Bucket of the HLP return series.",
+    ),
+    (
+        "monitors.hlp.exposure_high_oi_pct",
+        "A child position worth this share of the market's open interest is high.",
+    ),
+    (
+        "monitors.hlp.exposure_critical_oi_pct",
+        "… and this share is critical.",
+    ),
+    (
+        "monitors.hlp.exposure_min_usd",
+        "Child positions below this notional are ignored.",
+    ),
+    (
+        "monitors.hlp.liquidator_loss_high_pct",
+        "Liquidator loss (unrealised + 24 h realised) as a share of its capital that is high.",
+    ),
+    (
+        "monitors.hlp.liquidator_loss_critical_pct",
+        "… that is critical (ADL trigger approaching).",
+    ),
+    (
+        "monitors.oracle.warn_pct",
+        "Oracle/mark deviation (absolute percent) that is high once sustained.",
+    ),
+    (
+        "monitors.oracle.critical_pct",
+        "Deviation that is critical once sustained.",
+    ),
+    (
+        "monitors.oracle.sustain_secs",
+        "How long a deviation must hold before it fires.",
+    ),
+    (
+        "monitors.oracle.assets",
+        "Per-asset overrides: [monitors.oracle.assets.HYPE] warn_pct = \"1.5\" …",
+    ),
+    (
+        "monitors.oracle.reference_max_age_secs",
+        "Reference quotes older than this are stale and left out of the median.",
+    ),
+    (
+        "monitors.oracle.check_mid",
+        "Also compare the book mid (not only the mark) with the oracle.",
+    ),
+    (
+        "monitors.liquidations.large_usd",
+        "Liquidated notional in one market within large_window_secs that is high.",
+    ),
+    (
+        "monitors.liquidations.large_critical_usd",
+        "… that is critical (also: a single backstop fill of this size).",
+    ),
+    (
+        "monitors.liquidations.large_window_secs",
+        "Window of the large-liquidation rule.",
+    ),
+    (
+        "monitors.liquidations.cascade_count",
+        "Liquidations in one market within cascade_window_secs that form a cascade (high).",
+    ),
+    (
+        "monitors.liquidations.cascade_critical_count",
+        "A cascade with this many liquidations is critical.",
+    ),
+    (
+        "monitors.liquidations.cascade_critical_usd",
+        "A cascade with this much notional is critical.",
+    ),
+    (
+        "monitors.liquidations.cascade_window_secs",
+        "Window of the cascade rule.",
+    ),
+    (
+        "monitors.liquidations.coordinated_count",
+        "One account liquidated this many times …",
+    ),
+    (
+        "monitors.liquidations.coordinated_usd",
+        "… for at least this notional is coordinated (high).",
+    ),
+    (
+        "monitors.liquidations.coordinated_window_secs",
+        "Window of the coordinated rule.",
+    ),
+    (
+        "monitors.thin_market.window_secs",
+        "Look-back of the price-move rule.",
+    ),
+    (
+        "monitors.thin_market.move_high_pct",
+        "Mark move within the window that is high on a thin market.",
+    ),
+    (
+        "monitors.thin_market.move_critical_pct",
+        "Mark move that is critical on a thin market.",
+    ),
+    (
+        "monitors.thin_market.thin_volume_usd",
+        "A market is thin below this 24 h notional volume …",
+    ),
+    (
+        "monitors.thin_market.thin_oi_to_volume",
+        "… or when open interest exceeds this multiple of its 24 h volume.",
+    ),
+    (
+        "monitors.thin_market.any_market_critical_pct",
+        "Mark move that is critical on any market, however deep.",
+    ),
+    (
+        "monitors.thin_market.wall_multiple",
+        "A book level worth this multiple of its side's median level is a wall …",
+    ),
+    (
+        "monitors.thin_market.wall_min_usd",
+        "… if it is also worth at least this notional.",
+    ),
+    (
+        "monitors.thin_market.wall_pull_secs",
+        "A wall pulled within this long after appearing is suspicious (high).",
+    ),
+    (
+        "monitors.whales.min_notional_usd",
+        "Positions below this notional are not whales.",
+    ),
+    (
+        "monitors.whales.huge_notional_usd",
+        "Positions above this notional get one severity level more.",
+    ),
+    (
+        "monitors.whales.medium_pct",
+        "Distance to liquidation (percent of mark) that is medium.",
+    ),
+    (
+        "monitors.whales.high_pct",
+        "Distance to liquidation that is high.",
+    ),
+    (
+        "monitors.whales.critical_pct",
+        "Distance to liquidation that is critical.",
+    ),
+    (
+        "monitors.whales.withdrawal_window_secs",
+        "A withdrawal by the same account within this long raises the severity one level.",
+    ),
+    (
+        "monitors.feeds.enabled",
+        "Report stale and down feeds as incidents.",
+    ),
+    (
+        "telemetry.log_format",
+        "Log format: pretty (terminal) or json.",
+    ),
+    (
+        "telemetry.log_level",
+        "Log filter, e.g. info or kamiyo=debug,info; RUST_LOG wins when set.",
+    ),
+    (
+        "telemetry.otlp_endpoint",
+        "OTLP/HTTP endpoint for traces, e.g. http://127.0.0.1:4318 (empty: no export).",
+    ),
+];
+
+/// Keys whose value is a free-form table (their sub-keys are data, not configuration keys).
+const OPEN_TABLES: &[&str] = &["database.retention_overrides", "monitors.oracle.assets"];
+
+/// Keys whose value must never be logged.
+pub const SECRET_KEYS: &[&str] = &["database.url"];
+
+/// One problem in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted path.
+    pub path: String,
+    /// Where the value came from (file, environment variable).
+    pub origin: String,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.path, self.origin, self.message)
+    }
+}
+
+/// Where the layers come from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The TOML file, if any.
+    pub file: Option<PathBuf>,
+    /// Environment variables (name → value), already including `.env`.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Sources {
+    /// The process environment plus `.env` (process variables win), and the file named by
+    /// `--config`, `KAMIYO_CONFIG`, or `./kamiyo.toml` when it exists.
+    pub fn from_process(config_arg: Option<&Path>) -> Self {
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        if let Ok(iter) = dotenvy::from_path_iter(".env") {
+            for (k, v) in iter.flatten() {
+                env.insert(k, v);
+            }
+        }
+        env.extend(std::env::vars());
+        let file = config_arg
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("KAMIYO_CONFIG").map(PathBuf::from))
+            .or_else(|| {
+                let p = PathBuf::from("kamiyo.toml");
+                p.is_file().then_some(p)
+            });
+        Self { file, env }
+    }
+}
+
+fn leaf_paths(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+    match v {
+        toml::Value::Table(t) if !OPEN_TABLES.contains(&prefix) => {
+            for (k, x) in t {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaf_paths(x, &p, out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(bv) if bv.is_table() && v.is_table() => merge(bv, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+fn set_path(root: &mut toml::Value, path: &str, value: toml::Value) {
+    let mut cur = root;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, p) in parts.iter().enumerate() {
+        let Some(t) = cur.as_table_mut() else { return };
+        if i + 1 == parts.len() {
+            t.insert((*p).to_owned(), value);
+            return;
+        }
+        cur = t
+            .entry((*p).to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::map::Map::new()));
+    }
+}
+
+/// Parses an environment value: a TOML value when it is one (numbers, booleans, arrays),
+/// else a string.
+fn env_value(raw: &str, default: Option<&toml::Value>) -> toml::Value {
+    if matches!(default, Some(toml::Value::String(_))) {
+        return toml::Value::String(raw.to_owned());
+    }
+    match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn lookup<'a>(v: &'a toml::Value, path: &str) -> Option<&'a toml::Value> {
+    path.split('.').try_fold(v, |cur, p| cur.get(p))
+}
+
+/// Loads and validates. `Err` holds every problem found.
+pub fn load(sources: &Sources) -> Result<Config, Vec<ConfigProblem>> {
+    let defaults = toml::Value::try_from(Config::default())
+        .unwrap_or(toml::Value::Table(toml::map::Map::new()));
+    let mut known = Vec::new();
+    leaf_paths(&defaults, "", &mut known);
+    let mut problems = Vec::new();
+    let mut origin: BTreeMap<String, String> = BTreeMap::new();
+    let mut merged = defaults.clone();
+
+    if let Some(path) = &sources.file {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Err(e) => problems.push(ConfigProblem {
+                path: "(file)".into(),
+                origin: name.clone(),
+                message: format!("cannot read: {e}"),
+            }),
+            Ok(text) => match toml::from_str::<toml::Value>(&text) {
+                Err(e) => problems.push(ConfigProblem {
+                    path: "(file)".into(),
+                    origin: name.clone(),
+                    message: format!("not valid TOML: {e}"),
+                }),
+                Ok(v) => {
+                    let mut leaves = Vec::new();
+                    leaf_paths(&v, "", &mut leaves);
+                    for l in leaves {
+                        origin.insert(l, name.clone());
+                    }
+                    merge(&mut merged, v);
+                }
+            },
+        }
+    }
+
+    // Environment: KAMIYO_SECTION__KEY (double underscore between levels), plus the documented
+    // aliases.
+    for (k, raw) in &sources.env {
+        let path = if k == "DATABASE_URL" {
+            Some("database.url".to_owned())
+        } else if k == "DATA_RETENTION_DAYS" {
+            Some("database.retention_days".to_owned())
+        } else if k == "KAMIYO_BIND" {
+            Some("server.bind".to_owned())
+        } else {
+            k.strip_prefix("KAMIYO_")
+                .filter(|r| r.contains("__"))
+                .map(|rest| rest.to_ascii_lowercase().replace("__", "."))
+        };
+        let Some(path) = path else { continue };
+        let v = env_value(raw, lookup(&defaults, &path));
+        origin.insert(path.clone(), format!("environment variable {k}"));
+        set_path(&mut merged, &path, v);
+    }
+
+    // Unknown keys, by path.
+    let mut leaves = Vec::new();
+    leaf_paths(&merged, "", &mut leaves);
+    for l in &leaves {
+        let open = OPEN_TABLES
+            .iter()
+            .any(|o| l.starts_with(&format!("{o}.")) || l == o);
+        if !open && !known.contains(l) {
+            let expected: Vec<&str> = known
+                .iter()
+                .map(String::as_str)
+                .filter(|k| k.rsplit_once('.').map(|x| x.0) == l.rsplit_once('.').map(|x| x.0))
+                .collect();
+            problems.push(ConfigProblem {
+                path: l.clone(),
+                origin: origin
+                    .get(l)
+                    .cloned()
+                    .unwrap_or_else(|| "configuration".into()),
+                message: if expected.is_empty() {
+                    "unknown key".into()
+                } else {
+                    format!("unknown key; keys here are: {}", expected.join(", "))
+                },
+            });
+        }
+    }
+    // Types, section by section, so that every section's error is reported.
+    let Some(table) = merged.as_table() else {
+        problems.push(ConfigProblem {
+            path: "(root)".into(),
+            origin: "configuration".into(),
+            message: "not a table".into(),
+        });
+        return Err(problems);
+    };
+    let mut cfg = Config::default();
+    macro_rules! section {
+        ($name:literal, $field:ident) => {
+            if let Some(v) = table.get($name) {
+                match serde_path_to_error::deserialize(v.clone()) {
+                    Ok(x) => cfg.$field = x,
+                    Err(e) => {
+                        let path = format!("{}.{}", $name, e.path());
+                        if !problems.iter().any(|p| p.path == path) {
+                            let expected = KEYS
+                                .iter()
+                                .find(|(k, _)| *k == path)
+                                .map_or(String::new(), |(_, d)| format!(" — {d}"));
+                            let msg = e.inner().to_string();
+                            if !msg.starts_with("unknown field") {
+                                problems.push(ConfigProblem {
+                                    path: path.clone(),
+                                    origin: origin
+                                        .get(&path)
+                                        .cloned()
+                                        .unwrap_or_else(|| "configuration".into()),
+                                    message: format!("{msg}{expected}"),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        };
+    }
+    section!("server", server);
+    section!("database", database);
+    section!("hyperliquid", hyperliquid);
+    section!("references", references);
+    section!("monitors", monitors);
+    section!("telemetry", telemetry);
+
+    problems.extend(cfg.validate().into_iter().map(|(path, message)| {
+        ConfigProblem {
+            origin: origin
+                .get(&path)
+                .cloned()
+                .unwrap_or_else(|| "configuration".into()),
+            path,
+            message,
+        }
+    }));
+    if problems.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(problems)
+    }
+}
+
+impl Config {
+    /// Semantic checks, as (path, message).
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if let Err(e) = self.monitors.validate("monitors") {
+            p.push((e.key, e.reason));
+        }
+        let url_ok = |u: &str, schemes: &[&str]| schemes.iter().any(|s| u.starts_with(s));
+        if !url_ok(&self.hyperliquid.rest_url, &["http://", "https://"]) {
+            p.push((
+                "hyperliquid.rest_url".into(),
+                "expected an http:// or https:// URL".into(),
+            ));
+        }
+        if !url_ok(&self.hyperliquid.ws_url, &["ws://", "wss://"]) {
+            p.push((
+                "hyperliquid.ws_url".into(),
+                "expected a ws:// or wss:// URL".into(),
+            ));
+        }
+        for (name, v) in [
+            ("binance", &self.references.binance),
+            ("coinbase", &self.references.coinbase),
+        ] {
+            if v.enabled && !url_ok(&v.url, &["http://", "https://"]) {
+                p.push((
+                    format!("references.{name}.url"),
+                    "expected an http:// or https:// URL".into(),
+                ));
+            }
+        }
+        if self.hyperliquid.coins.is_empty() {
+            p.push((
+                "hyperliquid.coins".into(),
+                "list at least one perp market".into(),
+            ));
+        }
+        if !self.database.url.is_empty()
+            && !url_ok(&self.database.url, &["postgres://", "postgresql://"])
+        {
+            p.push((
+                "database.url".into(),
+                "expected postgres://… (or empty for the embedded SQLite database)".into(),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            p.push((
+                "database.max_connections".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.database.retention_days == 0 {
+            p.push((
+                "database.retention_days".into(),
+                "must be at least 1 day".into(),
+            ));
+        }
+        if !matches!(self.telemetry.log_format.as_str(), "pretty" | "json") {
+            p.push((
+                "telemetry.log_format".into(),
+                "expected pretty or json".into(),
+            ));
+        }
+        if self.hyperliquid.weight_per_minute == 0 || self.hyperliquid.weight_per_minute > 1200 {
+            p.push((
+                "hyperliquid.weight_per_minute".into(),
+                "expected 1..=1200 (Hyperliquid's per-IP limit)".into(),
+            ));
+        }
+        if !matches!(self.hyperliquid.clock.as_str(), "system" | "exchange") {
+            p.push((
+                "hyperliquid.clock".into(),
+                "expected system or exchange".into(),
+            ));
+        }
+        if !(self.hyperliquid.exchange_clock_speed > 0.0
+            && self.hyperliquid.exchange_clock_speed.is_finite())
+        {
+            p.push((
+                "hyperliquid.exchange_clock_speed".into(),
+                "expected a positive number".into(),
+            ));
+        }
+        if self.references.interval_secs == 0 {
+            p.push((
+                "references.interval_secs".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        p
+    }
+
+    /// The configuration as TOML with secrets masked (for logs and `config show`).
+    pub fn redacted_toml(&self) -> String {
+        let mut v =
+            toml::Value::try_from(self).unwrap_or(toml::Value::Table(toml::map::Map::new()));
+        for k in SECRET_KEYS {
+            let secret = lookup(&v, k)
+                .and_then(toml::Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(redact_url);
+            if let Some(r) = secret {
+                set_path(&mut v, k, toml::Value::String(r));
+            }
+        }
+        toml::to_string_pretty(&v).unwrap_or_default()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(u: &str) -> String {
+    match (u.find("://"), u.rfind('@')) {
+        (Some(s), Some(a)) if a > s => {
+            let creds = &u[s + 3..a];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}{}:***{}", &u[..s + 3], user, &u[a..])
+        }
+        _ => u.to_owned(),
+    }
+}
+
+fn default_value_text(path: &str) -> String {
+    let defaults = toml::Value::try_from(Config::default())
+        .unwrap_or(toml::Value::Table(toml::map::Map::new()));
+    match lookup(&defaults, path) {
+        Some(toml::Value::Table(t)) if t.is_empty() => "{}".into(),
+        Some(v) => {
+            let mut t = toml::map::Map::new();
+            t.insert("v".into(), v.clone());
+            toml::to_string(&toml::Value::Table(t))
+                .unwrap_or_default()
+                .trim()
+                .trim_start_matches("v = ")
+                .to_owned()
+        }
+        None => String::new(),
+    }
+}
+
+/// `deploy/config/default.toml`: every key with its default and description.
+pub fn render_default_toml() -> String {
+    let mut s = String::from(
+        "# kamiyo-hyperliquid configuration: every key with its default.\n# Generated by `kamiyo-hyperliquid config default`; do not edit (a test keeps it in sync).\n# Environment variables override the file: KAMIYO_<SECTION>__<KEY>, e.g. KAMIYO_HYPERLIQUID__REST_URL.\n",
+    );
+    let mut section = String::new();
+    for (path, doc) in KEYS {
+        let (sec, key) = path.rsplit_once('.').unwrap_or(("", path));
+        if sec != section {
+            let _ = write!(s, "\n[{sec}]\n");
+            section = sec.to_owned();
+        }
+        let _ = writeln!(s, "# {doc}");
+        let v = default_value_text(path);
+        if v.is_empty() || v == "{}" {
+            let _ = writeln!(s, "# {key} = {{}}");
+        } else {
+            let _ = writeln!(s, "{key} = {v}");
+        }
+    }
+    s
+}
+
+/// `docs/CONFIGURATION.md`.
+pub fn render_markdown() -> String {
+    let mut s = String::from(
+        "# Configuration\n\nGenerated from `crates/server/src/config.rs` by `kamiyo-hyperliquid config docs` (a test keeps it in sync).\n\nLayers, later ones winning: built-in defaults → a TOML file (`--config FILE`, `KAMIYO_CONFIG`, or `./kamiyo.toml` when present) → environment variables `KAMIYO_<SECTION>__<KEY>` (for example `KAMIYO_HYPERLIQUID__REST_URL=http://127.0.0.1:9010`; nested sections join with `__`: `KAMIYO_MONITORS__ORACLE__WARN_PCT=0.8`), plus `DATABASE_URL`, `DATA_RETENTION_DAYS` and `KAMIYO_BIND`. A `.env` file in the working directory is read too (process variables win).\n\n`kamiyo-hyperliquid config check` reports every unknown key and invalid value with its path and the expected form; `run` refuses to start on them. Secrets (`database.url`) are never logged.\n\nThe complete file with defaults is [`deploy/config/default.toml`](../deploy/config/default.toml).\n\n| Key | Default | Meaning |\n|---|---|---|\n",
+    );
+    for (path, doc) in KEYS {
+        let v = default_value_text(path).replace('|', "\\|");
+        let _ = writeln!(
+            s,
+            "| `{path}` | `{}` | {} |",
+            if v.is_empty() { "{}".into() } else { v },
+            doc.replace('|', "\\|")
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(file: Option<&str>, env: &[(&str, &str)]) -> Sources {
+        let file = file.map(|text| {
+            let dir = std::env::temp_dir().join(format!(
+                "kamiyo-cfg-{}-{}",
+                std::process::id(),
+                text.len()
+            ));
+            let _ = std::fs::create_dir_all(&dir);
+            let p = dir.join("k.toml");
+            std::fs::write(&p, text).unwrap();
+            p
+        });
+        Sources {
+            file,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn every_key_is_documented_and_every_documented_key_exists() {
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let mut leaves = Vec::new();
+        leaf_paths(&defaults, "", &mut leaves);
+        let documented: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+        for l in &leaves {
+            assert!(documented.contains(&l.as_str()), "undocumented key {l}");
+        }
+        for k in &documented {
+            assert!(
+                leaves.iter().any(|l| l == k) || OPEN_TABLES.contains(k),
+                "documented key {k} does not exist"
+            );
+        }
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let c = load(&src(
+            Some("[hyperliquid]\nrest_url = \"http://file\"\ncoins = [\"BTC\"]\n"),
+            &[
+                ("KAMIYO_HYPERLIQUID__REST_URL", "http://env"),
+                ("DATA_RETENTION_DAYS", "30"),
+                ("KAMIYO_MONITORS__ORACLE__WARN_PCT", "0.8"),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(c.hyperliquid.rest_url, "http://env");
+        assert_eq!(c.hyperliquid.coins.len(), 1);
+        assert_eq!(c.database.retention_days, 30);
+        assert_eq!(c.monitors.oracle.thresholds.warn_pct.to_string(), "0.8");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let errs = load(&src(
+            Some("[server]\nbnd = \"x\"\n[hyperliquid]\nws_url = \"http://nope\"\nwhale_count = \"many\"\n[monitors.oracle]\nwarn_pct = \"2\"\ncritical_pct = \"1\"\n"),
+            &[("KAMIYO_DATABASE__RETENTION_DAYS", "0"), ("KAMIYO_TELEMETRY__COLOUR", "1")],
+        ))
+        .unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|p| p.path.as_str()).collect();
+        for want in ["server.bnd", "hyperliquid.whale_count", "telemetry.colour"] {
+            assert!(paths.contains(&want), "{want} missing in {errs:#?}");
+        }
+        let env = errs.iter().find(|p| p.path == "telemetry.colour").unwrap();
+        assert!(env.origin.contains("KAMIYO_TELEMETRY__COLOUR"));
+        assert!(
+            errs.iter()
+                .find(|p| p.path == "server.bnd")
+                .unwrap()
+                .message
+                .contains("bind"),
+            "suggests the valid keys"
+        );
+    }
+
+    #[test]
+    fn semantic_errors_after_types_pass() {
+        let errs = load(&src(Some("[hyperliquid]\nws_url = \"http://nope\"\n[monitors.oracle]\nwarn_pct = \"2\"\ncritical_pct = \"1\"\n"), &[("DATA_RETENTION_DAYS", "0")])).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|p| p.path.as_str()).collect();
+        assert!(
+            paths.contains(&"hyperliquid.ws_url")
+                && paths.contains(&"database.retention_days")
+                && paths.contains(&"monitors.oracle.critical_pct"),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut c = Config::default();
+        c.database.url = "postgres://kamiyo:hunter2@db:5432/k".into();
+        let t = c.redacted_toml();
+        assert!(!t.contains("hunter2") && t.contains("kamiyo:***@db"), "{t}");
+    }
+
+    #[test]
+    fn generated_files_are_in_sync() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let toml_path = root.join("deploy/config/default.toml");
+        let md_path = root.join("docs/CONFIGURATION.md");
+        if std::env::var("KAMIYO_BLESS").is_ok() {
+            std::fs::create_dir_all(toml_path.parent().unwrap()).unwrap();
+            std::fs::write(&toml_path, render_default_toml()).unwrap();
+            std::fs::write(&md_path, render_markdown()).unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(&toml_path).unwrap_or_default(),
+            render_default_toml(),
+            "deploy/config/default.toml is stale: run KAMIYO_BLESS=1 cargo test -p kamiyo-server config"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&md_path).unwrap_or_default(),
+            render_markdown(),
+            "docs/CONFIGURATION.md is stale: run KAMIYO_BLESS=1 cargo test -p kamiyo-server config"
+        );
+        // The generated default file loads as a valid configuration.
+        let dir = std::env::temp_dir().join(format!("kamiyo-default-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("d.toml"), render_default_toml()).unwrap();
+        assert_eq!(
+            load(&Sources {
+                file: Some(dir.join("d.toml")),
+                env: BTreeMap::new()
+            })
+            .unwrap(),
+            Config::default()
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! `kamiyo-hyperliquid run`: the live pipeline — sources → engine → (store, alerts, API) — with
+//! graceful shutdown on SIGTERM/SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kamiyo_aggregators::aggregate::Staleness;
+use kamiyo_aggregators::clock::ExchangeClock;
+use kamiyo_aggregators::hyperliquid::budget::WeightBudget;
+use kamiyo_aggregators::hyperliquid::rest::InfoClient;
+use kamiyo_aggregators::live::{LiveConfig, LiveSource};
+use kamiyo_aggregators::sources::{binance::BinanceSource, coinbase::CoinbaseSource};
+use kamiyo_core_models::{Clock, IncidentChange, MarketDataStream, PriceSource, SystemClock};
+use kamiyo_monitors::Engine;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// Builds the live source from the configuration.
+pub fn live_source(
+    cfg: &Config,
+    clock: Arc<dyn Clock>,
+    exchange_clock: Option<Arc<ExchangeClock>>,
+    cancel: CancellationToken,
+) -> anyhow::Result<LiveSource> {
+    let h = &cfg.hyperliquid;
+    let mut lc = LiveConfig::new(&h.rest_url, &h.ws_url, h.coins.clone(), h.hlp_vault);
+    let timeout = Duration::from_secs(10);
+    let mut refs: Vec<Arc<dyn PriceSource>> = Vec::new();
+    if cfg.references.binance.enabled {
+        refs.push(Arc::new(BinanceSource::new(
+            &cfg.references.binance.url,
+            kamiyo_aggregators::sources::binance::default_symbols(),
+            clock.clone(),
+            timeout,
+        )?));
+    }
+    if cfg.references.coinbase.enabled {
+        refs.push(Arc::new(CoinbaseSource::new(
+            &cfg.references.coinbase.url,
+            kamiyo_aggregators::sources::coinbase::default_symbols(),
+            clock.clone(),
+            timeout,
+        )?));
+    }
+    lc.references = refs;
+    lc.reference_interval = Duration::from_secs(u64::from(cfg.references.interval_secs));
+    lc.vault_interval = Duration::from_secs(u64::from(h.vault_interval_secs));
+    lc.hlp_positions_interval = Duration::from_secs(u64::from(h.hlp_positions_interval_secs));
+    lc.market_interval = Duration::from_secs(u64::from(h.market_interval_secs));
+    lc.whale_interval = Duration::from_secs(u64::from(h.whale_interval_secs));
+    lc.whale_count = h.whale_count as usize;
+    lc.watch = h.watch.clone();
+    lc.staleness = Staleness {
+        stale_after_ms: i64::from(h.stale_after_secs) * 1000,
+        down_after_ms: i64::from(h.down_after_secs) * 1000,
+    };
+    lc.reference_staleness = Staleness {
+        stale_after_ms: i64::from(cfg.monitors.oracle.reference_max_age_secs) * 1000,
+        down_after_ms: i64::from(h.down_after_secs) * 1000,
+    };
+    lc.budget = Arc::new(WeightBudget::new(
+        h.weight_per_minute,
+        60_000,
+        Duration::from_secs(30),
+    ));
+    lc.exchange_clock = exchange_clock;
+    Ok(LiveSource::new(lc, clock, cancel))
+}
+
+/// The clock of the run: the wall clock, or the exchange's reported time (read once at start
+/// from `clearinghouseState.time`, then fed by every timestamp the exchange sends).
+pub async fn make_clock(cfg: &Config) -> (Arc<dyn Clock>, Option<Arc<ExchangeClock>>) {
+    if cfg.hyperliquid.clock != "exchange" {
+        return (Arc::new(SystemClock), None);
+    }
+    let budget = Arc::new(WeightBudget::hyperliquid(Duration::from_secs(5)));
+    let mut start = None;
+    if let Ok(c) = InfoClient::new(&cfg.hyperliquid.rest_url, budget, Duration::from_secs(5)) {
+        for attempt in 0..30u32 {
+            match c
+                .clearinghouse_state(cfg.hyperliquid.hlp_vault, SystemClock.now())
+                .await
+            {
+                Ok(s) => {
+                    start = Some(s.time);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "waiting for the exchange to report its time");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    }
+    let start = start.unwrap_or_else(|| {
+        tracing::warn!(
+            "the exchange did not report its time; starting the exchange clock at wall time"
+        );
+        SystemClock.now()
+    });
+    tracing::info!(clock.start = %start, clock.speed = cfg.hyperliquid.exchange_clock_speed, "using the exchange clock");
+    let c = Arc::new(ExchangeClock::new(
+        start,
+        cfg.hyperliquid.exchange_clock_speed,
+        2_000.0,
+    ));
+    (c.clone(), Some(c))
+}
+
+/// Runs until SIGTERM/SIGINT.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    kamiyo_aggregators::install_crypto_provider();
+    let cancel = CancellationToken::new();
+    let (clock, exchange_clock) = make_clock(&cfg).await;
+    let app = crate::Application::build(cfg.server.bind)?;
+    tracing::info!(http.addr = %app.addr(), hyperliquid.rest = %cfg.hyperliquid.rest_url, hyperliquid.ws = %cfg.hyperliquid.ws_url, coins = cfg.hyperliquid.coins.len(), "kamiyo-hyperliquid starting");
+    let engine = Engine::new(&cfg.monitors)?;
+    let stream = Box::new(live_source(
+        &cfg,
+        clock.clone(),
+        exchange_clock,
+        cancel.clone(),
+    )?)
+    .into_stream();
+    let (tx, mut rx) = mpsc::channel(4096);
+    let runner = tokio::spawn(kamiyo_monitors::runner::run(
+        engine,
+        stream,
+        clock.clone(),
+        Duration::from_secs(1),
+        false,
+        tx,
+        cancel.clone(),
+    ));
+    let consumer = tokio::spawn(async move {
+        while let Some(item) = rx.recv().await {
+            for u in item.output.updates {
+                if u.event.change != IncidentChange::Updated {
+                    tracing::warn!(
+                        incident.id = %u.incident.id,
+                        incident.change = u.event.change.as_str(),
+                        alert.severity = u.event.severity.as_str(),
+                        threat.type = u.event.threat_type.as_str(),
+                        asset = u.event.asset.as_ref().map_or("-", |c| c.as_str()),
+                        "{}", u.event.title
+                    );
+                }
+            }
+        }
+    });
+    let handle = app.handle();
+    let server = tokio::spawn(app.run());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    cancel.cancel();
+    handle.stop(true).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(u64::from(cfg.server.shutdown_timeout_secs)),
+        async {
+            let _ = runner.await;
+            let _ = consumer.await;
+        },
+    )
+    .await;
+    let _ = server.await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
