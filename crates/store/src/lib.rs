@@ -1,3 +1,814 @@
-//! Storage for kamiyo: embedded SQLite by default, PostgreSQL in production, one repository API (diesel).
+//! Storage of kamiyo: embedded SQLite by default, PostgreSQL in production.
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+
+pub mod error;
+pub mod introspect;
+pub mod retention;
+pub mod rows;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use diesel_async::pooled_connection::bb8::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use futures_util::FutureExt;
+use kamiyo_core_models::{
+    Address, ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, Coin, DeliveryQuery,
+    DeviationSample, EventQuery, Incident, IncidentQuery, IncidentStore, IncidentUpdate,
+    IngestBatch, LiquidationRecord, MarketStore, Order, OutboxEntry, OutboxStore, PositionRecord,
+    StableId, StoreError, StoreResult, StoredEvent, Timestamp, VaultPoint,
+};
+
+pub use crate::error::{pool_err, q};
+use crate::rows::*;
+use crate::schema::*;
+
+/// The embedded migrations (one portable set for both backends).
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// SQLite through diesel-async's blocking wrapper.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Rows per statement on the batched write path (SQLite allows 32,766 bound variables).
+const CHUNK: usize = 400;
+
+#[derive(Clone)]
+enum Db {
+    Pg(Pool<AsyncPgConnection>),
+    Sqlite(Pool<SqliteConn>),
+}
+
+/// Which backend a store uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+    location: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+/// Runs `$body` with `$c` bound to a pooled connection of either backend. The body is written
+/// once and type-checked for each.
+macro_rules! with_conn {
+    ($self:expr, |$c:ident| $body:expr) => {
+        match &$self.db {
+            Db::Pg(p) => {
+                let mut g = p.get().await.map_err(pool_err)?;
+                let $c: &mut AsyncPgConnection = &mut g;
+                $body
+            }
+            Db::Sqlite(p) => {
+                let mut g = p.get().await.map_err(pool_err)?;
+                let $c: &mut SqliteConn = &mut g;
+                $body
+            }
+        }
+    };
+}
+
+/// Where the embedded database lives under `data_dir`.
+pub fn sqlite_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("kamiyo.sqlite3")
+}
+
+fn prepare_data_dir(dir: &Path) -> StoreResult<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| StoreError::Backend(format!("chmod {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens PostgreSQL at `url`, or, when `url` is empty, the SQLite file under `data_dir`
+    /// (creating the directory with mode 0700 and the file with mode 0600). Runs pending
+    /// migrations.
+    pub async fn open(url: &str, data_dir: &Path, max_connections: u32) -> StoreResult<Self> {
+        let store = if url.is_empty() {
+            prepare_data_dir(data_dir)?;
+            let path = sqlite_path(data_dir);
+            Self::open_sqlite(&path, max_connections).await?
+        } else {
+            Self::open_postgres(url, max_connections).await?
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens (creating) a SQLite database file without migrating.
+    pub async fn open_sqlite(path: &Path, max_connections: u32) -> StoreResult<Self> {
+        let url = path.to_string_lossy().into_owned();
+        #[cfg(unix)]
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| StoreError::Backend(format!("creating {}: {e}", path.display())))?;
+        }
+        let mut cfg = ManagerConfig::<SqliteConn>::default();
+        cfg.custom_setup = Box::new(|url: &str| {
+            let url = url.to_owned();
+            async move {
+                let mut c = SqliteConn::establish(&url).await?;
+                c.batch_execute("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+                    .await
+                    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                Ok(c)
+            }
+            .boxed()
+        });
+        let mgr = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(url.clone(), cfg);
+        // SQLite has one writer; a small pool keeps readers concurrent without lock storms.
+        let pool = Pool::builder()
+            .max_size(max_connections.clamp(1, 4))
+            .build(mgr)
+            .await
+            .map_err(|e| StoreError::Backend(format!("opening {url}: {e}")))?;
+        Ok(Self {
+            db: Db::Sqlite(pool),
+            write_lock: Arc::default(),
+            location: url,
+        })
+    }
+
+    /// Connects to PostgreSQL without migrating.
+    pub async fn open_postgres(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let pool = Pool::builder()
+            .max_size(max_connections.max(1))
+            .connection_timeout(std::time::Duration::from_secs(10))
+            .build(mgr)
+            .await
+            .map_err(|e| StoreError::Backend(format!("connecting to PostgreSQL: {e}")))?;
+        // Fail now, with a clear message, rather than on the first query.
+        drop(pool.get().await.map_err(pool_err)?);
+        Ok(Self {
+            db: Db::Pg(pool),
+            write_lock: Arc::default(),
+            location: redact(url),
+        })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Pg(_) => Backend::Postgres,
+            Db::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Where the data is (credentials masked).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Runs pending migrations; returns how many ran.
+    pub async fn migrate(&self) -> StoreResult<usize> {
+        use diesel_migrations::MigrationHarness;
+        let ran = match &self.db {
+            Db::Pg(p) => {
+                let c = p.get_owned().await.map_err(pool_err)?;
+                tokio::task::spawn_blocking(move || {
+                    let mut h = diesel_async::AsyncMigrationHarness::new(c);
+                    h.run_pending_migrations(MIGRATIONS)
+                        .map(|v| v.len())
+                        .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
+                })
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))??
+            }
+            Db::Sqlite(p) => {
+                let c = p.get_owned().await.map_err(pool_err)?;
+                tokio::task::spawn_blocking(move || {
+                    let mut h = diesel_async::AsyncMigrationHarness::new(c);
+                    h.run_pending_migrations(MIGRATIONS)
+                        .map(|v| v.len())
+                        .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
+                })
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))??
+            }
+        };
+        Ok(ran)
+    }
+
+    /// True when a trivial query succeeds.
+    pub async fn ping(&self) -> StoreResult<()> {
+        with_conn!(self, |c| c.batch_execute("SELECT 1").await.map_err(q))
+    }
+
+    /// Rows per table (for status pages and tests).
+    pub async fn counts(&self) -> StoreResult<Vec<(&'static str, i64)>> {
+        macro_rules! count {
+            ($c:expr, $t:ident) => {
+                $t::table.count().get_result::<i64>($c).await.map_err(q)?
+            };
+        }
+        with_conn!(self, |c| Ok(vec![
+            ("security_events", count!(c, security_events)),
+            ("incidents", count!(c, incidents)),
+            ("vault_points", count!(c, vault_points)),
+            ("deviation_samples", count!(c, deviation_samples)),
+            ("liquidations", count!(c, liquidations)),
+            ("positions", count!(c, positions)),
+            ("ingest_cursors", count!(c, ingest_cursors)),
+            ("alert_outbox", count!(c, alert_outbox)),
+            ("api_keys", count!(c, api_keys)),
+            ("audit_log", count!(c, audit_log)),
+        ]))
+    }
+
+    /// Sets ingest cursors outside of a batch.
+    pub async fn set_cursor(
+        &self,
+        source: &str,
+        position: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let row = CursorRow {
+            source: source.into(),
+            position: position.into(),
+            updated_ms: now.0,
+        };
+        with_conn!(self, |c| diesel::insert_into(ingest_cursors::table)
+            .values(&row)
+            .on_conflict(ingest_cursors::source)
+            .do_update()
+            .set(&row)
+            .execute(c)
+            .await
+            .map(|_| ())
+            .map_err(q))
+    }
+
+    /// Every security event in sequence order, with its `seq` (tests and exports).
+    pub async fn all_events(&self) -> StoreResult<Vec<StoredEvent>> {
+        let rows: Vec<SecurityEventRow> = with_conn!(self, |c| security_events::table
+            .order(security_events::seq.asc())
+            .select(SecurityEventRow::as_select())
+            .load(c)
+            .await
+            .map_err(q))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// The pool of a backend, for the query helpers of `retention`.
+    fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(a)) if a > s => format!("{}***{}", &url[..s + 3], &url[a..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Inserts rows, ignoring rows whose primary key exists: multi-row statements on PostgreSQL
+/// (one round trip per chunk), one prepared statement per row on SQLite (embedded, inside the
+/// same transaction, so just as fast; diesel has no multi-row upsert for SQLite).
+macro_rules! insert_ignore {
+    (pg, $c:expr, $table:path, $rows:expr) => {{
+        let mut n = 0usize;
+        for chunk in $rows.chunks(CHUNK) {
+            n += diesel::insert_into($table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute($c)
+                .await?;
+        }
+        n
+    }};
+    (sqlite, $c:expr, $table:path, $rows:expr) => {{
+        let mut n = 0usize;
+        for row in $rows.iter() {
+            n += diesel::insert_into($table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute($c)
+                .await?;
+        }
+        n
+    }};
+}
+
+/// The body of a commit, for either connection type.
+macro_rules! commit_body {
+    ($mode:ident, $c:expr, $batch:expr) => {{
+        let batch: &IngestBatch = $batch;
+        let vp: Vec<VaultPointRow> = batch.vault_points.iter().map(Into::into).collect();
+        let dv: Vec<DeviationRow> = batch.deviations.iter().map(Into::into).collect();
+        let lq: Vec<LiquidationRow> = batch.liquidations.iter().map(Into::into).collect();
+        let ps: Vec<PositionRow> = batch.positions.iter().map(Into::into).collect();
+        $c.transaction::<Vec<SecurityEventRow>, diesel::result::Error, _>(async |c| {
+            insert_ignore!($mode, c, vault_points::table, vp);
+            insert_ignore!($mode, c, deviation_samples::table, dv);
+            insert_ignore!($mode, c, liquidations::table, lq);
+            insert_ignore!($mode, c, positions::table, ps);
+            let mut stored = Vec::new();
+            if !batch.updates.is_empty() {
+                let ids: Vec<String> = batch
+                    .updates
+                    .iter()
+                    .map(|u| u.event.id.to_string())
+                    .collect();
+                let existing: Vec<String> = security_events::table
+                    .filter(security_events::id.eq_any(&ids))
+                    .select(security_events::id)
+                    .load(c)
+                    .await?;
+                let max: Option<i64> = security_events::table
+                    .select(diesel::dsl::max(security_events::seq))
+                    .first(c)
+                    .await?;
+                let mut seq = max.unwrap_or(0);
+                let mut seen: std::collections::BTreeSet<String> = existing.into_iter().collect();
+                for u in &batch.updates {
+                    if seen.insert(u.event.id.to_string()) {
+                        seq += 1;
+                        stored.push(SecurityEventRow::new(seq, &u.event));
+                    }
+                }
+                insert_ignore!($mode, c, security_events::table, stored);
+                // Incidents: the latest state of each, in order.
+                let mut latest: std::collections::BTreeMap<String, IncidentRow> =
+                    std::collections::BTreeMap::new();
+                for u in &batch.updates {
+                    latest.insert(u.incident.id.to_string(), IncidentRow::from(&u.incident));
+                }
+                for row in latest.values() {
+                    diesel::insert_into(incidents::table)
+                        .values(row)
+                        .on_conflict(incidents::id)
+                        .do_update()
+                        .set(row)
+                        .execute(c)
+                        .await?;
+                }
+            }
+            let now = batch
+                .updates
+                .iter()
+                .map(|u| u.event.time.0)
+                .max()
+                .unwrap_or(0);
+            for (source, position) in &batch.cursors {
+                let row = CursorRow {
+                    source: source.clone(),
+                    position: position.clone(),
+                    updated_ms: now,
+                };
+                diesel::insert_into(ingest_cursors::table)
+                    .values(&row)
+                    .on_conflict(ingest_cursors::source)
+                    .do_update()
+                    .set(&row)
+                    .execute(c)
+                    .await?;
+            }
+            Ok(stored)
+        })
+        .await
+    }};
+}
+
+#[async_trait]
+impl MarketStore for Store {
+    async fn commit(&self, batch: &IngestBatch) -> StoreResult<Vec<StoredEvent>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One writer at a time: sequence numbers stay dense and SQLite never sees two writers.
+        let _w = self.write_lock.lock().await;
+        let rows: Vec<SecurityEventRow> = match &self.db {
+            Db::Pg(p) => {
+                let mut g = p.get().await.map_err(pool_err)?;
+                let c: &mut AsyncPgConnection = &mut g;
+                commit_body!(pg, c, batch).map_err(q)?
+            }
+            Db::Sqlite(p) => {
+                let mut g = p.get().await.map_err(pool_err)?;
+                let c: &mut SqliteConn = &mut g;
+                commit_body!(sqlite, c, batch).map_err(q)?
+            }
+        };
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn cursor(&self, source: &str) -> StoreResult<Option<String>> {
+        with_conn!(self, |c| ingest_cursors::table
+            .find(source)
+            .select(ingest_cursors::position)
+            .first::<String>(c)
+            .await
+            .optional()
+            .map_err(q))
+    }
+
+    async fn vault_points(
+        &self,
+        vault: Option<Address>,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<VaultPoint>> {
+        let rows: Vec<VaultPointRow> = with_conn!(self, |c| {
+            let mut qy = vault_points::table
+                .filter(vault_points::time_ms.ge(since.0))
+                .into_boxed();
+            if let Some(v) = vault {
+                qy = qy.filter(vault_points::vault.eq(v.to_string()));
+            }
+            qy.order(vault_points::time_ms.asc())
+                .limit(i64::from(limit))
+                .select(VaultPointRow::as_select())
+                .load(c)
+                .await
+                .map_err(q)
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn deviations(
+        &self,
+        coin: Option<&Coin>,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<DeviationSample>> {
+        let rows: Vec<DeviationRow> = with_conn!(self, |c| {
+            let mut qy = deviation_samples::table
+                .filter(deviation_samples::time_ms.ge(since.0))
+                .into_boxed();
+            if let Some(coin) = coin {
+                qy = qy.filter(deviation_samples::coin.eq(coin.to_string()));
+            }
+            qy.order(deviation_samples::time_ms.asc())
+                .limit(i64::from(limit))
+                .select(DeviationRow::as_select())
+                .load(c)
+                .await
+                .map_err(q)
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn liquidations(
+        &self,
+        coin: Option<&Coin>,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<LiquidationRecord>> {
+        let rows: Vec<LiquidationRow> = with_conn!(self, |c| {
+            let mut qy = liquidations::table
+                .filter(liquidations::time_ms.ge(since.0))
+                .into_boxed();
+            if let Some(coin) = coin {
+                qy = qy.filter(liquidations::coin.eq(coin.to_string()));
+            }
+            qy.order(liquidations::time_ms.desc())
+                .limit(i64::from(limit))
+                .select(LiquidationRow::as_select())
+                .load(c)
+                .await
+                .map_err(q)
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn positions(
+        &self,
+        user: Option<Address>,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<PositionRecord>> {
+        let rows: Vec<PositionRow> = with_conn!(self, |c| {
+            let mut qy = positions::table
+                .filter(positions::time_ms.ge(since.0))
+                .into_boxed();
+            if let Some(u) = user {
+                qy = qy.filter(positions::user_addr.eq(u.to_string()));
+            }
+            qy.order(positions::time_ms.desc())
+                .limit(20_000)
+                .select(PositionRow::as_select())
+                .load(c)
+                .await
+                .map_err(q)
+        })?;
+        // Latest per (user, coin), largest first.
+        let mut latest: std::collections::BTreeMap<(String, String), PositionRow> =
+            std::collections::BTreeMap::new();
+        for r in rows {
+            latest
+                .entry((r.user_addr.clone(), r.coin.clone()))
+                .or_insert(r);
+        }
+        let mut v: Vec<PositionRecord> = latest
+            .into_values()
+            .map(TryInto::try_into)
+            .collect::<StoreResult<_>>()?;
+        v.sort_by_key(|p| std::cmp::Reverse(p.position_value.abs()));
+        v.truncate(limit as usize);
+        Ok(v)
+    }
+}
+
+#[async_trait]
+impl IncidentStore for Store {
+    async fn record_updates(&self, updates: &[IncidentUpdate]) -> StoreResult<Vec<StoredEvent>> {
+        self.commit(&IngestBatch {
+            updates: updates.to_vec(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn incident(&self, id: &StableId) -> StoreResult<Option<Incident>> {
+        let row: Option<IncidentRow> = with_conn!(self, |c| incidents::table
+            .find(id.as_str())
+            .select(IncidentRow::as_select())
+            .first(c)
+            .await
+            .optional()
+            .map_err(q))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn incidents(&self, qy: &IncidentQuery) -> StoreResult<Vec<Incident>> {
+        let rows: Vec<IncidentRow> = with_conn!(self, |c| {
+            let mut b = incidents::table.into_boxed();
+            if let Some(s) = qy.status {
+                b = b.filter(incidents::status.eq(s.as_str()));
+            }
+            if let Some(a) = &qy.asset {
+                b = b.filter(incidents::asset.eq(a.to_string()));
+            }
+            b.order((incidents::last_seen_ms.desc(), incidents::id.asc()))
+                .limit(i64::from(qy.limit))
+                .select(IncidentRow::as_select())
+                .load(c)
+                .await
+                .map_err(q)
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn events(&self, qy: &EventQuery) -> StoreResult<Vec<StoredEvent>> {
+        let rows: Vec<SecurityEventRow> = with_conn!(self, |c| {
+            let mut b = security_events::table.into_boxed();
+            if let Some(s) = qy.min_severity {
+                b = b.filter(security_events::severity_rank.ge(severity_rank(s)));
+            }
+            if let Some(t) = qy.threat_type {
+                b = b.filter(security_events::threat_type.eq(t.as_str()));
+            }
+            if let Some(a) = &qy.asset {
+                b = b.filter(security_events::asset.eq(a.to_string()));
+            }
+            if let Some(s) = qy.since {
+                b = b.filter(security_events::time_ms.ge(s.0));
+            }
+            if let Some(s) = qy.before_seq {
+                b = b.filter(security_events::seq.lt(s));
+            }
+            if let Some(s) = qy.after_seq {
+                b = b.filter(security_events::seq.gt(s));
+            }
+            b = match qy.order {
+                Order::Desc => b.order(security_events::seq.desc()),
+                Order::Asc => b.order(security_events::seq.asc()),
+            };
+            b.limit(i64::from(qy.limit))
+                .select(SecurityEventRow::as_select())
+                .load(c)
+                .await
+                .map_err(q)
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn incident_events(&self, id: &StableId) -> StoreResult<Vec<StoredEvent>> {
+        let rows: Vec<SecurityEventRow> = with_conn!(self, |c| security_events::table
+            .filter(security_events::incident_id.eq(id.as_str()))
+            .order(security_events::seq.asc())
+            .select(SecurityEventRow::as_select())
+            .load(c)
+            .await
+            .map_err(q))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+}
+
+#[async_trait]
+impl OutboxStore for Store {
+    async fn enqueue(&self, entries: &[OutboxEntry]) -> StoreResult<usize> {
+        let rows: Vec<OutboxRow> = entries.iter().map(Into::into).collect();
+        let _w = self.write_lock.lock().await;
+        with_conn!(self, |c| {
+            let mut n = 0;
+            for row in &rows {
+                n += diesel::insert_into(alert_outbox::table)
+                    .values(row)
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await
+                    .map_err(q)?;
+            }
+            Ok(n)
+        })
+    }
+
+    async fn due(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<OutboxEntry>> {
+        let rows: Vec<OutboxRow> = with_conn!(self, |c| alert_outbox::table
+            .filter(alert_outbox::status.eq("pending"))
+            .filter(alert_outbox::next_attempt_ms.le(now.0))
+            .order((alert_outbox::created_ms.asc(), alert_outbox::id.asc()))
+            .limit(i64::from(limit))
+            .select(OutboxRow::as_select())
+            .load(c)
+            .await
+            .map_err(q))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn mark_delivered(&self, id: &StableId, attempts: u32, at: Timestamp) -> StoreResult<()> {
+        let _w = self.write_lock.lock().await;
+        with_conn!(self, |c| diesel::update(
+            alert_outbox::table.find(id.as_str())
+        )
+        .set((
+            alert_outbox::status.eq("delivered"),
+            alert_outbox::attempts.eq(i32::try_from(attempts).unwrap_or(i32::MAX)),
+            alert_outbox::delivered_ms.eq(Some(at.0))
+        ))
+        .execute(c)
+        .await
+        .map(|_| ())
+        .map_err(q))
+    }
+
+    async fn mark_retry(
+        &self,
+        id: &StableId,
+        attempts: u32,
+        next: Timestamp,
+        error: &str,
+    ) -> StoreResult<()> {
+        let _w = self.write_lock.lock().await;
+        with_conn!(self, |c| diesel::update(
+            alert_outbox::table.find(id.as_str())
+        )
+        .set((
+            alert_outbox::attempts.eq(i32::try_from(attempts).unwrap_or(i32::MAX)),
+            alert_outbox::next_attempt_ms.eq(next.0),
+            alert_outbox::last_error.eq(Some(error.chars().take(2000).collect::<String>()))
+        ))
+        .execute(c)
+        .await
+        .map(|_| ())
+        .map_err(q))
+    }
+
+    async fn mark_failed(&self, id: &StableId, attempts: u32, error: &str) -> StoreResult<()> {
+        let _w = self.write_lock.lock().await;
+        with_conn!(self, |c| diesel::update(
+            alert_outbox::table.find(id.as_str())
+        )
+        .set((
+            alert_outbox::status.eq("failed"),
+            alert_outbox::attempts.eq(i32::try_from(attempts).unwrap_or(i32::MAX)),
+            alert_outbox::last_error.eq(Some(error.chars().take(2000).collect::<String>()))
+        ))
+        .execute(c)
+        .await
+        .map(|_| ())
+        .map_err(q))
+    }
+
+    async fn deliveries(&self, qy: &DeliveryQuery) -> StoreResult<Vec<OutboxEntry>> {
+        let rows: Vec<OutboxRow> = with_conn!(self, |c| {
+            let mut b = alert_outbox::table.into_boxed();
+            if let Some(ch) = &qy.channel {
+                b = b.filter(alert_outbox::channel.eq(ch.clone()));
+            }
+            if let Some(s) = qy.status {
+                b = b.filter(alert_outbox::status.eq(s.as_str()));
+            }
+            b.order((alert_outbox::created_ms.desc(), alert_outbox::id.asc()))
+                .limit(i64::from(qy.limit))
+                .select(OutboxRow::as_select())
+                .load(c)
+                .await
+                .map_err(q)
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for Store {
+    async fn insert_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        let row = ApiKeyRow::from(key);
+        with_conn!(self, |c| diesel::insert_into(api_keys::table)
+            .values(&row)
+            .execute(c)
+            .await
+            .map(|_| ())
+            .map_err(q))
+    }
+
+    async fn keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        let rows: Vec<ApiKeyRow> = with_conn!(self, |c| api_keys::table
+            .order((api_keys::created_ms.desc(), api_keys::id.asc()))
+            .select(ApiKeyRow::as_select())
+            .load(c)
+            .await
+            .map_err(q))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn keys_by_prefix(&self, prefix: &str) -> StoreResult<Vec<ApiKeyRecord>> {
+        let rows: Vec<ApiKeyRow> = with_conn!(self, |c| api_keys::table
+            .filter(api_keys::prefix.eq(prefix))
+            .select(ApiKeyRow::as_select())
+            .load(c)
+            .await
+            .map_err(q))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn revoke_key(&self, id_or_prefix: &str, at: Timestamp) -> StoreResult<bool> {
+        let n = with_conn!(self, |c| diesel::update(
+            api_keys::table
+                .filter(
+                    api_keys::id
+                        .eq(id_or_prefix)
+                        .or(api_keys::prefix.eq(id_or_prefix))
+                )
+                .filter(api_keys::revoked_ms.is_null())
+        )
+        .set(api_keys::revoked_ms.eq(Some(at.0)))
+        .execute(c)
+        .await
+        .map_err(q))?;
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl AuditStore for Store {
+    async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let row = AuditRow::from(entry);
+        with_conn!(self, |c| diesel::insert_into(audit_log::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await
+            .map(|_| ())
+            .map_err(q))
+    }
+
+    async fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = with_conn!(self, |c| audit_log::table
+            .order((audit_log::time_ms.desc(), audit_log::id.asc()))
+            .limit(i64::from(limit))
+            .select(AuditRow::as_select())
+            .load(c)
+            .await
+            .map_err(q))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+}

@@ -1,0 +1,2 @@
+//! Store benchmark (below).
+fn main() {}

@@ -1,0 +1,11 @@
+DROP TABLE audit_log;
+DROP TABLE api_keys;
+DROP TABLE alert_outbox;
+DROP TABLE alert_subscriptions;
+DROP TABLE ingest_cursors;
+DROP TABLE positions;
+DROP TABLE liquidations;
+DROP TABLE deviation_samples;
+DROP TABLE vault_points;
+DROP TABLE incidents;
+DROP TABLE security_events;

@@ -1,0 +1,556 @@
+//! The backend-independent store suite.
+
+use kamiyo_core_models::{
+    Address, Alert, ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, Coin, DeliveryQuery,
+    DeviationKind, DeviationSample, EventQuery, Evidence, Incident, IncidentChange, IncidentKey,
+    IncidentQuery, IncidentStatus, IncidentStore, IncidentUpdate, IngestBatch, LiquidationMethod,
+    LiquidationRecord, MarketStore, Order, OutboxEntry, OutboxStatus, OutboxStore, PositionRecord,
+    SecurityEvent, Severity, Side, StableId, ThreatType, Timestamp, VaultPoint,
+};
+use kamiyo_store::Store;
+use kamiyo_store::retention::Retention;
+
+const DAY: i64 = Timestamp::DAY;
+const T0: i64 = 1_750_000_000_000;
+
+fn incident(
+    key: &str,
+    sev: Severity,
+    t: i64,
+    status: IncidentStatus,
+    asset: Option<&str>,
+    threat: ThreatType,
+) -> Incident {
+    let key = IncidentKey::parse(key).unwrap();
+    Incident {
+        id: Incident::derive_id(&key, Timestamp(T0)),
+        key,
+        detector: "test".into(),
+        threat_type: threat,
+        severity: sev,
+        peak_severity: sev,
+        asset: asset.map(|a| Coin::new(a).unwrap()),
+        status,
+        title: format!("{sev} at {t}"),
+        indicators: vec!["x".into()],
+        evidence: Evidence::new()
+            .with(
+                "value",
+                "1.25".parse::<kamiyo_core_models::Decimal>().unwrap(),
+            )
+            .with("venue", "binance"),
+        first_seen: Timestamp(T0),
+        last_seen: Timestamp(t),
+        resolved_at: (status == IncidentStatus::Resolved).then_some(Timestamp(t)),
+        detections: 3,
+    }
+}
+
+fn update(i: &Incident, change: IncidentChange, t: i64) -> IncidentUpdate {
+    IncidentUpdate {
+        event: SecurityEvent::from_incident(i, change, Timestamp(t)),
+        incident: i.clone(),
+    }
+}
+
+fn sample_updates() -> Vec<IncidentUpdate> {
+    let a = incident(
+        "oracle_deviation:ETH",
+        Severity::High,
+        T0,
+        IncidentStatus::Open,
+        Some("ETH"),
+        ThreatType::OracleDeviation,
+    );
+    let mut a2 = a.clone();
+    a2.severity = Severity::Critical;
+    a2.peak_severity = Severity::Critical;
+    a2.last_seen = Timestamp(T0 + 60_000);
+    let b = incident(
+        "hlp_loss:0xdfc2",
+        Severity::Medium,
+        T0 + 30_000,
+        IncidentStatus::Open,
+        None,
+        ThreatType::HlpLoss,
+    );
+    vec![
+        update(&a, IncidentChange::Opened, T0),
+        update(&b, IncidentChange::Opened, T0 + 30_000),
+        update(&a2, IncidentChange::Escalated, T0 + 60_000),
+    ]
+}
+
+pub(crate) async fn migrations_are_idempotent(s: &Store) {
+    assert_eq!(
+        s.migrate().await.unwrap(),
+        0,
+        "open() already migrated; a second run applies nothing"
+    );
+    s.ping().await.unwrap();
+    let counts = s.counts().await.unwrap();
+    assert!(counts.iter().all(|(_, n)| *n == 0), "{counts:?}");
+}
+
+pub(crate) async fn events_get_dense_sequence_numbers_and_duplicates_are_ignored(s: &Store) {
+    let stored = s.record_updates(&sample_updates()).await.unwrap();
+    assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    let again = s.record_updates(&sample_updates()).await.unwrap();
+    assert!(again.is_empty(), "the same events are not stored twice");
+    let all = s.all_events().await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2].event, sample_updates()[2].event, "round trip");
+    let more = incident(
+        "large_liquidation:XPL",
+        Severity::Critical,
+        T0 + 90_000,
+        IncidentStatus::Open,
+        Some("XPL"),
+        ThreatType::LargeLiquidation,
+    );
+    let stored = s
+        .record_updates(&[update(&more, IncidentChange::Opened, T0 + 90_000)])
+        .await
+        .unwrap();
+    assert_eq!(stored[0].seq, 4);
+}
+
+pub(crate) async fn event_filters_and_cursor_pagination(s: &Store) {
+    s.record_updates(&sample_updates()).await.unwrap();
+    let q = |f: &dyn Fn(&mut EventQuery)| {
+        let mut q = EventQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let all = s.events(&q(&|_| {})).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [3, 2, 1],
+        "newest first"
+    );
+    let high = s
+        .events(&q(&|q| q.min_severity = Some(Severity::High)))
+        .await
+        .unwrap();
+    assert_eq!(high.len(), 2);
+    let hlp = s
+        .events(&q(&|q| q.threat_type = Some(ThreatType::HlpLoss)))
+        .await
+        .unwrap();
+    assert_eq!(hlp.len(), 1);
+    let eth = s
+        .events(&q(&|q| q.asset = Some(Coin::new("ETH").unwrap())))
+        .await
+        .unwrap();
+    assert_eq!(eth.len(), 2);
+    let late = s
+        .events(&q(&|q| q.since = Some(Timestamp(T0 + 30_000))))
+        .await
+        .unwrap();
+    assert_eq!(late.len(), 2);
+    let page1 = s.events(&q(&|q| q.limit = 2)).await.unwrap();
+    let page2 = s
+        .events(&q(&|q| {
+            q.limit = 2;
+            q.before_seq = Some(2);
+        }))
+        .await
+        .unwrap();
+    assert_eq!((page1.len(), page2.len(), page2[0].seq), (2, 1, 1));
+    let resume = s
+        .events(&q(&|q| {
+            q.after_seq = Some(1);
+            q.order = Order::Asc;
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        resume.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [2, 3],
+        "stream resume is oldest first"
+    );
+}
+
+pub(crate) async fn incidents_are_upserted_with_their_latest_state(s: &Store) {
+    let u = sample_updates();
+    s.record_updates(&u).await.unwrap();
+    let id = &u[0].incident.id;
+    let i = s.incident(id).await.unwrap().unwrap();
+    assert_eq!(i.severity, Severity::Critical, "latest state wins");
+    assert_eq!(i.last_seen, Timestamp(T0 + 60_000));
+    assert_eq!(i.evidence, u[2].incident.evidence);
+    assert!(
+        s.incident(&StableId::parse("inc_missing").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let open = s
+        .incidents(&IncidentQuery {
+            status: Some(IncidentStatus::Open),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[0].id, *id, "most recently seen first");
+    let mut resolved = u[2].incident.clone();
+    resolved.status = IncidentStatus::Resolved;
+    resolved.resolved_at = Some(Timestamp(T0 + 700_000));
+    s.record_updates(&[update(&resolved, IncidentChange::Resolved, T0 + 700_000)])
+        .await
+        .unwrap();
+    let open = s
+        .incidents(&IncidentQuery {
+            status: Some(IncidentStatus::Open),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    let events = s.incident_events(id).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.event.change).collect::<Vec<_>>(),
+        [
+            IncidentChange::Opened,
+            IncidentChange::Escalated,
+            IncidentChange::Resolved
+        ]
+    );
+}
+
+fn vault(t: i64, pnl: &str) -> VaultPoint {
+    VaultPoint {
+        vault: Address::from_bytes([0xdf; 20]),
+        time: Timestamp(t),
+        account_value: "487145121.9079".parse().unwrap(),
+        pnl: pnl.parse().unwrap(),
+    }
+}
+
+fn liq(t: i64, tid: u64, user: u8) -> LiquidationRecord {
+    LiquidationRecord {
+        time: Timestamp(t),
+        coin: Coin::new("ETH").unwrap(),
+        user: Address::from_bytes([user; 20]),
+        liquidated_user: Some(Address::from_bytes([0xf3; 20])),
+        side: Side::Buy,
+        px: "1915".parse().unwrap(),
+        sz: "160234.18".parse().unwrap(),
+        notional: "306848454.7".parse().unwrap(),
+        method: Some(LiquidationMethod::Backstop),
+        is_adl: false,
+        tid,
+    }
+}
+
+fn dev(t: i64, coin: &str) -> DeviationSample {
+    DeviationSample {
+        coin: Coin::new(coin).unwrap(),
+        time: Timestamp(t),
+        kind: DeviationKind::MarkVsOracle,
+        venue: None,
+        value: "0.0107".parse().unwrap(),
+        reference: "0.0095".parse().unwrap(),
+        deviation_pct: "12.6316".parse().unwrap(),
+    }
+}
+
+fn pos(t: i64, user: u8, coin: &str, value: &str) -> PositionRecord {
+    PositionRecord {
+        user: Address::from_bytes([user; 20]),
+        time: Timestamp(t),
+        coin: Coin::new(coin).unwrap(),
+        szi: "-398000000".parse().unwrap(),
+        position_value: value.parse().unwrap(),
+        liquidation_px: None,
+        account_value: "25000000".parse().unwrap(),
+    }
+}
+
+pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &Store) {
+    let batch = IngestBatch {
+        vault_points: vec![vault(T0, "64100000"), vault(T0 + 60_000, "64050000.123456")],
+        deviations: vec![dev(T0, "JELLY"), dev(T0 + 1, "JELLY"), dev(T0, "XPL")],
+        liquidations: vec![liq(T0, 7, 0x2e), liq(T0, 7, 0xf3), liq(T0 + 1, 8, 0x2e)],
+        positions: vec![
+            pos(T0, 0x2e, "JELLY", "3781000"),
+            pos(T0 + 60_000, 0x2e, "JELLY", "14941723"),
+            pos(T0, 0x2e, "ETH", "100"),
+        ],
+        updates: sample_updates(),
+        cursors: vec![
+            ("hyperliquid.fills:0x2e3d".into(), "1750000000000".into()),
+            ("replay:test".into(), "42".into()),
+        ],
+    };
+    s.commit(&batch).await.unwrap();
+    s.commit(&batch).await.unwrap();
+    let v = s.vault_points(None, Timestamp(0), 100).await.unwrap();
+    assert_eq!(v.len(), 2, "no duplicates");
+    assert_eq!(
+        v[1].pnl.to_string(),
+        "64050000.123456",
+        "decimals are exact"
+    );
+    assert_eq!(
+        s.deviations(Some(&Coin::new("JELLY").unwrap()), Timestamp(0), 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let l = s.liquidations(None, Timestamp(0), 100).await.unwrap();
+    assert_eq!(
+        l.len(),
+        3,
+        "two sides of one trade are two rows; the repeat is not"
+    );
+    assert_eq!(l[0].time, Timestamp(T0 + 1), "newest first");
+    assert_eq!(l[1].method, Some(LiquidationMethod::Backstop));
+    let p = s.positions(None, Timestamp(0), 10).await.unwrap();
+    assert_eq!(p.len(), 2, "latest per (user, coin)");
+    assert_eq!(p[0].position_value.to_string(), "14941723");
+    assert_eq!(
+        s.cursor("replay:test").await.unwrap().as_deref(),
+        Some("42")
+    );
+    assert_eq!(s.cursor("nope").await.unwrap(), None);
+    s.set_cursor("replay:test", "43", Timestamp(T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.cursor("replay:test").await.unwrap().as_deref(),
+        Some("43")
+    );
+    assert_eq!(s.all_events().await.unwrap().len(), 3);
+}
+
+fn outbox(id: &str, channel: &str, created: i64) -> OutboxEntry {
+    let u = sample_updates().remove(0);
+    let mut alert = Alert::new(u, channel, Some("http://127.0.0.1:8080"));
+    alert.idempotency_key = StableId::parse(id).unwrap();
+    OutboxEntry {
+        id: StableId::parse(id).unwrap(),
+        channel: channel.into(),
+        alert,
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: Timestamp(created),
+        created_at: Timestamp(created),
+        delivered_at: None,
+        last_error: None,
+    }
+}
+
+pub(crate) async fn outbox_lifecycle_and_delivery_log(s: &Store) {
+    let entries = vec![
+        outbox("alr_1", "discord", T0),
+        outbox("alr_2", "slack", T0 + 1),
+        outbox("alr_3", "discord", T0 + 2),
+    ];
+    assert_eq!(s.enqueue(&entries).await.unwrap(), 3);
+    assert_eq!(s.enqueue(&entries).await.unwrap(), 0, "idempotent");
+    let due = s.due(Timestamp(T0 + 1), 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["alr_1", "alr_2"]
+    );
+    assert_eq!(due[0].alert, entries[0].alert, "the payload round-trips");
+    s.mark_delivered(&due[0].id, 1, Timestamp(T0 + 5))
+        .await
+        .unwrap();
+    s.mark_retry(&due[1].id, 1, Timestamp(T0 + 60_000), "HTTP 503")
+        .await
+        .unwrap();
+    s.mark_failed(&entries[2].id, 1, "HTTP 404: unknown webhook")
+        .await
+        .unwrap();
+    assert!(s.due(Timestamp(T0 + 10), 10).await.unwrap().is_empty());
+    assert_eq!(s.due(Timestamp(T0 + 60_000), 10).await.unwrap().len(), 1);
+    let log = s
+        .deliveries(&DeliveryQuery {
+            channel: Some("discord".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].status, OutboxStatus::Failed);
+    assert_eq!(log[1].delivered_at, Some(Timestamp(T0 + 5)));
+    let failed = s
+        .deliveries(&DeliveryQuery {
+            status: Some(OutboxStatus::Failed),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        failed[0].last_error.as_deref(),
+        Some("HTTP 404: unknown webhook")
+    );
+}
+
+pub(crate) async fn api_keys_and_audit_log(s: &Store) {
+    let k = ApiKeyRecord {
+        id: StableId::parse("key_1").unwrap(),
+        name: "grafana".into(),
+        prefix: "kmy_abcd".into(),
+        hash: "0".repeat(64),
+        created_at: Timestamp(T0),
+        revoked_at: None,
+    };
+    s.insert_key(&k).await.unwrap();
+    assert_eq!(s.keys_by_prefix("kmy_abcd").await.unwrap(), vec![k.clone()]);
+    assert!(s.revoke_key("kmy_abcd", Timestamp(T0 + 1)).await.unwrap());
+    assert!(
+        !s.revoke_key("kmy_abcd", Timestamp(T0 + 2)).await.unwrap(),
+        "already revoked"
+    );
+    assert_eq!(
+        s.keys().await.unwrap()[0].revoked_at,
+        Some(Timestamp(T0 + 1))
+    );
+    let e = AuditEntry {
+        time: Timestamp(T0),
+        actor: "cli".into(),
+        action: "api_key.create".into(),
+        detail: "key_1 grafana".into(),
+    };
+    s.audit(&e).await.unwrap();
+    s.audit(&e).await.unwrap();
+    assert_eq!(
+        s.audit_log(10).await.unwrap(),
+        vec![e],
+        "an identical entry is recorded once"
+    );
+}
+
+pub(crate) async fn retention_deletes_old_rows_only(s: &Store) {
+    let now = T0 + 100 * DAY;
+    let old = T0;
+    let recent = now - DAY;
+    let open_old = incident(
+        "old_open",
+        Severity::High,
+        old,
+        IncidentStatus::Open,
+        None,
+        ThreatType::FeedHealth,
+    );
+    let resolved_old = incident(
+        "old_resolved",
+        Severity::High,
+        old,
+        IncidentStatus::Resolved,
+        None,
+        ThreatType::FeedHealth,
+    );
+    let batch = IngestBatch {
+        vault_points: (0..5)
+            .map(|i| vault(old + i * 3_600_000, "1"))
+            .chain([vault(recent, "2")])
+            .collect(),
+        deviations: vec![dev(old, "BTC"), dev(recent, "BTC")],
+        liquidations: vec![liq(old, 1, 1), liq(recent, 2, 1)],
+        positions: vec![pos(old, 1, "ETH", "1"), pos(recent, 1, "ETH", "2")],
+        updates: vec![
+            update(&open_old, IncidentChange::Opened, old),
+            update(&resolved_old, IncidentChange::Resolved, old),
+        ],
+        cursors: vec![],
+    };
+    s.commit(&batch).await.unwrap();
+    s.enqueue(&[outbox("alr_old_pending", "webhook", old)])
+        .await
+        .unwrap();
+    let mut delivered = outbox("alr_old_done", "webhook", old);
+    delivered.status = OutboxStatus::Delivered;
+    s.enqueue(&[delivered]).await.unwrap();
+    let r = Retention {
+        days: 90,
+        overrides: [("positions".to_owned(), 200)].into_iter().collect(),
+    };
+    let deleted = s.enforce_retention(&r, Timestamp(now)).await.unwrap();
+    assert_eq!(deleted["vault_points"], 5, "{deleted:?}");
+    assert_eq!(
+        deleted["positions"], 0,
+        "per-table override keeps positions for 200 days"
+    );
+    assert_eq!(
+        s.vault_points(None, Timestamp(0), 100).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        s.deviations(None, Timestamp(0), 100).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        s.liquidations(None, Timestamp(0), 100).await.unwrap().len(),
+        1
+    );
+    let incidents = s
+        .incidents(&IncidentQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(incidents.len(), 1, "open incidents are never deleted");
+    assert_eq!(incidents[0].key.as_str(), "old_open");
+    let outbox_left = s
+        .deliveries(&DeliveryQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox_left
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
+        ["alr_old_pending"],
+        "pending alerts are never deleted"
+    );
+}
+
+pub(crate) async fn concurrent_commits_keep_sequence_numbers_unique(s: &Store) {
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let inc = incident(
+                    &format!("k{w}_{i}"),
+                    Severity::Low,
+                    T0 + i,
+                    IncidentStatus::Open,
+                    None,
+                    ThreatType::FeedHealth,
+                );
+                s.record_updates(&[update(&inc, IncidentChange::Opened, T0 + i)])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seqs: Vec<i64> = s
+        .all_events()
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+}

@@ -1,0 +1,83 @@
+//! Test helpers shared by the integration tests (a path dev-dependency only; never published).
+//!
+//! [`TestDatabase`] creates a fresh PostgreSQL database per test from the server named by
+//! `KAMIYO_TEST_PG_URL` (default `postgres://kamiyo:kamiyo@127.0.0.1:5432/kamiyo_test`) and drops
+//! it afterwards, so PostgreSQL tests run in parallel. When PostgreSQL is unreachable the test
+//! **fails** with instructions; it never skips.
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use rand::Rng;
+
+/// Default server for the tests (what `cargo xtask test` starts and creates).
+pub const DEFAULT_PG_URL: &str = "postgres://kamiyo:kamiyo@127.0.0.1:5432/kamiyo_test";
+
+/// The admin URL of the test server.
+pub fn admin_url() -> String {
+    std::env::var("KAMIYO_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{db}"),
+        None => format!("{url}/{db}"),
+    }
+}
+
+/// A database that exists for the life of the value.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// URL of the fresh database.
+    pub url: String,
+    name: String,
+    admin: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database. Panics (failing the test) when PostgreSQL is unreachable.
+    pub async fn new() -> Self {
+        let admin = admin_url();
+        let mut conn = match AsyncPgConnection::establish(&admin).await {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "PostgreSQL is required by this test and is not reachable at {admin:?}: {e}.\n\
+                 Run the suite with `cargo xtask test` (it starts the local cluster), or set KAMIYO_TEST_PG_URL."
+            ),
+        };
+        let name = format!(
+            "kamiyo_t_{:016x}",
+            <rand::rngs::SmallRng as rand::SeedableRng>::from_os_rng().random::<u64>()
+        );
+        if let Err(e) = conn.batch_execute(&format!("CREATE DATABASE {name}")).await {
+            panic!("creating test database {name}: {e}");
+        }
+        Self {
+            url: with_database(&admin, &name),
+            name,
+            admin,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop from a thread with its own runtime: Drop cannot await, and the test's runtime
+        // may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut c) = AsyncPgConnection::establish(&admin).await {
+                    let _ = c
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
