@@ -71,6 +71,12 @@ pub struct DatabaseSection {
     pub retention_days: u32,
     /// Per-table overrides of `retention_days`.
     pub retention_overrides: BTreeMap<String, u32>,
+    /// Seconds between retention passes.
+    pub retention_interval_secs: u32,
+    /// Rows per write transaction on the hot path.
+    pub batch_max_rows: u32,
+    /// Longest a row waits before its batch is committed.
+    pub batch_max_delay_ms: u32,
 }
 
 impl Default for DatabaseSection {
@@ -80,6 +86,9 @@ impl Default for DatabaseSection {
             max_connections: 8,
             retention_days: 90,
             retention_overrides: BTreeMap::new(),
+            retention_interval_secs: 300,
+            batch_max_rows: 2000,
+            batch_max_delay_ms: 250,
         }
     }
 }
@@ -249,6 +258,18 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "database.retention_overrides",
         "Per-table retention in days, e.g. { deviation_samples = 30 }.",
+    ),
+    (
+        "database.retention_interval_secs",
+        "Seconds between retention passes (each deletes in small slices and never blocks ingest for long).",
+    ),
+    (
+        "database.batch_max_rows",
+        "Rows per write transaction on the hot path: a batch commits when it holds this many rows or when batch_max_delay_ms has passed.",
+    ),
+    (
+        "database.batch_max_delay_ms",
+        "Longest a row waits before its batch commits, in milliseconds. Ingest cursors commit in the same transaction, so a restart resumes exactly where the last commit ended.",
     ),
     (
         "hyperliquid.rest_url",
@@ -842,6 +863,43 @@ impl Config {
                 "database.max_connections".into(),
                 "must be at least 1".into(),
             ));
+        }
+        for (key, ok) in [
+            (
+                "database.batch_max_rows",
+                (1..=100_000).contains(&self.database.batch_max_rows),
+            ),
+            (
+                "database.batch_max_delay_ms",
+                (1..=60_000).contains(&self.database.batch_max_delay_ms),
+            ),
+            (
+                "database.retention_interval_secs",
+                self.database.retention_interval_secs >= 1,
+            ),
+        ] {
+            if !ok {
+                p.push((
+                    key.into(),
+                    "out of range (see docs/CONFIGURATION.md)".into(),
+                ));
+            }
+        }
+        for (table, days) in &self.database.retention_overrides {
+            if !kamiyo_store::retention::TABLES.contains(&table.as_str()) {
+                p.push((
+                    format!("database.retention_overrides.{table}"),
+                    format!(
+                        "unknown table; expected one of {}",
+                        kamiyo_store::retention::TABLES.join(", ")
+                    ),
+                ));
+            } else if *days == 0 {
+                p.push((
+                    format!("database.retention_overrides.{table}"),
+                    "must be at least 1 day".into(),
+                ));
+            }
         }
         if self.database.retention_days == 0 {
             p.push((

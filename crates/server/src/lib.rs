@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 pub mod commands;
 pub mod config;
 pub mod run;
+pub mod storage;
 pub mod telemetry;
+pub mod writer;
 
 use actix_web::{App, HttpServer, dev::ServerHandle};
 

@@ -44,7 +44,12 @@ enum Command {
         /// Also write the expanded, time-ordered events as JSON lines.
         #[arg(long)]
         dump: Option<PathBuf>,
+        /// Write incidents and observations to the configured database (resumes after a crash).
+        #[arg(long)]
+        store: bool,
     },
+    /// Run pending database migrations and report the schema version.
+    Migrate,
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -145,13 +150,35 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             scenario,
             speed,
             dump,
+            store,
         }) => rt
-            .block_on(commands::replay::run(
-                &scenario,
-                &speed,
-                dump,
-                &cfg.monitors,
-            ))
+            .block_on(async {
+                let target = if store {
+                    Some(commands::replay::StoreTarget {
+                        store: kamiyo_server::storage::open_store(&cfg).await?,
+                        batch_max_rows: cfg.database.batch_max_rows as usize,
+                        batch_max_delay: std::time::Duration::from_millis(u64::from(
+                            cfg.database.batch_max_delay_ms,
+                        )),
+                    })
+                } else {
+                    None
+                };
+                commands::replay::run(&scenario, &speed, dump, &cfg.monitors, target).await
+            })
+            .map(|()| ExitCode::SUCCESS),
+        Some(Command::Migrate) => rt
+            .block_on(async {
+                let store = kamiyo_server::storage::connect(&cfg).await?;
+                let ran = store.migrate().await?;
+                writeln!(
+                    out,
+                    "{}: {ran} migration{} applied; schema up to date",
+                    store.location(),
+                    if ran == 1 { "" } else { "s" }
+                )?;
+                anyhow::Ok(())
+            })
             .map(|()| ExitCode::SUCCESS),
         Some(Command::Config { .. }) => Ok(ExitCode::SUCCESS),
     }

@@ -240,3 +240,113 @@ impl Store {
         .map_err(q)
     }
 }
+
+/// Every row of every table, in primary-key order: a faithful, comparable export.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Dump {
+    /// Security events.
+    pub security_events: Vec<crate::rows::SecurityEventRow>,
+    /// Incidents.
+    pub incidents: Vec<crate::rows::IncidentRow>,
+    /// Vault points.
+    pub vault_points: Vec<crate::rows::VaultPointRow>,
+    /// Deviation samples.
+    pub deviation_samples: Vec<crate::rows::DeviationRow>,
+    /// Liquidations.
+    pub liquidations: Vec<crate::rows::LiquidationRow>,
+    /// Positions.
+    pub positions: Vec<crate::rows::PositionRow>,
+    /// Ingest cursors (without their update times).
+    pub ingest_cursors: Vec<(String, String)>,
+    /// Alert outbox.
+    pub alert_outbox: Vec<crate::rows::OutboxRow>,
+}
+
+impl Store {
+    /// Dumps the data tables (not keys or audit) in a deterministic order.
+    pub async fn dump(&self) -> StoreResult<Dump> {
+        use crate::rows::*;
+        use crate::schema::*;
+        use diesel::{ExpressionMethods, QueryDsl, SelectableHelper};
+        macro_rules! all {
+            ($c:expr, $t:ident, $row:ty, $order:expr) => {
+                $t::table
+                    .order($order)
+                    .select(<$row>::as_select())
+                    .load::<$row>($c)
+                    .await
+                    .map_err(q)?
+            };
+        }
+        macro_rules! body {
+            ($c:expr) => {{
+                let c = $c;
+                let cursors: Vec<CursorRow> =
+                    all!(c, ingest_cursors, CursorRow, ingest_cursors::source.asc());
+                Dump {
+                    security_events: all!(
+                        c,
+                        security_events,
+                        SecurityEventRow,
+                        security_events::seq.asc()
+                    ),
+                    incidents: all!(c, incidents, IncidentRow, incidents::id.asc()),
+                    vault_points: all!(
+                        c,
+                        vault_points,
+                        VaultPointRow,
+                        (vault_points::vault.asc(), vault_points::time_ms.asc())
+                    ),
+                    deviation_samples: all!(
+                        c,
+                        deviation_samples,
+                        DeviationRow,
+                        (
+                            deviation_samples::coin.asc(),
+                            deviation_samples::kind.asc(),
+                            deviation_samples::time_ms.asc()
+                        )
+                    ),
+                    liquidations: all!(
+                        c,
+                        liquidations,
+                        LiquidationRow,
+                        (
+                            liquidations::time_ms.asc(),
+                            liquidations::coin.asc(),
+                            liquidations::tid.asc(),
+                            liquidations::user_addr.asc()
+                        )
+                    ),
+                    positions: all!(
+                        c,
+                        positions,
+                        PositionRow,
+                        (
+                            positions::user_addr.asc(),
+                            positions::coin.asc(),
+                            positions::time_ms.asc()
+                        )
+                    ),
+                    ingest_cursors: cursors
+                        .into_iter()
+                        .map(|r| (r.source, r.position))
+                        .collect(),
+                    alert_outbox: all!(c, alert_outbox, OutboxRow, alert_outbox::id.asc()),
+                }
+            }};
+        }
+        Ok(match self.db() {
+            Db::Sqlite(p) => {
+                let mut g = p.get().await.map_err(pool_err)?;
+                let c: &mut SqliteConn = &mut g;
+                body!(c)
+            }
+            Db::Pg(p) => {
+                let mut g = p.get().await.map_err(pool_err)?;
+                let c: &mut AsyncPgConnection = &mut g;
+                body!(c)
+            }
+        })
+    }
+}

@@ -113,15 +113,19 @@ impl Store {
     /// (creating the directory with mode 0700 and the file with mode 0600). Runs pending
     /// migrations.
     pub async fn open(url: &str, data_dir: &Path, max_connections: u32) -> StoreResult<Self> {
-        let store = if url.is_empty() {
-            prepare_data_dir(data_dir)?;
-            let path = sqlite_path(data_dir);
-            Self::open_sqlite(&path, max_connections).await?
-        } else {
-            Self::open_postgres(url, max_connections).await?
-        };
+        let store = Self::connect(url, data_dir, max_connections).await?;
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// [`Store::open`] without running migrations.
+    pub async fn connect(url: &str, data_dir: &Path, max_connections: u32) -> StoreResult<Self> {
+        if url.is_empty() {
+            prepare_data_dir(data_dir)?;
+            Self::open_sqlite(&sqlite_path(data_dir), max_connections).await
+        } else {
+            Self::open_postgres(url, max_connections).await
+        }
     }
 
     /// Opens (creating) a SQLite database file without migrating.

@@ -46,7 +46,7 @@ fn change_of(s: &str) -> Option<IncidentChange> {
 }
 
 /// `security_events`.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = security_events)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct SecurityEventRow {
@@ -136,7 +136,9 @@ impl TryFrom<SecurityEventRow> for kamiyo_core_models::StoredEvent {
 }
 
 /// `incidents`.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable, AsChangeset,
+)]
 #[diesel(table_name = incidents)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct IncidentRow {
@@ -226,7 +228,7 @@ impl TryFrom<IncidentRow> for Incident {
 }
 
 /// `vault_points`.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = vault_points)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct VaultPointRow {
@@ -265,7 +267,7 @@ impl TryFrom<VaultPointRow> for VaultPoint {
 }
 
 /// `deviation_samples`.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = deviation_samples)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct DeviationRow {
@@ -326,7 +328,7 @@ impl TryFrom<DeviationRow> for DeviationSample {
 }
 
 /// `liquidations`.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = liquidations)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct LiquidationRow {
@@ -405,7 +407,7 @@ impl TryFrom<LiquidationRow> for LiquidationRecord {
 }
 
 /// `positions`.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = positions)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct PositionRow {
@@ -456,7 +458,7 @@ impl TryFrom<PositionRow> for PositionRecord {
 }
 
 /// `alert_outbox`.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = alert_outbox)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct OutboxRow {
@@ -521,7 +523,7 @@ impl TryFrom<OutboxRow> for OutboxEntry {
 }
 
 /// `api_keys`.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_keys)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct ApiKeyRow {
@@ -567,7 +569,7 @@ impl TryFrom<ApiKeyRow> for ApiKeyRecord {
 }
 
 /// `audit_log`.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_log)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct AuditRow {
@@ -611,7 +613,9 @@ impl From<AuditRow> for AuditEntry {
 }
 
 /// `ingest_cursors`.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable, AsChangeset,
+)]
 #[diesel(table_name = ingest_cursors)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct CursorRow {

@@ -8,77 +8,149 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures_util::StreamExt;
 use kamiyo_aggregators::replay::{ReplaySource, Scenario, Speed};
-use kamiyo_core_models::{Clock, Coin, IncidentChange, ManualClock, MarketDataStream, Timestamp};
+use kamiyo_core_models::{
+    Clock, Coin, IncidentChange, ManualClock, MarketDataStream, MarketEvent, MarketStore, Timestamp,
+};
 use kamiyo_monitors::{Engine, MonitorsConfig};
 
 use super::{resolve_scenario, write_file};
+use crate::writer::Writer;
 
-/// Runs the replay.
+/// Where a replay's output goes.
+#[derive(Debug)]
+pub struct StoreTarget {
+    /// The open, migrated store.
+    pub store: kamiyo_store::Store,
+    /// Rows per transaction.
+    pub batch_max_rows: usize,
+    /// Longest a row waits before commit.
+    pub batch_max_delay: std::time::Duration,
+}
+
+/// The cursor a stored replay of `scenario` resumes from: the number of events whose output is
+/// committed.
+pub fn cursor_name(scenario: &str) -> String {
+    format!("replay:{scenario}")
+}
+
+/// Runs the replay. With a store, every incident step and observation is written in batches
+/// committed together with the replay cursor; a rerun after a crash warms the engine on the
+/// already-committed prefix (writing nothing) and continues from the cursor, so the stored
+/// result equals an uninterrupted run's.
 pub async fn run(
     scenario: &str,
     speed: &str,
     dump: Option<PathBuf>,
     config: &MonitorsConfig,
+    target: Option<StoreTarget>,
 ) -> anyhow::Result<()> {
     let dir = resolve_scenario(scenario)?;
     let s = Scenario::load(&dir).with_context(|| format!("loading scenario {}", dir.display()))?;
     let speed = Speed::parse(speed).with_context(|| {
         format!("--speed {speed:?}: expected realtime, max, or a factor such as 60x")
     })?;
+    let mut events = s.events.clone();
+    events.sort_by_key(MarketEvent::time);
     if let Some(path) = dump {
-        let mut text = String::with_capacity(s.events.len() * 160);
-        for e in &s.events {
+        let mut text = String::with_capacity(events.len() * 160);
+        for e in &events {
             text.push_str(&serde_json::to_string(e)?);
             text.push('\n');
         }
         write_file(&path, &text)?;
     }
+    let name = s.manifest.scenario.name.clone();
+    let cursor = cursor_name(&name);
+    let total = events.len();
     let mut engine = Engine::new(config)?;
     engine
         .state_mut()
         .set_reference_max_age_ms(s.stale_after_ms());
-    let clock = Arc::new(ManualClock::new(s.manifest.scenario.start));
-    let mut stream = Box::new(ReplaySource::from_scenario(&s, speed, clock.clone())).into_stream();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "replaying {} [{}], {} events",
-        s.manifest.scenario.name,
+        "replaying {name} [{}], {total} events",
         s.manifest.scenario.provenance.label(),
-        s.events.len()
     )?;
+    let mut writer = None;
+    let mut done = 0usize;
+    if let Some(t) = target {
+        let committed = t.store.cursor(&cursor).await?;
+        done = match committed.as_deref() {
+            None => 0,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= total + 1)
+                .with_context(|| format!("cursor {cursor} holds {v:?}, not an event count"))?,
+        };
+        if done > total {
+            writeln!(out, "already stored completely in {}", t.store.location())?;
+            return Ok(());
+        }
+        if done > 0 {
+            writeln!(
+                out,
+                "resuming after {done} committed events (warming the engine)"
+            )?;
+            for e in &events[..done] {
+                drop(engine.process(e));
+            }
+        }
+        writer = Some(Writer::new(t.store, t.batch_max_rows, t.batch_max_delay));
+    }
+    let start = events
+        .get(done)
+        .map_or(s.manifest.scenario.start, MarketEvent::time);
+    let clock = Arc::new(ManualClock::new(start));
+    let rest: Vec<MarketEvent> = events.split_off(done);
+    let mut stream = Box::new(ReplaySource::new(&name, rest, speed, clock.clone())).into_stream();
     let mut steps = 0;
+    let mut index = done;
     while let Some(e) = stream.next().await {
-        for u in engine.process(&e).updates {
-            if u.event.change != IncidentChange::Updated {
-                steps += 1;
-                writeln!(
-                    out,
-                    "{}  {:<9} {:<8} {:<24} {:<7} {}",
-                    u.event.time,
-                    u.event.change.as_str(),
-                    u.event.severity.as_str(),
-                    u.event.threat_type.as_str(),
-                    u.event.asset.as_ref().map_or("-", Coin::as_str),
-                    u.event.title
-                )?;
+        let o = engine.process(&e);
+        steps += print_steps(&mut out, &o.updates, false)?;
+        index += 1;
+        if let Some(w) = writer.as_mut() {
+            w.push(o);
+            w.set_cursor(cursor.clone(), index.to_string());
+            if w.due() {
+                w.flush().await?;
             }
         }
     }
     let end: Timestamp = s.manifest.scenario.end;
-    for u in engine.finish(end).updates {
-        steps += 1;
-        writeln!(
-            out,
-            "{}  {:<9} {:<8} {:<24} {:<7} {}",
-            u.event.time,
-            u.event.change.as_str(),
-            u.event.severity.as_str(),
-            u.event.threat_type.as_str(),
-            u.event.asset.as_ref().map_or("-", Coin::as_str),
-            u.event.title
-        )?;
+    let o = engine.finish(end);
+    steps += print_steps(&mut out, &o.updates, true)?;
+    if let Some(w) = writer.as_mut() {
+        w.push(o);
+        w.set_cursor(cursor.clone(), (total + 1).to_string());
+        w.flush().await?;
     }
     writeln!(out, "{steps} incident steps; clock at {}", clock.now())?;
     Ok(())
+}
+
+fn print_steps(
+    out: &mut impl Write,
+    updates: &[kamiyo_core_models::IncidentUpdate],
+    all: bool,
+) -> std::io::Result<usize> {
+    let mut n = 0;
+    for u in updates {
+        if all || u.event.change != IncidentChange::Updated {
+            n += 1;
+            writeln!(
+                out,
+                "{}  {:<9} {:<8} {:<24} {:<7} {}",
+                u.event.time,
+                u.event.change.as_str(),
+                u.event.severity.as_str(),
+                u.event.threat_type.as_str(),
+                u.event.asset.as_ref().map_or("-", Coin::as_str),
+                u.event.title
+            )?;
+        }
+    }
+    Ok(n)
 }

@@ -1,0 +1,8 @@
+//! Integration tests of the `kamiyo-hyperliquid` binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on broken setup"
+)]
+
+mod resume;
