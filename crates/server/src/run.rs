@@ -16,12 +16,17 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::writer::Writer;
 
 /// Builds the live source from the configuration.
 pub fn live_source(
     cfg: &Config,
     clock: Arc<dyn Clock>,
     exchange_clock: Option<Arc<ExchangeClock>>,
+    resume_from: std::collections::BTreeMap<
+        kamiyo_core_models::Address,
+        kamiyo_core_models::Timestamp,
+    >,
     cancel: CancellationToken,
 ) -> anyhow::Result<LiveSource> {
     let h = &cfg.hyperliquid;
@@ -66,6 +71,7 @@ pub fn live_source(
         Duration::from_secs(30),
     ));
     lc.exchange_clock = exchange_clock;
+    lc.resume_from = resume_from;
     Ok(LiveSource::new(lc, clock, cancel))
 }
 
@@ -117,10 +123,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let app = crate::Application::build(cfg.server.bind)?;
     tracing::info!(http.addr = %app.addr(), hyperliquid.rest = %cfg.hyperliquid.rest_url, hyperliquid.ws = %cfg.hyperliquid.ws_url, coins = cfg.hyperliquid.coins.len(), "kamiyo-hyperliquid starting");
     let engine = Engine::new(&cfg.monitors)?;
+    let store = crate::storage::open_store(&cfg).await?;
+    let resume = crate::writer::fill_resume_points(&store).await?;
+    if !resume.is_empty() {
+        tracing::info!(
+            users = resume.len(),
+            "resuming fills from the stored cursors"
+        );
+    }
     let stream = Box::new(live_source(
         &cfg,
         clock.clone(),
         exchange_clock,
+        resume,
         cancel.clone(),
     )?)
     .into_stream();
@@ -134,21 +149,42 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tx,
         cancel.clone(),
     ));
+    let retention = tokio::spawn(crate::storage::retention_job(
+        store.clone(),
+        crate::storage::retention(&cfg),
+        clock.clone(),
+        Duration::from_secs(u64::from(cfg.database.retention_interval_secs)),
+        cancel.clone(),
+    ));
+    let mut writer = Writer::new(
+        store,
+        cfg.database.batch_max_rows as usize,
+        Duration::from_millis(u64::from(cfg.database.batch_max_delay_ms)),
+    );
+    let flush_every = Duration::from_millis(u64::from(cfg.database.batch_max_delay_ms));
     let consumer = tokio::spawn(async move {
-        while let Some(item) = rx.recv().await {
-            for u in item.output.updates {
-                if u.event.change != IncidentChange::Updated {
-                    tracing::warn!(
-                        incident.id = %u.incident.id,
-                        incident.change = u.event.change.as_str(),
-                        alert.severity = u.event.severity.as_str(),
-                        threat.type = u.event.threat_type.as_str(),
-                        asset = u.event.asset.as_ref().map_or("-", |c| c.as_str()),
-                        "{}", u.event.title
-                    );
+        let mut tick = tokio::time::interval(flush_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let item = tokio::select! {
+                item = rx.recv() => item,
+                _ = tick.tick() => {
+                    flush(&mut writer).await;
+                    continue;
                 }
+            };
+            let Some(item) = item else { break };
+            log_steps(&item.output.updates);
+            if let Some(e) = &item.event {
+                writer.observe(e);
+            }
+            writer.push(item.output);
+            if writer.due() {
+                flush(&mut writer).await;
             }
         }
+        // The runner has stopped: commit what is left before exiting.
+        flush(&mut writer).await;
     });
     let handle = app.handle();
     let server = tokio::spawn(app.run());
@@ -161,11 +197,34 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         async {
             let _ = runner.await;
             let _ = consumer.await;
+            let _ = retention.await;
         },
     )
     .await;
     let _ = server.await;
     Ok(())
+}
+
+async fn flush(writer: &mut Writer) {
+    if let Err(e) = writer.flush().await {
+        // The rows stay in the writer and are retried with the next batch.
+        tracing::error!(error = %e, rows.pending = writer.pending(), "store write failed; will retry");
+    }
+}
+
+fn log_steps(updates: &[kamiyo_core_models::IncidentUpdate]) {
+    for u in updates {
+        if u.event.change != IncidentChange::Updated {
+            tracing::warn!(
+                incident.id = %u.incident.id,
+                incident.change = u.event.change.as_str(),
+                alert.severity = u.event.severity.as_str(),
+                threat.type = u.event.threat_type.as_str(),
+                asset = u.event.asset.as_ref().map_or("-", |c| c.as_str()),
+                "{}", u.event.title
+            );
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -16,6 +16,26 @@ pub fn fill_cursor(user: &Address) -> String {
     format!("fills:{user}")
 }
 
+/// The per-user fill resume points stored by a previous run.
+pub async fn fill_resume_points(store: &Store) -> StoreResult<BTreeMap<Address, Timestamp>> {
+    let mut out = BTreeMap::new();
+    for (source, position) in store.cursors_with_prefix("fills:").await? {
+        let user = source.trim_start_matches("fills:").parse::<Address>();
+        let time = position.parse::<i64>();
+        match (user, time) {
+            (Ok(u), Ok(t)) => {
+                out.insert(u, Timestamp(t));
+            }
+            _ => tracing::warn!(
+                cursor = source,
+                position,
+                "ignoring an unreadable fill cursor"
+            ),
+        }
+    }
+    Ok(out)
+}
+
 /// Accumulates and commits.
 #[derive(Debug)]
 pub struct Writer {

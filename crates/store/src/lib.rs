@@ -7,6 +7,7 @@ pub mod introspect;
 pub mod retention;
 pub mod rows;
 pub mod schema;
+mod write;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,9 +37,6 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// SQLite through diesel-async's blocking wrapper.
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
-
-/// Rows per statement on the batched write path (SQLite allows 32,766 bound variables).
-const CHUNK: usize = 400;
 
 #[derive(Clone)]
 enum Db {
@@ -278,6 +276,21 @@ impl Store {
             .map_err(q))
     }
 
+    /// Cursors whose source starts with `prefix`, by source.
+    pub async fn cursors_with_prefix(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        // `LIKE` would need escaping of `_` and `%`; the table is small, so filter here.
+        let rows: Vec<(String, String)> = with_conn!(self, |c| ingest_cursors::table
+            .order(ingest_cursors::source.asc())
+            .select((ingest_cursors::source, ingest_cursors::position))
+            .load(c)
+            .await
+            .map_err(q))?;
+        Ok(rows
+            .into_iter()
+            .filter(|(s, _)| s.starts_with(prefix))
+            .collect())
+    }
+
     /// Every security event in sequence order, with its `seq` (tests and exports).
     pub async fn all_events(&self) -> StoreResult<Vec<StoredEvent>> {
         let rows: Vec<SecurityEventRow> = with_conn!(self, |c| security_events::table
@@ -302,114 +315,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Inserts rows, ignoring rows whose primary key exists: multi-row statements on PostgreSQL
-/// (one round trip per chunk), one prepared statement per row on SQLite (embedded, inside the
-/// same transaction, so just as fast; diesel has no multi-row upsert for SQLite).
-macro_rules! insert_ignore {
-    (pg, $c:expr, $table:path, $rows:expr) => {{
-        let mut n = 0usize;
-        for chunk in $rows.chunks(CHUNK) {
-            n += diesel::insert_into($table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .execute($c)
-                .await?;
-        }
-        n
-    }};
-    (sqlite, $c:expr, $table:path, $rows:expr) => {{
-        let mut n = 0usize;
-        for row in $rows.iter() {
-            n += diesel::insert_into($table)
-                .values(row)
-                .on_conflict_do_nothing()
-                .execute($c)
-                .await?;
-        }
-        n
-    }};
-}
-
-/// The body of a commit, for either connection type.
-macro_rules! commit_body {
-    ($mode:ident, $c:expr, $batch:expr) => {{
-        let batch: &IngestBatch = $batch;
-        let vp: Vec<VaultPointRow> = batch.vault_points.iter().map(Into::into).collect();
-        let dv: Vec<DeviationRow> = batch.deviations.iter().map(Into::into).collect();
-        let lq: Vec<LiquidationRow> = batch.liquidations.iter().map(Into::into).collect();
-        let ps: Vec<PositionRow> = batch.positions.iter().map(Into::into).collect();
-        $c.transaction::<Vec<SecurityEventRow>, diesel::result::Error, _>(async |c| {
-            insert_ignore!($mode, c, vault_points::table, vp);
-            insert_ignore!($mode, c, deviation_samples::table, dv);
-            insert_ignore!($mode, c, liquidations::table, lq);
-            insert_ignore!($mode, c, positions::table, ps);
-            let mut stored = Vec::new();
-            if !batch.updates.is_empty() {
-                let ids: Vec<String> = batch
-                    .updates
-                    .iter()
-                    .map(|u| u.event.id.to_string())
-                    .collect();
-                let existing: Vec<String> = security_events::table
-                    .filter(security_events::id.eq_any(&ids))
-                    .select(security_events::id)
-                    .load(c)
-                    .await?;
-                let max: Option<i64> = security_events::table
-                    .select(diesel::dsl::max(security_events::seq))
-                    .first(c)
-                    .await?;
-                let mut seq = max.unwrap_or(0);
-                let mut seen: std::collections::BTreeSet<String> = existing.into_iter().collect();
-                for u in &batch.updates {
-                    if seen.insert(u.event.id.to_string()) {
-                        seq += 1;
-                        stored.push(SecurityEventRow::new(seq, &u.event));
-                    }
-                }
-                insert_ignore!($mode, c, security_events::table, stored);
-                // Incidents: the latest state of each, in order.
-                let mut latest: std::collections::BTreeMap<String, IncidentRow> =
-                    std::collections::BTreeMap::new();
-                for u in &batch.updates {
-                    latest.insert(u.incident.id.to_string(), IncidentRow::from(&u.incident));
-                }
-                for row in latest.values() {
-                    diesel::insert_into(incidents::table)
-                        .values(row)
-                        .on_conflict(incidents::id)
-                        .do_update()
-                        .set(row)
-                        .execute(c)
-                        .await?;
-                }
-            }
-            let now = batch
-                .updates
-                .iter()
-                .map(|u| u.event.time.0)
-                .max()
-                .unwrap_or(0);
-            for (source, position) in &batch.cursors {
-                let row = CursorRow {
-                    source: source.clone(),
-                    position: position.clone(),
-                    updated_ms: now,
-                };
-                diesel::insert_into(ingest_cursors::table)
-                    .values(&row)
-                    .on_conflict(ingest_cursors::source)
-                    .do_update()
-                    .set(&row)
-                    .execute(c)
-                    .await?;
-            }
-            Ok(stored)
-        })
-        .await
-    }};
-}
-
 #[async_trait]
 impl MarketStore for Store {
     async fn commit(&self, batch: &IngestBatch) -> StoreResult<Vec<StoredEvent>> {
@@ -418,16 +323,19 @@ impl MarketStore for Store {
         }
         // One writer at a time: sequence numbers stay dense and SQLite never sees two writers.
         let _w = self.write_lock.lock().await;
+        let prepared = write::Prepared::new(batch);
         let rows: Vec<SecurityEventRow> = match &self.db {
             Db::Pg(p) => {
                 let mut g = p.get().await.map_err(pool_err)?;
                 let c: &mut AsyncPgConnection = &mut g;
-                commit_body!(pg, c, batch).map_err(q)?
+                write::pg::commit(c, prepared).await.map_err(q)?
             }
             Db::Sqlite(p) => {
                 let mut g = p.get().await.map_err(pool_err)?;
                 let c: &mut SqliteConn = &mut g;
-                commit_body!(sqlite, c, batch).map_err(q)?
+                c.spawn_blocking(move |c| write::sqlite::commit(c, prepared))
+                    .await
+                    .map_err(q)?
             }
         };
         rows.into_iter().map(TryInto::try_into).collect()

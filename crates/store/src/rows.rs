@@ -48,6 +48,7 @@ fn change_of(s: &str) -> Option<IncidentChange> {
 /// `security_events`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = security_events)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct SecurityEventRow {
     /// Sequence number.
@@ -140,6 +141,7 @@ impl TryFrom<SecurityEventRow> for kamiyo_core_models::StoredEvent {
     Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable, AsChangeset,
 )]
 #[diesel(table_name = incidents)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct IncidentRow {
     /// Id.
@@ -230,6 +232,7 @@ impl TryFrom<IncidentRow> for Incident {
 /// `vault_points`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = vault_points)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct VaultPointRow {
     /// Vault.
@@ -269,6 +272,7 @@ impl TryFrom<VaultPointRow> for VaultPoint {
 /// `deviation_samples`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = deviation_samples)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct DeviationRow {
     /// Coin.
@@ -330,6 +334,7 @@ impl TryFrom<DeviationRow> for DeviationSample {
 /// `liquidations`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = liquidations)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct LiquidationRow {
     /// Time.
@@ -409,6 +414,7 @@ impl TryFrom<LiquidationRow> for LiquidationRecord {
 /// `positions`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = positions)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct PositionRow {
     /// Account.
@@ -460,6 +466,7 @@ impl TryFrom<PositionRow> for PositionRecord {
 /// `alert_outbox`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = alert_outbox)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct OutboxRow {
     /// Idempotency key.
@@ -525,6 +532,7 @@ impl TryFrom<OutboxRow> for OutboxEntry {
 /// `api_keys`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_keys)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct ApiKeyRow {
     /// Id.
@@ -571,6 +579,7 @@ impl TryFrom<ApiKeyRow> for ApiKeyRecord {
 /// `audit_log`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_log)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct AuditRow {
     /// Id.
@@ -617,6 +626,7 @@ impl From<AuditRow> for AuditEntry {
     Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable, AsChangeset,
 )]
 #[diesel(table_name = ingest_cursors)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct CursorRow {
     /// Source.

@@ -1,0 +1,220 @@
+//! The batched, transactional write path ([`MarketStore::commit`](kamiyo_core_models::MarketStore::commit)).
+//!
+//! The steps are written once (the `steps!` macro) and expanded twice: natively async for
+//! PostgreSQL, and as plain synchronous diesel inside one blocking task for SQLite. SQLite is
+//! embedded, so the whole transaction runs on one thread with multi-row statements, instead of
+//! one thread hop per statement through diesel-async's wrapper.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use kamiyo_core_models::IngestBatch;
+
+use crate::rows::*;
+use crate::schema::*;
+
+/// Rows per statement (SQLite allows 32,766 bound variables; the widest row has 16 columns).
+pub(crate) const CHUNK: usize = 400;
+
+/// A batch turned into rows, owned so it can move into a blocking task.
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    vault_points: Vec<VaultPointRow>,
+    deviations: Vec<DeviationRow>,
+    liquidations: Vec<LiquidationRow>,
+    positions: Vec<PositionRow>,
+    /// Events in order, `seq` assigned in the transaction.
+    events: Vec<SecurityEventRow>,
+    /// The latest state of each incident touched.
+    incidents: Vec<IncidentRow>,
+    cursors: Vec<CursorRow>,
+}
+
+impl Prepared {
+    pub(crate) fn new(batch: &IngestBatch) -> Self {
+        let mut latest: BTreeMap<String, IncidentRow> = BTreeMap::new();
+        for u in &batch.updates {
+            latest.insert(u.incident.id.to_string(), IncidentRow::from(&u.incident));
+        }
+        let now = batch
+            .updates
+            .iter()
+            .map(|u| u.event.time.0)
+            .max()
+            .unwrap_or(0);
+        Self {
+            vault_points: batch.vault_points.iter().map(Into::into).collect(),
+            deviations: batch.deviations.iter().map(Into::into).collect(),
+            liquidations: batch.liquidations.iter().map(Into::into).collect(),
+            positions: batch.positions.iter().map(Into::into).collect(),
+            events: batch
+                .updates
+                .iter()
+                .map(|u| SecurityEventRow::new(0, &u.event))
+                .collect(),
+            incidents: latest.into_values().collect(),
+            cursors: batch
+                .cursors
+                .iter()
+                .map(|(s, p)| CursorRow {
+                    source: s.clone(),
+                    position: p.clone(),
+                    updated_ms: now,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Numbers the events not stored yet (and not repeated within the batch) from `max + 1`.
+fn number(
+    events: Vec<SecurityEventRow>,
+    existing: Vec<String>,
+    max: Option<i64>,
+) -> Vec<SecurityEventRow> {
+    let mut seen: BTreeSet<String> = existing.into_iter().collect();
+    let mut seq = max.unwrap_or(0);
+    events
+        .into_iter()
+        .filter(|e| seen.insert(e.id.clone()))
+        .map(|mut e| {
+            seq += 1;
+            e.seq = seq;
+            e
+        })
+        .collect()
+}
+
+/// The steps of a commit; `$aw` is `.await` for the async connection and empty for the
+/// synchronous one, `$ignore` the backend's insert-or-ignore.
+macro_rules! steps {
+    ($c:ident, $p:ident, $ignore:ident, [$($aw:tt)*]) => {{
+        let p: Prepared = $p;
+        $ignore!($c, vault_points::table, p.vault_points, [$($aw)*]);
+        $ignore!($c, deviation_samples::table, p.deviations, [$($aw)*]);
+        $ignore!($c, liquidations::table, p.liquidations, [$($aw)*]);
+        $ignore!($c, positions::table, p.positions, [$($aw)*]);
+        let mut stored = Vec::new();
+        if !p.events.is_empty() {
+            let ids: Vec<&str> = p.events.iter().map(|e| e.id.as_str()).collect();
+            let mut existing: Vec<String> = Vec::new();
+            for chunk in ids.chunks(CHUNK) {
+                existing.extend(
+                    security_events::table
+                        .filter(security_events::id.eq_any(chunk))
+                        .select(security_events::id)
+                        .load::<String>($c)
+                        $($aw)*?,
+                );
+            }
+            let max: Option<i64> = security_events::table
+                .select(diesel::dsl::max(security_events::seq))
+                .first($c)
+                $($aw)*?;
+            stored = number(p.events, existing, max);
+            for chunk in stored.chunks(CHUNK) {
+                diesel::insert_into(security_events::table)
+                    .values(chunk)
+                    .execute($c)
+                    $($aw)*?;
+            }
+            for chunk in p.incidents.chunks(CHUNK) {
+                use incidents::dsl as i;
+                diesel::insert_into(incidents::table)
+                    .values(chunk)
+                    .on_conflict(i::id)
+                    .do_update()
+                    .set((
+                        i::incident_key.eq(excluded(i::incident_key)),
+                        i::detector.eq(excluded(i::detector)),
+                        i::threat_type.eq(excluded(i::threat_type)),
+                        i::severity.eq(excluded(i::severity)),
+                        i::peak_severity.eq(excluded(i::peak_severity)),
+                        i::asset.eq(excluded(i::asset)),
+                        i::status.eq(excluded(i::status)),
+                        i::title.eq(excluded(i::title)),
+                        i::indicators.eq(excluded(i::indicators)),
+                        i::evidence.eq(excluded(i::evidence)),
+                        i::first_seen_ms.eq(excluded(i::first_seen_ms)),
+                        i::last_seen_ms.eq(excluded(i::last_seen_ms)),
+                        i::resolved_at_ms.eq(excluded(i::resolved_at_ms)),
+                        i::detections.eq(excluded(i::detections)),
+                    ))
+                    .execute($c)
+                    $($aw)*?;
+            }
+        }
+        if !p.cursors.is_empty() {
+            use ingest_cursors::dsl as k;
+            diesel::insert_into(ingest_cursors::table)
+                .values(&p.cursors)
+                .on_conflict(k::source)
+                .do_update()
+                .set((
+                    k::position.eq(excluded(k::position)),
+                    k::updated_ms.eq(excluded(k::updated_ms)),
+                ))
+                .execute($c)
+                $($aw)*?;
+        }
+        Ok(stored)
+    }};
+}
+
+/// PostgreSQL: multi-row `INSERT … ON CONFLICT DO NOTHING`.
+macro_rules! pg_ignore {
+    ($c:ident, $table:path, $rows:expr, [$($aw:tt)*]) => {
+        for chunk in $rows.chunks(CHUNK) {
+            diesel::insert_into($table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute($c)
+                $($aw)*?;
+        }
+    };
+}
+
+/// SQLite: multi-row `INSERT OR IGNORE`.
+macro_rules! sqlite_ignore {
+    ($c:ident, $table:path, $rows:expr, [$($aw:tt)*]) => {
+        for chunk in $rows.chunks(CHUNK) {
+            diesel::insert_or_ignore_into($table)
+                .values(chunk)
+                .execute($c)
+                $($aw)*?;
+        }
+    };
+}
+
+/// The PostgreSQL commit.
+pub(crate) mod pg {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    use super::*;
+
+    /// Commits `p` in one transaction; returns the stored events.
+    pub(crate) async fn commit(
+        c: &mut AsyncPgConnection,
+        p: Prepared,
+    ) -> QueryResult<Vec<SecurityEventRow>> {
+        c.transaction::<_, diesel::result::Error, _>(async |c| steps!(c, p, pg_ignore, [.await]))
+            .await
+    }
+}
+
+/// The SQLite commit (synchronous; run it in a blocking task).
+pub(crate) mod sqlite {
+    use diesel::RunQueryDsl;
+    use diesel::sqlite::SqliteConnection;
+
+    use super::*;
+
+    /// Commits `p` in one `BEGIN IMMEDIATE` transaction; returns the stored events.
+    pub(crate) fn commit(
+        c: &mut SqliteConnection,
+        p: Prepared,
+    ) -> QueryResult<Vec<SecurityEventRow>> {
+        c.immediate_transaction(|c| steps!(c, p, sqlite_ignore, []))
+    }
+}
