@@ -1,0 +1,1 @@
+DROP INDEX deviation_samples_coin_time;
