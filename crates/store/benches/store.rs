@@ -128,7 +128,11 @@ fn liquidation(asset: usize, t: i64, tid: u64, rng: &mut Rng) -> LiquidationReco
         coin: coin(asset),
         user: Address::from_bytes(user),
         liquidated_user: None,
-        side: if tid.is_multiple_of(2) { Side::Buy } else { Side::Sell },
+        side: if tid.is_multiple_of(2) {
+            Side::Buy
+        } else {
+            Side::Sell
+        },
         px: dec(100_000, 2),
         sz: dec(rng.below(10_000) as i64, 2),
         notional: dec(rng.below(10_000_000) as i64, 2),
