@@ -2,26 +2,172 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-use actix_web::{HttpResponse, web};
-use serde::Serialize;
+pub mod auth;
+pub mod docs;
+pub mod dto;
+pub mod error;
+pub mod hub;
+pub mod metrics;
+pub mod routes;
+pub mod ws;
 
-/// Body of `GET /health`.
-#[derive(Debug, Serialize)]
-pub struct HealthResponse {
-    /// Always `ok` while the process serves requests.
-    pub status: &'static str,
-    /// Server version.
-    pub version: &'static str,
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, get, web};
+use async_trait::async_trait;
+use kamiyo_core_models::{Address, ApiKeyStore, Clock, IncidentStore, MarketStore};
+
+pub use crate::error::{ApiError, Problem};
+pub use crate::hub::{Hub, LiveMessage};
+
+/// Readiness of what the API reads from (the database), supplied by the host.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    /// `Err(detail)` when not usable.
+    async fn check(&self) -> Result<(), String>;
 }
 
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(HealthResponse {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
-    })
+/// Settings of the API, decided by the host from its configuration.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Refuse requests without a valid key (the host sets this whenever it binds beyond
+    /// loopback).
+    pub require_keys: bool,
+    /// Requests per minute per key (or per client address without a key); 0 disables.
+    pub rate_limit_per_minute: u32,
+    /// Origins allowed by CORS (`*` for any).
+    pub cors_origins: Vec<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// The HLP vault shown.
+    pub hlp_vault: Address,
 }
 
-/// Registers the API routes on an actix-web service config.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health));
+/// What the handlers need; registered as `web::Data<ApiState>`.
+pub struct ApiState {
+    /// Incidents and events.
+    pub incidents: Arc<dyn IncidentStore>,
+    /// Market history.
+    pub market: Arc<dyn MarketStore>,
+    /// API keys.
+    pub keys: Arc<dyn ApiKeyStore>,
+    /// Database readiness.
+    pub probe: Arc<dyn Probe>,
+    /// Live messages for `/ws`.
+    pub hub: Hub,
+    /// The monitor's clock (exchange or replay time when so configured).
+    pub clock: Arc<dyn Clock>,
+    /// Prometheus registry rendered at `/metrics`.
+    pub registry: Option<prometheus::Registry>,
+    /// Settings.
+    pub config: ApiConfig,
+    /// Rate limiter.
+    pub limiter: auth::RateLimiter,
+    /// Verified keys.
+    pub key_cache: auth::KeyCache,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every route registered by [`configure`], as `(method, path)`; the OpenAPI test checks the
+/// document against this list and this list against the running server.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/feeds"),
+    ("GET", "/exploits"),
+    ("GET", "/security/dashboard"),
+    ("GET", "/security/hlp-vault"),
+    ("GET", "/security/oracle-deviations"),
+    ("GET", "/security/liquidations"),
+    ("GET", "/security/events"),
+    ("GET", "/security/incidents"),
+    ("GET", "/security/incidents/{id}"),
+    ("GET", "/ws"),
+];
+
+const DASHBOARD_HTML: &str = include_str!("../assets/dashboard/index.html");
+const DASHBOARD_JS: &str = include_str!("../assets/dashboard/dashboard.js");
+const DASHBOARD_CSS: &str = include_str!("../assets/dashboard/dashboard.css");
+
+/// `GET /`: the dashboard.
+#[get("/")]
+async fn dashboard_page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'",
+        ))
+        .body(DASHBOARD_HTML)
+}
+
+#[get("/assets/dashboard.js")]
+async fn dashboard_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(DASHBOARD_JS)
+}
+
+#[get("/assets/dashboard.css")]
+async fn dashboard_css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(DASHBOARD_CSS)
+}
+
+/// Registers the API, `/ws`, the documents and the dashboard, with the gate (CORS, keys, rate
+/// limits, metrics) and problem+json errors for malformed requests.
+pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        let limit = state.config.max_body_bytes;
+        cfg.app_data(state)
+            .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(limit)
+                    .error_handler(error::json_error),
+            )
+            .app_data(web::PayloadConfig::new(limit))
+            .service(
+                web::scope("")
+                    .wrap(actix_web::middleware::from_fn(auth::gate))
+                    .service(routes::health)
+                    .service(routes::ready)
+                    .service(routes::metrics)
+                    .service(routes::feeds)
+                    .service(routes::exploits)
+                    .service(routes::dashboard)
+                    .service(routes::hlp_vault)
+                    .service(routes::oracle_deviations)
+                    .service(routes::liquidations)
+                    .service(routes::events)
+                    .service(routes::incidents)
+                    .service(routes::incident)
+                    .service(ws::ws)
+                    .service(docs::openapi_doc)
+                    .service(docs::swagger)
+                    .service(docs::redoc)
+                    .service(docs::swagger_init)
+                    .service(docs::swagger_js)
+                    .service(docs::swagger_css)
+                    .service(docs::redoc_js)
+                    .service(dashboard_page)
+                    .service(dashboard_js)
+                    .service(dashboard_css)
+                    .default_service(web::to(routes::not_found)),
+            );
+    }
 }

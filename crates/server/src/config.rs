@@ -45,6 +45,14 @@ pub struct ServerSection {
     pub cors_origins: Vec<String>,
     /// Seconds to wait for in-flight work on shutdown.
     pub shutdown_timeout_secs: u32,
+    /// API requests per minute per key (or per client address without a key); 0 disables.
+    pub rate_limit_per_minute: u32,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: u32,
+    /// Messages a `/ws` subscriber may fall behind before it is dropped.
+    pub ws_buffer: u32,
+    /// HTTP worker threads.
+    pub workers: u32,
 }
 
 impl Default for ServerSection {
@@ -55,6 +63,10 @@ impl Default for ServerSection {
             data_dir: PathBuf::from("kamiyo-data"),
             cors_origins: Vec::new(),
             shutdown_timeout_secs: 10,
+            rate_limit_per_minute: 600,
+            max_body_bytes: 65_536,
+            ws_buffer: 4096,
+            workers: 2,
         }
     }
 }
@@ -246,6 +258,19 @@ pub const KEYS: &[(&str, &str)] = &[
         "server.shutdown_timeout_secs",
         "Seconds to wait for in-flight writes and deliveries on SIGTERM/SIGINT.",
     ),
+    (
+        "server.rate_limit_per_minute",
+        "API requests per minute per API key (per client address without one); bursts up to the same number; 0 disables. Over budget: 429 with Retry-After.",
+    ),
+    (
+        "server.max_body_bytes",
+        "Largest request body accepted (413 above it).",
+    ),
+    (
+        "server.ws_buffer",
+        "Messages a /ws subscriber may fall behind before it is dropped with close code 1008 (it reconnects with last_event_id and misses nothing).",
+    ),
+    ("server.workers", "HTTP worker threads."),
     (
         "database.url",
         "PostgreSQL URL (postgres://user:pass@host:5432/db). Empty: embedded SQLite at <data_dir>/kamiyo.sqlite3. Also read from DATABASE_URL.",
@@ -865,6 +890,15 @@ impl Config {
             ));
         }
         for (key, ok) in [
+            ("server.workers", (1..=64).contains(&self.server.workers)),
+            (
+                "server.ws_buffer",
+                (16..=1_000_000).contains(&self.server.ws_buffer),
+            ),
+            (
+                "server.max_body_bytes",
+                (1024..=16_777_216).contains(&self.server.max_body_bytes),
+            ),
             (
                 "database.batch_max_rows",
                 (1..=100_000).contains(&self.database.batch_max_rows),

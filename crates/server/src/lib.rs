@@ -11,7 +11,7 @@ pub mod storage;
 pub mod telemetry;
 pub mod writer;
 
-use actix_web::{App, HttpServer, dev::ServerHandle};
+use actix_web::{App, HttpServer, dev::ServerHandle, web};
 
 /// A built application, ready to run.
 pub struct Application {
@@ -28,15 +28,27 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Binds the HTTP listener on `bind` (port 0 picks a free port).
-    pub fn build(bind: SocketAddr) -> anyhow::Result<Self> {
-        let listener = std::net::TcpListener::bind(bind)?;
+    /// Binds the HTTP listener on `bind` (port 0 picks a free port) and serves the API, `/ws`
+    /// and the dashboard from `state`.
+    pub fn build(
+        bind: SocketAddr,
+        workers: usize,
+        state: web::Data<kamiyo_api::ApiState>,
+    ) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(bind)
+            .map_err(|e| anyhow::anyhow!("binding the HTTP listener on {bind}: {e}"))?;
         let addr = listener.local_addr()?;
-        let server = HttpServer::new(|| App::new().configure(kamiyo_api::configure))
-            .workers(2)
-            .shutdown_timeout(5)
-            .listen(listener)?
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::Compress::default())
+                .configure(kamiyo_api::configure(state.clone()))
+        })
+        .workers(workers.max(1))
+        .shutdown_timeout(5)
+        .max_connection_rate(1024)
+        .backlog(2048)
+        .listen(listener)?
+        .run();
         Ok(Self { addr, server })
     }
 

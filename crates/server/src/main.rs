@@ -47,13 +47,39 @@ enum Command {
         /// Write incidents and observations to the configured database (resumes after a crash).
         #[arg(long)]
         store: bool,
+        /// Serve the API, /ws and the dashboard on the replay's clock while replaying (implies
+        /// --store), and keep serving afterwards until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
     },
     /// Run pending database migrations and report the schema version.
     Migrate,
+    /// API keys: hashed at rest, shown once.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Create a key and print it (once).
+    Create {
+        /// Who or what uses the key.
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (prefix, state, creation time, name; never the secret).
+    List,
+    /// Revoke a key by its prefix (kmy_xxxxxxxx) or id.
+    Revoke {
+        /// Prefix or id.
+        key: String,
     },
 }
 
@@ -151,15 +177,17 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             speed,
             dump,
             store,
+            serve,
         }) => rt
             .block_on(async {
-                let target = if store {
+                let target = if store || serve {
                     Some(commands::replay::StoreTarget {
                         store: kamiyo_server::storage::open_store(&cfg).await?,
                         batch_max_rows: cfg.database.batch_max_rows as usize,
                         batch_max_delay: std::time::Duration::from_millis(u64::from(
                             cfg.database.batch_max_delay_ms,
                         )),
+                        serve: serve.then(|| cfg.clone()),
                     })
                 } else {
                     None
@@ -167,6 +195,27 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 commands::replay::run(&scenario, &speed, dump, &cfg.monitors, target).await
             })
             .map(|()| ExitCode::SUCCESS),
+        Some(Command::Keys { action }) => rt.block_on(async {
+            let store = kamiyo_server::storage::open_store(&cfg).await?;
+            let ok = match action {
+                KeysAction::Create { name } => {
+                    commands::keys::create(&store, &name, &mut out).await?;
+                    true
+                }
+                KeysAction::List => {
+                    commands::keys::list(&store, &mut out).await?;
+                    true
+                }
+                KeysAction::Revoke { key } => {
+                    commands::keys::revoke(&store, &key, &mut out).await?
+                }
+            };
+            anyhow::Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }),
         Some(Command::Migrate) => rt
             .block_on(async {
                 let store = kamiyo_server::storage::connect(&cfg).await?;

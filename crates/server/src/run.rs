@@ -119,11 +119,15 @@ pub async fn make_clock(cfg: &Config) -> (Arc<dyn Clock>, Option<Arc<ExchangeClo
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     kamiyo_aggregators::install_crypto_provider();
     let cancel = CancellationToken::new();
+    let (_meter_provider, registry) = crate::telemetry::init_metrics()?;
+    let store = crate::storage::open_store(&cfg).await?;
+    crate::storage::check_key_policy(&cfg, &store).await?;
     let (clock, exchange_clock) = make_clock(&cfg).await;
-    let app = crate::Application::build(cfg.server.bind)?;
+    let hub = kamiyo_api::Hub::new(cfg.server.ws_buffer as usize);
+    let state = crate::storage::api_state(&cfg, &store, hub.clone(), clock.clone(), Some(registry));
+    let app = crate::Application::build(cfg.server.bind, cfg.server.workers as usize, state)?;
     tracing::info!(http.addr = %app.addr(), hyperliquid.rest = %cfg.hyperliquid.rest_url, hyperliquid.ws = %cfg.hyperliquid.ws_url, coins = cfg.hyperliquid.coins.len(), "kamiyo-hyperliquid starting");
     let engine = Engine::new(&cfg.monitors)?;
-    let store = crate::storage::open_store(&cfg).await?;
     let resume = crate::writer::fill_resume_points(&store).await?;
     if !resume.is_empty() {
         tracing::info!(
@@ -169,7 +173,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             let item = tokio::select! {
                 item = rx.recv() => item,
                 _ = tick.tick() => {
-                    flush(&mut writer).await;
+                    flush(&mut writer, &hub).await;
                     continue;
                 }
             };
@@ -177,14 +181,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             log_steps(&item.output.updates);
             if let Some(e) = &item.event {
                 writer.observe(e);
+                if let kamiyo_core_models::MarketEvent::Feed(f) = e {
+                    hub.publish_feed(f.clone());
+                }
             }
             writer.push(item.output);
             if writer.due() {
-                flush(&mut writer).await;
+                flush(&mut writer, &hub).await;
             }
         }
         // The runner has stopped: commit what is left before exiting.
-        flush(&mut writer).await;
+        flush(&mut writer, &hub).await;
     });
     let handle = app.handle();
     let server = tokio::spawn(app.run());
@@ -205,10 +212,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn flush(writer: &mut Writer) {
-    if let Err(e) = writer.flush().await {
-        // The rows stay in the writer and are retried with the next batch.
-        tracing::error!(error = %e, rows.pending = writer.pending(), "store write failed; will retry");
+/// Commits the writer's batch and publishes the stored events to `/ws` subscribers (only after
+/// the commit, so a subscriber never sees an event the database does not have).
+pub async fn flush(writer: &mut Writer, hub: &kamiyo_api::Hub) {
+    match writer.flush().await {
+        Ok(stored) => hub.publish_events(&stored),
+        Err(e) => {
+            // The rows stay in the writer and are retried with the next batch.
+            tracing::error!(error = %e, rows.pending = writer.pending(), "store write failed; will retry");
+        }
     }
 }
 

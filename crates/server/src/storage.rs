@@ -71,3 +71,71 @@ pub async fn retention_job(
         }
     }
 }
+
+/// Database readiness for `/ready`.
+#[derive(Debug, Clone)]
+pub struct StoreProbe(pub Store);
+
+#[async_trait::async_trait]
+impl kamiyo_api::Probe for StoreProbe {
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| {
+            tracing::warn!(error = %e, "database ping failed");
+            "the database does not answer".to_owned()
+        })
+    }
+}
+
+/// The API's state over the store.
+pub fn api_state(
+    cfg: &Config,
+    store: &Store,
+    hub: kamiyo_api::Hub,
+    clock: std::sync::Arc<dyn Clock>,
+    registry: Option<prometheus::Registry>,
+) -> actix_web::web::Data<kamiyo_api::ApiState> {
+    use std::sync::Arc;
+    actix_web::web::Data::new(kamiyo_api::ApiState {
+        incidents: Arc::new(store.clone()),
+        market: Arc::new(store.clone()),
+        keys: Arc::new(store.clone()),
+        probe: Arc::new(StoreProbe(store.clone())),
+        hub,
+        clock,
+        registry,
+        config: kamiyo_api::ApiConfig {
+            require_keys: kamiyo_api::auth::keys_required_for(cfg.server.bind),
+            rate_limit_per_minute: cfg.server.rate_limit_per_minute,
+            cors_origins: cfg.server.cors_origins.clone(),
+            max_body_bytes: cfg.server.max_body_bytes as usize,
+            hlp_vault: cfg.hyperliquid.hlp_vault,
+        },
+        limiter: kamiyo_api::auth::RateLimiter::new(cfg.server.rate_limit_per_minute),
+        key_cache: kamiyo_api::auth::KeyCache::default(),
+    })
+}
+
+/// Refuses to serve beyond loopback without an active API key.
+pub async fn check_key_policy(cfg: &Config, store: &Store) -> anyhow::Result<()> {
+    use kamiyo_core_models::ApiKeyStore;
+    if !kamiyo_api::auth::keys_required_for(cfg.server.bind) {
+        return Ok(());
+    }
+    let active = store
+        .keys()
+        .await?
+        .iter()
+        .filter(|k| k.revoked_at.is_none())
+        .count();
+    if active == 0 {
+        anyhow::bail!(
+            "server.bind = {} is not a loopback address, so API keys are required, and no active key exists: create one with `kamiyo-hyperliquid keys create --name <who>` (or bind to 127.0.0.1)",
+            cfg.server.bind
+        );
+    }
+    tracing::info!(
+        keys.active = active,
+        "API keys required (bound beyond loopback)"
+    );
+    Ok(())
+}

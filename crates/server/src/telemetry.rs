@@ -16,3 +16,15 @@ pub fn init_logging(t: &TelemetrySection) {
         builder.try_init()
     };
 }
+
+/// Installs the global OpenTelemetry meter provider exporting into a Prometheus registry (what
+/// `/metrics` renders). Returns the provider (keep it alive) and the registry.
+pub fn init_metrics() -> anyhow::Result<(
+    opentelemetry_sdk::metrics::SdkMeterProvider,
+    prometheus::Registry,
+)> {
+    let (provider, registry) =
+        kamiyo_api::metrics::prometheus_provider().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    opentelemetry::global::set_meter_provider(provider.clone());
+    Ok((provider, registry))
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod backtest;
+pub mod keys;
 pub mod replay;
 
 use std::io::{IsTerminal, Write};

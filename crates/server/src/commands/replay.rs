@@ -25,6 +25,9 @@ pub struct StoreTarget {
     pub batch_max_rows: usize,
     /// Longest a row waits before commit.
     pub batch_max_delay: std::time::Duration,
+    /// Also serve the API, `/ws` and the dashboard (on the replay's clock) with this
+    /// configuration, and keep serving after the replay until SIGINT/SIGTERM.
+    pub serve: Option<crate::config::Config>,
 }
 
 /// The cursor a stored replay of `scenario` resumes from: the number of events whose output is
@@ -73,6 +76,7 @@ pub async fn run(
         s.manifest.scenario.provenance.label(),
     )?;
     let mut writer = None;
+    let mut serve_cfg = None;
     let mut done = 0usize;
     if let Some(t) = target {
         let committed = t.store.cursor(&cursor).await?;
@@ -97,12 +101,33 @@ pub async fn run(
                 drop(engine.process(e));
             }
         }
-        writer = Some(Writer::new(t.store, t.batch_max_rows, t.batch_max_delay));
+        writer = Some(Writer::new(
+            t.store.clone(),
+            t.batch_max_rows,
+            t.batch_max_delay,
+        ));
+        serve_cfg = t.serve.map(|c| (c, t.store));
     }
     let start = events
         .get(done)
         .map_or(s.manifest.scenario.start, MarketEvent::time);
     let clock = Arc::new(ManualClock::new(start));
+    let hub = kamiyo_api::Hub::default();
+    let server = match serve_cfg {
+        None => None,
+        Some((cfg, store)) => {
+            crate::storage::check_key_policy(&cfg, &store).await?;
+            let (provider, registry) = crate::telemetry::init_metrics()?;
+            let state =
+                crate::storage::api_state(&cfg, &store, hub.clone(), clock.clone(), Some(registry));
+            let app =
+                crate::Application::build(cfg.server.bind, cfg.server.workers as usize, state)?;
+            writeln!(out, "serving the dashboard at http://{}/", app.addr())?;
+            out.flush()?;
+            let handle = app.handle();
+            Some((tokio::spawn(app.run()), handle, provider))
+        }
+    };
     let rest: Vec<MarketEvent> = events.split_off(done);
     let mut stream = Box::new(ReplaySource::new(&name, rest, speed, clock.clone())).into_stream();
     let mut steps = 0;
@@ -115,7 +140,7 @@ pub async fn run(
             w.push(o);
             w.set_cursor(cursor.clone(), index.to_string());
             if w.due() {
-                w.flush().await?;
+                hub.publish_events(&w.flush().await?);
             }
         }
     }
@@ -125,9 +150,16 @@ pub async fn run(
     if let Some(w) = writer.as_mut() {
         w.push(o);
         w.set_cursor(cursor.clone(), (total + 1).to_string());
-        w.flush().await?;
+        hub.publish_events(&w.flush().await?);
     }
     writeln!(out, "{steps} incident steps; clock at {}", clock.now())?;
+    if let Some((task, handle, _provider)) = server {
+        writeln!(out, "replay done; still serving (Ctrl-C to stop)")?;
+        out.flush()?;
+        crate::run::shutdown_signal().await;
+        handle.stop(true).await;
+        let _ = task.await;
+    }
     Ok(())
 }
 

@@ -1,0 +1,301 @@
+//! API keys (generation, hashing, constant-time verification) and the request gate: CORS,
+//! authentication, per-principal rate limiting and request metrics, in one middleware.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError, web};
+use kamiyo_core_models::{ApiKeyRecord, ApiKeyStore, StableId, Timestamp};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::{ApiState, metrics};
+
+/// Every key starts with this.
+pub const KEY_PREFIX: &str = "kmy_";
+/// Longest query string accepted.
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+/// A freshly generated key: the record to store and the secret to show once.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// What is stored (hash only).
+    pub record: ApiKeyRecord,
+    /// The full key; never stored, shown to the operator once.
+    pub secret: String,
+}
+
+/// Hex SHA-256 of a key. Keys carry 192 random bits, so a fast hash is the right tool (a slow
+/// password hash protects low-entropy secrets; these are not).
+pub fn hash_key(secret: &str) -> String {
+    let d = Sha256::digest(secret.as_bytes());
+    let mut s = String::with_capacity(64);
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Generates a key `kmy_<8 hex>_<48 hex>`; the first 12 characters are its public prefix.
+pub fn generate_key(name: &str, now: Timestamp) -> NewKey {
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
+    let mut id = [0u8; 4];
+    let mut secret = [0u8; 24];
+    rng.fill_bytes(&mut id);
+    rng.fill_bytes(&mut secret);
+    let prefix = format!("{KEY_PREFIX}{}", hex(&id));
+    let full = format!("{prefix}_{}", hex(&secret));
+    NewKey {
+        record: ApiKeyRecord {
+            id: StableId::derive("key", &[&prefix, &now.0.to_string()]),
+            name: name.to_owned(),
+            prefix,
+            hash: hash_key(&full),
+            created_at: now,
+            revoked_at: None,
+        },
+        secret: full,
+    }
+}
+
+/// The public prefix of a presented key, if it has the right shape.
+pub fn prefix_of(presented: &str) -> Option<&str> {
+    let p = presented.get(..KEY_PREFIX.len() + 8)?;
+    (p.starts_with(KEY_PREFIX)
+        && p[KEY_PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit())
+        && presented.len() == KEY_PREFIX.len() + 8 + 1 + 48)
+        .then_some(p)
+}
+
+/// Looks a presented key up and compares hashes in constant time; `None` when unknown or
+/// revoked.
+pub async fn verify(
+    keys: &dyn ApiKeyStore,
+    presented: &str,
+) -> Result<Option<ApiKeyRecord>, ApiError> {
+    let Some(prefix) = prefix_of(presented) else {
+        return Ok(None);
+    };
+    let want = hash_key(presented);
+    for k in keys.keys_by_prefix(prefix).await? {
+        if k.revoked_at.is_none() && bool::from(k.hash.as_bytes().ct_eq(want.as_bytes())) {
+            return Ok(Some(k));
+        }
+    }
+    Ok(None)
+}
+
+/// How long a verified key is trusted without asking the store again (a revocation takes
+/// effect within this time).
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// Token buckets per principal (API key id, or client IP without a key).
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_minute: u32,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// `per_minute` requests per minute, with bursts up to the same number; 0 disables.
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes one token; `Err(seconds)` to wait when empty.
+    pub fn check(&self, principal: &str) -> Result<(), u64> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let cap = f64::from(self.per_minute);
+        let rate = cap / 60.0;
+        let now = Instant::now();
+        let Ok(mut b) = self.buckets.lock() else {
+            return Ok(());
+        };
+        if b.len() > 100_000 {
+            // Forget principals whose bucket has refilled: they lose nothing.
+            b.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < cap
+            });
+        }
+        let (tokens, at) = b.entry(principal.to_owned()).or_insert((cap, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(cap);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// Verified keys by hash, with the time they were checked.
+#[derive(Debug, Default)]
+pub struct KeyCache(Mutex<HashMap<String, (ApiKeyRecord, Instant)>>);
+
+/// Paths served without a key: health probes, the dashboard shell, the API documents.
+fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/health" | "/ready" | "/openapi.json" | "/docs" | "/redoc" | "/favicon.ico"
+    ) || path.starts_with("/assets/")
+        || path.starts_with("/docs/")
+}
+
+fn presented_key(req: &ServiceRequest) -> Option<String> {
+    let h = req.headers();
+    if let Some(k) = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(k.trim().to_owned());
+    }
+    if let Some(v) = h.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim().to_owned());
+    }
+    // Browsers cannot set headers on a WebSocket: `/ws` also takes `?api_key=`.
+    if req.path() == "/ws" {
+        return web::Query::<HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("api_key").cloned());
+    }
+    None
+}
+
+fn cors_origin(state: &ApiState, req: &ServiceRequest) -> Option<String> {
+    let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?;
+    let allowed = &state.config.cors_origins;
+    (allowed.iter().any(|o| o == "*" || o == origin)).then(|| origin.to_owned())
+}
+
+async fn authenticate(state: &ApiState, req: &ServiceRequest) -> Result<String, ApiError> {
+    let ip = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    let Some(key) = presented_key(req) else {
+        if state.config.require_keys && !is_public(req.path()) {
+            return Err(ApiError::Unauthorized(
+                "an API key is required: send `Authorization: Bearer kmy_…` (create one with `kamiyo-hyperliquid keys create`)"
+                    .into(),
+            ));
+        }
+        return Ok(format!("ip:{ip}"));
+    };
+    let hash = hash_key(&key);
+    if let Ok(cache) = state.key_cache.0.lock()
+        && let Some((rec, at)) = cache.get(&hash)
+        && at.elapsed() < KEY_CACHE_TTL
+    {
+        return Ok(format!("key:{}", rec.id));
+    }
+    match verify(state.keys.as_ref(), &key).await? {
+        Some(rec) => {
+            let principal = format!("key:{}", rec.id);
+            if let Ok(mut cache) = state.key_cache.0.lock() {
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(hash, (rec, Instant::now()));
+            }
+            Ok(principal)
+        }
+        None => Err(ApiError::Unauthorized(
+            "the API key is unknown or revoked".into(),
+        )),
+    }
+}
+
+/// The gate: CORS, query size, authentication, rate limit, metrics.
+pub async fn gate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let Some(state) = req.app_data::<web::Data<ApiState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let origin = cors_origin(&state, &req);
+    let method = req.method().clone();
+    let res: ServiceResponse<BoxBody> = if method == Method::OPTIONS {
+        // Preflight.
+        let mut r = HttpResponse::NoContent();
+        if origin.is_some() {
+            r.insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, OPTIONS"))
+                .insert_header((
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    "authorization, x-api-key, content-type",
+                ))
+                .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
+        }
+        req.into_response(r.finish())
+    } else if req.query_string().len() > MAX_QUERY_BYTES {
+        let e = ApiError::BadRequest(format!("the query string exceeds {MAX_QUERY_BYTES} bytes"));
+        req.into_response(e.error_response())
+    } else {
+        match authenticate(&state, &req).await {
+            Err(e) => req.into_response(e.error_response()),
+            Ok(principal) => {
+                let limited = !is_public(req.path()) || req.path() == "/ready";
+                match limited.then(|| state.limiter.check(&principal)) {
+                    Some(Err(retry_after_secs)) => {
+                        let e = ApiError::RateLimited { retry_after_secs };
+                        req.into_response(e.error_response())
+                    }
+                    _ => next.call(req).await?.map_into_boxed_body(),
+                }
+            }
+        }
+    };
+    let mut res = res;
+    if let Some(o) = origin {
+        let h = res.headers_mut();
+        if let Ok(v) = header::HeaderValue::from_str(&o) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+            h.insert(header::VARY, header::HeaderValue::from_static("Origin"));
+        }
+    }
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    metrics::record_request(
+        &route,
+        method.as_str(),
+        res.status().as_u16(),
+        started.elapsed(),
+    );
+    Ok(res)
+}
+
+/// Used by the server to refuse non-loopback binds without keys.
+pub fn keys_required_for(bind: std::net::SocketAddr) -> bool {
+    !bind.ip().is_loopback()
+}
+
+/// Convenience for the server's `keys` command.
+pub async fn create_key(
+    keys: &Arc<dyn ApiKeyStore>,
+    name: &str,
+    now: Timestamp,
+) -> Result<NewKey, ApiError> {
+    let k = generate_key(name, now);
+    keys.insert_key(&k.record).await?;
+    Ok(k)
+}

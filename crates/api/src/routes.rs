@@ -1,0 +1,682 @@
+//! The HTTP handlers. Every parameter is parsed here with a named, explained error; handlers
+//! never panic and answer bad input with 4xx problems.
+#![allow(
+    unreachable_pub,
+    reason = "actix route macros wrap each handler in a public unit struct; the inner fn is what lints"
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, get, web};
+use kamiyo_core_models::{
+    Coin, Decimal, DeviationSample, EventQuery, EvidenceValue, Incident, IncidentQuery,
+    IncidentStatus, Order, Severity, StableId, ThreatType, Timestamp, VaultPoint,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::ApiState;
+use crate::dto::*;
+use crate::error::{ApiError, Problem};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// Longest window a history endpoint accepts, in hours.
+pub const MAX_HOURS: u32 = 8760;
+/// Longest window of the chart endpoints (one-minute data: 43,200 points).
+pub const MAX_CHART_HOURS: u32 = 720;
+/// Points returned by chart endpoints at most.
+pub const MAX_POINTS: usize = 2000;
+const CHART_READ: u32 = 50_000;
+
+fn parse_hours(v: Option<&str>, default: u32, max: u32) -> Result<u32> {
+    match v {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|h| (1..=max).contains(h))
+            .ok_or_else(|| ApiError::invalid("hours", format!("an integer from 1 to {max}"))),
+    }
+}
+
+fn parse_limit(v: Option<&str>, default: u32, max: u32) -> Result<u32> {
+    match v {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit", format!("an integer from 1 to {max}"))),
+    }
+}
+
+fn parse_asset(v: Option<&str>) -> Result<Option<Coin>> {
+    v.map(|s| {
+        s.parse::<Coin>()
+            .map_err(|_| ApiError::invalid("asset", "a market name such as BTC, ETH or kPEPE"))
+    })
+    .transpose()
+}
+
+fn parse_since(v: Option<&str>) -> Result<Option<Timestamp>> {
+    v.map(|s| {
+        Timestamp::parse(s)
+            .filter(|t| (0..=9_999_999_999_999).contains(&t.0))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "since",
+                    "an RFC 3339 time (2025-03-26T15:00:00Z) or milliseconds since the epoch",
+                )
+            })
+    })
+    .transpose()
+}
+
+fn window_start(state: &ApiState, hours: u32) -> Timestamp {
+    state
+        .clock
+        .now()
+        .plus_millis(-i64::from(hours) * Timestamp::HOUR)
+}
+
+/// Evenly thins `v` to at most `n` items, keeping the first and the last.
+fn thin<T: Clone>(v: Vec<T>, n: usize) -> Vec<T> {
+    if v.len() <= n || n < 2 {
+        return v;
+    }
+    let last = v.len() - 1;
+    (0..n).map(|i| v[i * last / (n - 1)].clone()).collect()
+}
+
+fn json<T: serde::Serialize>(body: &T) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/health", tag = "service",
+    responses((status = 200, description = "The process serves requests", body = HealthResponse)))]
+#[get("/health")]
+pub async fn health() -> HttpResponse {
+    json(&HealthResponse {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// Readiness: the database answers and no feed is down.
+#[utoipa::path(get, path = "/ready", tag = "service",
+    responses(
+        (status = 200, description = "Ready", body = ReadyResponse),
+        (status = 503, description = "A dependency is unavailable", body = ReadyResponse)))]
+#[get("/ready")]
+pub async fn ready(state: web::Data<ApiState>) -> HttpResponse {
+    let mut checks = Vec::new();
+    let db = state.probe.check().await;
+    checks.push(CheckResponse {
+        name: "database".into(),
+        ok: db.is_ok(),
+        detail: db.err().unwrap_or_default(),
+    });
+    for f in state.hub.feeds() {
+        checks.push(CheckResponse {
+            name: format!("feed:{}", f.feed),
+            ok: f.state != kamiyo_core_models::FeedState::Down,
+            detail: f.detail.clone(),
+        });
+    }
+    let ok = checks.iter().all(|c| c.ok);
+    let body = ReadyResponse {
+        status: if ok { "ready" } else { "not_ready" }.into(),
+        checks,
+    };
+    if ok {
+        json(&body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
+    let text = state
+        .registry
+        .as_ref()
+        .map(crate::metrics::render)
+        .unwrap_or_default();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text)
+}
+
+/// Freshness of every feed.
+#[utoipa::path(get, path = "/feeds", tag = "monitoring",
+    responses((status = 200, body = FeedsResponse)))]
+#[get("/feeds")]
+pub async fn feeds(state: web::Data<ApiState>) -> HttpResponse {
+    json(&feeds_response(&state))
+}
+
+fn feeds_response(state: &ApiState) -> FeedsResponse {
+    use kamiyo_core_models::FeedState;
+    let all = state.hub.feeds();
+    let count = |s: FeedState| all.iter().filter(|f| f.state == s).count();
+    FeedsResponse {
+        live: count(FeedState::Live),
+        stale: count(FeedState::Stale),
+        down: count(FeedState::Down),
+        feeds: all.iter().map(Into::into).collect(),
+    }
+}
+
+/// Query of `/security/events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsParams {
+    /// Minimum severity: info, low, medium, high, critical.
+    pub severity: Option<String>,
+    /// Threat type, e.g. oracle_deviation, hlp_loss, large_liquidation.
+    pub threat_type: Option<String>,
+    /// Market, e.g. ETH.
+    pub asset: Option<String>,
+    /// Only events at or after this time (RFC 3339 or epoch milliseconds).
+    pub since: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    pub limit: Option<String>,
+}
+
+fn parse_cursor(v: Option<&str>) -> Result<Option<i64>> {
+    v.map(|c| {
+        c.strip_prefix('e')
+            .filter(|d| !d.is_empty() && d.len() <= 18 && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<i64>().ok())
+            .ok_or_else(|| ApiError::invalid("cursor", "a next_cursor value from a previous page"))
+    })
+    .transpose()
+}
+
+/// Security events (incident lifecycle steps), newest first, with cursor pagination.
+#[utoipa::path(get, path = "/security/events", tag = "security", params(EventsParams),
+    responses(
+        (status = 200, body = EventsPage),
+        (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/security/events")]
+pub async fn events(
+    state: web::Data<ApiState>,
+    q: web::Query<EventsParams>,
+) -> Result<HttpResponse> {
+    let min_severity = q
+        .severity
+        .as_deref()
+        .map(|s| {
+            s.parse::<Severity>().map_err(|_| {
+                ApiError::invalid("severity", "one of info, low, medium, high, critical")
+            })
+        })
+        .transpose()?;
+    let threat_type = q
+        .threat_type
+        .as_deref()
+        .map(|s| {
+            s.parse::<ThreatType>().map_err(|_| {
+                ApiError::invalid(
+                    "threat_type",
+                    format!(
+                        "one of {}",
+                        ThreatType::ALL
+                            .iter()
+                            .map(|t| t.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    let limit = parse_limit(q.limit.as_deref(), 50, 1000)?;
+    let query = EventQuery {
+        min_severity,
+        threat_type,
+        asset: parse_asset(q.asset.as_deref())?,
+        since: parse_since(q.since.as_deref())?,
+        before_seq: parse_cursor(q.cursor.as_deref())?,
+        after_seq: None,
+        order: Order::Desc,
+        limit,
+    };
+    let page = state.incidents.events(&query).await?;
+    let next_cursor = (page.len() == limit as usize)
+        .then(|| page.last().map(|e| format!("e{}", e.seq)))
+        .flatten();
+    Ok(json(&EventsPage {
+        events: page.iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+/// Query of `/security/incidents`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct IncidentsParams {
+    /// `open` or `resolved`.
+    pub status: Option<String>,
+    /// Market.
+    pub asset: Option<String>,
+    /// 1–500 (default 50).
+    pub limit: Option<String>,
+}
+
+/// Incidents, most recently seen first.
+#[utoipa::path(get, path = "/security/incidents", tag = "security", params(IncidentsParams),
+    responses((status = 200, body = IncidentsPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/security/incidents")]
+pub async fn incidents(
+    state: web::Data<ApiState>,
+    q: web::Query<IncidentsParams>,
+) -> Result<HttpResponse> {
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            s.parse::<IncidentStatus>()
+                .map_err(|_| ApiError::invalid("status", "open or resolved"))
+        })
+        .transpose()?;
+    let list = state
+        .incidents
+        .incidents(&IncidentQuery {
+            status,
+            asset: parse_asset(q.asset.as_deref())?,
+            limit: parse_limit(q.limit.as_deref(), 50, 500)?,
+        })
+        .await?;
+    Ok(json(&IncidentsPage {
+        incidents: list.iter().map(Into::into).collect(),
+    }))
+}
+
+/// One incident with its lifecycle.
+#[utoipa::path(get, path = "/security/incidents/{id}", tag = "security",
+    params(("id" = String, Path, description = "Incident id")),
+    responses(
+        (status = 200, body = IncidentDetail),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/security/incidents/{id}")]
+pub async fn incident(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse> {
+    let id = StableId::parse(&id)
+        .map_err(|_| ApiError::invalid("id", "an incident id such as inc_0123456789abcdef"))?;
+    let Some(i) = state.incidents.incident(&id).await? else {
+        return Err(ApiError::NotFound(format!("no incident {id}")));
+    };
+    let steps = state.incidents.incident_events(&id).await?;
+    Ok(json(&IncidentDetail {
+        incident: (&i).into(),
+        events: steps.iter().map(Into::into).collect(),
+    }))
+}
+
+/// Query with a window.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WindowParams {
+    /// Window in hours, 1–720 (default 24).
+    pub hours: Option<String>,
+}
+
+/// PnL change and drawdown over a series of vault points (oldest first).
+fn vault_stats(points: &[VaultPoint]) -> (Option<Decimal>, Option<Decimal>) {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return (None, None);
+    };
+    let change = last.pnl - first.pnl;
+    let mut peak: Option<&VaultPoint> = None;
+    for p in points {
+        if peak.is_none_or(|k| p.pnl > k.pnl) {
+            peak = Some(p);
+        }
+    }
+    let dd = peak.and_then(|k| {
+        (k.account_value > Decimal::ZERO)
+            .then(|| ((k.pnl - last.pnl) / k.account_value * Decimal::ONE_HUNDRED).round_dp(4))
+    });
+    (Some(change), dd)
+}
+
+/// The HLP vault: account value, PnL change and drawdown over the window, and its history.
+#[utoipa::path(get, path = "/security/hlp-vault", tag = "security", params(WindowParams),
+    responses((status = 200, body = HlpVaultResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/security/hlp-vault")]
+pub async fn hlp_vault(
+    state: web::Data<ApiState>,
+    q: web::Query<WindowParams>,
+) -> Result<HttpResponse> {
+    let hours = parse_hours(q.hours.as_deref(), 24, MAX_CHART_HOURS)?;
+    let points = state
+        .market
+        .vault_points(
+            Some(state.config.hlp_vault),
+            window_start(&state, hours),
+            CHART_READ,
+        )
+        .await?;
+    let (change, dd) = vault_stats(&points);
+    Ok(json(&HlpVaultResponse {
+        vault: state.config.hlp_vault.to_string(),
+        hours,
+        account_value: points
+            .last()
+            .map(|p| p.account_value.normalize().to_string()),
+        pnl_change: change.map(|d| d.normalize().to_string()),
+        drawdown_pct: dd.map(|d| d.normalize().to_string()),
+        points: thin(points, MAX_POINTS).iter().map(Into::into).collect(),
+    }))
+}
+
+/// Query of `/security/oracle-deviations`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeviationParams {
+    /// Market; required for `samples` (without it only `latest` is filled).
+    pub asset: Option<String>,
+    /// Window in hours, 1–720 (default 24).
+    pub hours: Option<String>,
+}
+
+/// The latest sample per (asset, kind), largest absolute deviation first.
+fn latest_per_asset(samples: &[DeviationSample]) -> Vec<DeviationResponse> {
+    let mut latest: BTreeMap<(String, &str), &DeviationSample> = BTreeMap::new();
+    for s in samples {
+        let k = (s.coin.to_string(), s.kind.as_str());
+        if latest.get(&k).is_none_or(|o| s.time >= o.time) {
+            latest.insert(k, s);
+        }
+    }
+    let mut v: Vec<&DeviationSample> = latest.into_values().collect();
+    v.sort_by_key(|d| std::cmp::Reverse(d.deviation_pct.abs()));
+    v.into_iter().map(Into::into).collect()
+}
+
+/// Oracle against the outside exchanges (and mark against oracle): latest per asset, and one
+/// asset's history.
+#[utoipa::path(get, path = "/security/oracle-deviations", tag = "security", params(DeviationParams),
+    responses((status = 200, body = OracleDeviationsResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/security/oracle-deviations")]
+pub async fn oracle_deviations(
+    state: web::Data<ApiState>,
+    q: web::Query<DeviationParams>,
+) -> Result<HttpResponse> {
+    let hours = parse_hours(q.hours.as_deref(), 24, MAX_CHART_HOURS)?;
+    let asset = parse_asset(q.asset.as_deref())?;
+    let recent = state
+        .market
+        .deviations(
+            asset.as_ref(),
+            state.clock.now().plus_millis(-15 * Timestamp::MINUTE),
+            5000,
+        )
+        .await?;
+    let samples = match &asset {
+        Some(a) => {
+            state
+                .market
+                .deviations(Some(a), window_start(&state, hours), CHART_READ)
+                .await?
+        }
+        None => Vec::new(),
+    };
+    Ok(json(&OracleDeviationsResponse {
+        hours,
+        latest: latest_per_asset(&recent),
+        samples: thin(samples, MAX_POINTS).iter().map(Into::into).collect(),
+    }))
+}
+
+/// Query of `/security/liquidations`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LiquidationParams {
+    /// Market.
+    pub asset: Option<String>,
+    /// Window in hours, 1–8760 (default 24).
+    pub hours: Option<String>,
+    /// 1–1000 (default 200).
+    pub limit: Option<String>,
+}
+
+/// Liquidation and auto-deleveraging fills, newest first.
+#[utoipa::path(get, path = "/security/liquidations", tag = "security", params(LiquidationParams),
+    responses((status = 200, body = LiquidationsResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/security/liquidations")]
+pub async fn liquidations(
+    state: web::Data<ApiState>,
+    q: web::Query<LiquidationParams>,
+) -> Result<HttpResponse> {
+    let hours = parse_hours(q.hours.as_deref(), 24, MAX_HOURS)?;
+    let limit = parse_limit(q.limit.as_deref(), 200, 1000)?;
+    let asset = parse_asset(q.asset.as_deref())?;
+    let list = state
+        .market
+        .liquidations(asset.as_ref(), window_start(&state, hours), limit)
+        .await?;
+    let total: Decimal = list.iter().map(|l| l.notional).sum();
+    Ok(json(&LiquidationsResponse {
+        hours,
+        count: list.len(),
+        total_notional: total.normalize().to_string(),
+        adl_count: list.iter().filter(|l| l.is_adl).count(),
+        liquidations: list.iter().map(Into::into).collect(),
+    }))
+}
+
+/// Query of `/exploits`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExploitsParams {
+    /// Window in hours, 1–8760 (default 24).
+    pub hours: Option<String>,
+}
+
+const AMOUNT_KEYS: &[&str] = &[
+    "loss_usd",
+    "liquidated_notional_usd",
+    "window_notional_usd",
+    "adl_notional_usd",
+    "notional_usd",
+    "position_notional_usd",
+    "pnl_24h_usd",
+];
+
+fn amount_usd(i: &Incident) -> Option<String> {
+    AMOUNT_KEYS.iter().find_map(|k| match i.evidence.0.get(*k) {
+        Some(EvidenceValue::Decimal(d)) => Some(d.abs().round_dp(2).normalize().to_string()),
+        Some(EvidenceValue::Int(n)) => Some(n.unsigned_abs().to_string()),
+        _ => None,
+    })
+}
+
+/// Exploit-class incidents (severity high or critical) seen in the window.
+#[utoipa::path(get, path = "/exploits", tag = "security", params(ExploitsParams),
+    responses((status = 200, body = ExploitsResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/exploits")]
+pub async fn exploits(
+    state: web::Data<ApiState>,
+    q: web::Query<ExploitsParams>,
+) -> Result<HttpResponse> {
+    let hours = parse_hours(q.hours.as_deref(), 24, MAX_HOURS)?;
+    let evs = state
+        .incidents
+        .events(&EventQuery {
+            min_severity: Some(Severity::High),
+            since: Some(window_start(&state, hours)),
+            order: Order::Desc,
+            limit: 1000,
+            ..EventQuery::default()
+        })
+        .await?;
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for e in &evs {
+        if out.len() >= 100 || !seen.insert(e.event.incident_id.clone()) {
+            continue;
+        }
+        if let Some(i) = state.incidents.incident(&e.event.incident_id).await? {
+            out.push(ExploitResponse {
+                id: i.id.to_string(),
+                protocol: "hyperliquid".into(),
+                category: i.threat_type.as_str().into(),
+                severity: i.peak_severity.as_str().into(),
+                asset: i.asset.as_ref().map(ToString::to_string),
+                title: i.title.clone(),
+                amount_usd: amount_usd(&i),
+                status: i.status.as_str().into(),
+                first_seen: i.first_seen.to_rfc3339(),
+                last_seen: i.last_seen.to_rfc3339(),
+            });
+        }
+    }
+    Ok(json(&ExploitsResponse {
+        hours,
+        count: out.len(),
+        exploits: out,
+    }))
+}
+
+fn severity_points(s: Severity) -> u32 {
+    match s {
+        Severity::Critical => 85,
+        Severity::High => 65,
+        Severity::Medium => 40,
+        Severity::Low => 20,
+        Severity::Info => 5,
+    }
+}
+
+/// The overall risk from open incidents and feed health (formula in [`RiskResponse::score`]).
+pub fn risk(open: &[Incident], feeds_down: usize) -> RiskResponse {
+    let mut reasons = Vec::new();
+    let mut score = 0u32;
+    if let Some(top) = open.iter().max_by_key(|i| i.severity) {
+        score = severity_points(top.severity);
+        reasons.push(format!(
+            "{} {}: {}",
+            top.severity.as_str(),
+            top.threat_type.as_str(),
+            top.title
+        ));
+        let more = u32::try_from(open.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        if more > 0 {
+            score = score.saturating_add(more.saturating_mul(5));
+            reasons.push(format!("{more} more open incident(s)"));
+        }
+    }
+    if feeds_down > 0 {
+        score = score.saturating_add(10);
+        reasons.push(format!("{feeds_down} feed(s) down: monitoring is degraded"));
+    }
+    let score = score.min(100);
+    let level = match score {
+        0..25 => "low",
+        25..50 => "medium",
+        50..80 => "high",
+        _ => "critical",
+    };
+    RiskResponse {
+        score,
+        level: level.into(),
+        reasons,
+    }
+}
+
+/// Everything the dashboard's first paint needs, in one call.
+#[utoipa::path(get, path = "/security/dashboard", tag = "security",
+    responses((status = 200, body = DashboardResponse)))]
+#[get("/security/dashboard")]
+pub async fn dashboard(state: web::Data<ApiState>) -> Result<HttpResponse> {
+    let now = state.clock.now();
+    let open = state
+        .incidents
+        .incidents(&IncidentQuery {
+            status: Some(IncidentStatus::Open),
+            asset: None,
+            limit: 50,
+        })
+        .await?;
+    let recent = state
+        .incidents
+        .events(&EventQuery {
+            limit: 20,
+            ..EventQuery::default()
+        })
+        .await?;
+    let day = now.plus_millis(-Timestamp::DAY);
+    let points = state
+        .market
+        .vault_points(Some(state.config.hlp_vault), day, CHART_READ)
+        .await?;
+    let (change, dd) = vault_stats(&points);
+    let devs = state
+        .market
+        .deviations(None, now.plus_millis(-15 * Timestamp::MINUTE), 5000)
+        .await?;
+    let mut oracle: Vec<DeviationResponse> = latest_per_asset(&devs)
+        .into_iter()
+        .filter(|d| d.kind == "oracle_vs_reference")
+        .collect();
+    oracle.truncate(10);
+    let liq = state.market.liquidations(None, day, 1000).await?;
+    let fr = feeds_response(&state);
+    let last_event_id = recent
+        .first()
+        .map_or(0, |e| e.seq)
+        .max(state.hub.last_seq());
+    Ok(json(&DashboardResponse {
+        generated_at: now.to_rfc3339(),
+        risk: risk(&open, fr.down),
+        open_incidents: open.iter().map(Into::into).collect(),
+        recent_events: recent.iter().map(Into::into).collect(),
+        hlp: HlpSummary {
+            account_value: points
+                .last()
+                .map(|p| p.account_value.normalize().to_string()),
+            pnl_24h: change.map(|d| d.normalize().to_string()),
+            drawdown_pct: dd.map(|d| d.normalize().to_string()),
+        },
+        oracle,
+        liquidations_24h: LiquidationSummary {
+            count: liq.len(),
+            total_notional: liq
+                .iter()
+                .map(|l| l.notional)
+                .sum::<Decimal>()
+                .normalize()
+                .to_string(),
+            adl_count: liq.iter().filter(|l| l.is_adl).count(),
+        },
+        feeds: fr.feeds,
+        last_event_id,
+    }))
+}
+
+/// Anything else: a problem, not actix's empty 404.
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse> {
+    Err(ApiError::NotFound(format!(
+        "no route {} {}; see /docs",
+        req.method(),
+        req.path()
+    )))
+}

@@ -1,0 +1,221 @@
+//! `GET /ws`: live security events and feed-state changes as JSON text frames.
+//!
+//! Protocol (server → client):
+//! - `{"type":"hello","last_event_id":N,"feeds":[…]}` once, first;
+//! - `{"type":"event","event":{…EventResponse…}}` for each stored event, in `seq` order —
+//!   after a reconnect with `?last_event_id=N`, every event after `N` is replayed from the
+//!   database first, then the live stream follows with no gap and no duplicate;
+//! - `{"type":"feed","feed":{…FeedResponse…}}` when a feed changes state.
+//!
+//! A client that falls more than the hub's capacity behind, or does not accept a frame for
+//! [`SEND_TIMEOUT`], is closed with code 1008 (policy) and the reason
+//! `slow consumer; reconnect with last_event_id=<seq>`; the engine never waits for it.
+#![allow(
+    unreachable_pub,
+    reason = "actix route macros wrap each handler in a public unit struct; the inner fn is what lints"
+)]
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{CloseCode, CloseReason, Message};
+use futures_util::StreamExt;
+use kamiyo_core_models::{EventQuery, Order};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::IntoParams;
+
+use crate::ApiState;
+use crate::dto::{EventResponse, FeedResponse};
+use crate::error::ApiError;
+use crate::hub::LiveMessage;
+
+/// Longest a frame may wait for a slow client.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Interval of server pings.
+pub const PING_INTERVAL: Duration = Duration::from_secs(20);
+
+/// Query of `/ws`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WsParams {
+    /// Resume after this event (`seq`); omit for live only.
+    pub last_event_id: Option<String>,
+    /// API key (browsers cannot set headers on WebSockets).
+    pub api_key: Option<String>,
+}
+
+/// A frame sent to clients.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WsFrame {
+    /// First frame.
+    Hello {
+        /// The highest event id when the stream started.
+        last_event_id: i64,
+        /// Current feeds.
+        feeds: Vec<FeedResponse>,
+    },
+    /// A security event.
+    Event {
+        /// The event.
+        event: EventResponse,
+    },
+    /// A feed state change.
+    Feed {
+        /// The feed.
+        feed: FeedResponse,
+    },
+}
+
+/// Upgrade to the live stream.
+#[utoipa::path(get, path = "/ws", tag = "live", params(WsParams),
+    responses(
+        (status = 101, description = "Switching protocols: JSON text frames (hello, event, feed)"),
+        (status = 400, body = crate::error::Problem, content_type = "application/problem+json")))]
+#[actix_web::get("/ws")]
+pub async fn ws(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<ApiState>,
+    q: web::Query<WsParams>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let resume = match q.last_event_id.as_deref() {
+        None => None,
+        Some(s) => Some(s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::invalid("last_event_id", "a non-negative integer (an event's seq)")
+        })?),
+    };
+    let (res, session, msgs) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::BadRequest(format!("expected a WebSocket upgrade request: {e}")))?;
+    let state = state.into_inner();
+    actix_web::rt::spawn(run(state, session, msgs, resume));
+    Ok(res)
+}
+
+fn frame(f: &WsFrame) -> String {
+    serde_json::to_string(f).unwrap_or_default()
+}
+
+async fn send(session: &mut actix_ws::Session, text: String) -> Result<(), &'static str> {
+    match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err("closed"),
+        Err(_) => Err("slow"),
+    }
+}
+
+async fn close_slow(session: actix_ws::Session, last: i64) {
+    crate::metrics::record_ws_dropped();
+    tracing::info!(last_event_id = last, "dropping a slow WebSocket client");
+    let reason = CloseReason {
+        code: CloseCode::Policy,
+        description: Some(format!(
+            "slow consumer; reconnect with last_event_id={last}"
+        )),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), session.close(Some(reason))).await;
+}
+
+async fn run(
+    state: std::sync::Arc<ApiState>,
+    mut session: actix_ws::Session,
+    mut msgs: actix_ws::MessageStream,
+    resume: Option<i64>,
+) {
+    // Subscribe before reading the backlog, so nothing published in between is missed.
+    let mut rx = state.hub.subscribe();
+    let hello = WsFrame::Hello {
+        last_event_id: state.hub.last_seq(),
+        feeds: state.hub.feeds().iter().map(Into::into).collect(),
+    };
+    if send(&mut session, frame(&hello)).await.is_err() {
+        return;
+    }
+    let mut sent = resume.unwrap_or_else(|| state.hub.last_seq());
+    if resume.is_some() {
+        loop {
+            let page = match state
+                .incidents
+                .events(&EventQuery {
+                    after_seq: Some(sent),
+                    order: Order::Asc,
+                    limit: 500,
+                    ..EventQuery::default()
+                })
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "WebSocket backlog read failed");
+                    let _ = session
+                        .close(Some(CloseReason {
+                            code: CloseCode::Again,
+                            description: Some(format!(
+                                "database unavailable; reconnect with last_event_id={sent}"
+                            )),
+                        }))
+                        .await;
+                    return;
+                }
+            };
+            if page.is_empty() {
+                break;
+            }
+            for e in &page {
+                let f = WsFrame::Event { event: e.into() };
+                match send(&mut session, frame(&f)).await {
+                    Ok(()) => sent = e.seq,
+                    Err("slow") => return close_slow(session, sent).await,
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            m = rx.recv() => {
+                let text = match m {
+                    Ok(m) => match m.as_ref() {
+                        LiveMessage::Event(e) if e.seq > sent => {
+                            sent = e.seq;
+                            frame(&WsFrame::Event { event: e.into() })
+                        }
+                        LiveMessage::Event(_) => continue,
+                        LiveMessage::Feed(f) => frame(&WsFrame::Feed { feed: f.into() }),
+                    },
+                    Err(RecvError::Lagged(_)) => return close_slow(session, sent).await,
+                    Err(RecvError::Closed) => {
+                        let _ = session.close(Some(CloseCode::Away.into())).await;
+                        return;
+                    }
+                };
+                match send(&mut session, text).await {
+                    Ok(()) => {}
+                    Err("slow") => return close_slow(session, sent).await,
+                    Err(_) => return,
+                }
+            }
+            m = msgs.next() => match m {
+                Some(Ok(Message::Ping(p))) => {
+                    if session.pong(&p).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    let _ = session.close(None).await;
+                    return;
+                }
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if session.ping(b"kamiyo").await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

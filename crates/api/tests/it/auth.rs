@@ -1,0 +1,160 @@
+//! Keys, rate limits, CORS and size limits.
+
+use kamiyo_core_models::{ApiKeyStore, Timestamp};
+
+use crate::support::{TestApi, config};
+
+#[tokio::test]
+async fn keys_required_beyond_loopback_hashed_and_revocable() {
+    let api = TestApi::start(kamiyo_api::ApiConfig {
+        require_keys: true,
+        ..config()
+    })
+    .await;
+    // Public paths stay open.
+    assert_eq!(api.get("/health").await.status(), 200);
+    assert_eq!(api.get("/").await.status(), 200);
+    let r = api.get("/security/events").await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert!(r.headers().contains_key("www-authenticate"));
+
+    let k = kamiyo_api::auth::generate_key("test", Timestamp(0));
+    assert!(
+        !k.record.hash.contains(&k.secret),
+        "only the hash is stored"
+    );
+    assert_eq!(k.record.hash, kamiyo_api::auth::hash_key(&k.secret));
+    api.store.insert_key(&k.record).await.unwrap();
+    let ok = api
+        .http
+        .get(api.url("/security/events"))
+        .bearer_auth(&k.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let ok = api
+        .http
+        .get(api.url("/feeds"))
+        .header("X-API-Key", &k.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // A wrong key with the right prefix, and garbage, are refused.
+    let mut wrong = k.secret.clone();
+    wrong.pop();
+    wrong.push(if k.secret.ends_with('0') { '1' } else { '0' });
+    for bad in [wrong.as_str(), "kmy_", "Bearer", "x"] {
+        let r = api
+            .http
+            .get(api.url("/security/events"))
+            .bearer_auth(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{bad}");
+    }
+    // Revocation: a server that has not cached the key refuses it at once.
+    assert!(
+        api.store
+            .revoke_key(&k.record.prefix, Timestamp(1))
+            .await
+            .unwrap()
+    );
+    let fresh = TestApi::start(kamiyo_api::ApiConfig {
+        require_keys: true,
+        ..config()
+    })
+    .await;
+    fresh.store.insert_key(&k.record).await.unwrap();
+    fresh
+        .store
+        .revoke_key(&k.record.prefix, Timestamp(1))
+        .await
+        .unwrap();
+    let r = fresh
+        .http
+        .get(fresh.url("/security/events"))
+        .bearer_auth(&k.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after() {
+    let api = TestApi::start(kamiyo_api::ApiConfig {
+        rate_limit_per_minute: 5,
+        ..config()
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(api.get("/security/events").await.status(), 200);
+    }
+    let r = api.get("/security/events").await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&retry), "{retry}");
+    let p: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "rate_limited");
+    // Health probes are not limited.
+    assert_eq!(api.get("/health").await.status(), 200);
+}
+
+#[tokio::test]
+async fn cors_allow_list_and_size_limits() {
+    let api = TestApi::start(config()).await;
+    let allowed = api
+        .http
+        .get(api.url("/feeds"))
+        .header("Origin", "https://allowed.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://allowed.example"
+    );
+    let other = api
+        .http
+        .get(api.url("/feeds"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+    let pre = api
+        .http
+        .request(reqwest::Method::OPTIONS, api.url("/security/events"))
+        .header("Origin", "https://allowed.example")
+        .header("Access-Control-Request-Method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert!(
+        pre.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("GET")
+    );
+
+    let long = format!("/security/events?asset={}", "A".repeat(5000));
+    let r = api.get(&long).await;
+    assert_eq!(r.status(), 400);
+    let big = api
+        .http
+        .post(api.url("/security/events"))
+        .body(vec![b'x'; 1 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert!(big.status().is_client_error(), "{}", big.status());
+}

@@ -1,0 +1,14 @@
+//! Integration tests of the API over real HTTP and WebSocket connections on loopback, backed by
+//! a real (SQLite) store.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on broken setup"
+)]
+
+mod auth;
+mod fuzz;
+mod openapi;
+mod routes;
+mod support;
+mod ws;

@@ -1,0 +1,167 @@
+//! Each endpoint's contents on a seeded store.
+
+use std::collections::BTreeSet;
+
+use kamiyo_core_models::{FeedState, FeedStatus, Timestamp};
+
+use crate::support::{NOW, seeded};
+
+#[tokio::test]
+async fn health_ready_and_feeds() {
+    let api = seeded().await;
+    assert_eq!(api.json("/health").await["status"], "ok");
+    assert_eq!(api.json("/ready").await["status"], "ready");
+    api.hub.publish_feed(FeedStatus {
+        feed: "hyperliquid.ws".into(),
+        state: FeedState::Down,
+        changed_at: Timestamp(NOW),
+        last_data_at: None,
+        detail: "connection refused".into(),
+    });
+    let r = api.get("/ready").await;
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["checks"][1]["name"], "feed:hyperliquid.ws");
+    assert_eq!(body["checks"][1]["detail"], "connection refused");
+    let feeds = api.json("/feeds").await;
+    assert_eq!(feeds["down"], 1);
+    assert_eq!(feeds["feeds"][0]["state"], "DOWN");
+}
+
+#[tokio::test]
+async fn events_paginate_by_cursor_without_gaps_or_duplicates() {
+    let api = seeded().await;
+    let mut seen = Vec::new();
+    let mut path = "/security/events?limit=7".to_owned();
+    loop {
+        let page = api.json(&path).await;
+        for e in page["events"].as_array().unwrap() {
+            seen.push(e["seq"].as_i64().unwrap());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/security/events?limit=7&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=30).rev().collect::<Vec<i64>>());
+}
+
+#[tokio::test]
+async fn event_filters() {
+    let api = seeded().await;
+    let crit = api
+        .json("/security/events?severity=critical&limit=100")
+        .await;
+    let crit = crit["events"].as_array().unwrap();
+    assert_eq!(crit.len(), 10);
+    assert!(crit.iter().all(|e| e["severity"] == "critical"));
+    let high = api.json("/security/events?severity=high&limit=100").await;
+    assert_eq!(high["events"].as_array().unwrap().len(), 20);
+    let eth = api.json("/security/events?asset=ETH&limit=100").await;
+    assert!(
+        eth["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["asset"] == "ETH")
+    );
+    let hlp = api.json("/security/events?threat_type=hlp_loss").await;
+    assert_eq!(hlp["events"].as_array().unwrap().len(), 10);
+    let since = Timestamp(NOW - 5_000).to_rfc3339();
+    let recent = api.json(&format!("/security/events?since={since}")).await;
+    let times: BTreeSet<String> = recent["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["time"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!times.is_empty() && times.iter().all(|t| *t >= since));
+}
+
+#[tokio::test]
+async fn incidents_and_one_incident_with_its_events() {
+    let api = seeded().await;
+    let list = api.json("/security/incidents?status=open&limit=5").await;
+    let list = list["incidents"].as_array().unwrap();
+    assert_eq!(list.len(), 5);
+    let id = list[0]["id"].as_str().unwrap();
+    let one = api.json(&format!("/security/incidents/{id}")).await;
+    assert_eq!(one["incident"]["id"], id);
+    assert_eq!(one["events"][0]["change"], "opened");
+    let missing = api.get("/security/incidents/inc_0000000000000000").await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
+#[tokio::test]
+async fn hlp_vault_oracle_and_liquidations() {
+    let api = seeded().await;
+    let h = api.json("/security/hlp-vault?hours=2").await;
+    let pts = h["points"].as_array().unwrap();
+    assert!((119..=121).contains(&pts.len()), "{}", pts.len());
+    assert!(h["pnl_change"].as_str().unwrap().starts_with('-'));
+    assert!(h["drawdown_pct"].as_str().unwrap().parse::<f64>().unwrap() > 0.0);
+
+    let o = api
+        .json("/security/oracle-deviations?asset=ETH&hours=1")
+        .await;
+    assert!((59..=61).contains(&o["samples"].as_array().unwrap().len()));
+    assert_eq!(o["latest"][0]["asset"], "ETH");
+    let all = api.json("/security/oracle-deviations").await;
+    assert!(
+        all["samples"].as_array().unwrap().is_empty(),
+        "samples need an asset"
+    );
+
+    let l = api.json("/security/liquidations?hours=3").await;
+    assert_eq!(l["count"], 6);
+    assert_eq!(l["adl_count"], 1);
+    assert_eq!(l["total_notional"], "1200000");
+}
+
+#[tokio::test]
+async fn dashboard_and_exploits() {
+    let api = seeded().await;
+    let d = api.json("/security/dashboard").await;
+    assert_eq!(d["risk"]["level"], "critical");
+    assert_eq!(d["open_incidents"].as_array().unwrap().len(), 30);
+    assert_eq!(d["recent_events"].as_array().unwrap().len(), 20);
+    assert_eq!(d["last_event_id"], 30);
+    assert_eq!(d["liquidations_24h"]["count"], 6);
+    assert_eq!(d["oracle"][0]["asset"], "ETH");
+    let x = api.json("/exploits?hours=1").await;
+    let x = x["exploits"].as_array().unwrap();
+    assert_eq!(x.len(), 20, "high and critical incidents only");
+    assert!(x.iter().all(|e| e["severity"] != "medium"));
+    assert_eq!(x[0]["amount_usd"], "2500000");
+}
+
+#[tokio::test]
+async fn metrics_docs_and_dashboard_pages_are_served_offline() {
+    let api = seeded().await;
+    let _ = api.json("/health").await;
+    let m = api.get("/metrics").await.text().await.unwrap();
+    assert!(m.contains("kamiyo_api_requests"), "{m}");
+    for (path, needle) in [
+        ("/", "/assets/dashboard.js"),
+        ("/assets/dashboard.js", "new WebSocket"),
+        ("/assets/dashboard.css", "--crit"),
+        ("/docs", "/assets/vendor/swagger-ui-bundle.js"),
+        ("/redoc", "/assets/vendor/redoc.standalone.js"),
+        ("/assets/vendor/swagger-ui-bundle.js", "SwaggerUIBundle"),
+        ("/assets/vendor/swagger-ui.css", "swagger-ui"),
+        ("/assets/vendor/redoc.standalone.js", "redoc"),
+    ] {
+        let r = api.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains(needle), "{path} lacks {needle}");
+        assert!(
+            !body.contains("cdn.jsdelivr") && !body.contains("unpkg.com"),
+            "{path} uses a CDN"
+        );
+    }
+}
