@@ -7,6 +7,7 @@
   let key = localStorage.getItem("kamiyo.apiKey") || "";
   let lastEventId = 0;
   let oracleAsset = "";
+  let userPicked = false;
   let refreshTimer = null;
   let backoff = 500;
 
@@ -128,13 +129,20 @@
   async function loadOracle() {
     if (!oracleAsset) { chart($("oracle-chart"), [], [], {}); return; }
     const o = await api("/security/oracle-deviations?hours=24&asset=" + encodeURIComponent(oracleAsset));
-    const s = o.samples.filter((d) => d.kind === "oracle_vs_reference");
-    const xs = s.map((d) => Date.parse(d.time));
-    const ys = s.map((d) => Number(d.deviation_pct));
-    chart($("oracle-chart"), xs, [{ ys, cls: "dev" }], { zero: true, fmt: (v) => v.toFixed(2) + "%" });
-    const last = s[s.length - 1];
-    $("oracle-stats").innerHTML = "<div>latest<b>" + (last ? Number(last.deviation_pct).toFixed(3) + "%" : "—") + "</b></div><div>max |dev| 24 h<b>" +
-      (ys.length ? Math.max(...ys.map(Math.abs)).toFixed(3) + "%" : "—") + "</b></div>";
+    // Two series on one time axis: oracle vs the outside exchanges, and mark vs oracle.
+    const xs = Array.from(new Set(o.samples.map((d) => Date.parse(d.time)))).sort((a, b) => a - b);
+    const at = new Map(xs.map((x, i) => [x, i]));
+    const ref = xs.map(() => NaN), mark = xs.map(() => NaN);
+    for (const d of o.samples) {
+      const i = at.get(Date.parse(d.time));
+      if (d.kind === "oracle_vs_reference") ref[i] = Number(d.deviation_pct);
+      else if (d.kind === "mark_vs_oracle") mark[i] = Number(d.deviation_pct);
+    }
+    chart($("oracle-chart"), xs, [{ ys: mark, cls: "mark" }, { ys: ref, cls: "dev" }], { zero: true, fmt: (v) => v.toFixed(2) + "%" });
+    const last = (ys) => { for (let i = ys.length - 1; i >= 0; i--) if (Number.isFinite(ys[i])) return ys[i].toFixed(3) + "%"; return "—"; };
+    const maxAbs = (ys) => { const f = ys.filter(Number.isFinite); return f.length ? Math.max(...f.map(Math.abs)).toFixed(3) + "%" : "—"; };
+    $("oracle-stats").innerHTML = '<div><i class="key dev"></i>oracle vs exchanges<b>' + last(ref) + "</b></div><div>max |dev| 24 h<b>" + maxAbs(ref) +
+      '</b></div><div><i class="key mark"></i>mark vs oracle<b>' + last(mark) + "</b></div><div>max |dev| 24 h<b>" + maxAbs(mark) + "</b></div>";
   }
 
   async function loadLiquidations() {
@@ -153,10 +161,12 @@
     renderEvents(d.recent_events);
     renderFeeds(d.feeds);
     const sel = $("oracle-asset");
-    const assets = Array.from(new Set(d.oracle.map((o) => o.asset).concat(d.open_incidents.map((i) => i.asset).filter(Boolean))));
-    if (assets.length && sel.options.length !== assets.length) {
+    // Assets of open incidents first (the one that matters now), then the largest deviations.
+    const assets = Array.from(new Set(d.open_incidents.map((i) => i.asset).filter(Boolean).concat(d.oracle.map((o) => o.asset))));
+    const shown = Array.from(sel.options).map((o) => o.value).join(",");
+    if (assets.length && shown !== assets.join(",")) {
+      if (!userPicked || !assets.includes(oracleAsset)) oracleAsset = assets[0];
       sel.innerHTML = assets.map((a) => '<option value="' + esc(a) + '">' + esc(a) + "</option>").join("");
-      if (!assets.includes(oracleAsset)) oracleAsset = assets[0];
       sel.value = oracleAsset;
     }
     if (!lastEventId) lastEventId = d.last_event_id;
@@ -194,7 +204,7 @@
     };
   }
 
-  $("oracle-asset").addEventListener("change", (e) => { oracleAsset = e.target.value; loadOracle().catch(() => {}); });
+  $("oracle-asset").addEventListener("change", (e) => { oracleAsset = e.target.value; userPicked = true; loadOracle().catch(() => {}); });
   $("key-form").addEventListener("submit", (e) => {
     e.preventDefault();
     key = $("key-input").value.trim();
@@ -203,5 +213,5 @@
     refresh().catch(() => {});
   });
   refresh().catch(() => {}).finally(connect);
-  setInterval(() => refresh().catch(() => {}), 30000);
+  setInterval(() => refresh().catch(() => {}), 10000);
 })();

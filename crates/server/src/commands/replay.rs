@@ -128,6 +128,18 @@ pub async fn run(
             Some((tokio::spawn(app.run()), handle, provider))
         }
     };
+    // The replay is this run's only feed: report it like one.
+    let feed = |state, detail: String| kamiyo_core_models::FeedStatus {
+        feed: format!("replay:{name}"),
+        state,
+        changed_at: clock.now(),
+        last_data_at: Some(clock.now()),
+        detail,
+    };
+    hub.publish_feed(feed(
+        kamiyo_core_models::FeedState::Live,
+        format!("{} scenario", s.manifest.scenario.provenance.label()),
+    ));
     let rest: Vec<MarketEvent> = events.split_off(done);
     let mut stream = Box::new(ReplaySource::new(&name, rest, speed, clock.clone())).into_stream();
     let mut steps = 0;
@@ -152,6 +164,10 @@ pub async fn run(
         w.set_cursor(cursor.clone(), (total + 1).to_string());
         hub.publish_events(&w.flush().await?);
     }
+    hub.publish_feed(feed(
+        kamiyo_core_models::FeedState::Stale,
+        "replay finished".to_owned(),
+    ));
     writeln!(out, "{steps} incident steps; clock at {}", clock.now())?;
     if let Some((task, handle, _provider)) = server {
         writeln!(out, "replay done; still serving (Ctrl-C to stop)")?;

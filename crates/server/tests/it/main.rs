@@ -5,4 +5,5 @@
     reason = "tests fail loudly on broken setup"
 )]
 
+mod browser;
 mod resume;
