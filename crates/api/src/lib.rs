@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod cache;
 pub mod docs;
 pub mod dto;
 pub mod error;
@@ -66,6 +67,8 @@ pub struct ApiState {
     pub limiter: auth::RateLimiter,
     /// Verified keys.
     pub key_cache: auth::KeyCache,
+    /// Shared response bodies of the read endpoints.
+    pub responses: cache::ResponseCache,
 }
 
 impl std::fmt::Debug for ApiState {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use kamiyo_core_models::{
     Coin, Decimal, DeviationSample, EventQuery, EvidenceValue, Incident, IncidentQuery,
     IncidentStatus, Order, Severity, StableId, ThreatType, Timestamp, VaultPoint,
@@ -94,6 +94,29 @@ fn json<T: serde::Serialize>(body: &T) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(body)
+}
+
+/// Serves `make`'s body through the micro-cache, keyed by the request's path and query.
+async fn cached<T, F, Fut>(state: &ApiState, req: &HttpRequest, make: F) -> Result<HttpResponse>
+where
+    T: serde::Serialize,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let key = format!("{}?{}", req.path(), req.query_string());
+    let body = state
+        .responses
+        .get_or_compute(&key, state.hub.last_seq(), || async {
+            let v = make().await?;
+            serde_json::to_vec(&v)
+                .map(actix_web::web::Bytes::from)
+                .map_err(|_| ApiError::Internal)
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("application/json")
+        .body(body))
 }
 
 /// Liveness.
@@ -211,9 +234,14 @@ fn parse_cursor(v: Option<&str>) -> Result<Option<i64>> {
         (status = 400, body = Problem, content_type = "application/problem+json")))]
 #[get("/security/events")]
 pub async fn events(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     q: web::Query<EventsParams>,
 ) -> Result<HttpResponse> {
+    cached(&state, &req, || events_body(&state, &q)).await
+}
+
+async fn events_body(state: &ApiState, q: &EventsParams) -> Result<EventsPage> {
     let min_severity = q
         .severity
         .as_deref()
@@ -257,10 +285,10 @@ pub async fn events(
     let next_cursor = (page.len() == limit as usize)
         .then(|| page.last().map(|e| format!("e{}", e.seq)))
         .flatten();
-    Ok(json(&EventsPage {
+    Ok(EventsPage {
         events: page.iter().map(Into::into).collect(),
         next_cursor,
-    }))
+    })
 }
 
 /// Query of `/security/incidents`.
@@ -281,9 +309,14 @@ pub struct IncidentsParams {
     responses((status = 200, body = IncidentsPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
 #[get("/security/incidents")]
 pub async fn incidents(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     q: web::Query<IncidentsParams>,
 ) -> Result<HttpResponse> {
+    cached(&state, &req, || incidents_body(&state, &q)).await
+}
+
+async fn incidents_body(state: &ApiState, q: &IncidentsParams) -> Result<IncidentsPage> {
     let status = q
         .status
         .as_deref()
@@ -300,9 +333,9 @@ pub async fn incidents(
             limit: parse_limit(q.limit.as_deref(), 50, 500)?,
         })
         .await?;
-    Ok(json(&IncidentsPage {
+    Ok(IncidentsPage {
         incidents: list.iter().map(Into::into).collect(),
-    }))
+    })
 }
 
 /// One incident with its lifecycle.
@@ -359,20 +392,25 @@ fn vault_stats(points: &[VaultPoint]) -> (Option<Decimal>, Option<Decimal>) {
     responses((status = 200, body = HlpVaultResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
 #[get("/security/hlp-vault")]
 pub async fn hlp_vault(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     q: web::Query<WindowParams>,
 ) -> Result<HttpResponse> {
+    cached(&state, &req, || hlp_vault_body(&state, &q)).await
+}
+
+async fn hlp_vault_body(state: &ApiState, q: &WindowParams) -> Result<HlpVaultResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, MAX_CHART_HOURS)?;
     let points = state
         .market
         .vault_points(
             Some(state.config.hlp_vault),
-            window_start(&state, hours),
+            window_start(state, hours),
             CHART_READ,
         )
         .await?;
     let (change, dd) = vault_stats(&points);
-    Ok(json(&HlpVaultResponse {
+    Ok(HlpVaultResponse {
         vault: state.config.hlp_vault.to_string(),
         hours,
         account_value: points
@@ -381,7 +419,7 @@ pub async fn hlp_vault(
         pnl_change: change.map(|d| d.normalize().to_string()),
         drawdown_pct: dd.map(|d| d.normalize().to_string()),
         points: thin(points, MAX_POINTS).iter().map(Into::into).collect(),
-    }))
+    })
 }
 
 /// Query of `/security/oracle-deviations`.
@@ -415,9 +453,17 @@ fn latest_per_asset(samples: &[DeviationSample]) -> Vec<DeviationResponse> {
     responses((status = 200, body = OracleDeviationsResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
 #[get("/security/oracle-deviations")]
 pub async fn oracle_deviations(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     q: web::Query<DeviationParams>,
 ) -> Result<HttpResponse> {
+    cached(&state, &req, || oracle_deviations_body(&state, &q)).await
+}
+
+async fn oracle_deviations_body(
+    state: &ApiState,
+    q: &DeviationParams,
+) -> Result<OracleDeviationsResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, MAX_CHART_HOURS)?;
     let asset = parse_asset(q.asset.as_deref())?;
     let recent = state
@@ -432,16 +478,16 @@ pub async fn oracle_deviations(
         Some(a) => {
             state
                 .market
-                .deviations(Some(a), window_start(&state, hours), CHART_READ)
+                .deviations(Some(a), window_start(state, hours), CHART_READ)
                 .await?
         }
         None => Vec::new(),
     };
-    Ok(json(&OracleDeviationsResponse {
+    Ok(OracleDeviationsResponse {
         hours,
         latest: latest_per_asset(&recent),
         samples: thin(samples, MAX_POINTS).iter().map(Into::into).collect(),
-    }))
+    })
 }
 
 /// Query of `/security/liquidations`.
@@ -462,24 +508,32 @@ pub struct LiquidationParams {
     responses((status = 200, body = LiquidationsResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
 #[get("/security/liquidations")]
 pub async fn liquidations(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     q: web::Query<LiquidationParams>,
 ) -> Result<HttpResponse> {
+    cached(&state, &req, || liquidations_body(&state, &q)).await
+}
+
+async fn liquidations_body(
+    state: &ApiState,
+    q: &LiquidationParams,
+) -> Result<LiquidationsResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, MAX_HOURS)?;
     let limit = parse_limit(q.limit.as_deref(), 200, 1000)?;
     let asset = parse_asset(q.asset.as_deref())?;
     let list = state
         .market
-        .liquidations(asset.as_ref(), window_start(&state, hours), limit)
+        .liquidations(asset.as_ref(), window_start(state, hours), limit)
         .await?;
     let total: Decimal = list.iter().map(|l| l.notional).sum();
-    Ok(json(&LiquidationsResponse {
+    Ok(LiquidationsResponse {
         hours,
         count: list.len(),
         total_notional: total.normalize().to_string(),
         adl_count: list.iter().filter(|l| l.is_adl).count(),
         liquidations: list.iter().map(Into::into).collect(),
-    }))
+    })
 }
 
 /// Query of `/exploits`.
@@ -514,15 +568,20 @@ fn amount_usd(i: &Incident) -> Option<String> {
     responses((status = 200, body = ExploitsResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
 #[get("/exploits")]
 pub async fn exploits(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     q: web::Query<ExploitsParams>,
 ) -> Result<HttpResponse> {
+    cached(&state, &req, || exploits_body(&state, &q)).await
+}
+
+async fn exploits_body(state: &ApiState, q: &ExploitsParams) -> Result<ExploitsResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, MAX_HOURS)?;
     let evs = state
         .incidents
         .events(&EventQuery {
             min_severity: Some(Severity::High),
-            since: Some(window_start(&state, hours)),
+            since: Some(window_start(state, hours)),
             order: Order::Desc,
             limit: 1000,
             ..EventQuery::default()
@@ -549,11 +608,11 @@ pub async fn exploits(
             });
         }
     }
-    Ok(json(&ExploitsResponse {
+    Ok(ExploitsResponse {
         hours,
         count: out.len(),
         exploits: out,
-    }))
+    })
 }
 
 fn severity_points(s: Severity) -> u32 {
@@ -606,7 +665,11 @@ pub fn risk(open: &[Incident], feeds_down: usize) -> RiskResponse {
 #[utoipa::path(get, path = "/security/dashboard", tag = "security",
     responses((status = 200, body = DashboardResponse)))]
 #[get("/security/dashboard")]
-pub async fn dashboard(state: web::Data<ApiState>) -> Result<HttpResponse> {
+pub async fn dashboard(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse> {
+    cached(&state, &req, || dashboard_body(&state)).await
+}
+
+async fn dashboard_body(state: &ApiState) -> Result<DashboardResponse> {
     let now = state.clock.now();
     let open = state
         .incidents
@@ -639,12 +702,12 @@ pub async fn dashboard(state: web::Data<ApiState>) -> Result<HttpResponse> {
         .collect();
     oracle.truncate(10);
     let liq = state.market.liquidations(None, day, 1000).await?;
-    let fr = feeds_response(&state);
+    let fr = feeds_response(state);
     let last_event_id = recent
         .first()
         .map_or(0, |e| e.seq)
         .max(state.hub.last_seq());
-    Ok(json(&DashboardResponse {
+    Ok(DashboardResponse {
         generated_at: now.to_rfc3339(),
         risk: risk(&open, fr.down),
         open_incidents: open.iter().map(Into::into).collect(),
@@ -669,7 +732,7 @@ pub async fn dashboard(state: web::Data<ApiState>) -> Result<HttpResponse> {
         },
         feeds: fr.feeds,
         last_event_id,
-    }))
+    })
 }
 
 /// Anything else: a problem, not actix's empty 404.

@@ -53,6 +53,8 @@ pub struct ServerSection {
     pub ws_buffer: u32,
     /// HTTP worker threads.
     pub workers: u32,
+    /// Milliseconds a read endpoint's body is shared between identical requests (0 disables).
+    pub response_cache_ms: u32,
 }
 
 impl Default for ServerSection {
@@ -67,6 +69,7 @@ impl Default for ServerSection {
             max_body_bytes: 65_536,
             ws_buffer: 4096,
             workers: 2,
+            response_cache_ms: 1000,
         }
     }
 }
@@ -271,6 +274,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "Messages a /ws subscriber may fall behind before it is dropped with close code 1008 (it reconnects with last_event_id and misses nothing).",
     ),
     ("server.workers", "HTTP worker threads."),
+    (
+        "server.response_cache_ms",
+        "Milliseconds a read endpoint's response is shared by identical requests (any new security event invalidates at once; live changes also arrive over /ws). 0 disables.",
+    ),
     (
         "database.url",
         "PostgreSQL URL (postgres://user:pass@host:5432/db). Empty: embedded SQLite at <data_dir>/kamiyo.sqlite3. Also read from DATABASE_URL.",
@@ -891,6 +898,10 @@ impl Config {
         }
         for (key, ok) in [
             ("server.workers", (1..=64).contains(&self.server.workers)),
+            (
+                "server.response_cache_ms",
+                self.server.response_cache_ms <= 60_000,
+            ),
             (
                 "server.ws_buffer",
                 (16..=1_000_000).contains(&self.server.ws_buffer),

@@ -112,6 +112,9 @@ pub fn api_state(
         },
         limiter: kamiyo_api::auth::RateLimiter::new(cfg.server.rate_limit_per_minute),
         key_cache: kamiyo_api::auth::KeyCache::default(),
+        responses: kamiyo_api::cache::ResponseCache::new(std::time::Duration::from_millis(
+            u64::from(cfg.server.response_cache_ms),
+        )),
     })
 }
 

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use kamiyo_core_models::{FeedState, FeedStatus, Timestamp};
+use kamiyo_core_models::{FeedState, FeedStatus, IngestBatch, Timestamp};
 
-use crate::support::{NOW, seeded};
+use crate::support::{NOW, seeded, updates};
 
 #[tokio::test]
 async fn health_ready_and_feeds() {
@@ -164,4 +164,23 @@ async fn metrics_docs_and_dashboard_pages_are_served_offline() {
             "{path} uses a CDN"
         );
     }
+}
+
+#[tokio::test]
+async fn cached_reads_never_hide_a_new_security_event() {
+    let api = seeded().await;
+    let before = api.json("/security/events?limit=5").await;
+    let dash_before = api.json("/security/dashboard").await;
+    assert_eq!(before["events"][0]["seq"], 30);
+    // Served again from the cache within its second: the same body.
+    assert_eq!(api.json("/security/events?limit=5").await, before);
+    // A new event is visible at once on every cached endpoint.
+    api.commit(&IngestBatch {
+        updates: updates(1, 30),
+        ..IngestBatch::default()
+    })
+    .await;
+    let after = api.json("/security/events?limit=5").await;
+    assert_eq!(after["events"][0]["seq"], 31);
+    assert_ne!(api.json("/security/dashboard").await, dash_before);
 }

@@ -208,8 +208,13 @@ async fn dashboard_shows_a_live_incident_in_headless_chromium() {
         )
         .await;
     assert!(title.as_str().unwrap().contains("JELLY"), "{title}");
-    let risk = d.js("return document.getElementById('risk').dataset.level").await;
-    assert!(["high", "critical"].contains(&risk.as_str().unwrap()), "{risk}");
+    let risk = d
+        .js("return document.getElementById('risk').dataset.level")
+        .await;
+    assert!(
+        ["high", "critical"].contains(&risk.as_str().unwrap()),
+        "{risk}"
+    );
 
     // At the height of the squeeze (scenario 15:45), keep a screenshot.
     d.wait_for(
