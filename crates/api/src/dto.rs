@@ -481,3 +481,92 @@ pub struct ExploitsResponse {
     /// Incidents of severity high or critical seen in the window, newest first.
     pub exploits: Vec<ExploitResponse>,
 }
+
+/// One alert in the delivery log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryResponse {
+    /// Idempotency key (`alr_…`), also sent to the receiver.
+    pub id: String,
+    /// Channel name.
+    pub channel: String,
+    /// `pending`, `delivered`, `failed` or `suppressed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Enqueued at.
+    pub created_at: String,
+    /// Delivered at.
+    pub delivered_at: Option<String>,
+    /// Enqueue-to-delivery time in milliseconds.
+    pub latency_ms: Option<i64>,
+    /// Next attempt (pending entries).
+    pub next_attempt_at: Option<String>,
+    /// Last error, or the reason it was suppressed.
+    pub last_error: Option<String>,
+    /// Incident id.
+    pub incident_id: String,
+    /// Incident key.
+    pub incident_key: String,
+    /// Lifecycle step (`opened` …).
+    pub change: String,
+    /// Severity of the step.
+    pub severity: String,
+    /// Title.
+    pub title: String,
+    /// A test message (`alerts test`).
+    pub test: bool,
+}
+
+impl From<&kamiyo_core_models::OutboxEntry> for DeliveryResponse {
+    fn from(e: &kamiyo_core_models::OutboxEntry) -> Self {
+        let ev = &e.alert.update.event;
+        Self {
+            id: e.id.to_string(),
+            channel: e.channel.clone(),
+            status: e.status.as_str().to_owned(),
+            attempts: e.attempts,
+            created_at: e.created_at.to_rfc3339(),
+            delivered_at: e.delivered_at.map(|t| t.to_rfc3339()),
+            latency_ms: e.delivered_at.map(|t| t.0 - e.created_at.0),
+            next_attempt_at: (e.status == kamiyo_core_models::OutboxStatus::Pending)
+                .then(|| e.next_attempt_at.to_rfc3339()),
+            last_error: e.last_error.clone(),
+            incident_id: ev.incident_id.to_string(),
+            incident_key: ev.incident_key.to_string(),
+            change: ev.change.as_str().to_owned(),
+            severity: ev.severity.as_str().to_owned(),
+            title: ev.title.clone(),
+            test: e.alert.is_test,
+        }
+    }
+}
+
+/// Per-channel figures over the returned entries.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChannelSummary {
+    /// Channel name.
+    pub channel: String,
+    /// Delivered.
+    pub delivered: usize,
+    /// Waiting for an attempt.
+    pub pending: usize,
+    /// Given up.
+    pub failed: usize,
+    /// Suppressed by the cooldown.
+    pub suppressed: usize,
+    /// Mean attempts per delivered alert.
+    pub mean_attempts: Option<f64>,
+    /// Median enqueue-to-delivery latency (ms).
+    pub latency_p50_ms: Option<i64>,
+    /// 99th percentile enqueue-to-delivery latency (ms).
+    pub latency_p99_ms: Option<i64>,
+}
+
+/// `GET /alerts/deliveries`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliveriesResponse {
+    /// Per channel, over `deliveries`.
+    pub channels: Vec<ChannelSummary>,
+    /// Newest first.
+    pub deliveries: Vec<DeliveryResponse>,
+}

@@ -53,6 +53,8 @@ pub struct ApiState {
     pub market: Arc<dyn MarketStore>,
     /// API keys.
     pub keys: Arc<dyn ApiKeyStore>,
+    /// Alert outbox and delivery log.
+    pub outbox: Arc<dyn kamiyo_core_models::OutboxStore>,
     /// Database readiness.
     pub probe: Arc<dyn Probe>,
     /// Live messages for `/ws`.
@@ -94,6 +96,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/security/events"),
     ("GET", "/security/incidents"),
     ("GET", "/security/incidents/{id}"),
+    ("GET", "/alerts/deliveries"),
     ("GET", "/ws"),
 ];
 
@@ -159,6 +162,7 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .service(routes::events)
                     .service(routes::incidents)
                     .service(routes::incident)
+                    .service(routes::deliveries)
                     .service(ws::ws)
                     .service(docs::openapi_doc)
                     .service(docs::swagger)

@@ -743,3 +743,106 @@ pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse> {
         req.path()
     )))
 }
+
+/// Query of `/alerts/deliveries`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesParams {
+    /// Only this channel.
+    pub channel: Option<String>,
+    /// `pending`, `delivered`, `failed` or `suppressed`.
+    pub status: Option<String>,
+    /// Only alerts enqueued at or after this time (RFC 3339 or epoch milliseconds; default: the
+    /// last 24 hours).
+    pub since: Option<String>,
+    /// 1–1000 (default 200).
+    pub limit: Option<String>,
+}
+
+/// The alert delivery log: each alert per channel with its status, attempts, latency and last
+/// error, and per-channel figures.
+#[utoipa::path(get, path = "/alerts/deliveries", tag = "alerts", params(DeliveriesParams),
+    responses((status = 200, body = DeliveriesResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/alerts/deliveries")]
+pub async fn deliveries(
+    state: web::Data<ApiState>,
+    q: web::Query<DeliveriesParams>,
+) -> Result<HttpResponse> {
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            kamiyo_core_models::OutboxStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid("status", "one of pending, delivered, failed, suppressed")
+            })
+        })
+        .transpose()?;
+    let channel = q
+        .channel
+        .as_deref()
+        .map(|c| {
+            if !c.is_empty()
+                && c.len() <= 64
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                Ok(c.to_owned())
+            } else {
+                Err(ApiError::invalid(
+                    "channel",
+                    "a channel name (letters, digits, - and _)",
+                ))
+            }
+        })
+        .transpose()?;
+    let since = parse_since(q.since.as_deref())?.unwrap_or_else(|| window_start(&state, 24));
+    let limit = parse_limit(q.limit.as_deref(), 200, 1000)?;
+    let list = state
+        .outbox
+        .deliveries(&kamiyo_core_models::DeliveryQuery {
+            channel,
+            status,
+            since: Some(since),
+            limit,
+        })
+        .await?;
+    let mut by: std::collections::BTreeMap<&str, Vec<&kamiyo_core_models::OutboxEntry>> =
+        std::collections::BTreeMap::new();
+    for e in &list {
+        by.entry(e.channel.as_str()).or_default().push(e);
+    }
+    let channels = by
+        .into_iter()
+        .map(|(name, es)| channel_summary(name, &es))
+        .collect();
+    Ok(json(&DeliveriesResponse {
+        channels,
+        deliveries: list.iter().map(Into::into).collect(),
+    }))
+}
+
+fn channel_summary(name: &str, es: &[&kamiyo_core_models::OutboxEntry]) -> ChannelSummary {
+    use kamiyo_core_models::OutboxStatus as S;
+    let count = |s: S| es.iter().filter(|e| e.status == s).count();
+    let delivered: Vec<_> = es.iter().filter(|e| e.status == S::Delivered).collect();
+    let mut lat: Vec<i64> = delivered
+        .iter()
+        .filter_map(|e| e.delivered_at.map(|t| t.0 - e.created_at.0))
+        .collect();
+    lat.sort_unstable();
+    let pct =
+        |p: f64| (!lat.is_empty()).then(|| lat[((lat.len() - 1) as f64 * p).round() as usize]);
+    ChannelSummary {
+        channel: name.to_owned(),
+        delivered: delivered.len(),
+        pending: count(S::Pending),
+        failed: count(S::Failed),
+        suppressed: count(S::Suppressed),
+        mean_attempts: (!delivered.is_empty()).then(|| {
+            delivered.iter().map(|e| f64::from(e.attempts)).sum::<f64>() / delivered.len() as f64
+        }),
+        latency_p50_ms: pct(0.5),
+        latency_p99_ms: pct(0.99),
+    }
+}

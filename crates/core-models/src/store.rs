@@ -285,6 +285,8 @@ pub enum OutboxStatus {
     Delivered,
     /// Given up: permanent failure or attempts exhausted.
     Failed,
+    /// Not sent by decision (cooldown of a flapping incident); the reason is in `last_error`.
+    Suppressed,
 }
 
 impl OutboxStatus {
@@ -294,7 +296,20 @@ impl OutboxStatus {
             Self::Pending => "pending",
             Self::Delivered => "delivered",
             Self::Failed => "failed",
+            Self::Suppressed => "suppressed",
         }
+    }
+
+    /// Parses the snake_case name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Delivered,
+            Self::Failed,
+            Self::Suppressed,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
     }
 }
 
@@ -328,6 +343,8 @@ pub struct DeliveryQuery {
     pub channel: Option<String>,
     /// Only this status.
     pub status: Option<OutboxStatus>,
+    /// Only entries created at or after this time.
+    pub since: Option<Timestamp>,
     /// Maximum rows.
     pub limit: u32,
 }

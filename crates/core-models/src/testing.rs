@@ -323,6 +323,7 @@ impl OutboxStore for MemoryStore {
             .values()
             .filter(|e| q.channel.as_ref().is_none_or(|c| &e.channel == c))
             .filter(|e| q.status.is_none_or(|s| e.status == s))
+            .filter(|e| q.since.is_none_or(|t| e.created_at >= t))
             .cloned()
             .collect();
         v.sort_by(|a, b| {

@@ -27,6 +27,8 @@ pub struct Config {
     pub references: ReferencesSection,
     /// Detectors.
     pub monitors: MonitorsConfig,
+    /// Alert channels and delivery.
+    pub alerts: kamiyo_alerts::AlertsConfig,
     /// Logs, metrics, traces.
     pub telemetry: TelemetrySection,
 }
@@ -567,6 +569,27 @@ pub const KEYS: &[(&str, &str)] = &[
         "Report stale and down feeds as incidents.",
     ),
     (
+        "alerts.enabled",
+        "Deliver alerts to the configured channels (the outbox and delivery log are kept either way).",
+    ),
+    (
+        "alerts.cooldown_secs",
+        "An incident key that re-opens within this many seconds of its last alert, at the same or a lower severity, is not alerted again (recorded as suppressed); escalations always go out.",
+    ),
+    (
+        "alerts.max_attempts",
+        "Delivery attempts before an alert is recorded as failed (4xx other than 429 fail at once).",
+    ),
+    (
+        "alerts.initial_backoff_ms",
+        "First retry delay; doubles per attempt with ±25 % jitter.",
+    ),
+    ("alerts.max_backoff_secs", "Longest retry delay."),
+    (
+        "alerts.channels",
+        "Channels by name: [alerts.channels.ops] kind = \"discord\" | \"slack\" | \"telegram\" | \"sendgrid\" | \"smtp\" | \"webhook\", with url / secret / bot_token + chat_id / api_key + from + to / host + port + security + username + password, and filters min_severity, threat_types, assets, changes, rate. See docs/ALERTS.md.",
+    ),
+    (
         "telemetry.log_format",
         "Log format: pretty (terminal) or json.",
     ),
@@ -581,7 +604,11 @@ pub const KEYS: &[(&str, &str)] = &[
 ];
 
 /// Keys whose value is a free-form table (their sub-keys are data, not configuration keys).
-const OPEN_TABLES: &[&str] = &["database.retention_overrides", "monitors.oracle.assets"];
+const OPEN_TABLES: &[&str] = &[
+    "database.retention_overrides",
+    "monitors.oracle.assets",
+    "alerts.channels",
+];
 
 /// Keys whose value must never be logged.
 pub const SECRET_KEYS: &[&str] = &["database.url"];
@@ -805,7 +832,12 @@ pub fn load(sources: &Sources) -> Result<Config, Vec<ConfigProblem>> {
                                 .find(|(k, _)| *k == path)
                                 .map_or(String::new(), |(_, d)| format!(" — {d}"));
                             let msg = e.inner().to_string();
-                            if !msg.starts_with("unknown field") {
+                            // Unknown keys are reported by path above, except inside the
+                            // open tables (named alert channels), where serde reports them.
+                            let open = OPEN_TABLES
+                                .iter()
+                                .any(|o| path.starts_with(&format!("{o}.")));
+                            if open || !msg.starts_with("unknown field") {
                                 problems.push(ConfigProblem {
                                     path: path.clone(),
                                     origin: origin
@@ -826,6 +858,7 @@ pub fn load(sources: &Sources) -> Result<Config, Vec<ConfigProblem>> {
     section!("hyperliquid", hyperliquid);
     section!("references", references);
     section!("monitors", monitors);
+    section!("alerts", alerts);
     section!("telemetry", telemetry);
 
     problems.extend(cfg.validate().into_iter().map(|(path, message)| {
@@ -951,6 +984,9 @@ impl Config {
                 "database.retention_days".into(),
                 "must be at least 1 day".into(),
             ));
+        }
+        for (path, message) in self.alerts.problems() {
+            p.push((format!("alerts.{path}"), message));
         }
         if !matches!(self.telemetry.log_format.as_str(), "pretty" | "json") {
             p.push((

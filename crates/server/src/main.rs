@@ -59,10 +59,26 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Alert channels.
+    Alerts {
+        #[command(subcommand)]
+        action: AlertsAction,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertsAction {
+    /// Send a clearly marked test message to every enabled channel (or one) and report the
+    /// destination's answer or the exact failure.
+    Test {
+        /// Only this channel (also when disabled).
+        #[arg(long)]
+        channel: Option<String>,
     },
 }
 
@@ -188,6 +204,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                             cfg.database.batch_max_delay_ms,
                         )),
                         serve: serve.then(|| cfg.clone()),
+                        alerts: Some(cfg.clone()),
                     })
                 } else {
                     None
@@ -210,6 +227,16 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     commands::keys::revoke(&store, &key, &mut out).await?
                 }
             };
+            anyhow::Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }),
+        Some(Command::Alerts {
+            action: AlertsAction::Test { channel },
+        }) => rt.block_on(async {
+            let ok = commands::alerts::test(&cfg, channel.as_deref(), &mut out).await?;
             anyhow::Ok(if ok {
                 ExitCode::SUCCESS
             } else {

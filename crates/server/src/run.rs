@@ -160,6 +160,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Duration::from_secs(u64::from(cfg.database.retention_interval_secs)),
         cancel.clone(),
     ));
+    let alerts = crate::storage::start_alerts(&cfg, &store).await?;
+    let wake = alerts.as_ref().map(|a| a.handle.clone());
     let mut writer = Writer::new(
         store,
         cfg.database.batch_max_rows as usize,
@@ -173,7 +175,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             let item = tokio::select! {
                 item = rx.recv() => item,
                 _ = tick.tick() => {
-                    flush(&mut writer, &hub).await;
+                    flush(&mut writer, &hub, wake.as_ref()).await;
                     continue;
                 }
             };
@@ -187,11 +189,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             }
             writer.push(item.output);
             if writer.due() {
-                flush(&mut writer, &hub).await;
+                flush(&mut writer, &hub, wake.as_ref()).await;
             }
         }
         // The runner has stopped: commit what is left before exiting.
-        flush(&mut writer, &hub).await;
+        flush(&mut writer, &hub, wake.as_ref()).await;
     });
     let handle = app.handle();
     let server = tokio::spawn(app.run());
@@ -208,15 +210,30 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         },
     )
     .await;
+    if let Some(a) = alerts {
+        a.shutdown(Duration::from_secs(u64::from(
+            cfg.server.shutdown_timeout_secs,
+        )))
+        .await;
+    }
     let _ = server.await;
     Ok(())
 }
 
-/// Commits the writer's batch and publishes the stored events to `/ws` subscribers (only after
-/// the commit, so a subscriber never sees an event the database does not have).
-pub async fn flush(writer: &mut Writer, hub: &kamiyo_api::Hub) {
+/// Commits the writer's batch, publishes the stored events to `/ws` subscribers and wakes the
+/// alert router (only after the commit, so nobody sees an event the database does not have).
+pub async fn flush(
+    writer: &mut Writer,
+    hub: &kamiyo_api::Hub,
+    alerts: Option<&kamiyo_alerts::AlertHandle>,
+) {
     match writer.flush().await {
-        Ok(stored) => hub.publish_events(&stored),
+        Ok(stored) => {
+            hub.publish_events(&stored);
+            if let (Some(a), false) = (alerts, stored.is_empty()) {
+                a.wake();
+            }
+        }
         Err(e) => {
             // The rows stay in the writer and are retried with the next batch.
             tracing::error!(error = %e, rows.pending = writer.pending(), "store write failed; will retry");

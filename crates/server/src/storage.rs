@@ -99,6 +99,7 @@ pub fn api_state(
         incidents: Arc::new(store.clone()),
         market: Arc::new(store.clone()),
         keys: Arc::new(store.clone()),
+        outbox: Arc::new(store.clone()),
         probe: Arc::new(StoreProbe(store.clone())),
         hub,
         clock,
@@ -141,4 +142,62 @@ pub async fn check_key_policy(cfg: &Config, store: &Store) -> anyhow::Result<()>
         "API keys required (bound beyond loopback)"
     );
     Ok(())
+}
+
+/// The running alert service.
+#[derive(Debug)]
+pub struct Alerts {
+    /// Wake it after a commit; wait until idle.
+    pub handle: kamiyo_alerts::AlertHandle,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    /// Configured channel names.
+    pub channels: Vec<String>,
+}
+
+impl Alerts {
+    /// Stops taking new work and waits up to `timeout` for deliveries in flight; what is still
+    /// pending stays in the outbox for the next start.
+    pub async fn shutdown(self, timeout: Duration) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(timeout, self.task).await.is_err() {
+            tracing::warn!("alert deliveries still in flight at shutdown; they stay in the outbox");
+        }
+    }
+}
+
+/// Starts the alert service when alerts are enabled and at least one channel is configured.
+/// Its routing cursor is fixed before this returns, so nothing committed afterwards is missed.
+pub async fn start_alerts(cfg: &Config, store: &Store) -> anyhow::Result<Option<Alerts>> {
+    if !cfg.alerts.enabled || cfg.alerts.channels.values().all(|c| !c.enabled) {
+        return Ok(None);
+    }
+    let base = (!cfg.server.public_url.is_empty()).then(|| cfg.server.public_url.clone());
+    let (mut svc, problems) = kamiyo_alerts::AlertService::new(
+        std::sync::Arc::new(store.clone()),
+        std::sync::Arc::new(kamiyo_core_models::SystemClock),
+        &cfg.alerts,
+        base,
+    );
+    if !problems.is_empty() {
+        let list: Vec<String> = problems
+            .iter()
+            .map(|(c, m)| format!("alerts.channels.{c}: {m}"))
+            .collect();
+        anyhow::bail!("cannot start alert channels: {}", list.join("; "));
+    }
+    svc.init()
+        .await
+        .map_err(|e| anyhow::anyhow!("alert service: {e}"))?;
+    let channels = svc.channel_names();
+    tracing::info!(channels = ?channels, "alert delivery started");
+    let handle = svc.handle();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(svc.run(rx));
+    Ok(Some(Alerts {
+        handle,
+        stop,
+        task,
+        channels,
+    }))
 }

@@ -639,6 +639,9 @@ impl OutboxStore for Store {
             if let Some(s) = qy.status {
                 b = b.filter(alert_outbox::status.eq(s.as_str()));
             }
+            if let Some(t) = qy.since {
+                b = b.filter(alert_outbox::created_ms.ge(t.0));
+            }
             b.order((alert_outbox::created_ms.desc(), alert_outbox::id.asc()))
                 .limit(i64::from(qy.limit))
                 .select(OutboxRow::as_select())

@@ -509,12 +509,8 @@ impl TryFrom<OutboxRow> for OutboxEntry {
     type Error = StoreError;
     fn try_from(r: OutboxRow) -> Result<Self, StoreError> {
         const T: &str = "alert_outbox";
-        let status = match r.status.as_str() {
-            "pending" => OutboxStatus::Pending,
-            "delivered" => OutboxStatus::Delivered,
-            "failed" => OutboxStatus::Failed,
-            s => return Err(corrupt(T, format!("status {s:?}"))),
-        };
+        let status = OutboxStatus::parse(&r.status)
+            .ok_or_else(|| corrupt(T, format!("status {:?}", r.status)))?;
         Ok(Self {
             id: StableId::parse(&r.id).map_err(|e| corrupt(T, e))?,
             channel: r.channel,

@@ -5,6 +5,9 @@
 //! it afterwards, so PostgreSQL tests run in parallel. When PostgreSQL is unreachable the test
 //! **fails** with instructions; it never skips.
 
+pub mod receiver;
+pub mod smtp;
+
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use rand::Rng;
 

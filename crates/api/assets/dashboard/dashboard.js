@@ -52,7 +52,17 @@
         '<div class="evidence">' + ev + "</div>" +
         '<div class="times">first ' + esc(fmtTime(i.first_seen)) + " · last " + esc(fmtTime(i.last_seen)) + " · " + i.detections + " detections</div></article>";
     }).join("");
+    focusLinked();
   }
+
+  // Alert messages link to "#incident/<id>": highlight that incident when it is open.
+  function focusLinked() {
+    const m = /^#incident\/([A-Za-z0-9_]+)$/.exec(location.hash);
+    if (!m) return;
+    const a = document.querySelector('article.incident[data-id="' + m[1] + '"]');
+    if (a && !a.classList.contains("focus")) { a.classList.add("focus"); a.scrollIntoView({ block: "center" }); }
+  }
+  window.addEventListener("hashchange", focusLinked);
 
   function eventRow(e) {
     return '<tr data-seq="' + e.seq + '"><td>' + esc(fmtTime(e.time)) + "</td><td>" + esc(e.change) + '</td><td><span class="badge ' + esc(e.severity) + '">' +

@@ -184,3 +184,60 @@ async fn cached_reads_never_hide_a_new_security_event() {
     assert_eq!(after["events"][0]["seq"], 31);
     assert_ne!(api.json("/security/dashboard").await, dash_before);
 }
+
+#[tokio::test]
+async fn delivery_log_with_per_channel_figures() {
+    use kamiyo_core_models::{Alert, OutboxEntry, OutboxStatus, OutboxStore};
+    let api = seeded().await;
+    let ups = updates(3, 0);
+    let mut entries = Vec::new();
+    for (n, u) in ups.iter().enumerate() {
+        let a = Alert::new(u.clone(), "ops", None);
+        entries.push(OutboxEntry {
+            id: a.idempotency_key.clone(),
+            channel: "ops".into(),
+            alert: a,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: Timestamp(NOW),
+            created_at: Timestamp(NOW - 10_000 + n as i64),
+            delivered_at: None,
+            last_error: None,
+        });
+    }
+    api.store.enqueue(&entries).await.unwrap();
+    api.store
+        .mark_delivered(&entries[0].id, 1, Timestamp(NOW - 10_000 + 120))
+        .await
+        .unwrap();
+    api.store
+        .mark_delivered(&entries[1].id, 3, Timestamp(NOW - 10_000 + 2_001))
+        .await
+        .unwrap();
+    api.store
+        .mark_failed(&entries[2].id, 1, "HTTP 404: Unknown Webhook")
+        .await
+        .unwrap();
+    let log = api.json("/alerts/deliveries").await;
+    let d = log["deliveries"].as_array().unwrap();
+    assert_eq!(d.len(), 3);
+    assert_eq!(d[0]["status"], "failed");
+    assert_eq!(d[0]["last_error"], "HTTP 404: Unknown Webhook");
+    assert_eq!(d[2]["latency_ms"], 120);
+    let ch = &log["channels"][0];
+    assert_eq!(ch["channel"], "ops");
+    assert_eq!(
+        (ch["delivered"].as_u64(), ch["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(ch["mean_attempts"], 2.0);
+    assert_eq!(ch["latency_p50_ms"], 2000);
+    let failed = api.json("/alerts/deliveries?status=failed").await;
+    assert_eq!(failed["deliveries"].as_array().unwrap().len(), 1);
+    let none = api.json("/alerts/deliveries?channel=other").await;
+    assert!(none["deliveries"].as_array().unwrap().is_empty());
+    for bad in ["status=lost", "channel=a%20b", "limit=0", "since=yesterday"] {
+        let r = api.get(&format!("/alerts/deliveries?{bad}")).await;
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+}

@@ -70,6 +70,7 @@ impl TestApi {
             incidents: Arc::new(store.clone()),
             market: Arc::new(store.clone()),
             keys: Arc::new(store.clone()),
+            outbox: Arc::new(store.clone()),
             probe: Arc::new(StoreProbe(store.clone())),
             hub: hub.clone(),
             clock: Arc::new(ManualClock::new(Timestamp(NOW))),

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod alerts;
 pub mod backtest;
 pub mod keys;
 pub mod replay;

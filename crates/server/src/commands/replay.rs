@@ -28,6 +28,9 @@ pub struct StoreTarget {
     /// Also serve the API, `/ws` and the dashboard (on the replay's clock) with this
     /// configuration, and keep serving after the replay until SIGINT/SIGTERM.
     pub serve: Option<crate::config::Config>,
+    /// Deliver alerts for the stored incident steps through the channels of this
+    /// configuration (when it has any), and wait for the outbox to drain before returning.
+    pub alerts: Option<crate::config::Config>,
 }
 
 /// The cursor a stored replay of `scenario` resumes from: the number of events whose output is
@@ -78,7 +81,13 @@ pub async fn run(
     let mut writer = None;
     let mut serve_cfg = None;
     let mut done = 0usize;
+    let mut alerts = None;
     if let Some(t) = target {
+        if let Some(cfg) = &t.alerts {
+            alerts = crate::storage::start_alerts(cfg, &t.store)
+                .await?
+                .map(|a| (a, cfg.server.shutdown_timeout_secs));
+        }
         let committed = t.store.cursor(&cursor).await?;
         done = match committed.as_deref() {
             None => 0,
@@ -90,6 +99,7 @@ pub async fn run(
         };
         if done > total {
             writeln!(out, "already stored completely in {}", t.store.location())?;
+            drain_alerts(&mut out, alerts).await?;
             return Ok(());
         }
         if done > 0 {
@@ -152,7 +162,7 @@ pub async fn run(
             w.push(o);
             w.set_cursor(cursor.clone(), index.to_string());
             if w.due() {
-                hub.publish_events(&w.flush().await?);
+                publish(&hub, alerts.as_ref(), &w.flush().await?);
             }
         }
     }
@@ -162,13 +172,14 @@ pub async fn run(
     if let Some(w) = writer.as_mut() {
         w.push(o);
         w.set_cursor(cursor.clone(), (total + 1).to_string());
-        hub.publish_events(&w.flush().await?);
+        publish(&hub, alerts.as_ref(), &w.flush().await?);
     }
     hub.publish_feed(feed(
         kamiyo_core_models::FeedState::Stale,
         "replay finished".to_owned(),
     ));
     writeln!(out, "{steps} incident steps; clock at {}", clock.now())?;
+    drain_alerts(&mut out, alerts).await?;
     if let Some((task, handle, _provider)) = server {
         writeln!(out, "replay done; still serving (Ctrl-C to stop)")?;
         out.flush()?;
@@ -176,6 +187,42 @@ pub async fn run(
         handle.stop(true).await;
         let _ = task.await;
     }
+    Ok(())
+}
+
+fn publish(
+    hub: &kamiyo_api::Hub,
+    alerts: Option<&(crate::storage::Alerts, u32)>,
+    stored: &[kamiyo_core_models::StoredEvent],
+) {
+    hub.publish_events(stored);
+    if let (Some((a, _)), false) = (alerts, stored.is_empty()) {
+        a.handle.wake();
+    }
+}
+
+/// Waits for every alert of the stored steps to be delivered (or the shutdown timeout), then
+/// stops the alert service; undelivered alerts stay in the outbox for the next run.
+async fn drain_alerts(
+    out: &mut impl Write,
+    alerts: Option<(crate::storage::Alerts, u32)>,
+) -> anyhow::Result<()> {
+    let Some((a, timeout_secs)) = alerts else {
+        return Ok(());
+    };
+    let timeout = std::time::Duration::from_secs(u64::from(timeout_secs.max(1)));
+    let idle = a.handle.wait_idle(timeout).await;
+    writeln!(
+        out,
+        "alerts: {} (channels: {})",
+        if idle {
+            "all delivered or recorded"
+        } else {
+            "some still pending; they stay in the outbox for the next run"
+        },
+        a.channels.join(", ")
+    )?;
+    a.shutdown(timeout).await;
     Ok(())
 }
 

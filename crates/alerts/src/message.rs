@@ -1,0 +1,233 @@
+//! The channel-neutral content of an alert: every channel renders the same facts (severity,
+//! lifecycle step, threat type, asset, evidence numbers, times, link), each in its own format.
+
+use kamiyo_core_models::{Alert, EvidenceValue, IncidentChange, Severity, Timestamp};
+
+/// What every channel says about one alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// `[CRITICAL] Opened · JELLY mark +20.0% in 10 min on a thin market`.
+    pub headline: String,
+    /// The incident's own title.
+    pub title: String,
+    /// Severity after this step.
+    pub severity: Severity,
+    /// Lifecycle step, as a word (`Opened`, `Escalated`, `Updated`, `Resolved`).
+    pub change: &'static str,
+    /// Threat type (`ORACLE_DEVIATION` …).
+    pub threat_type: &'static str,
+    /// Market concerned, if any.
+    pub asset: Option<String>,
+    /// Incident status after this step (`open` or `resolved`).
+    pub status: &'static str,
+    /// Evidence as (name, formatted value), in a stable order.
+    pub evidence: Vec<(String, String)>,
+    /// Indicators.
+    pub indicators: Vec<String>,
+    /// First detection, RFC 3339.
+    pub first_seen: String,
+    /// This step's time, RFC 3339.
+    pub time: String,
+    /// This step's time.
+    pub timestamp: Timestamp,
+    /// Detections folded into the incident so far.
+    pub detections: u64,
+    /// Incident key (stable across the incident's life).
+    pub incident_key: String,
+    /// Incident id.
+    pub incident_id: String,
+    /// Link to the incident on the dashboard.
+    pub link: Option<String>,
+    /// The idempotency key receivers use to drop a repeat.
+    pub idempotency_key: String,
+    /// True for `alerts test` messages.
+    pub is_test: bool,
+}
+
+/// Marker put in front of test messages on every channel.
+pub const TEST_MARKER: &str = "[TEST — not a real incident]";
+
+impl Message {
+    /// Builds the message of `alert`.
+    pub fn of(alert: &Alert) -> Self {
+        let e = &alert.update.event;
+        let i = &alert.update.incident;
+        let change = match e.change {
+            IncidentChange::Opened => "Opened",
+            IncidentChange::Escalated => "Escalated",
+            IncidentChange::Updated => "Updated",
+            IncidentChange::Resolved => "Resolved",
+        };
+        let status = if e.change == IncidentChange::Resolved {
+            "resolved"
+        } else {
+            i.status.as_str()
+        };
+        let mut headline = format!(
+            "[{}] {change} · {}",
+            e.severity.as_str().to_ascii_uppercase(),
+            e.title
+        );
+        if alert.is_test {
+            headline = format!("{TEST_MARKER} {headline}");
+        }
+        Self {
+            headline,
+            title: e.title.clone(),
+            severity: e.severity,
+            change,
+            threat_type: e.threat_type.as_str(),
+            asset: e.asset.as_ref().map(ToString::to_string),
+            status,
+            evidence: e
+                .evidence
+                .0
+                .iter()
+                .map(|(k, v)| (k.clone(), format_value(k, v)))
+                .collect(),
+            indicators: e.indicators.clone(),
+            first_seen: i.first_seen.to_rfc3339(),
+            time: e.time.to_rfc3339(),
+            timestamp: e.time,
+            detections: i.detections,
+            incident_key: e.incident_key.to_string(),
+            incident_id: e.incident_id.to_string(),
+            link: alert.dashboard_url.clone(),
+            idempotency_key: alert.idempotency_key.to_string(),
+            is_test: alert.is_test,
+        }
+    }
+
+    /// Plain-text body (email text part, fallbacks).
+    pub fn plain_text(&self) -> String {
+        let mut s = format!("{}\n\n", self.headline);
+        s.push_str(&format!("Severity: {}\n", self.severity.as_str()));
+        s.push_str(&format!(
+            "Lifecycle: {} (incident {})\n",
+            self.change, self.status
+        ));
+        s.push_str(&format!("Threat: {}\n", self.threat_type));
+        if let Some(a) = &self.asset {
+            s.push_str(&format!("Asset: {a}\n"));
+        }
+        s.push_str(&format!(
+            "First seen: {} · this step: {} · detections: {}\n",
+            self.first_seen, self.time, self.detections
+        ));
+        if !self.evidence.is_empty() {
+            s.push_str("\nEvidence:\n");
+            for (k, v) in &self.evidence {
+                s.push_str(&format!("  {k}: {v}\n"));
+            }
+        }
+        if !self.indicators.is_empty() {
+            s.push_str(&format!("\nIndicators: {}\n", self.indicators.join(", ")));
+        }
+        if let Some(l) = &self.link {
+            s.push_str(&format!("\nDashboard: {l}\n"));
+        }
+        s.push_str(&format!(
+            "\nIncident key: {} · alert id: {}\n",
+            self.incident_key, self.idempotency_key
+        ));
+        s
+    }
+
+    /// Colour of the severity (RGB), for channels that show one.
+    pub fn colour(&self) -> u32 {
+        if self.change == "Resolved" {
+            return 0x2E_A0_43;
+        }
+        match self.severity {
+            Severity::Critical => 0xD7_26_1E,
+            Severity::High => 0xF0_88_3E,
+            Severity::Medium => 0xE3_B3_41,
+            Severity::Low => 0x58_8B_D6,
+            Severity::Info => 0x8B_94_9E,
+        }
+    }
+}
+
+/// Formats an evidence value for people: decimals with thousands separators (amounts in USD
+/// rounded to cents), millisecond timestamps (`*_ms`, `window_start` …) left as numbers.
+pub fn format_value(name: &str, v: &EvidenceValue) -> String {
+    match v {
+        EvidenceValue::Decimal(d) => {
+            let d = if name.ends_with("_usd") {
+                d.round_dp(2)
+            } else {
+                d.normalize()
+            };
+            group_thousands(&d.to_string())
+        }
+        EvidenceValue::Int(i) if !name.ends_with("_ms") && !name.contains("time") => {
+            group_thousands(&i.to_string())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `-1234567.891` → `-1,234,567.891`.
+pub fn group_thousands(s: &str) -> String {
+    let (sign, rest) = s.strip_prefix('-').map_or(("", s), |r| ("-", r));
+    let (int, frac) = rest
+        .split_once('.')
+        .map_or((rest, None), |(a, b)| (a, Some(b)));
+    if !int.bytes().all(|b| b.is_ascii_digit()) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + int.len() / 3);
+    for (n, c) in int.chars().enumerate() {
+        if n > 0 && (int.len() - n) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    match frac {
+        Some(f) => format!("{sign}{out}.{f}"),
+        None => format!("{sign}{out}"),
+    }
+}
+
+/// Escapes `&`, `<`, `>` (and quotes) for HTML text and attributes — Telegram's HTML parse
+/// mode, e-mail HTML, and Slack's mrkdwn (which needs the first three).
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Cuts `s` to at most `max` characters, ending with `…` when cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_grouped() {
+        assert_eq!(group_thousands("-11879933.11"), "-11,879,933.11");
+        assert_eq!(group_thousands("999"), "999");
+        assert_eq!(group_thousands("1000"), "1,000");
+        assert_eq!(group_thousands("0.031"), "0.031");
+        assert_eq!(group_thousands("abc"), "abc");
+        assert_eq!(escape_html("<b>&\"</b>"), "&lt;b&gt;&amp;&quot;&lt;/b&gt;");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abc", 4), "abc");
+    }
+}

@@ -1,0 +1,415 @@
+//! Which channel hears about which incident step.
+//!
+//! Per channel: a minimum severity, threat-type and asset filters, and the lifecycle steps it
+//! wants (by default opened, escalated and resolved — never one message per tick). A
+//! resolution goes to every channel that was told the incident opened, whatever its severity,
+//! and to no other. Per channel and incident key, a cooldown folds a flapping condition (open,
+//! resolve, re-open at the same severity …) into the first alert: the re-opening and its next
+//! resolution are recorded as suppressed, while an escalation above what was last sent always
+//! goes through. Repeats of one event are dropped by the alert's idempotency key.
+
+use std::collections::HashMap;
+
+use kamiyo_core_models::{
+    IncidentChange, OutboxEntry, OutboxStatus, SecurityEvent, Severity, ThreatType, Timestamp,
+};
+
+use crate::config::ChannelConfig;
+
+/// A channel's filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Channel name.
+    pub channel: String,
+    /// Lowest severity.
+    pub min_severity: Severity,
+    /// Threat types (empty: all).
+    pub threat_types: Vec<ThreatType>,
+    /// Assets (empty: all), compared case-insensitively.
+    pub assets: Vec<String>,
+    /// Lifecycle steps.
+    pub changes: Vec<IncidentChange>,
+}
+
+impl Route {
+    /// The route of a configured channel.
+    pub fn of(name: &str, c: &ChannelConfig) -> Self {
+        Self {
+            channel: name.to_owned(),
+            min_severity: c.min_severity,
+            threat_types: c.threat_types.clone(),
+            assets: c.assets.clone(),
+            changes: c.changes.clone(),
+        }
+    }
+
+    fn topic_matches(&self, e: &SecurityEvent) -> bool {
+        (self.threat_types.is_empty() || self.threat_types.contains(&e.threat_type))
+            && (self.assets.is_empty()
+                || e.asset.as_ref().is_some_and(|a| {
+                    self.assets
+                        .iter()
+                        .any(|x| x.eq_ignore_ascii_case(a.as_str()))
+                }))
+    }
+}
+
+/// What the router decided for one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Deliver.
+    Send,
+    /// Record as suppressed, with the reason.
+    Suppress(String),
+    /// Not for this channel (filters).
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KeyState {
+    last_sent_at: Timestamp,
+    last_severity: Severity,
+    open: bool,
+    suppressing: bool,
+}
+
+/// The router: filters plus per-(channel, incident key) cooldown state.
+#[derive(Debug)]
+pub struct Router {
+    routes: Vec<Route>,
+    cooldown_ms: i64,
+    state: HashMap<(String, String), KeyState>,
+}
+
+impl Router {
+    /// A router over `routes` with a cooldown in milliseconds.
+    pub fn new(routes: Vec<Route>, cooldown_ms: i64) -> Self {
+        Self {
+            routes,
+            cooldown_ms,
+            state: HashMap::new(),
+        }
+    }
+
+    /// The routes.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Rebuilds the cooldown state from the outbox (oldest first), so a restart does not
+    /// re-alert a flapping incident.
+    pub fn restore(&mut self, history: &[OutboxEntry]) {
+        for e in history {
+            let ev = &e.alert.update.event;
+            let k = (e.channel.clone(), ev.incident_key.to_string());
+            match e.status {
+                OutboxStatus::Suppressed => {
+                    let st = self.state.entry(k).or_insert(KeyState {
+                        last_sent_at: ev.time,
+                        last_severity: ev.severity,
+                        open: false,
+                        suppressing: false,
+                    });
+                    st.suppressing = ev.change != IncidentChange::Resolved;
+                }
+                _ => {
+                    self.state.insert(
+                        k,
+                        KeyState {
+                            last_sent_at: ev.time,
+                            last_severity: ev.severity,
+                            open: ev.change != IncidentChange::Resolved,
+                            suppressing: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Decides, for every channel, what to do with `e`, and updates the state.
+    pub fn route(&mut self, e: &SecurityEvent) -> Vec<(String, Decision)> {
+        let mut out = Vec::with_capacity(self.routes.len());
+        for r in &self.routes {
+            let d = decide(&mut self.state, self.cooldown_ms, r, e);
+            out.push((r.channel.clone(), d));
+        }
+        out
+    }
+}
+
+fn decide(
+    state: &mut HashMap<(String, String), KeyState>,
+    cooldown_ms: i64,
+    r: &Route,
+    e: &SecurityEvent,
+) -> Decision {
+    if !r.topic_matches(e) {
+        return Decision::Skip;
+    }
+    let k = (r.channel.clone(), e.incident_key.to_string());
+    let prev = state.get(&k).copied();
+    let sent = |sev: Severity, open: bool| KeyState {
+        last_sent_at: e.time,
+        last_severity: sev,
+        open,
+        suppressing: false,
+    };
+    match e.change {
+        IncidentChange::Resolved => {
+            // Only channels that were told about the incident hear that it is over.
+            let Some(p) = prev else {
+                return Decision::Skip;
+            };
+            if p.suppressing {
+                state.insert(
+                    k,
+                    KeyState {
+                        suppressing: false,
+                        open: false,
+                        ..p
+                    },
+                );
+                return Decision::Suppress(
+                    "resolution of a re-opening suppressed by the cooldown".into(),
+                );
+            }
+            if !p.open || !r.changes.contains(&IncidentChange::Resolved) {
+                if p.open {
+                    state.insert(k, KeyState { open: false, ..p });
+                }
+                return Decision::Skip;
+            }
+            state.insert(
+                k,
+                KeyState {
+                    last_sent_at: e.time,
+                    open: false,
+                    ..p
+                },
+            );
+            Decision::Send
+        }
+        change => {
+            if e.severity < r.min_severity || !r.changes.contains(&change) {
+                // An escalation to the channel's level is still "news" even when the step
+                // type is filtered: treat the first qualifying step as the opening.
+                if e.severity >= r.min_severity
+                    && prev.is_none_or(|p| !p.open)
+                    && r.changes.contains(&IncidentChange::Opened)
+                    && change != IncidentChange::Updated
+                {
+                    state.insert(k, sent(e.severity, true));
+                    return Decision::Send;
+                }
+                return Decision::Skip;
+            }
+            match prev {
+                Some(p) if p.open && !p.suppressing => {
+                    state.insert(
+                        k,
+                        KeyState {
+                            last_sent_at: e.time,
+                            last_severity: p.last_severity.max(e.severity),
+                            ..p
+                        },
+                    );
+                    Decision::Send
+                }
+                Some(p)
+                    if e.time.0 - p.last_sent_at.0 < cooldown_ms
+                        && e.severity <= p.last_severity =>
+                {
+                    state.insert(
+                        k,
+                        KeyState {
+                            suppressing: true,
+                            open: true,
+                            ..p
+                        },
+                    );
+                    Decision::Suppress(format!(
+                        "{} within the {} s cooldown of the last alert for {} at {} severity",
+                        change.as_str(),
+                        cooldown_ms / 1000,
+                        e.incident_key,
+                        p.last_severity.as_str()
+                    ))
+                }
+                _ => {
+                    state.insert(k, sent(e.severity, true));
+                    Decision::Send
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use kamiyo_core_models::{Evidence, Incident, IncidentKey, IncidentStatus};
+
+    use super::*;
+
+    fn ev(change: IncidentChange, sev: Severity, t_min: i64) -> SecurityEvent {
+        let key = IncidentKey::parse("oracle_deviation:ETH").unwrap();
+        let i = Incident {
+            id: Incident::derive_id(&key, Timestamp(0)),
+            key,
+            detector: "oracle".into(),
+            threat_type: ThreatType::OracleDeviation,
+            severity: sev,
+            peak_severity: sev,
+            asset: Some(kamiyo_core_models::Coin::new("ETH").unwrap()),
+            status: IncidentStatus::Open,
+            title: "ETH oracle".into(),
+            indicators: vec![],
+            evidence: Evidence::new(),
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(t_min * 60_000),
+            resolved_at: None,
+            detections: 1,
+        };
+        SecurityEvent::from_incident(&i, change, Timestamp(t_min * 60_000))
+    }
+
+    fn route(min: Severity) -> Route {
+        Route {
+            channel: "ops".into(),
+            min_severity: min,
+            threat_types: vec![],
+            assets: vec![],
+            changes: vec![
+                IncidentChange::Opened,
+                IncidentChange::Escalated,
+                IncidentChange::Resolved,
+            ],
+        }
+    }
+
+    fn one(r: &mut Router, e: &SecurityEvent) -> Decision {
+        r.route(e).remove(0).1
+    }
+
+    #[test]
+    fn lifecycle_not_ticks_and_flapping_is_folded() {
+        use IncidentChange::*;
+        let mut r = Router::new(vec![route(Severity::High)], 15 * 60_000);
+        assert_eq!(one(&mut r, &ev(Opened, Severity::High, 0)), Decision::Send);
+        assert_eq!(one(&mut r, &ev(Updated, Severity::High, 1)), Decision::Skip);
+        assert_eq!(
+            one(&mut r, &ev(Escalated, Severity::Critical, 2)),
+            Decision::Send
+        );
+        assert_eq!(
+            one(&mut r, &ev(Resolved, Severity::Critical, 5)),
+            Decision::Send
+        );
+        // Re-opens 3 minutes later at a lower severity: folded.
+        assert!(matches!(
+            one(&mut r, &ev(Opened, Severity::High, 8)),
+            Decision::Suppress(_)
+        ));
+        assert!(matches!(
+            one(&mut r, &ev(Resolved, Severity::High, 9)),
+            Decision::Suppress(_)
+        ));
+        // After the cooldown, a re-opening is news again.
+        assert_eq!(one(&mut r, &ev(Opened, Severity::High, 30)), Decision::Send);
+    }
+
+    #[test]
+    fn severity_filter_escalation_and_resolution_follow_the_opening() {
+        use IncidentChange::*;
+        let mut r = Router::new(vec![route(Severity::Critical)], 15 * 60_000);
+        // Opened at high: below this channel's level.
+        assert_eq!(one(&mut r, &ev(Opened, Severity::High, 0)), Decision::Skip);
+        // Escalates to critical: the channel hears about it now.
+        assert_eq!(
+            one(&mut r, &ev(Escalated, Severity::Critical, 1)),
+            Decision::Send
+        );
+        assert_eq!(
+            one(&mut r, &ev(Resolved, Severity::High, 2)),
+            Decision::Send
+        );
+        // A high-only incident never reached the channel, so neither does its resolution.
+        let mut r = Router::new(vec![route(Severity::Critical)], 0);
+        assert_eq!(one(&mut r, &ev(Opened, Severity::High, 0)), Decision::Skip);
+        assert_eq!(
+            one(&mut r, &ev(Resolved, Severity::High, 1)),
+            Decision::Skip
+        );
+    }
+
+    #[test]
+    fn topic_filters() {
+        let mut rt = route(Severity::Info);
+        rt.assets = vec!["btc".into()];
+        let mut r = Router::new(vec![rt], 0);
+        assert_eq!(
+            one(&mut r, &ev(IncidentChange::Opened, Severity::Critical, 0)),
+            Decision::Skip
+        );
+        let mut rt = route(Severity::Info);
+        rt.threat_types = vec![ThreatType::OracleDeviation];
+        let mut r = Router::new(vec![rt], 0);
+        assert_eq!(
+            one(&mut r, &ev(IncidentChange::Opened, Severity::Low, 0)),
+            Decision::Send
+        );
+    }
+
+    #[test]
+    fn restore_keeps_the_cooldown_across_restarts() {
+        use IncidentChange::*;
+        let mut a = Router::new(vec![route(Severity::High)], 15 * 60_000);
+        let mut log = Vec::new();
+        for e in [
+            ev(Opened, Severity::High, 0),
+            ev(Resolved, Severity::High, 2),
+        ] {
+            assert_eq!(one(&mut a, &e), Decision::Send);
+            let upd = kamiyo_core_models::IncidentUpdate {
+                incident: Incident {
+                    id: e.incident_id.clone(),
+                    key: e.incident_key.clone(),
+                    detector: e.detector.clone(),
+                    threat_type: e.threat_type,
+                    severity: e.severity,
+                    peak_severity: e.severity,
+                    asset: e.asset.clone(),
+                    status: IncidentStatus::Open,
+                    title: e.title.clone(),
+                    indicators: vec![],
+                    evidence: Evidence::new(),
+                    first_seen: Timestamp(0),
+                    last_seen: e.time,
+                    resolved_at: None,
+                    detections: 1,
+                },
+                event: e.clone(),
+            };
+            let alert = kamiyo_core_models::Alert::new(upd, "ops", None);
+            log.push(OutboxEntry {
+                id: alert.idempotency_key.clone(),
+                channel: "ops".into(),
+                alert,
+                status: OutboxStatus::Delivered,
+                attempts: 1,
+                next_attempt_at: e.time,
+                created_at: e.time,
+                delivered_at: Some(e.time),
+                last_error: None,
+            });
+        }
+        let mut b = Router::new(vec![route(Severity::High)], 15 * 60_000);
+        b.restore(&log);
+        assert!(matches!(
+            one(&mut b, &ev(Opened, Severity::High, 5)),
+            Decision::Suppress(_)
+        ));
+    }
+}

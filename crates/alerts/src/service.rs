@@ -1,0 +1,598 @@
+//! The delivery service: stored security events → router → durable outbox → one worker per
+//! channel (rate budget, retries with backoff and jitter) → delivery log.
+//!
+//! Nothing is lost across a crash: the router reads committed events after its cursor
+//! (`alerts:routed`) and writes the outbox entries before advancing it; an entry is marked
+//! delivered only after the destination accepted it. A crash between a delivery and its mark
+//! re-sends that alert once, with the same idempotency key, so the receiver can drop it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kamiyo_core_models::{
+    Alert, Clock, DeliveryQuery, EventQuery, IncidentChange, IncidentStore, IncidentUpdate,
+    IngestBatch, MarketStore, Notifier, NotifyError, Order, OutboxEntry, OutboxStatus, OutboxStore,
+    StableId, StoredEvent, Timestamp,
+};
+use opentelemetry::KeyValue;
+use rand::Rng;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::budget::Budget;
+use crate::config::AlertsConfig;
+use crate::router::{Decision, Route, Router};
+
+/// The cursor of routed events.
+pub const CURSOR: &str = "alerts:routed";
+
+/// What the service needs from the store.
+pub trait AlertStore: IncidentStore + MarketStore + OutboxStore + 'static {}
+impl<T: IncidentStore + MarketStore + OutboxStore + 'static> AlertStore for T {}
+
+/// One configured destination.
+pub struct Channel {
+    /// The notifier.
+    pub notifier: Arc<dyn Notifier>,
+    /// Its budget.
+    pub budget: Budget,
+    /// Its route.
+    pub route: Route,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("name", &self.notifier.name())
+            .field("kind", &self.notifier.kind())
+            .field("budget", &self.budget.windows())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Retry policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts before giving up.
+    pub max_attempts: u32,
+    /// First delay.
+    pub initial: Duration,
+    /// Longest delay.
+    pub max: Duration,
+}
+
+impl Retry {
+    /// Delay before attempt `attempts + 1`: `initial · 2^(attempts-1)`, capped, with ±25 %
+    /// jitter so many failed alerts do not retry in lockstep.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(20);
+        let base = self.initial.saturating_mul(1 << exp).min(self.max);
+        let jitter =
+            <rand::rngs::SmallRng as rand::SeedableRng>::from_os_rng().random_range(0.75..1.25);
+        base.mul_f64(jitter).min(self.max)
+    }
+}
+
+struct Shared<S: ?Sized> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    retry: Retry,
+    inflight: Mutex<HashSet<StableId>>,
+    /// Attempts recorded per entry by the workers: a `due` row read before a worker recorded
+    /// its outcome is stale and must not be dispatched again.
+    recorded: Mutex<HashMap<StableId, u32>>,
+    wake: Notify,
+    idle: watch::Sender<bool>,
+}
+
+/// The alert service. Build with [`AlertService::new`], then [`AlertService::run`].
+pub struct AlertService<S: AlertStore> {
+    shared: Arc<Shared<S>>,
+    channels: Vec<Channel>,
+    router: Router,
+    dashboard_base: Option<String>,
+    cursor: Option<i64>,
+}
+
+impl<S: AlertStore> std::fmt::Debug for AlertService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertService")
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handle to wake the service after a commit and to wait until it is idle.
+#[derive(Clone)]
+pub struct AlertHandle {
+    wake: Arc<dyn Fn() + Send + Sync>,
+    idle: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for AlertHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertHandle").finish_non_exhaustive()
+    }
+}
+
+impl AlertHandle {
+    /// New events were committed: route them now rather than at the next poll.
+    pub fn wake(&self) {
+        (self.wake)();
+    }
+
+    /// Waits until every committed event is routed and no delivery is due or in flight, or
+    /// `timeout` passes. Returns whether it became idle.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let mut rx = self.idle.clone();
+        tokio::time::timeout(timeout, async {
+            // Make sure the service has looked at the latest commit first.
+            (self.wake)();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            rx.wait_for(|idle| *idle).await.is_ok()
+        })
+        .await
+        .unwrap_or(false)
+    }
+}
+
+impl<S: AlertStore> AlertService<S> {
+    /// Builds the service: one [`Channel`] per enabled, valid channel of `cfg` (problems are
+    /// returned as (channel, message) and those channels left out).
+    pub fn new(
+        store: Arc<S>,
+        clock: Arc<dyn Clock>,
+        cfg: &AlertsConfig,
+        dashboard_base: Option<String>,
+    ) -> (Self, Vec<(String, String)>) {
+        let mut channels = Vec::new();
+        let mut problems = Vec::new();
+        for (name, c) in cfg.channels.iter().filter(|(_, c)| c.enabled) {
+            let built = c
+                .windows()
+                .map_err(|e| e.to_string())
+                .and_then(|w| c.build(name).map(|n| (n, w)).map_err(|e| e.to_string()));
+            match built {
+                Ok((notifier, windows)) => channels.push(Channel {
+                    notifier,
+                    budget: Budget::new(windows),
+                    route: Route::of(name, c),
+                }),
+                Err(e) => problems.push((name.clone(), e)),
+            }
+        }
+        let retry = Retry {
+            max_attempts: cfg.max_attempts.max(1),
+            initial: Duration::from_millis(u64::from(cfg.initial_backoff_ms.max(1))),
+            max: Duration::from_secs(u64::from(cfg.max_backoff_secs.max(1))),
+        };
+        (
+            Self::with_channels(
+                store,
+                clock,
+                channels,
+                retry,
+                i64::from(cfg.cooldown_secs) * 1000,
+                dashboard_base,
+            ),
+            problems,
+        )
+    }
+
+    /// Builds the service over explicit channels (your own notifiers included).
+    pub fn with_channels(
+        store: Arc<S>,
+        clock: Arc<dyn Clock>,
+        channels: Vec<Channel>,
+        retry: Retry,
+        cooldown_ms: i64,
+        dashboard_base: Option<String>,
+    ) -> Self {
+        let routes = channels.iter().map(|c| c.route.clone()).collect();
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                clock,
+                retry,
+                inflight: Mutex::default(),
+                recorded: Mutex::default(),
+                wake: Notify::new(),
+                idle: watch::channel(false).0,
+            }),
+            channels,
+            router: Router::new(routes, cooldown_ms),
+            dashboard_base,
+            cursor: None,
+        }
+    }
+
+    /// Channel names.
+    pub fn channel_names(&self) -> Vec<String> {
+        self.channels
+            .iter()
+            .map(|c| c.notifier.name().to_owned())
+            .collect()
+    }
+
+    /// A handle for the writer (wake) and for shutdown (wait until idle).
+    pub fn handle(&self) -> AlertHandle {
+        let s = self.shared.clone();
+        AlertHandle {
+            wake: Arc::new(move || s.wake.notify_one()),
+            idle: self.shared.idle.subscribe(),
+        }
+    }
+
+    /// Runs until `shutdown` turns true: routes committed events into the outbox and delivers
+    /// due entries. On shutdown, deliveries in flight finish (or time out); pending entries
+    /// stay in the outbox for the next start.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let sh = self.shared.clone();
+        let mut cursor = match self.cursor {
+            Some(c) => c,
+            None => loop {
+                match self.init().await {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "alert service cannot read the store; retrying");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                }
+            },
+        };
+        let mut workers = Vec::new();
+        let mut queues: HashMap<String, mpsc::Sender<OutboxEntry>> = HashMap::new();
+        for ch in std::mem::take(&mut self.channels) {
+            let (tx, rx) = mpsc::channel(1024);
+            queues.insert(ch.notifier.name().to_owned(), tx);
+            workers.push(tokio::spawn(worker(sh.clone(), ch, rx)));
+        }
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let routed = match self.route_pending(&mut cursor).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "alert routing failed; retrying");
+                    0
+                }
+            };
+            let dispatched = dispatch(&sh, &queues).await;
+            let busy = !lock(&sh.inflight).is_empty();
+            let _ = sh.idle.send(
+                routed == 0
+                    && dispatched == 0
+                    && !busy
+                    && nothing_due(&*sh.store, sh.clock.now()).await,
+            );
+            if routed > 0 {
+                continue;
+            }
+            tokio::select! {
+                () = sh.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        drop(queues);
+        for w in workers {
+            let _ = w.await;
+        }
+    }
+
+    /// Restores the cooldown state from the last day of the delivery log and fixes the routing
+    /// cursor: on the very first start it is set to the newest stored event (history is not
+    /// alerted) and written at once, so events committed from now on are never skipped, even
+    /// after a crash. Call before the pipeline starts writing; `run` calls it otherwise.
+    pub async fn init(&mut self) -> Result<i64, String> {
+        let sh = self.shared.clone();
+        let since = Timestamp(sh.clock.now().0 - 24 * Timestamp::HOUR);
+        let mut hist = sh
+            .store
+            .deliveries(&DeliveryQuery {
+                since: Some(since),
+                limit: 10_000,
+                ..DeliveryQuery::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        hist.reverse();
+        self.router.restore(&hist);
+        let stored = sh.store.cursor(CURSOR).await.map_err(|e| e.to_string())?;
+        let cursor = match stored.as_deref().map(str::parse::<i64>) {
+            Some(Ok(c)) => c,
+            _ => {
+                let c = latest_seq(&*sh.store).await?;
+                sh.store
+                    .commit(&IngestBatch {
+                        cursors: vec![(CURSOR.to_owned(), c.to_string())],
+                        ..IngestBatch::default()
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                c
+            }
+        };
+        self.cursor = Some(cursor);
+        Ok(cursor)
+    }
+
+    /// Routes events committed after `cursor`; returns how many.
+    async fn route_pending(&mut self, cursor: &mut i64) -> Result<usize, String> {
+        let sh = self.shared.clone();
+        let events = sh
+            .store
+            .events(&EventQuery {
+                after_seq: Some(*cursor),
+                order: Order::Asc,
+                limit: 500,
+                ..EventQuery::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(0);
+        };
+        let now = sh.clock.now();
+        let mut entries = Vec::new();
+        let mut incidents = HashMap::new();
+        for StoredEvent { event, .. } in &events {
+            let decisions = self.router.route(event);
+            if decisions.iter().all(|(_, d)| *d == Decision::Skip) {
+                continue;
+            }
+            let incident = match incidents.get(&event.incident_id) {
+                Some(i) => Some(i),
+                None => {
+                    let i = sh
+                        .store
+                        .incident(&event.incident_id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if let Some(i) = i {
+                        incidents.insert(event.incident_id.clone(), i);
+                    }
+                    incidents.get(&event.incident_id)
+                }
+            };
+            let Some(incident) = incident else {
+                tracing::warn!(incident = %event.incident_id, "event without its incident; not alerted");
+                continue;
+            };
+            let update = IncidentUpdate {
+                incident: incident.clone(),
+                event: event.clone(),
+            };
+            for (channel, d) in decisions {
+                let (status, reason) = match d {
+                    Decision::Skip => continue,
+                    Decision::Send => (OutboxStatus::Pending, None),
+                    Decision::Suppress(r) => (OutboxStatus::Suppressed, Some(r)),
+                };
+                let alert = Alert::new(update.clone(), &channel, self.dashboard_base.as_deref());
+                entries.push(OutboxEntry {
+                    id: alert.idempotency_key.clone(),
+                    channel,
+                    alert,
+                    status,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    created_at: now,
+                    delivered_at: None,
+                    last_error: reason,
+                });
+            }
+        }
+        if !entries.is_empty() {
+            sh.store
+                .enqueue(&entries)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        sh.store
+            .commit(&IngestBatch {
+                cursors: vec![(CURSOR.to_owned(), last.to_string())],
+                ..IngestBatch::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        *cursor = last;
+        Ok(events.len())
+    }
+}
+
+async fn latest_seq<S: AlertStore + ?Sized>(store: &S) -> Result<i64, String> {
+    store
+        .events(&EventQuery {
+            order: Order::Desc,
+            limit: 1,
+            ..EventQuery::default()
+        })
+        .await
+        .map(|v| v.first().map_or(0, |e| e.seq))
+        .map_err(|e| e.to_string())
+}
+
+async fn nothing_due<S: AlertStore + ?Sized>(store: &S, now: Timestamp) -> bool {
+    store
+        .due(Timestamp(now.0 + 3_600_000 * 24 * 365), 1)
+        .await
+        .map(|v| v.is_empty())
+        .unwrap_or(false)
+}
+
+fn change_rank(c: IncidentChange) -> u8 {
+    match c {
+        IncidentChange::Opened => 0,
+        IncidentChange::Escalated => 1,
+        IncidentChange::Updated => 2,
+        IncidentChange::Resolved => 3,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Hands due entries to their channel's worker; returns how many.
+async fn dispatch<S: AlertStore>(
+    sh: &Arc<Shared<S>>,
+    queues: &HashMap<String, mpsc::Sender<OutboxEntry>>,
+) -> usize {
+    let Ok(mut due) = sh.store.due(sh.clock.now(), 1000).await else {
+        return 0;
+    };
+    // Per incident, lifecycle order: entries enqueued together go out in event order.
+    due.sort_by_key(|e| {
+        let ev = &e.alert.update.event;
+        (e.created_at, ev.time, change_rank(ev.change))
+    });
+    let mut n = 0;
+    for e in due {
+        {
+            let stale = lock(&sh.recorded)
+                .get(&e.id)
+                .is_some_and(|a| *a > e.attempts);
+            if stale || lock(&sh.inflight).contains(&e.id) {
+                continue;
+            }
+        }
+        let Some(q) = queues.get(&e.channel) else {
+            let _ = sh
+                .store
+                .mark_failed(
+                    &e.id,
+                    e.attempts,
+                    "channel no longer configured; not delivered",
+                )
+                .await;
+            continue;
+        };
+        lock(&sh.inflight).insert(e.id.clone());
+        let id = e.id.clone();
+        if q.try_send(e).is_err() {
+            lock(&sh.inflight).remove(&id);
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Delivers one channel's entries in order, within its budget.
+async fn worker<S: AlertStore>(
+    sh: Arc<Shared<S>>,
+    mut ch: Channel,
+    mut rx: mpsc::Receiver<OutboxEntry>,
+) {
+    let name = ch.notifier.name().to_owned();
+    let kind = ch.notifier.kind();
+    let meter = opentelemetry::global::meter("kamiyo-alerts");
+    let deliveries = meter
+        .u64_counter("kamiyo_alert_deliveries")
+        .with_description("Alert delivery attempts by channel and outcome")
+        .build();
+    let latency = meter
+        .f64_histogram("kamiyo_alert_delivery_seconds")
+        .with_description("Time from enqueue to delivery, per channel")
+        .with_unit("s")
+        .build();
+    while let Some(e) = rx.recv().await {
+        loop {
+            let wait = ch.budget.wait(Instant::now());
+            if wait.is_zero() {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        ch.budget.record(Instant::now());
+        let attempts = e.attempts + 1;
+        let result = match tokio::time::timeout(
+            crate::http::TIMEOUT + Duration::from_secs(5),
+            ch.notifier.notify(&e.alert),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(NotifyError::Transient("delivery timed out".into())),
+        };
+        let now = sh.clock.now();
+        let outcome = match &result {
+            Ok(_) => "delivered",
+            Err(NotifyError::RateLimited { .. }) => "rate_limited",
+            Err(e) if e.is_retryable() => "retry",
+            Err(_) => "failed",
+        };
+        deliveries.add(
+            1,
+            &[
+                KeyValue::new("channel", name.clone()),
+                KeyValue::new("kind", kind),
+                KeyValue::new("outcome", outcome),
+            ],
+        );
+        let marked = match result {
+            Ok(_) => {
+                latency.record(
+                    (now.0 - e.created_at.0).max(0) as f64 / 1000.0,
+                    &[KeyValue::new("channel", name.clone())],
+                );
+                sh.store.mark_delivered(&e.id, attempts, now).await
+            }
+            Err(NotifyError::RateLimited { retry_after_ms }) => {
+                let d = Duration::from_millis(retry_after_ms);
+                ch.budget.pause(Instant::now(), d);
+                let msg =
+                    format!("rate limited by the destination; retry after {retry_after_ms} ms");
+                if attempts >= sh.retry.max_attempts {
+                    sh.store.mark_failed(&e.id, attempts, &msg).await
+                } else {
+                    sh.store
+                        .mark_retry(
+                            &e.id,
+                            attempts,
+                            Timestamp(now.0 + retry_after_ms as i64),
+                            &msg,
+                        )
+                        .await
+                }
+            }
+            Err(err) if err.is_retryable() && attempts < sh.retry.max_attempts => {
+                let d = sh.retry.backoff(attempts);
+                tracing::warn!(channel = %name, alert = %e.id, attempts, error = %err, retry_in_ms = d.as_millis() as u64, "alert delivery failed; will retry");
+                sh.store
+                    .mark_retry(
+                        &e.id,
+                        attempts,
+                        Timestamp(now.0 + d.as_millis() as i64),
+                        &err.to_string(),
+                    )
+                    .await
+            }
+            Err(err) => {
+                tracing::error!(channel = %name, alert = %e.id, attempts, error = %err, "alert delivery failed for good");
+                sh.store
+                    .mark_failed(&e.id, attempts, &err.to_string())
+                    .await
+            }
+        };
+        if let Err(err) = marked {
+            // The entry stays pending in the store and is retried (a repeat carries the same
+            // idempotency key).
+            tracing::error!(channel = %name, alert = %e.id, error = %err, "cannot record the delivery outcome");
+        }
+        {
+            let mut rec = lock(&sh.recorded);
+            if rec.len() > 100_000 {
+                rec.clear();
+            }
+            rec.insert(e.id.clone(), attempts);
+        }
+        lock(&sh.inflight).remove(&e.id);
+        sh.wake.notify_one();
+    }
+}

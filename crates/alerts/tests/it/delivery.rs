@@ -1,0 +1,252 @@
+//! The delivery service over a real SQLite store and loopback receivers: lifecycle routing,
+//! retries, 429 handling, permanent failures, rate budgets, and no repeat after a restart.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kamiyo_alerts::{AlertService, AlertsConfig, ChannelConfig, ChannelKind, Secret};
+use kamiyo_core_models::{
+    DeliveryQuery, IncidentChange, IngestBatch, MarketStore, OutboxStatus, OutboxStore, Severity,
+    SystemClock,
+};
+use kamiyo_store::Store;
+use kamiyo_testing::receiver::{Receiver, Reply};
+use tokio::sync::watch;
+
+use crate::support::{T_OPEN, update};
+
+struct Running {
+    store: Store,
+    handle: kamiyo_alerts::AlertHandle,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(store: &Store, cfg: &AlertsConfig) -> Running {
+    kamiyo_aggregators::install_crypto_provider();
+    let (svc, problems) = AlertService::new(
+        Arc::new(store.clone()),
+        Arc::new(SystemClock),
+        cfg,
+        Some("https://kamiyo.example".into()),
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let handle = svc.handle();
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(svc.run(rx));
+    assert!(handle.wait_idle(Duration::from_secs(5)).await);
+    Running {
+        store: store.clone(),
+        handle,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    async fn commit(&self, updates: Vec<kamiyo_core_models::IncidentUpdate>) {
+        self.store
+            .commit(&IngestBatch {
+                updates,
+                ..IngestBatch::default()
+            })
+            .await
+            .unwrap();
+        self.handle.wake();
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap();
+    }
+}
+
+fn channel(kind: ChannelKind, url: String) -> ChannelConfig {
+    let mut c = ChannelConfig::new(kind);
+    c.url = Secret::new(url);
+    c.min_severity = Severity::Medium;
+    c
+}
+
+fn config(channels: Vec<(&str, ChannelConfig)>) -> AlertsConfig {
+    AlertsConfig {
+        initial_backoff_ms: 100,
+        max_attempts: 4,
+        channels: channels
+            .into_iter()
+            .map(|(n, c)| (n.to_owned(), c))
+            .collect(),
+        ..AlertsConfig::default()
+    }
+}
+
+async fn open_store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (Store::open("", dir.path(), 4).await.unwrap(), dir)
+}
+
+#[tokio::test]
+async fn one_message_per_lifecycle_step_and_none_repeated_after_a_restart() {
+    let (store, _dir) = open_store().await;
+    let rx = Receiver::start(|_, _| Reply::new(204, "")).await;
+    let cfg = config(vec![("hook", channel(ChannelKind::Webhook, rx.url("/in")))]);
+    let svc = start(&store, &cfg).await;
+    let m = 60_000;
+    let mut steps = vec![update(1, IncidentChange::Opened, Severity::High, T_OPEN)];
+    for k in 1..=5 {
+        steps.push(update(
+            1,
+            IncidentChange::Updated,
+            Severity::High,
+            T_OPEN + k * m,
+        ));
+    }
+    steps.push(update(
+        1,
+        IncidentChange::Escalated,
+        Severity::Critical,
+        T_OPEN + 6 * m,
+    ));
+    steps.push(update(
+        1,
+        IncidentChange::Resolved,
+        Severity::Critical,
+        T_OPEN + 9 * m,
+    ));
+    svc.commit(steps).await;
+    assert!(svc.handle.wait_idle(Duration::from_secs(10)).await);
+    let got = rx.received();
+    let kinds: Vec<_> = got
+        .iter()
+        .map(|r| r.header("kamiyo-event").unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["incident.opened", "incident.escalated", "incident.resolved"]
+    );
+    let log = store
+        .deliveries(&DeliveryQuery {
+            limit: 100,
+            ..DeliveryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 3);
+    assert!(
+        log.iter()
+            .all(|e| e.status == OutboxStatus::Delivered && e.attempts == 1)
+    );
+    svc.stop().await;
+
+    // A restart routes nothing again and sends nothing again.
+    let svc = start(&store, &cfg).await;
+    assert!(svc.handle.wait_idle(Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 3);
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_transient_errors_and_permanent_failures_are_recorded() {
+    let (store, _dir) = open_store().await;
+    let flaky = Receiver::start(|n, _| match n {
+        0 => Reply::new(429, "slow down").header("Retry-After", "1"),
+        1 => Reply::new(502, "bad gateway"),
+        _ => Reply::new(200, "ok"),
+    })
+    .await;
+    let gone = Receiver::start(|_, _| Reply::new(404, "no_service")).await;
+    let cfg = config(vec![
+        (
+            "flaky",
+            channel(ChannelKind::Slack, flaky.url("/services/a")),
+        ),
+        ("gone", channel(ChannelKind::Slack, gone.url("/services/b"))),
+    ]);
+    let svc = start(&store, &cfg).await;
+    let t0 = Instant::now();
+    svc.commit(vec![update(
+        2,
+        IncidentChange::Opened,
+        Severity::Critical,
+        T_OPEN,
+    )])
+    .await;
+    assert!(svc.handle.wait_idle(Duration::from_secs(15)).await);
+    let f = flaky.received();
+    assert_eq!(f.len(), 3);
+    assert!(
+        f[1].at.duration_since(f[0].at) >= Duration::from_millis(950),
+        "Retry-After honoured: {:?}",
+        f[1].at.duration_since(f[0].at)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert_eq!(gone.received().len(), 1, "a 404 is not retried");
+    let log = store
+        .deliveries(&DeliveryQuery {
+            limit: 10,
+            ..DeliveryQuery::default()
+        })
+        .await
+        .unwrap();
+    let by = |c: &str| log.iter().find(|e| e.channel == c).unwrap().clone();
+    let ok = by("flaky");
+    assert_eq!((ok.status, ok.attempts), (OutboxStatus::Delivered, 3));
+    let bad = by("gone");
+    assert_eq!((bad.status, bad.attempts), (OutboxStatus::Failed, 1));
+    assert!(bad.last_error.unwrap().contains("HTTP 404: no_service"));
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn discord_budget_spaces_a_burst_and_flapping_is_suppressed() {
+    let (store, _dir) = open_store().await;
+    let rx = Receiver::start(|_, _| Reply::new(200, r#"{"id":"1"}"#)).await;
+    let cfg = config(vec![(
+        "discord",
+        channel(ChannelKind::Discord, rx.url("/api/webhooks/1/t")),
+    )]);
+    let svc = start(&store, &cfg).await;
+    let burst: Vec<_> = (10..17)
+        .map(|n| update(n, IncidentChange::Opened, Severity::Critical, T_OPEN))
+        .collect();
+    svc.commit(burst).await;
+    let got = rx.wait_for(7, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 7);
+    let first = got[0].at;
+    assert!(got[4].at.duration_since(first) < Duration::from_millis(500));
+    assert!(
+        got[5].at.duration_since(first) >= Duration::from_millis(1950),
+        "the 6th waits for the 5-per-2-s window: {:?}",
+        got[5].at.duration_since(first)
+    );
+
+    // One incident flapping: open, resolve, re-open at the same severity within the cooldown.
+    let m = 60_000;
+    svc.commit(vec![
+        update(30, IncidentChange::Opened, Severity::High, T_OPEN),
+        update(30, IncidentChange::Resolved, Severity::High, T_OPEN + m),
+        update(30, IncidentChange::Opened, Severity::High, T_OPEN + 2 * m),
+        update(30, IncidentChange::Resolved, Severity::High, T_OPEN + 3 * m),
+    ])
+    .await;
+    assert!(svc.handle.wait_idle(Duration::from_secs(15)).await);
+    let suppressed = store
+        .deliveries(&DeliveryQuery {
+            status: Some(OutboxStatus::Suppressed),
+            limit: 10,
+            ..DeliveryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(suppressed.len(), 2);
+    assert!(
+        suppressed[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("cooldown")
+    );
+    assert_eq!(rx.received().len(), 9);
+    svc.stop().await;
+}
