@@ -127,7 +127,8 @@ impl Budget {
 
 /// Defaults per channel kind, from the vendors' documented limits: Discord webhooks 5 per 2 s
 /// and 30 per minute; Telegram about 1 per second in a chat and 20 per minute in a group;
-/// Slack incoming webhooks 1 per second; the others a conservative 10 per second.
+/// Slack incoming webhooks 1 per second; a generic webhook (your own receiver) 50 per second;
+/// e-mail 10 per second.
 pub fn defaults(kind: &str, telegram_group: bool) -> Vec<Window> {
     let w = |count, secs| Window {
         count,
@@ -138,6 +139,7 @@ pub fn defaults(kind: &str, telegram_group: bool) -> Vec<Window> {
         "telegram" if telegram_group => vec![w(1, 1), w(20, 60)],
         "telegram" => vec![w(1, 1)],
         "slack" => vec![w(1, 1)],
+        "webhook" => vec![w(50, 1)],
         _ => vec![w(10, 1)],
     }
 }

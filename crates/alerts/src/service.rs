@@ -329,7 +329,7 @@ impl<S: AlertStore> AlertService<S> {
             .events(&EventQuery {
                 after_seq: Some(*cursor),
                 order: Order::Asc,
-                limit: 500,
+                limit: 100,
                 ..EventQuery::default()
             })
             .await
@@ -387,14 +387,10 @@ impl<S: AlertStore> AlertService<S> {
                 });
             }
         }
-        if !entries.is_empty() {
-            sh.store
-                .enqueue(&entries)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        // The entries and the cursor commit in one transaction.
         sh.store
             .commit(&IngestBatch {
+                outbox: entries,
                 cursors: vec![(CURSOR.to_owned(), last.to_string())],
                 ..IngestBatch::default()
             })
@@ -497,7 +493,7 @@ async fn worker<S: AlertStore>(
         .with_description("Alert delivery attempts by channel and outcome")
         .build();
     let latency = meter
-        .f64_histogram("kamiyo_alert_delivery_seconds")
+        .f64_histogram("kamiyo_alert_delivery_latency")
         .with_description("Time from enqueue to delivery, per channel")
         .with_unit("s")
         .build();

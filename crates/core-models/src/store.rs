@@ -221,6 +221,8 @@ pub struct IngestBatch {
     pub positions: Vec<PositionRecord>,
     /// Incident lifecycle steps.
     pub updates: Vec<IncidentUpdate>,
+    /// Alert outbox entries (an id already present is left unchanged).
+    pub outbox: Vec<OutboxEntry>,
     /// New cursor positions (`source` → position), written last in the same transaction.
     pub cursors: Vec<(String, String)>,
 }
@@ -233,6 +235,7 @@ impl IngestBatch {
             && self.liquidations.is_empty()
             && self.positions.is_empty()
             && self.updates.is_empty()
+            && self.outbox.is_empty()
             && self.cursors.is_empty()
     }
 }

@@ -28,6 +28,7 @@ pub(crate) struct Prepared {
     events: Vec<SecurityEventRow>,
     /// The latest state of each incident touched.
     incidents: Vec<IncidentRow>,
+    outbox: Vec<OutboxRow>,
     cursors: Vec<CursorRow>,
 }
 
@@ -54,6 +55,7 @@ impl Prepared {
                 .map(|u| SecurityEventRow::new(0, &u.event))
                 .collect(),
             incidents: latest.into_values().collect(),
+            outbox: batch.outbox.iter().map(Into::into).collect(),
             cursors: batch
                 .cursors
                 .iter()
@@ -145,6 +147,7 @@ macro_rules! steps {
                     $($aw)*?;
             }
         }
+        $ignore!($c, alert_outbox::table, p.outbox, [$($aw)*]);
         if !p.cursors.is_empty() {
             use ingest_cursors::dsl as k;
             diesel::insert_into(ingest_cursors::table)

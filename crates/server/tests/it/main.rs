@@ -5,5 +5,6 @@
     reason = "tests fail loudly on broken setup"
 )]
 
+mod alerts;
 mod browser;
 mod resume;

@@ -284,6 +284,10 @@ pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &
             pos(T0, 0x2e, "ETH", "100"),
         ],
         updates: sample_updates(),
+        outbox: vec![
+            outbox("alr_batch1", "ops", T0),
+            outbox("alr_batch2", "ops", T0 + 1),
+        ],
         cursors: vec![
             ("hyperliquid.fills:0x2e3d".into(), "1750000000000".into()),
             ("replay:test".into(), "42".into()),
@@ -291,6 +295,8 @@ pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &
     };
     s.commit(&batch).await.unwrap();
     s.commit(&batch).await.unwrap();
+    let due = s.due(Timestamp(T0 + 10), 10).await.unwrap();
+    assert_eq!(due.len(), 2, "outbox entries commit with the batch, once");
     let v = s.vault_points(None, Timestamp(0), 100).await.unwrap();
     assert_eq!(v.len(), 2, "no duplicates");
     assert_eq!(
@@ -465,6 +471,7 @@ pub(crate) async fn retention_deletes_old_rows_only(s: &Store) {
             update(&open_old, IncidentChange::Opened, old),
             update(&resolved_old, IncidentChange::Resolved, old),
         ],
+        outbox: vec![],
         cursors: vec![],
     };
     s.commit(&batch).await.unwrap();
