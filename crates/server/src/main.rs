@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// The anomaly model and the risk forecast.
+    Ml {
+        #[command(subcommand)]
+        action: MlAction,
+    },
     /// Alert channels.
     Alerts {
         #[command(subcommand)]
@@ -68,6 +73,33 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MlAction {
+    /// Train the Isolation Forest on the Hyperliquid BTC and ETH 5m candles (2025-03-14 ..
+    /// 2025-05-31) and write the model file.
+    Train {
+        /// Market-data directory (layout of testdata/market).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Model file (default: <data_dir>/models/anomaly.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Training-score quantile used as the alert threshold.
+        #[arg(long, default_value_t = 0.999)]
+        quantile: f64,
+    },
+    /// Evaluate the model (false alerts per day on the calm fortnight, labelled incidents,
+    /// lead time) and the 24h forecast (rolling origin), as Markdown tables.
+    Evaluate {
+        /// Market-data directory.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Model file (default: <data_dir>/models/anomaly.json).
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
 }
 
@@ -233,6 +265,28 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }),
+        Some(Command::Ml { action }) => {
+            let default_model = cfg.server.data_dir.join("models/anomaly.json");
+            match action {
+                MlAction::Train {
+                    data,
+                    out: path,
+                    quantile,
+                } => commands::ml::train(
+                    data.as_deref(),
+                    path.as_deref().unwrap_or(&default_model),
+                    quantile,
+                    &mut out,
+                )
+                .map(|()| ExitCode::SUCCESS),
+                MlAction::Evaluate { data, model } => commands::ml::evaluate(
+                    data.as_deref(),
+                    model.as_deref().unwrap_or(&default_model),
+                    &mut out,
+                )
+                .map(|()| ExitCode::SUCCESS),
+            }
+        }
         Some(Command::Alerts {
             action: AlertsAction::Test { channel },
         }) => rt.block_on(async {

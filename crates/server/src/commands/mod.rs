@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod backtest;
 pub mod keys;
+pub mod ml;
 pub mod replay;
 
 use std::io::{IsTerminal, Write};

@@ -7,4 +7,5 @@
 
 mod alerts;
 mod browser;
+mod ml;
 mod resume;
