@@ -46,7 +46,7 @@ impl Modify for Security {
     paths(
         routes::health, routes::ready, routes::metrics, routes::feeds, routes::exploits,
         routes::dashboard, routes::hlp_vault, routes::oracle_deviations, routes::liquidations,
-        routes::events, routes::incidents, routes::incident, routes::deliveries, ws::ws
+        routes::events, routes::incidents, routes::incident, routes::deliveries, routes::ml_anomalies, routes::ml_forecast, ws::ws
     ),
     components(schemas(error::Problem, dto::EventResponse, dto::IncidentResponse)),
     modifiers(&Security),
@@ -56,6 +56,7 @@ impl Modify for Security {
         (name = "monitoring", description = "The monitor's own inputs"),
         (name = "live", description = "Streaming"),
         (name = "alerts", description = "Alert delivery log"),
+        (name = "ml", description = "Anomaly model and risk forecast"),
         (name = "service", description = "Probes and metrics")
     )
 )]

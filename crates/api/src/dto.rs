@@ -570,3 +570,69 @@ pub struct DeliveriesResponse {
     /// Newest first.
     pub deliveries: Vec<DeliveryResponse>,
 }
+
+/// The loaded anomaly model.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModelInfo {
+    /// Model kind.
+    pub model: String,
+    /// What it was trained on.
+    pub trained_on: String,
+    /// First and last training bar.
+    pub window: [String; 2],
+    /// Training rows.
+    pub rows: usize,
+    /// Alert threshold on the score.
+    pub threshold: f64,
+    /// Training-score quantile of the threshold.
+    pub threshold_quantile: f64,
+    /// Feature names, in order.
+    pub features: Vec<String>,
+    /// Feature-set version.
+    pub feature_version: u32,
+    /// Hash of the training data.
+    pub data_hash: String,
+}
+
+/// `GET /ml/anomalies`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AnomaliesResponse {
+    /// The model, or null when none is loaded (`kamiyo-hyperliquid ml train`).
+    pub model: Option<ModelInfo>,
+    /// Recent anomaly incident steps (score, threshold and drivers in `evidence`), newest first.
+    pub anomalies: Vec<EventResponse>,
+}
+
+/// One forecast hour.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ForecastPoint {
+    /// Hour.
+    pub time: String,
+    /// Point forecast.
+    pub mean: f64,
+    /// Lower bound of the 95 % interval.
+    pub lower: f64,
+    /// Upper bound of the 95 % interval.
+    pub upper: f64,
+}
+
+/// `GET /ml/forecast`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ForecastResponse {
+    /// Series forecast (`hlp_pnl`: the HLP vault's cumulative PnL, USD, hourly).
+    pub series: String,
+    /// Hours of history fitted.
+    pub history_hours: usize,
+    /// ARIMA order chosen by AIC.
+    pub order: [usize; 3],
+    /// Its AIC.
+    pub aic: f64,
+    /// Last observed hour and value.
+    pub last_time: String,
+    /// Last observed value.
+    pub last_value: f64,
+    /// The next 24 hours.
+    pub points: Vec<ForecastPoint>,
+    /// Forecast change over 24 h: mean and 95 % bounds (USD).
+    pub change_24h: ForecastPoint,
+}

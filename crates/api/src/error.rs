@@ -46,6 +46,8 @@ pub enum ApiError {
         /// Seconds until a request will be accepted.
         retry_after_secs: u64,
     },
+    /// The data needed is not there (yet): e.g. too little history to forecast.
+    InsufficientData(String),
     /// A dependency (the database) is unavailable; retrying later may help.
     Unavailable(String),
     /// A bug; details are logged, never returned.
@@ -62,6 +64,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
+            Self::InsufficientData(_) => "insufficient_data",
             Self::Unavailable(_) => "unavailable",
             Self::Internal => "internal",
         }
@@ -83,6 +86,7 @@ impl ApiError {
             Self::NotFound(_) => "Not found",
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::RateLimited { .. } => "Too many requests",
+            Self::InsufficientData(_) => "Insufficient data",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal => "Internal error",
         }
@@ -91,7 +95,10 @@ impl ApiError {
     fn detail(&self) -> String {
         match self {
             Self::InvalidParameter { name, expected } => format!("{name}: expected {expected}"),
-            Self::BadRequest(d) | Self::Unauthorized(d) | Self::NotFound(d) => d.clone(),
+            Self::BadRequest(d)
+            | Self::Unauthorized(d)
+            | Self::NotFound(d)
+            | Self::InsufficientData(d) => d.clone(),
             Self::PayloadTooLarge(n) => format!("the request body exceeds {n} bytes"),
             Self::RateLimited { retry_after_secs } => {
                 format!("request budget exhausted; retry after {retry_after_secs} s")
@@ -126,6 +133,7 @@ impl ResponseError for ApiError {
             Self::InvalidParameter { .. } | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::InsufficientData(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -71,6 +71,8 @@ pub struct ApiState {
     pub key_cache: auth::KeyCache,
     /// Shared response bodies of the read endpoints.
     pub responses: cache::ResponseCache,
+    /// The anomaly model the engine scores with, if one is loaded.
+    pub anomaly_model: Option<Arc<kamiyo_ml::AnomalyModelFile>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -97,6 +99,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/security/incidents"),
     ("GET", "/security/incidents/{id}"),
     ("GET", "/alerts/deliveries"),
+    ("GET", "/ml/anomalies"),
+    ("GET", "/ml/forecast"),
     ("GET", "/ws"),
 ];
 
@@ -163,6 +167,8 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .service(routes::incidents)
                     .service(routes::incident)
                     .service(routes::deliveries)
+                    .service(routes::ml_anomalies)
+                    .service(routes::ml_forecast)
                     .service(ws::ws)
                     .service(docs::openapi_doc)
                     .service(docs::swagger)

@@ -846,3 +846,152 @@ fn channel_summary(name: &str, es: &[&kamiyo_core_models::OutboxEntry]) -> Chann
         latency_p99_ms: pct(0.99),
     }
 }
+
+/// Query of `/ml/anomalies`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AnomaliesParams {
+    /// Market.
+    pub asset: Option<String>,
+    /// 1–1000 (default 100).
+    pub limit: Option<String>,
+}
+
+/// The anomaly model and its recent detections.
+#[utoipa::path(get, path = "/ml/anomalies", tag = "ml", params(AnomaliesParams),
+    responses((status = 200, body = AnomaliesResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/ml/anomalies")]
+pub async fn ml_anomalies(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    q: web::Query<AnomaliesParams>,
+) -> Result<HttpResponse> {
+    cached(&state, &req, || anomalies_body(&state, &q)).await
+}
+
+async fn anomalies_body(state: &ApiState, q: &AnomaliesParams) -> Result<AnomaliesResponse> {
+    let limit = parse_limit(q.limit.as_deref(), 100, 1000)?;
+    let asset = parse_asset(q.asset.as_deref())?;
+    let found = state
+        .incidents
+        .events(&EventQuery {
+            threat_type: Some(kamiyo_core_models::ThreatType::MlAnomaly),
+            asset,
+            order: Order::Desc,
+            limit,
+            ..EventQuery::default()
+        })
+        .await?;
+    Ok(AnomaliesResponse {
+        model: state.anomaly_model.as_ref().map(|m| ModelInfo {
+            model: "isolation_forest".into(),
+            trained_on: m.trained_on.clone(),
+            window: [
+                Timestamp(m.window.0).to_rfc3339(),
+                Timestamp(m.window.1).to_rfc3339(),
+            ],
+            rows: m.rows,
+            threshold: m.threshold,
+            threshold_quantile: m.threshold_quantile,
+            features: m.features.names.clone(),
+            feature_version: m.features.version,
+            data_hash: m.data_hash.clone(),
+        }),
+        anomalies: found.iter().map(Into::into).collect(),
+    })
+}
+
+/// Query of `/ml/forecast`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ForecastParams {
+    /// `hlp_pnl` (the only series today).
+    pub series: Option<String>,
+    /// Hours of history to fit, 48–2160 (default 720).
+    pub hours: Option<String>,
+}
+
+/// The 24-hour forecast of the HLP vault's PnL: ARIMA with the order chosen by AIC, fitted on
+/// hourly values, with 95 % prediction intervals.
+#[utoipa::path(get, path = "/ml/forecast", tag = "ml", params(ForecastParams),
+    responses((status = 200, body = ForecastResponse), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Too little history yet", body = Problem, content_type = "application/problem+json")))]
+#[get("/ml/forecast")]
+pub async fn ml_forecast(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    q: web::Query<ForecastParams>,
+) -> Result<HttpResponse> {
+    cached(&state, &req, || forecast_body(&state, &q)).await
+}
+
+async fn forecast_body(state: &ApiState, q: &ForecastParams) -> Result<ForecastResponse> {
+    if q.series.as_deref().is_some_and(|s| s != "hlp_pnl") {
+        return Err(ApiError::invalid("series", "hlp_pnl"));
+    }
+    let hours = match q.hours.as_deref() {
+        None => 720,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|h| (48..=2160).contains(h))
+            .ok_or_else(|| ApiError::invalid("hours", "an integer from 48 to 2160"))?,
+    };
+    let since = state
+        .clock
+        .now()
+        .plus_millis(-(hours as i64) * Timestamp::HOUR);
+    let points = state
+        .market
+        .vault_points(Some(state.config.hlp_vault), since, CHART_READ)
+        .await?;
+    // The last value of each hour.
+    let mut hourly: Vec<(i64, f64)> = Vec::new();
+    for p in &points {
+        let h = p.time.0 - p.time.0.rem_euclid(Timestamp::HOUR);
+        let v = f64::try_from(p.pnl).unwrap_or(f64::NAN);
+        if !v.is_finite() {
+            continue;
+        }
+        match hourly.last_mut() {
+            Some(last) if last.0 == h => last.1 = v,
+            _ => hourly.push((h, v)),
+        }
+    }
+    if hourly.len() < 48 {
+        return Err(ApiError::InsufficientData(format!(
+            "{} hours of HLP history in the window; the forecast needs at least 48",
+            hourly.len()
+        )));
+    }
+    let y: Vec<f64> = hourly.iter().map(|p| p.1).collect();
+    let model = tokio::task::spawn_blocking(move || kamiyo_ml::Arima::select(&y, 3, 1, 3))
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|e| ApiError::InsufficientData(format!("no model fits this history: {e}")))?;
+    let f = model.forecast(24, 0.95);
+    let (last_t, last_v) = hourly[hourly.len() - 1];
+    let point = |h: usize| ForecastPoint {
+        time: Timestamp(last_t + (h as i64 + 1) * Timestamp::HOUR).to_rfc3339(),
+        mean: f.mean[h],
+        lower: f.lower[h],
+        upper: f.upper[h],
+    };
+    Ok(ForecastResponse {
+        series: "hlp_pnl".into(),
+        history_hours: hourly.len(),
+        order: [model.p, model.d, model.q],
+        aic: model.aic,
+        last_time: Timestamp(last_t).to_rfc3339(),
+        last_value: last_v,
+        change_24h: ForecastPoint {
+            time: Timestamp(last_t + 24 * Timestamp::HOUR).to_rfc3339(),
+            mean: f.mean[23] - last_v,
+            lower: f.lower[23] - last_v,
+            upper: f.upper[23] - last_v,
+        },
+        points: (0..24).map(point).collect(),
+    })
+}

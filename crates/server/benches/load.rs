@@ -336,6 +336,7 @@ fn main() {
                 hub.clone(),
                 clock,
                 Some(registry.clone()),
+                None,
             );
             let app = kamiyo_server::Application::build(
                 cfg.server.bind,

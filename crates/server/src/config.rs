@@ -29,8 +29,35 @@ pub struct Config {
     pub monitors: MonitorsConfig,
     /// Alert channels and delivery.
     pub alerts: kamiyo_alerts::AlertsConfig,
+    /// The ML anomaly model.
+    pub ml: MlSection,
     /// Logs, metrics, traces.
     pub telemetry: TelemetrySection,
+}
+
+/// `[ml]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MlSection {
+    /// Score markets with the anomaly model.
+    pub enabled: bool,
+    /// Model file; empty: `<data_dir>/models/anomaly.json` when it exists.
+    pub anomaly_model: String,
+    /// Score from which an anomaly is high rather than medium.
+    pub high_score: f64,
+    /// Bar length the model scores, in seconds (the model's training interval).
+    pub bar_secs: u32,
+}
+
+impl Default for MlSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            anomaly_model: String::new(),
+            high_score: 0.78,
+            bar_secs: 300,
+        }
+    }
 }
 
 /// `[server]`
@@ -590,6 +617,22 @@ pub const KEYS: &[(&str, &str)] = &[
         "Channels by name: [alerts.channels.ops] kind = \"discord\" | \"slack\" | \"telegram\" | \"sendgrid\" | \"smtp\" | \"webhook\", with url / secret / bot_token + chat_id / api_key + from + to / host + port + security + username + password, and filters min_severity, threat_types, assets, changes, rate. See docs/ALERTS.md.",
     ),
     (
+        "ml.enabled",
+        "Score every market's bars with the Isolation Forest (when a model file is present) and raise ml_anomaly incidents.",
+    ),
+    (
+        "ml.anomaly_model",
+        "Model file written by `kamiyo-hyperliquid ml train`; empty: <data_dir>/models/anomaly.json when it exists. A model built for another feature set is refused and the server does not start.",
+    ),
+    (
+        "ml.high_score",
+        "Anomaly score from which the detection is high rather than medium (the model's own threshold makes it medium).",
+    ),
+    (
+        "ml.bar_secs",
+        "Bar length scored, in seconds; must match the model's training interval (300 for the shipped 5m model).",
+    ),
+    (
         "telemetry.log_format",
         "Log format: pretty (terminal) or json.",
     ),
@@ -859,6 +902,7 @@ pub fn load(sources: &Sources) -> Result<Config, Vec<ConfigProblem>> {
     section!("references", references);
     section!("monitors", monitors);
     section!("alerts", alerts);
+    section!("ml", ml);
     section!("telemetry", telemetry);
 
     problems.extend(cfg.validate().into_iter().map(|(path, message)| {

@@ -11,7 +11,6 @@ use kamiyo_aggregators::hyperliquid::rest::InfoClient;
 use kamiyo_aggregators::live::{LiveConfig, LiveSource};
 use kamiyo_aggregators::sources::{binance::BinanceSource, coinbase::CoinbaseSource};
 use kamiyo_core_models::{Clock, IncidentChange, MarketDataStream, PriceSource, SystemClock};
-use kamiyo_monitors::Engine;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -124,10 +123,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     crate::storage::check_key_policy(&cfg, &store).await?;
     let (clock, exchange_clock) = make_clock(&cfg).await;
     let hub = kamiyo_api::Hub::new(cfg.server.ws_buffer as usize);
-    let state = crate::storage::api_state(&cfg, &store, hub.clone(), clock.clone(), Some(registry));
+    let model = crate::storage::anomaly_model(&cfg)?;
+    let state = crate::storage::api_state(
+        &cfg,
+        &store,
+        hub.clone(),
+        clock.clone(),
+        Some(registry),
+        model.clone(),
+    );
     let app = crate::Application::build(cfg.server.bind, cfg.server.workers as usize, state)?;
     tracing::info!(http.addr = %app.addr(), hyperliquid.rest = %cfg.hyperliquid.rest_url, hyperliquid.ws = %cfg.hyperliquid.ws_url, coins = cfg.hyperliquid.coins.len(), "kamiyo-hyperliquid starting");
-    let engine = Engine::new(&cfg.monitors)?;
+    let engine = crate::storage::engine(&cfg, model.as_ref())?;
     let resume = crate::writer::fill_resume_points(&store).await?;
     if !resume.is_empty() {
         tracing::info!(

@@ -93,6 +93,7 @@ pub fn api_state(
     hub: kamiyo_api::Hub,
     clock: std::sync::Arc<dyn Clock>,
     registry: Option<prometheus::Registry>,
+    anomaly_model: Option<std::sync::Arc<kamiyo_ml::AnomalyModelFile>>,
 ) -> actix_web::web::Data<kamiyo_api::ApiState> {
     use std::sync::Arc;
     actix_web::web::Data::new(kamiyo_api::ApiState {
@@ -113,6 +114,7 @@ pub fn api_state(
         },
         limiter: kamiyo_api::auth::RateLimiter::new(cfg.server.rate_limit_per_minute),
         key_cache: kamiyo_api::auth::KeyCache::default(),
+        anomaly_model,
         responses: kamiyo_api::cache::ResponseCache::new(std::time::Duration::from_millis(
             u64::from(cfg.server.response_cache_ms),
         )),
@@ -200,4 +202,47 @@ pub async fn start_alerts(cfg: &Config, store: &Store) -> anyhow::Result<Option<
         task,
         channels,
     }))
+}
+
+/// The configured anomaly model: `Ok(None)` when ML is off or no model file exists; an error
+/// when a configured or present file cannot be used (wrong feature set, unreadable).
+pub fn anomaly_model(
+    cfg: &Config,
+) -> anyhow::Result<Option<std::sync::Arc<kamiyo_ml::AnomalyModelFile>>> {
+    if !cfg.ml.enabled {
+        return Ok(None);
+    }
+    let path = if cfg.ml.anomaly_model.is_empty() {
+        let p = cfg.server.data_dir.join("models/anomaly.json");
+        if !p.is_file() {
+            tracing::info!(path = %p.display(), "no anomaly model; train one with `kamiyo-hyperliquid ml train`");
+            return Ok(None);
+        }
+        p
+    } else {
+        std::path::PathBuf::from(&cfg.ml.anomaly_model)
+    };
+    let model = crate::commands::ml::read_model(&path)?;
+    tracing::info!(path = %path.display(), trained_on = %model.trained_on, rows = model.rows, threshold = model.threshold, "anomaly model loaded");
+    Ok(Some(std::sync::Arc::new(model)))
+}
+
+/// The engine of `cfg`, with the anomaly detector when a model is loaded.
+pub fn engine(
+    cfg: &Config,
+    model: Option<&std::sync::Arc<kamiyo_ml::AnomalyModelFile>>,
+) -> anyhow::Result<kamiyo_monitors::Engine> {
+    let mut e = kamiyo_monitors::Engine::new(&cfg.monitors)?;
+    if let Some(m) = model {
+        e = e.with_detector(Box::new(
+            kamiyo_monitors::detectors::anomaly::AnomalyDetector::new(
+                m.clone(),
+                kamiyo_monitors::detectors::anomaly::AnomalySettings {
+                    bar_ms: i64::from(cfg.ml.bar_secs.max(1)) * 1000,
+                    high_score: cfg.ml.high_score,
+                },
+            ),
+        ));
+    }
+    Ok(e)
 }

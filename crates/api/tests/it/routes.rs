@@ -241,3 +241,71 @@ async fn delivery_log_with_per_channel_figures() {
         assert_eq!(r.status(), 400, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn ml_anomalies_and_the_hlp_forecast() {
+    use kamiyo_core_models::{Address, Decimal, ThreatType, VaultPoint};
+    let api = seeded().await;
+    let a = api.json("/ml/anomalies").await;
+    assert!(a["model"].is_null());
+    assert!(a["anomalies"].as_array().unwrap().is_empty());
+    // An anomaly step appears with its evidence.
+    let mut u = updates(1, 40);
+    u[0].event.threat_type = ThreatType::MlAnomaly;
+    u[0].incident.threat_type = ThreatType::MlAnomaly;
+    api.commit(&IngestBatch {
+        updates: u,
+        ..IngestBatch::default()
+    })
+    .await;
+    let a = api.json("/ml/anomalies").await;
+    assert_eq!(a["anomalies"].as_array().unwrap().len(), 1);
+
+    // Three hours of history is too little to forecast: 409 with a reason.
+    let r = api.get("/ml/forecast").await;
+    assert_eq!(r.status(), 409);
+    let p: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "insufficient_data");
+
+    // 120 hours of (synthetic) hourly HLP PnL: a forecast with widening 95 % intervals.
+    let hlp: Address = crate::support::HLP.parse().unwrap();
+    let mut pnl = 60_000_000i64;
+    let points: Vec<VaultPoint> = (0..120)
+        .map(|h| {
+            pnl += ((h * 7919) % 200_001) - 100_000;
+            VaultPoint {
+                vault: hlp,
+                time: Timestamp(NOW - (120 - h) * Timestamp::HOUR - 3 * Timestamp::HOUR),
+                account_value: Decimal::new(300_000_000, 0),
+                pnl: Decimal::new(pnl, 0),
+            }
+        })
+        .collect();
+    api.commit(&IngestBatch {
+        vault_points: points,
+        ..IngestBatch::default()
+    })
+    .await;
+    let f = api.json("/ml/forecast?hours=200").await;
+    let pts = f["points"].as_array().unwrap();
+    assert_eq!(pts.len(), 24);
+    assert_eq!(f["order"][1], 1);
+    for p in pts {
+        let (lo, m, hi) = (
+            p["lower"].as_f64().unwrap(),
+            p["mean"].as_f64().unwrap(),
+            p["upper"].as_f64().unwrap(),
+        );
+        assert!(lo < m && m < hi, "{p}");
+    }
+    let w0 = pts[0]["upper"].as_f64().unwrap() - pts[0]["lower"].as_f64().unwrap();
+    let w23 = pts[23]["upper"].as_f64().unwrap() - pts[23]["lower"].as_f64().unwrap();
+    assert!(w23 > w0);
+    for bad in ["series=btc", "hours=10", "hours=x"] {
+        assert_eq!(
+            api.get(&format!("/ml/forecast?{bad}")).await.status(),
+            400,
+            "{bad}"
+        );
+    }
+}

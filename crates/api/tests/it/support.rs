@@ -79,6 +79,7 @@ impl TestApi {
             limiter,
             key_cache: kamiyo_api::auth::KeyCache::default(),
             responses: kamiyo_api::cache::ResponseCache::default(),
+            anomaly_model: None,
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

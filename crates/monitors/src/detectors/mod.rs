@@ -2,6 +2,7 @@
 //! and ticks in event time; it never reads a clock, never does I/O and never sends an alert.
 //! It pushes [`Detection`]s (and, for storage, observations) into the engine's buffers.
 
+pub mod anomaly;
 pub mod feed;
 pub mod hlp;
 pub mod liquidation;

@@ -6,5 +6,6 @@
     reason = "test code: a panic is a test failure"
 )]
 
+mod anomaly;
 mod rules;
 mod scenarios;

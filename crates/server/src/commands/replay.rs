@@ -128,8 +128,14 @@ pub async fn run(
         Some((cfg, store)) => {
             crate::storage::check_key_policy(&cfg, &store).await?;
             let (provider, registry) = crate::telemetry::init_metrics()?;
-            let state =
-                crate::storage::api_state(&cfg, &store, hub.clone(), clock.clone(), Some(registry));
+            let state = crate::storage::api_state(
+                &cfg,
+                &store,
+                hub.clone(),
+                clock.clone(),
+                Some(registry),
+                None,
+            );
             let app =
                 crate::Application::build(cfg.server.bind, cfg.server.workers as usize, state)?;
             writeln!(out, "serving the dashboard at http://{}/", app.addr())?;
