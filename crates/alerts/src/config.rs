@@ -230,25 +230,16 @@ impl ChannelConfig {
                     "required: a numeric chat id or @channel",
                 );
             }
-            ChannelKind::Sendgrid => {
-                need("api_key", !self.api_key.expose().is_empty(), "required");
-                need(
-                    "from",
-                    self.from.contains('@'),
-                    "required: a sender address",
-                );
-                need(
-                    "to",
-                    !self.to.is_empty() && self.to.iter().all(|a| a.contains('@')),
-                    "required: one or more recipient addresses",
-                );
-            }
-            ChannelKind::Smtp => {
-                need(
-                    "host",
-                    !self.host.is_empty(),
-                    "required: the SMTP relay host",
-                );
+            ChannelKind::Sendgrid | ChannelKind::Smtp => {
+                if self.kind == ChannelKind::Sendgrid {
+                    need("api_key", !self.api_key.expose().is_empty(), "required");
+                } else {
+                    need(
+                        "host",
+                        !self.host.is_empty(),
+                        "required: the SMTP relay host",
+                    );
+                }
                 need(
                     "from",
                     self.from.contains('@'),

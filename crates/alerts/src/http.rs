@@ -100,3 +100,25 @@ fn without_url(e: &reqwest::Error) -> String {
     }
     s
 }
+
+/// A named destination reached by posting to a secret URL (Discord, Slack).
+#[derive(Debug)]
+pub struct Target {
+    /// Channel name.
+    pub name: String,
+    /// The URL (it carries the destination's token).
+    pub url: crate::Secret,
+    /// The client.
+    pub http: reqwest::Client,
+}
+
+impl Target {
+    /// A target posting to `url`.
+    pub fn new(name: &str, url: crate::Secret) -> Result<Self, NotifyError> {
+        Ok(Self {
+            name: name.to_owned(),
+            url,
+            http: client()?,
+        })
+    }
+}

@@ -47,6 +47,9 @@ pub struct MlSection {
     pub high_score: f64,
     /// Bar length the model scores, in seconds (the model's training interval).
     pub bar_secs: u32,
+    /// Raise a risk_forecast incident when the 95 % interval of the next 24 h of HLP PnL
+    /// reaches this loss (USD); 0 turns the forecast detector off.
+    pub forecast_loss_usd: u64,
 }
 
 impl Default for MlSection {
@@ -56,6 +59,7 @@ impl Default for MlSection {
             anomaly_model: String::new(),
             high_score: 0.78,
             bar_secs: 300,
+            forecast_loss_usd: 1_000_000,
         }
     }
 }
@@ -627,6 +631,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "ml.high_score",
         "Anomaly score from which the detection is high rather than medium (the model's own threshold makes it medium).",
+    ),
+    (
+        "ml.forecast_loss_usd",
+        "Hourly ARIMA forecast of HLP PnL: a risk_forecast incident (high; critical when the point forecast itself) when the 95 % interval of the next 24 h change reaches this loss in USD. 0 disables.",
     ),
     (
         "ml.bar_secs",

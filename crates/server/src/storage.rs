@@ -233,6 +233,13 @@ pub fn engine(
     model: Option<&std::sync::Arc<kamiyo_ml::AnomalyModelFile>>,
 ) -> anyhow::Result<kamiyo_monitors::Engine> {
     let mut e = kamiyo_monitors::Engine::new(&cfg.monitors)?;
+    if cfg.ml.enabled && cfg.ml.forecast_loss_usd > 0 {
+        use kamiyo_monitors::detectors::forecast::{ForecastDetector, ForecastSettings};
+        e = e.with_detector(Box::new(ForecastDetector::new(ForecastSettings {
+            loss_usd: cfg.ml.forecast_loss_usd as f64,
+            ..ForecastSettings::default()
+        })));
+    }
     if let Some(m) = model {
         e = e.with_detector(Box::new(
             kamiyo_monitors::detectors::anomaly::AnomalyDetector::new(

@@ -11,20 +11,12 @@ use crate::message::{Message, truncate};
 
 /// A Discord webhook channel.
 #[derive(Debug)]
-pub struct Discord {
-    name: String,
-    url: Secret,
-    http: reqwest::Client,
-}
+pub struct Discord(crate::http::Target);
 
 impl Discord {
     /// `url`: the webhook URL (`https://discord.com/api/webhooks/{id}/{token}`).
     pub fn new(name: &str, url: Secret) -> Result<Self, NotifyError> {
-        Ok(Self {
-            name: name.to_owned(),
-            url,
-            http: crate::http::client()?,
-        })
+        crate::http::Target::new(name, url).map(Self)
     }
 
     /// The JSON body Discord receives.
@@ -77,7 +69,7 @@ impl Discord {
 #[async_trait]
 impl Notifier for Discord {
     fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     fn kind(&self) -> &'static str {
@@ -88,8 +80,9 @@ impl Notifier for Discord {
         let body = Self::body(&Message::of(alert));
         // `wait=true` makes Discord answer 200 with the created message (and its id).
         let req = self
+            .0
             .http
-            .post(self.url.expose())
+            .post(self.0.url.expose())
             .query(&[("wait", "true")])
             .json(&body);
         crate::http::send(req, |_, b| {

@@ -12,11 +12,7 @@ use crate::message::{Message, truncate};
 
 /// A Slack incoming-webhook channel.
 #[derive(Debug)]
-pub struct Slack {
-    name: String,
-    url: Secret,
-    http: reqwest::Client,
-}
+pub struct Slack(crate::http::Target);
 
 /// Escapes text for Slack mrkdwn.
 fn esc(s: &str) -> String {
@@ -28,11 +24,7 @@ fn esc(s: &str) -> String {
 impl Slack {
     /// `url`: the incoming webhook URL (`https://hooks.slack.com/services/…`).
     pub fn new(name: &str, url: Secret) -> Result<Self, NotifyError> {
-        Ok(Self {
-            name: name.to_owned(),
-            url,
-            http: crate::http::client()?,
-        })
+        crate::http::Target::new(name, url).map(Self)
     }
 
     /// The JSON body Slack receives.
@@ -81,7 +73,7 @@ impl Slack {
 #[async_trait]
 impl Notifier for Slack {
     fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     fn kind(&self) -> &'static str {
@@ -90,8 +82,9 @@ impl Notifier for Slack {
 
     async fn notify(&self, alert: &Alert) -> Result<DeliveryReceipt, NotifyError> {
         let req = self
+            .0
             .http
-            .post(self.url.expose())
+            .post(self.0.url.expose())
             .json(&Self::body(&Message::of(alert)));
         crate::http::send(req, |_, _| None).await
     }

@@ -4,6 +4,7 @@
 
 pub mod anomaly;
 pub mod feed;
+pub mod forecast;
 pub mod hlp;
 pub mod liquidation;
 pub mod oracle;

@@ -122,3 +122,58 @@ fn live_bars_from_trades_score_like_the_candle_file() {
         );
     }
 }
+
+fn vault(hours: i64, drift: f64) -> Vec<MarketEvent> {
+    use kamiyo_core_models::{SeriesPoint, VaultSnapshot};
+    let hlp = MonitorsConfig::default().hlp.vault;
+    let t0 = 1_743_000_000_000i64 - 1_743_000_000_000 % 3_600_000;
+    let mut pnl = 60_000_000.0;
+    let mut history = Vec::new();
+    let mut events = Vec::new();
+    for h in 0..hours {
+        // Synthetic: a drift plus deterministic noise of ±50k USD per hour.
+        pnl += drift + (((h * 7919) % 1001) as f64 - 500.0) * 100.0;
+        history.push(SeriesPoint {
+            time: Timestamp(t0 + h * 3_600_000),
+            value: d(pnl),
+        });
+        events.push(MarketEvent::Vault(VaultSnapshot {
+            vault: hlp,
+            name: "Hyperliquidity Provider (HLP)".into(),
+            time: Timestamp(t0 + h * 3_600_000 + 60_000),
+            account_value: d(300_000_000.0),
+            pnl_history: history.clone(),
+            account_value_history: Vec::new(),
+        }));
+    }
+    events
+}
+
+fn forecast_steps(events: &[MarketEvent]) -> Vec<kamiyo_core_models::IncidentUpdate> {
+    use kamiyo_monitors::detectors::forecast::{ForecastDetector, ForecastSettings};
+    let mut engine = Engine::new(&MonitorsConfig::default())
+        .unwrap()
+        .with_detector(Box::new(ForecastDetector::new(ForecastSettings::default())));
+    events
+        .iter()
+        .flat_map(|e| engine.process(e).updates)
+        .filter(|u| u.event.threat_type == ThreatType::RiskForecast)
+        .collect()
+}
+
+#[test]
+fn the_risk_forecast_becomes_an_incident_when_the_interval_reaches_the_loss() {
+    // A vault losing 60k USD an hour: the 24 h forecast change is about -1.4M.
+    let losing = forecast_steps(&vault(120, -60_000.0));
+    assert!(!losing.is_empty(), "no risk_forecast incident");
+    let first = &losing[0].event;
+    assert_eq!(first.incident_key.as_str(), "risk_forecast:hlp_pnl");
+    let mean: f64 = first.evidence.0["change_24h_mean_usd"]
+        .to_string()
+        .parse()
+        .unwrap();
+    assert!(mean < -1_000_000.0, "{mean}");
+    assert_eq!(first.severity, kamiyo_core_models::Severity::Critical);
+    // A vault earning steadily: no forecast incident.
+    assert!(forecast_steps(&vault(120, 20_000.0)).is_empty());
+}

@@ -4,7 +4,7 @@
 //! `alerts test`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,11 +12,9 @@ use kamiyo_core_models::{DeliveryQuery, OutboxStatus, OutboxStore};
 use kamiyo_store::Store;
 use kamiyo_testing::receiver::{Receiver, Reply};
 
-const SCENARIO: &str = "jelly-2025-03-26";
+use crate::support::{finish, root};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+const SCENARIO: &str = "jelly-2025-03-26";
 
 fn binary(data: &Path, hook: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kamiyo-hyperliquid"));
@@ -42,15 +40,6 @@ fn replay(data: &Path, hook: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawning kamiyo-hyperliquid")
-}
-
-fn finish(child: Child) {
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "replay failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Idempotency keys received, with how many times each arrived.

@@ -9,3 +9,4 @@ mod alerts;
 mod browser;
 mod ml;
 mod resume;
+mod support;

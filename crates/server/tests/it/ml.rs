@@ -1,12 +1,11 @@
 //! `ml train` and `ml evaluate` on the committed real candles; a model for another feature
 //! set is refused with a clear message.
 
-use std::path::Path;
 use std::process::Command;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kamiyo-hyperliquid"));
-    c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+    c.current_dir(crate::support::root())
         .env_remove("KAMIYO_CONFIG")
         .env("KAMIYO_TELEMETRY__LOG_LEVEL", "warn");
     c

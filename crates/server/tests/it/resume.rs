@@ -9,11 +9,9 @@ use kamiyo_core_models::MarketStore;
 use kamiyo_store::Store;
 use kamiyo_testing::TestDatabase;
 
-const SCENARIO: &str = "jelly-2025-03-26";
+use crate::support::{finish, root};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+const SCENARIO: &str = "jelly-2025-03-26";
 
 /// Where one run keeps its data: a SQLite data directory or a PostgreSQL URL.
 #[derive(Clone)]
@@ -47,15 +45,6 @@ fn replay(target: &Target, speed: &str) -> Child {
         Target::Pg(url) => c.env("DATABASE_URL", url),
     };
     c.spawn().expect("spawning kamiyo-hyperliquid")
-}
-
-fn finish(child: Child) {
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "replay failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 async fn committed(store: &Store) -> usize {

@@ -1,0 +1,144 @@
+//! The 24 h risk forecast as a detection: the HLP vault's cumulative PnL, bucketed hourly from
+//! its snapshots, is refitted once per hour of event time with ARIMA (order by AIC, d = 1), and
+//! a `risk_forecast` detection (key `risk_forecast:hlp_pnl`) is raised when the 95 % interval of
+//! the next 24 hours' PnL change reaches the loss threshold: high when only the lower bound
+//! does, critical when the point forecast itself does.
+
+use std::collections::BTreeMap;
+
+use kamiyo_core_models::{
+    Decimal, Detection, Evidence, IncidentKey, MarketEvent, Severity, ThreatType, Timestamp,
+};
+use kamiyo_ml::Arima;
+
+use super::{Detector, Sink};
+use crate::state::MarketState;
+
+/// Settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForecastSettings {
+    /// 24 h PnL loss (USD, positive) that triggers the detection.
+    pub loss_usd: f64,
+    /// Hours of history fitted (at most).
+    pub history_hours: usize,
+    /// Hours needed before the first forecast.
+    pub min_hours: usize,
+    /// Largest AR and MA order searched.
+    pub max_order: usize,
+}
+
+impl Default for ForecastSettings {
+    fn default() -> Self {
+        Self {
+            loss_usd: 1_000_000.0,
+            history_hours: 720,
+            min_hours: 72,
+            max_order: 2,
+        }
+    }
+}
+
+/// The detector.
+#[derive(Debug)]
+pub struct ForecastDetector {
+    settings: ForecastSettings,
+    hourly: BTreeMap<i64, f64>,
+    last_fit_hour: i64,
+}
+
+fn dec(v: f64) -> Decimal {
+    Decimal::from_f64_retain(v).unwrap_or_default().round_dp(0)
+}
+
+impl ForecastDetector {
+    /// A detector with `settings`.
+    pub fn new(settings: ForecastSettings) -> Self {
+        Self {
+            settings,
+            hourly: BTreeMap::new(),
+            last_fit_hour: i64::MIN,
+        }
+    }
+
+    fn fit(&mut self, now: Timestamp, sink: &mut Sink) {
+        let hour = now.0 - now.0.rem_euclid(Timestamp::HOUR);
+        if hour <= self.last_fit_hour || self.hourly.len() < self.settings.min_hours {
+            return;
+        }
+        self.last_fit_hour = hour;
+        // Only complete hours, the most recent `history_hours`.
+        let y: Vec<f64> = self
+            .hourly
+            .range(..hour)
+            .rev()
+            .take(self.settings.history_hours)
+            .map(|(_, v)| *v)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if y.len() < self.settings.min_hours {
+            return;
+        }
+        let o = self.settings.max_order;
+        let Ok(m) = Arima::select(&y, o, 1, o) else {
+            return;
+        };
+        let f = m.forecast(24, 0.95);
+        let last = y[y.len() - 1];
+        let (mean, lower, upper) = (f.mean[23] - last, f.lower[23] - last, f.upper[23] - last);
+        if lower > -self.settings.loss_usd {
+            return;
+        }
+        let severity = if mean <= -self.settings.loss_usd {
+            Severity::Critical
+        } else {
+            Severity::High
+        };
+        sink.detections.push(Detection {
+            key: IncidentKey::new("risk_forecast", &["hlp_pnl"]),
+            detector: "risk_forecast".into(),
+            threat_type: ThreatType::RiskForecast,
+            severity,
+            asset: None,
+            title: format!(
+                "HLP 24 h PnL forecast {:+.0} USD (95 % interval {:+.0} .. {:+.0}) reaches the {:.0} USD loss threshold",
+                mean, lower, upper, self.settings.loss_usd
+            ),
+            indicators: vec![format!("arima({},{},{})", m.p, m.d, m.q)],
+            evidence: Evidence::new()
+                .with("change_24h_mean_usd", dec(mean))
+                .with("change_24h_lower_usd", dec(lower))
+                .with("change_24h_upper_usd", dec(upper))
+                .with("loss_threshold_usd", dec(self.settings.loss_usd))
+                .with("history_hours", y.len())
+                .with("aic", Decimal::from_f64_retain(m.aic).unwrap_or_default().round_dp(2)),
+            time: now,
+        });
+    }
+}
+
+impl Detector for ForecastDetector {
+    fn name(&self) -> &'static str {
+        "risk_forecast"
+    }
+
+    fn on_event(&mut self, event: &MarketEvent, state: &MarketState, _sink: &mut Sink) {
+        if let MarketEvent::Vault(v) = event
+            && v.vault == state.hlp_vault
+        {
+            for p in &v.pnl_history {
+                if let Ok(x) = f64::try_from(p.value) {
+                    let h = p.time.0 - p.time.0.rem_euclid(Timestamp::HOUR);
+                    self.hourly.insert(h, x);
+                }
+            }
+            let cutoff = v.time.0 - (self.settings.history_hours as i64 + 48) * Timestamp::HOUR;
+            self.hourly = self.hourly.split_off(&cutoff);
+        }
+    }
+
+    fn on_tick(&mut self, now: Timestamp, _state: &MarketState, sink: &mut Sink) {
+        self.fit(now, sink);
+    }
+}
