@@ -153,8 +153,12 @@ pub fn fast_decimal(s: &[u8]) -> Option<Decimal> {
     for &c in digits {
         match c {
             b'0'..=b'9' => {
-                mantissa = mantissa * 10 + i128::from(c - b'0');
                 n += 1;
+                if n > 28 {
+                    // Beyond Decimal's precision (and, unchecked, i128's range).
+                    return None;
+                }
+                mantissa = mantissa * 10 + i128::from(c - b'0');
                 if seen_dot {
                     scale += 1;
                 }
@@ -294,6 +298,9 @@ mod tests {
             "1.2.3",
             "abc",
             "99999999999999999999999999999",
+            // Far past i128's range: must be refused, not overflow.
+            "123456789012345678901234567890123456789012345678901234567890",
+            "-0.000000000000000000000000000000000000000000000000001",
         ] {
             assert_eq!(fast_decimal(s.as_bytes()), None, "{s}");
         }
