@@ -241,7 +241,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else {
                     None
                 };
-                commands::replay::run(&scenario, &speed, dump, &cfg.monitors, target).await
+                commands::replay::run(&scenario, &speed, dump, &cfg, target).await
             })
             .map(|()| ExitCode::SUCCESS),
         Some(Command::Keys { action }) => rt.block_on(async {

@@ -11,7 +11,6 @@ use kamiyo_aggregators::replay::{ReplaySource, Scenario, Speed};
 use kamiyo_core_models::{
     Clock, Coin, IncidentChange, ManualClock, MarketDataStream, MarketEvent, MarketStore, Timestamp,
 };
-use kamiyo_monitors::{Engine, MonitorsConfig};
 
 use super::{resolve_scenario, write_file};
 use crate::writer::Writer;
@@ -47,7 +46,7 @@ pub async fn run(
     scenario: &str,
     speed: &str,
     dump: Option<PathBuf>,
-    config: &MonitorsConfig,
+    config: &crate::config::Config,
     target: Option<StoreTarget>,
 ) -> anyhow::Result<()> {
     let dir = resolve_scenario(scenario)?;
@@ -68,7 +67,10 @@ pub async fn run(
     let name = s.manifest.scenario.name.clone();
     let cursor = cursor_name(&name);
     let total = events.len();
-    let mut engine = Engine::new(config)?;
+    // The same engine as `run`: the rules, plus the anomaly model and the risk forecast when
+    // configured.
+    let model = crate::storage::anomaly_model(config)?;
+    let mut engine = crate::storage::engine(config, model.as_ref())?;
     engine
         .state_mut()
         .set_reference_max_age_ms(s.stale_after_ms());
