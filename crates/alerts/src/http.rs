@@ -9,9 +9,14 @@ use kamiyo_core_models::{DeliveryReceipt, NotifyError};
 /// Time allowed for one delivery attempt.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The HTTP client every channel uses (rustls; `install_crypto_provider` must have run).
-pub fn client() -> Result<reqwest::Client, NotifyError> {
+/// Installs rustls' ring provider for the process (idempotent); every TLS user here calls it.
+pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The HTTP client every channel uses (rustls).
+pub fn client() -> Result<reqwest::Client, NotifyError> {
+    install_crypto_provider();
     reqwest::Client::builder()
         .timeout(TIMEOUT)
         .connect_timeout(Duration::from_secs(5))

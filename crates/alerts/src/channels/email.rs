@@ -208,7 +208,7 @@ impl Smtp {
         if to.is_empty() {
             return Err(bad("no recipients".into()));
         }
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::http::install_crypto_provider();
         let tls = || -> Result<TlsParameters, NotifyError> {
             let mut b = TlsParameters::builder(s.host.clone());
             if let Some(pem) = &s.ca_pem {

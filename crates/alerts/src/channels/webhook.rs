@@ -162,8 +162,9 @@ impl Notifier for Webhook {
     }
 
     async fn notify(&self, alert: &Alert) -> Result<DeliveryReceipt, NotifyError> {
-        let m = Message::of(alert);
-        let body = serde_json::to_vec(&Self::body(alert))
+        let doc = Self::body(alert);
+        let event = doc["type"].as_str().unwrap_or("incident").to_owned();
+        let body = serde_json::to_vec(&doc)
             .map_err(|e| NotifyError::Permanent(format!("cannot encode the body: {e}")))?;
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -173,7 +174,7 @@ impl Notifier for Webhook {
             .post(self.url.expose())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(IDEMPOTENCY_HEADER, alert.idempotency_key.as_str())
-            .header(EVENT_HEADER, Self::event_type(&m));
+            .header(EVENT_HEADER, event);
         if !self.secret.expose().is_empty() {
             let sig = sign(self.secret.expose().as_bytes(), t, &body);
             req = req.header(SIGNATURE_HEADER, format!("t={t},v1={sig}"));

@@ -67,21 +67,13 @@ impl ForecastDetector {
         }
         self.last_fit_hour = hour;
         // Only complete hours, the most recent `history_hours`.
-        let y: Vec<f64> = self
-            .hourly
-            .range(..hour)
-            .rev()
-            .take(self.settings.history_hours)
-            .map(|(_, v)| *v)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let past: Vec<f64> = self.hourly.range(..hour).map(|(_, v)| *v).collect();
+        let y = &past[past.len().saturating_sub(self.settings.history_hours)..];
         if y.len() < self.settings.min_hours {
             return;
         }
         let o = self.settings.max_order;
-        let Ok(m) = Arima::select(&y, o, 1, o) else {
+        let Ok(m) = Arima::select(y, o, 1, o) else {
             return;
         };
         let f = m.forecast(24, 0.95);

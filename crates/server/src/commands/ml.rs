@@ -128,12 +128,17 @@ pub fn read_model(path: &Path) -> anyhow::Result<AnomalyModelFile> {
     AnomalyModelFile::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-fn scored(model: &AnomalyModelFile, bars: &[Bar], span: (i64, i64)) -> Vec<(i64, f64)> {
+/// Feature rows in `span` with their scores, extracted once.
+fn scored(model: &AnomalyModelFile, bars: &[Bar], span: (i64, i64)) -> Vec<(i64, [f64; 12], f64)> {
     features::extract(bars)
         .into_iter()
         .filter(|(t, _)| (span.0..span.1).contains(t))
-        .map(|(t, x)| (t, AnomalyModel::score(model, &x)))
+        .map(|(t, x)| (t, x, AnomalyModel::score(model, &x)))
         .collect()
+}
+
+fn scores(rows: &[(i64, [f64; 12], f64)]) -> Vec<(i64, f64)> {
+    rows.iter().map(|(t, _, s)| (*t, *s)).collect()
 }
 
 fn ts(ms: i64) -> String {
@@ -188,9 +193,9 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
     for (label, file, funding) in calm_files {
         let (bars, _) = load(&root, &file, funding.as_deref())?;
         let s = scored(&model, &bars, CALM);
-        let a = alerts(&s, model.threshold, 3_600_000);
+        let a = alerts(&scores(&s), model.threshold, 3_600_000);
         let m = event_metrics(&a, &[], CALM, 0, 0);
-        let hot = s.iter().filter(|(_, x)| *x > model.threshold).count();
+        let hot = s.iter().filter(|(_, _, x)| *x > model.threshold).count();
         total = (total.0 + a.len(), total.1 + m.days);
         writeln!(
             w,
@@ -244,7 +249,7 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
             bars.last().map_or(0, |b| b.time_ms + 300_000),
         );
         let s = scored(&model, &bars, span);
-        let a = alerts(&s, model.threshold, 3_600_000);
+        let a = alerts(&scores(&s), model.threshold, 3_600_000);
         let m = event_metrics(&a, std::slice::from_ref(&ev), span, 3_600_000, 3_600_000);
         let lead = m.lead_ms.first().map_or("—".to_owned(), |(_, l)| {
             format!("{:+.0} min", *l as f64 / 60_000.0)
@@ -259,10 +264,7 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
             if m.detected > 0 { "yes" } else { "no" }
         )?;
         for t in a.iter().take(8) {
-            let x = features::extract(&bars)
-                .into_iter()
-                .find(|(tt, _)| tt == t)
-                .map(|(_, x)| x);
+            let x = s.iter().find(|(tt, _, _)| tt == t).map(|(_, x, _)| *x);
             let why = x.map(|x| {
                 AnomalyModel::explain(&model, &x)
                     .into_iter()
