@@ -6,8 +6,10 @@ pub mod aggregate;
 pub mod clock;
 pub mod hyperliquid;
 pub mod live;
+pub mod metrics;
 pub mod replay;
 pub mod sources;
+pub mod supervise;
 pub mod whales;
 
 /// Installs ring as the process-wide rustls crypto provider (idempotent). Every TLS client in

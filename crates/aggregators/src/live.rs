@@ -209,6 +209,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Spawns the source's background tasks under [`crate::supervise::supervise`]; a crash is
+/// reported as a failure of the feed the task serves (so it shows in feed health) and the task
+/// restarts.
+struct Supervisor {
+    cancel: CancellationToken,
+    backoff: Backoff,
+    raw: mpsc::Sender<Raw>,
+}
+
+impl Supervisor {
+    fn spawn<F, Fut>(&self, task: &'static str, feed: &str, make: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let raw = self.raw.clone();
+        let feed = feed.to_owned();
+        tokio::spawn(crate::supervise::supervise(
+            task,
+            self.cancel.clone(),
+            self.backoff,
+            move |task, exit, restart_in| {
+                let _ = raw.try_send(Raw::Failure(
+                    feed.clone(),
+                    format!(
+                        "task {task} {exit}; restarting in {} ms",
+                        restart_in.as_millis()
+                    ),
+                ));
+            },
+            make,
+        ));
+    }
+}
+
 async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
     tokio::select! {
         () = cancel.cancelled() => false,
@@ -234,45 +269,108 @@ async fn run(
     let whales = Arc::new(Mutex::new(WhaleTracker::new(Timestamp::HOUR, 256)));
     let (backfill_tx, backfill_rx) = mpsc::channel::<BTreeMap<Address, Timestamp>>(16);
 
-    tokio::spawn(bootstrap(
-        config.clone(),
-        client.clone(),
-        clock.clone(),
-        cancel.clone(),
-        raw_tx.clone(),
-        backfill_tx.clone(),
-    ));
-    tokio::spawn(backfill_task(
-        config.clone(),
-        client.clone(),
-        clock.clone(),
-        cancel.clone(),
-        raw_tx.clone(),
-        backfill_rx,
-    ));
-    tokio::spawn(market_poller(
-        config.clone(),
-        client.clone(),
-        clock.clone(),
-        cancel.clone(),
-        raw_tx.clone(),
-    ));
-    tokio::spawn(whale_poller(
-        config.clone(),
-        client.clone(),
-        clock.clone(),
-        cancel.clone(),
-        raw_tx.clone(),
-        whales.clone(),
-    ));
+    let sup = Supervisor {
+        cancel: cancel.clone(),
+        backoff: config.backoff,
+        raw: raw_tx.clone(),
+    };
+    {
+        let (config, client, clock, cancel, raw, backfill) = (
+            config.clone(),
+            client.clone(),
+            clock.clone(),
+            cancel.clone(),
+            raw_tx.clone(),
+            backfill_tx.clone(),
+        );
+        sup.spawn("bootstrap", FEED_WS, move || {
+            bootstrap(
+                config.clone(),
+                client.clone(),
+                clock.clone(),
+                cancel.clone(),
+                raw.clone(),
+                backfill.clone(),
+            )
+        });
+    }
+    {
+        // The backfill queue's receiver lives in a shared slot so a restarted task takes it over.
+        let rx = Arc::new(tokio::sync::Mutex::new(backfill_rx));
+        let (config, client, clock, cancel, raw) = (
+            config.clone(),
+            client.clone(),
+            clock.clone(),
+            cancel.clone(),
+            raw_tx.clone(),
+        );
+        sup.spawn("backfill", FEED_REST, move || {
+            backfill_task(
+                config.clone(),
+                client.clone(),
+                clock.clone(),
+                cancel.clone(),
+                raw.clone(),
+                rx.clone(),
+            )
+        });
+    }
+    {
+        let (config, client, clock, cancel, raw) = (
+            config.clone(),
+            client.clone(),
+            clock.clone(),
+            cancel.clone(),
+            raw_tx.clone(),
+        );
+        sup.spawn("market_poller", FEED_REST, move || {
+            market_poller(
+                config.clone(),
+                client.clone(),
+                clock.clone(),
+                cancel.clone(),
+                raw.clone(),
+            )
+        });
+    }
+    {
+        let (config, client, clock, cancel, raw, whales) = (
+            config.clone(),
+            client.clone(),
+            clock.clone(),
+            cancel.clone(),
+            raw_tx.clone(),
+            whales.clone(),
+        );
+        sup.spawn("whale_poller", FEED_REST, move || {
+            whale_poller(
+                config.clone(),
+                client.clone(),
+                clock.clone(),
+                cancel.clone(),
+                raw.clone(),
+                whales.clone(),
+            )
+        });
+    }
     for r in &config.references {
-        tokio::spawn(reference_poller(
+        let (r, coins, interval, cancel, raw) = (
             r.clone(),
             config.coins.clone(),
             config.reference_interval,
             cancel.clone(),
             raw_tx.clone(),
-        ));
+        );
+        let feed = r.venue().as_str().to_owned();
+        sup.spawn("reference_poller", &feed, move || {
+            reference_poller(
+                r.clone(),
+                coins.clone(),
+                interval,
+                cancel.clone(),
+                raw.clone(),
+            )
+        });
     }
 
     // Freshness is about our connection, so it runs on the wall clock; the statuses it emits
@@ -298,6 +396,7 @@ async fn run(
             _ = tick.tick() => {
                 for s in board.tick(wall.now()) {
                     let s = restamp(s, wall.now(), clock.now());
+                    crate::metrics::feed_state(&s);
                     if out.send(MarketEvent::Feed(s)).await.is_err() { return; }
                 }
                 continue;
@@ -314,6 +413,8 @@ async fn run(
                 {
                     emit.push(MarketEvent::Feed(s));
                 }
+                let (total, before) = (events.len(), emit.len());
+                let newest = events.iter().map(MarketEvent::time).max();
                 for e in events {
                     if let Some(c) = &config.exchange_clock
                         && matches!(
@@ -338,6 +439,13 @@ async fn run(
                     }
                     emit.push(e);
                 }
+                let admitted = emit.len() - before;
+                crate::metrics::frame(
+                    feed,
+                    admitted,
+                    total - admitted,
+                    newest.map(|t| now.millis_since(t)),
+                );
             }
             Raw::Ref(feed, events) => {
                 if let Some(s) = board
@@ -346,6 +454,8 @@ async fn run(
                 {
                     emit.push(MarketEvent::Feed(s));
                 }
+                let newest = events.iter().map(MarketEvent::time).max();
+                crate::metrics::frame(&feed, events.len(), 0, newest.map(|t| now.millis_since(t)));
                 emit.extend(events);
             }
             Raw::Failure(feed, detail) => {
@@ -383,6 +493,9 @@ async fn run(
             Raw::Liquidators(l) => liquidators = l.into_iter().collect(),
         }
         for e in emit {
+            if let MarketEvent::Feed(s) = &e {
+                crate::metrics::feed_state(s);
+            }
             if out.send(e).await.is_err() {
                 return;
             }
@@ -423,6 +536,9 @@ async fn bootstrap(
             }
         }
     };
+    // What this task starts stops with it (a restarted bootstrap starts them afresh).
+    let cancel = cancel.child_token();
+    let _stop_children = cancel.clone().drop_guard();
     let liquidators = topology.liquidators();
     tracing::info!(
         hlp.children = topology.children.len(),
@@ -437,14 +553,30 @@ async fn bootstrap(
     if !resume.is_empty() {
         let _ = backfill.send(resume).await;
     }
-    tokio::spawn(hlp_poller(
-        config.clone(),
-        client.clone(),
-        clock.clone(),
-        cancel.clone(),
-        raw.clone(),
-        topology.clone(),
-    ));
+    {
+        let sup = Supervisor {
+            cancel: cancel.clone(),
+            backoff: config.backoff,
+            raw: raw.clone(),
+        };
+        let (config, client, clock, cancel, raw) = (
+            config.clone(),
+            client.clone(),
+            clock.clone(),
+            cancel.clone(),
+            raw.clone(),
+        );
+        sup.spawn("hlp_poller", FEED_REST, move || {
+            hlp_poller(
+                config.clone(),
+                client.clone(),
+                clock.clone(),
+                cancel.clone(),
+                raw.clone(),
+                topology.clone(),
+            )
+        });
+    }
 
     let mut subs = vec![Subscription::AllMids];
     for c in &config.coins {
@@ -500,8 +632,9 @@ async fn backfill_task(
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
     raw: mpsc::Sender<Raw>,
-    mut rx: mpsc::Receiver<BTreeMap<Address, Timestamp>>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<BTreeMap<Address, Timestamp>>>>,
 ) {
+    let mut rx = rx.lock().await;
     loop {
         let from = tokio::select! {
             () = cancel.cancelled() => return,

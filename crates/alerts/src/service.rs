@@ -496,6 +496,9 @@ async fn worker<S: AlertStore>(
         .f64_histogram("kamiyo_alert_delivery_latency")
         .with_description("Time from enqueue to delivery, per channel")
         .with_unit("s")
+        .with_boundaries(vec![
+            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+        ])
         .build();
     while let Some(e) = rx.recv().await {
         loop {
@@ -507,9 +510,16 @@ async fn worker<S: AlertStore>(
         }
         ch.budget.record(Instant::now());
         let attempts = e.attempts + 1;
+        let span = tracing::info_span!(
+            "alert.deliver",
+            alert.channel = %name,
+            alert.kind = kind,
+            alert.id = %e.id,
+            alert.attempt = attempts,
+        );
         let result = match tokio::time::timeout(
             crate::http::TIMEOUT + Duration::from_secs(5),
-            ch.notifier.notify(&e.alert),
+            tracing::Instrument::instrument(ch.notifier.notify(&e.alert), span),
         )
         .await
         {

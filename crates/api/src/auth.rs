@@ -227,9 +227,17 @@ pub async fn gate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    use tracing::Instrument as _;
     let started = Instant::now();
+    let span = tracing::info_span!(
+        "http.request",
+        http.request.method = %req.method(),
+        url.path = %req.path(),
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
     let Some(state) = req.app_data::<web::Data<ApiState>>().cloned() else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+        return Ok(next.call(req).instrument(span).await?.map_into_boxed_body());
     };
     let origin = cors_origin(&state, &req);
     let method = req.method().clone();
@@ -258,7 +266,11 @@ pub async fn gate(
                         let e = ApiError::RateLimited { retry_after_secs };
                         req.into_response(e.error_response())
                     }
-                    _ => next.call(req).await?.map_into_boxed_body(),
+                    _ => next
+                        .call(req)
+                        .instrument(span.clone())
+                        .await?
+                        .map_into_boxed_body(),
                 }
             }
         }
@@ -275,6 +287,8 @@ pub async fn gate(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
+    span.record("http.route", route.as_str());
+    span.record("http.response.status_code", res.status().as_u16());
     metrics::record_request(
         &route,
         method.as_str(),

@@ -204,7 +204,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    kamiyo_server::telemetry::init_logging(&cfg.telemetry);
+    // Every TLS client (the OTLP exporter's included) uses ring.
+    kamiyo_aggregators::install_crypto_provider();
+    let _telemetry = kamiyo_server::telemetry::init_logging(&cfg.telemetry);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

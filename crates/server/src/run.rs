@@ -120,6 +120,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let (_meter_provider, registry) = crate::telemetry::init_metrics()?;
     let store = crate::storage::open_store(&cfg).await?;
+    crate::telemetry::pipeline::watch_pool(store.clone());
     crate::storage::check_key_policy(&cfg, &store).await?;
     let (clock, exchange_clock) = make_clock(&cfg).await;
     let hub = kamiyo_api::Hub::new(cfg.server.ws_buffer as usize);
@@ -176,6 +177,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let flush_every = Duration::from_millis(u64::from(cfg.database.batch_max_delay_ms));
     let consumer = tokio::spawn(async move {
+        let mut gauge = crate::telemetry::pipeline::IncidentGauge::default();
         let mut tick = tokio::time::interval(flush_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -188,6 +190,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             };
             let Some(item) = item else { break };
             log_steps(&item.output.updates);
+            gauge.record(&item.output.updates);
             if let Some(e) = &item.event {
                 writer.observe(e);
                 if let kamiyo_core_models::MarketEvent::Feed(f) = e {
@@ -204,14 +207,29 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     });
     let handle = app.handle();
     let server = tokio::spawn(app.run());
-    shutdown_signal().await;
-    tracing::info!("shutting down");
+    let mut runner = runner;
+    // The feed tasks restart themselves (supervised); if the pipeline as a whole stops, the
+    // process must not go on serving stale data: it shuts down cleanly and exits non-zero so
+    // the service manager restarts it.
+    let failure = tokio::select! {
+        () = shutdown_signal() => None,
+        r = &mut runner => Some(match r {
+            Ok(_) => "the market-data stream ended".to_owned(),
+            Err(e) => format!("the engine task failed: {e}"),
+        }),
+    };
+    match &failure {
+        None => tracing::info!("shutting down"),
+        Some(why) => tracing::error!(reason = %why, "pipeline stopped; shutting down"),
+    }
     cancel.cancel();
     handle.stop(true).await;
     let _ = tokio::time::timeout(
         Duration::from_secs(u64::from(cfg.server.shutdown_timeout_secs)),
         async {
-            let _ = runner.await;
+            if failure.is_none() {
+                let _ = runner.await;
+            }
             let _ = consumer.await;
             let _ = retention.await;
         },
@@ -224,7 +242,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .await;
     }
     let _ = server.await;
-    Ok(())
+    match failure {
+        None => Ok(()),
+        Some(why) => Err(anyhow::anyhow!("{why}")),
+    }
 }
 
 /// Commits the writer's batch, publishes the stored events to `/ws` subscribers and wakes the

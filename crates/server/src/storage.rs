@@ -243,7 +243,7 @@ pub fn engine(
     if let Some(m) = model {
         e = e.with_detector(Box::new(
             kamiyo_monitors::detectors::anomaly::AnomalyDetector::new(
-                m.clone(),
+                std::sync::Arc::new(crate::telemetry::pipeline::TimedModel(m.clone())),
                 kamiyo_monitors::detectors::anomaly::AnomalySettings {
                     bar_ms: i64::from(cfg.ml.bar_secs.max(1)) * 1000,
                     high_score: cfg.ml.high_score,

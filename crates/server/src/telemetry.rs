@@ -1,20 +1,112 @@
-//! Logging setup: pretty on a terminal, JSON when configured; `RUST_LOG` overrides the level.
+//! Logging, traces and metrics: logs pretty on a terminal (JSON when configured; `RUST_LOG`
+//! overrides the level), spans exported over OTLP/HTTP when `telemetry.otlp_endpoint` is set,
+//! metrics through the global OpenTelemetry meter into the Prometheus registry of `/metrics`.
 
+use std::io::IsTerminal;
+
+use opentelemetry::trace::TracerProvider as _;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::TelemetrySection;
 
-/// Installs the global subscriber (once; later calls are ignored).
-pub fn init_logging(t: &TelemetrySection) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&t.log_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if t.log_format == "json" {
-        builder.json().flatten_event(true).try_init()
+/// Keeps the trace exporter alive; dropping it flushes the spans not yet exported.
+#[derive(Debug, Default)]
+pub struct TelemetryGuard {
+    tracer: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(t) = self.tracer.take()
+            && let Err(e) = t.shutdown()
+        {
+            tracing::warn!(error = %e, "flushing traces at exit failed");
+        }
+    }
+}
+
+/// The OTLP/HTTP traces URL of an endpoint: `http://collector:4318` becomes
+/// `http://collector:4318/v1/traces`; a URL that already names a path is kept.
+pub fn otlp_traces_url(endpoint: &str) -> String {
+    let e = endpoint.trim_end_matches('/');
+    if e.ends_with("/v1/traces") {
+        e.to_owned()
     } else {
-        builder.try_init()
+        format!("{e}/v1/traces")
+    }
+}
+
+fn tracer_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(otlp_traces_url(endpoint))
+        .with_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| anyhow::anyhow!("OTLP exporter for {endpoint}: {e}"))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name("kamiyo-hyperliquid")
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .build();
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
+}
+
+/// Installs the global subscriber (once; later calls are ignored). Call it before building the
+/// async runtime: the OTLP exporter runs on its own thread with a blocking HTTP client.
+pub fn init_logging(t: &TelemetrySection) -> TelemetryGuard {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&t.log_level));
+    let mut guard = TelemetryGuard::default();
+    let otel = if t.otlp_endpoint.is_empty() {
+        None
+    } else {
+        match tracer_provider(&t.otlp_endpoint) {
+            Ok(p) => {
+                let layer = tracing_opentelemetry::layer().with_tracer(p.tracer("kamiyo"));
+                guard.tracer = Some(p);
+                Some(layer)
+            }
+            Err(e) => {
+                let _ = writeln_stderr(&format!("warning: traces not exported: {e:#}"));
+                None
+            }
+        }
     };
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let _ = if t.log_format == "json" {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    } else {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    };
+    if guard.tracer.is_some() {
+        tracing::info!(otlp.endpoint = %otlp_traces_url(&t.otlp_endpoint), "exporting traces over OTLP/HTTP");
+    }
+    guard
+}
+
+fn writeln_stderr(s: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stderr(), "{s}")
 }
 
 /// Installs the global OpenTelemetry meter provider exporting into a Prometheus registry (what
@@ -27,4 +119,179 @@ pub fn init_metrics() -> anyhow::Result<(
         kamiyo_api::metrics::prometheus_provider().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
     opentelemetry::global::set_meter_provider(provider.clone());
     Ok((provider, registry))
+}
+
+/// The pipeline's own metrics: detections and open incidents, store commits, the DB pool and
+/// ML scoring (ingest and feed metrics are recorded by `kamiyo-aggregators`, API requests by
+/// `kamiyo-api`, deliveries by `kamiyo-alerts`).
+pub mod pipeline {
+    use std::collections::BTreeMap;
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    use kamiyo_core_models::{IncidentChange, IncidentUpdate};
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::{Counter, Gauge, Histogram};
+
+    struct Instruments {
+        events: Counter<u64>,
+        open: Gauge<i64>,
+        commit: Histogram<f64>,
+        commit_rows: Counter<u64>,
+        commit_failures: Counter<u64>,
+        score: Histogram<f64>,
+    }
+
+    fn instruments() -> &'static Instruments {
+        static I: OnceLock<Instruments> = OnceLock::new();
+        I.get_or_init(|| {
+            let m = opentelemetry::global::meter("kamiyo-server");
+            Instruments {
+                events: m
+                    .u64_counter("kamiyo_security_events")
+                    .with_description("Incident steps (opened, escalated, updated, resolved) by detector, threat type and severity")
+                    .build(),
+                open: m
+                    .i64_gauge("kamiyo_incidents_open")
+                    .with_description("Open incidents by detector and severity")
+                    .build(),
+                commit: m
+                    .f64_histogram("kamiyo_db_commit_duration")
+                    .with_unit("s")
+                    .with_description("Write-transaction latency of the ingest batches")
+                    .with_boundaries(vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    ])
+                    .build(),
+                commit_rows: m
+                    .u64_counter("kamiyo_db_committed_rows")
+                    .with_description("Rows committed by the ingest writer")
+                    .build(),
+                commit_failures: m
+                    .u64_counter("kamiyo_db_commit_failures")
+                    .with_description("Failed ingest commits (the batch is kept and retried)")
+                    .build(),
+                score: m
+                    .f64_histogram("kamiyo_ml_score_duration")
+                    .with_unit("s")
+                    .with_description("Anomaly-model scoring latency per bar")
+                    .with_boundaries(vec![
+                        0.000_001, 0.000_002_5, 0.000_005, 0.000_01, 0.000_025, 0.000_05,
+                        0.000_1, 0.000_25, 0.001,
+                    ])
+                    .build(),
+            }
+        })
+    }
+
+    /// Counts incident steps and keeps the open-incident gauge.
+    #[derive(Debug, Default)]
+    pub struct IncidentGauge {
+        open: BTreeMap<kamiyo_core_models::StableId, (String, &'static str)>,
+    }
+
+    impl IncidentGauge {
+        /// Records a batch of incident updates.
+        pub fn record(&mut self, updates: &[IncidentUpdate]) {
+            if updates.is_empty() {
+                return;
+            }
+            let i = instruments();
+            let before = self.counts();
+            for u in updates {
+                let e = &u.event;
+                i.events.add(
+                    1,
+                    &[
+                        KeyValue::new("detector", e.detector.clone()),
+                        KeyValue::new("threat_type", e.threat_type.as_str()),
+                        KeyValue::new("severity", e.severity.as_str()),
+                        KeyValue::new("change", e.change.as_str()),
+                    ],
+                );
+                if e.change == IncidentChange::Resolved {
+                    self.open.remove(&u.incident.id);
+                } else {
+                    self.open.insert(
+                        u.incident.id.clone(),
+                        (e.detector.clone(), e.severity.as_str()),
+                    );
+                }
+            }
+            let after = self.counts();
+            // Series that dropped to zero are written as zero, not left at their last value.
+            for key in before.keys().chain(after.keys()) {
+                let n = after.get(key).copied().unwrap_or(0);
+                i.open.record(
+                    n,
+                    &[
+                        KeyValue::new("detector", key.0.clone()),
+                        KeyValue::new("severity", key.1),
+                    ],
+                );
+            }
+        }
+
+        fn counts(&self) -> BTreeMap<(String, &'static str), i64> {
+            let mut m = BTreeMap::new();
+            for (d, s) in self.open.values() {
+                *m.entry((d.clone(), *s)).or_insert(0) += 1;
+            }
+            m
+        }
+    }
+
+    /// One ingest commit.
+    pub fn commit(elapsed: Duration, rows: usize, ok: bool) {
+        let i = instruments();
+        i.commit.record(elapsed.as_secs_f64(), &[]);
+        if ok {
+            i.commit_rows.add(rows as u64, &[]);
+        } else {
+            i.commit_failures.add(1, &[]);
+        }
+    }
+
+    /// Registers the DB pool gauges (read at every scrape).
+    pub fn watch_pool(store: kamiyo_store::Store) {
+        let m = opentelemetry::global::meter("kamiyo-server");
+        let s2 = store.clone();
+        let _ = m
+            .i64_observable_gauge("kamiyo_db_pool_connections")
+            .with_description(
+                "Database pool connections: open and idle, with the configured maximum",
+            )
+            .with_callback(move |o| {
+                let p = s2.pool_state();
+                o.observe(i64::from(p.connections), &[KeyValue::new("state", "open")]);
+                o.observe(i64::from(p.idle), &[KeyValue::new("state", "idle")]);
+                o.observe(i64::from(p.max), &[KeyValue::new("state", "max")]);
+            })
+            .build();
+    }
+
+    /// An anomaly model that records its scoring latency.
+    #[derive(Debug)]
+    pub struct TimedModel(pub std::sync::Arc<kamiyo_ml::AnomalyModelFile>);
+
+    impl kamiyo_ml::AnomalyModel for TimedModel {
+        fn name(&self) -> &str {
+            kamiyo_ml::AnomalyModel::name(&*self.0)
+        }
+        fn feature_set(&self) -> kamiyo_ml::features::FeatureSet {
+            kamiyo_ml::AnomalyModel::feature_set(&*self.0)
+        }
+        fn score(&self, x: &[f64]) -> f64 {
+            let t = Instant::now();
+            let s = self.0.score(x);
+            instruments().score.record(t.elapsed().as_secs_f64(), &[]);
+            s
+        }
+        fn threshold(&self) -> f64 {
+            self.0.threshold
+        }
+        fn explain(&self, x: &[f64]) -> Vec<(String, f64)> {
+            self.0.explain(x)
+        }
+    }
 }

@@ -115,9 +115,14 @@ impl Writer {
             return Ok(Vec::new());
         }
         let batch = std::mem::take(&mut self.batch);
+        let n = self.items;
         self.items = 0;
         self.since = None;
-        match self.store.commit(&batch).await {
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!("store.commit", rows = n, events = batch.updates.len());
+        let r = tracing::Instrument::instrument(self.store.commit(&batch), span).await;
+        crate::telemetry::pipeline::commit(started.elapsed(), n, r.is_ok());
+        match r {
             Ok(stored) => Ok(stored),
             Err(e) => {
                 // Keep the rows for the next attempt: nothing is lost on a transient failure.

@@ -89,6 +89,9 @@ struct Shared {
     frames_sent: AtomicU64,
     greeting: bool,
     end: Timestamp,
+    /// (newest scenario time of a pushed batch, wall instant of the push), for latency
+    /// measurements.
+    released: Mutex<Vec<(i64, Instant)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -180,6 +183,15 @@ impl SimHandle {
         self.shared.frames_sent.load(Ordering::Relaxed)
     }
 
+    /// When the event at scenario time `t` was released to the WebSocket connections (the
+    /// wall instant its frame was handed to them), if it has been yet. Events already in the
+    /// state at start were never released.
+    pub fn released_at(&self, t: Timestamp) -> Option<Instant> {
+        let r = lock(&self.shared.released);
+        let i = r.partition_point(|(last, _)| *last < t.0);
+        r.get(i).map(|(_, at)| *at)
+    }
+
     /// Stops the simulator.
     pub fn shutdown(&self) {
         self.cancel.cancel();
@@ -221,6 +233,7 @@ pub async fn start(
         frames_sent: AtomicU64::new(0),
         greeting: opts.greeting,
         end,
+        released: Mutex::new(Vec::new()),
     });
     let cancel = CancellationToken::new();
     // Events before the start time form the initial state.
@@ -262,7 +275,8 @@ async fn clock_task(shared: Arc<Shared>, events: Vec<MarketEvent>, cancel: Cance
                 i += 1;
             }
         }
-        if !batch.is_empty() {
+        if let Some(last) = batch.last().map(|e| e.time().0) {
+            lock(&shared.released).push((last, Instant::now()));
             let _ = shared.push.send(Push::Events(Arc::new(batch)));
         }
     }

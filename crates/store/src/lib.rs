@@ -59,6 +59,7 @@ pub struct Store {
     db: Db,
     write_lock: Arc<tokio::sync::Mutex<()>>,
     location: String,
+    pool_max: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -154,8 +155,9 @@ impl Store {
         });
         let mgr = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(url.clone(), cfg);
         // SQLite has one writer; a small pool keeps readers concurrent without lock storms.
+        let pool_max = max_connections.clamp(1, 4);
         let pool = Pool::builder()
-            .max_size(max_connections.clamp(1, 4))
+            .max_size(pool_max)
             .build(mgr)
             .await
             .map_err(|e| StoreError::Backend(format!("opening {url}: {e}")))?;
@@ -163,14 +165,16 @@ impl Store {
             db: Db::Sqlite(pool),
             write_lock: Arc::default(),
             location: url,
+            pool_max,
         })
     }
 
     /// Connects to PostgreSQL without migrating.
     pub async fn open_postgres(url: &str, max_connections: u32) -> StoreResult<Self> {
         let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let pool_max = max_connections.max(1);
         let pool = Pool::builder()
-            .max_size(max_connections.max(1))
+            .max_size(pool_max)
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(mgr)
             .await
@@ -181,6 +185,7 @@ impl Store {
             db: Db::Pg(pool),
             write_lock: Arc::default(),
             location: redact(url),
+            pool_max,
         })
     }
 
@@ -189,6 +194,19 @@ impl Store {
         match self.db {
             Db::Pg(_) => Backend::Postgres,
             Db::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Connections of the pool right now (for metrics).
+    pub fn pool_state(&self) -> PoolState {
+        let st = match &self.db {
+            Db::Pg(p) => p.state(),
+            Db::Sqlite(p) => p.state(),
+        };
+        PoolState {
+            connections: st.connections,
+            idle: st.idle_connections,
+            max: self.pool_max,
         }
     }
 
@@ -306,6 +324,17 @@ impl Store {
     fn db(&self) -> &Db {
         &self.db
     }
+}
+
+/// A snapshot of the connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    /// Open connections.
+    pub connections: u32,
+    /// Of which idle.
+    pub idle: u32,
+    /// The pool's maximum size.
+    pub max: u32,
 }
 
 fn redact(url: &str) -> String {
