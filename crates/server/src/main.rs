@@ -54,6 +54,15 @@ enum Command {
     },
     /// Run pending database migrations and report the schema version.
     Migrate,
+    /// Probe a running server (exit 0 when healthy): for container health checks.
+    Health {
+        /// URL to probe (default: /health at the configured server.bind).
+        #[arg(long)]
+        url: Option<String>,
+        /// Probe /ready (database reachable) instead of /health.
+        #[arg(long)]
+        ready: bool,
+    },
     /// API keys: hashed at rest, shown once.
     Keys {
         #[command(subcommand)]
@@ -299,6 +308,20 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }),
+        Some(Command::Health { url, ready }) => {
+            let url = url.unwrap_or_else(|| {
+                format!(
+                    "http://{}/{}",
+                    commands::health::probe_addr(cfg.server.bind),
+                    if ready { "ready" } else { "health" }
+                )
+            });
+            Ok(if commands::health::run(&url, &mut out)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Some(Command::Migrate) => rt
             .block_on(async {
                 let store = kamiyo_server::storage::connect(&cfg).await?;

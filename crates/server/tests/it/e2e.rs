@@ -298,6 +298,48 @@ async fn run_follows_the_simulator_and_alerts_everywhere_with_measured_latency()
         );
     }
 
+    // Every series the shipped Grafana dashboard and Prometheus rules query exists, except
+    // those that only appear once their event happened (none did in this run).
+    let only_after_first_event = [
+        "kamiyo_ingest_duplicates_total", // a reconnect backfill overlapping the stream
+        "kamiyo_task_restarts_total",     // a crashed task
+        "kamiyo_ws_dropped_clients_total", // a slow /ws client
+        "kamiyo_db_commit_failures_total", // a failed commit
+        "kamiyo_ml_score_duration_seconds_bucket", // an anomaly model is loaded (none here)
+    ];
+    for file in [
+        "deploy/grafana/dashboards/kamiyo.json",
+        "deploy/prometheus/alerts.yml",
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        for (i, _) in text.match_indices("kamiyo_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if only_after_first_event.contains(&name.as_str()) {
+                continue;
+            }
+            assert!(
+                metrics.contains(&format!("\n{name}{{")) || metrics.contains(&format!("\n{name} ")),
+                "{file} queries {name}, which /metrics does not export"
+            );
+        }
+    }
+
+    // The health probe a container or service manager runs.
+    for extra in [&[][..], &["--ready"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kamiyo-hyperliquid"))
+            .args(["--config", cfg.to_str().unwrap(), "health"])
+            .args(extra)
+            .env("KAMIYO_TELEMETRY__OTLP_ENDPOINT", "")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "health {extra:?}: {text}");
+        assert!(text.contains(": 200 healthy"), "{text}");
+    }
+
     // SIGTERM: a clean exit.
     let pid = server.0.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();

@@ -7,6 +7,7 @@
 
 mod alerts;
 mod browser;
+mod deploy;
 mod e2e;
 mod ml;
 mod resume;
