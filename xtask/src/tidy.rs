@@ -241,28 +241,8 @@ pub fn run(root: &Path) -> anyhow::Result<Vec<Violation>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workspace::Package;
+    use crate::workspace::fake::{member, model};
     use std::collections::BTreeSet;
-
-    fn member(name: &str, dir: &str, publishable: bool, deps: &[(&str, DepKind)]) -> Package {
-        Package {
-            name: name.into(),
-            rel_dir: dir.into(),
-            member: true,
-            publishable,
-            deps: deps.iter().map(|(n, k)| ((*n).to_owned(), *k)).collect(),
-        }
-    }
-
-    fn model(pkgs: Vec<Package>) -> Workspace {
-        let mut ws = Workspace::default();
-        for p in pkgs {
-            let edges: BTreeSet<_> = p.deps.iter().cloned().collect();
-            ws.resolved.insert(p.name.clone(), edges);
-            ws.packages.insert(p.name.clone(), p);
-        }
-        ws
-    }
 
     fn repo_root() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))

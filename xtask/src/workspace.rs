@@ -160,3 +160,38 @@ fn kind_of(v: &Value) -> DepKind {
         _ => DepKind::Normal,
     }
 }
+
+/// Hand-built workspaces for the tests of the rules.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::collections::BTreeSet;
+
+    use super::{DepKind, Package, Workspace};
+
+    /// A workspace member.
+    pub(crate) fn member(
+        name: &str,
+        dir: &str,
+        publishable: bool,
+        deps: &[(&str, DepKind)],
+    ) -> Package {
+        Package {
+            name: name.into(),
+            rel_dir: dir.into(),
+            member: true,
+            publishable,
+            deps: deps.iter().map(|(n, k)| ((*n).to_owned(), *k)).collect(),
+        }
+    }
+
+    /// A workspace of `pkgs` whose resolved graph is their direct dependencies.
+    pub(crate) fn model(pkgs: Vec<Package>) -> Workspace {
+        let mut ws = Workspace::default();
+        for p in pkgs {
+            let edges: BTreeSet<_> = p.deps.iter().cloned().collect();
+            ws.resolved.insert(p.name.clone(), edges);
+            ws.packages.insert(p.name.clone(), p);
+        }
+        ws
+    }
+}

@@ -209,6 +209,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// What every background task of the source shares.
+#[derive(Clone)]
+struct Task {
+    config: LiveConfig,
+    client: InfoClient,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+    raw: mpsc::Sender<Raw>,
+}
+
 /// Spawns the source's background tasks under [`crate::supervise::supervise`]; a crash is
 /// reported as a failure of the feed the task serves (so it shows in feed health) and the task
 /// restarts.
@@ -274,83 +284,34 @@ async fn run(
         backoff: config.backoff,
         raw: raw_tx.clone(),
     };
+    let task = Task {
+        config: config.clone(),
+        client: client.clone(),
+        clock: clock.clone(),
+        cancel: cancel.clone(),
+        raw: raw_tx.clone(),
+    };
     {
-        let (config, client, clock, cancel, raw, backfill) = (
-            config.clone(),
-            client.clone(),
-            clock.clone(),
-            cancel.clone(),
-            raw_tx.clone(),
-            backfill_tx.clone(),
-        );
+        let (t, backfill) = (task.clone(), backfill_tx.clone());
         sup.spawn("bootstrap", FEED_WS, move || {
-            bootstrap(
-                config.clone(),
-                client.clone(),
-                clock.clone(),
-                cancel.clone(),
-                raw.clone(),
-                backfill.clone(),
-            )
+            bootstrap(t.clone(), backfill.clone())
         });
     }
     {
         // The backfill queue's receiver lives in a shared slot so a restarted task takes it over.
-        let rx = Arc::new(tokio::sync::Mutex::new(backfill_rx));
-        let (config, client, clock, cancel, raw) = (
-            config.clone(),
-            client.clone(),
-            clock.clone(),
-            cancel.clone(),
-            raw_tx.clone(),
-        );
+        let (t, rx) = (task.clone(), Arc::new(tokio::sync::Mutex::new(backfill_rx)));
         sup.spawn("backfill", FEED_REST, move || {
-            backfill_task(
-                config.clone(),
-                client.clone(),
-                clock.clone(),
-                cancel.clone(),
-                raw.clone(),
-                rx.clone(),
-            )
+            backfill_task(t.clone(), rx.clone())
         });
     }
     {
-        let (config, client, clock, cancel, raw) = (
-            config.clone(),
-            client.clone(),
-            clock.clone(),
-            cancel.clone(),
-            raw_tx.clone(),
-        );
-        sup.spawn("market_poller", FEED_REST, move || {
-            market_poller(
-                config.clone(),
-                client.clone(),
-                clock.clone(),
-                cancel.clone(),
-                raw.clone(),
-            )
-        });
+        let t = task.clone();
+        sup.spawn("market_poller", FEED_REST, move || market_poller(t.clone()));
     }
     {
-        let (config, client, clock, cancel, raw, whales) = (
-            config.clone(),
-            client.clone(),
-            clock.clone(),
-            cancel.clone(),
-            raw_tx.clone(),
-            whales.clone(),
-        );
+        let (t, whales) = (task.clone(), whales.clone());
         sup.spawn("whale_poller", FEED_REST, move || {
-            whale_poller(
-                config.clone(),
-                client.clone(),
-                clock.clone(),
-                cancel.clone(),
-                raw.clone(),
-                whales.clone(),
-            )
+            whale_poller(t.clone(), whales.clone())
         });
     }
     for r in &config.references {
@@ -505,14 +466,14 @@ async fn run(
 
 /// Start-up: universe, HLP discovery, initial backfill from the resume points, then the
 /// WebSocket (restarted if it ever returns).
-async fn bootstrap(
-    config: LiveConfig,
-    client: InfoClient,
-    clock: Arc<dyn Clock>,
-    cancel: CancellationToken,
-    raw: mpsc::Sender<Raw>,
-    backfill: mpsc::Sender<BTreeMap<Address, Timestamp>>,
-) {
+async fn bootstrap(task: Task, backfill: mpsc::Sender<BTreeMap<Address, Timestamp>>) {
+    let Task {
+        config,
+        client,
+        clock,
+        cancel,
+        raw,
+    } = task;
     let mut attempt = 0u32;
     let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::from_os_rng();
     let (universe, topology) = loop {
@@ -559,22 +520,15 @@ async fn bootstrap(
             backoff: config.backoff,
             raw: raw.clone(),
         };
-        let (config, client, clock, cancel, raw) = (
-            config.clone(),
-            client.clone(),
-            clock.clone(),
-            cancel.clone(),
-            raw.clone(),
-        );
+        let t = Task {
+            config: config.clone(),
+            client: client.clone(),
+            clock: clock.clone(),
+            cancel: cancel.clone(),
+            raw: raw.clone(),
+        };
         sup.spawn("hlp_poller", FEED_REST, move || {
-            hlp_poller(
-                config.clone(),
-                client.clone(),
-                clock.clone(),
-                cancel.clone(),
-                raw.clone(),
-                topology.clone(),
-            )
+            hlp_poller(t.clone(), topology.clone())
         });
     }
 
@@ -627,13 +581,16 @@ async fn bootstrap(
 }
 
 async fn backfill_task(
-    config: LiveConfig,
-    client: InfoClient,
-    clock: Arc<dyn Clock>,
-    cancel: CancellationToken,
-    raw: mpsc::Sender<Raw>,
+    task: Task,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<BTreeMap<Address, Timestamp>>>>,
 ) {
+    let Task {
+        config,
+        client,
+        clock,
+        cancel,
+        raw,
+    } = task;
     let mut rx = rx.lock().await;
     loop {
         let from = tokio::select! {
@@ -675,14 +632,14 @@ async fn backfill_task(
     }
 }
 
-async fn hlp_poller(
-    config: LiveConfig,
-    client: InfoClient,
-    clock: Arc<dyn Clock>,
-    cancel: CancellationToken,
-    raw: mpsc::Sender<Raw>,
-    topology: HlpTopology,
-) {
+async fn hlp_poller(task: Task, topology: HlpTopology) {
+    let Task {
+        config,
+        client,
+        clock,
+        cancel,
+        raw,
+    } = task;
     let mut vault_tick = tokio::time::interval(config.vault_interval);
     let mut pos_tick = tokio::time::interval(config.hlp_positions_interval);
     loop {
@@ -709,13 +666,14 @@ async fn hlp_poller(
     }
 }
 
-async fn market_poller(
-    config: LiveConfig,
-    client: InfoClient,
-    clock: Arc<dyn Clock>,
-    cancel: CancellationToken,
-    raw: mpsc::Sender<Raw>,
-) {
+async fn market_poller(task: Task) {
+    let Task {
+        config,
+        client,
+        clock,
+        cancel,
+        raw,
+    } = task;
     let mut tick = tokio::time::interval(config.market_interval);
     let wanted: BTreeSet<&Coin> = config.coins.iter().collect();
     loop {
@@ -750,14 +708,14 @@ async fn market_poller(
     }
 }
 
-async fn whale_poller(
-    config: LiveConfig,
-    client: InfoClient,
-    clock: Arc<dyn Clock>,
-    cancel: CancellationToken,
-    raw: mpsc::Sender<Raw>,
-    whales: Arc<Mutex<WhaleTracker>>,
-) {
+async fn whale_poller(task: Task, whales: Arc<Mutex<WhaleTracker>>) {
+    let Task {
+        config,
+        client,
+        clock,
+        cancel,
+        raw,
+    } = task;
     {
         let mut w = lock(&whales);
         for a in &config.watch {

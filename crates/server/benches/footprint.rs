@@ -26,7 +26,10 @@ use kamiyo_core_models::{Coin, MarketEvent, Timestamp};
 use serde_json::json;
 
 fn env_u64(k: &str, d: u64) -> u64 {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 fn coins(n: usize) -> Vec<String> {
@@ -181,6 +184,16 @@ struct Report {
     cpu_pct: f64,
 }
 
+async fn scrape(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name))
@@ -249,14 +262,7 @@ async fn run_one(markets: usize, secs: u64, trades_per_sec: u64) -> Report {
             ready_ms = spawned.elapsed().as_secs_f64() * 1000.0;
         }
         if !ready_ms.is_nan() {
-            let m = http
-                .get(format!("{base}/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let m = scrape(&http, &base).await;
             if metric(&m, "kamiyo_ingest_events_total{feed=\"hyperliquid.ws\"}") > 0.0 {
                 first_data_ms = spawned.elapsed().as_secs_f64() * 1000.0;
                 break;
@@ -278,16 +284,11 @@ async fn run_one(markets: usize, secs: u64, trades_per_sec: u64) -> Report {
     }
     let (_, cpu1) = proc_stat(pid);
     let wall = t0.elapsed().as_secs_f64();
-    let m = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = scrape(&http, &base).await;
     let frames = metric(&m, "kamiyo_ingest_frames_total{feed=\"hyperliquid.ws\"}") as u64;
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = child.wait();
     sim.shutdown();
     Report {

@@ -14,7 +14,7 @@ use kamiyo_aggregators::replay::Scenario;
 use kamiyo_core_models::{MarketEvent, Timestamp};
 use kamiyo_testing::receiver::{Receiver, Reply};
 
-use crate::support::{Driver, Killed, free_port, root};
+use crate::support::{Driver, Killed, free_port, get_json, get_text, root};
 
 const SCENARIO: &str = "eth-whale-2025-03-12";
 const SPEED: f64 = 60.0;
@@ -222,16 +222,11 @@ async fn run_follows_the_simulator_and_alerts_everywhere_with_measured_latency()
     let incident_id = alert["event"]["incident_id"].as_str().unwrap().to_owned();
 
     // /security/events has it.
-    let events: serde_json::Value = http
-        .get(format!(
-            "{base}/security/events?threat_type=large_liquidation"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = get_json(
+        &http,
+        &format!("{base}/security/events?threat_type=large_liquidation"),
+    )
+    .await;
     assert!(
         events["events"]
             .as_array()
@@ -269,14 +264,7 @@ async fn run_follows_the_simulator_and_alerts_everywhere_with_measured_latency()
     browser.quit().await;
 
     // /metrics carries the pipeline's series.
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&http, &format!("{base}/metrics")).await;
     for series in [
         "kamiyo_ingest_frames_total{feed=\"hyperliquid.ws\"}",
         "kamiyo_ingest_events_total{feed=\"hyperliquid.ws\"}",

@@ -23,6 +23,16 @@ pub(crate) fn finish(child: Child) {
     );
 }
 
+/// GETs `url` and returns the body as text (failing the test on a transport error).
+pub(crate) async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// GETs `url` and parses the body as JSON.
+pub(crate) async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    serde_json::from_str(&get_text(http, url).await).unwrap()
+}
+
 /// A child process killed when the test ends, however it ends.
 pub(crate) struct Killed(pub(crate) Child);
 
