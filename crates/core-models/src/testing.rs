@@ -163,6 +163,10 @@ impl MarketStore for MemoryStore {
         }
         st.positions.extend(batch.positions.iter().cloned());
         let stored = Self::record_locked(&mut st, &batch.updates);
+        // Outbox rows commit with the batch, like `OutboxStore::enqueue` (an existing id wins).
+        for e in &batch.outbox {
+            st.outbox.entry(e.id.clone()).or_insert_with(|| e.clone());
+        }
         for (k, v) in &batch.cursors {
             st.cursors.insert(k.clone(), v.clone());
         }
