@@ -10,6 +10,7 @@ use crate::hyperliquid::ws::Backoff;
 
 /// Why a supervised task stopped on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Exit {
     /// It panicked; the panic message.
     Panicked(String),

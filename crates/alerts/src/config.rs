@@ -50,6 +50,7 @@ impl Default for AlertsConfig {
 /// Channel kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ChannelKind {
     /// Discord webhook.
     Discord,

@@ -25,6 +25,7 @@ pub struct Problem {
 
 /// Errors returned by handlers.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ApiError {
     /// A query or path parameter is malformed or out of range.
     InvalidParameter {

@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 
 /// A message for live subscribers.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LiveMessage {
     /// A stored security event.
     Event(StoredEvent),

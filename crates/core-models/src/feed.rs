@@ -63,6 +63,9 @@ pub struct FreshnessTracker {
     state: FeedState,
     last_data_at: Option<Timestamp>,
     failing: bool,
+    /// Whether a status was ever emitted (a feed that fails before any data must still be
+    /// reported once, although it starts DOWN).
+    announced: bool,
 }
 
 impl FreshnessTracker {
@@ -76,6 +79,7 @@ impl FreshnessTracker {
             state: FeedState::Down,
             last_data_at: None,
             failing: false,
+            announced: false,
         }
     }
 
@@ -104,6 +108,10 @@ impl FreshnessTracker {
     /// The source failed (disconnect, HTTP error). Returns a status if the state changed.
     pub fn on_failure(&mut self, now: Timestamp, detail: &str) -> Option<FeedStatus> {
         self.failing = true;
+        if !self.announced {
+            // Never had data and never reported: say why it is DOWN, once.
+            self.state = FeedState::Live;
+        }
         self.transition(FeedState::Down, now, detail.to_owned())
     }
 
@@ -131,6 +139,7 @@ impl FreshnessTracker {
             return None;
         }
         self.state = next;
+        self.announced = true;
         Some(FeedStatus {
             feed: self.feed.clone(),
             state: next,
@@ -148,6 +157,15 @@ impl FreshnessTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_feed_failing_before_any_data_is_reported_once() {
+        let mut t = FreshnessTracker::new("hyperliquid.rest", 30_000, 120_000);
+        let s = t.on_failure(Timestamp(5), "dns error").unwrap();
+        assert_eq!((s.state, s.detail.as_str()), (FeedState::Down, "dns error"));
+        assert!(t.on_failure(Timestamp(9), "dns error").is_none(), "once");
+        assert_eq!(t.on_data(Timestamp(10)).unwrap().state, FeedState::Live);
+    }
 
     #[test]
     fn live_stale_down_transitions() {

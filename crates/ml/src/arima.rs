@@ -60,6 +60,7 @@ pub struct Forecast {
 
 /// Why a fit failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ArimaError {
     /// Too few observations for the order.
     #[error("{0} observations are too few for this order")]

@@ -81,6 +81,7 @@ pub struct IsolationForest {
 
 /// Why a fit was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FitError {
     /// No rows.
     #[error("no training rows")]

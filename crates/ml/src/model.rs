@@ -73,6 +73,7 @@ pub struct AnomalyModelFile {
 
 /// Why a model file was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModelError {
     /// Not JSON of this shape.
     #[error("not a kamiyo model file: {0}")]

@@ -157,7 +157,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         stream,
         clock.clone(),
         Duration::from_secs(1),
-        false,
+        // Every event comes back to the consumer: fills advance the resume cursors, feed
+        // changes go to /ws and the log.
+        true,
         tx,
         cancel.clone(),
     ));
@@ -194,6 +196,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             if let Some(e) = &item.event {
                 writer.observe(e);
                 if let kamiyo_core_models::MarketEvent::Feed(f) = e {
+                    log_feed(f);
                     hub.publish_feed(f.clone());
                 }
             }
@@ -266,6 +269,13 @@ pub async fn flush(
             // The rows stay in the writer and are retried with the next batch.
             tracing::error!(error = %e, rows.pending = writer.pending(), "store write failed; will retry");
         }
+    }
+}
+
+/// A feed coming (back) to LIVE; STALE and DOWN are logged as feed-health incidents.
+fn log_feed(f: &kamiyo_core_models::FeedStatus) {
+    if f.state == kamiyo_core_models::FeedState::Live {
+        tracing::info!(feed = %f.feed, "feed LIVE");
     }
 }
 

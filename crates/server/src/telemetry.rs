@@ -62,7 +62,13 @@ fn tracer_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::S
 /// Installs the global subscriber (once; later calls are ignored). Call it before building the
 /// async runtime: the OTLP exporter runs on its own thread with a blocking HTTP client.
 pub fn init_logging(t: &TelemetrySection) -> TelemetryGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&t.log_level));
+    // The OpenTelemetry SDK announces its own set-up at INFO; keep that out of default logs.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{},opentelemetry=warn,opentelemetry_sdk=warn",
+            t.log_level
+        ))
+    });
     let mut guard = TelemetryGuard::default();
     let otel = if t.otlp_endpoint.is_empty() {
         None

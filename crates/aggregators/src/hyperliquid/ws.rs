@@ -36,6 +36,7 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
 /// One subscription.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Subscription {
     /// `allMids`
     AllMids,
@@ -186,6 +187,7 @@ impl WsConfig {
 
 /// What the client reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WsItem {
     /// A connection was established and subscriptions were sent.
     Connected {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer};
 
 /// Why a scenario could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ScenarioError {
     /// A file could not be read.
     #[error("{path}: {detail}")]
