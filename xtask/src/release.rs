@@ -3,6 +3,7 @@
 //! dependency order (never a `publish = false` crate) and release binaries with checksums.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -324,6 +325,35 @@ pub fn dist(root: &Path, version: &str) -> anyhow::Result<Vec<String>> {
     Ok(vec![name, "SHA256SUMS".into()])
 }
 
+/// Runs cargo-semver-checks for every published crate against the last `v*` tag; with no tag
+/// yet (the first release) there is nothing to compare and it says so.
+pub fn semver_checks(root: &Path) -> anyhow::Result<()> {
+    let Some(tag) = last_tag(root) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "semver-checks: no previous release tag (v*); nothing to compare against"
+        );
+        return Ok(());
+    };
+    let installed = Command::new(cargo())
+        .args(["semver-checks", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        bail!(
+            "cargo-semver-checks is needed to compare with {tag}: cargo install --locked cargo-semver-checks"
+        );
+    }
+    let ws = Workspace::load(root)?;
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(root)
+        .args(["semver-checks", "--baseline-rev", &tag]);
+    for n in publish_order(&ws)? {
+        cmd.args(["-p", &n]);
+    }
+    run(&mut cmd)
+}
+
 /// The whole release: bump, changelog, tidy, tests, export-oss, publish dry run, binaries.
 pub fn release(root: &Path, version: &str, date: &str) -> anyhow::Result<()> {
     parse_version(version)?;
@@ -352,6 +382,7 @@ pub fn release(root: &Path, version: &str, date: &str) -> anyhow::Result<()> {
         bail!("tidy: {violations:?}");
     }
     crate::testcmd::test(root, &[])?;
+    semver_checks(root)?;
     let oss = std::env::temp_dir().join(format!("kamiyo-oss-{version}"));
     let _ = std::fs::remove_dir_all(&oss);
     crate::export::export(root, &oss)?;
