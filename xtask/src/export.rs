@@ -261,6 +261,25 @@ mod tests {
         assert!(dest.join("Cargo.toml").is_file());
         assert!(dest.join("LICENSE").is_file());
         assert!(!dest.join(".oss-exclude").exists());
+        // What a contributor needs is there.
+        for want in [
+            "README.md",
+            "CONTRIBUTING.md",
+            "ARCHITECTURE.md",
+            "CHANGELOG.md",
+            ".ci/run",
+            "docs/EXTENDING.md",
+            "docs/SELF_HOSTING.md",
+            "deploy/Dockerfile",
+            "examples/README.md",
+            "examples/custom-venue/Cargo.toml",
+            "examples/file-notifier/Cargo.toml",
+            "examples/replay-incidents/Cargo.toml",
+        ] {
+            assert!(dest.join(want).exists(), "{want} missing from the export");
+        }
+        let manifest = std::fs::read_to_string(dest.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("\"examples/custom-venue\""));
         let list = ExcludeList::parse(
             &std::fs::read_to_string(root.join(".oss-exclude")).unwrap_or_default(),
         );

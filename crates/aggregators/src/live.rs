@@ -219,6 +219,17 @@ struct Task {
     raw: mpsc::Sender<Raw>,
 }
 
+impl Task {
+    /// A supervisor reporting into this task's feed channel, stopping with its token.
+    fn supervisor(&self) -> Supervisor {
+        Supervisor {
+            cancel: self.cancel.clone(),
+            backoff: self.config.backoff,
+            raw: self.raw.clone(),
+        }
+    }
+}
+
 /// Spawns the source's background tasks under [`crate::supervise::supervise`]; a crash is
 /// reported as a failure of the feed the task serves (so it shows in feed health) and the task
 /// restarts.
@@ -279,11 +290,6 @@ async fn run(
     let whales = Arc::new(Mutex::new(WhaleTracker::new(Timestamp::HOUR, 256)));
     let (backfill_tx, backfill_rx) = mpsc::channel::<BTreeMap<Address, Timestamp>>(16);
 
-    let sup = Supervisor {
-        cancel: cancel.clone(),
-        backoff: config.backoff,
-        raw: raw_tx.clone(),
-    };
     let task = Task {
         config: config.clone(),
         client: client.clone(),
@@ -291,6 +297,7 @@ async fn run(
         cancel: cancel.clone(),
         raw: raw_tx.clone(),
     };
+    let sup = task.supervisor();
     {
         let (t, backfill) = (task.clone(), backfill_tx.clone());
         sup.spawn("bootstrap", FEED_WS, move || {
@@ -515,11 +522,6 @@ async fn bootstrap(task: Task, backfill: mpsc::Sender<BTreeMap<Address, Timestam
         let _ = backfill.send(resume).await;
     }
     {
-        let sup = Supervisor {
-            cancel: cancel.clone(),
-            backoff: config.backoff,
-            raw: raw.clone(),
-        };
         let t = Task {
             config: config.clone(),
             client: client.clone(),
@@ -527,6 +529,7 @@ async fn bootstrap(task: Task, backfill: mpsc::Sender<BTreeMap<Address, Timestam
             cancel: cancel.clone(),
             raw: raw.clone(),
         };
+        let sup = t.supervisor();
         sup.spawn("hlp_poller", FEED_REST, move || {
             hlp_poller(t.clone(), topology.clone())
         });

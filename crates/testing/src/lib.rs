@@ -14,6 +14,22 @@ use rand::Rng;
 /// Default server for the tests (what `cargo xtask test` starts and creates).
 pub const DEFAULT_PG_URL: &str = "postgres://kamiyo:kamiyo@127.0.0.1:5432/kamiyo_test";
 
+/// Runs `cmd`, fails the test with its output unless it exits successfully, and returns its
+/// standard output.
+pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// The admin URL of the test server.
 pub fn admin_url() -> String {
     std::env::var("KAMIYO_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned())

@@ -3,15 +3,9 @@
 
 #[test]
 fn the_custom_detector_fires_on_the_custom_venue() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-example-custom-venue"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = kamiyo_testing::run_ok(&mut std::process::Command::new(env!(
+        "CARGO_BIN_EXE_kamiyo-example-custom-venue"
+    )));
     assert_eq!(text.matches("poll ").count(), 5, "{text}");
     assert_eq!(
         text.matches(" opened [high] ETH: acme 2031").count(),

@@ -6,15 +6,8 @@ fn writes_the_routed_alerts_to_the_file() {
     let dir = std::env::temp_dir().join(format!("kamiyo-file-notifier-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("alerts.jsonl");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-example-file-notifier"))
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = kamiyo_testing::run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-example-file-notifier")).arg(&path),
     );
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
         .unwrap()

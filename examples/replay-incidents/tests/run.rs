@@ -3,15 +3,9 @@
 
 #[test]
 fn replays_jelly_and_meets_its_ground_truth() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-example-replay-incidents"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = kamiyo_testing::run_ok(&mut std::process::Command::new(env!(
+        "CARGO_BIN_EXE_kamiyo-example-replay-incidents"
+    )));
     assert!(text.contains("jelly-2025-03-26 (reconstructed)"), "{text}");
     assert!(
         text.contains("critical  mark_manipulation") || text.contains("critical  oracle_deviation"),

@@ -15,17 +15,7 @@ fn bin() -> Command {
 fn train_evaluate_and_refuse_a_foreign_model() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("anomaly.json");
-    let out = bin()
-        .args(["ml", "train", "--out"])
-        .arg(&model)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = kamiyo_testing::run_ok(bin().args(["ml", "train", "--out"]).arg(&model));
     assert!(
         text.contains("trained isolation forest on 45168 rows"),
         "{text}"
@@ -34,17 +24,7 @@ fn train_evaluate_and_refuse_a_foreign_model() {
     assert_eq!(m["features"]["names"].as_array().unwrap().len(), 12);
     assert_eq!(m["trained_on"], "hyperliquid BTC,ETH 5m");
 
-    let out = bin()
-        .args(["ml", "evaluate", "--model"])
-        .arg(&model)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = kamiyo_testing::run_ok(bin().args(["ml", "evaluate", "--model"]).arg(&model));
     for needle in [
         "## Calm fortnight 2025-06-01..14",
         "| BTC (Hyperliquid) | 4032 |",
