@@ -174,7 +174,7 @@ pub fn changelog_section(version: &str, date: &str, subjects: &[String]) -> Stri
             continue;
         }
         let (head, text) = match s.split_once(": ") {
-            Some((h, t)) if !h.contains(' ') || h.contains('(') => (h, t),
+            Some((h, t)) if conventional_head(h) => (h, t),
             _ => ("", s),
         };
         let breaking = head.ends_with('!') || s.contains("BREAKING CHANGE");
@@ -204,6 +204,20 @@ pub fn changelog_section(version: &str, date: &str, subjects: &[String]) -> Stri
         }
     }
     out
+}
+
+/// `type`, `type!`, `type(scope)` or `type(scope)!`, without spaces (`area: text` subjects of
+/// this repository have the same shape: one word, then a colon).
+fn conventional_head(h: &str) -> bool {
+    let h = h.trim_end_matches('!');
+    let (kind, scope) = match h.split_once('(') {
+        Some((k, rest)) => match rest.strip_suffix(')') {
+            Some(scope) => (k, scope),
+            None => return false,
+        },
+        None => (h, ""),
+    };
+    !kind.is_empty() && !kind.contains(' ') && !scope.contains(' ')
 }
 
 /// Inserts `section` after the `## [Unreleased]` heading (the unreleased notes move into it).
@@ -505,6 +519,7 @@ mod tests {
             "alerts: Slack Block Kit messages",
             "perf(aggregators): faster trades decoder",
             "Merge branch 'x'",
+            "xtask release (order, refusals): tests",
         ]
         .iter()
         .map(|s| (*s).to_owned())
@@ -512,7 +527,7 @@ mod tests {
         let section = changelog_section("0.2.0", "2026-12-01", &subjects);
         assert_eq!(
             section,
-            "## [0.2.0] - 2026-12-01\n\n### Breaking\n\n- **api**: events paginate by cursor only\n\n### Changed\n\n- **alerts**: Slack Block Kit messages\n\n### Fixed\n\n- dedup window keeps the newest fill\n\n### Performance\n\n- **aggregators**: faster trades decoder\n"
+            "## [0.2.0] - 2026-12-01\n\n### Breaking\n\n- **api**: events paginate by cursor only\n\n### Changed\n\n- **alerts**: Slack Block Kit messages\n- xtask release (order, refusals): tests\n\n### Fixed\n\n- dedup window keeps the newest fill\n\n### Performance\n\n- **aggregators**: faster trades decoder\n"
         );
         let log = insert_changelog(
             "# Changelog\n\n## [Unreleased]\n\nHand note.\n\n## [0.1.0] - 2026-11-01\n\n- first\n",
