@@ -280,22 +280,32 @@ pub fn last_tag(root: &Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// `cargo publish` for every publishable crate in dependency order, in one invocation so that a
-/// dry run verifies each crate against the others' packaged sources.
-pub fn publish(root: &Path, dry_run: bool) -> anyhow::Result<Vec<String>> {
+/// The crates to publish, in dependency order, each checked to be publishable.
+pub fn release_order(root: &Path) -> anyhow::Result<Vec<String>> {
     let ws = Workspace::load(root)?;
     let order = publish_order(&ws)?;
     check_publishable(&ws, &order)?;
+    Ok(order)
+}
+
+/// `cargo publish` for every publishable crate in dependency order, in one invocation so that a
+/// dry run verifies each crate against the others' packaged sources.
+pub fn publish(root: &Path, dry_run: bool) -> anyhow::Result<Vec<String>> {
+    let order = release_order(root)?;
+    publish_crates(root, &order, dry_run)?;
+    Ok(order)
+}
+
+fn publish_crates(root: &Path, order: &[String], dry_run: bool) -> anyhow::Result<()> {
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root).args(["publish", "--locked"]);
     if dry_run {
         cmd.args(["--dry-run", "--allow-dirty"]);
     }
-    for n in &order {
+    for n in order {
         cmd.args(["-p", n]);
     }
-    run(&mut cmd)?;
-    Ok(order)
+    run(&mut cmd)
 }
 
 /// Builds the release binary into `dist/` with a SHA-256 checksum file.
@@ -339,10 +349,10 @@ pub fn dist(root: &Path, version: &str) -> anyhow::Result<Vec<String>> {
     Ok(vec![name, "SHA256SUMS".into()])
 }
 
-/// Runs cargo-semver-checks for every published crate against the last `v*` tag; with no tag
-/// yet (the first release) there is nothing to compare and it says so.
-pub fn semver_checks(root: &Path) -> anyhow::Result<()> {
-    let Some(tag) = last_tag(root) else {
+/// Runs cargo-semver-checks for the crates of `order` against the last release tag; with no
+/// tag yet (the first release) there is nothing to compare and it says so.
+pub fn semver_checks(root: &Path, tag: Option<&str>, order: &[String]) -> anyhow::Result<()> {
+    let Some(tag) = tag else {
         let _ = writeln!(
             std::io::stderr(),
             "semver-checks: no previous release tag (v*); nothing to compare against"
@@ -358,12 +368,11 @@ pub fn semver_checks(root: &Path) -> anyhow::Result<()> {
             "cargo-semver-checks is needed to compare with {tag}: cargo install --locked cargo-semver-checks"
         );
     }
-    let ws = Workspace::load(root)?;
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root)
-        .args(["semver-checks", "--baseline-rev", &tag]);
-    for n in publish_order(&ws)? {
-        cmd.args(["-p", &n]);
+        .args(["semver-checks", "--baseline-rev", tag]);
+    for n in order {
+        cmd.args(["-p", n]);
     }
     run(&mut cmd)
 }
@@ -379,7 +388,10 @@ pub fn release(root: &Path, version: &str, date: &str) -> anyhow::Result<()> {
         .current_dir(root)
         .args(["update", "--workspace"]))?;
 
-    let range = last_tag(root).map_or_else(|| "HEAD".to_owned(), |t| format!("{t}..HEAD"));
+    let tag = last_tag(root);
+    let range = tag
+        .as_ref()
+        .map_or_else(|| "HEAD".to_owned(), |t| format!("{t}..HEAD"));
     let subjects: Vec<String> = git_out(root, &["log", "--format=%s", &range])?
         .lines()
         .map(str::to_owned)
@@ -396,11 +408,12 @@ pub fn release(root: &Path, version: &str, date: &str) -> anyhow::Result<()> {
         bail!("tidy: {violations:?}");
     }
     crate::testcmd::test(root, &[])?;
-    semver_checks(root)?;
+    let order = release_order(root)?;
+    semver_checks(root, tag.as_deref(), &order)?;
     let oss = std::env::temp_dir().join(format!("kamiyo-oss-{version}"));
     let _ = std::fs::remove_dir_all(&oss);
     crate::export::export(root, &oss)?;
-    publish(root, true)?;
+    publish_crates(root, &order, true)?;
     dist(root, version)?;
     Ok(())
 }

@@ -382,8 +382,9 @@ async fn run(
                     emit.push(MarketEvent::Feed(s));
                 }
                 let (total, before) = (events.len(), emit.len());
-                let newest = events.iter().map(MarketEvent::time).max();
+                let mut newest: Option<Timestamp> = None;
                 for e in events {
+                    newest = newest.max(Some(e.time()));
                     if let Some(c) = &config.exchange_clock
                         && matches!(
                             e,

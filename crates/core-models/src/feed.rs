@@ -108,10 +108,6 @@ impl FreshnessTracker {
     /// The source failed (disconnect, HTTP error). Returns a status if the state changed.
     pub fn on_failure(&mut self, now: Timestamp, detail: &str) -> Option<FeedStatus> {
         self.failing = true;
-        if !self.announced {
-            // Never had data and never reported: say why it is DOWN, once.
-            self.state = FeedState::Live;
-        }
         self.transition(FeedState::Down, now, detail.to_owned())
     }
 
@@ -135,7 +131,9 @@ impl FreshnessTracker {
         now: Timestamp,
         detail: String,
     ) -> Option<FeedStatus> {
-        if next == self.state {
+        // The first status is always reported, even when it is the initial DOWN (a feed that
+        // fails before any data must say why).
+        if next == self.state && self.announced {
             return None;
         }
         self.state = next;

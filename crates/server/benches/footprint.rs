@@ -171,6 +171,18 @@ fn proc_stat(pid: u32) -> (u64, f64) {
     (rss_kb, ticks as f64 / 100.0)
 }
 
+/// The server under test; killed if the bench fails before stopping it (no orphan).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 struct Report {
     markets: usize,
     secs: u64,
@@ -238,15 +250,17 @@ async fn run_one(markets: usize, secs: u64, trades_per_sec: u64) -> Report {
     let cfg_path = data.path().join("kamiyo.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
     let spawned = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kamiyo-hyperliquid"))
-        .args(["--config", cfg_path.to_str().unwrap(), "run"])
-        .env_remove("DATABASE_URL")
-        .env_remove("KAMIYO_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_kamiyo-hyperliquid"))
+            .args(["--config", cfg_path.to_str().unwrap(), "run"])
+            .env_remove("DATABASE_URL")
+            .env_remove("KAMIYO_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let mut ready_ms = f64::NAN;
@@ -268,7 +282,7 @@ async fn run_one(markets: usize, secs: u64, trades_per_sec: u64) -> Report {
                 break;
             }
         }
-        assert!(child.try_wait().unwrap().is_none(), "the server exited");
+        assert!(child.0.try_wait().unwrap().is_none(), "the server exited");
         assert!(spawned.elapsed() < Duration::from_secs(60), "no data");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -289,7 +303,7 @@ async fn run_one(markets: usize, secs: u64, trades_per_sec: u64) -> Report {
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
-    let _ = child.wait();
+    let _ = child.0.wait();
     sim.shutdown();
     Report {
         markets,

@@ -213,6 +213,22 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    // A health probe runs every few seconds under a container runtime: no logging, no trace
+    // exporter, no async runtime.
+    if let Some(Command::Health { url, ready }) = &cli.command {
+        let url = url.clone().unwrap_or_else(|| {
+            format!(
+                "http://{}/{}",
+                commands::health::probe_addr(cfg.server.bind),
+                if *ready { "ready" } else { "health" }
+            )
+        });
+        return Ok(if commands::health::run(&url, &mut out)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     // Every TLS client (the OTLP exporter's included) uses ring.
     kamiyo_aggregators::install_crypto_provider();
     let _telemetry = kamiyo_server::telemetry::init_logging(&cfg.telemetry);
@@ -308,20 +324,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }),
-        Some(Command::Health { url, ready }) => {
-            let url = url.unwrap_or_else(|| {
-                format!(
-                    "http://{}/{}",
-                    commands::health::probe_addr(cfg.server.bind),
-                    if ready { "ready" } else { "health" }
-                )
-            });
-            Ok(if commands::health::run(&url, &mut out)? {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        Some(Command::Health { .. }) => Ok(ExitCode::SUCCESS),
         Some(Command::Migrate) => rt
             .block_on(async {
                 let store = kamiyo_server::storage::connect(&cfg).await?;

@@ -131,7 +131,7 @@ pub fn init_metrics() -> anyhow::Result<(
 /// ML scoring (ingest and feed metrics are recorded by `kamiyo-aggregators`, API requests by
 /// `kamiyo-api`, deliveries by `kamiyo-alerts`).
 pub mod pipeline {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::OnceLock;
     use std::time::{Duration, Instant};
 
@@ -194,6 +194,9 @@ pub mod pipeline {
     #[derive(Debug, Default)]
     pub struct IncidentGauge {
         open: BTreeMap<kamiyo_core_models::StableId, (String, &'static str)>,
+        /// Every (detector, severity) series written so far: one that drops to zero is
+        /// written as zero, not left at its last value.
+        series: BTreeSet<(String, &'static str)>,
     }
 
     impl IncidentGauge {
@@ -203,7 +206,6 @@ pub mod pipeline {
                 return;
             }
             let i = instruments();
-            let before = self.counts();
             for u in updates {
                 let e = &u.event;
                 i.events.add(
@@ -224,10 +226,10 @@ pub mod pipeline {
                     );
                 }
             }
-            let after = self.counts();
-            // Series that dropped to zero are written as zero, not left at their last value.
-            for key in before.keys().chain(after.keys()) {
-                let n = after.get(key).copied().unwrap_or(0);
+            let counts = self.counts();
+            self.series.extend(counts.keys().cloned());
+            for key in &self.series {
+                let n = counts.get(key).copied().unwrap_or(0);
                 i.open.record(
                     n,
                     &[

@@ -320,7 +320,6 @@ async fn run_follows_the_simulator_and_alerts_everywhere_with_measured_latency()
         let out = Command::new(env!("CARGO_BIN_EXE_kamiyo-hyperliquid"))
             .args(["--config", cfg.to_str().unwrap(), "health"])
             .args(extra)
-            .env("KAMIYO_TELEMETRY__OTLP_ENDPOINT", "")
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
