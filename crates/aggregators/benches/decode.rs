@@ -14,6 +14,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use kamiyo_aggregators::hyperliquid::wire::{WsContext, WsMessage, decode_ws_text};
+use kamiyo_aggregators::hyperliquid::ws::payload_text;
 use kamiyo_core_models::Timestamp;
 
 fn lcg(state: &mut u64) -> u64 {
@@ -126,19 +127,32 @@ fn main() {
         Ok(WsMessage::Events { events, .. }) => events.len(),
         _ => 0,
     };
+    // What the WebSocket reader does before decoding: the frame payload becomes an owned
+    // String (UTF-8 checked), then it is decoded — so the bytes are in cache when parsed.
+    let received = |fr: &str| decode(&payload_text(fr.as_bytes()));
     let value = |fr: &str| {
         serde_json::from_str::<serde_json::Value>(fr)
             .map(|v| v.is_object() as usize)
             .unwrap_or(0)
     };
 
-    let trades = trade_frames(100_000);
+    let n = std::env::var("KAMIYO_BENCH_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let trades = trade_frames(n);
     if std::env::var("KAMIYO_BENCH_ONLY").as_deref() == Ok("trades") {
         bench(
             "kamiyo decode+normalize (typed, Decimal)",
             &trades,
             30,
             decode,
+        );
+        bench(
+            "kamiyo receive path (payload copy + decode)",
+            &trades,
+            30,
+            received,
         );
         return;
     }

@@ -26,7 +26,11 @@ impl Coin {
         if name.is_empty() || name.len() > Self::MAX_LEN {
             return Err(ModelError::InvalidCoin(name.chars().take(80).collect()));
         }
-        if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        // Real names are printable ASCII: checked a byte at a time; anything else gets the
+        // full Unicode check.
+        if !name.bytes().all(|b| b.is_ascii_graphic())
+            && name.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
             return Err(ModelError::InvalidCoin(name.escape_debug().collect()));
         }
         Ok(Self(SmolStr::new(name)))
@@ -122,15 +126,16 @@ impl Address {
             return Err(ModelError::InvalidAddress(truncate(s)));
         }
         let mut out = [0u8; 20];
-        let b = hex_part.as_bytes();
-        let mut bad = 0u8;
-        for (i, o) in out.iter_mut().enumerate() {
-            let (hi, lo) = (nibble(b[2 * i]), nibble(b[2 * i + 1]));
-            bad |= hi | lo;
-            *o = (hi << 4) | (lo & 15);
-        }
-        if bad > 15 {
-            return Err(ModelError::InvalidAddress(truncate(s)));
+        for (o, word) in out
+            .chunks_exact_mut(4)
+            .zip(hex_part.as_bytes().chunks_exact(8))
+        {
+            let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+            o.copy_from_slice(
+                &hex8(w)
+                    .ok_or_else(|| ModelError::InvalidAddress(truncate(s)))?
+                    .to_le_bytes(),
+            );
         }
         Ok(Self(out))
     }
@@ -142,26 +147,37 @@ impl Address {
     }
 }
 
-/// Hex digit values (255 = not a hex digit). A table: addresses are parsed on the hot path of
-/// every trade frame.
-const NIBBLE: [u8; 256] = {
-    let mut t = [255u8; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        t[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-};
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
 
-const fn nibble(c: u8) -> u8 {
-    NIBBLE[c as usize]
+/// High bit of each byte of `w` that lies in `lo..=hi`; every byte of `w` must be ASCII
+/// (< 0x80), so the per-byte sums below never carry into the next byte.
+const fn in_range(w: u64, lo: u8, hi: u8) -> u64 {
+    let at_least_lo = w + ONES * (0x80 - lo as u64);
+    let above_hi = w + ONES * (0x7f - hi as u64);
+    at_least_lo & !above_hi & HIGH
+}
+
+/// Decodes eight ASCII hex digits (any case), read little-endian from the wire, into four
+/// bytes (the returned value's little-endian bytes, in wire order), eight at a time instead of a table lookup per digit: addresses
+/// are parsed twice for every trade on the hot path. `None` if any byte is not a hex digit.
+const fn hex8(w: u64) -> Option<u32> {
+    if w & HIGH != 0 {
+        return None;
+    }
+    let digit = in_range(w, b'0', b'9');
+    let letter = in_range(w | (ONES * 0x20), b'a', b'f');
+    if digit | letter != HIGH {
+        return None;
+    }
+    // Digit values per byte: low nibble, plus 9 for letters ('a' & 15 = 1 → 10).
+    let nib = (w & (ONES * 0x0f)) + (letter >> 7) * 9;
+    // Byte 2k gets nib[2k] << 4 | nib[2k+1]; then gather bytes 0, 2, 4, 6.
+    let pairs = ((nib << 4) | (nib >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let pairs = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+    let le = (pairs | (pairs >> 16)) & 0xffff_ffff;
+    // The four decoded bytes in wire order, least significant first.
+    Some(le as u32)
 }
 
 fn truncate(s: &str) -> String {
@@ -363,6 +379,40 @@ mod tests {
             "0xzz24b077bc1425ad1dea75bcb6f8158e10df303",
         ] {
             assert!(Address::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The obvious digit-by-digit decoding the word-at-a-time `hex8` must agree with.
+    fn hex8_reference(bytes: [u8; 8]) -> Option<u32> {
+        let mut out = [0u8; 4];
+        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            let hi = char::from(pair[0]).to_digit(16)?;
+            let lo = char::from(pair[1]).to_digit(16)?;
+            *o = u8::try_from(hi * 16 + lo).ok()?;
+        }
+        Some(u32::from_le_bytes(out))
+    }
+
+    #[test]
+    fn hex8_agrees_with_digit_by_digit_decoding_for_every_single_byte_change() {
+        for base in [*b"0123abcd", *b"89ABCDEF", *b"fFeE0a9A"] {
+            assert_eq!(hex8(u64::from_le_bytes(base)), hex8_reference(base));
+            for at in 0..8 {
+                for c in 0..=255u8 {
+                    let mut w = base;
+                    w[at] = c;
+                    assert_eq!(hex8(u64::from_le_bytes(w)), hex8_reference(w), "{w:?}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hex8_agrees_with_digit_by_digit_decoding(bytes: [u8; 8], hexy in proptest::collection::vec(proptest::sample::select(b"0123456789abcdefABCDEF/:@`Gg".to_vec()), 8)) {
+            proptest::prop_assert_eq!(hex8(u64::from_le_bytes(bytes)), hex8_reference(bytes));
+            let hexy: [u8; 8] = hexy.try_into().unwrap_or_default();
+            proptest::prop_assert_eq!(hex8(u64::from_le_bytes(hexy)), hex8_reference(hexy));
         }
     }
 

@@ -34,27 +34,114 @@ impl<'a> Cur<'a> {
         self.b.get(self.i).copied()
     }
 
-    /// A string without escapes or control characters (one pass; strings here are short).
+    /// A string without escapes or control characters, scanned eight bytes at a time.
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
         let rest = &self.b[start..];
         let mut j = 0;
-        loop {
-            let c = *rest.get(j)?;
-            if c == b'"' {
+        for word in rest.chunks_exact(8) {
+            let Ok(word) = <[u8; 8]>::try_from(word) else {
+                break;
+            };
+            let m = special(u64::from_le_bytes(word));
+            if m != 0 {
+                j += (m.trailing_zeros() / 8) as usize;
                 break;
             }
-            if c == b'\\' || c < 0x20 {
-                return None;
+            j += 8;
+        }
+        while let Some(&c) = rest.get(j) {
+            if c == b'"' || c == b'\\' || c < 0x20 {
+                break;
             }
             j += 1;
+        }
+        if *rest.get(j)? != b'"' {
+            return None;
         }
         self.i = start + j + 1;
         // Quote positions are ASCII, so these are char boundaries.
         self.s.get(start..start + j)
     }
 
+    /// A key: the server's keys are matched in place (no scan); anything else is scanned.
+    fn key(&mut self) -> Option<Key> {
+        self.eat(b'"')?;
+        let (key, n) = match self.b[self.i..] {
+            [b'c', b'o', b'i', b'n', b'"', ..] => (Key::Coin, 4),
+            [b's', b'i', b'd', b'e', b'"', ..] => (Key::Side, 4),
+            [b'p', b'x', b'"', ..] => (Key::Px, 2),
+            [b's', b'z', b'"', ..] => (Key::Sz, 2),
+            [b't', b'i', b'm', b'e', b'"', ..] => (Key::Time, 4),
+            [b't', b'i', b'd', b'"', ..] => (Key::Tid, 3),
+            [b'u', b's', b'e', b'r', b's', b'"', ..] => (Key::Users, 5),
+            _ => {
+                self.i -= 1;
+                return Some(match self.string()? {
+                    "coin" => Key::Coin,
+                    "side" => Key::Side,
+                    "px" => Key::Px,
+                    "sz" => Key::Sz,
+                    "time" => Key::Time,
+                    "tid" => Key::Tid,
+                    "users" => Key::Users,
+                    _ => Key::Other,
+                });
+            }
+        };
+        self.i += n + 1;
+        Some(key)
+    }
+
+    /// A decimal string parsed in the same pass that finds its closing quote (up to 18
+    /// digits in a machine word; longer ones go through `fast_decimal`); anything that is not
+    /// a plain decimal gives up.
+    fn decimal(&mut self) -> Option<Decimal> {
+        self.eat(b'"')?;
+        let rest = &self.b[self.i..];
+        let neg = rest.first() == Some(&b'-');
+        let mut j = usize::from(neg);
+        let (mut mantissa, mut digits, mut dot) = (0u64, 0u32, None);
+        loop {
+            match *rest.get(j)? {
+                c @ b'0'..=b'9' => {
+                    mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+                    digits += 1;
+                }
+                b'.' if dot.is_none() && digits > 0 => dot = Some(digits),
+                b'"' => break,
+                _ => return None,
+            }
+            j += 1;
+        }
+        let d = if digits > 18 {
+            fast_decimal(&rest[..j])?
+        } else {
+            let scale = dot.map_or(0, |at| digits - at);
+            if digits == 0 || (dot.is_some() && scale == 0) {
+                return None;
+            }
+            let m = i64::try_from(mantissa).ok()?;
+            Decimal::try_new(if neg { -m } else { m }, scale).ok()?
+        };
+        self.i += j + 1;
+        Some(d)
+    }
+
+    /// `0x` and 40 hex digits in quotes, parsed in place (the parse rejects every byte a
+    /// string scan would stop at, so no scan is needed).
+    fn address(&mut self) -> Option<Address> {
+        self.eat(b'"')?;
+        if self.b.get(self.i + 42) != Some(&b'"') {
+            return None;
+        }
+        let a = Address::parse(self.s.get(self.i..self.i + 42)?).ok()?;
+        self.i += 43;
+        Some(a)
+    }
+
+    /// A JSON integer of at most 18 digits (times and trade ids), eight digits per step.
     fn integer(&mut self) -> Option<i64> {
         self.ws();
         let neg = self.b.get(self.i) == Some(&b'-');
@@ -62,18 +149,27 @@ impl<'a> Cur<'a> {
             self.i += 1;
         }
         let start = self.i;
-        let mut v: i64 = 0;
-        while let Some(c) = self.b.get(self.i).filter(|c| c.is_ascii_digit()) {
-            v = v.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
+        let mut v: u64 = 0;
+        while let Some(eight) = self.b.get(self.i..self.i + 8).and_then(digits8) {
+            v = v.wrapping_mul(100_000_000).wrapping_add(eight);
+            self.i += 8;
+        }
+        while let Some(&c) = self.b.get(self.i).filter(|c| c.is_ascii_digit()) {
+            v = v.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
             self.i += 1;
         }
         let digits = self.i - start;
         if digits == 0
+            || digits > 18
             || (digits > 1 && self.b[start] == b'0')
             || matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E'))
         {
+            // Longer numbers may not fit (the general decoder decides); the rest is not an
+            // integer.
             return None;
         }
+        // At most 18 digits: below 10^18, so it fits and nothing above wrapped.
+        let v = i64::try_from(v).ok()?;
         Some(if neg { -v } else { v })
     }
 
@@ -101,6 +197,43 @@ impl<'a> Cur<'a> {
             }
         }
     }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// For eight bytes read little-endian: the high bit of every byte that is `"`, `\\` or a control
+/// character (< 0x20). Bytes after the first such byte may be flagged spuriously (borrows carry
+/// upwards), so only the lowest flag is meaningful — which is the one the scanner uses.
+#[inline]
+fn special(w: u64) -> u64 {
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    (zero(quote) | zero(backslash) | (w.wrapping_sub(ONES * 0x20) & !w)) & HIGH
+}
+
+/// The value of eight ASCII digits (the first most significant), or `None` if any byte is not
+/// a digit: three multiplications instead of eight steps.
+fn digits8(bytes: &[u8]) -> Option<u64> {
+    let w = u64::from_le_bytes(bytes.try_into().ok()?);
+    // Every byte 0x30..=0x39: high nibble 3, and adding 6 does not leave it.
+    if w & 0xf0f0_f0f0_f0f0_f0f0 != ONES * 0x30
+        || (w + ONES * 6) & 0xf0f0_f0f0_f0f0_f0f0 != ONES * 0x30
+    {
+        return None;
+    }
+    let d = w - ONES * 0x30;
+    // Pairs: byte 2k becomes 10·d[2k] + d[2k+1] (< 100, no carry).
+    let d = d.wrapping_mul(10).wrapping_add(d >> 8);
+    // Then the four pairs into one number.
+    let lo = d & 0x0000_00ff_0000_00ff;
+    let hi = (d >> 16) & 0x0000_00ff_0000_00ff;
+    Some(
+        (lo.wrapping_mul(100 + (1_000_000 << 32))
+            .wrapping_add(hi.wrapping_mul(1 + (10_000 << 32))))
+            >> 32,
+    )
 }
 
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
@@ -182,6 +315,18 @@ fn set<T>(slot: &mut Option<T>, v: T) -> Option<()> {
     Some(())
 }
 
+/// The keys of a trade object.
+enum Key {
+    Coin,
+    Side,
+    Px,
+    Sz,
+    Time,
+    Tid,
+    Users,
+    Other,
+}
+
 fn trade(cur: &mut Cur<'_>) -> Option<Trade> {
     cur.eat(b'{')?;
     let (mut coin, mut side, mut px, mut sz, mut time, mut tid, mut users) =
@@ -190,37 +335,39 @@ fn trade(cur: &mut Cur<'_>) -> Option<Trade> {
         return None;
     }
     loop {
-        let key = cur.string()?;
+        let key = cur.key()?;
         cur.eat(b':')?;
         match key {
-            "coin" => set(&mut coin, Coin::new(cur.string()?).ok()?)?,
-            "side" => {
-                let s = match cur.string()? {
-                    "B" => Side::Buy,
-                    "A" => Side::Sell,
+            Key::Coin => set(&mut coin, Coin::new(cur.string()?).ok()?)?,
+            Key::Side => {
+                cur.ws();
+                let s = match cur.b[cur.i..] {
+                    [b'"', b'B', b'"', ..] => Side::Buy,
+                    [b'"', b'A', b'"', ..] => Side::Sell,
                     _ => return None,
                 };
+                cur.i += 3;
                 set(&mut side, s)?;
             }
-            "px" => set(&mut px, fast_decimal(cur.string()?.as_bytes())?)?,
-            "sz" => set(&mut sz, fast_decimal(cur.string()?.as_bytes())?)?,
-            "time" => set(&mut time, cur.integer()?)?,
-            "tid" => set(&mut tid, u64::try_from(cur.integer()?).ok()?)?,
-            "users" => {
+            Key::Px => set(&mut px, cur.decimal()?)?,
+            Key::Sz => set(&mut sz, cur.decimal()?)?,
+            Key::Time => set(&mut time, cur.integer()?)?,
+            Key::Tid => set(&mut tid, u64::try_from(cur.integer()?).ok()?)?,
+            Key::Users => {
                 if cur.peek()? == b'n' {
                     cur.skip_scalar()?;
                     set(&mut users, None)?;
                 } else {
                     cur.eat(b'[')?;
-                    let a = Address::parse(cur.string()?).ok()?;
+                    let a = cur.address()?;
                     cur.eat(b',')?;
-                    let b = Address::parse(cur.string()?).ok()?;
+                    let b = cur.address()?;
                     cur.eat(b']')?;
                     set(&mut users, Some([a, b]))?;
                 }
             }
             // The hash and any future scalar field are skipped; nested values fall back.
-            _ => cur.skip_scalar()?,
+            Key::Other => cur.skip_scalar()?,
         }
         match cur.peek()? {
             b',' => cur.i += 1,
@@ -307,6 +454,24 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_word_scan_finds_the_first_quote_backslash_or_control_byte(bytes: [u8; 8]) {
+            let first = bytes.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            let m = special(u64::from_le_bytes(bytes));
+            let found = (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
+            prop_assert_eq!(found, first);
+        }
+
+        #[test]
+        fn eight_digits_at_once_agree_with_digit_by_digit(bytes: [u8; 8], n in 0u64..100_000_000) {
+            let reference = bytes
+                .iter()
+                .try_fold(0u64, |v, c| c.is_ascii_digit().then(|| v * 10 + u64::from(c - b'0')));
+            prop_assert_eq!(digits8(&bytes), reference);
+            let text = format!("{n:08}");
+            prop_assert_eq!(digits8(text.as_bytes()), Some(n));
+        }
+
         #[test]
         fn plain_decimals_agree(int in 0u64..10_000_000_000, frac in 0u32..100_000_000, neg: bool) {
             let s = format!("{}{int}.{frac}", if neg { "-" } else { "" });

@@ -370,9 +370,8 @@ async fn session(
                 .await;
             let item = match frame {
                 Ok(f) => match f.opcode {
-                    OpCode::Text => Ok(String::from_utf8_lossy(&f.payload).into_owned()),
+                    OpCode::Text | OpCode::Binary => Ok(payload_text(&f.payload)),
                     OpCode::Close => Err("server closed the connection".to_owned()),
-                    OpCode::Binary => Ok(String::from_utf8_lossy(&f.payload).into_owned()),
                     _ => continue,
                 },
                 Err(e) => Err(format!("read: {e}")),
@@ -435,6 +434,16 @@ async fn session(
     };
     reader.abort();
     (reason, got_data)
+}
+
+/// A frame payload as text. Valid UTF-8 (every frame the server sends) takes std's
+/// word-at-a-time check and one copy; anything else is kept, with U+FFFD for bad bytes, so the
+/// decoder reports it instead of the reader dropping it.
+pub fn payload_text(payload: &[u8]) -> String {
+    match std::str::from_utf8(payload) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(payload).into_owned(),
+    }
 }
 
 #[cfg(test)]
