@@ -94,39 +94,42 @@ impl<'a> Cur<'a> {
         Some(key)
     }
 
-    /// A decimal string parsed in the same pass that finds its closing quote (up to 18
-    /// digits in a machine word; longer ones go through `fast_decimal`); anything that is not
-    /// a plain decimal gives up.
+    /// Reads a run of ASCII digits (eight per step while it can) into `v`, wrapping on
+    /// overflow; returns how many there were (callers refuse more than 18).
+    fn digits(&mut self, v: &mut u64) -> usize {
+        let start = self.i;
+        while let Some(eight) = self.b.get(self.i..self.i + 8).and_then(digits8) {
+            *v = v.wrapping_mul(100_000_000).wrapping_add(eight);
+            self.i += 8;
+        }
+        while let Some(&c) = self.b.get(self.i).filter(|c| c.is_ascii_digit()) {
+            *v = v.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// A decimal string (`-?digits(.digits)?`) parsed in the same pass that finds its closing
+    /// quote; more than 18 digits go through `fast_decimal`; anything else gives up.
     fn decimal(&mut self) -> Option<Decimal> {
         self.eat(b'"')?;
-        let rest = &self.b[self.i..];
-        let neg = rest.first() == Some(&b'-');
-        let mut j = usize::from(neg);
-        let (mut mantissa, mut digits, mut dot) = (0u64, 0u32, None);
-        loop {
-            match *rest.get(j)? {
-                c @ b'0'..=b'9' => {
-                    mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-                    digits += 1;
-                }
-                b'.' if dot.is_none() && digits > 0 => dot = Some(digits),
-                b'"' => break,
-                _ => return None,
-            }
-            j += 1;
+        let start = self.i;
+        let neg = self.lit(b"-").is_some();
+        let mut mantissa = 0u64;
+        let whole = self.digits(&mut mantissa);
+        let dot = self.lit(b".").is_some();
+        let scale = if dot { self.digits(&mut mantissa) } else { 0 };
+        let end = self.i;
+        self.lit(b"\"")?;
+        if whole == 0 || (dot && scale == 0) {
+            return None;
         }
-        let d = if digits > 18 {
-            fast_decimal(&rest[..j])?
-        } else {
-            let scale = dot.map_or(0, |at| digits - at);
-            if digits == 0 || (dot.is_some() && scale == 0) {
-                return None;
-            }
-            let m = i64::try_from(mantissa).ok()?;
-            Decimal::try_new(if neg { -m } else { m }, scale).ok()?
-        };
-        self.i += j + 1;
-        Some(d)
+        if whole + scale > 18 {
+            return fast_decimal(&self.b[start..end]);
+        }
+        // At most 18 digits: below 10^18, so nothing wrapped and it fits an i64.
+        let m = i64::try_from(mantissa).ok()?;
+        Decimal::try_new(if neg { -m } else { m }, u32::try_from(scale).ok()?).ok()
     }
 
     /// `0x` and 40 hex digits in quotes, parsed in place (the parse rejects every byte a
@@ -150,14 +153,7 @@ impl<'a> Cur<'a> {
         }
         let start = self.i;
         let mut v: u64 = 0;
-        while let Some(eight) = self.b.get(self.i..self.i + 8).and_then(digits8) {
-            v = v.wrapping_mul(100_000_000).wrapping_add(eight);
-            self.i += 8;
-        }
-        while let Some(&c) = self.b.get(self.i).filter(|c| c.is_ascii_digit()) {
-            v = v.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-            self.i += 1;
-        }
+        self.digits(&mut v);
         let digits = self.i - start;
         if digits == 0
             || digits > 18
@@ -327,7 +323,71 @@ enum Key {
     Other,
 }
 
+impl Cur<'_> {
+    /// Consumes `lit` if the input continues with exactly it (no whitespace allowed). A
+    /// fixed-size array, so the comparison is a few word loads rather than a `memcmp` call.
+    fn lit<const N: usize>(&mut self, lit: &[u8; N]) -> Option<()> {
+        let next: &[u8; N] = self.b.get(self.i..self.i + N)?.try_into().ok()?;
+        (next == lit).then(|| self.i += N)
+    }
+}
+
+/// A trade object in the server's own layout — `coin, side, px, sz`, then `hash` and `time`
+/// in either order, `tid`, `users`, no whitespace — read straight through. `None` on any
+/// deviation; the caller then rereads the object key by key.
+fn trade_in_server_order(cur: &mut Cur<'_>) -> Option<Trade> {
+    cur.lit(br#"{"coin":"#)?;
+    let coin = Coin::new(cur.string()?).ok()?;
+    cur.lit(br#","side":""#)?;
+    let side = match cur.b.get(cur.i..cur.i + 2)? {
+        b"B\"" => Side::Buy,
+        b"A\"" => Side::Sell,
+        _ => return None,
+    };
+    cur.i += 2;
+    cur.lit(br#","px":"#)?;
+    let px = cur.decimal()?;
+    cur.lit(br#","sz":"#)?;
+    let sz = cur.decimal()?;
+    let time = if cur.lit(br#","hash":"#).is_some() {
+        cur.string()?;
+        cur.lit(br#","time":"#)?;
+        cur.integer()?
+    } else {
+        cur.lit(br#","time":"#)?;
+        let time = cur.integer()?;
+        cur.lit(br#","hash":"#)?;
+        cur.string()?;
+        time
+    };
+    cur.lit(br#","tid":"#)?;
+    let tid = u64::try_from(cur.integer()?).ok()?;
+    cur.lit(br#","users":["#)?;
+    let a = cur.address()?;
+    cur.lit(b",")?;
+    let b = cur.address()?;
+    cur.lit(b"]}")?;
+    Some(Trade {
+        coin,
+        side,
+        px,
+        sz,
+        time: Timestamp(time),
+        tid,
+        users: Some([a, b]),
+    })
+}
+
 fn trade(cur: &mut Cur<'_>) -> Option<Trade> {
+    let start = cur.i;
+    if let Some(t) = trade_in_server_order(cur) {
+        return Some(t);
+    }
+    cur.i = start;
+    trade_by_key(cur)
+}
+
+fn trade_by_key(cur: &mut Cur<'_>) -> Option<Trade> {
     cur.eat(b'{')?;
     let (mut coin, mut side, mut px, mut sz, mut time, mut tid, mut users) =
         (None, None, None, None, None, None, None);
@@ -453,7 +513,68 @@ mod tests {
         }
     }
 
+    /// The in-place decimal reader on a quoted value (what it returns must be what the
+    /// general parser returns for the unquoted text, or nothing).
+    fn quoted_decimal(s: &str) -> Option<Decimal> {
+        let text = format!("\"{s}\",");
+        let mut cur = Cur {
+            s: &text,
+            b: text.as_bytes(),
+            i: 0,
+        };
+        let d = cur.decimal()?;
+        assert_eq!(cur.b[cur.i], b',', "{s}: must stop after the closing quote");
+        Some(d)
+    }
+
+    #[test]
+    fn quoted_decimals_match_the_general_parser() {
+        for s in [
+            "0",
+            "1915.5",
+            "-0.0000015186",
+            "1516669192.1953897476",
+            "123456789012345678",
+            "12345678.9012345678",
+            "007.10",
+        ] {
+            assert_eq!(quoted_decimal(s), parse_decimal(s), "{s}");
+            assert!(quoted_decimal(s).is_some(), "{s}");
+        }
+        for s in [
+            "",
+            "-",
+            "1.",
+            ".5",
+            "1e5",
+            "1.2.3",
+            "abc",
+            "--1",
+            "1-",
+            " 1",
+            "1 ",
+            "123456789012345678901234567890123456789012345678901234567890",
+        ] {
+            assert_eq!(quoted_decimal(s), None, "{s}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn quoted_plain_decimals_agree(int in 0u64..u64::MAX, frac in 0u64..u64::MAX, digits in 0usize..20, neg: bool) {
+            let frac = frac.to_string();
+            let s = format!("{}{int}.{}", if neg { "-" } else { "" }, &frac[..digits.min(frac.len())]);
+            let general = parse_decimal(&s);
+            // When it answers, it answers like the general parser (beyond 28 digits it may
+            // decline and leave the frame to the general decoder); up to 18 it must answer.
+            if let Some(d) = quoted_decimal(&s) {
+                prop_assert_eq!(Some(d), general);
+            }
+            if s.bytes().filter(u8::is_ascii_digit).count() <= 18 {
+                prop_assert_eq!(quoted_decimal(&s), general);
+            }
+        }
+
         #[test]
         fn the_word_scan_finds_the_first_quote_backslash_or_control_byte(bytes: [u8; 8]) {
             let first = bytes.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);

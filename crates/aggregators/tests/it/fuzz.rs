@@ -221,8 +221,34 @@ mod fast_path {
         }
     }
 
+    prop_compose! {
+        /// A trade exactly as the server lays it out (the straight-through path).
+        fn server_trade()(px in 1u64..10_000_000, frac in 0u32..10_000, sz in 1u64..1_000_000, t in 0i64..2_000_000_000_000, tid in 0u64..(1 << 50),
+                          buy: bool, hash_first: bool, hash in "[0-9a-f]{64}", coin in prop_oneof![Just("ETH"), Just("kPEPE"), Just("@107"), Just("xyz:XYZ100")]) -> String {
+            let (hash, time) = (format!(r#""hash":"0x{hash}""#), format!(r#""time":{t}"#));
+            let (first, second) = if hash_first { (hash, time) } else { (time, hash) };
+            format!(
+                r#"{{"coin":"{coin}","side":"{}","px":"{px}.{frac}","sz":"{sz}",{first},{second},"tid":{tid},"users":["0xf3f496c9486be5924a93d67e98298733bb47057c","0x2E3D94F0562703B25C83308A05046DDAF9A8DD14"]}}"#,
+                if buy { "B" } else { "A" },
+            )
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn server_layout_frames_and_their_mutations_decode_exactly_like_the_general_decoder(objs in proptest::collection::vec(server_trade(), 1..4), cut in any::<usize>(), junk in "[\\[\\]{}\",:0-9a-zA-Z.\\\\ \n\t\u{1}-]{0,4}") {
+            let frame = format!(r#"{{"channel":"trades","data":[{}]}}"#, objs.join(","));
+            let fast = fast_trades(&frame);
+            prop_assert!(fast.is_some(), "{}", frame);
+            prop_assert_eq!(fast, general(&frame));
+            let at = cut % frame.len();
+            let mutated = format!("{}{}{}", &frame[..at], junk, &frame[at..]);
+            if let Some(fast) = fast_trades(&mutated) {
+                prop_assert_eq!(Some(fast), general(&mutated), "{}", mutated);
+            }
+        }
 
         #[test]
         fn fast_path_answers_well_formed_frames_exactly_like_the_general_decoder(objs in proptest::collection::vec(trade_obj(), 0..5)) {
