@@ -8,6 +8,7 @@ pub mod hyperliquid;
 pub mod live;
 pub mod metrics;
 pub mod replay;
+mod scan;
 pub mod sources;
 pub mod supervise;
 pub mod whales;

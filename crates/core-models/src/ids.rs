@@ -14,8 +14,29 @@ use crate::error::ModelError;
 /// `"PURR/USDC"`, or a HIP-3 builder-deployed perp such as `"xyz:XYZ100"`.
 ///
 /// Cloning is cheap (names up to 23 bytes are stored inline).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Coin(SmolStr);
+
+/// Byte-wise order (the same as `str`'s), compared inline: coin names are a few bytes and
+/// are compared on every lookup of the per-market maps, where a `memcmp` call costs more than
+/// the comparison.
+impl Ord for Coin {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
+        for (x, y) in a.iter().zip(b) {
+            if x != y {
+                return x.cmp(y);
+            }
+        }
+        a.len().cmp(&b.len())
+    }
+}
+
+impl PartialOrd for Coin {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Coin {
     /// Longest coin name accepted; real names are far shorter.
@@ -362,6 +383,15 @@ mod tests {
         assert_eq!(Coin::new("flx:CRCL").unwrap().dex(), Some("flx"));
         for bad in ["", "BT C", "a\nb", &"X".repeat(65)] {
             assert!(Coin::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn coins_order_like_their_names(a in "[@A-Za-z0-9:/]{1,12}", b in "[@A-Za-z0-9:/]{1,12}") {
+            let (ca, cb) = (Coin::new(&a).unwrap(), Coin::new(&b).unwrap());
+            proptest::prop_assert_eq!(ca.cmp(&cb), a.cmp(&b));
+            proptest::prop_assert_eq!(ca.cmp(&ca.clone()), std::cmp::Ordering::Equal);
         }
     }
 

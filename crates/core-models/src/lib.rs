@@ -24,7 +24,10 @@ pub use market::{
     LiquidationInfo, LiquidationMethod, MarketDataStream, MarketEvent, Mids, OiCapSnapshot,
     Position, PositionSnapshot, SeriesPoint, Side, Trade, VaultSnapshot,
 };
-pub use price::{Price, PriceSource, ReferenceQuote, SourceError, Venue, deviation_pct};
+pub use price::{
+    Price, PriceSource, ReferenceQuote, SourceError, Venue, cmp_decimal, deviation_pct,
+    deviation_pct_4dp,
+};
 pub use rust_decimal::Decimal;
 pub use security::{
     Detection, Evidence, EvidenceValue, Incident, IncidentChange, IncidentStatus, IncidentUpdate,

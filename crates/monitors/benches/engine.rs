@@ -4,8 +4,9 @@
 //!
 //! Input: the four scenarios' events (calm fortnight, ETH whale, JELLY, XPL; about 300k events:
 //! asset contexts, reference quotes, mids, vault and position snapshots, fills), serialized as
-//! normalized JSON lines (the scenario overlay format). Measured in the same run: parse only,
-//! detectors only (events already in memory), and parse + detectors.
+//! normalized JSON lines (the scenario overlay format). Measured in the same run: parsing with
+//! serde alone (baseline), parsing with `decode_event_json`, detectors only (events already in
+//! memory), and parse + detectors. Each line: best and median of `KAMIYO_BENCH_PASSES` (9).
 
 use std::hint::black_box;
 use std::io::Write;
@@ -45,62 +46,98 @@ fn main() {
         "{total} events, {bytes} bytes of JSON lines, 4 scenarios"
     );
     let cfg = MonitorsConfig::default();
-    let reps = 5;
-
-    let mut best = f64::INFINITY;
-    for _ in 0..reps {
+    let passes: usize = std::env::var("KAMIYO_BENCH_PASSES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(9);
+    // For profiling: `KAMIYO_BENCH_ONLY=combined` runs only parse + detectors,
+    // `KAMIYO_BENCH_ONLY=detectors` only the detectors.
+    let only = std::env::var("KAMIYO_BENCH_ONLY").unwrap_or_default();
+    let only_combined = only == "combined";
+    let only_detectors = only == "detectors";
+    let mut report = |name: &str, times: &mut Vec<f64>, note: String| {
+        times.sort_by(f64::total_cmp);
+        let _ = writeln!(
+            out,
+            "{name:<44} {:>10.0} events/s  median {:>10.0}  ({} passes){note}",
+            total as f64 / times[0],
+            total as f64 / times[times.len() / 2],
+            times.len()
+        );
+    };
+    let time = |f: &mut dyn FnMut()| {
         let t = Instant::now();
-        for l in lines.iter().flatten() {
-            black_box(kamiyo_aggregators::replay::decode_event_json(l).ok());
-        }
-        best = best.min(t.elapsed().as_secs_f64());
+        f();
+        t.elapsed().as_secs_f64()
+    };
+
+    if !only_combined && !only_detectors {
+        let mut times: Vec<f64> = (0..passes)
+            .map(|_| {
+                time(&mut || {
+                    for l in lines.iter().flatten() {
+                        black_box(serde_json::from_str::<MarketEvent>(l).ok());
+                    }
+                })
+            })
+            .collect();
+        report(
+            "baseline: parse with serde alone",
+            &mut times,
+            String::new(),
+        );
+
+        let mut times: Vec<f64> = (0..passes)
+            .map(|_| {
+                time(&mut || {
+                    for l in lines.iter().flatten() {
+                        black_box(kamiyo_aggregators::replay::decode_event_json(l).ok());
+                    }
+                })
+            })
+            .collect();
+        report("parse (decode_event_json)", &mut times, String::new());
     }
-    let _ = writeln!(
-        out,
-        "{:<40} {:>12.0} events/s",
-        "parse only (baseline)",
-        total as f64 / best
-    );
-
-    let mut best = f64::INFINITY;
-    let mut steps = 0usize;
-    for _ in 0..reps {
-        let t = Instant::now();
-        steps = 0;
-        for (_, events, stale) in &runs {
-            let mut e = Engine::new(&cfg).unwrap_or_else(|e| panic!("{e}"));
-            e.state_mut().set_reference_max_age_ms(*stale);
-            for ev in events {
-                steps += e.process(ev).updates.len();
-            }
-        }
-        best = best.min(t.elapsed().as_secs_f64());
+    if !only_combined {
+        let mut steps = 0usize;
+        let mut times: Vec<f64> = (0..passes)
+            .map(|_| {
+                time(&mut || {
+                    steps = 0;
+                    for (_, events, stale) in &runs {
+                        let mut e = Engine::new(&cfg).unwrap_or_else(|e| panic!("{e}"));
+                        e.state_mut().set_reference_max_age_ms(*stale);
+                        for ev in events {
+                            steps += e.process(ev).updates.len();
+                        }
+                    }
+                })
+            })
+            .collect();
+        report(
+            "detectors only (all, events in memory)",
+            &mut times,
+            format!("  {steps} incident steps"),
+        );
     }
-    let _ = writeln!(
-        out,
-        "{:<40} {:>12.0} events/s  ({steps} incident steps)",
-        "detectors only (all, in memory)",
-        total as f64 / best
-    );
 
-    let mut best = f64::INFINITY;
-    for _ in 0..reps {
-        let t = Instant::now();
-        for ((_, _, stale), ls) in runs.iter().zip(&lines) {
-            let mut e = Engine::new(&cfg).unwrap_or_else(|e| panic!("{e}"));
-            e.state_mut().set_reference_max_age_ms(*stale);
-            for l in ls {
-                if let Ok(ev) = kamiyo_aggregators::replay::decode_event_json(l) {
-                    black_box(e.process(&ev));
+    if only_detectors {
+        return;
+    }
+    let mut times: Vec<f64> = (0..passes)
+        .map(|_| {
+            time(&mut || {
+                for ((_, _, stale), ls) in runs.iter().zip(&lines) {
+                    let mut e = Engine::new(&cfg).unwrap_or_else(|e| panic!("{e}"));
+                    e.state_mut().set_reference_max_age_ms(*stale);
+                    for l in ls {
+                        if let Ok(ev) = kamiyo_aggregators::replay::decode_event_json(l) {
+                            black_box(e.process(&ev));
+                        }
+                    }
                 }
-            }
-        }
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    let _ = writeln!(
-        out,
-        "{:<40} {:>12.0} events/s",
-        "parse + detectors",
-        total as f64 / best
-    );
+            })
+        })
+        .collect();
+    report("parse + detectors", &mut times, String::new());
 }

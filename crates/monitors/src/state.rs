@@ -57,12 +57,14 @@ impl MarketState {
             self.now = e.time();
         }
         match e {
-            MarketEvent::AssetCtx(c) => {
-                if self.ctx.get(&c.coin).is_some_and(|old| old.time > c.time) {
-                    return false;
+            MarketEvent::AssetCtx(c) => match self.ctx.get_mut(&c.coin) {
+                // One lookup; the held context is overwritten in place.
+                Some(old) if old.time > c.time => return false,
+                Some(old) => old.clone_from(c),
+                None => {
+                    self.ctx.insert(c.coin.clone(), c.clone());
                 }
-                self.ctx.insert(c.coin.clone(), c.clone());
-            }
+            },
             MarketEvent::Reference(q) => self.refs.update(q),
             MarketEvent::Feed(s) => {
                 self.feeds.insert(s.feed.clone(), s.state);

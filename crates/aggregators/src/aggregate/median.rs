@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use kamiyo_core_models::{Coin, Decimal, Price, ReferenceQuote, Timestamp, Venue, deviation_pct};
+use kamiyo_core_models::{
+    Coin, Decimal, Price, ReferenceQuote, Timestamp, Venue, cmp_decimal, deviation_pct_4dp,
+};
 
 /// Weights per venue. Venues without a weight count 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,16 +74,17 @@ pub fn weighted_median(points: &[(Price, Decimal)]) -> Option<Price> {
         1 => return Some(v[0].0),
         _ => {}
     }
-    v.sort_unstable_by_key(|p| p.0);
+    v.sort_unstable_by(|x, y| cmp_decimal(&x.0, &y.0));
     let total: Decimal = v.iter().map(|p| p.1).sum();
-    let half = total / Decimal::TWO;
+    // Compared as 2·acc against the total: no decimal division on the hot path.
     let mut acc = Decimal::ZERO;
     for (i, (p, w)) in v.iter().enumerate() {
         acc += *w;
-        if acc > half {
+        let twice = acc + acc;
+        if twice > total {
             return Some(*p);
         }
-        if acc == half {
+        if twice == total {
             let next = v.get(i + 1).map_or(*p, |n| n.0);
             return Some((*p + next) / Decimal::TWO);
         }
@@ -185,7 +188,7 @@ impl ReferenceBook {
 pub fn venue_deviations(subject: Price, quotes: &[ReferenceQuote]) -> Vec<(Venue, Decimal)> {
     let mut v: Vec<(Venue, Decimal)> = quotes
         .iter()
-        .filter_map(|q| deviation_pct(subject, q.price).map(|d| (q.venue.clone(), d.round_dp(4))))
+        .filter_map(|q| deviation_pct_4dp(subject, q.price).map(|d| (q.venue.clone(), d)))
         .collect();
     v.sort_by(|a, b| b.1.abs().cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
     v

@@ -102,6 +102,8 @@ fn the_fast_event_decoder_agrees_with_serde_on_every_scenario_event() {
             let line = serde_json::to_string(e).unwrap();
             let fast = kamiyo_aggregators::replay::decode_event_json(&line).unwrap();
             assert_eq!(&fast, e);
+            // Equal as text too: every decimal keeps its scale.
+            assert_eq!(serde_json::to_string(&fast).unwrap(), line);
             assert_eq!(serde_json::from_str::<MarketEvent>(&line).unwrap(), fast);
         }
     }
@@ -114,4 +116,49 @@ fn the_fast_event_decoder_agrees_with_serde_on_every_scenario_event() {
         kamiyo_aggregators::replay::decode_event_json(r#"{"event":"asset_ctx","coin":"BTC"}"#)
             .is_err()
     );
+}
+
+mod event_lines {
+    use kamiyo_aggregators::replay::decode_event_json;
+    use kamiyo_core_models::MarketEvent;
+    use proptest::prelude::*;
+
+    /// Lines in serde's layout for the event kinds read straight through, with and without
+    /// their optional fields.
+    const LINES: [&str; 6] = [
+        r#"{"event":"reference","venue":"binance","coin":"BTC","price":"104544.6","time":1748736000000}"#,
+        r#"{"event":"reference","venue":"coinbase","coin":"kPEPE","price":"0.0000123","bid":"0.0000122","ask":"0.0000124","time":1748736000001}"#,
+        r#"{"event":"asset_ctx","coin":"BTC","time":1748736000000,"oracle_px":"104544.6","mark_px":"104585","mid_px":"104585","open_interest":"38000","funding":"-0.0000125","day_ntl_vlm":"1624599372.03","prev_day_px":"104005"}"#,
+        r#"{"event":"asset_ctx","coin":"xyz:XYZ100","time":1,"oracle_px":"1.50","mark_px":"1.5","open_interest":"0","funding":"0","day_ntl_vlm":"0.0","premium":"0.001","impact_pxs":["1.49","1.51"]}"#,
+        r#"{"event":"mids","time":1748736000000,"mids":[["BTC","104585"],["@107","32.692"],["POPCAT","0.36429"]]}"#,
+        r#"{"event":"mids","time":5,"mids":[]}"#,
+    ];
+
+    #[test]
+    fn straight_through_lines_decode_like_serde() {
+        for line in LINES {
+            let fast = decode_event_json(line).unwrap();
+            assert_eq!(
+                fast,
+                serde_json::from_str::<MarketEvent>(line).unwrap(),
+                "{line}"
+            );
+            assert_eq!(serde_json::to_string(&fast).unwrap(), line);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutated_lines_decode_like_serde_or_not_at_all(which in 0usize..6, cut in any::<usize>(), junk in "[\\[\\]{}\",:0-9a-zA-Z._\\\\ \n\u{1}-]{0,4}") {
+            let line = LINES[which];
+            let at = cut % (line.len() + 1);
+            let mutated = format!("{}{}{}", &line[..at], junk, &line[at..]);
+            let general = serde_json::from_str::<MarketEvent>(&mutated).ok();
+            if let Ok(fast) = decode_event_json(&mutated) {
+                prop_assert_eq!(Some(&fast), general.as_ref(), "{}", mutated);
+            }
+        }
+    }
 }

@@ -13,7 +13,7 @@ pub mod whale;
 
 use kamiyo_core_models::{
     Decimal, Detection, DeviationSample, LiquidationRecord, MarketEvent, PositionRecord, Timestamp,
-    VaultPoint,
+    VaultPoint, cmp_decimal,
 };
 
 use crate::state::MarketState;
@@ -70,7 +70,7 @@ pub trait Detector: Send {
 
 /// `(a − b) / b × 100`, rounded to 4 decimals; `None` when `b` is not positive.
 pub fn pct(a: Decimal, b: Decimal) -> Option<Decimal> {
-    kamiyo_core_models::deviation_pct(a, b).map(|d| d.round_dp(4))
+    kamiyo_core_models::deviation_pct_4dp(a, b)
 }
 
 /// Tracks how long a signed deviation has stayed beyond two thresholds.
@@ -105,15 +105,17 @@ impl Sustain {
     ) -> (Level, i64) {
         let a = dev.abs();
         let sign = if dev.is_sign_negative() { -1 } else { 1 };
-        if a < warn || (self.sign != 0 && sign != self.sign) {
+        // Deviations carry 4 decimals, thresholds usually fewer: compare without rescaling.
+        let below_warn = cmp_decimal(&a, &warn).is_lt();
+        if below_warn || (self.sign != 0 && sign != self.sign) {
             *self = Self::default();
-            if a < warn {
+            if below_warn {
                 return (Level::None, 0);
             }
         }
         self.sign = sign;
         let ws = *self.warn_since.get_or_insert(t);
-        if a >= crit {
+        if cmp_decimal(&a, &crit).is_ge() {
             self.crit_since.get_or_insert(t);
         } else {
             self.crit_since = None;

@@ -1,0 +1,132 @@
+//! Straight-through readers for the commonest normalized event lines — reference quotes,
+//! asset contexts and mids, which are nine in ten events of a replay — in exactly the layout
+//! serde writes them. Any deviation (another key order, an extra key, whitespace, a number
+//! the scanner does not represent exactly) returns `None` and the line goes through serde,
+//! which then decides; a test holds every answer to serde's on every scenario event and on
+//! mutated lines.
+
+use kamiyo_core_models::{AssetCtx, Coin, MarketEvent, Mids, ReferenceQuote, Timestamp, Venue};
+
+use crate::scan::Cur;
+
+/// Decodes `line` if it is a reference quote, asset context or mids line in serde's layout.
+pub(super) fn decode(line: &str) -> Option<MarketEvent> {
+    let mut cur = Cur::new(line);
+    let event = if cur.lit(br#"{"event":"reference","#).is_some() {
+        MarketEvent::Reference(reference(&mut cur)?)
+    } else if cur.lit(br#"{"event":"asset_ctx","#).is_some() {
+        MarketEvent::AssetCtx(asset_ctx(&mut cur)?)
+    } else if cur.lit(br#"{"event":"mids","#).is_some() {
+        MarketEvent::Mids(mids(&mut cur)?)
+    } else {
+        return None;
+    };
+    (cur.i == cur.b.len()).then_some(event)
+}
+
+fn time(cur: &mut Cur<'_>) -> Option<Timestamp> {
+    cur.integer().map(Timestamp)
+}
+
+fn reference(cur: &mut Cur<'_>) -> Option<ReferenceQuote> {
+    cur.lit(br#""venue":"#)?;
+    let venue = Venue::new(cur.string()?).ok()?;
+    cur.lit(br#","coin":"#)?;
+    let coin = Coin::new(cur.string()?).ok()?;
+    cur.lit(br#","price":"#)?;
+    let price = cur.decimal()?;
+    let bid = match cur.lit(br#","bid":"#) {
+        Some(()) => Some(cur.decimal()?),
+        None => None,
+    };
+    let ask = match cur.lit(br#","ask":"#) {
+        Some(()) => Some(cur.decimal()?),
+        None => None,
+    };
+    cur.lit(br#","time":"#)?;
+    let time = time(cur)?;
+    cur.lit(b"}")?;
+    Some(ReferenceQuote {
+        venue,
+        coin,
+        price,
+        bid,
+        ask,
+        time,
+    })
+}
+
+fn asset_ctx(cur: &mut Cur<'_>) -> Option<AssetCtx> {
+    cur.lit(br#""coin":"#)?;
+    let coin = Coin::new(cur.string()?).ok()?;
+    cur.lit(br#","time":"#)?;
+    let time = time(cur)?;
+    cur.lit(br#","oracle_px":"#)?;
+    let oracle_px = cur.decimal()?;
+    cur.lit(br#","mark_px":"#)?;
+    let mark_px = cur.decimal()?;
+    let mid_px = match cur.lit(br#","mid_px":"#) {
+        Some(()) => Some(cur.decimal()?),
+        None => None,
+    };
+    cur.lit(br#","open_interest":"#)?;
+    let open_interest = cur.decimal()?;
+    cur.lit(br#","funding":"#)?;
+    let funding = cur.decimal()?;
+    cur.lit(br#","day_ntl_vlm":"#)?;
+    let day_ntl_vlm = cur.decimal()?;
+    let prev_day_px = match cur.lit(br#","prev_day_px":"#) {
+        Some(()) => Some(cur.decimal()?),
+        None => None,
+    };
+    let premium = match cur.lit(br#","premium":"#) {
+        Some(()) => Some(cur.decimal()?),
+        None => None,
+    };
+    let impact_pxs = match cur.lit(br#","impact_pxs":["#) {
+        Some(()) => {
+            let bid = cur.decimal()?;
+            cur.lit(b",")?;
+            let ask = cur.decimal()?;
+            cur.lit(b"]")?;
+            Some([bid, ask])
+        }
+        None => None,
+    };
+    cur.lit(b"}")?;
+    Some(AssetCtx {
+        coin,
+        time,
+        oracle_px,
+        mark_px,
+        mid_px,
+        open_interest,
+        funding,
+        day_ntl_vlm,
+        prev_day_px,
+        premium,
+        impact_pxs,
+    })
+}
+
+fn mids(cur: &mut Cur<'_>) -> Option<Mids> {
+    cur.lit(br#""time":"#)?;
+    let time = time(cur)?;
+    cur.lit(br#","mids":["#)?;
+    let mut mids = Vec::new();
+    if cur.lit(b"]").is_none() {
+        loop {
+            cur.lit(b"[")?;
+            let coin = Coin::new(cur.string()?).ok()?;
+            cur.lit(b",")?;
+            mids.push((coin, cur.decimal()?));
+            cur.lit(b"]")?;
+            if cur.lit(b"]").is_some() {
+                break;
+            }
+            cur.lit(b",")?;
+        }
+    }
+    cur.lit(b"}")?;
+    Some(Mids { time, mids })
+}
