@@ -108,20 +108,23 @@ fn main() {
         "  score all 100k rows: {:.1} ms (checksum {all:.1})",
         t.elapsed().as_secs_f64() * 1000.0
     );
-    let mut grid = Vec::new();
-    let mut chosen = None;
-    for _ in 0..3 {
-        let t = Instant::now();
-        let m = Arima::select(&series, 3, 1, 3).unwrap();
-        let f = m.forecast(24, 0.95);
-        grid.push(t.elapsed().as_secs_f64() * 1000.0);
-        chosen = Some((m.p, m.d, m.q, f.mean[23]));
+    for (threads, label) in [(2, "both cores"), (1, "one core")] {
+        let mut grid = Vec::new();
+        let mut chosen = None;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let m = Arima::select_on(&series, 3, 1, 3, threads).unwrap();
+            let f = m.forecast(24, 0.95);
+            grid.push(t.elapsed().as_secs_f64() * 1000.0);
+            chosen = Some((m.p, m.d, m.q, f.mean[23]));
+        }
+        println!(
+            "  ARIMA order search p,q in 0..=3, d=1, 720 hourly points, + 24-step forecast, {label}: median {:.1} ms, best {:.1} ms; chose {:?}",
+            pct(&mut grid, 0.5),
+            pct(&mut grid, 0.0),
+            chosen.unwrap()
+        );
     }
-    println!(
-        "  ARIMA order search p,q in 0..=3, d=1, 720 hourly points, + 24-step forecast: median {:.1} ms; chose {:?}",
-        pct(&mut grid, 0.5),
-        chosen.unwrap()
-    );
     if let Ok(py) = std::env::var("KAMIYO_BENCH_PYTHON") {
         let script =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/bench_baseline.py");

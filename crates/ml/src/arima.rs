@@ -176,7 +176,9 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
 /// log-likelihood, σ̂², and the final filtered state.
 fn kalman(w: &[f64], offset: f64, ar: &[f64], ma: &[f64]) -> Option<(f64, f64, Vec<f64>)> {
     let r = ar.len().max(ma.len() + 1);
-    let phi = |i: usize| ar.get(i).copied().unwrap_or(0.0);
+    // φ padded to r (a table, not a bounds-checked lookup, in the inner loops).
+    let phis: Vec<f64> = (0..r).map(|i| ar.get(i).copied().unwrap_or(0.0)).collect();
+    let phi = |i: usize| phis[i];
     let rv: Vec<f64> = (0..r)
         .map(|i| {
             if i == 0 {
@@ -216,26 +218,27 @@ fn kalman(w: &[f64], offset: f64, ar: &[f64], ma: &[f64]) -> Option<(f64, f64, V
         }
     }
     let pv = solve(a, b)?;
-    let mut p: Vec<Vec<f64>> = (0..r).map(|i| pv[i * r..(i + 1) * r].to_vec()).collect();
+    // Flat r×r buffers, allocated once per evaluation (this runs thousands of times per
+    // order search): P, and two scratch matrices.
+    let mut p = pv;
+    let mut a = vec![0.0; n2];
+    let mut b = vec![0.0; n2];
     let mut x = vec![0.0; r];
-    let (mut sum_log_f, mut sum_v2f) = (0.0, 0.0);
-    let mut steady = false;
     let mut k = vec![0.0; r];
-    let mut f = p[0][0];
-    let mut tp = vec![vec![0.0; r]; r];
+    let (mut sum_log_f, mut sum_v2f) = (0.0, 0.0);
+    let mut done = 0;
     for &y in w {
-        let v = y - offset - x[0];
-        if !steady {
-            f = p[0][0];
-            if !(f.is_finite() && f > 0.0) {
-                return None;
-            }
-            for i in 0..r {
-                k[i] = p[i][0] / f;
-            }
+        let f = p[0];
+        if !(f.is_finite() && f > 0.0) {
+            return None;
         }
+        for i in 0..r {
+            k[i] = p[i * r] / f;
+        }
+        let v = y - offset - x[0];
         sum_log_f += f.ln();
         sum_v2f += v * v / f;
+        done += 1;
         // Update the state, then predict: x = T (x + k v).
         for i in 0..r {
             x[i] += k[i] * v;
@@ -244,40 +247,57 @@ fn kalman(w: &[f64], offset: f64, ar: &[f64], ma: &[f64]) -> Option<(f64, f64, V
         for i in 0..r {
             x[i] = phi(i) * x0 + if i + 1 < r { x[i + 1] } else { 0.0 };
         }
-        if steady {
-            continue;
-        }
-        // P_u = P - k P[0,:]; P = T P_u Tᵀ + R Rᵀ, using T's shift structure:
-        // (T M)_ij = φ_i M_0j + M_{i+1,j}.
-        let prev = p.clone();
-        let row0: Vec<f64> = p[0].clone();
+        // P_u = P - k P[0,:] (in a); T P_u (in b), using T's shift structure
+        // (T M)_ij = φ_i M_0j + M_{i+1,j}; then P' = (T P_u) Tᵀ + R Rᵀ (in a).
         for i in 0..r {
             for j in 0..r {
-                p[i][j] -= k[i] * row0[j];
+                a[i * r + j] = p[i * r + j] - k[i] * p[j];
             }
         }
         for i in 0..r {
             for j in 0..r {
-                tp[i][j] = phi(i) * p[0][j] + if i + 1 < r { p[i + 1][j] } else { 0.0 };
+                b[i * r + j] = phi(i) * a[j] + if i + 1 < r { a[(i + 1) * r + j] } else { 0.0 };
             }
         }
         let mut change = 0.0f64;
         for i in 0..r {
             for j in 0..r {
-                let v =
-                    tp[i][0] * phi(j) + if j + 1 < r { tp[i][j + 1] } else { 0.0 } + rv[i] * rv[j];
-                change = change.max((v - prev[i][j]).abs());
-                p[i][j] = v;
+                let v = b[i * r] * phi(j)
+                    + if j + 1 < r { b[i * r + j + 1] } else { 0.0 }
+                    + rv[i] * rv[j];
+                change = change.max((v - p[i * r + j]).abs());
+                a[i * r + j] = v;
             }
         }
-        // Converged to the steady state: the gain and variance no longer change.
-        if change < 1e-11 * (1.0 + p[0][0].abs()) {
-            steady = true;
-            f = p[0][0];
+        std::mem::swap(&mut p, &mut a);
+        // Converged to the steady state: the gain and variance no longer change, so the
+        // rest of the series needs only the state recursion (and ln f once).
+        if change < 1e-9 * (1.0 + p[0].abs()) {
+            break;
+        }
+    }
+    if done < w.len() {
+        let f = p[0];
+        if !(f.is_finite() && f > 0.0) {
+            return None;
+        }
+        for i in 0..r {
+            k[i] = p[i * r] / f;
+        }
+        let mut sum_v2 = 0.0;
+        for &y in &w[done..] {
+            let v = y - offset - x[0];
+            sum_v2 += v * v;
             for i in 0..r {
-                k[i] = p[i][0] / f;
+                x[i] += k[i] * v;
+            }
+            let x0 = x[0];
+            for i in 0..r {
+                x[i] = phi(i) * x0 + if i + 1 < r { x[i + 1] } else { 0.0 };
             }
         }
+        sum_v2f += sum_v2 / f;
+        sum_log_f += (w.len() - done) as f64 * f.ln();
     }
     let n = w.len() as f64;
     let sigma2 = sum_v2f / n;
@@ -292,13 +312,14 @@ fn kalman(w: &[f64], offset: f64, ar: &[f64], ma: &[f64]) -> Option<(f64, f64, V
 }
 
 /// BFGS with central-difference gradients and a backtracking line search, from `x0`.
-/// Returns the point and its value.
-fn bfgs(f: &dyn Fn(&[f64]) -> f64, x0: &[f64], iters: usize) -> (Vec<f64>, f64) {
+/// Returns the point, its value, and whether it converged (gradient ≈ 0) rather than stopped
+/// (line search failed, iteration limit, or stalled).
+fn bfgs(f: &dyn Fn(&[f64]) -> f64, x0: &[f64], iters: usize) -> (Vec<f64>, f64, bool) {
     let n = x0.len();
     let mut x = x0.to_vec();
     let mut fx = f(&x);
     if n == 0 || !fx.is_finite() {
-        return (x, fx);
+        return (x, fx, n == 0);
     }
     let grad = |x: &[f64]| -> Vec<f64> {
         let mut g = vec![0.0; n];
@@ -323,9 +344,11 @@ fn bfgs(f: &dyn Fn(&[f64]) -> f64, x0: &[f64], iters: usize) -> (Vec<f64>, f64) 
     let mut hm: Vec<Vec<f64>> = (0..n)
         .map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect())
         .collect();
+    let mut converged = false;
     for _ in 0..iters {
         let gnorm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if gnorm < 1e-6 {
+        if gnorm < 1e-4 {
+            converged = true;
             break;
         }
         let mut d: Vec<f64> = (0..n)
@@ -361,6 +384,8 @@ fn bfgs(f: &dyn Fn(&[f64]) -> f64, x0: &[f64], iters: usize) -> (Vec<f64>, f64) 
         fx = fxn;
         g = gn;
         if done {
+            // No further progress: converged if the gradient is small too.
+            converged = g.iter().map(|v| v * v).sum::<f64>().sqrt() < 1e-3;
             break;
         }
         if sy > 1e-12 {
@@ -376,7 +401,7 @@ fn bfgs(f: &dyn Fn(&[f64]) -> f64, x0: &[f64], iters: usize) -> (Vec<f64>, f64) 
             }
         }
     }
-    (x, fx)
+    (x, fx, converged)
 }
 
 /// Nelder–Mead minimisation from `x0`.
@@ -497,19 +522,25 @@ impl Arima {
             x0[..p].copy_from_slice(&init);
             starts.push(x0);
         }
-        let mut best: Option<(Vec<f64>, f64)> = None;
+        let mut best: Option<(Vec<f64>, f64, bool)> = None;
         for x0 in starts {
-            let (x, fx) = bfgs(&objective, &x0, 200);
+            let (x, fx, converged) = bfgs(&objective, &x0, 200);
             if best.as_ref().is_none_or(|b| fx < b.1) {
-                best = Some((x, fx));
+                best = Some((x, fx, converged));
             }
         }
-        let (x, fx) = best.unwrap_or_else(|| (vec![0.0; k], f64::INFINITY));
-        let polished = nelder_mead(&objective, &x, 30 * (k + 1));
-        let best = if objective(&polished) < fx {
-            polished
-        } else {
+        let (x, fx, converged) = best.unwrap_or_else(|| (vec![0.0; k], f64::INFINITY, false));
+        // A Nelder–Mead polish when the quasi-Newton search stopped without converging (a
+        // stalled line search on a flat ridge).
+        let best = if converged {
             x
+        } else {
+            let polished = nelder_mead(&objective, &x, 30 * (k + 1));
+            if objective(&polished) < fx {
+                polished
+            } else {
+                x
+            }
         };
         let (ar, ma, m) = spec.params(&best);
         let (ll_std, s2_std, state) = kalman(&u, base + m, &ar, &ma).ok_or(ArimaError::Constant)?;
@@ -535,17 +566,28 @@ impl Arima {
         })
     }
 
-    /// Fits every order with `p, q ≤ max` (and the given `d`) and keeps the lowest AIC.
+    /// Fits every order with `p, q ≤ max` (and the given `d`) and keeps the lowest AIC, using
+    /// every core.
     pub fn select(y: &[f64], max_p: usize, d: usize, max_q: usize) -> Result<Self, ArimaError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::select_on(y, max_p, d, max_q, cores)
+    }
+
+    /// [`Arima::select`] on at most `threads` threads (1: on the calling thread's core only).
+    pub fn select_on(
+        y: &[f64],
+        max_p: usize,
+        d: usize,
+        max_q: usize,
+        threads: usize,
+    ) -> Result<Self, ArimaError> {
         let orders: Vec<(usize, usize)> = (0..=max_p)
             .flat_map(|p| (0..=max_q).map(move |q| (p, q)))
             .collect();
-        // The fits are independent: spread them over the cores, largest orders first.
+        // The fits are independent: spread them over the threads, largest orders first.
         let mut orders = orders;
         orders.sort_by_key(|(p, q)| std::cmp::Reverse(p + q));
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(orders.len());
+        let threads = threads.clamp(1, orders.len().max(1));
         let next = std::sync::atomic::AtomicUsize::new(0);
         let results: Vec<Result<Self, ArimaError>> = std::thread::scope(|sc| {
             let handles: Vec<_> = (0..threads)
