@@ -144,32 +144,40 @@ impl Spec {
     }
 }
 
-/// Solves `A x = b` (Gaussian elimination with partial pivoting).
-fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+/// Solves `A x = b` for a row-major n×n `a` (Gaussian elimination with partial pivoting),
+/// in place: one allocation for the answer.
+fn solve(mut a: Vec<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     let n = b.len();
+    if a.len() != n * n {
+        return None;
+    }
     for c in 0..n {
-        let piv = (c..n).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
-        if a[piv][c].abs() < 1e-14 {
+        let piv = (c..n).max_by(|&i, &j| a[i * n + c].abs().total_cmp(&a[j * n + c].abs()))?;
+        if a[piv * n + c].abs() < 1e-14 {
             return None;
         }
-        a.swap(c, piv);
-        b.swap(c, piv);
+        if piv != c {
+            for k in 0..n {
+                a.swap(c * n + k, piv * n + k);
+            }
+            b.swap(c, piv);
+        }
+        let pivot = a[c * n + c];
         for r in c + 1..n {
-            let f = a[r][c] / a[c][c];
+            let f = a[r * n + c] / pivot;
             if f != 0.0 {
                 for k in c..n {
-                    a[r][k] -= f * a[c][k];
+                    a[r * n + k] -= f * a[c * n + k];
                 }
                 b[r] -= f * b[c];
             }
         }
     }
-    let mut x = vec![0.0; n];
     for r in (0..n).rev() {
-        let s: f64 = (r + 1..n).map(|k| a[r][k] * x[k]).sum();
-        x[r] = (b[r] - s) / a[r][r];
+        let s: f64 = (r + 1..n).map(|k| a[r * n + k] * b[k]).sum();
+        b[r] = (b[r] - s) / a[r * n + r];
     }
-    Some(x)
+    Some(b)
 }
 
 /// Kalman filter of the ARMA state space on `w` (mean removed). Returns the concentrated
@@ -200,18 +208,18 @@ fn kalman(w: &[f64], offset: f64, ar: &[f64], ma: &[f64]) -> Option<(f64, f64, V
     };
     // Stationary covariance: vec(P) = (I - T⊗T)⁻¹ vec(R Rᵀ).
     let n2 = r * r;
-    let mut a = vec![vec![0.0; n2]; n2];
+    let mut a = vec![0.0; n2 * n2];
     let mut b = vec![0.0; n2];
     for i in 0..r {
         for j in 0..r {
             let row = i * r + j;
             b[row] = rv[i] * rv[j];
-            a[row][row] += 1.0;
+            a[row * n2 + row] += 1.0;
             for k in 0..r {
                 for l in 0..r {
                     let v = t(i, k) * t(j, l);
                     if v != 0.0 {
-                        a[row][k * r + l] -= v;
+                        a[row * n2 + k * r + l] -= v;
                     }
                 }
             }
@@ -712,9 +720,7 @@ fn ar_start(u: &[f64], p: usize) -> Vec<f64> {
     let n = u.len();
     let acov = |k: usize| (k..n).map(|t| u[t] * u[t - k]).sum::<f64>() / n as f64;
     let g: Vec<f64> = (0..=p).map(acov).collect();
-    let a: Vec<Vec<f64>> = (0..p)
-        .map(|i| (0..p).map(|j| g[i.abs_diff(j)]).collect())
-        .collect();
+    let a: Vec<f64> = (0..p * p).map(|ij| g[(ij / p).abs_diff(ij % p)]).collect();
     let b: Vec<f64> = (1..=p).map(|k| g[k]).collect();
     solve(a, b)
         .map(|v| v.into_iter().map(|c| c.clamp(-0.9, 0.9)).collect())

@@ -26,6 +26,9 @@ pub struct IncidentManager {
     update_interval_ms: i64,
 }
 
+/// Quiet period of `ml_anomaly` incidents (at least; a longer `resolve_after_secs` wins).
+pub const ML_ANOMALY_QUIET_MS: i64 = 3_600_000;
+
 impl IncidentManager {
     /// A manager with `cfg`.
     pub fn new(cfg: &IncidentConfig) -> Self {
@@ -39,6 +42,10 @@ impl IncidentManager {
     fn quiet_period(&self, t: ThreatType) -> i64 {
         match t {
             ThreatType::FeedHealth => 90_000,
+            // Anomaly scores come once per 5-minute bar and an unusual regime crosses the
+            // threshold on some bars and not others: one regime, one incident, resolved after
+            // an hour without an anomalous bar (the merge window of `ml evaluate`).
+            ThreatType::MlAnomaly => self.resolve_after_ms.max(ML_ANOMALY_QUIET_MS),
             _ => self.resolve_after_ms,
         }
     }
@@ -221,6 +228,35 @@ mod tests {
         assert_eq!(out[4].event.change, IncidentChange::Opened);
         assert_ne!(out[4].incident.id, out[0].incident.id);
         assert_eq!(m.open().count(), 1);
+    }
+
+    #[test]
+    fn anomaly_bars_of_one_regime_make_one_incident() {
+        let mut m = IncidentManager::new(&IncidentConfig::default());
+        let mut out = Vec::new();
+        let anomalous_bar = |t: i64| Detection {
+            key: IncidentKey::new("ml_anomaly", &["ETH"]),
+            detector: "ml_anomaly".into(),
+            threat_type: ThreatType::MlAnomaly,
+            ..det(t, Severity::Medium, 1)
+        };
+        // Anomalous bars 25 and 40 minutes apart, with normal bars in between.
+        for t in [0, 25 * 60_000, 65 * 60_000] {
+            m.on_detection(anomalous_bar(t), &mut out);
+            m.on_tick(Timestamp(t + 20 * 60_000), &mut out);
+        }
+        assert_eq!(out.len(), 1, "one incident, not three: {out:?}");
+        m.on_tick(Timestamp(65 * 60_000 + ML_ANOMALY_QUIET_MS - 1), &mut out);
+        assert_eq!(out.len(), 1);
+        m.on_tick(Timestamp(65 * 60_000 + ML_ANOMALY_QUIET_MS), &mut out);
+        assert_eq!(out[1].event.change, IncidentChange::Resolved);
+        // Other detectors keep their shorter quiet period.
+        m.on_detection(det(0, Severity::High, 1), &mut out);
+        m.on_tick(
+            Timestamp(IncidentConfig::default().resolve_after_secs as i64 * 1000),
+            &mut out,
+        );
+        assert_eq!(out[3].event.change, IncidentChange::Resolved);
     }
 
     #[test]
