@@ -291,33 +291,39 @@ mod tests {
     use crate::hyperliquid::num::parse_decimal;
     use proptest::prelude::*;
 
-    #[test]
-    fn decimals_match_the_general_parser() {
-        for s in [
-            "0",
-            "1915.5",
-            "-0.0000015186",
-            "1516669192.1953897476",
-            "007.10",
-        ] {
-            assert_eq!(fast_decimal(s.as_bytes()), parse_decimal(s), "{s}");
-        }
-        for s in [
-            "",
-            "-",
-            "1.",
-            ".5",
-            "1e5",
-            "1.2.3",
-            "abc",
-            "99999999999999999999999999999",
-            // Far past i128's range: must be refused, not overflow.
-            "123456789012345678901234567890123456789012345678901234567890",
-            "-0.000000000000000000000000000000000000000000000000001",
-        ] {
-            assert_eq!(fast_decimal(s.as_bytes()), None, "{s}");
-        }
-    }
+    /// Plain decimals both readers must answer exactly as the general parser does.
+    const PLAIN: [&str; 10] = [
+        "0",
+        "1915.5",
+        "-0.0000015186",
+        "1516669192.1953897476",
+        "123456789012345678",
+        "12345678.9012345678",
+        "007.10",
+        "-0",
+        "-0.00",
+        "0.000",
+    ];
+
+    /// Anything else: both readers decline (the general decoder decides).
+    const NOT_PLAIN: [&str; 15] = [
+        "",
+        "-",
+        "1.",
+        ".5",
+        "1e5",
+        "1.2.3",
+        "abc",
+        "--1",
+        "1-",
+        " 1",
+        "1 ",
+        "99999999999999999999999999999",
+        // Far past i128's range: must be refused, not overflow.
+        "123456789012345678901234567890123456789012345678901234567890",
+        "-0.000000000000000000000000000000000000000000000000001",
+        "1_000",
+    ];
 
     /// The in-place decimal reader on a quoted value (what it returns must be what the
     /// general parser returns for the unquoted text, or nothing).
@@ -330,41 +336,20 @@ mod tests {
     }
 
     #[test]
-    fn quoted_decimals_match_the_general_parser() {
-        for s in [
-            "0",
-            "1915.5",
-            "-0.0000015186",
-            "1516669192.1953897476",
-            "123456789012345678",
-            "12345678.9012345678",
-            "007.10",
-            "-0",
-            "-0.00",
-            "0.000",
-        ] {
-            assert_eq!(quoted_decimal(s), parse_decimal(s), "{s}");
-            // Equal as text too (the sign of zero, trailing zeros of the scale).
+    fn decimals_match_the_general_parser() {
+        for s in PLAIN {
+            let general = parse_decimal(s).map(|d| d.to_string());
+            assert!(general.is_some(), "{s}");
+            // Equal as text: the sign of zero and the scale's trailing zeros too.
             assert_eq!(
-                quoted_decimal(s).map(|d| d.to_string()),
-                parse_decimal(s).map(|d| d.to_string()),
+                fast_decimal(s.as_bytes()).map(|d| d.to_string()),
+                general,
                 "{s}"
             );
+            assert_eq!(quoted_decimal(s).map(|d| d.to_string()), general, "{s}");
         }
-        for s in [
-            "",
-            "-",
-            "1.",
-            ".5",
-            "1e5",
-            "1.2.3",
-            "abc",
-            "--1",
-            "1-",
-            " 1",
-            "1 ",
-            "123456789012345678901234567890123456789012345678901234567890",
-        ] {
+        for s in NOT_PLAIN {
+            assert_eq!(fast_decimal(s.as_bytes()), None, "{s}");
             assert_eq!(quoted_decimal(s), None, "{s}");
         }
     }

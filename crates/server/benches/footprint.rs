@@ -193,6 +193,8 @@ struct Report {
     rss_start_mb: f64,
     rss_peak_mb: f64,
     rss_end_mb: f64,
+    /// RSS at each tenth of the measured time (MB): whether memory levels off.
+    rss_tenths_mb: Vec<f64>,
     cpu_pct: f64,
 }
 
@@ -290,11 +292,16 @@ async fn run_one(markets: usize, secs: u64, trades_per_sec: u64) -> Report {
     let t0 = Instant::now();
     let mut peak = rss0;
     let mut last = rss0;
+    let mut tenths = Vec::new();
     while t0.elapsed() < Duration::from_secs(secs) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (rss, _) = proc_stat(pid);
         peak = peak.max(rss);
         last = rss;
+        let tenth = t0.elapsed().as_secs_f64() * 10.0 / secs.max(1) as f64;
+        if tenth >= (tenths.len() + 1) as f64 {
+            tenths.push(rss as f64 / 1024.0);
+        }
     }
     let (_, cpu1) = proc_stat(pid);
     let wall = t0.elapsed().as_secs_f64();
@@ -315,6 +322,7 @@ async fn run_one(markets: usize, secs: u64, trades_per_sec: u64) -> Report {
         rss_start_mb: rss0 as f64 / 1024.0,
         rss_peak_mb: peak as f64 / 1024.0,
         rss_end_mb: last as f64 / 1024.0,
+        rss_tenths_mb: tenths,
         cpu_pct: (cpu1 - cpu0) / wall * 100.0,
     }
 }
@@ -344,8 +352,16 @@ fn main() {
         "| markets | measured s | ready (/health) ms | first WS data ms | RSS start MB | RSS peak MB | RSS end MB | CPU % of one core | WS frames |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut tenths = Vec::new();
     for (m, s) in [(7usize, base_secs), (markets, secs)] {
         let r = rt.block_on(run_one(m, s, trades));
+        let series: Vec<String> = r.rss_tenths_mb.iter().map(|v| format!("{v:.1}")).collect();
+        tenths.push(format!(
+            "{} markets, RSS (MB) at each tenth of {} s: {}",
+            r.markets,
+            r.secs,
+            series.join(" ")
+        ));
         println!(
             "| {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} ({} events generated) |",
             r.markets,
@@ -359,5 +375,8 @@ fn main() {
             r.frames,
             r.events
         );
+    }
+    for t in tenths {
+        println!("{t}");
     }
 }

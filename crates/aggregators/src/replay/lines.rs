@@ -24,6 +24,18 @@ pub(super) fn decode(line: &str) -> Option<MarketEvent> {
     (cur.i == cur.b.len()).then_some(event)
 }
 
+/// An optional decimal field: `Some(None)` when `key` is not next, `Some(Some(value))` when it
+/// is and its value is a plain decimal, `None` (give up) when its value is not.
+fn optional_decimal<const N: usize>(
+    cur: &mut Cur<'_>,
+    key: &[u8; N],
+) -> Option<Option<kamiyo_core_models::Decimal>> {
+    match cur.lit(key) {
+        Some(()) => cur.decimal().map(Some),
+        None => Some(None),
+    }
+}
+
 fn time(cur: &mut Cur<'_>) -> Option<Timestamp> {
     cur.integer().map(Timestamp)
 }
@@ -35,14 +47,8 @@ fn reference(cur: &mut Cur<'_>) -> Option<ReferenceQuote> {
     let coin = Coin::new(cur.string()?).ok()?;
     cur.lit(br#","price":"#)?;
     let price = cur.decimal()?;
-    let bid = match cur.lit(br#","bid":"#) {
-        Some(()) => Some(cur.decimal()?),
-        None => None,
-    };
-    let ask = match cur.lit(br#","ask":"#) {
-        Some(()) => Some(cur.decimal()?),
-        None => None,
-    };
+    let bid = optional_decimal(cur, br#","bid":"#)?;
+    let ask = optional_decimal(cur, br#","ask":"#)?;
     cur.lit(br#","time":"#)?;
     let time = time(cur)?;
     cur.lit(b"}")?;
@@ -65,24 +71,15 @@ fn asset_ctx(cur: &mut Cur<'_>) -> Option<AssetCtx> {
     let oracle_px = cur.decimal()?;
     cur.lit(br#","mark_px":"#)?;
     let mark_px = cur.decimal()?;
-    let mid_px = match cur.lit(br#","mid_px":"#) {
-        Some(()) => Some(cur.decimal()?),
-        None => None,
-    };
+    let mid_px = optional_decimal(cur, br#","mid_px":"#)?;
     cur.lit(br#","open_interest":"#)?;
     let open_interest = cur.decimal()?;
     cur.lit(br#","funding":"#)?;
     let funding = cur.decimal()?;
     cur.lit(br#","day_ntl_vlm":"#)?;
     let day_ntl_vlm = cur.decimal()?;
-    let prev_day_px = match cur.lit(br#","prev_day_px":"#) {
-        Some(()) => Some(cur.decimal()?),
-        None => None,
-    };
-    let premium = match cur.lit(br#","premium":"#) {
-        Some(()) => Some(cur.decimal()?),
-        None => None,
-    };
+    let prev_day_px = optional_decimal(cur, br#","prev_day_px":"#)?;
+    let premium = optional_decimal(cur, br#","premium":"#)?;
     let impact_pxs = match cur.lit(br#","impact_pxs":["#) {
         Some(()) => {
             let bid = cur.decimal()?;
