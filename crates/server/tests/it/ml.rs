@@ -30,6 +30,12 @@ fn train_evaluate_and_refuse_a_foreign_model() {
         "| BTC (Hyperliquid) | 4032 |",
         "ETH whale 2025-03-12",
         "95 % interval coverage",
+        // The scenarios through the engine with the anomaly detector (deterministic: seeded
+        // training, replay at event time).
+        "## Scenarios replayed through the engine",
+        "| calm-2025-06-01-14 | 14.00 |",
+        "1 of 1 | xpl-squeeze: +15 min (XPL) |",
+        "1 of 1 | jelly-squeeze: +65 min (HYPE) |",
     ] {
         assert!(text.contains(needle), "missing {needle:?}:\n{text}");
     }
