@@ -24,6 +24,15 @@ pub(super) fn decode(line: &str) -> Option<MarketEvent> {
     (cur.i == cur.b.len()).then_some(event)
 }
 
+/// A required decimal field: `key` (with its separators) and the value.
+fn decimal_field<const N: usize>(
+    cur: &mut Cur<'_>,
+    key: &[u8; N],
+) -> Option<kamiyo_core_models::Decimal> {
+    cur.lit(key)?;
+    cur.decimal()
+}
+
 /// An optional decimal field: `Some(None)` when `key` is not next, `Some(Some(value))` when it
 /// is and its value is a plain decimal, `None` (give up) when its value is not.
 fn optional_decimal<const N: usize>(
@@ -45,8 +54,7 @@ fn reference(cur: &mut Cur<'_>) -> Option<ReferenceQuote> {
     let venue = Venue::new(cur.string()?).ok()?;
     cur.lit(br#","coin":"#)?;
     let coin = Coin::new(cur.string()?).ok()?;
-    cur.lit(br#","price":"#)?;
-    let price = cur.decimal()?;
+    let price = decimal_field(cur, br#","price":"#)?;
     let bid = optional_decimal(cur, br#","bid":"#)?;
     let ask = optional_decimal(cur, br#","ask":"#)?;
     cur.lit(br#","time":"#)?;
@@ -67,17 +75,12 @@ fn asset_ctx(cur: &mut Cur<'_>) -> Option<AssetCtx> {
     let coin = Coin::new(cur.string()?).ok()?;
     cur.lit(br#","time":"#)?;
     let time = time(cur)?;
-    cur.lit(br#","oracle_px":"#)?;
-    let oracle_px = cur.decimal()?;
-    cur.lit(br#","mark_px":"#)?;
-    let mark_px = cur.decimal()?;
+    let oracle_px = decimal_field(cur, br#","oracle_px":"#)?;
+    let mark_px = decimal_field(cur, br#","mark_px":"#)?;
     let mid_px = optional_decimal(cur, br#","mid_px":"#)?;
-    cur.lit(br#","open_interest":"#)?;
-    let open_interest = cur.decimal()?;
-    cur.lit(br#","funding":"#)?;
-    let funding = cur.decimal()?;
-    cur.lit(br#","day_ntl_vlm":"#)?;
-    let day_ntl_vlm = cur.decimal()?;
+    let open_interest = decimal_field(cur, br#","open_interest":"#)?;
+    let funding = decimal_field(cur, br#","funding":"#)?;
+    let day_ntl_vlm = decimal_field(cur, br#","day_ntl_vlm":"#)?;
     let prev_day_px = optional_decimal(cur, br#","prev_day_px":"#)?;
     let premium = optional_decimal(cur, br#","premium":"#)?;
     let impact_pxs = match cur.lit(br#","impact_pxs":["#) {
