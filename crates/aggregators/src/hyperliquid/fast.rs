@@ -1,10 +1,13 @@
-//! A specialised scanner for the hottest frame, `{"channel":"trades","data":[…]}`.
+//! A specialised reader for the hottest frame, `{"channel":"trades","data":[…]}`, on the
+//! shared scanner (`crate::scan`).
 //!
-//! It handles exactly the shapes the server sends (flat trade objects whose values are
-//! strings, integers or an array of two strings; keys in any order; unknown keys skipped;
-//! whitespace anywhere) and gives up — returning `None` so the general serde decoder takes
-//! over — on anything else: escapes in strings, nesting in unknown values, malformed input.
-//! A property test checks that whenever it answers, it answers exactly what the general
+//! Each trade object is first read straight through in the server's own layout (`coin, side,
+//! px, sz`, `hash` and `time` in either order, `tid`, `users`, no whitespace); on any
+//! deviation it is reread key by key, which handles the shapes the server may send (flat
+//! objects whose values are strings, integers or an array of two strings; keys in any order;
+//! unknown keys skipped; whitespace anywhere). Anything else — escapes in strings, nesting in
+//! unknown values, malformed input — gives up (`None`) and the general serde decoder takes
+//! over. Property tests check that whenever it answers, it answers exactly what the general
 //! decoder answers.
 
 use kamiyo_core_models::{Coin, MarketEvent, Side, Timestamp, Trade};
