@@ -7,12 +7,20 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use kamiyo_core_models::{Address, Decimal, Timestamp, Trade};
 
+/// Width of the buckets the window is kept in.
+const BUCKET_MS: i64 = 60_000;
+
 /// Ranks addresses by traded notional over a sliding window.
+///
+/// The window is kept as one bucket per minute holding each address's notional in that
+/// minute, so memory follows the number of addresses trading, not the number of trades (at
+/// 100 trades/s over an hour a per-trade log held 720,000 entries, about 35 MB). A bucket
+/// leaves the window once all of its minute is older than the window.
 #[derive(Debug, Clone)]
 pub struct WhaleTracker {
     window_ms: i64,
     max_candidates: usize,
-    trades: VecDeque<(i64, Address, Decimal)>,
+    buckets: VecDeque<(i64, HashMap<Address, Decimal>)>,
     totals: HashMap<Address, Decimal>,
     pinned: BTreeSet<Address>,
 }
@@ -23,7 +31,7 @@ impl WhaleTracker {
         Self {
             window_ms,
             max_candidates: max_candidates.max(1),
-            trades: VecDeque::new(),
+            buckets: VecDeque::new(),
             totals: HashMap::new(),
             pinned: BTreeSet::new(),
         }
@@ -34,12 +42,33 @@ impl WhaleTracker {
         self.pinned.insert(addr);
     }
 
+    /// The bucket of `minute`, created in order if missing (trades arrive nearly in order).
+    fn bucket(&mut self, minute: i64) -> &mut HashMap<Address, Decimal> {
+        let at = self.buckets.iter().rposition(|(m, _)| *m <= minute);
+        let index = match at {
+            Some(i) if self.buckets[i].0 == minute => i,
+            Some(i) => {
+                self.buckets.insert(i + 1, (minute, HashMap::new()));
+                i + 1
+            }
+            None => {
+                self.buckets.push_front((minute, HashMap::new()));
+                0
+            }
+        };
+        &mut self.buckets[index].1
+    }
+
     /// Counts a trade for both counterparties.
     pub fn observe(&mut self, t: &Trade) {
         let Some(users) = t.users else { return };
         let n = t.notional().abs();
+        let minute = t.time.0.div_euclid(BUCKET_MS);
+        let bucket = self.bucket(minute);
         for u in users {
-            self.trades.push_back((t.time.0, u, n));
+            *bucket.entry(u).or_default() += n;
+        }
+        for u in users {
             *self.totals.entry(u).or_default() += n;
         }
         self.expire(t.time);
@@ -54,20 +83,27 @@ impl WhaleTracker {
                 .map(|(a, _)| *a)
                 .collect();
             self.totals.retain(|a, _| keep.contains(a));
-            self.trades.retain(|(_, a, _)| keep.contains(a));
+            for (_, b) in &mut self.buckets {
+                b.retain(|a, _| keep.contains(a));
+            }
         }
     }
 
     fn expire(&mut self, now: Timestamp) {
-        while let Some(&(t, a, n)) = self.trades.front() {
-            if now.0 - t <= self.window_ms {
+        while let Some((minute, _)) = self.buckets.front() {
+            let newest_in_bucket = (minute + 1) * BUCKET_MS - 1;
+            if now.0 - newest_in_bucket <= self.window_ms {
                 break;
             }
-            self.trades.pop_front();
-            if let Some(total) = self.totals.get_mut(&a) {
-                *total -= n;
-                if *total <= Decimal::ZERO {
-                    self.totals.remove(&a);
+            let Some((_, gone)) = self.buckets.pop_front() else {
+                break;
+            };
+            for (a, n) in gone {
+                if let Some(total) = self.totals.get_mut(&a) {
+                    *total -= n;
+                    if *total <= Decimal::ZERO {
+                        self.totals.remove(&a);
+                    }
                 }
             }
         }
@@ -131,6 +167,24 @@ mod tests {
         // After the window, old trades no longer count.
         w.observe(&trade(4_000_000, 5, 6, 1, 1));
         assert_eq!(w.notional(&Address::from_bytes([1; 20])), Decimal::ZERO);
+    }
+
+    #[test]
+    fn memory_follows_addresses_not_trades() {
+        // 500 addresses trading 100 times a second for an hour: one bucket per minute, each
+        // with at most the 500 addresses, however many trades.
+        let mut w = WhaleTracker::new(3_600_000, 256);
+        for i in 0..360_000i64 {
+            let b = (i % 250) as u8;
+            w.observe(&trade(i * 10, b, b.wrapping_add(1), 2000, 1));
+        }
+        assert!(w.buckets.len() <= 61, "{}", w.buckets.len());
+        assert!(w.buckets.iter().all(|(_, b)| b.len() <= 256));
+        // Out-of-order trades land in their own minute, and the totals agree with the buckets.
+        w.observe(&trade(3_599_000 - 120_000, 7, 8, 1, 1));
+        let from_buckets: Decimal = w.buckets.iter().flat_map(|(_, b)| b.values()).sum();
+        let totals: Decimal = w.totals.values().sum();
+        assert_eq!(from_buckets, totals);
     }
 
     #[test]
