@@ -241,15 +241,22 @@ pub fn engine(
         })));
     }
     if let Some(m) = model {
-        e = e.with_detector(Box::new(
-            kamiyo_monitors::detectors::anomaly::AnomalyDetector::new(
-                std::sync::Arc::new(crate::telemetry::pipeline::TimedModel(m.clone())),
-                kamiyo_monitors::detectors::anomaly::AnomalySettings {
-                    bar_ms: i64::from(cfg.ml.bar_secs.max(1)) * 1000,
-                    high_score: cfg.ml.high_score,
-                },
-            ),
-        ));
+        e = e.with_detector(anomaly_detector(cfg, m));
     }
     Ok(e)
+}
+
+/// The `ml_anomaly` detector with `model` and `cfg.ml`'s bar length and severity threshold
+/// (the engine of `run`/`replay`, and `ml evaluate`'s scenario replays).
+pub fn anomaly_detector(
+    cfg: &Config,
+    model: &std::sync::Arc<kamiyo_ml::AnomalyModelFile>,
+) -> Box<dyn kamiyo_monitors::Detector> {
+    Box::new(kamiyo_monitors::detectors::anomaly::AnomalyDetector::new(
+        std::sync::Arc::new(crate::telemetry::pipeline::TimedModel(model.clone())),
+        kamiyo_monitors::detectors::anomaly::AnomalySettings {
+            bar_ms: i64::from(cfg.ml.bar_secs.max(1)) * 1000,
+            high_score: cfg.ml.high_score,
+        },
+    ))
 }

@@ -160,7 +160,6 @@ const SCENARIOS: [&str; 4] = [
 fn scenario_section(model: &AnomalyModelFile, w: &mut impl Write) -> anyhow::Result<()> {
     use kamiyo_aggregators::replay::Scenario;
     use kamiyo_core_models::IncidentChange;
-    use kamiyo_monitors::detectors::anomaly::{AnomalyDetector, AnomalySettings};
 
     writeln!(
         w,
@@ -171,14 +170,14 @@ fn scenario_section(model: &AnomalyModelFile, w: &mut impl Write) -> anyhow::Res
         "| scenario | days | anomaly incidents | in a labelled window | false alerts/day | labelled incidents detected | lead time (first, per incident) |"
     )?;
     writeln!(w, "|---|---:|---:|---:|---:|---|---|")?;
+    // The detector as `replay` builds it (default configuration), sharing one model.
+    let cfg = crate::config::Config::default();
+    let model = std::sync::Arc::new(model.clone());
     for name in SCENARIOS {
         let dir = super::resolve_scenario(name)?;
         let sc = Scenario::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
-        let mut engine = kamiyo_monitors::Engine::new(&kamiyo_monitors::MonitorsConfig::default())?
-            .with_detector(Box::new(AnomalyDetector::new(
-                std::sync::Arc::new(model.clone()),
-                AnomalySettings::default(),
-            )));
+        let mut engine = kamiyo_monitors::Engine::new(&cfg.monitors)?
+            .with_detector(crate::storage::anomaly_detector(&cfg, &model));
         engine
             .state_mut()
             .set_reference_max_age_ms(sc.stale_after_ms());
@@ -199,33 +198,32 @@ fn scenario_section(model: &AnomalyModelFile, w: &mut impl Write) -> anyhow::Res
                       i: &kamiyo_aggregators::replay::TruthIncident| {
             t.0 >= i.start.0 - 3_600_000 && t.0 <= i.end.0
         };
-        let window = |t| sc.truth.incident.iter().any(|i| during(t, i));
-        let in_window = opened.iter().filter(|(t, _)| window(*t)).count();
+        let in_window = opened
+            .iter()
+            .filter(|(t, _)| sc.truth.incident.iter().any(|i| during(*t, i)))
+            .count();
         let days =
             (sc.manifest.scenario.end.0 - sc.manifest.scenario.start.0) as f64 / 86_400_000.0;
-        let detected: Vec<String> = sc
+        // Each labelled incident's first anomaly incident, if any.
+        let firsts: Vec<_> = sc
             .truth
             .incident
             .iter()
-            .map(|i| {
-                let first = opened.iter().find(|(t, _)| during(*t, i));
-                match first {
-                    Some((t, asset)) => format!(
-                        "{}: {:+.0} min ({})",
-                        i.id,
-                        (t.0 - i.start.0) as f64 / 60_000.0,
-                        asset.as_ref().map_or("-", |c| c.as_str())
-                    ),
-                    None => format!("{}: —", i.id),
-                }
+            .map(|i| (i, opened.iter().find(|(t, _)| during(*t, i))))
+            .collect();
+        let n_detected = firsts.iter().filter(|(_, f)| f.is_some()).count();
+        let detected: Vec<String> = firsts
+            .iter()
+            .map(|(i, first)| match first {
+                Some((t, asset)) => format!(
+                    "{}: {:+.0} min ({})",
+                    i.id,
+                    (t.0 - i.start.0) as f64 / 60_000.0,
+                    asset.as_ref().map_or("-", |c| c.as_str())
+                ),
+                None => format!("{}: —", i.id),
             })
             .collect();
-        let n_detected = sc
-            .truth
-            .incident
-            .iter()
-            .filter(|i| opened.iter().any(|(t, _)| during(*t, i)))
-            .count();
         writeln!(
             w,
             "| {name} | {days:.2} | {} | {in_window} | {:.2} | {n_detected} of {} | {} |",
