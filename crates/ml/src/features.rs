@@ -6,8 +6,10 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-/// One bar (candle) of a market, with the funding rate in force (0 when unknown).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// One bar (candle) of a market, with the funding rate in force (0 when unknown) and the
+/// extended inputs the live stream carries (each `NaN` when unknown: a candle file has none of
+/// them, a market without outside venues has no reference price).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bar {
     /// Open time, ms since the epoch.
     pub time_ms: i64,
@@ -23,11 +25,55 @@ pub struct Bar {
     pub volume: f64,
     /// Funding rate per hour in force at the bar.
     pub funding: f64,
+    /// Outside-exchange reference price at the bar's close (the median of the reference
+    /// venues; what the oracle is built from).
+    pub ref_px: f64,
+    /// Open interest at the close, in base units.
+    pub open_interest: f64,
+    /// Notional (USD) of the liquidation fills seen within the bar (0: none; `NaN`: no fill
+    /// feed).
+    pub liq_notional: f64,
+    /// HLP's cumulative PnL at the close (USD).
+    pub hlp_pnl: f64,
+    /// HLP's account value at the close (USD).
+    pub hlp_equity: f64,
 }
 
-/// The features, in order. A model records this list and its version; a model whose list
-/// differs from the running code's is refused.
-pub const FEATURES: [&str; 12] = [
+impl Bar {
+    /// A bar of prices and volume only (funding 0, extended inputs unknown).
+    pub fn ohlcv(time_ms: i64, open: f64, high: f64, low: f64, close: f64, volume: f64) -> Self {
+        Self {
+            time_ms,
+            open,
+            high,
+            low,
+            close,
+            volume,
+            funding: 0.0,
+            ref_px: f64::NAN,
+            open_interest: f64::NAN,
+            liq_notional: f64::NAN,
+            hlp_pnl: f64::NAN,
+            hlp_equity: f64::NAN,
+        }
+    }
+}
+
+/// Core features: computed from prices, volume and funding, so every bar source has them.
+pub const CORE: usize = 12;
+
+/// Number of features in the catalogue.
+pub const N_FEATURES: usize = 18;
+
+/// One feature vector, in [`FEATURES`] order. Extended features are `NaN` when their input is
+/// unknown.
+pub type Row = [f64; N_FEATURES];
+
+/// The feature catalogue, in order: the [`CORE`] features first, then the extended ones. A
+/// model records the names it was trained on (a subset: the features its training data
+/// carries) and the catalogue version; a model naming a feature this build does not compute,
+/// or trained on another version, is refused.
+pub const FEATURES: [&str; N_FEATURES] = [
     "ret_1",
     "ret_6",
     "ret_24",
@@ -40,10 +86,16 @@ pub const FEATURES: [&str; 12] = [
     "ret_z_48",
     "funding",
     "funding_change_24",
+    "basis_ref",
+    "basis_ref_change_12",
+    "oi_change_1",
+    "oi_change_12",
+    "liq_notional_ratio_48",
+    "hlp_pnl_slope_12",
 ];
 
 /// Version of [`FEATURES`] and of their definitions.
-pub const FEATURE_VERSION: u32 = 1;
+pub const FEATURE_VERSION: u32 = 2;
 
 /// Bars needed before the first feature vector.
 pub const WARMUP: usize = 49;
@@ -58,13 +110,55 @@ pub struct FeatureSet {
 }
 
 impl FeatureSet {
-    /// The running code's feature set.
+    /// The running code's whole catalogue.
     pub fn current() -> Self {
+        Self::of(&(0..N_FEATURES).collect::<Vec<_>>())
+    }
+
+    /// The catalogue features at `columns` (indices into [`FEATURES`]).
+    pub fn of(columns: &[usize]) -> Self {
         Self {
             version: FEATURE_VERSION,
-            names: FEATURES.iter().map(|s| (*s).to_owned()).collect(),
+            names: columns
+                .iter()
+                .filter_map(|&c| FEATURES.get(c).map(|s| (*s).to_owned()))
+                .collect(),
         }
     }
+
+    /// Each name's index in [`FEATURES`] (`None`: not a feature this build computes).
+    pub fn columns(&self) -> Vec<Option<usize>> {
+        self.names
+            .iter()
+            .map(|n| FEATURES.iter().position(|f| f == n))
+            .collect()
+    }
+
+    /// The set's values out of a catalogue row, in the set's order (`NaN` for a name this
+    /// build does not compute).
+    pub fn select(columns: &[Option<usize>], row: &Row) -> Vec<f64> {
+        columns
+            .iter()
+            .map(|c| c.map_or(f64::NAN, |c| row[c]))
+            .collect()
+    }
+}
+
+/// The catalogue columns a model can be trained on from `rows`: those known (finite) in every
+/// row and not constant. Returns the columns and, for each one left out, why.
+pub fn usable(rows: &[Row]) -> (Vec<usize>, Vec<(&'static str, &'static str)>) {
+    let mut keep = Vec::new();
+    let mut dropped = Vec::new();
+    for (j, name) in FEATURES.iter().enumerate() {
+        if rows.is_empty() || rows.iter().any(|r| !r[j].is_finite()) {
+            dropped.push((*name, "not in the training data"));
+        } else if rows.iter().all(|r| r[j] == rows[0][j]) {
+            dropped.push((*name, "constant in the training data"));
+        } else {
+            keep.push(j);
+        }
+    }
+    (keep, dropped)
 }
 
 /// Rolling state over the last [`WARMUP`] bars of one market.
@@ -92,6 +186,15 @@ fn safe_ln_ratio(a: f64, b: f64) -> f64 {
     }
 }
 
+/// `ln(a / b)`, `NaN` unless both are positive and finite.
+fn ln_ratio_or_nan(a: f64, b: f64) -> f64 {
+    if a > 0.0 && b > 0.0 && a.is_finite() && b.is_finite() {
+        (a / b).ln()
+    } else {
+        f64::NAN
+    }
+}
+
 impl FeatureExtractor {
     /// An empty extractor.
     pub fn new() -> Self {
@@ -100,7 +203,7 @@ impl FeatureExtractor {
 
     /// Adds a bar; returns the feature vector once [`WARMUP`] bars have been seen. Bars with a
     /// non-positive or non-finite close are ignored (returns `None`).
-    pub fn push(&mut self, b: Bar) -> Option<[f64; 12]> {
+    pub fn push(&mut self, b: Bar) -> Option<Row> {
         if !(b.close.is_finite() && b.close > 0.0) {
             return None;
         }
@@ -118,7 +221,8 @@ impl FeatureExtractor {
             return None;
         }
         let n = self.bars.len();
-        let close = |k: usize| self.bars[n - 1 - k].close;
+        let ago = |k: usize| &self.bars[n - 1 - k];
+        let close = |k: usize| ago(k).close;
         let r = &self.rets;
         let last = |k: usize| r.iter().rev().take(k).copied();
         let (_, vol_12) = mean_std(last(12));
@@ -133,7 +237,7 @@ impl FeatureExtractor {
         let (vm, vs) = mean_std(vols);
         let v = b.volume.max(0.0);
         let ret_1 = r.back().copied().unwrap_or(0.0);
-        let f = [
+        let core = [
             ret_1,
             safe_ln_ratio(close(0), close(6)),
             safe_ln_ratio(close(0), close(24)),
@@ -149,14 +253,49 @@ impl FeatureExtractor {
             if vs > 0.0 { (v - vm) / vs } else { 0.0 },
             if vol_48 > 0.0 { ret_1 / vol_48 } else { 0.0 },
             b.funding,
-            b.funding - self.bars[n - 1 - 24].funding,
+            b.funding - ago(24).funding,
         ];
-        Some(f.map(|x| if x.is_finite() { x } else { 0.0 }))
+        // Extended features: NaN when an input is unknown (never replaced by 0: an unknown
+        // input is not a calm one).
+        let basis = |k: usize| ln_ratio_or_nan(close(k), ago(k).ref_px);
+        let traded: f64 = self
+            .bars
+            .iter()
+            .rev()
+            .skip(1)
+            .take(48)
+            .map(|b| b.volume.max(0.0) * b.close)
+            .sum::<f64>()
+            / 48.0;
+        let ext = [
+            basis(0),
+            basis(0) - basis(12),
+            ln_ratio_or_nan(b.open_interest, ago(1).open_interest),
+            ln_ratio_or_nan(b.open_interest, ago(12).open_interest),
+            if b.liq_notional >= 0.0 && traded > 0.0 {
+                b.liq_notional / traded
+            } else {
+                f64::NAN
+            },
+            if b.hlp_equity.is_finite() && b.hlp_equity > 0.0 {
+                (b.hlp_pnl - ago(12).hlp_pnl) / b.hlp_equity
+            } else {
+                f64::NAN
+            },
+        ];
+        let mut row = [0.0; N_FEATURES];
+        for (o, x) in row.iter_mut().zip(core) {
+            *o = if x.is_finite() { x } else { 0.0 };
+        }
+        for (o, x) in row[CORE..].iter_mut().zip(ext) {
+            *o = if x.is_finite() { x } else { f64::NAN };
+        }
+        Some(row)
     }
 }
 
 /// Feature rows of a whole bar series (with the time of each row).
-pub fn extract(bars: &[Bar]) -> Vec<(i64, [f64; 12])> {
+pub fn extract(bars: &[Bar]) -> Vec<(i64, Row)> {
     let mut fx = FeatureExtractor::new();
     bars.iter()
         .filter_map(|b| fx.push(*b).map(|f| (b.time_ms, f)))
@@ -176,15 +315,14 @@ pub fn parse_candles(text: &str) -> Result<Vec<Bar>, String> {
                 .and_then(|s| s.trim().parse::<f64>().ok())
                 .ok_or_else(|| format!("line {}: column {} is not a number", i + 1, k + 1))
         };
-        out.push(Bar {
-            time_ms: num(0)? as i64,
-            open: num(1)?,
-            high: num(2)?,
-            low: num(3)?,
-            close: num(4)?,
-            volume: num(5)?,
-            funding: 0.0,
-        });
+        out.push(Bar::ohlcv(
+            num(0)? as i64,
+            num(1)?,
+            num(2)?,
+            num(3)?,
+            num(4)?,
+            num(5)?,
+        ));
     }
     Ok(out)
 }
@@ -219,4 +357,30 @@ pub fn apply_funding(bars: &mut [Bar], funding_csv: &str) -> Result<(), String> 
         b.funding = cur;
     }
     Ok(())
+}
+
+/// Sets each bar's reference price to the median close of the outside venues' bars with the
+/// same open time (`venues`: each venue's parsed candles); a bar no venue covers keeps an
+/// unknown reference.
+pub fn apply_reference(bars: &mut [Bar], venues: &[Vec<Bar>]) {
+    let maps: Vec<std::collections::HashMap<i64, f64>> = venues
+        .iter()
+        .map(|v| {
+            v.iter()
+                .filter(|b| b.close.is_finite() && b.close > 0.0)
+                .map(|b| (b.time_ms, b.close))
+                .collect()
+        })
+        .collect();
+    let mut px = Vec::with_capacity(maps.len());
+    for b in bars.iter_mut() {
+        px.clear();
+        px.extend(maps.iter().filter_map(|m| m.get(&b.time_ms).copied()));
+        px.sort_by(f64::total_cmp);
+        b.ref_px = match px.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => px[n / 2],
+            n => 0.5 * (px[n / 2 - 1] + px[n / 2]),
+        };
+    }
 }

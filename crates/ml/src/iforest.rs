@@ -125,7 +125,9 @@ impl IsolationForest {
         })
     }
 
-    /// Path length of `x` in one tree.
+    /// Path length of `x` in one tree. A split on a feature `x` does not know (`NaN`) takes
+    /// both sides, weighted by the training rows that went each way: the expected path length
+    /// over the training distribution of the unknown input.
     fn path(tree: &[Node], x: &[f64]) -> f64 {
         let mut i = 0usize;
         loop {
@@ -133,7 +135,11 @@ impl IsolationForest {
             if n.feature == LEAF {
                 return n.value;
             }
-            i = if x[n.feature as usize] < n.value {
+            let v = x[n.feature as usize];
+            if v.is_nan() {
+                return Self::marginal(tree, x, i);
+            }
+            i = if v < n.value {
                 n.left as usize
             } else {
                 n.right as usize
@@ -141,8 +147,27 @@ impl IsolationForest {
         }
     }
 
+    fn marginal(tree: &[Node], x: &[f64], i: usize) -> f64 {
+        let n = tree[i];
+        if n.feature == LEAF {
+            return n.value;
+        }
+        let v = x[n.feature as usize];
+        if !v.is_nan() {
+            let next = if v < n.value { n.left } else { n.right };
+            return Self::marginal(tree, x, next as usize);
+        }
+        let (l, r) = (n.left as usize, n.right as usize);
+        let (sl, sr) = (f64::from(tree[l].size), f64::from(tree[r].size));
+        if sl + sr <= 0.0 {
+            return 0.5 * (Self::marginal(tree, x, l) + Self::marginal(tree, x, r));
+        }
+        (sl * Self::marginal(tree, x, l) + sr * Self::marginal(tree, x, r)) / (sl + sr)
+    }
+
     /// Anomaly score in (0, 1]: above 0.5 is unusual, near 1 very. Equals the negative of
-    /// scikit-learn's `score_samples`. A row of the wrong width scores 0.
+    /// scikit-learn's `score_samples`. Unknown (`NaN`) inputs are marginalised (see `path`).
+    /// A row of the wrong width scores 0.
     pub fn score(&self, x: &[f64]) -> f64 {
         if x.len() != self.dims {
             return 0.0;
@@ -169,7 +194,17 @@ impl IsolationForest {
                 if n.feature == LEAF {
                     break;
                 }
-                let next = if x[n.feature as usize] < n.value {
+                let v = x[n.feature as usize];
+                if v.is_nan() {
+                    // An unknown input isolates nothing: follow the majority, credit none.
+                    i = if t[n.left as usize].size >= t[n.right as usize].size {
+                        n.left as usize
+                    } else {
+                        n.right as usize
+                    };
+                    continue;
+                }
+                let next = if v < n.value {
                     n.left as usize
                 } else {
                     n.right as usize

@@ -18,9 +18,12 @@ pub use model::AnomalyModelFile;
 pub trait AnomalyModel: Send + Sync {
     /// Model name.
     fn name(&self) -> &str;
-    /// The features it expects, in order.
+    /// The features it expects, in order (a subset of [`features::FEATURES`]).
     fn feature_set(&self) -> FeatureSet;
-    /// Anomaly score in (0, 1]; higher is more unusual.
+    /// Bar interval it scores, in milliseconds.
+    fn bar_ms(&self) -> i64;
+    /// Anomaly score in (0, 1] of a row of [`AnomalyModel::feature_set`]'s features (`NaN`
+    /// where an input is unknown); higher is more unusual.
     fn score(&self, x: &[f64]) -> f64;
     /// Score above which a row is an anomaly.
     fn threshold(&self) -> f64;
@@ -34,6 +37,9 @@ impl AnomalyModel for AnomalyModelFile {
     }
     fn feature_set(&self) -> FeatureSet {
         self.features.clone()
+    }
+    fn bar_ms(&self) -> i64 {
+        self.bar_ms
     }
     fn score(&self, x: &[f64]) -> f64 {
         AnomalyModelFile::score(self, x)

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::features::FeatureSet;
 use crate::iforest::IsolationForest;
 
-/// Format version of the file.
-pub const FORMAT: u32 = 1;
+/// Format version of the file (2: the feature set is a subset of the catalogue, and the bar
+/// interval is recorded).
+pub const FORMAT: u32 = 2;
 
 /// Standardisation fitted on the training rows (applied before the forest).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +56,8 @@ pub struct AnomalyModelFile {
     pub features: FeatureSet,
     /// Markets and bar interval trained on (`BTC,ETH 5m`).
     pub trained_on: String,
+    /// Bar interval trained on, in milliseconds: the live detector builds bars of this length.
+    pub bar_ms: i64,
     /// First and last bar time of the training window (ms).
     pub window: (i64, i64),
     /// Training rows.
@@ -86,7 +89,8 @@ pub enum ModelError {
         /// Found.
         found: u32,
     },
-    /// Trained on other features.
+    /// Trained on other features (another catalogue version, or a name this build does not
+    /// compute).
     #[error(
         "model was trained on feature set v{found} [{found_names}], this build computes v{expected} [{expected_names}]; retrain with `kamiyo-hyperliquid ml train`"
     )]
@@ -117,13 +121,32 @@ impl AnomalyModelFile {
         let m: Self =
             serde_json::from_value(v).map_err(|e| ModelError::Malformed(e.to_string()))?;
         let cur = FeatureSet::current();
-        if m.features != cur {
+        let cols = m.features.columns();
+        let mut seen = std::collections::HashSet::new();
+        if m.features.version != cur.version
+            || m.features.names.is_empty()
+            || cols.iter().any(|c| c.is_none_or(|c| !seen.insert(c)))
+        {
             return Err(ModelError::Features {
                 found: m.features.version,
                 found_names: m.features.names.join(","),
                 expected: cur.version,
                 expected_names: cur.names.join(","),
             });
+        }
+        let d = m.features.names.len();
+        if m.scaler.mean.len() != d || m.scaler.std.len() != d || m.forest.dims != d {
+            return Err(ModelError::Malformed(format!(
+                "{d} features but a scaler of {} and a forest of {} dimensions",
+                m.scaler.mean.len(),
+                m.forest.dims
+            )));
+        }
+        if m.bar_ms <= 0 {
+            return Err(ModelError::Malformed(format!(
+                "bar interval {} ms",
+                m.bar_ms
+            )));
         }
         Ok(m)
     }
@@ -133,7 +156,8 @@ impl AnomalyModelFile {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Score of a raw feature row.
+    /// Score of a raw feature row (the model's features, in its order; `NaN` for an input
+    /// unknown at scoring time).
     pub fn score(&self, x: &[f64]) -> f64 {
         self.forest.score(&self.scaler.apply(x))
     }

@@ -45,7 +45,8 @@ pub struct MlSection {
     pub anomaly_model: String,
     /// Score from which an anomaly is high rather than medium.
     pub high_score: f64,
-    /// Bar length the model scores, in seconds (the model's training interval).
+    /// Bar length the model scores, in seconds: 0 takes the model's training interval (recorded
+    /// in the model file); any other value must equal it (a model is refused otherwise).
     pub bar_secs: u32,
     /// Raise a risk_forecast incident when the 95 % interval of the next 24 h of HLP PnL
     /// reaches this loss (USD); 0 turns the forecast detector off.
@@ -58,7 +59,7 @@ impl Default for MlSection {
             enabled: true,
             anomaly_model: String::new(),
             high_score: 0.78,
-            bar_secs: 300,
+            bar_secs: 0,
             forecast_loss_usd: 1_000_000,
         }
     }
@@ -638,7 +639,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "ml.bar_secs",
-        "Bar length scored, in seconds; must match the model's training interval (300 for the shipped 5m model).",
+        "Bar length scored, in seconds. 0 (the default) takes the model's training interval from its file; any other value must equal it, or the model is refused (a guard for deployments that pin the interval).",
     ),
     (
         "telemetry.log_format",

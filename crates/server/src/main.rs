@@ -87,12 +87,16 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum MlAction {
-    /// Train the Isolation Forest on the Hyperliquid BTC and ETH 5m candles (2025-03-14 ..
-    /// 2025-05-31) and write the model file.
+    /// Train the Isolation Forest and write the model file: `--interval 5m` on the Hyperliquid
+    /// BTC and ETH 5m candles (2025-03-14 .. 2025-05-31); `--interval 1h` on BTC, ETH and SOL
+    /// 1h candles with the Binance USD-M + Coinbase reference (2025-01-01 .. 2025-05-31).
     Train {
         /// Market-data directory (layout of testdata/market).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Bar interval: 5m or 1h.
+        #[arg(long, default_value = "5m")]
+        interval: String,
         /// Model file (default: <data_dir>/models/anomaly.json).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -297,10 +301,12 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             match action {
                 MlAction::Train {
                     data,
+                    interval,
                     out: path,
                     quantile,
                 } => commands::ml::train(
                     data.as_deref(),
+                    &interval,
                     path.as_deref().unwrap_or(&default_model),
                     quantile,
                     &mut out,

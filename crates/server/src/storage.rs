@@ -223,6 +223,16 @@ pub fn anomaly_model(
         std::path::PathBuf::from(&cfg.ml.anomaly_model)
     };
     let model = crate::commands::ml::read_model(&path)?;
+    let pinned = i64::from(cfg.ml.bar_secs) * 1000;
+    if pinned != 0 && pinned != model.bar_ms {
+        anyhow::bail!(
+            "{}: the model scores {} s bars but ml.bar_secs = {}; set ml.bar_secs = 0 (take the model's) or {}",
+            path.display(),
+            model.bar_ms / 1000,
+            cfg.ml.bar_secs,
+            model.bar_ms / 1000
+        );
+    }
     tracing::info!(path = %path.display(), trained_on = %model.trained_on, rows = model.rows, threshold = model.threshold, "anomaly model loaded");
     Ok(Some(std::sync::Arc::new(model)))
 }
@@ -246,8 +256,8 @@ pub fn engine(
     Ok(e)
 }
 
-/// The `ml_anomaly` detector with `model` and `cfg.ml`'s bar length and severity threshold
-/// (the engine of `run`/`replay`, and `ml evaluate`'s scenario replays).
+/// The `ml_anomaly` detector with `model` (which sets the bar length) and `cfg.ml`'s severity
+/// threshold (the engine of `run`/`replay`, and `ml evaluate`'s scenario replays).
 pub fn anomaly_detector(
     cfg: &Config,
     model: &std::sync::Arc<kamiyo_ml::AnomalyModelFile>,
@@ -255,7 +265,6 @@ pub fn anomaly_detector(
     Box::new(kamiyo_monitors::detectors::anomaly::AnomalyDetector::new(
         std::sync::Arc::new(crate::telemetry::pipeline::TimedModel(model.clone())),
         kamiyo_monitors::detectors::anomaly::AnomalySettings {
-            bar_ms: i64::from(cfg.ml.bar_secs.max(1)) * 1000,
             high_score: cfg.ml.high_score,
         },
     ))

@@ -289,6 +289,9 @@ pub mod pipeline {
         fn feature_set(&self) -> kamiyo_ml::features::FeatureSet {
             kamiyo_ml::AnomalyModel::feature_set(&*self.0)
         }
+        fn bar_ms(&self) -> i64 {
+            self.0.bar_ms
+        }
         fn score(&self, x: &[f64]) -> f64 {
             let t = Instant::now();
             let s = self.0.score(x);

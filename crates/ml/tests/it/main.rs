@@ -6,4 +6,5 @@
     reason = "tests stop at the first broken expectation"
 )]
 
+mod features;
 mod validation;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use kamiyo_ml::arima::Arima;
 use kamiyo_ml::eval::{roc_auc, spearman};
-use kamiyo_ml::features::{self, FEATURES};
+use kamiyo_ml::features::{self, CORE, FEATURES, Row};
 use kamiyo_ml::iforest::{IsolationForest, Params};
 use kamiyo_ml::model::{AnomalyModelFile, ModelError};
 
@@ -28,7 +28,7 @@ fn csv_rows(text: &str) -> Vec<Vec<f64>> {
 const CALM_START: i64 = 1_748_736_000_000; // 2025-06-01
 const CALM_END: i64 = 1_749_945_600_000; // 2025-06-15
 
-fn calm_btc_features() -> Vec<(i64, [f64; 12])> {
+fn calm_btc_features() -> Vec<(i64, Row)> {
     let mut bars = features::parse_candles(&read(
         "../../testdata/market/hyperliquid/candles_5m/hl_perp_BTC_5m_2025-03-14_2025-07-26.csv",
     ))
@@ -47,9 +47,12 @@ fn calm_btc_features() -> Vec<(i64, [f64; 12])> {
 #[test]
 fn feature_rows_are_the_ones_the_reference_used() {
     let rows = calm_btc_features();
-    let mut text = format!("time_ms,{}\n", FEATURES.join(","));
+    // The reference was made from the core features (a candle file has no extended input:
+    // those are NaN here, and checked to be).
+    let mut text = format!("time_ms,{}\n", FEATURES[..CORE].join(","));
     for (t, f) in &rows {
-        let vals: Vec<String> = f.iter().map(|v| format!("{v:?}")).collect();
+        assert!(f[CORE..].iter().all(|v| v.is_nan()), "{f:?}");
+        let vals: Vec<String> = f[..CORE].iter().map(|v| format!("{v:?}")).collect();
         text.push_str(&format!("{t},{}\n", vals.join(",")));
     }
     let path = root().join("reference/btc_5m_calm_features.csv");
@@ -282,8 +285,9 @@ fn model_files_refuse_other_feature_sets() {
     let file = AnomalyModelFile {
         format: kamiyo_ml::model::FORMAT,
         library_version: "test".into(),
-        features: kamiyo_ml::FeatureSet::current(),
+        features: kamiyo_ml::FeatureSet::of(&(0..CORE).collect::<Vec<_>>()),
         trained_on: "synthetic".into(),
+        bar_ms: 300_000,
         window: (0, 1),
         rows: 300,
         data_hash: "0".into(),
@@ -297,16 +301,45 @@ fn model_files_refuse_other_feature_sets() {
     for r in x.iter().step_by(7) {
         assert!((back.score(r) - file.score(r)).abs() < 1e-9);
     }
-    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    v["features"]["version"] = 0.into();
-    v["features"]["names"][0] = "ret_5".into();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    // A name this build does not compute, a duplicate, another catalogue version: refused.
+    for (what, edit) in [
+        ("unknown name", ("names", 0, serde_json::json!("ret_5"))),
+        ("duplicate", ("names", 1, serde_json::json!("ret_1"))),
+    ] {
+        let mut bad = v.clone();
+        bad["features"][edit.0][edit.1] = edit.2;
+        let e = AnomalyModelFile::from_json(&bad.to_string()).unwrap_err();
+        assert!(matches!(e, ModelError::Features { .. }), "{what}: {e}");
+        assert!(
+            e.to_string()
+                .contains("retrain with `kamiyo-hyperliquid ml train`"),
+            "{e}"
+        );
+    }
+    let mut v = v;
+    // Dimensions that disagree with the feature list, or no bar interval: malformed.
+    let mut short = v.clone();
+    short["scaler"]["mean"].as_array_mut().unwrap().pop();
+    assert!(matches!(
+        AnomalyModelFile::from_json(&short.to_string()),
+        Err(ModelError::Malformed(_))
+    ));
+    let mut no_bar = v.clone();
+    no_bar["bar_ms"] = 0.into();
+    assert!(matches!(
+        AnomalyModelFile::from_json(&no_bar.to_string()),
+        Err(ModelError::Malformed(_))
+    ));
+    v["features"]["version"] = 1.into();
     let e = AnomalyModelFile::from_json(&v.to_string()).unwrap_err();
-    assert!(matches!(e, ModelError::Features { .. }));
-    assert!(
-        e.to_string()
-            .contains("retrain with `kamiyo-hyperliquid ml train`"),
-        "{e}"
-    );
+    assert!(matches!(e, ModelError::Features { .. }), "{e}");
+    // A format-1 file (the previous build's) is refused with the fix.
+    let mut old = v.clone();
+    old["format"] = 1.into();
+    let e = AnomalyModelFile::from_json(&old.to_string()).unwrap_err();
+    assert!(matches!(e, ModelError::Format { found: 1 }), "{e}");
+    assert!(e.to_string().contains("ml train"), "{e}");
     v["format"] = 99.into();
     assert!(matches!(
         AnomalyModelFile::from_json(&v.to_string()),

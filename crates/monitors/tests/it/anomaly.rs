@@ -1,12 +1,14 @@
 //! The anomaly detector scores live bars exactly as the model scores candle files: real BTC 5m
-//! candles replayed as trades produce detections at the very bars the offline evaluation flags.
+//! candles replayed as trades produce detections at the very bars the offline evaluation flags;
+//! and its bars carry the extended inputs (reference, open interest, liquidations, HLP) from
+//! the event stream.
 
 use std::sync::Arc;
 
 use kamiyo_core_models::{Coin, Decimal, MarketEvent, Side, ThreatType, Timestamp, Trade};
 use kamiyo_ml::AnomalyModel;
 use kamiyo_ml::eval::alerts;
-use kamiyo_ml::features::{self, Bar, FeatureSet};
+use kamiyo_ml::features::{self, Bar, CORE, FeatureSet};
 use kamiyo_ml::iforest::{IsolationForest, Params};
 use kamiyo_ml::model::{AnomalyModelFile, FORMAT, Scaler};
 use kamiyo_monitors::detectors::anomaly::{AnomalyDetector, AnomalySettings};
@@ -31,7 +33,7 @@ fn live_bars_from_trades_score_like_the_candle_file() {
     // Train on the first 6,000 bars, with a threshold low enough to flag a few later bars.
     let train: Vec<Vec<f64>> = features::extract(&bars[..6000])
         .into_iter()
-        .map(|(_, x)| x.to_vec())
+        .map(|(_, x)| x[..CORE].to_vec())
         .collect();
     let scaler = Scaler::fit(&train);
     let scaled: Vec<Vec<f64>> = train.iter().map(|r| scaler.apply(r)).collect();
@@ -41,8 +43,9 @@ fn live_bars_from_trades_score_like_the_candle_file() {
     let model = AnomalyModelFile {
         format: FORMAT,
         library_version: "test".into(),
-        features: FeatureSet::current(),
+        features: FeatureSet::of(&(0..CORE).collect::<Vec<_>>()),
         trained_on: "BTC 5m (test)".into(),
+        bar_ms: 300_000,
         window: (0, 0),
         rows: train.len(),
         data_hash: String::new(),
@@ -56,7 +59,7 @@ fn live_bars_from_trades_score_like_the_candle_file() {
     let test = &bars[6000..9000];
     let offline: Vec<i64> = features::extract(test)
         .into_iter()
-        .filter(|(_, x)| AnomalyModel::score(&*model, x) > model.threshold)
+        .filter(|(_, x)| AnomalyModel::score(&*model, &x[..CORE]) > model.threshold)
         .map(|(t, _)| t)
         .collect();
     assert!(
@@ -120,6 +123,129 @@ fn live_bars_from_trades_score_like_the_candle_file() {
             live.contains(t),
             "offline alert at {t} not raised live; live: {live:?}"
         );
+    }
+}
+
+/// A core-feature model on real BTC 5m bars whose threshold is 0: every scored bar is a
+/// detection, so each one's evidence can be read.
+fn flag_everything() -> Arc<AnomalyModelFile> {
+    let train: Vec<Vec<f64>> = features::extract(&btc()[..3000])
+        .into_iter()
+        .map(|(_, x)| x[..CORE].to_vec())
+        .collect();
+    let scaler = Scaler::fit(&train);
+    let scaled: Vec<Vec<f64>> = train.iter().map(|r| scaler.apply(r)).collect();
+    Arc::new(AnomalyModelFile {
+        format: FORMAT,
+        library_version: "test".into(),
+        features: FeatureSet::of(&(0..CORE).collect::<Vec<_>>()),
+        trained_on: "BTC 5m (test)".into(),
+        bar_ms: 300_000,
+        window: (0, 0),
+        rows: train.len(),
+        data_hash: String::new(),
+        threshold: 0.0,
+        threshold_quantile: 0.0,
+        forest: IsolationForest::fit(&scaled, Params::default()).unwrap(),
+        scaler,
+    })
+}
+
+#[test]
+fn live_bars_carry_reference_open_interest_liquidations_and_hlp() {
+    use crate::rules::{S, T0, addr, ctx_full, d as dec, liq_fill, refq};
+    use kamiyo_core_models::{LiquidationMethod, SeriesPoint, VaultSnapshot};
+    use kamiyo_monitors::MarketState;
+    use kamiyo_monitors::detectors::{Detector, Sink};
+
+    let cfg = MonitorsConfig::default();
+    let mut state = MarketState::new(&cfg);
+    let mut det = AnomalyDetector::new(flag_everything(), AnomalySettings::default());
+    let mut sink = Sink::default();
+    // Synthetic market, one 5-minute bar per k: price P_k, open interest 1000 + 10k, two
+    // outside venues at +0.3 %, a trade of 2 and a liquidation
+    // fill of 1 at P_k, and HLP's cumulative PnL rising 1,000 USD per bar on 1 M of equity.
+    // (The venues' weights decide a two-venue median: both quote the same price here.)
+    let px = |k: i64| format!("{:.4}", 100.0 + (k as f64 / 5.0).sin());
+    let p = |k: i64| px(k).parse::<f64>().unwrap();
+    let oi = |k: i64| 1000.0 + 10.0 * k as f64;
+    let bar0 = (T0 / 300_000 + 1) * 300; // first bar boundary, in seconds
+    let mut history = Vec::new();
+    let mut tid = 0;
+    for k in 0..70i64 {
+        let s = bar0 - T0 / S + k * 300;
+        tid += 1;
+        history.push(SeriesPoint {
+            time: Timestamp(T0 + (s + 40) * S),
+            value: dec(&format!("{}", 1000 * k)),
+        });
+        let events = [
+            refq("binance", "BTC", s + 5, &format!("{:.6}", p(k) * 1.003)),
+            refq("coinbase", "BTC", s + 5, &format!("{:.6}", p(k) * 1.003)),
+            ctx_full(
+                "BTC",
+                s + 10,
+                &px(k),
+                &px(k),
+                &format!("{}", oi(k)),
+                "1000000",
+            ),
+            MarketEvent::Trade(Trade {
+                coin: Coin::new("BTC").unwrap(),
+                side: Side::Buy,
+                px: dec(&px(k)),
+                sz: dec("2"),
+                time: Timestamp(T0 + (s + 20) * S),
+                tid,
+                users: None,
+            }),
+            liq_fill(
+                addr(9),
+                "BTC",
+                s + 30,
+                &px(k),
+                "1",
+                None,
+                tid,
+                LiquidationMethod::Market,
+            ),
+            MarketEvent::Vault(VaultSnapshot {
+                vault: cfg.hlp.vault,
+                name: "HLP".into(),
+                time: Timestamp(T0 + (s + 40) * S),
+                account_value: dec("1000000"),
+                pnl_history: history.clone(),
+                account_value_history: Vec::new(),
+            }),
+        ];
+        for e in &events {
+            state.apply(e);
+            det.on_event(e, &state, &mut sink);
+        }
+    }
+    assert!(sink.detections.len() >= 15, "{}", sink.detections.len());
+    let num = |det: &kamiyo_core_models::Detection, key: &str| -> f64 {
+        det.evidence.0[key]
+            .to_string()
+            .trim_matches('"')
+            .parse()
+            .unwrap()
+    };
+    for det in &sink.detections {
+        let start = num(det, "bar_start_ms") as i64;
+        let k = (start / 1000 - bar0) / 300;
+        let close = |j: i64| p(j);
+        let near = |key: &str, want: f64| {
+            let got = num(det, key);
+            assert!((got - want).abs() < 2e-6, "bar {k} {key}: {got} vs {want}");
+        };
+        let reference: f64 = format!("{:.6}", p(k) * 1.003).parse().unwrap();
+        near("basis_ref", (close(k) / reference).ln());
+        near("oi_change_1", (oi(k) / oi(k - 1)).ln());
+        near("oi_change_12", (oi(k) / oi(k - 12)).ln());
+        let traded = (1..=48).map(|j| 2.0 * close(k - j)).sum::<f64>() / 48.0;
+        near("liq_notional_ratio_48", close(k) / traded);
+        near("hlp_pnl_slope_12", 0.012);
     }
 }
 

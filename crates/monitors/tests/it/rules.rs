@@ -10,7 +10,7 @@ use kamiyo_core_models::{
 };
 use kamiyo_monitors::{Engine, MonitorsConfig};
 
-fn d(s: &str) -> Decimal {
+pub(crate) fn d(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
@@ -18,8 +18,8 @@ fn coin(c: &str) -> Coin {
     Coin::new(c).unwrap()
 }
 
-const S: i64 = 1_000;
-const T0: i64 = 1_750_000_000_000;
+pub(crate) const S: i64 = 1_000;
+pub(crate) const T0: i64 = 1_750_000_000_000;
 
 fn t(secs: i64) -> Timestamp {
     Timestamp(T0 + secs * S)
@@ -29,7 +29,14 @@ fn ctx(c: &str, secs: i64, oracle: &str, mark: &str) -> MarketEvent {
     ctx_full(c, secs, oracle, mark, "1000", "1000000000")
 }
 
-fn ctx_full(c: &str, secs: i64, oracle: &str, mark: &str, oi: &str, vol: &str) -> MarketEvent {
+pub(crate) fn ctx_full(
+    c: &str,
+    secs: i64,
+    oracle: &str,
+    mark: &str,
+    oi: &str,
+    vol: &str,
+) -> MarketEvent {
     MarketEvent::AssetCtx(AssetCtx {
         coin: coin(c),
         time: t(secs),
@@ -45,7 +52,7 @@ fn ctx_full(c: &str, secs: i64, oracle: &str, mark: &str, oi: &str, vol: &str) -
     })
 }
 
-fn refq(venue: &str, c: &str, secs: i64, px: &str) -> MarketEvent {
+pub(crate) fn refq(venue: &str, c: &str, secs: i64, px: &str) -> MarketEvent {
     MarketEvent::Reference(ReferenceQuote {
         venue: Venue::new(venue).unwrap(),
         coin: coin(c),
@@ -56,7 +63,7 @@ fn refq(venue: &str, c: &str, secs: i64, px: &str) -> MarketEvent {
     })
 }
 
-fn addr(n: u8) -> Address {
+pub(crate) fn addr(n: u8) -> Address {
     Address::from_bytes([n; 20])
 }
 
@@ -64,7 +71,7 @@ fn addr(n: u8) -> Address {
     clippy::too_many_arguments,
     reason = "a fill has that many fields that matter to the rules"
 )]
-fn liq_fill(
+pub(crate) fn liq_fill(
     user: Address,
     c: &str,
     secs: i64,

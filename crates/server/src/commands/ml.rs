@@ -12,8 +12,6 @@ use kamiyo_ml::iforest::{IsolationForest, Params};
 use kamiyo_ml::model::{AnomalyModelFile, FORMAT, Scaler, fnv_hex};
 use kamiyo_ml::{AnomalyModel, Arima};
 
-/// 2025-03-14T00:00Z … 2025-06-01T00:00Z: the training window of the 5m model.
-const TRAIN: (i64, i64) = (1_741_910_400_000, 1_748_736_000_000);
 /// The calm fortnight 2025-06-01 … 2025-06-15.
 const CALM: (i64, i64) = (1_748_736_000_000, 1_749_945_600_000);
 
@@ -31,28 +29,220 @@ pub fn data_root(arg: Option<&Path>) -> anyhow::Result<PathBuf> {
         .context("market data not found: pass --data DIR (the layout of testdata/market)")
 }
 
-fn load(root: &Path, rel: &str, funding: Option<&str>) -> anyhow::Result<(Vec<Bar>, Vec<u8>)> {
+/// One market's files: candles, the funding series, the outside venues' candles of the same
+/// interval (the reference).
+#[derive(Debug, Clone)]
+struct Market {
+    label: String,
+    candles: String,
+    funding: Option<String>,
+    refs: Vec<String>,
+}
+
+fn read(root: &Path, rel: &str) -> anyhow::Result<String> {
     let path = root.join(rel);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mut bars =
-        features::parse_candles(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A market's bars with funding and reference applied, and the bytes read (for the data hash).
+fn load(root: &Path, m: &Market) -> anyhow::Result<(Vec<Bar>, Vec<u8>)> {
+    let text = read(root, &m.candles)?;
+    let mut bars = features::parse_candles(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", root.join(&m.candles).display()))?;
     let mut raw = text.into_bytes();
-    if let Some(f) = funding {
-        let fp = root.join(f);
-        let ft =
-            std::fs::read_to_string(&fp).with_context(|| format!("reading {}", fp.display()))?;
-        features::apply_funding(&mut bars, &ft).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(f) = &m.funding {
+        let ft = read(root, f)?;
+        features::apply_funding(&mut bars, &ft).map_err(|e| anyhow::anyhow!("{f}: {e}"))?;
         raw.extend_from_slice(ft.as_bytes());
+    }
+    if !m.refs.is_empty() {
+        let mut venues = Vec::new();
+        for r in &m.refs {
+            let rt = read(root, r)?;
+            venues.push(features::parse_candles(&rt).map_err(|e| anyhow::anyhow!("{r}: {e}"))?);
+            raw.extend_from_slice(rt.as_bytes());
+        }
+        features::apply_reference(&mut bars, &venues);
     }
     Ok((bars, raw))
 }
 
-fn hl5m(coin: &str) -> (String, String) {
-    (
-        format!("hyperliquid/candles_5m/hl_perp_{coin}_5m_2025-03-14_2025-07-26.csv"),
-        format!("hyperliquid/funding/hl_funding_{coin}_1h.csv"),
-    )
+/// The bar intervals `ml train` and `ml evaluate` know, with their data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interval {
+    M5,
+    H1,
+}
+
+impl Interval {
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "5m" => Ok(Self::M5),
+            "1h" => Ok(Self::H1),
+            _ => bail!("--interval {s}: expected 5m or 1h"),
+        }
+    }
+
+    fn of_ms(ms: i64) -> anyhow::Result<Self> {
+        match ms {
+            300_000 => Ok(Self::M5),
+            3_600_000 => Ok(Self::H1),
+            _ => bail!("no evaluation data for {ms} ms bars (5m and 1h only)"),
+        }
+    }
+
+    fn ms(self) -> i64 {
+        match self {
+            Self::M5 => 300_000,
+            Self::H1 => 3_600_000,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::M5 => "5m",
+            Self::H1 => "1h",
+        }
+    }
+
+    /// The training window: 5m 2025-03-14 .. 2025-06-01 (the 5m files start on the 14th);
+    /// 1h 2025-01-01 .. 2025-06-01 (the outside venues' 1h files start 2024-12-31).
+    fn train_window(self) -> (i64, i64) {
+        match self {
+            Self::M5 => (1_741_910_400_000, 1_748_736_000_000),
+            Self::H1 => (1_735_689_600_000, 1_748_736_000_000),
+        }
+    }
+
+    /// A Hyperliquid market; at 1h, BTC/ETH/SOL carry the Binance USD-M + Coinbase reference.
+    fn hl(self, coin: &str, window: Option<&str>) -> Market {
+        let funding = Some(format!("hyperliquid/funding/hl_funding_{coin}_1h.csv"));
+        match self {
+            Self::M5 => Market {
+                label: format!("{coin} (Hyperliquid)"),
+                candles: match window {
+                    Some(w) => format!("hyperliquid/candles_5m/hl_perp_{coin}_5m_{w}.csv"),
+                    None => {
+                        format!(
+                            "hyperliquid/candles_5m/hl_perp_{coin}_5m_2025-03-14_2025-07-26.csv"
+                        )
+                    }
+                },
+                funding,
+                refs: Vec::new(),
+            },
+            Self::H1 => {
+                let refs = if ["BTC", "ETH", "SOL"].contains(&coin) {
+                    vec![
+                        format!(
+                            "binance/candles_1h/binance_usdm_{coin}USDT_1h_2024-12-31_2025-07-26.csv"
+                        ),
+                        format!(
+                            "coinbase/candles_1h/coinbase_{coin}-USD_1h_2024-12-31_2025-07-26.csv"
+                        ),
+                    ]
+                } else {
+                    Vec::new()
+                };
+                Market {
+                    label: if refs.is_empty() {
+                        format!("{coin} (Hyperliquid, no outside reference)")
+                    } else {
+                        format!("{coin} (Hyperliquid, ref Binance+Coinbase)")
+                    },
+                    candles: format!("hyperliquid/candles_1h/hl_perp_{coin}_1h.csv"),
+                    funding,
+                    refs,
+                }
+            }
+        }
+    }
+
+    fn train_markets(self) -> Vec<Market> {
+        match self {
+            Self::M5 => vec![self.hl("BTC", None), self.hl("ETH", None)],
+            Self::H1 => ["BTC", "ETH", "SOL"]
+                .iter()
+                .map(|c| self.hl(c, None))
+                .collect(),
+        }
+    }
+
+    fn trained_on(self) -> &'static str {
+        match self {
+            Self::M5 => "hyperliquid BTC,ETH 5m",
+            Self::H1 => "hyperliquid BTC,ETH,SOL 1h; reference binance usd-m + coinbase 1h",
+        }
+    }
+
+    fn calm_markets(self) -> Vec<Market> {
+        match self {
+            Self::M5 => vec![
+                self.hl("BTC", None),
+                self.hl("ETH", None),
+                self.hl("SOL", Some("calm_2025-06-01_14")),
+                self.hl("HYPE", Some("calm_2025-06-01_14")),
+                self.hl("POPCAT", Some("calm_2025-06-01_14")),
+            ],
+            Self::H1 => ["BTC", "ETH", "SOL", "HYPE", "POPCAT"]
+                .iter()
+                .map(|c| self.hl(c, None))
+                .collect(),
+        }
+    }
+
+    /// The labelled incidents this interval's data covers: (name, market, the window scored).
+    fn incidents(self) -> Vec<(&'static str, Market, (i64, i64), LabelledEvent)> {
+        let whale = LabelledEvent {
+            name: "eth-whale".into(),
+            start_ms: 1_741_782_600_000,
+            end_ms: 1_741_791_600_000,
+        };
+        let jelly = LabelledEvent {
+            name: "jelly".into(),
+            start_ms: 1_743_001_200_000,
+            end_ms: 1_743_008_400_000,
+        };
+        let whale_window = (1_741_564_800_000, 1_741_996_800_000);
+        let jelly_window = (1_742_774_400_000, 1_743_206_400_000);
+        let jelly_name = "JELLY 2025-03-26 (HYPE, the venue's token)";
+        match self {
+            // Hyperliquid's own 5m files start two days after the whale: Binance's ETH 5m.
+            Self::M5 => vec![
+                (
+                    "ETH whale 2025-03-12",
+                    Market {
+                        label: "ETH (Binance USD-M)".into(),
+                        candles:
+                            "binance/candles_5m/binance_usdm_ETHUSDT_5m_2025-03-12_eth_whale.csv"
+                                .into(),
+                        funding: None,
+                        refs: Vec::new(),
+                    },
+                    whale_window,
+                    whale,
+                ),
+                (
+                    jelly_name,
+                    Market {
+                        funding: None,
+                        ..self.hl("HYPE", Some("2025-03-26_jelly"))
+                    },
+                    jelly_window,
+                    jelly,
+                ),
+            ],
+            Self::H1 => vec![
+                (
+                    "ETH whale 2025-03-12",
+                    self.hl("ETH", None),
+                    whale_window,
+                    whale,
+                ),
+                (jelly_name, self.hl("HYPE", None), jelly_window, jelly),
+            ],
+        }
+    }
 }
 
 fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
@@ -60,29 +250,43 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Trains the 5m model on BTC and ETH and writes it to `out`.
-pub fn train(data: Option<&Path>, out: &Path, q: f64, w: &mut impl Write) -> anyhow::Result<()> {
+/// Trains the model of `interval` and writes it to `out`.
+pub fn train(
+    data: Option<&Path>,
+    interval: &str,
+    out: &Path,
+    q: f64,
+    w: &mut impl Write,
+) -> anyhow::Result<()> {
     if !(0.5..1.0).contains(&q) {
         bail!("--quantile {q}: expected a value in [0.5, 1)");
     }
+    let iv = Interval::parse(interval)?;
     let root = data_root(data)?;
-    let mut rows = Vec::new();
+    let span = iv.train_window();
+    let mut full = Vec::new();
     let mut hashed: Vec<Vec<u8>> = Vec::new();
     let mut window = (i64::MAX, i64::MIN);
-    for coin in ["BTC", "ETH"] {
-        let (c, f) = hl5m(coin);
-        let (bars, raw) = load(&root, &c, Some(&f))?;
+    for m in iv.train_markets() {
+        let (bars, raw) = load(&root, &m)?;
         hashed.push(raw);
         for (t, x) in features::extract(&bars) {
-            if (TRAIN.0..TRAIN.1).contains(&t) {
+            if (span.0..span.1).contains(&t) {
                 window = (window.0.min(t), window.1.max(t));
-                rows.push(x.to_vec());
+                full.push(x);
             }
         }
     }
-    if rows.is_empty() {
+    if full.is_empty() {
         bail!("no training rows in the window");
     }
+    // The features the training data carries: an input no training bar has (open interest,
+    // liquidations, HLP in candle files) cannot be learnt, so it is not in the model.
+    let (cols, dropped) = features::usable(&full);
+    let rows: Vec<Vec<f64>> = full
+        .iter()
+        .map(|r| cols.iter().map(|&c| r[c]).collect())
+        .collect();
     let scaler = Scaler::fit(&rows);
     let scaled: Vec<Vec<f64>> = rows.iter().map(|r| scaler.apply(r)).collect();
     let forest = IsolationForest::fit(&scaled, Params::default())?;
@@ -92,8 +296,9 @@ pub fn train(data: Option<&Path>, out: &Path, q: f64, w: &mut impl Write) -> any
     let model = AnomalyModelFile {
         format: FORMAT,
         library_version: env!("CARGO_PKG_VERSION").to_owned(),
-        features: FeatureSet::current(),
-        trained_on: "hyperliquid BTC,ETH 5m".into(),
+        features: FeatureSet::of(&cols),
+        trained_on: iv.trained_on().into(),
+        bar_ms: iv.ms(),
         window,
         rows: rows.len(),
         data_hash: fnv_hex(&parts),
@@ -108,12 +313,23 @@ pub fn train(data: Option<&Path>, out: &Path, q: f64, w: &mut impl Write) -> any
     std::fs::write(out, model.to_json())?;
     writeln!(
         w,
-        "trained isolation forest on {} rows ({} .. {}), threshold {threshold:.4} (quantile {q}); wrote {}",
+        "trained isolation forest on {} rows of {} bars ({} .. {}), threshold {threshold:.4} (quantile {q}); wrote {}",
         model.rows,
+        iv.label(),
         kamiyo_core_models::Timestamp(window.0),
         kamiyo_core_models::Timestamp(window.1),
         out.display()
     )?;
+    writeln!(
+        w,
+        "features ({} of {}): {}",
+        cols.len(),
+        features::N_FEATURES,
+        model.features.names.join(", ")
+    )?;
+    for (name, why) in dropped {
+        writeln!(w, "  not in the model: {name} ({why})")?;
+    }
     Ok(())
 }
 
@@ -128,16 +344,24 @@ pub fn read_model(path: &Path) -> anyhow::Result<AnomalyModelFile> {
     AnomalyModelFile::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// A scored bar: time, the model's features, score.
+type Scored = (i64, Vec<f64>, f64);
+
 /// Feature rows in `span` with their scores, extracted once.
-fn scored(model: &AnomalyModelFile, bars: &[Bar], span: (i64, i64)) -> Vec<(i64, [f64; 12], f64)> {
+fn scored(model: &AnomalyModelFile, bars: &[Bar], span: (i64, i64)) -> Vec<Scored> {
+    let cols = model.features.columns();
     features::extract(bars)
         .into_iter()
         .filter(|(t, _)| (span.0..span.1).contains(t))
-        .map(|(t, x)| (t, x, AnomalyModel::score(model, &x)))
+        .map(|(t, row)| {
+            let x = FeatureSet::select(&cols, &row);
+            let s = AnomalyModel::score(model, &x);
+            (t, x, s)
+        })
         .collect()
 }
 
-fn scores(rows: &[(i64, [f64; 12], f64)]) -> Vec<(i64, f64)> {
+fn scores(rows: &[Scored]) -> Vec<(i64, f64)> {
     rows.iter().map(|(t, _, s)| (*t, *s)).collect()
 }
 
@@ -163,7 +387,12 @@ fn scenario_section(model: &AnomalyModelFile, w: &mut impl Write) -> anyhow::Res
 
     writeln!(
         w,
-        "## Scenarios replayed through the engine: `ml_anomaly` incidents (bars from replayed mark prices; no traded volume)"
+        "## Scenarios replayed through the engine, {} bars: `ml_anomaly` incidents (bars from replayed mark prices; no traded volume)",
+        if model.bar_ms == 3_600_000 {
+            "1h"
+        } else {
+            "5m"
+        }
     )?;
     writeln!(
         w,
@@ -205,6 +434,7 @@ fn scenario_section(model: &AnomalyModelFile, w: &mut impl Write) -> anyhow::Res
         let days =
             (sc.manifest.scenario.end.0 - sc.manifest.scenario.start.0) as f64 / 86_400_000.0;
         // Each labelled incident's first anomaly incident, if any.
+        let warm_up_ms = features::WARMUP as i64 * model.bar_ms;
         let firsts: Vec<_> = sc
             .truth
             .incident
@@ -220,6 +450,11 @@ fn scenario_section(model: &AnomalyModelFile, w: &mut impl Write) -> anyhow::Res
                     i.id,
                     (t.0 - i.start.0) as f64 / 60_000.0,
                     asset.as_ref().map_or("-", |c| c.as_str())
+                ),
+                None if warm_up_ms > i.end.0 - sc.manifest.scenario.start.0 => format!(
+                    "{}: — (ends before the model's {}-bar warm-up)",
+                    i.id,
+                    features::WARMUP
                 ),
                 None => format!("{}: —", i.id),
             })
@@ -264,49 +499,47 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
         model.threshold_quantile,
         model.data_hash
     )?;
+    let iv = Interval::of_ms(model.bar_ms)?;
+    let unknown: Vec<&str> = model
+        .features
+        .names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| features::FEATURES[features::CORE..].contains(n))
+        .collect();
+    if !unknown.is_empty() {
+        writeln!(
+            w,
+            "extended features in the model: {} (where a market's data lacks one, e.g. no outside venue lists it, the forest marginalises it)\n",
+            unknown.join(", ")
+        )?;
+    }
     // 1. False alerts per day on the calm fortnight (no incident on these markets).
     writeln!(
         w,
-        "## Calm fortnight 2025-06-01..14, 5m bars: false alerts per day"
+        "## Calm fortnight 2025-06-01..14, {} bars: false alerts per day",
+        iv.label()
     )?;
     writeln!(
         w,
         "| market | bars | anomalous bars | alerts (1 h merge) | alerts/day |"
     )?;
     writeln!(w, "|---|---:|---:|---:|---:|")?;
-    let calm_files = [
-        ("BTC (Hyperliquid)", hl5m("BTC").0, Some(hl5m("BTC").1)),
-        ("ETH (Hyperliquid)", hl5m("ETH").0, Some(hl5m("ETH").1)),
-        (
-            "SOL (Hyperliquid)",
-            "hyperliquid/candles_5m/hl_perp_SOL_5m_calm_2025-06-01_14.csv".into(),
-            Some("hyperliquid/funding/hl_funding_SOL_1h.csv".into()),
-        ),
-        (
-            "HYPE (Hyperliquid)",
-            "hyperliquid/candles_5m/hl_perp_HYPE_5m_calm_2025-06-01_14.csv".into(),
-            Some("hyperliquid/funding/hl_funding_HYPE_1h.csv".into()),
-        ),
-        (
-            "POPCAT (Hyperliquid)",
-            "hyperliquid/candles_5m/hl_perp_POPCAT_5m_calm_2025-06-01_14.csv".into(),
-            Some("hyperliquid/funding/hl_funding_POPCAT_1h.csv".into()),
-        ),
-    ];
     let mut total = (0usize, 0.0f64);
-    for (label, file, funding) in calm_files {
-        let (bars, _) = load(&root, &file, funding.as_deref())?;
+    for m in iv.calm_markets() {
+        let (bars, _) = load(&root, &m)?;
         let s = scored(&model, &bars, CALM);
         let a = alerts(&scores(&s), model.threshold, 3_600_000);
-        let m = event_metrics(&a, &[], CALM, 0, 0);
+        let mm = event_metrics(&a, &[], CALM, 0, 0);
         let hot = s.iter().filter(|(_, _, x)| *x > model.threshold).count();
-        total = (total.0 + a.len(), total.1 + m.days);
+        total = (total.0 + a.len(), total.1 + mm.days);
         writeln!(
             w,
-            "| {label} | {} | {hot} | {} | {:.2} |",
+            "| {} | {} | {hot} | {} | {:.2} |",
+            m.label,
             s.len(),
             a.len(),
-            m.false_alerts_per_day
+            mm.false_alerts_per_day
         )?;
     }
     writeln!(
@@ -316,61 +549,44 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
         total.0 as f64 / total.1.max(1e-9)
     )?;
 
-    // 2. The labelled incident the 5m data covers: the ETH whale (Binance ETH 5m; Hyperliquid's
-    // own 5m file starts two days later).
-    writeln!(w, "## Labelled incident windows, 5m bars")?;
+    // 2. The labelled incidents the data covers.
+    writeln!(w, "## Labelled incident windows, {} bars", iv.label())?;
     writeln!(
         w,
         "| incident | market | window scored | alerts | in the incident window | detected | lead time |"
     )?;
     writeln!(w, "|---|---|---|---:|---:|---|---|")?;
-    let incidents = [
-        (
-            "ETH whale 2025-03-12",
-            "ETH (Binance USD-M)",
-            "binance/candles_5m/binance_usdm_ETHUSDT_5m_2025-03-12_eth_whale.csv",
-            LabelledEvent {
-                name: "eth-whale".into(),
-                start_ms: 1_741_782_600_000,
-                end_ms: 1_741_791_600_000,
-            },
-        ),
-        (
-            "JELLY 2025-03-26 (HYPE, the venue's token)",
-            "HYPE (Hyperliquid)",
-            "hyperliquid/candles_5m/hl_perp_HYPE_5m_2025-03-26_jelly.csv",
-            LabelledEvent {
-                name: "jelly".into(),
-                start_ms: 1_743_001_200_000,
-                end_ms: 1_743_008_400_000,
-            },
-        ),
-    ];
-    for (name, market, file, ev) in incidents {
-        let (bars, _) = load(&root, file, None)?;
+    for (name, market, window, ev) in iv.incidents() {
+        let (bars, _) = load(&root, &market)?;
         let span = (
-            bars.first().map_or(0, |b| b.time_ms),
-            bars.last().map_or(0, |b| b.time_ms + 300_000),
+            bars.iter()
+                .map(|b| b.time_ms)
+                .find(|t| *t >= window.0)
+                .unwrap_or(window.0),
+            bars.iter()
+                .map(|b| b.time_ms + iv.ms())
+                .rfind(|t| *t <= window.1)
+                .unwrap_or(window.1),
         );
         let s = scored(&model, &bars, span);
         let a = alerts(&scores(&s), model.threshold, 3_600_000);
-        let m = event_metrics(&a, std::slice::from_ref(&ev), span, 3_600_000, 3_600_000);
-        let lead = m.lead_ms.first().map_or("—".to_owned(), |(_, l)| {
+        let mm = event_metrics(&a, std::slice::from_ref(&ev), span, 3_600_000, 3_600_000);
+        let lead = mm.lead_ms.first().map_or("—".to_owned(), |(_, l)| {
             format!("{:+.0} min", *l as f64 / 60_000.0)
         });
         writeln!(
             w,
-            "| {name} | {market} | {} .. {} | {} | {} | {} | {lead} |",
+            "| {name} | {} | {} .. {} | {} | {} | {} | {lead} |",
+            market.label,
             ts(span.0),
             ts(span.1),
-            m.alerts,
-            m.true_alerts,
-            if m.detected > 0 { "yes" } else { "no" }
+            mm.alerts,
+            mm.true_alerts,
+            if mm.detected > 0 { "yes" } else { "no" }
         )?;
         for t in a.iter().take(8) {
-            let x = s.iter().find(|(tt, _, _)| tt == t).map(|(_, x, _)| *x);
-            let why = x.map(|x| {
-                AnomalyModel::explain(&model, &x)
+            let why = s.iter().find(|(tt, _, _)| tt == t).map(|(_, x, _)| {
+                AnomalyModel::explain(&model, x)
                     .into_iter()
                     .take(3)
                     .map(|(n, v)| format!("{n} {:.0}%", v * 100.0))
@@ -393,7 +609,15 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
         w,
         "## 24h risk forecast: BTC hourly log range, rolling origin (refit daily on the previous 720 h)"
     )?;
-    let (bars, _) = load(&root, "hyperliquid/candles_1h/hl_perp_BTC_1h.csv", None)?;
+    let (bars, _) = load(
+        &root,
+        &Market {
+            label: "BTC".into(),
+            candles: "hyperliquid/candles_1h/hl_perp_BTC_1h.csv".into(),
+            funding: None,
+            refs: Vec::new(),
+        },
+    )?;
     let y: Vec<(i64, f64)> = bars
         .iter()
         .filter(|b| b.close > 0.0 && b.high > b.low)

@@ -1,5 +1,6 @@
-//! `ml train` and `ml evaluate` on the committed real candles; a model for another feature
-//! set is refused with a clear message.
+//! `ml train` and `ml evaluate` on the committed real candles (5m, and 1h with the outside
+//! venues' reference); a model for another feature set or bar length is refused with a clear
+//! message.
 
 use std::process::Command;
 
@@ -21,8 +22,11 @@ fn train_evaluate_and_refuse_a_foreign_model() {
         "{text}"
     );
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&model).unwrap()).unwrap();
+    // Candle files carry prices, volume and funding: the 12 core features, nothing else.
     assert_eq!(m["features"]["names"].as_array().unwrap().len(), 12);
+    assert!(text.contains("not in the model: oi_change_1 (not in the training data)"));
     assert_eq!(m["trained_on"], "hyperliquid BTC,ETH 5m");
+    assert_eq!(m["bar_ms"], 300_000);
 
     let text = kamiyo_testing::run_ok(bin().args(["ml", "evaluate", "--model"]).arg(&model));
     for needle in [
@@ -39,6 +43,59 @@ fn train_evaluate_and_refuse_a_foreign_model() {
     ] {
         assert!(text.contains(needle), "missing {needle:?}:\n{text}");
     }
+
+    // 1h: BTC, ETH and SOL with the Binance USD-M + Coinbase reference, so the basis
+    // features are learnt; HYPE and POPCAT have no outside venue here and are scored with the
+    // basis marginalised.
+    let hourly = dir.path().join("anomaly-1h.json");
+    let text = kamiyo_testing::run_ok(
+        bin()
+            .args(["ml", "train", "--interval", "1h", "--out"])
+            .arg(&hourly),
+    );
+    assert!(
+        text.contains("trained isolation forest on 10872 rows of 1h bars"),
+        "{text}"
+    );
+    let h: serde_json::Value = serde_json::from_slice(&std::fs::read(&hourly).unwrap()).unwrap();
+    let names: Vec<&str> = h["features"]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 14, "{names:?}");
+    assert!(
+        names.ends_with(&["basis_ref", "basis_ref_change_12"]),
+        "{names:?}"
+    );
+    assert_eq!(h["bar_ms"], 3_600_000);
+    let text = kamiyo_testing::run_ok(bin().args(["ml", "evaluate", "--model"]).arg(&hourly));
+    for needle in [
+        "extended features in the model: basis_ref, basis_ref_change_12",
+        "## Calm fortnight 2025-06-01..14, 1h bars",
+        "| BTC (Hyperliquid, ref Binance+Coinbase) | 336 | 0 | 0 | 0.00 |",
+        "| HYPE (Hyperliquid, no outside reference) | 336 |",
+        "| all | | | 1 | 0.01 per market-day |",
+        "| ETH whale 2025-03-12 | ETH (Hyperliquid, ref Binance+Coinbase) |",
+        "xpl-squeeze: — (ends before the model's 49-bar warm-up)",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?}:\n{text}");
+    }
+    // A deployment that pins 5-minute bars refuses the hourly model instead of scoring it on
+    // the wrong bars.
+    let out = bin()
+        .args(["replay", "xpl-2025-08-26", "--speed", "max"])
+        .env("KAMIYO_ML__ANOMALY_MODEL", &hourly)
+        .env("KAMIYO_ML__BAR_SECS", "300")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("the model scores 3600 s bars but ml.bar_secs = 300"),
+        "{err}"
+    );
 
     // A model trained on another feature set is refused, with what to do.
     let mut v = m.clone();
