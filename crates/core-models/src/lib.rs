@@ -36,7 +36,7 @@ pub use security::{
 pub use store::{
     ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, DeliveryQuery, DeviationKind,
     DeviationSample, EventQuery, IncidentQuery, IncidentStore, IngestBatch, LiquidationRecord,
-    MarketStore, Order, OutboxEntry, OutboxStatus, OutboxStore, PositionRecord, StoreError,
-    StoreResult, StoredEvent, VaultPoint,
+    MarketBar, MarketStore, Order, OutboxEntry, OutboxStatus, OutboxStore, PositionRecord,
+    StoreError, StoreResult, StoredEvent, VaultPoint,
 };
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

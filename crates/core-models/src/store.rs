@@ -207,6 +207,42 @@ pub struct PositionRecord {
     pub account_value: Decimal,
 }
 
+/// One closed bar of a market as the engine built it from the event stream: what the anomaly
+/// model is trained on (`ml train --from-store`) and scores live, so a deployment accumulates
+/// the history of the inputs no public candle file has (open interest, the outside-exchange
+/// reference, liquidations, HLP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketBar {
+    /// Market.
+    pub coin: Coin,
+    /// Bar length in milliseconds.
+    pub interval_ms: i64,
+    /// Open time.
+    pub time: Timestamp,
+    /// Open.
+    pub open: Decimal,
+    /// High.
+    pub high: Decimal,
+    /// Low.
+    pub low: Decimal,
+    /// Close.
+    pub close: Decimal,
+    /// Traded volume in base units.
+    pub volume: Decimal,
+    /// Hourly funding rate in force.
+    pub funding: Decimal,
+    /// Outside-exchange reference price at the close, when known.
+    pub ref_px: Option<Decimal>,
+    /// Open interest at the close (base units), when known.
+    pub open_interest: Option<Decimal>,
+    /// Notional of the liquidation fills in the bar (USD), when a fill feed is present.
+    pub liq_notional: Option<Decimal>,
+    /// HLP's cumulative PnL at the close (USD), when known.
+    pub hlp_pnl: Option<Decimal>,
+    /// HLP's account value at the close (USD), when known.
+    pub hlp_equity: Option<Decimal>,
+}
+
 /// Everything one ingest step writes, committed in one transaction together with the ingest
 /// cursor, so a restart resumes exactly where the last commit ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -219,6 +255,8 @@ pub struct IngestBatch {
     pub liquidations: Vec<LiquidationRecord>,
     /// Position snapshots.
     pub positions: Vec<PositionRecord>,
+    /// Closed market bars.
+    pub bars: Vec<MarketBar>,
     /// Incident lifecycle steps.
     pub updates: Vec<IncidentUpdate>,
     /// Alert outbox entries (an id already present is left unchanged).
@@ -234,6 +272,7 @@ impl IngestBatch {
             && self.deviations.is_empty()
             && self.liquidations.is_empty()
             && self.positions.is_empty()
+            && self.bars.is_empty()
             && self.updates.is_empty()
             && self.outbox.is_empty()
             && self.cursors.is_empty()
@@ -276,6 +315,15 @@ pub trait MarketStore: Send + Sync {
         since: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<PositionRecord>>;
+    /// Bars of `interval_ms` opening in `[since, until)`, by coin then time.
+    async fn bars(
+        &self,
+        coin: Option<&Coin>,
+        interval_ms: i64,
+        since: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<MarketBar>>;
 }
 
 /// Delivery state of an outbox entry.

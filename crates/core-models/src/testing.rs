@@ -15,8 +15,8 @@ use crate::price::{PriceSource, ReferenceQuote, SourceError, Venue};
 use crate::security::{Incident, IncidentUpdate};
 use crate::store::{
     ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, DeliveryQuery, DeviationSample, EventQuery,
-    IncidentQuery, IncidentStore, IngestBatch, LiquidationRecord, MarketStore, Order, OutboxEntry,
-    OutboxStatus, OutboxStore, PositionRecord, StoreResult, StoredEvent, VaultPoint,
+    IncidentQuery, IncidentStore, IngestBatch, LiquidationRecord, MarketBar, MarketStore, Order,
+    OutboxEntry, OutboxStatus, OutboxStore, PositionRecord, StoreResult, StoredEvent, VaultPoint,
 };
 use crate::time::Timestamp;
 
@@ -33,6 +33,7 @@ struct MemoryState {
     deviations: Vec<DeviationSample>,
     liquidations: Vec<LiquidationRecord>,
     positions: Vec<PositionRecord>,
+    bars: BTreeMap<(Coin, i64, i64), MarketBar>,
     cursors: HashMap<String, String>,
     outbox: BTreeMap<StableId, OutboxEntry>,
     keys: Vec<ApiKeyRecord>,
@@ -162,6 +163,11 @@ impl MarketStore for MemoryStore {
             }
         }
         st.positions.extend(batch.positions.iter().cloned());
+        for b in &batch.bars {
+            st.bars
+                .entry((b.coin.clone(), b.interval_ms, b.time.0))
+                .or_insert_with(|| b.clone());
+        }
         let stored = Self::record_locked(&mut st, &batch.updates);
         // Outbox rows commit with the batch, like `OutboxStore::enqueue` (an existing id wins).
         for e in &batch.outbox {
@@ -253,6 +259,28 @@ impl MarketStore for MemoryStore {
         v.sort_by_key(|p| std::cmp::Reverse(p.position_value.abs()));
         v.truncate(limit as usize);
         Ok(v)
+    }
+
+    async fn bars(
+        &self,
+        coin: Option<&Coin>,
+        interval_ms: i64,
+        since: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<MarketBar>> {
+        Ok(lock(&self.0)
+            .bars
+            .values()
+            .filter(|b| {
+                coin.is_none_or(|c| &b.coin == c)
+                    && b.interval_ms == interval_ms
+                    && b.time >= since
+                    && b.time < until
+            })
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 }
 

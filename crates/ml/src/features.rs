@@ -144,21 +144,37 @@ impl FeatureSet {
     }
 }
 
-/// The catalogue columns a model can be trained on from `rows`: those known (finite) in every
-/// row and not constant. Returns the columns and, for each one left out, why.
+/// The catalogue columns a model can be trained on from `rows`: those known (finite) in at
+/// least half of the rows and not constant where known. Returns the columns and, for each one
+/// left out, why. Train on the rows where every kept column is known ([`complete`]): a market
+/// without an input (no outside venue lists it) is left out of training rather than teaching
+/// the model a made-up value, and is scored with that input marginalised.
 pub fn usable(rows: &[Row]) -> (Vec<usize>, Vec<(&'static str, &'static str)>) {
     let mut keep = Vec::new();
     let mut dropped = Vec::new();
     for (j, name) in FEATURES.iter().enumerate() {
-        if rows.is_empty() || rows.iter().any(|r| !r[j].is_finite()) {
+        let known: Vec<f64> = rows
+            .iter()
+            .map(|r| r[j])
+            .filter(|v| v.is_finite())
+            .collect();
+        if known.is_empty() || known.len() * 2 < rows.len() {
             dropped.push((*name, "not in the training data"));
-        } else if rows.iter().all(|r| r[j] == rows[0][j]) {
+        } else if known.iter().all(|v| *v == known[0]) {
             dropped.push((*name, "constant in the training data"));
         } else {
             keep.push(j);
         }
     }
     (keep, dropped)
+}
+
+/// The rows where every one of `columns` is known, reduced to those columns.
+pub fn complete(rows: &[Row], columns: &[usize]) -> Vec<Vec<f64>> {
+    rows.iter()
+        .filter(|r| columns.iter().all(|&c| r[c].is_finite()))
+        .map(|r| columns.iter().map(|&c| r[c]).collect())
+        .collect()
 }
 
 /// Rolling state over the last [`WARMUP`] bars of one market.

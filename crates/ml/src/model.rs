@@ -176,14 +176,36 @@ impl AnomalyModelFile {
     }
 }
 
-/// FNV-1a 64 of bytes, as hex.
-pub fn fnv_hex(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in *p {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// FNV-1a 64, fed piece by piece (the data hash of a model's training input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    /// Adds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    format!("{h:016x}")
+
+    /// The hash as 16 hex digits.
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// FNV-1a 64 of bytes, as hex.
+pub fn fnv_hex(parts: &[&[u8]]) -> String {
+    let mut h = Fnv::default();
+    for p in parts {
+        h.update(p);
+    }
+    h.hex()
 }

@@ -167,11 +167,7 @@ impl Engine {
             self.incidents.on_detection(d, &mut out.updates);
         }
         if !self.sink.observations.is_empty() {
-            let o = self.sink.observations.take();
-            out.observations.deviations.extend(o.deviations);
-            out.observations.liquidations.extend(o.liquidations);
-            out.observations.vault_points.extend(o.vault_points);
-            out.observations.positions.extend(o.positions);
+            out.observations.append(self.sink.observations.take());
         }
     }
 }

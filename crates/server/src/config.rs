@@ -48,6 +48,9 @@ pub struct MlSection {
     /// Bar length the model scores, in seconds: 0 takes the model's training interval (recorded
     /// in the model file); any other value must equal it (a model is refused otherwise).
     pub bar_secs: u32,
+    /// Record every market's closed bars of this length (seconds) in the database, the history
+    /// `ml train --from-store` learns the extended features from; 0 turns recording off.
+    pub record_bar_secs: u32,
     /// Raise a risk_forecast incident when the 95 % interval of the next 24 h of HLP PnL
     /// reaches this loss (USD); 0 turns the forecast detector off.
     pub forecast_loss_usd: u64,
@@ -60,6 +63,7 @@ impl Default for MlSection {
             anomaly_model: String::new(),
             high_score: 0.78,
             bar_secs: 0,
+            record_bar_secs: 300,
             forecast_loss_usd: 1_000_000,
         }
     }
@@ -636,6 +640,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "ml.forecast_loss_usd",
         "Hourly ARIMA forecast of HLP PnL: a risk_forecast incident (high; critical when the point forecast itself) when the 95 % interval of the next 24 h change reaches this loss in USD. 0 disables.",
+    ),
+    (
+        "ml.record_bar_secs",
+        "Record every market's closed bars of this many seconds (prices, volume, funding, outside reference, open interest, liquidation notional, HLP) in the database while storing, for `ml train --from-store`; 0 disables. About 300 bytes per market per bar (200 markets at 300 s: ~17 MB a day before retention; see database.retention_overrides.market_bars).",
     ),
     (
         "ml.bar_secs",

@@ -90,13 +90,30 @@ enum MlAction {
     /// Train the Isolation Forest and write the model file: `--interval 5m` on the Hyperliquid
     /// BTC and ETH 5m candles (2025-03-14 .. 2025-05-31); `--interval 1h` on BTC, ETH and SOL
     /// 1h candles with the Binance USD-M + Coinbase reference (2025-01-01 .. 2025-05-31).
+    ///
+    /// With `--from-store`: on the bars the engine recorded in the configured database
+    /// (`ml.record_bar_secs`), which carry open interest, the outside reference, liquidations
+    /// and HLP — the deployment's own history.
     Train {
         /// Market-data directory (layout of testdata/market).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Bar interval: 5m or 1h.
+        /// Bar interval: 5m or 1h for the candle files; any recorded length (5m, 1h, 300s)
+        /// with --from-store.
         #[arg(long, default_value = "5m")]
         interval: String,
+        /// Train on the bars recorded in the configured database instead of candle files.
+        #[arg(long)]
+        from_store: bool,
+        /// With --from-store: first bar time (RFC 3339 or YYYY-MM-DD; default: all).
+        #[arg(long)]
+        since: Option<String>,
+        /// With --from-store: bars opening before this time (default: all).
+        #[arg(long)]
+        until: Option<String>,
+        /// With --from-store: only these markets (comma-separated; default: all).
+        #[arg(long, value_delimiter = ',')]
+        coins: Vec<String>,
         /// Model file (default: <data_dir>/models/anomaly.json).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -302,16 +319,39 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 MlAction::Train {
                     data,
                     interval,
+                    from_store,
+                    since,
+                    until,
+                    coins,
                     out: path,
                     quantile,
-                } => commands::ml::train(
-                    data.as_deref(),
-                    &interval,
-                    path.as_deref().unwrap_or(&default_model),
-                    quantile,
-                    &mut out,
-                )
-                .map(|()| ExitCode::SUCCESS),
+                } => {
+                    let path = path.unwrap_or(default_model);
+                    if from_store {
+                        let span = (
+                            commands::ml::parse_time(since.as_deref(), i64::MIN)?,
+                            commands::ml::parse_time(until.as_deref(), i64::MAX)?,
+                        );
+                        let coins = coins
+                            .iter()
+                            .map(|c| kamiyo_core_models::Coin::new(c.trim()))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| anyhow::anyhow!("--coins: {e}"))?;
+                        rt.block_on(async {
+                            let store = kamiyo_server::storage::open_store(&cfg).await?;
+                            commands::ml::train_from_store(
+                                &store, &interval, &coins, span, &path, quantile, &mut out,
+                            )
+                            .await
+                        })
+                    } else {
+                        if since.is_some() || until.is_some() || !coins.is_empty() {
+                            anyhow::bail!("--since, --until and --coins apply to --from-store");
+                        }
+                        commands::ml::train(data.as_deref(), &interval, &path, quantile, &mut out)
+                    }
+                    .map(|()| ExitCode::SUCCESS)
+                }
                 MlAction::Evaluate { data, model } => commands::ml::evaluate(
                     data.as_deref(),
                     model.as_deref().unwrap_or(&default_model),

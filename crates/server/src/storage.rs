@@ -253,6 +253,13 @@ pub fn engine(
     if let Some(m) = model {
         e = e.with_detector(anomaly_detector(cfg, m));
     }
+    if cfg.ml.record_bar_secs > 0 {
+        e = e.with_detector(Box::new(
+            kamiyo_monitors::detectors::bars::BarRecorder::new(
+                i64::from(cfg.ml.record_bar_secs) * 1000,
+            ),
+        ));
+    }
     Ok(e)
 }
 

@@ -73,6 +73,7 @@ impl Writer {
             .vault_points
             .extend(out.observations.vault_points);
         self.batch.positions.extend(out.observations.positions);
+        self.batch.bars.extend(out.observations.bars);
         self.items = rows(&self.batch);
         self.since.get_or_insert_with(Instant::now);
     }
@@ -140,4 +141,5 @@ fn rows(b: &IngestBatch) -> usize {
         + b.liquidations.len()
         + b.vault_points.len()
         + b.positions.len()
+        + b.bars.len()
 }

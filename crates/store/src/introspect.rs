@@ -197,6 +197,10 @@ pub const MAIN_QUERIES: &[(&str, &str)] = &[
         "SELECT * FROM vault_points WHERE vault = '0xdfc24b077bc1425ad1dea75bcb6f8158e10df303' AND time_ms >= 1750000000000 ORDER BY time_ms LIMIT 2000",
     ),
     (
+        "bars for training",
+        "SELECT * FROM market_bars WHERE interval_ms = 300000 AND time_ms >= 1750000000000 AND time_ms < 1760000000000 ORDER BY coin, time_ms LIMIT 1000000",
+    ),
+    (
         "due alerts",
         "SELECT * FROM alert_outbox WHERE status = 'pending' AND next_attempt_ms <= 1750000000000 ORDER BY created_ms LIMIT 100",
     ),
@@ -256,6 +260,8 @@ pub struct Dump {
     pub liquidations: Vec<crate::rows::LiquidationRow>,
     /// Positions.
     pub positions: Vec<crate::rows::PositionRow>,
+    /// Market bars.
+    pub market_bars: Vec<crate::rows::MarketBarRow>,
     /// Ingest cursors (without their update times).
     pub ingest_cursors: Vec<(String, String)>,
     /// Alert outbox.
@@ -326,6 +332,16 @@ impl Store {
                             positions::user_addr.asc(),
                             positions::coin.asc(),
                             positions::time_ms.asc()
+                        )
+                    ),
+                    market_bars: all!(
+                        c,
+                        market_bars,
+                        MarketBarRow,
+                        (
+                            market_bars::coin.asc(),
+                            market_bars::interval_ms.asc(),
+                            market_bars::time_ms.asc()
                         )
                     ),
                     ingest_cursors: cursors

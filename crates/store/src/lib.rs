@@ -24,8 +24,8 @@ use futures_util::FutureExt;
 use kamiyo_core_models::{
     Address, ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, Coin, DeliveryQuery,
     DeviationSample, EventQuery, Incident, IncidentQuery, IncidentStore, IncidentUpdate,
-    IngestBatch, LiquidationRecord, MarketStore, Order, OutboxEntry, OutboxStore, PositionRecord,
-    StableId, StoreError, StoreResult, StoredEvent, Timestamp, VaultPoint,
+    IngestBatch, LiquidationRecord, MarketBar, MarketStore, Order, OutboxEntry, OutboxStore,
+    PositionRecord, StableId, StoreError, StoreResult, StoredEvent, Timestamp, VaultPoint,
 };
 
 pub use crate::error::{pool_err, q};
@@ -261,6 +261,7 @@ impl Store {
             ("security_events", count!(c, security_events)),
             ("incidents", count!(c, incidents)),
             ("vault_points", count!(c, vault_points)),
+            ("market_bars", count!(c, market_bars)),
             ("deviation_samples", count!(c, deviation_samples)),
             ("liquidations", count!(c, liquidations)),
             ("positions", count!(c, positions)),
@@ -396,6 +397,33 @@ impl MarketStore for Store {
             qy.order(vault_points::time_ms.asc())
                 .limit(i64::from(limit))
                 .select(VaultPointRow::as_select())
+                .load(c)
+                .await
+                .map_err(q)
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn bars(
+        &self,
+        coin: Option<&Coin>,
+        interval_ms: i64,
+        since: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<MarketBar>> {
+        let rows: Vec<MarketBarRow> = with_conn!(self, |c| {
+            let mut qy = market_bars::table
+                .filter(market_bars::interval_ms.eq(interval_ms))
+                .filter(market_bars::time_ms.ge(since.0))
+                .filter(market_bars::time_ms.lt(until.0))
+                .into_boxed();
+            if let Some(coin) = coin {
+                qy = qy.filter(market_bars::coin.eq(coin.to_string()));
+            }
+            qy.order((market_bars::coin.asc(), market_bars::time_ms.asc()))
+                .limit(i64::from(limit))
+                .select(MarketBarRow::as_select())
                 .load(c)
                 .await
                 .map_err(q)

@@ -16,6 +16,7 @@ pub const TABLES: &[&str] = &[
     "security_events",
     "incidents",
     "vault_points",
+    "market_bars",
     "deviation_samples",
     "liquidations",
     "positions",
@@ -96,6 +97,10 @@ impl Store {
                 out.push((
                     "vault_points",
                     slice_delete!(c, vault_points, vault_points::time_ms, cut("vault_points")),
+                ));
+                out.push((
+                    "market_bars",
+                    slice_delete!(c, market_bars, market_bars::time_ms, cut("market_bars")),
                 ));
                 out.push((
                     "deviation_samples",

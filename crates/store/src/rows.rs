@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use kamiyo_core_models::{
     Address, Alert, ApiKeyRecord, AuditEntry, Coin, Decimal, DeviationKind, DeviationSample,
     Evidence, Incident, IncidentChange, IncidentKey, IncidentStatus, LiquidationMethod,
-    LiquidationRecord, OutboxEntry, OutboxStatus, PositionRecord, SecurityEvent, Severity, Side,
-    StableId, StoreError, ThreatType, Timestamp, VaultPoint, Venue,
+    LiquidationRecord, MarketBar, OutboxEntry, OutboxStatus, PositionRecord, SecurityEvent,
+    Severity, Side, StableId, StoreError, ThreatType, Timestamp, VaultPoint, Venue,
 };
 
 use crate::schema::*;
@@ -225,6 +225,88 @@ impl TryFrom<IncidentRow> for Incident {
             last_seen: Timestamp(r.last_seen_ms),
             resolved_at: r.resolved_at_ms.map(Timestamp),
             detections: u64::try_from(r.detections).unwrap_or(0),
+        })
+    }
+}
+
+/// `market_bars`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = market_bars)]
+#[diesel(treat_none_as_default_value = false)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct MarketBarRow {
+    /// Coin.
+    pub coin: String,
+    /// Bar length, ms.
+    pub interval_ms: i64,
+    /// Open time.
+    pub time_ms: i64,
+    /// Open.
+    pub open: String,
+    /// High.
+    pub high: String,
+    /// Low.
+    pub low: String,
+    /// Close.
+    pub close: String,
+    /// Volume.
+    pub volume: String,
+    /// Funding.
+    pub funding: String,
+    /// Reference price.
+    pub ref_px: Option<String>,
+    /// Open interest.
+    pub open_interest: Option<String>,
+    /// Liquidation notional.
+    pub liq_notional: Option<String>,
+    /// HLP cumulative PnL.
+    pub hlp_pnl: Option<String>,
+    /// HLP account value.
+    pub hlp_equity: Option<String>,
+}
+
+impl From<&MarketBar> for MarketBarRow {
+    fn from(b: &MarketBar) -> Self {
+        let opt = |d: &Option<Decimal>| d.as_ref().map(ToString::to_string);
+        Self {
+            coin: b.coin.to_string(),
+            interval_ms: b.interval_ms,
+            time_ms: b.time.0,
+            open: b.open.to_string(),
+            high: b.high.to_string(),
+            low: b.low.to_string(),
+            close: b.close.to_string(),
+            volume: b.volume.to_string(),
+            funding: b.funding.to_string(),
+            ref_px: opt(&b.ref_px),
+            open_interest: opt(&b.open_interest),
+            liq_notional: opt(&b.liq_notional),
+            hlp_pnl: opt(&b.hlp_pnl),
+            hlp_equity: opt(&b.hlp_equity),
+        }
+    }
+}
+
+impl TryFrom<MarketBarRow> for MarketBar {
+    type Error = StoreError;
+    fn try_from(r: MarketBarRow) -> Result<Self, StoreError> {
+        const T: &str = "market_bars";
+        let opt = |s: &Option<String>| s.as_deref().map(|s| dec(T, s)).transpose();
+        Ok(Self {
+            coin: Coin::new(&r.coin).map_err(|e| corrupt(T, e))?,
+            interval_ms: r.interval_ms,
+            time: Timestamp(r.time_ms),
+            open: dec(T, &r.open)?,
+            high: dec(T, &r.high)?,
+            low: dec(T, &r.low)?,
+            close: dec(T, &r.close)?,
+            volume: dec(T, &r.volume)?,
+            funding: dec(T, &r.funding)?,
+            ref_px: opt(&r.ref_px)?,
+            open_interest: opt(&r.open_interest)?,
+            liq_notional: opt(&r.liq_notional)?,
+            hlp_pnl: opt(&r.hlp_pnl)?,
+            hlp_equity: opt(&r.hlp_equity)?,
         })
     }
 }

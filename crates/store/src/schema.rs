@@ -109,6 +109,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    market_bars (coin, interval_ms, time_ms) {
+        coin -> Text,
+        interval_ms -> BigInt,
+        time_ms -> BigInt,
+        open -> Text,
+        high -> Text,
+        low -> Text,
+        close -> Text,
+        volume -> Text,
+        funding -> Text,
+        ref_px -> Nullable<Text>,
+        open_interest -> Nullable<Text>,
+        liq_notional -> Nullable<Text>,
+        hlp_pnl -> Nullable<Text>,
+        hlp_equity -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     positions (user_addr, coin, time_ms) {
         user_addr -> Text,
         coin -> Text,
@@ -157,6 +176,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     incidents,
     ingest_cursors,
     liquidations,
+    market_bars,
     positions,
     security_events,
     vault_points,

@@ -24,6 +24,7 @@ pub(crate) struct Prepared {
     deviations: Vec<DeviationRow>,
     liquidations: Vec<LiquidationRow>,
     positions: Vec<PositionRow>,
+    bars: Vec<MarketBarRow>,
     /// Events in order, `seq` assigned in the transaction.
     events: Vec<SecurityEventRow>,
     /// The latest state of each incident touched.
@@ -49,6 +50,7 @@ impl Prepared {
             deviations: batch.deviations.iter().map(Into::into).collect(),
             liquidations: batch.liquidations.iter().map(Into::into).collect(),
             positions: batch.positions.iter().map(Into::into).collect(),
+            bars: batch.bars.iter().map(Into::into).collect(),
             events: batch
                 .updates
                 .iter()
@@ -97,6 +99,7 @@ macro_rules! steps {
         $ignore!($c, deviation_samples::table, p.deviations, [$($aw)*]);
         $ignore!($c, liquidations::table, p.liquidations, [$($aw)*]);
         $ignore!($c, positions::table, p.positions, [$($aw)*]);
+        $ignore!($c, market_bars::table, p.bars, [$($aw)*]);
         let mut stored = Vec::new();
         if !p.events.is_empty() {
             let ids: Vec<&str> = p.events.iter().map(|e| e.id.as_str()).collect();

@@ -100,8 +100,20 @@ fn training_keeps_only_the_features_its_data_carries() {
         dropped,
         vec![("hlp_pnl_slope_12", "constant in the training data")]
     );
-    // One row without a reference: the reference features are not in every row.
-    rows[3][col("basis_ref")] = f64::NAN;
+    // A few rows without a reference (a market no outside venue lists): the feature is kept
+    // and those rows are left out of training; in most rows unknown, it is dropped.
+    let n = rows.len();
+    for r in rows.iter_mut().take(3) {
+        r[col("basis_ref")] = f64::NAN;
+    }
+    let (keep, _) = features::usable(&rows);
+    assert!(keep.contains(&col("basis_ref")));
+    let train = features::complete(&rows, &keep);
+    assert_eq!(train.len(), n - 3);
+    assert_eq!(train[0].len(), keep.len());
+    for r in rows.iter_mut().take(n / 2 + 1) {
+        r[col("basis_ref")] = f64::NAN;
+    }
     let (keep, dropped) = features::usable(&rows);
     assert!(!keep.contains(&col("basis_ref")));
     assert!(dropped.contains(&("basis_ref", "not in the training data")));

@@ -3,6 +3,7 @@
 //! It pushes [`Detection`]s (and, for storage, observations) into the engine's buffers.
 
 pub mod anomaly;
+pub mod bars;
 pub mod feed;
 pub mod forecast;
 pub mod hlp;
@@ -12,8 +13,8 @@ pub mod thin_market;
 pub mod whale;
 
 use kamiyo_core_models::{
-    Decimal, Detection, DeviationSample, LiquidationRecord, MarketEvent, PositionRecord, Timestamp,
-    VaultPoint, cmp_decimal,
+    Decimal, Detection, DeviationSample, LiquidationRecord, MarketBar, MarketEvent, PositionRecord,
+    Timestamp, VaultPoint, cmp_decimal,
 };
 
 use crate::state::MarketState;
@@ -29,6 +30,8 @@ pub struct Observations {
     pub vault_points: Vec<VaultPoint>,
     /// Positions of watched accounts.
     pub positions: Vec<PositionRecord>,
+    /// Closed market bars.
+    pub bars: Vec<MarketBar>,
 }
 
 impl Observations {
@@ -38,6 +41,23 @@ impl Observations {
             && self.liquidations.is_empty()
             && self.vault_points.is_empty()
             && self.positions.is_empty()
+            && self.bars.is_empty()
+    }
+
+    /// Appends `other`'s records to these.
+    pub fn append(&mut self, other: Self) {
+        let Self {
+            deviations,
+            liquidations,
+            vault_points,
+            positions,
+            bars,
+        } = other;
+        self.deviations.extend(deviations);
+        self.liquidations.extend(liquidations);
+        self.vault_points.extend(vault_points);
+        self.positions.extend(positions);
+        self.bars.extend(bars);
     }
 
     /// Moves everything out, leaving this empty.

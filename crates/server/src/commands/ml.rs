@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use kamiyo_ml::eval::{LabelledEvent, alerts, event_metrics};
 use kamiyo_ml::features::{self, Bar, FeatureSet};
 use kamiyo_ml::iforest::{IsolationForest, Params};
-use kamiyo_ml::model::{AnomalyModelFile, FORMAT, Scaler, fnv_hex};
+use kamiyo_ml::model::{AnomalyModelFile, FORMAT, Fnv, Scaler};
 use kamiyo_ml::{AnomalyModel, Arima};
 
 /// The calm fortnight 2025-06-01 … 2025-06-15.
@@ -250,7 +250,7 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Trains the model of `interval` and writes it to `out`.
+/// Trains the model of `interval` on the committed candle files and writes it to `out`.
 pub fn train(
     data: Option<&Path>,
     interval: &str,
@@ -258,50 +258,199 @@ pub fn train(
     q: f64,
     w: &mut impl Write,
 ) -> anyhow::Result<()> {
+    check_quantile(q)?;
+    let iv = Interval::parse(interval)?;
+    let root = data_root(data)?;
+    let mut hash = Fnv::default();
+    let mut markets = Vec::new();
+    for m in iv.train_markets() {
+        let (bars, raw) = load(&root, &m)?;
+        hash.update(&raw);
+        markets.push(bars);
+    }
+    let spec = Training {
+        trained_on: iv.trained_on().into(),
+        bar_ms: iv.ms(),
+        span: iv.train_window(),
+        data_hash: hash.hex(),
+        quantile: q,
+    };
+    fit_and_write(&spec, &markets, out, w)
+}
+
+/// Bars read from the store per call (a larger history needs `--coins` or a narrower window).
+const STORE_BARS_MAX: u32 = 2_000_000;
+
+/// Trains on the bars the engine recorded in the configured database (`ml.record_bar_secs`):
+/// the deployment's own history, which carries the inputs no public candle file has.
+pub async fn train_from_store(
+    store: &dyn kamiyo_core_models::MarketStore,
+    interval: &str,
+    coins: &[kamiyo_core_models::Coin],
+    span: (i64, i64),
+    out: &Path,
+    q: f64,
+    w: &mut impl Write,
+) -> anyhow::Result<()> {
+    check_quantile(q)?;
+    let bar_ms = parse_interval_ms(interval)?;
+    let since = kamiyo_core_models::Timestamp(span.0);
+    let until = kamiyo_core_models::Timestamp(span.1);
+    let mut stored = Vec::new();
+    if coins.is_empty() {
+        stored = store
+            .bars(None, bar_ms, since, until, STORE_BARS_MAX)
+            .await?;
+    } else {
+        for c in coins {
+            stored.extend(
+                store
+                    .bars(Some(c), bar_ms, since, until, STORE_BARS_MAX)
+                    .await?,
+            );
+        }
+    }
+    if stored.len() >= STORE_BARS_MAX as usize {
+        bail!(
+            "more than {STORE_BARS_MAX} stored bars in the window: narrow it with --since/--until or pick markets with --coins"
+        );
+    }
+    if stored.is_empty() {
+        bail!(
+            "no {interval} bars in the database for that window: the engine records them while storing (`run`, `replay --store`) when ml.record_bar_secs = {}",
+            bar_ms / 1000
+        );
+    }
+    // Per market, in time order (the store returns coin, then time).
+    let mut hash = Fnv::default();
+    let mut markets: Vec<Vec<Bar>> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for b in &stored {
+        if names.last() != Some(&b.coin.to_string()) {
+            names.push(b.coin.to_string());
+            markets.push(Vec::new());
+        }
+        hash.update(serde_json::to_string(b)?.as_bytes());
+        if let Some(m) = markets.last_mut() {
+            m.push(kamiyo_monitors::detectors::bars::ml_bar(b));
+        }
+    }
+    let spec = Training {
+        trained_on: format!(
+            "stored {} bars of {} markets ({})",
+            interval_label(bar_ms),
+            names.len(),
+            names.join(",")
+        ),
+        bar_ms,
+        span,
+        data_hash: hash.hex(),
+        quantile: q,
+    };
+    fit_and_write(&spec, &markets, out, w)
+}
+
+/// `--since`/`--until`: RFC 3339, `YYYY-MM-DD` (midnight UTC) or milliseconds; `default` when
+/// absent.
+pub fn parse_time(s: Option<&str>, default: i64) -> anyhow::Result<i64> {
+    let Some(s) = s else {
+        return Ok(default);
+    };
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_owned()
+    };
+    kamiyo_core_models::Timestamp::parse(&full)
+        .map(|t| t.0)
+        .with_context(|| format!("{s}: expected RFC 3339 (2026-10-01T00:00:00Z) or 2026-10-01"))
+}
+
+/// `5m`, `1h`, `300s` → milliseconds.
+fn parse_interval_ms(s: &str) -> anyhow::Result<i64> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = n
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .with_context(|| format!("--interval {s}: expected a length such as 5m, 1h or 300s"))?;
+    Ok(n * match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => bail!("--interval {s}: expected a length such as 5m, 1h or 300s"),
+    })
+}
+
+/// `300000` → `5m`, `3600000` → `1h`, `90000` → `90s`.
+fn interval_label(ms: i64) -> String {
+    match ms {
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms => format!("{}s", ms / 1000),
+    }
+}
+
+fn check_quantile(q: f64) -> anyhow::Result<()> {
     if !(0.5..1.0).contains(&q) {
         bail!("--quantile {q}: expected a value in [0.5, 1)");
     }
-    let iv = Interval::parse(interval)?;
-    let root = data_root(data)?;
-    let span = iv.train_window();
+    Ok(())
+}
+
+/// What a training run is, besides its bars.
+struct Training {
+    trained_on: String,
+    bar_ms: i64,
+    /// Rows whose bar opens in `[span.0, span.1)` are trained on.
+    span: (i64, i64),
+    data_hash: String,
+    quantile: f64,
+}
+
+/// Extracts features per market, keeps the features the data carries, fits, sets the threshold
+/// and writes the model file.
+fn fit_and_write(
+    spec: &Training,
+    markets: &[Vec<Bar>],
+    out: &Path,
+    w: &mut impl Write,
+) -> anyhow::Result<()> {
     let mut full = Vec::new();
-    let mut hashed: Vec<Vec<u8>> = Vec::new();
     let mut window = (i64::MAX, i64::MIN);
-    for m in iv.train_markets() {
-        let (bars, raw) = load(&root, &m)?;
-        hashed.push(raw);
-        for (t, x) in features::extract(&bars) {
-            if (span.0..span.1).contains(&t) {
+    for bars in markets {
+        for (t, x) in features::extract(bars) {
+            if (spec.span.0..spec.span.1).contains(&t) {
                 window = (window.0.min(t), window.1.max(t));
                 full.push(x);
             }
         }
     }
     if full.is_empty() {
-        bail!("no training rows in the window");
+        bail!(
+            "no training rows in the window (each market needs {} bars before its first row)",
+            features::WARMUP
+        );
     }
     // The features the training data carries: an input no training bar has (open interest,
     // liquidations, HLP in candle files) cannot be learnt, so it is not in the model.
     let (cols, dropped) = features::usable(&full);
-    let rows: Vec<Vec<f64>> = full
-        .iter()
-        .map(|r| cols.iter().map(|&c| r[c]).collect())
-        .collect();
+    let rows = features::complete(&full, &cols);
     let scaler = Scaler::fit(&rows);
     let scaled: Vec<Vec<f64>> = rows.iter().map(|r| scaler.apply(r)).collect();
     let forest = IsolationForest::fit(&scaled, Params::default())?;
     let scores: Vec<f64> = scaled.iter().map(|r| forest.score(r)).collect();
+    let q = spec.quantile;
     let threshold = quantile(scores, q);
-    let parts: Vec<&[u8]> = hashed.iter().map(Vec::as_slice).collect();
     let model = AnomalyModelFile {
         format: FORMAT,
         library_version: env!("CARGO_PKG_VERSION").to_owned(),
         features: FeatureSet::of(&cols),
-        trained_on: iv.trained_on().into(),
-        bar_ms: iv.ms(),
+        trained_on: spec.trained_on.clone(),
+        bar_ms: spec.bar_ms,
         window,
         rows: rows.len(),
-        data_hash: fnv_hex(&parts),
+        data_hash: spec.data_hash.clone(),
         threshold,
         threshold_quantile: q,
         scaler,
@@ -315,7 +464,7 @@ pub fn train(
         w,
         "trained isolation forest on {} rows of {} bars ({} .. {}), threshold {threshold:.4} (quantile {q}); wrote {}",
         model.rows,
-        iv.label(),
+        interval_label(spec.bar_ms),
         kamiyo_core_models::Timestamp(window.0),
         kamiyo_core_models::Timestamp(window.1),
         out.display()
@@ -329,6 +478,13 @@ pub fn train(
     )?;
     for (name, why) in dropped {
         writeln!(w, "  not in the model: {name} ({why})")?;
+    }
+    if rows.len() < full.len() {
+        writeln!(
+            w,
+            "  {} rows left out of training: a feature of the model unknown there (scored with it marginalised)",
+            full.len() - rows.len()
+        )?;
     }
     Ok(())
 }

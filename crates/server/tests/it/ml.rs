@@ -114,3 +114,79 @@ fn train_evaluate_and_refuse_a_foreign_model() {
         "{err}"
     );
 }
+
+/// The engine records every market's bars while storing; `ml train --from-store` learns from
+/// them, with the inputs the candle files lack (here the outside reference of the calm
+/// fortnight's replay; its open interest is a constant, so that feature is left out as such).
+#[test]
+fn train_from_the_bars_a_stored_replay_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let with_store = |c: &mut Command| {
+        c.env_remove("DATABASE_URL")
+            .env("KAMIYO_SERVER__DATA_DIR", &data);
+    };
+    let mut replay = bin();
+    replay.args(["replay", "calm-2025-06-01-14", "--store", "--speed", "max"]);
+    with_store(&mut replay);
+    kamiyo_testing::run_ok(&mut replay);
+
+    let model = dir.path().join("stored.json");
+    let mut train = bin();
+    train
+        .args([
+            "ml",
+            "train",
+            "--from-store",
+            "--interval",
+            "5m",
+            "--since",
+            "2025-06-02",
+            "--out",
+        ])
+        .arg(&model);
+    with_store(&mut train);
+    let text = kamiyo_testing::run_ok(&mut train);
+    // Five markets of 5m bars from 2025-06-02; POPCAT has no outside venue, so its rows are
+    // left out of training and scored with the basis marginalised. The replay has no trades,
+    // so the volume features are constant and left out as well.
+    assert!(
+        text.contains("trained isolation forest on") && text.contains("rows of 5m bars"),
+        "{text}"
+    );
+    assert!(
+        text.contains("features (12 of 18)") && text.contains("basis_ref, basis_ref_change_12"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not in the model: oi_change_1 (constant in the training data)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not in the model: liq_notional_ratio_48 (not in the training data)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not in the model: volume_z_48 (constant in the training data)"),
+        "{text}"
+    );
+    assert!(text.contains("3686 rows left out of training"), "{text}");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&model).unwrap()).unwrap();
+    assert_eq!(m["bar_ms"], 300_000);
+    assert_eq!(
+        m["trained_on"],
+        "stored 5m bars of 5 markets (BTC,ETH,HYPE,POPCAT,SOL)"
+    );
+    // The model it wrote is one `ml evaluate` (and the server) accept.
+    kamiyo_testing::run_ok(bin().args(["ml", "evaluate", "--model"]).arg(&model));
+
+    // Nothing recorded for another interval: a clear error, not an empty model.
+    let mut none = bin();
+    none.args(["ml", "train", "--from-store", "--interval", "1h", "--out"])
+        .arg(dir.path().join("none.json"));
+    with_store(&mut none);
+    let out = none.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no 1h bars in the database"), "{err}");
+}

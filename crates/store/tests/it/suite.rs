@@ -4,8 +4,8 @@ use kamiyo_core_models::{
     Address, Alert, ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, Coin, DeliveryQuery,
     DeviationKind, DeviationSample, EventQuery, Evidence, Incident, IncidentChange, IncidentKey,
     IncidentQuery, IncidentStatus, IncidentStore, IncidentUpdate, IngestBatch, LiquidationMethod,
-    LiquidationRecord, MarketStore, Order, OutboxEntry, OutboxStatus, OutboxStore, PositionRecord,
-    SecurityEvent, Severity, Side, StableId, ThreatType, Timestamp, VaultPoint,
+    LiquidationRecord, MarketBar, MarketStore, Order, OutboxEntry, OutboxStatus, OutboxStore,
+    PositionRecord, SecurityEvent, Severity, Side, StableId, ThreatType, Timestamp, VaultPoint,
 };
 use kamiyo_store::Store;
 use kamiyo_store::retention::Retention;
@@ -273,6 +273,26 @@ fn pos(t: i64, user: u8, coin: &str, value: &str) -> PositionRecord {
     }
 }
 
+fn bar(coin: &str, interval_ms: i64, t: i64, known: bool) -> MarketBar {
+    let d = |s: &str| s.parse().unwrap();
+    MarketBar {
+        coin: Coin::new(coin).unwrap(),
+        interval_ms,
+        time: Timestamp(t),
+        open: d("0.0512"),
+        high: d("0.0749"),
+        low: d("0.05"),
+        close: d("0.0736"),
+        volume: d("91234567.5"),
+        funding: d("-0.000123"),
+        ref_px: known.then(|| d("0.0402")),
+        open_interest: known.then(|| d("130000000")),
+        liq_notional: known.then(|| d("0")),
+        hlp_pnl: known.then(|| d("-13500000.25")),
+        hlp_equity: known.then(|| d("230000000")),
+    }
+}
+
 pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &Store) {
     let batch = IngestBatch {
         vault_points: vec![vault(T0, "64100000"), vault(T0 + 60_000, "64050000.123456")],
@@ -282,6 +302,12 @@ pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &
             pos(T0, 0x2e, "JELLY", "3781000"),
             pos(T0 + 60_000, 0x2e, "JELLY", "14941723"),
             pos(T0, 0x2e, "ETH", "100"),
+        ],
+        bars: vec![
+            bar("JELLY", 300_000, T0, true),
+            bar("JELLY", 300_000, T0 + 300_000, false),
+            bar("JELLY", 3_600_000, T0, true),
+            bar("BTC", 300_000, T0, false),
         ],
         updates: sample_updates(),
         outbox: vec![
@@ -335,6 +361,41 @@ pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &
         Some("43")
     );
     assert_eq!(s.all_events().await.unwrap().len(), 3);
+    // Bars: one per (coin, interval, open time), exact decimals, unknown inputs stay unknown,
+    // read by interval and half-open time range, by coin then time.
+    let b = s
+        .bars(None, 300_000, Timestamp(T0), Timestamp(T0 + 600_000), 100)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 3, "{b:?}");
+    assert_eq!(b[0].coin.as_str(), "BTC");
+    assert_eq!(b[1], bar("JELLY", 300_000, T0, true));
+    assert_eq!(b[2], bar("JELLY", 300_000, T0 + 300_000, false));
+    let jelly = Coin::new("JELLY").unwrap();
+    let h = s
+        .bars(
+            Some(&jelly),
+            3_600_000,
+            Timestamp(0),
+            Timestamp(T0 + 1),
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(h, vec![bar("JELLY", 3_600_000, T0, true)]);
+    assert!(
+        s.bars(
+            Some(&jelly),
+            300_000,
+            Timestamp(T0 + 1),
+            Timestamp(T0 + 300_000),
+            100
+        )
+        .await
+        .unwrap()
+        .is_empty(),
+        "the range is half-open"
+    );
 }
 
 fn outbox(id: &str, channel: &str, created: i64) -> OutboxEntry {
@@ -467,6 +528,10 @@ pub(crate) async fn retention_deletes_old_rows_only(s: &Store) {
         deviations: vec![dev(old, "BTC"), dev(recent, "BTC")],
         liquidations: vec![liq(old, 1, 1), liq(recent, 2, 1)],
         positions: vec![pos(old, 1, "ETH", "1"), pos(recent, 1, "ETH", "2")],
+        bars: vec![
+            bar("ETH", 300_000, old, true),
+            bar("ETH", 300_000, recent, true),
+        ],
         updates: vec![
             update(&open_old, IncidentChange::Opened, old),
             update(&resolved_old, IncidentChange::Resolved, old),
@@ -487,6 +552,7 @@ pub(crate) async fn retention_deletes_old_rows_only(s: &Store) {
     };
     let deleted = s.enforce_retention(&r, Timestamp(now)).await.unwrap();
     assert_eq!(deleted["vault_points"], 5, "{deleted:?}");
+    assert_eq!(deleted["market_bars"], 1, "{deleted:?}");
     assert_eq!(
         deleted["positions"], 0,
         "per-table override keeps positions for 200 days"
