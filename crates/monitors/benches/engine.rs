@@ -119,6 +119,31 @@ fn main() {
             &mut times,
             format!("  {steps} incident steps"),
         );
+        // What `run` adds when it records bars for training (ml.record_bar_secs = 300).
+        let mut bars = 0usize;
+        let mut times: Vec<f64> = (0..passes)
+            .map(|_| {
+                time(&mut || {
+                    bars = 0;
+                    for (_, events, stale) in &runs {
+                        let mut e = Engine::new(&cfg)
+                            .unwrap_or_else(|e| panic!("{e}"))
+                            .with_detector(Box::new(
+                                kamiyo_monitors::detectors::bars::BarRecorder::new(300_000),
+                            ));
+                        e.state_mut().set_reference_max_age_ms(*stale);
+                        for ev in events {
+                            bars += e.process(ev).observations.bars.len();
+                        }
+                    }
+                })
+            })
+            .collect();
+        report(
+            "detectors + 5m bar recorder (events in memory)",
+            &mut times,
+            format!("  {bars} bars"),
+        );
     }
 
     if only_detectors {

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use kamiyo_core_models::{Coin, Decimal, MarketBar, MarketEvent, Timestamp};
+use kamiyo_core_models::{Coin, Decimal, MarketBar, MarketEvent, Timestamp, cmp_decimal};
 use kamiyo_ml::features::Bar;
 
 use crate::state::MarketState;
@@ -65,18 +65,18 @@ impl BarBuilder {
         match event {
             MarketEvent::Trade(t) => self.observe(&t.coin, t.time, t.px, t.sz, &mut closed),
             MarketEvent::AssetCtx(c) => {
-                self.markets.entry(c.coin.clone()).or_default().funding = c.funding;
+                self.market(&c.coin).funding = c.funding;
                 // The mark may close the previous bar (with the open interest and reference
                 // it had); this context's values belong to the bar it lands in.
                 self.observe(&c.coin, c.time, c.mark_px, Decimal::ZERO, &mut closed);
-                let m = self.markets.entry(c.coin.clone()).or_default();
+                let m = self.market(&c.coin);
                 m.open_interest = Some(c.open_interest);
                 m.ref_px = state.reference_median(&c.coin).map(|(px, _)| px);
             }
             MarketEvent::Fill(f) => {
                 self.fills_seen = true;
                 if f.is_liquidation() {
-                    self.markets.entry(f.coin.clone()).or_default().liq += f.notional();
+                    self.market(&f.coin).liq += f.notional();
                 }
             }
             MarketEvent::Vault(v) if v.vault == state.hlp_vault => {
@@ -84,6 +84,11 @@ impl BarBuilder {
             }
             _ => {}
         }
+    }
+
+    /// The market's state, created on first sight.
+    fn market(&mut self, coin: &Coin) -> &mut Building {
+        self.markets.entry(coin.clone()).or_default()
     }
 
     fn observe(
@@ -94,21 +99,21 @@ impl BarBuilder {
         volume: Decimal,
         closed: &mut impl FnMut(MarketBar, Timestamp),
     ) {
-        if px <= Decimal::ZERO {
+        if !px.is_sign_positive() || px.is_zero() {
             return;
         }
         let start = time.0 - time.0.rem_euclid(self.interval_ms);
-        let m = self.markets.entry(coin.clone()).or_default();
+        let (fills_seen, hlp, interval_ms) = (self.fills_seen, self.hlp, self.interval_ms);
+        let m = self.market(coin);
         if let Some(mut bar) = m.bar.take_if(|b| start > b.time.0) {
             bar.ref_px = m.ref_px;
             bar.open_interest = m.open_interest;
-            bar.liq_notional = self.fills_seen.then_some(m.liq);
+            bar.liq_notional = fills_seen.then_some(m.liq);
             m.liq = Decimal::ZERO;
-            (bar.hlp_pnl, bar.hlp_equity) = self.hlp;
+            (bar.hlp_pnl, bar.hlp_equity) = hlp;
             closed(bar, time);
         }
         let funding = m.funding;
-        let interval_ms = self.interval_ms;
         let b = m.bar.get_or_insert_with(|| MarketBar {
             coin: coin.clone(),
             interval_ms,
@@ -125,14 +130,14 @@ impl BarBuilder {
             hlp_pnl: None,
             hlp_equity: None,
         });
-        if px > b.high {
+        if cmp_decimal(&px, &b.high).is_gt() {
             b.high = px;
         }
-        if px < b.low {
+        if cmp_decimal(&px, &b.low).is_lt() {
             b.low = px;
         }
         b.close = px;
-        if volume > Decimal::ZERO {
+        if volume.is_sign_positive() && !volume.is_zero() {
             b.volume += volume;
         }
         b.funding = funding;
