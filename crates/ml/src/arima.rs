@@ -226,9 +226,38 @@ fn kalman(w: &[f64], offset: f64, ar: &[f64], ma: &[f64]) -> Option<(f64, f64, V
         }
     }
     let pv = solve(a, b)?;
+    // The filter with `r` known at compile time for the orders an order search visits (the
+    // same operations in the same order: bit-identical results, unrolled loops).
+    match r {
+        1 => filter(w, offset, &phis, &rv, pv, 1),
+        2 => filter(w, offset, &phis, &rv, pv, 2),
+        3 => filter(w, offset, &phis, &rv, pv, 3),
+        4 => filter(w, offset, &phis, &rv, pv, 4),
+        _ => filter(w, offset, &phis, &rv, pv, r),
+    }
+}
+
+/// The Kalman filter from the stationary covariance `pv`: exact Gaussian log-likelihood
+/// (concentrated in σ²), σ², and the final state.
+#[inline(always)]
+fn filter(
+    w: &[f64],
+    offset: f64,
+    phis: &[f64],
+    rv: &[f64],
+    pv: Vec<f64>,
+    r: usize,
+) -> Option<(f64, f64, Vec<f64>)> {
+    let phis = &phis[..r];
+    let rv = &rv[..r];
+    let phi = |i: usize| phis[i];
+    let n2 = r * r;
     // Flat r×r buffers, allocated once per evaluation (this runs thousands of times per
     // order search): P, and two scratch matrices.
     let mut p = pv;
+    if p.len() != n2 {
+        return None;
+    }
     let mut a = vec![0.0; n2];
     let mut b = vec![0.0; n2];
     let mut x = vec![0.0; r];
