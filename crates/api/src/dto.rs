@@ -590,6 +590,8 @@ pub struct ModelInfo {
     pub features: Vec<String>,
     /// Feature-set version.
     pub feature_version: u32,
+    /// Bar length the model scores, seconds.
+    pub bar_secs: i64,
     /// Hash of the training data.
     pub data_hash: String,
 }

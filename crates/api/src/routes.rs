@@ -896,6 +896,7 @@ async fn anomalies_body(state: &ApiState, q: &AnomaliesParams) -> Result<Anomali
             threshold_quantile: m.threshold_quantile,
             features: m.features.names.clone(),
             feature_version: m.features.version,
+            bar_secs: m.bar_ms / 1000,
             data_hash: m.data_hash.clone(),
         }),
         anomalies: found.iter().map(Into::into).collect(),
