@@ -31,30 +31,7 @@ fn d(v: f64) -> Decimal {
 fn live_bars_from_trades_score_like_the_candle_file() {
     let bars = btc();
     // Train on the first 6,000 bars, with a threshold low enough to flag a few later bars.
-    let train: Vec<Vec<f64>> = features::extract(&bars[..6000])
-        .into_iter()
-        .map(|(_, x)| x[..CORE].to_vec())
-        .collect();
-    let scaler = Scaler::fit(&train);
-    let scaled: Vec<Vec<f64>> = train.iter().map(|r| scaler.apply(r)).collect();
-    let forest = IsolationForest::fit(&scaled, Params::default()).unwrap();
-    let mut scores: Vec<f64> = scaled.iter().map(|r| forest.score(r)).collect();
-    scores.sort_by(f64::total_cmp);
-    let model = AnomalyModelFile {
-        format: FORMAT,
-        library_version: "test".into(),
-        features: FeatureSet::of(&(0..CORE).collect::<Vec<_>>()),
-        trained_on: "BTC 5m (test)".into(),
-        bar_ms: 300_000,
-        window: (0, 0),
-        rows: train.len(),
-        data_hash: String::new(),
-        threshold: scores[(scores.len() as f64 * 0.995) as usize],
-        threshold_quantile: 0.995,
-        scaler,
-        forest,
-    };
-    let model = Arc::new(model);
+    let model = core_model(&bars[..6000], 0.995);
     // Offline: the flagged bars of the next 3,000 bars.
     let test = &bars[6000..9000];
     let offline: Vec<i64> = features::extract(test)
@@ -126,15 +103,19 @@ fn live_bars_from_trades_score_like_the_candle_file() {
     }
 }
 
-/// A core-feature model on real BTC 5m bars whose threshold is 0: every scored bar is a
-/// detection, so each one's evidence can be read.
-fn flag_everything() -> Arc<AnomalyModelFile> {
-    let train: Vec<Vec<f64>> = features::extract(&btc()[..3000])
+/// A model of the core features trained on `train` (real BTC 5m bars), its threshold at
+/// quantile `q` of the training scores (`q = 0`: threshold 0, every scored bar a detection,
+/// so each one's evidence can be read).
+fn core_model(train: &[Bar], q: f64) -> Arc<AnomalyModelFile> {
+    let rows: Vec<Vec<f64>> = features::extract(train)
         .into_iter()
         .map(|(_, x)| x[..CORE].to_vec())
         .collect();
-    let scaler = Scaler::fit(&train);
-    let scaled: Vec<Vec<f64>> = train.iter().map(|r| scaler.apply(r)).collect();
+    let scaler = Scaler::fit(&rows);
+    let scaled: Vec<Vec<f64>> = rows.iter().map(|r| scaler.apply(r)).collect();
+    let forest = IsolationForest::fit(&scaled, Params::default()).unwrap();
+    let mut scores: Vec<f64> = scaled.iter().map(|r| forest.score(r)).collect();
+    scores.sort_by(f64::total_cmp);
     Arc::new(AnomalyModelFile {
         format: FORMAT,
         library_version: "test".into(),
@@ -142,12 +123,16 @@ fn flag_everything() -> Arc<AnomalyModelFile> {
         trained_on: "BTC 5m (test)".into(),
         bar_ms: 300_000,
         window: (0, 0),
-        rows: train.len(),
+        rows: rows.len(),
         data_hash: String::new(),
-        threshold: 0.0,
-        threshold_quantile: 0.0,
-        forest: IsolationForest::fit(&scaled, Params::default()).unwrap(),
+        threshold: if q > 0.0 {
+            scores[(scores.len() as f64 * q) as usize]
+        } else {
+            0.0
+        },
+        threshold_quantile: q,
         scaler,
+        forest,
     })
 }
 
@@ -160,7 +145,7 @@ fn live_bars_carry_reference_open_interest_liquidations_and_hlp() {
 
     let cfg = MonitorsConfig::default();
     let mut state = MarketState::new(&cfg);
-    let mut det = AnomalyDetector::new(flag_everything(), AnomalySettings::default());
+    let mut det = AnomalyDetector::new(core_model(&btc()[..3000], 0.0), AnomalySettings::default());
     let mut sink = Sink::default();
     // Synthetic market, one 5-minute bar per k: price P_k, open interest 1000 + 10k, two
     // outside venues at +0.3 %, a trade of 2 and a liquidation
