@@ -375,10 +375,16 @@ pub fn apply_funding(bars: &mut [Bar], funding_csv: &str) -> Result<(), String> 
     Ok(())
 }
 
-/// Sets each bar's reference price to the median close of the outside venues' bars with the
-/// same open time (`venues`: each venue's parsed candles); a bar no venue covers keeps an
-/// unknown reference.
-pub fn apply_reference(bars: &mut [Bar], venues: &[Vec<Bar>]) {
+/// Sets each bar's reference price from the outside venues' bars with the same open time
+/// (`venues`: each venue's parsed candles): `median` receives `(venue index, close)` for the
+/// venues that cover the bar and returns the reference — pass the live reference book's own
+/// rule (the weighted median with the oracle's venue weights) so a trained basis means what the
+/// live one does. A bar no venue covers keeps an unknown reference.
+pub fn apply_reference(
+    bars: &mut [Bar],
+    venues: &[Vec<Bar>],
+    median: impl Fn(&[(usize, f64)]) -> Option<f64>,
+) {
     let maps: Vec<std::collections::HashMap<i64, f64>> = venues
         .iter()
         .map(|v| {
@@ -391,12 +397,15 @@ pub fn apply_reference(bars: &mut [Bar], venues: &[Vec<Bar>]) {
     let mut px = Vec::with_capacity(maps.len());
     for b in bars.iter_mut() {
         px.clear();
-        px.extend(maps.iter().filter_map(|m| m.get(&b.time_ms).copied()));
-        px.sort_by(f64::total_cmp);
-        b.ref_px = match px.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => px[n / 2],
-            n => 0.5 * (px[n / 2 - 1] + px[n / 2]),
+        px.extend(
+            maps.iter()
+                .enumerate()
+                .filter_map(|(i, m)| m.get(&b.time_ms).map(|c| (i, *c))),
+        );
+        b.ref_px = if px.is_empty() {
+            f64::NAN
+        } else {
+            median(&px).unwrap_or(f64::NAN)
         };
     }
 }

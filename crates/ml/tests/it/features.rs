@@ -135,7 +135,7 @@ fn training_keeps_only_the_features_its_data_carries() {
 }
 
 #[test]
-fn the_reference_is_the_median_of_the_venues_covering_the_bar() {
+fn the_reference_comes_from_the_venues_covering_the_bar() {
     let mut bars: Vec<Bar> = (0..3)
         .map(|i| Bar::ohlcv(i * 60_000, 1.0, 1.0, 1.0, 100.0, 1.0))
         .collect();
@@ -149,9 +149,12 @@ fn the_reference_is_the_median_of_the_venues_covering_the_bar() {
         venue(&[(0, 103.0), (60_000, 105.0)]),
         venue(&[(0, 100.0), (120_000, 0.0)]),
     ];
-    features::apply_reference(&mut bars, &venues);
-    assert_eq!(bars[0].ref_px, 100.0); // median of 99, 100, 103
-    assert_eq!(bars[1].ref_px, 103.0); // mean of the middle two of 101, 105
+    // The rule is the caller's: here, the lowest-indexed venue that covers the bar.
+    features::apply_reference(&mut bars, &venues, |pts| {
+        pts.iter().min_by_key(|(i, _)| *i).map(|(_, px)| *px)
+    });
+    assert_eq!(bars[0].ref_px, 99.0);
+    assert_eq!(bars[1].ref_px, 101.0);
     assert!(bars[2].ref_px.is_nan()); // a zero close is no quote
 }
 

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use kamiyo_core_models::Decimal;
 use kamiyo_ml::eval::{LabelledEvent, alerts, event_metrics};
 use kamiyo_ml::features::{self, Bar, FeatureSet};
 use kamiyo_ml::iforest::{IsolationForest, Params};
@@ -36,7 +37,8 @@ struct Market {
     label: String,
     candles: String,
     funding: Option<String>,
-    refs: Vec<String>,
+    /// (venue, candle file).
+    refs: Vec<(&'static str, String)>,
 }
 
 fn read(root: &Path, rel: &str) -> anyhow::Result<String> {
@@ -57,12 +59,22 @@ fn load(root: &Path, m: &Market) -> anyhow::Result<(Vec<Bar>, Vec<u8>)> {
     }
     if !m.refs.is_empty() {
         let mut venues = Vec::new();
-        for r in &m.refs {
+        let mut weights = Vec::new();
+        let oracle = kamiyo_aggregators::aggregate::VenueWeights::default();
+        for (venue, r) in &m.refs {
             let rt = read(root, r)?;
             venues.push(features::parse_candles(&rt).map_err(|e| anyhow::anyhow!("{r}: {e}"))?);
+            weights.push(oracle.weight(&kamiyo_core_models::Venue::new(venue)?));
             raw.extend_from_slice(rt.as_bytes());
         }
-        features::apply_reference(&mut bars, &venues);
+        // The live reference book's rule: the weighted median with the oracle's weights.
+        features::apply_reference(&mut bars, &venues, |pts| {
+            let pts: Vec<_> = pts
+                .iter()
+                .filter_map(|(i, px)| Some((Decimal::from_f64_retain(*px)?, *weights.get(*i)?)))
+                .collect();
+            kamiyo_aggregators::aggregate::weighted_median(&pts).and_then(|d| f64::try_from(d).ok())
+        });
     }
     Ok((bars, raw))
 }
@@ -134,11 +146,17 @@ impl Interval {
             Self::H1 => {
                 let refs = if ["BTC", "ETH", "SOL"].contains(&coin) {
                     vec![
-                        format!(
-                            "binance/candles_1h/binance_usdm_{coin}USDT_1h_2024-12-31_2025-07-26.csv"
+                        (
+                            "binance",
+                            format!(
+                                "binance/candles_1h/binance_usdm_{coin}USDT_1h_2024-12-31_2025-07-26.csv"
+                            ),
                         ),
-                        format!(
-                            "coinbase/candles_1h/coinbase_{coin}-USD_1h_2024-12-31_2025-07-26.csv"
+                        (
+                            "coinbase",
+                            format!(
+                                "coinbase/candles_1h/coinbase_{coin}-USD_1h_2024-12-31_2025-07-26.csv"
+                            ),
                         ),
                     ]
                 } else {

@@ -76,7 +76,7 @@ fn train_evaluate_and_refuse_a_foreign_model() {
         "## Calm fortnight 2025-06-01..14, 1h bars",
         "| BTC (Hyperliquid, ref Binance+Coinbase) | 336 | 0 | 0 | 0.00 |",
         "| HYPE (Hyperliquid, no outside reference) | 336 |",
-        "| all | | | 1 | 0.01 per market-day |",
+        "| all | | | 2 | 0.03 per market-day |",
         "| ETH whale 2025-03-12 | ETH (Hyperliquid, ref Binance+Coinbase) |",
         "xpl-squeeze: — (ends before the model's 49-bar warm-up)",
     ] {
