@@ -5,7 +5,8 @@
 //! Per market and per interval: open/high/low/close from trades and marks, traded volume from
 //! trades, the funding rate from asset contexts; at the close, the open interest and the
 //! outside-exchange reference median as of the last asset context in the bar, the notional of
-//! the liquidation fills seen since the previous close (unknown until a fill feed shows up),
+//! the liquidations seen since the previous close (each once, whichever side's fill shows it;
+//! unknown until a fill feed shows up),
 //! and HLP's cumulative PnL and account value from its latest vault snapshot. A bar closes when
 //! the market's first price of a later interval arrives (a quiet market's bar closes late; an
 //! interval without prices yields no bar, as in a candle file).
@@ -25,6 +26,10 @@ struct Building {
     open_interest: Option<Decimal>,
     /// Liquidation notional since the last bar closed.
     liq: Decimal,
+    /// The liquidations counted in it, by (time, trade id): the same liquidation seen from both
+    /// sides (the liquidated user's fill and the liquidator's) counts once, as the liquidation
+    /// detector counts it.
+    liq_seen: std::collections::BTreeSet<(i64, u64)>,
 }
 
 /// Builds bars of one interval for every market.
@@ -76,7 +81,10 @@ impl BarBuilder {
             MarketEvent::Fill(f) => {
                 self.fills_seen = true;
                 if f.is_liquidation() {
-                    self.market(&f.coin).liq += f.notional();
+                    let m = self.market(&f.coin);
+                    if m.liq_seen.insert((f.time.0, f.tid.unwrap_or(f.oid))) {
+                        m.liq += f.notional();
+                    }
                 }
             }
             MarketEvent::Vault(v) if v.vault == state.hlp_vault => {
@@ -110,6 +118,7 @@ impl BarBuilder {
             bar.open_interest = m.open_interest;
             bar.liq_notional = fills_seen.then_some(m.liq);
             m.liq = Decimal::ZERO;
+            m.liq_seen.clear();
             (bar.hlp_pnl, bar.hlp_equity) = hlp;
             closed(bar, time);
         }

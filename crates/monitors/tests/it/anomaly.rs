@@ -194,6 +194,17 @@ fn live_bars_carry_reference_open_interest_liquidations_and_hlp() {
                 tid,
                 LiquidationMethod::Market,
             ),
+            // The same liquidation from the liquidated user's side: counted once.
+            liq_fill(
+                addr(7),
+                "BTC",
+                s + 30,
+                &px(k),
+                "1",
+                None,
+                tid,
+                LiquidationMethod::Market,
+            ),
             MarketEvent::Vault(VaultSnapshot {
                 vault: cfg.hlp.vault,
                 name: "HLP".into(),
