@@ -110,13 +110,6 @@ impl Interval {
         }
     }
 
-    fn label(self) -> &'static str {
-        match self {
-            Self::M5 => "5m",
-            Self::H1 => "1h",
-        }
-    }
-
     /// The training window: 5m 2025-03-14 .. 2025-06-01 (the 5m files start on the 14th);
     /// 1h 2025-01-01 .. 2025-06-01 (the outside venues' 1h files start 2024-12-31).
     fn train_window(self) -> (i64, i64) {
@@ -342,10 +335,10 @@ pub async fn train_from_store(
     // Per market, in time order (the store returns coin, then time).
     let mut hash = Fnv::default();
     let mut markets: Vec<Vec<Bar>> = Vec::new();
-    let mut names: Vec<String> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
     for b in &stored {
-        if names.last() != Some(&b.coin.to_string()) {
-            names.push(b.coin.to_string());
+        if names.last() != Some(&b.coin.as_str()) {
+            names.push(b.coin.as_str());
             markets.push(Vec::new());
         }
         hash.update(serde_json::to_string(b)?.as_bytes());
@@ -562,11 +555,7 @@ fn scenario_section(model: &AnomalyModelFile, w: &mut impl Write) -> anyhow::Res
     writeln!(
         w,
         "## Scenarios replayed through the engine, {} bars: `ml_anomaly` incidents (bars from replayed mark prices; no traded volume)",
-        if model.bar_ms == 3_600_000 {
-            "1h"
-        } else {
-            "5m"
-        }
+        interval_label(model.bar_ms)
     )?;
     writeln!(
         w,
@@ -692,7 +681,7 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
     writeln!(
         w,
         "## Calm fortnight 2025-06-01..14, {} bars: false alerts per day",
-        iv.label()
+        interval_label(iv.ms())
     )?;
     writeln!(
         w,
@@ -724,7 +713,11 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
     )?;
 
     // 2. The labelled incidents the data covers.
-    writeln!(w, "## Labelled incident windows, {} bars", iv.label())?;
+    writeln!(
+        w,
+        "## Labelled incident windows, {} bars",
+        interval_label(iv.ms())
+    )?;
     writeln!(
         w,
         "| incident | market | window scored | alerts | in the incident window | detected | lead time |"
