@@ -8,6 +8,8 @@
 //! 5. Source hygiene: every `.rs` file starts with `//!`; no should-panic or ignored tests.
 //! 6. Generated files are up to date (checked by the tests that generate them; see
 //!    `deploy/config/default.toml`).
+//! 7. Ground truth is frozen: scenario truth and inputs change only in commits of their own,
+//!    explained in the scenario's `NOTES.md` (`crate::frozen`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -235,6 +237,7 @@ pub fn run(root: &Path) -> anyhow::Result<Vec<Violation>> {
     v.extend(published_deps_publishable(&ws));
     let dirs: Vec<PathBuf> = ws.members().map(|p| p.rel_dir.clone()).collect();
     v.extend(source_hygiene(&ws.root, &dirs));
+    v.extend(crate::frozen::check(&crate::frozen::read(&ws.root)?));
     Ok(v)
 }
 
