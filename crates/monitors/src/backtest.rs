@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use kamiyo_aggregators::replay::{Scenario, TruthIncident};
+use kamiyo_aggregators::replay::{Expectation, Scenario, TruthIncident};
 use kamiyo_core_models::{
     Coin, Decimal, Incident, IncidentChange, IncidentUpdate, MarketEvent, SecurityEvent, Severity,
     ThreatType, Timestamp,
@@ -108,7 +108,8 @@ pub struct BacktestReport {
     pub incidents: Vec<Incident>,
     /// Ground truth, evaluated.
     pub truth: Vec<TruthResult>,
-    /// Incidents outside every incident window.
+    /// Incidents that no truth incident explains (see `explains`): outside every expectation's
+    /// window, or inside it with a threat type it does not accept, with or without an asset.
     pub false_positives: Vec<Incident>,
     /// The quiet budget, when the scenario has one.
     pub quiet: Option<QuietResult>,
@@ -125,21 +126,31 @@ struct PlotData {
     pnl: Vec<(i64, Decimal)>,
 }
 
-fn window_start(t: &TruthIncident) -> Timestamp {
-    t.expect
-        .iter()
-        .filter_map(|e| e.not_before)
-        .min()
+/// Start of one expectation's window: its `not_before`, else an hour before the incident.
+fn expectation_from(t: &TruthIncident, e: &Expectation) -> Timestamp {
+    e.not_before
         .unwrap_or(t.start.plus_millis(-Timestamp::HOUR))
 }
 
-fn belongs(i: &Incident, t: &TruthIncident) -> bool {
-    let in_window = i.first_seen >= window_start(t) && i.first_seen <= t.end;
-    let asset_ok = match (&t.asset, &i.asset) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    };
-    in_window && asset_ok
+/// Whether a truth incident explains `i`. Strict: `i` must open inside the window of one
+/// expectation (from that expectation's own `not_before` to the incident's end) with a threat
+/// type that expectation accepts, or inside the window of a `related` fact (a precursor or
+/// consequence the truth records, with the public fact behind it) with a threat type it lists;
+/// and when both name an asset, it must be the same.
+/// Everything else is a false positive, with or without an asset.
+fn explains(t: &TruthIncident, i: &Incident) -> bool {
+    if let (Some(a), Some(b)) = (&t.asset, &i.asset)
+        && a != b
+    {
+        return false;
+    }
+    let within = |from: Timestamp| i.first_seen >= from && i.first_seen <= t.end;
+    t.expect
+        .iter()
+        .any(|e| within(expectation_from(t, e)) && e.threat_types.contains(&i.threat_type))
+        || t.related.iter().any(|r| {
+            within(r.not_before.unwrap_or(t.start)) && r.threat_types.contains(&i.threat_type)
+        })
 }
 
 /// Runs `scenario` through an engine built from `config`, with `progress` called every 64k
@@ -202,6 +213,10 @@ pub fn run(
     incidents.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.key.cmp(&b.key)));
     let steps: Vec<SecurityEvent> = updates.into_iter().map(|u| u.event).collect();
 
+    let first_seen: BTreeMap<_, Timestamp> = incidents
+        .iter()
+        .map(|i| (i.id.clone(), i.first_seen))
+        .collect();
     let truth = scenario
         .truth
         .incident
@@ -214,23 +229,27 @@ pub fn run(
                 .expect
                 .iter()
                 .map(|ex| {
-                    let from = ex
-                        .not_before
-                        .unwrap_or(ti.start.plus_millis(-Timestamp::HOUR));
+                    let from = expectation_from(ti, ex);
                     let deadline = if ex.before_start {
                         ti.start.plus_millis(-1)
                     } else {
                         ti.start.plus_millis(ex.within_secs.unwrap_or(0) * 1000)
                     };
+                    // The alert that meets the expectation: an opening or escalation (not a
+                    // throttled same-level update) at the severity asked for, of an incident
+                    // that this expectation explains — so an incident opened before the window
+                    // is a false positive and none of its later steps can count as a hit.
                     let qualifies = |s: &&SecurityEvent| {
-                        s.change != IncidentChange::Resolved
+                        matches!(s.change, IncidentChange::Opened | IncidentChange::Escalated)
                             && s.severity >= ex.min_severity
                             && ex.threat_types.contains(&s.threat_type)
                             && ti
                                 .asset
                                 .as_ref()
                                 .is_none_or(|a| s.asset.as_ref().is_none_or(|b| a == b))
-                            && s.time >= from
+                            && first_seen
+                                .get(&s.incident_id)
+                                .is_some_and(|t| *t >= from && *t <= ti.end)
                     };
                     let to_hit = |s: &SecurityEvent| Hit {
                         time: s.time,
@@ -264,7 +283,7 @@ pub fn run(
 
     let false_positives: Vec<Incident> = incidents
         .iter()
-        .filter(|i| !scenario.truth.incident.iter().any(|t| belongs(i, t)))
+        .filter(|i| !scenario.truth.incident.iter().any(|t| explains(t, i)))
         .cloned()
         .collect();
     let quiet = scenario.truth.quiet.as_ref().map(|q| QuietResult {
@@ -415,7 +434,7 @@ impl BacktestReport {
         let counts = self.false_positive_counts();
         let _ = writeln!(
             s,
-            "False positives (incidents outside every incident window): {} critical, {} high, {} medium, {} low, {} info",
+            "False positives (incidents that no expectation or related fact explains, with or without an asset): {} critical, {} high, {} medium, {} low, {} info",
             counts.get(&Severity::Critical).unwrap_or(&0),
             counts.get(&Severity::High).unwrap_or(&0),
             counts.get(&Severity::Medium).unwrap_or(&0),

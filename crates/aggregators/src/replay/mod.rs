@@ -13,7 +13,8 @@ use futures_util::StreamExt;
 use kamiyo_core_models::{EventStream, ManualClock, MarketDataStream, MarketEvent};
 
 pub use scenario::{
-    GroundTruth, Manifest, Provenance, QuietBudget, Scenario, ScenarioError, TruthIncident,
+    Expectation, GroundTruth, Manifest, Provenance, QuietBudget, Related, Scenario, ScenarioError,
+    TruthIncident,
 };
 
 /// Decodes one normalized event from its JSON form (`{"event":"asset_ctx",…}`), as written in

@@ -327,6 +327,25 @@ pub struct TruthIncident {
     pub asset: Option<Coin>,
     /// Expectations.
     pub expect: Vec<Expectation>,
+    /// Other things that truly happened as part of the incident, each backed by a public fact,
+    /// that no expectation requires: a detection of one is neither a hit nor a false positive.
+    #[serde(default)]
+    pub related: Vec<Related>,
+}
+
+/// Something that truly happened as part of a truth incident (a precursor or a consequence)
+/// and that a detector may rightly report, although the truth does not require it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Related {
+    /// Threat types that report it.
+    pub threat_types: Vec<ThreatType>,
+    /// Earliest time it can be reported (defaults to the incident start); it ends with the
+    /// incident.
+    #[serde(default, deserialize_with = "de_opt_time")]
+    pub not_before: Option<Timestamp>,
+    /// The public fact that says it happened.
+    pub fact: String,
 }
 
 /// Limits for a scenario without incidents (false-positive budget).

@@ -58,14 +58,31 @@ fn backtest_output_is_byte_identical_across_runs() {
     assert_eq!(a.render_svg(), b.render_svg());
 }
 
+/// The reports committed under docs/backtests are exactly what the engine produces now: a
+/// detection change that moves any figure fails here until the reports are regenerated
+/// (`KAMIYO_BLESS=1 cargo test -p kamiyo-monitors --test it committed`) and reviewed.
 #[test]
-fn print_reports_for_inspection() {
+fn committed_reports_are_byte_identical_to_a_fresh_run() {
+    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/backtests");
+    let bless = std::env::var_os("KAMIYO_BLESS").is_some();
+    let mut stale = Vec::new();
     for n in [
         "eth-whale-2025-03-12",
         "jelly-2025-03-26",
         "xpl-2025-08-26",
         "calm-2025-06-01-14",
     ] {
-        println!("{}", run(n).render_text());
+        let r = run(n);
+        for (ext, fresh) in [("txt", r.render_text()), ("svg", r.render_svg())] {
+            let path = docs.join(format!("{n}.{ext}"));
+            if bless {
+                std::fs::write(&path, &fresh).unwrap();
+            }
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            if committed != fresh {
+                stale.push(format!("{}\n--- fresh ---\n{fresh}", path.display()));
+            }
+        }
     }
+    assert!(stale.is_empty(), "stale reports:\n{}", stale.join("\n"));
 }
