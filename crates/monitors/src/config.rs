@@ -90,9 +90,31 @@ impl MonitorsConfig {
             "must be at least 10",
         )?;
         check(
-            h.exposure_high_oi_pct <= h.exposure_critical_oi_pct,
+            h.return_bucket_secs > 0,
+            &k("hlp.return_bucket_secs"),
+            "must be positive",
+        )?;
+        check(
+            h.exposure_high_oi_pct > Decimal::ZERO
+                && h.exposure_high_oi_pct <= Decimal::ONE_HUNDRED,
+            &k("hlp.exposure_high_oi_pct"),
+            "must be in (0, 100]",
+        )?;
+        check(
+            h.exposure_high_oi_pct <= h.exposure_critical_oi_pct
+                && h.exposure_critical_oi_pct <= Decimal::ONE_HUNDRED,
             &k("hlp.exposure_critical_oi_pct"),
-            "must be at least exposure_high_oi_pct",
+            "must be at least exposure_high_oi_pct and at most 100",
+        )?;
+        check(
+            h.liquidator_loss_high_pct > Decimal::ZERO,
+            &k("hlp.liquidator_loss_high_pct"),
+            "must be positive",
+        )?;
+        check(
+            h.liquidator_loss_critical_pct >= h.liquidator_loss_high_pct,
+            &k("hlp.liquidator_loss_critical_pct"),
+            "must be at least liquidator_loss_high_pct",
         )?;
         let o = &self.oracle;
         o.thresholds.validate(&k("oracle"))?;
@@ -111,9 +133,34 @@ impl MonitorsConfig {
             "must be positive",
         )?;
         check(
+            l.large_usd > Decimal::ZERO,
+            &k("liquidations.large_usd"),
+            "must be positive",
+        )?;
+        check(
             l.large_critical_usd >= l.large_usd,
             &k("liquidations.large_critical_usd"),
             "must be at least liquidations.large_usd",
+        )?;
+        check(
+            l.cascade_window_secs > 0,
+            &k("liquidations.cascade_window_secs"),
+            "must be positive",
+        )?;
+        check(
+            l.cascade_critical_count >= l.cascade_count,
+            &k("liquidations.cascade_critical_count"),
+            "must be at least liquidations.cascade_count",
+        )?;
+        check(
+            l.cascade_critical_usd > Decimal::ZERO,
+            &k("liquidations.cascade_critical_usd"),
+            "must be positive",
+        )?;
+        check(
+            l.coordinated_window_secs > 0,
+            &k("liquidations.coordinated_window_secs"),
+            "must be positive",
         )?;
         check(
             l.cascade_count >= 2,
@@ -132,15 +179,58 @@ impl MonitorsConfig {
             "must be positive",
         )?;
         check(
+            t.move_high_pct > Decimal::ZERO,
+            &k("thin_market.move_high_pct"),
+            "must be positive",
+        )?;
+        check(
             t.move_critical_pct >= t.move_high_pct,
             &k("thin_market.move_critical_pct"),
             "must be at least move_high_pct",
+        )?;
+        // A thin market is critical at a smaller move than a deep one; the other way round the
+        // thin-market critical threshold could never take effect.
+        check(
+            t.any_market_critical_pct >= t.move_critical_pct,
+            &k("thin_market.any_market_critical_pct"),
+            "must be at least thin_market.move_critical_pct (else that threshold never takes effect)",
+        )?;
+        check(
+            t.thin_oi_to_volume > Decimal::ZERO,
+            &k("thin_market.thin_oi_to_volume"),
+            "must be positive",
+        )?;
+        check(
+            t.wall_multiple > Decimal::ONE,
+            &k("thin_market.wall_multiple"),
+            "must be above 1",
         )?;
         let w = &self.whales;
         check(
             w.min_notional_usd > Decimal::ZERO,
             &k("whales.min_notional_usd"),
             "must be positive",
+        )?;
+        check(
+            w.huge_notional_usd >= w.min_notional_usd,
+            &k("whales.huge_notional_usd"),
+            "must be at least whales.min_notional_usd",
+        )?;
+        // Distances to liquidation: the closer, the more severe.
+        check(
+            w.critical_pct > Decimal::ZERO,
+            &k("whales.critical_pct"),
+            "must be positive",
+        )?;
+        check(
+            w.high_pct >= w.critical_pct,
+            &k("whales.high_pct"),
+            "must be at least whales.critical_pct (a larger distance is less severe)",
+        )?;
+        check(
+            w.medium_pct >= w.high_pct,
+            &k("whales.medium_pct"),
+            "must be at least whales.high_pct (a larger distance is less severe)",
         )?;
         Ok(())
     }
@@ -358,7 +448,7 @@ pub struct ThinMarketConfig {
     pub window_secs: u32,
     /// Mark move (percent) within the window that is high on a thin market.
     pub move_high_pct: Decimal,
-    /// Mark move that is critical on a thin market.
+    /// Mark move that is critical on a thin market (at most `any_market_critical_pct`).
     pub move_critical_pct: Decimal,
     /// A market is thin below this 24 h notional volume …
     pub thin_volume_usd: Decimal,
@@ -379,7 +469,7 @@ impl Default for ThinMarketConfig {
         Self {
             window_secs: 600,
             move_high_pct: d("20"),
-            move_critical_pct: d("50"),
+            move_critical_pct: d("30"),
             thin_volume_usd: d("50000000"),
             thin_oi_to_volume: d("1"),
             any_market_critical_pct: d("40"),
@@ -458,6 +548,45 @@ mod tests {
         assert_eq!(
             c.validate("monitors").unwrap_err().key,
             "monitors.hlp.loss_critical_usd"
+        );
+    }
+
+    #[test]
+    fn inconsistent_threshold_pairs_are_refused() {
+        let bad = |f: fn(&mut MonitorsConfig), key: &str| {
+            let mut c = MonitorsConfig::default();
+            f(&mut c);
+            assert_eq!(
+                c.validate("monitors").map_err(|e| e.key),
+                Err(format!("monitors.{key}"))
+            );
+        };
+        // The thin-market critical threshold above the any-market one could never fire.
+        bad(
+            |c| c.thin_market.move_critical_pct = d("45"),
+            "thin_market.any_market_critical_pct",
+        );
+        bad(
+            |c| c.thin_market.move_critical_pct = d("10"),
+            "thin_market.move_critical_pct",
+        );
+        bad(|c| c.whales.high_pct = d("0.2"), "whales.high_pct");
+        bad(|c| c.whales.medium_pct = d("0.9"), "whales.medium_pct");
+        bad(
+            |c| c.liquidations.cascade_critical_count = 4,
+            "liquidations.cascade_critical_count",
+        );
+        bad(
+            |c| c.hlp.liquidator_loss_critical_pct = d("10"),
+            "hlp.liquidator_loss_critical_pct",
+        );
+        bad(
+            |c| c.hlp.exposure_critical_oi_pct = d("120"),
+            "hlp.exposure_critical_oi_pct",
+        );
+        bad(
+            |c| c.oracle.thresholds.critical_pct = d("0.4"),
+            "oracle.critical_pct",
         );
     }
 }

@@ -714,6 +714,8 @@ fn whale_distance_thresholds_and_withdrawal_boost() {
 
 // --- thin markets ----------------------------------------------------------------------------
 
+/// Every threshold of the rule is crossed on its own: a move between two thresholds gets the
+/// lower one's severity, so removing or reordering any threshold fails a case here.
 #[test]
 fn thin_market_price_move() {
     let run = |to: &str, vol: &str| -> Vec<MarketEvent> {
@@ -722,42 +724,38 @@ fn thin_market_price_move() {
             .map(|s| ctx_full("X", s, "1", if s == 600 { to } else { "1" }, "1000", vol))
             .collect()
     };
-    assert!(
-        opened(
-            &check(&run("1.19", "1000000")),
-            ThreatType::ThinMarketManipulation
-        )
-        .is_empty()
+    let sev =
+        |to: &str, vol: &str| max_sev(&check(&run(to, vol)), ThreatType::ThinMarketManipulation);
+    let (thin, deep) = ("1000000", "900000000");
+    // Thin market: high at 20 % (move_high_pct), critical at 30 % (move_critical_pct).
+    assert_eq!(sev("1.19", thin), None);
+    assert_eq!(sev("1.2", thin), Some(Severity::High));
+    assert_eq!(
+        sev("1.29", thin),
+        Some(Severity::High),
+        "below move_critical_pct"
     );
     assert_eq!(
-        max_sev(
-            &check(&run("1.2", "1000000")),
-            ThreatType::ThinMarketManipulation
-        ),
-        Some(Severity::High)
+        sev("1.3", thin),
+        Some(Severity::Critical),
+        "move_critical_pct"
     );
+    // Deep market: nothing until 40 % (any_market_critical_pct), then critical.
+    assert_eq!(sev("1.35", deep), None, "a deep market may move 35 %");
+    assert_eq!(sev("1.39", deep), None);
     assert_eq!(
-        max_sev(
-            &check(&run("1.5", "1000000")),
-            ThreatType::ThinMarketManipulation
-        ),
-        Some(Severity::Critical)
-    );
-    assert!(
-        opened(
-            &check(&run("1.3", "900000000")),
-            ThreatType::ThinMarketManipulation
-        )
-        .is_empty(),
-        "a deep market may move 30 %"
-    );
-    assert_eq!(
-        max_sev(
-            &check(&run("1.4", "900000000")),
-            ThreatType::ThinMarketManipulation
-        ),
+        sev("1.4", deep),
         Some(Severity::Critical),
         "40 % on any market"
+    );
+    // Each threshold is read from the configuration: raising the thin-market critical
+    // threshold alone turns the 30 % thin case back into high.
+    let mut cfg = MonitorsConfig::default();
+    cfg.thin_market.move_critical_pct = d("35");
+    let steps = check_with(&cfg, &run("1.3", thin));
+    assert_eq!(
+        max_sev(&steps, ThreatType::ThinMarketManipulation),
+        Some(Severity::High)
     );
 }
 
