@@ -49,6 +49,61 @@ pd.DataFrame({"score": scores}).to_csv(
     os.path.join(HERE, "iforest_sklearn_scores.csv"), index=False, float_format="%.17g"
 )
 
+
+def export_trees(forest):
+    """The fitted trees exactly as scikit-learn stores them, for kamiyo to score."""
+    trees = []
+    for est, feats in zip(forest.estimators_, forest.estimators_features_):
+        t = est.tree_
+        trees.append({
+            "features": [int(f) for f in feats],
+            "children_left": [int(v) for v in t.children_left],
+            "children_right": [int(v) for v in t.children_right],
+            "feature": [int(v) for v in t.feature],
+            "threshold": [float(v) for v in t.threshold],
+            "n_node_samples": [int(v) for v in t.n_node_samples],
+        })
+    return {"sklearn": sklearn.__version__, "max_samples": int(forest.max_samples_),
+            "n_features": int(forest.n_features_in_), "trees": trees}
+
+
+with open(os.path.join(HERE, "iforest_sklearn_trees.json"), "w") as f:
+    json.dump(export_trees(forest), f, separators=(",", ":"))
+
+# --- Isolation vs distance: data on which the two disagree (SYNTHETIC) --------------------
+# Two clusters away from the origin with correlated coordinates. The anomalies sit where
+# nothing lives but close to the centre of mass (between the clusters) or inside a cluster's
+# range but off its correlation line: a distance-from-the-mean score ranks them as ordinary.
+rng = np.random.default_rng(11)
+n_per = 1000
+def cluster(centre, n):
+    z = rng.normal(0.0, 1.0, size=(n, 4))
+    x = np.empty((n, 4))
+    x[:, 0] = centre + z[:, 0]
+    x[:, 1] = centre + 0.9 * z[:, 0] + 0.3 * z[:, 1]   # correlated with x0
+    x[:, 2] = 3.0 * z[:, 2]
+    x[:, 3] = x[:, 2] + 0.3 * z[:, 3]                   # correlated with x2
+    return x
+normal = np.vstack([cluster(6.0, n_per), cluster(-6.0, n_per)])
+between = rng.normal(0.0, 0.5, size=(15, 4))          # between the clusters, near the mean
+off_line = cluster(6.0, 15)
+off_line[:, 3] = -off_line[:, 2]                        # off the x2 = x3 line, same norm
+odata = np.vstack([normal, between, off_line])
+olabels = np.concatenate([np.zeros(len(normal), dtype=int), np.ones(30, dtype=int)])
+pd.DataFrame(np.column_stack([odata, olabels]), columns=["x0", "x1", "x2", "x3", "label"]).assign(
+    label=olabels
+).to_csv(os.path.join(HERE, "iforest_disagree.csv"), index=False, float_format="%.17g")
+oforest = IsolationForest(n_estimators=100, random_state=0).fit(odata)
+pd.DataFrame({"score": -oforest.score_samples(odata)}).to_csv(
+    os.path.join(HERE, "iforest_disagree_sklearn_scores.csv"), index=False, float_format="%.17g"
+)
+# scikit-learn's own spread over seeds: the yardstick for kamiyo's ROC-AUC on this data.
+from sklearn.metrics import roc_auc_score  # noqa: E402
+aucs = [float(roc_auc_score(olabels, -IsolationForest(n_estimators=100, random_state=s)
+                            .fit(odata).score_samples(odata))) for s in range(20)]
+with open(os.path.join(HERE, "iforest_disagree_sklearn_auc.json"), "w") as f:
+    json.dump({"sklearn": sklearn.__version__, "random_state": list(range(20)), "roc_auc": aucs}, f, indent=1)
+
 # --- ARIMA ---------------------------------------------------------------------------------
 def candles(coin):
     p = os.path.join(ROOT, "testdata/market/hyperliquid/candles_1h", f"hl_perp_{coin}_1h.csv")

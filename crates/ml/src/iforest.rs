@@ -224,6 +224,147 @@ impl IsolationForest {
     }
 }
 
+/// A fitted scikit-learn `IsolationForest` as scikit-learn stores it: per tree, the columns it
+/// was given (`estimators_features_`) and its `tree_` arrays. `crates/ml/reference/
+/// make_reference.py` writes one (`export_trees`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SklearnForest {
+    /// `max_samples_`: rows each tree was grown on.
+    pub max_samples: usize,
+    /// `n_features_in_`.
+    pub n_features: usize,
+    /// The trees.
+    pub trees: Vec<SklearnTree>,
+}
+
+/// One scikit-learn `ExtraTreeRegressor` of an isolation forest.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SklearnTree {
+    /// Input column of each of the tree's features (`estimators_features_[i]`).
+    pub features: Vec<usize>,
+    /// `tree_.children_left` (-1 at a leaf).
+    pub children_left: Vec<i64>,
+    /// `tree_.children_right` (-1 at a leaf).
+    pub children_right: Vec<i64>,
+    /// `tree_.feature` (an index into `features`; negative at a leaf).
+    pub feature: Vec<i64>,
+    /// `tree_.threshold`: go left when `x <= threshold`.
+    pub threshold: Vec<f64>,
+    /// `tree_.n_node_samples`.
+    pub n_node_samples: Vec<u64>,
+}
+
+/// Why a scikit-learn forest could not be imported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scikit-learn forest, tree {tree}: {reason}")]
+pub struct ImportError {
+    /// Tree index.
+    pub tree: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The smallest `f64` threshold `t'` with `x < t'` exactly when `x <= t`, for every `x` that is
+/// an `f32` value — scikit-learn casts its inputs to `f32` before walking its trees.
+fn f32_boundary(t: f64) -> f64 {
+    let mut u = t as f32;
+    if f64::from(u) > t {
+        u = u.next_down();
+    }
+    f64::from(u.next_up())
+}
+
+impl IsolationForest {
+    /// A forest that scores exactly as the given scikit-learn forest's `-score_samples` does,
+    /// for inputs rounded to `f32` (as scikit-learn rounds them): same trees, same leaf path
+    /// lengths (depth + c(rows in the leaf)), same normalisation by c(`max_samples`). Used to
+    /// check this crate's scoring against scikit-learn's own fitted trees.
+    pub fn from_sklearn(f: &SklearnForest) -> Result<Self, ImportError> {
+        let mut trees = Vec::with_capacity(f.trees.len());
+        for (ti, t) in f.trees.iter().enumerate() {
+            let err = |reason: String| ImportError { tree: ti, reason };
+            let n = t.children_left.len();
+            if n == 0
+                || [
+                    t.children_right.len(),
+                    t.feature.len(),
+                    t.threshold.len(),
+                    t.n_node_samples.len(),
+                ]
+                .iter()
+                .any(|&l| l != n)
+            {
+                return Err(err(
+                    "the node arrays are empty or of different lengths".into()
+                ));
+            }
+            if let Some(c) = t.features.iter().find(|&&c| c >= f.n_features) {
+                return Err(err(format!("column {c} out of range")));
+            }
+            let mut depth = vec![0usize; n];
+            let mut nodes = Vec::with_capacity(n);
+            for i in 0..n {
+                let size = u32::try_from(t.n_node_samples[i])
+                    .map_err(|_| err(format!("node {i}: too many samples")))?;
+                let (l, r) = (t.children_left[i], t.children_right[i]);
+                if l < 0 && r < 0 {
+                    nodes.push(Node {
+                        feature: LEAF,
+                        value: depth[i] as f64 + c(size as usize),
+                        left: 0,
+                        right: 0,
+                        size,
+                    });
+                    continue;
+                }
+                // scikit-learn numbers children after their parent, so depths fill in order.
+                let child = |v: i64| {
+                    usize::try_from(v)
+                        .ok()
+                        .filter(|&v| v > i && v < n)
+                        .ok_or_else(|| err(format!("node {i}: child {v} out of order or range")))
+                };
+                let (l, r) = (child(l)?, child(r)?);
+                depth[l] = depth[i] + 1;
+                depth[r] = depth[i] + 1;
+                let col = usize::try_from(t.feature[i])
+                    .ok()
+                    .and_then(|k| t.features.get(k))
+                    .ok_or_else(|| {
+                        err(format!("node {i}: feature {} out of range", t.feature[i]))
+                    })?;
+                if !t.threshold[i].is_finite() {
+                    return Err(err(format!("node {i}: threshold is not finite")));
+                }
+                nodes.push(Node {
+                    feature: *col as u32,
+                    value: f32_boundary(t.threshold[i]),
+                    left: l as u32,
+                    right: r as u32,
+                    size,
+                });
+            }
+            trees.push(nodes);
+        }
+        if trees.is_empty() {
+            return Err(ImportError {
+                tree: 0,
+                reason: "no trees".into(),
+            });
+        }
+        Ok(Self {
+            params: Params {
+                trees: trees.len(),
+                max_samples: f.max_samples,
+                seed: 0,
+            },
+            dims: f.n_features,
+            samples: f.max_samples,
+            trees,
+        })
+    }
+}
+
 fn build(
     rows: &[Vec<f64>],
     sample: &mut [usize],
