@@ -202,57 +202,28 @@ impl Interval {
         }
     }
 
-    /// The labelled incidents this interval's data covers: (name, market, the window scored).
+    /// The labelled incidents this interval's data covers on their own market: (name, market,
+    /// the window scored, the incident). JELLY is labelled on JELLY, of which the data holds no
+    /// candles, so it is not among them.
     fn incidents(self) -> Vec<(&'static str, Market, (i64, i64), LabelledEvent)> {
         let whale = LabelledEvent {
             name: "eth-whale".into(),
             start_ms: 1_741_782_600_000,
             end_ms: 1_741_791_600_000,
         };
-        let jelly = LabelledEvent {
-            name: "jelly".into(),
-            start_ms: 1_743_001_200_000,
-            end_ms: 1_743_008_400_000,
-        };
         let whale_window = (1_741_564_800_000, 1_741_996_800_000);
-        let jelly_window = (1_742_774_400_000, 1_743_206_400_000);
-        let jelly_name = "JELLY 2025-03-26 (HYPE, the venue's token)";
-        match self {
+        let market = match self {
             // Hyperliquid's own 5m files start two days after the whale: Binance's ETH 5m.
-            Self::M5 => vec![
-                (
-                    "ETH whale 2025-03-12",
-                    Market {
-                        label: "ETH (Binance USD-M)".into(),
-                        candles:
-                            "binance/candles_5m/binance_usdm_ETHUSDT_5m_2025-03-12_eth_whale.csv"
-                                .into(),
-                        funding: None,
-                        refs: Vec::new(),
-                    },
-                    whale_window,
-                    whale,
-                ),
-                (
-                    jelly_name,
-                    Market {
-                        funding: None,
-                        ..self.hl("HYPE", Some("2025-03-26_jelly"))
-                    },
-                    jelly_window,
-                    jelly,
-                ),
-            ],
-            Self::H1 => vec![
-                (
-                    "ETH whale 2025-03-12",
-                    self.hl("ETH", None),
-                    whale_window,
-                    whale,
-                ),
-                (jelly_name, self.hl("HYPE", None), jelly_window, jelly),
-            ],
-        }
+            Self::M5 => Market {
+                label: "ETH (Binance USD-M)".into(),
+                candles: "binance/candles_5m/binance_usdm_ETHUSDT_5m_2025-03-12_eth_whale.csv"
+                    .into(),
+                funding: None,
+                refs: Vec::new(),
+            },
+            Self::H1 => self.hl("ETH", None),
+        };
+        vec![("ETH whale 2025-03-12", market, whale_window, whale)]
     }
 }
 
@@ -419,14 +390,18 @@ struct Training {
     quantile: f64,
 }
 
-/// Extracts features per market, keeps the features the data carries, fits, sets the threshold
-/// and writes the model file.
-fn fit_and_write(
-    spec: &Training,
-    markets: &[Vec<Bar>],
-    out: &Path,
-    w: &mut impl Write,
-) -> anyhow::Result<()> {
+/// A fitted model with what its data left out.
+struct Fitted {
+    model: AnomalyModelFile,
+    /// Features not in the model, with the reason.
+    dropped: Vec<(&'static str, &'static str)>,
+    /// Rows in the window before rows lacking a model feature were left out.
+    all_rows: usize,
+}
+
+/// Extracts features per market, keeps the features the data carries, fits and sets the
+/// threshold. `None` when the window holds no training row.
+fn fit_model(spec: &Training, markets: &[Vec<Bar>]) -> anyhow::Result<Option<Fitted>> {
     let mut full = Vec::new();
     let mut window = (i64::MAX, i64::MIN);
     for bars in markets {
@@ -438,10 +413,7 @@ fn fit_and_write(
         }
     }
     if full.is_empty() {
-        bail!(
-            "no training rows in the window (each market needs {} bars before its first row)",
-            features::WARMUP
-        );
+        return Ok(None);
     }
     // The features the training data carries: an input no training bar has (open interest,
     // liquidations, HLP in candle files) cannot be learnt, so it is not in the model.
@@ -451,22 +423,47 @@ fn fit_and_write(
     let scaled: Vec<Vec<f64>> = rows.iter().map(|r| scaler.apply(r)).collect();
     let forest = IsolationForest::fit(&scaled, Params::default())?;
     let scores: Vec<f64> = scaled.iter().map(|r| forest.score(r)).collect();
-    let q = spec.quantile;
-    let threshold = quantile(scores, q);
-    let model = AnomalyModelFile {
-        format: FORMAT,
-        library_version: env!("CARGO_PKG_VERSION").to_owned(),
-        features: FeatureSet::of(&cols),
-        trained_on: spec.trained_on.clone(),
-        bar_ms: spec.bar_ms,
-        window,
-        rows: rows.len(),
-        data_hash: spec.data_hash.clone(),
-        threshold,
-        threshold_quantile: q,
-        scaler,
-        forest,
+    let threshold = quantile(scores, spec.quantile);
+    Ok(Some(Fitted {
+        model: AnomalyModelFile {
+            format: FORMAT,
+            library_version: env!("CARGO_PKG_VERSION").to_owned(),
+            features: FeatureSet::of(&cols),
+            trained_on: spec.trained_on.clone(),
+            bar_ms: spec.bar_ms,
+            window,
+            rows: rows.len(),
+            data_hash: spec.data_hash.clone(),
+            threshold,
+            threshold_quantile: spec.quantile,
+            scaler,
+            forest,
+        },
+        dropped,
+        all_rows: full.len(),
+    }))
+}
+
+/// Fits (see [`fit_model`]) and writes the model file.
+fn fit_and_write(
+    spec: &Training,
+    markets: &[Vec<Bar>],
+    out: &Path,
+    w: &mut impl Write,
+) -> anyhow::Result<()> {
+    let Some(Fitted {
+        model,
+        dropped,
+        all_rows,
+    }) = fit_model(spec, markets)?
+    else {
+        bail!(
+            "no training rows in the window (each market needs {} bars before its first row)",
+            features::WARMUP
+        );
     };
+    let (q, threshold, window) = (spec.quantile, model.threshold, model.window);
+    let cols = model.features.columns();
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -490,11 +487,11 @@ fn fit_and_write(
     for (name, why) in dropped {
         writeln!(w, "  not in the model: {name} ({why})")?;
     }
-    if rows.len() < full.len() {
+    if model.rows < all_rows {
         writeln!(
             w,
             "  {} rows left out of training: a feature of the model unknown there (scored with it marginalised)",
-            full.len() - rows.len()
+            all_rows - model.rows
         )?;
     }
     Ok(())
@@ -536,6 +533,68 @@ fn ts(ms: i64) -> String {
     kamiyo_core_models::Timestamp(ms).to_rfc3339()
 }
 
+/// The time split of `ml evaluate`: every window is scored by a model trained strictly before
+/// it. The model given is used where its training rows all precede the window; elsewhere a
+/// model with the same settings (interval, training markets, threshold quantile) is fitted on
+/// the training data before the window. Where no training data precedes a window, it is not
+/// evaluated.
+struct HeldOut<'a> {
+    given: std::sync::Arc<AnomalyModelFile>,
+    iv: Interval,
+    root: &'a Path,
+    markets: Option<Vec<Vec<Bar>>>,
+}
+
+impl HeldOut<'_> {
+    /// The model for a window starting at `start_ms`, and how it was trained, in words.
+    fn before(
+        &mut self,
+        start_ms: i64,
+    ) -> anyhow::Result<Option<(std::sync::Arc<AnomalyModelFile>, String)>> {
+        let say = |m: &AnomalyModelFile, how: &str| {
+            format!(
+                "{how}: {} rows {} .. {} (held out: training ends before the window)",
+                m.rows,
+                ts(m.window.0),
+                ts(m.window.1)
+            )
+        };
+        if self.given.window.1 + self.given.bar_ms <= start_ms {
+            return Ok(Some((
+                self.given.clone(),
+                say(&self.given, "the model given"),
+            )));
+        }
+        if self.markets.is_none() {
+            let mut v = Vec::new();
+            for m in self.iv.train_markets() {
+                v.push(load(self.root, &m)?.0);
+            }
+            self.markets = Some(v);
+        }
+        let spec = Training {
+            trained_on: format!(
+                "{} (refitted before {})",
+                self.iv.trained_on(),
+                ts(start_ms)
+            ),
+            bar_ms: self.iv.ms(),
+            // A row is the bar opening at its time: the last bar trained on closes by the start.
+            span: (self.iv.train_window().0, start_ms - self.iv.ms() + 1),
+            data_hash: self.given.data_hash.clone(),
+            quantile: self.given.threshold_quantile,
+        };
+        let fitted = fit_model(&spec, self.markets.as_deref().unwrap_or_default())?;
+        Ok(fitted.map(|f| {
+            let how = say(
+                &f.model,
+                "refitted on the training markets before the window",
+            );
+            (std::sync::Arc::new(f.model), how)
+        }))
+    }
+}
+
 /// The scenarios `ml evaluate` replays through the engine, in this order.
 const SCENARIOS: [&str; 4] = [
     "calm-2025-06-01-14",
@@ -546,28 +605,43 @@ const SCENARIOS: [&str; 4] = [
 
 /// 2b. The scenarios replayed through the engine with the anomaly detector, as `replay` runs
 /// them: the `ml_anomaly` incidents opened, against each scenario's ground truth. An incident
-/// counts for a labelled incident when it opens from an hour before its start to its end, on
-/// any market (the asset is printed); every other one is a false alert.
-fn scenario_section(model: &AnomalyModelFile, w: &mut impl Write) -> anyhow::Result<()> {
+/// counts for a labelled incident only on its labelled market (the truth's asset), opened from
+/// an hour before its start to its end; every other one is a false alert. Each scenario is
+/// scored by a model trained strictly before it (`HeldOut`).
+fn scenario_section(held: &mut HeldOut<'_>, w: &mut impl Write) -> anyhow::Result<()> {
     use kamiyo_aggregators::replay::Scenario;
     use kamiyo_core_models::IncidentChange;
 
+    let bar_ms = held.iv.ms();
     writeln!(
         w,
         "## Scenarios replayed through the engine, {} bars: `ml_anomaly` incidents (bars from replayed mark prices; no traded volume)",
-        interval_label(model.bar_ms)
+        interval_label(bar_ms)
     )?;
     writeln!(
         w,
-        "| scenario | days | anomaly incidents | in a labelled window | false alerts/day | labelled incidents detected | lead time (first, per incident) |"
+        "A detection counts only on the labelled market; each scenario is scored by a model trained before it.\n"
+    )?;
+    writeln!(
+        w,
+        "| scenario | days | anomaly incidents | on the labelled market in its window | false alerts/day | labelled incidents detected | lead time (first, per incident) |"
     )?;
     writeln!(w, "|---|---:|---:|---:|---:|---|---|")?;
-    // The detector as `replay` builds it (default configuration), sharing one model.
+    // The detector as `replay` builds it (default configuration).
     let cfg = crate::config::Config::default();
-    let model = std::sync::Arc::new(model.clone());
+    let mut models = Vec::new();
     for name in SCENARIOS {
         let dir = super::resolve_scenario(name)?;
         let sc = Scenario::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+        let Some((model, how)) = held.before(sc.manifest.scenario.start.0)? else {
+            writeln!(
+                w,
+                "| {name} | | | | | not evaluated: no {} training data before the scenario | |",
+                interval_label(bar_ms)
+            )?;
+            continue;
+        };
+        models.push(format!("{name}: {how}"));
         let mut engine = kamiyo_monitors::Engine::new(&cfg.monitors)?
             .with_detector(crate::storage::anomaly_detector(&cfg, &model));
         engine
@@ -585,24 +659,30 @@ fn scenario_section(model: &AnomalyModelFile, w: &mut impl Write) -> anyhow::Res
             collect(engine.process(e));
         }
         collect(engine.finish(sc.manifest.scenario.end));
-        // Attributed to a labelled incident: opened from an hour before its start to its end.
-        let during = |t: kamiyo_core_models::Timestamp,
-                      i: &kamiyo_aggregators::replay::TruthIncident| {
-            t.0 >= i.start.0 - 3_600_000 && t.0 <= i.end.0
+        // Attributed to a labelled incident: on its asset, opened from an hour before its
+        // start to its end.
+        let explains = |(t, asset): &(
+            kamiyo_core_models::Timestamp,
+            Option<kamiyo_core_models::Coin>,
+        ),
+                        i: &kamiyo_aggregators::replay::TruthIncident| {
+            t.0 >= i.start.0 - 3_600_000
+                && t.0 <= i.end.0
+                && i.asset.as_ref().is_none_or(|a| asset.as_ref() == Some(a))
         };
         let in_window = opened
             .iter()
-            .filter(|(t, _)| sc.truth.incident.iter().any(|i| during(*t, i)))
+            .filter(|o| sc.truth.incident.iter().any(|i| explains(o, i)))
             .count();
         let days =
             (sc.manifest.scenario.end.0 - sc.manifest.scenario.start.0) as f64 / 86_400_000.0;
         // Each labelled incident's first anomaly incident, if any.
-        let warm_up_ms = features::WARMUP as i64 * model.bar_ms;
+        let warm_up_ms = features::WARMUP as i64 * bar_ms;
         let firsts: Vec<_> = sc
             .truth
             .incident
             .iter()
-            .map(|i| (i, opened.iter().find(|(t, _)| during(*t, i))))
+            .map(|i| (i, opened.iter().find(|o| explains(o, i))))
             .collect();
         let n_detected = firsts.iter().filter(|(_, f)| f.is_some()).count();
         let detected: Vec<String> = firsts
@@ -644,13 +724,17 @@ fn scenario_section(model: &AnomalyModelFile, w: &mut impl Write) -> anyhow::Res
         }
     }
     writeln!(w)?;
+    for m in models {
+        writeln!(w, "- {m}")?;
+    }
+    writeln!(w)?;
     Ok(())
 }
 
 /// Prints the evaluation tables.
 pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> anyhow::Result<()> {
     let root = data_root(data)?;
-    let model = read_model(model_path)?;
+    let model = std::sync::Arc::new(read_model(model_path)?);
     writeln!(
         w,
         "model: {} ({} rows, {} .. {}, threshold {:.4} = training quantile {}, data hash {})\n",
@@ -677,12 +761,27 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
             unknown.join(", ")
         )?;
     }
+    writeln!(
+        w,
+        "Method: every window below is scored by a model trained strictly before it (the model given where its training ends before the window, else one refitted with the same settings on the training data before the window); a detection counts only on the labelled market.\n"
+    )?;
+    let mut held = HeldOut {
+        given: model.clone(),
+        iv,
+        root: &root,
+        markets: None,
+    };
     // 1. False alerts per day on the calm fortnight (no incident on these markets).
     writeln!(
         w,
         "## Calm fortnight 2025-06-01..14, {} bars: false alerts per day",
         interval_label(iv.ms())
     )?;
+    let Some((calm_model, how)) = held.before(CALM.0)? else {
+        bail!("no training data before the calm fortnight");
+    };
+    writeln!(w, "Model: {how}.\n")?;
+    let model = calm_model;
     writeln!(
         w,
         "| market | bars | anomalous bars | alerts (1 h merge) | alerts/day |"
@@ -723,6 +822,7 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
         "| incident | market | window scored | alerts | in the incident window | detected | lead time |"
     )?;
     writeln!(w, "|---|---|---|---:|---:|---|---|")?;
+    let mut split = Vec::new();
     for (name, market, window, ev) in iv.incidents() {
         let (bars, _) = load(&root, &market)?;
         let span = (
@@ -735,6 +835,17 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
                 .rfind(|t| *t <= window.1)
                 .unwrap_or(window.1),
         );
+        let Some((model, how)) = held.before(span.0)? else {
+            writeln!(
+                w,
+                "| {name} | {} | {} .. {} | | | not evaluated: no training data before the window | |",
+                market.label,
+                ts(span.0),
+                ts(span.1)
+            )?;
+            continue;
+        };
+        split.push(format!("{name}: {how}"));
         let s = scored(&model, &bars, span);
         let a = alerts(&scores(&s), model.threshold, 3_600_000);
         let mm = event_metrics(&a, std::slice::from_ref(&ev), span, 3_600_000, 3_600_000);
@@ -753,7 +864,7 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
         )?;
         for t in a.iter().take(8) {
             let why = s.iter().find(|(tt, _, _)| tt == t).map(|(_, x, _)| {
-                AnomalyModel::explain(&model, x)
+                AnomalyModel::explain(model.as_ref(), x)
                     .into_iter()
                     .take(3)
                     .map(|(n, v)| format!("{n} {:.0}%", v * 100.0))
@@ -769,7 +880,14 @@ pub fn evaluate(data: Option<&Path>, model_path: &Path, w: &mut impl Write) -> a
         }
     }
     writeln!(w)?;
-    scenario_section(&model, w)?;
+    for m in split {
+        writeln!(w, "- {m}")?;
+    }
+    writeln!(
+        w,
+        "- JELLY 2025-03-26: not evaluated on candles — the data holds no JELLY candles, and another market (HYPE) does not count for it.\n"
+    )?;
+    scenario_section(&mut held, w)?;
 
     // 3. The 24h risk forecast: rolling origin on the BTC hourly log range.
     writeln!(

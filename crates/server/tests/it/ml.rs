@@ -39,7 +39,13 @@ fn train_evaluate_and_refuse_a_foreign_model() {
         "## Scenarios replayed through the engine",
         "| calm-2025-06-01-14 | 14.00 |",
         "1 of 1 | xpl-squeeze: +15 min (XPL) |",
-        "1 of 1 | jelly-squeeze: +65 min (HYPE) |",
+        // Counted only on the labelled market, by a model trained before the scenario.
+        "1 of 1 | jelly-squeeze: +65 min (JELLY) |",
+        "jelly-2025-03-26: refitted on the training markets before the window: 6864 rows 2025-03-14T14:00:00.000Z .. 2025-03-26T11:55:00.000Z",
+        "xpl-2025-08-26: the model given: 45168 rows",
+        // No 5m training data precedes the whale: not evaluated rather than scored in-sample.
+        "| eth-whale-2025-03-12 | | | | | not evaluated: no 5m training data before the scenario | |",
+        "JELLY 2025-03-26: not evaluated on candles",
     ] {
         assert!(text.contains(needle), "missing {needle:?}:\n{text}");
     }
@@ -78,6 +84,7 @@ fn train_evaluate_and_refuse_a_foreign_model() {
         "| HYPE (Hyperliquid, no outside reference) | 336 |",
         "| all | | | 2 | 0.03 per market-day |",
         "| ETH whale 2025-03-12 | ETH (Hyperliquid, ref Binance+Coinbase) |",
+        "ETH whale 2025-03-12: refitted on the training markets before the window: 4896 rows 2025-01-01T00:00:00.000Z .. 2025-03-09T23:00:00.000Z",
         "xpl-squeeze: — (ends before the model's 49-bar warm-up)",
     ] {
         assert!(text.contains(needle), "missing {needle:?}:\n{text}");
