@@ -396,6 +396,29 @@ impl Scenario {
         if manifest.scenario.tick_secs == 0 {
             return Err(invalid(&mpath, "scenario.tick_secs must be positive"));
         }
+        // The label must follow from the contents, not the other way round: a scenario with
+        // reconstructed paths, positions or hand-written events is not "recorded".
+        if manifest.scenario.provenance == Provenance::RecordedCandles {
+            let reconstructed = [
+                (!manifest.path.is_empty(), "[[path]]"),
+                (!manifest.position.is_empty(), "[[position]]"),
+                (dir.join("events.jsonl").exists(), "events.jsonl"),
+            ];
+            if let Some((_, what)) = reconstructed.iter().find(|(has, _)| *has) {
+                return Err(invalid(
+                    &mpath,
+                    format!(
+                        "provenance = \"recorded-candles\" but the scenario has {what}, which is reconstructed: label it \"reconstructed\""
+                    ),
+                ));
+            }
+            if manifest.series.is_empty() {
+                return Err(invalid(
+                    &mpath,
+                    "provenance = \"recorded-candles\" needs at least one [[series]] of recorded candles",
+                ));
+            }
+        }
         let tpath = dir.join("truth.toml");
         let truth = match std::fs::read_to_string(&tpath) {
             Ok(t) => toml::from_str(&t).map_err(|e| invalid(&tpath, e.to_string()))?,

@@ -62,6 +62,47 @@ fn all_scenarios_load_and_are_deterministic() {
     }
 }
 
+/// A "recorded-candles" label is refused when the scenario holds anything reconstructed, so the
+/// label on the calm fortnight is checked against its contents, not read back from it.
+#[test]
+fn a_recorded_label_on_reconstructed_contents_is_refused() {
+    let calm = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/calm-2025-06-01-14");
+    let manifest = std::fs::read_to_string(calm.join("scenario.toml")).unwrap();
+    let plant = |extra: &str, events: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        // The label is checked before any data file is read.
+        std::fs::write(
+            dir.path().join("scenario.toml"),
+            format!("{manifest}\n{extra}"),
+        )
+        .unwrap();
+        if events {
+            std::fs::write(dir.path().join("events.jsonl"), "").unwrap();
+        }
+        (
+            Scenario::load(dir.path())
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            dir,
+        )
+    };
+    let (with_events, _d1) = plant("", true);
+    assert!(
+        with_events
+            .as_ref()
+            .is_err_and(|e| e.contains("events.jsonl") && e.contains("reconstructed")),
+        "{with_events:?}"
+    );
+    let (with_path, _d2) = plant(
+        "[[path]]\ncoin = \"BTC\"\nfield = \"mark\"\nnote = \"x\"\npoints = [[\"2025-06-01T00:00:00Z\", \"1\"], [\"2025-06-02T00:00:00Z\", \"2\"]]\n",
+        false,
+    );
+    assert!(
+        with_path.as_ref().is_err_and(|e| e.contains("[[path]]")),
+        "{with_path:?}"
+    );
+}
+
 #[test]
 fn the_calm_fortnight_is_real_candles_only() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/calm-2025-06-01-14");

@@ -138,11 +138,33 @@ async fn one_message_per_lifecycle_step_and_none_repeated_after_a_restart() {
     );
     svc.stop().await;
 
-    // A restart routes nothing again and sends nothing again.
+    // A restart routes nothing again and sends nothing again. The negative is proven by a
+    // positive control: a new step committed after the restart is delivered, and the outbox is
+    // worked in order, so anything re-sent would have arrived before it.
     let svc = start(&store, &cfg).await;
-    assert!(svc.handle.wait_idle(Duration::from_secs(5)).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rx.received().len(), 3);
+    svc.commit(vec![update(
+        7,
+        IncidentChange::Opened,
+        Severity::Critical,
+        T_OPEN + 10 * m,
+    )])
+    .await;
+    assert!(svc.handle.wait_idle(Duration::from_secs(10)).await);
+    let got = rx.received();
+    let kinds: Vec<_> = got
+        .iter()
+        .map(|r| r.header("kamiyo-event").unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "incident.opened",
+            "incident.escalated",
+            "incident.resolved",
+            "incident.opened"
+        ],
+        "only the new step after the restart"
+    );
     svc.stop().await;
 }
 
