@@ -212,6 +212,14 @@ fn oracle_fires_at_the_threshold_and_not_below() {
         max_sev(&steps, ThreatType::OracleDeviation),
         Some(Severity::High)
     );
+    // Between warn_pct (0.5) and critical_pct (1): high, not critical.
+    assert_eq!(
+        max_sev(
+            &check(&oracle_run("BTC", "0.99", 120)),
+            ThreatType::OracleDeviation
+        ),
+        Some(Severity::High)
+    );
     let steps = check(&oracle_run("BTC", "-1", 120));
     assert_eq!(
         max_sev(&steps, ThreatType::OracleDeviation),
@@ -392,6 +400,11 @@ fn large_liquidation_threshold_and_window() {
         max_sev(&check(&ev("500")), ThreatType::LargeLiquidation),
         Some(Severity::High)
     );
+    // Between large_usd ($500k) and large_critical_usd ($10M): high.
+    assert_eq!(
+        max_sev(&check(&ev("9999.99")), ThreatType::LargeLiquidation),
+        Some(Severity::High)
+    );
     assert_eq!(
         max_sev(&check(&ev("10000")), ThreatType::LargeLiquidation),
         Some(Severity::Critical)
@@ -459,7 +472,7 @@ fn the_same_liquidation_seen_from_both_sides_counts_once() {
 #[test]
 fn cascade_needs_five_within_300_seconds() {
     let liq = addr(0x2e);
-    let run = |n: u64, spacing: i64| -> Vec<MarketEvent> {
+    let sized = |n: u64, spacing: i64, sz: &'static str| -> Vec<MarketEvent> {
         (0..n)
             .map(|i| {
                 liq_fill(
@@ -467,7 +480,7 @@ fn cascade_needs_five_within_300_seconds() {
                     "SOL",
                     i as i64 * spacing,
                     "100",
-                    "10",
+                    sz,
                     Some(addr(i as u8 + 1)),
                     i + 1,
                     LiquidationMethod::Market,
@@ -475,6 +488,7 @@ fn cascade_needs_five_within_300_seconds() {
             })
             .collect()
     };
+    let run = |n: u64, spacing: i64| sized(n, spacing, "10");
     assert!(opened(&check(&run(4, 10)), ThreatType::LiquidationCascade).is_empty());
     assert_eq!(
         max_sev(&check(&run(5, 10)), ThreatType::LiquidationCascade),
@@ -484,8 +498,29 @@ fn cascade_needs_five_within_300_seconds() {
         opened(&check(&run(5, 76)), ThreatType::LiquidationCascade).is_empty(),
         "five spread over 304 s"
     );
+    // Between cascade_count (5) and cascade_critical_count (15): high.
+    assert_eq!(
+        max_sev(&check(&run(14, 10)), ThreatType::LiquidationCascade),
+        Some(Severity::High)
+    );
     assert_eq!(
         max_sev(&check(&run(15, 10)), ThreatType::LiquidationCascade),
+        Some(Severity::Critical)
+    );
+    // Five liquidations are critical by notional at cascade_critical_usd ($10M), not below.
+    // (Spaced 20 s apart so that the 10 s large-liquidation window never sums them.)
+    assert_eq!(
+        max_sev(
+            &check(&sized(5, 20, "19999")),
+            ThreatType::LiquidationCascade
+        ),
+        Some(Severity::High)
+    );
+    assert_eq!(
+        max_sev(
+            &check(&sized(5, 20, "20000")),
+            ThreatType::LiquidationCascade
+        ),
         Some(Severity::Critical)
     );
 }
@@ -557,6 +592,11 @@ fn hlp_loss_from_pnl_not_from_withdrawals() {
     assert!(opened(&check(&run("999999")), ThreatType::HlpLoss).is_empty());
     assert_eq!(
         max_sev(&check(&run("1000000")), ThreatType::HlpLoss),
+        Some(Severity::High)
+    );
+    // Between loss_high_usd ($1M) and loss_critical_usd ($2M): high.
+    assert_eq!(
+        max_sev(&check(&run("1999999")), ThreatType::HlpLoss),
         Some(Severity::High)
     );
     assert_eq!(
@@ -636,6 +676,11 @@ fn hlp_child_exposure_against_open_interest() {
     };
     assert_eq!(
         max_sev(&check(&run("-300000000")), ThreatType::HlpExposure),
+        Some(Severity::High)
+    );
+    // 49 %: between exposure_high_oi_pct (25) and exposure_critical_oi_pct (50), still high.
+    assert_eq!(
+        max_sev(&check(&run("-490000000")), ThreatType::HlpExposure),
         Some(Severity::High)
     );
     assert_eq!(
