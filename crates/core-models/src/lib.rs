@@ -30,8 +30,8 @@ pub use price::{
 };
 pub use rust_decimal::Decimal;
 pub use security::{
-    Detection, Evidence, EvidenceValue, Incident, IncidentChange, IncidentStatus, IncidentUpdate,
-    SecurityEvent, Severity, ThreatType,
+    Detection, Direction, Evidence, EvidenceValue, Incident, IncidentChange, IncidentStatus,
+    IncidentUpdate, SecurityEvent, Severity, ThreatType,
 };
 pub use store::{
     ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, DeliveryQuery, DeviationKind,

@@ -257,6 +257,32 @@ pub struct Detection {
     pub evidence: Evidence,
     /// Event time at which the detector concluded this.
     pub time: Timestamp,
+    /// Which way the measured quantity has moved, for detectors whose signal has a sign (a
+    /// deviation above or below its reference, a price move up or down). A flip of direction
+    /// inside an open incident is reported at once, like an escalation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
+}
+
+/// The sign of a detection's signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Above the reference, or moving up.
+    Up,
+    /// Below the reference, or moving down.
+    Down,
+}
+
+impl Direction {
+    /// The direction of a signed value (zero counts as up).
+    pub fn of(v: crate::Decimal) -> Self {
+        if v.is_sign_negative() {
+            Self::Down
+        } else {
+            Self::Up
+        }
+    }
 }
 
 /// Incident status.

@@ -1,11 +1,12 @@
 //! Incident lifecycle: detections with the same key fold into one incident that is opened,
-//! escalated (immediately), updated (at most once per update interval, and only when the
-//! evidence changed), and resolved after a quiet period. Pure and deterministic.
+//! escalated (immediately, on a rise in severity or a flip of the signal's direction), updated
+//! (same level: at most once per update interval, and only when the evidence changed), and
+//! resolved after a quiet period. Pure and deterministic.
 
 use std::collections::BTreeMap;
 
 use kamiyo_core_models::{
-    Detection, Incident, IncidentChange, IncidentKey, IncidentStatus, IncidentUpdate,
+    Detection, Direction, Incident, IncidentChange, IncidentKey, IncidentStatus, IncidentUpdate,
     SecurityEvent, ThreatType, Timestamp,
 };
 
@@ -16,6 +17,8 @@ struct Open {
     incident: Incident,
     last_step: Timestamp,
     dirty: bool,
+    /// Direction of the latest detection, for signals that have one.
+    direction: Option<Direction>,
 }
 
 /// Tracks open incidents.
@@ -86,6 +89,7 @@ impl IncidentManager {
                         incident,
                         last_step: d.time,
                         dirty: false,
+                        direction: d.direction,
                     },
                 );
             }
@@ -97,14 +101,20 @@ impl IncidentManager {
                     return;
                 }
                 let changed = inc.evidence != d.evidence || inc.title != d.title;
+                // A move the other way (a crash inside an incident opened for a small rise) is
+                // news: it is reported at once, like a rise in severity.
+                let flipped = matches!((o.direction, d.direction), (Some(a), Some(b)) if a != b);
+                if d.direction.is_some() {
+                    o.direction = d.direction;
+                }
                 inc.last_seen = d.time;
                 inc.detections += 1;
                 inc.title = d.title;
                 inc.indicators = d.indicators;
                 inc.evidence = d.evidence;
                 inc.threat_type = d.threat_type;
-                if d.severity > inc.severity {
-                    inc.severity = d.severity;
+                if d.severity > inc.severity || flipped {
+                    inc.severity = inc.severity.max(d.severity);
                     inc.peak_severity = inc.peak_severity.max(d.severity);
                     o.last_step = d.time;
                     o.dirty = false;
@@ -177,6 +187,7 @@ mod tests {
 
     fn det(t: i64, sev: Severity, dev: i64) -> Detection {
         Detection {
+            direction: None,
             key: IncidentKey::new("oracle_deviation", &["ETH"]),
             detector: "oracle".into(),
             threat_type: ThreatType::OracleDeviation,
@@ -235,6 +246,7 @@ mod tests {
         let mut m = IncidentManager::new(&IncidentConfig::default());
         let mut out = Vec::new();
         let anomalous_bar = |t: i64| Detection {
+            direction: None,
             key: IncidentKey::new("ml_anomaly", &["ETH"]),
             detector: "ml_anomaly".into(),
             threat_type: ThreatType::MlAnomaly,
@@ -257,6 +269,32 @@ mod tests {
             &mut out,
         );
         assert_eq!(out[3].event.change, IncidentChange::Resolved);
+    }
+
+    #[test]
+    fn a_flip_of_direction_is_reported_at_once_and_same_level_updates_are_throttled() {
+        let mut m = IncidentManager::new(&IncidentConfig::default());
+        let mut out = Vec::new();
+        let with = |t: i64, sev: Severity, dir: Direction| Detection {
+            direction: Some(dir),
+            ..det(t, sev, t)
+        };
+        m.on_detection(with(0, Severity::Critical, Direction::Up), &mut out);
+        m.on_detection(with(1_000, Severity::Critical, Direction::Up), &mut out);
+        assert_eq!(out.len(), 1, "same level, same way: folded");
+        m.on_detection(with(2_000, Severity::High, Direction::Down), &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].event.change, IncidentChange::Escalated);
+        assert_eq!(
+            out[1].incident.severity,
+            Severity::Critical,
+            "severity never drops while open"
+        );
+        m.on_detection(with(3_000, Severity::High, Direction::Down), &mut out);
+        assert_eq!(out.len(), 2, "the new direction holds: throttled again");
+        // Detections without a direction never count as a flip.
+        m.on_detection(det(4_000, Severity::High, 9), &mut out);
+        assert_eq!(out.len(), 2);
     }
 
     #[test]

@@ -115,6 +115,7 @@ impl Detector for AcmeDivergence {
             return;
         }
         sink.detections.push(Detection {
+            direction: None,
             key: IncidentKey::new("acme_divergence", &[q.coin.as_str()]),
             detector: self.name().into(),
             threat_type: ThreatType::OracleDeviation,

@@ -43,6 +43,7 @@ impl FeedDetector {
             ev.insert("detail", s.detail.as_str());
         }
         Detection {
+            direction: None,
             key: IncidentKey::new("feed_health", &[&s.feed]),
             detector: "feeds".into(),
             threat_type: ThreatType::FeedHealth,

@@ -88,6 +88,7 @@ impl ForecastDetector {
             Severity::High
         };
         sink.detections.push(Detection {
+            direction: None,
             key: IncidentKey::new("risk_forecast", &["hlp_pnl"]),
             detector: "risk_forecast".into(),
             threat_type: ThreatType::RiskForecast,

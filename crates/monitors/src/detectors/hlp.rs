@@ -159,6 +159,7 @@ impl HlpDetector {
                 Severity::High
             };
             sink.detections.push(Detection {
+                direction: None,
                 key: IncidentKey::new("hlp_loss", &[&vault]),
                 detector: "hlp_vault".into(),
                 threat_type: ThreatType::HlpLoss,
@@ -177,6 +178,7 @@ impl HlpDetector {
         }
         if drawdown_pct >= self.cfg.drawdown_high_pct {
             sink.detections.push(Detection {
+                direction: None,
                 key: IncidentKey::new("hlp_drawdown", &[&vault]),
                 detector: "hlp_vault".into(),
                 threat_type: ThreatType::HlpDrawdown,
@@ -200,6 +202,7 @@ impl HlpDetector {
                 Severity::Medium
             };
             sink.detections.push(Detection {
+                direction: None,
                 key: IncidentKey::new("hlp_anomaly", &[&vault]),
                 detector: "hlp_vault".into(),
                 threat_type: ThreatType::HlpAnomaly,
@@ -314,6 +317,7 @@ impl HlpDetector {
                     ev.insert("share_of_day_volume_pct", v.round_dp(2));
                 }
                 sink.detections.push(Detection {
+                    direction: None,
                     key: IncidentKey::new("hlp_exposure", &[&child, pos.coin.as_str()]),
                     detector: "hlp_vault".into(),
                     threat_type: ThreatType::HlpExposure,
@@ -365,6 +369,7 @@ impl HlpDetector {
         };
         let coins: Vec<&str> = p.positions.iter().map(|x| x.coin.as_str()).collect();
         sink.detections.push(Detection {
+            direction: None,
             key: IncidentKey::new("liquidator_stress", &[&p.user.to_string()]),
             detector: "hlp_vault".into(),
             threat_type: ThreatType::LiquidatorStress,

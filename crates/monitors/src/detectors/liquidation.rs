@@ -133,6 +133,7 @@ impl LiquidationDetector {
             }
             ev.insert("fill_user", f.user.to_string());
             sink.detections.push(Detection {
+                direction: None,
                 key: IncidentKey::new("large_liquidation", &[coin.as_str()]),
                 detector: "liquidations".into(),
                 threat_type: ThreatType::LargeLiquidation,
@@ -165,6 +166,7 @@ impl LiquidationDetector {
             let critical = n_c >= self.cfg.cascade_critical_count as usize
                 || usd_c >= self.cfg.cascade_critical_usd;
             sink.detections.push(Detection {
+                direction: None,
                 key: IncidentKey::new("liquidation_cascade", &[coin.as_str()]),
                 detector: "liquidations".into(),
                 threat_type: ThreatType::LiquidationCascade,
@@ -216,6 +218,7 @@ impl LiquidationDetector {
         let usd: Decimal = q.iter().map(|l| l.notional).sum();
         if n >= self.cfg.coordinated_count as usize && usd >= self.cfg.coordinated_usd {
             sink.detections.push(Detection {
+                direction: None,
                 key: IncidentKey::new("coordinated_liquidation", &[&v.to_string()]),
                 detector: "liquidations".into(),
                 threat_type: ThreatType::CoordinatedLiquidation,
@@ -260,6 +263,7 @@ impl LiquidationDetector {
             ev.insert("underwater_account", u.to_string());
         }
         sink.detections.push(Detection {
+            direction: None,
             key: IncidentKey::new("auto_deleveraging", &[f.coin.as_str()]),
             detector: "liquidations".into(),
             threat_type: ThreatType::AutoDeleveraging,

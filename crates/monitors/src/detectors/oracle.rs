@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use kamiyo_core_models::{
-    AssetCtx, Coin, Decimal, Detection, DeviationKind, DeviationSample, Evidence, IncidentKey,
-    MarketEvent, Severity, ThreatType, Timestamp,
+    AssetCtx, Coin, Decimal, Detection, DeviationKind, DeviationSample, Direction, Evidence,
+    IncidentKey, MarketEvent, Severity, ThreatType, Timestamp,
 };
 
 use super::{Detector, Level, Sink, Sustain, pct};
@@ -133,6 +133,7 @@ impl OracleDetector {
             format!(" (diverging: {})", venue_names.join(", "))
         };
         sink.detections.push(Detection {
+            direction: Some(Direction::of(dev)),
             key: IncidentKey::new(detector, &[ctx.coin.as_str()]),
             detector: detector.into(),
             threat_type: threat,

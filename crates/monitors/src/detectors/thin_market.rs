@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use kamiyo_core_models::{
-    AssetCtx, BookLevel, BookSnapshot, Coin, Decimal, Detection, Evidence, IncidentKey,
+    AssetCtx, BookLevel, BookSnapshot, Coin, Decimal, Detection, Direction, Evidence, IncidentKey,
     MarketEvent, Severity, ThreatType, Timestamp,
 };
 
@@ -84,6 +84,7 @@ impl ThinMarketDetector {
         };
         let mins = ctx.time.millis_since(t0) / 60_000;
         sink.detections.push(Detection {
+            direction: Some(Direction::of(mv)),
             key: IncidentKey::new("thin_market", &[ctx.coin.as_str()]),
             detector: "thin_market".into(),
             threat_type: ThreatType::ThinMarketManipulation,
@@ -138,6 +139,7 @@ impl ThinMarketDetector {
                 ev.insert("open_interest_usd", x.open_interest_usd().round_dp(2));
             }
             sink.detections.push(Detection {
+                direction: None,
                 key: IncidentKey::new("oi_cap", &[c.as_str()]),
                 detector: "thin_market".into(),
                 threat_type: ThreatType::OpenInterestCap,
@@ -209,6 +211,7 @@ impl ThinMarketDetector {
                 });
                 if one_sided {
                     sink.detections.push(Detection {
+                        direction: None,
                         key: IncidentKey::new("book_wall", &[b.coin.as_str()]),
                         detector: "thin_market".into(),
                         threat_type: ThreatType::BookWall,
@@ -233,6 +236,7 @@ impl ThinMarketDetector {
         }
         for w in pulled {
             sink.detections.push(Detection {
+                direction: None,
                 key: IncidentKey::new("book_wall", &[b.coin.as_str()]),
                 detector: "thin_market".into(),
                 threat_type: ThreatType::BookWall,

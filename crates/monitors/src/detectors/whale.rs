@@ -149,6 +149,7 @@ impl WhaleDetector {
                 None => String::new(),
             };
             sink.detections.push(Detection {
+                direction: None,
                 key: IncidentKey::new(
                     "whale_liquidation_risk",
                     &[&p.user.to_string(), pos.coin.as_str()],
@@ -207,6 +208,7 @@ impl Detector for WhaleDetector {
                         .map(|(_, c)| c.to_string())
                         .collect();
                     sink.detections.push(Detection {
+                        direction: None,
                         key: IncidentKey::new(
                             "whale_liquidation_risk",
                             &[

@@ -228,6 +228,54 @@ fn oracle_fires_at_the_threshold_and_not_below() {
     assert!(steps[0].title.contains("below"), "{}", steps[0].title);
 }
 
+/// A crash the other way inside an incident opened for a small rise is reported within the
+/// crash's own sustain time: at critical as an escalation, and at the same level as well (a
+/// flip of direction is news, not a throttled update).
+#[test]
+fn a_crash_inside_an_incident_opened_for_a_small_rise_is_reported_at_once() {
+    let run = |crash: &str| {
+        let mut ev = Vec::new();
+        for s in 0..=300 {
+            ev.push(refq("binance", "BTC", s, "100"));
+            ev.push(ctx("BTC", s, "100.6", "100.6"));
+        }
+        for s in 301..=420 {
+            ev.push(refq("binance", "BTC", s, "100"));
+            ev.push(ctx("BTC", s, crash, crash));
+        }
+        check(&ev)
+    };
+    let after = |steps: &[SecurityEvent]| -> Option<(Timestamp, Severity, String)> {
+        steps
+            .iter()
+            .filter(|e| e.threat_type == ThreatType::OracleDeviation && e.time > t(300))
+            .find(|e| e.change == IncidentChange::Escalated)
+            .map(|e| (e.time, e.severity, e.title.clone()))
+    };
+    let opened_up = run("97");
+    assert_eq!(
+        opened_up
+            .iter()
+            .filter(|e| e.change == IncidentChange::Opened)
+            .count(),
+        1,
+        "one incident: {opened_up:?}"
+    );
+    let (at, sev, title) = after(&opened_up).expect("the crash is reported");
+    assert_eq!(sev, Severity::Critical);
+    assert!(at <= t(301 + 60), "within the crash's 60 s sustain: {at}");
+    assert!(title.contains("below"), "{title}");
+    // The same level the other way (0.8 % below after 0.6 % above): reported at once too.
+    let flipped = run("99.2");
+    let (at, sev, title) = after(&flipped).expect("the flip is reported");
+    assert_eq!(sev, Severity::High);
+    assert!(
+        at <= t(301 + 60),
+        "not after the 900 s update interval: {at}"
+    );
+    assert!(title.contains("below"), "{title}");
+}
+
 #[test]
 fn oracle_deviation_must_be_sustained() {
     let steps = check(&oracle_run("ETH", "2", 59));
