@@ -20,10 +20,53 @@ use super::{Detector, Sink};
 use crate::config::LiquidationConfig;
 use crate::state::MarketState;
 
-#[derive(Debug, Clone)]
-struct Liq {
-    time: Timestamp,
-    notional: Decimal,
+/// Liquidations within a sliding window of event time, with their count and notional kept as
+/// running totals: adding a fill and evicting expired ones is O(1) amortised, whatever the
+/// window holds. Decimal sums are exact, so the totals never drift from a rescan.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SlidingSum {
+    q: VecDeque<(Timestamp, Decimal)>,
+    sum: Decimal,
+    newest: Option<Timestamp>,
+}
+
+impl SlidingSum {
+    /// Adds one fill and evicts what fell out of `span_ms` before the newest time seen; returns
+    /// (count, notional) of the window. A late fill (older than the newest) is placed in time
+    /// order, so eviction stays exact.
+    pub(crate) fn add(&mut self, t: Timestamp, v: Decimal, span_ms: i64) -> (usize, Decimal) {
+        let newest = self.newest.map_or(t, |n| n.max(t));
+        self.newest = Some(newest);
+        if newest.millis_since(t) <= span_ms {
+            let at = self
+                .q
+                .iter()
+                .rposition(|(u, _)| *u <= t)
+                .map_or(0, |i| i + 1);
+            self.q.insert(at, (t, v));
+            self.sum += v;
+        }
+        while let Some(&(u, old)) = self.q.front() {
+            if newest.millis_since(u) <= span_ms {
+                break;
+            }
+            self.q.pop_front();
+            self.sum -= old;
+        }
+        (self.q.len(), self.sum)
+    }
+
+    /// The time of the newest fill, if any.
+    pub(crate) fn newest(&self) -> Option<Timestamp> {
+        self.newest
+    }
+}
+
+/// The per-market windows: the large-liquidation window and the cascade window.
+#[derive(Debug, Clone, Default)]
+struct CoinWindows {
+    large: SlidingSum,
+    cascade: SlidingSum,
 }
 
 /// The liquidation detector.
@@ -32,8 +75,8 @@ pub struct LiquidationDetector {
     cfg: LiquidationConfig,
     seen: BTreeSet<(Timestamp, Coin, u64)>,
     seen_order: VecDeque<(Timestamp, Coin, u64)>,
-    by_coin: BTreeMap<Coin, VecDeque<Liq>>,
-    by_user: BTreeMap<Address, VecDeque<Liq>>,
+    by_coin: BTreeMap<Coin, CoinWindows>,
+    by_user: BTreeMap<Address, SlidingSum>,
     adl: BTreeMap<Coin, (Timestamp, u32, Decimal)>,
 }
 
@@ -89,29 +132,11 @@ impl LiquidationDetector {
             .as_ref()
             .is_some_and(|l| l.method == LiquidationMethod::Backstop);
         let coin = f.coin.clone();
-        let q = self.by_coin.entry(coin.clone()).or_default();
-        q.push_back(Liq {
-            time: now,
-            notional,
-        });
-        let horizon =
-            i64::from(self.cfg.cascade_window_secs.max(self.cfg.large_window_secs)) * 1000;
-        while q
-            .front()
-            .is_some_and(|l| now.millis_since(l.time) > horizon)
-        {
-            q.pop_front();
-        }
+        let w = self.by_coin.entry(coin.clone()).or_default();
         let large_ms = i64::from(self.cfg.large_window_secs) * 1000;
-        let (n10, usd10) = q
-            .iter()
-            .filter(|l| now.millis_since(l.time) <= large_ms)
-            .fold((0usize, Decimal::ZERO), |(n, s), l| (n + 1, s + l.notional));
         let cascade_ms = i64::from(self.cfg.cascade_window_secs) * 1000;
-        let (n_c, usd_c) = q
-            .iter()
-            .filter(|l| now.millis_since(l.time) <= cascade_ms)
-            .fold((0usize, Decimal::ZERO), |(n, s), l| (n + 1, s + l.notional));
+        let (n10, usd10) = w.large.add(now, notional, large_ms);
+        let (n_c, usd_c) = w.cascade.add(now, notional, cascade_ms);
 
         if usd10 >= self.cfg.large_usd || (backstop && notional >= self.cfg.large_usd) {
             let critical = usd10 >= self.cfg.large_critical_usd
@@ -202,20 +227,12 @@ impl LiquidationDetector {
         coin: Option<&Coin>,
         sink: &mut Sink,
     ) {
-        let q = self.by_user.entry(v).or_default();
-        q.push_back(Liq {
-            time: now,
-            notional,
-        });
         let horizon = i64::from(self.cfg.coordinated_window_secs) * 1000;
-        while q
-            .front()
-            .is_some_and(|l| now.millis_since(l.time) > horizon)
-        {
-            q.pop_front();
-        }
-        let n = q.len();
-        let usd: Decimal = q.iter().map(|l| l.notional).sum();
+        let (n, usd) = self
+            .by_user
+            .entry(v)
+            .or_default()
+            .add(now, notional, horizon);
         if n >= self.cfg.coordinated_count as usize && usd >= self.cfg.coordinated_usd {
             sink.detections.push(Detection {
                 direction: None,
@@ -239,10 +256,8 @@ impl LiquidationDetector {
             });
         }
         if self.by_user.len() > 50_000 {
-            self.by_user.retain(|_, q| {
-                q.back()
-                    .is_some_and(|l| now.millis_since(l.time) <= horizon)
-            });
+            self.by_user
+                .retain(|_, w| w.newest().is_some_and(|t| now.millis_since(t) <= horizon));
         }
     }
 
@@ -300,5 +315,45 @@ impl Detector for LiquidationDetector {
         // Forget ADL streaks that ended an hour ago, so a later ADL is "first" again.
         self.adl
             .retain(|_, (first, _, _)| now.millis_since(*first) < 6 * Timestamp::HOUR);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The running totals equal a rescan of every fill within the span before the newest time,
+    /// for random sequences with late (out-of-order) fills.
+    #[test]
+    fn sliding_sums_equal_a_rescan() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for span_ms in [0_i64, 10_000, 300_000] {
+            let mut w = SlidingSum::default();
+            let mut all: Vec<(i64, Decimal)> = Vec::new();
+            let mut t = 0_i64;
+            for _ in 0..5_000 {
+                t += (next() % 4_000) as i64;
+                // One fill in ten is up to 20 s late.
+                let at = if next() % 10 == 0 {
+                    t - (next() % 20_000) as i64
+                } else {
+                    t
+                };
+                let v = Decimal::new((next() % 10_000_000) as i64, 2);
+                all.push((at, v));
+                let (n, sum) = w.add(Timestamp(at), v, span_ms);
+                let newest = all.iter().map(|(u, _)| *u).max().unwrap_or(at);
+                let inside: Vec<&(i64, Decimal)> =
+                    all.iter().filter(|(u, _)| newest - u <= span_ms).collect();
+                assert_eq!(n, inside.len(), "count, span {span_ms}");
+                assert_eq!(sum, inside.iter().map(|(_, v)| *v).sum::<Decimal>(), "sum");
+            }
+        }
     }
 }
