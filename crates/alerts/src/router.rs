@@ -101,6 +101,9 @@ impl Router {
     pub fn restore(&mut self, history: &[OutboxEntry]) {
         for e in history {
             let ev = &e.alert.update.event;
+            if ev.member_of().is_some() {
+                continue; // Grouped steps leave no state of their own.
+            }
             let k = (e.channel.clone(), ev.incident_key.to_string());
             match e.status {
                 OutboxStatus::Suppressed => {
@@ -148,6 +151,17 @@ fn decide(
         return Decision::Skip;
     }
     let k = (r.channel.clone(), e.incident_key.to_string());
+    // Grouped under an open incident that is alerted on its own (a market's liquidations under
+    // the market-wide cascade): recorded in the delivery log, not sent, so the cascade pages
+    // once. A channel that was told about it before it was grouped no longer counts it open.
+    if let Some(parent) = e.member_of() {
+        if e.change == IncidentChange::Resolved
+            && let Some(p) = state.get_mut(&k)
+        {
+            p.open = false;
+        }
+        return Decision::Suppress(format!("grouped under incident {parent}, alerted with it"));
+    }
     let prev = state.get(&k).copied();
     let sent = |sev: Severity, open: bool| KeyState {
         last_sent_at: e.time,
@@ -358,6 +372,34 @@ mod tests {
         let mut r = Router::new(vec![rt], 0);
         assert_eq!(
             one(&mut r, &ev(IncidentChange::Opened, Severity::Low, 0)),
+            Decision::Send
+        );
+    }
+
+    #[test]
+    fn steps_grouped_under_an_open_incident_are_recorded_not_sent() {
+        use IncidentChange::*;
+        let mut r = Router::new(vec![route(Severity::High)], 15 * 60_000);
+        // Told about before it was grouped …
+        assert_eq!(one(&mut r, &ev(Opened, Severity::High, 0)), Decision::Send);
+        let grouped = |change, sev, t| {
+            let mut e = ev(change, sev, t);
+            e.indicators
+                .push(format!("{}inc_market", kamiyo_core_models::MEMBER_OF));
+            e
+        };
+        // … then part of the market-wide cascade: its escalation and resolution are not sent.
+        match one(&mut r, &grouped(Escalated, Severity::Critical, 1)) {
+            Decision::Suppress(why) => assert!(why.contains("inc_market"), "{why}"),
+            d => panic!("{d:?}"),
+        }
+        assert!(matches!(
+            one(&mut r, &grouped(Resolved, Severity::Critical, 9)),
+            Decision::Suppress(_)
+        ));
+        // The channel no longer counts it open: a later, ungrouped opening is news again.
+        assert_eq!(
+            one(&mut r, &ev(Opened, Severity::Critical, 40)),
             Decision::Send
         );
     }

@@ -31,7 +31,7 @@ pub use price::{
 pub use rust_decimal::Decimal;
 pub use security::{
     Detection, Direction, Evidence, EvidenceValue, Incident, IncidentChange, IncidentStatus,
-    IncidentUpdate, SecurityEvent, Severity, ThreatType,
+    IncidentUpdate, MEMBER_OF, SecurityEvent, Severity, ThreatType,
 };
 pub use store::{
     ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, DeliveryQuery, DeviationKind,

@@ -106,6 +106,7 @@ threat_types! {
     MarkManipulation => "mark_manipulation", "Mark or mid price diverges from the oracle (book manipulation).";
     LargeLiquidation => "large_liquidation", "Very large liquidation notional in seconds.";
     LiquidationCascade => "liquidation_cascade", "Many liquidations in one market within minutes.";
+    MarketCascade => "market_cascade", "Liquidations across many markets at once: a market-wide cascade (the per-market incidents are grouped under it).";
     CoordinatedLiquidation => "coordinated_liquidation", "One account liquidated repeatedly for large notional.";
     AutoDeleveraging => "auto_deleveraging", "Auto-deleveraging fills: the backstop ran out.";
     ThinMarketManipulation => "thin_market_manipulation", "Price moved hard on a thin market.";
@@ -129,7 +130,7 @@ impl FromStr for ThreatType {
         Self::ALL.iter().copied().find(|t| t.as_str() == s).ok_or_else(|| ModelError::UnknownName {
             kind: "threat type",
             value: s.chars().take(40).collect(),
-            expected: "hlp_loss, hlp_drawdown, hlp_anomaly, hlp_exposure, liquidator_stress, oracle_deviation, mark_manipulation, large_liquidation, liquidation_cascade, coordinated_liquidation, auto_deleveraging, thin_market_manipulation, open_interest_cap, book_wall, whale_liquidation_risk, ml_anomaly, risk_forecast, feed_health",
+            expected: "hlp_loss, hlp_drawdown, hlp_anomaly, hlp_exposure, liquidator_stress, oracle_deviation, mark_manipulation, large_liquidation, liquidation_cascade, market_cascade, coordinated_liquidation, auto_deleveraging, thin_market_manipulation, open_interest_cap, book_wall, whale_liquidation_risk, ml_anomaly, risk_forecast, feed_health",
         })
     }
 }
@@ -262,7 +263,17 @@ pub struct Detection {
     /// inside an open incident is reported at once, like an escalation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<Direction>,
+    /// The incident this one belongs under while that incident is open (a market's liquidation
+    /// incident under the market-wide cascade): its steps then carry a
+    /// [`MEMBER_OF`] indicator naming that incident, and alert routing reports them as part of
+    /// it instead of separately.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<IncidentKey>,
 }
+
+/// Prefix of the indicator that links an incident to the open incident it is grouped under
+/// (`member_of:<incident id>`).
+pub const MEMBER_OF: &str = "member_of:";
 
 /// The sign of a detection's signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -448,6 +459,14 @@ impl SecurityEvent {
             evidence: incident.evidence.clone(),
             time,
         }
+    }
+
+    /// The id of the incident this step's incident is grouped under, if any (see
+    /// [`Detection::group`]).
+    pub fn member_of(&self) -> Option<&str> {
+        self.indicators
+            .iter()
+            .find_map(|i| i.strip_prefix(MEMBER_OF))
     }
 }
 

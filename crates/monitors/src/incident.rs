@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use kamiyo_core_models::{
     Detection, Direction, Incident, IncidentChange, IncidentKey, IncidentStatus, IncidentUpdate,
-    SecurityEvent, ThreatType, Timestamp,
+    MEMBER_OF, SecurityEvent, ThreatType, Timestamp,
 };
 
 use crate::config::IncidentConfig;
@@ -59,7 +59,18 @@ impl IncidentManager {
     }
 
     /// Folds one detection in.
-    pub fn on_detection(&mut self, d: Detection, out: &mut Vec<IncidentUpdate>) {
+    pub fn on_detection(&mut self, mut d: Detection, out: &mut Vec<IncidentUpdate>) {
+        // Grouped under an open incident (a market's liquidations under the market-wide
+        // cascade): the steps name it, and alert routing reports them as part of it.
+        if let Some(parent) = d
+            .group
+            .as_ref()
+            .filter(|g| **g != d.key)
+            .and_then(|g| self.open.get(g))
+        {
+            d.indicators
+                .push(format!("{MEMBER_OF}{}", parent.incident.id.as_str()));
+        }
         match self.open.get_mut(&d.key) {
             None => {
                 let incident = Incident {
@@ -188,6 +199,7 @@ mod tests {
     fn det(t: i64, sev: Severity, dev: i64) -> Detection {
         Detection {
             direction: None,
+            group: None,
             key: IncidentKey::new("oracle_deviation", &["ETH"]),
             detector: "oracle".into(),
             threat_type: ThreatType::OracleDeviation,
@@ -247,6 +259,7 @@ mod tests {
         let mut out = Vec::new();
         let anomalous_bar = |t: i64| Detection {
             direction: None,
+            group: None,
             key: IncidentKey::new("ml_anomaly", &["ETH"]),
             detector: "ml_anomaly".into(),
             threat_type: ThreatType::MlAnomaly,
@@ -277,6 +290,7 @@ mod tests {
         let mut out = Vec::new();
         let with = |t: i64, sev: Severity, dir: Direction| Detection {
             direction: Some(dir),
+            group: None,
             ..det(t, sev, t)
         };
         m.on_detection(with(0, Severity::Critical, Direction::Up), &mut out);

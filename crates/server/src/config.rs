@@ -541,6 +541,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "Window of the coordinated rule.",
     ),
     (
+        "monitors.liquidations.market_windows",
+        "Market-wide cascade windows, e.g. [{ secs = 60, high = { liquidations = 100, notional_usd = \"20000000\", coins = 5 }, critical = { … } }]: a window reaches a level when its liquidation count, notional and number of markets all reach that level's minimums. One incident for the cascade; the per-market liquidation incidents are grouped under it and not alerted separately. [] disables the rule.",
+    ),
+    (
         "monitors.thin_market.window_secs",
         "Look-back of the price-move rule.",
     ),
@@ -1118,6 +1122,8 @@ fn default_value_text(path: &str) -> String {
         .unwrap_or(toml::Value::Table(toml::map::Map::new()));
     match lookup(&defaults, path) {
         Some(toml::Value::Table(t)) if t.is_empty() => "{}".into(),
+        // An array of tables (the market-wide cascade windows) is written inline, one line.
+        Some(v @ toml::Value::Array(a)) if a.iter().any(toml::Value::is_table) => v.to_string(),
         Some(v) => {
             let mut t = toml::map::Map::new();
             t.insert("v".into(), v.clone());

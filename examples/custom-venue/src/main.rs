@@ -116,6 +116,7 @@ impl Detector for AcmeDivergence {
         }
         sink.detections.push(Detection {
             direction: None,
+            group: None,
             key: IncidentKey::new("acme_divergence", &[q.coin.as_str()]),
             detector: self.name().into(),
             threat_type: ThreatType::OracleDeviation,

@@ -106,6 +106,7 @@ impl AnomalyDetector {
         }
         sink.detections.push(Detection {
             direction: None,
+            group: None,
             key: IncidentKey::new("ml_anomaly", &[coin.as_str()]),
             detector: "ml_anomaly".into(),
             threat_type: ThreatType::MlAnomaly,

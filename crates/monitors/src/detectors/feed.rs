@@ -44,6 +44,7 @@ impl FeedDetector {
         }
         Detection {
             direction: None,
+            group: None,
             key: IncidentKey::new("feed_health", &[&s.feed]),
             detector: "feeds".into(),
             threat_type: ThreatType::FeedHealth,

@@ -89,6 +89,7 @@ impl ForecastDetector {
         };
         sink.detections.push(Detection {
             direction: None,
+            group: None,
             key: IncidentKey::new("risk_forecast", &["hlp_pnl"]),
             detector: "risk_forecast".into(),
             threat_type: ThreatType::RiskForecast,

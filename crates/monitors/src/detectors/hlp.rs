@@ -160,6 +160,7 @@ impl HlpDetector {
             };
             sink.detections.push(Detection {
                 direction: None,
+                group: None,
                 key: IncidentKey::new("hlp_loss", &[&vault]),
                 detector: "hlp_vault".into(),
                 threat_type: ThreatType::HlpLoss,
@@ -179,6 +180,7 @@ impl HlpDetector {
         if drawdown_pct >= self.cfg.drawdown_high_pct {
             sink.detections.push(Detection {
                 direction: None,
+                group: None,
                 key: IncidentKey::new("hlp_drawdown", &[&vault]),
                 detector: "hlp_vault".into(),
                 threat_type: ThreatType::HlpDrawdown,
@@ -203,6 +205,7 @@ impl HlpDetector {
             };
             sink.detections.push(Detection {
                 direction: None,
+                group: None,
                 key: IncidentKey::new("hlp_anomaly", &[&vault]),
                 detector: "hlp_vault".into(),
                 threat_type: ThreatType::HlpAnomaly,
@@ -318,6 +321,7 @@ impl HlpDetector {
                 }
                 sink.detections.push(Detection {
                     direction: None,
+                    group: None,
                     key: IncidentKey::new("hlp_exposure", &[&child, pos.coin.as_str()]),
                     detector: "hlp_vault".into(),
                     threat_type: ThreatType::HlpExposure,
@@ -370,6 +374,7 @@ impl HlpDetector {
         let coins: Vec<&str> = p.positions.iter().map(|x| x.coin.as_str()).collect();
         sink.detections.push(Detection {
             direction: None,
+            group: None,
             key: IncidentKey::new("liquidator_stress", &[&p.user.to_string()]),
             detector: "hlp_vault".into(),
             threat_type: ThreatType::LiquidatorStress,

@@ -134,6 +134,7 @@ impl OracleDetector {
         };
         sink.detections.push(Detection {
             direction: Some(Direction::of(dev)),
+            group: None,
             key: IncidentKey::new(detector, &[ctx.coin.as_str()]),
             detector: detector.into(),
             threat_type: threat,

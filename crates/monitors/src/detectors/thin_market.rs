@@ -85,6 +85,7 @@ impl ThinMarketDetector {
         let mins = ctx.time.millis_since(t0) / 60_000;
         sink.detections.push(Detection {
             direction: Some(Direction::of(mv)),
+            group: None,
             key: IncidentKey::new("thin_market", &[ctx.coin.as_str()]),
             detector: "thin_market".into(),
             threat_type: ThreatType::ThinMarketManipulation,
@@ -140,6 +141,7 @@ impl ThinMarketDetector {
             }
             sink.detections.push(Detection {
                 direction: None,
+                group: None,
                 key: IncidentKey::new("oi_cap", &[c.as_str()]),
                 detector: "thin_market".into(),
                 threat_type: ThreatType::OpenInterestCap,
@@ -212,6 +214,7 @@ impl ThinMarketDetector {
                 if one_sided {
                     sink.detections.push(Detection {
                         direction: None,
+                        group: None,
                         key: IncidentKey::new("book_wall", &[b.coin.as_str()]),
                         detector: "thin_market".into(),
                         threat_type: ThreatType::BookWall,
@@ -237,6 +240,7 @@ impl ThinMarketDetector {
         for w in pulled {
             sink.detections.push(Detection {
                 direction: None,
+                group: None,
                 key: IncidentKey::new("book_wall", &[b.coin.as_str()]),
                 detector: "thin_market".into(),
                 threat_type: ThreatType::BookWall,

@@ -150,6 +150,7 @@ impl WhaleDetector {
             };
             sink.detections.push(Detection {
                 direction: None,
+                group: None,
                 key: IncidentKey::new(
                     "whale_liquidation_risk",
                     &[&p.user.to_string(), pos.coin.as_str()],
@@ -209,6 +210,7 @@ impl Detector for WhaleDetector {
                         .collect();
                     sink.detections.push(Detection {
                         direction: None,
+                        group: None,
                         key: IncidentKey::new(
                             "whale_liquidation_risk",
                             &[

@@ -573,6 +573,126 @@ fn cascade_needs_five_within_300_seconds() {
     );
 }
 
+/// 30 markets liquidating at once, $1M per fill, one fill per market per second: one
+/// market-wide incident, high when the first window's minimums are met and critical at the
+/// fill that crosses the critical ones; the per-market incidents opened after it are grouped
+/// under it (their steps name it), the ones opened before it are not.
+#[test]
+fn a_market_wide_cascade_is_one_incident_with_the_markets_grouped_under_it() {
+    let liq = addr(0x2e);
+    let mut ev = Vec::new();
+    let mut k = 0u64;
+    for s in 0..12 {
+        for c in 0..30 {
+            k += 1;
+            ev.push(liq_fill(
+                liq,
+                &format!("M{c:02}"),
+                s,
+                "100",
+                "10000",
+                Some(addr((k % 200) as u8 + 1)),
+                k,
+                LiquidationMethod::Market,
+            ));
+        }
+    }
+    let steps = check(&ev);
+    let market: Vec<&SecurityEvent> = steps
+        .iter()
+        .filter(|e| e.threat_type == ThreatType::MarketCascade)
+        .collect();
+    let opened_market: Vec<_> = market
+        .iter()
+        .filter(|e| e.change == IncidentChange::Opened)
+        .collect();
+    assert_eq!(opened_market.len(), 1, "one incident: {market:?}");
+    // The 10 s window: high at the 25th fill (25 fills, $25M, 25 markets), at t = 0.
+    assert_eq!(opened_market[0].severity, Severity::High);
+    assert_eq!(opened_market[0].time, t(0));
+    // Critical needs 250 fills in 10 s: the 250th fill is at t = 8 (9 × 30 = 270 by then).
+    let critical = market
+        .iter()
+        .find(|e| e.severity == Severity::Critical)
+        .expect("critical");
+    assert_eq!(critical.change, IncidentChange::Escalated);
+    assert_eq!(critical.time, t(8), "at the crossing fill");
+    let id = opened_market[0].incident_id.as_str();
+    // Per-market incidents: the 24 large-liquidation incidents opened before the market-wide
+    // one stand alone; every per-market step after it names it.
+    let per_market: Vec<&SecurityEvent> = steps
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.threat_type,
+                ThreatType::LargeLiquidation | ThreatType::LiquidationCascade
+            )
+        })
+        .collect();
+    let alone = per_market
+        .iter()
+        .filter(|e| e.change == IncidentChange::Opened && e.member_of().is_none())
+        .count();
+    assert_eq!(
+        alone, 24,
+        "the markets that liquidated before the cascade was seen"
+    );
+    let grouped_after: Vec<_> = per_market
+        .iter()
+        .filter(|e| e.time > t(0) && e.change != IncidentChange::Resolved)
+        .collect();
+    assert!(!grouped_after.is_empty());
+    assert!(
+        grouped_after.iter().all(|e| e.member_of() == Some(id)),
+        "{:?}",
+        grouped_after.iter().find(|e| e.member_of() != Some(id))
+    );
+    // With the rule off, nothing is grouped and no market-wide incident opens.
+    let mut cfg = MonitorsConfig::default();
+    cfg.liquidations.market_windows.clear();
+    let off = check_with(&cfg, &ev);
+    assert!(
+        off.iter()
+            .all(|e| e.threat_type != ThreatType::MarketCascade)
+    );
+    assert!(off.iter().all(|e| e.member_of().is_none()));
+}
+
+/// In a burst the per-market rules build one detection per level change and per second, not
+/// one per fill; the numbers held back in between reach the incident at the next tick, so its
+/// final state is exact.
+#[test]
+fn a_burst_is_coalesced_and_the_final_numbers_are_exact() {
+    let liq = addr(0x2e);
+    let mut ev: Vec<MarketEvent> = (0..12)
+        .map(|i| {
+            liq_fill(
+                liq,
+                "SOL",
+                0,
+                "100",
+                "10",
+                Some(addr(i as u8 + 1)),
+                i + 1,
+                LiquidationMethod::Market,
+            )
+        })
+        .collect();
+    ev.push(ctx("SOL", 2, "100", "100"));
+    ev.push(ctx("SOL", 700, "100", "100"));
+    let steps = check(&ev);
+    let cascade: Vec<&SecurityEvent> = steps
+        .iter()
+        .filter(|e| e.threat_type == ThreatType::LiquidationCascade)
+        .collect();
+    assert_eq!(cascade[0].change, IncidentChange::Opened);
+    assert!(cascade[0].title.contains("5 liquidations"), "{}", cascade[0].title);
+    let last = cascade.last().unwrap();
+    assert_eq!(last.change, IncidentChange::Resolved);
+    assert!(last.title.contains("12 liquidations"), "{}", last.title);
+    assert_eq!(last.time, t(600), "resolved a quiet period after the last fill");
+}
+
 #[test]
 fn coordinated_liquidations_of_one_account() {
     let victim = addr(9);
