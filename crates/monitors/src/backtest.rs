@@ -59,6 +59,8 @@ impl ExpectationResult {
 pub struct TruthResult {
     /// Id.
     pub id: String,
+    /// The market concerned.
+    pub asset: Option<Coin>,
     /// Title.
     pub title: String,
     /// Start.
@@ -116,6 +118,9 @@ pub struct BacktestReport {
     /// Largest absolute deviation sampled per (coin, comparison): how close the quiet periods
     /// came to the thresholds.
     pub max_deviation: BTreeMap<(Coin, String), Decimal>,
+    /// The data behind each market, with its resolution: candle series (held closes, so a
+    /// value can be up to one candle late) and reconstructed paths.
+    pub data: BTreeMap<Coin, String>,
     plot: PlotData,
 }
 
@@ -223,6 +228,7 @@ pub fn run(
         .iter()
         .map(|ti| TruthResult {
             id: ti.id.clone(),
+            asset: ti.asset.clone(),
             title: ti.title.clone(),
             start: ti.start,
             expectations: ti
@@ -298,6 +304,7 @@ pub fn run(
             .filter(|i| i.peak_severity == Severity::High)
             .count() as u32,
     });
+    let data = data_resolution(&scenario.manifest);
     let m = &scenario.manifest.scenario;
     Ok(BacktestReport {
         scenario: m.name.clone(),
@@ -312,8 +319,43 @@ pub fn run(
         false_positives,
         quiet,
         max_deviation,
+        data,
         plot,
     })
+}
+
+fn interval_text(secs: u32) -> String {
+    match secs {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Per market: its candle series with their intervals, and whether reconstructed paths drive it.
+fn data_resolution(m: &kamiyo_aggregators::replay::Manifest) -> BTreeMap<Coin, String> {
+    use kamiyo_aggregators::replay::SeriesRole;
+    let mut out: BTreeMap<Coin, Vec<String>> = BTreeMap::new();
+    for s in &m.series {
+        let what = match s.role {
+            SeriesRole::Reference => "reference",
+            SeriesRole::Mark => "mark",
+            SeriesRole::MarkBasis => "mark basis",
+        };
+        out.entry(s.coin.clone()).or_default().push(format!(
+            "{} {} {what}",
+            s.venue,
+            interval_text(s.interval_secs)
+        ));
+    }
+    for p in &m.path {
+        let e = out.entry(p.coin.clone()).or_default();
+        let r = format!("reconstructed {}", p.field);
+        if !e.contains(&r) {
+            e.push(r);
+        }
+    }
+    out.into_iter().map(|(c, v)| (c, v.join(", "))).collect()
 }
 
 fn fmt_lead(s: i64) -> String {
@@ -363,6 +405,14 @@ impl BacktestReport {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
+            "Data (candles are replayed as held closes: a value is up to one candle late, never early)"
+        );
+        for (c, d) in &self.data {
+            let _ = writeln!(s, "  {:<8} {d}", c.as_str());
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
             "Detection timeline (opened / escalated / resolved; updates omitted)"
         );
         for e in self
@@ -389,6 +439,9 @@ impl BacktestReport {
             let _ = writeln!(s, "Ground truth");
             for t in &self.truth {
                 let _ = writeln!(s, "  {}: {} (start {})", t.id, t.title, t.start);
+                if let Some(d) = t.asset.as_ref().and_then(|a| self.data.get(a)) {
+                    let _ = writeln!(s, "    data for the lead times: {d}");
+                }
                 for e in &t.expectations {
                     let types: Vec<&str> = e.threat_types.iter().map(|x| x.as_str()).collect();
                     let _ = writeln!(

@@ -1,10 +1,15 @@
 //! Expansion of a scenario manifest into a time-ordered event list. Deterministic: the same
 //! files give the same events, byte for byte.
 //!
-//! Real candles become price paths through their closes (the first candle's open starts the
-//! path), linearly interpolated between closes; nothing is invented between candles beyond
-//! that line. Reconstructed values come from `[[path]]` waypoints written in the manifest next
-//! to the public fact they encode.
+//! Real candles become price paths that never look ahead: the value at time `t` is the close of
+//! the last candle that had closed by `t` (the first candle's open until then), held until the
+//! next close — a candle is only known once it has closed, so a replayed value is never taken
+//! from a candle still open at `t`. Inside a data gap (more than two missing candles) there is
+//! no value at all. The price of this honesty is resolution: a replayed venue moves once per
+//! candle, up to one candle after the market did, and lead times measured on candle prices are
+//! late by up to one candle, never early (reports state the resolution next to each lead time).
+//! Reconstructed values come from `[[path]]` waypoints written in the manifest next to the
+//! public fact they encode, interpolated as the manifest says.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -152,8 +157,9 @@ fn close_path(candles: &[CsvCandle], interval_ms: i64) -> Path1 {
             .map(|c| (c.open_time + interval_ms, c.close)),
     );
     pts.dedup_by_key(|p| p.0);
-    let mut p = Path1::new(pts, Interp::Linear, false);
-    // More than two missing candles in a row is a gap, not a line.
+    // Held, not interpolated: between two closes the later one is not known yet.
+    let mut p = Path1::new(pts, Interp::Step, false);
+    // More than two missing candles in a row is a gap: no value inside it.
     p.max_gap_ms = Some(3 * interval_ms);
     p
 }
@@ -297,7 +303,8 @@ pub(crate) fn expand(dir: &Path, m: &Manifest) -> Result<Vec<MarketEvent>, Scena
         let oracle = oracle_at(cd, t)?;
         match &cd.basis {
             Some(closes) => {
-                // Basis = HL close / reference median at each HL close time, interpolated.
+                // Basis = HL close / reference median at each HL close time, held until the
+                // next close (no look-ahead).
                 let pts: Vec<(i64, Decimal)> = closes
                     .iter()
                     .filter_map(|(ct, c)| {
@@ -306,7 +313,7 @@ pub(crate) fn expand(dir: &Path, m: &Manifest) -> Result<Vec<MarketEvent>, Scena
                             .map(|o| (*ct, *c / o))
                     })
                     .collect();
-                let ratio = Path1::new(pts, Interp::Linear, true)
+                let ratio = Path1::new(pts, Interp::Step, true)
                     .at(t)
                     .unwrap_or(Decimal::ONE);
                 Some((oracle * ratio).round_dp(10).normalize())
@@ -544,8 +551,10 @@ mod tests {
         assert_eq!(s.at(101), None, "series do not extrapolate");
     }
 
+    /// The value at `t` only uses candles that had closed by `t`: within a candle the previous
+    /// close holds, whatever the candle's own close will be.
     #[test]
-    fn close_path_starts_at_the_first_open() {
+    fn close_path_starts_at_the_first_open_and_never_looks_ahead() {
         let c = |t, o: &str, cl: &str| CsvCandle {
             open_time: t,
             open: d(o),
@@ -556,8 +565,13 @@ mod tests {
         };
         let p = close_path(&[c(0, "1", "2"), c(60, "2", "4")], 60);
         assert_eq!(p.at(0), Some(d("1")));
+        assert_eq!(
+            p.at(59),
+            Some(d("1")),
+            "the first candle has not closed yet"
+        );
         assert_eq!(p.at(60), Some(d("2")));
-        assert_eq!(p.at(90), Some(d("3")));
+        assert_eq!(p.at(90), Some(d("2")), "held, not interpolated towards 4");
         assert_eq!(p.at(120), Some(d("4")));
         // Zero-volume flat candles are gaps; a gap longer than three candles has no values.
         let gap = |t| CsvCandle {

@@ -14,7 +14,7 @@ use kamiyo_core_models::{EventStream, ManualClock, MarketDataStream, MarketEvent
 
 pub use scenario::{
     Expectation, GroundTruth, Manifest, Provenance, QuietBudget, Related, Scenario, ScenarioError,
-    TruthIncident,
+    SeriesRole, TruthIncident,
 };
 
 /// Decodes one normalized event from its JSON form (`{"event":"asset_ctx",…}`), as written in

@@ -686,11 +686,19 @@ fn a_burst_is_coalesced_and_the_final_numbers_are_exact() {
         .filter(|e| e.threat_type == ThreatType::LiquidationCascade)
         .collect();
     assert_eq!(cascade[0].change, IncidentChange::Opened);
-    assert!(cascade[0].title.contains("5 liquidations"), "{}", cascade[0].title);
+    assert!(
+        cascade[0].title.contains("5 liquidations"),
+        "{}",
+        cascade[0].title
+    );
     let last = cascade.last().unwrap();
     assert_eq!(last.change, IncidentChange::Resolved);
     assert!(last.title.contains("12 liquidations"), "{}", last.title);
-    assert_eq!(last.time, t(600), "resolved a quiet period after the last fill");
+    assert_eq!(
+        last.time,
+        t(600),
+        "resolved a quiet period after the last fill"
+    );
 }
 
 #[test]
