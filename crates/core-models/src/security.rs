@@ -103,6 +103,7 @@ threat_types! {
     HlpExposure => "hlp_exposure", "An HLP child vault holds a position large against the market's OI or volume.";
     LiquidatorStress => "liquidator_stress", "The Liquidator vault's losses approach the ADL trigger.";
     OracleDeviation => "oracle_deviation", "Oracle price diverges from reference venues.";
+    VenueDisagreement => "venue_disagreement", "Reference venues disagree: a venue or group departs from the others (the oracle's inputs are at risk when the group can move its weighted median).";
     MarkManipulation => "mark_manipulation", "Mark or mid price diverges from the oracle (book manipulation).";
     LargeLiquidation => "large_liquidation", "Very large liquidation notional in seconds.";
     LiquidationCascade => "liquidation_cascade", "Many liquidations in one market within minutes.";
@@ -130,7 +131,7 @@ impl FromStr for ThreatType {
         Self::ALL.iter().copied().find(|t| t.as_str() == s).ok_or_else(|| ModelError::UnknownName {
             kind: "threat type",
             value: s.chars().take(40).collect(),
-            expected: "hlp_loss, hlp_drawdown, hlp_anomaly, hlp_exposure, liquidator_stress, oracle_deviation, mark_manipulation, large_liquidation, liquidation_cascade, market_cascade, coordinated_liquidation, auto_deleveraging, thin_market_manipulation, open_interest_cap, book_wall, whale_liquidation_risk, ml_anomaly, risk_forecast, feed_health",
+            expected: "hlp_loss, hlp_drawdown, hlp_anomaly, hlp_exposure, liquidator_stress, oracle_deviation, venue_disagreement, mark_manipulation, large_liquidation, liquidation_cascade, market_cascade, coordinated_liquidation, auto_deleveraging, thin_market_manipulation, open_interest_cap, book_wall, whale_liquidation_risk, ml_anomaly, risk_forecast, feed_health",
         })
     }
 }

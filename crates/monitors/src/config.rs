@@ -42,6 +42,8 @@ pub struct MonitorsConfig {
     pub hlp: HlpConfig,
     /// Oracle and mark deviation.
     pub oracle: OracleConfig,
+    /// Disagreement between the reference venues (the oracle's inputs).
+    pub venues: VenueConfig,
     /// Liquidations and auto-deleveraging.
     pub liquidations: LiquidationConfig,
     /// Thin-market manipulation.
@@ -124,6 +126,11 @@ impl MonitorsConfig {
         check(
             o.reference_max_age_secs > 0,
             &k("oracle.reference_max_age_secs"),
+            "must be positive",
+        )?;
+        check(
+            self.venues.split_pct > Decimal::ZERO,
+            &k("venues.split_pct"),
             "must be positive",
         )?;
         let l = &self.liquidations;
@@ -410,6 +417,30 @@ impl OracleConfig {
     /// Thresholds for `coin`.
     pub fn for_coin(&self, coin: &Coin) -> &DeviationThresholds {
         self.assets.get(coin).unwrap_or(&self.thresholds)
+    }
+}
+
+/// Venue-disagreement detector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VenueConfig {
+    /// The venues split into two groups whose prices are at least this far apart (percent of the
+    /// lower group's top): the group presumed dislocated opens an incident (high).
+    pub split_pct: Decimal,
+    /// How long the split must hold.
+    pub sustain_secs: u32,
+    /// Venues are compared only when their quotes are at most this far apart in time (a venue
+    /// quoting once per candle is compared with the others only at its own candle closes).
+    pub max_skew_secs: u32,
+}
+
+impl Default for VenueConfig {
+    fn default() -> Self {
+        Self {
+            split_pct: d("1"),
+            sustain_secs: 60,
+            max_skew_secs: 60,
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use crate::detectors::hlp::{HlpDetector, HlpSummary};
 use crate::detectors::liquidation::LiquidationDetector;
 use crate::detectors::oracle::OracleDetector;
 use crate::detectors::thin_market::ThinMarketDetector;
+use crate::detectors::venues::VenueDetector;
 use crate::detectors::whale::WhaleDetector;
 use crate::detectors::{Detector, Observations, Sink};
 use crate::incident::IncidentManager;
@@ -61,6 +62,7 @@ impl Engine {
         config.validate("monitors")?;
         let mut detectors: Vec<Box<dyn Detector>> = vec![
             Box::new(OracleDetector::new(config.oracle.clone())),
+            Box::new(VenueDetector::new(config.venues.clone())),
             Box::new(LiquidationDetector::new(config.liquidations.clone())),
             Box::new(ThinMarketDetector::new(config.thin_market.clone())),
             Box::new(WhaleDetector::new(config.whales.clone())),

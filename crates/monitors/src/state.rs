@@ -145,6 +145,22 @@ impl MarketState {
             })
     }
 
+    /// The fresh quotes of `coin` from feeds that are not down, each with its oracle weight (the
+    /// inputs of [`MarketState::reference_median`], without copies).
+    pub fn reference_quotes(
+        &self,
+        coin: &Coin,
+    ) -> impl Iterator<Item = (&kamiyo_core_models::ReferenceQuote, Decimal)> + '_ {
+        self.refs.quotes(coin).into_iter().filter_map(move |q| {
+            let fresh = self.now.millis_since(q.time) <= self.reference_max_age_ms;
+            let down = self
+                .feeds
+                .get(q.venue.as_str())
+                .is_some_and(|s| *s != FeedState::Live);
+            (fresh && !down).then(|| (q, self.refs.weight(&q.venue)))
+        })
+    }
+
     /// True when `addr` is an HLP vault (parent or child).
     pub fn is_hlp(&self, addr: &Address) -> bool {
         *addr == self.hlp_vault || self.hlp_children.contains(addr)

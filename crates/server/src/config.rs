@@ -501,6 +501,18 @@ pub const KEYS: &[(&str, &str)] = &[
         "Also compare the book mid (not only the mark) with the oracle.",
     ),
     (
+        "monitors.venues.split_pct",
+        "Reference venues split into two groups at least this far apart (percent) open a venue_disagreement incident naming the group presumed dislocated (the one without Coinbase, else the lighter one): high, critical when its weight can move the oracle's weighted median.",
+    ),
+    (
+        "monitors.venues.sustain_secs",
+        "How long the split must hold.",
+    ),
+    (
+        "monitors.venues.max_skew_secs",
+        "Venues are compared only when their quotes are at most this far apart in time.",
+    ),
+    (
         "monitors.liquidations.large_usd",
         "Liquidated notional in one market within large_window_secs that is high.",
     ),

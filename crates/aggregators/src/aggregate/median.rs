@@ -175,6 +175,11 @@ impl ReferenceBook {
         weighted_median(&pts[..n]).map(|p| (p, n))
     }
 
+    /// The weight of `venue` in this book's median.
+    pub fn weight(&self, venue: &Venue) -> Decimal {
+        self.weights.weight(venue)
+    }
+
     /// Every venue quoting `coin`, with its latest quote.
     pub fn quotes(&self, coin: &Coin) -> Vec<&ReferenceQuote> {
         self.latest

@@ -117,6 +117,20 @@ impl Path1 {
         }
     }
 
+    /// The value at `t` and the time it became known: for a held (step) path the time of the
+    /// point it holds — a candle's close time — for an interpolated path `t` itself.
+    pub fn at_known(&self, t: i64) -> Option<(Decimal, i64)> {
+        let v = self.at(t)?;
+        let known = match self.interp {
+            Interp::Step => {
+                let idx = self.points.partition_point(|p| p.0 <= t);
+                self.points.get(idx.wrapping_sub(1)).map_or(t, |p| p.0)
+            }
+            Interp::Linear => t,
+        };
+        Some((v, known))
+    }
+
     /// The value at `t`: `None` before the first point (and after the last, unless held).
     pub fn at(&self, t: i64) -> Option<Decimal> {
         let first = self.points.first()?;
@@ -350,14 +364,16 @@ pub(crate) fn expand(dir: &Path, m: &Manifest) -> Result<Vec<MarketEvent>, Scena
                 continue;
             };
             for (venue, p) in &cd.refs {
-                if let Some(price) = p.at(t) {
+                // A quote carries the time its price became known (a held candle close is as
+                // old as that close), so freshness and venue comparisons see its true age.
+                if let Some((price, known)) = p.at_known(t) {
                     events.push(MarketEvent::Reference(ReferenceQuote {
                         venue: venue.clone(),
                         coin: mk.coin.clone(),
                         price,
                         bid: None,
                         ask: None,
-                        time: Timestamp(t),
+                        time: Timestamp(known),
                     }));
                 }
             }

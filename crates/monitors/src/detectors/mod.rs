@@ -10,6 +10,7 @@ pub mod hlp;
 pub mod liquidation;
 pub mod oracle;
 pub mod thin_market;
+pub mod venues;
 pub mod whale;
 
 use kamiyo_core_models::{

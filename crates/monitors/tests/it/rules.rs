@@ -276,6 +276,96 @@ fn a_crash_inside_an_incident_opened_for_a_small_rise_is_reported_at_once() {
     assert!(title.contains("below"), "{title}");
 }
 
+// --- venues ---------------------------------------------------------------------------------
+
+const VENUES: [&str; 8] = [
+    "binance", "okx", "bybit", "kraken", "kucoin", "gate", "mexc", "coinbase",
+];
+
+/// Every venue in `venues` quotes `px` each second, except those in `moved`, which quote
+/// `moved_px`; the oracle itself (the asset context) stays at 100.
+fn venue_run(venues: &[&str], moved: &[&str], moved_px: &str, secs: i64) -> Vec<MarketEvent> {
+    let mut ev = Vec::new();
+    for s in 0..=secs {
+        for v in venues {
+            let px = if moved.contains(v) { moved_px } else { "100" };
+            ev.push(refq(v, "BTC", s, px));
+        }
+        ev.push(ctx("BTC", s, "100", "100"));
+    }
+    ev
+}
+
+fn venue_steps(steps: &[SecurityEvent]) -> Vec<&SecurityEvent> {
+    steps
+        .iter()
+        .filter(|e| e.threat_type == ThreatType::VenueDisagreement)
+        .collect()
+}
+
+#[test]
+fn the_heaviest_venue_dislocating_alone_is_named_with_its_weight() {
+    // Binance (weight 3 of 12) 3 % above the seven others: high, naming Binance; the oracle
+    // rule sees nothing (the oracle stayed at the others' median).
+    let steps = check(&venue_run(&VENUES, &["binance"], "103", 120));
+    let v = venue_steps(&steps);
+    assert_eq!(v[0].change, IncidentChange::Opened);
+    assert_eq!(v[0].severity, Severity::High);
+    assert!(v[0].title.contains("binance +3%"), "{}", v[0].title);
+    assert!(v[0].title.contains("weight 3 of 12"), "{}", v[0].title);
+    assert!(v[0].indicators.contains(&"venue:binance".to_owned()));
+    assert_eq!(v[0].time, t(60), "after the 60 s sustain");
+    assert!(opened(&steps, ThreatType::OracleDeviation).is_empty());
+    // With only Binance and Coinbase quoting, Binance holds 3 of 4: its move alone sets the
+    // median, whatever the oracle rule says: critical.
+    let steps = check(&venue_run(
+        &["binance", "coinbase"],
+        &["binance"],
+        "103",
+        120,
+    ));
+    let v = venue_steps(&steps);
+    assert_eq!(v[0].severity, Severity::Critical);
+    assert!(
+        v[0].title.contains("enough to move the oracle's median"),
+        "{}",
+        v[0].title
+    );
+}
+
+#[test]
+fn a_weight_majority_moving_together_is_critical() {
+    // Binance, OKX and Bybit (7 of 12) 2 % below the rest, Coinbase among the rest.
+    let steps = check(&venue_run(&VENUES, &["binance", "okx", "bybit"], "98", 120));
+    let v = venue_steps(&steps);
+    assert_eq!(v[0].severity, Severity::Critical);
+    for name in ["binance", "okx", "bybit"] {
+        assert!(
+            v[0].indicators.contains(&format!("venue:{name}")),
+            "{:?}",
+            v[0]
+        );
+    }
+    assert!(v[0].title.contains("weight 7 of 12"), "{}", v[0].title);
+}
+
+#[test]
+fn venue_disagreement_needs_the_split_sustained_and_quotes_of_the_same_time() {
+    // 0.9 % apart: below the 1 % split.
+    assert!(venue_steps(&check(&venue_run(&VENUES, &["binance"], "100.9", 300))).is_empty());
+    // 3 % apart for 50 s only.
+    assert!(venue_steps(&check(&venue_run(&VENUES, &["binance"], "103", 50))).is_empty());
+    // Coinbase quoting once per 15 minutes (a held candle close) is not compared with Binance's
+    // per-second quotes in between, only at its own closes.
+    let mut ev = Vec::new();
+    for s in 0..=600 {
+        ev.push(refq("binance", "BTC", s, "103"));
+        ev.push(refq("coinbase", "BTC", 0, "100"));
+        ev.push(ctx("BTC", s, "103", "103"));
+    }
+    assert!(venue_steps(&check(&ev)).is_empty());
+}
+
 #[test]
 fn oracle_deviation_must_be_sustained() {
     let steps = check(&oracle_run("ETH", "2", 59));
