@@ -26,6 +26,8 @@ use crate::state::MarketState;
 #[derive(Debug, Default)]
 struct Track {
     last_eval: Option<Timestamp>,
+    /// A quote arrived since the last evaluation.
+    dirty: bool,
     /// When the current split (same dislocated venues) was first seen.
     since: Option<(Timestamp, Vec<Venue>)>,
 }
@@ -54,11 +56,11 @@ pub struct Split {
 
 /// Finds the split of `quotes` (price, weight, venue), if the widest gap between neighbouring
 /// prices is at least `split_pct`.
-pub fn split(quotes: &[(Decimal, Decimal, Venue)], split_pct: Decimal) -> Option<Split> {
+pub fn split(quotes: &[(Decimal, Decimal, &Venue)], split_pct: Decimal) -> Option<Split> {
     if quotes.len() < 2 {
         return None;
     }
-    let mut q: Vec<&(Decimal, Decimal, Venue)> = quotes.iter().collect();
+    let mut q: Vec<&(Decimal, Decimal, &Venue)> = quotes.iter().collect();
     q.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
     let (i, gap) = q
         .windows(2)
@@ -69,8 +71,8 @@ pub fn split(quotes: &[(Decimal, Decimal, Venue)], split_pct: Decimal) -> Option
         return None;
     }
     let (low, high) = q.split_at(i + 1);
-    let weight = |g: &[&(Decimal, Decimal, Venue)]| g.iter().map(|x| x.1).sum::<Decimal>();
-    let coinbase = |g: &[&(Decimal, Decimal, Venue)]| g.iter().any(|x| x.2.as_str() == "coinbase");
+    let weight = |g: &[&(Decimal, Decimal, &Venue)]| g.iter().map(|x| x.1).sum::<Decimal>();
+    let coinbase = |g: &[&(Decimal, Decimal, &Venue)]| g.iter().any(|x| x.2.as_str() == "coinbase");
     let low_is_dislocated = match (coinbase(low), coinbase(high)) {
         (true, false) => false,
         (false, true) => true,
@@ -102,19 +104,30 @@ impl VenueDetector {
     }
 
     fn evaluate(&mut self, coin: &Coin, now: Timestamp, state: &MarketState, sink: &mut Sink) {
-        let track = self.tracks.entry(coin.clone()).or_default();
+        let Some(track) = self.tracks.get_mut(coin) else {
+            return; // No quote for this market yet.
+        };
+        // Nothing new to compare, and no split whose sustain clock is running.
+        if !track.dirty && track.since.is_none() {
+            return;
+        }
         if track.last_eval.is_some_and(|t| now.millis_since(t) < 1_000) {
             return;
         }
         track.last_eval = Some(now);
+        track.dirty = false;
         let fresh: Vec<(&ReferenceQuote, Decimal)> = state.reference_quotes(coin).collect();
+        if fresh.len() < 2 {
+            track.since = None;
+            return;
+        }
         // Compared only with quotes of about the same time as the newest one.
         let newest = fresh.iter().map(|(q, _)| q.time).max();
         let skew = i64::from(self.cfg.max_skew_secs) * 1000;
-        let quotes: Vec<(Decimal, Decimal, Venue)> = fresh
+        let quotes: Vec<(Decimal, Decimal, &Venue)> = fresh
             .iter()
             .filter(|(q, _)| newest.is_some_and(|n| n.millis_since(q.time) <= skew))
-            .map(|(q, w)| (q.price, *w, q.venue.clone()))
+            .map(|(q, w)| (q.price, *w, &q.venue))
             .collect();
         let Some(sp) = split(&quotes, self.cfg.split_pct) else {
             track.since = None;
@@ -191,8 +204,21 @@ impl Detector for VenueDetector {
 
     fn on_event(&mut self, event: &MarketEvent, state: &MarketState, sink: &mut Sink) {
         // Evaluated with the market's context, when the quotes of that moment are in.
-        if let MarketEvent::AssetCtx(c) = event {
-            self.evaluate(&c.coin, state.now, state, sink);
+        match event {
+            MarketEvent::Reference(q) => match self.tracks.get_mut(&q.coin) {
+                Some(t) => t.dirty = true,
+                None => {
+                    self.tracks.insert(
+                        q.coin.clone(),
+                        Track {
+                            dirty: true,
+                            ..Track::default()
+                        },
+                    );
+                }
+            },
+            MarketEvent::AssetCtx(c) => self.evaluate(&c.coin, state.now, state, sink),
+            _ => {}
         }
     }
 }
