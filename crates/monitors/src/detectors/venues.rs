@@ -61,7 +61,7 @@ pub fn split(quotes: &[(Decimal, Decimal, &Venue)], split_pct: Decimal) -> Optio
         return None;
     }
     let mut q: Vec<&(Decimal, Decimal, &Venue)> = quotes.iter().collect();
-    q.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
+    q.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(b.2)));
     let (i, gap) = q
         .windows(2)
         .enumerate()
