@@ -342,11 +342,13 @@ fn data_resolution(m: &kamiyo_aggregators::replay::Manifest) -> BTreeMap<Coin, S
             SeriesRole::Mark => "mark",
             SeriesRole::MarkBasis => "mark basis",
         };
-        out.entry(s.coin.clone()).or_default().push(format!(
-            "{} {} {what}",
-            s.venue,
-            interval_text(s.interval_secs)
-        ));
+        let resolution = match s.resample_secs {
+            Some(r) => format!("{}→{}", interval_text(s.interval_secs), interval_text(r)),
+            None => interval_text(s.interval_secs),
+        };
+        out.entry(s.coin.clone())
+            .or_default()
+            .push(format!("{} {resolution} {what}", s.venue));
     }
     for p in &m.path {
         let e = out.entry(p.coin.clone()).or_default();

@@ -178,6 +178,47 @@ fn close_path(candles: &[CsvCandle], interval_ms: i64) -> Path1 {
     p
 }
 
+/// Merges `candles` of `native` ms into candles of `coarse` ms aligned on multiples of it
+/// (first open, highest high, lowest low, last close, summed volume). Only complete coarse
+/// candles are kept; a coarse candle made only of gap fillers stays a gap filler.
+pub fn resample(candles: &[CsvCandle], native: i64, coarse: i64) -> Vec<CsvCandle> {
+    let per = (coarse / native.max(1)) as usize;
+    let mut out: Vec<CsvCandle> = Vec::new();
+    let mut cur: Option<(CsvCandle, usize)> = None;
+    for c in candles {
+        let bucket = c.open_time.div_euclid(coarse) * coarse;
+        match &mut cur {
+            Some((b, n)) if b.open_time == bucket => {
+                b.high = b.high.max(c.high);
+                b.low = b.low.min(c.low);
+                b.close = c.close;
+                b.volume += c.volume;
+                *n += 1;
+            }
+            _ => {
+                if let Some((b, n)) = cur.take()
+                    && n == per
+                {
+                    out.push(b);
+                }
+                cur = Some((
+                    CsvCandle {
+                        open_time: bucket,
+                        ..*c
+                    },
+                    1,
+                ));
+            }
+        }
+    }
+    if let Some((b, n)) = cur
+        && n == per
+    {
+        out.push(b);
+    }
+    out
+}
+
 fn waypoints(
     path: &Path,
     what: &str,
@@ -215,8 +256,26 @@ pub(crate) fn expand(dir: &Path, m: &Manifest) -> Result<Vec<MarketEvent>, Scena
 
     for s in &m.series {
         let file = root.join(&s.file);
-        let interval = i64::from(s.interval_secs) * 1000;
-        let candles: Vec<CsvCandle> = read_candles(&file)?
+        let native = i64::from(s.interval_secs) * 1000;
+        let mut candles = read_candles(&file)?;
+        let interval = match s.resample_secs {
+            Some(r) => {
+                let r = i64::from(r) * 1000;
+                if r < native || native <= 0 || r % native != 0 {
+                    return Err(invalid(
+                        &mpath,
+                        format!(
+                            "series {}: resample_secs must be a multiple of interval_secs",
+                            s.file
+                        ),
+                    ));
+                }
+                candles = resample(&candles, native, r);
+                r
+            }
+            None => native,
+        };
+        let candles: Vec<CsvCandle> = candles
             .into_iter()
             .filter(|c| c.open_time >= lookback - interval && c.open_time < end + interval)
             .collect();
@@ -565,6 +624,38 @@ mod tests {
         let s = Path1::new(vec![(0, d("10")), (100, d("20"))], Interp::Step, false);
         assert_eq!(s.at(99), Some(d("10")));
         assert_eq!(s.at(101), None, "series do not extrapolate");
+    }
+
+    #[test]
+    fn resampling_merges_complete_coarse_candles_only() {
+        let c = |t: i64, o: &str, h: &str, l: &str, cl: &str| CsvCandle {
+            open_time: t,
+            open: d(o),
+            high: d(h),
+            low: d(l),
+            close: d(cl),
+            volume: d("1"),
+        };
+        // Three 5-minute candles per 15 minutes; the last 15-minute bucket is incomplete.
+        let five = [
+            c(0, "10", "12", "9", "11"),
+            c(300, "11", "15", "10", "14"),
+            c(600, "14", "14", "8", "9"),
+            c(900, "9", "10", "9", "10"),
+        ];
+        let r = resample(&five, 300, 900);
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (
+                r[0].open_time,
+                r[0].open,
+                r[0].high,
+                r[0].low,
+                r[0].close,
+                r[0].volume
+            ),
+            (0, d("10"), d("15"), d("8"), d("9"), d("3"))
+        );
     }
 
     /// The value at `t` only uses candles that had closed by `t`: within a candle the previous

@@ -152,6 +152,12 @@ pub struct SeriesSpec {
     pub interval_secs: u32,
     /// Role.
     pub role: SeriesRole,
+    /// Replay this series at a coarser resolution: its candles are merged into candles of this
+    /// many seconds (first open, highest high, lowest low, last close, summed volume; only
+    /// complete ones), so that venues quoting at different resolutions are compared like for
+    /// like, at the same closes.
+    #[serde(default)]
+    pub resample_secs: Option<u32>,
 }
 
 /// `[[market]]`: a Hyperliquid perp in the replay, with the context values no candle carries.
