@@ -50,6 +50,18 @@ fn calm_fortnight_zero_critical_at_most_three_high() {
     assert!(q.high <= 3);
 }
 
+/// Six outside venues at one resolution over the calm fortnight: the venue-disagreement and
+/// oracle rules see real venue prices and stay within the quiet budget.
+#[test]
+fn calm_fortnight_with_six_venues_zero_critical_at_most_three_high() {
+    let r = run("calm-venues-2025-06-01-14");
+    assert_passed(&r);
+    let q = r.quiet.as_ref().unwrap();
+    assert_eq!(q.critical, 0);
+    assert!(q.high <= 3);
+    assert!(r.events > 80_000, "{} events", r.events);
+}
+
 #[test]
 fn backtest_output_is_byte_identical_across_runs() {
     let a = run("xpl-2025-08-26");
@@ -71,6 +83,7 @@ fn committed_reports_are_byte_identical_to_a_fresh_run() {
         "jelly-2025-03-26",
         "xpl-2025-08-26",
         "calm-2025-06-01-14",
+        "calm-venues-2025-06-01-14",
     ] {
         let r = run(n);
         for (ext, fresh) in [("txt", r.render_text()), ("svg", r.render_svg())] {
