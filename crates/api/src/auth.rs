@@ -160,10 +160,13 @@ fn is_public(path: &str) -> bool {
 
 fn presented_key(req: &ServiceRequest) -> Option<String> {
     let h = req.headers();
+    // The scheme name is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` work too.
     if let Some(k) = h
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, k)| k)
     {
         return Some(k.trim().to_owned());
     }

@@ -15,6 +15,12 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let store = connect(cfg).await?;
     let ran = store.migrate().await?;
     tracing::info!(store.backend = ?store.backend(), store.location = store.location(), migrations.applied = ran, "store ready");
+    if cfg.database.url.is_empty() && kamiyo_store::world_accessible(&cfg.server.data_dir) {
+        tracing::warn!(
+            data_dir = %cfg.server.data_dir.display(),
+            "the data directory can be read by other users of this machine (chmod 700 it, or choose another server.data_dir); kamiyo does not change the mode of a directory it did not create"
+        );
+    }
     Ok(store)
 }
 

@@ -95,16 +95,37 @@ pub fn sqlite_path(data_dir: &Path) -> PathBuf {
     data_dir.join("kamiyo.sqlite3")
 }
 
+/// Creates `dir` (mode 0700 on Unix) when it does not exist. An existing directory is left as
+/// it is — it may be the working directory or one an operator shares on purpose; see
+/// [`world_accessible`] to warn about it.
 fn prepare_data_dir(dir: &Path) -> StoreResult<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))
+}
+
+/// True when other users of the machine may read or enter `dir` (Unix mode bits for "others";
+/// always false elsewhere). The self-hosted binary warns about such a data directory.
+pub fn world_accessible(dir: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| StoreError::Backend(format!("chmod {}: {e}", dir.display())))?;
+        std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o007 != 0)
     }
-    Ok(())
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        false
+    }
 }
 
 impl Store {

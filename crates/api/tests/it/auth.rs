@@ -34,6 +34,26 @@ async fn keys_required_beyond_loopback_hashed_and_revocable() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let ok = api
+            .http
+            .get(api.url("/security/events"))
+            .header("Authorization", format!("{scheme} {}", k.secret))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200, "{scheme}");
+    }
+    // Another scheme is not a key.
+    let basic = api
+        .http
+        .get(api.url("/security/events"))
+        .header("Authorization", format!("Basic {}", k.secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
     let ok = api
         .http
         .get(api.url("/feeds"))

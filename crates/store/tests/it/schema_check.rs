@@ -56,4 +56,17 @@ async fn the_embedded_database_is_private() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&kamiyo_store::sqlite_path(&dir)), 0o600);
+    assert!(!kamiyo_store::world_accessible(&dir));
+    // An existing directory (say the working directory, `data_dir = "."`) keeps its mode: the
+    // store never changes the permissions of a directory it did not create.
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _s2 = kamiyo_store::Store::open("", &shared, 2).await.unwrap();
+    assert_eq!(mode(&shared), 0o755);
+    assert!(
+        kamiyo_store::world_accessible(&shared),
+        "reported, for a warning"
+    );
+    assert_eq!(mode(&kamiyo_store::sqlite_path(&shared)), 0o600);
 }
