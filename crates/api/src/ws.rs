@@ -133,6 +133,21 @@ async fn run(
     if send(&mut session, frame(&hello)).await.is_err() {
         return;
     }
+    // A cursor from the future (the database was reset or replaced): nothing would ever come
+    // after it, so say so instead of leaving the client deaf.
+    if let Some(r) = resume
+        && r > state.hub.last_seq()
+    {
+        let newest = state.hub.last_seq();
+        let reason = CloseReason {
+            code: CloseCode::Policy,
+            description: Some(format!(
+                "last_event_id={r} is beyond the newest event ({newest}); reconnect with last_event_id={newest} or without it"
+            )),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), session.close(Some(reason))).await;
+        return;
+    }
     let mut sent = resume.unwrap_or_else(|| state.hub.last_seq());
     if resume.is_some() {
         loop {

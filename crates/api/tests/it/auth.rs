@@ -11,8 +11,16 @@ async fn keys_required_beyond_loopback_hashed_and_revocable() {
         ..config()
     })
     .await;
-    // Public paths stay open.
+    // Public paths stay open, whatever key is sent with the request.
     assert_eq!(api.get("/health").await.status(), 200);
+    let probe = api
+        .http
+        .get(api.url("/health"))
+        .bearer_auth("kmy_not_a_key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(probe.status(), 200);
     assert_eq!(api.get("/").await.status(), 200);
     let r = api.get("/security/events").await;
     assert_eq!(r.status(), 401);

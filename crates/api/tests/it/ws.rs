@@ -185,3 +185,24 @@ async fn a_slow_consumer_is_dropped_with_a_reason_and_can_resume() {
         assert_eq!(event_seq(&mut again).await, want);
     }
 }
+
+/// A cursor beyond the newest event (a database reset, a typo) is answered with a close that
+/// says so, not a silent stream that never delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_beyond_the_newest_event_is_closed_with_the_reason() {
+    let api = TestApi::start(config()).await;
+    let mut ws = connect(&api, "?last_event_id=1000000").await;
+    let h = hello(&mut ws).await;
+    let newest = h["last_event_id"].as_i64().unwrap();
+    match next(&mut ws).await {
+        Got::Close(code, reason) => {
+            assert_eq!(code, 1008);
+            assert!(
+                reason.contains("beyond the newest event")
+                    && reason.contains(&format!("last_event_id={newest}")),
+                "{reason}"
+            );
+        }
+        Got::Frame(f) => panic!("expected a close, got {f:?}"),
+    }
+}
