@@ -1097,6 +1097,17 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        // Anomaly scores are in (0, 1]; NaN compares false with everything, so it must be
+        // refused by name or it would silently disable the high level.
+        if !(self.ml.high_score.is_finite()
+            && self.ml.high_score > 0.0
+            && self.ml.high_score <= 1.0)
+        {
+            p.push((
+                "ml.high_score".into(),
+                "expected a number in (0, 1] (not NaN or infinite)".into(),
+            ));
+        }
         p
     }
 
@@ -1281,6 +1292,18 @@ mod tests {
                 && paths.contains(&"monitors.oracle.critical_pct"),
             "{errs:#?}"
         );
+    }
+
+    #[test]
+    fn nan_and_infinite_scores_are_refused_by_name() {
+        for v in ["nan", "inf", "-inf", "0.0", "1.5"] {
+            let errs = load(&src(Some(&format!("[ml]\nhigh_score = {v}\n")), &[])).unwrap_err();
+            assert!(
+                errs.iter().any(|p| p.path == "ml.high_score"),
+                "{v}: {errs:#?}"
+            );
+        }
+        assert!(load(&src(Some("[ml]\nhigh_score = 0.9\n"), &[])).is_ok());
     }
 
     #[test]
