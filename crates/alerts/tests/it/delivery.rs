@@ -115,11 +115,7 @@ async fn one_message_per_lifecycle_step_and_none_repeated_after_a_restart() {
     ));
     svc.commit(steps).await;
     assert!(svc.handle.wait_idle(Duration::from_secs(10)).await);
-    let got = rx.received();
-    let kinds: Vec<_> = got
-        .iter()
-        .map(|r| r.header("kamiyo-event").unwrap().to_owned())
-        .collect();
+    let kinds = event_kinds(&rx);
     assert_eq!(
         kinds,
         ["incident.opened", "incident.escalated", "incident.resolved"]
@@ -150,11 +146,7 @@ async fn one_message_per_lifecycle_step_and_none_repeated_after_a_restart() {
     )])
     .await;
     assert!(svc.handle.wait_idle(Duration::from_secs(10)).await);
-    let got = rx.received();
-    let kinds: Vec<_> = got
-        .iter()
-        .map(|r| r.header("kamiyo-event").unwrap().to_owned())
-        .collect();
+    let kinds = event_kinds(&rx);
     assert_eq!(
         kinds,
         [
@@ -271,4 +263,12 @@ async fn discord_budget_spaces_a_burst_and_flapping_is_suppressed() {
     );
     assert_eq!(rx.received().len(), 9);
     svc.stop().await;
+}
+
+/// The `kamiyo-event` header of every request the receiver got, in order.
+fn event_kinds(rx: &Receiver) -> Vec<String> {
+    rx.received()
+        .iter()
+        .map(|r| r.header("kamiyo-event").unwrap().to_owned())
+        .collect()
 }

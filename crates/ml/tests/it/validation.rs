@@ -44,6 +44,21 @@ fn calm_btc_features() -> Vec<(i64, Row)> {
         .collect()
 }
 
+/// A forest with scikit-learn's settings (100 trees, 256 rows each) fitted on `x` with `seed`,
+/// and its scores of `x`.
+fn fitted_scores(x: &[Vec<f64>], seed: u64) -> Vec<f64> {
+    let f = IsolationForest::fit(
+        x,
+        Params {
+            trees: 100,
+            max_samples: 256,
+            seed,
+        },
+    )
+    .unwrap();
+    x.iter().map(|r| f.score(r)).collect()
+}
+
 #[test]
 fn feature_rows_are_the_ones_the_reference_used() {
     let rows = calm_btc_features();
@@ -79,16 +94,7 @@ fn isolation_forest_ranks_like_scikit_learn() {
     assert_eq!(sk.len(), x.len());
     let mut rhos = Vec::new();
     for seed in 0..3 {
-        let f = IsolationForest::fit(
-            &x,
-            Params {
-                trees: 100,
-                max_samples: 256,
-                seed,
-            },
-        )
-        .unwrap();
-        let ours: Vec<f64> = x.iter().map(|r| f.score(r)).collect();
+        let ours = fitted_scores(&x, seed);
         let rho = spearman(&ours, &sk);
         let (auc_ours, auc_sk) = (roc_auc(&ours, &labels), roc_auc(&sk, &labels));
         assert!(rho >= 0.9, "seed {seed}: Spearman {rho:.4}");
@@ -182,16 +188,7 @@ fn fit_isolates_where_distance_cannot() {
     let sk_mean = sk_aucs.iter().sum::<f64>() / sk_aucs.len() as f64;
     let mut ours = Vec::new();
     for seed in 0..3 {
-        let f = IsolationForest::fit(
-            &x,
-            Params {
-                trees: 100,
-                max_samples: 256,
-                seed,
-            },
-        )
-        .unwrap();
-        let scores: Vec<f64> = x.iter().map(|r| f.score(r)).collect();
+        let scores = fitted_scores(&x, seed);
         ours.push(
             check_disagreement_data(&scores, &sk, &labels)
                 .unwrap_or_else(|m| panic!("seed {seed}: {m}")),

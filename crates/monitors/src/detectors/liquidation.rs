@@ -160,6 +160,33 @@ impl Emitted {
     fn emitted(&mut self, sev: Severity, now: Timestamp) {
         self.0 = Some((sev, now));
     }
+
+    /// Returns `value` to emit now when due (and records the emission); otherwise keeps it in
+    /// `pending` for the next tick.
+    fn emit_or_hold<T>(
+        &mut self,
+        sev: Severity,
+        now: Timestamp,
+        value: T,
+        pending: &mut Option<T>,
+    ) -> Option<T> {
+        if self.due(sev, now) {
+            self.emitted(sev, now);
+            *pending = None;
+            Some(value)
+        } else {
+            *pending = Some(value);
+            None
+        }
+    }
+}
+
+fn high_or_critical(critical: bool) -> Severity {
+    if critical {
+        Severity::Critical
+    } else {
+        Severity::High
+    }
 }
 
 /// The large-liquidation rule's numbers at one fill.
@@ -180,11 +207,7 @@ struct Large {
 
 impl Large {
     fn severity(&self) -> Severity {
-        if self.critical {
-            Severity::Critical
-        } else {
-            Severity::High
-        }
+        high_or_critical(self.critical)
     }
 
     fn detection(&self, coin: &Coin, cfg: &LiquidationConfig) -> Detection {
@@ -243,11 +266,7 @@ struct Cascade {
 
 impl Cascade {
     fn severity(&self) -> Severity {
-        if self.critical {
-            Severity::Critical
-        } else {
-            Severity::High
-        }
+        high_or_critical(self.critical)
     }
 
     fn detection(&self, coin: &Coin, cfg: &LiquidationConfig) -> Detection {
@@ -478,23 +497,19 @@ impl LiquidationDetector {
                 || usd_c >= self.cfg.cascade_critical_usd,
             group: group.clone(),
         });
-        if let Some(l) = large {
-            let sev = l.severity();
-            if w.large_out.due(sev, now) {
-                w.large_out.emitted(sev, now);
-                sink.detections.push(l.detection(&coin, &self.cfg));
-            } else {
-                w.large_pending = Some(l);
-            }
+        if let Some(l) = large
+            && let Some(l) = w
+                .large_out
+                .emit_or_hold(l.severity(), now, l, &mut w.large_pending)
+        {
+            sink.detections.push(l.detection(&coin, &self.cfg));
         }
-        if let Some(c) = cascade {
-            let sev = c.severity();
-            if w.cascade_out.due(sev, now) {
-                w.cascade_out.emitted(sev, now);
-                sink.detections.push(c.detection(&coin, &self.cfg));
-            } else {
-                w.cascade_pending = Some(c);
-            }
+        if let Some(c) = cascade
+            && let Some(c) =
+                w.cascade_out
+                    .emit_or_hold(c.severity(), now, c, &mut w.cascade_pending)
+        {
+            sink.detections.push(c.detection(&coin, &self.cfg));
         }
         if let Some(v) = victim {
             self.on_victim(v, now, notional, Some(&coin), group, sink);
