@@ -51,6 +51,10 @@ enum Command {
         /// --store), and keep serving afterwards until Ctrl-C.
         #[arg(long)]
         serve: bool,
+        /// With --serve: start the replay only once a viewer (the dashboard, a /ws client) is
+        /// connected.
+        #[arg(long, requires = "serve")]
+        wait_for_viewer: bool,
     },
     /// Run pending database migrations and report the schema version.
     Migrate,
@@ -274,6 +278,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             dump,
             store,
             serve,
+            wait_for_viewer,
         }) => rt
             .block_on(async {
                 let target = if store || serve {
@@ -285,6 +290,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         )),
                         serve: serve.then(|| cfg.clone()),
                         alerts: Some(cfg.clone()),
+                        wait_for_viewer,
                     })
                 } else {
                     None

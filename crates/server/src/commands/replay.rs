@@ -30,6 +30,9 @@ pub struct StoreTarget {
     /// Deliver alerts for the stored incident steps through the channels of this
     /// configuration (when it has any), and wait for the outbox to drain before returning.
     pub alerts: Option<crate::config::Config>,
+    /// When serving, start the replay only once a viewer (a `/ws` client, such as an open
+    /// dashboard) is connected, so nobody misses its beginning.
+    pub wait_for_viewer: bool,
 }
 
 /// The cursor a stored replay of `scenario` resumes from: the number of events whose output is
@@ -82,6 +85,7 @@ pub async fn run(
     )?;
     let mut writer = None;
     let mut serve_cfg = None;
+    let target_waits = target.as_ref().is_some_and(|t| t.wait_for_viewer);
     let mut done = 0usize;
     let mut alerts = None;
     if let Some(t) = target {
@@ -146,6 +150,19 @@ pub async fn run(
             Some((tokio::spawn(app.run()), handle, provider))
         }
     };
+    let wait = server.is_some() && target_waits;
+    if wait {
+        writeln!(
+            out,
+            "waiting for a viewer: open the dashboard (or connect to /ws) to start the replay"
+        )?;
+        out.flush()?;
+        while hub.subscribers() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        writeln!(out, "viewer connected; replaying")?;
+        out.flush()?;
+    }
     // The replay is this run's only feed: report it like one.
     let feed = |state, detail: String| kamiyo_core_models::FeedStatus {
         feed: format!("replay:{name}"),

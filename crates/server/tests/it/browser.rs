@@ -19,12 +19,21 @@ async fn dashboard_shows_a_live_incident_in_headless_chromium() {
     // the server.
     let (_driver, d) = Driver::start().await;
 
-    // The server: a paced replay, serving the dashboard on the replay's clock (450x: the first
-    // incident, at 14:30 scenario time, comes about 20 s after the start).
+    // The server: a paced replay, serving the dashboard on the replay's clock, that starts only
+    // once the page's live stream is connected — so the page is loaded before any incident by
+    // construction, not by a race (450x: the first incident, at 14:30 scenario time, comes
+    // about 20 s after that).
     let mut server = Command::new(env!("CARGO_BIN_EXE_kamiyo-hyperliquid"));
     server
         .current_dir(root())
-        .args(["replay", "jelly-2025-03-26", "--serve", "--speed", "450x"])
+        .args([
+            "replay",
+            "jelly-2025-03-26",
+            "--serve",
+            "--wait-for-viewer",
+            "--speed",
+            "450x",
+        ])
         .env_remove("DATABASE_URL")
         .env_remove("KAMIYO_CONFIG")
         .env("KAMIYO_SERVER__DATA_DIR", data.path())
@@ -51,8 +60,8 @@ async fn dashboard_shows_a_live_incident_in_headless_chromium() {
         }
     };
 
-    // Loaded before the first incident (14:30 scenario time): the page's own clock says when
-    // it was loaded, so a slow start is reported as such, not as a dashboard bug.
+    // Loaded before the first incident (14:30 scenario time), which the replay guarantees; the
+    // page's own clock confirms it.
     d.goto(&format!("{base}/")).await;
     let seen = d
         .wait_for(
