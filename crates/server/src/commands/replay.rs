@@ -86,6 +86,7 @@ pub async fn run(
     let mut writer = None;
     let mut serve_cfg = None;
     let target_waits = target.as_ref().is_some_and(|t| t.wait_for_viewer);
+    let mut complete = false;
     let mut done = 0usize;
     let mut alerts = None;
     if let Some(t) = target {
@@ -104,11 +105,20 @@ pub async fn run(
                 .with_context(|| format!("cursor {cursor} holds {v:?}, not an event count"))?,
         };
         if done > total {
-            writeln!(out, "already stored completely in {}", t.store.location())?;
-            drain_alerts(&mut out, alerts).await?;
-            return Ok(());
+            if t.serve.is_none() {
+                writeln!(out, "already stored completely in {}", t.store.location())?;
+                drain_alerts(&mut out, alerts).await?;
+                return Ok(());
+            }
+            // Serve what is stored rather than exit: the dashboard and the API read the store.
+            writeln!(
+                out,
+                "already stored completely in {}; serving what is stored (remove the data directory to replay afresh)",
+                t.store.location()
+            )?;
+            complete = true;
         }
-        if done > 0 {
+        if done > 0 && !complete {
             writeln!(
                 out,
                 "resuming after {done} committed events (warming the engine)"
@@ -124,9 +134,13 @@ pub async fn run(
         ));
         serve_cfg = t.serve.map(|c| (c, t.store));
     }
-    let start = events
-        .get(done)
-        .map_or(s.manifest.scenario.start, MarketEvent::time);
+    let start = if complete {
+        s.manifest.scenario.end
+    } else {
+        events
+            .get(done)
+            .map_or(s.manifest.scenario.start, MarketEvent::time)
+    };
     let clock = Arc::new(ManualClock::new(start));
     let hub = kamiyo_api::Hub::default();
     let server = match serve_cfg {
@@ -150,7 +164,7 @@ pub async fn run(
             Some((tokio::spawn(app.run()), handle, provider))
         }
     };
-    let wait = server.is_some() && target_waits;
+    let wait = server.is_some() && target_waits && !complete;
     if wait {
         writeln!(
             out,
@@ -175,7 +189,11 @@ pub async fn run(
         kamiyo_core_models::FeedState::Live,
         format!("{} scenario", s.manifest.scenario.provenance.label()),
     ));
-    let rest: Vec<MarketEvent> = events.split_off(done);
+    let rest: Vec<MarketEvent> = if complete {
+        Vec::new()
+    } else {
+        events.split_off(done)
+    };
     let mut stream = Box::new(ReplaySource::new(&name, rest, speed, clock.clone())).into_stream();
     let mut steps = 0;
     let mut index = done;
@@ -192,12 +210,14 @@ pub async fn run(
         }
     }
     let end: Timestamp = s.manifest.scenario.end;
-    let o = engine.finish(end);
-    steps += print_steps(&mut out, &o.updates, true)?;
-    if let Some(w) = writer.as_mut() {
-        w.push(o);
-        w.set_cursor(cursor.clone(), (total + 1).to_string());
-        publish(&hub, alerts.as_ref(), &w.flush().await?);
+    if !complete {
+        let o = engine.finish(end);
+        steps += print_steps(&mut out, &o.updates, true)?;
+        if let Some(w) = writer.as_mut() {
+            w.push(o);
+            w.set_cursor(cursor.clone(), (total + 1).to_string());
+            publish(&hub, alerts.as_ref(), &w.flush().await?);
+        }
     }
     hub.publish_feed(feed(
         kamiyo_core_models::FeedState::Stale,

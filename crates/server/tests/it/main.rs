@@ -11,4 +11,5 @@ mod deploy;
 mod e2e;
 mod ml;
 mod resume;
+mod serve;
 mod support;
