@@ -100,6 +100,10 @@ pub async fn verify(
 /// effect within this time).
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 
+/// Failed authentications allowed per client address and minute (bursts up to the same
+/// number); past it the address gets 429 with Retry-After before any key is looked up.
+pub const FAILED_AUTH_PER_MINUTE: u32 = 30;
+
 /// Token buckets per principal (API key id, or client IP without a key).
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -114,6 +118,18 @@ impl RateLimiter {
             per_minute,
             buckets: Mutex::default(),
         }
+    }
+
+    /// `Some(seconds to wait)` when `principal` has no token left, without taking one.
+    pub fn exhausted(&self, principal: &str) -> Option<u64> {
+        if self.per_minute == 0 {
+            return None;
+        }
+        let rate = f64::from(self.per_minute) / 60.0;
+        let b = self.buckets.lock().ok()?;
+        let (tokens, at) = b.get(principal)?;
+        let now_tokens = tokens + Instant::now().duration_since(*at).as_secs_f64() * rate;
+        (now_tokens < 1.0).then(|| ((1.0 - now_tokens) / rate).ceil().max(1.0) as u64)
     }
 
     /// Takes one token; `Err(seconds)` to wait when empty.
@@ -265,7 +281,23 @@ pub async fn gate(
         let e = ApiError::BadRequest(format!("the query string exceeds {MAX_QUERY_BYTES} bytes"));
         req.into_response(e.error_response())
     } else {
-        match authenticate(&state, &req).await {
+        let ip = req
+            .peer_addr()
+            .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+        // Public paths (health probes) never authenticate, so they are never blocked.
+        let blocked = (!is_public(req.path()))
+            .then(|| state.auth_failures.exhausted(&ip))
+            .flatten();
+        let auth = match blocked {
+            // Too many failed attempts from this address: refused before any store lookup.
+            Some(retry_after_secs) => Err(ApiError::RateLimited { retry_after_secs }),
+            None => authenticate(&state, &req).await.inspect_err(|e| {
+                if matches!(e, ApiError::Unauthorized(_)) {
+                    let _ = state.auth_failures.check(&ip);
+                }
+            }),
+        };
+        match auth {
             Err(e) => req.into_response(e.error_response()),
             Ok(principal) => {
                 let limited = !is_public(req.path()) || req.path() == "/ready";

@@ -67,6 +67,9 @@ pub struct ApiState {
     pub config: ApiConfig,
     /// Rate limiter.
     pub limiter: auth::RateLimiter,
+    /// Failed authentications per client address ([`auth::FAILED_AUTH_PER_MINUTE`]): past it,
+    /// requests get 429 before any key is looked up.
+    pub auth_failures: auth::RateLimiter,
     /// Verified keys.
     pub key_cache: auth::KeyCache,
     /// Shared response bodies of the read endpoints.

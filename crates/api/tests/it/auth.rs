@@ -186,3 +186,30 @@ async fn cors_allow_list_and_size_limits() {
         .unwrap();
     assert!(big.status().is_client_error(), "{}", big.status());
 }
+
+/// Failed authentications are limited per address before any key is looked up: after
+/// `FAILED_AUTH_PER_MINUTE` bad keys the address gets 429 with Retry-After.
+#[tokio::test]
+async fn failed_authentication_is_rate_limited_per_address() {
+    let api = TestApi::start(kamiyo_api::ApiConfig {
+        require_keys: true,
+        rate_limit_per_minute: 0,
+        ..config()
+    })
+    .await;
+    let bad = || {
+        api.http
+            .get(api.url("/security/events"))
+            .bearer_auth("kmy_wrong")
+            .send()
+    };
+    for i in 0..kamiyo_api::auth::FAILED_AUTH_PER_MINUTE {
+        assert_eq!(bad().await.unwrap().status(), 401, "attempt {i}");
+    }
+    let r = bad().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Public paths stay open to the same address.
+    assert_eq!(api.get("/health").await.status(), 200);
+}

@@ -77,6 +77,9 @@ impl TestApi {
             registry: Some(registry()),
             config,
             limiter,
+            auth_failures: kamiyo_api::auth::RateLimiter::new(
+                kamiyo_api::auth::FAILED_AUTH_PER_MINUTE,
+            ),
             key_cache: kamiyo_api::auth::KeyCache::default(),
             responses: kamiyo_api::cache::ResponseCache::default(),
             anomaly_model: None,
