@@ -192,6 +192,58 @@ impl Store {
 
     /// Connects to PostgreSQL without migrating.
     pub async fn open_postgres(url: &str, max_connections: u32) -> StoreResult<Self> {
+        // One direct connection first: its error names the cause (refused, unknown host,
+        // malformed URL, authentication) where the pool would only say it timed out.
+        let where_ = redact(url);
+        // Reachability first, by TCP: the driver reports a refused or unreachable server only
+        // as "error connecting to server".
+        if let Some((host, port)) = pg_host_port(url) {
+            let probe = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                tokio::net::TcpStream::connect((host.as_str(), port)),
+            )
+            .await;
+            let why = match probe {
+                Err(_) => Some("no answer within 10 s".to_owned()),
+                Ok(Err(e)) => Some(e.to_string()),
+                Ok(Ok(_)) => None,
+            };
+            if let Some(why) = why {
+                return Err(StoreError::Backend(format!(
+                    "cannot reach PostgreSQL at {host}:{port} ({where_}): {why}"
+                )));
+            }
+        }
+        let first = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            AsyncPgConnection::establish(url),
+        )
+        .await;
+        match first {
+            Err(_) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot connect to PostgreSQL at {where_}: no answer within 10 s"
+                )));
+            }
+            Ok(Err(e)) => {
+                // The driver's message and its causes ("Connection refused", …).
+                let mut why = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    let text = c.to_string();
+                    if !why.contains(&text) {
+                        why.push_str(": ");
+                        why.push_str(&text);
+                    }
+                    cause = c.source();
+                }
+                return Err(StoreError::Backend(format!(
+                    "cannot connect to PostgreSQL at {where_}: {}",
+                    without_password(url, &why)
+                )));
+            }
+            Ok(Ok(c)) => drop(c),
+        }
         let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
         let pool_max = max_connections.max(1);
         let pool = Pool::builder()
@@ -357,6 +409,49 @@ pub struct PoolState {
     pub idle: u32,
     /// The pool's maximum size.
     pub max: u32,
+}
+
+/// Host and port of a `postgres://[user[:password]@]host[:port][/db][?…]` URL (port 5432 by
+/// default); `None` for other forms (Unix sockets, key=value strings), which the driver checks.
+fn pg_host_port(url: &str) -> Option<(String, u16)> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
+    let authority = rest.split(['/', '?']).next()?;
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if hostport.is_empty() || hostport.contains(',') {
+        return None;
+    }
+    let (host, port) = match hostport.strip_prefix('[') {
+        // [v6]:port
+        Some(v6) => {
+            let (h, after) = v6.split_once(']')?;
+            (h, after.strip_prefix(':'))
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => 5432,
+    };
+    Some((host.to_owned(), port))
+}
+
+/// `message` with the password of `url` (if any) masked, whatever the driver put in it.
+fn without_password(url: &str, message: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) => message.replace(p, "***"),
+        None => message.to_owned(),
+    }
 }
 
 fn redact(url: &str) -> String {

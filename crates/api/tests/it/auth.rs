@@ -208,7 +208,11 @@ async fn failed_authentication_is_rate_limited_per_address() {
     }
     let r = bad().await.unwrap();
     assert_eq!(r.status(), 429);
-    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
     // Public paths stay open to the same address.
     assert_eq!(api.get("/health").await.status(), 200);

@@ -70,3 +70,29 @@ async fn the_embedded_database_is_private() {
     );
     assert_eq!(mode(&kamiyo_store::sqlite_path(&shared)), 0o600);
 }
+
+/// An unreachable or malformed `DATABASE_URL` is reported with where and why — never with the
+/// password — instead of a pool timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_and_malformed_postgres_urls_say_why_without_the_password() {
+    let refused = kamiyo_store::Store::open_postgres("postgres://kamiyo:s3cret@127.0.0.1:1/x", 2)
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("127.0.0.1:1") && !refused.contains("s3cret"),
+        "{refused}"
+    );
+    assert!(refused.to_lowercase().contains("refused"), "{refused}");
+    let malformed =
+        kamiyo_store::Store::open_postgres("postgres://kamiyo:s3cret@/x?port=notaport", 2)
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+    assert!(
+        malformed.contains("cannot connect to PostgreSQL") && !malformed.contains("s3cret"),
+        "{malformed}"
+    );
+}
