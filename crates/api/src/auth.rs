@@ -277,6 +277,21 @@ pub async fn gate(
                 .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
         }
         req.into_response(r.finish())
+    } else if req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > state.config.max_body_bytes as u64)
+    {
+        // Refused from the header, before a byte of the body is read.
+        let e = ApiError::PayloadTooLarge(state.config.max_body_bytes);
+        req.into_response(e.error_response())
+    } else if matches!(method, Method::GET | Method::HEAD)
+        && req.headers().contains_key(header::TRANSFER_ENCODING)
+    {
+        let e = ApiError::BadRequest("a GET request carries no body".into());
+        req.into_response(e.error_response())
     } else if req.query_string().len() > MAX_QUERY_BYTES {
         let e = ApiError::BadRequest(format!("the query string exceeds {MAX_QUERY_BYTES} bytes"));
         req.into_response(e.error_response())

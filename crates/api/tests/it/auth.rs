@@ -217,3 +217,28 @@ async fn failed_authentication_is_rate_limited_per_address() {
     // Public paths stay open to the same address.
     assert_eq!(api.get("/health").await.status(), 200);
 }
+
+/// `max_body_bytes` is enforced from the Content-Length header, before the body is read.
+#[tokio::test]
+async fn bodies_above_the_limit_are_refused_unread() {
+    let api = TestApi::start(config()).await;
+    let limit = config().max_body_bytes;
+    let r = api
+        .http
+        .get(api.url("/security/events"))
+        .body(vec![b'x'; limit + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // A small body on a GET is tolerated (ignored) as before.
+    let r = api
+        .http
+        .get(api.url("/security/events"))
+        .body(vec![b'x'; 16])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
