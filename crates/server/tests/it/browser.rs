@@ -4,11 +4,10 @@
 //! live over `/ws`; Swagger UI and ReDoc render offline. A screenshot is saved (and copied to
 //! `docs/dashboard.png` with `KAMIYO_BLESS=1`).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Driver, Killed, root};
+use crate::support::{Driver, root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_a_live_incident_in_headless_chromium() {
@@ -38,27 +37,13 @@ async fn dashboard_shows_a_live_incident_in_headless_chromium() {
         .env_remove("KAMIYO_CONFIG")
         .env("KAMIYO_SERVER__DATA_DIR", data.path())
         .env("KAMIYO_SERVER__BIND", "127.0.0.1:0")
-        .env("KAMIYO_TELEMETRY__LOG_LEVEL", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut server = Killed(server.spawn().unwrap());
-    let stdout = server.0.stdout.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let base = loop {
-        let l = lines_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server announces its address");
-        if let Some(rest) = l.strip_prefix("serving the dashboard at ") {
-            break rest.trim_end_matches('/').to_owned();
-        }
-    };
+        .env("KAMIYO_TELEMETRY__LOG_LEVEL", "warn");
+    let crate::support::Serving {
+        server: _server,
+        base,
+        lines: lines_rx,
+        ..
+    } = crate::support::serve(server);
 
     // Loaded before the first incident (14:30 scenario time), which the replay guarantees; the
     // page's own clock confirms it.

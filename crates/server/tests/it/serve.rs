@@ -1,11 +1,9 @@
 //! `replay --serve` of a scenario that is already stored serves what is stored (and says so)
 //! instead of exiting: the README's try-it command works more than once per data directory.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use crate::support::{Killed, root};
+use crate::support::{root, serve};
 
 fn replay(data: &std::path::Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kamiyo-hyperliquid"));
@@ -27,28 +25,15 @@ async fn serving_a_stored_replay_serves_what_is_stored() {
     let data = dir.path().join("data");
     kamiyo_testing::run_ok(&mut replay(&data, &["--store"]));
 
-    let mut child = replay(&data, &["--serve"]);
-    child.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    let mut server = Killed(child.spawn().unwrap());
-    let stdout = server.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let mut said_stored = false;
-    let base = loop {
-        let l = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server announces its address");
-        said_stored |= l.starts_with("already stored completely");
-        if let Some(rest) = l.strip_prefix("serving the dashboard at ") {
-            break rest.trim_end_matches('/').to_owned();
-        }
-    };
+    let crate::support::Serving {
+        mut server,
+        base,
+        before,
+        ..
+    } = serve(replay(&data, &["--serve"]));
+    let said_stored = before
+        .iter()
+        .any(|l| l.starts_with("already stored completely"));
     assert!(said_stored, "it says it serves what is stored");
     let body: serde_json::Value = reqwest::get(format!("{base}/security/incidents?limit=50"))
         .await

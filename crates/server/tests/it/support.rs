@@ -188,3 +188,45 @@ impl Driver {
             .await;
     }
 }
+
+/// A `replay --serve` process, its base URL, the lines it printed before announcing the
+/// address, and a channel with the lines after.
+pub(crate) struct Serving {
+    pub(crate) server: Killed,
+    pub(crate) base: String,
+    pub(crate) before: Vec<String>,
+    pub(crate) lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// Spawns `cmd` (a `replay --serve`) with its stdout piped and waits up to a minute for
+/// "serving the dashboard at <url>".
+pub(crate) fn serve(mut cmd: Command) -> Serving {
+    use std::io::{BufRead, BufReader};
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut server = Killed(cmd.spawn().unwrap());
+    let stdout = server.0.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut before = Vec::new();
+    let base = loop {
+        let l = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server announces its address");
+        if let Some(rest) = l.strip_prefix("serving the dashboard at ") {
+            break rest.trim_end_matches('/').to_owned();
+        }
+        before.push(l);
+    };
+    Serving {
+        server,
+        base,
+        before,
+        lines,
+    }
+}
