@@ -204,10 +204,11 @@ fn cors_origin(state: &ApiState, req: &ServiceRequest) -> Option<String> {
     (allowed.iter().any(|o| o == "*" || o == origin)).then(|| origin.to_owned())
 }
 
-async fn authenticate(state: &ApiState, req: &ServiceRequest) -> Result<String, ApiError> {
-    let ip = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+async fn authenticate(
+    state: &ApiState,
+    req: &ServiceRequest,
+    ip: &str,
+) -> Result<String, ApiError> {
     // Public paths answer everyone: a stale or mistyped key there is not an error (probes and
     // load balancers often send the same headers as the clients behind them).
     if is_public(req.path()) {
@@ -306,7 +307,7 @@ pub async fn gate(
         let auth = match blocked {
             // Too many failed attempts from this address: refused before any store lookup.
             Some(retry_after_secs) => Err(ApiError::RateLimited { retry_after_secs }),
-            None => authenticate(&state, &req).await.inspect_err(|e| {
+            None => authenticate(&state, &req, &ip).await.inspect_err(|e| {
                 if matches!(e, ApiError::Unauthorized(_)) {
                     let _ = state.auth_failures.check(&ip);
                 }

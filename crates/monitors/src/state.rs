@@ -124,11 +124,10 @@ impl MarketState {
         // Recompute without venues whose feed is stale or down.
         r.used.retain(|q| !down.contains(&q.venue));
         r.stale.extend(down);
-        let w = VenueWeights::default();
         let pts: Vec<(Decimal, Decimal)> = r
             .used
             .iter()
-            .map(|q| (q.price, w.weight(&q.venue)))
+            .map(|q| (q.price, self.refs.weight(&q.venue)))
             .collect();
         kamiyo_aggregators::aggregate::weighted_median(&pts)
             .map(|price| ReferencePrice { price, ..r })

@@ -120,36 +120,33 @@ impl Path1 {
     /// The value at `t` and the time it became known: for a held (step) path the time of the
     /// point it holds — a candle's close time — for an interpolated path `t` itself.
     pub fn at_known(&self, t: i64) -> Option<(Decimal, i64)> {
-        let v = self.at(t)?;
-        let known = match self.interp {
-            Interp::Step => {
-                let idx = self.points.partition_point(|p| p.0 <= t);
-                self.points.get(idx.wrapping_sub(1)).map_or(t, |p| p.0)
-            }
-            Interp::Linear => t,
-        };
-        Some((v, known))
-    }
-
-    /// The value at `t`: `None` before the first point (and after the last, unless held).
-    pub fn at(&self, t: i64) -> Option<Decimal> {
         let first = self.points.first()?;
         if t < first.0 {
             return None;
         }
         let idx = self.points.partition_point(|p| p.0 <= t);
         let (t0, v0) = self.points[idx - 1];
+        // A held value is as old as its point; an interpolated one is of time `t`.
+        let held = |v| match self.interp {
+            Interp::Step => (v, t0),
+            Interp::Linear => (v, t),
+        };
         match self.points.get(idx) {
-            None => (t == t0 || self.hold_after).then_some(v0),
+            None => (t == t0 || self.hold_after).then_some(held(v0)),
             Some(&(t1, _)) if t != t0 && self.max_gap_ms.is_some_and(|g| t1 - t0 > g) => None,
             Some(&(t1, v1)) => match self.interp {
-                Interp::Step => Some(v0),
+                Interp::Step => Some((v0, t0)),
                 Interp::Linear => {
                     let frac = Decimal::from(t - t0) / Decimal::from(t1 - t0);
-                    Some((v0 + (v1 - v0) * frac).round_dp(10).normalize())
+                    Some(((v0 + (v1 - v0) * frac).round_dp(10).normalize(), t))
                 }
             },
         }
+    }
+
+    /// The value at `t`: `None` before the first point (and after the last, unless held).
+    pub fn at(&self, t: i64) -> Option<Decimal> {
+        self.at_known(t).map(|(v, _)| v)
     }
 }
 

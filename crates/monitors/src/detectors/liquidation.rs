@@ -28,36 +28,67 @@ use crate::state::MarketState;
 
 /// Liquidations within a sliding window of event time, with their count and notional kept as
 /// running totals: adding a fill and evicting expired ones is O(1) amortised, whatever the
-/// window holds. Decimal sums are exact, so the totals never drift from a rescan.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct SlidingSum {
-    q: VecDeque<(Timestamp, Decimal)>,
+/// window holds. Decimal sums are exact, so the totals never drift from a rescan. Each entry
+/// carries a key `K` (the market, for the market-wide windows) reported as it enters and
+/// leaves, so a caller can keep per-key counts in step.
+#[derive(Debug, Clone)]
+pub(crate) struct SlidingSum<K = ()> {
+    q: VecDeque<(Timestamp, Decimal, K)>,
     sum: Decimal,
     newest: Option<Timestamp>,
 }
 
+impl<K> Default for SlidingSum<K> {
+    fn default() -> Self {
+        Self {
+            q: VecDeque::new(),
+            sum: Decimal::ZERO,
+            newest: None,
+        }
+    }
+}
+
 impl SlidingSum {
     /// Adds one fill and evicts what fell out of `span_ms` before the newest time seen; returns
-    /// (count, notional) of the window. A late fill (older than the newest) is placed in time
-    /// order, so eviction stays exact.
+    /// (count, notional) of the window.
     pub(crate) fn add(&mut self, t: Timestamp, v: Decimal, span_ms: i64) -> (usize, Decimal) {
+        self.add_keyed(t, v, (), span_ms, |_, _| {})
+    }
+}
+
+impl<K> SlidingSum<K> {
+    /// Adds one keyed fill (a late one — older than the newest — is placed in time order, so
+    /// eviction stays exact) and evicts what fell out of `span_ms`; `changed(key, +1 / -1)` is
+    /// called for each entry that enters or leaves. Returns (count, notional).
+    pub(crate) fn add_keyed(
+        &mut self,
+        t: Timestamp,
+        v: Decimal,
+        key: K,
+        span_ms: i64,
+        mut changed: impl FnMut(&K, i32),
+    ) -> (usize, Decimal) {
         let newest = self.newest.map_or(t, |n| n.max(t));
         self.newest = Some(newest);
         if newest.millis_since(t) <= span_ms {
             let at = self
                 .q
                 .iter()
-                .rposition(|(u, _)| *u <= t)
+                .rposition(|(u, _, _)| *u <= t)
                 .map_or(0, |i| i + 1);
-            self.q.insert(at, (t, v));
+            changed(&key, 1);
+            self.q.insert(at, (t, v, key));
             self.sum += v;
         }
-        while let Some(&(u, old)) = self.q.front() {
-            if newest.millis_since(u) <= span_ms {
-                break;
+        while self
+            .q
+            .front()
+            .is_some_and(|(u, _, _)| newest.millis_since(*u) > span_ms)
+        {
+            if let Some((_, old, k)) = self.q.pop_front() {
+                self.sum -= old;
+                changed(&k, -1);
             }
-            self.q.pop_front();
-            self.sum -= old;
         }
         (self.q.len(), self.sum)
     }
@@ -66,16 +97,19 @@ impl SlidingSum {
     pub(crate) fn newest(&self) -> Option<Timestamp> {
         self.newest
     }
+
+    /// (count, notional) of the window as it is.
+    fn totals(&self) -> (usize, Decimal) {
+        (self.q.len(), self.sum)
+    }
 }
 
 /// One market-wide window: liquidations of every market, with running count, notional and the
 /// number of liquidations per market (so the number of markets is known in O(1)).
 #[derive(Debug, Clone, Default)]
 struct MarketWindowState {
-    q: VecDeque<(Timestamp, Coin, Decimal)>,
-    sum: Decimal,
+    window: SlidingSum<Coin>,
     per_coin: HashMap<Coin, u32>,
-    newest: Option<Timestamp>,
 }
 
 impl MarketWindowState {
@@ -87,33 +121,24 @@ impl MarketWindowState {
         v: Decimal,
         span_ms: i64,
     ) -> (usize, Decimal, usize) {
-        let newest = self.newest.map_or(t, |n| n.max(t));
-        self.newest = Some(newest);
-        if newest.millis_since(t) <= span_ms {
-            let at = self
-                .q
-                .iter()
-                .rposition(|(u, _, _)| *u <= t)
-                .map_or(0, |i| i + 1);
-            self.q.insert(at, (t, coin.clone(), v));
-            self.sum += v;
-            *self.per_coin.entry(coin.clone()).or_default() += 1;
-        }
-        while let Some((u, _, _)) = self.q.front() {
-            if newest.millis_since(*u) <= span_ms {
-                break;
-            }
-            if let Some((_, c, old)) = self.q.pop_front() {
-                self.sum -= old;
-                if let Some(n) = self.per_coin.get_mut(&c) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.per_coin.remove(&c);
-                    }
+        let per_coin = &mut self.per_coin;
+        let (n, usd) = self.window.add_keyed(t, v, coin.clone(), span_ms, |c, d| {
+            if d > 0 {
+                *per_coin.entry(c.clone()).or_default() += 1;
+            } else if let Some(k) = per_coin.get_mut(c) {
+                *k -= 1;
+                if *k == 0 {
+                    per_coin.remove(c);
                 }
             }
-        }
-        (self.q.len(), self.sum, self.per_coin.len())
+        });
+        (n, usd, per_coin.len())
+    }
+
+    /// (liquidations, notional, markets) of the window as it is.
+    fn totals(&self) -> (usize, Decimal, usize) {
+        let (n, usd) = self.window.totals();
+        (n, usd, self.per_coin.len())
     }
 
     /// The markets with the most liquidations in the window, most first (ties by name).
@@ -308,7 +333,7 @@ pub struct LiquidationDetector {
     /// One state per configured market-wide window.
     market: Vec<MarketWindowState>,
     /// The last market-wide detection: its severity and time.
-    market_last: Option<(Severity, Timestamp)>,
+    market_last: Emitted,
     /// A market-wide state not emitted yet (time, severity, the window that set it).
     market_pending: Option<(Timestamp, Severity, usize)>,
 }
@@ -324,7 +349,7 @@ impl LiquidationDetector {
             users_pending: Vec::new(),
             adl: BTreeMap::new(),
             market: vec![MarketWindowState::default(); cfg.market_windows.len()],
-            market_last: None,
+            market_last: Emitted::default(),
             market_pending: None,
             cfg,
         }
@@ -333,11 +358,8 @@ impl LiquidationDetector {
     /// The market-wide detection from the windows as they are now, at level `severity` set by
     /// window `i`.
     fn market_detection(&self, t: Timestamp, severity: Severity, i: usize) -> Detection {
-        let stats: Vec<(usize, Decimal, usize)> = self
-            .market
-            .iter()
-            .map(|st| (st.q.len(), st.sum, st.per_coin.len()))
-            .collect();
+        let stats: Vec<(usize, Decimal, usize)> =
+            self.market.iter().map(MarketWindowState::totals).collect();
         let (n, usd, coins) = stats[i];
         let secs = self.cfg.market_windows[i].secs;
         let mut ev = Evidence::new();
@@ -418,12 +440,12 @@ impl LiquidationDetector {
         let Some((severity, i)) = best else {
             return Some(key);
         };
-        if !Emitted(self.market_last).due(severity, t) {
+        if !self.market_last.due(severity, t) {
             self.market_pending = Some((t, severity, i));
             return Some(key);
         }
         self.market_pending = None;
-        self.market_last = Some((severity, t));
+        self.market_last.emitted(severity, t);
         sink.detections.push(self.market_detection(t, severity, i));
         Some(key)
     }
@@ -712,7 +734,7 @@ impl Detector for LiquidationDetector {
             }
         }
         if let Some((t, sev, i)) = self.market_pending.take() {
-            self.market_last = Some((sev, t));
+            self.market_last.emitted(sev, t);
             sink.detections.push(self.market_detection(t, sev, i));
         }
         for (coin, w) in &mut self.by_coin {
