@@ -243,7 +243,7 @@ async fn run_one(markets: usize, secs: u64, trades_per_sec: u64) -> Report {
         .port();
     let coins_toml: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
     let cfg = format!(
-        "[server]\nbind = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[hyperliquid]\nrest_url = \"{u}\"\nws_url = \"{w}/ws\"\ncoins = [{}]\nclock = \"exchange\"\n[references.binance]\nurl = \"{u}\"\n[references.coinbase]\nurl = \"{u}\"\n[telemetry]\nlog_level = \"warn\"\n",
+        "[server]\nbind = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[hyperliquid]\nrest_url = \"{u}\"\nws_url = \"{w}/ws\"\ncoins = [{}]\nclock = \"exchange\"\n[references.binance]\nurl = \"{u}\"\n[references.coinbase]\nurl = \"{u}\"\n[references.okx]\nenabled = false\n[references.bybit]\nenabled = false\n[references.kraken]\nenabled = false\n[references.kucoin]\nenabled = false\n[references.gate]\nenabled = false\n[references.mexc]\nenabled = false\n[telemetry]\nlog_level = \"warn\"\n",
         data.path().join("data").display(),
         coins_toml.join(", "),
         u = sim.http_url(),

@@ -226,8 +226,36 @@ pub struct ReferencesSection {
     pub interval_secs: u32,
     /// Binance spot.
     pub binance: VenueSection,
+    /// OKX spot.
+    pub okx: VenueSection,
+    /// Bybit spot.
+    pub bybit: VenueSection,
+    /// Kraken spot.
+    pub kraken: VenueSection,
+    /// KuCoin spot.
+    pub kucoin: VenueSection,
+    /// Gate spot.
+    pub gate: VenueSection,
+    /// MEXC spot.
+    pub mexc: VenueSection,
     /// Coinbase Exchange.
     pub coinbase: VenueSection,
+}
+
+impl ReferencesSection {
+    /// Every venue section with its name, oracle inputs first.
+    pub fn venues(&self) -> [(&'static str, &VenueSection); 8] {
+        [
+            ("binance", &self.binance),
+            ("okx", &self.okx),
+            ("bybit", &self.bybit),
+            ("kraken", &self.kraken),
+            ("kucoin", &self.kucoin),
+            ("gate", &self.gate),
+            ("mexc", &self.mexc),
+            ("coinbase", &self.coinbase),
+        ]
+    }
 }
 
 impl Default for ReferencesSection {
@@ -237,6 +265,30 @@ impl Default for ReferencesSection {
             binance: VenueSection {
                 enabled: true,
                 url: "https://api.binance.com".into(),
+            },
+            okx: VenueSection {
+                enabled: true,
+                url: "https://www.okx.com".into(),
+            },
+            bybit: VenueSection {
+                enabled: true,
+                url: "https://api.bybit.com".into(),
+            },
+            kraken: VenueSection {
+                enabled: true,
+                url: "https://api.kraken.com".into(),
+            },
+            kucoin: VenueSection {
+                enabled: true,
+                url: "https://api.kucoin.com".into(),
+            },
+            gate: VenueSection {
+                enabled: true,
+                url: "https://api.gateio.ws".into(),
+            },
+            mexc: VenueSection {
+                enabled: true,
+                url: "https://api.mexc.com".into(),
             },
             coinbase: VenueSection {
                 enabled: true,
@@ -401,12 +453,42 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "references.binance.enabled",
-        "Use Binance spot as a reference venue (weight 3, as in Hyperliquid's oracle).",
+        "Use Binance spot as a reference venue (an oracle input, weight 3).",
     ),
-    ("references.binance.url", "Binance REST base URL."),
+    ("references.binance.url", "Binance spot REST base URL."),
+    (
+        "references.okx.enabled",
+        "Use OKX spot as a reference venue (an oracle input, weight 2).",
+    ),
+    ("references.okx.url", "OKX spot REST base URL."),
+    (
+        "references.bybit.enabled",
+        "Use Bybit spot as a reference venue (an oracle input, weight 2).",
+    ),
+    ("references.bybit.url", "Bybit spot REST base URL."),
+    (
+        "references.kraken.enabled",
+        "Use Kraken spot as a reference venue (an oracle input, weight 1).",
+    ),
+    ("references.kraken.url", "Kraken spot REST base URL."),
+    (
+        "references.kucoin.enabled",
+        "Use KuCoin spot as a reference venue (an oracle input, weight 1).",
+    ),
+    ("references.kucoin.url", "KuCoin spot REST base URL."),
+    (
+        "references.gate.enabled",
+        "Use Gate spot as a reference venue (an oracle input, weight 1).",
+    ),
+    ("references.gate.url", "Gate spot REST base URL."),
+    (
+        "references.mexc.enabled",
+        "Use MEXC spot as a reference venue (an oracle input, weight 1).",
+    ),
+    ("references.mexc.url", "MEXC spot REST base URL."),
     (
         "references.coinbase.enabled",
-        "Use Coinbase Exchange as a reference venue (weight 1).",
+        "Use Coinbase Exchange as a reference venue (an independent USD reference, not an oracle input).",
     ),
     (
         "references.coinbase.url",
@@ -975,10 +1057,7 @@ impl Config {
                 "expected a ws:// or wss:// URL".into(),
             ));
         }
-        for (name, v) in [
-            ("binance", &self.references.binance),
-            ("coinbase", &self.references.coinbase),
-        ] {
+        for (name, v) in self.references.venues() {
             if v.enabled && !url_ok(&v.url, &["http://", "https://"]) {
                 p.push((
                     format!("references.{name}.url"),

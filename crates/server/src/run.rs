@@ -9,7 +9,6 @@ use kamiyo_aggregators::clock::ExchangeClock;
 use kamiyo_aggregators::hyperliquid::budget::WeightBudget;
 use kamiyo_aggregators::hyperliquid::rest::InfoClient;
 use kamiyo_aggregators::live::{LiveConfig, LiveSource};
-use kamiyo_aggregators::sources::{binance::BinanceSource, coinbase::CoinbaseSource};
 use kamiyo_core_models::{Clock, IncidentChange, MarketDataStream, PriceSource, SystemClock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -32,21 +31,17 @@ pub fn live_source(
     let mut lc = LiveConfig::new(&h.rest_url, &h.ws_url, h.coins.clone(), h.hlp_vault);
     let timeout = Duration::from_secs(10);
     let mut refs: Vec<Arc<dyn PriceSource>> = Vec::new();
-    if cfg.references.binance.enabled {
-        refs.push(Arc::new(BinanceSource::new(
-            &cfg.references.binance.url,
-            kamiyo_aggregators::sources::binance::default_symbols(),
-            clock.clone(),
-            timeout,
-        )?));
-    }
-    if cfg.references.coinbase.enabled {
-        refs.push(Arc::new(CoinbaseSource::new(
-            &cfg.references.coinbase.url,
-            kamiyo_aggregators::sources::coinbase::default_symbols(),
-            clock.clone(),
-            timeout,
-        )?));
+    for (name, v) in cfg.references.venues() {
+        if !v.enabled {
+            continue;
+        }
+        match kamiyo_aggregators::sources::reference_source(name, &v.url, clock.clone(), timeout) {
+            Some(src) => refs.push(src?),
+            None => tracing::warn!(
+                venue = name,
+                "this build has no client for the venue (cargo feature off); skipped"
+            ),
+        }
     }
     lc.references = refs;
     lc.reference_interval = Duration::from_secs(u64::from(cfg.references.interval_secs));

@@ -4,13 +4,17 @@
 //!   scenario time.
 //! - `GET /ws`: Hyperliquid's WebSocket (greeting, subscription acks, pong, `allMids`,
 //!   `trades`, `activeAssetCtx`, `userFills` with a snapshot, `l2Book`).
-//! - `GET /api/v3/ticker/bookTicker`: Binance; `GET /products/{id}/ticker`: Coinbase.
+//! - `GET /<venue>/…`: the reference venues' public ticker APIs (Binance, OKX, Bybit, Kraken,
+//!   KuCoin, Gate, MEXC, Coinbase; see [`venues`]); Binance and Coinbase also answer without
+//!   the prefix.
 //! - `POST /control/drop`, `/control/stall?ms=N`, `/control/malformed`, `/control/speed?x=F`,
+//!   `/control/venue?name=V&status=N[&retry_after=S]` (or `&malformed=1`; `status=0` clears),
 //!   `GET /control/status`: fault injection and pacing.
 //!
 //! Scenario time runs at `speed` × wall time from `start_at`.
 
 pub mod state;
+pub mod venues;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
@@ -28,7 +32,6 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use kamiyo_aggregators::hyperliquid::wire::encode;
-use kamiyo_aggregators::sources::{binance, coinbase};
 use kamiyo_core_models::{Address, Coin, Fill, MarketEvent, Timestamp, Trade};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -73,6 +76,18 @@ impl Pace {
     }
 }
 
+/// A fault injected into one reference venue (`POST /control/venue`).
+#[derive(Debug, Clone)]
+enum VenueFault {
+    /// Answer every request with this status (and `Retry-After`, if set).
+    Status {
+        status: u16,
+        retry_after_secs: Option<u64>,
+    },
+    /// Answer with a truncated JSON body.
+    Malformed,
+}
+
 #[derive(Debug, Clone)]
 enum Push {
     Events(Arc<Vec<MarketEvent>>),
@@ -85,6 +100,7 @@ struct Shared {
     push: broadcast::Sender<Push>,
     drop_gen: watch::Sender<u64>,
     stall_until: Mutex<Option<Instant>>,
+    venue_faults: Mutex<BTreeMap<String, VenueFault>>,
     connections: AtomicU64,
     frames_sent: AtomicU64,
     greeting: bool,
@@ -229,6 +245,7 @@ pub async fn start(
         push,
         drop_gen,
         stall_until: Mutex::new(None),
+        venue_faults: Mutex::new(BTreeMap::new()),
         connections: AtomicU64::new(0),
         frames_sent: AtomicU64::new(0),
         greeting: opts.greeting,
@@ -386,10 +403,46 @@ async fn handle(
                 },
             }
         }
-        (Method::GET, "/api/v3/ticker/bookTicker") => binance_book_ticker(&req, &shared),
+        (Method::GET, "/api/v3/ticker/bookTicker") => venue_answer("binance", &path, &req, &shared),
         (Method::GET, p) if p.starts_with("/products/") && p.ends_with("/ticker") => {
-            let id = &p["/products/".len()..p.len() - "/ticker".len()];
-            coinbase_ticker(id, &shared)
+            venue_answer("coinbase", &path, &req, &shared)
+        }
+        (Method::GET, p) if venues::split_prefix(p).is_some() => match venues::split_prefix(p) {
+            Some((venue, rest)) => venue_answer(venue, rest, &req, &shared),
+            None => respond(StatusCode::NOT_FOUND, "text/plain", "not found".into()),
+        },
+        (Method::POST, "/control/venue") => {
+            let Some(venue) = query_param(&req, "name")
+                .and_then(|n| venues::VENUES.iter().find(|v| **v == n).copied())
+            else {
+                return Ok(respond(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    format!("name must be one of {}", venues::VENUES.join(", ")),
+                ));
+            };
+            let fault = match (
+                query_param(&req, "status").and_then(|v| v.parse::<u16>().ok()),
+                query_param(&req, "malformed").is_some(),
+            ) {
+                (_, true) => Some(VenueFault::Malformed),
+                (Some(0) | None, false) => None,
+                (Some(status), false) => Some(VenueFault::Status {
+                    status,
+                    retry_after_secs: query_param(&req, "retry_after")
+                        .and_then(|v| v.parse::<u64>().ok()),
+                }),
+            };
+            let mut f = lock(&shared.venue_faults);
+            match &fault {
+                Some(x) => {
+                    f.insert(venue.to_owned(), x.clone());
+                }
+                None => {
+                    f.remove(venue);
+                }
+            }
+            json_resp(&json!({"ok": true, "venue": venue, "fault": format!("{fault:?}")}))
         }
         (Method::POST, "/control/drop") => {
             shared.drop_gen.send_modify(|g| *g += 1);
@@ -441,57 +494,45 @@ async fn handle(
     Ok(resp)
 }
 
-fn binance_book_ticker(req: &Request<Incoming>, shared: &Shared) -> Resp {
-    let map = binance::default_symbols();
-    let symbols: Vec<String> = if let Some(list) = query_param(req, "symbols") {
-        match serde_json::from_str(&list) {
-            Ok(v) => v,
-            Err(_) => return respond(
-                StatusCode::BAD_REQUEST,
-                "application/json",
-                json!({"code": -1100, "msg": "Illegal characters found in parameter 'symbols'."})
-                    .to_string(),
-            ),
-        }
-    } else if let Some(s) = query_param(req, "symbol") {
-        vec![s]
-    } else {
-        map.0.values().cloned().collect()
-    };
-    let st = lock(&shared.state);
-    let mut out = Vec::new();
-    for s in &symbols {
-        let Some(coin) = map.coin(s) else {
-            return respond(
-                StatusCode::BAD_REQUEST,
-                "application/json",
-                json!({"code": -1121, "msg": "Invalid symbol."}).to_string(),
-            );
+/// A reference venue's request: the fault set for the venue, or its answer.
+fn venue_answer(venue: &str, path: &str, req: &Request<Incoming>, shared: &Shared) -> Resp {
+    if let Some(fault) = lock(&shared.venue_faults).get(venue).cloned() {
+        return match fault {
+            VenueFault::Status {
+                status,
+                retry_after_secs,
+            } => {
+                let mut r = respond(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    "application/json",
+                    json!({"msg": "fault injected by the simulator"}).to_string(),
+                );
+                if let Some(s) = retry_after_secs
+                    && let Ok(v) = s.to_string().parse()
+                {
+                    r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+                }
+                r
+            }
+            VenueFault::Malformed => {
+                respond(StatusCode::OK, "application/json", "{\"data\": [tru".into())
+            }
         };
-        if let Some(q) = st.reference("binance", coin) {
-            let half = q.price * kamiyo_core_models::Decimal::new(5, 5);
-            out.push(json!({"symbol": s, "bidPrice": (q.price - half).round_dp(8).to_string(), "bidQty": "1.00000000", "askPrice": (q.price + half).round_dp(8).to_string(), "askQty": "1.00000000"}));
-        }
     }
-    json_resp(&Value::Array(out))
-}
-
-fn coinbase_ticker(product: &str, shared: &Shared) -> Resp {
-    let map = coinbase::default_symbols();
+    let now = lock(&shared.pace).now();
     let st = lock(&shared.state);
-    match map.coin(product).and_then(|c| st.reference("coinbase", c)) {
-        Some(q) => {
-            let half = q.price * kamiyo_core_models::Decimal::new(5, 5);
-            json_resp(
-                &json!({"ask": (q.price + half).round_dp(8).to_string(), "bid": (q.price - half).round_dp(8).to_string(), "volume": "1000.0", "trade_id": q.time.0, "price": q.price.to_string(), "size": "0.1", "time": q.time.to_rfc3339()}),
-            )
-        }
-        None => respond(
-            StatusCode::NOT_FOUND,
-            "application/json",
-            json!({"message": "NotFound"}).to_string(),
-        ),
-    }
+    let (status, body) = venues::answer(
+        venue,
+        path,
+        &|k| query_param(req, k),
+        &|c| st.reference(venue, c).cloned(),
+        now,
+    );
+    respond(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "application/json",
+        body,
+    )
 }
 
 #[derive(Default)]

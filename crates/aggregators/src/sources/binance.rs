@@ -2,16 +2,14 @@
 //! 4 per symbol batch) gives best bid and ask; the quote is their mid. USDT is taken at par with
 //! USD, as Hyperliquid's oracle does for USDT pairs.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use kamiyo_core_models::{Clock, Coin, Decimal, PriceSource, ReferenceQuote, SourceError, Venue};
+use kamiyo_core_models::{Decimal, SourceError};
 use serde::Deserialize;
 
-use super::{SymbolMap, mid_or_last};
+use super::SymbolMap;
+use super::ticker::{RateLimit, TickerApi, TickerRequest, TickerSource, Top, decode_error};
 use crate::hyperliquid::num::{dec, opt_dec};
-use crate::hyperliquid::rest::{http_client, send_text};
 
 /// Default symbols: the monitored perps that trade on Binance spot against USDT.
 pub fn default_symbols() -> SymbolMap {
@@ -69,11 +67,7 @@ fn one_or_many<T: for<'de> Deserialize<'de>>(
     match serde_json::from_str::<OneOrMany<T>>(body) {
         Ok(OneOrMany::Many(v)) => Ok(v),
         Ok(OneOrMany::One(t)) => Ok(vec![t]),
-        Err(e) => Err(SourceError::Decode {
-            venue: "binance".into(),
-            what: what.into(),
-            detail: e.to_string().chars().take(300).collect(),
-        }),
+        Err(e) => Err(decode_error("binance", what, e)),
     }
 }
 
@@ -87,72 +81,53 @@ pub fn decode_price_ticker(body: &str) -> Result<Vec<PriceTicker>, SourceError> 
     one_or_many("ticker/price", body)
 }
 
-/// Binance spot as a reference venue.
-#[derive(Debug, Clone)]
-pub struct BinanceSource {
-    venue: Venue,
-    http: reqwest::Client,
-    base_url: String,
-    symbols: SymbolMap,
-    clock: Arc<dyn Clock>,
-}
+/// Binance spot's public ticker API. Published limit: 6,000 request weight per minute per IP;
+/// `bookTicker` with a symbol list weighs 4. A 418 means the IP is banned after ignoring 429s:
+/// the client stays away for two minutes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Binance;
 
-impl BinanceSource {
-    /// A source against `base_url` (`https://api.binance.com` or a loopback simulator).
-    pub fn new(
-        base_url: &str,
-        symbols: SymbolMap,
-        clock: Arc<dyn Clock>,
-        timeout: Duration,
-    ) -> Result<Self, SourceError> {
-        Ok(Self {
-            venue: Venue::new("binance").map_err(|e| SourceError::Transport {
-                venue: "binance".into(),
-                detail: e.to_string(),
-            })?,
-            http: http_client(timeout)?,
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            symbols,
-            clock,
-        })
-    }
-}
-
-#[async_trait]
-impl PriceSource for BinanceSource {
-    fn venue(&self) -> &Venue {
-        &self.venue
+impl TickerApi for Binance {
+    fn venue(&self) -> &'static str {
+        "binance"
     }
 
-    async fn quotes(&self, coins: &[Coin]) -> Result<Vec<ReferenceQuote>, SourceError> {
-        let wanted: Vec<&str> = coins
-            .iter()
-            .filter_map(|c| self.symbols.symbol(c))
-            .collect();
-        if wanted.is_empty() {
-            return Ok(Vec::new());
+    fn limit(&self) -> RateLimit {
+        RateLimit {
+            capacity: 6_000,
+            window_ms: 60_000,
         }
-        let list = serde_json::to_string(&wanted).unwrap_or_default();
-        let req = self
-            .http
-            .get(format!("{}/api/v3/ticker/bookTicker", self.base_url))
-            .query(&[("symbols", list)]);
-        let body = send_text("binance", req).await?;
-        let now = self.clock.now();
-        Ok(decode_book_ticker(&body)?
+    }
+
+    fn requests(&self, symbols: &[&str]) -> Vec<TickerRequest> {
+        vec![TickerRequest {
+            path: "/api/v3/ticker/bookTicker".into(),
+            query: vec![(
+                "symbols",
+                serde_json::to_string(symbols).unwrap_or_default(),
+            )],
+            weight: 4,
+            symbol: None,
+        }]
+    }
+
+    fn decode(&self, body: &str, _asked: Option<&str>) -> Result<Vec<Top>, SourceError> {
+        Ok(decode_book_ticker(body)?
             .into_iter()
-            .filter_map(|t| {
-                let coin = self.symbols.coin(&t.symbol)?.clone();
-                let price = mid_or_last(t.bid_price, t.ask_price, None)?;
-                Some(ReferenceQuote {
-                    venue: self.venue.clone(),
-                    coin,
-                    price,
-                    bid: t.bid_price,
-                    ask: t.ask_price,
-                    time: now,
-                })
+            .map(|t| Top {
+                symbol: t.symbol,
+                bid: t.bid_price,
+                ask: t.ask_price,
+                last: None,
+                time: None,
             })
             .collect())
     }
+
+    fn ban(&self, status: u16) -> Option<Duration> {
+        (status == 418).then_some(Duration::from_secs(120))
+    }
 }
+
+/// Binance spot as a reference venue.
+pub type BinanceSource = TickerSource<Binance>;

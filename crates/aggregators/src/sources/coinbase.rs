@@ -2,17 +2,12 @@
 //! and last trade; the quote is the mid. Coinbase quotes in USD, so it is an independent check
 //! of the USDT-based venues.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use async_trait::async_trait;
-use futures_util::future::join_all;
-use kamiyo_core_models::{Clock, Coin, Decimal, PriceSource, ReferenceQuote, SourceError, Venue};
+use kamiyo_core_models::{Decimal, SourceError};
 use serde::Deserialize;
 
-use super::{SymbolMap, mid_or_last};
+use super::SymbolMap;
+use super::ticker::{RateLimit, TickerApi, TickerRequest, TickerSource, Top, decode_error};
 use crate::hyperliquid::num::opt_dec;
-use crate::hyperliquid::rest::{http_client, send_text};
 
 /// Default products.
 pub fn default_symbols() -> SymbolMap {
@@ -50,93 +45,57 @@ pub struct Ticker {
 
 /// Decodes a ticker body.
 pub fn decode_ticker(body: &str) -> Result<Ticker, SourceError> {
-    serde_json::from_str(body).map_err(|e| SourceError::Decode {
-        venue: "coinbase".into(),
-        what: "products/ticker".into(),
-        detail: e.to_string().chars().take(300).collect(),
-    })
+    serde_json::from_str(body).map_err(|e| decode_error("coinbase", "products/ticker", e))
 }
 
-/// Coinbase as a reference venue.
-#[derive(Debug, Clone)]
-pub struct CoinbaseSource {
-    venue: Venue,
-    http: reqwest::Client,
-    base_url: String,
-    symbols: SymbolMap,
-    clock: Arc<dyn Clock>,
-}
+/// Coinbase Exchange's public ticker API, one request per product. Published limit: 10
+/// requests per second per IP for public endpoints. A product Coinbase does not list answers 404.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Coinbase;
 
-impl CoinbaseSource {
-    /// A source against `base_url` (`https://api.exchange.coinbase.com` or a loopback simulator).
-    pub fn new(
-        base_url: &str,
-        symbols: SymbolMap,
-        clock: Arc<dyn Clock>,
-        timeout: Duration,
-    ) -> Result<Self, SourceError> {
-        Ok(Self {
-            venue: Venue::new("coinbase").map_err(|e| SourceError::Transport {
-                venue: "coinbase".into(),
-                detail: e.to_string(),
-            })?,
-            http: http_client(timeout)?,
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            symbols,
-            clock,
-        })
+impl TickerApi for Coinbase {
+    fn venue(&self) -> &'static str {
+        "coinbase"
     }
 
-    async fn one(&self, coin: &Coin, product: &str) -> Result<Option<ReferenceQuote>, SourceError> {
-        let body = send_text(
-            "coinbase",
-            self.http
-                .get(format!("{}/products/{product}/ticker", self.base_url)),
-        )
-        .await;
-        let body = match body {
-            Err(SourceError::Status { status: 404, .. }) => return Ok(None),
-            other => other?,
-        };
-        let t = decode_ticker(&body)?;
-        Ok(
-            mid_or_last(t.bid, t.ask, t.price).map(|price| ReferenceQuote {
-                venue: self.venue.clone(),
-                coin: coin.clone(),
-                price,
-                bid: t.bid,
-                ask: t.ask,
-                time: self.clock.now(),
-            }),
-        )
-    }
-}
-
-#[async_trait]
-impl PriceSource for CoinbaseSource {
-    fn venue(&self) -> &Venue {
-        &self.venue
+    fn limit(&self) -> RateLimit {
+        RateLimit {
+            capacity: 10,
+            window_ms: 1_000,
+        }
     }
 
-    async fn quotes(&self, coins: &[Coin]) -> Result<Vec<ReferenceQuote>, SourceError> {
-        let jobs: Vec<_> = coins
+    fn requests(&self, symbols: &[&str]) -> Vec<TickerRequest> {
+        symbols
             .iter()
-            .filter_map(|c| self.symbols.symbol(c).map(|s| self.one(c, s)))
-            .collect();
-        let mut out = Vec::new();
-        let mut first_err = None;
-        for r in join_all(jobs).await {
-            match r {
-                Ok(Some(q)) => out.push(q),
-                Ok(None) => {}
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        match (out.is_empty(), first_err) {
-            (true, Some(e)) => Err(e),
-            _ => Ok(out),
-        }
+            .map(|s| TickerRequest {
+                path: format!("/products/{s}/ticker"),
+                query: Vec::new(),
+                weight: 1,
+                symbol: Some((*s).to_owned()),
+            })
+            .collect()
+    }
+
+    fn decode(&self, body: &str, asked: Option<&str>) -> Result<Vec<Top>, SourceError> {
+        // A ticker body does not name its product: it is the one asked for.
+        let Some(symbol) = asked else {
+            return Err(decode_error(
+                "coinbase",
+                "products/ticker",
+                "a ticker body answers one product request",
+            ));
+        };
+        let t = decode_ticker(body)?;
+        Ok(vec![Top {
+            symbol: symbol.to_owned(),
+            bid: t.bid,
+            ask: t.ask,
+            last: t.price,
+            time: None,
+        }])
     }
 }
+
+/// Coinbase as a reference venue (an independent USD reference: not an oracle input).
+pub type CoinbaseSource = TickerSource<Coinbase>;

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use kamiyo_aggregators::hyperliquid::wire::{self, WsContext, WsMessage, decode_ws_text};
-use kamiyo_aggregators::sources::{binance, coinbase};
+use kamiyo_aggregators::sources::ticker::{TickerApi, Top};
+use kamiyo_aggregators::sources::{binance, bybit, coinbase, gate, kraken, kucoin, mexc, okx};
 use kamiyo_core_models::{
     Address, Coin, Decimal, FillDir, LedgerKind, LiquidationMethod, MarketEvent, Timestamp,
 };
@@ -26,6 +27,14 @@ fn every_fixture_file_is_covered_by_a_decoder_test() {
     // If a fixture is added without a decoder test below, this fails and names it.
     let covered: BTreeSet<&str> = [
         "binance/DOCS-EXAMPLE_api_v3_ticker_24hr.json",
+        "cex/bybit/DOCS-EXAMPLE-rest-v5-market-tickers-spot-BTCUSDT.json",
+        "cex/gate/REAL-ccxt-rest-spot-tickers-BTC_USDT.json",
+        "cex/kraken/REAL-ccxt-rest-public-Ticker-XBTUSDT.json",
+        "cex/kucoin/DOCS-EXAMPLE-rest-allTickers-1item.json",
+        "cex/kucoin/REAL-ccxt-rest-market-stats-BTC-USDT.json",
+        "cex/mexc/DOCS-EXAMPLE-rest-ticker-bookTicker-single-symbol.json",
+        "cex/mexc/REAL-ccxt-rest-spot-ticker24hr-BTCUSDT.json",
+        "cex/okx/REAL-ccxt-rest-v5-market-ticker-BTC-USDT.json",
         "binance/DOCS-EXAMPLE_api_v3_ticker_bookTicker.json",
         "binance/DOCS-EXAMPLE_api_v3_ticker_price.json",
         "coinbase/exchange_products_BTC-USDT_ticker_2024-03-13.json",
@@ -506,4 +515,164 @@ fn wire_encoding_roundtrips_through_the_decoder() {
         panic!()
     };
     assert_eq!(events, vec![MarketEvent::Book(book)]);
+}
+
+/// A venue's decoder on a recorded body: exactly one ticker, with these values.
+fn one_top(api: &dyn TickerApi, file: &str, asked: Option<&str>) -> Top {
+    let tops = api.decode(&fixture(file), asked).unwrap();
+    assert_eq!(tops.len(), 1, "{file}");
+    tops.into_iter().next().unwrap()
+}
+
+#[test]
+fn reference_venue_tickers_decode() {
+    let t = one_top(
+        &okx::Okx,
+        "cex/okx/REAL-ccxt-rest-v5-market-ticker-BTC-USDT.json",
+        None,
+    );
+    assert_eq!(
+        (t.symbol.as_str(), t.bid, t.ask, t.last, t.time),
+        (
+            "BTC-USDT",
+            Some(d("73384.7")),
+            Some(d("73384.8")),
+            Some(d("73384.8")),
+            Some(Timestamp(1_710_328_243_709))
+        )
+    );
+    let t = one_top(
+        &bybit::Bybit,
+        "cex/bybit/DOCS-EXAMPLE-rest-v5-market-tickers-spot-BTCUSDT.json",
+        None,
+    );
+    assert_eq!(
+        (t.symbol.as_str(), t.bid, t.ask, t.last, t.time),
+        (
+            "BTCUSDT",
+            Some(d("20517.96")),
+            Some(d("20527.77")),
+            Some(d("20533.13")),
+            Some(Timestamp(1_673_859_087_947))
+        )
+    );
+    let t = one_top(
+        &kraken::Kraken,
+        "cex/kraken/REAL-ccxt-rest-public-Ticker-XBTUSDT.json",
+        None,
+    );
+    assert_eq!(
+        (t.symbol.as_str(), t.bid, t.ask, t.last, t.time),
+        (
+            "XBTUSDT",
+            Some(d("73380.6")),
+            Some(d("73380.7")),
+            Some(d("73380.6")),
+            None
+        )
+    );
+    let t = one_top(
+        &kucoin::Kucoin,
+        "cex/kucoin/DOCS-EXAMPLE-rest-allTickers-1item.json",
+        None,
+    );
+    assert_eq!(
+        (t.symbol.as_str(), t.bid, t.ask, t.last, t.time),
+        (
+            "BTC-USDT",
+            Some(d("67192.5")),
+            Some(d("67192.6")),
+            Some(d("67193")),
+            Some(Timestamp(1_729_173_207_043))
+        )
+    );
+    let st = kucoin::decode_stats(&fixture(
+        "cex/kucoin/REAL-ccxt-rest-market-stats-BTC-USDT.json",
+    ))
+    .unwrap();
+    assert_eq!((st.buy, st.sell), (Some(d("67399.9")), Some(d("67400"))));
+    let t = one_top(
+        &gate::Gate,
+        "cex/gate/REAL-ccxt-rest-spot-tickers-BTC_USDT.json",
+        Some("BTC_USDT"),
+    );
+    assert_eq!(
+        (t.symbol.as_str(), t.bid, t.ask, t.last),
+        (
+            "BTC_USDT",
+            Some(d("73364.1")),
+            Some(d("73364.2")),
+            Some(d("73373.9"))
+        )
+    );
+    let t = one_top(
+        &mexc::Mexc,
+        "cex/mexc/DOCS-EXAMPLE-rest-ticker-bookTicker-single-symbol.json",
+        Some("AEUSDT"),
+    );
+    assert_eq!(
+        (t.symbol.as_str(), t.bid, t.ask),
+        ("AEUSDT", Some(d("0.11001")), Some(d("0.11127")))
+    );
+    // ccxt recorded MEXC's numbers as strings and `count` as null: the decoder takes both.
+    let t = one_top(
+        &mexc::Mexc,
+        "cex/mexc/REAL-ccxt-rest-spot-ticker24hr-BTCUSDT.json",
+        Some("BTCUSDT"),
+    );
+    assert_eq!(
+        (t.bid, t.ask, t.last),
+        (
+            Some(d("73369.83")),
+            Some(d("73369.84")),
+            Some(d("73397.77"))
+        )
+    );
+    // Coinbase's body does not name its product: it is the one asked for.
+    let t = one_top(
+        &coinbase::Coinbase,
+        "coinbase/exchange_products_BTC-USDT_ticker_2024-03-13.json",
+        Some("BTC-USDT"),
+    );
+    assert_eq!(t.symbol, "BTC-USDT");
+    assert!(t.bid.is_some() && t.ask.is_some() && t.time.is_none());
+}
+
+#[test]
+fn reference_venue_errors_are_typed() {
+    // Each venue's documented error envelope becomes a decode error naming the venue.
+    let cases: [(&dyn TickerApi, &str); 6] = [
+        (
+            &okx::Okx,
+            r#"{"code":"51001","msg":"Instrument ID does not exist","data":[]}"#,
+        ),
+        (
+            &bybit::Bybit,
+            r#"{"retCode":10001,"retMsg":"params error","result":{},"retExtInfo":{},"time":1}"#,
+        ),
+        (
+            &kraken::Kraken,
+            r#"{"error":["EQuery:Unknown asset pair"]}"#,
+        ),
+        (
+            &kucoin::Kucoin,
+            r#"{"code":"400100","msg":"Invalid request"}"#,
+        ),
+        (&gate::Gate, r#"{"label":"INVALID_CURRENCY","message":"x"}"#),
+        (&mexc::Mexc, r#"{"code":-1121,"msg":"Invalid symbol."}"#),
+    ];
+    for (api, body) in cases {
+        match api.decode(body, Some("X")) {
+            Err(kamiyo_core_models::SourceError::Decode { venue, .. }) => {
+                assert_eq!(venue, api.venue());
+            }
+            other => panic!("{}: {other:?}", api.venue()),
+        }
+    }
+    // Bybit's and OKX's codes arrive as strings or numbers (ccxt recorded both).
+    assert!(okx::decode_tickers(r#"{"code":0,"msg":"","data":[]}"#).is_ok());
+    assert!(
+        bybit::decode_tickers(r#"{"retCode":"0","retMsg":"OK","result":{"list":[]},"time":"1"}"#)
+            .is_ok()
+    );
 }

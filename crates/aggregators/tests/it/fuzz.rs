@@ -2,7 +2,8 @@
 //! decode or return a typed error.
 
 use kamiyo_aggregators::hyperliquid::wire::{self, WsContext, decode_ws_text};
-use kamiyo_aggregators::sources::{binance, coinbase};
+use kamiyo_aggregators::sources::ticker::TickerApi;
+use kamiyo_aggregators::sources::{binance, bybit, coinbase, gate, kraken, kucoin, mexc, okx};
 use kamiyo_core_models::{Address, Coin, Timestamp};
 use proptest::prelude::*;
 
@@ -37,6 +38,21 @@ fn decode_everything(text: &str) {
     let _ = binance::decode_book_ticker(text);
     let _ = binance::decode_price_ticker(text);
     let _ = coinbase::decode_ticker(text);
+    let apis: [&dyn TickerApi; 8] = [
+        &binance::Binance,
+        &okx::Okx,
+        &bybit::Bybit,
+        &kraken::Kraken,
+        &kucoin::Kucoin,
+        &gate::Gate,
+        &mexc::Mexc,
+        &coinbase::Coinbase,
+    ];
+    for api in apis {
+        let _ = api.decode(text, Some("BTCUSDT"));
+        let _ = api.decode(text, None);
+    }
+    let _ = kucoin::decode_stats(text);
 }
 
 const SEEDS: &[&str] = &[
@@ -52,6 +68,12 @@ const SEEDS: &[&str] = &[
     "hyperliquid/userNonFundingLedgerUpdates.json",
     "coinbase/exchange_products_BTC-USDT_ticker_2024-03-13.json",
     "binance/DOCS-EXAMPLE_api_v3_ticker_bookTicker.json",
+    "cex/okx/REAL-ccxt-rest-v5-market-ticker-BTC-USDT.json",
+    "cex/bybit/DOCS-EXAMPLE-rest-v5-market-tickers-spot-BTCUSDT.json",
+    "cex/kraken/REAL-ccxt-rest-public-Ticker-XBTUSDT.json",
+    "cex/kucoin/DOCS-EXAMPLE-rest-allTickers-1item.json",
+    "cex/gate/REAL-ccxt-rest-spot-tickers-BTC_USDT.json",
+    "cex/mexc/REAL-ccxt-rest-spot-ticker24hr-BTCUSDT.json",
 ];
 
 /// A trades frame in the live wire shape (no recorded `trades` frame exists; this one follows

@@ -55,6 +55,24 @@ url = "{sim}"
 [references.coinbase]
 url = "{sim}"
 
+[references.okx]
+url = "{sim}/okx"
+
+[references.bybit]
+url = "{sim}/bybit"
+
+[references.kraken]
+url = "{sim}/kraken"
+
+[references.kucoin]
+url = "{sim}/kucoin"
+
+[references.gate]
+url = "{sim}/gate"
+
+[references.mexc]
+url = "{sim}/mexc"
+
 [alerts.channels.e2e-hook]
 kind = "webhook"
 url = "{hook}"

@@ -10,7 +10,6 @@ use futures_util::StreamExt;
 use kamiyo_aggregators::aggregate::Staleness;
 use kamiyo_aggregators::hyperliquid::ws::Backoff;
 use kamiyo_aggregators::live::{LiveConfig, LiveSource};
-use kamiyo_aggregators::sources::{binance::BinanceSource, coinbase::CoinbaseSource};
 use kamiyo_core_models::{
     Address, Coin, FeedState, MarketDataStream, MarketEvent, SystemClock, Timestamp,
 };
@@ -30,26 +29,19 @@ async fn no_fill_lost_or_doubled_across_drop_and_stall() {
         vec![Coin::new("ETH").unwrap()],
         Address::parse("0xdfc24b077bc1425ad1dea75bcb6f8158e10df303").unwrap(),
     );
-    cfg.references = vec![
-        Arc::new(
-            BinanceSource::new(
+    cfg.references = ["binance", "coinbase"]
+        .iter()
+        .map(|v| {
+            kamiyo_aggregators::sources::reference_source(
+                v,
                 &h.http_url(),
-                kamiyo_aggregators::sources::binance::default_symbols(),
                 clock.clone(),
                 Duration::from_secs(5),
             )
-            .unwrap(),
-        ),
-        Arc::new(
-            CoinbaseSource::new(
-                &h.http_url(),
-                kamiyo_aggregators::sources::coinbase::default_symbols(),
-                clock.clone(),
-                Duration::from_secs(5),
-            )
-            .unwrap(),
-        ),
-    ];
+            .unwrap()
+            .unwrap()
+        })
+        .collect();
     cfg.reference_interval = Duration::from_millis(200);
     cfg.vault_interval = Duration::from_millis(500);
     cfg.hlp_positions_interval = Duration::from_millis(500);

@@ -1,4 +1,4 @@
-//! The Hyperliquid, Binance and Coinbase clients of kamiyo-aggregators against the loopback
+//! The Hyperliquid and reference-venue clients of kamiyo-aggregators against the loopback
 //! simulator speaking the real wire formats: REST, WebSocket resilience, and the merged live
 //! source (no fill lost or doubled across drops and stalls).
 #![allow(
@@ -9,6 +9,7 @@
 
 mod live;
 mod rest;
+mod venues;
 mod ws;
 
 use std::path::PathBuf;

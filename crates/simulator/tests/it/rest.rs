@@ -6,7 +6,8 @@ use std::time::Duration;
 use kamiyo_aggregators::hyperliquid::budget::WeightBudget;
 use kamiyo_aggregators::hyperliquid::discovery::discover_hlp;
 use kamiyo_aggregators::hyperliquid::rest::InfoClient;
-use kamiyo_aggregators::sources::{binance::BinanceSource, coinbase::CoinbaseSource};
+use kamiyo_aggregators::sources::binance::{Binance, BinanceSource};
+use kamiyo_aggregators::sources::coinbase::{Coinbase, CoinbaseSource};
 use kamiyo_core_models::{
     Address, Coin, LedgerKind, LiquidationMethod, PriceSource, SourceError, SystemClock, Timestamp,
 };
@@ -155,6 +156,7 @@ async fn reference_venues_against_the_simulator() {
         Coin::new("NOPE").unwrap(),
     ];
     let b = BinanceSource::new(
+        Binance,
         &h.http_url(),
         kamiyo_aggregators::sources::binance::default_symbols(),
         clock.clone(),
@@ -168,6 +170,7 @@ async fn reference_venues_against_the_simulator() {
             .all(|q| q.venue.as_str() == "binance" && q.bid < q.ask)
     );
     let cb = CoinbaseSource::new(
+        Coinbase,
         &h.http_url(),
         kamiyo_aggregators::sources::coinbase::default_symbols(),
         clock,

@@ -1,0 +1,130 @@
+//! Bybit spot: `GET /v5/market/tickers?category=spot` answers every spot ticker in one request
+//! (`bid1Price`, `ask1Price`, `lastPrice`; the envelope's `time` is the response time).
+//! Published limit: 600 requests per 5 s per IP across api.bybit.com; past it Bybit answers 403
+//! "access too frequent" and asks clients to stay away for at least 10 minutes, which the
+//! client honours.
+
+use std::time::Duration;
+
+use kamiyo_core_models::{Decimal, SourceError, Timestamp};
+use serde::Deserialize;
+
+use super::SymbolMap;
+use super::ticker::{RateLimit, TickerApi, TickerRequest, Top, decode_error, opt_millis};
+use crate::hyperliquid::num::opt_dec;
+
+/// Default symbols: the monitored perps that trade on Bybit spot against USDT.
+pub fn default_symbols() -> SymbolMap {
+    SymbolMap::from_pairs(&[
+        ("BTC", "BTCUSDT"),
+        ("ETH", "ETHUSDT"),
+        ("SOL", "SOLUSDT"),
+        ("ARB", "ARBUSDT"),
+        ("OP", "OPUSDT"),
+        ("AVAX", "AVAXUSDT"),
+        ("POL", "POLUSDT"),
+        ("DOGE", "DOGEUSDT"),
+        ("XRP", "XRPUSDT"),
+        ("LINK", "LINKUSDT"),
+        ("SUI", "SUIUSDT"),
+        ("HYPE", "HYPEUSDT"),
+    ])
+}
+
+/// One entry of `result.list`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ticker {
+    /// Symbol (`BTCUSDT`).
+    pub symbol: String,
+    /// Best bid.
+    #[serde(rename = "bid1Price", deserialize_with = "opt_dec", default)]
+    pub bid: Option<Decimal>,
+    /// Best ask.
+    #[serde(rename = "ask1Price", deserialize_with = "opt_dec", default)]
+    pub ask: Option<Decimal>,
+    /// Last trade price.
+    #[serde(deserialize_with = "opt_dec", default)]
+    pub last_price: Option<Decimal>,
+}
+
+#[derive(Deserialize)]
+struct List {
+    #[serde(default)]
+    list: Vec<Ticker>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    ret_code: serde_json::Value,
+    #[serde(default)]
+    ret_msg: String,
+    result: Option<List>,
+    #[serde(deserialize_with = "opt_millis", default)]
+    time: Option<Timestamp>,
+}
+
+/// Decodes a `market/tickers` body; a non-zero `retCode` is an error carrying Bybit's message.
+/// Returns the tickers and the response time.
+pub fn decode_tickers(body: &str) -> Result<(Vec<Ticker>, Option<Timestamp>), SourceError> {
+    let e: Envelope =
+        serde_json::from_str(body).map_err(|e| decode_error("bybit", "market/tickers", e))?;
+    let ok = match &e.ret_code {
+        serde_json::Value::String(s) => s == "0",
+        serde_json::Value::Number(n) => n.as_i64() == Some(0),
+        _ => false,
+    };
+    if !ok {
+        return Err(decode_error(
+            "bybit",
+            "market/tickers",
+            format_args!("retCode {} {}", e.ret_code, e.ret_msg),
+        ));
+    }
+    Ok((e.result.map(|r| r.list).unwrap_or_default(), e.time))
+}
+
+/// Bybit's public ticker API.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bybit;
+
+impl TickerApi for Bybit {
+    fn venue(&self) -> &'static str {
+        "bybit"
+    }
+
+    fn limit(&self) -> RateLimit {
+        RateLimit {
+            capacity: 600,
+            window_ms: 5_000,
+        }
+    }
+
+    fn requests(&self, _symbols: &[&str]) -> Vec<TickerRequest> {
+        vec![TickerRequest {
+            path: "/v5/market/tickers".into(),
+            query: vec![("category", "spot".into())],
+            weight: 1,
+            symbol: None,
+        }]
+    }
+
+    fn decode(&self, body: &str, _asked: Option<&str>) -> Result<Vec<Top>, SourceError> {
+        let (list, time) = decode_tickers(body)?;
+        Ok(list
+            .into_iter()
+            .map(|t| Top {
+                symbol: t.symbol,
+                bid: t.bid,
+                ask: t.ask,
+                last: t.last_price,
+                time,
+            })
+            .collect())
+    }
+
+    fn ban(&self, status: u16) -> Option<Duration> {
+        (status == 403).then_some(Duration::from_secs(600))
+    }
+}

@@ -1,0 +1,91 @@
+//! Gate spot: `GET /api/v4/spot/tickers?currency_pair=BTC_USDT` per pair (`highest_bid`,
+//! `lowest_ask`, `last`; no snapshot time). Published limit: 200 requests per 10 s per endpoint
+//! per IP (since 2024-01-22); a poll of every monitored pair costs one request each.
+
+use kamiyo_core_models::{Decimal, SourceError};
+use serde::Deserialize;
+
+use super::SymbolMap;
+use super::ticker::{RateLimit, TickerApi, TickerRequest, Top, decode_error};
+use crate::hyperliquid::num::opt_dec;
+
+/// Default pairs: the monitored perps that trade on Gate spot against USDT.
+pub fn default_symbols() -> SymbolMap {
+    SymbolMap::from_pairs(&[
+        ("BTC", "BTC_USDT"),
+        ("ETH", "ETH_USDT"),
+        ("SOL", "SOL_USDT"),
+        ("ARB", "ARB_USDT"),
+        ("OP", "OP_USDT"),
+        ("AVAX", "AVAX_USDT"),
+        ("POL", "POL_USDT"),
+        ("DOGE", "DOGE_USDT"),
+        ("XRP", "XRP_USDT"),
+        ("LINK", "LINK_USDT"),
+        ("SUI", "SUI_USDT"),
+        ("HYPE", "HYPE_USDT"),
+    ])
+}
+
+/// One entry of `spot/tickers` (also the `result` of a `spot.tickers` WebSocket update).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Ticker {
+    /// Pair (`BTC_USDT`).
+    pub currency_pair: String,
+    /// Last trade price.
+    #[serde(deserialize_with = "opt_dec", default)]
+    pub last: Option<Decimal>,
+    /// Best ask.
+    #[serde(deserialize_with = "opt_dec", default)]
+    pub lowest_ask: Option<Decimal>,
+    /// Best bid.
+    #[serde(deserialize_with = "opt_dec", default)]
+    pub highest_bid: Option<Decimal>,
+}
+
+/// Decodes a `spot/tickers` body (an array).
+pub fn decode_tickers(body: &str) -> Result<Vec<Ticker>, SourceError> {
+    serde_json::from_str(body).map_err(|e| decode_error("gate", "spot/tickers", e))
+}
+
+/// Gate's public ticker API.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gate;
+
+impl TickerApi for Gate {
+    fn venue(&self) -> &'static str {
+        "gate"
+    }
+
+    fn limit(&self) -> RateLimit {
+        RateLimit {
+            capacity: 200,
+            window_ms: 10_000,
+        }
+    }
+
+    fn requests(&self, symbols: &[&str]) -> Vec<TickerRequest> {
+        symbols
+            .iter()
+            .map(|s| TickerRequest {
+                path: "/api/v4/spot/tickers".into(),
+                query: vec![("currency_pair", (*s).to_owned())],
+                weight: 1,
+                symbol: Some((*s).to_owned()),
+            })
+            .collect()
+    }
+
+    fn decode(&self, body: &str, _asked: Option<&str>) -> Result<Vec<Top>, SourceError> {
+        Ok(decode_tickers(body)?
+            .into_iter()
+            .map(|t| Top {
+                symbol: t.currency_pair,
+                bid: t.highest_bid,
+                ask: t.lowest_ask,
+                last: t.last,
+                time: None,
+            })
+            .collect())
+    }
+}

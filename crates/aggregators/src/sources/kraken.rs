@@ -1,0 +1,115 @@
+//! Kraken spot: `GET /0/public/Ticker?pair=XBTUSDT,ETHUSDT,…` answers every pair in one request
+//! (`a` = [ask, whole-lot volume, lot volume], `b` = bid, `c` = [last, volume]). Errors come as
+//! HTTP 200 with a non-empty `error` array. Kraken publishes no number for public endpoints,
+//! only that one call per second stays within the limits: the budget is 1 request per second.
+//! Pairs are USDT pairs, whose result keys equal the requested names (Kraken's legacy USD pairs
+//! answer under other keys, such as `XXBTZUSD`).
+
+use std::collections::BTreeMap;
+
+use kamiyo_core_models::{Decimal, SourceError};
+use serde::Deserialize;
+
+use super::SymbolMap;
+use super::ticker::{RateLimit, TickerApi, TickerRequest, Top, decode_error};
+use crate::hyperliquid::num::parse_decimal;
+
+/// Default pairs (USDT pairs known to be listed).
+pub fn default_symbols() -> SymbolMap {
+    SymbolMap::from_pairs(&[
+        ("BTC", "XBTUSDT"),
+        ("ETH", "ETHUSDT"),
+        ("SOL", "SOLUSDT"),
+        ("XRP", "XRPUSDT"),
+        ("LINK", "LINKUSDT"),
+    ])
+}
+
+/// One pair of `result`: only the fields used (Kraken sends more).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Ticker {
+    /// `[price, whole lot volume, lot volume]`.
+    #[serde(default)]
+    pub a: Vec<serde_json::Value>,
+    /// `[price, whole lot volume, lot volume]`.
+    #[serde(default)]
+    pub b: Vec<serde_json::Value>,
+    /// `[price, lot volume]`.
+    #[serde(default)]
+    pub c: Vec<serde_json::Value>,
+}
+
+fn first(v: &[serde_json::Value]) -> Option<Decimal> {
+    match v.first()? {
+        serde_json::Value::String(s) => parse_decimal(s),
+        serde_json::Value::Number(n) => parse_decimal(&n.to_string()),
+        _ => None,
+    }
+}
+
+impl Ticker {
+    /// Best bid, best ask, last.
+    pub fn top(&self) -> (Option<Decimal>, Option<Decimal>, Option<Decimal>) {
+        (first(&self.b), first(&self.a), first(&self.c))
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    error: Vec<String>,
+    #[serde(default)]
+    result: BTreeMap<String, Ticker>,
+}
+
+/// Decodes a `public/Ticker` body; a non-empty `error` array is an error carrying it.
+pub fn decode_ticker(body: &str) -> Result<BTreeMap<String, Ticker>, SourceError> {
+    let e: Envelope =
+        serde_json::from_str(body).map_err(|e| decode_error("kraken", "public/Ticker", e))?;
+    if !e.error.is_empty() {
+        return Err(decode_error("kraken", "public/Ticker", e.error.join("; ")));
+    }
+    Ok(e.result)
+}
+
+/// Kraken's public ticker API.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kraken;
+
+impl TickerApi for Kraken {
+    fn venue(&self) -> &'static str {
+        "kraken"
+    }
+
+    fn limit(&self) -> RateLimit {
+        RateLimit {
+            capacity: 1,
+            window_ms: 1_000,
+        }
+    }
+
+    fn requests(&self, symbols: &[&str]) -> Vec<TickerRequest> {
+        vec![TickerRequest {
+            path: "/0/public/Ticker".into(),
+            query: vec![("pair", symbols.join(","))],
+            weight: 1,
+            symbol: None,
+        }]
+    }
+
+    fn decode(&self, body: &str, _asked: Option<&str>) -> Result<Vec<Top>, SourceError> {
+        Ok(decode_ticker(body)?
+            .into_iter()
+            .map(|(symbol, t)| {
+                let (bid, ask, last) = t.top();
+                Top {
+                    symbol,
+                    bid,
+                    ask,
+                    last,
+                    time: None,
+                }
+            })
+            .collect())
+    }
+}

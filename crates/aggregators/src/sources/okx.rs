@@ -1,0 +1,118 @@
+//! OKX spot: `GET /api/v5/market/tickers?instType=SPOT` answers every spot ticker in one
+//! request (best bid `bidPx`, best ask `askPx`, `ts` the snapshot time). Published limit: 20
+//! requests per 2 s per IP for the ticker endpoints.
+
+use kamiyo_core_models::{Decimal, SourceError, Timestamp};
+use serde::Deserialize;
+
+use super::SymbolMap;
+use super::ticker::{RateLimit, TickerApi, TickerRequest, Top, decode_error, opt_millis};
+use crate::hyperliquid::num::opt_dec;
+
+/// Default instruments: the monitored perps that trade on OKX spot against USDT.
+pub fn default_symbols() -> SymbolMap {
+    SymbolMap::from_pairs(&[
+        ("BTC", "BTC-USDT"),
+        ("ETH", "ETH-USDT"),
+        ("SOL", "SOL-USDT"),
+        ("ARB", "ARB-USDT"),
+        ("OP", "OP-USDT"),
+        ("AVAX", "AVAX-USDT"),
+        ("POL", "POL-USDT"),
+        ("DOGE", "DOGE-USDT"),
+        ("XRP", "XRP-USDT"),
+        ("LINK", "LINK-USDT"),
+        ("SUI", "SUI-USDT"),
+    ])
+}
+
+/// One ticker of `market/ticker(s)` (REST) or of the `tickers` WebSocket channel.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ticker {
+    /// Instrument id (`BTC-USDT`).
+    pub inst_id: String,
+    /// Last trade price.
+    #[serde(deserialize_with = "opt_dec", default)]
+    pub last: Option<Decimal>,
+    /// Best bid.
+    #[serde(deserialize_with = "opt_dec", default)]
+    pub bid_px: Option<Decimal>,
+    /// Best ask.
+    #[serde(deserialize_with = "opt_dec", default)]
+    pub ask_px: Option<Decimal>,
+    /// Snapshot time, epoch ms.
+    #[serde(deserialize_with = "opt_millis", default)]
+    pub ts: Option<Timestamp>,
+}
+
+impl From<Ticker> for Top {
+    fn from(t: Ticker) -> Self {
+        Top {
+            symbol: t.inst_id,
+            bid: t.bid_px,
+            ask: t.ask_px,
+            last: t.last,
+            time: t.ts,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    code: serde_json::Value,
+    #[serde(default)]
+    msg: String,
+    #[serde(default)]
+    data: Vec<Ticker>,
+}
+
+/// Decodes a `market/ticker` or `market/tickers` body (`{"code":"0","data":[…]}`); a non-zero
+/// code is an error carrying OKX's message.
+pub fn decode_tickers(body: &str) -> Result<Vec<Ticker>, SourceError> {
+    let e: Envelope =
+        serde_json::from_str(body).map_err(|e| decode_error("okx", "market/tickers", e))?;
+    let ok = match &e.code {
+        serde_json::Value::String(s) => s == "0",
+        serde_json::Value::Number(n) => n.as_i64() == Some(0),
+        _ => false,
+    };
+    if !ok {
+        return Err(decode_error(
+            "okx",
+            "market/tickers",
+            format_args!("code {} {}", e.code, e.msg),
+        ));
+    }
+    Ok(e.data)
+}
+
+/// OKX's public ticker API.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Okx;
+
+impl TickerApi for Okx {
+    fn venue(&self) -> &'static str {
+        "okx"
+    }
+
+    fn limit(&self) -> RateLimit {
+        RateLimit {
+            capacity: 20,
+            window_ms: 2_000,
+        }
+    }
+
+    fn requests(&self, _symbols: &[&str]) -> Vec<TickerRequest> {
+        vec![TickerRequest {
+            path: "/api/v5/market/tickers".into(),
+            query: vec![("instType", "SPOT".into())],
+            weight: 1,
+            symbol: None,
+        }]
+    }
+
+    fn decode(&self, body: &str, _asked: Option<&str>) -> Result<Vec<Top>, SourceError> {
+        Ok(decode_tickers(body)?.into_iter().map(Top::from).collect())
+    }
+}
