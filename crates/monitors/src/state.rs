@@ -103,34 +103,31 @@ impl MarketState {
         self.ctx.get(coin).map(AssetCtx::open_interest_usd)
     }
 
-    /// The reference median of `coin` from fresh quotes of feeds that are not down.
+    /// The reference median of `coin` from fresh quotes of feeds that are not down (the oracle
+    /// replica, with the independent venues beside it).
     pub fn reference(&self, coin: &Coin) -> Option<ReferencePrice> {
-        let mut r = self
+        let r = self
             .refs
             .reference(coin, self.now, self.reference_max_age_ms)?;
-        let down: Vec<_> = r
-            .used
-            .iter()
-            .filter(|q| {
-                self.feeds
-                    .get(q.venue.as_str())
-                    .is_some_and(|s| *s != FeedState::Live)
-            })
-            .map(|q| q.venue.clone())
-            .collect();
-        if down.is_empty() {
+        let down = |q: &kamiyo_core_models::ReferenceQuote| {
+            self.feeds
+                .get(q.venue.as_str())
+                .is_some_and(|s| *s != FeedState::Live)
+        };
+        if !r.used.iter().chain(&r.independent).any(down) {
             return Some(r);
         }
         // Recompute without venues whose feed is stale or down.
-        r.used.retain(|q| !down.contains(&q.venue));
-        r.stale.extend(down);
-        let pts: Vec<(Decimal, Decimal)> = r
-            .used
-            .iter()
-            .map(|q| (q.price, self.refs.weight(&q.venue)))
-            .collect();
-        kamiyo_aggregators::aggregate::weighted_median(&pts)
-            .map(|price| ReferencePrice { price, ..r })
+        let mut stale = r.stale;
+        let mut fresh = Vec::new();
+        for q in r.used.into_iter().chain(r.independent) {
+            if down(&q) {
+                stale.push(q.venue);
+            } else {
+                fresh.push(q);
+            }
+        }
+        ReferencePrice::from_fresh(fresh, stale, self.refs.weights())
     }
 
     /// Just the reference median of `coin` and the number of venues in it (no copies; the

@@ -584,7 +584,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "monitors.venues.split_pct",
-        "Reference venues split into two groups at least this far apart (percent) open a venue_disagreement incident naming the group presumed dislocated (the one without Coinbase, else the lighter one): high, critical when its weight can move the oracle's weighted median.",
+        "Reference venues split into two groups at least this far apart (percent) open a venue_disagreement incident naming the group presumed dislocated (the one with fewer venues; on a tie the one without an independent reference such as Coinbase, then the lighter one): high, critical when its oracle weight can move the oracle's weighted median, medium when only independent venues moved.",
     ),
     (
         "monitors.venues.sustain_secs",

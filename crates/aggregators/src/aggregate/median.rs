@@ -1,6 +1,13 @@
 //! Weighted median of reference prices, mirroring how Hyperliquid's validators build the oracle
 //! (Binance 3, OKX 2, Bybit 2, Kraken 1, KuCoin 1, Gate 1, MEXC 1, Hyperliquid spot 1), and
 //! per-venue deviations so a detector can name the venue that diverges. Pure functions.
+//!
+//! The median is the oracle *replica*: only the oracle's inputs count, with the oracle's
+//! weights. Other venues (Coinbase, a USD venue the oracle does not read) are *independent*
+//! references: they weigh nothing in the replica and are reported next to it, so kamiyo watches
+//! the number that liquidates people and still sees when the oracle's venues all move away from
+//! the rest of the market. Only when no oracle input is fresh does the median fall back to the
+//! independent venues (equal weights), and says so.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,13 +15,13 @@ use kamiyo_core_models::{
     Coin, Decimal, Price, ReferenceQuote, Timestamp, Venue, cmp_decimal, deviation_pct_4dp,
 };
 
-/// Weights per venue. Venues without a weight count 1.
+/// Oracle weights per venue. A venue without a weight is an independent reference (weight 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VenueWeights(pub BTreeMap<Venue, Decimal>);
 
 impl VenueWeights {
-    /// Hyperliquid's oracle weights, plus Coinbase at 1 (it is not in the oracle, but it is an
-    /// independent USD reference).
+    /// Hyperliquid's oracle weights. Coinbase is not among them: it is an independent USD
+    /// reference.
     pub fn hyperliquid_oracle() -> Self {
         let mut m = BTreeMap::new();
         for (v, w) in [
@@ -25,7 +32,6 @@ impl VenueWeights {
             ("kucoin", 1),
             ("gate", 1),
             ("mexc", 1),
-            ("coinbase", 1),
             ("hyperliquid_spot", 1),
         ] {
             if let Ok(v) = Venue::new(v) {
@@ -35,9 +41,14 @@ impl VenueWeights {
         Self(m)
     }
 
-    /// Weight of `venue`.
+    /// Oracle weight of `venue` (0 for an independent reference).
     pub fn weight(&self, venue: &Venue) -> Decimal {
-        self.0.get(venue).copied().unwrap_or(Decimal::ONE)
+        self.0.get(venue).copied().unwrap_or(Decimal::ZERO)
+    }
+
+    /// True when `venue` is one of the oracle's inputs.
+    pub fn is_oracle_input(&self, venue: &Venue) -> bool {
+        self.weight(venue) > Decimal::ZERO
     }
 }
 
@@ -92,15 +103,72 @@ pub fn weighted_median(points: &[(Price, Decimal)]) -> Option<Price> {
     v.last().map(|p| p.0)
 }
 
+/// The reference rule on `(price, oracle weight)` points: the weighted median of the oracle
+/// inputs (positive weight); only when there is none, the equal-weight median of the
+/// independent venues (weight 0).
+pub fn replica_median(points: &[(Price, Decimal)]) -> Option<Price> {
+    weighted_median(points).or_else(|| {
+        let ind: Vec<(Price, Decimal)> = points
+            .iter()
+            .filter(|p| p.1.is_zero())
+            .map(|p| (p.0, Decimal::ONE))
+            .collect();
+        weighted_median(&ind)
+    })
+}
+
 /// The reference price of one coin at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReferencePrice {
-    /// The weighted median.
+    /// The weighted median: the oracle replica, or (`replica` false) the independent venues'
+    /// median when no oracle input is fresh.
     pub price: Price,
     /// Quotes that took part (fresh ones).
     pub used: Vec<ReferenceQuote>,
+    /// Fresh quotes of independent venues (not oracle inputs), reported next to the replica.
+    pub independent: Vec<ReferenceQuote>,
     /// Venues left out because their quote was older than the staleness limit.
     pub stale: Vec<Venue>,
+    /// True when `price` is the oracle replica.
+    pub replica: bool,
+}
+
+impl ReferencePrice {
+    /// Builds the price from fresh quotes: the replica over the oracle inputs in `fresh`, else
+    /// the equal-weight median of the independent ones. `None` when nothing is fresh.
+    pub fn from_fresh(
+        fresh: Vec<ReferenceQuote>,
+        stale: Vec<Venue>,
+        weights: &VenueWeights,
+    ) -> Option<Self> {
+        let (used, independent): (Vec<_>, Vec<_>) = fresh
+            .into_iter()
+            .partition(|q| weights.is_oracle_input(&q.venue));
+        let replica: Vec<(Price, Decimal)> = used
+            .iter()
+            .map(|q| (q.price, weights.weight(&q.venue)))
+            .collect();
+        if let Some(price) = weighted_median(&replica) {
+            return Some(Self {
+                price,
+                used,
+                independent,
+                stale,
+                replica: true,
+            });
+        }
+        let pts: Vec<(Price, Decimal)> = independent
+            .iter()
+            .map(|q| (q.price, Decimal::ONE))
+            .collect();
+        weighted_median(&pts).map(|price| Self {
+            price,
+            used: independent,
+            independent: Vec::new(),
+            stale,
+            replica: false,
+        })
+    }
 }
 
 /// Latest quote per (coin, venue), and the median over the fresh ones.
@@ -139,24 +207,21 @@ impl ReferenceBook {
         now: Timestamp,
         max_age_ms: i64,
     ) -> Option<ReferencePrice> {
-        let mut used = Vec::new();
+        let mut fresh = Vec::new();
         let mut stale = Vec::new();
         for q in self.latest.get(coin).into_iter().flatten() {
             if now.millis_since(q.time) <= max_age_ms {
-                used.push(q.clone());
+                fresh.push(q.clone());
             } else {
                 stale.push(q.venue.clone());
             }
         }
-        let points: Vec<(Price, Decimal)> = used
-            .iter()
-            .map(|q| (q.price, self.weights.weight(&q.venue)))
-            .collect();
-        weighted_median(&points).map(|price| ReferencePrice { price, used, stale })
+        ReferencePrice::from_fresh(fresh, stale, &self.weights)
     }
 
     /// Just the median and how many quotes made it, without copying the quotes (the hot path);
-    /// `skip` leaves out venues (feeds known to be down).
+    /// `skip` leaves out venues (feeds known to be down). Same rules as
+    /// [`ReferenceBook::reference`]: the replica, else the independent venues.
     pub fn median(
         &self,
         coin: &Coin,
@@ -165,19 +230,34 @@ impl ReferenceBook {
         skip: impl Fn(&Venue) -> bool,
     ) -> Option<(Price, usize)> {
         let mut pts: [(Price, Decimal); 16] = [(Decimal::ZERO, Decimal::ZERO); 16];
-        let mut n = 0;
+        let mut ind: [(Price, Decimal); 16] = [(Decimal::ZERO, Decimal::ZERO); 16];
+        let (mut n, mut m) = (0, 0);
         for q in self.latest.get(coin).into_iter().flatten() {
-            if n < pts.len() && now.millis_since(q.time) <= max_age_ms && !skip(&q.venue) {
-                pts[n] = (q.price, self.weights.weight(&q.venue));
+            if now.millis_since(q.time) > max_age_ms || skip(&q.venue) {
+                continue;
+            }
+            let w = self.weights.weight(&q.venue);
+            if w > Decimal::ZERO && n < pts.len() {
+                pts[n] = (q.price, w);
                 n += 1;
+            } else if w.is_zero() && m < ind.len() {
+                ind[m] = (q.price, Decimal::ONE);
+                m += 1;
             }
         }
-        weighted_median(&pts[..n]).map(|p| (p, n))
+        weighted_median(&pts[..n])
+            .map(|p| (p, n))
+            .or_else(|| weighted_median(&ind[..m]).map(|p| (p, m)))
     }
 
     /// The weight of `venue` in this book's median.
     pub fn weight(&self, venue: &Venue) -> Decimal {
         self.weights.weight(venue)
+    }
+
+    /// The book's weights.
+    pub fn weights(&self) -> &VenueWeights {
+        &self.weights
     }
 
     /// Every venue quoting `coin`, with its latest quote.
@@ -251,12 +331,45 @@ mod tests {
         book.update(&q("binance", 2000, 0));
         book.update(&q("coinbase", 2010, 50_000));
         let r = book.reference(&eth, Timestamp(60_000), 30_000).unwrap();
+        // No oracle input is fresh: the independent venue stands in, and says so.
         assert_eq!(r.price, d(2010));
+        assert!(!r.replica);
         assert_eq!(r.stale, vec![Venue::new("binance").unwrap()]);
+        assert_eq!(
+            book.median(&eth, Timestamp(60_000), 30_000, |_| false),
+            Some((d(2010), 1))
+        );
         assert!(book.reference(&eth, Timestamp(200_000), 30_000).is_none());
         // An older quote does not replace a newer one.
         book.update(&q("coinbase", 1, 10));
         assert_eq!(book.quotes(&eth)[1].price, d(2010));
+    }
+
+    #[test]
+    fn independent_venues_never_move_the_replica() {
+        let eth = Coin::new("ETH").unwrap();
+        let mut book = ReferenceBook::new(VenueWeights::default());
+        for (venue, px) in [("binance", 2000), ("okx", 2002), ("coinbase", 2500)] {
+            book.update(&ReferenceQuote {
+                venue: Venue::new(venue).unwrap(),
+                coin: eth.clone(),
+                price: d(px),
+                bid: None,
+                ask: None,
+                time: Timestamp(0),
+            });
+        }
+        let r = book.reference(&eth, Timestamp(0), 30_000).unwrap();
+        assert!(r.replica);
+        assert_eq!(r.price, d(2000));
+        assert_eq!(r.used.len(), 2);
+        assert_eq!(r.independent.len(), 1);
+        assert_eq!(r.independent[0].venue.as_str(), "coinbase");
+        assert_eq!(
+            book.median(&eth, Timestamp(0), 30_000, |_| false),
+            Some((d(2000), 2))
+        );
+        assert!(!VenueWeights::default().is_oracle_input(&Venue::new("coinbase").unwrap()));
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use kamiyo_core_models::{FeedState, FeedStatus, FreshnessTracker, Timestamp};
 
-pub use median::{ReferenceBook, ReferencePrice, VenueWeights, venue_deviations, weighted_median};
+pub use median::{
+    ReferenceBook, ReferencePrice, VenueWeights, replica_median, venue_deviations, weighted_median,
+};
 
 /// Staleness settings of one feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

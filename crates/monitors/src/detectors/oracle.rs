@@ -186,6 +186,26 @@ impl Detector for OracleDetector {
                                     }
                                 }
                             }
+                            // Independent venues (not oracle inputs) are reported beside the
+                            // replica, never mixed into it.
+                            for q in &r.independent {
+                                if let Some(dv) = pct(ctx.oracle_px, q.price) {
+                                    ev.insert(&format!("oracle_vs_{}_pct", q.venue), dv);
+                                }
+                            }
+                            if !r.independent.is_empty() {
+                                let ind: Vec<String> =
+                                    r.independent.iter().map(|q| q.venue.to_string()).collect();
+                                ev.insert("independent_venues", ind.join(","));
+                            }
+                            ev.insert(
+                                "reference",
+                                if r.replica {
+                                    "oracle replica"
+                                } else {
+                                    "independent venues only (no oracle input fresh)"
+                                },
+                            );
                             if !r.stale.is_empty() {
                                 let stale: Vec<String> =
                                     r.stale.iter().map(ToString::to_string).collect();

@@ -3,11 +3,12 @@
 //!
 //! Hyperliquid's oracle is a weighted median of outside venues. When the venues split — sorted
 //! by price, the widest gap between neighbours is at least `split_pct` — one group is presumed
-//! dislocated: the group without Coinbase when Coinbase quotes (an outside reference that is
-//! not an oracle input of weight), else the group holding less weight. The incident names the
-//! dislocated venues, their deviation from the other group's weighted median and their combined
-//! weight; it is high, and critical when that weight reaches half the total: the weighted
-//! median — the oracle — then follows the dislocated group. The split must hold for
+//! dislocated: the group with fewer venues; on a tie the group without an independent reference
+//! (Coinbase: not an oracle input), then the group holding less oracle weight. The incident
+//! names the dislocated venues, their deviation from the other group's median and their
+//! combined oracle weight; it is high, critical when that weight reaches half the total (the
+//! weighted median — the oracle — then follows the dislocated group), and medium when only
+//! independent venues are dislocated (the oracle's inputs agree). The split must hold for
 //! `sustain_secs`, and venues are compared only when their quotes are at most `max_skew_secs`
 //! apart (a venue quoting once per candle is compared at its own candle closes only). Evaluated
 //! with each asset context of the market, at most once per second of event time.
@@ -72,18 +73,30 @@ pub fn split(quotes: &[(Decimal, Decimal, &Venue)], split_pct: Decimal) -> Optio
     }
     let (low, high) = q.split_at(i + 1);
     let weight = |g: &[&(Decimal, Decimal, &Venue)]| g.iter().map(|x| x.1).sum::<Decimal>();
-    let coinbase = |g: &[&(Decimal, Decimal, &Venue)]| g.iter().any(|x| x.2.as_str() == "coinbase");
-    let low_is_dislocated = match (coinbase(low), coinbase(high)) {
-        (true, false) => false,
-        (false, true) => true,
-        _ => weight(low) < weight(high) || (weight(low) == weight(high) && low.len() < high.len()),
+    // Which side moved: each venue is one independent view of the market, so the side with
+    // fewer venues is presumed dislocated (a weight majority can be the one that moves); on a
+    // tie, the side without an independent reference (weight 0: not an oracle input, so never
+    // part of whatever moved the oracle's venues); then the side with less weight.
+    let independent = |g: &[&(Decimal, Decimal, &Venue)]| g.iter().any(|x| x.1.is_zero());
+    let low_is_dislocated = match low.len().cmp(&high.len()) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => match (independent(low), independent(high)) {
+            (true, false) => false,
+            (false, true) => true,
+            _ => weight(low) <= weight(high),
+        },
     };
     let (bad, good) = if low_is_dislocated {
         (low, high)
     } else {
         (high, low)
     };
-    let pts: Vec<(Decimal, Decimal)> = good.iter().map(|x| (x.0, x.1)).collect();
+    // The other side's median: by oracle weight, or equal weights if it holds none.
+    let mut pts: Vec<(Decimal, Decimal)> = good.iter().map(|x| (x.0, x.1)).collect();
+    if weight(good).is_zero() {
+        pts.iter_mut().for_each(|p| p.1 = Decimal::ONE);
+    }
     let others_median = kamiyo_aggregators::aggregate::weighted_median(&pts)?;
     Some(Split {
         dislocated: bad.iter().map(|x| (x.2.clone(), x.0)).collect(),
@@ -145,7 +158,14 @@ impl VenueDetector {
         if held < i64::from(self.cfg.sustain_secs) * 1000 {
             return;
         }
-        let critical = sp.weight + sp.weight >= sp.total;
+        let critical = sp.weight > Decimal::ZERO && sp.weight + sp.weight >= sp.total;
+        let severity = if critical {
+            Severity::Critical
+        } else if sp.weight > Decimal::ZERO {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
         let mut ev = Evidence::new()
             .with("gap_pct", sp.gap_pct)
             .with("dislocated_weight", sp.weight)
@@ -172,11 +192,7 @@ impl VenueDetector {
             key: IncidentKey::new("venue_disagreement", &[coin.as_str()]),
             detector: "venues".into(),
             threat_type: ThreatType::VenueDisagreement,
-            severity: if critical {
-                Severity::Critical
-            } else {
-                Severity::High
-            },
+            severity,
             asset: Some(coin.clone()),
             title: format!(
                 "{coin}: {} away from the other venues (weight {} of {}{}) for {} s",

@@ -305,19 +305,20 @@ fn venue_steps(steps: &[SecurityEvent]) -> Vec<&SecurityEvent> {
 
 #[test]
 fn the_heaviest_venue_dislocating_alone_is_named_with_its_weight() {
-    // Binance (weight 3 of 12) 3 % above the seven others: high, naming Binance; the oracle
-    // rule sees nothing (the oracle stayed at the others' median).
+    // Binance (weight 3 of the oracle's 11) 3 % above the seven others: high, naming Binance;
+    // the oracle rule sees nothing (the oracle stayed at the others' median). Coinbase is an
+    // independent reference: it weighs nothing in the oracle.
     let steps = check(&venue_run(&VENUES, &["binance"], "103", 120));
     let v = venue_steps(&steps);
     assert_eq!(v[0].change, IncidentChange::Opened);
     assert_eq!(v[0].severity, Severity::High);
     assert!(v[0].title.contains("binance +3%"), "{}", v[0].title);
-    assert!(v[0].title.contains("weight 3 of 12"), "{}", v[0].title);
+    assert!(v[0].title.contains("weight 3 of 11"), "{}", v[0].title);
     assert!(v[0].indicators.contains(&"venue:binance".to_owned()));
     assert_eq!(v[0].time, t(60), "after the 60 s sustain");
     assert!(opened(&steps, ThreatType::OracleDeviation).is_empty());
-    // With only Binance and Coinbase quoting, Binance holds 3 of 4: its move alone sets the
-    // median, whatever the oracle rule says: critical.
+    // With only Binance and Coinbase quoting, Binance holds all the oracle weight: its move
+    // alone sets the replica, whatever the oracle rule says: critical.
     let steps = check(&venue_run(
         &["binance", "coinbase"],
         &["binance"],
@@ -326,6 +327,7 @@ fn the_heaviest_venue_dislocating_alone_is_named_with_its_weight() {
     ));
     let v = venue_steps(&steps);
     assert_eq!(v[0].severity, Severity::Critical);
+    assert!(v[0].indicators.contains(&"venue:binance".to_owned()));
     assert!(
         v[0].title.contains("enough to move the oracle's median"),
         "{}",
@@ -334,8 +336,19 @@ fn the_heaviest_venue_dislocating_alone_is_named_with_its_weight() {
 }
 
 #[test]
+fn an_independent_venue_dislocating_alone_is_medium() {
+    // Coinbase 3 % away from the seven oracle venues, which agree: the oracle is not at risk.
+    let steps = check(&venue_run(&VENUES, &["coinbase"], "103", 120));
+    let v = venue_steps(&steps);
+    assert_eq!(v[0].severity, Severity::Medium);
+    assert!(v[0].indicators.contains(&"venue:coinbase".to_owned()));
+    assert!(v[0].title.contains("weight 0 of 11"), "{}", v[0].title);
+}
+
+#[test]
 fn a_weight_majority_moving_together_is_critical() {
-    // Binance, OKX and Bybit (7 of 12) 2 % below the rest, Coinbase among the rest.
+    // Binance, OKX and Bybit (7 of 11) 2 % below the rest, Coinbase among the rest: fewer
+    // venues moved, and they carry the weight that sets the oracle.
     let steps = check(&venue_run(&VENUES, &["binance", "okx", "bybit"], "98", 120));
     let v = venue_steps(&steps);
     assert_eq!(v[0].severity, Severity::Critical);
@@ -346,7 +359,7 @@ fn a_weight_majority_moving_together_is_critical() {
             v[0]
         );
     }
-    assert!(v[0].title.contains("weight 7 of 12"), "{}", v[0].title);
+    assert!(v[0].title.contains("weight 7 of 11"), "{}", v[0].title);
 }
 
 #[test]

@@ -67,13 +67,14 @@ fn load(root: &Path, m: &Market) -> anyhow::Result<(Vec<Bar>, Vec<u8>)> {
             weights.push(oracle.weight(&kamiyo_core_models::Venue::new(venue)?));
             raw.extend_from_slice(rt.as_bytes());
         }
-        // The live reference book's rule: the weighted median with the oracle's weights.
+        // The live reference book's rule: the oracle replica (the oracle's venues and weights),
+        // the independent venues only when no oracle input has a bar.
         features::apply_reference(&mut bars, &venues, |pts| {
             let pts: Vec<_> = pts
                 .iter()
                 .filter_map(|(i, px)| Some((Decimal::from_f64_retain(*px)?, *weights.get(*i)?)))
                 .collect();
-            kamiyo_aggregators::aggregate::weighted_median(&pts).and_then(|d| f64::try_from(d).ok())
+            kamiyo_aggregators::aggregate::replica_median(&pts).and_then(|d| f64::try_from(d).ok())
         });
     }
     Ok((bars, raw))

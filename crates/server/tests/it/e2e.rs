@@ -55,23 +55,25 @@ url = "{sim}"
 [references.coinbase]
 url = "{sim}"
 
+# The scenario has Binance and Coinbase quotes only (the other venues' clients are tested
+# against the simulator in kamiyo-simulator's venue tests).
 [references.okx]
-url = "{sim}/okx"
+enabled = false
 
 [references.bybit]
-url = "{sim}/bybit"
+enabled = false
 
 [references.kraken]
-url = "{sim}/kraken"
+enabled = false
 
 [references.kucoin]
-url = "{sim}/kucoin"
+enabled = false
 
 [references.gate]
-url = "{sim}/gate"
+enabled = false
 
 [references.mexc]
-url = "{sim}/mexc"
+enabled = false
 
 [alerts.channels.e2e-hook]
 kind = "webhook"
