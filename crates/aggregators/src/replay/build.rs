@@ -20,7 +20,7 @@ use kamiyo_core_models::{
 };
 
 use super::scenario::{Interp, Manifest, ScenarioError, SeriesRole, invalid, io_err};
-use crate::aggregate::{VenueWeights, weighted_median};
+use crate::aggregate::{VenueWeights, replica_median};
 use crate::hyperliquid::num::parse_decimal;
 
 /// A candle read from a CSV file (`timestamp_ms,open,high,low,close,volume`).
@@ -230,6 +230,26 @@ fn waypoints(
         .collect()
 }
 
+/// The oracle at `t` rebuilt from the venues' paths by the engine's reference rule: the replica
+/// over the venues whose known value is at most `max_age` ms old, the independent venues only
+/// when no oracle venue is fresh.
+fn reconstructed_oracle(
+    refs: &BTreeMap<Venue, Path1>,
+    t: i64,
+    max_age: i64,
+    weights: &VenueWeights,
+) -> Option<Decimal> {
+    let pts: Vec<(Decimal, Decimal)> = refs
+        .iter()
+        .filter_map(|(v, p)| {
+            p.at_known(t)
+                .filter(|(_, known)| t - known <= max_age)
+                .map(|(px, _)| (px, weights.weight(v)))
+        })
+        .collect();
+    replica_median(&pts).map(|d| d.round_dp(10).normalize())
+}
+
 #[derive(Default)]
 struct CoinData {
     refs: BTreeMap<Venue, Path1>,
@@ -350,17 +370,17 @@ pub(crate) fn expand(dir: &Path, m: &Manifest) -> Result<Vec<MarketEvent>, Scena
     let tick = i64::from(m.scenario.tick_secs) * 1000;
     let mut events = Vec::new();
 
-    // Resolves (oracle, mark) at time t for a coin.
+    let max_age = m.scenario.stale_after_ms();
+    // Resolves (oracle, mark) at time t for a coin. Without an oracle path, the oracle is
+    // reconstructed by the engine's own reference rule: the replica of the venues whose known
+    // value at t is at most the replay's staleness old (a held hourly close is not an input
+    // fifty minutes later, for the engine or for the oracle), independent venues only when no
+    // oracle venue is fresh.
     let oracle_at = |cd: &CoinData, t: i64| -> Option<Decimal> {
         if let Some(p) = cd.fields.get("oracle").and_then(|p| p.at(t)) {
             return Some(p);
         }
-        let pts: Vec<(Decimal, Decimal)> = cd
-            .refs
-            .iter()
-            .filter_map(|(v, p)| p.at(t).map(|px| (px, weights.weight(v))))
-            .collect();
-        weighted_median(&pts).map(|d| d.round_dp(10).normalize())
+        reconstructed_oracle(&cd.refs, t, max_age, &weights)
     };
     let mark_at = |cd: &CoinData, t: i64| -> Option<Decimal> {
         if let Some(p) = cd.fields.get("mark").and_then(|p| p.at(t)) {
@@ -621,6 +641,58 @@ mod tests {
         let s = Path1::new(vec![(0, d("10")), (100, d("20"))], Interp::Step, false);
         assert_eq!(s.at(99), Some(d("10")));
         assert_eq!(s.at(101), None, "series do not extrapolate");
+    }
+
+    #[test]
+    fn the_reconstructed_oracle_uses_fresh_inputs_only() {
+        let v = |n: &str| Venue::new(n).unwrap();
+        let mut refs = BTreeMap::new();
+        // OKX (weight 2) quotes hourly, KuCoin (weight 1) every 15 minutes, as held closes.
+        refs.insert(
+            v("okx"),
+            Path1::new(vec![(0, d("200"))], Interp::Step, true),
+        );
+        refs.insert(
+            v("kucoin"),
+            Path1::new(
+                (0..5).map(|i| (i * 900_000, d("100"))).collect(),
+                Interp::Step,
+                true,
+            ),
+        );
+        let w = VenueWeights::default();
+        // Ten minutes after OKX's close it is an input, and holds the weight majority.
+        assert_eq!(
+            reconstructed_oracle(&refs, 600_000, 1_200_000, &w),
+            Some(d("200"))
+        );
+        // Fifty minutes after, the hourly close is stale for the engine, so for the oracle too.
+        assert_eq!(
+            reconstructed_oracle(&refs, 3_000_000, 1_200_000, &w),
+            Some(d("100"))
+        );
+        // Coinbase is no oracle input: it counts only when nothing else is fresh.
+        refs.insert(
+            v("coinbase"),
+            Path1::new(vec![(0, d("150"))], Interp::Step, true),
+        );
+        assert_eq!(
+            reconstructed_oracle(&refs, 600_000, 1_200_000, &w),
+            Some(d("200"))
+        );
+        refs.remove(&v("kucoin"));
+        assert_eq!(
+            reconstructed_oracle(&refs, 3_000_000, 4_000_000, &w),
+            Some(d("200"))
+        );
+        refs.insert(
+            v("coinbase"),
+            Path1::new(vec![(2_900_000, d("150"))], Interp::Step, true),
+        );
+        assert_eq!(
+            reconstructed_oracle(&refs, 3_000_000, 1_200_000, &w),
+            Some(d("150"))
+        );
     }
 
     #[test]

@@ -117,6 +117,16 @@ pub struct ScenarioMeta {
     pub stale_after_secs: Option<u32>,
 }
 
+impl ScenarioMeta {
+    /// Feed staleness for this replay, in milliseconds: `stale_after_secs`, else three ticks.
+    /// The engine leaves out reference quotes older than this, and so does the reconstructed
+    /// oracle.
+    pub fn stale_after_ms(&self) -> i64 {
+        self.stale_after_secs
+            .map_or(i64::from(self.tick_secs) * 3_000, |s| i64::from(s) * 1_000)
+    }
+}
+
 fn default_tick() -> u32 {
     60
 }
@@ -442,10 +452,6 @@ impl Scenario {
 
     /// Feed staleness for this replay, in milliseconds.
     pub fn stale_after_ms(&self) -> i64 {
-        let default = i64::from(self.manifest.scenario.tick_secs) * 3_000;
-        self.manifest
-            .scenario
-            .stale_after_secs
-            .map_or(default, |s| i64::from(s) * 1_000)
+        self.manifest.scenario.stale_after_ms()
     }
 }
