@@ -27,6 +27,7 @@ pub struct MarketState {
     /// Liquidator vaults.
     pub liquidators: BTreeSet<Address>,
     reference_max_age_ms: i64,
+    reference_max_skew_ms: i64,
 }
 
 impl MarketState {
@@ -42,6 +43,7 @@ impl MarketState {
             hlp_children: config.hlp.children.iter().copied().collect(),
             liquidators: config.hlp.liquidators.iter().copied().collect(),
             reference_max_age_ms: i64::from(config.oracle.reference_max_age_secs) * 1000,
+            reference_max_skew_ms: i64::from(config.venues.max_skew_secs) * 1000,
         }
     }
 
@@ -106,43 +108,35 @@ impl MarketState {
     /// The reference median of `coin` from fresh quotes of feeds that are not down (the oracle
     /// replica, with the independent venues beside it).
     pub fn reference(&self, coin: &Coin) -> Option<ReferencePrice> {
-        let r = self
-            .refs
-            .reference(coin, self.now, self.reference_max_age_ms)?;
-        let down = |q: &kamiyo_core_models::ReferenceQuote| {
-            self.feeds
-                .get(q.venue.as_str())
-                .is_some_and(|s| *s != FeedState::Live)
-        };
-        if !r.used.iter().chain(&r.independent).any(down) {
-            return Some(r);
-        }
-        // Recompute without venues whose feed is stale or down.
-        let mut stale = r.stale;
-        let mut fresh = Vec::new();
-        for q in r.used.into_iter().chain(r.independent) {
-            if down(&q) {
-                stale.push(q.venue);
-            } else {
-                fresh.push(q);
-            }
-        }
-        ReferencePrice::from_fresh(fresh, stale, self.refs.weights())
+        self.refs.reference(
+            coin,
+            self.now,
+            self.reference_max_age_ms,
+            self.reference_max_skew_ms,
+            |v| self.feed_down(v),
+        )
+    }
+
+    fn feed_down(&self, v: &kamiyo_core_models::Venue) -> bool {
+        self.feeds
+            .get(v.as_str())
+            .is_some_and(|s| *s != FeedState::Live)
     }
 
     /// Just the reference median of `coin` and the number of venues in it (no copies; the
     /// detectors' hot path). Same rules as [`MarketState::reference`].
     pub fn reference_median(&self, coin: &Coin) -> Option<(Decimal, usize)> {
-        self.refs
-            .median(coin, self.now, self.reference_max_age_ms, |v| {
-                self.feeds
-                    .get(v.as_str())
-                    .is_some_and(|s| *s != FeedState::Live)
-            })
+        self.refs.median(
+            coin,
+            self.now,
+            self.reference_max_age_ms,
+            self.reference_max_skew_ms,
+            |v| self.feed_down(v),
+        )
     }
 
     /// The fresh quotes of `coin` from feeds that are not down, each with its oracle weight (the
-    /// inputs of [`MarketState::reference_median`], without copies).
+    /// candidates of [`MarketState::reference_median`] before the skew rule, without copies).
     pub fn reference_quotes(
         &self,
         coin: &Coin,

@@ -592,7 +592,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "monitors.venues.max_skew_secs",
-        "Venues are compared only when their quotes are at most this far apart in time.",
+        "Reference quotes count — in the reference median and in venue comparisons — only when at most this much older than the market's newest quote (a venue quoting per candle in a replay is compared at its own closes, never by its age).",
     ),
     (
         "monitors.liquidations.large_usd",

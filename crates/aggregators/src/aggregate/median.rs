@@ -200,17 +200,43 @@ impl ReferenceBook {
         }
     }
 
-    /// The median for `coin` at `now`, using quotes at most `max_age_ms` old.
+    /// The newest quote time of `coin` among quotes at most `max_age_ms` old at `now`.
+    fn newest(
+        &self,
+        coin: &Coin,
+        now: Timestamp,
+        max_age_ms: i64,
+        skip: &impl Fn(&Venue) -> bool,
+    ) -> Option<Timestamp> {
+        self.latest
+            .get(coin)?
+            .iter()
+            .filter(|q| now.millis_since(q.time) <= max_age_ms && !skip(&q.venue))
+            .map(|q| q.time)
+            .max()
+    }
+
+    /// The median for `coin` at `now`, using quotes at most `max_age_ms` old and at most
+    /// `max_skew_ms` older than the newest of them: prices of about the same moment, so a venue
+    /// quoting once per candle is compared at its own closes, never by its age. Quotes left out
+    /// are named in `stale`.
+    /// `skip` leaves out venues (feeds known to be down), also named in `stale`.
     pub fn reference(
         &self,
         coin: &Coin,
         now: Timestamp,
         max_age_ms: i64,
+        max_skew_ms: i64,
+        skip: impl Fn(&Venue) -> bool,
     ) -> Option<ReferencePrice> {
+        let newest = self.newest(coin, now, max_age_ms, &skip);
         let mut fresh = Vec::new();
         let mut stale = Vec::new();
         for q in self.latest.get(coin).into_iter().flatten() {
-            if now.millis_since(q.time) <= max_age_ms {
+            let current = now.millis_since(q.time) <= max_age_ms
+                && !skip(&q.venue)
+                && newest.is_some_and(|n| n.millis_since(q.time) <= max_skew_ms);
+            if current {
                 fresh.push(q.clone());
             } else {
                 stale.push(q.venue.clone());
@@ -227,13 +253,18 @@ impl ReferenceBook {
         coin: &Coin,
         now: Timestamp,
         max_age_ms: i64,
+        max_skew_ms: i64,
         skip: impl Fn(&Venue) -> bool,
     ) -> Option<(Price, usize)> {
+        let newest = self.newest(coin, now, max_age_ms, &skip)?;
         let mut pts: [(Price, Decimal); 16] = [(Decimal::ZERO, Decimal::ZERO); 16];
         let mut ind: [(Price, Decimal); 16] = [(Decimal::ZERO, Decimal::ZERO); 16];
         let (mut n, mut m) = (0, 0);
         for q in self.latest.get(coin).into_iter().flatten() {
-            if now.millis_since(q.time) > max_age_ms || skip(&q.venue) {
+            if now.millis_since(q.time) > max_age_ms
+                || newest.millis_since(q.time) > max_skew_ms
+                || skip(&q.venue)
+            {
                 continue;
             }
             let w = self.weights.weight(&q.venue);
@@ -330,16 +361,21 @@ mod tests {
         };
         book.update(&q("binance", 2000, 0));
         book.update(&q("coinbase", 2010, 50_000));
-        let r = book.reference(&eth, Timestamp(60_000), 30_000).unwrap();
+        let r = book
+            .reference(&eth, Timestamp(60_000), 30_000, 60_000, |_| false)
+            .unwrap();
         // No oracle input is fresh: the independent venue stands in, and says so.
         assert_eq!(r.price, d(2010));
         assert!(!r.replica);
         assert_eq!(r.stale, vec![Venue::new("binance").unwrap()]);
         assert_eq!(
-            book.median(&eth, Timestamp(60_000), 30_000, |_| false),
+            book.median(&eth, Timestamp(60_000), 30_000, 60_000, |_| false),
             Some((d(2010), 1))
         );
-        assert!(book.reference(&eth, Timestamp(200_000), 30_000).is_none());
+        assert!(
+            book.reference(&eth, Timestamp(200_000), 30_000, 60_000, |_| false)
+                .is_none()
+        );
         // An older quote does not replace a newer one.
         book.update(&q("coinbase", 1, 10));
         assert_eq!(book.quotes(&eth)[1].price, d(2010));
@@ -359,17 +395,55 @@ mod tests {
                 time: Timestamp(0),
             });
         }
-        let r = book.reference(&eth, Timestamp(0), 30_000).unwrap();
+        let r = book
+            .reference(&eth, Timestamp(0), 30_000, 60_000, |_| false)
+            .unwrap();
         assert!(r.replica);
         assert_eq!(r.price, d(2000));
         assert_eq!(r.used.len(), 2);
         assert_eq!(r.independent.len(), 1);
         assert_eq!(r.independent[0].venue.as_str(), "coinbase");
         assert_eq!(
-            book.median(&eth, Timestamp(0), 30_000, |_| false),
+            book.median(&eth, Timestamp(0), 30_000, 60_000, |_| false),
             Some((d(2000), 2))
         );
         assert!(!VenueWeights::default().is_oracle_input(&Venue::new("coinbase").unwrap()));
+    }
+
+    #[test]
+    fn quotes_of_another_moment_are_left_out() {
+        // A venue quoting per 15-minute candle is compared at its own closes, never by its
+        // age: seven minutes after its close, Binance's newer quote stands alone.
+        let eth = Coin::new("ETH").unwrap();
+        let mut book = ReferenceBook::new(VenueWeights::default());
+        let q = |venue: &str, px: i64, t: i64| ReferenceQuote {
+            venue: Venue::new(venue).unwrap(),
+            coin: eth.clone(),
+            price: d(px),
+            bid: None,
+            ask: None,
+            time: Timestamp(t),
+        };
+        book.update(&q("bybit", 2100, 0));
+        book.update(&q("okx", 2100, 0));
+        book.update(&q("binance", 2000, 420_000));
+        let r = book
+            .reference(&eth, Timestamp(420_000), 1_200_000, 60_000, |_| false)
+            .unwrap();
+        assert_eq!(r.price, d(2000));
+        assert_eq!(r.stale.len(), 2);
+        assert_eq!(
+            book.median(&eth, Timestamp(420_000), 1_200_000, 60_000, |_| false),
+            Some((d(2000), 1))
+        );
+        // At a common close, all count: Bybit 2 + OKX 2 outweigh Binance 3.
+        book.update(&q("bybit", 2100, 900_000));
+        book.update(&q("okx", 2100, 900_000));
+        book.update(&q("binance", 2000, 900_000));
+        assert_eq!(
+            book.median(&eth, Timestamp(900_000), 1_200_000, 60_000, |_| false),
+            Some((d(2100), 3))
+        );
     }
 
     #[test]

@@ -231,24 +231,35 @@ fn waypoints(
 }
 
 /// The oracle at `t` rebuilt from the venues' paths by the engine's reference rule: the replica
-/// over the venues whose known value is at most `max_age` ms old, the independent venues only
-/// when no oracle venue is fresh.
+/// over the venues whose known value is at most `max_age` ms old and of about the same moment as
+/// the newest, the independent venues only when no oracle venue is.
 fn reconstructed_oracle(
     refs: &BTreeMap<Venue, Path1>,
     t: i64,
     max_age: i64,
     weights: &VenueWeights,
 ) -> Option<Decimal> {
-    let pts: Vec<(Decimal, Decimal)> = refs
+    let known: Vec<(Decimal, i64, Decimal)> = refs
         .iter()
         .filter_map(|(v, p)| {
             p.at_known(t)
-                .filter(|(_, known)| t - known <= max_age)
-                .map(|(px, _)| (px, weights.weight(v)))
+                .filter(|(_, k)| t - k <= max_age)
+                .map(|(px, k)| (px, k, weights.weight(v)))
         })
+        .collect();
+    // Only prices of about the same moment as the newest, as the engine does.
+    let newest = known.iter().map(|k| k.1).max()?;
+    let pts: Vec<(Decimal, Decimal)> = known
+        .iter()
+        .filter(|k| newest - k.1 <= REFERENCE_SKEW_MS)
+        .map(|k| (k.0, k.2))
         .collect();
     replica_median(&pts).map(|d| d.round_dp(10).normalize())
 }
+
+/// How much older than the newest reference a quote may be and still count, in the
+/// reconstructed oracle: the engine's default (`monitors.venues.max_skew_secs`).
+const REFERENCE_SKEW_MS: i64 = 60_000;
 
 #[derive(Default)]
 struct CoinData {
