@@ -216,6 +216,11 @@ pub struct VenueSection {
     pub enabled: bool,
     /// REST base URL.
     pub url: String,
+    /// Read the venue's ticker socket (REST stays the fallback). Only venues with a socket
+    /// client (OKX, Bybit, Kraken, KuCoin, Gate).
+    pub websocket: bool,
+    /// The socket URL (KuCoin hands out its own over REST: unused there).
+    pub ws_url: String,
 }
 
 /// `[references]`
@@ -265,34 +270,50 @@ impl Default for ReferencesSection {
             binance: VenueSection {
                 enabled: true,
                 url: "https://api.binance.com".into(),
+                websocket: false,
+                ws_url: "".into(),
             },
             okx: VenueSection {
                 enabled: true,
                 url: "https://www.okx.com".into(),
+                websocket: true,
+                ws_url: "wss://ws.okx.com:8443/ws/v5/public".into(),
             },
             bybit: VenueSection {
                 enabled: true,
                 url: "https://api.bybit.com".into(),
+                websocket: true,
+                ws_url: "wss://stream.bybit.com/v5/public/spot".into(),
             },
             kraken: VenueSection {
                 enabled: true,
                 url: "https://api.kraken.com".into(),
+                websocket: true,
+                ws_url: "wss://ws.kraken.com/v2".into(),
             },
             kucoin: VenueSection {
                 enabled: true,
                 url: "https://api.kucoin.com".into(),
+                websocket: true,
+                ws_url: "".into(),
             },
             gate: VenueSection {
                 enabled: true,
                 url: "https://api.gateio.ws".into(),
+                websocket: true,
+                ws_url: "wss://api.gateio.ws/ws/v4/".into(),
             },
             mexc: VenueSection {
                 enabled: true,
                 url: "https://api.mexc.com".into(),
+                websocket: false,
+                ws_url: "".into(),
             },
             coinbase: VenueSection {
                 enabled: true,
                 url: "https://api.exchange.coinbase.com".into(),
+                websocket: false,
+                ws_url: "".into(),
             },
         }
     }
@@ -303,6 +324,8 @@ impl Default for VenueSection {
         Self {
             enabled: true,
             url: String::new(),
+            websocket: false,
+            ws_url: String::new(),
         }
     }
 }
@@ -457,35 +480,73 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("references.binance.url", "Binance spot REST base URL."),
     (
+        "references.binance.websocket",
+        "Must stay false: Binance spot is polled over REST (no socket client).",
+    ),
+    ("references.binance.ws_url", "Unused for Binance spot."),
+    (
         "references.okx.enabled",
         "Use OKX spot as a reference venue (an oracle input, weight 2).",
     ),
     ("references.okx.url", "OKX spot REST base URL."),
+    (
+        "references.okx.websocket",
+        "Read OKX spot's ticker socket; REST answers only for what the socket has not refreshed in 10 s.",
+    ),
+    ("references.okx.ws_url", "OKX spot ticker socket URL."),
     (
         "references.bybit.enabled",
         "Use Bybit spot as a reference venue (an oracle input, weight 2).",
     ),
     ("references.bybit.url", "Bybit spot REST base URL."),
     (
+        "references.bybit.websocket",
+        "Read Bybit spot's ticker socket; REST answers only for what the socket has not refreshed in 10 s.",
+    ),
+    ("references.bybit.ws_url", "Bybit spot ticker socket URL."),
+    (
         "references.kraken.enabled",
         "Use Kraken spot as a reference venue (an oracle input, weight 1).",
     ),
     ("references.kraken.url", "Kraken spot REST base URL."),
+    (
+        "references.kraken.websocket",
+        "Read Kraken spot's ticker socket; REST answers only for what the socket has not refreshed in 10 s.",
+    ),
+    ("references.kraken.ws_url", "Kraken spot ticker socket URL."),
     (
         "references.kucoin.enabled",
         "Use KuCoin spot as a reference venue (an oracle input, weight 1).",
     ),
     ("references.kucoin.url", "KuCoin spot REST base URL."),
     (
+        "references.kucoin.websocket",
+        "Read KuCoin spot's ticker socket; REST answers only for what the socket has not refreshed in 10 s.",
+    ),
+    (
+        "references.kucoin.ws_url",
+        "Its ticker socket URL (unused: KuCoin hands out the URL from POST /api/v1/bullet-public).",
+    ),
+    (
         "references.gate.enabled",
         "Use Gate spot as a reference venue (an oracle input, weight 1).",
     ),
     ("references.gate.url", "Gate spot REST base URL."),
     (
+        "references.gate.websocket",
+        "Read Gate spot's ticker socket; REST answers only for what the socket has not refreshed in 10 s.",
+    ),
+    ("references.gate.ws_url", "Gate spot ticker socket URL."),
+    (
         "references.mexc.enabled",
         "Use MEXC spot as a reference venue (an oracle input, weight 1).",
     ),
     ("references.mexc.url", "MEXC spot REST base URL."),
+    (
+        "references.mexc.websocket",
+        "Must stay false: MEXC spot is polled over REST (no socket client).",
+    ),
+    ("references.mexc.ws_url", "Unused for MEXC spot."),
     (
         "references.coinbase.enabled",
         "Use Coinbase Exchange as a reference venue (an independent USD reference, not an oracle input).",
@@ -493,6 +554,14 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "references.coinbase.url",
         "Coinbase Exchange REST base URL.",
+    ),
+    (
+        "references.coinbase.websocket",
+        "Must stay false: Coinbase Exchange is polled over REST (no socket client).",
+    ),
+    (
+        "references.coinbase.ws_url",
+        "Unused for Coinbase Exchange.",
     ),
     (
         "monitors.incidents.resolve_after_secs",
@@ -1062,6 +1131,23 @@ impl Config {
                 p.push((
                     format!("references.{name}.url"),
                     "expected an http:// or https:// URL".into(),
+                ));
+            }
+            let has_socket = ["okx", "bybit", "kraken", "kucoin", "gate"].contains(&name);
+            if v.websocket && !has_socket {
+                p.push((
+                    format!("references.{name}.websocket"),
+                    format!("{name} has no socket client; it is polled over REST"),
+                ));
+            }
+            if v.enabled
+                && v.websocket
+                && name != "kucoin"
+                && !url_ok(&v.ws_url, &["ws://", "wss://"])
+            {
+                p.push((
+                    format!("references.{name}.ws_url"),
+                    "expected a ws:// or wss:// URL".into(),
                 ));
             }
         }

@@ -35,7 +35,12 @@ pub fn live_source(
         if !v.enabled {
             continue;
         }
-        match kamiyo_aggregators::sources::reference_source(name, &v.url, clock.clone(), timeout) {
+        let ep = kamiyo_aggregators::sources::VenueEndpoints {
+            rest_url: v.url.clone(),
+            ws_url: v.websocket.then(|| v.ws_url.clone()),
+            timeout,
+        };
+        match kamiyo_aggregators::sources::reference_source(name, &ep, clock.clone(), &cancel) {
             Some(src) => refs.push(src?),
             None => tracing::warn!(
                 venue = name,

@@ -6,7 +6,8 @@
 //!   `trades`, `activeAssetCtx`, `userFills` with a snapshot, `l2Book`).
 //! - `GET /<venue>/…`: the reference venues' public ticker APIs (Binance, OKX, Bybit, Kraken,
 //!   KuCoin, Gate, MEXC, Coinbase; see [`venues`]); Binance and Coinbase also answer without
-//!   the prefix.
+//!   the prefix. `GET /<venue>/ws`: the ticker sockets of OKX, Bybit, Kraken (v2), KuCoin (its
+//!   URL from `POST /kucoin/api/v1/bullet-public`) and Gate, each in the venue's protocol.
 //! - `POST /control/drop`, `/control/stall?ms=N`, `/control/malformed`, `/control/speed?x=F`,
 //!   `/control/venue?name=V&status=N[&retry_after=S]` (or `&malformed=1`; `status=0` clears),
 //!   `GET /control/status`: fault injection and pacing.
@@ -100,6 +101,7 @@ struct Shared {
     push: broadcast::Sender<Push>,
     drop_gen: watch::Sender<u64>,
     stall_until: Mutex<Option<Instant>>,
+    addr: SocketAddr,
     venue_faults: Mutex<BTreeMap<String, VenueFault>>,
     connections: AtomicU64,
     frames_sent: AtomicU64,
@@ -245,6 +247,7 @@ pub async fn start(
         push,
         drop_gen,
         stall_until: Mutex::new(None),
+        addr,
         venue_faults: Mutex::new(BTreeMap::new()),
         connections: AtomicU64::new(0),
         frames_sent: AtomicU64::new(0),
@@ -407,6 +410,38 @@ async fn handle(
         (Method::GET, p) if p.starts_with("/products/") && p.ends_with("/ticker") => {
             venue_answer("coinbase", &path, &req, &shared)
         }
+        (Method::GET, p)
+            if fastwebsockets::upgrade::is_upgrade_request(&req)
+                && venues::split_prefix(p)
+                    .is_some_and(|(v, rest)| rest == "/ws" && venues::WS_VENUES.contains(&v)) =>
+        {
+            let venue = venues::split_prefix(p).map_or("okx", |(v, _)| v);
+            match fastwebsockets::upgrade::upgrade(&mut req) {
+                Ok((resp, fut)) => {
+                    tokio::spawn(async move {
+                        if let Ok(ws) = fut.await {
+                            venue_ws_session(venue, ws, shared, cancel).await;
+                        }
+                    });
+                    let (parts, _) = resp.into_parts();
+                    Response::from_parts(parts, Full::new(Bytes::new()))
+                }
+                Err(e) => respond(StatusCode::BAD_REQUEST, "text/plain", e.to_string()),
+            }
+        }
+        (Method::POST, "/kucoin/api/v1/bullet-public") => {
+            let host = req
+                .headers()
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map_or_else(|| shared_addr(&shared), str::to_owned);
+            let (status, body) = venues::bullet(&host);
+            respond(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                "application/json",
+                body,
+            )
+        }
         (Method::GET, p) if venues::split_prefix(p).is_some() => match venues::split_prefix(p) {
             Some((venue, rest)) => venue_answer(venue, rest, &req, &shared),
             None => respond(StatusCode::NOT_FOUND, "text/plain", "not found".into()),
@@ -533,6 +568,92 @@ fn venue_answer(venue: &str, path: &str, req: &Request<Incoming>, shared: &Share
         "application/json",
         body,
     )
+}
+
+fn shared_addr(shared: &Shared) -> String {
+    shared.addr.to_string()
+}
+
+/// A reference venue's WebSocket: the venue's own subscribe, ack and ping protocol, then a
+/// ticker push per subscribed symbol every 200 ms of wall time from the scenario's quotes.
+/// Honours `/control/drop` (closes) and `/control/stall` (sends nothing at all).
+async fn venue_ws_session(
+    venue: &'static str,
+    ws: fastwebsockets::WebSocket<TokioIo<hyper::upgrade::Upgraded>>,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+) {
+    shared.connections.fetch_add(1, Ordering::Relaxed);
+    let mut drops = shared.drop_gen.subscribe();
+    let (rx, mut tx) = ws.split(tokio::io::split);
+    let (ctx_tx, mut client) = mpsc::channel::<String>(256);
+    let reader = tokio::spawn(async move {
+        let mut rx = FragmentCollectorRead::new(rx);
+        loop {
+            match rx
+                .read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) })
+                .await
+            {
+                Ok(f) if f.opcode == OpCode::Text => {
+                    if ctx_tx
+                        .send(String::from_utf8_lossy(&f.payload).into_owned())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(f) if f.opcode == OpCode::Close => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let send = |text: String| Frame::text(Payload::Owned(text.into_bytes()));
+    if let Some(w) = venues::ws_welcome(venue)
+        && tx.write_frame(send(w)).await.is_err()
+    {
+        reader.abort();
+        return;
+    }
+    let mut subs: BTreeSet<String> = BTreeSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        let out: Vec<String> = tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = drops.changed() => break,
+            msg = client.recv() => {
+                let Some(msg) = msg else { break };
+                let now = lock(&shared.pace).now();
+                let (replies, new) = venues::ws_reply(venue, &msg, now);
+                subs.extend(new);
+                replies
+            }
+            _ = tick.tick() => {
+                let now = lock(&shared.pace).now();
+                let st = lock(&shared.state);
+                subs.iter()
+                    .filter_map(|s| {
+                        let coin = venues::ws_coin(venue, s)?;
+                        let q = st.reference(venue, &coin)?;
+                        Some(venues::ws_push(venue, s, q, now))
+                    })
+                    .collect()
+            }
+        };
+        if shared.stalled() {
+            continue;
+        }
+        for text in out {
+            shared.frames_sent.fetch_add(1, Ordering::Relaxed);
+            if tx.write_frame(send(text)).await.is_err() {
+                reader.abort();
+                return;
+            }
+        }
+    }
+    let _ = tx.write_frame(Frame::close(1001, b"going away")).await;
+    reader.abort();
 }
 
 #[derive(Default)]

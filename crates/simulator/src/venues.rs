@@ -224,6 +224,182 @@ pub fn answer(
     }
 }
 
+/// The venues with a WebSocket ticker channel served at `/<venue>/ws` (MEXC pushes protobuf
+/// only, which is not served).
+pub const WS_VENUES: [&str; 5] = ["okx", "bybit", "kraken", "kucoin", "gate"];
+
+/// A venue's WebSocket symbol for each of its REST symbols' coins.
+fn ws_symbols(venue: &str) -> Vec<(String, Coin)> {
+    symbols(venue)
+        .0
+        .into_iter()
+        .map(|(c, s)| {
+            let ws = if venue == "kraken" {
+                kraken::ws_symbol(&s)
+            } else {
+                s
+            };
+            (ws, c)
+        })
+        .collect()
+}
+
+/// The coin of a venue WebSocket symbol.
+pub fn ws_coin(venue: &str, ws_symbol: &str) -> Option<Coin> {
+    ws_symbols(venue)
+        .into_iter()
+        .find(|(s, _)| s == ws_symbol)
+        .map(|(_, c)| c)
+}
+
+/// KuCoin's `POST /api/v1/bullet-public`, handing out this simulator's socket.
+pub fn bullet(host: &str) -> Answer {
+    (
+        200,
+        json!({"code": "200000", "data": {"token": "simulator-token", "instanceServers": [{"endpoint": format!("ws://{host}/kucoin/ws"), "encrypt": false, "protocol": "websocket", "pingInterval": 18000, "pingTimeout": 10000}]}}).to_string(),
+    )
+}
+
+/// The first frame a venue sends on connect, if any.
+pub fn ws_welcome(venue: &str) -> Option<String> {
+    (venue == "kucoin").then(|| json!({"id": "sim", "type": "welcome"}).to_string())
+}
+
+/// A client's message to `venue`'s socket: the replies, and the WebSocket symbols it subscribed.
+pub fn ws_reply(venue: &str, msg: &str, now_ms: i64) -> (Vec<String>, Vec<String>) {
+    if venue == "okx" && msg.trim() == "ping" {
+        return (vec!["pong".into()], Vec::new());
+    }
+    let Ok(v) = serde_json::from_str::<Value>(msg) else {
+        let err = match venue {
+            "okx" => {
+                json!({"event": "error", "code": "60012", "msg": format!("Invalid request: {msg}")})
+            }
+            "bybit" => json!({"success": false, "ret_msg": "error:invalid request", "op": ""}),
+            "kraken" => json!({"error": "Malformed request", "success": false}),
+            "kucoin" => json!({"id": "", "type": "error", "code": 400, "data": "invalid request"}),
+            _ => {
+                json!({"time": now_ms / 1000, "channel": "", "event": "", "error": {"code": 2, "message": "invalid request"}, "result": null})
+            }
+        };
+        return (vec![err.to_string()], Vec::new());
+    };
+    let strs = |x: &Value| -> Vec<String> {
+        x.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match venue {
+        "okx" => match v["op"].as_str() {
+            Some("subscribe") => {
+                let mut subs = Vec::new();
+                let mut out = Vec::new();
+                for a in v["args"].as_array().into_iter().flatten() {
+                    if let Some(id) = a["instId"].as_str() {
+                        subs.push(id.to_owned());
+                        out.push(json!({"event": "subscribe", "arg": a, "connId": "sim"}).to_string());
+                    }
+                }
+                (out, subs)
+            }
+            _ => (
+                vec![json!({"event": "error", "code": "60012", "msg": "Invalid request", "connId": "sim"}).to_string()],
+                Vec::new(),
+            ),
+        },
+        "bybit" => match v["op"].as_str() {
+            Some("ping") => (
+                vec![json!({"success": true, "ret_msg": "pong", "conn_id": "sim", "op": "ping"}).to_string()],
+                Vec::new(),
+            ),
+            Some("subscribe") => {
+                let subs: Vec<String> = strs(&v["args"])
+                    .into_iter()
+                    .filter_map(|t| t.strip_prefix("tickers.").map(str::to_owned))
+                    .collect();
+                (
+                    vec![json!({"success": true, "ret_msg": "", "conn_id": "sim", "op": "subscribe"}).to_string()],
+                    subs,
+                )
+            }
+            _ => (
+                vec![json!({"success": false, "ret_msg": "error:handler not found", "conn_id": "sim", "op": v["op"]}).to_string()],
+                Vec::new(),
+            ),
+        },
+        "kraken" => match v["method"].as_str() {
+            Some("ping") => (
+                vec![json!({"method": "pong", "time_in": "", "time_out": ""}).to_string()],
+                Vec::new(),
+            ),
+            Some("subscribe") => {
+                let subs = strs(&v["params"]["symbol"]);
+                let acks = subs
+                    .iter()
+                    .map(|s| json!({"method": "subscribe", "result": {"channel": "ticker", "symbol": s}, "success": true}).to_string())
+                    .collect();
+                (acks, subs)
+            }
+            _ => (
+                vec![json!({"error": "Method not found", "success": false}).to_string()],
+                Vec::new(),
+            ),
+        },
+        "kucoin" => match v["type"].as_str() {
+            Some("ping") => (
+                vec![json!({"id": v["id"], "type": "pong"}).to_string()],
+                Vec::new(),
+            ),
+            Some("subscribe") => {
+                let subs: Vec<String> = v["topic"]
+                    .as_str()
+                    .and_then(|t| t.strip_prefix("/market/ticker:"))
+                    .map(|l| l.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default();
+                (vec![json!({"id": v["id"], "type": "ack"}).to_string()], subs)
+            }
+            _ => (
+                vec![json!({"id": v["id"], "type": "error", "code": 404, "data": "topic not found"}).to_string()],
+                Vec::new(),
+            ),
+        },
+        _ => match (v["channel"].as_str(), v["event"].as_str()) {
+            (Some("spot.ping"), _) => (
+                vec![json!({"time": now_ms / 1000, "channel": "spot.pong", "event": "", "error": null, "result": null}).to_string()],
+                Vec::new(),
+            ),
+            (Some("spot.tickers"), Some("subscribe")) => (
+                vec![json!({"time": now_ms / 1000, "channel": "spot.tickers", "event": "subscribe", "error": null, "result": {"status": "success"}}).to_string()],
+                strs(&v["payload"]),
+            ),
+            _ => (
+                vec![json!({"time": now_ms / 1000, "channel": v["channel"], "event": v["event"], "error": {"code": 2, "message": "unknown channel"}, "result": null}).to_string()],
+                Vec::new(),
+            ),
+        },
+    }
+}
+
+/// A ticker push of `venue` for `ws_symbol` at quote `q`.
+pub fn ws_push(venue: &str, ws_symbol: &str, q: &ReferenceQuote, now_ms: i64) -> String {
+    let (b, a, l) = top(q);
+    match venue {
+        "okx" => json!({"arg": {"channel": "tickers", "instId": ws_symbol}, "data": [{"instType": "SPOT", "instId": ws_symbol, "last": l, "lastSz": "0.01", "askPx": a, "askSz": "1", "bidPx": b, "bidSz": "1", "open24h": l, "high24h": l, "low24h": l, "sodUtc0": l, "sodUtc8": l, "volCcy24h": "0", "vol24h": "0", "ts": now_ms.to_string()}]}),
+        "bybit" => json!({"topic": format!("tickers.{ws_symbol}"), "ts": now_ms, "type": "snapshot", "cs": now_ms, "data": {"symbol": ws_symbol, "lastPrice": l, "highPrice24h": l, "lowPrice24h": l, "prevPrice24h": l, "volume24h": "0", "turnover24h": "0", "price24hPcnt": "0", "usdIndexPrice": l}}),
+        "kraken" => {
+            let n = |x: &str| x.parse::<f64>().unwrap_or(0.0);
+            json!({"channel": "ticker", "type": "update", "data": [{"symbol": ws_symbol, "bid": n(&b), "bid_qty": 1.0, "ask": n(&a), "ask_qty": 1.0, "last": n(&l), "volume": 0.0, "vwap": n(&l), "low": n(&l), "high": n(&l), "change": 0.0, "change_pct": 0.0}]})
+        }
+        "kucoin" => json!({"type": "message", "topic": format!("/market/ticker:{ws_symbol}"), "subject": "trade.ticker", "data": {"sequence": now_ms.to_string(), "price": l, "size": "0.01", "bestAsk": a, "bestAskSize": "1", "bestBid": b, "bestBidSize": "1", "time": now_ms}}),
+        _ => json!({"time": now_ms / 1000, "time_ms": now_ms, "channel": "spot.tickers", "event": "update", "result": {"currency_pair": ws_symbol, "last": l, "lowest_ask": a, "highest_bid": b, "change_percentage": "0", "base_volume": "0", "quote_volume": "0", "high_24h": l, "low_24h": l}}),
+    }
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,3 +128,76 @@ impl TickerApi for Bybit {
         (status == 403).then_some(Duration::from_secs(600))
     }
 }
+
+/// Bybit's public spot WebSocket (`wss://stream.bybit.com/v5/public/spot`), topic
+/// `tickers.{symbol}`: at most 10 topics per subscribe request; `{"op":"ping"}` every 20 s.
+/// The spot ticker push has no best bid or ask, only `lastPrice`, which is what the quote uses
+/// (the envelope's `ts` is its time).
+impl super::stream::TickerStream for Bybit {
+    fn subscribe(&self, symbols: &[String], _now: Timestamp) -> Vec<String> {
+        symbols
+            .chunks(10)
+            .map(|c| {
+                let args: Vec<String> = c.iter().map(|s| format!("tickers.{s}")).collect();
+                serde_json::json!({"op": "subscribe", "args": args}).to_string()
+            })
+            .collect()
+    }
+
+    fn ping(&self, _now: Timestamp) -> Option<String> {
+        Some(r#"{"op":"ping"}"#.into())
+    }
+
+    fn ping_interval(&self) -> Duration {
+        Duration::from_secs(20)
+    }
+
+    fn decode_frame(&self, text: &str) -> Result<Vec<Top>, SourceError> {
+        decode_ws(text)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WsTicker {
+    symbol: String,
+    #[serde(deserialize_with = "opt_dec", default)]
+    last_price: Option<Decimal>,
+}
+
+#[derive(Deserialize)]
+struct WsFrame {
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    success: Option<bool>,
+    #[serde(default)]
+    ret_msg: Option<String>,
+    #[serde(deserialize_with = "opt_millis", default)]
+    ts: Option<Timestamp>,
+    #[serde(default)]
+    data: Option<WsTicker>,
+}
+
+/// Decodes one spot WebSocket frame: a ticker for a `tickers.*` push, none for acks and pongs,
+/// an error for a refused request.
+pub fn decode_ws(text: &str) -> Result<Vec<Top>, SourceError> {
+    let f: WsFrame =
+        serde_json::from_str(text).map_err(|e| decode_error("bybit", "ws tickers", e))?;
+    if f.success == Some(false) {
+        return Err(super::stream::venue_error(
+            "bybit",
+            f.ret_msg.unwrap_or_default(),
+        ));
+    }
+    match (f.topic, f.data) {
+        (Some(topic), Some(t)) if topic.starts_with("tickers.") => Ok(vec![Top {
+            symbol: t.symbol,
+            bid: None,
+            ask: None,
+            last: t.last_price,
+            time: f.ts,
+        }]),
+        _ => Ok(Vec::new()),
+    }
+}

@@ -89,3 +89,60 @@ impl TickerApi for Gate {
             .collect())
     }
 }
+
+/// Gate's public WebSocket (`wss://api.gateio.ws/ws/v4/`), channel `spot.tickers`: one
+/// subscribe with every pair; `spot.ping` every 20 s; updates carry the REST ticker object.
+impl super::stream::TickerStream for Gate {
+    fn subscribe(&self, symbols: &[String], now: kamiyo_core_models::Timestamp) -> Vec<String> {
+        vec![
+            serde_json::json!({"time": now.0 / 1000, "channel": "spot.tickers", "event": "subscribe", "payload": symbols})
+                .to_string(),
+        ]
+    }
+
+    fn ping(&self, now: kamiyo_core_models::Timestamp) -> Option<String> {
+        Some(serde_json::json!({"time": now.0 / 1000, "channel": "spot.ping"}).to_string())
+    }
+
+    fn ping_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(20)
+    }
+
+    fn decode_frame(&self, text: &str) -> Result<Vec<Top>, SourceError> {
+        decode_ws(text)
+    }
+}
+
+#[derive(Deserialize)]
+struct WsFrame {
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+    #[serde(default)]
+    result: Option<serde_json::Value>,
+}
+
+/// Decodes one `spot.tickers` frame: the ticker of an `update`, none for acks and pongs, an
+/// error when Gate reports one.
+pub fn decode_ws(text: &str) -> Result<Vec<Top>, SourceError> {
+    let f: WsFrame =
+        serde_json::from_str(text).map_err(|e| decode_error("gate", "ws spot.tickers", e))?;
+    if let Some(e) = f.error.filter(|e| !e.is_null()) {
+        return Err(super::stream::venue_error("gate", e));
+    }
+    if f.channel != "spot.tickers" || f.event != "update" {
+        return Ok(Vec::new());
+    }
+    let t: Ticker = serde_json::from_value(f.result.unwrap_or_default())
+        .map_err(|e| decode_error("gate", "ws spot.tickers", e))?;
+    Ok(vec![Top {
+        symbol: t.currency_pair,
+        bid: t.highest_bid,
+        ask: t.lowest_ask,
+        last: t.last,
+        time: None,
+    }])
+}

@@ -113,3 +113,100 @@ impl TickerApi for Kraken {
             .collect())
     }
 }
+
+/// Kraken's WebSocket v2 (`wss://ws.kraken.com/v2`), channel `ticker`: symbols are written
+/// `BTC/USDT` (REST's `XBTUSDT`); `{"method":"ping"}` every 20 s; snapshots and updates carry
+/// `bid`, `ask` and `last` as JSON numbers.
+impl super::stream::TickerStream for Kraken {
+    fn subscribe(&self, symbols: &[String], _now: kamiyo_core_models::Timestamp) -> Vec<String> {
+        vec![
+            serde_json::json!({"method": "subscribe", "params": {"channel": "ticker", "symbol": symbols}})
+                .to_string(),
+        ]
+    }
+
+    fn ping(&self, _now: kamiyo_core_models::Timestamp) -> Option<String> {
+        Some(r#"{"method":"ping"}"#.into())
+    }
+
+    fn ping_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(20)
+    }
+
+    fn decode_frame(&self, text: &str) -> Result<Vec<Top>, SourceError> {
+        decode_ws(text)
+    }
+
+    fn ws_symbol(&self, rest: &str) -> String {
+        ws_symbol(rest)
+    }
+}
+
+/// `XBTUSDT` → `BTC/USDT` (Kraken's WebSocket v2 names; XBT is BTC, XDG is DOGE).
+pub fn ws_symbol(rest: &str) -> String {
+    let (base, quote) = ["USDT", "USDC", "USD", "EUR"]
+        .iter()
+        .find_map(|q| rest.strip_suffix(q).map(|b| (b, *q)))
+        .unwrap_or((rest, ""));
+    let base = match base {
+        "XBT" => "BTC",
+        "XDG" => "DOGE",
+        b => b,
+    };
+    if quote.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}/{quote}")
+    }
+}
+
+#[derive(Deserialize)]
+struct WsTicker {
+    symbol: String,
+    #[serde(deserialize_with = "crate::hyperliquid::num::opt_dec", default)]
+    bid: Option<Decimal>,
+    #[serde(deserialize_with = "crate::hyperliquid::num::opt_dec", default)]
+    ask: Option<Decimal>,
+    #[serde(deserialize_with = "crate::hyperliquid::num::opt_dec", default)]
+    last: Option<Decimal>,
+}
+
+#[derive(Deserialize)]
+struct WsFrame {
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    success: Option<bool>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+}
+
+/// Decodes one v2 frame: tickers of a `ticker` snapshot or update (with WebSocket symbols),
+/// none for status, heartbeat and acks, an error for a refused request.
+pub fn decode_ws(text: &str) -> Result<Vec<Top>, SourceError> {
+    let f: WsFrame =
+        serde_json::from_str(text).map_err(|e| decode_error("kraken", "ws ticker", e))?;
+    if f.success == Some(false) {
+        return Err(super::stream::venue_error(
+            "kraken",
+            f.error.unwrap_or_default(),
+        ));
+    }
+    if f.channel.as_deref() != Some("ticker") {
+        return Ok(Vec::new());
+    }
+    let list: Vec<WsTicker> = serde_json::from_value(f.data.unwrap_or_default())
+        .map_err(|e| decode_error("kraken", "ws ticker", e))?;
+    Ok(list
+        .into_iter()
+        .map(|t| Top {
+            symbol: t.symbol,
+            bid: t.bid,
+            ask: t.ask,
+            last: t.last,
+            time: None,
+        })
+        .collect())
+}

@@ -128,3 +128,129 @@ impl TickerApi for Kucoin {
             .collect())
     }
 }
+
+/// KuCoin's public WebSocket: the URL and token come from `POST /api/v1/bullet-public`; topic
+/// `/market/ticker:{symbols}` (up to 100 per topic; pushes at most every 100 ms) with
+/// `bestBid`, `bestAsk`, `price` and `time`; `{"type":"ping"}` every 18 s (the bullet's
+/// documented ping interval).
+impl super::stream::TickerStream for Kucoin {
+    fn subscribe(&self, symbols: &[String], now: Timestamp) -> Vec<String> {
+        symbols
+            .chunks(100)
+            .enumerate()
+            .map(|(i, c)| {
+                serde_json::json!({"id": format!("{}{i}", now.0), "type": "subscribe", "topic": format!("/market/ticker:{}", c.join(",")), "privateChannel": false, "response": true})
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn ping(&self, now: Timestamp) -> Option<String> {
+        Some(serde_json::json!({"id": now.0.to_string(), "type": "ping"}).to_string())
+    }
+
+    fn ping_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(18)
+    }
+
+    fn decode_frame(&self, text: &str) -> Result<Vec<Top>, SourceError> {
+        decode_ws(text)
+    }
+
+    fn bootstrap_path(&self) -> Option<&'static str> {
+        Some("/api/v1/bullet-public")
+    }
+
+    fn endpoint(&self, body: &str) -> Result<String, SourceError> {
+        decode_bullet(body)
+    }
+}
+
+#[derive(Deserialize)]
+struct Bullet {
+    token: String,
+    #[serde(rename = "instanceServers")]
+    instance_servers: Vec<InstanceServer>,
+}
+
+#[derive(Deserialize)]
+struct InstanceServer {
+    endpoint: String,
+}
+
+/// Decodes `bullet-public` into the socket URL (`{endpoint}?token=…`).
+pub fn decode_bullet(body: &str) -> Result<String, SourceError> {
+    let b: Bullet = envelope("bullet-public", body)?;
+    let server = b
+        .instance_servers
+        .first()
+        .ok_or_else(|| decode_error("kucoin", "bullet-public", "no instance server"))?;
+    if !(server.endpoint.starts_with("wss://") || server.endpoint.starts_with("ws://")) {
+        return Err(decode_error(
+            "kucoin",
+            "bullet-public",
+            format_args!("endpoint {:?} is not a WebSocket URL", server.endpoint),
+        ));
+    }
+    let sep = if server.endpoint.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    Ok(format!("{}{sep}token={}", server.endpoint, b.token))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WsTicker {
+    #[serde(deserialize_with = "opt_dec", default)]
+    best_bid: Option<Decimal>,
+    #[serde(deserialize_with = "opt_dec", default)]
+    best_ask: Option<Decimal>,
+    #[serde(deserialize_with = "opt_dec", default)]
+    price: Option<Decimal>,
+    #[serde(deserialize_with = "opt_millis", default, alias = "Time")]
+    time: Option<Timestamp>,
+}
+
+#[derive(Deserialize)]
+struct WsFrame {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+}
+
+/// Decodes one frame: the ticker of a `/market/ticker:*` message (its symbol from the topic),
+/// none for welcome, ack and pong, an error for an `error` frame.
+pub fn decode_ws(text: &str) -> Result<Vec<Top>, SourceError> {
+    let f: WsFrame =
+        serde_json::from_str(text).map_err(|e| decode_error("kucoin", "ws market/ticker", e))?;
+    match f.kind.as_str() {
+        "error" => Err(super::stream::venue_error(
+            "kucoin",
+            f.data.unwrap_or_default(),
+        )),
+        "message" => {
+            let Some(symbol) = f
+                .topic
+                .as_deref()
+                .and_then(|t| t.strip_prefix("/market/ticker:"))
+            else {
+                return Ok(Vec::new());
+            };
+            let t: WsTicker = serde_json::from_value(f.data.unwrap_or_default())
+                .map_err(|e| decode_error("kucoin", "ws market/ticker", e))?;
+            Ok(vec![Top {
+                symbol: symbol.to_owned(),
+                bid: t.best_bid,
+                ask: t.best_ask,
+                last: t.price,
+                time: t.time,
+            }])
+        }
+        _ => Ok(Vec::new()),
+    }
+}

@@ -20,6 +20,7 @@ pub mod kucoin;
 pub mod mexc;
 #[cfg(feature = "okx")]
 pub mod okx;
+pub mod stream;
 pub mod ticker;
 
 use std::collections::BTreeMap;
@@ -74,89 +75,92 @@ pub const KNOWN_VENUES: [&str; 8] = [
     "binance", "okx", "bybit", "kraken", "kucoin", "gate", "mexc", "coinbase",
 ];
 
-/// A polling source for the reference venue named `venue` (one of [`KNOWN_VENUES`], if its
-/// cargo feature is on) against `base_url`, with the venue's default symbols. `None` for a venue
-/// this build does not have.
+/// How to reach one reference venue.
+#[derive(Debug, Clone)]
+pub struct VenueEndpoints {
+    /// REST base URL.
+    pub rest_url: String,
+    /// WebSocket URL, for the venues that push tickers (OKX, Bybit, Kraken, Gate; KuCoin
+    /// hands out its URL over REST, so any value turns its socket on). `None`: REST polling only.
+    pub ws_url: Option<String>,
+    /// HTTP and connect timeout.
+    pub timeout: std::time::Duration,
+}
+
+/// A source for the reference venue named `venue` (one of [`KNOWN_VENUES`], if its cargo
+/// feature is on), with the venue's default symbols: its socket with REST as the fallback where
+/// `ws_url` is set and the venue has one, else REST polling. Sockets run on the current tokio
+/// runtime until `cancel`. `None` for a venue this build does not have.
 pub fn reference_source(
     venue: &str,
-    base_url: &str,
+    ep: &VenueEndpoints,
     clock: std::sync::Arc<dyn kamiyo_core_models::Clock>,
-    timeout: std::time::Duration,
+    cancel: &tokio_util::sync::CancellationToken,
 ) -> Option<
     Result<std::sync::Arc<dyn kamiyo_core_models::PriceSource>, kamiyo_core_models::SourceError>,
 > {
+    use kamiyo_core_models::{PriceSource, SourceError};
     use std::sync::Arc;
     use ticker::TickerSource;
-    fn boxed<A: ticker::TickerApi>(
-        r: Result<TickerSource<A>, kamiyo_core_models::SourceError>,
-    ) -> Result<Arc<dyn kamiyo_core_models::PriceSource>, kamiyo_core_models::SourceError> {
-        r.map(|s| Arc::new(s) as Arc<dyn kamiyo_core_models::PriceSource>)
+    type Out = Result<Arc<dyn PriceSource>, SourceError>;
+    fn polled<A: ticker::TickerApi>(
+        api: A,
+        ep: &VenueEndpoints,
+        symbols: SymbolMap,
+        clock: Arc<dyn kamiyo_core_models::Clock>,
+    ) -> Out {
+        TickerSource::new(api, &ep.rest_url, symbols, clock, ep.timeout)
+            .map(|s| Arc::new(s) as Arc<dyn PriceSource>)
     }
+    #[allow(dead_code, reason = "unused when every socket venue's feature is off")]
+    fn streamed<A: ticker::TickerApi + stream::TickerStream + Clone>(
+        api: A,
+        ep: &VenueEndpoints,
+        symbols: SymbolMap,
+        clock: Arc<dyn kamiyo_core_models::Clock>,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Out {
+        let Some(ws) = &ep.ws_url else {
+            return polled(api, ep, symbols, clock);
+        };
+        let rest = TickerSource::new(
+            api.clone(),
+            &ep.rest_url,
+            symbols.clone(),
+            clock.clone(),
+            ep.timeout,
+        )?;
+        let mut cfg = stream::StreamConfig::new(ws);
+        cfg.connect_timeout = ep.timeout;
+        stream::StreamSource::spawn(
+            api,
+            rest,
+            symbols,
+            &ep.rest_url,
+            cfg,
+            clock,
+            cancel.child_token(),
+        )
+        .map(|s| Arc::new(s) as Arc<dyn PriceSource>)
+    }
+    let _ = cancel;
     Some(match venue {
         #[cfg(feature = "binance")]
-        "binance" => boxed(TickerSource::new(
-            binance::Binance,
-            base_url,
-            binance::default_symbols(),
-            clock,
-            timeout,
-        )),
+        "binance" => polled(binance::Binance, ep, binance::default_symbols(), clock),
         #[cfg(feature = "okx")]
-        "okx" => boxed(TickerSource::new(
-            okx::Okx,
-            base_url,
-            okx::default_symbols(),
-            clock,
-            timeout,
-        )),
+        "okx" => streamed(okx::Okx, ep, okx::default_symbols(), clock, cancel),
         #[cfg(feature = "bybit")]
-        "bybit" => boxed(TickerSource::new(
-            bybit::Bybit,
-            base_url,
-            bybit::default_symbols(),
-            clock,
-            timeout,
-        )),
+        "bybit" => streamed(bybit::Bybit, ep, bybit::default_symbols(), clock, cancel),
         #[cfg(feature = "kraken")]
-        "kraken" => boxed(TickerSource::new(
-            kraken::Kraken,
-            base_url,
-            kraken::default_symbols(),
-            clock,
-            timeout,
-        )),
+        "kraken" => streamed(kraken::Kraken, ep, kraken::default_symbols(), clock, cancel),
         #[cfg(feature = "kucoin")]
-        "kucoin" => boxed(TickerSource::new(
-            kucoin::Kucoin,
-            base_url,
-            kucoin::default_symbols(),
-            clock,
-            timeout,
-        )),
+        "kucoin" => streamed(kucoin::Kucoin, ep, kucoin::default_symbols(), clock, cancel),
         #[cfg(feature = "gate")]
-        "gate" => boxed(TickerSource::new(
-            gate::Gate,
-            base_url,
-            gate::default_symbols(),
-            clock,
-            timeout,
-        )),
+        "gate" => streamed(gate::Gate, ep, gate::default_symbols(), clock, cancel),
         #[cfg(feature = "mexc")]
-        "mexc" => boxed(TickerSource::new(
-            mexc::Mexc,
-            base_url,
-            mexc::default_symbols(),
-            clock,
-            timeout,
-        )),
+        "mexc" => polled(mexc::Mexc, ep, mexc::default_symbols(), clock),
         #[cfg(feature = "coinbase")]
-        "coinbase" => boxed(TickerSource::new(
-            coinbase::Coinbase,
-            base_url,
-            coinbase::default_symbols(),
-            clock,
-            timeout,
-        )),
+        "coinbase" => polled(coinbase::Coinbase, ep, coinbase::default_symbols(), clock),
         _ => return None,
     })
 }

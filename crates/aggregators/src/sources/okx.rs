@@ -116,3 +116,67 @@ impl TickerApi for Okx {
         Ok(decode_tickers(body)?.into_iter().map(Top::from).collect())
     }
 }
+
+/// OKX's public WebSocket (`wss://ws.okx.com:8443/ws/v5/public`), channel `tickers`: one
+/// subscribe message for every instrument; a text `ping` every 20 s (OKX drops a connection
+/// silent for 30 s) answered by a text `pong`; pushes carry the same ticker objects as REST.
+impl super::stream::TickerStream for Okx {
+    fn subscribe(&self, symbols: &[String], _now: Timestamp) -> Vec<String> {
+        let args: Vec<serde_json::Value> = symbols
+            .iter()
+            .map(|s| serde_json::json!({"channel": "tickers", "instId": s}))
+            .collect();
+        vec![serde_json::json!({"op": "subscribe", "args": args}).to_string()]
+    }
+
+    fn ping(&self, _now: Timestamp) -> Option<String> {
+        Some("ping".into())
+    }
+
+    fn ping_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(20)
+    }
+
+    fn decode_frame(&self, text: &str) -> Result<Vec<Top>, SourceError> {
+        decode_ws(text)
+    }
+}
+
+#[derive(Deserialize)]
+struct WsFrame {
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    msg: Option<String>,
+    #[serde(default)]
+    data: Option<Vec<Ticker>>,
+}
+
+/// Decodes one `tickers` WebSocket frame: tickers for a push, none for `pong` and
+/// subscription events, an error for an `error` event.
+pub fn decode_ws(text: &str) -> Result<Vec<Top>, SourceError> {
+    if text.trim() == "pong" {
+        return Ok(Vec::new());
+    }
+    let f: WsFrame =
+        serde_json::from_str(text).map_err(|e| decode_error("okx", "ws tickers", e))?;
+    match f.event.as_deref() {
+        Some("error") => Err(super::stream::venue_error(
+            "okx",
+            format_args!(
+                "code {} {}",
+                f.code.unwrap_or_default(),
+                f.msg.unwrap_or_default()
+            ),
+        )),
+        Some(_) => Ok(Vec::new()),
+        None => Ok(f
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(Top::from)
+            .collect()),
+    }
+}

@@ -28,6 +28,10 @@ fn every_fixture_file_is_covered_by_a_decoder_test() {
     let covered: BTreeSet<&str> = [
         "binance/DOCS-EXAMPLE_api_v3_ticker_24hr.json",
         "cex/bybit/DOCS-EXAMPLE-rest-v5-market-tickers-spot-BTCUSDT.json",
+        "cex/bybit/DOCS-EXAMPLE-ws-v5-tickers-spot-BTCUSDT.json",
+        "cex/kraken/DOCS-EXAMPLE-ws-v2-ticker-snapshot-ALGO-USD.json",
+        "cex/kucoin/DOCS-EXAMPLE-ws-market-ticker-BTC-USDT.json",
+        "cex/okx/DOCS-EXAMPLE-ws-v5-tickers-BTC-USDT.json",
         "cex/gate/REAL-ccxt-rest-spot-tickers-BTC_USDT.json",
         "cex/kraken/REAL-ccxt-rest-public-Ticker-XBTUSDT.json",
         "cex/kucoin/DOCS-EXAMPLE-rest-allTickers-1item.json",
@@ -674,5 +678,139 @@ fn reference_venue_errors_are_typed() {
     assert!(
         bybit::decode_tickers(r#"{"retCode":"0","retMsg":"OK","result":{"list":[]},"time":"1"}"#)
             .is_ok()
+    );
+}
+
+/// Every line of a recorded `.jsonl` frame file.
+fn lines(file: &str) -> Vec<String> {
+    fixture(file).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn reference_venue_socket_frames_decode() {
+    use kamiyo_aggregators::sources::stream::TickerStream;
+    // OKX, recorded 2022: the subscribe event decodes to nothing, each push to its ticker.
+    let okx_lines = lines("cex/okx/REAL-ws-v5-public-tickers-BTC-USDT-spot-2022-05-13.jsonl");
+    assert!(okx::Okx.decode_frame(&okx_lines[0]).unwrap().is_empty());
+    let t = &okx::Okx.decode_frame(&okx_lines[1]).unwrap()[0];
+    assert_eq!(
+        (t.symbol.as_str(), t.bid, t.ask, t.time),
+        (
+            "BTC-USDT",
+            Some(d("30228.6")),
+            Some(d("30228.7")),
+            Some(Timestamp(1_652_459_224_956))
+        )
+    );
+    assert_eq!(
+        okx_lines[1..]
+            .iter()
+            .filter(|l| okx::Okx.decode_frame(l).unwrap().len() == 1)
+            .count(),
+        3
+    );
+    assert!(okx::Okx.decode_frame("pong").unwrap().is_empty());
+    let t = &okx::Okx
+        .decode_frame(&fixture("cex/okx/DOCS-EXAMPLE-ws-v5-tickers-BTC-USDT.json"))
+        .unwrap()[0];
+    assert_eq!((t.bid, t.ask), (Some(d("8888.88")), Some(d("9999.99"))));
+    assert!(matches!(
+        okx::Okx.decode_frame(r#"{"event":"error","code":"60012","msg":"Invalid request"}"#),
+        Err(kamiyo_core_models::SourceError::Status { .. })
+    ));
+    // Bybit's spot ticker push: last price only, with the envelope's time.
+    let t = &bybit::Bybit
+        .decode_frame(&fixture(
+            "cex/bybit/DOCS-EXAMPLE-ws-v5-tickers-spot-BTCUSDT.json",
+        ))
+        .unwrap()[0];
+    assert_eq!(
+        (t.symbol.as_str(), t.bid, t.last, t.time),
+        (
+            "BTCUSDT",
+            None,
+            Some(d("21109.77")),
+            Some(Timestamp(1_673_853_746_003))
+        )
+    );
+    assert!(
+        bybit::Bybit
+            .decode_frame(r#"{"success":true,"ret_msg":"pong","conn_id":"x","op":"ping"}"#)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(bybit::Bybit.decode_frame(r#"{"success":false,"ret_msg":"error:handler not found","conn_id":"x","op":"subscribe"}"#).is_err());
+    // Gate, recorded 2021: ack, then two updates.
+    let g = lines("cex/gate/REAL-ws-v4-spot.tickers-NEO_BTC-2021-04-22.jsonl");
+    assert!(gate::Gate.decode_frame(&g[0]).unwrap().is_empty());
+    let t = &gate::Gate.decode_frame(&g[1]).unwrap()[0];
+    assert_eq!(
+        (t.symbol.as_str(), t.bid, t.ask),
+        ("NEO_BTC", Some(d("0.0018697")), Some(d("0.0018734")))
+    );
+    assert_eq!(
+        gate::Gate.decode_frame(&g[2]).unwrap()[0].ask,
+        Some(d("0.0018735"))
+    );
+    // Kraken v2: JSON numbers, WebSocket symbols.
+    let t = &kraken::Kraken
+        .decode_frame(&fixture(
+            "cex/kraken/DOCS-EXAMPLE-ws-v2-ticker-snapshot-ALGO-USD.json",
+        ))
+        .unwrap()[0];
+    assert_eq!(
+        (t.symbol.as_str(), t.bid, t.ask, t.last),
+        (
+            "ALGO/USD",
+            Some(d("0.10025")),
+            Some(d("0.10036")),
+            Some(d("0.10035"))
+        )
+    );
+    assert_eq!(kraken::ws_symbol("XBTUSDT"), "BTC/USDT");
+    assert_eq!(kraken::ws_symbol("ETHUSDT"), "ETH/USDT");
+    assert!(
+        kraken::Kraken
+            .decode_frame(r#"{"channel":"heartbeat"}"#)
+            .unwrap()
+            .is_empty()
+    );
+    // KuCoin, recorded 2021 (lower-case `time`) and the documented example (`Time`).
+    for l in lines("cex/kucoin/REAL-ws-market-ticker-BCHSV-USDT-2021-04-25.jsonl") {
+        let t = &kucoin::Kucoin.decode_frame(&l).unwrap()[0];
+        assert_eq!(t.symbol, "BCHSV-USDT");
+        assert!(t.bid < t.ask && t.time.is_some());
+    }
+    let t = &kucoin::Kucoin
+        .decode_frame(&fixture(
+            "cex/kucoin/DOCS-EXAMPLE-ws-market-ticker-BTC-USDT.json",
+        ))
+        .unwrap()[0];
+    assert_eq!(
+        (t.bid, t.ask, t.time),
+        (
+            Some(d("0.049")),
+            Some(d("0.08")),
+            Some(Timestamp(1_704_873_323_416))
+        )
+    );
+    assert!(
+        kucoin::Kucoin
+            .decode_frame(r#"{"id":"1","type":"welcome"}"#)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        kucoin::Kucoin
+            .decode_frame(r#"{"id":"1","type":"error","code":401,"data":"token is expired"}"#)
+            .is_err()
+    );
+    assert_eq!(
+        kucoin::decode_bullet(r#"{"code":"200000","data":{"token":"abc","instanceServers":[{"endpoint":"wss://ws-api-spot.kucoin.com/","encrypt":true,"protocol":"websocket","pingInterval":18000,"pingTimeout":10000}]}}"#).unwrap(),
+        "wss://ws-api-spot.kucoin.com/?token=abc"
+    );
+    assert!(
+        kucoin::decode_bullet(r#"{"code":"200000","data":{"token":"abc","instanceServers":[]}}"#)
+            .is_err()
     );
 }

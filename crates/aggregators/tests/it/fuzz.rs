@@ -53,6 +53,12 @@ fn decode_everything(text: &str) {
         let _ = api.decode(text, None);
     }
     let _ = kucoin::decode_stats(text);
+    let _ = kucoin::decode_bullet(text);
+    let _ = okx::decode_ws(text);
+    let _ = bybit::decode_ws(text);
+    let _ = gate::decode_ws(text);
+    let _ = kraken::decode_ws(text);
+    let _ = kucoin::decode_ws(text);
 }
 
 const SEEDS: &[&str] = &[
@@ -74,6 +80,10 @@ const SEEDS: &[&str] = &[
     "cex/kucoin/DOCS-EXAMPLE-rest-allTickers-1item.json",
     "cex/gate/REAL-ccxt-rest-spot-tickers-BTC_USDT.json",
     "cex/mexc/REAL-ccxt-rest-spot-ticker24hr-BTCUSDT.json",
+    "cex/okx/DOCS-EXAMPLE-ws-v5-tickers-BTC-USDT.json",
+    "cex/bybit/DOCS-EXAMPLE-ws-v5-tickers-spot-BTCUSDT.json",
+    "cex/kraken/DOCS-EXAMPLE-ws-v2-ticker-snapshot-ALGO-USD.json",
+    "cex/kucoin/DOCS-EXAMPLE-ws-market-ticker-BTC-USDT.json",
 ];
 
 /// A trades frame in the live wire shape (no recorded `trades` frame exists; this one follows

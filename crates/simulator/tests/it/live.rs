@@ -34,9 +34,13 @@ async fn no_fill_lost_or_doubled_across_drop_and_stall() {
         .map(|v| {
             kamiyo_aggregators::sources::reference_source(
                 v,
-                &h.http_url(),
+                &kamiyo_aggregators::sources::VenueEndpoints {
+                    rest_url: h.http_url(),
+                    ws_url: None,
+                    timeout: Duration::from_secs(5),
+                },
                 clock.clone(),
-                Duration::from_secs(5),
+                &tokio_util::sync::CancellationToken::new(),
             )
             .unwrap()
             .unwrap()

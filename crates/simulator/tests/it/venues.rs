@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kamiyo_aggregators::sources::ticker::TickerSource;
-use kamiyo_aggregators::sources::{KNOWN_VENUES, kraken, reference_source};
+use kamiyo_aggregators::sources::{KNOWN_VENUES, VenueEndpoints, kraken, reference_source};
 use kamiyo_core_models::{
     Coin, Decimal, MarketEvent, PriceSource, ReferenceQuote, SourceError, SystemClock, Timestamp,
     Venue,
 };
 use kamiyo_simulator::{SimHandle, SimOptions};
+use tokio_util::sync::CancellationToken;
 
 const T0: i64 = 1_748_736_000_000; // 2025-06-01T00:00:00Z
 
@@ -52,12 +53,21 @@ fn coins() -> Vec<Coin> {
         .collect()
 }
 
+fn endpoints(h: &SimHandle, venue: &str, ws: bool) -> VenueEndpoints {
+    VenueEndpoints {
+        rest_url: format!("{}/{venue}", h.http_url()),
+        ws_url: ws.then(|| format!("ws://{}/{venue}/ws", h.addr())),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+/// A REST-polled source of `venue` against the simulator.
 fn source(h: &SimHandle, venue: &str) -> Arc<dyn PriceSource> {
     reference_source(
         venue,
-        &format!("{}/{venue}", h.http_url()),
+        &endpoints(h, venue, false),
         Arc::new(SystemClock),
-        Duration::from_secs(5),
+        &CancellationToken::new(),
     )
     .unwrap()
     .unwrap()
@@ -169,4 +179,72 @@ async fn the_client_budget_keeps_under_the_published_limit() {
         impatient.quotes(&coins()).await,
         Err(SourceError::RateLimited { .. })
     ));
+}
+
+/// The venues whose ticker socket kamiyo reads.
+const SOCKET_VENUES: [&str; 5] = ["okx", "bybit", "kraken", "kucoin", "gate"];
+
+async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_answer_reconnect_after_drops_and_fall_back_to_rest_when_silent() {
+    let h = venues_sim().await;
+    let cancel = CancellationToken::new();
+    for (i, v) in KNOWN_VENUES.iter().enumerate() {
+        if !SOCKET_VENUES.contains(v) {
+            continue;
+        }
+        let src = reference_source(v, &endpoints(&h, v, true), Arc::new(SystemClock), &cancel)
+            .unwrap()
+            .unwrap();
+        // REST refused: every quote must come from the socket (KuCoin's REST bootstrap excepted:
+        // its socket URL comes from bullet-public, which the fault does not touch).
+        control(&h, &format!("name={v}&status=503")).await;
+        wait_for(&format!("{v} quotes over its socket"), async || {
+            src.quotes(&coins()).await.is_ok_and(|q| q.len() == 2)
+        })
+        .await;
+        let q = src.quotes(&coins()).await.unwrap();
+        let btc = q.iter().find(|x| x.coin.as_str() == "BTC").unwrap();
+        assert_eq!(btc.price, Decimal::from(100_000 + 10 * i as i64), "{v}");
+        control(&h, &format!("name={v}&status=0")).await;
+    }
+    // Every socket is dropped: each venue reconnects, re-subscribes and answers again.
+    let before = h.connections();
+    h.drop_connections();
+    wait_for("every socket back", async || {
+        h.connections() >= before + SOCKET_VENUES.len() as u64
+    })
+    .await;
+    // The sockets go silent (stall): after the freshness window the quotes come from REST.
+    h.stall(Duration::from_secs(15));
+    let okx = reference_source(
+        "okx",
+        &endpoints(&h, "okx", true),
+        Arc::new(SystemClock),
+        &cancel,
+    )
+    .unwrap()
+    .unwrap();
+    let q = okx.quotes(&coins()).await.unwrap();
+    assert_eq!(
+        q.len(),
+        2,
+        "REST answers before the socket has pushed anything"
+    );
+    control(&h, "name=okx&status=503").await;
+    assert!(
+        okx.quotes(&coins()).await.is_err(),
+        "a silent socket does not stand in for REST"
+    );
+    cancel.cancel();
 }
