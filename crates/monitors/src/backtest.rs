@@ -350,9 +350,14 @@ fn data_resolution(m: &kamiyo_aggregators::replay::Manifest) -> BTreeMap<Coin, S
             .or_default()
             .push(format!("{} {resolution} {what}", s.venue));
     }
+    // A synthetic scenario's paths are made up, not reconstructed from facts: say so.
+    let label = match m.scenario.provenance {
+        kamiyo_aggregators::replay::Provenance::Synthetic => "synthetic",
+        _ => "reconstructed",
+    };
     for p in &m.path {
         let e = out.entry(p.coin.clone()).or_default();
-        let r = format!("reconstructed {}", p.field);
+        let r = format!("{label} {}", p.field);
         if !e.contains(&r) {
             e.push(r);
         }
