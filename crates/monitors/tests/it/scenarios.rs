@@ -84,6 +84,7 @@ fn committed_reports_are_byte_identical_to_a_fresh_run() {
         "xpl-2025-08-26",
         "calm-2025-06-01-14",
         "calm-venues-2025-06-01-14",
+        "synthetic-venue-dislocation",
     ] {
         let r = run(n);
         for (ext, fresh) in [("txt", r.render_text()), ("svg", r.render_svg())] {
