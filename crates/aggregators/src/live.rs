@@ -79,8 +79,10 @@ pub struct LiveConfig {
     pub ping_interval: Duration,
     /// Reconnect backoff.
     pub backoff: Backoff,
-    /// Idle timeout of the WebSocket.
+    /// Idle timeout of the WebSocket (no frame at all, pongs included).
     pub idle_timeout: Duration,
+    /// A WebSocket silence longer than this, then frames again, is a gap to backfill.
+    pub gap_after: Duration,
     /// An exchange-time clock to feed with the times the exchange reports (when the source's
     /// clock is one).
     pub exchange_clock: Option<Arc<crate::clock::ExchangeClock>>,
@@ -128,12 +130,13 @@ impl LiveConfig {
             resume_from: BTreeMap::new(),
             budget: Arc::new(WeightBudget::hyperliquid(Duration::from_secs(30))),
             http_timeout: Duration::from_secs(10),
-            ping_interval: Duration::from_secs(50),
+            ping_interval: Duration::from_secs(5),
             backoff: Backoff {
                 initial: Duration::from_millis(500),
                 max: Duration::from_secs(30),
             },
-            idle_timeout: Duration::from_secs(75),
+            idle_timeout: Duration::from_secs(15),
+            gap_after: Duration::from_secs(8),
             exchange_clock: None,
         }
     }
@@ -144,7 +147,10 @@ enum Raw {
     Ref(String, Vec<MarketEvent>),
     Failure(String, String),
     WsConnected,
-    WsDisconnected(String),
+    /// The socket ended; the last frame before it arrived at this time.
+    WsDisconnected(String, Option<Timestamp>),
+    /// The socket was silent and resumed: a gap from this time.
+    WsGap(Timestamp),
     Liquidators(Vec<Address>),
 }
 
@@ -354,6 +360,9 @@ async fn run(
     let mut fill_cursor: BTreeMap<Address, Timestamp> = config.resume_from.clone();
     let mut liquidators: BTreeSet<Address> = BTreeSet::new();
     let mut disconnected_at: Option<Timestamp> = None;
+    // The newest exchange time (trade and fill times) received over the socket: where a gap
+    // starts in the exchange's own time, whatever clock the source runs on.
+    let mut ws_newest: Option<Timestamp> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -395,6 +404,10 @@ async fn run(
                     {
                         c.observe(e.time());
                     }
+                    if feed == FEED_WS && matches!(e, MarketEvent::Fill(_) | MarketEvent::Trade(_))
+                    {
+                        ws_newest = ws_newest.max(Some(e.time()));
+                    }
                     if !dedup.admit_event(&e) {
                         continue;
                     }
@@ -435,8 +448,9 @@ async fn run(
                     emit.push(MarketEvent::Feed(s));
                 }
             }
-            Raw::WsDisconnected(reason) => {
-                disconnected_at.get_or_insert(now);
+            Raw::WsDisconnected(reason, last_frame_at) => {
+                // The gap starts at the last frame received, not when the loss was noticed.
+                disconnected_at.get_or_insert(last_frame_at.unwrap_or(now).min(now));
                 if let Some(s) = board
                     .on_failure(FEED_WS, wall_now, &reason)
                     .map(|s| restamp(s, wall_now, now))
@@ -446,18 +460,14 @@ async fn run(
             }
             Raw::WsConnected => {
                 if let Some(since) = disconnected_at.take() {
-                    // Backfill the gap: from each watched user's last fill (or the disconnect
-                    // time, a minute early) up to now; duplicates are dropped above.
-                    let mut from: BTreeMap<Address, Timestamp> = BTreeMap::new();
-                    for u in &liquidators {
-                        let at = fill_cursor
-                            .get(u)
-                            .copied()
-                            .unwrap_or(since.plus_millis(-Timestamp::MINUTE));
-                        from.insert(*u, at.min(since.plus_millis(-Timestamp::MINUTE)));
-                    }
-                    let _ = backfill_tx.try_send(from);
+                    let since = ws_newest.map_or(since, |n| n.min(since));
+                    request_backfill(&backfill_tx, &liquidators, since);
                 }
+            }
+            Raw::WsGap(since) => {
+                tracing::warn!(gap.since = %since, "Hyperliquid WebSocket was silent; backfilling the gap");
+                let since = ws_newest.map_or(since, |n| n.min(since));
+                request_backfill(&backfill_tx, &liquidators, since);
             }
             Raw::Liquidators(l) => liquidators = l.into_iter().collect(),
         }
@@ -469,6 +479,26 @@ async fn run(
                 return;
             }
         }
+    }
+}
+
+/// How far before the last frame received a gap's backfill starts: frames of one moment can
+/// arrive split around it.
+const GAP_MARGIN_MS: i64 = 5_000;
+
+/// Asks the backfill task for every watched user's fills (and recent trades) from `since` (the
+/// last frame received before the gap) up to now; duplicates are dropped by the merger.
+fn request_backfill(
+    tx: &mpsc::Sender<BTreeMap<Address, Timestamp>>,
+    liquidators: &BTreeSet<Address>,
+    since: Timestamp,
+) {
+    let from: BTreeMap<Address, Timestamp> = liquidators
+        .iter()
+        .map(|u| (*u, since.plus_millis(-GAP_MARGIN_MS)))
+        .collect();
+    if tx.try_send(from).is_err() {
+        tracing::warn!("backfill queue full; the next gap's backfill covers this one");
     }
 }
 
@@ -551,6 +581,7 @@ async fn bootstrap(task: Task, backfill: mpsc::Sender<BTreeMap<Address, Timestam
     wsc.ping_interval = config.ping_interval;
     wsc.backoff = config.backoff;
     wsc.idle_timeout = config.idle_timeout;
+    wsc.gap_after = config.gap_after;
     if let Err(e) = wsc.validate() {
         let _ = raw.send(Raw::Failure(FEED_WS.into(), e.to_string())).await;
         return;
@@ -563,9 +594,23 @@ async fn bootstrap(task: Task, backfill: mpsc::Sender<BTreeMap<Address, Timestam
                 tracing::info!(ws.attempt = attempt, "Hyperliquid WebSocket connected");
                 Raw::WsConnected
             }
-            WsItem::Disconnected { reason, retry_in } => {
+            WsItem::Disconnected {
+                reason,
+                retry_in,
+                last_frame_at,
+            } => {
                 tracing::warn!(ws.reason = %reason, ws.retry_in_ms = retry_in.as_millis() as u64, "Hyperliquid WebSocket disconnected");
-                Raw::WsDisconnected(reason)
+                Raw::WsDisconnected(reason, last_frame_at)
+            }
+            WsItem::Gap {
+                last_frame_at,
+                silent_for,
+            } => {
+                tracing::warn!(
+                    ws.silent_ms = silent_for.as_millis() as u64,
+                    "Hyperliquid WebSocket resumed after a silence"
+                );
+                Raw::WsGap(last_frame_at)
             }
             WsItem::Message(WsMessage::Events { events, .. }, _) => Raw::Data(FEED_WS, events),
             WsItem::Message(WsMessage::ServerError(e), _) => {

@@ -8,7 +8,8 @@
 //!   KuCoin, Gate, MEXC, Coinbase; see [`venues`]); Binance and Coinbase also answer without
 //!   the prefix. `GET /<venue>/ws`: the ticker sockets of OKX, Bybit, Kraken (v2), KuCoin (its
 //!   URL from `POST /kucoin/api/v1/bullet-public`) and Gate, each in the venue's protocol.
-//! - `POST /control/drop`, `/control/stall?ms=N`, `/control/malformed`, `/control/speed?x=F`,
+//! - `POST /control/drop`, `/control/stall?ms=N[&mode=delay]` (drop every frame for N ms, or
+//!   hold them and send them late), `/control/malformed`, `/control/speed?x=F`,
 //!   `/control/venue?name=V&status=N[&retry_after=S]` (or `&malformed=1`; `status=0` clears),
 //!   `GET /control/status`: fault injection and pacing.
 //!
@@ -101,6 +102,7 @@ struct Shared {
     push: broadcast::Sender<Push>,
     drop_gen: watch::Sender<u64>,
     stall_until: Mutex<Option<Instant>>,
+    delay_until: Mutex<Option<Instant>>,
     addr: SocketAddr,
     venue_faults: Mutex<BTreeMap<String, VenueFault>>,
     connections: AtomicU64,
@@ -119,6 +121,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Shared {
     fn stalled(&self) -> bool {
         lock(&self.stall_until).is_some_and(|u| Instant::now() < u)
+    }
+
+    fn delaying(&self) -> bool {
+        lock(&self.delay_until).is_some_and(|u| Instant::now() < u)
     }
 }
 
@@ -173,6 +179,12 @@ impl SimHandle {
     /// to WebSocket clients and must be backfilled over REST).
     pub fn stall(&self, d: Duration) {
         *lock(&self.shared.stall_until) = Some(Instant::now() + d);
+    }
+
+    /// Holds every Hyperliquid WebSocket frame for `d` (wall time), then sends them all in order:
+    /// a late network rather than a lossy one.
+    pub fn delay(&self, d: Duration) {
+        *lock(&self.shared.delay_until) = Some(Instant::now() + d);
     }
 
     /// Sends one malformed frame to every WebSocket client.
@@ -247,6 +259,7 @@ pub async fn start(
         push,
         drop_gen,
         stall_until: Mutex::new(None),
+        delay_until: Mutex::new(None),
         addr,
         venue_faults: Mutex::new(BTreeMap::new()),
         connections: AtomicU64::new(0),
@@ -487,8 +500,16 @@ async fn handle(
             let ms = query_param(&req, "ms")
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(10_000);
-            *lock(&shared.stall_until) = Some(Instant::now() + Duration::from_millis(ms));
-            json_resp(&json!({"ok": true, "stall_ms": ms}))
+            let until = Some(Instant::now() + Duration::from_millis(ms));
+            let delay = query_param(&req, "mode").as_deref() == Some("delay");
+            if delay {
+                *lock(&shared.delay_until) = until;
+            } else {
+                *lock(&shared.stall_until) = until;
+            }
+            json_resp(
+                &json!({"ok": true, "stall_ms": ms, "mode": if delay { "delay" } else { "drop" }}),
+            )
         }
         (Method::POST, "/control/malformed") => {
             let _ = shared.push.send(Push::Malformed);
@@ -735,8 +756,11 @@ async fn ws_session(
         return;
     }
     let mut subs = Subs::default();
+    let mut held: Vec<String> = Vec::new();
+    let mut flush = tokio::time::interval(Duration::from_millis(50));
     loop {
         let out: Vec<String> = tokio::select! {
+            _ = flush.tick(), if !held.is_empty() => Vec::new(),
             () = cancel.cancelled() => break,
             _ = drops.changed() => break,
             msg = client.recv() => {
@@ -777,7 +801,12 @@ async fn ws_session(
         if shared.stalled() {
             continue;
         }
-        for text in out {
+        // A delaying server holds everything and sends it, in order, when the delay ends.
+        held.extend(out);
+        if shared.delaying() {
+            continue;
+        }
+        for text in held.drain(..) {
             shared.frames_sent.fetch_add(1, Ordering::Relaxed);
             if tx.write_frame(send(text)).await.is_err() {
                 reader.abort();

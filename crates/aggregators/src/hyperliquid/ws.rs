@@ -108,8 +108,11 @@ pub struct WsConfig {
     pub subscriptions: Vec<Subscription>,
     /// Application ping interval (the server drops connections silent for 60 s).
     pub ping_interval: Duration,
-    /// Reconnect when nothing at all arrived for this long.
+    /// Reconnect when nothing at all arrived for this long (pongs count: with pings every
+    /// `ping_interval`, a live connection is never silent that long).
     pub idle_timeout: Duration,
+    /// A silence longer than this, followed by frames again, is reported as a [`WsItem::Gap`].
+    pub gap_after: Duration,
     /// Connect and handshake timeout.
     pub connect_timeout: Duration,
     /// Reconnect backoff.
@@ -117,13 +120,16 @@ pub struct WsConfig {
 }
 
 impl WsConfig {
-    /// Defaults for `url`: ping every 50 s, idle after 75 s, backoff 0.5 s … 30 s.
+    /// Defaults for `url`: an application heartbeat (ping) every 5 s, so a silent connection is
+    /// noticed in seconds: a silence over 8 s is a gap, over 15 s the connection is dropped and
+    /// re-made; backoff 0.5 s … 30 s.
     pub fn new(url: &str, subscriptions: Vec<Subscription>) -> Self {
         Self {
             url: url.to_owned(),
             subscriptions,
-            ping_interval: Duration::from_secs(50),
-            idle_timeout: Duration::from_secs(75),
+            ping_interval: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(15),
+            gap_after: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(10),
             backoff: Backoff {
                 initial: Duration::from_millis(500),
@@ -200,6 +206,17 @@ pub enum WsItem {
         reason: String,
         /// Delay before the next attempt.
         retry_in: Duration,
+        /// Receipt time of the last frame of any connection so far: everything the server sent
+        /// before it arrived; a gap may start here.
+        last_frame_at: Option<Timestamp>,
+    },
+    /// Frames resumed on a live connection after a silence longer than `gap_after` (a stall:
+    /// whatever the server pushed meanwhile may be lost). The gap starts at `last_frame_at`.
+    Gap {
+        /// Receipt time of the last frame before the silence.
+        last_frame_at: Timestamp,
+        /// How long the connection was silent.
+        silent_for: Duration,
     },
     /// A decoded frame, with its receipt time.
     Message(WsMessage, Timestamp),
@@ -301,6 +318,7 @@ pub async fn run(
     let ctx = config.context(universe);
     let mut attempt: u32 = 0;
     let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::from_os_rng();
+    let mut last_frame_at: Option<Timestamp> = None;
     loop {
         let outcome = tokio::select! {
             () = cancel.cancelled() => return,
@@ -311,8 +329,9 @@ pub async fn run(
                 if tx.send(WsItem::Connected { attempt }).await.is_err() {
                     return;
                 }
-                let (reason, got_data) =
+                let (reason, got_data, last) =
                     session(ws, &config, &ctx, clock.as_ref(), &tx, &cancel).await;
+                last_frame_at = last.or(last_frame_at);
                 if cancel.is_cancelled() {
                     return;
                 }
@@ -326,7 +345,11 @@ pub async fn run(
         let retry_in = config.backoff.delay(attempt, &mut rng);
         attempt = attempt.saturating_add(1);
         if tx
-            .send(WsItem::Disconnected { reason, retry_in })
+            .send(WsItem::Disconnected {
+                reason,
+                retry_in,
+                last_frame_at,
+            })
             .await
             .is_err()
         {
@@ -339,7 +362,8 @@ pub async fn run(
     }
 }
 
-/// One connection's life. Returns why it ended and whether any data arrived.
+/// One connection's life. Returns why it ended, whether any data arrived, and the receipt time
+/// of its last frame.
 async fn session(
     ws: Ws,
     config: &WsConfig,
@@ -347,7 +371,7 @@ async fn session(
     clock: &dyn Clock,
     tx: &mpsc::Sender<WsItem>,
     cancel: &CancellationToken,
-) -> (String, bool) {
+) -> (String, bool, Option<Timestamp>) {
     let mut ws = ws;
     ws.set_auto_pong(true);
     ws.set_auto_close(true);
@@ -387,7 +411,7 @@ async fn session(
         let msg = json!({"method": "subscribe", "subscription": s.to_json()}).to_string();
         if let Err(e) = write_text(&writer, msg).await {
             reader.abort();
-            return (e, false);
+            return (e, false, None);
         }
     }
 
@@ -396,6 +420,7 @@ async fn session(
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     let mut idle_deadline = tokio::time::Instant::now() + config.idle_timeout;
+    let mut last: Option<(tokio::time::Instant, Timestamp)> = None;
     let reason = loop {
         tokio::select! {
             () = cancel.cancelled() => {
@@ -404,8 +429,18 @@ async fn session(
             }
             msg = frx.recv() => match msg {
                 Some(Ok(text)) => {
-                    idle_deadline = tokio::time::Instant::now() + config.idle_timeout;
+                    let at = tokio::time::Instant::now();
+                    idle_deadline = at + config.idle_timeout;
                     let now = clock.now();
+                    if let Some((prev, prev_at)) = last {
+                        let silent_for = at.duration_since(prev);
+                        if silent_for > config.gap_after
+                            && tx.send(WsItem::Gap { last_frame_at: prev_at, silent_for }).await.is_err()
+                        {
+                            break "consumer gone".to_owned();
+                        }
+                    }
+                    last = Some((at, now));
                     let item = match decode_ws_text(&text, now, ctx) {
                         Ok(m) => {
                             if matches!(m, WsMessage::Events { .. }) {
@@ -433,7 +468,7 @@ async fn session(
         }
     };
     reader.abort();
-    (reason, got_data)
+    (reason, got_data, last.map(|l| l.1))
 }
 
 /// A frame payload as text. Valid UTF-8 (every frame the server sends) takes std's

@@ -12,4 +12,5 @@ mod e2e;
 mod ml;
 mod resume;
 mod serve;
+mod stalls;
 mod support;
