@@ -198,6 +198,69 @@ fn presented_key(req: &ServiceRequest) -> Option<String> {
     None
 }
 
+/// The host name of a `Host` header value, lower-cased, without the port (`[::1]:8080` → `[::1]`).
+fn host_name(host: &str) -> String {
+    let h = host.trim().to_ascii_lowercase();
+    if h.starts_with('[') {
+        return h
+            .split_once(']')
+            .map_or(h.clone(), |(a, _)| format!("{a}]"));
+    }
+    match h.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name.to_owned(),
+        _ => h,
+    }
+}
+
+/// The loopback names a keyless loopback server answers to.
+pub const LOOPBACK_HOSTS: [&str; 4] = ["localhost", "127.0.0.1", "[::1]", "::1"];
+
+/// Refuses a `Host` outside the allow-list (DNS rebinding) and an `Origin` that is neither this
+/// server's own nor an allowed CORS origin (a page the operator visits reading the API or /ws).
+fn check_host_and_origin(state: &ApiState, req: &ServiceRequest) -> Result<(), ApiError> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(ToString::to_string));
+    if let Some(allowed) = &state.config.allowed_hosts {
+        let name = host.as_deref().map(host_name).unwrap_or_default();
+        let ok = allowed.iter().any(|a| {
+            let a = a.trim().to_ascii_lowercase();
+            a == "*" || a == name || format!("[{a}]") == name
+        });
+        if !ok {
+            return Err(ApiError::MisdirectedHost(format!(
+                "this server does not answer to host {name:?} (server.allowed_hosts)"
+            )));
+        }
+    }
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default().trim();
+    let allowed = &state.config.cors_origins;
+    if allowed.iter().any(|o| o == "*" || o == origin) {
+        return Ok(());
+    }
+    // Same origin: the origin's authority is the Host the request was sent to.
+    let authority = origin
+        .split_once("://")
+        .map(|(_, a)| a.trim_end_matches('/').to_ascii_lowercase());
+    let same = match (&authority, &host) {
+        (Some(a), Some(h)) => *a == h.trim().to_ascii_lowercase(),
+        _ => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "cross-origin request from {origin:?} refused (server.cors_origins)"
+        )))
+    }
+}
+
 fn cors_origin(state: &ApiState, req: &ServiceRequest) -> Option<String> {
     let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?;
     let allowed = &state.config.cors_origins;
@@ -266,7 +329,9 @@ pub async fn gate(
     };
     let origin = cors_origin(&state, &req);
     let method = req.method().clone();
-    let res: ServiceResponse<BoxBody> = if method == Method::OPTIONS {
+    let res: ServiceResponse<BoxBody> = if let Err(e) = check_host_and_origin(&state, &req) {
+        req.into_response(e.error_response())
+    } else if method == Method::OPTIONS {
         // Preflight.
         let mut r = HttpResponse::NoContent();
         if origin.is_some() {

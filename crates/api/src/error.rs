@@ -40,6 +40,10 @@ pub enum ApiError {
     Unauthorized(String),
     /// Nothing at this path or id.
     NotFound(String),
+    /// A cross-origin request from an origin that is not allowed.
+    Forbidden(String),
+    /// The `Host` header names a host this server does not serve (DNS rebinding).
+    MisdirectedHost(String),
     /// The request body is larger than allowed.
     PayloadTooLarge(usize),
     /// The client exceeded its request budget.
@@ -63,6 +67,8 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
+            Self::Forbidden(_) => "forbidden",
+            Self::MisdirectedHost(_) => "misdirected_host",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::InsufficientData(_) => "insufficient_data",
@@ -85,6 +91,8 @@ impl ApiError {
             Self::BadRequest(_) => "Bad request",
             Self::Unauthorized(_) => "Unauthorized",
             Self::NotFound(_) => "Not found",
+            Self::Forbidden(_) => "Forbidden",
+            Self::MisdirectedHost(_) => "Misdirected request",
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::RateLimited { .. } => "Too many requests",
             Self::InsufficientData(_) => "Insufficient data",
@@ -99,6 +107,8 @@ impl ApiError {
             Self::BadRequest(d)
             | Self::Unauthorized(d)
             | Self::NotFound(d)
+            | Self::Forbidden(d)
+            | Self::MisdirectedHost(d)
             | Self::InsufficientData(d) => d.clone(),
             Self::PayloadTooLarge(n) => format!("the request body exceeds {n} bytes"),
             Self::RateLimited { retry_after_secs } => {
@@ -134,6 +144,8 @@ impl ResponseError for ApiError {
             Self::InvalidParameter { .. } | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::InsufficientData(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

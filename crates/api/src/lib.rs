@@ -37,8 +37,14 @@ pub struct ApiConfig {
     pub require_keys: bool,
     /// Requests per minute per key (or per client address without a key); 0 disables.
     pub rate_limit_per_minute: u32,
-    /// Origins allowed by CORS (`*` for any).
+    /// Origins allowed by CORS (`*` for any). A request carrying an `Origin` that is neither
+    /// this server's own nor one of these is refused (403): a page the operator visits cannot
+    /// read the API or the `/ws` stream.
     pub cors_origins: Vec<String>,
+    /// Host names (without port) a request's `Host` header may name; `None` accepts any. A
+    /// keyless loopback server accepts only loopback names, so a DNS-rebinding page cannot
+    /// reach it under its own name (421).
+    pub allowed_hosts: Option<Vec<String>>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     /// The HLP vault shown.

@@ -81,6 +81,9 @@ pub struct ServerSection {
     pub data_dir: PathBuf,
     /// Origins allowed by CORS (empty: same-origin only).
     pub cors_origins: Vec<String>,
+    /// Host names the server answers to (empty: loopback names on a loopback bind, any host
+    /// beyond loopback, where API keys are required).
+    pub allowed_hosts: Vec<String>,
     /// Seconds to wait for in-flight work on shutdown.
     pub shutdown_timeout_secs: u32,
     /// API requests per minute per key (or per client address without a key); 0 disables.
@@ -102,6 +105,7 @@ impl Default for ServerSection {
             public_url: "http://127.0.0.1:8080".into(),
             data_dir: PathBuf::from("kamiyo-data"),
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             shutdown_timeout_secs: 10,
             rate_limit_per_minute: 600,
             max_body_bytes: 65_536,
@@ -368,7 +372,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "server.cors_origins",
-        "Origins allowed to call the API from a browser (empty: same-origin only).",
+        "Origins allowed to call the API from a browser (empty: same-origin only). A request whose Origin is neither the server's own nor listed is refused with 403, /ws included.",
+    ),
+    (
+        "server.allowed_hosts",
+        "Host names (without port) requests may be addressed to; others get 421 (a DNS-rebinding page cannot reach the server under its own name). Empty: the loopback names (localhost, 127.0.0.1, [::1]) on a loopback bind, any host beyond loopback (API keys are required there). \"*\" accepts any.",
     ),
     (
         "server.shutdown_timeout_secs",

@@ -92,6 +92,23 @@ impl kamiyo_api::Probe for StoreProbe {
     }
 }
 
+/// The hosts the API answers to: the configured list, else the loopback names on a loopback
+/// bind (with the bind address itself), else any host.
+fn allowed_hosts(server: &crate::config::ServerSection) -> Option<Vec<String>> {
+    if !server.allowed_hosts.is_empty() {
+        return Some(server.allowed_hosts.clone());
+    }
+    if !server.bind.ip().is_loopback() {
+        return None;
+    }
+    let mut hosts: Vec<String> = kamiyo_api::auth::LOOPBACK_HOSTS
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect();
+    hosts.push(server.bind.ip().to_string());
+    Some(hosts)
+}
+
 /// The API's state over the store.
 pub fn api_state(
     cfg: &Config,
@@ -115,6 +132,7 @@ pub fn api_state(
             require_keys: kamiyo_api::auth::keys_required_for(cfg.server.bind),
             rate_limit_per_minute: cfg.server.rate_limit_per_minute,
             cors_origins: cfg.server.cors_origins.clone(),
+            allowed_hosts: allowed_hosts(&cfg.server),
             max_body_bytes: cfg.server.max_body_bytes as usize,
             hlp_vault: cfg.hyperliquid.hlp_vault,
         },

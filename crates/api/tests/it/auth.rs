@@ -157,6 +157,11 @@ async fn cors_allow_list_and_size_limits() {
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        other.status(),
+        403,
+        "a foreign origin is refused, not only left unreadable"
+    );
     assert!(!other.headers().contains_key("access-control-allow-origin"));
     let pre = api
         .http
@@ -241,4 +246,120 @@ async fn bodies_above_the_limit_are_refused_unread() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// Sends a raw request (headers under the test's control) and returns the status code.
+async fn raw_status(api: &TestApi, lines: &[String]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(api.addr).await.unwrap();
+    let req = format!("{}\r\n\r\n", lines.join("\r\n"));
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"))
+}
+
+#[tokio::test]
+async fn dns_rebinding_and_cross_origin_reads_are_refused() {
+    let api = TestApi::start(config()).await;
+    let port = api.addr.port();
+    let get = |host: &str, path: &str, origin: Option<&str>| {
+        let mut l = vec![
+            format!("GET {path} HTTP/1.1"),
+            format!("Host: {host}"),
+            "Connection: close".to_owned(),
+        ];
+        if let Some(o) = origin {
+            l.push(format!("Origin: {o}"));
+        }
+        l
+    };
+    // The keyless loopback server answers to its loopback names only: a page on a rebound
+    // domain reaches the socket, but under the attacker's name.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(
+            raw_status(&api, &get(&host, "/feeds", None)).await,
+            200,
+            "{host}"
+        );
+    }
+    assert_eq!(
+        raw_status(
+            &api,
+            &get(&format!("rebind.evil.example:{port}"), "/feeds", None)
+        )
+        .await,
+        421
+    );
+    assert_eq!(
+        raw_status(&api, &get("rebind.evil.example", "/security/events", None)).await,
+        421
+    );
+    // A page of another origin cannot read the API …
+    let me = format!("127.0.0.1:{port}");
+    assert_eq!(
+        raw_status(
+            &api,
+            &get(&me, "/security/events", Some("https://evil.example"))
+        )
+        .await,
+        403
+    );
+    // … while the dashboard's own origin and an allowed CORS origin can.
+    assert_eq!(
+        raw_status(
+            &api,
+            &get(&me, "/security/events", Some(&format!("http://{me}")))
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        raw_status(
+            &api,
+            &get(&me, "/security/events", Some("https://allowed.example"))
+        )
+        .await,
+        200
+    );
+    // /ws: the upgrade is refused for a foreign origin, accepted for the server's own.
+    let upgrade = |origin: &str| {
+        vec![
+            "GET /ws HTTP/1.1".to_owned(),
+            format!("Host: {me}"),
+            "Upgrade: websocket".to_owned(),
+            "Connection: Upgrade".to_owned(),
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==".to_owned(),
+            "Sec-WebSocket-Version: 13".to_owned(),
+            format!("Origin: {origin}"),
+        ]
+    };
+    assert_eq!(
+        raw_status(&api, &upgrade("https://evil.example")).await,
+        403
+    );
+    assert_eq!(raw_status(&api, &upgrade("null")).await, 403);
+    assert_eq!(
+        raw_status(&api, &upgrade(&format!("http://{me}"))).await,
+        101
+    );
+    // Without an allow-list (a keyed server bound beyond loopback), any host is answered.
+    let open = TestApi::start(kamiyo_api::ApiConfig {
+        allowed_hosts: None,
+        ..config()
+    })
+    .await;
+    let host = format!("monitor.internal:{}", open.addr.port());
+    assert_eq!(raw_status(&open, &get(&host, "/feeds", None)).await, 200);
 }

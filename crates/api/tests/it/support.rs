@@ -32,6 +32,12 @@ pub(crate) fn config() -> ApiConfig {
         require_keys: false,
         rate_limit_per_minute: 0,
         cors_origins: vec!["https://allowed.example".into()],
+        allowed_hosts: Some(
+            kamiyo_api::auth::LOOPBACK_HOSTS
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect(),
+        ),
         max_body_bytes: 65_536,
         hlp_vault: HLP.parse().unwrap(),
     }
