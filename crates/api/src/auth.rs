@@ -175,7 +175,16 @@ fn is_public(path: &str) -> bool {
 }
 
 fn presented_key(req: &ServiceRequest) -> Option<String> {
-    let h = req.headers();
+    presented_key_of(req.headers(), req.path(), req.query_string())
+}
+
+/// The API key a request presents: `Authorization: Bearer …`, `X-API-Key`, or on `/ws` the
+/// `api_key` query parameter.
+pub fn presented_key_of(
+    h: &actix_web::http::header::HeaderMap,
+    path: &str,
+    query: &str,
+) -> Option<String> {
     // The scheme name is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` work too.
     if let Some(k) = h
         .get(header::AUTHORIZATION)
@@ -190,8 +199,8 @@ fn presented_key(req: &ServiceRequest) -> Option<String> {
         return Some(v.trim().to_owned());
     }
     // Browsers cannot set headers on a WebSocket: `/ws` also takes `?api_key=`.
-    if req.path() == "/ws" {
-        return web::Query::<HashMap<String, String>>::from_query(req.query_string())
+    if path == "/ws" {
+        return web::Query::<HashMap<String, String>>::from_query(query)
             .ok()
             .and_then(|q| q.get("api_key").cloned());
     }

@@ -34,6 +34,9 @@ use crate::hub::LiveMessage;
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Interval of server pings.
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// How often a keyed session's key is checked again against the store (not the key cache): a
+/// revoked key's sessions close within this time.
+pub const KEY_RECHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Query of `/ws`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -89,8 +92,9 @@ pub async fn ws(
     };
     let (res, session, msgs) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("expected a WebSocket upgrade request: {e}")))?;
+    let key = crate::auth::presented_key_of(req.headers(), req.path(), req.query_string());
     let state = state.into_inner();
-    actix_web::rt::spawn(run(state, session, msgs, resume));
+    actix_web::rt::spawn(run(state, session, msgs, resume, key));
     Ok(res)
 }
 
@@ -123,6 +127,7 @@ async fn run(
     mut session: actix_ws::Session,
     mut msgs: actix_ws::MessageStream,
     resume: Option<i64>,
+    key: Option<String>,
 ) {
     // Subscribe before reading the backlog, so nothing published in between is missed.
     let mut rx = state.hub.subscribe();
@@ -190,8 +195,24 @@ async fn run(
     }
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
+    let mut recheck = tokio::time::interval(KEY_RECHECK_INTERVAL);
+    recheck.tick().await;
     loop {
         tokio::select! {
+            _ = recheck.tick(), if key.is_some() => {
+                let presented = key.as_deref().unwrap_or_default();
+                // A store error keeps the session (the database may be restarting); only a
+                // key the store no longer accepts closes it.
+                if let Ok(None) = crate::auth::verify(state.keys.as_ref(), presented).await {
+                    tracing::info!("closing a WebSocket session whose API key was revoked");
+                    let reason = CloseReason {
+                        code: CloseCode::Policy,
+                        description: Some("the API key of this session was revoked".into()),
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(2), session.close(Some(reason))).await;
+                    return;
+                }
+            }
             m = rx.recv() => {
                 let text = match m {
                     Ok(m) => match m.as_ref() {

@@ -206,3 +206,49 @@ async fn a_cursor_beyond_the_newest_event_is_closed_with_the_reason() {
         Got::Frame(f) => panic!("expected a close, got {f:?}"),
     }
 }
+
+/// Revoking a key closes the `/ws` sessions opened with it, with the reason, within the
+/// documented recheck interval — the open stream is not a way around revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_key_closes_its_sessions_with_the_reason() {
+    use kamiyo_core_models::{ApiKeyStore, Timestamp};
+    let api = TestApi::start(kamiyo_api::ApiConfig {
+        require_keys: true,
+        ..config()
+    })
+    .await;
+    let k = kamiyo_api::auth::generate_key("ws", Timestamp(0));
+    api.store.insert_key(&k.record).await.unwrap();
+    let other = kamiyo_api::auth::generate_key("other", Timestamp(0));
+    api.store.insert_key(&other.record).await.unwrap();
+    let mut ws = connect(&api, &format!("?api_key={}", k.secret)).await;
+    let mut kept = connect(&api, &format!("?api_key={}", other.secret)).await;
+    hello(&mut ws).await;
+    hello(&mut kept).await;
+    assert!(
+        api.store
+            .revoke_key(&k.record.id.to_string(), Timestamp(1))
+            .await
+            .unwrap()
+    );
+    let revoked_at = std::time::Instant::now();
+    match next(&mut ws).await {
+        Got::Close(code, reason) => {
+            assert_eq!(code, 1008);
+            assert!(reason.contains("revoked"), "{reason}");
+        }
+        Got::Frame(f) => panic!("expected a close, got {f:?}"),
+    }
+    assert!(
+        revoked_at.elapsed() <= kamiyo_api::ws::KEY_RECHECK_INTERVAL + Duration::from_secs(2),
+        "closed within the recheck interval: {:?}",
+        revoked_at.elapsed()
+    );
+    // The session of a key still valid stays open: it still receives events.
+    api.commit(&IngestBatch {
+        updates: updates(1, 0),
+        ..IngestBatch::default()
+    })
+    .await;
+    assert!(matches!(next(&mut kept).await, Got::Frame(_)));
+}
