@@ -957,6 +957,51 @@ fn env_value(raw: &str, default: Option<&toml::Value>) -> toml::Value {
     }
 }
 
+fn remove_path(root: &mut toml::Value, path: &str) {
+    let (parent, last) = path.rsplit_once('.').unwrap_or(("", path));
+    let target = if parent.is_empty() {
+        Some(root)
+    } else {
+        parent.split('.').try_fold(root, |cur, p| cur.get_mut(p))
+    };
+    if let Some(t) = target.and_then(toml::Value::as_table_mut) {
+        t.remove(last);
+    }
+}
+
+/// True for a key path that no configuration key (nor an open table) covers.
+fn problems_unknown(known: &[String], l: &str) -> bool {
+    let open = OPEN_TABLES
+        .iter()
+        .any(|o| l.starts_with(&format!("{o}.")) || l == *o);
+    !open && !known.iter().any(|k| k == l)
+}
+
+/// Reads one section of `root`; on failure the full key path of the value and the message.
+fn deserialize_section(root: &toml::Value, section: &str) -> Result<(), (String, String)> {
+    let Some(v) = root.get(section) else {
+        return Ok(());
+    };
+    macro_rules! try_section {
+        ($t:ty) => {
+            serde_path_to_error::deserialize::<_, $t>(v.clone())
+                .map(drop)
+                .map_err(|e| (format!("{section}.{}", e.path()), e.inner().to_string()))
+        };
+    }
+    match section {
+        "server" => try_section!(ServerSection),
+        "database" => try_section!(DatabaseSection),
+        "hyperliquid" => try_section!(HyperliquidSection),
+        "references" => try_section!(ReferencesSection),
+        "monitors" => try_section!(MonitorsConfig),
+        "alerts" => try_section!(kamiyo_alerts::AlertsConfig),
+        "ml" => try_section!(MlSection),
+        "telemetry" => try_section!(TelemetrySection),
+        _ => Ok(()),
+    }
+}
+
 fn lookup<'a>(v: &'a toml::Value, path: &str) -> Option<&'a toml::Value> {
     path.split('.').try_fold(v, |cur, p| cur.get(p))
 }
@@ -1044,8 +1089,7 @@ pub fn load(sources: &Sources) -> Result<Config, Vec<ConfigProblem>> {
             });
         }
     }
-    // Types, section by section, so that every section's error is reported.
-    let Some(table) = merged.as_table() else {
+    let Some(_) = merged.as_table() else {
         problems.push(ConfigProblem {
             path: "(root)".into(),
             origin: "configuration".into(),
@@ -1053,50 +1097,90 @@ pub fn load(sources: &Sources) -> Result<Config, Vec<ConfigProblem>> {
         });
         return Err(problems);
     };
-    let mut cfg = Config::default();
-    macro_rules! section {
-        ($name:literal, $field:ident) => {
-            if let Some(v) = table.get($name) {
-                match serde_path_to_error::deserialize(v.clone()) {
-                    Ok(x) => cfg.$field = x,
-                    Err(e) => {
-                        let path = format!("{}.{}", $name, e.path());
-                        if !problems.iter().any(|p| p.path == path) {
-                            let expected = KEYS
-                                .iter()
-                                .find(|(k, _)| *k == path)
-                                .map_or(String::new(), |(_, d)| format!(" — {d}"));
-                            let msg = e.inner().to_string();
-                            // Unknown keys are reported by path above, except inside the
-                            // open tables (named alert channels), where serde reports them.
-                            let open = OPEN_TABLES
-                                .iter()
-                                .any(|o| path.starts_with(&format!("{o}.")));
-                            if open || !msg.starts_with("unknown field") {
-                                problems.push(ConfigProblem {
-                                    path: path.clone(),
-                                    origin: origin
-                                        .get(&path)
-                                        .cloned()
-                                        .unwrap_or_else(|| "configuration".into()),
-                                    message: format!("{msg}{expected}"),
-                                });
-                            }
-                        }
-                    }
-                }
-            }
-        };
+    let origin_of = |path: &str| {
+        origin
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| "configuration".into())
+    };
+    // Numbers must be finite wherever they are read (TOML allows nan and inf).
+    let mut bad: Vec<String> = Vec::new();
+    for l in &leaves {
+        if let Some(toml::Value::Float(f)) = lookup(&merged, l)
+            && !f.is_finite()
+        {
+            problems.push(ConfigProblem {
+                path: l.clone(),
+                origin: origin_of(l),
+                message: format!("{f} is not a finite number"),
+            });
+            bad.push(l.clone());
+        }
     }
-    section!("server", server);
-    section!("database", database);
-    section!("hyperliquid", hyperliquid);
-    section!("references", references);
-    section!("monitors", monitors);
-    section!("alerts", alerts);
-    section!("ml", ml);
-    section!("telemetry", telemetry);
-
+    // Types, value by value: each value given is tried alone on top of the defaults, so every
+    // bad value is reported with its full key path — in flattened sections too, and next to
+    // unknown keys — and the rest is still checked.
+    let is_unknown = |l: &str| problems_unknown(&known, l);
+    let sections: [&str; 8] = [
+        "server",
+        "database",
+        "hyperliquid",
+        "references",
+        "monitors",
+        "alerts",
+        "ml",
+        "telemetry",
+    ];
+    for l in leaves.iter().filter(|l| origin.contains_key(*l)) {
+        if is_unknown(l) || bad.contains(l) {
+            continue;
+        }
+        let Some(section) = l.split('.').next().filter(|s| sections.contains(s)) else {
+            continue;
+        };
+        let Some(value) = lookup(&merged, l).cloned() else {
+            continue;
+        };
+        let mut candidate = defaults.clone();
+        set_path(&mut candidate, l, value);
+        if let Err((path, msg)) = deserialize_section(&candidate, section) {
+            let path = if path.starts_with(l.as_str()) {
+                path
+            } else {
+                l.clone()
+            };
+            let expected = KEYS
+                .iter()
+                .find(|(k, _)| *k == path)
+                .map_or(String::new(), |(_, d)| format!(" — {d}"));
+            problems.push(ConfigProblem {
+                origin: origin_of(l),
+                path,
+                message: format!("{msg}{expected}"),
+            });
+            bad.push(l.clone());
+        }
+    }
+    // Everything else, with the bad and unknown values left at their defaults, is read and
+    // checked for meaning.
+    let mut good = merged.clone();
+    for l in leaves.iter().filter(|l| bad.contains(l) || is_unknown(l)) {
+        match lookup(&defaults, l) {
+            Some(d) => set_path(&mut good, l, d.clone()),
+            None => remove_path(&mut good, l),
+        }
+    }
+    let cfg = match Config::deserialize(good) {
+        Ok(c) => c,
+        Err(e) => {
+            problems.push(ConfigProblem {
+                path: "(configuration)".into(),
+                origin: "configuration".into(),
+                message: e.to_string(),
+            });
+            return Err(problems);
+        }
+    };
     problems.extend(cfg.validate().into_iter().map(|(path, message)| {
         ConfigProblem {
             origin: origin
@@ -1453,6 +1537,38 @@ mod tests {
                 .contains("bind"),
             "suggests the valid keys"
         );
+    }
+
+    #[test]
+    fn every_bad_value_of_a_section_is_reported_even_beside_an_unknown_key() {
+        // One section holding an unknown key, two mistyped values and a bad value of a
+        // flattened threshold table; a float that is not finite elsewhere; and a semantic
+        // error in a section that is otherwise fine: all reported, each at its full path.
+        let errs = load(&src(
+            Some(
+                "[server]\nbnd = \"x\"\nworkers = \"two\"\nrate_limit_per_minute = -5\n[monitors.oracle]\nwarn_pct = \"half\"\nsustain_secs = \"soon\"\n[monitors.oracle.assets.HYPE]\ncritical_pct = \"lots\"\n[hyperliquid]\nexchange_clock_speed = nan\nws_url = \"http://nope\"\n",
+            ),
+            &[],
+        ))
+        .unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|p| p.path.as_str()).collect();
+        for want in [
+            "server.bnd",
+            "server.workers",
+            "server.rate_limit_per_minute",
+            "monitors.oracle.warn_pct",
+            "monitors.oracle.sustain_secs",
+            "monitors.oracle.assets.HYPE.critical_pct",
+            "hyperliquid.exchange_clock_speed",
+            "hyperliquid.ws_url",
+        ] {
+            assert!(paths.contains(&want), "{want} missing in {errs:#?}");
+        }
+        let nan = errs
+            .iter()
+            .find(|p| p.path == "hyperliquid.exchange_clock_speed")
+            .unwrap();
+        assert!(nan.message.contains("finite"), "{nan:?}");
     }
 
     #[test]
