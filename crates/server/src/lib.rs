@@ -27,6 +27,22 @@ impl std::fmt::Debug for Application {
     }
 }
 
+/// Pending connections the kernel queues for the HTTP listener (capped by the kernel's
+/// `net.core.somaxconn`); a burst of clients waits in the queue instead of being refused.
+pub const LISTEN_BACKLOG: i32 = 2048;
+
+/// A TCP listener on `bind` with `backlog` pending connections. `std`'s `bind` listens with a
+/// fixed backlog of 128, and actix's own backlog setting applies only to addresses it binds
+/// itself, not to a listener handed to it: so the socket is made here.
+pub fn listener(bind: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(bind), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&bind.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
 impl Application {
     /// Binds the HTTP listener on `bind` (port 0 picks a free port) and serves the API, `/ws`
     /// and the dashboard from `state`.
@@ -35,7 +51,7 @@ impl Application {
         workers: usize,
         state: web::Data<kamiyo_api::ApiState>,
     ) -> anyhow::Result<Self> {
-        let listener = std::net::TcpListener::bind(bind)
+        let listener = listener(bind, LISTEN_BACKLOG)
             .map_err(|e| anyhow::anyhow!("binding the HTTP listener on {bind}: {e}"))?;
         let addr = listener.local_addr()?;
         let server = HttpServer::new(move || {
@@ -46,7 +62,6 @@ impl Application {
         .workers(workers.max(1))
         .shutdown_timeout(5)
         .max_connection_rate(1024)
-        .backlog(2048)
         .listen(listener)?
         .run();
         Ok(Self { addr, server })

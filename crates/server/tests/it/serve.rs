@@ -54,3 +54,43 @@ async fn serving_a_stored_replay_serves_what_is_stored() {
         "the server keeps running"
     );
 }
+
+/// Connections of a burst that completes `n` handshakes against `listener`, which never
+/// accepts (each connect may take 500 ms).
+async fn queued(listener: &std::net::TcpListener, n: usize) -> usize {
+    let addr = listener.local_addr().unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        set.spawn(async move {
+            tokio::time::timeout(
+                std::time::Duration::from_millis(500),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+        });
+    }
+    let mut ok = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(Ok(Ok(s))) = r {
+            ok.push(s);
+        }
+    }
+    ok.len()
+}
+
+/// The listen backlog setting reaches the socket: a burst of 600 connections waits in the
+/// kernel's queue while the server is busy, where `std`'s fixed backlog of 128 (which actix's
+/// setting did not change for a listener handed to it) turns most of them away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listen_backlog_queues_a_burst_of_connections() {
+    let ours = kamiyo_server::listener(
+        "127.0.0.1:0".parse().unwrap(),
+        kamiyo_server::LISTEN_BACKLOG,
+    )
+    .unwrap();
+    assert_eq!(queued(&ours, 600).await, 600);
+    // Positive control, same run: the listener std makes queues about 128.
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let n = queued(&std_listener, 600).await;
+    assert!(n < 600, "std's backlog queued {n}");
+}
