@@ -62,9 +62,128 @@ impl Modify for Security {
 )]
 pub struct ApiDoc;
 
-/// The document as JSON.
+/// The document as JSON (built once).
 pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut v = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        contract(&mut v);
+        serde_json::to_string_pretty(&v).unwrap_or_default()
+    })
+    .clone()
+}
+
+/// Paths answered without a key (never 401).
+const PUBLIC: [&str; 3] = ["/health", "/ready", "/"];
+
+/// The schema a query parameter really has (the handlers read them as text to answer a bad
+/// value with a problem naming the parameter; the document states what is accepted).
+fn param_schema(path: &str, name: &str) -> Option<serde_json::Value> {
+    use serde_json::json;
+    let int = |min: u64, max: u64| json!({"type": "integer", "minimum": min, "maximum": max});
+    let time = json!({"anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "integer", "minimum": 0, "maximum": 9_999_999_999_999_i64}
+    ]});
+    Some(match (path, name) {
+        (_, "severity") => {
+            json!({"type": "string", "enum": kamiyo_core_models::Severity::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()})
+        }
+        (_, "threat_type") => {
+            json!({"type": "string", "enum": kamiyo_core_models::ThreatType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()})
+        }
+        (_, "asset") => json!({"type": "string", "pattern": "^[!-~]{1,64}$"}),
+        (_, "since") => time,
+        (_, "cursor") => json!({"type": "string", "pattern": "^e[0-9]{1,18}$"}),
+        ("/security/incidents", "status") => {
+            json!({"type": "string", "enum": ["open", "resolved"]})
+        }
+        ("/alerts/deliveries", "status") => {
+            json!({"type": "string", "enum": ["pending", "delivered", "failed", "suppressed"]})
+        }
+        ("/ml/forecast", "series") => json!({"type": "string", "enum": ["hlp_pnl"]}),
+        ("/ml/forecast", "hours") => int(48, 2160),
+        ("/security/liquidations" | "/exploits", "hours") => int(1, 8760),
+        (_, "hours") => int(1, 720),
+        ("/security/incidents", "limit") => int(1, 500),
+        ("/ml/anomalies", "limit") => int(1, 1000),
+        ("/security/events" | "/security/liquidations" | "/alerts/deliveries", "limit") => {
+            int(1, 1000)
+        }
+        ("/ws", "last_event_id") => json!({"type": "integer", "minimum": 0}),
+        _ => return None,
+    })
+}
+
+/// Makes the document the contract a generated client can trust: every query parameter with
+/// its real type, and on every operation the answers the gate can give before a handler runs
+/// (400 malformed request, 401 without a valid key where a key is needed, 413 body too large,
+/// 429 over budget).
+fn contract(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let problem = |d: &str| json!({"description": d, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(ops) = item.as_object_mut() else {
+            continue;
+        };
+        for (_, op) in ops.iter_mut() {
+            for prm in op
+                .get_mut("parameters")
+                .and_then(|p| p.as_array_mut())
+                .into_iter()
+                .flatten()
+            {
+                let name = prm["name"].as_str().unwrap_or_default().to_owned();
+                if prm["in"] == "query"
+                    && let Some(schema) = param_schema(path, &name)
+                {
+                    prm["schema"] = schema;
+                }
+            }
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
+            let mut add = |code: &str, d: &str| {
+                responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| problem(d));
+            };
+            add("400", "Malformed request");
+            add("413", "Request body too large");
+            add(
+                "429",
+                "Request budget exhausted (Retry-After says when to retry)",
+            );
+            if !PUBLIC.contains(&path.as_str()) {
+                add("401", "An API key is required, or the key is not valid");
+            }
+        }
+        if PUBLIC.contains(&path.as_str())
+            && let Some(get) = ops.get_mut("get")
+        {
+            get["security"] = json!([]);
+        }
+    }
+}
+
+/// The documented path templates (`/security/incidents/{id}`), for 405 answers.
+pub fn documented_paths() -> &'static [String] {
+    static P: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    P.get_or_init(|| ApiDoc::openapi().paths.paths.keys().cloned().collect())
+}
+
+/// True when `path` matches a documented template.
+pub fn is_documented(path: &str) -> bool {
+    documented_paths().iter().any(|t| {
+        let (a, b): (Vec<&str>, Vec<&str>) = (t.split('/').collect(), path.split('/').collect());
+        a.len() == b.len()
+            && a.iter()
+                .zip(&b)
+                .all(|(x, y)| (x.starts_with('{') && x.ends_with('}') && !y.is_empty()) || x == y)
+    })
 }
 
 /// `GET /openapi.json`.

@@ -40,6 +40,8 @@ pub enum ApiError {
     Unauthorized(String),
     /// Nothing at this path or id.
     NotFound(String),
+    /// A documented path asked with a method it does not answer.
+    MethodNotAllowed(String),
     /// A cross-origin request from an origin that is not allowed.
     Forbidden(String),
     /// The `Host` header names a host this server does not serve (DNS rebinding).
@@ -68,6 +70,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::Forbidden(_) => "forbidden",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::MisdirectedHost(_) => "misdirected_host",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
@@ -92,6 +95,7 @@ impl ApiError {
             Self::Unauthorized(_) => "Unauthorized",
             Self::NotFound(_) => "Not found",
             Self::Forbidden(_) => "Forbidden",
+            Self::MethodNotAllowed(_) => "Method not allowed",
             Self::MisdirectedHost(_) => "Misdirected request",
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::RateLimited { .. } => "Too many requests",
@@ -108,6 +112,7 @@ impl ApiError {
             | Self::Unauthorized(d)
             | Self::NotFound(d)
             | Self::Forbidden(d)
+            | Self::MethodNotAllowed(d)
             | Self::MisdirectedHost(d)
             | Self::InsufficientData(d) => d.clone(),
             Self::PayloadTooLarge(n) => format!("the request body exceeds {n} bytes"),
@@ -145,6 +150,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::InsufficientData(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

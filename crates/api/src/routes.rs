@@ -62,8 +62,9 @@ fn parse_asset(v: Option<&str>) -> Result<Option<Coin>> {
 
 fn parse_since(v: Option<&str>) -> Result<Option<Timestamp>> {
     v.map(|s| {
+        // Any RFC 3339 time of years 0000-9999 (what `date-time` allows), or milliseconds.
         Timestamp::parse(s)
-            .filter(|t| (0..=9_999_999_999_999).contains(&t.0))
+            .filter(|t| (-62_167_219_200_000..=253_402_300_799_999).contains(&t.0))
             .ok_or_else(|| {
                 ApiError::invalid(
                     "since",
@@ -737,6 +738,20 @@ async fn dashboard_body(state: &ApiState) -> Result<DashboardResponse> {
 
 /// Anything else: a problem, not actix's empty 404.
 pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse> {
+    // A documented path asked with another method: 405 with the methods it has.
+    if req.method() != actix_web::http::Method::GET && crate::docs::is_documented(req.path()) {
+        let p = ApiError::MethodNotAllowed(format!(
+            "{} {} is not supported; this path answers GET",
+            req.method(),
+            req.path()
+        ));
+        let mut r = actix_web::ResponseError::error_response(&p);
+        r.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static("GET"),
+        );
+        return Ok(r);
+    }
     Err(ApiError::NotFound(format!(
         "no route {} {}; see /docs",
         req.method(),

@@ -53,3 +53,66 @@ async fn every_documented_route_is_served() {
         }
     }
 }
+
+/// The document is a contract a generated client can trust (found by schemathesis before):
+/// every operation documents the gate's answers, 401 wherever a key can be required; query
+/// parameters carry their real types, and values valid by the schema are accepted; a
+/// documented path asked with another method answers 405 with `Allow`.
+#[tokio::test]
+async fn the_document_states_types_errors_and_methods() {
+    let api = seeded().await;
+    let doc = api.json("/openapi.json").await;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let op = &item["get"];
+        for code in ["400", "413", "429"] {
+            assert!(op["responses"].get(code).is_some(), "{path} lacks {code}");
+        }
+        let public = ["/health", "/ready", "/"].contains(&path.as_str());
+        assert_eq!(
+            op["responses"].get("401").is_some(),
+            !public,
+            "{path} and 401"
+        );
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            if ["limit", "hours"].contains(&p["name"].as_str().unwrap()) {
+                assert_eq!(p["schema"]["type"], "integer", "{path} {}", p["name"]);
+            }
+        }
+    }
+    let events = &doc["paths"]["/security/events"]["get"]["parameters"];
+    let severity = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "severity")
+        .unwrap();
+    assert!(severity["schema"]["enum"].as_array().unwrap().len() == 5);
+    // Values the schema allows, at their edges, are accepted.
+    for q in [
+        "/security/events?limit=1000&severity=critical&since=1969-07-20T20:17:40Z&cursor=e1",
+        "/security/events?since=0001-01-01T00:00:00Z&asset=kPEPE",
+        "/security/incidents?limit=500&status=resolved",
+        "/security/liquidations?hours=8760&limit=1000",
+        "/ml/forecast?hours=48&series=hlp_pnl",
+    ] {
+        let r = api.get(q).await;
+        assert!(r.status() != 400, "{q}: {}", r.status());
+    }
+    // Another method on a documented path: 405, with the method it has.
+    let r = api
+        .http
+        .delete(api.url("/security/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET");
+    let r = api
+        .http
+        .post(api.url("/security/incidents/abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(api.get("/no/such/path").await.status(), 404);
+}
