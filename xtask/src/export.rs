@@ -268,6 +268,7 @@ mod tests {
             "ARCHITECTURE.md",
             "CHANGELOG.md",
             ".ci/run",
+            ".ci/schemathesis.sh",
             "docs/EXTENDING.md",
             "docs/SELF_HOSTING.md",
             "deploy/Dockerfile",

@@ -83,7 +83,7 @@ fn param_schema(path: &str, name: &str) -> Option<serde_json::Value> {
     let int = |min: u64, max: u64| json!({"type": "integer", "minimum": min, "maximum": max});
     let time = json!({"anyOf": [
         {"type": "string", "format": "date-time"},
-        {"type": "integer", "minimum": 0, "maximum": 9_999_999_999_999_i64}
+        {"type": "integer", "minimum": -62_167_219_200_000_i64, "maximum": 253_402_300_799_999_i64}
     ]});
     Some(match (path, name) {
         (_, "severity") => {
@@ -95,6 +95,9 @@ fn param_schema(path: &str, name: &str) -> Option<serde_json::Value> {
         (_, "asset") => json!({"type": "string", "pattern": "^[!-~]{1,64}$"}),
         (_, "since") => time,
         (_, "cursor") => json!({"type": "string", "pattern": "^e[0-9]{1,18}$"}),
+        ("/alerts/deliveries", "channel") => {
+            json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})
+        }
         ("/security/incidents", "status") => {
             json!({"type": "string", "enum": ["open", "resolved"]})
         }
@@ -141,6 +144,9 @@ fn contract(doc: &mut serde_json::Value) {
                     && let Some(schema) = param_schema(path, &name)
                 {
                     prm["schema"] = schema;
+                }
+                if prm["in"] == "path" && name == "id" {
+                    prm["schema"] = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"});
                 }
             }
             let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {

@@ -40,6 +40,8 @@ pub enum ApiError {
     Unauthorized(String),
     /// Nothing at this path or id.
     NotFound(String),
+    /// A plain request to the WebSocket endpoint.
+    UpgradeRequired(String),
     /// A documented path asked with a method it does not answer.
     MethodNotAllowed(String),
     /// A cross-origin request from an origin that is not allowed.
@@ -71,6 +73,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Forbidden(_) => "forbidden",
             Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::UpgradeRequired(_) => "upgrade_required",
             Self::MisdirectedHost(_) => "misdirected_host",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
@@ -96,6 +99,7 @@ impl ApiError {
             Self::NotFound(_) => "Not found",
             Self::Forbidden(_) => "Forbidden",
             Self::MethodNotAllowed(_) => "Method not allowed",
+            Self::UpgradeRequired(_) => "Upgrade required",
             Self::MisdirectedHost(_) => "Misdirected request",
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::RateLimited { .. } => "Too many requests",
@@ -113,6 +117,7 @@ impl ApiError {
             | Self::NotFound(d)
             | Self::Forbidden(d)
             | Self::MethodNotAllowed(d)
+            | Self::UpgradeRequired(d)
             | Self::MisdirectedHost(d)
             | Self::InsufficientData(d) => d.clone(),
             Self::PayloadTooLarge(n) => format!("the request body exceeds {n} bytes"),
@@ -151,6 +156,7 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::InsufficientData(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -54,7 +54,11 @@ fn parse_limit(v: Option<&str>, default: u32, max: u32) -> Result<u32> {
 
 fn parse_asset(v: Option<&str>) -> Result<Option<Coin>> {
     v.map(|s| {
-        s.parse::<Coin>()
+        // Market names are printable ASCII (the documented pattern).
+        Some(s)
+            .filter(|s| s.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or(())
+            .and_then(|s| s.parse::<Coin>().map_err(|_| ()))
             .map_err(|_| ApiError::invalid("asset", "a market name such as BTC, ETH or kPEPE"))
     })
     .transpose()

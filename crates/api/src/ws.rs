@@ -76,6 +76,7 @@ pub enum WsFrame {
 #[utoipa::path(get, path = "/ws", tag = "live", params(WsParams),
     responses(
         (status = 101, description = "Switching protocols: JSON text frames (hello, event, feed)"),
+        (status = 426, body = crate::error::Problem, content_type = "application/problem+json", description = "Not a WebSocket upgrade request"),
         (status = 400, body = crate::error::Problem, content_type = "application/problem+json")))]
 #[actix_web::get("/ws")]
 pub async fn ws(
@@ -90,8 +91,19 @@ pub async fn ws(
             ApiError::invalid("last_event_id", "a non-negative integer (an event's seq)")
         })?),
     };
-    let (res, session, msgs) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::BadRequest(format!("expected a WebSocket upgrade request: {e}")))?;
+    let (res, session, msgs) = match actix_ws::handle(&req, body) {
+        Ok(x) => x,
+        Err(e) => {
+            // A plain request to a WebSocket endpoint: 426, naming the protocol to upgrade to.
+            let p = ApiError::UpgradeRequired(format!("a WebSocket upgrade is expected here: {e}"));
+            let mut r = actix_web::ResponseError::error_response(&p);
+            r.headers_mut().insert(
+                actix_web::http::header::UPGRADE,
+                actix_web::http::header::HeaderValue::from_static("websocket"),
+            );
+            return Ok(r);
+        }
+    };
     let key = crate::auth::presented_key_of(req.headers(), req.path(), req.query_string());
     let state = state.into_inner();
     actix_web::rt::spawn(run(state, session, msgs, resume, key));

@@ -81,6 +81,8 @@ pub struct ServerSection {
     pub data_dir: PathBuf,
     /// Origins allowed by CORS (empty: same-origin only).
     pub cors_origins: Vec<String>,
+    /// Failed authentications allowed per client address and minute; 0 disables the limit.
+    pub failed_auth_per_minute: u32,
     /// Host names the server answers to (empty: loopback names on a loopback bind, any host
     /// beyond loopback, where API keys are required).
     pub allowed_hosts: Vec<String>,
@@ -106,6 +108,7 @@ impl Default for ServerSection {
             data_dir: PathBuf::from("kamiyo-data"),
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            failed_auth_per_minute: 30,
             shutdown_timeout_secs: 10,
             rate_limit_per_minute: 600,
             max_body_bytes: 65_536,
@@ -373,6 +376,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "server.cors_origins",
         "Origins allowed to call the API from a browser (empty: same-origin only). A request whose Origin is neither the server's own nor listed is refused with 403, /ws included.",
+    ),
+    (
+        "server.failed_auth_per_minute",
+        "Failed authentications allowed per client address and minute (bursts up to the same number); past it, 429 with Retry-After before any key is looked up. 0 disables.",
     ),
     (
         "server.allowed_hosts",

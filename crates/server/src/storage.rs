@@ -137,7 +137,7 @@ pub fn api_state(
             hlp_vault: cfg.hyperliquid.hlp_vault,
         },
         limiter: kamiyo_api::auth::RateLimiter::new(cfg.server.rate_limit_per_minute),
-        auth_failures: kamiyo_api::auth::RateLimiter::new(kamiyo_api::auth::FAILED_AUTH_PER_MINUTE),
+        auth_failures: kamiyo_api::auth::RateLimiter::new(cfg.server.failed_auth_per_minute),
         key_cache: kamiyo_api::auth::KeyCache::default(),
         anomaly_model,
         responses: kamiyo_api::cache::ResponseCache::new(std::time::Duration::from_millis(

@@ -43,8 +43,9 @@ async fn every_documented_route_is_served() {
         let concrete = path.replace("{id}", &incident);
         let r = api.get(&concrete).await;
         if concrete == "/ws" {
-            // A plain GET without the upgrade headers is refused as a bad request, not a 404.
-            assert_eq!(r.status(), 400, "{concrete}");
+            // A plain GET without the upgrade headers: 426 Upgrade Required, not a 404.
+            assert_eq!(r.status(), 426, "{concrete}");
+            assert_eq!(r.headers()["upgrade"], "websocket");
         } else if concrete == "/ml/forecast" {
             // Served, and documented as 409 while the store holds under 48 hours of HLP history.
             assert_eq!(r.status(), 409, "{concrete}");
