@@ -85,7 +85,10 @@ pub fn init_logging(t: &TelemetrySection) -> TelemetryGuard {
             }
         }
     };
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(otel)
+        .with(ClientParseErrors);
     let _ = if t.log_format == "json" {
         registry
             .with(
@@ -108,6 +111,41 @@ pub fn init_logging(t: &TelemetrySection) -> TelemetryGuard {
         tracing::info!(otlp.endpoint = %otlp_traces_url(&t.otlp_endpoint), "exporting traces over OTLP/HTTP");
     }
     guard
+}
+
+/// actix-http logs a request it cannot parse at ERROR ("stream error: request parse error: …"),
+/// but the fault is the client's and it has already been answered 400: those events leave the
+/// error log and are reported at DEBUG under `kamiyo::http` instead. Every other event passes.
+struct ClientParseErrors;
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ClientParseErrors {
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        let m = event.metadata();
+        if *m.level() != tracing::Level::ERROR || !m.target().starts_with("actix_http::h1") {
+            return true;
+        }
+        let mut msg = Message(String::new());
+        event.record(&mut msg);
+        if msg.0.starts_with("stream error: request parse error") {
+            tracing::debug!(target: "kamiyo::http", detail = %msg.0, "malformed request answered with 400");
+            return false;
+        }
+        true
+    }
 }
 
 fn writeln_stderr(s: &str) -> std::io::Result<()> {

@@ -94,3 +94,48 @@ async fn the_listen_backlog_queues_a_burst_of_connections() {
     let n = queued(&std_listener, 600).await;
     assert!(n < 600, "std's backlog queued {n}");
 }
+
+/// A request actix cannot parse is the client's fault, answered 400: it must not appear in the
+/// server's log at ERROR (actix-http logs it so); the server stays healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_400_and_no_error_log_line() {
+    use std::io::{Read, Write};
+    kamiyo_aggregators::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("stderr.log");
+    let mut cmd = replay(&data, &["--serve"]);
+    cmd.env("KAMIYO_TELEMETRY__LOG_LEVEL", "info");
+    let crate::support::Serving { server, base, .. } =
+        crate::support::serve_with_stderr(cmd, std::fs::File::create(&log).unwrap().into());
+    let addr = base.trim_start_matches("http://").to_owned();
+    for raw in [
+        &b"GARBAGE \x01\x02 HTTP/9\r\n\r\n"[..],
+        &b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n"[..],
+    ] {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        s.write_all(raw).unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 400"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    assert_eq!(
+        reqwest::get(format!("{base}/health"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.lines().any(|l| l.contains("ERROR")),
+        "malformed requests logged as errors:\n{text}"
+    );
+}

@@ -200,9 +200,14 @@ pub(crate) struct Serving {
 
 /// Spawns `cmd` (a `replay --serve`) with its stdout piped and waits up to a minute for
 /// "serving the dashboard at <url>".
-pub(crate) fn serve(mut cmd: Command) -> Serving {
+pub(crate) fn serve(cmd: Command) -> Serving {
+    serve_with_stderr(cmd, Stdio::inherit())
+}
+
+/// [`serve`], with the server's stderr (its log) going to `stderr`.
+pub(crate) fn serve_with_stderr(mut cmd: Command, stderr: Stdio) -> Serving {
     use std::io::{BufRead, BufReader};
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.stdout(Stdio::piped()).stderr(stderr);
     let mut server = Killed(cmd.spawn().unwrap());
     let stdout = server.0.stdout.take().unwrap();
     let (tx, lines) = std::sync::mpsc::channel::<String>();
