@@ -159,6 +159,36 @@ impl SimHandle {
         format!("ws://{}/ws", self.addr)
     }
 
+    /// REST clients of the reference `venues` polling this simulator (Binance and Coinbase answer
+    /// at its root; the others under `/<venue>`), for live-source tests.
+    pub fn reference_sources(
+        &self,
+        venues: &[&str],
+    ) -> Vec<Arc<dyn kamiyo_core_models::PriceSource>> {
+        venues
+            .iter()
+            .filter_map(|v| {
+                let rest_url = if ["binance", "coinbase"].contains(v) {
+                    self.http_url()
+                } else {
+                    format!("{}/{v}", self.http_url())
+                };
+                let ep = kamiyo_aggregators::sources::VenueEndpoints {
+                    rest_url,
+                    ws_url: None,
+                    timeout: Duration::from_secs(5),
+                };
+                kamiyo_aggregators::sources::reference_source(
+                    v,
+                    &ep,
+                    Arc::new(kamiyo_core_models::SystemClock),
+                    &CancellationToken::new(),
+                )?
+                .ok()
+            })
+            .collect()
+    }
+
     /// Current scenario time.
     pub fn now(&self) -> Timestamp {
         Timestamp(lock(&self.shared.pace).now())
@@ -591,6 +621,38 @@ fn venue_answer(venue: &str, path: &str, req: &Request<Incoming>, shared: &Share
     )
 }
 
+/// The text frames a WebSocket client sends, read by a task of their own (fastwebsockets'
+/// `read_frame` is not cancel-safe); control frames need no answer beyond what the session
+/// sends, and the channel ends when the client closes or the connection breaks.
+fn client_texts(
+    rx: fastwebsockets::WebSocketRead<tokio::io::ReadHalf<TokioIo<hyper::upgrade::Upgraded>>>,
+) -> (tokio::task::JoinHandle<()>, mpsc::Receiver<String>) {
+    let (tx, texts) = mpsc::channel::<String>(256);
+    let reader = tokio::spawn(async move {
+        let mut rx = FragmentCollectorRead::new(rx);
+        loop {
+            match rx
+                .read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) })
+                .await
+            {
+                Ok(f) if f.opcode == OpCode::Text => {
+                    if tx
+                        .send(String::from_utf8_lossy(&f.payload).into_owned())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(f) if f.opcode == OpCode::Close => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    (reader, texts)
+}
+
 fn shared_addr(shared: &Shared) -> String {
     shared.addr.to_string()
 }
@@ -607,29 +669,7 @@ async fn venue_ws_session(
     shared.connections.fetch_add(1, Ordering::Relaxed);
     let mut drops = shared.drop_gen.subscribe();
     let (rx, mut tx) = ws.split(tokio::io::split);
-    let (ctx_tx, mut client) = mpsc::channel::<String>(256);
-    let reader = tokio::spawn(async move {
-        let mut rx = FragmentCollectorRead::new(rx);
-        loop {
-            match rx
-                .read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) })
-                .await
-            {
-                Ok(f) if f.opcode == OpCode::Text => {
-                    if ctx_tx
-                        .send(String::from_utf8_lossy(&f.payload).into_owned())
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                Ok(f) if f.opcode == OpCode::Close => return,
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        }
-    });
+    let (reader, mut client) = client_texts(rx);
     let send = |text: String| Frame::text(Payload::Owned(text.into_bytes()));
     if let Some(w) = venues::ws_welcome(venue)
         && tx.write_frame(send(w)).await.is_err()
@@ -720,31 +760,7 @@ async fn ws_session(
     let mut push = shared.push.subscribe();
     let mut drops = shared.drop_gen.subscribe();
     let (rx, mut tx) = ws.split(tokio::io::split);
-    let (ctx_tx, mut client) = mpsc::channel::<String>(256);
-    let reader = tokio::spawn(async move {
-        let mut rx = FragmentCollectorRead::new(rx);
-        loop {
-            // Control frames from the client (ping, close) need no answer beyond what the
-            // session loop sends; obligated frames are dropped because the writer lives there.
-            match rx
-                .read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) })
-                .await
-            {
-                Ok(f) if f.opcode == OpCode::Text => {
-                    if ctx_tx
-                        .send(String::from_utf8_lossy(&f.payload).into_owned())
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                Ok(f) if f.opcode == OpCode::Close => return,
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        }
-    });
+    let (reader, mut client) = client_texts(rx);
     let send = |text: String| Frame::text(Payload::Owned(text.into_bytes()));
     if shared.greeting
         && tx

@@ -8,40 +8,15 @@ use kamiyo_core_models::{Decimal, SourceError};
 use serde::Deserialize;
 
 use super::SymbolMap;
-use super::ticker::{RateLimit, TickerApi, TickerRequest, TickerSource, Top, decode_error};
-use crate::hyperliquid::num::{dec, opt_dec};
+use super::ticker::{RateLimit, TickerApi, TickerRequest, TickerSource, Top, one_or_many};
+use crate::hyperliquid::num::dec;
 
 /// Default symbols: the monitored perps that trade on Binance spot against USDT.
 pub fn default_symbols() -> SymbolMap {
-    SymbolMap::from_pairs(&[
-        ("BTC", "BTCUSDT"),
-        ("ETH", "ETHUSDT"),
-        ("SOL", "SOLUSDT"),
-        ("ARB", "ARBUSDT"),
-        ("OP", "OPUSDT"),
-        ("AVAX", "AVAXUSDT"),
-        ("POL", "POLUSDT"),
-        ("DOGE", "DOGEUSDT"),
-        ("XRP", "XRPUSDT"),
-        ("LINK", "LINKUSDT"),
-        ("SUI", "SUIUSDT"),
-        ("HYPE", "HYPEUSDT"),
-    ])
+    SymbolMap::quoted(&super::DEFAULT_COINS, "", "USDT")
 }
 
-/// One entry of `ticker/bookTicker`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BookTicker {
-    /// Symbol.
-    pub symbol: String,
-    /// Best bid.
-    #[serde(deserialize_with = "opt_dec", default)]
-    pub bid_price: Option<Decimal>,
-    /// Best ask.
-    #[serde(deserialize_with = "opt_dec", default)]
-    pub ask_price: Option<Decimal>,
-}
+pub use super::ticker::BookTicker;
 
 /// One entry of `ticker/price`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -53,32 +28,14 @@ pub struct PriceTicker {
     pub price: Decimal,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany<T> {
-    Many(Vec<T>),
-    One(T),
-}
-
-fn one_or_many<T: for<'de> Deserialize<'de>>(
-    what: &str,
-    body: &str,
-) -> Result<Vec<T>, SourceError> {
-    match serde_json::from_str::<OneOrMany<T>>(body) {
-        Ok(OneOrMany::Many(v)) => Ok(v),
-        Ok(OneOrMany::One(t)) => Ok(vec![t]),
-        Err(e) => Err(decode_error("binance", what, e)),
-    }
-}
-
 /// Decodes `ticker/bookTicker` (an object for one symbol, an array for several).
 pub fn decode_book_ticker(body: &str) -> Result<Vec<BookTicker>, SourceError> {
-    one_or_many("ticker/bookTicker", body)
+    one_or_many("binance", "ticker/bookTicker", body)
 }
 
 /// Decodes `ticker/price`.
 pub fn decode_price_ticker(body: &str) -> Result<Vec<PriceTicker>, SourceError> {
-    one_or_many("ticker/price", body)
+    one_or_many("binance", "ticker/price", body)
 }
 
 /// Binance spot's public ticker API. Published limit: 6,000 request weight per minute per IP;
@@ -93,34 +50,24 @@ impl TickerApi for Binance {
     }
 
     fn limit(&self) -> RateLimit {
-        RateLimit {
-            capacity: 6_000,
-            window_ms: 60_000,
-        }
+        RateLimit::new(6_000, 60_000)
     }
 
     fn requests(&self, symbols: &[&str]) -> Vec<TickerRequest> {
-        vec![TickerRequest {
-            path: "/api/v3/ticker/bookTicker".into(),
-            query: vec![(
+        TickerRequest::batch(
+            "/api/v3/ticker/bookTicker",
+            vec![(
                 "symbols",
                 serde_json::to_string(symbols).unwrap_or_default(),
             )],
-            weight: 4,
-            symbol: None,
-        }]
+            4,
+        )
     }
 
     fn decode(&self, body: &str, _asked: Option<&str>) -> Result<Vec<Top>, SourceError> {
         Ok(decode_book_ticker(body)?
             .into_iter()
-            .map(|t| Top {
-                symbol: t.symbol,
-                bid: t.bid_price,
-                ask: t.ask_price,
-                last: None,
-                time: None,
-            })
+            .map(Top::from)
             .collect())
     }
 

@@ -15,20 +15,7 @@ use crate::hyperliquid::num::opt_dec;
 
 /// Default symbols: the monitored perps that trade on Bybit spot against USDT.
 pub fn default_symbols() -> SymbolMap {
-    SymbolMap::from_pairs(&[
-        ("BTC", "BTCUSDT"),
-        ("ETH", "ETHUSDT"),
-        ("SOL", "SOLUSDT"),
-        ("ARB", "ARBUSDT"),
-        ("OP", "OPUSDT"),
-        ("AVAX", "AVAXUSDT"),
-        ("POL", "POLUSDT"),
-        ("DOGE", "DOGEUSDT"),
-        ("XRP", "XRPUSDT"),
-        ("LINK", "LINKUSDT"),
-        ("SUI", "SUIUSDT"),
-        ("HYPE", "HYPEUSDT"),
-    ])
+    SymbolMap::quoted(&super::DEFAULT_COINS, "", "USDT")
 }
 
 /// One entry of `result.list`.
@@ -95,19 +82,11 @@ impl TickerApi for Bybit {
     }
 
     fn limit(&self) -> RateLimit {
-        RateLimit {
-            capacity: 600,
-            window_ms: 5_000,
-        }
+        RateLimit::new(600, 5_000)
     }
 
     fn requests(&self, _symbols: &[&str]) -> Vec<TickerRequest> {
-        vec![TickerRequest {
-            path: "/v5/market/tickers".into(),
-            query: vec![("category", "spot".into())],
-            weight: 1,
-            symbol: None,
-        }]
+        TickerRequest::batch("/v5/market/tickers", vec![("category", "spot".into())], 1)
     }
 
     fn decode(&self, body: &str, _asked: Option<&str>) -> Result<Vec<Top>, SourceError> {

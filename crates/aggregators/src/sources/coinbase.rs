@@ -11,19 +11,7 @@ use crate::hyperliquid::num::opt_dec;
 
 /// Default products.
 pub fn default_symbols() -> SymbolMap {
-    SymbolMap::from_pairs(&[
-        ("BTC", "BTC-USD"),
-        ("ETH", "ETH-USD"),
-        ("SOL", "SOL-USD"),
-        ("ARB", "ARB-USD"),
-        ("OP", "OP-USD"),
-        ("AVAX", "AVAX-USD"),
-        ("POL", "POL-USD"),
-        ("DOGE", "DOGE-USD"),
-        ("XRP", "XRP-USD"),
-        ("LINK", "LINK-USD"),
-        ("SUI", "SUI-USD"),
-    ])
+    SymbolMap::quoted(&super::DEFAULT_COINS[..11], "-", "USD")
 }
 
 /// `products/{id}/ticker`.
@@ -59,10 +47,7 @@ impl TickerApi for Coinbase {
     }
 
     fn limit(&self) -> RateLimit {
-        RateLimit {
-            capacity: 10,
-            window_ms: 1_000,
-        }
+        RateLimit::new(10, 1_000)
     }
 
     fn requests(&self, symbols: &[&str]) -> Vec<TickerRequest> {

@@ -11,20 +11,7 @@ use crate::hyperliquid::num::opt_dec;
 
 /// Default pairs: the monitored perps that trade on Gate spot against USDT.
 pub fn default_symbols() -> SymbolMap {
-    SymbolMap::from_pairs(&[
-        ("BTC", "BTC_USDT"),
-        ("ETH", "ETH_USDT"),
-        ("SOL", "SOL_USDT"),
-        ("ARB", "ARB_USDT"),
-        ("OP", "OP_USDT"),
-        ("AVAX", "AVAX_USDT"),
-        ("POL", "POL_USDT"),
-        ("DOGE", "DOGE_USDT"),
-        ("XRP", "XRP_USDT"),
-        ("LINK", "LINK_USDT"),
-        ("SUI", "SUI_USDT"),
-        ("HYPE", "HYPE_USDT"),
-    ])
+    SymbolMap::quoted(&super::DEFAULT_COINS, "_", "USDT")
 }
 
 /// One entry of `spot/tickers` (also the `result` of a `spot.tickers` WebSocket update).
@@ -58,22 +45,11 @@ impl TickerApi for Gate {
     }
 
     fn limit(&self) -> RateLimit {
-        RateLimit {
-            capacity: 200,
-            window_ms: 10_000,
-        }
+        RateLimit::new(200, 10_000)
     }
 
     fn requests(&self, symbols: &[&str]) -> Vec<TickerRequest> {
-        symbols
-            .iter()
-            .map(|s| TickerRequest {
-                path: "/api/v4/spot/tickers".into(),
-                query: vec![("currency_pair", (*s).to_owned())],
-                weight: 1,
-                symbol: Some((*s).to_owned()),
-            })
-            .collect()
+        TickerRequest::each(symbols, "/api/v4/spot/tickers", "currency_pair", 1)
     }
 
     fn decode(&self, body: &str, _asked: Option<&str>) -> Result<Vec<Top>, SourceError> {

@@ -82,19 +82,11 @@ impl TickerApi for Kraken {
     }
 
     fn limit(&self) -> RateLimit {
-        RateLimit {
-            capacity: 1,
-            window_ms: 1_000,
-        }
+        RateLimit::new(1, 1_000)
     }
 
     fn requests(&self, symbols: &[&str]) -> Vec<TickerRequest> {
-        vec![TickerRequest {
-            path: "/0/public/Ticker".into(),
-            query: vec![("pair", symbols.join(","))],
-            weight: 1,
-            symbol: None,
-        }]
+        TickerRequest::batch("/0/public/Ticker", vec![("pair", symbols.join(","))], 1)
     }
 
     fn decode(&self, body: &str, _asked: Option<&str>) -> Result<Vec<Top>, SourceError> {

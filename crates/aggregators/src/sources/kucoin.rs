@@ -12,20 +12,7 @@ use crate::hyperliquid::num::opt_dec;
 
 /// Default symbols: the monitored perps that trade on KuCoin spot against USDT.
 pub fn default_symbols() -> SymbolMap {
-    SymbolMap::from_pairs(&[
-        ("BTC", "BTC-USDT"),
-        ("ETH", "ETH-USDT"),
-        ("SOL", "SOL-USDT"),
-        ("ARB", "ARB-USDT"),
-        ("OP", "OP-USDT"),
-        ("AVAX", "AVAX-USDT"),
-        ("POL", "POL-USDT"),
-        ("DOGE", "DOGE-USDT"),
-        ("XRP", "XRP-USDT"),
-        ("LINK", "LINK-USDT"),
-        ("SUI", "SUI-USDT"),
-        ("HYPE", "HYPE-USDT"),
-    ])
+    SymbolMap::quoted(&super::DEFAULT_COINS, "-", "USDT")
 }
 
 /// One entry of `data.ticker` (and the body of `market/stats`).
@@ -99,19 +86,11 @@ impl TickerApi for Kucoin {
     }
 
     fn limit(&self) -> RateLimit {
-        RateLimit {
-            capacity: 2_000,
-            window_ms: 30_000,
-        }
+        RateLimit::new(2_000, 30_000)
     }
 
     fn requests(&self, _symbols: &[&str]) -> Vec<TickerRequest> {
-        vec![TickerRequest {
-            path: "/api/v1/market/allTickers".into(),
-            query: Vec::new(),
-            weight: 15,
-            symbol: None,
-        }]
+        TickerRequest::batch("/api/v1/market/allTickers", Vec::new(), 15)
     }
 
     fn decode(&self, body: &str, _asked: Option<&str>) -> Result<Vec<Top>, SourceError> {

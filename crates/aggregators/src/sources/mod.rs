@@ -31,7 +31,22 @@ use kamiyo_core_models::Coin;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SymbolMap(pub BTreeMap<Coin, String>);
 
+/// The perps the default symbol maps cover, in this order (HYPE last: not every venue lists it).
+pub const DEFAULT_COINS: [&str; 12] = [
+    "BTC", "ETH", "SOL", "ARB", "OP", "AVAX", "POL", "DOGE", "XRP", "LINK", "SUI", "HYPE",
+];
+
 impl SymbolMap {
+    /// `coins` quoted in `quote` with `sep` between (`BTC` → `BTC-USDT`).
+    pub fn quoted(coins: &[&str], sep: &str, quote: &str) -> Self {
+        Self(
+            coins
+                .iter()
+                .filter_map(|c| Coin::new(c).ok().map(|k| (k, format!("{c}{sep}{quote}"))))
+                .collect(),
+        )
+    }
+
     /// Builds a map from `(coin, symbol)` pairs, skipping invalid coin names.
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
         Self(

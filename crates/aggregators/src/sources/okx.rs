@@ -11,19 +11,7 @@ use crate::hyperliquid::num::opt_dec;
 
 /// Default instruments: the monitored perps that trade on OKX spot against USDT.
 pub fn default_symbols() -> SymbolMap {
-    SymbolMap::from_pairs(&[
-        ("BTC", "BTC-USDT"),
-        ("ETH", "ETH-USDT"),
-        ("SOL", "SOL-USDT"),
-        ("ARB", "ARB-USDT"),
-        ("OP", "OP-USDT"),
-        ("AVAX", "AVAX-USDT"),
-        ("POL", "POL-USDT"),
-        ("DOGE", "DOGE-USDT"),
-        ("XRP", "XRP-USDT"),
-        ("LINK", "LINK-USDT"),
-        ("SUI", "SUI-USDT"),
-    ])
+    SymbolMap::quoted(&super::DEFAULT_COINS[..11], "-", "USDT")
 }
 
 /// One ticker of `market/ticker(s)` (REST) or of the `tickers` WebSocket channel.
@@ -97,19 +85,15 @@ impl TickerApi for Okx {
     }
 
     fn limit(&self) -> RateLimit {
-        RateLimit {
-            capacity: 20,
-            window_ms: 2_000,
-        }
+        RateLimit::new(20, 2_000)
     }
 
     fn requests(&self, _symbols: &[&str]) -> Vec<TickerRequest> {
-        vec![TickerRequest {
-            path: "/api/v5/market/tickers".into(),
-            query: vec![("instType", "SPOT".into())],
-            weight: 1,
-            symbol: None,
-        }]
+        TickerRequest::batch(
+            "/api/v5/market/tickers",
+            vec![("instType", "SPOT".into())],
+            1,
+        )
     }
 
     fn decode(&self, body: &str, _asked: Option<&str>) -> Result<Vec<Top>, SourceError> {

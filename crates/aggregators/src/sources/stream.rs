@@ -184,18 +184,10 @@ impl<A: TickerApi + TickerStream + Clone> PriceSource for StreamSource<A> {
                 let hit = c
                     .tops
                     .get(sym)
-                    .filter(|(_, at)| at.elapsed() <= self.fresh_for);
-                match hit
-                    .and_then(|(t, _)| super::mid_or_last(t.bid, t.ask, t.last).map(|p| (t, p)))
-                {
-                    Some((t, price)) => out.push(ReferenceQuote {
-                        venue: self.rest.venue().clone(),
-                        coin: coin.clone(),
-                        price,
-                        bid: t.bid,
-                        ask: t.ask,
-                        time: t.time.map_or(now, |v| v.min(now)),
-                    }),
+                    .filter(|(_, at)| at.elapsed() <= self.fresh_for)
+                    .and_then(|(t, _)| t.quote(self.rest.venue(), coin, now));
+                match hit {
+                    Some(q) => out.push(q),
                     None => missing.push(coin.clone()),
                 }
             }

@@ -20,6 +20,7 @@ use serde::de::{self, Deserializer};
 
 use super::{SymbolMap, mid_or_last};
 use crate::hyperliquid::budget::WeightBudget;
+use crate::hyperliquid::num::opt_dec;
 use crate::hyperliquid::rest::{http_client, send_text};
 
 /// A venue's published public rate limit: `capacity` request weight per `window_ms`, per IP.
@@ -59,6 +60,56 @@ pub struct Top {
     pub time: Option<Timestamp>,
 }
 
+impl Top {
+    /// The quote of `coin` at `venue` this ticker gives at `now`: the mid (or the last price),
+    /// timed by the venue's snapshot time when it sends one (never later than `now`).
+    pub fn quote(&self, venue: &Venue, coin: &Coin, now: Timestamp) -> Option<ReferenceQuote> {
+        Some(ReferenceQuote {
+            venue: venue.clone(),
+            coin: coin.clone(),
+            price: mid_or_last(self.bid, self.ask, self.last)?,
+            bid: self.bid,
+            ask: self.ask,
+            time: self.time.map_or(now, |v| v.min(now)),
+        })
+    }
+}
+
+impl RateLimit {
+    /// `capacity` weight per `window_ms`.
+    pub const fn new(capacity: u32, window_ms: i64) -> Self {
+        Self {
+            capacity,
+            window_ms,
+        }
+    }
+}
+
+impl TickerRequest {
+    /// One request for every symbol.
+    pub fn batch(path: &str, query: Vec<(&'static str, String)>, weight: u32) -> Vec<Self> {
+        vec![Self {
+            path: path.to_owned(),
+            query,
+            weight,
+            symbol: None,
+        }]
+    }
+
+    /// One request per symbol, the symbol in query parameter `param`.
+    pub fn each(symbols: &[&str], path: &str, param: &'static str, weight: u32) -> Vec<Self> {
+        symbols
+            .iter()
+            .map(|s| Self {
+                path: path.to_owned(),
+                query: vec![(param, (*s).to_owned())],
+                weight,
+                symbol: Some((*s).to_owned()),
+            })
+            .collect()
+    }
+}
+
 /// How one venue's public ticker API is called and read. Implementations are pure: no I/O.
 pub trait TickerApi: Send + Sync + std::fmt::Debug + 'static {
     /// The venue's name (`okx`).
@@ -77,6 +128,57 @@ pub trait TickerApi: Send + Sync + std::fmt::Debug + 'static {
     /// A status that means "this symbol is not listed" for a per-symbol request.
     fn not_listed(&self, status: u16) -> bool {
         status == 404
+    }
+}
+
+/// `bookTicker` in Binance's shape, which MEXC's API mirrors (MEXC's `ticker/24hr` adds the
+/// last price).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookTicker {
+    /// Symbol.
+    pub symbol: String,
+    /// Best bid.
+    #[serde(deserialize_with = "opt_dec", default)]
+    pub bid_price: Option<Decimal>,
+    /// Best ask.
+    #[serde(deserialize_with = "opt_dec", default)]
+    pub ask_price: Option<Decimal>,
+    /// Last price (`ticker/24hr` only).
+    #[serde(deserialize_with = "opt_dec", default)]
+    pub last_price: Option<Decimal>,
+}
+
+impl From<BookTicker> for Top {
+    fn from(t: BookTicker) -> Self {
+        Top {
+            symbol: t.symbol,
+            bid: t.bid_price,
+            ask: t.ask_price,
+            last: t.last_price,
+            time: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    Many(Vec<T>),
+    One(T),
+}
+
+/// Decodes a body that is one object for one symbol or an array for several (Binance's and
+/// MEXC's ticker endpoints).
+pub fn one_or_many<T: for<'de> Deserialize<'de>>(
+    venue: &str,
+    what: &str,
+    body: &str,
+) -> Result<Vec<T>, SourceError> {
+    match serde_json::from_str::<OneOrMany<T>>(body) {
+        Ok(OneOrMany::Many(v)) => Ok(v),
+        Ok(OneOrMany::One(t)) => Ok(vec![t]),
+        Err(e) => Err(decode_error(venue, what, e)),
     }
 }
 
@@ -249,17 +351,7 @@ impl<A: TickerApi> PriceSource for TickerSource<A> {
                         if !wanted.contains(&t.symbol.as_str()) {
                             continue;
                         }
-                        let Some(price) = mid_or_last(t.bid, t.ask, t.last) else {
-                            continue;
-                        };
-                        out.push(ReferenceQuote {
-                            venue: self.venue.clone(),
-                            coin: coin.clone(),
-                            price,
-                            bid: t.bid,
-                            ask: t.ask,
-                            time: t.time.map_or(now, |v| v.min(now)),
-                        });
+                        out.extend(t.quote(&self.venue, coin, now));
                     }
                 }
                 Err(e) => {

@@ -20,8 +20,7 @@ use kamiyo_aggregators::hyperliquid::ws::Backoff;
 use kamiyo_aggregators::live::{LiveConfig, LiveSource};
 use kamiyo_aggregators::replay::Scenario;
 use kamiyo_core_models::{
-    Address, Coin, IncidentChange, MarketDataStream, MarketEvent, Severity, SystemClock,
-    ThreatType, Timestamp,
+    Address, Coin, IncidentChange, MarketDataStream, MarketEvent, Severity, ThreatType, Timestamp,
 };
 use kamiyo_monitors::config::MonitorsConfig;
 use kamiyo_monitors::engine::Engine;
@@ -88,23 +87,7 @@ async fn run_case(s: &Scenario, fault: Fault) -> Found {
         vec![Coin::new("ETH").unwrap()],
         Address::parse("0xdfc24b077bc1425ad1dea75bcb6f8158e10df303").unwrap(),
     );
-    cfg.references = ["binance", "coinbase"]
-        .iter()
-        .map(|v| {
-            kamiyo_aggregators::sources::reference_source(
-                v,
-                &kamiyo_aggregators::sources::VenueEndpoints {
-                    rest_url: h.http_url(),
-                    ws_url: None,
-                    timeout: Duration::from_secs(5),
-                },
-                Arc::new(SystemClock),
-                &CancellationToken::new(),
-            )
-            .unwrap()
-            .unwrap()
-        })
-        .collect();
+    cfg.references = h.reference_sources(&["binance", "coinbase"]);
     let defaults = LiveConfig::new("", "", Vec::new(), Address::from_bytes([0; 20]));
     cfg.ping_interval = scaled(defaults.ping_interval);
     cfg.gap_after = scaled(defaults.gap_after);

@@ -29,23 +29,7 @@ async fn no_fill_lost_or_doubled_across_drop_and_stall() {
         vec![Coin::new("ETH").unwrap()],
         Address::parse("0xdfc24b077bc1425ad1dea75bcb6f8158e10df303").unwrap(),
     );
-    cfg.references = ["binance", "coinbase"]
-        .iter()
-        .map(|v| {
-            kamiyo_aggregators::sources::reference_source(
-                v,
-                &kamiyo_aggregators::sources::VenueEndpoints {
-                    rest_url: h.http_url(),
-                    ws_url: None,
-                    timeout: Duration::from_secs(5),
-                },
-                clock.clone(),
-                &tokio_util::sync::CancellationToken::new(),
-            )
-            .unwrap()
-            .unwrap()
-        })
-        .collect();
+    cfg.references = h.reference_sources(&["binance", "coinbase"]);
     cfg.reference_interval = Duration::from_millis(200);
     cfg.vault_interval = Duration::from_millis(500);
     cfg.hlp_positions_interval = Duration::from_millis(500);
