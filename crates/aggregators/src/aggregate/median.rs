@@ -319,6 +319,17 @@ mod tests {
         Decimal::from(x)
     }
 
+    fn quote(coin: &Coin, venue: &str, px: i64, t: i64) -> ReferenceQuote {
+        ReferenceQuote {
+            venue: Venue::new(venue).unwrap(),
+            coin: coin.clone(),
+            price: d(px),
+            bid: None,
+            ask: None,
+            time: Timestamp(t),
+        }
+    }
+
     #[test]
     fn hyperliquid_weights_make_binance_dominant() {
         // Binance 3 vs Coinbase 1: the median is Binance's price.
@@ -351,14 +362,7 @@ mod tests {
     fn stale_quotes_are_left_out_and_named() {
         let eth = Coin::new("ETH").unwrap();
         let mut book = ReferenceBook::new(VenueWeights::default());
-        let q = |venue: &str, px: i64, t: i64| ReferenceQuote {
-            venue: Venue::new(venue).unwrap(),
-            coin: eth.clone(),
-            price: d(px),
-            bid: None,
-            ask: None,
-            time: Timestamp(t),
-        };
+        let q = |venue: &str, px: i64, t: i64| quote(&eth, venue, px, t);
         book.update(&q("binance", 2000, 0));
         book.update(&q("coinbase", 2010, 50_000));
         let r = book
@@ -386,14 +390,7 @@ mod tests {
         let eth = Coin::new("ETH").unwrap();
         let mut book = ReferenceBook::new(VenueWeights::default());
         for (venue, px) in [("binance", 2000), ("okx", 2002), ("coinbase", 2500)] {
-            book.update(&ReferenceQuote {
-                venue: Venue::new(venue).unwrap(),
-                coin: eth.clone(),
-                price: d(px),
-                bid: None,
-                ask: None,
-                time: Timestamp(0),
-            });
+            book.update(&quote(&eth, venue, px, 0));
         }
         let r = book
             .reference(&eth, Timestamp(0), 30_000, 60_000, |_| false)
@@ -416,14 +413,7 @@ mod tests {
         // age: seven minutes after its close, Binance's newer quote stands alone.
         let eth = Coin::new("ETH").unwrap();
         let mut book = ReferenceBook::new(VenueWeights::default());
-        let q = |venue: &str, px: i64, t: i64| ReferenceQuote {
-            venue: Venue::new(venue).unwrap(),
-            coin: eth.clone(),
-            price: d(px),
-            bid: None,
-            ask: None,
-            time: Timestamp(t),
-        };
+        let q = |venue: &str, px: i64, t: i64| quote(&eth, venue, px, t);
         book.update(&q("bybit", 2100, 0));
         book.update(&q("okx", 2100, 0));
         book.update(&q("binance", 2000, 420_000));
