@@ -157,6 +157,17 @@ impl Engine {
         self.incidents.on_tick(now, &mut out.updates);
     }
 
+    /// Takes over the incidents a previous run left open (see
+    /// [`IncidentManager::restore`](crate::incident::IncidentManager::restore)); returns the
+    /// duplicates it resolved, to be stored.
+    pub fn restore_incidents(
+        &mut self,
+        incidents: impl IntoIterator<Item = kamiyo_core_models::Incident>,
+        now: Timestamp,
+    ) -> Vec<kamiyo_core_models::IncidentUpdate> {
+        self.incidents.restore(incidents, now)
+    }
+
     /// Resolves everything still open (end of a replay).
     pub fn finish(&mut self, now: Timestamp) -> EngineOutput {
         let mut out = self.tick(now);

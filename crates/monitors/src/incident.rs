@@ -152,6 +152,45 @@ impl IncidentManager {
         }
     }
 
+    /// Takes over the incidents a previous run left open (from the store, at start-up), so a
+    /// restart continues them instead of opening copies: one open incident per key. Each is
+    /// re-evaluated from here (a detection of the same key updates it; quiet for its period,
+    /// it resolves). Where the store holds several open incidents of one key (left by runs
+    /// before this), the newest is kept and the others are returned resolved at `now`.
+    pub fn restore(
+        &mut self,
+        incidents: impl IntoIterator<Item = Incident>,
+        now: Timestamp,
+    ) -> Vec<IncidentUpdate> {
+        let mut open: Vec<Incident> = incidents
+            .into_iter()
+            .filter(|i| i.status == IncidentStatus::Open)
+            .collect();
+        open.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(b.id.cmp(&a.id)));
+        let mut closed = Vec::new();
+        for mut incident in open {
+            if self.open.contains_key(&incident.key) {
+                incident.status = IncidentStatus::Resolved;
+                incident.resolved_at = Some(now);
+                closed.push(IncidentUpdate {
+                    event: SecurityEvent::from_incident(&incident, IncidentChange::Resolved, now),
+                    incident,
+                });
+                continue;
+            }
+            self.open.insert(
+                incident.key.clone(),
+                Open {
+                    last_step: incident.last_seen,
+                    dirty: false,
+                    direction: None,
+                    incident,
+                },
+            );
+        }
+        closed
+    }
+
     /// Resolves incidents quiet for their period at `now`.
     pub fn on_tick(&mut self, now: Timestamp, out: &mut Vec<IncidentUpdate>) {
         let due: Vec<IncidentKey> = self
@@ -210,6 +249,43 @@ mod tests {
             evidence: Evidence::new().with("dev", dev),
             time: Timestamp(t),
         }
+    }
+
+    #[test]
+    fn a_restart_continues_open_incidents_and_folds_duplicates() {
+        let cfg = IncidentConfig {
+            resolve_after_secs: 600,
+            update_interval_secs: 900,
+        };
+        // A first run opens an incident and stops mid-incident (nothing resolved).
+        let mut first = IncidentManager::new(&cfg);
+        let mut out = Vec::new();
+        first.on_detection(det(0, Severity::High, 1), &mut out);
+        let stored = out[0].incident.clone();
+        // An older run left a copy of the same key open too (the bug this fixes).
+        let mut copy = stored.clone();
+        copy.id = Incident::derive_id(&copy.key, Timestamp(-5_000));
+        copy.last_seen = Timestamp(-5_000);
+
+        // The restart restores from the store: one incident per key, the copy resolved.
+        let mut second = IncidentManager::new(&cfg);
+        let closed = second.restore(vec![copy.clone(), stored.clone()], Timestamp(60_000));
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].incident.id, copy.id);
+        assert_eq!(closed[0].event.change, IncidentChange::Resolved);
+        assert_eq!(second.open().count(), 1);
+        // The condition still holds after the restart: the same incident, not a new one.
+        let mut out = Vec::new();
+        second.on_detection(det(61_000, Severity::Critical, 2), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].event.change, IncidentChange::Escalated);
+        assert_eq!(out[0].incident.id, stored.id);
+        // And it resolves after its quiet period like any other.
+        let mut out = Vec::new();
+        second.on_tick(Timestamp(61_000 + 600_000), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].incident.id, stored.id);
+        assert_eq!(out[0].event.change, IncidentChange::Resolved);
     }
 
     #[test]

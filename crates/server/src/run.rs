@@ -114,6 +114,36 @@ pub async fn make_clock(cfg: &Config) -> (Arc<dyn Clock>, Option<Arc<ExchangeClo
     (c.clone(), Some(c))
 }
 
+/// Continues the incidents a previous run left open (one per key across restarts; copies left
+/// by older runs are resolved and stored as such).
+pub async fn restore_open_incidents(
+    store: &kamiyo_store::Store,
+    engine: &mut kamiyo_monitors::Engine,
+    now: kamiyo_core_models::Timestamp,
+) -> anyhow::Result<()> {
+    use kamiyo_core_models::{IncidentQuery, IncidentStatus, IncidentStore};
+    let open = store
+        .incidents(&IncidentQuery {
+            status: Some(IncidentStatus::Open),
+            asset: None,
+            limit: 100_000,
+        })
+        .await?;
+    let n = open.len();
+    let closed = engine.restore_incidents(open, now);
+    if !closed.is_empty() {
+        store.record_updates(&closed).await?;
+    }
+    if n > 0 {
+        tracing::info!(
+            restored = n - closed.len(),
+            duplicates_resolved = closed.len(),
+            "open incidents of the previous run restored"
+        );
+    }
+    Ok(())
+}
+
 /// Runs until SIGTERM/SIGINT.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     kamiyo_aggregators::install_crypto_provider();
@@ -135,7 +165,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let app = crate::Application::build(cfg.server.bind, cfg.server.workers as usize, state)?;
     tracing::info!(http.addr = %app.addr(), hyperliquid.rest = %cfg.hyperliquid.rest_url, hyperliquid.ws = %cfg.hyperliquid.ws_url, coins = cfg.hyperliquid.coins.len(), "kamiyo-hyperliquid starting");
-    let engine = crate::storage::engine(&cfg, model.as_ref())?;
+    let mut engine = crate::storage::engine(&cfg, model.as_ref())?;
+    restore_open_incidents(&store, &mut engine, clock.now()).await?;
     let resume = crate::writer::fill_resume_points(&store).await?;
     if !resume.is_empty() {
         tracing::info!(

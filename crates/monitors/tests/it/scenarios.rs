@@ -100,3 +100,71 @@ fn committed_reports_are_byte_identical_to_a_fresh_run() {
     }
     assert!(stale.is_empty(), "stale reports:\n{}", stale.join("\n"));
 }
+
+/// A restart mid-incident continues the incident (issue 19, item 1): the ETH-whale replay is
+/// cut at 13:00, while the whale incident opened at 12:42 is still open; a new engine restores
+/// the first one's open incidents (what `run` reads from the store at start) and goes on. No key
+/// open at the cut is opened again while it is open — where a new engine without the restore
+/// opens a copy (the positive control).
+#[test]
+fn a_restart_mid_incident_continues_it() {
+    use std::collections::BTreeSet;
+
+    use kamiyo_core_models::{IncidentChange, MarketEvent, Timestamp};
+    use kamiyo_monitors::Engine;
+    let s = Scenario::load(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/eth-whale-2025-03-12"),
+    )
+    .unwrap();
+    let cfg = MonitorsConfig::default();
+    let engine = || {
+        let mut e = Engine::new(&cfg).unwrap();
+        e.state_mut().set_reference_max_age_ms(s.stale_after_ms());
+        e
+    };
+    let cut = Timestamp::parse("2025-03-12T13:00:00Z").unwrap();
+    let (before, after): (Vec<MarketEvent>, Vec<MarketEvent>) =
+        s.events.iter().cloned().partition(|e| e.time() < cut);
+    let mut first = engine();
+    for e in &before {
+        first.process(e);
+    }
+    let open: Vec<_> = first.open_incidents().cloned().collect();
+    let open_keys: BTreeSet<String> = open.iter().map(|i| i.key.to_string()).collect();
+    assert!(
+        open_keys
+            .iter()
+            .any(|k| k.starts_with("whale_liquidation_risk")),
+        "the cut falls inside the whale incident: {open_keys:?}"
+    );
+    // Keys re-opened after the cut while the cut's incident of that key was still open.
+    let reopened = |e: &mut Engine| {
+        let mut still_open = open_keys.clone();
+        let mut copies = Vec::new();
+        for ev in &after {
+            for u in e.process(ev).updates {
+                let k = u.incident.key.to_string();
+                match u.event.change {
+                    IncidentChange::Opened if still_open.contains(&k) => copies.push(k),
+                    IncidentChange::Resolved => {
+                        still_open.remove(&k);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        copies
+    };
+    let mut restarted = engine();
+    assert!(restarted.restore_incidents(open.clone(), cut).is_empty());
+    assert_eq!(
+        reopened(&mut restarted),
+        Vec::<String>::new(),
+        "continued, not copied"
+    );
+    let copies = reopened(&mut engine());
+    assert!(
+        !copies.is_empty(),
+        "the positive control: a fresh engine opens copies of what was open"
+    );
+}

