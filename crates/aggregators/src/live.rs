@@ -357,7 +357,6 @@ async fn run(
         board.register(r.venue().as_str(), config.reference_staleness);
     }
     let mut dedup = DedupWindow::new(200_000, 6 * Timestamp::HOUR);
-    let mut fill_cursor: BTreeMap<Address, Timestamp> = config.resume_from.clone();
     let mut liquidators: BTreeSet<Address> = BTreeSet::new();
     let mut disconnected_at: Option<Timestamp> = None;
     // The newest exchange time (trade and fill times) received over the socket: where a gap
@@ -411,13 +410,8 @@ async fn run(
                     if !dedup.admit_event(&e) {
                         continue;
                     }
-                    match &e {
-                        MarketEvent::Trade(t) => lock(&whales).observe(t),
-                        MarketEvent::Fill(f) => {
-                            let c = fill_cursor.entry(f.user).or_insert(f.time);
-                            *c = (*c).max(f.time);
-                        }
-                        _ => {}
+                    if let MarketEvent::Trade(t) = &e {
+                        lock(&whales).observe(t);
                     }
                     emit.push(e);
                 }
