@@ -5,17 +5,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use actix_web::HttpMessage as _;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, web};
-use kamiyo_core_models::{ApiKeyRecord, ApiKeyStore, StableId, Timestamp};
+use kamiyo_core_models::{ApiKeyRecord, ApiKeyStore, KeyScope, StableId, Timestamp};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::operator::Actor;
 use crate::{ApiState, metrics};
 
 /// Every key starts with this.
@@ -48,7 +50,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Generates a key `kmy_<8 hex>_<48 hex>`; the first 12 characters are its public prefix.
-pub fn generate_key(name: &str, now: Timestamp) -> NewKey {
+pub fn generate_key(name: &str, scope: KeyScope, now: Timestamp) -> NewKey {
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
     let mut id = [0u8; 4];
     let mut secret = [0u8; 24];
@@ -64,6 +66,7 @@ pub fn generate_key(name: &str, now: Timestamp) -> NewKey {
             hash: hash_key(&full),
             created_at: now,
             revoked_at: None,
+            scope,
         },
         secret: full,
     }
@@ -276,15 +279,31 @@ fn cors_origin(state: &ApiState, req: &ServiceRequest) -> Option<String> {
     (allowed.iter().any(|o| o == "*" || o == origin)).then(|| origin.to_owned())
 }
 
+/// The actor of a key.
+fn key_actor(rec: &ApiKeyRecord) -> Actor {
+    Actor {
+        name: format!("key:{} ({})", rec.prefix, rec.name),
+        may_write: rec.scope == KeyScope::Write,
+    }
+}
+
+/// The keyless operator of a loopback server (the person at the machine).
+fn local_actor() -> Actor {
+    Actor {
+        name: "local".into(),
+        may_write: true,
+    }
+}
+
 async fn authenticate(
     state: &ApiState,
     req: &ServiceRequest,
     ip: &str,
-) -> Result<String, ApiError> {
+) -> Result<(String, Actor), ApiError> {
     // Public paths answer everyone: a stale or mistyped key there is not an error (probes and
     // load balancers often send the same headers as the clients behind them).
     if is_public(req.path()) {
-        return Ok(format!("ip:{ip}"));
+        return Ok((format!("ip:{ip}"), local_actor()));
     }
     let Some(key) = presented_key(req) else {
         if state.config.require_keys && !is_public(req.path()) {
@@ -293,25 +312,26 @@ async fn authenticate(
                     .into(),
             ));
         }
-        return Ok(format!("ip:{ip}"));
+        return Ok((format!("ip:{ip}"), local_actor()));
     };
     let hash = hash_key(&key);
     if let Ok(cache) = state.key_cache.0.lock()
         && let Some((rec, at)) = cache.get(&hash)
         && at.elapsed() < KEY_CACHE_TTL
     {
-        return Ok(format!("key:{}", rec.id));
+        return Ok((format!("key:{}", rec.id), key_actor(rec)));
     }
     match verify(state.keys.as_ref(), &key).await? {
         Some(rec) => {
             let principal = format!("key:{}", rec.id);
+            let actor = key_actor(&rec);
             if let Ok(mut cache) = state.key_cache.0.lock() {
                 if cache.len() > 10_000 {
                     cache.clear();
                 }
                 cache.insert(hash, (rec, Instant::now()));
             }
-            Ok(principal)
+            Ok((principal, actor))
         }
         None => Err(ApiError::Unauthorized(
             "the API key is unknown or revoked".into(),
@@ -344,12 +364,15 @@ pub async fn gate(
         // Preflight.
         let mut r = HttpResponse::NoContent();
         if origin.is_some() {
-            r.insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, OPTIONS"))
-                .insert_header((
-                    header::ACCESS_CONTROL_ALLOW_HEADERS,
-                    "authorization, x-api-key, content-type",
-                ))
-                .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
+            r.insert_header((
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                "GET, POST, DELETE, OPTIONS",
+            ))
+            .insert_header((
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "authorization, x-api-key, content-type",
+            ))
+            .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
         }
         req.into_response(r.finish())
     } else if req
@@ -389,7 +412,15 @@ pub async fn gate(
         };
         match auth {
             Err(e) => req.into_response(e.error_response()),
-            Ok(principal) => {
+            Ok((_, actor)) if !read_only(&method) && !actor.may_write => {
+                let e = ApiError::Forbidden(format!(
+                    "{} is a read-only key: acting on incidents and silences needs a key with the write scope (`keys create --scope write`)",
+                    actor.name
+                ));
+                req.into_response(e.error_response())
+            }
+            Ok((principal, actor)) => {
+                req.extensions_mut().insert(actor);
                 let limited = !is_public(req.path()) || req.path() == "/ready";
                 match limited.then(|| state.limiter.check(&principal)) {
                     Some(Err(retry_after_secs)) => {
@@ -428,6 +459,11 @@ pub async fn gate(
     Ok(res)
 }
 
+/// Methods that change nothing.
+fn read_only(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
 /// Used by the server to refuse non-loopback binds without keys.
 pub fn keys_required_for(bind: std::net::SocketAddr) -> bool {
     !bind.ip().is_loopback()
@@ -437,9 +473,10 @@ pub fn keys_required_for(bind: std::net::SocketAddr) -> bool {
 pub async fn create_key(
     keys: &Arc<dyn ApiKeyStore>,
     name: &str,
+    scope: KeyScope,
     now: Timestamp,
 ) -> Result<NewKey, ApiError> {
-    let k = generate_key(name, now);
+    let k = generate_key(name, scope, now);
     keys.insert_key(&k.record).await?;
     Ok(k)
 }

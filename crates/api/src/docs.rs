@@ -10,7 +10,7 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{dto, error, routes, ws};
+use crate::{dto, error, operator, routes, ws};
 
 struct Security;
 
@@ -46,7 +46,9 @@ impl Modify for Security {
     paths(
         routes::health, routes::ready, routes::metrics, routes::feeds, routes::exploits,
         routes::dashboard, routes::hlp_vault, routes::oracle_deviations, routes::liquidations,
-        routes::events, routes::incidents, routes::incident, routes::deliveries, routes::ml_anomalies, routes::ml_forecast, ws::ws
+        routes::events, routes::incidents, operator::incident, operator::acknowledge,
+        operator::unacknowledge, operator::resolve, operator::add_note, operator::list_silences,
+        operator::create_silence, operator::expire_silence, routes::deliveries, routes::ml_anomalies, routes::ml_forecast, ws::ws
     ),
     components(schemas(error::Problem, dto::EventResponse, dto::IncidentResponse)),
     modifiers(&Security),

@@ -148,6 +148,12 @@ pub struct IncidentResponse {
     pub resolved_at: Option<String>,
     /// Detections folded into the incident.
     pub detections: u64,
+    /// Who acknowledged it (open incidents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+    /// When.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<String>,
 }
 
 impl From<&Incident> for IncidentResponse {
@@ -168,6 +174,8 @@ impl From<&Incident> for IncidentResponse {
             last_seen: time(i.last_seen),
             resolved_at: i.resolved_at.map(time),
             detections: i.detections,
+            acknowledged_by: None,
+            acknowledged_at: None,
         }
     }
 }
@@ -177,15 +185,6 @@ impl From<&Incident> for IncidentResponse {
 pub struct IncidentsPage {
     /// Incidents, most recently seen first.
     pub incidents: Vec<IncidentResponse>,
-}
-
-/// `GET /security/incidents/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct IncidentDetail {
-    /// The incident.
-    pub incident: IncidentResponse,
-    /// Its lifecycle, oldest first.
-    pub events: Vec<EventResponse>,
 }
 
 /// One point of a vault's history.

@@ -57,6 +57,8 @@ pub enum ApiError {
     },
     /// The data needed is not there (yet): e.g. too little history to forecast.
     InsufficientData(String),
+    /// The request contradicts the resource's state (resolving a resolved incident).
+    Conflict(String),
     /// A dependency (the database) is unavailable; retrying later may help.
     Unavailable(String),
     /// A bug; details are logged, never returned.
@@ -78,6 +80,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::InsufficientData(_) => "insufficient_data",
+            Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "unavailable",
             Self::Internal => "internal",
         }
@@ -104,6 +107,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::RateLimited { .. } => "Too many requests",
             Self::InsufficientData(_) => "Insufficient data",
+            Self::Conflict(_) => "Conflict",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal => "Internal error",
         }
@@ -119,7 +123,8 @@ impl ApiError {
             | Self::MethodNotAllowed(d)
             | Self::UpgradeRequired(d)
             | Self::MisdirectedHost(d)
-            | Self::InsufficientData(d) => d.clone(),
+            | Self::InsufficientData(d)
+            | Self::Conflict(d) => d.clone(),
             Self::PayloadTooLarge(n) => format!("the request body exceeds {n} bytes"),
             Self::RateLimited { retry_after_secs } => {
                 format!("request budget exhausted; retry after {retry_after_secs} s")
@@ -158,7 +163,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
-            Self::InsufficientData(_) => StatusCode::CONFLICT,
+            Self::InsufficientData(_) | Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

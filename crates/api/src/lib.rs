@@ -9,6 +9,7 @@ pub mod dto;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod operator;
 pub mod routes;
 pub mod ws;
 
@@ -61,6 +62,12 @@ pub struct ApiState {
     pub keys: Arc<dyn ApiKeyStore>,
     /// Alert outbox and delivery log.
     pub outbox: Arc<dyn kamiyo_core_models::OutboxStore>,
+    /// Operator actions and silences.
+    pub operator: Arc<dyn kamiyo_core_models::OperatorStore>,
+    /// The audit log (every write).
+    pub audit: Arc<dyn kamiyo_core_models::AuditStore>,
+    /// What the pipeline does after an operator's change (set once by the server).
+    pub hooks: std::sync::OnceLock<Arc<dyn operator::IncidentHooks>>,
     /// Database readiness.
     pub probe: Arc<dyn Probe>,
     /// Live messages for `/ws`.
@@ -107,6 +114,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/security/events"),
     ("GET", "/security/incidents"),
     ("GET", "/security/incidents/{id}"),
+    ("POST", "/security/incidents/{id}/acknowledge"),
+    ("POST", "/security/incidents/{id}/unacknowledge"),
+    ("POST", "/security/incidents/{id}/resolve"),
+    ("POST", "/security/incidents/{id}/notes"),
+    ("GET", "/silences"),
+    ("POST", "/silences"),
+    ("DELETE", "/silences/{id}"),
     ("GET", "/alerts/deliveries"),
     ("GET", "/ml/anomalies"),
     ("GET", "/ml/forecast"),
@@ -174,7 +188,14 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .service(routes::liquidations)
                     .service(routes::events)
                     .service(routes::incidents)
-                    .service(routes::incident)
+                    .service(operator::incident)
+                    .service(operator::acknowledge)
+                    .service(operator::unacknowledge)
+                    .service(operator::resolve)
+                    .service(operator::add_note)
+                    .service(operator::list_silences)
+                    .service(operator::create_silence)
+                    .service(operator::expire_silence)
                     .service(routes::deliveries)
                     .service(routes::ml_anomalies)
                     .service(routes::ml_forecast)

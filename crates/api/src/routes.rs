@@ -338,30 +338,25 @@ async fn incidents_body(state: &ApiState, q: &IncidentsParams) -> Result<Inciden
             limit: parse_limit(q.limit.as_deref(), 50, 500)?,
         })
         .await?;
-    Ok(IncidentsPage {
-        incidents: list.iter().map(Into::into).collect(),
-    })
-}
-
-/// One incident with its lifecycle.
-#[utoipa::path(get, path = "/security/incidents/{id}", tag = "security",
-    params(("id" = String, Path, description = "Incident id")),
-    responses(
-        (status = 200, body = IncidentDetail),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
-#[get("/security/incidents/{id}")]
-pub async fn incident(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse> {
-    let id = StableId::parse(&id)
-        .map_err(|_| ApiError::invalid("id", "an incident id such as inc_0123456789abcdef"))?;
-    let Some(i) = state.incidents.incident(&id).await? else {
-        return Err(ApiError::NotFound(format!("no incident {id}")));
-    };
-    let steps = state.incidents.incident_events(&id).await?;
-    Ok(json(&IncidentDetail {
-        incident: (&i).into(),
-        events: steps.iter().map(Into::into).collect(),
-    }))
+    let ids: Vec<StableId> = list
+        .iter()
+        .filter(|i| i.status == kamiyo_core_models::IncidentStatus::Open)
+        .map(|i| i.id.clone())
+        .collect();
+    let actions = state.operator.incident_actions(&ids).await?;
+    let mut page: Vec<IncidentResponse> = list.iter().map(Into::into).collect();
+    for (r, i) in page.iter_mut().zip(&list) {
+        let mine: Vec<_> = actions
+            .iter()
+            .filter(|a| a.incident_id == i.id)
+            .cloned()
+            .collect();
+        if let Some(a) = kamiyo_core_models::acknowledgement(&mine) {
+            r.acknowledged_by = Some(a.actor.clone());
+            r.acknowledged_at = Some(a.time.to_rfc3339());
+        }
+    }
+    Ok(IncidentsPage { incidents: page })
 }
 
 /// Query with a window.
@@ -820,15 +815,31 @@ pub async fn deliveries(
     let list = state
         .outbox
         .deliveries(&kamiyo_core_models::DeliveryQuery {
-            channel,
+            channel: channel.clone(),
             status,
             since: Some(since),
+            incident: None,
             limit,
         })
         .await?;
+    // The per-channel figures cover the whole window (up to SUMMARY_ROWS entries), not the page.
+    let all = if list.len() < limit as usize {
+        list.clone()
+    } else {
+        state
+            .outbox
+            .deliveries(&kamiyo_core_models::DeliveryQuery {
+                channel,
+                status,
+                since: Some(since),
+                incident: None,
+                limit: SUMMARY_ROWS,
+            })
+            .await?
+    };
     let mut by: std::collections::BTreeMap<&str, Vec<&kamiyo_core_models::OutboxEntry>> =
         std::collections::BTreeMap::new();
-    for e in &list {
+    for e in &all {
         by.entry(e.channel.as_str()).or_default().push(e);
     }
     let channels = by
@@ -840,6 +851,9 @@ pub async fn deliveries(
         deliveries: list.iter().map(Into::into).collect(),
     }))
 }
+
+/// Most delivery-log entries the per-channel figures of `/alerts/deliveries` are computed over.
+pub const SUMMARY_ROWS: u32 = 100_000;
 
 fn channel_summary(name: &str, es: &[&kamiyo_core_models::OutboxEntry]) -> ChannelSummary {
     use kamiyo_core_models::OutboxStatus as S;

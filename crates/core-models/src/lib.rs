@@ -7,6 +7,7 @@ pub mod error;
 pub mod feed;
 pub mod ids;
 pub mod market;
+pub mod operator;
 pub mod price;
 pub mod security;
 pub mod store;
@@ -23,6 +24,10 @@ pub use market::{
     AssetCtx, BookLevel, BookSnapshot, EventStream, Fill, FillDir, LedgerEvent, LedgerKind,
     LiquidationInfo, LiquidationMethod, MarketDataStream, MarketEvent, Mids, OiCapSnapshot,
     Position, PositionSnapshot, SeriesPoint, Side, Trade, VaultSnapshot,
+};
+pub use operator::{
+    ActionKind, DEFAULT_PROTOCOL, IncidentAction, KeyScope, OperatorStore, Silence,
+    SilenceMatchers, acknowledgement, operator_resolution,
 };
 pub use price::{
     Price, PriceSource, ReferenceQuote, SourceError, Venue, cmp_decimal, deviation_pct,

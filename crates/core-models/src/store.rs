@@ -261,6 +261,8 @@ pub struct IngestBatch {
     pub updates: Vec<IncidentUpdate>,
     /// Alert outbox entries (an id already present is left unchanged).
     pub outbox: Vec<OutboxEntry>,
+    /// Operator actions (an id already present is left unchanged).
+    pub actions: Vec<crate::operator::IncidentAction>,
     /// New cursor positions (`source` → position), written last in the same transaction.
     pub cursors: Vec<(String, String)>,
 }
@@ -275,6 +277,7 @@ impl IngestBatch {
             && self.bars.is_empty()
             && self.updates.is_empty()
             && self.outbox.is_empty()
+            && self.actions.is_empty()
             && self.cursors.is_empty()
     }
 }
@@ -396,6 +399,8 @@ pub struct DeliveryQuery {
     pub status: Option<OutboxStatus>,
     /// Only entries created at or after this time.
     pub since: Option<Timestamp>,
+    /// Only alerts of this incident.
+    pub incident: Option<StableId>,
     /// Maximum rows.
     pub limit: u32,
 }
@@ -438,6 +443,9 @@ pub struct ApiKeyRecord {
     pub created_at: Timestamp,
     /// Revocation time.
     pub revoked_at: Option<Timestamp>,
+    /// What the key may do.
+    #[serde(default)]
+    pub scope: crate::operator::KeyScope,
 }
 
 /// API keys.

@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use crate::alert::{Alert, DeliveryReceipt, Notifier, NotifyError};
 use crate::ids::{Address, Coin, StableId};
 use crate::market::{EventStream, MarketDataStream, MarketEvent};
+use crate::operator::{IncidentAction, OperatorStore, Silence};
 use crate::price::{PriceSource, ReferenceQuote, SourceError, Venue};
-use crate::security::{Incident, IncidentUpdate};
+use crate::security::{Incident, IncidentStatus, IncidentUpdate};
 use crate::store::{
     ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, DeliveryQuery, DeviationSample, EventQuery,
     IncidentQuery, IncidentStore, IngestBatch, LiquidationRecord, MarketBar, MarketStore, Order,
@@ -38,6 +39,8 @@ struct MemoryState {
     outbox: BTreeMap<StableId, OutboxEntry>,
     keys: Vec<ApiKeyRecord>,
     audit: Vec<AuditEntry>,
+    actions: Vec<IncidentAction>,
+    silences: Vec<Silence>,
 }
 
 /// An in-memory store implementing every store trait.
@@ -72,8 +75,16 @@ impl MemoryStore {
                 event: u.event.clone(),
             };
             st.events.push(stored.clone());
-            st.incidents
-                .insert(u.incident.id.clone(), u.incident.clone());
+            // A resolved incident stays resolved (an operator may close one the engine still
+            // updates); a condition that persists opens a new incident.
+            let closed = st
+                .incidents
+                .get(&u.incident.id)
+                .is_some_and(|i| i.status == IncidentStatus::Resolved);
+            if !closed {
+                st.incidents
+                    .insert(u.incident.id.clone(), u.incident.clone());
+            }
             out.push(stored);
         }
         out
@@ -172,6 +183,11 @@ impl MarketStore for MemoryStore {
         // Outbox rows commit with the batch, like `OutboxStore::enqueue` (an existing id wins).
         for e in &batch.outbox {
             st.outbox.entry(e.id.clone()).or_insert_with(|| e.clone());
+        }
+        for a in &batch.actions {
+            if !st.actions.iter().any(|x| x.id == a.id) {
+                st.actions.push(a.clone());
+            }
         }
         for (k, v) in &batch.cursors {
             st.cursors.insert(k.clone(), v.clone());
@@ -356,6 +372,11 @@ impl OutboxStore for MemoryStore {
             .filter(|e| q.channel.as_ref().is_none_or(|c| &e.channel == c))
             .filter(|e| q.status.is_none_or(|s| e.status == s))
             .filter(|e| q.since.is_none_or(|t| e.created_at >= t))
+            .filter(|e| {
+                q.incident
+                    .as_ref()
+                    .is_none_or(|i| e.alert.update.incident.id == *i)
+            })
             .cloned()
             .collect();
         v.sort_by(|a, b| {
@@ -557,5 +578,63 @@ impl MarketDataStream for VecStream {
 
     fn into_stream(self: Box<Self>) -> EventStream {
         Box::pin(IterStream(self.events.into_iter()))
+    }
+}
+
+#[async_trait]
+impl OperatorStore for MemoryStore {
+    async fn record_action(&self, action: &IncidentAction) -> StoreResult<()> {
+        let mut st = lock(&self.0);
+        if !st.actions.iter().any(|a| a.id == action.id) {
+            st.actions.push(action.clone());
+        }
+        Ok(())
+    }
+
+    async fn incident_actions(&self, ids: &[StableId]) -> StoreResult<Vec<IncidentAction>> {
+        let mut v: Vec<IncidentAction> = lock(&self.0)
+            .actions
+            .iter()
+            .filter(|a| ids.contains(&a.incident_id))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
+        Ok(v)
+    }
+
+    async fn insert_silence(&self, silence: &Silence) -> StoreResult<()> {
+        lock(&self.0).silences.push(silence.clone());
+        Ok(())
+    }
+
+    async fn silences(&self, since: Option<Timestamp>, limit: u32) -> StoreResult<Vec<Silence>> {
+        let mut v: Vec<Silence> = lock(&self.0)
+            .silences
+            .iter()
+            .filter(|s| since.is_none_or(|t| s.ends_at > t && s.expired_at.is_none_or(|x| x > t)))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        v.truncate(limit as usize);
+        Ok(v)
+    }
+
+    async fn expire_silence(&self, id: &StableId, at: Timestamp) -> StoreResult<bool> {
+        let mut st = lock(&self.0);
+        match st
+            .silences
+            .iter_mut()
+            .find(|s| s.id == *id && s.active_at(at))
+        {
+            Some(s) => {
+                s.expired_at = Some(at);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }

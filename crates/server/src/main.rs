@@ -155,8 +155,11 @@ enum KeysAction {
         /// Who or what uses the key.
         #[arg(long)]
         name: String,
+        /// `read` (every GET route) or `write` (also acknowledge, resolve, notes and silences).
+        #[arg(long, default_value = "read")]
+        scope: String,
     },
-    /// List keys (prefix, state, creation time, name; never the secret).
+    /// List keys (prefix, state, scope, creation time, name; never the secret).
     List,
     /// Revoke a key by its prefix (kmy_xxxxxxxx) or id.
     Revoke {
@@ -301,8 +304,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Keys { action }) => rt.block_on(async {
             let store = kamiyo_server::storage::open_store(&cfg).await?;
             let ok = match action {
-                KeysAction::Create { name } => {
-                    commands::keys::create(&store, &name, &mut out).await?;
+                KeysAction::Create { name, scope } => {
+                    commands::keys::create(&store, &name, &scope, &mut out).await?;
                     true
                 }
                 KeysAction::List => {

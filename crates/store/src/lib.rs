@@ -23,9 +23,10 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use futures_util::FutureExt;
 use kamiyo_core_models::{
     Address, ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, Coin, DeliveryQuery,
-    DeviationSample, EventQuery, Incident, IncidentQuery, IncidentStore, IncidentUpdate,
-    IngestBatch, LiquidationRecord, MarketBar, MarketStore, Order, OutboxEntry, OutboxStore,
-    PositionRecord, StableId, StoreError, StoreResult, StoredEvent, Timestamp, VaultPoint,
+    DeviationSample, EventQuery, Incident, IncidentAction, IncidentQuery, IncidentStore,
+    IncidentUpdate, IngestBatch, LiquidationRecord, MarketBar, MarketStore, OperatorStore, Order,
+    OutboxEntry, OutboxStore, PositionRecord, Silence, StableId, StoreError, StoreResult,
+    StoredEvent, Timestamp, VaultPoint,
 };
 
 pub use crate::error::{pool_err, q};
@@ -815,6 +816,9 @@ impl OutboxStore for Store {
             if let Some(t) = qy.since {
                 b = b.filter(alert_outbox::created_ms.ge(t.0));
             }
+            if let Some(i) = &qy.incident {
+                b = b.filter(alert_outbox::incident_id.eq(i.to_string()));
+            }
             b.order((alert_outbox::created_ms.desc(), alert_outbox::id.asc()))
                 .limit(i64::from(qy.limit))
                 .select(OutboxRow::as_select())
@@ -898,5 +902,77 @@ impl AuditStore for Store {
             .await
             .map_err(q))?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+}
+
+#[async_trait]
+impl OperatorStore for Store {
+    async fn record_action(&self, action: &IncidentAction) -> StoreResult<()> {
+        self.commit(&IngestBatch {
+            actions: vec![action.clone()],
+            ..IngestBatch::default()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn incident_actions(&self, ids: &[StableId]) -> StoreResult<Vec<IncidentAction>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let rows: Vec<ActionRow> = with_conn!(self, |c| incident_actions::table
+            .filter(incident_actions::incident_id.eq_any(&ids))
+            .order((incident_actions::time_ms.asc(), incident_actions::id.asc()))
+            .select(ActionRow::as_select())
+            .load(c)
+            .await
+            .map_err(q))?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn insert_silence(&self, silence: &Silence) -> StoreResult<()> {
+        let row = SilenceRow::from(silence);
+        with_conn!(self, |c| diesel::insert_into(silences::table)
+            .values(&row)
+            .execute(c)
+            .await
+            .map(|_| ())
+            .map_err(q))
+    }
+
+    async fn silences(&self, since: Option<Timestamp>, limit: u32) -> StoreResult<Vec<Silence>> {
+        let rows: Vec<SilenceRow> = with_conn!(self, |c| {
+            let mut b = silences::table.into_boxed();
+            if let Some(t) = since {
+                b = b.filter(silences::ends_ms.gt(t.0)).filter(
+                    silences::expired_ms
+                        .is_null()
+                        .or(silences::expired_ms.gt(t.0)),
+                );
+            }
+            b.order((silences::created_ms.desc(), silences::id.asc()))
+                .limit(i64::from(limit))
+                .select(SilenceRow::as_select())
+                .load(c)
+                .await
+                .map_err(q)
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn expire_silence(&self, id: &StableId, at: Timestamp) -> StoreResult<bool> {
+        let n = with_conn!(self, |c| diesel::update(
+            silences::table
+                .filter(silences::id.eq(id.as_str()))
+                .filter(silences::expired_ms.is_null())
+                .filter(silences::starts_ms.le(at.0))
+                .filter(silences::ends_ms.gt(at.0))
+        )
+        .set(silences::expired_ms.eq(Some(at.0)))
+        .execute(c)
+        .await
+        .map_err(q))?;
+        Ok(n > 0)
     }
 }

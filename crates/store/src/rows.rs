@@ -5,9 +5,10 @@
 use diesel::prelude::*;
 use kamiyo_core_models::{
     Address, Alert, ApiKeyRecord, AuditEntry, Coin, Decimal, DeviationKind, DeviationSample,
-    Evidence, Incident, IncidentChange, IncidentKey, IncidentStatus, LiquidationMethod,
-    LiquidationRecord, MarketBar, OutboxEntry, OutboxStatus, PositionRecord, SecurityEvent,
-    Severity, Side, StableId, StoreError, ThreatType, Timestamp, VaultPoint, Venue,
+    Evidence, Incident, IncidentAction, IncidentChange, IncidentKey, IncidentStatus,
+    LiquidationMethod, LiquidationRecord, MarketBar, OutboxEntry, OutboxStatus, PositionRecord,
+    SecurityEvent, Severity, Side, Silence, SilenceMatchers, StableId, StoreError, ThreatType,
+    Timestamp, VaultPoint, Venue,
 };
 
 use crate::schema::*;
@@ -569,6 +570,8 @@ pub struct OutboxRow {
     pub delivered_ms: Option<i64>,
     /// Last error.
     pub last_error: Option<String>,
+    /// The incident alerted on.
+    pub incident_id: Option<String>,
 }
 
 impl From<&OutboxEntry> for OutboxRow {
@@ -583,6 +586,7 @@ impl From<&OutboxEntry> for OutboxRow {
             created_ms: e.created_at.0,
             delivered_ms: e.delivered_at.map(|t| t.0),
             last_error: e.last_error.clone(),
+            incident_id: Some(e.alert.update.incident.id.to_string()),
         }
     }
 }
@@ -625,6 +629,8 @@ pub struct ApiKeyRow {
     pub created_ms: i64,
     /// Revoked.
     pub revoked_ms: Option<i64>,
+    /// Scope (`read`, `write`).
+    pub scope: String,
 }
 
 impl From<&ApiKeyRecord> for ApiKeyRow {
@@ -636,6 +642,7 @@ impl From<&ApiKeyRecord> for ApiKeyRow {
             hash: k.hash.clone(),
             created_ms: k.created_at.0,
             revoked_ms: k.revoked_at.map(|t| t.0),
+            scope: k.scope.as_str().into(),
         }
     }
 }
@@ -650,6 +657,7 @@ impl TryFrom<ApiKeyRow> for ApiKeyRecord {
             hash: r.hash,
             created_at: Timestamp(r.created_ms),
             revoked_at: r.revoked_ms.map(Timestamp),
+            scope: r.scope.parse().map_err(|e| corrupt("api_keys", e))?,
         })
     }
 }
@@ -713,4 +721,130 @@ pub struct CursorRow {
     pub position: String,
     /// Updated.
     pub updated_ms: i64,
+}
+
+/// `incident_actions`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = incident_actions)]
+#[diesel(treat_none_as_default_value = false)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct ActionRow {
+    /// Id.
+    pub id: String,
+    /// Incident.
+    pub incident_id: String,
+    /// Kind.
+    pub kind: String,
+    /// Actor.
+    pub actor: String,
+    /// Note.
+    pub note: String,
+    /// Time.
+    pub time_ms: i64,
+}
+
+impl From<&IncidentAction> for ActionRow {
+    fn from(a: &IncidentAction) -> Self {
+        Self {
+            id: a.id.to_string(),
+            incident_id: a.incident_id.to_string(),
+            kind: a.kind.as_str().into(),
+            actor: a.actor.clone(),
+            note: a.note.clone(),
+            time_ms: a.time.0,
+        }
+    }
+}
+
+impl TryFrom<ActionRow> for IncidentAction {
+    type Error = StoreError;
+    fn try_from(r: ActionRow) -> Result<Self, StoreError> {
+        const T: &str = "incident_actions";
+        Ok(Self {
+            id: StableId::parse(&r.id).map_err(|e| corrupt(T, e))?,
+            incident_id: StableId::parse(&r.incident_id).map_err(|e| corrupt(T, e))?,
+            kind: r.kind.parse().map_err(|e| corrupt(T, e))?,
+            actor: r.actor,
+            note: r.note,
+            time: Timestamp(r.time_ms),
+        })
+    }
+}
+
+/// `silences`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = silences)]
+#[diesel(treat_none_as_default_value = false)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct SilenceRow {
+    /// Id.
+    pub id: String,
+    /// Detector matcher.
+    pub detector: Option<String>,
+    /// Asset matcher.
+    pub asset: Option<String>,
+    /// Severity matcher (at or below).
+    pub severity: Option<String>,
+    /// Protocol matcher.
+    pub protocol: Option<String>,
+    /// Start.
+    pub starts_ms: i64,
+    /// End.
+    pub ends_ms: i64,
+    /// Creator.
+    pub created_by: String,
+    /// Comment.
+    pub comment: String,
+    /// Created.
+    pub created_ms: i64,
+    /// Ended early.
+    pub expired_ms: Option<i64>,
+}
+
+impl From<&Silence> for SilenceRow {
+    fn from(s: &Silence) -> Self {
+        Self {
+            id: s.id.to_string(),
+            detector: s.matchers.detector.clone(),
+            asset: s.matchers.asset.as_ref().map(ToString::to_string),
+            severity: s.matchers.severity.map(|x| x.as_str().to_owned()),
+            protocol: s.matchers.protocol.clone(),
+            starts_ms: s.starts_at.0,
+            ends_ms: s.ends_at.0,
+            created_by: s.created_by.clone(),
+            comment: s.comment.clone(),
+            created_ms: s.created_at.0,
+            expired_ms: s.expired_at.map(|t| t.0),
+        }
+    }
+}
+
+impl TryFrom<SilenceRow> for Silence {
+    type Error = StoreError;
+    fn try_from(r: SilenceRow) -> Result<Self, StoreError> {
+        const T: &str = "silences";
+        Ok(Self {
+            id: StableId::parse(&r.id).map_err(|e| corrupt(T, e))?,
+            matchers: SilenceMatchers {
+                detector: r.detector,
+                asset: r
+                    .asset
+                    .map(|a| a.parse::<Coin>())
+                    .transpose()
+                    .map_err(|e| corrupt(T, e))?,
+                severity: r
+                    .severity
+                    .map(|x| x.parse::<Severity>())
+                    .transpose()
+                    .map_err(|e| corrupt(T, e))?,
+                protocol: r.protocol,
+            },
+            starts_at: Timestamp(r.starts_ms),
+            ends_at: Timestamp(r.ends_ms),
+            created_by: r.created_by,
+            comment: r.comment,
+            created_at: Timestamp(r.created_ms),
+            expired_at: r.expired_ms.map(Timestamp),
+        })
+    }
 }

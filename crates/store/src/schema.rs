@@ -17,6 +17,7 @@ diesel::table! {
         created_ms -> BigInt,
         delivered_ms -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
+        incident_id -> Nullable<Text>,
     }
 }
 
@@ -39,6 +40,7 @@ diesel::table! {
         hash -> Text,
         created_ms -> BigInt,
         revoked_ms -> Nullable<BigInt>,
+        scope -> Text,
     }
 }
 
@@ -61,6 +63,17 @@ diesel::table! {
         value -> Text,
         reference -> Text,
         deviation_pct -> Text,
+    }
+}
+
+diesel::table! {
+    incident_actions (id) {
+        id -> Text,
+        incident_id -> Text,
+        kind -> Text,
+        actor -> Text,
+        note -> Text,
+        time_ms -> BigInt,
     }
 }
 
@@ -159,6 +172,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    silences (id) {
+        id -> Text,
+        detector -> Nullable<Text>,
+        asset -> Nullable<Text>,
+        severity -> Nullable<Text>,
+        protocol -> Nullable<Text>,
+        starts_ms -> BigInt,
+        ends_ms -> BigInt,
+        created_by -> Text,
+        comment -> Text,
+        created_ms -> BigInt,
+        expired_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     vault_points (vault, time_ms) {
         vault -> Text,
         time_ms -> BigInt,
@@ -173,11 +202,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_log,
     deviation_samples,
+    incident_actions,
     incidents,
     ingest_cursors,
     liquidations,
     market_bars,
     positions,
     security_events,
+    silences,
     vault_points,
 );

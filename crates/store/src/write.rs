@@ -30,6 +30,7 @@ pub(crate) struct Prepared {
     /// The latest state of each incident touched.
     incidents: Vec<IncidentRow>,
     outbox: Vec<OutboxRow>,
+    actions: Vec<ActionRow>,
     cursors: Vec<CursorRow>,
 }
 
@@ -58,6 +59,7 @@ impl Prepared {
                 .collect(),
             incidents: latest.into_values().collect(),
             outbox: batch.outbox.iter().map(Into::into).collect(),
+            actions: batch.actions.iter().map(Into::into).collect(),
             cursors: batch
                 .cursors
                 .iter()
@@ -124,9 +126,28 @@ macro_rules! steps {
                     .execute($c)
                     $($aw)*?;
             }
+            // A resolved incident stays resolved (an operator may close one the engine still
+            // updates): its row is not rewritten; a condition that persists opens a new one.
+            let mut closed: BTreeSet<String> = BTreeSet::new();
             for chunk in p.incidents.chunks(CHUNK) {
+                let ids: Vec<&str> = chunk.iter().map(|r| r.id.as_str()).collect();
+                closed.extend(
+                    incidents::table
+                        .filter(incidents::id.eq_any(ids))
+                        .filter(incidents::status.eq(kamiyo_core_models::IncidentStatus::Resolved.as_str()))
+                        .select(incidents::id)
+                        .load::<String>($c)
+                        $($aw)*?,
+                );
+            }
+            let upserts: Vec<IncidentRow> = p
+                .incidents
+                .into_iter()
+                .filter(|r| !closed.contains(&r.id))
+                .collect();
+            for chunk in upserts.chunks(CHUNK) {
                 use incidents::dsl as i;
-                diesel::insert_into(incidents::table)
+                let upsert = diesel::insert_into(incidents::table)
                     .values(chunk)
                     .on_conflict(i::id)
                     .do_update()
@@ -145,12 +166,13 @@ macro_rules! steps {
                         i::last_seen_ms.eq(excluded(i::last_seen_ms)),
                         i::resolved_at_ms.eq(excluded(i::resolved_at_ms)),
                         i::detections.eq(excluded(i::detections)),
-                    ))
-                    .execute($c)
+                    ));
+                upsert.execute($c)
                     $($aw)*?;
             }
         }
         $ignore!($c, alert_outbox::table, p.outbox, [$($aw)*]);
+        $ignore!($c, incident_actions::table, p.actions, [$($aw)*]);
         if !p.cursors.is_empty() {
             use ingest_cursors::dsl as k;
             diesel::insert_into(ingest_cursors::table)

@@ -27,7 +27,8 @@ async fn keys_required_beyond_loopback_hashed_and_revocable() {
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     assert!(r.headers().contains_key("www-authenticate"));
 
-    let k = kamiyo_api::auth::generate_key("test", Timestamp(0));
+    let k =
+        kamiyo_api::auth::generate_key("test", kamiyo_core_models::KeyScope::Read, Timestamp(0));
     assert!(
         !k.record.hash.contains(&k.secret),
         "only the hash is stored"

@@ -217,9 +217,10 @@ async fn revoking_a_key_closes_its_sessions_with_the_reason() {
         ..config()
     })
     .await;
-    let k = kamiyo_api::auth::generate_key("ws", Timestamp(0));
+    let k = kamiyo_api::auth::generate_key("ws", kamiyo_core_models::KeyScope::Read, Timestamp(0));
     api.store.insert_key(&k.record).await.unwrap();
-    let other = kamiyo_api::auth::generate_key("other", Timestamp(0));
+    let other =
+        kamiyo_api::auth::generate_key("other", kamiyo_core_models::KeyScope::Read, Timestamp(0));
     api.store.insert_key(&other.record).await.unwrap();
     let mut ws = connect(&api, &format!("?api_key={}", k.secret)).await;
     let mut kept = connect(&api, &format!("?api_key={}", other.secret)).await;

@@ -2,28 +2,41 @@
 
 use std::io::Write;
 
-use kamiyo_core_models::{ApiKeyStore, AuditEntry, AuditStore, Clock, SystemClock};
+use kamiyo_core_models::{ApiKeyStore, AuditEntry, AuditStore, Clock, KeyScope, SystemClock};
 use kamiyo_store::Store;
 
 /// Creates a key and prints it once.
-pub async fn create(store: &Store, name: &str, out: &mut impl Write) -> anyhow::Result<()> {
+pub async fn create(
+    store: &Store,
+    name: &str,
+    scope: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let name = name.trim();
     anyhow::ensure!(
         !name.is_empty() && name.len() <= 100 && !name.chars().any(char::is_control),
         "--name: 1 to 100 printable characters naming who or what uses the key"
     );
+    let scope: KeyScope = scope
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--scope: read or write, not {scope:?}"))?;
     let now = SystemClock.now();
-    let k = kamiyo_api::auth::generate_key(name, now);
+    let k = kamiyo_api::auth::generate_key(name, scope, now);
     store.insert_key(&k.record).await?;
     store
         .audit(&AuditEntry {
             time: now,
             actor: "cli".into(),
             action: "api_key.create".into(),
-            detail: format!("{} {name}", k.record.prefix),
+            detail: format!("{} {name} scope={}", k.record.prefix, scope.as_str()),
         })
         .await?;
-    writeln!(out, "created API key {} ({name})", k.record.prefix)?;
+    writeln!(
+        out,
+        "created {} API key {} ({name})",
+        scope.as_str(),
+        k.record.prefix
+    )?;
     writeln!(out)?;
     writeln!(out, "    {}", k.secret)?;
     writeln!(out)?;
@@ -46,8 +59,8 @@ pub async fn list(store: &Store, out: &mut impl Write) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:<14} {:<8} {:<26} name",
-        "prefix", "state", "created"
+        "{:<14} {:<8} {:<6} {:<26} name",
+        "prefix", "state", "scope", "created"
     )?;
     for k in keys {
         let state = if k.revoked_at.is_some() {
@@ -57,8 +70,12 @@ pub async fn list(store: &Store, out: &mut impl Write) -> anyhow::Result<()> {
         };
         writeln!(
             out,
-            "{:<14} {:<8} {:<26} {}",
-            k.prefix, state, k.created_at, k.name
+            "{:<14} {:<8} {:<6} {:<26} {}",
+            k.prefix,
+            state,
+            k.scope.as_str(),
+            k.created_at,
+            k.name
         )?;
     }
     Ok(())

@@ -73,6 +73,7 @@ both!(
     market_history_dedups_and_cursors_commit_with_the_batch,
     outbox_lifecycle_and_delivery_log,
     api_keys_and_audit_log,
+    operator_actions_silences_and_the_resolved_guard,
     retention_deletes_old_rows_only,
     concurrent_commits_keep_sequence_numbers_unique,
 );

@@ -4,8 +4,9 @@ use kamiyo_core_models::{
     Address, Alert, ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, Coin, DeliveryQuery,
     DeviationKind, DeviationSample, EventQuery, Evidence, Incident, IncidentChange, IncidentKey,
     IncidentQuery, IncidentStatus, IncidentStore, IncidentUpdate, IngestBatch, LiquidationMethod,
-    LiquidationRecord, MarketBar, MarketStore, Order, OutboxEntry, OutboxStatus, OutboxStore,
-    PositionRecord, SecurityEvent, Severity, Side, StableId, ThreatType, Timestamp, VaultPoint,
+    LiquidationRecord, MarketBar, MarketStore, OperatorStore, Order, OutboxEntry, OutboxStatus,
+    OutboxStore, PositionRecord, SecurityEvent, Severity, Side, StableId, ThreatType, Timestamp,
+    VaultPoint,
 };
 use kamiyo_store::Store;
 use kamiyo_store::retention::Retention;
@@ -314,6 +315,7 @@ pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &
             outbox("alr_batch1", "ops", T0),
             outbox("alr_batch2", "ops", T0 + 1),
         ],
+        actions: vec![],
         cursors: vec![
             ("hyperliquid.fills:0x2e3d".into(), "1750000000000".into()),
             ("replay:test".into(), "42".into()),
@@ -473,6 +475,7 @@ pub(crate) async fn api_keys_and_audit_log(s: &Store) {
         hash: "0".repeat(64),
         created_at: Timestamp(T0),
         revoked_at: None,
+        scope: kamiyo_core_models::KeyScope::Write,
     };
     s.insert_key(&k).await.unwrap();
     assert_eq!(s.keys_by_prefix("kmy_abcd").await.unwrap(), vec![k.clone()]);
@@ -537,6 +540,7 @@ pub(crate) async fn retention_deletes_old_rows_only(s: &Store) {
             update(&resolved_old, IncidentChange::Resolved, old),
         ],
         outbox: vec![],
+        actions: vec![],
         cursors: vec![],
     };
     s.commit(&batch).await.unwrap();
@@ -626,4 +630,143 @@ pub(crate) async fn concurrent_commits_keep_sequence_numbers_unique(s: &Store) {
         .map(|e| e.seq)
         .collect();
     assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+}
+
+/// Operator actions commit with a resolution step; a resolved incident is not re-opened by a
+/// late update of the engine; silences are listed, matched and ended; the delivery log is
+/// filtered by incident.
+pub(crate) async fn operator_actions_silences_and_the_resolved_guard(s: &Store) {
+    use kamiyo_core_models::{
+        ActionKind, IncidentAction, Silence, SilenceMatchers, acknowledgement, operator_resolution,
+    };
+    let open = incident(
+        "operator_test:ETH",
+        Severity::High,
+        T0 + 60_000,
+        IncidentStatus::Open,
+        Some("ETH"),
+        ThreatType::OracleDeviation,
+    );
+    s.record_updates(&[update(&open, IncidentChange::Opened, T0)])
+        .await
+        .unwrap();
+    let ack = IncidentAction::new(
+        &open.id,
+        ActionKind::Acknowledge,
+        "local",
+        "",
+        Timestamp(T0 + 1),
+    );
+    s.record_action(&ack).await.unwrap();
+    s.record_action(&ack).await.unwrap();
+    let acts = s
+        .incident_actions(std::slice::from_ref(&open.id))
+        .await
+        .unwrap();
+    assert_eq!(acts, vec![ack.clone()], "stored once");
+    assert!(acknowledgement(&acts).is_some());
+
+    let at = Timestamp(T0 + 120_000);
+    let resolution = operator_resolution(&open, "local", "false positive: venue maintenance", at);
+    let note = IncidentAction::new(
+        &open.id,
+        ActionKind::Resolve,
+        "local",
+        "false positive: venue maintenance",
+        at,
+    );
+    s.commit(&IngestBatch {
+        updates: vec![resolution],
+        actions: vec![note.clone()],
+        ..IngestBatch::default()
+    })
+    .await
+    .unwrap();
+    // The engine, not yet told, updates the incident it still tracks: the row stays resolved.
+    let mut late = open.clone();
+    late.last_seen = Timestamp(T0 + 130_000);
+    late.detections += 1;
+    s.record_updates(&[update(&late, IncidentChange::Updated, T0 + 130_000)])
+        .await
+        .unwrap();
+    let stored = s.incident(&open.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, IncidentStatus::Resolved);
+    assert_eq!(stored.resolved_at, Some(at));
+    let steps = s.incident_events(&open.id).await.unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|e| e.event.change == IncidentChange::Resolved
+                && e.event.title.contains("false positive"))
+    );
+    let acts = s
+        .incident_actions(std::slice::from_ref(&open.id))
+        .await
+        .unwrap();
+    assert_eq!(acts.last(), Some(&note));
+
+    let sil = Silence {
+        id: StableId::parse("sil_1").unwrap(),
+        matchers: SilenceMatchers {
+            asset: Some(Coin::new("ETH").unwrap()),
+            severity: Some(Severity::High),
+            ..SilenceMatchers::default()
+        },
+        starts_at: Timestamp(T0),
+        ends_at: Timestamp(T0 + 3_600_000),
+        created_by: "local".into(),
+        comment: "ETH maintenance".into(),
+        created_at: Timestamp(T0),
+        expired_at: None,
+    };
+    s.insert_silence(&sil).await.unwrap();
+    let ev = SecurityEvent::from_incident(&open, IncidentChange::Opened, Timestamp(T0 + 5));
+    assert!(sil.mutes(&ev));
+    let mut crit = ev.clone();
+    crit.severity = Severity::Critical;
+    assert!(
+        !sil.mutes(&crit),
+        "a silence for high never mutes a critical"
+    );
+    assert_eq!(
+        s.silences(Some(Timestamp(T0 + 10)), 10).await.unwrap(),
+        vec![sil.clone()]
+    );
+    assert!(
+        s.silences(Some(Timestamp(T0 + 3_600_000)), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.expire_silence(&sil.id, Timestamp(T0 + 60)).await.unwrap());
+    assert!(
+        !s.expire_silence(&sil.id, Timestamp(T0 + 61)).await.unwrap(),
+        "once"
+    );
+    assert!(
+        s.silences(Some(Timestamp(T0 + 61)), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.silences(None, 10).await.unwrap()[0].expired_at,
+        Some(Timestamp(T0 + 60))
+    );
+
+    let mut o = outbox("alr_inc", "ops", T0);
+    o.alert.update.incident = open.clone();
+    s.enqueue(&[o, outbox("alr_other", "ops", T0)])
+        .await
+        .unwrap();
+    let mine = s
+        .deliveries(&DeliveryQuery {
+            incident: Some(open.id.clone()),
+            limit: 10,
+            ..DeliveryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].id.as_str(), "alr_inc");
 }
