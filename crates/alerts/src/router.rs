@@ -16,6 +16,9 @@ use kamiyo_core_models::{
 
 use crate::config::ChannelConfig;
 
+/// How the reason of a silenced outbox entry starts.
+pub const SILENCED: &str = "silenced by ";
+
 /// A channel's filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -104,6 +107,12 @@ impl Router {
             if ev.member_of().is_some() {
                 continue; // Grouped steps leave no state of their own.
             }
+            if e.last_error
+                .as_deref()
+                .is_some_and(|r| r.starts_with(SILENCED))
+            {
+                continue; // Silenced steps leave no state either.
+            }
             let k = (e.channel.clone(), ev.incident_key.to_string());
             match e.status {
                 OutboxStatus::Suppressed => {
@@ -128,6 +137,21 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// Channels that would hear of `e` by their filters alone (topic, step and severity; a
+    /// resolution counts for every channel that takes resolutions). Used for silenced steps,
+    /// which leave the cooldown state untouched.
+    pub fn listeners(&self, e: &SecurityEvent) -> Vec<String> {
+        self.routes
+            .iter()
+            .filter(|r| {
+                r.topic_matches(e)
+                    && r.changes.contains(&e.change)
+                    && (e.change == IncidentChange::Resolved || e.severity >= r.min_severity)
+            })
+            .map(|r| r.channel.clone())
+            .collect()
     }
 
     /// Decides, for every channel, what to do with `e`, and updates the state.

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use kamiyo_core_models::{
     Alert, Clock, DeliveryQuery, EventQuery, IncidentChange, IncidentStore, IncidentUpdate,
-    IngestBatch, MarketStore, Notifier, NotifyError, Order, OutboxEntry, OutboxStatus, OutboxStore,
-    StableId, StoredEvent, Timestamp,
+    IngestBatch, MarketStore, Notifier, NotifyError, OperatorStore, Order, OutboxEntry,
+    OutboxStatus, OutboxStore, Silence, StableId, StoredEvent, Timestamp,
 };
 use opentelemetry::KeyValue;
 use rand::Rng;
@@ -21,14 +21,14 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::budget::Budget;
 use crate::config::AlertsConfig;
-use crate::router::{Decision, Route, Router};
+use crate::router::{Decision, Route, Router, SILENCED};
 
 /// The cursor of routed events.
 pub const CURSOR: &str = "alerts:routed";
 
 /// What the service needs from the store.
-pub trait AlertStore: IncidentStore + MarketStore + OutboxStore + 'static {}
-impl<T: IncidentStore + MarketStore + OutboxStore + 'static> AlertStore for T {}
+pub trait AlertStore: IncidentStore + MarketStore + OutboxStore + OperatorStore + 'static {}
+impl<T: IncidentStore + MarketStore + OutboxStore + OperatorStore + 'static> AlertStore for T {}
 
 /// One configured destination.
 pub struct Channel {
@@ -338,10 +338,36 @@ impl<S: AlertStore> AlertService<S> {
             return Ok(0);
         };
         let now = sh.clock.now();
+        // Silences that may mute a step of this batch (ending after its oldest step).
+        let oldest = events.iter().map(|e| e.event.time).min().unwrap_or(now);
+        let silences: Vec<Silence> = sh
+            .store
+            .silences(Some(oldest), 1000)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut entries = Vec::new();
         let mut incidents = HashMap::new();
         for StoredEvent { event, .. } in &events {
-            let decisions = self.router.route(event);
+            let decisions = match silences.iter().find(|s| s.mutes(event)) {
+                // Muted: recorded for the channels that would have heard it, the router's
+                // cooldown state untouched (a resolution after the silence is not "news").
+                Some(s) => self
+                    .router
+                    .listeners(event)
+                    .into_iter()
+                    .map(|c| {
+                        let until = s.expired_at.map_or(s.ends_at, |x| x.min(s.ends_at));
+                        let why = format!(
+                            "{SILENCED}{} until {} ({})",
+                            s.id,
+                            until.to_rfc3339(),
+                            s.comment
+                        );
+                        (c, Decision::Suppress(why))
+                    })
+                    .collect(),
+                None => self.router.route(event),
+            };
             if decisions.iter().all(|(_, d)| *d == Decision::Skip) {
                 continue;
             }

@@ -134,7 +134,7 @@ fn contract(doc: &mut serde_json::Value) {
         let Some(ops) = item.as_object_mut() else {
             continue;
         };
-        for (_, op) in ops.iter_mut() {
+        for (method, op) in ops.iter_mut() {
             for prm in op
                 .get_mut("parameters")
                 .and_then(|p| p.as_array_mut())
@@ -168,6 +168,12 @@ fn contract(doc: &mut serde_json::Value) {
             if !PUBLIC.contains(&path.as_str()) {
                 add("401", "An API key is required, or the key is not valid");
             }
+            if method != "get" {
+                add(
+                    "403",
+                    "The key is read-only, or the request comes from another origin",
+                );
+            }
         }
         if PUBLIC.contains(&path.as_str())
             && let Some(get) = ops.get_mut("get")
@@ -177,21 +183,21 @@ fn contract(doc: &mut serde_json::Value) {
     }
 }
 
-/// The documented path templates (`/security/incidents/{id}`), for 405 answers.
-pub fn documented_paths() -> &'static [String] {
-    static P: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    P.get_or_init(|| ApiDoc::openapi().paths.paths.keys().cloned().collect())
-}
-
-/// True when `path` matches a documented template.
-pub fn is_documented(path: &str) -> bool {
-    documented_paths().iter().any(|t| {
-        let (a, b): (Vec<&str>, Vec<&str>) = (t.split('/').collect(), path.split('/').collect());
-        a.len() == b.len()
-            && a.iter()
-                .zip(&b)
-                .all(|(x, y)| (x.starts_with('{') && x.ends_with('}') && !y.is_empty()) || x == y)
-    })
+/// The methods a path answers (`/security/incidents/inc_1` → GET), from the route table;
+/// empty when no template matches. For 405 answers with `Allow`.
+pub fn methods_of(path: &str) -> Vec<&'static str> {
+    let b: Vec<&str> = path.split('/').collect();
+    crate::ROUTES
+        .iter()
+        .filter(|(_, t)| {
+            let a: Vec<&str> = t.split('/').collect();
+            a.len() == b.len()
+                && a.iter().zip(&b).all(|(x, y)| {
+                    (x.starts_with('{') && x.ends_with('}') && !y.is_empty()) || x == y
+                })
+        })
+        .map(|(m, _)| *m)
+        .collect()
 }
 
 /// `GET /openapi.json`.

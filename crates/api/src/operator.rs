@@ -355,7 +355,7 @@ fn no_store<T: Serialize>(body: &T) -> HttpResponse {
         .json(body)
 }
 
-/// Body of the incident actions.
+/// Body of the incident actions (`{}` when there is no note).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteBody {
@@ -381,11 +381,10 @@ async fn act(
     req: &HttpRequest,
     id: &str,
     kind: ActionKind,
-    body: Option<NoteBody>,
+    body: NoteBody,
 ) -> Result<HttpResponse> {
     let who = actor(req);
     let id = parse_id(id, "an incident")?;
-    let body = body.unwrap_or_default();
     let note = note_of(
         body.note.as_deref(),
         matches!(kind, ActionKind::Resolve | ActionKind::Note),
@@ -466,9 +465,9 @@ macro_rules! incident_action {
             state: web::Data<ApiState>,
             req: HttpRequest,
             id: web::Path<String>,
-            body: Option<web::Json<NoteBody>>,
+            body: web::Json<NoteBody>,
         ) -> Result<HttpResponse> {
-            act(&state, &req, &id, $kind, body.map(web::Json::into_inner)).await
+            act(&state, &req, &id, $kind, body.into_inner()).await
         }
     };
 }

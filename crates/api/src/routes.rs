@@ -738,17 +738,18 @@ async fn dashboard_body(state: &ApiState) -> Result<DashboardResponse> {
 /// Anything else: a problem, not actix's empty 404.
 pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse> {
     // A documented path asked with another method: 405 with the methods it has.
-    if req.method() != actix_web::http::Method::GET && crate::docs::is_documented(req.path()) {
+    let methods = crate::docs::methods_of(req.path());
+    if !methods.is_empty() && !methods.contains(&req.method().as_str()) {
+        let allow = methods.join(", ");
         let p = ApiError::MethodNotAllowed(format!(
-            "{} {} is not supported; this path answers GET",
+            "{} {} is not supported; this path answers {allow}",
             req.method(),
             req.path()
         ));
         let mut r = actix_web::ResponseError::error_response(&p);
-        r.headers_mut().insert(
-            actix_web::http::header::ALLOW,
-            actix_web::http::header::HeaderValue::from_static("GET"),
-        );
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allow) {
+            r.headers_mut().insert(actix_web::http::header::ALLOW, v);
+        }
         return Ok(r);
     }
     Err(ApiError::NotFound(format!(

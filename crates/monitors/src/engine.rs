@@ -168,6 +168,12 @@ impl Engine {
         self.incidents.restore(incidents, now)
     }
 
+    /// Stops tracking an incident an operator resolved (the store holds its resolution); the
+    /// next detection of its key opens a new incident. False when it was not open here.
+    pub fn forget_incident(&mut self, id: &kamiyo_core_models::StableId) -> bool {
+        self.incidents.forget(id)
+    }
+
     /// Resolves everything still open (end of a replay).
     pub fn finish(&mut self, now: Timestamp) -> EngineOutput {
         let mut out = self.tick(now);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use kamiyo_core_models::{
     Detection, Direction, Incident, IncidentChange, IncidentKey, IncidentStatus, IncidentUpdate,
-    MEMBER_OF, SecurityEvent, ThreatType, Timestamp,
+    MEMBER_OF, SecurityEvent, StableId, ThreatType, Timestamp,
 };
 
 use crate::config::IncidentConfig;
@@ -215,6 +215,17 @@ impl IncidentManager {
                 });
             }
         }
+    }
+
+    /// Drops the open incident `id` without a step (an operator resolved it; the store has the
+    /// resolution). False when no open incident has that id.
+    pub fn forget(&mut self, id: &StableId) -> bool {
+        let key = self
+            .open
+            .iter()
+            .find(|(_, o)| o.incident.id == *id)
+            .map(|(k, _)| k.clone());
+        key.is_some_and(|k| self.open.remove(&k).is_some())
     }
 
     /// Resolves every open incident at `now` (end of a replay).

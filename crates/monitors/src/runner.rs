@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use kamiyo_core_models::{Clock, EventStream, MarketEvent};
+use kamiyo_core_models::{Clock, EventStream, MarketEvent, StableId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +24,11 @@ pub struct RunnerItem {
 /// Runs `engine` over `stream` until the stream ends or `cancel` fires; ticks every `tick`
 /// of wall time with `clock`'s time. Events are forwarded with their outputs when `forward_events`
 /// is set (the server stores some of them); otherwise only non-empty outputs are sent.
+/// Incident ids received on `forgotten` (closed by an operator) are dropped from the engine.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per binary; the pipeline library (issue 20) replaces it with a context value"
+)]
 pub async fn run(
     mut engine: Engine,
     mut stream: EventStream,
@@ -31,6 +36,7 @@ pub async fn run(
     tick: Duration,
     forward_events: bool,
     tx: mpsc::Sender<RunnerItem>,
+    mut forgotten: Option<mpsc::UnboundedReceiver<StableId>>,
     cancel: CancellationToken,
 ) -> Engine {
     let mut timer = tokio::time::interval(tick);
@@ -38,6 +44,14 @@ pub async fn run(
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
+            Some(id) = async {
+                match forgotten.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                engine.forget_incident(&id);
+            }
             e = stream.next() => {
                 let Some(e) = e else { break };
                 let output = engine.process(&e);

@@ -60,6 +60,8 @@ impl Application {
                 .configure(kamiyo_api::configure(state.clone()))
         })
         .workers(workers.max(1))
+        // The binaries own the signals: one Ctrl-C stops the pipeline and the server together.
+        .disable_signals()
         .shutdown_timeout(5)
         .max_connection_rate(1024)
         .listen(listener)?

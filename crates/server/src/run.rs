@@ -163,7 +163,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Some(registry),
         model.clone(),
     );
-    let app = crate::Application::build(cfg.server.bind, cfg.server.workers as usize, state)?;
+    let app =
+        crate::Application::build(cfg.server.bind, cfg.server.workers as usize, state.clone())?;
     tracing::info!(http.addr = %app.addr(), hyperliquid.rest = %cfg.hyperliquid.rest_url, hyperliquid.ws = %cfg.hyperliquid.ws_url, coins = cfg.hyperliquid.coins.len(), "kamiyo-hyperliquid starting");
     let mut engine = crate::storage::engine(&cfg, model.as_ref())?;
     restore_open_incidents(&store, &mut engine, clock.now()).await?;
@@ -183,6 +184,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     )?)
     .into_stream();
     let (tx, mut rx) = mpsc::channel(4096);
+    let (forget_tx, forget_rx) = mpsc::unbounded_channel();
     let runner = tokio::spawn(kamiyo_monitors::runner::run(
         engine,
         stream,
@@ -192,6 +194,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         // changes go to /ws and the log.
         true,
         tx,
+        Some(forget_rx),
         cancel.clone(),
     ));
     let retention = tokio::spawn(crate::storage::retention_job(
@@ -203,6 +206,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     ));
     let alerts = crate::storage::start_alerts(&cfg, &store).await?;
     let wake = alerts.as_ref().map(|a| a.handle.clone());
+    let _ = state.hooks.set(std::sync::Arc::new(PipelineHooks {
+        forget: Some(forget_tx),
+        alerts: wake.clone(),
+    }));
     let mut writer = Writer::new(
         store,
         cfg.database.batch_max_rows as usize,
@@ -279,6 +286,30 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     match failure {
         None => Ok(()),
         Some(why) => Err(anyhow::anyhow!("{why}")),
+    }
+}
+
+/// What an operator's change to an incident sets off: the engine forgets an incident resolved
+/// by hand, and the alert router routes the steps the API committed.
+#[derive(Debug)]
+pub struct PipelineHooks {
+    /// To the engine's runner (none when no engine runs, e.g. serving a stored replay).
+    pub forget: Option<mpsc::UnboundedSender<kamiyo_core_models::StableId>>,
+    /// The alert service.
+    pub alerts: Option<kamiyo_alerts::AlertHandle>,
+}
+
+impl kamiyo_api::operator::IncidentHooks for PipelineHooks {
+    fn recorded(&self) {
+        if let Some(a) = &self.alerts {
+            a.wake();
+        }
+    }
+
+    fn resolved(&self, id: &kamiyo_core_models::StableId) {
+        if let Some(f) = &self.forget {
+            let _ = f.send(id.clone());
+        }
     }
 }
 

@@ -49,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_secs(1),
         false,
         tx,
+        None,
         CancellationToken::new(),
     ));
 

@@ -272,3 +272,66 @@ fn event_kinds(rx: &Receiver) -> Vec<String> {
         .map(|r| r.header("kamiyo-event").unwrap().to_owned())
         .collect()
 }
+
+/// A silence mutes matching steps at or below its severity: they are recorded as suppressed
+/// with the silence named, never sent; a critical step of the same market goes through, and a
+/// step after the silence ends is sent as news.
+#[tokio::test]
+async fn silences_mute_matching_steps_and_never_a_critical() {
+    use kamiyo_core_models::{Coin, OperatorStore, Silence, SilenceMatchers, StableId, Timestamp};
+    let (store, _dir) = open_store().await;
+    let h = 3_600_000;
+    store
+        .insert_silence(&Silence {
+            id: StableId::parse("sil_jelly").unwrap(),
+            matchers: SilenceMatchers {
+                asset: Some(Coin::new("jelly").unwrap()),
+                severity: Some(Severity::High),
+                ..SilenceMatchers::default()
+            },
+            starts_at: Timestamp(T_OPEN - h),
+            ends_at: Timestamp(T_OPEN + h),
+            created_by: "local".into(),
+            comment: "JELLY delisting".into(),
+            created_at: Timestamp(T_OPEN - h),
+            expired_at: None,
+        })
+        .await
+        .unwrap();
+    let rx = Receiver::start(|_, _| Reply::new(204, "")).await;
+    let cfg = config(vec![("hook", channel(ChannelKind::Webhook, rx.url("/in")))]);
+    let svc = start(&store, &cfg).await;
+    let m = 60_000;
+    svc.commit(vec![
+        update(1, IncidentChange::Opened, Severity::High, T_OPEN),
+        update(2, IncidentChange::Opened, Severity::High, T_OPEN),
+        update(2, IncidentChange::Resolved, Severity::High, T_OPEN + 9 * m),
+        update(
+            1,
+            IncidentChange::Escalated,
+            Severity::Critical,
+            T_OPEN + 6 * m,
+        ),
+        update(3, IncidentChange::Opened, Severity::High, T_OPEN + 2 * h),
+    ])
+    .await;
+    assert!(svc.handle.wait_idle(Duration::from_secs(10)).await);
+    assert_eq!(
+        event_kinds(&rx),
+        ["incident.escalated", "incident.opened"],
+        "the critical escalation and the step after the silence"
+    );
+    let log = store
+        .deliveries(&DeliveryQuery {
+            status: Some(OutboxStatus::Suppressed),
+            limit: 100,
+            ..DeliveryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(log.iter().all(|e| e.last_error.as_deref().is_some_and(|r| {
+        r.starts_with("silenced by sil_jelly until") && r.contains("JELLY delisting")
+    })));
+    svc.stop().await;
+}

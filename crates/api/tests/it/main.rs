@@ -9,6 +9,7 @@
 mod auth;
 mod fuzz;
 mod openapi;
+mod operator;
 mod routes;
 mod support;
 mod ws;

@@ -143,6 +143,8 @@ pub async fn run(
     };
     let clock = Arc::new(ManualClock::new(start));
     let hub = kamiyo_api::Hub::default();
+    // Incidents an operator resolves from the served API: the engine forgets them.
+    let (forget_tx, mut forget_rx) = tokio::sync::mpsc::unbounded_channel();
     let server = match serve_cfg {
         None => None,
         Some((cfg, store)) => {
@@ -156,6 +158,10 @@ pub async fn run(
                 Some(registry),
                 None,
             );
+            let _ = state.hooks.set(Arc::new(crate::run::PipelineHooks {
+                forget: (!complete).then(|| forget_tx.clone()),
+                alerts: alerts.as_ref().map(|(a, _)| a.handle.clone()),
+            }));
             let app =
                 crate::Application::build(cfg.server.bind, cfg.server.workers as usize, state)?;
             writeln!(out, "serving the dashboard at http://{}/", app.addr())?;
@@ -164,6 +170,11 @@ pub async fn run(
             Some((tokio::spawn(app.run()), handle, provider))
         }
     };
+    // One Ctrl-C (or SIGTERM) stops everything: the replay (its progress committed, so the
+    // next `replay` resumes), the HTTP server and the alert service.
+    let signal = crate::run::shutdown_signal();
+    tokio::pin!(signal);
+    let mut interrupted = false;
     let wait = server.is_some() && target_waits && !complete;
     if wait {
         writeln!(
@@ -171,11 +182,18 @@ pub async fn run(
             "waiting for a viewer: open the dashboard (or connect to /ws) to start the replay"
         )?;
         out.flush()?;
-        while hub.subscribers() == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let viewer = async {
+            while hub.subscribers() == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            () = viewer => {
+                writeln!(out, "viewer connected; replaying")?;
+                out.flush()?;
+            }
+            () = &mut signal => interrupted = true,
         }
-        writeln!(out, "viewer connected; replaying")?;
-        out.flush()?;
     }
     // The replay is this run's only feed: report it like one.
     let feed = |state, detail: String| kamiyo_core_models::FeedStatus {
@@ -197,7 +215,19 @@ pub async fn run(
     let mut stream = Box::new(ReplaySource::new(&name, rest, speed, clock.clone())).into_stream();
     let mut steps = 0;
     let mut index = done;
-    while let Some(e) = stream.next().await {
+    while !interrupted {
+        let e = tokio::select! {
+            biased;
+            () = &mut signal => {
+                interrupted = true;
+                break;
+            }
+            e = stream.next() => e,
+        };
+        let Some(e) = e else { break };
+        while let Ok(id) = forget_rx.try_recv() {
+            engine.forget_incident(&id);
+        }
         let o = engine.process(&e);
         steps += print_steps(&mut out, &o.updates, false)?;
         index += 1;
@@ -210,7 +240,20 @@ pub async fn run(
         }
     }
     let end: Timestamp = s.manifest.scenario.end;
-    if !complete {
+    if interrupted {
+        if let Some(w) = writer.as_mut() {
+            publish(&hub, alerts.as_ref(), &w.flush().await?);
+        }
+        writeln!(
+            out,
+            "interrupted after {index} of {total} events{}",
+            if writer.is_some() {
+                "; progress is stored and the next `replay` of this scenario resumes"
+            } else {
+                ""
+            }
+        )?;
+    } else if !complete {
         let o = engine.finish(end);
         steps += print_steps(&mut out, &o.updates, true)?;
         if let Some(w) = writer.as_mut() {
@@ -226,9 +269,11 @@ pub async fn run(
     writeln!(out, "{steps} incident steps; clock at {}", clock.now())?;
     drain_alerts(&mut out, alerts).await?;
     if let Some((task, handle, _provider)) = server {
-        writeln!(out, "replay done; still serving (Ctrl-C to stop)")?;
-        out.flush()?;
-        crate::run::shutdown_signal().await;
+        if !interrupted {
+            writeln!(out, "replay done; still serving (Ctrl-C to stop)")?;
+            out.flush()?;
+            (&mut signal).await;
+        }
         handle.stop(true).await;
         let _ = task.await;
     }
