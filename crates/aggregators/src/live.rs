@@ -154,6 +154,9 @@ enum Raw {
     Liquidators(Vec<Address>),
 }
 
+/// Seconds between reports of LIVE feeds' data times.
+const FEED_REFRESH_TICKS: u32 = 5;
+
 /// The live source.
 pub struct LiveSource {
     config: LiveConfig,
@@ -204,10 +207,9 @@ fn restamp(
     wall_now: Timestamp,
     now: Timestamp,
 ) -> kamiyo_core_models::FeedStatus {
-    s.last_data_at = s
-        .last_data_at
-        .map(|t| now.plus_millis(-wall_now.millis_since(t)));
-    s.changed_at = now;
+    let shift = |t: Timestamp| now.plus_millis(-wall_now.millis_since(t));
+    s.last_data_at = s.last_data_at.map(shift);
+    s.changed_at = shift(s.changed_at);
     s
 }
 
@@ -364,6 +366,7 @@ async fn run(
     let mut ws_newest: Option<Timestamp> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refresh_in = FEED_REFRESH_TICKS;
 
     loop {
         let raw = tokio::select! {
@@ -374,6 +377,16 @@ async fn run(
                     let s = restamp(s, wall.now(), clock.now());
                     crate::metrics::feed_state(&s);
                     if out.send(MarketEvent::Feed(s)).await.is_err() { return; }
+                }
+                // Every few seconds, LIVE feeds report their latest data time (feed health
+                // and /feeds show it advance; detectors see no state change).
+                refresh_in = refresh_in.saturating_sub(1);
+                if refresh_in == 0 {
+                    refresh_in = FEED_REFRESH_TICKS;
+                    for s in board.refresh() {
+                        let s = restamp(s, wall.now(), clock.now());
+                        if out.send(MarketEvent::Feed(s)).await.is_err() { return; }
+                    }
                 }
                 continue;
             }

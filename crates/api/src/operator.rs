@@ -230,13 +230,22 @@ async fn series(
     let Some(coin) = &i.asset else {
         return Ok(out);
     };
-    let bars = state
-        .market
-        .bars(Some(coin), 60_000, from, to, 3000)
-        .await?;
+    // The finest bars recorded (the bar length is the server's `ml.record_bar_secs`).
+    let mut bars = Vec::new();
+    let mut minutes = 0;
+    for interval in [60_000, 300_000, 900_000, 3_600_000] {
+        bars = state
+            .market
+            .bars(Some(coin), interval, from, to, 3000)
+            .await?;
+        if !bars.is_empty() {
+            minutes = interval / 60_000;
+            break;
+        }
+    }
     if !bars.is_empty() {
         out.push(SeriesResponse {
-            name: format!("{coin} price (1 min close)"),
+            name: format!("{coin} price ({minutes} min close)"),
             unit: "usd".into(),
             points: bars.iter().map(|b| (b.time.0, to_f64(b.close))).collect(),
         });
@@ -515,8 +524,12 @@ pub struct SilenceBody {
     pub protocol: Option<String>,
     /// Start (RFC 3339; default now).
     pub starts_at: Option<String>,
-    /// End (RFC 3339), at most 30 days after the start.
-    pub ends_at: String,
+    /// End (RFC 3339), at most 30 days after the start; or give `minutes`.
+    pub ends_at: Option<String>,
+    /// Length in minutes from the start (1–43,200), on the monitor's clock (replay time
+    /// when serving a replay); instead of `ends_at`.
+    #[schema(minimum = 1, maximum = 43200)]
+    pub minutes: Option<i64>,
     /// Why (required).
     pub comment: String,
 }
@@ -574,7 +587,23 @@ fn silence_of(b: SilenceBody, who: &Actor, now: Timestamp) -> Result<Silence> {
         .map(|s| parse_time(s, "starts_at"))
         .transpose()?
         .unwrap_or(now);
-    let ends_at = parse_time(&b.ends_at, "ends_at")?;
+    let ends_at = match (b.ends_at.as_deref(), b.minutes) {
+        (Some(e), None) => parse_time(e, "ends_at")?,
+        (None, Some(m)) if (1..=MAX_SILENCE_DAYS * 1440).contains(&m) => {
+            starts_at.plus_millis(m * 60_000)
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "minutes",
+                format!("1 to {} minutes", MAX_SILENCE_DAYS * 1440),
+            ));
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "a silence needs an end: `ends_at` (RFC 3339) or `minutes`, not both".into(),
+            ));
+        }
+    };
     if ends_at <= starts_at.max(now) {
         return Err(ApiError::invalid(
             "ends_at",

@@ -66,6 +66,10 @@ pub struct FreshnessTracker {
     /// Whether a status was ever emitted (a feed that fails before any data must still be
     /// reported once, although it starts DOWN).
     announced: bool,
+    /// When the current state began.
+    changed_at: Timestamp,
+    /// The last data time reported by [`FreshnessTracker::refresh`].
+    refreshed: Option<Timestamp>,
 }
 
 impl FreshnessTracker {
@@ -80,7 +84,26 @@ impl FreshnessTracker {
             last_data_at: None,
             failing: false,
             announced: false,
+            changed_at: Timestamp(0),
+            refreshed: None,
         }
+    }
+
+    /// The current status of a LIVE feed whose last data time moved since the previous call
+    /// (or since it turned LIVE): lets readers of the feed board see data times advance
+    /// between state changes. `None` otherwise.
+    pub fn refresh(&mut self) -> Option<FeedStatus> {
+        if self.state != FeedState::Live || self.last_data_at == self.refreshed {
+            return None;
+        }
+        self.refreshed = self.last_data_at;
+        Some(FeedStatus {
+            feed: self.feed.clone(),
+            state: self.state,
+            changed_at: self.changed_at,
+            last_data_at: self.last_data_at,
+            detail: String::new(),
+        })
     }
 
     /// Current state.
@@ -138,6 +161,8 @@ impl FreshnessTracker {
         }
         self.state = next;
         self.announced = true;
+        self.changed_at = now;
+        self.refreshed = self.last_data_at;
         Some(FeedStatus {
             feed: self.feed.clone(),
             state: next,
@@ -155,6 +180,24 @@ impl FreshnessTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_feed_refreshes_its_data_time_between_changes() {
+        let mut t = FreshnessTracker::new("hyperliquid.ws", 30_000, 120_000);
+        assert!(t.refresh().is_none(), "not live");
+        let live = t.on_data(Timestamp(1_000)).unwrap();
+        assert!(t.refresh().is_none(), "nothing new since it turned live");
+        t.on_data(Timestamp(5_000));
+        let r = t.refresh().unwrap();
+        assert_eq!(r.last_data_at, Some(Timestamp(5_000)));
+        assert_eq!(
+            r.changed_at, live.changed_at,
+            "still the time it turned live"
+        );
+        assert!(t.refresh().is_none(), "once per new data time");
+        assert_eq!(t.tick(Timestamp(40_000)).unwrap().state, FeedState::Stale);
+        assert!(t.refresh().is_none(), "only live feeds");
+    }
 
     #[test]
     fn a_feed_failing_before_any_data_is_reported_once() {

@@ -218,6 +218,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let flush_every = Duration::from_millis(u64::from(cfg.database.batch_max_delay_ms));
     let consumer = tokio::spawn(async move {
         let mut gauge = crate::telemetry::pipeline::IncidentGauge::default();
+        let mut feed_states = std::collections::HashMap::new();
         let mut tick = tokio::time::interval(flush_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -234,7 +235,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             if let Some(e) = &item.event {
                 writer.observe(e);
                 if let kamiyo_core_models::MarketEvent::Feed(f) = e {
-                    log_feed(f);
+                    // Logged on a change of state, not on the periodic data-time refresh.
+                    if feed_states.insert(f.feed.clone(), f.state) != Some(f.state) {
+                        log_feed(f);
+                    }
                     hub.publish_feed(f.clone());
                 }
             }

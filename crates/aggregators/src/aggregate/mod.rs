@@ -58,6 +58,15 @@ impl FeedBoard {
         self.feeds.get_mut(feed)?.on_failure(now, detail)
     }
 
+    /// LIVE feeds whose last data time advanced since the previous call, with their current
+    /// status (not a state change: readers see data times move).
+    pub fn refresh(&mut self) -> Vec<FeedStatus> {
+        self.feeds
+            .values_mut()
+            .filter_map(FreshnessTracker::refresh)
+            .collect()
+    }
+
     /// Re-evaluates every feed at `now`.
     pub fn tick(&mut self, now: Timestamp) -> Vec<FeedStatus> {
         self.feeds

@@ -22,12 +22,58 @@
     return (n < 0 ? "-$" : "$") + s;
   }
 
-  async function api(path) {
+  // Axis labels with as many decimals as the step between grid lines needs (no repeated
+  // "$61.00M" on a narrow range).
+  function axisFmt(lo, hi, unit) {
+    const step = Math.abs(hi - lo) / 4 || 1;
+    const mag = Math.max(Math.abs(lo), Math.abs(hi));
+    const scale = unit === "usd" ? (mag >= 1e9 ? 1e9 : mag >= 1e6 ? 1e6 : mag >= 1e3 ? 1e3 : 1) : 1;
+    const suffix = unit === "usd" ? ({ 1e9: "B", 1e6: "M", 1e3: "k", 1: "" })[scale] : unit === "pct" ? "%" : "";
+    const dec = Math.min(8, Math.max(0, Math.ceil(-Math.log10(step / scale)) + 1));
+    return (v) => (unit === "usd" ? (v < 0 ? "-$" : "$") : v < 0 ? "-" : "") + (Math.abs(v) / scale).toFixed(dec) + suffix;
+  }
+
+  async function api(path, method, body) {
     const headers = key ? { Authorization: "Bearer " + key } : {};
-    const r = await fetch(path, { headers });
+    const init = { headers, method: method || "GET" };
+    if (body !== undefined) { headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
+    const r = await fetch(path, init);
     if (r.status === 401) { $("key-panel").hidden = false; throw new Error("unauthorized"); }
-    if (!r.ok) throw new Error(path + ": " + r.status);
+    if (!r.ok) {
+      let detail = path + ": " + r.status;
+      try { const p = await r.json(); if (p.detail) detail = p.detail; } catch (_) { /* not a problem document */ }
+      throw new Error(detail);
+    }
     return r.json();
+  }
+
+  // Evidence in human units, from the field name's suffix: *_usd dollars, *_pct percent, *_ms
+  // durations, *_px prices, time-like fields as UTC times; sizes keep their digits.
+  function fmtDuration(ms) {
+    const s = Math.round(Number(ms) / 1000);
+    if (!Number.isFinite(s)) return String(ms);
+    if (s < 120) return s + " s";
+    if (s < 7200) return Math.round(s / 60) + " min";
+    return (s / 3600).toFixed(1) + " h";
+  }
+  function fmtNum(v) { const n = Number(v); return Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: 6 }) : String(v); }
+  function human(k, v) {
+    if (v === null || v === undefined) return "—";
+    if (typeof v === "boolean") return v ? "yes" : "no";
+    if (/(^|_)(usd|notional|value|pnl|equity)$|_usd_/.test(k) && Number.isFinite(Number(v))) return fmtUsd(v) + " (" + fmtNum(v) + " USD)";
+    if (/_pct$/.test(k) && Number.isFinite(Number(v))) return Number(v).toFixed(3) + " %";
+    if (/_ms$/.test(k) && !/(time|start|end|_at)_ms$/.test(k)) return fmtDuration(v);
+    if (/(^|_)(time|start|end|at)(_ms)?$/.test(k) && Number(v) > 1e12) return fmtTime(new Date(Number(v)).toISOString());
+    if (/_px$|^px$|price/.test(k) && Number.isFinite(Number(v))) return "$" + fmtNum(v);
+    if (typeof v === "string" && /^0x[0-9a-fA-F]{40}$/.test(v)) return v;
+    return typeof v === "object" ? JSON.stringify(v) : (Number.isFinite(Number(v)) && v !== "" ? fmtNum(v) : String(v));
+  }
+  function evidenceHtml(ev, limit) {
+    return Object.entries(ev || {}).slice(0, limit || 100).map(([k, v]) => {
+      const link = typeof v === "string" && /^0x[0-9a-fA-F]{40}$/.test(v)
+        ? '<a href="https://app.hyperliquid.xyz/explorer/address/' + esc(v) + '" rel="noopener noreferrer">' + esc(v) + "</a>" : esc(human(k, v));
+      return "<span>" + esc(k.replace(/_/g, " ")) + "</span><b>" + link + "</b>";
+    }).join("");
   }
 
   function renderRisk(risk, generatedAt) {
@@ -43,11 +89,11 @@
     $("incident-count").textContent = String(list.length);
     if (!list.length) { box.innerHTML = '<p class="empty">No open incidents.</p>'; return; }
     box.innerHTML = list.map((i) => {
-      const ev = Object.entries(i.evidence || {}).slice(0, 8)
-        .map(([k, v]) => "<span>" + esc(k) + "</span><b>" + esc(v) + "</b>").join("");
-      return '<article class="incident" data-id="' + esc(i.id) + '" data-severity="' + esc(i.severity) + '">' +
+      const ev = evidenceHtml(i.evidence, 8);
+      return '<article class="incident" data-id="' + esc(i.id) + '" data-severity="' + esc(i.severity) + '" tabindex="0">' +
         '<div><span class="badge ' + esc(i.severity) + '">' + esc(i.severity) + "</span>" +
-        '<span class="badge">' + esc(i.threat_type) + "</span>" + (i.asset ? '<span class="badge">' + esc(i.asset) + "</span>" : "") + "</div>" +
+        '<span class="badge">' + esc(i.threat_type) + "</span>" + (i.asset ? '<span class="badge">' + esc(i.asset) + "</span>" : "") +
+        (i.acknowledged_by ? '<span class="acked">acknowledged by ' + esc(i.acknowledged_by) + "</span>" : "") + "</div>" +
         '<div class="title">' + esc(i.title) + "</div>" +
         '<div class="evidence">' + ev + "</div>" +
         '<div class="times">first ' + esc(fmtTime(i.first_seen)) + " · last " + esc(fmtTime(i.last_seen)) + " · " + i.detections + " detections</div></article>";
@@ -55,14 +101,139 @@
     focusLinked();
   }
 
-  // Alert messages link to "#incident/<id>": highlight that incident when it is open.
+  // Alert messages link to "#incident/<id>": the incident page, open or resolved.
+  let pageId = "";
+  let pageIncident = null;
   function focusLinked() {
-    const m = /^#incident\/([A-Za-z0-9_]+)$/.exec(location.hash);
-    if (!m) return;
-    const a = document.querySelector('article.incident[data-id="' + m[1] + '"]');
-    if (a && !a.classList.contains("focus")) { a.classList.add("focus"); a.scrollIntoView({ block: "center" }); }
+    const m = /^#incident\/([A-Za-z0-9_-]+)$/.exec(location.hash);
+    pageId = m ? m[1] : "";
+    $("incident-page").hidden = !pageId;
+    $("overview").hidden = !!pageId;
+    if (pageId) loadIncident().catch((e) => { $("ip-head").textContent = String(e.message || e); });
   }
   window.addEventListener("hashchange", focusLinked);
+  $("incidents").addEventListener("click", (e) => {
+    const a = e.target.closest("article.incident");
+    if (a) location.hash = "#incident/" + a.dataset.id;
+  });
+  $("incidents").addEventListener("keydown", (e) => {
+    const a = e.target.closest("article.incident");
+    if (a && e.key === "Enter") location.hash = "#incident/" + a.dataset.id;
+  });
+
+  async function loadIncident() {
+    const d = await api("/security/incidents/" + encodeURIComponent(pageId));
+    const i = d.incident;
+    pageIncident = i;
+    $("ip-head").innerHTML = '<div><span class="badge ' + esc(i.severity) + '">' + esc(i.severity) + '</span><span class="badge">' + esc(i.status) + "</span>" +
+      '<span class="badge">' + esc(i.threat_type) + "</span>" + (i.asset ? '<span class="badge">' + esc(i.asset) + "</span>" : "") +
+      (d.acknowledged ? '<span class="acked">acknowledged by ' + esc(d.acknowledged.by) + " at " + esc(fmtTime(d.acknowledged.at)) + "</span>" : "") + "</div>" +
+      '<h2 class="title" id="ip-title">' + esc(i.title) + "</h2>" +
+      '<div class="times">peak ' + esc(i.peak_severity) + " · first " + esc(fmtTime(i.first_seen)) + " · last " + esc(fmtTime(i.last_seen)) +
+      (i.resolved_at ? " · resolved " + esc(fmtTime(i.resolved_at)) : "") + " · " + i.detections + " detections · " + esc(i.id) + "</div>";
+    const open = i.status === "open";
+    $("ip-ack").hidden = !open;
+    $("ip-ack").textContent = d.acknowledged ? "Unacknowledge" : "Acknowledge";
+    $("ip-resolve").hidden = !open;
+    $("ip-evidence").innerHTML = evidenceHtml(i.evidence);
+    // History: lifecycle steps and people's actions, in time order.
+    const rows = d.events.map((e) => ({ t: e.time, step: e.change, who: e.severity, what: e.title }))
+      .concat(d.actions.map((a) => ({ t: a.time, step: a.kind, who: a.actor, what: a.note })))
+      .sort((a, b) => Date.parse(a.t) - Date.parse(b.t));
+    $("ip-history").innerHTML = rows.map((r) => "<tr><td>" + esc(fmtTime(r.t)) + "</td><td>" + esc(r.step) + "</td><td>" + esc(r.who) + "</td><td>" + esc(r.what) + "</td></tr>").join("");
+    $("ip-deliveries").innerHTML = d.deliveries.length ? d.deliveries.map((x) => "<tr><td>" + esc(fmtTime(x.created_at)) + "</td><td>" + esc(x.channel) + "</td><td>" + esc(x.change) +
+      "</td><td>" + esc(x.status) + "</td><td>" + x.attempts + "</td><td>" + esc(x.last_error || "") + "</td></tr>").join("") : '<tr><td colspan="6" class="empty">No alert was routed for this incident.</td></tr>';
+    $("ip-silences").innerHTML = d.silences.length ? "<h3>Silenced by</h3><ul class=\"resolved\">" + d.silences.map(silenceItem).join("") + "</ul>" : "";
+    incidentChart(d);
+  }
+
+  // The series around the incident, each scaled to its own range (shapes, not levels, compare),
+  // with the first detection and the resolution marked.
+  function incidentChart(d) {
+    const svg = $("ip-chart");
+    const series = d.series.filter((s) => s.points.length);
+    const from = Date.parse(d.window[0]), to = Date.parse(d.window[1]);
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    const W = 600, H = 220, L = 58, R = 8, T = 8, B = 22;
+    const X = (x) => L + (x - from) / Math.max(1, to - from) * (W - L - R);
+    if (!series.length) {
+      const t = el("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }); t.textContent = "no stored series for this incident's window"; svg.appendChild(t);
+    }
+    series.slice(0, 3).forEach((s, k) => {
+      const ys = s.points.map((p) => p[1]);
+      let lo = Math.min(...ys), hi = Math.max(...ys);
+      if (lo === hi) { lo -= 1; hi += 1; }
+      const Y = (y) => T + (hi - y) / (hi - lo) * (H - T - B);
+      if (k === 0) {
+        const f = axisFmt(lo, hi, s.unit);
+        for (let g = 0; g <= 4; g++) {
+          const v = lo + (hi - lo) * g / 4;
+          svg.appendChild(el("line", { x1: L, x2: W - R, y1: Y(v), y2: Y(v), class: "grid" }));
+          const t = el("text", { x: L - 4, y: Y(v) + 3, "text-anchor": "end" }); t.textContent = f(v); svg.appendChild(t);
+        }
+      }
+      let path = "";
+      s.points.forEach((p) => { path += (path ? "L" : "M") + X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1); });
+      svg.appendChild(el("path", { d: path, class: "s" + k }));
+    });
+    timeAxis(svg, X, from, to, H);
+    const mark = (iso, label) => {
+      if (!iso) return;
+      const x = X(Date.parse(iso));
+      svg.appendChild(el("line", { x1: x, x2: x, y1: T, y2: H - B, class: "marker" }));
+      const t = el("text", { x: x + 3, y: T + 10 }); t.textContent = label; svg.appendChild(t);
+    };
+    mark(d.incident.first_seen, "detected");
+    mark(d.incident.resolved_at, "resolved");
+    $("ip-legend").innerHTML = series.slice(0, 3).map((s, k) => '<div><i class="key s' + k + '"></i>' + esc(s.name) + "</div>").join("") +
+      '<div>window ' + esc(fmtTime(d.window[0])) + " – " + esc(fmtTime(d.window[1])) + "</div>";
+  }
+
+  async function act(path, body) {
+    const msg = $("ip-message");
+    try {
+      await api(path, "POST", body);
+      msg.textContent = "";
+      $("ip-note").value = "";
+      await loadIncident();
+      refreshSoon();
+    } catch (e) { msg.textContent = String(e.message || e); }
+  }
+  const base = () => "/security/incidents/" + encodeURIComponent(pageId);
+  $("ip-ack").addEventListener("click", () => act(base() + ($("ip-ack").textContent === "Acknowledge" ? "/acknowledge" : "/unacknowledge"), {}));
+  $("ip-resolve").addEventListener("click", () => act(base() + "/resolve", { note: $("ip-note").value }));
+  $("ip-addnote").addEventListener("click", () => act(base() + "/notes", { note: $("ip-note").value }));
+  $("ip-silence").addEventListener("click", async () => {
+    const i = pageIncident; if (!i) return;
+    const minutes = Number($("ip-silence-for").value);
+    // Minutes on the monitor's clock (a replay's clock is the scenario's, not the browser's).
+    const body = { severity: $("ip-silence-sev").value, minutes,
+      comment: $("ip-note").value.trim() || ("silenced from incident " + i.id) };
+    if ($("ip-silence-scope").value === "asset" && i.asset) body.asset = i.asset; else body.detector = i.detector;
+    const msg = $("ip-message");
+    try { await api("/silences", "POST", body); msg.textContent = "silence created"; loadSilences().catch(() => {}); } catch (e) { msg.textContent = String(e.message || e); }
+  });
+
+  function silenceItem(s) {
+    const m = ["detector", "asset", "severity", "protocol"].filter((k) => s[k]).map((k) => k + (k === "severity" ? " ≤ " : " = ") + s[k]).join(", ");
+    return '<li data-silence="' + esc(s.id) + '">' + esc(m) + " · until " + esc(fmtTime(s.ends_at)) + " · " + esc(s.comment) + " · " + esc(s.created_by) +
+      (s.active ? ' <button type="button" data-end="' + esc(s.id) + '">End</button>' : "") + "</li>";
+  }
+  async function loadSilences() {
+    const l = await api("/silences");
+    $("silences").innerHTML = l.silences.length ? l.silences.map(silenceItem).join("") : '<li class="empty">No active silence.</li>';
+  }
+  $("silences").addEventListener("click", async (e) => {
+    const id = e.target.dataset && e.target.dataset.end;
+    if (!id) return;
+    try { await api("/silences/" + encodeURIComponent(id), "DELETE"); } catch (_) { /* shown by the reload */ }
+    loadSilences().catch(() => {});
+  });
+  async function loadResolved() {
+    const l = await api("/security/incidents?status=resolved&limit=10");
+    $("resolved").innerHTML = l.incidents.length ? l.incidents.map((i) => '<li><a href="#incident/' + esc(i.id) + '"><span class="badge ' + esc(i.peak_severity) + '">' +
+      esc(i.peak_severity) + "</span> " + esc(i.title) + "</a> · resolved " + esc(fmtTime(i.resolved_at)) + "</li>").join("") : '<li class="empty">Nothing resolved yet.</li>';
+  }
 
   function eventRow(e) {
     return '<tr data-seq="' + e.seq + '"><td>' + esc(fmtTime(e.time)) + "</td><td>" + esc(e.change) + '</td><td><span class="badge ' + esc(e.severity) + '">' +
@@ -87,6 +258,17 @@
     if (!feeds.includes(f.feed)) return;
   }
 
+  // Five UTC time labels; the first carries the date.
+  function timeAxis(svg, X, from, to, H) {
+    for (let g = 0; g <= 4; g++) {
+      const x = from + (to - from) * g / 4;
+      const t = el("text", { x: X(x), y: H - 6, "text-anchor": g === 0 ? "start" : g === 4 ? "end" : "middle" });
+      const iso = new Date(x).toISOString();
+      t.textContent = g === 0 ? iso.slice(5, 16).replace("T", " ") : iso.slice(11, 16);
+      svg.appendChild(t);
+    }
+  }
+
   function el(tag, attrs) {
     const e = document.createElementNS(SVGNS, tag);
     for (const k in attrs) e.setAttribute(k, attrs[k]);
@@ -106,9 +288,9 @@
     for (let i = 0; i <= 4; i++) {
       const v = lo + (hi - lo) * i / 4;
       svg.appendChild(el("line", { x1: L, x2: W - R, y1: Y(v), y2: Y(v), class: "grid" }));
-      const t = el("text", { x: L - 4, y: Y(v) + 3, "text-anchor": "end" }); t.textContent = opts.fmt(v); svg.appendChild(t);
+      const t = el("text", { x: L - 4, y: Y(v) + 3, "text-anchor": "end" }); t.textContent = (opts.unit ? axisFmt(lo, hi, opts.unit) : opts.fmt)(v); svg.appendChild(t);
     }
-    [x0, x1].forEach((x, i) => { const t = el("text", { x: X(x), y: H - 6, "text-anchor": i ? "end" : "start" }); t.textContent = new Date(x).toISOString().slice(5, 16).replace("T", " "); svg.appendChild(t); });
+    timeAxis(svg, X, x0, x1, H);
     for (const s of series) {
       if (s.kind === "dots") {
         s.ys.forEach((y, i) => svg.appendChild(el("circle", { cx: X(xs[i]), cy: Y(y), r: s.r ? s.r(i) : 3, class: s.cls(i) })));
@@ -131,7 +313,7 @@
     const xs = h.points.map((p) => Date.parse(p.time));
     const pnl = h.points.map((p) => Number(p.pnl));
     let peak = -Infinity; const peaks = pnl.map((v) => (peak = Math.max(peak, v)));
-    chart($("hlp-chart"), xs, [{ ys: peaks, fillTo: pnl, cls: "dd" }, { ys: pnl, cls: "pnl" }], { fmt: fmtUsd });
+    chart($("hlp-chart"), xs, [{ ys: peaks, fillTo: pnl, cls: "dd" }, { ys: pnl, cls: "pnl" }], { unit: "usd" });
     $("hlp-stats").innerHTML = "<div>account value<b>" + fmtUsd(h.account_value) + "</b></div><div>PnL 24 h<b>" + fmtUsd(h.pnl_change) +
       "</b></div><div>drawdown<b>" + (h.drawdown_pct !== undefined ? Number(h.drawdown_pct).toFixed(2) + "%" : "—") + "</b></div>";
   }
@@ -148,7 +330,7 @@
       if (d.kind === "oracle_vs_reference") ref[i] = Number(d.deviation_pct);
       else if (d.kind === "mark_vs_oracle") mark[i] = Number(d.deviation_pct);
     }
-    chart($("oracle-chart"), xs, [{ ys: mark, cls: "mark" }, { ys: ref, cls: "dev" }], { zero: true, fmt: (v) => v.toFixed(2) + "%" });
+    chart($("oracle-chart"), xs, [{ ys: mark, cls: "mark" }, { ys: ref, cls: "dev" }], { zero: true, unit: "pct" });
     const last = (ys) => { for (let i = ys.length - 1; i >= 0; i--) if (Number.isFinite(ys[i])) return ys[i].toFixed(3) + "%"; return "—"; };
     const maxAbs = (ys) => { const f = ys.filter(Number.isFinite); return f.length ? Math.max(...f.map(Math.abs)).toFixed(3) + "%" : "—"; };
     $("oracle-stats").innerHTML = '<div><i class="key dev"></i>oracle vs exchanges<b>' + last(ref) + "</b></div><div>max |dev| 24 h<b>" + maxAbs(ref) +
@@ -160,7 +342,7 @@
     const list = l.liquidations.slice().reverse();
     const xs = list.map((x) => Date.parse(x.time));
     const ys = list.map((x) => Number(x.notional));
-    chart($("liq-chart"), xs, [{ kind: "dots", ys, cls: (i) => (list[i].is_adl ? "adl" : "liq"), r: (i) => Math.min(9, 2 + Math.log10(1 + ys[i]) / 1.5) }], { zero: true, fmt: fmtUsd });
+    chart($("liq-chart"), xs, [{ kind: "dots", ys, cls: (i) => (list[i].is_adl ? "adl" : "liq"), r: (i) => Math.min(9, 2 + Math.log10(1 + ys[i]) / 1.5) }], { zero: true, unit: "usd" });
     $("liq-stats").innerHTML = "<div>count<b>" + l.count + "</b></div><div>notional<b>" + fmtUsd(l.total_notional) + "</b></div><div>ADL fills<b>" + l.adl_count + "</b></div>";
   }
 
@@ -180,7 +362,7 @@
       sel.value = oracleAsset;
     }
     if (!lastEventId) lastEventId = d.last_event_id;
-    await Promise.allSettled([loadHlp(), loadOracle(), loadLiquidations()]);
+    await Promise.allSettled([loadHlp(), loadOracle(), loadLiquidations(), loadResolved(), loadSilences()]);
   }
   function refreshSoon() {
     if (refreshTimer) return;
@@ -222,6 +404,7 @@
     $("key-panel").hidden = true;
     refresh().catch(() => {});
   });
+  focusLinked();
   refresh().catch(() => {}).finally(connect);
   setInterval(() => refresh().catch(() => {}), 10000);
 })();

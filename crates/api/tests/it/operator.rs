@@ -214,6 +214,23 @@ async fn silences_are_created_listed_matched_and_ended() {
     assert_eq!(sil["created_by"], "local");
     let list = api.json("/silences").await;
     assert_eq!(list["silences"].as_array().unwrap().len(), 1);
+    // By length, on the monitor's clock.
+    let (s, by_len) = post(
+        &api,
+        "/silences",
+        None,
+        json!({"detector": "oracle", "minutes": 90, "comment": "venue maintenance"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{by_len}");
+    assert_eq!(by_len["ends_at"], Timestamp(NOW + 90 * 60_000).to_rfc3339());
+    let r = api
+        .http
+        .delete(api.url(&format!("/silences/{}", by_len["id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 
     // An incident that matched it lists the silence on its page.
     let i = incident(
@@ -241,6 +258,8 @@ async fn silences_are_created_listed_matched_and_ended() {
         json!({"severity": "apocalyptic", "ends_at": ends, "comment": "x"}),
         json!({"protocol": "dydx", "ends_at": ends, "comment": "x"}),
         json!({"asset": "ETH", "comment": "no end"}),
+        json!({"asset": "ETH", "comment": "both", "ends_at": ends, "minutes": 5}),
+        json!({"asset": "ETH", "comment": "too long", "minutes": 43_201}),
     ] {
         let (s, body) = post(&api, "/silences", None, bad.clone()).await;
         assert_eq!(s, 400, "{bad} → {body}");
@@ -271,6 +290,6 @@ async fn silences_are_created_listed_matched_and_ended() {
             .as_array()
             .unwrap()
             .len(),
-        1
+        2
     );
 }

@@ -1,6 +1,7 @@
 //! The dashboard and the API documents in a real headless browser (Debian's `chromium`, driven
 //! through `chromedriver` over the W3C WebDriver protocol): the server replays the JELLY
 //! scenario, the page — loaded before any incident exists — shows the incident when it opens,
+//! its page is opened, acknowledged and its market silenced, resolved incidents stay reachable,
 //! live over `/ws`; Swagger UI and ReDoc render offline. A screenshot is saved (and copied to
 //! `docs/dashboard.png` with `KAMIYO_BLESS=1`).
 
@@ -106,6 +107,61 @@ async fn dashboard_shows_a_live_incident_in_headless_chromium() {
         std::fs::write(root().join("docs/dashboard.png"), &png).unwrap();
     }
 
+    // Working the incident: a click opens its page (lifecycle, evidence in human units, the
+    // chart with the detection marked); acknowledge, silence its market, back to the overview.
+    d.js("document.querySelector('#incidents .incident').click(); return true")
+        .await;
+    let head = d
+        .wait_for(
+            "the incident page",
+            "const p = document.getElementById('incident-page'); const t = document.getElementById('ip-title'); return !p.hidden && t ? t.innerText : null",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(head.as_str().unwrap().contains("JELLY"), "{head}");
+    d.wait_for(
+        "the chart with the detection marked",
+        "return document.querySelectorAll('#ip-chart line.marker').length > 0 && document.querySelectorAll('#ip-chart path').length > 0",
+        Duration::from_secs(30),
+    )
+    .await;
+    let evidence = d
+        .js("return document.getElementById('ip-evidence').innerText")
+        .await;
+    assert!(
+        !evidence.as_str().unwrap().contains("sustained_ms"),
+        "labels are words, durations human: {evidence}"
+    );
+    d.js("document.getElementById('ip-ack').click(); return true")
+        .await;
+    d.wait_for(
+        "the acknowledgement",
+        "return document.getElementById('ip-head').innerText.includes('acknowledged by local') && document.getElementById('ip-history').innerText.includes('acknowledge')",
+        Duration::from_secs(30),
+    )
+    .await;
+    d.js("document.getElementById('ip-note').value = 'JELLY squeeze: watching HLP exposure'; document.getElementById('ip-silence').click(); return true")
+        .await;
+    d.wait_for(
+        "the silence",
+        "return document.getElementById('ip-message').innerText === 'silence created'",
+        Duration::from_secs(30),
+    )
+    .await;
+    let png = d.screenshot().await;
+    std::fs::write(out.join("incident.png"), &png).unwrap();
+    if std::env::var("KAMIYO_BLESS").is_ok() {
+        std::fs::write(root().join("docs/incident.png"), &png).unwrap();
+    }
+    d.js("document.getElementById('incident-back').click(); return true")
+        .await;
+    d.wait_for(
+        "the overview with the silence listed",
+        "return !document.getElementById('overview').hidden && document.getElementById('silences').innerText.includes('JELLY squeeze')",
+        Duration::from_secs(30),
+    )
+    .await;
+
     // After the replay the incidents resolve; the page follows without a reload.
     loop {
         let l = lines_rx
@@ -118,6 +174,19 @@ async fn dashboard_shows_a_live_incident_in_headless_chromium() {
     d.wait_for(
         "resolution shown live",
         "return document.querySelector('#events tr') && document.querySelector('#events tr').innerText.includes('resolved') && document.querySelectorAll('#incidents .incident').length === 0",
+        Duration::from_secs(30),
+    )
+    .await;
+    // The resolved incidents are listed, and their pages still answer (alert links land there).
+    d.wait_for(
+        "recently resolved",
+        "const a = document.querySelector('#resolved a'); if (a) { a.click(); return true; } return null",
+        Duration::from_secs(30),
+    )
+    .await;
+    d.wait_for(
+        "a resolved incident's page",
+        "const p = document.getElementById('incident-page'); return !p.hidden && document.getElementById('ip-head').innerText.includes('resolved') && document.getElementById('ip-resolve').hidden",
         Duration::from_secs(30),
     )
     .await;

@@ -228,6 +228,23 @@ async fn run_follows_the_simulator_and_alerts_everywhere_with_measured_latency()
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(alert["type"], "incident.opened", "{alert}");
+    // Feed health shows data times advancing while a feed stays LIVE (not the time it turned
+    // LIVE): two reads over more than the refresh period.
+    let ws_data_at = |v: serde_json::Value| {
+        v["feeds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["feed"] == "hyperliquid.ws" && f["state"] == "LIVE")
+            .and_then(|f| f["last_data_at"].as_str().map(str::to_owned))
+    };
+    let first = ws_data_at(get_json(&http, &format!("{base}/feeds")).await);
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    let second = ws_data_at(get_json(&http, &format!("{base}/feeds")).await);
+    assert!(
+        first.is_some() && second > first,
+        "hyperliquid.ws data time did not advance: {first:?} then {second:?}"
+    );
     let t = &alert["event"]["time"];
     let event_time = t
         .as_i64()
