@@ -1,12 +1,14 @@
 //! The channel-neutral content of an alert: every channel renders the same facts (severity,
 //! lifecycle step, threat type, asset, evidence numbers, times, link), each in its own format.
 
-use kamiyo_core_models::{Alert, EvidenceValue, IncidentChange, Severity, Timestamp};
+use kamiyo_core_models::units::{human_field, what_to_check};
+use kamiyo_core_models::{Alert, IncidentChange, Severity, Timestamp};
 
 /// What every channel says about one alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    /// `[CRITICAL] Opened · JELLY mark +20.0% in 10 min on a thin market`.
+    /// `[CRITICAL] Opened · JELLY mark +20.0% in 10 min on a thin market`; a resolution reads
+    /// `[RESOLVED] … · was critical`, never as an emergency.
     pub headline: String,
     /// The incident's own title.
     pub title: String,
@@ -20,8 +22,12 @@ pub struct Message {
     pub asset: Option<String>,
     /// Incident status after this step (`open` or `resolved`).
     pub status: &'static str,
-    /// Evidence as (name, formatted value), in a stable order.
+    /// Evidence as (words, value with its unit), in a stable order.
     pub evidence: Vec<(String, String)>,
+    /// Explorer links of the addresses in the evidence, as (label, URL).
+    pub links: Vec<(String, String)>,
+    /// The first thing to check, for the person paged.
+    pub what_to_check: &'static str,
     /// Indicators.
     pub indicators: Vec<String>,
     /// First detection, RFC 3339.
@@ -63,28 +69,38 @@ impl Message {
         } else {
             i.status.as_str()
         };
-        let mut headline = format!(
-            "[{}] {change} · {}",
-            e.severity.as_str().to_ascii_uppercase(),
-            e.title
-        );
+        let mut headline = if e.change == IncidentChange::Resolved {
+            format!("[RESOLVED] {} · was {}", e.title, i.peak_severity.as_str())
+        } else {
+            format!(
+                "[{}] {change} · {}",
+                e.severity.as_str().to_ascii_uppercase(),
+                e.title
+            )
+        };
         if alert.is_test {
             headline = format!("{TEST_MARKER} {headline}");
         }
+        let fields: Vec<_> = e
+            .evidence
+            .0
+            .iter()
+            .map(|(k, v)| human_field(k, v))
+            .collect();
         Self {
             headline,
+            links: fields
+                .iter()
+                .filter_map(|f| f.link.clone().map(|l| (f.value.clone(), l)))
+                .collect(),
+            what_to_check: what_to_check(e.threat_type),
             title: e.title.clone(),
             severity: e.severity,
             change,
             threat_type: e.threat_type.as_str(),
             asset: e.asset.as_ref().map(ToString::to_string),
             status,
-            evidence: e
-                .evidence
-                .0
-                .iter()
-                .map(|(k, v)| (k.clone(), format_value(k, v)))
-                .collect(),
+            evidence: fields.into_iter().map(|f| (f.label, f.value)).collect(),
             indicators: e.indicators.clone(),
             first_seen: i.first_seen.to_rfc3339(),
             time: e.time.to_rfc3339(),
@@ -120,11 +136,17 @@ impl Message {
                 s.push_str(&format!("  {k}: {v}\n"));
             }
         }
+        for (label, url) in &self.links {
+            s.push_str(&format!("Explorer ({label}): {url}\n"));
+        }
         if !self.indicators.is_empty() {
             s.push_str(&format!("\nIndicators: {}\n", self.indicators.join(", ")));
         }
+        if self.change != "Resolved" {
+            s.push_str(&format!("\nWhat to check: {}\n", self.what_to_check));
+        }
         if let Some(l) = &self.link {
-            s.push_str(&format!("\nDashboard: {l}\n"));
+            s.push_str(&format!("\nIncident page: {l}\n"));
         }
         s.push_str(&format!(
             "\nIncident key: {} · alert id: {}\n",
@@ -148,46 +170,7 @@ impl Message {
     }
 }
 
-/// Formats an evidence value for people: decimals with thousands separators (amounts in USD
-/// rounded to cents), millisecond timestamps (`*_ms`, `window_start` …) left as numbers.
-pub fn format_value(name: &str, v: &EvidenceValue) -> String {
-    match v {
-        EvidenceValue::Decimal(d) => {
-            let d = if name.ends_with("_usd") {
-                d.round_dp(2)
-            } else {
-                d.normalize()
-            };
-            group_thousands(&d.to_string())
-        }
-        EvidenceValue::Int(i) if !name.ends_with("_ms") && !name.contains("time") => {
-            group_thousands(&i.to_string())
-        }
-        other => other.to_string(),
-    }
-}
-
-/// `-1234567.891` → `-1,234,567.891`.
-pub fn group_thousands(s: &str) -> String {
-    let (sign, rest) = s.strip_prefix('-').map_or(("", s), |r| ("-", r));
-    let (int, frac) = rest
-        .split_once('.')
-        .map_or((rest, None), |(a, b)| (a, Some(b)));
-    if !int.bytes().all(|b| b.is_ascii_digit()) {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(s.len() + int.len() / 3);
-    for (n, c) in int.chars().enumerate() {
-        if n > 0 && (int.len() - n) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    match frac {
-        Some(f) => format!("{sign}{out}.{f}"),
-        None => format!("{sign}{out}"),
-    }
-}
+pub use kamiyo_core_models::units::group_thousands;
 
 /// Escapes `&`, `<`, `>` (and quotes) for HTML text and attributes — Telegram's HTML parse
 /// mode, e-mail HTML, and Slack's mrkdwn (which needs the first three).
@@ -221,7 +204,6 @@ mod tests {
 
     #[test]
     fn numbers_are_grouped() {
-        assert_eq!(group_thousands("-11879933.11"), "-11,879,933.11");
         assert_eq!(group_thousands("999"), "999");
         assert_eq!(group_thousands("1000"), "1,000");
         assert_eq!(group_thousands("0.031"), "0.031");

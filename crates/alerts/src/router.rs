@@ -18,6 +18,8 @@ use crate::config::ChannelConfig;
 
 /// How the reason of a silenced outbox entry starts.
 pub const SILENCED: &str = "silenced by ";
+/// How the reason of an inhibited outbox entry starts.
+pub const INHIBITED: &str = "inhibited by ";
 
 /// A channel's filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,12 +70,16 @@ pub enum Decision {
     Skip,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct KeyState {
     last_sent_at: Timestamp,
     last_severity: Severity,
     open: bool,
     suppressing: bool,
+    /// The incident's market, for inhibition.
+    asset: Option<String>,
+    /// Held back by an open critical on its market: announced when that ends.
+    inhibited: bool,
 }
 
 /// The router: filters plus per-(channel, incident key) cooldown state.
@@ -109,10 +115,11 @@ impl Router {
             }
             if e.last_error
                 .as_deref()
-                .is_some_and(|r| r.starts_with(SILENCED))
+                .is_some_and(|r| r.starts_with(SILENCED) || r.starts_with(INHIBITED))
             {
-                continue; // Silenced steps leave no state either.
+                continue; // Silenced and inhibited steps leave no state either.
             }
+            let asset = ev.asset.as_ref().map(|a| a.as_str().to_ascii_uppercase());
             let k = (e.channel.clone(), ev.incident_key.to_string());
             match e.status {
                 OutboxStatus::Suppressed => {
@@ -121,6 +128,8 @@ impl Router {
                         last_severity: ev.severity,
                         open: false,
                         suppressing: false,
+                        asset,
+                        inhibited: false,
                     });
                     st.suppressing = ev.change != IncidentChange::Resolved;
                 }
@@ -132,6 +141,8 @@ impl Router {
                             last_severity: ev.severity,
                             open: ev.change != IncidentChange::Resolved,
                             suppressing: false,
+                            asset,
+                            inhibited: false,
                         },
                     );
                 }
@@ -186,12 +197,80 @@ fn decide(
         }
         return Decision::Suppress(format!("grouped under incident {parent}, alerted with it"));
     }
-    let prev = state.get(&k).copied();
+    let prev = state.get(&k).cloned();
+    let asset = e.asset.as_ref().map(|a| a.as_str().to_ascii_uppercase());
+    // Inhibition (Alertmanager's inhibit_rules, source critical, equal asset): while this
+    // channel has an open critical incident on the market, another incident's lower-severity
+    // steps there are recorded, not sent — unless that incident was announced already. When
+    // the critical ends, the held-back incident's next step announces it.
+    let inhibitor = (e.severity < Severity::Critical && asset.is_some())
+        .then(|| {
+            state.iter().find(|((ch, key), st)| {
+                *ch == r.channel
+                    && *key != k.1
+                    && st.open
+                    && st.last_severity == Severity::Critical
+                    && st.asset == asset
+            })
+        })
+        .flatten()
+        .map(|((_, source), _)| source.clone());
+    if let Some(source) = inhibitor
+        && prev.as_ref().is_none_or(|p| !p.open)
+    {
+        if e.change == IncidentChange::Resolved {
+            state.remove(&k);
+            return Decision::Skip;
+        }
+        let wanted = r.changes.contains(&e.change) && e.severity >= r.min_severity;
+        state.insert(
+            k.clone(),
+            KeyState {
+                last_sent_at: e.time,
+                last_severity: e.severity,
+                open: false,
+                suppressing: false,
+                asset: asset.clone(),
+                inhibited: true,
+            },
+        );
+        return if wanted {
+            Decision::Suppress(format!(
+                "{INHIBITED}the open critical incident {source} on {}",
+                asset.as_deref().unwrap_or_default()
+            ))
+        } else {
+            Decision::Skip
+        };
+    }
+    if prev.as_ref().is_some_and(|p| p.inhibited) {
+        // Its inhibitor has ended.
+        if e.change == IncidentChange::Resolved {
+            state.remove(&k);
+            return Decision::Skip;
+        }
+        if e.severity >= r.min_severity {
+            state.insert(
+                k,
+                KeyState {
+                    last_sent_at: e.time,
+                    last_severity: e.severity,
+                    open: true,
+                    suppressing: false,
+                    asset,
+                    inhibited: false,
+                },
+            );
+            return Decision::Send;
+        }
+    }
     let sent = |sev: Severity, open: bool| KeyState {
         last_sent_at: e.time,
         last_severity: sev,
         open,
         suppressing: false,
+        asset: asset.clone(),
+        inhibited: false,
     };
     match e.change {
         IncidentChange::Resolved => {
@@ -199,6 +278,7 @@ fn decide(
             let Some(p) = prev else {
                 return Decision::Skip;
             };
+            let p = p.clone();
             if p.suppressing {
                 state.insert(
                     k,
@@ -329,6 +409,119 @@ mod tests {
 
     fn one(r: &mut Router, e: &SecurityEvent) -> Decision {
         r.route(e).remove(0).1
+    }
+
+    /// `ev` for another incident (detector, asset) of the same scenario.
+    fn other(
+        change: IncidentChange,
+        sev: Severity,
+        t_min: i64,
+        detector: &str,
+        asset: &str,
+    ) -> SecurityEvent {
+        let mut e = ev(change, sev, t_min);
+        e.incident_key = IncidentKey::new(detector, &[asset]);
+        e.detector = detector.into();
+        e.asset = Some(kamiyo_core_models::Coin::new(asset).unwrap());
+        e
+    }
+
+    #[test]
+    fn an_open_critical_inhibits_lower_steps_on_its_market_until_it_ends() {
+        use IncidentChange::*;
+        let mut r = Router::new(vec![route(Severity::Medium)], 0);
+        // The critical incident on JELLY is announced.
+        assert_eq!(
+            one(
+                &mut r,
+                &other(Opened, Severity::Critical, 0, "thin_market", "JELLY")
+            ),
+            Decision::Send
+        );
+        // A high incident on JELLY is held back; one on ETH is not; a critical on JELLY is not.
+        let held = one(&mut r, &other(Opened, Severity::High, 1, "oracle", "JELLY"));
+        assert!(
+            matches!(&held, Decision::Suppress(why) if why.starts_with(INHIBITED) && why.contains("JELLY")),
+            "{held:?}"
+        );
+        assert_eq!(
+            one(&mut r, &other(Opened, Severity::High, 1, "oracle", "ETH")),
+            Decision::Send
+        );
+        assert_eq!(
+            one(
+                &mut r,
+                &other(Opened, Severity::Critical, 2, "liquidation", "JELLY")
+            ),
+            Decision::Send
+        );
+        // Its updates stay quiet (not recorded: the channel takes no updates).
+        assert_eq!(
+            one(
+                &mut r,
+                &other(Updated, Severity::High, 3, "oracle", "JELLY")
+            ),
+            Decision::Skip
+        );
+        // Both criticals resolve; the held-back incident's next step announces it.
+        assert_eq!(
+            one(
+                &mut r,
+                &other(Resolved, Severity::Critical, 4, "thin_market", "JELLY")
+            ),
+            Decision::Send
+        );
+        assert_eq!(
+            one(
+                &mut r,
+                &other(Updated, Severity::High, 5, "oracle", "JELLY")
+            ),
+            Decision::Skip,
+            "still one critical open"
+        );
+        assert_eq!(
+            one(
+                &mut r,
+                &other(Resolved, Severity::Critical, 6, "liquidation", "JELLY")
+            ),
+            Decision::Send
+        );
+        assert_eq!(
+            one(
+                &mut r,
+                &other(Updated, Severity::High, 7, "oracle", "JELLY")
+            ),
+            Decision::Send
+        );
+        assert_eq!(
+            one(
+                &mut r,
+                &other(Resolved, Severity::High, 8, "oracle", "JELLY")
+            ),
+            Decision::Send
+        );
+        // An incident held back until it resolved is never announced, nor its resolution.
+        assert_eq!(
+            one(
+                &mut r,
+                &other(Opened, Severity::Critical, 9, "thin_market", "JELLY")
+            ),
+            Decision::Send
+        );
+        assert!(matches!(
+            one(
+                &mut r,
+                &other(Opened, Severity::Medium, 10, "whale", "JELLY")
+            ),
+            Decision::Suppress(_)
+        ));
+        assert_eq!(
+            one(
+                &mut r,
+                &other(Resolved, Severity::Medium, 11, "whale", "JELLY")
+            ),
+            Decision::Skip
+        );
     }
 
     #[test]

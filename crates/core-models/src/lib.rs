@@ -12,6 +12,7 @@ pub mod price;
 pub mod security;
 pub mod store;
 pub mod time;
+pub mod units;
 
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;

@@ -29,10 +29,21 @@ impl Discord {
         if let Some(a) = &m.asset {
             fields.push(json!({"name": "Asset", "value": a, "inline": true}));
         }
-        for (k, v) in m.evidence.iter().take(25 - fields.len() - 1) {
+        for (k, v) in m.evidence.iter().take(25 - fields.len() - 3) {
             fields.push(
                 json!({"name": truncate(k, 256), "value": truncate(v, 1024), "inline": true}),
             );
+        }
+        if !m.links.is_empty() {
+            let links: Vec<String> = m
+                .links
+                .iter()
+                .map(|(label, url)| format!("[{label}]({url})"))
+                .collect();
+            fields.push(json!({"name": "Explorer", "value": truncate(&links.join("\n"), 1024), "inline": false}));
+        }
+        if m.change != "Resolved" {
+            fields.push(json!({"name": "What to check", "value": truncate(m.what_to_check, 1024), "inline": false}));
         }
         fields.push(json!({
             "name": "First seen",

@@ -49,6 +49,19 @@ pub fn html(m: &Message) -> String {
         row(k, v);
     }
     s.push_str("</table>");
+    for (label, url) in &m.links {
+        s.push_str(&format!(
+            "<p>Explorer: <a href=\"{}\">{}</a></p>",
+            h(url),
+            h(label)
+        ));
+    }
+    if m.change != "Resolved" {
+        s.push_str(&format!(
+            "<p><b>What to check:</b> {}</p>",
+            h(m.what_to_check)
+        ));
+    }
     if !m.indicators.is_empty() {
         s.push_str(&format!(
             "<p>Indicators: {}</p>",

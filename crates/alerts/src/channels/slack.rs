@@ -57,6 +57,17 @@ impl Slack {
                 blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&rest.join("\n"), 3000)}}));
             }
         }
+        if !m.links.is_empty() {
+            let links: Vec<String> = m
+                .links
+                .iter()
+                .map(|(label, url)| format!("<{url}|{}>", esc(label)))
+                .collect();
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*Explorer* {}", links.join(" · ")), 3000)}}));
+        }
+        if m.change != "Resolved" {
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*What to check*\n{}", esc(m.what_to_check)), 3000)}}));
+        }
         blocks.push(
             json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&format!(
             "first seen {} · {} detections · {} · alert {}",

@@ -56,6 +56,12 @@ impl Telegram {
         for (k, v) in &m.evidence {
             s.push_str(&format!("{}: <code>{}</code>\n", h(k), h(v)));
         }
+        for (label, url) in &m.links {
+            s.push_str(&format!("<a href=\"{}\">{}</a>\n", h(url), h(label)));
+        }
+        if m.change != "Resolved" {
+            s.push_str(&format!("<b>What to check:</b> {}\n", h(m.what_to_check)));
+        }
         s.push_str(&format!(
             "<i>first seen {} · {} detections</i>\n",
             h(&m.first_seen),

@@ -144,6 +144,8 @@ impl Webhook {
             "type": Self::event_type(&m),
             "test": alert.is_test,
             "headline": m.headline,
+            "what_to_check": m.what_to_check,
+            "explorer_links": m.links.iter().map(|(label, url)| json!({"address": label, "url": url})).collect::<Vec<_>>(),
             "dashboard_url": alert.dashboard_url,
             "event": alert.update.event,
             "incident": alert.update.incident,

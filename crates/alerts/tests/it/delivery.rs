@@ -235,13 +235,24 @@ async fn discord_budget_spaces_a_burst_and_flapping_is_suppressed() {
         got[5].at.duration_since(first)
     );
 
-    // One incident flapping: open, resolve, re-open at the same severity within the cooldown.
+    // One incident flapping: open, resolve, re-open at the same severity within the cooldown
+    // (critical: a lower severity would be inhibited by the burst's open criticals on JELLY).
     let m = 60_000;
     svc.commit(vec![
-        update(30, IncidentChange::Opened, Severity::High, T_OPEN),
-        update(30, IncidentChange::Resolved, Severity::High, T_OPEN + m),
-        update(30, IncidentChange::Opened, Severity::High, T_OPEN + 2 * m),
-        update(30, IncidentChange::Resolved, Severity::High, T_OPEN + 3 * m),
+        update(30, IncidentChange::Opened, Severity::Critical, T_OPEN),
+        update(30, IncidentChange::Resolved, Severity::Critical, T_OPEN + m),
+        update(
+            30,
+            IncidentChange::Opened,
+            Severity::Critical,
+            T_OPEN + 2 * m,
+        ),
+        update(
+            30,
+            IncidentChange::Resolved,
+            Severity::Critical,
+            T_OPEN + 3 * m,
+        ),
     ])
     .await;
     assert!(svc.handle.wait_idle(Duration::from_secs(15)).await);
@@ -312,14 +323,21 @@ async fn silences_mute_matching_steps_and_never_a_critical() {
             Severity::Critical,
             T_OPEN + 6 * m,
         ),
+        // Resolved before the next opening, which an open critical on JELLY would inhibit.
+        update(
+            1,
+            IncidentChange::Resolved,
+            Severity::Critical,
+            T_OPEN + 60 * m,
+        ),
         update(3, IncidentChange::Opened, Severity::High, T_OPEN + 2 * h),
     ])
     .await;
     assert!(svc.handle.wait_idle(Duration::from_secs(10)).await);
     assert_eq!(
         event_kinds(&rx),
-        ["incident.escalated", "incident.opened"],
-        "the critical escalation and the step after the silence"
+        ["incident.escalated", "incident.resolved", "incident.opened"],
+        "the critical escalation, its resolution, and the step after the silence"
     );
     let log = store
         .deliveries(&DeliveryQuery {

@@ -200,3 +200,32 @@ async fn responses_map_to_retry_decisions() {
     assert_eq!(format!("{s:?}"), "\"***\"");
     assert_eq!(serde_json::to_string(&s).unwrap(), "\"***\"");
 }
+
+/// A resolution never reads as an emergency: `[RESOLVED] … · was critical` on every channel,
+/// the resolved colour, no "what to check".
+#[test]
+fn resolutions_read_as_resolved_on_every_channel() {
+    use kamiyo_alerts::message::Message;
+    use kamiyo_core_models::{IncidentChange, Severity};
+    let mut a = crate::support::alert("ops");
+    a.update = crate::support::update(
+        0,
+        IncidentChange::Resolved,
+        Severity::Critical,
+        crate::support::T_OPEN + 600_000,
+    );
+    let m = Message::of(&a);
+    assert!(m.headline.starts_with("[RESOLVED] "), "{}", m.headline);
+    assert!(m.headline.ends_with(" · was critical"), "{}", m.headline);
+    assert!(!m.headline.contains("[CRITICAL]"));
+    assert_eq!(m.colour(), 0x2E_A0_43);
+    assert!(!m.plain_text().contains("What to check"));
+    let slack = kamiyo_alerts::channels::slack::Slack::body(&m).to_string();
+    assert!(slack.contains("[RESOLVED]") && !slack.contains("What to check"));
+    let tg = kamiyo_alerts::channels::telegram::Telegram::html(&m);
+    assert!(tg.starts_with("<b>[RESOLVED]"), "{tg}");
+    let discord = kamiyo_alerts::channels::discord::Discord::body(&m).to_string();
+    assert!(discord.contains("[RESOLVED]"));
+    let subject = kamiyo_alerts::channels::email::subject(&m);
+    assert!(subject.starts_with("kamiyo [RESOLVED]"), "{subject}");
+}

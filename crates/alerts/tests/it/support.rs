@@ -29,7 +29,8 @@ pub(crate) fn incident(n: usize, sev: Severity, t: i64) -> Incident {
             .with("oracle_px", Decimal::new(321, 4))
             .with("open_interest_usd", Decimal::new(1_748_400_000, 2))
             .with("sustained_ms", 2_770_000i64)
-            .with("venues", "binance,bybit"),
+            .with("venues", "binance,bybit")
+            .with("user", "0xf3f496c9486be5924a93d67e98298733bb47057c"),
         first_seen: Timestamp(T_OPEN),
         last_seen: Timestamp(t),
         resolved_at: None,
