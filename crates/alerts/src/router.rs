@@ -113,14 +113,27 @@ impl Router {
             if ev.member_of().is_some() {
                 continue; // Grouped steps leave no state of their own.
             }
-            if e.last_error
-                .as_deref()
-                .is_some_and(|r| r.starts_with(SILENCED) || r.starts_with(INHIBITED))
-            {
-                continue; // Silenced and inhibited steps leave no state either.
+            let reason = e.last_error.as_deref().unwrap_or_default();
+            if reason.starts_with(SILENCED) {
+                continue; // Silenced steps leave no state either.
             }
             let asset = ev.asset.as_ref().map(|a| a.as_str().to_ascii_uppercase());
             let k = (e.channel.clone(), ev.incident_key.to_string());
+            if e.status == OutboxStatus::Suppressed && reason.starts_with(INHIBITED) {
+                // Held back: announced by its next step once the inhibitor has ended.
+                self.state.insert(
+                    k,
+                    KeyState {
+                        last_sent_at: ev.time,
+                        last_severity: ev.severity,
+                        open: false,
+                        suppressing: false,
+                        asset,
+                        inhibited: true,
+                    },
+                );
+                continue;
+            }
             match e.status {
                 OutboxStatus::Suppressed => {
                     let st = self.state.entry(k).or_insert(KeyState {

@@ -185,8 +185,12 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "kamiyo-hyperliquid failed");
-            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            // Once: a JSON log event when the log is JSON lines, else one `error:` line.
+            if kamiyo_server::telemetry::logs_as_json() {
+                tracing::error!(error = format!("{e:#}"), "kamiyo-hyperliquid failed");
+            } else {
+                let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            }
             ExitCode::from(1)
         }
     }

@@ -59,9 +59,19 @@ fn tracer_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::S
         .build())
 }
 
+/// Set once logging writes JSON lines to stderr (see [`logs_as_json`]).
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True when the log on stderr is JSON lines: a fatal error is then reported as one JSON log
+/// event (a plain `error:` line would break the stream); otherwise as one `error:` line.
+pub fn logs_as_json() -> bool {
+    JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Installs the global subscriber (once; later calls are ignored). Call it before building the
 /// async runtime: the OTLP exporter runs on its own thread with a blocking HTTP client.
 pub fn init_logging(t: &TelemetrySection) -> TelemetryGuard {
+    JSON_LOGS.store(t.log_format == "json", std::sync::atomic::Ordering::Relaxed);
     // The OpenTelemetry SDK announces its own set-up at INFO; keep that out of default logs.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(

@@ -18,8 +18,16 @@ const CALM: (i64, i64) = (1_748_736_000_000, 1_749_945_600_000);
 
 /// The market-data directory: `--data`, else `./testdata/market`, else the source tree's.
 pub fn data_root(arg: Option<&Path>) -> anyhow::Result<PathBuf> {
+    // A directory the operator names is used or refused, never swapped for the bundled data.
+    if let Some(dir) = arg {
+        anyhow::ensure!(
+            dir.join("hyperliquid").is_dir(),
+            "--data {}: not market data (expected the layout of testdata/market: a hyperliquid/ directory of candles and funding, with binance/ and coinbase/ beside it)",
+            dir.display()
+        );
+        return Ok(dir.to_path_buf());
+    }
     let candidates = [
-        arg.map(Path::to_path_buf),
         Some(PathBuf::from("testdata/market")),
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/market")),
     ];
@@ -244,6 +252,7 @@ pub fn train(
     check_quantile(q)?;
     let iv = Interval::parse(interval)?;
     let root = data_root(data)?;
+    writeln!(w, "training on the market data in {}", root.display())?;
     let mut hash = Fnv::default();
     let mut markets = Vec::new();
     for m in iv.train_markets() {

@@ -202,3 +202,40 @@ fn train_from_the_bars_a_stored_replay_recorded() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no 1h bars in the database"), "{err}");
 }
+
+/// `--data` names the data or is refused — never silently swapped for the bundled candles —
+/// and a fatal error is said once (one `error:` line, no duplicate log line).
+#[test]
+fn a_data_directory_that_is_not_market_data_is_refused_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["ml", "train", "--data"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path().join("m.json"))
+        .env("KAMIYO_TELEMETRY__LOG_LEVEL", "info")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--data") && err.contains("not market data"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("not market data").count(),
+        1,
+        "said once: {err}"
+    );
+    assert!(!dir.path().join("m.json").exists(), "no model written");
+    // With the bundled data the root is named.
+    let text = kamiyo_testing::run_ok(
+        bin()
+            .args(["ml", "train", "--data", "testdata/market", "--out"])
+            .arg(dir.path().join("m.json")),
+    );
+    assert!(
+        text.contains("training on the market data in testdata/market"),
+        "{text}"
+    );
+}
