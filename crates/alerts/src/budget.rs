@@ -140,6 +140,8 @@ pub fn defaults(kind: &str, telegram_group: bool) -> Vec<Window> {
         "telegram" => vec![w(1, 1)],
         "slack" => vec![w(1, 1)],
         "webhook" => vec![w(50, 1)],
+        // PagerDuty: 120 events per minute per integration key.
+        "pagerduty" => vec![w(120, 60)],
         _ => vec![w(10, 1)],
     }
 }

@@ -64,6 +64,10 @@ pub enum ChannelKind {
     Smtp,
     /// Signed generic webhook.
     Webhook,
+    /// PagerDuty Events API v2.
+    Pagerduty,
+    /// Opsgenie Alert API v2.
+    Opsgenie,
 }
 
 impl ChannelKind {
@@ -76,6 +80,8 @@ impl ChannelKind {
             Self::Sendgrid => "sendgrid",
             Self::Smtp => "smtp",
             Self::Webhook => "webhook",
+            Self::Pagerduty => "pagerduty",
+            Self::Opsgenie => "opsgenie",
         }
     }
 }
@@ -116,10 +122,11 @@ pub struct ChannelConfig {
     /// Chat id (telegram).
     #[serde(default)]
     pub chat_id: String,
-    /// API base URL (telegram, sendgrid); empty: the public API.
+    /// API base URL (telegram, sendgrid, pagerduty, opsgenie); empty: the public API.
     #[serde(default)]
     pub api_url: String,
-    /// API key (sendgrid). Secret.
+    /// API key (sendgrid), integration routing key (pagerduty), API integration key
+    /// (opsgenie). Secret.
     #[serde(default)]
     pub api_key: Secret,
     /// Sender (sendgrid, smtp).
@@ -231,6 +238,21 @@ impl ChannelConfig {
                     "required: a numeric chat id or @channel",
                 );
             }
+            ChannelKind::Pagerduty => need(
+                "api_key",
+                self.api_key.expose().len() == 32
+                    && self
+                        .api_key
+                        .expose()
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric()),
+                "required: the 32-character integration key (routing key) of an Events API v2 integration",
+            ),
+            ChannelKind::Opsgenie => need(
+                "api_key",
+                !self.api_key.expose().trim().is_empty(),
+                "required: the API key of an Opsgenie API integration",
+            ),
             ChannelKind::Sendgrid | ChannelKind::Smtp => {
                 if self.kind == ChannelKind::Sendgrid {
                     need("api_key", !self.api_key.expose().is_empty(), "required");
@@ -288,6 +310,16 @@ impl ChannelConfig {
                 &api(crate::channels::telegram::API_URL),
                 self.bot_token.clone(),
                 &self.chat_id,
+            )?),
+            ChannelKind::Pagerduty => Arc::new(crate::channels::PagerDuty::new(
+                name,
+                &api(crate::channels::pagerduty::API_URL),
+                self.api_key.clone(),
+            )?),
+            ChannelKind::Opsgenie => Arc::new(crate::channels::Opsgenie::new(
+                name,
+                &api(crate::channels::opsgenie::API_URL),
+                self.api_key.clone(),
             )?),
             ChannelKind::Sendgrid => Arc::new(SendGrid::new(
                 name,
@@ -354,5 +386,38 @@ impl AlertsConfig {
             }
         }
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pagerduty_and_opsgenie_need_their_keys() {
+        let mut pd = ChannelConfig::new(ChannelKind::Pagerduty);
+        assert_eq!(pd.problems()[0].0, "api_key");
+        pd.api_key = Secret::new("too-short");
+        assert!(pd.problems()[0].1.contains("32-character"));
+        pd.api_key = Secret::new("0123456789abcdef0123456789ABCDEF");
+        assert!(pd.problems().is_empty(), "{:?}", pd.problems());
+        assert!(pd.build("pd").is_ok());
+        let mut og = ChannelConfig::new(ChannelKind::Opsgenie);
+        assert_eq!(og.problems()[0].0, "api_key");
+        og.api_key = Secret::new("eb243592-faa2-4ba2-a551-1afdf565c889");
+        og.api_url = "ftp://nope".into();
+        assert_eq!(
+            og.problems(),
+            vec![(
+                "api_url".to_owned(),
+                "expected an http(s):// URL".to_owned()
+            )]
+        );
+        assert_eq!(
+            serde_json::from_str::<ChannelConfig>(r#"{"kind": "pagerduty"}"#)
+                .unwrap()
+                .kind,
+            ChannelKind::Pagerduty
+        );
     }
 }

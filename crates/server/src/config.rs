@@ -837,7 +837,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("alerts.max_backoff_secs", "Longest retry delay."),
     (
         "alerts.channels",
-        "Channels by name: [alerts.channels.ops] kind = \"discord\" | \"slack\" | \"telegram\" | \"sendgrid\" | \"smtp\" | \"webhook\", with url / secret / bot_token + chat_id / api_key + from + to / host + port + security + username + password, and filters min_severity, threat_types, assets, changes, rate. See docs/ALERTS.md.",
+        "Channels by name: [alerts.channels.ops] kind = \"discord\" | \"slack\" | \"telegram\" | \"sendgrid\" | \"smtp\" | \"webhook\" | \"pagerduty\" | \"opsgenie\", with url / secret / bot_token + chat_id / api_key + from + to / host + port + security + username + password / api_key (pagerduty routing key, opsgenie key), and filters min_severity, threat_types, assets, changes, rate. See docs/ALERTS.md.",
     ),
     (
         "ml.enabled",

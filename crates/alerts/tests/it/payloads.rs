@@ -229,3 +229,167 @@ fn resolutions_read_as_resolved_on_every_channel() {
     let subject = kamiyo_alerts::channels::email::subject(&m);
     assert!(subject.starts_with("kamiyo [RESOLVED]"), "{subject}");
 }
+
+/// PagerDuty Events API v2: trigger with the incident id as `dedup_key` and the payload fields
+/// PagerDuty requires (summary ≤ 1,024, source, severity); the resolution resolves the same
+/// key; 202 carries the key back; 400 is permanent, 429 waits.
+#[tokio::test]
+async fn pagerduty_events_v2_trigger_and_resolve() {
+    use kamiyo_alerts::channels::PagerDuty;
+    use kamiyo_core_models::{IncidentChange, Severity};
+    let a = alert("oncall-pd");
+    let rx = Receiver::start(|_, req| {
+        let v = req.json();
+        Reply::new(
+            202,
+            &serde_json::json!({"status": "success", "message": "Event processed", "dedup_key": v["dedup_key"]}).to_string(),
+        )
+    })
+    .await;
+    let key = "0123456789abcdef0123456789ABCDEF";
+    let pd = PagerDuty::new("oncall-pd", &rx.url("/v2/enqueue"), Secret::new(key)).unwrap();
+    let body = pd.body(&Message::of(&a));
+    let mut shown = body.clone();
+    shown["routing_key"] = "<routing key>".into();
+    snapshot("pagerduty.json", &pretty(&shown));
+    assert_eq!(body["event_action"], "trigger");
+    assert_eq!(body["dedup_key"], a.update.incident.id.as_str());
+    assert_eq!(body["payload"]["severity"], "critical");
+    assert!(body["payload"]["summary"].as_str().unwrap().chars().count() <= 1024);
+    let receipt = pd.notify(&a).await.unwrap();
+    assert_eq!(receipt.status, Some(202));
+    assert_eq!(
+        receipt.remote_id.as_deref(),
+        Some(a.update.incident.id.as_str())
+    );
+    let r = &rx.received()[0];
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/v2/enqueue")
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json()["routing_key"], key);
+
+    let mut resolved = a.clone();
+    resolved.update = crate::support::update(
+        0,
+        IncidentChange::Resolved,
+        Severity::Critical,
+        crate::support::T_OPEN + 60_000,
+    );
+    pd.notify(&resolved).await.unwrap();
+    let r = rx.received()[1].json();
+    assert_eq!(r["event_action"], "resolve");
+    assert_eq!(r["dedup_key"], a.update.incident.id.as_str());
+    assert!(r.get("payload").is_none());
+
+    // PagerDuty's answers to a bad event and to throttling.
+    let bad = Receiver::start(|_, _| {
+        Reply::new(400, r#"{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect (should be 32 characters)"]}"#)
+    })
+    .await;
+    let e = PagerDuty::new("x", &bad.url("/v2/enqueue"), Secret::new(key))
+        .unwrap()
+        .notify(&a)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, NotifyError::Permanent(t) if t.contains("routing_key")),
+        "{e:?}"
+    );
+    let busy = Receiver::start(|_, _| Reply::new(429, "")).await;
+    let e = PagerDuty::new("x", &busy.url("/v2/enqueue"), Secret::new(key))
+        .unwrap()
+        .notify(&a)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, NotifyError::RateLimited { .. }), "{e:?}");
+}
+
+/// Opsgenie Alert API v2: create with `alias` = incident id and `GenieKey` auth; an
+/// escalation also raises the priority; the resolution closes by alias; 202 carries the
+/// request id; a bad key (401/403/422) is permanent.
+#[tokio::test]
+async fn opsgenie_create_escalate_and_close_by_alias() {
+    use kamiyo_alerts::channels::Opsgenie;
+    use kamiyo_core_models::{IncidentChange, Severity};
+    let a = alert("oncall-og");
+    let rx = Receiver::start(|_, _| {
+        Reply::new(202, r#"{"result":"Request will be processed","took":0.107,"requestId":"43a29c5c-3dbf-4fa4-9c26-f4f71023e120"}"#)
+    })
+    .await;
+    let og = Opsgenie::new(
+        "oncall-og",
+        &rx.url(""),
+        Secret::new("eb243592-faa2-4ba2-a551q-1afdf565c889"),
+    )
+    .unwrap();
+    let calls = Opsgenie::calls(&Message::of(&a));
+    assert_eq!(calls.len(), 1);
+    snapshot("opsgenie.json", &pretty(&calls[0].body));
+    assert_eq!(calls[0].body["alias"], a.update.incident.id.as_str());
+    assert_eq!(calls[0].body["priority"], "P1");
+    assert!(calls[0].body["message"].as_str().unwrap().chars().count() <= 130);
+    let receipt = og.notify(&a).await.unwrap();
+    assert_eq!(
+        receipt.remote_id.as_deref(),
+        Some("43a29c5c-3dbf-4fa4-9c26-f4f71023e120")
+    );
+    let r = &rx.received()[0];
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/v2/alerts"));
+    assert_eq!(
+        r.header("authorization"),
+        Some("GenieKey eb243592-faa2-4ba2-a551q-1afdf565c889")
+    );
+
+    let id = a.update.incident.id.to_string();
+    let mut esc = a.clone();
+    esc.update = crate::support::update(
+        0,
+        IncidentChange::Escalated,
+        Severity::Critical,
+        crate::support::T_OPEN + 60_000,
+    );
+    og.notify(&esc).await.unwrap();
+    let got = rx.received();
+    assert_eq!(got[1].path, "/v2/alerts");
+    assert_eq!(
+        (got[2].path.as_str(), got[2].query.as_str()),
+        (
+            &*format!("/v2/alerts/{id}/priority"),
+            "identifierType=alias"
+        )
+    );
+    assert_eq!(got[2].json()["priority"], "P1");
+    let mut res = a.clone();
+    res.update = crate::support::update(
+        0,
+        IncidentChange::Resolved,
+        Severity::Critical,
+        crate::support::T_OPEN + 120_000,
+    );
+    og.notify(&res).await.unwrap();
+    let close = &rx.received()[3];
+    assert_eq!(
+        (close.path.as_str(), close.query.as_str()),
+        (&*format!("/v2/alerts/{id}/close"), "identifierType=alias")
+    );
+    assert_eq!(close.json()["source"], "kamiyo");
+
+    let denied = Receiver::start(|_, _| {
+        Reply::new(
+            422,
+            r#"{"message":"Key format is not valid!","took":0.001,"requestId":"x"}"#,
+        )
+    })
+    .await;
+    let e = Opsgenie::new("x", &denied.url(""), Secret::new("bad"))
+        .unwrap()
+        .notify(&a)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, NotifyError::Permanent(t) if t.contains("Key format")),
+        "{e:?}"
+    );
+}
