@@ -216,6 +216,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Duration::from_millis(u64::from(cfg.database.batch_max_delay_ms)),
     );
     let flush_every = Duration::from_millis(u64::from(cfg.database.batch_max_delay_ms));
+    let mut market = crate::telemetry::market::MarketGauges::new(cfg.hyperliquid.hlp_vault);
     let consumer = tokio::spawn(async move {
         let mut gauge = crate::telemetry::pipeline::IncidentGauge::default();
         let mut feed_states = std::collections::HashMap::new();
@@ -232,7 +233,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             let Some(item) = item else { break };
             log_steps(&item.output.updates);
             gauge.record(&item.output.updates);
+            market.output(&item.output);
             if let Some(e) = &item.event {
+                market.event(e);
                 writer.observe(e);
                 if let kamiyo_core_models::MarketEvent::Feed(f) = e {
                     // Logged on a change of state, not on the periodic data-time refresh.

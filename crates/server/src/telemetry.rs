@@ -354,3 +354,233 @@ pub mod pipeline {
         }
     }
 }
+
+/// Market gauges on `/metrics` — the HLP vault (account value, PnL, drawdown from the 24-hour
+/// PnL peak), price deviations per asset (oracle vs the reference venues, mark vs oracle), open
+/// interest per asset, liquidation and ADL fills, open incidents by asset and severity — so
+/// Prometheus and Grafana see the market, not only kamiyo's health. Label sets are bounded:
+/// at most [`market::MAX_ASSETS`] assets get series; later ones are counted in
+/// `kamiyo_market_assets_dropped`.
+pub mod market {
+    use std::collections::{BTreeMap, BTreeSet, VecDeque};
+    use std::sync::OnceLock;
+
+    use kamiyo_core_models::{
+        Address, Coin, IncidentChange, IncidentUpdate, MarketEvent, Timestamp,
+    };
+    use kamiyo_monitors::EngineOutput;
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::{Counter, Gauge};
+
+    /// Most assets with their own series.
+    pub const MAX_ASSETS: usize = 400;
+    /// The drawdown window.
+    const DAY_MS: i64 = 86_400_000;
+
+    struct Instruments {
+        hlp_value: Gauge<f64>,
+        hlp_pnl: Gauge<f64>,
+        hlp_drawdown: Gauge<f64>,
+        deviation: Gauge<f64>,
+        open_interest: Gauge<f64>,
+        liquidations: Counter<u64>,
+        liquidated: Counter<f64>,
+        open: Gauge<i64>,
+        dropped: Counter<u64>,
+    }
+
+    fn instruments() -> &'static Instruments {
+        static I: OnceLock<Instruments> = OnceLock::new();
+        I.get_or_init(|| {
+            let m = opentelemetry::global::meter("kamiyo-market");
+            Instruments {
+                hlp_value: m
+                    .f64_gauge("kamiyo_hlp_account_value_usd")
+                    .with_description("HLP vault account value")
+                    .build(),
+                hlp_pnl: m
+                    .f64_gauge("kamiyo_hlp_pnl_usd")
+                    .with_description("HLP vault cumulative PnL")
+                    .build(),
+                hlp_drawdown: m
+                    .f64_gauge("kamiyo_hlp_drawdown_percent")
+                    .with_description("HLP vault drawdown: PnL lost since the 24-hour PnL peak, in percent of the account value at that peak")
+                    .build(),
+                deviation: m
+                    .f64_gauge("kamiyo_price_deviation_percent")
+                    .with_description("Signed price deviation per asset, in percent: kind oracle_vs_reference (oracle vs the reference venues' weighted median), mark_vs_oracle, mid_vs_oracle")
+                    .build(),
+                open_interest: m
+                    .f64_gauge("kamiyo_open_interest_usd")
+                    .with_description("Open interest per asset, at the mark price")
+                    .build(),
+                liquidations: m
+                    .u64_counter("kamiyo_liquidation_fills")
+                    .with_description("Liquidation and ADL fills recorded, by asset and kind (liquidation, adl)")
+                    .build(),
+                liquidated: m
+                    .f64_counter("kamiyo_liquidated_notional_usd")
+                    .with_description("Notional of the liquidation and ADL fills recorded, by asset and kind")
+                    .build(),
+                open: m
+                    .i64_gauge("kamiyo_incidents_open_by_asset")
+                    .with_description("Open incidents by asset and severity (asset \"-\" for market-wide ones, \"other\" beyond the series limit)")
+                    .build(),
+                dropped: m
+                    .u64_counter("kamiyo_market_assets_dropped")
+                    .with_description("Observations of assets beyond the series limit (not exported)")
+                    .build(),
+            }
+        })
+    }
+
+    fn f(d: kamiyo_core_models::Decimal) -> f64 {
+        f64::try_from(d).unwrap_or(f64::NAN)
+    }
+
+    /// Turns the pipeline's outputs into market gauges.
+    #[derive(Debug)]
+    pub struct MarketGauges {
+        hlp: Address,
+        assets: BTreeSet<Coin>,
+        /// HLP (time, PnL, account value) over the last day, for the drawdown.
+        pnl: VecDeque<(Timestamp, f64, f64)>,
+        open: BTreeMap<kamiyo_core_models::StableId, (String, &'static str)>,
+        series: BTreeSet<(String, &'static str)>,
+    }
+
+    impl MarketGauges {
+        /// Gauges for the HLP vault `hlp`.
+        pub fn new(hlp: Address) -> Self {
+            Self {
+                hlp,
+                assets: BTreeSet::new(),
+                pnl: VecDeque::new(),
+                open: BTreeMap::new(),
+                series: BTreeSet::new(),
+            }
+        }
+
+        /// True when `coin` may have series (bounded label set).
+        fn admit(&mut self, coin: &Coin) -> bool {
+            if self.assets.contains(coin) {
+                return true;
+            }
+            if self.assets.len() >= MAX_ASSETS {
+                instruments().dropped.add(1, &[]);
+                return false;
+            }
+            self.assets.insert(coin.clone());
+            true
+        }
+
+        /// A market event (open interest from asset contexts).
+        pub fn event(&mut self, e: &MarketEvent) {
+            if let MarketEvent::AssetCtx(c) = e
+                && self.admit(&c.coin)
+            {
+                instruments().open_interest.record(
+                    f(c.open_interest_usd()),
+                    &[KeyValue::new("asset", c.coin.to_string())],
+                );
+            }
+        }
+
+        /// An engine output: HLP points, deviations, liquidations, incident steps.
+        pub fn output(&mut self, o: &EngineOutput) {
+            let i = instruments();
+            for p in o
+                .observations
+                .vault_points
+                .iter()
+                .filter(|p| p.vault == self.hlp)
+            {
+                let (value, pnl) = (f(p.account_value), f(p.pnl));
+                i.hlp_value.record(value, &[]);
+                i.hlp_pnl.record(pnl, &[]);
+                self.pnl.push_back((p.time, pnl, value));
+                while self
+                    .pnl
+                    .front()
+                    .is_some_and(|(t, _, _)| p.time.millis_since(*t) > DAY_MS)
+                {
+                    self.pnl.pop_front();
+                }
+                let peak =
+                    self.pnl
+                        .iter()
+                        .copied()
+                        .fold(None::<(Timestamp, f64, f64)>, |best, x| match best {
+                            Some(b) if b.1 >= x.1 => Some(b),
+                            _ => Some(x),
+                        });
+                if let Some((_, peak_pnl, peak_value)) = peak
+                    && peak_value > 0.0
+                {
+                    i.hlp_drawdown
+                        .record(((peak_pnl - pnl) / peak_value * 100.0).max(0.0), &[]);
+                }
+            }
+            for d in o
+                .observations
+                .deviations
+                .iter()
+                .filter(|d| d.venue.is_none())
+            {
+                if self.admit(&d.coin) {
+                    i.deviation.record(
+                        f(d.deviation_pct),
+                        &[
+                            KeyValue::new("asset", d.coin.to_string()),
+                            KeyValue::new("kind", d.kind.as_str()),
+                        ],
+                    );
+                }
+            }
+            for l in &o.observations.liquidations {
+                if self.admit(&l.coin) {
+                    let labels = [
+                        KeyValue::new("asset", l.coin.to_string()),
+                        KeyValue::new("kind", if l.is_adl { "adl" } else { "liquidation" }),
+                    ];
+                    i.liquidations.add(1, &labels);
+                    i.liquidated.add(f(l.notional), &labels);
+                }
+            }
+            self.incidents(&o.updates);
+        }
+
+        fn incidents(&mut self, updates: &[IncidentUpdate]) {
+            if updates.is_empty() {
+                return;
+            }
+            for u in updates {
+                let label = match u.event.asset.clone() {
+                    None => "-".to_owned(),
+                    Some(a) if self.admit(&a) => a.to_string(),
+                    Some(_) => "other".to_owned(),
+                };
+                if u.event.change == IncidentChange::Resolved {
+                    self.open.remove(&u.incident.id);
+                } else {
+                    self.open
+                        .insert(u.incident.id.clone(), (label, u.event.severity.as_str()));
+                }
+            }
+            let mut counts: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
+            for (a, s) in self.open.values() {
+                *counts.entry((a.clone(), *s)).or_insert(0) += 1;
+            }
+            self.series.extend(counts.keys().cloned());
+            for key in &self.series {
+                instruments().open.record(
+                    counts.get(key).copied().unwrap_or(0),
+                    &[
+                        KeyValue::new("asset", key.0.clone()),
+                        KeyValue::new("severity", key.1),
+                    ],
+                );
+            }
+        }
+    }
+}

@@ -174,6 +174,10 @@ pub async fn run(
     // next `replay` resumes), the HTTP server and the alert service.
     let signal = crate::run::shutdown_signal();
     tokio::pin!(signal);
+    // Served replays export the market gauges too (on the replay's clock).
+    let mut market = server
+        .is_some()
+        .then(|| crate::telemetry::market::MarketGauges::new(config.hyperliquid.hlp_vault));
     let mut interrupted = false;
     let wait = server.is_some() && target_waits && !complete;
     if wait {
@@ -229,6 +233,10 @@ pub async fn run(
             engine.forget_incident(&id);
         }
         let o = engine.process(&e);
+        if let Some(m) = market.as_mut() {
+            m.event(&e);
+            m.output(&o);
+        }
         steps += print_steps(&mut out, &o.updates, false)?;
         index += 1;
         if let Some(w) = writer.as_mut() {

@@ -315,6 +315,16 @@ async fn run_follows_the_simulator_and_alerts_everywhere_with_measured_latency()
         "kamiyo_db_pool_connections{state=\"max\"}",
         "kamiyo_db_commit_duration_seconds_bucket{",
         "kamiyo_db_committed_rows_total",
+        // The market, not only kamiyo's health.
+        "kamiyo_hlp_account_value_usd ",
+        "kamiyo_hlp_pnl_usd ",
+        "kamiyo_hlp_drawdown_percent ",
+        "kamiyo_price_deviation_percent{asset=\"ETH\",kind=\"oracle_vs_reference\"}",
+        "kamiyo_price_deviation_percent{asset=\"ETH\",kind=\"mark_vs_oracle\"}",
+        "kamiyo_open_interest_usd{asset=\"ETH\"}",
+        "kamiyo_liquidation_fills_total{asset=\"ETH\",kind=\"liquidation\"}",
+        "kamiyo_liquidated_notional_usd_total{asset=\"ETH\",kind=\"liquidation\"}",
+        "kamiyo_incidents_open_by_asset{asset=\"ETH\",severity=\"critical\"}",
     ] {
         assert!(
             metrics.contains(series),
@@ -334,6 +344,7 @@ async fn run_follows_the_simulator_and_alerts_everywhere_with_measured_latency()
     for file in [
         "deploy/grafana/dashboards/kamiyo.json",
         "deploy/prometheus/alerts.yml",
+        "deploy/prometheus/market-rules.yml",
     ] {
         let text = std::fs::read_to_string(root().join(file)).unwrap();
         for (i, _) in text.match_indices("kamiyo_") {
