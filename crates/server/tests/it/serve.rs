@@ -150,3 +150,58 @@ async fn malformed_requests_get_400_and_no_error_log_line() {
         "malformed requests logged as errors:\n{text}"
     );
 }
+
+/// One Ctrl-C stops `replay --serve` entirely, mid-replay: the HTTP server and the replay
+/// together, promptly, with the progress committed (the next `replay --store` resumes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_ctrl_c_stops_a_served_replay_and_its_progress_is_kept() {
+    kamiyo_aggregators::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Slow enough to be interrupted in the middle (the scenario spans hours).
+    let crate::support::Serving {
+        mut server,
+        base,
+        lines,
+        ..
+    } = serve(replay(&data, &["--serve", "--speed", "60x"]));
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(15),
+            "still running 15 s after Ctrl-C"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    // The process has exited: its stdout closes and the reader ends.
+    let said: Vec<String> = lines.iter().collect();
+    assert!(
+        said.iter().any(|l| l.starts_with("interrupted after")),
+        "{said:?}"
+    );
+    assert!(
+        !said.iter().any(|l| l.contains("still serving")),
+        "{said:?}"
+    );
+    assert!(
+        reqwest::get(format!("{base}/health")).await.is_err(),
+        "the HTTP server stopped too"
+    );
+    let out = kamiyo_testing::run_ok(&mut replay(&data, &["--store"]));
+    assert!(out.contains("resuming after"), "{out}");
+}
