@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use kamiyo_core_models::units::usd;
 use kamiyo_core_models::{
     Address, Decimal, Detection, Evidence, Fill, IncidentKey, MarketEvent, PositionRecord,
     PositionSnapshot, Severity, ThreatType, Timestamp, VaultPoint, VaultSnapshot,
@@ -167,8 +168,8 @@ impl HlpDetector {
                 severity: sev,
                 asset: None,
                 title: format!(
-                    "HLP lost ${} of PnL in {} h (account value ${}M)",
-                    loss.round_dp(0),
+                    "HLP lost {} of PnL in {} h (account value ${}M)",
+                    usd(loss),
                     (now.millis_since(Timestamp(t_base)) / Timestamp::HOUR).clamp(0, 24),
                     (av / Decimal::from(1_000_000)).round_dp(1)
                 ),
@@ -328,11 +329,11 @@ impl HlpDetector {
                     severity: sev,
                     asset: Some(pos.coin.clone()),
                     title: format!(
-                        "HLP child {} holds {}% of {} open interest (${})",
+                        "HLP child {} holds {}% of {} open interest ({})",
                         p.user.short(),
                         oi_share.round_dp(1),
                         pos.coin,
-                        notional.round_dp(0)
+                        usd(notional)
                     ),
                     indicators: vec!["child_vault_exposure".into()],
                     evidence: ev,
@@ -385,9 +386,9 @@ impl HlpDetector {
                 .max_by_key(|x| x.position_value)
                 .map(|x| x.coin.clone()),
             title: format!(
-                "HLP Liquidator {} down ${} ({share}% of its capital): ADL trigger approaching",
+                "HLP Liquidator {} down {} ({share}% of its capital): ADL trigger approaching",
                 p.user.short(),
-                loss.round_dp(0)
+                usd(loss)
             ),
             indicators: vec!["liquidator_loss".into()],
             evidence: Evidence::new()

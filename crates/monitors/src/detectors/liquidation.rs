@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use kamiyo_core_models::units::usd;
 use kamiyo_core_models::{
     Address, Coin, Decimal, Detection, Evidence, Fill, IncidentKey, LiquidationMethod,
     LiquidationRecord, MarketEvent, Severity, ThreatType, Timestamp,
@@ -259,8 +260,8 @@ impl Large {
             severity: self.severity(),
             asset: Some(coin.clone()),
             title: format!(
-                "{coin}: ${} liquidated within {} s{}",
-                self.usd.round_dp(0),
+                "{coin}: {} liquidated within {} s{}",
+                usd(self.usd),
                 cfg.large_window_secs,
                 if self.backstop {
                     " (backstop takeover by the Liquidator)"
@@ -304,9 +305,9 @@ impl Cascade {
             severity: self.severity(),
             asset: Some(coin.clone()),
             title: format!(
-                "{coin}: {} liquidations (${}) within {} s",
+                "{coin}: {} liquidations ({}) within {} s",
                 self.n,
-                self.usd.round_dp(0),
+                usd(self.usd),
                 cfg.cascade_window_secs
             ),
             indicators: vec!["cascade".into()],
@@ -390,8 +391,8 @@ impl LiquidationDetector {
             severity,
             asset: None,
             title: format!(
-                "Market-wide liquidation cascade: {n} liquidations (${}) across {coins} markets within {secs} s",
-                usd.round_dp(0)
+                "Market-wide liquidation cascade: {n} liquidations ({}) across {coins} markets within {secs} s",
+                kamiyo_core_models::units::usd(usd)
             ),
             indicators: vec!["market_wide".into(), format!("window_{secs}s")],
             evidence: ev,
@@ -641,9 +642,9 @@ impl Adl {
             severity: Severity::Critical,
             asset: Some(coin.clone()),
             title: format!(
-                "{coin}: auto-deleveraging — {} ADL fill(s), ${} (the backstop could not absorb the losses)",
+                "{coin}: auto-deleveraging — {} ADL fill(s), {} (the backstop could not absorb the losses)",
                 self.n,
-                self.usd.round_dp(0)
+                usd(self.usd)
             ),
             indicators: vec!["adl".into()],
             evidence: ev,
@@ -681,10 +682,10 @@ impl Coordinated {
             severity: Severity::High,
             asset: self.coin.clone(),
             title: format!(
-                "{} liquidated {} times for ${} within {} min",
+                "{} liquidated {} times for {} within {} min",
                 v.short(),
                 self.n,
-                self.usd.round_dp(0),
+                usd(self.usd),
                 cfg.coordinated_window_secs / 60
             ),
             indicators: vec!["repeat_liquidation".into()],

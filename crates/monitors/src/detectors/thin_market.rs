@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use kamiyo_core_models::units::usd;
 use kamiyo_core_models::{
     AssetCtx, BookLevel, BookSnapshot, Coin, Decimal, Detection, Direction, Evidence, IncidentKey,
     MarketEvent, Severity, ThreatType, Timestamp,
@@ -71,6 +72,11 @@ impl ThinMarketDetector {
         let Some(mv) = pct(ctx.mark_px, p0) else {
             return;
         };
+        if ctx.open_interest.is_zero() {
+            // Nobody holds a position: a move harms no one (a delisted or empty market's mark
+            // drifting), and "at the open-interest cap" would contradict the data.
+            return;
+        }
         let thin = self.is_thin(ctx);
         let at_cap = state.oi_cap.contains(&ctx.coin);
         let sev = if mv.abs() >= self.cfg.any_market_critical_pct
@@ -91,13 +97,23 @@ impl ThinMarketDetector {
             threat_type: ThreatType::ThinMarketManipulation,
             severity: sev,
             asset: Some(ctx.coin.clone()),
-            title: format!(
-                "{} mark {}{}% in {mins} min on a {} market",
-                ctx.coin,
-                if mv.is_sign_negative() { "" } else { "+" },
-                mv.round_dp(1),
-                if thin { "thin" } else { "deep" }
-            ),
+            title: if thin {
+                format!(
+                    "{} mark {}{}% in {mins} min on a thin market",
+                    ctx.coin,
+                    if mv.is_sign_negative() { "" } else { "+" },
+                    mv.round_dp(1),
+                )
+            } else {
+                // Beyond the any-market threshold: a shock whatever the depth, not a thin-book
+                // squeeze; the title says what it is.
+                format!(
+                    "{} mark {}{}% in {mins} min: an extreme move on a liquid market",
+                    ctx.coin,
+                    if mv.is_sign_negative() { "" } else { "+" },
+                    mv.round_dp(1),
+                )
+            },
             indicators: [
                 Some("price_move".to_owned()),
                 thin.then(|| "thin_market".into()),
@@ -221,10 +237,10 @@ impl ThinMarketDetector {
                         severity: Severity::Medium,
                         asset: Some(b.coin.clone()),
                         title: format!(
-                            "{}: one-sided {} wall of ${} at {}",
+                            "{}: one-sided {} wall of {} at {}",
                             b.coin,
                             if *s == Side::Bid { "bid" } else { "ask" },
-                            n.round_dp(0),
+                            usd(*n),
                             p
                         ),
                         indicators: vec!["wall_appeared".into()],
@@ -247,9 +263,9 @@ impl ThinMarketDetector {
                 severity: Severity::High,
                 asset: Some(b.coin.clone()),
                 title: format!(
-                    "{}: ${} {} wall at {} pulled after {} s",
+                    "{}: {} {} wall at {} pulled after {} s",
                     b.coin,
-                    w.notional.round_dp(0),
+                    usd(w.notional),
                     if w.side == Side::Bid { "bid" } else { "ask" },
                     w.px,
                     b.time.millis_since(w.since) / 1000
