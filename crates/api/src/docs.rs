@@ -45,7 +45,7 @@ impl Modify for Security {
     ),
     paths(
         routes::health, routes::ready, routes::metrics, routes::feeds, routes::exploits,
-        routes::dashboard, routes::hlp_vault, routes::oracle_deviations, routes::liquidations,
+        routes::dashboard, routes::hlp_vault, routes::oracle_deviations, routes::liquidations, routes::positions,
         routes::events, routes::incidents, operator::incident, operator::acknowledge,
         operator::unacknowledge, operator::resolve, operator::add_note, operator::list_silences,
         operator::create_silence, operator::expire_silence, routes::deliveries, routes::ml_anomalies, routes::ml_forecast, ws::ws
@@ -110,7 +110,7 @@ fn param_schema(path: &str, name: &str) -> Option<serde_json::Value> {
         ("/ml/forecast", "hours") => int(48, 2160),
         ("/security/liquidations" | "/exploits", "hours") => int(1, 8760),
         (_, "hours") => int(1, 720),
-        ("/security/incidents", "limit") => int(1, 500),
+        ("/security/incidents" | "/security/positions", "limit") => int(1, 500),
         ("/ml/anomalies", "limit") => int(1, 1000),
         ("/security/events" | "/security/liquidations" | "/alerts/deliveries", "limit") => {
             int(1, 1000)

@@ -385,10 +385,13 @@ pub struct FeedsResponse {
 /// The overall risk shown on the dashboard.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RiskResponse {
-    /// 0–100: the highest open severity (critical 85, high 65, medium 40, low 20, info 5) plus
-    /// 5 per further open incident, plus 10 when a feed is down, capped at 100.
+    /// 0–100, the highest of: the open market incidents (critical 85, high 65, medium 40,
+    /// low 20, info 5, plus 5 per further one); incidents resolved in the last 24 hours (60 %
+    /// of their peak, fading over the day); the HLP vault's 24-hour loss (by share of the
+    /// account value and size). Feed health does not raise it.
     pub score: u32,
-    /// `low` (< 25), `medium` (< 50), `high` (< 80) or `critical`.
+    /// `low` (< 25), `medium` (< 50), `high` (< 80), `critical`; `unknown` while every feed is
+    /// down.
     pub level: String,
     /// What contributed.
     pub reasons: Vec<String>,
@@ -636,4 +639,69 @@ pub struct ForecastResponse {
     pub points: Vec<ForecastPoint>,
     /// Forecast change over 24 h: mean and 95 % bounds (USD).
     pub change_24h: ForecastPoint,
+}
+
+/// One watched account's position.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PositionResponse {
+    /// Account.
+    pub user: String,
+    /// True for the HLP vault itself.
+    pub is_hlp: bool,
+    /// Market.
+    pub asset: String,
+    /// `long` or `short`.
+    pub side: String,
+    /// Size in coins (absolute).
+    pub size: String,
+    /// Notional (USD).
+    pub notional: String,
+    /// Liquidation price, when the exchange reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liquidation_px: Option<String>,
+    /// The account's value (USD) when seen.
+    pub account_value: String,
+    /// Notional over account value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leverage: Option<String>,
+    /// When seen.
+    pub time: String,
+}
+
+impl PositionResponse {
+    /// The response for `p`.
+    pub fn of(p: &kamiyo_core_models::PositionRecord, is_hlp: bool) -> Self {
+        use kamiyo_core_models::Decimal;
+        Self {
+            user: p.user.to_string(),
+            is_hlp,
+            asset: p.coin.to_string(),
+            side: if p.szi.is_sign_negative() {
+                "short"
+            } else {
+                "long"
+            }
+            .into(),
+            size: p.szi.abs().normalize().to_string(),
+            notional: p.position_value.abs().normalize().to_string(),
+            liquidation_px: p.liquidation_px.map(|x| x.to_string()),
+            account_value: p.account_value.normalize().to_string(),
+            leverage: (p.account_value > Decimal::ZERO).then(|| {
+                (p.position_value.abs() / p.account_value)
+                    .round_dp(2)
+                    .normalize()
+                    .to_string()
+            }),
+            time: time(p.time),
+        }
+    }
+}
+
+/// `GET /security/positions`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PositionsResponse {
+    /// The window.
+    pub hours: u32,
+    /// Largest notional first.
+    pub positions: Vec<PositionResponse>,
 }

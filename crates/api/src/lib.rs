@@ -111,6 +111,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/security/hlp-vault"),
     ("GET", "/security/oracle-deviations"),
     ("GET", "/security/liquidations"),
+    ("GET", "/security/positions"),
     ("GET", "/security/events"),
     ("GET", "/security/incidents"),
     ("GET", "/security/incidents/{id}"),
@@ -186,6 +187,7 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .service(routes::hlp_vault)
                     .service(routes::oracle_deviations)
                     .service(routes::liquidations)
+                    .service(routes::positions)
                     .service(routes::events)
                     .service(routes::incidents)
                     .service(operator::incident)

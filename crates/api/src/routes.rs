@@ -503,6 +503,54 @@ pub struct LiquidationParams {
     pub limit: Option<String>,
 }
 
+/// Query of `/security/positions`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PositionsParams {
+    /// Market.
+    pub asset: Option<String>,
+    /// Positions seen in the last hours, 1–720 (default 24).
+    pub hours: Option<String>,
+    /// 1–500 (default 50).
+    pub limit: Option<String>,
+}
+
+/// The watched accounts' positions (the largest traders and the HLP vaults), latest per account
+/// and market, largest notional first.
+#[utoipa::path(get, path = "/security/positions", tag = "security", params(PositionsParams),
+    responses((status = 200, body = PositionsResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/security/positions")]
+pub async fn positions(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    q: web::Query<PositionsParams>,
+) -> Result<HttpResponse> {
+    cached(&state, &req, || positions_body(&state, &q)).await
+}
+
+async fn positions_body(state: &ApiState, q: &PositionsParams) -> Result<PositionsResponse> {
+    let hours = parse_hours(q.hours.as_deref(), 24, 720)?;
+    let limit = parse_limit(q.limit.as_deref(), 50, 500)?;
+    let asset = parse_asset(q.asset.as_deref())?;
+    let list = state
+        .market
+        .positions(None, window_start(state, hours), 5000)
+        .await?;
+    let hlp = state.config.hlp_vault;
+    let found: Vec<PositionResponse> = list
+        .iter()
+        .filter(|p| asset.as_ref().is_none_or(|a| p.coin == *a))
+        .filter(|p| !p.szi.is_zero())
+        .take(limit as usize)
+        .map(|p| PositionResponse::of(p, p.user == hlp))
+        .collect();
+    Ok(PositionsResponse {
+        hours,
+        positions: found,
+    })
+}
+
 /// Liquidation and auto-deleveraging fills, newest first.
 #[utoipa::path(get, path = "/security/liquidations", tag = "security", params(LiquidationParams),
     responses((status = 200, body = LiquidationsResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
@@ -625,35 +673,136 @@ fn severity_points(s: Severity) -> u32 {
     }
 }
 
-/// The overall risk from open incidents and feed health (formula in [`RiskResponse::score`]).
-pub fn risk(open: &[Incident], feeds_down: usize) -> RiskResponse {
+/// What the risk summary is computed from (see [`risk`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RiskInputs<'a> {
+    /// Open incidents.
+    pub open: &'a [Incident],
+    /// Incidents resolved in the last 24 hours.
+    pub resolved: &'a [Incident],
+    /// HLP PnL change over 24 hours and the latest account value.
+    pub hlp: Option<(Decimal, Decimal)>,
+    /// Feeds DOWN, and feeds known.
+    pub feeds_down: usize,
+    /// Feeds reported at all.
+    pub feeds: usize,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// Points of an HLP loss over 24 h: by its share of the account value (≥ 5 % 80, ≥ 2 % 60,
+/// ≥ 1 % 40, ≥ 0.25 % 20) or its size ($10M 60, $1M 30), whichever is higher.
+fn hlp_loss_points(loss: Decimal, value: Decimal) -> u32 {
+    let share = if value > Decimal::ZERO {
+        loss / value * Decimal::ONE_HUNDRED
+    } else {
+        Decimal::ZERO
+    };
+    let by_share = [(5, 80), (2, 60), (1, 40)]
+        .iter()
+        .find(|(p, _)| share >= Decimal::from(*p))
+        .map_or(
+            if share >= Decimal::new(25, 2) { 20 } else { 0 },
+            |(_, pts)| *pts,
+        );
+    let by_size = if loss >= Decimal::from(10_000_000) {
+        60
+    } else if loss >= Decimal::from(1_000_000) {
+        30
+    } else {
+        0
+    };
+    by_share.max(by_size)
+}
+
+/// The overall market risk, 0–100, from what happened to the market — not from kamiyo's own
+/// health: the highest open market incident (critical 85, high 65, medium 40, low 20, info 5)
+/// plus 5 per further one; incidents resolved in the last 24 hours at 60 % of their peak,
+/// fading linearly over the day; an HLP loss over 24 hours ([`hlp_loss_points`]). The highest
+/// component sets the score. Feed-health incidents do not raise it: when every feed is down
+/// the level is `unknown` (nothing can be assessed), when some are, the reasons say so.
+pub fn risk(r: &RiskInputs<'_>) -> RiskResponse {
+    let market = |i: &&Incident| i.threat_type != ThreatType::FeedHealth;
     let mut reasons = Vec::new();
     let mut score = 0u32;
+    let open: Vec<&Incident> = r.open.iter().filter(market).collect();
     if let Some(top) = open.iter().max_by_key(|i| i.severity) {
-        score = severity_points(top.severity);
+        let more = u32::try_from(open.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        score = severity_points(top.severity).saturating_add(more.saturating_mul(5));
         reasons.push(format!(
-            "{} {}: {}",
+            "open {} {}: {}",
             top.severity.as_str(),
             top.threat_type.as_str(),
             top.title
         ));
-        let more = u32::try_from(open.len().saturating_sub(1)).unwrap_or(u32::MAX);
         if more > 0 {
-            score = score.saturating_add(more.saturating_mul(5));
             reasons.push(format!("{more} more open incident(s)"));
         }
     }
-    if feeds_down > 0 {
-        score = score.saturating_add(10);
-        reasons.push(format!("{feeds_down} feed(s) down: monitoring is degraded"));
+    let recent = r
+        .resolved
+        .iter()
+        .filter(market)
+        .filter_map(|i| {
+            let age = r.now.millis_since(i.resolved_at?);
+            let fade = 1.0 - (age.max(0) as f64 / Timestamp::DAY as f64);
+            (fade > 0.0).then(|| {
+                let pts = (f64::from(severity_points(i.peak_severity)) * 0.6 * fade).round() as u32;
+                (pts, i)
+            })
+        })
+        .max_by_key(|(pts, _)| *pts);
+    if let Some((pts, i)) = recent
+        && pts > 0
+    {
+        if pts > score {
+            score = pts;
+        }
+        reasons.push(format!(
+            "resolved {} ago, peak {} {}: {}",
+            kamiyo_core_models::units::duration_ms(
+                r.now.millis_since(i.resolved_at.unwrap_or(r.now))
+            ),
+            i.peak_severity.as_str(),
+            i.threat_type.as_str(),
+            i.title
+        ));
+    }
+    if let Some((change, value)) = r.hlp
+        && change < Decimal::ZERO
+    {
+        let pts = hlp_loss_points(-change, value);
+        if pts > 0 {
+            score = score.max(pts);
+            reasons.push(format!(
+                "HLP vault lost {} in 24 h",
+                kamiyo_core_models::units::usd(-change)
+            ));
+        }
     }
     let score = score.min(100);
-    let level = match score {
-        0..25 => "low",
-        25..50 => "medium",
-        50..80 => "high",
-        _ => "critical",
+    let blind = r.feeds > 0 && r.feeds_down == r.feeds;
+    let level = if blind {
+        "unknown"
+    } else {
+        match score {
+            0..25 => "low",
+            25..50 => "medium",
+            50..80 => "high",
+            _ => "critical",
+        }
     };
+    if blind {
+        reasons.insert(
+            0,
+            "every feed is down: the market cannot be assessed".into(),
+        );
+    } else if r.feeds_down > 0 {
+        reasons.push(format!(
+            "{} of {} feeds down: monitoring is degraded",
+            r.feeds_down, r.feeds
+        ));
+    }
     RiskResponse {
         score,
         level: level.into(),
@@ -703,13 +852,34 @@ async fn dashboard_body(state: &ApiState) -> Result<DashboardResponse> {
     oracle.truncate(10);
     let liq = state.market.liquidations(None, day, 1000).await?;
     let fr = feeds_response(state);
+    let resolved: Vec<Incident> = state
+        .incidents
+        .incidents(&IncidentQuery {
+            status: Some(IncidentStatus::Resolved),
+            asset: None,
+            limit: 50,
+        })
+        .await?
+        .into_iter()
+        .filter(|i| {
+            i.resolved_at
+                .is_some_and(|t| now.millis_since(t) < Timestamp::DAY)
+        })
+        .collect();
     let last_event_id = recent
         .first()
         .map_or(0, |e| e.seq)
         .max(state.hub.last_seq());
     Ok(DashboardResponse {
         generated_at: now.to_rfc3339(),
-        risk: risk(&open, fr.down),
+        risk: risk(&RiskInputs {
+            open: &open,
+            resolved: &resolved,
+            hlp: change.zip(points.last().map(|p| p.account_value)),
+            feeds_down: fr.down,
+            feeds: fr.feeds.len(),
+            now,
+        }),
         open_incidents: open.iter().map(Into::into).collect(),
         recent_events: recent.iter().map(Into::into).collect(),
         hlp: HlpSummary {
@@ -1029,4 +1199,100 @@ async fn forecast_body(state: &ApiState, q: &ForecastParams) -> Result<ForecastR
         },
         points: (0..24).map(point).collect(),
     })
+}
+
+#[cfg(test)]
+mod risk_tests {
+    use kamiyo_core_models::{Evidence, IncidentKey};
+
+    use super::*;
+
+    fn incident(t: ThreatType, sev: Severity, resolved_at: Option<i64>) -> Incident {
+        let key = IncidentKey::new(t.as_str(), &["X"]);
+        Incident {
+            id: Incident::derive_id(&key, Timestamp(0)),
+            key,
+            detector: "test".into(),
+            threat_type: t,
+            severity: sev,
+            peak_severity: sev,
+            asset: None,
+            status: if resolved_at.is_some() {
+                IncidentStatus::Resolved
+            } else {
+                IncidentStatus::Open
+            },
+            title: "t".into(),
+            indicators: vec![],
+            evidence: Evidence::new(),
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(0),
+            resolved_at: resolved_at.map(Timestamp),
+            detections: 1,
+        }
+    }
+
+    const H: i64 = Timestamp::HOUR;
+
+    fn inputs<'a>(open: &'a [Incident], resolved: &'a [Incident]) -> RiskInputs<'a> {
+        RiskInputs {
+            open,
+            resolved,
+            hlp: None,
+            feeds_down: 0,
+            feeds: 3,
+            now: Timestamp(10 * H),
+        }
+    }
+
+    #[test]
+    fn feed_health_is_not_market_risk_and_all_feeds_down_is_unknown() {
+        let down = [incident(ThreatType::FeedHealth, Severity::Critical, None)];
+        let r = risk(&RiskInputs {
+            feeds_down: 3,
+            ..inputs(&down, &[])
+        });
+        assert_eq!((r.level.as_str(), r.score), ("unknown", 0), "{r:?}");
+        let r = risk(&RiskInputs {
+            feeds_down: 1,
+            ..inputs(&down, &[])
+        });
+        assert_eq!(r.level, "low");
+        assert!(r.reasons[0].contains("1 of 3 feeds down"), "{r:?}");
+    }
+
+    #[test]
+    fn a_recent_loss_keeps_the_risk_up_after_its_incidents_resolve() {
+        // HLP lost $11M two hours ago; its incident has resolved.
+        let resolved = [incident(
+            ThreatType::HlpLoss,
+            Severity::Critical,
+            Some(8 * H),
+        )];
+        let r = risk(&inputs(&[], &resolved));
+        assert_eq!(r.level, "medium", "{r:?}");
+        assert!(r.reasons[0].contains("resolved 2 h 0 min ago"), "{r:?}");
+        let r = risk(&RiskInputs {
+            hlp: Some((Decimal::from(-11_000_000), Decimal::from(400_000_000))),
+            ..inputs(&[], &resolved)
+        });
+        assert_eq!(r.level, "high", "{r:?}");
+        assert!(
+            r.reasons.iter().any(|x| x.contains("lost $11,000,000")),
+            "{r:?}"
+        );
+        // A day later it has faded.
+        let r = risk(&RiskInputs {
+            now: Timestamp(40 * H),
+            ..inputs(&[], &resolved)
+        });
+        assert_eq!((r.level.as_str(), r.score), ("low", 0));
+        // Open incidents still set it.
+        let open = [
+            incident(ThreatType::OracleDeviation, Severity::Critical, None),
+            incident(ThreatType::MarkManipulation, Severity::High, None),
+        ];
+        let r = risk(&inputs(&open, &[]));
+        assert_eq!((r.level.as_str(), r.score), ("critical", 90));
+    }
 }

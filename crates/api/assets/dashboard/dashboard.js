@@ -68,18 +68,20 @@
     if (typeof v === "string" && /^0x[0-9a-fA-F]{40}$/.test(v)) return v;
     return typeof v === "object" ? JSON.stringify(v) : (Number.isFinite(Number(v)) && v !== "" ? fmtNum(v) : String(v));
   }
+  // Words for field names whose meaning the name alone does not carry (as the alert channels).
+  const LABELS = { szi: "position size (coins, signed)", ntl: "notional", px: "price", oi: "open interest" };
   function evidenceHtml(ev, limit) {
     return Object.entries(ev || {}).slice(0, limit || 100).map(([k, v]) => {
       const link = typeof v === "string" && /^0x[0-9a-fA-F]{40}$/.test(v)
         ? '<a href="https://app.hyperliquid.xyz/explorer/address/' + esc(v) + '" rel="noopener noreferrer">' + esc(v) + "</a>" : esc(human(k, v));
-      return "<span>" + esc(k.replace(/_/g, " ")) + "</span><b>" + link + "</b>";
+      return "<span>" + esc(LABELS[k] || k.replace(/_(usd|pct|ms|px)$/, (m, u) => (u === "px" ? " price" : "")).replace(/_/g, " ")) + "</span><b>" + link + "</b>";
     }).join("");
   }
 
   function renderRisk(risk, generatedAt) {
     const el = $("risk");
     el.dataset.level = risk.level;
-    el.textContent = "risk " + risk.level + " · " + risk.score;
+    el.textContent = risk.level === "unknown" ? "risk unknown · no market data" : "risk " + risk.level + " · " + risk.score;
     el.title = risk.reasons.join("\n");
     $("clock").textContent = fmtTime(generatedAt);
   }
@@ -291,6 +293,12 @@
       const t = el("text", { x: L - 4, y: Y(v) + 3, "text-anchor": "end" }); t.textContent = (opts.unit ? axisFmt(lo, hi, opts.unit) : opts.fmt)(v); svg.appendChild(t);
     }
     timeAxis(svg, X, x0, x1, H);
+    // Incident markers: a dashed line at each detection inside the window.
+    for (const m of opts.markers || []) {
+      if (m.t < x0 || m.t > x1) continue;
+      svg.appendChild(el("line", { x1: X(m.t), x2: X(m.t), y1: T, y2: H - B, class: "marker" }));
+      const t = el("text", { x: X(m.t) + 3, y: T + 10 }); t.textContent = m.label; svg.appendChild(t);
+    }
     for (const s of series) {
       if (s.kind === "dots") {
         s.ys.forEach((y, i) => svg.appendChild(el("circle", { cx: X(xs[i]), cy: Y(y), r: s.r ? s.r(i) : 3, class: s.cls(i) })));
@@ -313,7 +321,7 @@
     const xs = h.points.map((p) => Date.parse(p.time));
     const pnl = h.points.map((p) => Number(p.pnl));
     let peak = -Infinity; const peaks = pnl.map((v) => (peak = Math.max(peak, v)));
-    chart($("hlp-chart"), xs, [{ ys: peaks, fillTo: pnl, cls: "dd" }, { ys: pnl, cls: "pnl" }], { unit: "usd" });
+    chart($("hlp-chart"), xs, [{ ys: peaks, fillTo: pnl, cls: "dd" }, { ys: pnl, cls: "pnl" }], { unit: "usd", markers: markersFor((e) => /^(hlp_|liquidator_)/.test(e.threat_type)) });
     $("hlp-stats").innerHTML = "<div>account value<b>" + fmtUsd(h.account_value) + "</b></div><div>PnL 24 h<b>" + fmtUsd(h.pnl_change) +
       "</b></div><div>drawdown<b>" + (h.drawdown_pct !== undefined ? Number(h.drawdown_pct).toFixed(2) + "%" : "—") + "</b></div>";
   }
@@ -330,7 +338,8 @@
       if (d.kind === "oracle_vs_reference") ref[i] = Number(d.deviation_pct);
       else if (d.kind === "mark_vs_oracle") mark[i] = Number(d.deviation_pct);
     }
-    chart($("oracle-chart"), xs, [{ ys: mark, cls: "mark" }, { ys: ref, cls: "dev" }], { zero: true, unit: "pct" });
+    chart($("oracle-chart"), xs, [{ ys: mark, cls: "mark" }, { ys: ref, cls: "dev" }], { zero: true, unit: "pct",
+      markers: markersFor((e) => e.asset === oracleAsset && /oracle|venue|mark|thin/.test(e.threat_type)) });
     const last = (ys) => { for (let i = ys.length - 1; i >= 0; i--) if (Number.isFinite(ys[i])) return ys[i].toFixed(3) + "%"; return "—"; };
     const maxAbs = (ys) => { const f = ys.filter(Number.isFinite); return f.length ? Math.max(...f.map(Math.abs)).toFixed(3) + "%" : "—"; };
     $("oracle-stats").innerHTML = '<div><i class="key dev"></i>oracle vs exchanges<b>' + last(ref) + "</b></div><div>max |dev| 24 h<b>" + maxAbs(ref) +
@@ -342,19 +351,63 @@
     const list = l.liquidations.slice().reverse();
     const xs = list.map((x) => Date.parse(x.time));
     const ys = list.map((x) => Number(x.notional));
-    chart($("liq-chart"), xs, [{ kind: "dots", ys, cls: (i) => (list[i].is_adl ? "adl" : "liq"), r: (i) => Math.min(9, 2 + Math.log10(1 + ys[i]) / 1.5) }], { zero: true, unit: "usd" });
+    chart($("liq-chart"), xs, [{ kind: "dots", ys, cls: (i) => (list[i].is_adl ? "adl" : "liq"), r: (i) => Math.min(9, 2 + Math.log10(1 + ys[i]) / 1.5) }], { zero: true, unit: "usd",
+      markers: markersFor((e) => /liquidation|cascade|deleveraging/.test(e.threat_type)) });
     $("liq-stats").innerHTML = "<div>count<b>" + l.count + "</b></div><div>notional<b>" + fmtUsd(l.total_notional) + "</b></div><div>ADL fills<b>" + l.adl_count + "</b></div>";
+  }
+
+  // Detections shown on the overview charts, from the latest events (opened steps).
+  let recentOpened = [];
+  function markersFor(test) {
+    return recentOpened.filter(test).slice(0, 6).map((e) => ({ t: Date.parse(e.time), label: e.severity }));
+  }
+
+  async function loadPositions() {
+    const p = await api("/security/positions?limit=12");
+    $("positions").innerHTML = p.positions.length ? p.positions.map((x) => "<tr><td>" +
+      '<a href="https://app.hyperliquid.xyz/explorer/address/' + esc(x.user) + '" rel="noopener noreferrer">' + esc(x.is_hlp ? "HLP vault" : x.user.slice(0, 8) + "…" + x.user.slice(-4)) + "</a></td><td>" +
+      esc(x.asset) + "</td><td>" + esc(x.side) + "</td><td>" + esc(fmtUsd(x.notional)) + "</td><td>" + esc(x.leverage ? x.leverage + "×" : "—") + "</td><td>" +
+      esc(x.liquidation_px ? "$" + fmtNum(x.liquidation_px) : "—") + "</td></tr>").join("") : '<tr><td colspan="6" class="empty">No watched position in the last 24 h.</td></tr>';
+  }
+
+  // The model and the forecast change slowly: once a minute is enough.
+  let mlLoadedAt = 0;
+  async function loadMl() {
+    if (Date.now() - mlLoadedAt < 60000) return;
+    mlLoadedAt = Date.now();
+    const [a, f] = await Promise.allSettled([api("/ml/anomalies?limit=5"), api("/ml/forecast")]);
+    let stats = "";
+    if (a.status === "fulfilled" && a.value.model) {
+      const m = a.value.model;
+      stats += "<div>anomaly model<b>" + esc(m.model.replace("_", " ")) + " · " + esc(m.trained_on) + "</b></div><div>features<b>" + m.features.length + " · " + m.bar_secs / 60 + " min bars</b></div>";
+    } else {
+      stats += "<div>anomaly model<b>none loaded</b></div>";
+    }
+    if (f.status === "fulfilled") {
+      const c = f.value.change_24h;
+      stats += "<div>HLP PnL next 24 h<b>" + esc(fmtUsd(c.mean)) + "</b></div><div>95 % interval<b>" + esc(fmtUsd(c.lower)) + " … " + esc(fmtUsd(c.upper)) + "</b></div>";
+    } else {
+      stats += "<div>HLP forecast<b>" + esc(String(f.reason && f.reason.message || "unavailable")) + "</b></div>";
+    }
+    $("ml-stats").innerHTML = stats;
+    const list = a.status === "fulfilled" ? a.value.anomalies : [];
+    $("ml-anomalies").innerHTML = list.length ? list.map((e) => '<li><a href="#incident/' + esc(e.incident_id) + '">' + esc(fmtTime(e.time)) + " · " + esc(e.title) + "</a></li>").join("") : '<li class="empty">No anomaly detected.</li>';
   }
 
   async function refresh() {
     const d = await api("/security/dashboard");
+    recentOpened = d.recent_events.filter((e) => e.change === "opened" || e.change === "escalated");
     renderRisk(d.risk, d.generated_at);
     renderIncidents(d.open_incidents);
     renderEvents(d.recent_events);
     renderFeeds(d.feeds);
     const sel = $("oracle-asset");
-    // Assets of open incidents first (the one that matters now), then the largest deviations.
-    const assets = Array.from(new Set(d.open_incidents.map((i) => i.asset).filter(Boolean).concat(d.oracle.map((o) => o.asset))));
+    // Assets of open incidents first (the one that matters now), then the markets with
+    // deviations, alphabetically (a stable list: refreshes do not reorder it). An asset the
+    // viewer picked stays while it is listed; otherwise the first (an open incident's market).
+    const first = Array.from(new Set(d.open_incidents.map((i) => i.asset).filter(Boolean))).sort();
+    const rest = d.oracle.map((o) => o.asset).filter((a) => !first.includes(a)).sort();
+    const assets = Array.from(new Set(first.concat(rest)));
     const shown = Array.from(sel.options).map((o) => o.value).join(",");
     if (assets.length && shown !== assets.join(",")) {
       if (!userPicked || !assets.includes(oracleAsset)) oracleAsset = assets[0];
@@ -362,7 +415,7 @@
       sel.value = oracleAsset;
     }
     if (!lastEventId) lastEventId = d.last_event_id;
-    await Promise.allSettled([loadHlp(), loadOracle(), loadLiquidations(), loadResolved(), loadSilences()]);
+    await Promise.allSettled([loadHlp(), loadOracle(), loadLiquidations(), loadResolved(), loadSilences(), loadPositions(), loadMl()]);
   }
   function refreshSoon() {
     if (refreshTimer) return;

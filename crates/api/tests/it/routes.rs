@@ -309,3 +309,27 @@ async fn ml_anomalies_and_the_hlp_forecast() {
         );
     }
 }
+
+/// The watched accounts' latest positions, largest first; flat positions left out; the HLP
+/// vault marked; filtered by asset.
+#[tokio::test]
+async fn positions_latest_per_account_and_market() {
+    let api = crate::support::seeded().await;
+    let p = api.json("/security/positions").await;
+    let list = p["positions"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{p}");
+    assert_eq!(list[0]["asset"], "ETH");
+    assert_eq!(
+        list[0]["side"], "long",
+        "the latest ETH position, not the earlier short"
+    );
+    assert_eq!(list[0]["notional"], "4000000");
+    assert_eq!(list[0]["leverage"], "4");
+    assert_eq!(list[0]["is_hlp"], false);
+    assert_eq!(list[1]["asset"], "BTC");
+    assert_eq!(list[1]["is_hlp"], true);
+    let btc = api.json("/security/positions?asset=BTC&limit=1").await;
+    assert_eq!(btc["positions"].as_array().unwrap().len(), 1);
+    assert_eq!(api.get("/security/positions?limit=0").await.status(), 400);
+    assert_eq!(api.get("/security/positions?hours=721").await.status(), 400);
+}

@@ -242,6 +242,26 @@ pub(crate) fn history() -> IngestBatch {
             });
         }
     }
+    // A whale short and long ETH, then flat; the HLP vault long BTC.
+    let whale: Address = "0xf3f496c9486be5924a93d67e98298733bb47057c"
+        .parse()
+        .unwrap();
+    for (t, user, coin, szi, value) in [
+        (NOW - 3_600_000, whale, "ETH", -1500, 3_000_000),
+        (NOW - 600_000, whale, "ETH", 2000, 4_000_000),
+        (NOW - 600_000, hlp, "BTC", 10, 850_000),
+        (NOW - 300_000, whale, "SOL", 0, 0),
+    ] {
+        b.positions.push(kamiyo_core_models::PositionRecord {
+            user,
+            time: Timestamp(t),
+            coin: Coin::new(coin).unwrap(),
+            szi: Decimal::from(szi),
+            position_value: Decimal::from(value),
+            liquidation_px: (szi != 0).then(|| Decimal::new(1650, 0)),
+            account_value: Decimal::from(1_000_000),
+        });
+    }
     b
 }
 

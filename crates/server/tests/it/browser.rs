@@ -93,7 +93,7 @@ async fn dashboard_shows_a_live_incident_in_headless_chromium() {
     .await;
     d.wait_for(
         "charts",
-        "return document.querySelectorAll('#hlp-chart path').length > 0 && document.querySelectorAll('#oracle-chart path').length > 0 && document.querySelectorAll('#feeds li[data-feed]').length > 0",
+        "return document.querySelectorAll('#hlp-chart path').length > 0 && document.querySelectorAll('#oracle-chart path').length > 0 && document.querySelectorAll('#feeds li[data-feed]').length > 0 && document.querySelectorAll('#positions tr').length > 0 && document.getElementById('ml-stats').innerText.includes('anomaly model')",
         Duration::from_secs(30),
     )
     .await;
