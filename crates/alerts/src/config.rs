@@ -24,6 +24,10 @@ pub struct AlertsConfig {
     /// at the same or a lower severity is not alerted again (nor its next resolution):
     /// flapping conditions make one alert, not dozens.
     pub cooldown_secs: u32,
+    /// Incidents on the same market share one notification thread per channel: after the
+    /// first, the others are reported in group updates at most this often (at once when they
+    /// raise its severity); 0 alerts each incident on its own.
+    pub group_interval_secs: u32,
     /// Attempts before a delivery is recorded as failed.
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt, with jitter, up to `max_backoff_secs`.
@@ -39,6 +43,7 @@ impl Default for AlertsConfig {
         Self {
             enabled: true,
             cooldown_secs: 900,
+            group_interval_secs: 120,
             max_attempts: 12,
             initial_backoff_ms: 1000,
             max_backoff_secs: 600,

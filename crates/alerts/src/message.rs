@@ -28,6 +28,8 @@ pub struct Message {
     pub links: Vec<(String, String)>,
     /// The first thing to check, for the person paged.
     pub what_to_check: &'static str,
+    /// A group update's related incidents, one line each (`critical opened 15:04:50Z — title`).
+    pub related: Vec<String>,
     /// Indicators.
     pub indicators: Vec<String>,
     /// First detection, RFC 3339.
@@ -58,18 +60,52 @@ impl Message {
     pub fn of(alert: &Alert) -> Self {
         let e = &alert.update.event;
         let i = &alert.update.incident;
+        let group = !alert.related.is_empty();
         let change = match e.change {
+            _ if group => "Group update",
             IncidentChange::Opened => "Opened",
             IncidentChange::Escalated => "Escalated",
             IncidentChange::Updated => "Updated",
             IncidentChange::Resolved => "Resolved",
         };
+        let related: Vec<String> = alert
+            .related
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} — {}",
+                    r.severity.as_str(),
+                    r.change.as_str(),
+                    r.time.to_rfc3339(),
+                    r.title
+                )
+            })
+            .collect();
         let status = if e.change == IncidentChange::Resolved {
             "resolved"
         } else {
             i.status.as_str()
         };
-        let mut headline = if e.change == IncidentChange::Resolved {
+        let mut headline = if group {
+            // The thread's severity: the highest of its incidents still open.
+            let open = alert
+                .related
+                .iter()
+                .filter(|r| r.change != IncidentChange::Resolved)
+                .map(|r| r.severity)
+                .chain((e.change != IncidentChange::Resolved).then_some(e.severity))
+                .max();
+            let market = e
+                .asset
+                .as_ref()
+                .map_or("the market".to_owned(), ToString::to_string);
+            format!(
+                "[{}] Group update · {} related incident(s) on {market} · {}",
+                open.map_or("RESOLVED".to_owned(), |s| s.as_str().to_ascii_uppercase()),
+                alert.related.len(),
+                e.title
+            )
+        } else if e.change == IncidentChange::Resolved {
             format!("[RESOLVED] {} · was {}", e.title, i.peak_severity.as_str())
         } else {
             format!(
@@ -94,6 +130,7 @@ impl Message {
                 .filter_map(|f| f.link.clone().map(|l| (f.value.clone(), l)))
                 .collect(),
             what_to_check: what_to_check(e.threat_type),
+            related,
             title: e.title.clone(),
             severity: e.severity,
             change,
@@ -138,6 +175,12 @@ impl Message {
         }
         for (label, url) in &self.links {
             s.push_str(&format!("Explorer ({label}): {url}\n"));
+        }
+        if !self.related.is_empty() {
+            s.push_str("\nRelated incidents on this market:\n");
+            for r in &self.related {
+                s.push_str(&format!("  {r}\n"));
+            }
         }
         if !self.indicators.is_empty() {
             s.push_str(&format!("\nIndicators: {}\n", self.indicators.join(", ")));

@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 
 use kamiyo_core_models::{
-    IncidentChange, OutboxEntry, OutboxStatus, SecurityEvent, Severity, ThreatType, Timestamp,
+    IncidentChange, OutboxEntry, OutboxStatus, RelatedIncident, SecurityEvent, Severity, StableId,
+    ThreatType, Timestamp,
 };
 
 use crate::config::ChannelConfig;
@@ -82,22 +83,78 @@ struct KeyState {
     inhibited: bool,
 }
 
-/// The router: filters plus per-(channel, incident key) cooldown state.
+/// How the reason of a grouped outbox entry starts.
+pub const GROUPED: &str = "grouped with incident ";
+
+/// An incident folded into another's notification thread.
+#[derive(Debug, Clone)]
+struct Member {
+    key: String,
+    latest: RelatedIncident,
+}
+
+/// Incidents on one market, per channel: one notification thread (Alertmanager's `group_by`
+/// asset). The lead was announced on its own; the others are reported in group updates.
+#[derive(Debug, Clone)]
+struct Group {
+    lead_key: String,
+    lead_id: StableId,
+    lead_open: bool,
+    /// Highest severity the channel has been told about in this group.
+    sent_max: Severity,
+    members: Vec<Member>,
+    /// Member news not sent yet.
+    pending: bool,
+    /// Send at the next flush (news above `sent_max`, or the lead resolved).
+    due_now: bool,
+    last_sent_at: Timestamp,
+    /// Group updates sent.
+    seq: u32,
+}
+
+/// A group update to send: the lead incident's thread, with the related incidents' state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupUpdate {
+    /// Channel.
+    pub channel: String,
+    /// The lead incident (its latest step carries the update).
+    pub lead: StableId,
+    /// The related incidents, with their latest state.
+    pub related: Vec<RelatedIncident>,
+    /// Sequence number of this update within the group (for the idempotency key).
+    pub seq: u32,
+}
+
+/// The router: filters plus per-(channel, incident key) cooldown state, and per-(channel,
+/// market) notification groups.
 #[derive(Debug)]
 pub struct Router {
     routes: Vec<Route>,
     cooldown_ms: i64,
     state: HashMap<(String, String), KeyState>,
+    /// Minimum time between two updates of a group; 0 disables grouping.
+    group_interval_ms: i64,
+    groups: HashMap<(String, String), Group>,
 }
 
 impl Router {
-    /// A router over `routes` with a cooldown in milliseconds.
+    /// A router over `routes` with a cooldown in milliseconds (no grouping).
     pub fn new(routes: Vec<Route>, cooldown_ms: i64) -> Self {
         Self {
             routes,
             cooldown_ms,
             state: HashMap::new(),
+            group_interval_ms: 0,
+            groups: HashMap::new(),
         }
+    }
+
+    /// Groups incidents on the same market into one notification thread per channel: the
+    /// first is announced as usual, the others' steps are reported in group updates at most
+    /// every `interval_ms` (at once when they raise the group's severity or the lead ends).
+    pub fn with_grouping(mut self, interval_ms: i64) -> Self {
+        self.group_interval_ms = interval_ms.max(0);
+        self
     }
 
     /// The routes.
@@ -105,17 +162,21 @@ impl Router {
         &self.routes
     }
 
-    /// Rebuilds the cooldown state from the outbox (oldest first), so a restart does not
-    /// re-alert a flapping incident.
+    /// Rebuilds the cooldown state (and the groups) from the outbox (oldest first), so a
+    /// restart neither re-alerts a flapping incident nor forgets a group's unsent news.
     pub fn restore(&mut self, history: &[OutboxEntry]) {
+        self.restore_groups(history);
         for e in history {
+            if !e.alert.related.is_empty() {
+                continue; // Group updates leave per-incident state as it was.
+            }
             let ev = &e.alert.update.event;
             if ev.member_of().is_some() {
                 continue; // Grouped steps leave no state of their own.
             }
             let reason = e.last_error.as_deref().unwrap_or_default();
-            if reason.starts_with(SILENCED) {
-                continue; // Silenced steps leave no state either.
+            if reason.starts_with(SILENCED) || reason.starts_with(GROUPED) {
+                continue; // Silenced and grouped steps leave no state of their own either.
             }
             let asset = ev.asset.as_ref().map(|a| a.as_str().to_ascii_uppercase());
             let k = (e.channel.clone(), ev.incident_key.to_string());
@@ -181,11 +242,186 @@ impl Router {
     /// Decides, for every channel, what to do with `e`, and updates the state.
     pub fn route(&mut self, e: &SecurityEvent) -> Vec<(String, Decision)> {
         let mut out = Vec::with_capacity(self.routes.len());
-        for r in &self.routes {
-            let d = decide(&mut self.state, self.cooldown_ms, r, e);
+        for i in 0..self.routes.len() {
+            let r = self.routes[i].clone();
+            let d = match self.grouped(&r, e) {
+                Some(d) => d,
+                None => {
+                    let d = decide(&mut self.state, self.cooldown_ms, &r, e);
+                    self.after_decision(&r, e, &d);
+                    d
+                }
+            };
             out.push((r.channel.clone(), d));
         }
         out
+    }
+
+    /// The market of a step, for grouping.
+    fn market(e: &SecurityEvent) -> Option<String> {
+        e.asset.as_ref().map(|a| a.as_str().to_ascii_uppercase())
+    }
+
+    /// A step that belongs to a group of `r`'s channel: its decision.
+    fn grouped(&mut self, r: &Route, e: &SecurityEvent) -> Option<Decision> {
+        if self.group_interval_ms == 0 || !r.topic_matches(e) || e.member_of().is_some() {
+            return None;
+        }
+        let asset = Self::market(e)?;
+        let key = e.incident_key.to_string();
+        let announced = self
+            .state
+            .get(&(r.channel.clone(), key.clone()))
+            .is_some_and(|s| s.open);
+        let g = self.groups.get_mut(&(r.channel.clone(), asset.clone()))?;
+        let member = g.members.iter().position(|m| m.key == key);
+        let wanted = r.changes.contains(&e.change) || e.change == IncidentChange::Resolved;
+        let joins = member.is_none()
+            && g.lead_open
+            && g.lead_key != key
+            && !announced
+            && e.change != IncidentChange::Resolved
+            && r.changes.contains(&e.change)
+            && e.severity >= r.min_severity;
+        if member.is_none() && !joins {
+            return None;
+        }
+        let latest = RelatedIncident {
+            incident_id: e.incident_id.clone(),
+            title: e.title.clone(),
+            severity: e.severity,
+            change: e.change,
+            time: e.time,
+        };
+        match member {
+            Some(i) => g.members[i].latest = latest,
+            None => g.members.push(Member { key, latest }),
+        }
+        if !wanted {
+            return Some(Decision::Skip);
+        }
+        g.pending = true;
+        if e.severity > g.sent_max {
+            g.due_now = true;
+        }
+        Some(Decision::Suppress(format!(
+            "{GROUPED}{} on {asset}: reported in the group's next update",
+            g.lead_id
+        )))
+    }
+
+    /// Opens a group when a step is announced on its own; closes the lead when it resolves.
+    fn after_decision(&mut self, r: &Route, e: &SecurityEvent, d: &Decision) {
+        if self.group_interval_ms == 0 || *d != Decision::Send {
+            return;
+        }
+        let Some(asset) = Self::market(e) else {
+            return;
+        };
+        let key = e.incident_key.to_string();
+        let gk = (r.channel.clone(), asset);
+        match self.groups.get_mut(&gk) {
+            Some(g) if g.lead_key == key => {
+                g.sent_max = g.sent_max.max(e.severity);
+                g.lead_id = e.incident_id.clone();
+                if e.change == IncidentChange::Resolved {
+                    g.lead_open = false;
+                    if g.members
+                        .iter()
+                        .any(|m| m.latest.change != IncidentChange::Resolved)
+                    {
+                        // The thread outlives its lead: say where the others stand now.
+                        g.pending = true;
+                        g.due_now = true;
+                    }
+                }
+            }
+            Some(g) if g.lead_open => g.sent_max = g.sent_max.max(e.severity),
+            _ if e.change != IncidentChange::Resolved => {
+                self.groups.insert(
+                    gk,
+                    Group {
+                        lead_key: key,
+                        lead_id: e.incident_id.clone(),
+                        lead_open: true,
+                        sent_max: e.severity,
+                        members: Vec::new(),
+                        pending: false,
+                        due_now: false,
+                        last_sent_at: e.time,
+                        seq: 0,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Group updates due at `now`; each is marked sent. Groups whose lead and members have
+    /// all resolved and that have nothing left to say are forgotten.
+    pub fn due_updates(&mut self, now: Timestamp) -> Vec<GroupUpdate> {
+        let mut out = Vec::new();
+        let interval = self.group_interval_ms;
+        for ((channel, _), g) in &mut self.groups {
+            if g.pending && (g.due_now || now.millis_since(g.last_sent_at) >= interval) {
+                g.seq += 1;
+                g.pending = false;
+                g.due_now = false;
+                g.last_sent_at = now;
+                g.sent_max = g
+                    .members
+                    .iter()
+                    .map(|m| m.latest.severity)
+                    .fold(g.sent_max, Severity::max);
+                out.push(GroupUpdate {
+                    channel: channel.clone(),
+                    lead: g.lead_id.clone(),
+                    related: g.members.iter().map(|m| m.latest.clone()).collect(),
+                    seq: g.seq,
+                });
+            }
+        }
+        self.groups.retain(|_, g| {
+            g.pending
+                || g.lead_open
+                || g.members
+                    .iter()
+                    .any(|m| m.latest.change != IncidentChange::Resolved)
+        });
+        out.sort_by(|a, b| (&a.channel, &a.lead).cmp(&(&b.channel, &b.lead)));
+        out
+    }
+
+    /// Rebuilds the groups from the delivery log (oldest first), with [`Router::restore`].
+    fn restore_groups(&mut self, history: &[OutboxEntry]) {
+        if self.group_interval_ms == 0 {
+            return;
+        }
+        let routes = self.routes.clone();
+        for e in history {
+            let ev = &e.alert.update.event;
+            let Some(r) = routes.iter().find(|r| r.channel == e.channel) else {
+                continue;
+            };
+            let Some(asset) = Self::market(ev) else {
+                continue;
+            };
+            let gk = (e.channel.clone(), asset);
+            let reason = e.last_error.as_deref().unwrap_or_default();
+            if !e.alert.related.is_empty() {
+                // A group update: what it reported is no longer pending.
+                if let Some(g) = self.groups.get_mut(&gk) {
+                    g.pending = false;
+                    g.due_now = false;
+                    g.last_sent_at = e.created_at;
+                    g.seq += 1;
+                }
+            } else if e.status == OutboxStatus::Suppressed && reason.starts_with(GROUPED) {
+                let _ = self.grouped(r, ev);
+            } else if e.status != OutboxStatus::Suppressed {
+                self.after_decision(r, ev, &Decision::Send);
+            }
+        }
     }
 }
 

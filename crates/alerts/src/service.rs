@@ -166,17 +166,17 @@ impl<S: AlertStore> AlertService<S> {
             initial: Duration::from_millis(u64::from(cfg.initial_backoff_ms.max(1))),
             max: Duration::from_secs(u64::from(cfg.max_backoff_secs.max(1))),
         };
-        (
-            Self::with_channels(
-                store,
-                clock,
-                channels,
-                retry,
-                i64::from(cfg.cooldown_secs) * 1000,
-                dashboard_base,
-            ),
-            problems,
-        )
+        let mut svc = Self::with_channels(
+            store,
+            clock,
+            channels,
+            retry,
+            i64::from(cfg.cooldown_secs) * 1000,
+            dashboard_base,
+        );
+        svc.router = std::mem::replace(&mut svc.router, Router::new(Vec::new(), 0))
+            .with_grouping(i64::from(cfg.group_interval_secs) * 1000);
+        (svc, problems)
     }
 
     /// Builds the service over explicit channels (your own notifiers included).
@@ -261,6 +261,14 @@ impl<S: AlertStore> AlertService<S> {
                     0
                 }
             };
+            let grouped = match self.flush_groups().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "alert group updates failed; retrying");
+                    0
+                }
+            };
+            let routed = routed + grouped;
             let dispatched = dispatch(&sh, &queues).await;
             let busy = !lock(&sh.inflight).is_empty();
             let _ = sh.idle.send(
@@ -319,6 +327,68 @@ impl<S: AlertStore> AlertService<S> {
         };
         self.cursor = Some(cursor);
         Ok(cursor)
+    }
+
+    /// Enqueues the group updates that are due (each the lead incident's latest step with the
+    /// related incidents' state); returns how many.
+    async fn flush_groups(&mut self) -> Result<usize, String> {
+        let sh = self.shared.clone();
+        let now = sh.clock.now();
+        let due = self.router.due_updates(now);
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut entries = Vec::new();
+        for g in due {
+            let incident = sh
+                .store
+                .incident(&g.lead)
+                .await
+                .map_err(|e| e.to_string())?;
+            let last = sh
+                .store
+                .incident_events(&g.lead)
+                .await
+                .map_err(|e| e.to_string())?
+                .pop();
+            let (Some(incident), Some(last)) = (incident, last) else {
+                tracing::warn!(incident = %g.lead, "group lead not stored; group update dropped");
+                continue;
+            };
+            let mut alert = Alert::new(
+                IncidentUpdate {
+                    incident,
+                    event: last.event,
+                },
+                &g.channel,
+                self.dashboard_base.as_deref(),
+            );
+            alert.idempotency_key = StableId::derive(
+                "alr",
+                &[g.lead.as_str(), &g.channel, "group", &g.seq.to_string()],
+            );
+            alert.related = g.related;
+            entries.push(OutboxEntry {
+                id: alert.idempotency_key.clone(),
+                channel: g.channel,
+                alert,
+                status: OutboxStatus::Pending,
+                attempts: 0,
+                next_attempt_at: now,
+                created_at: now,
+                delivered_at: None,
+                last_error: None,
+            });
+        }
+        let n = entries.len();
+        sh.store
+            .commit(&IngestBatch {
+                outbox: entries,
+                ..IngestBatch::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(n)
     }
 
     /// Routes events committed after `cursor`; returns how many.

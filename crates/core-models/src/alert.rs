@@ -21,6 +21,26 @@ pub struct Alert {
     /// True for `alerts test` messages, which say so prominently.
     #[serde(default)]
     pub is_test: bool,
+    /// A group update (Alertmanager's `group_by` asset): the other incidents on the same market
+    /// folded into this incident's notification thread, with their latest state. Empty for a
+    /// plain lifecycle step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<RelatedIncident>,
+}
+
+/// An incident reported inside another's group update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelatedIncident {
+    /// Its id.
+    pub incident_id: StableId,
+    /// Its latest title.
+    pub title: String,
+    /// Its latest severity.
+    pub severity: crate::security::Severity,
+    /// Its latest lifecycle step.
+    pub change: IncidentChange,
+    /// Time of that step.
+    pub time: crate::time::Timestamp,
 }
 
 impl Alert {
@@ -39,6 +59,7 @@ impl Alert {
             update,
             dashboard_url,
             is_test: false,
+            related: Vec::new(),
         }
     }
 

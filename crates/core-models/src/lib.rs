@@ -17,7 +17,7 @@ pub mod units;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 
-pub use alert::{Alert, DeliveryReceipt, Notifier, NotifyError};
+pub use alert::{Alert, DeliveryReceipt, Notifier, NotifyError, RelatedIncident};
 pub use error::{ModelError, ModelResult};
 pub use feed::{FeedState, FeedStatus, FreshnessTracker};
 pub use ids::{Address, Coin, Fnv64, IncidentKey, StableId};

@@ -827,6 +827,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "An incident key that re-opens within this many seconds of its last alert, at the same or a lower severity, is not alerted again (recorded as suppressed); escalations always go out.",
     ),
     (
+        "alerts.group_interval_secs",
+        "Incidents on the same market share one notification thread per channel (Alertmanager's group_by asset): after the first, the others are reported in group updates at most this often, at once when they raise the thread's severity or its first incident resolves. 0 alerts each incident on its own.",
+    ),
+    (
         "alerts.max_attempts",
         "Delivery attempts before an alert is recorded as failed (4xx other than 429 fail at once).",
     ),

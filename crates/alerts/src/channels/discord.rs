@@ -29,7 +29,7 @@ impl Discord {
         if let Some(a) = &m.asset {
             fields.push(json!({"name": "Asset", "value": a, "inline": true}));
         }
-        for (k, v) in m.evidence.iter().take(25 - fields.len() - 3) {
+        for (k, v) in m.evidence.iter().take(25 - fields.len() - 4) {
             fields.push(
                 json!({"name": truncate(k, 256), "value": truncate(v, 1024), "inline": true}),
             );
@@ -41,6 +41,9 @@ impl Discord {
                 .map(|(label, url)| format!("[{label}]({url})"))
                 .collect();
             fields.push(json!({"name": "Explorer", "value": truncate(&links.join("\n"), 1024), "inline": false}));
+        }
+        if !m.related.is_empty() {
+            fields.push(json!({"name": "Related incidents on this market", "value": truncate(&m.related.join("\n"), 1024), "inline": false}));
         }
         if m.change != "Resolved" {
             fields.push(json!({"name": "What to check", "value": truncate(m.what_to_check, 1024), "inline": false}));

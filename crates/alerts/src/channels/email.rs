@@ -56,6 +56,13 @@ pub fn html(m: &Message) -> String {
             h(label)
         ));
     }
+    if !m.related.is_empty() {
+        s.push_str("<p><b>Related incidents on this market:</b></p><ul>");
+        for r in &m.related {
+            s.push_str(&format!("<li>{}</li>", h(r)));
+        }
+        s.push_str("</ul>");
+    }
     if m.change != "Resolved" {
         s.push_str(&format!(
             "<p><b>What to check:</b> {}</p>",

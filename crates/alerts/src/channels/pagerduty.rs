@@ -60,6 +60,9 @@ impl PagerDuty {
             details.insert(k.clone(), Value::String(v.clone()));
         }
         details.insert("what to check".into(), json!(m.what_to_check));
+        if !m.related.is_empty() {
+            details.insert("related incidents".into(), json!(m.related));
+        }
         details.insert(
             "lifecycle".into(),
             json!(format!("{} ({})", m.change, m.status)),

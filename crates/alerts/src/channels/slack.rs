@@ -65,6 +65,9 @@ impl Slack {
                 .collect();
             blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*Explorer* {}", links.join(" · ")), 3000)}}));
         }
+        if !m.related.is_empty() {
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*Related incidents on this market*\n{}", esc(&m.related.join("\n"))), 3000)}}));
+        }
         if m.change != "Resolved" {
             blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*What to check*\n{}", esc(m.what_to_check)), 3000)}}));
         }

@@ -59,6 +59,12 @@ impl Telegram {
         for (label, url) in &m.links {
             s.push_str(&format!("<a href=\"{}\">{}</a>\n", h(url), h(label)));
         }
+        if !m.related.is_empty() {
+            s.push_str("<b>Related incidents on this market:</b>\n");
+            for r in &m.related {
+                s.push_str(&format!("• {}\n", h(r)));
+            }
+        }
         if m.change != "Resolved" {
             s.push_str(&format!("<b>What to check:</b> {}\n", h(m.what_to_check)));
         }

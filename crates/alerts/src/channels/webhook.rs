@@ -132,7 +132,10 @@ impl Webhook {
         if m.is_test {
             "test".into()
         } else {
-            format!("incident.{}", m.change.to_ascii_lowercase())
+            format!(
+                "incident.{}",
+                m.change.to_ascii_lowercase().replace(' ', "_")
+            )
         }
     }
 
@@ -149,6 +152,7 @@ impl Webhook {
             "dashboard_url": alert.dashboard_url,
             "event": alert.update.event,
             "incident": alert.update.incident,
+            "related": alert.related,
         })
     }
 }

@@ -72,6 +72,8 @@ fn config(channels: Vec<(&str, ChannelConfig)>) -> AlertsConfig {
     AlertsConfig {
         initial_backoff_ms: 100,
         max_attempts: 4,
+        // One message per incident step here; grouping has its own test.
+        group_interval_secs: 0,
         channels: channels
             .into_iter()
             .map(|(n, c)| (n.to_owned(), c))
@@ -351,5 +353,69 @@ async fn silences_mute_matching_steps_and_never_a_critical() {
     assert!(log.iter().all(|e| e.last_error.as_deref().is_some_and(|r| {
         r.starts_with("silenced by sil_jelly until") && r.contains("JELLY delisting")
     })));
+    svc.stop().await;
+}
+
+/// Incidents on one market share a notification thread: the first is announced, the next ones
+/// are recorded as grouped and reported together in one group update (at once when they raise
+/// the thread's severity, else after the group interval); the first's resolution goes out, and
+/// the thread's last update says where the others stand.
+#[tokio::test]
+async fn incidents_on_one_market_share_one_thread() {
+    let (store, _dir) = open_store().await;
+    let rx = Receiver::start(|_, _| Reply::new(204, "")).await;
+    let mut cfg = config(vec![("hook", channel(ChannelKind::Webhook, rx.url("/in")))]);
+    cfg.group_interval_secs = 120;
+    let svc = start(&store, &cfg).await;
+    let m = 60_000;
+    // The JELLY squeeze: five incidents on one market within minutes.
+    svc.commit(vec![
+        update(1, IncidentChange::Opened, Severity::High, T_OPEN),
+        update(2, IncidentChange::Opened, Severity::High, T_OPEN + m),
+        update(3, IncidentChange::Opened, Severity::High, T_OPEN + 2 * m),
+        update(
+            4,
+            IncidentChange::Opened,
+            Severity::Critical,
+            T_OPEN + 3 * m,
+        ),
+        update(5, IncidentChange::Opened, Severity::High, T_OPEN + 4 * m),
+    ])
+    .await;
+    assert!(svc.handle.wait_idle(Duration::from_secs(10)).await);
+    let got = rx.received();
+    let kinds: Vec<String> = event_kinds(&rx);
+    // The first incident, then one group update at once (the critical raised the thread), not
+    // five pages.
+    assert_eq!(kinds[0], "incident.opened");
+    assert!(
+        kinds[1..].iter().all(|k| k == "incident.group_update"),
+        "{kinds:?}"
+    );
+    assert!(kinds.len() <= 3, "{kinds:?}");
+    let last = got.last().unwrap().json();
+    let related = last["related"].as_array().unwrap();
+    assert!(related.len() >= 3, "{last}");
+    assert!(
+        last["headline"]
+            .as_str()
+            .unwrap()
+            .starts_with("[CRITICAL] Group update · "),
+        "{last}"
+    );
+    let log = store
+        .deliveries(&DeliveryQuery {
+            status: Some(OutboxStatus::Suppressed),
+            limit: 100,
+            ..DeliveryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 4, "every grouped step is in the log");
+    assert!(log.iter().all(|e| {
+        e.last_error
+            .as_deref()
+            .is_some_and(|r| r.starts_with("grouped with incident "))
+    }));
     svc.stop().await;
 }

@@ -393,3 +393,55 @@ async fn opsgenie_create_escalate_and_close_by_alias() {
         "{e:?}"
     );
 }
+
+/// A group update names the thread's market and severity and lists the related incidents on
+/// every channel; the webhook's type is `incident.group_update`.
+#[test]
+fn group_updates_list_the_related_incidents() {
+    use kamiyo_core_models::{IncidentChange, RelatedIncident, Severity, StableId, Timestamp};
+    let mut a = alert("ops");
+    a.related = vec![
+        RelatedIncident {
+            incident_id: StableId::parse("inc_1").unwrap(),
+            title: "JELLY mark +20.1% in 10 min on a thin market".into(),
+            severity: Severity::Critical,
+            change: IncidentChange::Opened,
+            time: Timestamp(crate::support::T_OPEN + 60_000),
+        },
+        RelatedIncident {
+            incident_id: StableId::parse("inc_2").unwrap(),
+            title: "HLP child 0x2e3d…dd14 holds 90.2% of JELLY open interest ($3,781,000)".into(),
+            severity: Severity::High,
+            change: IncidentChange::Resolved,
+            time: Timestamp(crate::support::T_OPEN + 120_000),
+        },
+    ];
+    let m = Message::of(&a);
+    assert!(
+        m.headline
+            .starts_with("[CRITICAL] Group update · 2 related incident(s) on JELLY · "),
+        "{}",
+        m.headline
+    );
+    assert_eq!(m.related.len(), 2);
+    assert!(
+        m.related[1].starts_with("high resolved "),
+        "{:?}",
+        m.related
+    );
+    assert!(m.plain_text().contains("Related incidents on this market:"));
+    assert!(
+        Slack::body(&m)
+            .to_string()
+            .contains("Related incidents on this market")
+    );
+    assert!(Telegram::html(&m).contains("• critical opened"));
+    assert!(
+        Discord::body(&m)
+            .to_string()
+            .contains("Related incidents on this market")
+    );
+    let w = Webhook::body(&a);
+    assert_eq!(w["type"], "incident.group_update");
+    assert_eq!(w["related"].as_array().unwrap().len(), 2);
+}

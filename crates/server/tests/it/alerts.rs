@@ -83,7 +83,7 @@ async fn sigkill_mid_delivery_then_restart_delivers_every_alert() {
     let reference = dir.path().join("reference");
     finish(replay(&reference, &reference_rx.url("/hook")));
     let expected: BTreeSet<String> = keys(&reference_rx).into_keys().collect();
-    assert!(expected.len() >= 8, "only {} alerts", expected.len());
+    assert!(expected.len() >= 6, "only {} alerts", expected.len());
     assert!(
         keys(&reference_rx).values().all(|n| *n == 1),
         "an uninterrupted run sends each alert once"
