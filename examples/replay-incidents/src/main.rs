@@ -66,9 +66,11 @@ async fn main() -> anyhow::Result<()> {
     let mut by_time: Vec<&Incident> = incidents.values().collect();
     by_time.sort_by_key(|i| (i.first_seen, i.id.clone()));
     for i in &by_time {
+        // The peak severity with the title it had then would need the step history; the
+        // latest title is labelled as such, so the two are never read as one.
         writeln!(
             out,
-            "  {}  {:<8}  {:<24}  {}",
+            "  {}  peak {:<8}  {:<24}  latest: {}",
             i.first_seen,
             i.peak_severity.as_str(),
             i.threat_type.as_str(),

@@ -8,8 +8,13 @@ fn replays_jelly_and_meets_its_ground_truth() {
     )));
     assert!(text.contains("jelly-2025-03-26 (reconstructed)"), "{text}");
     assert!(
-        text.contains("critical  mark_manipulation") || text.contains("critical  oracle_deviation"),
+        text.contains("peak critical  mark_manipulation")
+            || text.contains("peak critical  oracle_deviation"),
         "{text}"
     );
     assert!(!text.contains("MISSED"), "{text}");
+    assert!(
+        text.contains("  latest: "),
+        "the title shown is the latest: {text}"
+    );
 }
