@@ -116,6 +116,7 @@ fn param_schema(path: &str, name: &str) -> Option<serde_json::Value> {
             int(1, 1000)
         }
         ("/ws", "last_event_id") => json!({"type": "integer", "minimum": 0}),
+        ("/silences", "active") => json!({"type": "boolean"}),
         _ => return None,
     })
 }
@@ -126,6 +127,20 @@ fn param_schema(path: &str, name: &str) -> Option<serde_json::Value> {
 /// 429 over budget).
 fn contract(doc: &mut serde_json::Value) {
     use serde_json::json;
+    // A silence needs one matcher at least, and exactly one of `ends_at` and `minutes`.
+    if let Some(b) = doc.pointer_mut("/components/schemas/SilenceBody") {
+        let present = |f: &str, t: &str| json!({"required": [f], "properties": {f: {"type": t}}});
+        b["anyOf"] = json!([
+            present("detector", "string"),
+            present("asset", "string"),
+            present("severity", "string"),
+            present("protocol", "string"),
+        ]);
+        b["oneOf"] = json!([
+            {"required": ["ends_at"], "properties": {"ends_at": {"type": "string"}, "minutes": {"type": "null"}}},
+            {"required": ["minutes"], "properties": {"minutes": {"type": "integer"}, "ends_at": {"type": "null"}}},
+        ]);
+    }
     let problem = |d: &str| json!({"description": d, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;

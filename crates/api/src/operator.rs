@@ -53,6 +53,13 @@ fn actor(req: &HttpRequest) -> Actor {
     })
 }
 
+/// A random number for the ids of people's actions and silences (two identical requests at
+/// the same clock instant are two records).
+fn nonce() -> u64 {
+    use rand::RngCore;
+    <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng().next_u64()
+}
+
 fn parse_id(id: &str, what: &str) -> Result<StableId> {
     StableId::parse(id).map_err(|_| ApiError::invalid("id", format!("{what} id")))
 }
@@ -364,12 +371,29 @@ fn no_store<T: Serialize>(body: &T) -> HttpResponse {
         .json(body)
 }
 
-/// Body of the incident actions (`{}` when there is no note).
+/// Body of acknowledge and unacknowledge (`{}` without a note).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckBody {
+    /// Free text, at most 2,000 characters.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
+    pub note: Option<String>,
+}
+
+/// Body of resolve and notes: the note is required.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteBody {
-    /// Free text, at most 2,000 characters (required to resolve and for notes).
-    pub note: Option<String>,
+    /// Free text with at least one visible character, at most 2,000 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
+    pub note: String,
 }
 
 async fn audit(state: &ApiState, who: &Actor, action: &str, detail: String) -> Result<()> {
@@ -390,19 +414,19 @@ async fn act(
     req: &HttpRequest,
     id: &str,
     kind: ActionKind,
-    body: NoteBody,
+    note: Option<String>,
 ) -> Result<HttpResponse> {
     let who = actor(req);
     let id = parse_id(id, "an incident")?;
     let note = note_of(
-        body.note.as_deref(),
+        note.as_deref(),
         matches!(kind, ActionKind::Resolve | ActionKind::Note),
     )?;
     let Some(i) = state.incidents.incident(&id).await? else {
         return Err(ApiError::NotFound(format!("no incident {id}")));
     };
     let now = state.clock.now().max(i.last_seen);
-    let action = IncidentAction::new(&id, kind, &who.name, &note, now);
+    let action = IncidentAction::new(&id, kind, &who.name, &note, now, nonce());
     let open = i.status == IncidentStatus::Open;
     match kind {
         ActionKind::Resolve => {
@@ -458,11 +482,11 @@ async fn act(
 }
 
 macro_rules! incident_action {
-    ($fn:ident, $path:literal, $kind:expr, $doc:literal, $required:literal) => {
+    ($fn:ident, $path:literal, $kind:expr, $doc:literal, $body:ty, $required:literal) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "operator",
                     params(("id" = String, Path, description = "Incident id (`inc_…`)")),
-                    request_body(content = NoteBody, description = $required),
+                    request_body(content = $body, description = $required),
                     responses(
                         (status = 200, body = IncidentDetail),
                         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -474,9 +498,9 @@ macro_rules! incident_action {
             state: web::Data<ApiState>,
             req: HttpRequest,
             id: web::Path<String>,
-            body: web::Json<NoteBody>,
+            body: web::Json<$body>,
         ) -> Result<HttpResponse> {
-            act(&state, &req, &id, $kind, body.into_inner()).await
+            act(&state, &req, &id, $kind, body.into_inner().note.into()).await
         }
     };
 }
@@ -486,6 +510,7 @@ incident_action!(
     "/security/incidents/{id}/acknowledge",
     ActionKind::Acknowledge,
     "Acknowledges an open incident (\"I am on it\"); shown on the dashboard and in its history.",
+    AckBody,
     "optional note"
 );
 incident_action!(
@@ -493,6 +518,7 @@ incident_action!(
     "/security/incidents/{id}/unacknowledge",
     ActionKind::Unacknowledge,
     "Withdraws an acknowledgement.",
+    AckBody,
     "optional note"
 );
 incident_action!(
@@ -500,6 +526,7 @@ incident_action!(
     "/security/incidents/{id}/resolve",
     ActionKind::Resolve,
     "Resolves an open incident with a note: a resolution step is stored, streamed and alerted to the channels that heard it open. If the condition persists, the monitor opens a new incident.",
+    NoteBody,
     "the note (required)"
 );
 incident_action!(
@@ -507,36 +534,50 @@ incident_action!(
     "/security/incidents/{id}/notes",
     ActionKind::Note,
     "Adds a note to an incident's history (open or resolved).",
+    NoteBody,
     "the note (required)"
 );
 
-/// Body of `POST /silences`.
+/// Body of `POST /silences`: at least one matcher, a comment, and `ends_at` or `minutes`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceBody {
     /// Detector name, exactly.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub detector: Option<String>,
     /// Market.
+    #[schema(pattern = "^[!-~]{1,64}$")]
     pub asset: Option<String>,
     /// Mute steps at or below this severity (`info`, `low`, `medium`, `high`, `critical`).
+    #[schema(pattern = "^(info|low|medium|high|critical)$")]
     pub severity: Option<String>,
     /// Protocol (`hyperliquid`).
+    #[schema(pattern = "^hyperliquid$")]
     pub protocol: Option<String>,
     /// Start (RFC 3339; default now).
+    #[schema(format = DateTime)]
     pub starts_at: Option<String>,
-    /// End (RFC 3339), at most 30 days after the start; or give `minutes`.
+    /// End (RFC 3339), after now and the start and at most 30 days after the start (else
+    /// 409); or give `minutes`.
+    #[schema(format = DateTime)]
     pub ends_at: Option<String>,
     /// Length in minutes from the start (1–43,200), on the monitor's clock (replay time
     /// when serving a replay); instead of `ends_at`.
-    #[schema(minimum = 1, maximum = 43200)]
-    pub minutes: Option<i64>,
-    /// Why (required).
+    /// (Read as a number: JSON Schema's integers include `25.0`.)
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 43200)]
+    pub minutes: Option<f64>,
+    /// Why (required): at least one visible character, at most 2,000.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
     pub comment: String,
 }
 
 fn parse_time(v: &str, name: &str) -> Result<Timestamp> {
     Timestamp::parse(v)
-        .filter(|t| (0..=253_402_300_799_999).contains(&t.0))
+        .filter(|t| (-62_167_219_200_000..=253_402_300_799_999).contains(&t.0))
         .ok_or_else(|| ApiError::invalid(name, "an RFC 3339 time such as 2026-12-04T18:00:00Z"))
 }
 
@@ -589,8 +630,10 @@ fn silence_of(b: SilenceBody, who: &Actor, now: Timestamp) -> Result<Silence> {
         .unwrap_or(now);
     let ends_at = match (b.ends_at.as_deref(), b.minutes) {
         (Some(e), None) => parse_time(e, "ends_at")?,
-        (None, Some(m)) if (1..=MAX_SILENCE_DAYS * 1440).contains(&m) => {
-            starts_at.plus_millis(m * 60_000)
+        (None, Some(m))
+            if m.fract() == 0.0 && (1.0..=(MAX_SILENCE_DAYS * 1440) as f64).contains(&m) =>
+        {
+            starts_at.plus_millis(m as i64 * 60_000)
         }
         (None, Some(_)) => {
             return Err(ApiError::invalid(
@@ -604,17 +647,19 @@ fn silence_of(b: SilenceBody, who: &Actor, now: Timestamp) -> Result<Silence> {
             ));
         }
     };
+    // Refusals relative to the clock or between fields are conflicts (409): the document
+    // cannot state them, and the request is well-formed.
     if ends_at <= starts_at.max(now) {
-        return Err(ApiError::invalid(
-            "ends_at",
-            "a time after the start and after now",
-        ));
+        return Err(ApiError::Conflict(format!(
+            "ends_at {} is not after the start and the monitor's clock ({})",
+            ends_at.to_rfc3339(),
+            starts_at.max(now).to_rfc3339()
+        )));
     }
     if ends_at.millis_since(starts_at) > MAX_SILENCE_DAYS * 86_400_000 {
-        return Err(ApiError::invalid(
-            "ends_at",
-            format!("at most {MAX_SILENCE_DAYS} days after the start"),
-        ));
+        return Err(ApiError::Conflict(format!(
+            "a silence lasts at most {MAX_SILENCE_DAYS} days; ends_at is later"
+        )));
     }
     let comment = note_of(Some(&b.comment), true).map_err(|_| {
         ApiError::invalid(
@@ -630,6 +675,7 @@ fn silence_of(b: SilenceBody, who: &Actor, now: Timestamp) -> Result<Silence> {
                 &now.0.to_string(),
                 &serde_json::to_string(&matchers).unwrap_or_default(),
                 &comment,
+                &nonce().to_string(),
             ],
         ),
         matchers,
@@ -684,7 +730,8 @@ pub async fn list_silences(
 #[utoipa::path(post, path = "/silences", tag = "operator", request_body = SilenceBody,
     responses((status = 201, body = SilenceResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json")))]
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The end is not after the start and the monitor's clock, or more than 30 days after the start", body = Problem, content_type = "application/problem+json")))]
 #[post("/silences")]
 pub async fn create_silence(
     state: web::Data<ApiState>,

@@ -117,13 +117,16 @@ pub struct IncidentAction {
 }
 
 impl IncidentAction {
-    /// A new action with its derived id.
+    /// A new action; its id is derived from everything here and `nonce` (the caller's random
+    /// number: two notes at the same instant — a replay's clock stands still once it has
+    /// ended — are two actions).
     pub fn new(
         incident_id: &StableId,
         kind: ActionKind,
         actor: &str,
         note: &str,
         time: Timestamp,
+        nonce: u64,
     ) -> Self {
         Self {
             id: StableId::derive(
@@ -133,6 +136,8 @@ impl IncidentAction {
                     kind.as_str(),
                     actor,
                     &time.0.to_string(),
+                    note,
+                    &nonce.to_string(),
                 ],
             ),
             incident_id: incident_id.clone(),

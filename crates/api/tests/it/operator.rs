@@ -43,8 +43,16 @@ async fn acknowledge_resolve_with_a_note_and_the_history_shows_it() {
     let list = api.json("/security/incidents?status=open").await;
     assert_eq!(list["incidents"][0]["acknowledged_by"], "local");
 
-    // Resolving needs a note.
+    // Resolving needs a note: absent, or only blanks.
     let (s, body) = post(&api, &format!("{base}/resolve"), None, json!({})).await;
+    assert_eq!(s, 400, "{body}");
+    let (s, body) = post(
+        &api,
+        &format!("{base}/resolve"),
+        None,
+        json!({"note": "  "}),
+    )
+    .await;
     assert_eq!(s, 400, "{body}");
     assert_eq!(body["code"], "invalid_parameter");
     let (s, body) = post(
@@ -94,8 +102,17 @@ async fn acknowledge_resolve_with_a_note_and_the_history_shows_it() {
     )
     .await;
     assert_eq!(s, 200, "{body}");
+    // The same note again at the same clock instant is a second note, not a lost one.
+    let (s, _) = post(
+        &api,
+        &format!("{base}/notes"),
+        None,
+        json!({"note": "post-mortem in OPS-12"}),
+    )
+    .await;
+    assert_eq!(s, 200);
     let page = api.json(&base).await;
-    assert_eq!(page["actions"].as_array().unwrap().len(), 3);
+    assert_eq!(page["actions"].as_array().unwrap().len(), 4);
     assert_eq!(page["window"].as_array().unwrap().len(), 2);
     // Every write is audited.
     let audit = api.store.audit_log(10).await.unwrap();
@@ -253,8 +270,6 @@ async fn silences_are_created_listed_matched_and_ended() {
     for bad in [
         json!({"ends_at": ends, "comment": "everything"}),
         json!({"asset": "ETH", "ends_at": ends, "comment": ""}),
-        json!({"asset": "ETH", "ends_at": "2020-01-01T00:00:00Z", "comment": "x"}),
-        json!({"asset": "ETH", "ends_at": Timestamp(NOW + 31 * 86_400_000).to_rfc3339(), "comment": "x"}),
         json!({"severity": "apocalyptic", "ends_at": ends, "comment": "x"}),
         json!({"protocol": "dydx", "ends_at": ends, "comment": "x"}),
         json!({"asset": "ETH", "comment": "no end"}),
@@ -263,6 +278,14 @@ async fn silences_are_created_listed_matched_and_ended() {
     ] {
         let (s, body) = post(&api, "/silences", None, bad.clone()).await;
         assert_eq!(s, 400, "{bad} → {body}");
+    }
+    // Well-formed but contradicting the clock or the 30-day limit: 409.
+    for late in [
+        json!({"asset": "ETH", "ends_at": "2020-01-01T00:00:00Z", "comment": "x"}),
+        json!({"asset": "ETH", "ends_at": Timestamp(NOW + 31 * 86_400_000).to_rfc3339(), "comment": "x"}),
+    ] {
+        let (s, body) = post(&api, "/silences", None, late.clone()).await;
+        assert_eq!(s, 409, "{late} → {body}");
     }
     let id = sil["id"].as_str().unwrap();
     let r = api

@@ -656,6 +656,7 @@ pub(crate) async fn operator_actions_silences_and_the_resolved_guard(s: &Store) 
         "local",
         "",
         Timestamp(T0 + 1),
+        7,
     );
     s.record_action(&ack).await.unwrap();
     s.record_action(&ack).await.unwrap();
@@ -674,6 +675,7 @@ pub(crate) async fn operator_actions_silences_and_the_resolved_guard(s: &Store) 
         "local",
         "false positive: venue maintenance",
         at,
+        7,
     );
     s.commit(&IngestBatch {
         updates: vec![resolution],
