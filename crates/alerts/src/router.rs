@@ -678,99 +678,45 @@ mod tests {
     #[test]
     fn an_open_critical_inhibits_lower_steps_on_its_market_until_it_ends() {
         use IncidentChange::*;
+        use Severity::{Critical, High, Medium};
+        #[derive(Debug, PartialEq)]
+        enum Want {
+            Send,
+            Skip,
+            Inhibited,
+        }
+        let steps = [
+            // The critical incident on JELLY is announced.
+            (Opened, Critical, 0, "thin_market", "JELLY", Want::Send),
+            // A high incident on JELLY is held back; one on ETH is not; a critical is not.
+            (Opened, High, 1, "oracle", "JELLY", Want::Inhibited),
+            (Opened, High, 1, "oracle", "ETH", Want::Send),
+            (Opened, Critical, 2, "liquidation", "JELLY", Want::Send),
+            // Its updates stay quiet (not recorded: the channel takes no updates).
+            (Updated, High, 3, "oracle", "JELLY", Want::Skip),
+            // The criticals resolve; the held-back incident's next step announces it.
+            (Resolved, Critical, 4, "thin_market", "JELLY", Want::Send),
+            (Updated, High, 5, "oracle", "JELLY", Want::Skip), // one critical still open
+            (Resolved, Critical, 6, "liquidation", "JELLY", Want::Send),
+            (Updated, High, 7, "oracle", "JELLY", Want::Send),
+            (Resolved, High, 8, "oracle", "JELLY", Want::Send),
+            // Held back until it resolved: never announced, nor its resolution.
+            (Opened, Critical, 9, "thin_market", "JELLY", Want::Send),
+            (Opened, Medium, 10, "whale", "JELLY", Want::Inhibited),
+            (Resolved, Medium, 11, "whale", "JELLY", Want::Skip),
+        ];
         let mut r = Router::new(vec![route(Severity::Medium)], 0);
-        // The critical incident on JELLY is announced.
-        assert_eq!(
-            one(
-                &mut r,
-                &other(Opened, Severity::Critical, 0, "thin_market", "JELLY")
-            ),
-            Decision::Send
-        );
-        // A high incident on JELLY is held back; one on ETH is not; a critical on JELLY is not.
-        let held = one(&mut r, &other(Opened, Severity::High, 1, "oracle", "JELLY"));
-        assert!(
-            matches!(&held, Decision::Suppress(why) if why.starts_with(INHIBITED) && why.contains("JELLY")),
-            "{held:?}"
-        );
-        assert_eq!(
-            one(&mut r, &other(Opened, Severity::High, 1, "oracle", "ETH")),
-            Decision::Send
-        );
-        assert_eq!(
-            one(
-                &mut r,
-                &other(Opened, Severity::Critical, 2, "liquidation", "JELLY")
-            ),
-            Decision::Send
-        );
-        // Its updates stay quiet (not recorded: the channel takes no updates).
-        assert_eq!(
-            one(
-                &mut r,
-                &other(Updated, Severity::High, 3, "oracle", "JELLY")
-            ),
-            Decision::Skip
-        );
-        // Both criticals resolve; the held-back incident's next step announces it.
-        assert_eq!(
-            one(
-                &mut r,
-                &other(Resolved, Severity::Critical, 4, "thin_market", "JELLY")
-            ),
-            Decision::Send
-        );
-        assert_eq!(
-            one(
-                &mut r,
-                &other(Updated, Severity::High, 5, "oracle", "JELLY")
-            ),
-            Decision::Skip,
-            "still one critical open"
-        );
-        assert_eq!(
-            one(
-                &mut r,
-                &other(Resolved, Severity::Critical, 6, "liquidation", "JELLY")
-            ),
-            Decision::Send
-        );
-        assert_eq!(
-            one(
-                &mut r,
-                &other(Updated, Severity::High, 7, "oracle", "JELLY")
-            ),
-            Decision::Send
-        );
-        assert_eq!(
-            one(
-                &mut r,
-                &other(Resolved, Severity::High, 8, "oracle", "JELLY")
-            ),
-            Decision::Send
-        );
-        // An incident held back until it resolved is never announced, nor its resolution.
-        assert_eq!(
-            one(
-                &mut r,
-                &other(Opened, Severity::Critical, 9, "thin_market", "JELLY")
-            ),
-            Decision::Send
-        );
-        assert!(matches!(
-            one(
-                &mut r,
-                &other(Opened, Severity::Medium, 10, "whale", "JELLY")
-            ),
-            Decision::Suppress(_)
-        ));
-        assert_eq!(
-            one(
-                &mut r,
-                &other(Resolved, Severity::Medium, 11, "whale", "JELLY")
-            ),
-            Decision::Skip
-        );
+        for (i, (change, sev, t, detector, asset, want)) in steps.into_iter().enumerate() {
+            let got = match one(&mut r, &other(change, sev, t, detector, asset)) {
+                Decision::Send => Want::Send,
+                Decision::Skip => Want::Skip,
+                Decision::Suppress(why) => {
+                    assert!(why.starts_with(INHIBITED) && why.contains(asset), "{why}");
+                    Want::Inhibited
+                }
+            };
+            assert_eq!(got, want, "step {i}: {change:?} {sev:?} {detector} {asset}");
+        }
     }
 
     #[test]

@@ -425,7 +425,17 @@ async fn act(
     let Some(i) = state.incidents.incident(&id).await? else {
         return Err(ApiError::NotFound(format!("no incident {id}")));
     };
-    let now = state.clock.now().max(i.last_seen);
+    let actions = state
+        .operator
+        .incident_actions(std::slice::from_ref(&id))
+        .await?;
+    // The history is ordered by time: an action comes at least 1 ms after the step and the
+    // action before it (a replay's clock stands still once the replay has ended).
+    let now = state.clock.now().max(i.last_seen).max(
+        actions
+            .last()
+            .map_or(Timestamp(i64::MIN), |a| a.time.plus_millis(1)),
+    );
     let action = IncidentAction::new(&id, kind, &who.name, &note, now, nonce());
     let open = i.status == IncidentStatus::Open;
     match kind {
@@ -456,10 +466,6 @@ async fn act(
                     "incident {id} is resolved; there is nothing to acknowledge"
                 )));
             }
-            let actions = state
-                .operator
-                .incident_actions(std::slice::from_ref(&id))
-                .await?;
             let acked = acknowledgement(&actions).is_some();
             if acked == (kind == ActionKind::Acknowledge) {
                 return Err(ApiError::Conflict(format!(

@@ -279,6 +279,18 @@ async fn discord_budget_spaces_a_burst_and_flapping_is_suppressed() {
 }
 
 /// The `kamiyo-event` header of every request the receiver got, in order.
+/// The delivery log's suppressed rows (silenced, grouped, inhibited, folded), newest first.
+async fn suppressed(store: &Store) -> Vec<kamiyo_core_models::OutboxEntry> {
+    store
+        .deliveries(&DeliveryQuery {
+            status: Some(OutboxStatus::Suppressed),
+            limit: 100,
+            ..DeliveryQuery::default()
+        })
+        .await
+        .unwrap()
+}
+
 fn event_kinds(rx: &Receiver) -> Vec<String> {
     rx.received()
         .iter()
@@ -341,14 +353,7 @@ async fn silences_mute_matching_steps_and_never_a_critical() {
         ["incident.escalated", "incident.resolved", "incident.opened"],
         "the critical escalation, its resolution, and the step after the silence"
     );
-    let log = store
-        .deliveries(&DeliveryQuery {
-            status: Some(OutboxStatus::Suppressed),
-            limit: 100,
-            ..DeliveryQuery::default()
-        })
-        .await
-        .unwrap();
+    let log = suppressed(&store).await;
     assert_eq!(log.len(), 3, "{log:?}");
     assert!(log.iter().all(|e| e.last_error.as_deref().is_some_and(|r| {
         r.starts_with("silenced by sil_jelly until") && r.contains("JELLY delisting")
@@ -403,14 +408,7 @@ async fn incidents_on_one_market_share_one_thread() {
             .starts_with("[CRITICAL] Group update · "),
         "{last}"
     );
-    let log = store
-        .deliveries(&DeliveryQuery {
-            status: Some(OutboxStatus::Suppressed),
-            limit: 100,
-            ..DeliveryQuery::default()
-        })
-        .await
-        .unwrap();
+    let log = suppressed(&store).await;
     assert_eq!(log.len(), 4, "every grouped step is in the log");
     assert!(log.iter().all(|e| {
         e.last_error

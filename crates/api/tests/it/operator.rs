@@ -18,20 +18,35 @@ async fn post(api: &TestApi, path: &str, key: Option<&str>, body: Value) -> (u16
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Commits the opening of incident `n` and returns it.
+async fn opened(
+    api: &TestApi,
+    n: usize,
+    sev: Severity,
+    threat: ThreatType,
+    asset: &str,
+    t: i64,
+) -> kamiyo_core_models::Incident {
+    let i = incident(n, sev, threat, asset, t);
+    api.commit(&IngestBatch {
+        updates: vec![step(&i, IncidentChange::Opened, t)],
+        ..IngestBatch::default()
+    })
+    .await;
+    i
+}
+
 #[tokio::test]
 async fn acknowledge_resolve_with_a_note_and_the_history_shows_it() {
     let api = TestApi::start(config()).await;
-    let i = incident(
+    let i = opened(
+        &api,
         1,
         Severity::High,
         ThreatType::OracleDeviation,
         "ETH",
         NOW - 600_000,
-    );
-    api.commit(&IngestBatch {
-        updates: vec![step(&i, IncidentChange::Opened, NOW - 600_000)],
-        ..IngestBatch::default()
-    })
+    )
     .await;
     let base = format!("/security/incidents/{}", i.id);
 
@@ -162,17 +177,14 @@ async fn writes_need_the_write_scope_and_the_same_origin() {
         ..config()
     })
     .await;
-    let i = incident(
+    let i = opened(
+        &api,
         2,
         Severity::Critical,
         ThreatType::LargeLiquidation,
         "BTC",
         NOW - 60_000,
-    );
-    api.commit(&IngestBatch {
-        updates: vec![step(&i, IncidentChange::Opened, NOW - 60_000)],
-        ..IngestBatch::default()
-    })
+    )
     .await;
     let read = kamiyo_api::auth::generate_key("grafana", KeyScope::Read, Timestamp(0));
     let write = kamiyo_api::auth::generate_key("oncall", KeyScope::Write, Timestamp(0));
@@ -250,17 +262,14 @@ async fn silences_are_created_listed_matched_and_ended() {
     assert_eq!(r.status(), 200);
 
     // An incident that matched it lists the silence on its page.
-    let i = incident(
+    let i = opened(
+        &api,
         3,
         Severity::Medium,
         ThreatType::ThinMarketManipulation,
         "JELLY",
         NOW,
-    );
-    api.commit(&IngestBatch {
-        updates: vec![step(&i, IncidentChange::Opened, NOW)],
-        ..IngestBatch::default()
-    })
+    )
     .await;
     let page = api.json(&format!("/security/incidents/{}", i.id)).await;
     assert_eq!(page["silences"][0]["id"], sil["id"], "{page}");

@@ -18,6 +18,10 @@ async fn dashboard_shows_a_live_incident_in_headless_chromium() {
     // The browser first: it takes the longest to start, and the replay's clock starts with
     // the server.
     let (_driver, d) = Driver::start().await;
+    let hook = kamiyo_testing::receiver::Receiver::start(|_, _| {
+        kamiyo_testing::receiver::Reply::new(204, "")
+    })
+    .await;
 
     // The server: a paced replay, serving the dashboard on the replay's clock, that starts only
     // once the page's live stream is connected — so the page is loaded before any incident by
@@ -37,6 +41,11 @@ async fn dashboard_shows_a_live_incident_in_headless_chromium() {
         .env_remove("DATABASE_URL")
         .env_remove("KAMIYO_CONFIG")
         .env("KAMIYO_SERVER__DATA_DIR", data.path())
+        // A webhook channel: the incident pages show their alerts, grouped ones included.
+        .env("KAMIYO_ALERTS__CHANNELS__HOOK__KIND", "webhook")
+        .env("KAMIYO_ALERTS__CHANNELS__HOOK__URL", hook.url("/in"))
+        .env("KAMIYO_ALERTS__CHANNELS__HOOK__SECRET", "whsec_browser")
+        .env("KAMIYO_ALERTS__CHANNELS__HOOK__MIN_SEVERITY", "medium")
         .env("KAMIYO_SERVER__BIND", "127.0.0.1:0")
         .env("KAMIYO_TELEMETRY__LOG_LEVEL", "warn");
     let crate::support::Serving {
@@ -153,6 +162,42 @@ async fn dashboard_shows_a_live_incident_in_headless_chromium() {
     if std::env::var("KAMIYO_BLESS").is_ok() {
         std::fs::write(root().join("docs/incident.png"), &png).unwrap();
     }
+    // Grouping: the JELLY incidents share one thread on the channel; an incident folded into
+    // it shows why on its page.
+    let grouped: serde_json::Value = reqwest::get(format!(
+        "{base}/alerts/deliveries?status=suppressed&limit=100"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let member = grouped["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["last_error"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("grouped with incident "))
+        })
+        .unwrap_or_else(|| panic!("no grouped delivery: {grouped}"))["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    d.goto(&format!("{base}/#incident/{member}")).await;
+    d.wait_for(
+        "a grouped incident's deliveries",
+        "return document.getElementById('ip-deliveries').innerText.includes('grouped with incident')",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        hook.received()
+            .iter()
+            .any(|r| r.json()["type"] == "incident.group_update"),
+        "a group update reached the channel"
+    );
     d.js("document.getElementById('incident-back').click(); return true")
         .await;
     d.wait_for(
