@@ -10,6 +10,13 @@
 //!    `deploy/config/default.toml`).
 //! 7. Ground truth is frozen: scenario truth and inputs change only in commits of their own,
 //!    explained in the scenario's `NOTES.md` (`crate::frozen`).
+//! 8. Only `store` speaks SQL: no other member depends directly on a SQL crate (test support
+//!    excepted).
+//! 9. Only the API, the binaries and test support serve HTTP: no other member depends on an
+//!    HTTP server crate or enables hyper's server.
+//! 10. Only binaries read the environment: library sources (outside `main.rs` and `src/bin/`)
+//!     never call `std::env::var*`.
+//! 11. No unused dependency: every direct dependency is named in the code that can use it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -44,6 +51,72 @@ pub const FORBIDDEN_IN_CORE_MODELS: &[&str] = &[
     "opentelemetry_sdk",
     "async-stripe",
 ];
+
+/// Crates that speak SQL.
+pub const SQL_CRATES: &[&str] = &[
+    "diesel",
+    "diesel-async",
+    "diesel_migrations",
+    "libsqlite3-sys",
+    "tokio-postgres",
+    "postgres",
+    "sqlx",
+    "rusqlite",
+];
+
+/// Members that may depend on SQL crates, and why.
+pub const SQL_ALLOWED: &[(&str, &str)] = &[
+    ("kamiyo-store", "the store"),
+    (
+        "kamiyo-testing",
+        "test support: creates a PostgreSQL database per test",
+    ),
+];
+
+/// Crates that serve HTTP (hyper and hyper-util count when their `server` feature is on).
+pub const HTTP_SERVER_CRATES: &[&str] = &[
+    "actix-web",
+    "actix-http",
+    "actix-ws",
+    "actix-server",
+    "axum",
+    "warp",
+    "poem",
+    "rocket",
+    "tower-http",
+];
+
+/// Members that may serve HTTP, and why.
+pub const HTTP_SERVER_ALLOWED: &[(&str, &str)] = &[
+    ("kamiyo-api", "everything HTTP-shaped"),
+    ("kamiyo-server", "the binary"),
+    (
+        "kamiyo-simulator",
+        "a loopback exchange: a server by nature",
+    ),
+    ("kamiyo-testing", "test support: loopback receivers"),
+    // kamiyo:private-begin
+    ("kamiyo-platform", "the platform's binary"),
+    // kamiyo:private-end
+];
+
+/// Members whose library sources may read the environment, and why.
+pub const ENV_ALLOWED: &[(&str, &str)] = &[
+    ("kamiyo-server", "the binary crate: it owns configuration"),
+    ("kamiyo-testing", "test support: the test database URL"),
+    ("xtask", "the developer tool"),
+];
+
+/// Dependencies that are used without being named, and why.
+pub const UNUSED_OK: &[(&str, &str, &str)] = &[(
+    "kamiyo-store",
+    "libsqlite3-sys",
+    "enables SQLite's bundled build for diesel",
+)];
+
+fn allowed(list: &[(&str, &str)], member: &str) -> bool {
+    list.iter().any(|(m, _)| *m == member)
+}
 
 /// Directories whose members form the open core.
 pub const OPEN_CORE_DIRS: &[&str] = &["crates/", "examples/"];
@@ -228,6 +301,158 @@ fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Rule 8: SQL crates only under the store (direct dependencies of any kind).
+pub fn sql_only_in_store(ws: &Workspace) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for p in ws.members().filter(|p| !allowed(SQL_ALLOWED, &p.name)) {
+        for (d, _) in p
+            .deps
+            .iter()
+            .filter(|(d, _)| SQL_CRATES.contains(&d.as_str()))
+        {
+            out.push(Violation {
+                rule: "sql-only-in-store",
+                detail: format!("{} depends on {d}: only kamiyo-store speaks SQL", p.name),
+            });
+        }
+    }
+    out
+}
+
+/// Rule 9: HTTP servers only in the API, the binaries and test support (normal dependencies;
+/// tests may start loopback servers).
+pub fn http_servers_only_at_the_edge(ws: &Workspace) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for p in ws
+        .members()
+        .filter(|p| !allowed(HTTP_SERVER_ALLOWED, &p.name))
+    {
+        for d in p.dep_uses.iter().filter(|d| d.kind == DepKind::Normal) {
+            let server = HTTP_SERVER_CRATES.contains(&d.package.as_str())
+                || (matches!(d.package.as_str(), "hyper" | "hyper-util")
+                    && d.features
+                        .iter()
+                        .any(|f| f == "server" || f.starts_with("server-")));
+            if server {
+                out.push(Violation {
+                    rule: "http-server-at-the-edge",
+                    detail: format!(
+                        "{} depends on {} as a server: only the API, the binaries and test support serve HTTP",
+                        p.name, d.package
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Rule 10: library sources never read the environment.
+pub fn env_only_in_binaries(ws: &Workspace) -> Vec<Violation> {
+    // Built at run time so that this file does not trip its own rule.
+    let needles = [
+        format!("env::{}(", "var"),
+        format!("env::{}(", "var_os"),
+        format!("env::{}(", "vars"),
+    ];
+    let mut out = Vec::new();
+    for p in ws.members().filter(|p| !allowed(ENV_ALLOWED, &p.name)) {
+        let src = ws.root.join(&p.rel_dir).join("src");
+        let mut files = Vec::new();
+        collect_rs(&src, &mut files);
+        for f in files {
+            let rel = f.strip_prefix(&src).unwrap_or(&f);
+            if rel == Path::new("main.rs") || rel.starts_with("bin") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            for (i, line) in text.lines().enumerate() {
+                if needles.iter().any(|n| line.contains(n.as_str())) {
+                    out.push(Violation {
+                        rule: "env-only-in-binaries",
+                        detail: format!(
+                            "{}:{}: a library reads the environment (binaries pass configuration in)",
+                            f.strip_prefix(&ws.root).unwrap_or(&f).display(),
+                            i + 1
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Rule 11: every direct dependency is named where it can be used — normal ones in `src/` or
+/// `build.rs`, dev ones in any source of the member, build ones in `build.rs`.
+pub fn unused_dependencies(ws: &Workspace) -> Vec<Violation> {
+    let read_all = |dirs: &[PathBuf]| -> String {
+        let mut files = Vec::new();
+        for d in dirs {
+            if d.is_file() {
+                files.push(d.clone());
+            } else {
+                collect_rs(d, &mut files);
+            }
+        }
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut out = Vec::new();
+    for p in ws.members() {
+        let dir = ws.root.join(&p.rel_dir);
+        let build = read_all(&[dir.join("build.rs")]);
+        let src = read_all(&[dir.join("src"), dir.join("build.rs")]);
+        let any = read_all(&[
+            dir.join("src"),
+            dir.join("tests"),
+            dir.join("benches"),
+            dir.join("examples"),
+            dir.join("build.rs"),
+        ]);
+        for d in &p.dep_uses {
+            if UNUSED_OK
+                .iter()
+                .any(|(m, dep, _)| *m == p.name && *dep == d.package)
+            {
+                continue;
+            }
+            let text = match d.kind {
+                DepKind::Normal => &src,
+                DepKind::Dev => &any,
+                DepKind::Build => &build,
+            };
+            if !mentions(text, &d.ident) {
+                out.push(Violation {
+                    rule: "unused-dependency",
+                    detail: format!(
+                        "{} ({}) never names its {:?} dependency {} (`{}`)",
+                        p.name,
+                        p.rel_dir.display(),
+                        d.kind,
+                        d.package,
+                        d.ident
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// True when `ident` appears in `text` as a whole word.
+fn mentions(text: &str, ident: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(ident).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + ident.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
+}
+
 /// Runs every rule on the workspace at `root`.
 pub fn run(root: &Path) -> anyhow::Result<Vec<Violation>> {
     let ws = Workspace::load(root)?;
@@ -235,6 +460,10 @@ pub fn run(root: &Path) -> anyhow::Result<Vec<Violation>> {
     v.extend(core_models_no_io(&ws, "kamiyo-core-models"));
     v.extend(published_docs(&ws));
     v.extend(published_deps_publishable(&ws));
+    v.extend(sql_only_in_store(&ws));
+    v.extend(http_servers_only_at_the_edge(&ws));
+    v.extend(env_only_in_binaries(&ws));
+    v.extend(unused_dependencies(&ws));
     let dirs: Vec<PathBuf> = ws.members().map(|p| p.rel_dir.clone()).collect();
     v.extend(source_hygiene(&ws.root, &dirs));
     v.extend(crate::frozen::check(&crate::frozen::read(&ws.root)?));
@@ -404,5 +633,120 @@ mod tests {
         let v = open_core_isolation(&ws);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].detail.contains("core (crates/core)") && v[0].detail.contains("private"));
+    }
+
+    #[test]
+    fn catches_sql_outside_the_store_and_http_servers_inside_the_core() {
+        let mut hyper_server = member(
+            "kamiyo-monitors",
+            "crates/monitors",
+            true,
+            &[("hyper", DepKind::Normal)],
+        );
+        hyper_server.dep_uses[0].features = vec!["server".into()];
+        let ws = model(vec![
+            member(
+                "kamiyo-store",
+                "crates/store",
+                true,
+                &[("diesel", DepKind::Normal)],
+            ),
+            member(
+                "kamiyo-api",
+                "crates/api",
+                true,
+                &[
+                    ("actix-web", DepKind::Normal),
+                    ("diesel-async", DepKind::Dev),
+                ],
+            ),
+            member(
+                "kamiyo-aggregators",
+                "crates/aggregators",
+                true,
+                &[("hyper", DepKind::Normal), ("axum", DepKind::Dev)],
+            ),
+            hyper_server,
+            member(
+                "kamiyo-alerts",
+                "crates/alerts",
+                true,
+                &[("actix-web", DepKind::Normal)],
+            ),
+        ]);
+        let sql = sql_only_in_store(&ws);
+        assert_eq!(sql.len(), 1, "{sql:?}");
+        assert!(
+            sql[0]
+                .detail
+                .starts_with("kamiyo-api depends on diesel-async")
+        );
+        let http = http_servers_only_at_the_edge(&ws);
+        let who: BTreeSet<&str> = http
+            .iter()
+            .map(|v| v.detail.split(' ').next().unwrap())
+            .collect();
+        // hyper as a client and a server crate among dev-dependencies are fine.
+        assert_eq!(
+            who,
+            BTreeSet::from(["kamiyo-alerts", "kamiyo-monitors"]),
+            "{http:?}"
+        );
+    }
+
+    #[test]
+    fn catches_a_library_reading_the_environment_and_an_unused_dependency() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let write = |p: &str, s: &str| {
+            let p = root.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, s).unwrap();
+        };
+        let env_call = format!("std::env::{}(\"X\")", "var");
+        write(
+            "Cargo.toml",
+            "[workspace]\nresolver = \"3\"\nmembers = [\"crates/lib\", \"crates/util\", \"crates/extra\", \"crates/bin\"]\n",
+        );
+        write(
+            "crates/lib/Cargo.toml",
+            "[package]\nname = \"lib\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n[dependencies]\nutil = { path = \"../util\" }\n[dev-dependencies]\nrenamed = { package = \"extra\", path = \"../extra\" }\n",
+        );
+        write(
+            "crates/lib/src/lib.rs",
+            &format!("//! Lib.\npub fn f() -> bool {{ {env_call}.is_ok() }}\n"),
+        );
+        write("crates/lib/tests/t.rs", "//! T.\nuse renamed as _;\n");
+        write(
+            "crates/util/Cargo.toml",
+            "[package]\nname = \"util\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n",
+        );
+        write("crates/util/src/lib.rs", "//! Util.\n");
+        write(
+            "crates/extra/Cargo.toml",
+            "[package]\nname = \"extra\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n",
+        );
+        write("crates/extra/src/lib.rs", "//! Extra.\n");
+        write(
+            "crates/bin/Cargo.toml",
+            "[package]\nname = \"bin\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n[dependencies]\nutil = { path = \"../util\" }\n",
+        );
+        write(
+            "crates/bin/src/main.rs",
+            &format!("//! Bin.\nuse util as _;\nfn main() {{ let _ = {env_call}; }}\n"),
+        );
+        let ws = Workspace::load(root).unwrap();
+        let env = env_only_in_binaries(&ws);
+        assert_eq!(env.len(), 1, "{env:?}");
+        assert!(env[0].detail.contains("crates/lib/src/lib.rs:2"), "{env:?}");
+        let unused = unused_dependencies(&ws);
+        assert_eq!(unused.len(), 1, "{unused:?}");
+        assert!(
+            unused[0]
+                .detail
+                .contains("lib (crates/lib) never names its Normal dependency util"),
+            "{unused:?}"
+        );
+        assert!(mentions("use util::x;", "util") && !mentions("use utility;", "util"));
     }
 }

@@ -32,6 +32,22 @@ pub struct Package {
     pub publishable: bool,
     /// Direct dependencies of the manifest: (name, kind).
     pub deps: Vec<(String, DepKind)>,
+    /// The same dependencies with what the code calls them (the rename, else the library
+    /// name) and the features enabled on them.
+    pub dep_uses: Vec<DepUse>,
+}
+
+/// A direct dependency as the code sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepUse {
+    /// Package name.
+    pub package: String,
+    /// The identifier in code (`async_trait`, a rename …); resolved by [`Workspace::load`].
+    pub ident: String,
+    /// Kind.
+    pub kind: DepKind,
+    /// Features enabled by this manifest.
+    pub features: Vec<String>,
 }
 
 /// The workspace and its resolved graph.
@@ -43,6 +59,8 @@ pub struct Workspace {
     pub packages: BTreeMap<String, Package>,
     /// Resolved edges: package → set of (dependency name, kind).
     pub resolved: BTreeMap<String, BTreeSet<(String, DepKind)>>,
+    /// Library target names (`rust_decimal` for `rust_decimal`, `async_trait` for `async-trait`).
+    pub lib_names: BTreeMap<String, String>,
 }
 
 impl Workspace {
@@ -104,6 +122,40 @@ impl Workspace {
                         .collect()
                 })
                 .unwrap_or_default();
+            let dep_uses = p["dependencies"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| {
+                            let package = d["name"].as_str()?.to_owned();
+                            Some(DepUse {
+                                ident: d["rename"].as_str().unwrap_or(&package).replace('-', "_"),
+                                package,
+                                kind: kind_of(&d["kind"]),
+                                features: d["features"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .filter_map(|f| f.as_str().map(str::to_owned))
+                                    .collect(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(lib) = p["targets"].as_array().into_iter().flatten().find(|t| {
+                t["kind"].as_array().into_iter().flatten().any(|k| {
+                    matches!(
+                        k.as_str(),
+                        Some("lib" | "rlib" | "proc-macro" | "dylib" | "cdylib")
+                    )
+                })
+            }) && let Some(n) = lib["name"].as_str()
+            {
+                ws.lib_names
+                    .entry(name.clone())
+                    .or_insert_with(|| n.replace('-', "_"));
+            }
             // Several versions of one crate may coexist; the model keys by name, which is
             // enough for the rules (they ask "is X anywhere in the closure").
             ws.packages.entry(name.clone()).or_insert(Package {
@@ -112,6 +164,7 @@ impl Workspace {
                 member,
                 publishable,
                 deps,
+                dep_uses,
             });
         }
         if let Some(nodes) = v["resolve"]["nodes"].as_array() {
@@ -127,6 +180,17 @@ impl Workspace {
                     for k in d["dep_kinds"].as_array().into_iter().flatten() {
                         edges.insert((dep.clone(), kind_of(&k["kind"])));
                     }
+                }
+            }
+        }
+        // What code calls an unrenamed dependency: its library target's name.
+        let libs = ws.lib_names.clone();
+        for p in ws.packages.values_mut() {
+            for d in &mut p.dep_uses {
+                if d.ident == d.package.replace('-', "_")
+                    && let Some(l) = libs.get(&d.package)
+                {
+                    d.ident.clone_from(l);
                 }
             }
         }
@@ -181,6 +245,15 @@ pub(crate) mod fake {
             member: true,
             publishable,
             deps: deps.iter().map(|(n, k)| ((*n).to_owned(), *k)).collect(),
+            dep_uses: deps
+                .iter()
+                .map(|(n, k)| super::DepUse {
+                    package: (*n).to_owned(),
+                    ident: n.replace('-', "_"),
+                    kind: *k,
+                    features: Vec::new(),
+                })
+                .collect(),
         }
     }
 
