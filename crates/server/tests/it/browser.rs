@@ -123,10 +123,11 @@ async fn dashboard_shows_a_live_incident_in_headless_chromium() {
     let head = d
         .wait_for(
             "the incident page",
-            "const p = document.getElementById('incident-page'); const t = document.getElementById('ip-title'); return !p.hidden && t ? t.innerText : null",
+            "const p = document.getElementById('incident-page'); const t = document.getElementById('ip-title'); return !p.hidden && t ? document.getElementById('ip-head').innerText : null",
             Duration::from_secs(30),
         )
         .await;
+    // Every open incident of the squeeze is about JELLY (its badge, whatever the title says).
     assert!(head.as_str().unwrap().contains("JELLY"), "{head}");
     d.wait_for(
         "the chart with the detection marked",
