@@ -1152,31 +1152,18 @@ async fn forecast_body(state: &ApiState, q: &ForecastParams) -> Result<ForecastR
         .market
         .vault_points(Some(state.config.hlp_vault), since, CHART_READ)
         .await?;
-    // The last value of each hour.
-    let mut hourly: Vec<(i64, f64)> = Vec::new();
-    for p in &points {
-        let h = p.time.0 - p.time.0.rem_euclid(Timestamp::HOUR);
-        let v = f64::try_from(p.pnl).unwrap_or(f64::NAN);
-        if !v.is_finite() {
-            continue;
-        }
-        match hourly.last_mut() {
-            Some(last) if last.0 == h => last.1 = v,
-            _ => hourly.push((h, v)),
-        }
-    }
-    if hourly.len() < 48 {
-        return Err(ApiError::InsufficientData(format!(
-            "{} hours of HLP history in the window; the forecast needs at least 48",
-            hourly.len()
-        )));
-    }
+    let hourly = kamiyo_ml::arima::risk::hourly(
+        points
+            .iter()
+            .map(|p| (p.time.0, f64::try_from(p.pnl).unwrap_or(f64::NAN))),
+    );
     let y: Vec<f64> = hourly.iter().map(|p| p.1).collect();
-    let model = tokio::task::spawn_blocking(move || kamiyo_ml::Arima::select(&y, 3, 1, 3))
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let fitted = tokio::task::spawn_blocking(move || kamiyo_ml::arima::risk::forecast(&y, threads))
         .await
         .map_err(|_| ApiError::Internal)?
-        .map_err(|e| ApiError::InsufficientData(format!("no model fits this history: {e}")))?;
-    let f = model.forecast(24, 0.95);
+        .map_err(|e| ApiError::InsufficientData(e.to_string()))?;
+    let (model, f) = (&fitted.model, &fitted.forecast);
     let (last_t, last_v) = hourly[hourly.len() - 1];
     let point = |h: usize| ForecastPoint {
         time: Timestamp(last_t + (h as i64 + 1) * Timestamp::HOUR).to_rfc3339(),
@@ -1191,11 +1178,14 @@ async fn forecast_body(state: &ApiState, q: &ForecastParams) -> Result<ForecastR
         aic: model.aic,
         last_time: Timestamp(last_t).to_rfc3339(),
         last_value: last_v,
-        change_24h: ForecastPoint {
-            time: Timestamp(last_t + 24 * Timestamp::HOUR).to_rfc3339(),
-            mean: f.mean[23] - last_v,
-            lower: f.lower[23] - last_v,
-            upper: f.upper[23] - last_v,
+        change_24h: {
+            let (mean, lower, upper) = fitted.change();
+            ForecastPoint {
+                time: Timestamp(last_t + 24 * Timestamp::HOUR).to_rfc3339(),
+                mean,
+                lower,
+                upper,
+            }
         },
         points: (0..24).map(point).collect(),
     })

@@ -802,3 +802,117 @@ pub fn normal_quantile(p: f64) -> f64 {
         -normal_quantile(1.0 - p)
     }
 }
+
+/// The HLP PnL risk forecast: one definition for the API's `/ml/forecast` and the engine's
+/// `risk_forecast` detector, so the two can never disagree on the same history.
+pub mod risk {
+    use super::{Arima, ArimaError, Forecast};
+
+    /// Largest AR and MA order searched (d = 1), by AIC.
+    pub const MAX_ORDER: usize = 3;
+    /// Hourly values needed before a forecast is made.
+    pub const MIN_HOURS: usize = 48;
+    /// Hours ahead.
+    pub const HORIZON: usize = 24;
+    /// Prediction interval level.
+    pub const LEVEL: f64 = 0.95;
+
+    /// Why no forecast was made.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum RiskForecastError {
+        /// Fewer hourly values than [`MIN_HOURS`].
+        #[error("{0} hours of history; the forecast needs at least {MIN_HOURS}")]
+        TooShort(usize),
+        /// No model fits the history.
+        #[error("no model fits this history: {0}")]
+        NoFit(ArimaError),
+    }
+
+    /// A fitted forecast of the next [`HORIZON`] hours.
+    #[derive(Debug, Clone)]
+    pub struct RiskForecast {
+        /// The model chosen.
+        pub model: Arima,
+        /// Hourly values fitted.
+        pub history: usize,
+        /// The last value fitted.
+        pub last: f64,
+        /// Point forecasts and intervals, 1..=HORIZON hours ahead.
+        pub forecast: Forecast,
+    }
+
+    impl RiskForecast {
+        /// The change over the horizon from the last value: (mean, lower, upper).
+        pub fn change(&self) -> (f64, f64, f64) {
+            let h = HORIZON - 1;
+            (
+                self.forecast.mean[h] - self.last,
+                self.forecast.lower[h] - self.last,
+                self.forecast.upper[h] - self.last,
+            )
+        }
+    }
+
+    /// The last value of each hour of `(time ms, value)` points (in time order), non-finite
+    /// values skipped.
+    pub fn hourly(points: impl IntoIterator<Item = (i64, f64)>) -> Vec<(i64, f64)> {
+        const HOUR: i64 = 3_600_000;
+        let mut out: Vec<(i64, f64)> = Vec::new();
+        for (t, v) in points {
+            if !v.is_finite() {
+                continue;
+            }
+            let h = t - t.rem_euclid(HOUR);
+            match out.last_mut() {
+                Some(last) if last.0 == h => last.1 = v,
+                _ => out.push((h, v)),
+            }
+        }
+        out
+    }
+
+    /// Fits `y` (hourly values, oldest first) on at most `threads` threads and forecasts.
+    pub fn forecast(y: &[f64], threads: usize) -> Result<RiskForecast, RiskForecastError> {
+        if y.len() < MIN_HOURS {
+            return Err(RiskForecastError::TooShort(y.len()));
+        }
+        let model = Arima::select_on(y, MAX_ORDER, 1, MAX_ORDER, threads.max(1))
+            .map_err(RiskForecastError::NoFit)?;
+        let forecast = model.forecast(HORIZON, LEVEL);
+        Ok(RiskForecast {
+            model,
+            history: y.len(),
+            last: y[y.len() - 1],
+            forecast,
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn hourly_keeps_the_last_value_of_each_hour_and_the_forecast_needs_history() {
+            let h = 3_600_000;
+            let pts = [
+                (0, 1.0),
+                (10, 2.0),
+                (h, f64::NAN),
+                (h + 5, 3.0),
+                (3 * h, 4.0),
+            ];
+            assert_eq!(hourly(pts), vec![(0, 2.0), (h, 3.0), (3 * h, 4.0)]);
+            assert_eq!(
+                forecast(&[1.0; 10], 1).unwrap_err(),
+                RiskForecastError::TooShort(10)
+            );
+            let y: Vec<f64> = (0..96)
+                .map(|i| (i as f64 * 0.3).sin() * 5.0 + i as f64)
+                .collect();
+            let f = forecast(&y, 1).unwrap();
+            let (mean, lower, upper) = f.change();
+            assert!(lower <= mean && mean <= upper);
+            assert_eq!(f.history, 96);
+        }
+    }
+}

@@ -9,22 +9,19 @@ use std::collections::BTreeMap;
 use kamiyo_core_models::{
     Decimal, Detection, Evidence, IncidentKey, MarketEvent, Severity, ThreatType, Timestamp,
 };
-use kamiyo_ml::Arima;
+use kamiyo_ml::arima::risk;
 
 use super::{Detector, Sink};
 use crate::state::MarketState;
 
-/// Settings.
+/// Settings. The model (orders searched, minimum history, horizon, interval) is
+/// [`kamiyo_ml::arima::risk`]'s, the same as `/ml/forecast`'s.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ForecastSettings {
     /// 24 h PnL loss (USD, positive) that triggers the detection.
     pub loss_usd: f64,
     /// Hours of history fitted (at most).
     pub history_hours: usize,
-    /// Hours needed before the first forecast.
-    pub min_hours: usize,
-    /// Largest AR and MA order searched.
-    pub max_order: usize,
 }
 
 impl Default for ForecastSettings {
@@ -32,8 +29,6 @@ impl Default for ForecastSettings {
         Self {
             loss_usd: 1_000_000.0,
             history_hours: 720,
-            min_hours: 72,
-            max_order: 2,
         }
     }
 }
@@ -62,23 +57,19 @@ impl ForecastDetector {
 
     fn fit(&mut self, now: Timestamp, sink: &mut Sink) {
         let hour = now.0 - now.0.rem_euclid(Timestamp::HOUR);
-        if hour <= self.last_fit_hour || self.hourly.len() < self.settings.min_hours {
+        if hour <= self.last_fit_hour || self.hourly.len() < risk::MIN_HOURS {
             return;
         }
         self.last_fit_hour = hour;
         // Only complete hours, the most recent `history_hours`.
         let past: Vec<f64> = self.hourly.range(..hour).map(|(_, v)| *v).collect();
         let y = &past[past.len().saturating_sub(self.settings.history_hours)..];
-        if y.len() < self.settings.min_hours {
-            return;
-        }
-        let o = self.settings.max_order;
-        let Ok(m) = Arima::select(y, o, 1, o) else {
+        // One core: the engine is single-threaded by design.
+        let Ok(f) = risk::forecast(y, 1) else {
             return;
         };
-        let f = m.forecast(24, 0.95);
-        let last = y[y.len() - 1];
-        let (mean, lower, upper) = (f.mean[23] - last, f.lower[23] - last, f.upper[23] - last);
+        let m = &f.model;
+        let (mean, lower, upper) = f.change();
         if lower > -self.settings.loss_usd {
             return;
         }
