@@ -23,7 +23,7 @@ use crate::budget::Budget;
 use crate::config::AlertsConfig;
 use crate::router::{Decision, Route, Router, SILENCED};
 
-/// The cursor of routed events.
+/// The cursor of routed events of the default consumer (the self-hosted alert router).
 pub const CURSOR: &str = "alerts:routed";
 
 /// What the service needs from the store.
@@ -92,6 +92,8 @@ pub struct AlertService<S: AlertStore> {
     router: Router,
     dashboard_base: Option<String>,
     cursor: Option<i64>,
+    /// The name of the routing cursor in the store: one per consumer of the event sequence.
+    cursor_name: String,
 }
 
 impl<S: AlertStore> std::fmt::Debug for AlertService<S> {
@@ -203,7 +205,23 @@ impl<S: AlertStore> AlertService<S> {
             router: Router::new(routes, cooldown_ms),
             dashboard_base,
             cursor: None,
+            cursor_name: CURSOR.to_owned(),
         }
+    }
+
+    /// Follows the event sequence as consumer `name` (cursor `alerts:routed:<name>`), beside
+    /// any other consumer of the same store (a per-tenant router, a correlator …); each routes
+    /// every committed event once. Channel names must differ between consumers (an alert's id
+    /// is derived from the event and the channel). Call before [`AlertService::init`].
+    pub fn with_consumer(mut self, name: &str) -> Self {
+        self.cursor_name = format!("{CURSOR}:{name}");
+        self.cursor = None;
+        self
+    }
+
+    /// The name of this service's routing cursor.
+    pub fn cursor_name(&self) -> &str {
+        &self.cursor_name
     }
 
     /// Channel names.
@@ -310,14 +328,18 @@ impl<S: AlertStore> AlertService<S> {
             .map_err(|e| e.to_string())?;
         hist.reverse();
         self.router.restore(&hist);
-        let stored = sh.store.cursor(CURSOR).await.map_err(|e| e.to_string())?;
+        let stored = sh
+            .store
+            .cursor(&self.cursor_name)
+            .await
+            .map_err(|e| e.to_string())?;
         let cursor = match stored.as_deref().map(str::parse::<i64>) {
             Some(Ok(c)) => c,
             _ => {
                 let c = latest_seq(&*sh.store).await?;
                 sh.store
                     .commit(&IngestBatch {
-                        cursors: vec![(CURSOR.to_owned(), c.to_string())],
+                        cursors: vec![(self.cursor_name.clone(), c.to_string())],
                         ..IngestBatch::default()
                     })
                     .await
@@ -487,7 +509,7 @@ impl<S: AlertStore> AlertService<S> {
         sh.store
             .commit(&IngestBatch {
                 outbox: entries,
-                cursors: vec![(CURSOR.to_owned(), last.to_string())],
+                cursors: vec![(self.cursor_name.clone(), last.to_string())],
                 ..IngestBatch::default()
             })
             .await

@@ -417,3 +417,80 @@ async fn incidents_on_one_market_share_one_thread() {
     }));
     svc.stop().await;
 }
+
+/// Two consumers of one store follow the event sequence independently, each with its own
+/// cursor: both deliver every step, and a restart of one resumes from its own cursor.
+#[tokio::test]
+async fn consumers_follow_the_event_sequence_independently() {
+    let (store, _dir) = open_store().await;
+    let rx_a = Receiver::start(|_, _| Reply::new(204, "")).await;
+    let rx_b = Receiver::start(|_, _| Reply::new(204, "")).await;
+    let cfg_a = config(vec![(
+        "hook-a",
+        channel(ChannelKind::Webhook, rx_a.url("/a")),
+    )]);
+    let cfg_b = config(vec![(
+        "hook-b",
+        channel(ChannelKind::Webhook, rx_b.url("/b")),
+    )]);
+    let start_as = |cfg: AlertsConfig, consumer: Option<&'static str>| {
+        let store = store.clone();
+        async move {
+            kamiyo_aggregators::install_crypto_provider();
+            let (svc, _) =
+                AlertService::new(Arc::new(store.clone()), Arc::new(SystemClock), &cfg, None);
+            let svc = match consumer {
+                Some(c) => svc.with_consumer(c),
+                None => svc,
+            };
+            let handle = svc.handle();
+            let (stop, rx) = watch::channel(false);
+            let task = tokio::spawn(svc.run(rx));
+            assert!(handle.wait_idle(Duration::from_secs(5)).await);
+            Running {
+                store,
+                handle,
+                stop,
+                task,
+            }
+        }
+    };
+    let a = start_as(cfg_a.clone(), None).await;
+    let b = start_as(cfg_b.clone(), Some("tenant-b")).await;
+    a.commit(vec![update(
+        1,
+        IncidentChange::Opened,
+        Severity::High,
+        T_OPEN,
+    )])
+    .await;
+    b.handle.wake();
+    assert!(a.handle.wait_idle(Duration::from_secs(10)).await);
+    assert!(b.handle.wait_idle(Duration::from_secs(10)).await);
+    assert_eq!(rx_a.received().len(), 1);
+    assert_eq!(rx_b.received().len(), 1);
+    // B stops; A goes on; B restarts and catches up from its own cursor.
+    b.stop().await;
+    a.commit(vec![update(
+        1,
+        IncidentChange::Resolved,
+        Severity::High,
+        T_OPEN + 600_000,
+    )])
+    .await;
+    assert!(a.handle.wait_idle(Duration::from_secs(10)).await);
+    assert_eq!(rx_a.received().len(), 2);
+    assert_eq!(rx_b.received().len(), 1);
+    let b = start_as(cfg_b, Some("tenant-b")).await;
+    assert!(b.handle.wait_idle(Duration::from_secs(10)).await);
+    assert_eq!(rx_b.received().len(), 2, "B routed what it missed");
+    let cursors: Vec<String> = ["alerts:routed", "alerts:routed:tenant-b"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for c in &cursors {
+        assert!(store.cursor(c).await.unwrap().is_some(), "{c}");
+    }
+    a.stop().await;
+    b.stop().await;
+}
