@@ -476,6 +476,13 @@ mod tests {
     use crate::workspace::fake::{member, model};
     use std::collections::BTreeSet;
 
+    /// Writes `text` to `rel` under `root`, creating directories.
+    fn write_file(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
     fn repo_root() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
@@ -610,11 +617,7 @@ mod tests {
     fn catches_a_planted_violation_in_a_real_cargo_workspace() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let write = |p: &str, s: &str| {
-            let p = root.join(p);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, s).unwrap();
-        };
+        let write = |p: &str, s: &str| write_file(root, p, s);
         write(
             "Cargo.toml",
             "[workspace]\nresolver = \"3\"\nmembers = [\"crates/core\", \"private\"]\n",
@@ -698,11 +701,7 @@ mod tests {
     fn catches_a_library_reading_the_environment_and_an_unused_dependency() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let write = |p: &str, s: &str| {
-            let p = root.join(p);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, s).unwrap();
-        };
+        let write = |p: &str, s: &str| write_file(root, p, s);
         let env_call = format!("std::env::{}(\"X\")", "var");
         write(
             "Cargo.toml",
