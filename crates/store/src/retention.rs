@@ -22,6 +22,8 @@ pub const TABLES: &[&str] = &[
     "positions",
     "alert_outbox",
     "audit_log",
+    "incident_actions",
+    "silences",
 ];
 
 /// Retention settings.
@@ -94,6 +96,30 @@ impl Store {
                 .await
                 .map_err(q)?;
                 out.push(("incidents", n));
+                // People's actions go with their incident: once it is deleted, and old.
+                let ca = cut("incident_actions");
+                let n = diesel::delete(
+                    incident_actions::table
+                        .filter(incident_actions::time_ms.lt(ca))
+                        .filter(diesel::dsl::not(
+                            incident_actions::incident_id
+                                .eq_any(incidents::table.select(incidents::id)),
+                        )),
+                )
+                .execute(c)
+                .await
+                .map_err(q)?;
+                out.push(("incident_actions", n));
+                // Silences over for the retention period (ended, or ended early).
+                let cs = cut("silences");
+                let n = diesel::delete(
+                    silences::table
+                        .filter(silences::ends_ms.lt(cs).or(silences::expired_ms.lt(cs))),
+                )
+                .execute(c)
+                .await
+                .map_err(q)?;
+                out.push(("silences", n));
                 out.push((
                     "vault_points",
                     slice_delete!(c, vault_points, vault_points::time_ms, cut("vault_points")),

@@ -550,6 +550,37 @@ pub(crate) async fn retention_deletes_old_rows_only(s: &Store) {
     let mut delivered = outbox("alr_old_done", "webhook", old);
     delivered.status = OutboxStatus::Delivered;
     s.enqueue(&[delivered]).await.unwrap();
+    // People's actions on both old incidents; an old silence and a current one.
+    use kamiyo_core_models::{ActionKind, IncidentAction, Silence, SilenceMatchers};
+    for i in [&open_old, &resolved_old] {
+        s.record_action(&IncidentAction::new(
+            &i.id,
+            ActionKind::Note,
+            "local",
+            "seen",
+            Timestamp(old),
+            1,
+        ))
+        .await
+        .unwrap();
+    }
+    for (id, ends) in [("sil_old", old + DAY), ("sil_now", now + DAY)] {
+        s.insert_silence(&Silence {
+            id: StableId::parse(id).unwrap(),
+            matchers: SilenceMatchers {
+                detector: Some("feeds".into()),
+                ..SilenceMatchers::default()
+            },
+            starts_at: Timestamp(old),
+            ends_at: Timestamp(ends),
+            created_by: "local".into(),
+            comment: "maintenance".into(),
+            created_at: Timestamp(old),
+            expired_at: None,
+        })
+        .await
+        .unwrap();
+    }
     let r = Retention {
         days: 90,
         overrides: [("positions".to_owned(), 200)].into_iter().collect(),
@@ -582,6 +613,22 @@ pub(crate) async fn retention_deletes_old_rows_only(s: &Store) {
         .unwrap();
     assert_eq!(incidents.len(), 1, "open incidents are never deleted");
     assert_eq!(incidents[0].key.as_str(), "old_open");
+    assert_eq!(deleted["incident_actions"], 1, "{deleted:?}");
+    let kept = s
+        .incident_actions(&[open_old.id.clone(), resolved_old.id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1, "the open incident keeps its history");
+    assert_eq!(kept[0].incident_id, open_old.id);
+    assert_eq!(deleted["silences"], 1, "{deleted:?}");
+    let left: Vec<String> = s
+        .silences(None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.id.to_string())
+        .collect();
+    assert_eq!(left, ["sil_now"]);
     let outbox_left = s
         .deliveries(&DeliveryQuery {
             limit: 10,
