@@ -17,7 +17,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
-use crate::operator::Actor;
 use crate::{ApiState, metrics};
 
 /// Every key starts with this.
@@ -279,19 +278,41 @@ fn cors_origin(state: &ApiState, req: &ServiceRequest) -> Option<String> {
     (allowed.iter().any(|o| o == "*" || o == origin)).then(|| origin.to_owned())
 }
 
-/// The actor of a key.
-fn key_actor(rec: &ApiKeyRecord) -> Actor {
-    Actor {
-        name: format!("key:{} ({})", rec.prefix, rec.name),
-        may_write: rec.scope == KeyScope::Write,
-    }
+/// Who made a request. The gate attaches one to every request it lets through (handlers read
+/// it with `req.extensions().get::<Principal>()`); a host embedding the API attaches its own
+/// types (a tenant …) the same way from its own middleware, after the gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The API key's id; `None` for the keyless loopback operator.
+    pub key_id: Option<StableId>,
+    /// For logs and the audit log: `key:<prefix> (<name>)`, or `local`.
+    pub name: String,
+    /// What it may do.
+    pub scope: KeyScope,
 }
 
-/// The keyless operator of a loopback server (the person at the machine).
-fn local_actor() -> Actor {
-    Actor {
-        name: "local".into(),
-        may_write: true,
+impl Principal {
+    /// The principal of a verified key.
+    pub fn of_key(rec: &ApiKeyRecord) -> Self {
+        Self {
+            key_id: Some(rec.id.clone()),
+            name: format!("key:{} ({})", rec.prefix, rec.name),
+            scope: rec.scope,
+        }
+    }
+
+    /// The keyless operator of a loopback server (the person at the machine).
+    pub fn local() -> Self {
+        Self {
+            key_id: None,
+            name: "local".into(),
+            scope: KeyScope::Write,
+        }
+    }
+
+    /// True when it may act on incidents and silences.
+    pub fn may_write(&self) -> bool {
+        self.scope == KeyScope::Write
     }
 }
 
@@ -299,11 +320,11 @@ async fn authenticate(
     state: &ApiState,
     req: &ServiceRequest,
     ip: &str,
-) -> Result<(String, Actor), ApiError> {
+) -> Result<(String, Principal), ApiError> {
     // Public paths answer everyone: a stale or mistyped key there is not an error (probes and
     // load balancers often send the same headers as the clients behind them).
     if is_public(req.path()) {
-        return Ok((format!("ip:{ip}"), local_actor()));
+        return Ok((format!("ip:{ip}"), Principal::local()));
     }
     let Some(key) = presented_key(req) else {
         if state.config.require_keys && !is_public(req.path()) {
@@ -312,19 +333,19 @@ async fn authenticate(
                     .into(),
             ));
         }
-        return Ok((format!("ip:{ip}"), local_actor()));
+        return Ok((format!("ip:{ip}"), Principal::local()));
     };
     let hash = hash_key(&key);
     if let Ok(cache) = state.key_cache.0.lock()
         && let Some((rec, at)) = cache.get(&hash)
         && at.elapsed() < KEY_CACHE_TTL
     {
-        return Ok((format!("key:{}", rec.id), key_actor(rec)));
+        return Ok((format!("key:{}", rec.id), Principal::of_key(rec)));
     }
     match verify(state.keys.as_ref(), &key).await? {
         Some(rec) => {
             let principal = format!("key:{}", rec.id);
-            let actor = key_actor(&rec);
+            let actor = Principal::of_key(&rec);
             if let Ok(mut cache) = state.key_cache.0.lock() {
                 if cache.len() > 10_000 {
                     cache.clear();
@@ -412,7 +433,7 @@ pub async fn gate(
         };
         match auth {
             Err(e) => req.into_response(e.error_response()),
-            Ok((_, actor)) if !read_only(&method) && !actor.may_write => {
+            Ok((_, actor)) if !read_only(&method) && !actor.may_write() => {
                 let e = ApiError::Forbidden(format!(
                     "{} is a read-only key: acting on incidents and silences needs a key with the write scope (`keys create --scope write`)",
                     actor.name

@@ -10,26 +10,18 @@
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, delete, get, post, web};
 use kamiyo_core_models::{
     ActionKind, AuditEntry, Coin, DeliveryQuery, Incident, IncidentAction, IncidentStatus,
-    Severity, Silence, SilenceMatchers, StableId, ThreatType, Timestamp, acknowledgement,
+    KeyScope, Severity, Silence, SilenceMatchers, StableId, ThreatType, Timestamp, acknowledgement,
     operator_resolution,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiState;
+use crate::auth::Principal;
 use crate::dto::{DeliveryResponse, EventResponse, IncidentResponse};
 use crate::error::{ApiError, Problem};
 
 type Result<T> = std::result::Result<T, ApiError>;
-
-/// Who made a request: set by the gate for every authenticated request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    /// `key:<prefix> (<name>)`, or `local` for the keyless loopback operator.
-    pub name: String,
-    /// True when the principal may write.
-    pub may_write: bool,
-}
 
 /// What the pipeline does when an operator changes an incident (the server wires it: wake the
 /// alert router, tell the engine an incident it tracks was closed).
@@ -46,11 +38,15 @@ pub const MAX_NOTE_CHARS: usize = 2000;
 /// Longest silence.
 pub const MAX_SILENCE_DAYS: i64 = 30;
 
-fn actor(req: &HttpRequest) -> Actor {
-    req.extensions().get::<Actor>().cloned().unwrap_or(Actor {
-        name: "unknown".into(),
-        may_write: false,
-    })
+fn actor(req: &HttpRequest) -> Principal {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .unwrap_or_else(|| Principal {
+            key_id: None,
+            name: "unknown".into(),
+            scope: KeyScope::Read,
+        })
 }
 
 /// A random number for the ids of people's actions and silences (two identical requests at
@@ -396,7 +392,7 @@ pub struct NoteBody {
     pub note: String,
 }
 
-async fn audit(state: &ApiState, who: &Actor, action: &str, detail: String) -> Result<()> {
+async fn audit(state: &ApiState, who: &Principal, action: &str, detail: String) -> Result<()> {
     state
         .audit
         .audit(&AuditEntry {
@@ -587,7 +583,7 @@ fn parse_time(v: &str, name: &str) -> Result<Timestamp> {
         .ok_or_else(|| ApiError::invalid(name, "an RFC 3339 time such as 2026-12-04T18:00:00Z"))
 }
 
-fn silence_of(b: SilenceBody, who: &Actor, now: Timestamp) -> Result<Silence> {
+fn silence_of(b: SilenceBody, who: &Principal, now: Timestamp) -> Result<Silence> {
     let name = |v: Option<String>, what: &str| -> Result<Option<String>> {
         v.map(|s| {
             let ok = !s.is_empty()
