@@ -241,19 +241,22 @@ impl Router {
 
     /// Decides, for every channel, what to do with `e`, and updates the state.
     pub fn route(&mut self, e: &SecurityEvent) -> Vec<(String, Decision)> {
-        let mut out = Vec::with_capacity(self.routes.len());
-        for i in 0..self.routes.len() {
-            let r = self.routes[i].clone();
-            let d = match self.grouped(&r, e) {
+        // The routes are taken out for the loop (the decisions borrow the rest of `self`),
+        // not copied per event.
+        let routes = std::mem::take(&mut self.routes);
+        let mut out = Vec::with_capacity(routes.len());
+        for r in &routes {
+            let d = match self.grouped(r, e) {
                 Some(d) => d,
                 None => {
-                    let d = decide(&mut self.state, self.cooldown_ms, &r, e);
-                    self.after_decision(&r, e, &d);
+                    let d = decide(&mut self.state, self.cooldown_ms, r, e);
+                    self.after_decision(r, e, &d);
                     d
                 }
             };
             out.push((r.channel.clone(), d));
         }
+        self.routes = routes;
         out
     }
 
@@ -397,7 +400,7 @@ impl Router {
         if self.group_interval_ms == 0 {
             return;
         }
-        let routes = self.routes.clone();
+        let routes = std::mem::take(&mut self.routes);
         for e in history {
             let ev = &e.alert.update.event;
             let Some(r) = routes.iter().find(|r| r.channel == e.channel) else {
@@ -422,6 +425,7 @@ impl Router {
                 self.after_decision(r, ev, &Decision::Send);
             }
         }
+        self.routes = routes;
     }
 }
 
