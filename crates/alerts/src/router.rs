@@ -861,6 +861,7 @@ mod tests {
                 created_at: e.time,
                 delivered_at: Some(e.time),
                 last_error: None,
+                consumer: crate::service::CURSOR.into(),
             });
         }
         let mut b = Router::new(vec![route(Severity::High)], 15 * 60_000);

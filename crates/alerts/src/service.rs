@@ -7,6 +7,7 @@
 //! re-sends that alert once, with the same idempotency key, so the receiver can drop it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -82,7 +83,11 @@ struct Shared<S: ?Sized> {
     /// its outcome is stale and must not be dispatched again.
     recorded: Mutex<HashMap<StableId, u32>>,
     wake: Notify,
-    idle: watch::Sender<bool>,
+    /// Wake requests so far: a pass that starts after request `n` has seen every commit made
+    /// before it.
+    requested: AtomicU64,
+    /// After each pass: (the requests that pass had seen, whether it found nothing to do).
+    idle: watch::Sender<(u64, bool)>,
 }
 
 /// The alert service. Build with [`AlertService::new`], then [`AlertService::run`].
@@ -107,8 +112,9 @@ impl<S: AlertStore> std::fmt::Debug for AlertService<S> {
 /// A handle to wake the service after a commit and to wait until it is idle.
 #[derive(Clone)]
 pub struct AlertHandle {
-    wake: Arc<dyn Fn() + Send + Sync>,
-    idle: watch::Receiver<bool>,
+    /// Requests a pass; returns the request's number.
+    wake: Arc<dyn Fn() -> u64 + Send + Sync>,
+    idle: watch::Receiver<(u64, bool)>,
 }
 
 impl std::fmt::Debug for AlertHandle {
@@ -127,11 +133,13 @@ impl AlertHandle {
     /// `timeout` passes. Returns whether it became idle.
     pub async fn wait_idle(&self, timeout: Duration) -> bool {
         let mut rx = self.idle.clone();
+        // Idle counts only from a pass that started after this request, so it has seen every
+        // commit made before the call (a stale "idle" from an earlier pass does not count).
+        let request = (self.wake)();
         tokio::time::timeout(timeout, async {
-            // Make sure the service has looked at the latest commit first.
-            (self.wake)();
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            rx.wait_for(|idle| *idle).await.is_ok()
+            rx.wait_for(|&(seen, idle)| seen >= request && idle)
+                .await
+                .is_ok()
         })
         .await
         .unwrap_or(false)
@@ -199,7 +207,8 @@ impl<S: AlertStore> AlertService<S> {
                 inflight: Mutex::default(),
                 recorded: Mutex::default(),
                 wake: Notify::new(),
-                idle: watch::channel(false).0,
+                requested: AtomicU64::new(0),
+                idle: watch::channel((0, false)).0,
             }),
             channels,
             router: Router::new(routes, cooldown_ms),
@@ -236,7 +245,11 @@ impl<S: AlertStore> AlertService<S> {
     pub fn handle(&self) -> AlertHandle {
         let s = self.shared.clone();
         AlertHandle {
-            wake: Arc::new(move || s.wake.notify_one()),
+            wake: Arc::new(move || {
+                let n = s.requested.fetch_add(1, Ordering::SeqCst) + 1;
+                s.wake.notify_one();
+                n
+            }),
             idle: self.shared.idle.subscribe(),
         }
     }
@@ -272,6 +285,7 @@ impl<S: AlertStore> AlertService<S> {
             if *shutdown.borrow() {
                 break;
             }
+            let seen = sh.requested.load(Ordering::SeqCst);
             let routed = match self.route_pending(&mut cursor).await {
                 Ok(n) => n,
                 Err(e) => {
@@ -287,14 +301,13 @@ impl<S: AlertStore> AlertService<S> {
                 }
             };
             let routed = routed + grouped;
-            let dispatched = dispatch(&sh, &queues).await;
+            let dispatched = dispatch(&sh, &self.cursor_name, &queues).await;
             let busy = !lock(&sh.inflight).is_empty();
-            let _ = sh.idle.send(
-                routed == 0
-                    && dispatched == 0
-                    && !busy
-                    && nothing_due(&*sh.store, sh.clock.now()).await,
-            );
+            let idle = routed == 0
+                && dispatched == 0
+                && !busy
+                && nothing_due(&*sh.store, &self.cursor_name, sh.clock.now()).await;
+            let _ = sh.idle.send((seen, idle));
             if routed > 0 {
                 continue;
             }
@@ -400,6 +413,7 @@ impl<S: AlertStore> AlertService<S> {
                 created_at: now,
                 delivered_at: None,
                 last_error: None,
+                consumer: self.cursor_name.clone(),
             });
         }
         let n = entries.len();
@@ -502,6 +516,7 @@ impl<S: AlertStore> AlertService<S> {
                     created_at: now,
                     delivered_at: None,
                     last_error: reason,
+                    consumer: self.cursor_name.clone(),
                 });
             }
         }
@@ -531,9 +546,9 @@ async fn latest_seq<S: AlertStore + ?Sized>(store: &S) -> Result<i64, String> {
         .map_err(|e| e.to_string())
 }
 
-async fn nothing_due<S: AlertStore + ?Sized>(store: &S, now: Timestamp) -> bool {
+async fn nothing_due<S: AlertStore + ?Sized>(store: &S, consumer: &str, now: Timestamp) -> bool {
     store
-        .due(Timestamp(now.0 + 3_600_000 * 24 * 365), 1)
+        .due(consumer, Timestamp(now.0 + 3_600_000 * 24 * 365), 1)
         .await
         .map(|v| v.is_empty())
         .unwrap_or(false)
@@ -555,9 +570,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Hands due entries to their channel's worker; returns how many.
 async fn dispatch<S: AlertStore>(
     sh: &Arc<Shared<S>>,
+    consumer: &str,
     queues: &HashMap<String, mpsc::Sender<OutboxEntry>>,
 ) -> usize {
-    let Ok(mut due) = sh.store.due(sh.clock.now(), 1000).await else {
+    let Ok(mut due) = sh.store.due(consumer, sh.clock.now(), 1000).await else {
         return 0;
     };
     // Per incident, lifecycle order: entries enqueued together go out in event order.

@@ -388,6 +388,9 @@ pub struct OutboxEntry {
     pub delivered_at: Option<Timestamp>,
     /// Last error text.
     pub last_error: Option<String>,
+    /// The consumer of the event sequence that enqueued it (its routing cursor's name, e.g.
+    /// `alerts:routed`): only that consumer delivers it.
+    pub consumer: String,
 }
 
 /// Filters for the delivery log.
@@ -410,8 +413,13 @@ pub struct DeliveryQuery {
 pub trait OutboxStore: Send + Sync {
     /// Enqueues entries; an id already present is left unchanged. Returns how many were new.
     async fn enqueue(&self, entries: &[OutboxEntry]) -> StoreResult<usize>;
-    /// Pending entries whose next attempt is due at `now`, oldest first.
-    async fn due(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<OutboxEntry>>;
+    /// Pending entries of `consumer` whose next attempt is due at `now`, oldest first.
+    async fn due(
+        &self,
+        consumer: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxEntry>>;
     /// Records a successful attempt.
     async fn mark_delivered(&self, id: &StableId, attempts: u32, at: Timestamp) -> StoreResult<()>;
     /// Records a failed attempt to be retried at `next_attempt_at`.

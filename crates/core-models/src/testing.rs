@@ -314,12 +314,21 @@ impl OutboxStore for MemoryStore {
         Ok(n)
     }
 
-    async fn due(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<OutboxEntry>> {
+    async fn due(
+        &self,
+        consumer: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxEntry>> {
         let st = lock(&self.0);
         let mut v: Vec<OutboxEntry> = st
             .outbox
             .values()
-            .filter(|e| e.status == OutboxStatus::Pending && e.next_attempt_at <= now)
+            .filter(|e| {
+                e.consumer == consumer
+                    && e.status == OutboxStatus::Pending
+                    && e.next_attempt_at <= now
+            })
             .cloned()
             .collect();
         v.sort_by(|a, b| {

@@ -737,8 +737,14 @@ impl OutboxStore for Store {
         })
     }
 
-    async fn due(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<OutboxEntry>> {
+    async fn due(
+        &self,
+        consumer: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxEntry>> {
         let rows: Vec<OutboxRow> = with_conn!(self, |c| alert_outbox::table
+            .filter(alert_outbox::consumer.eq(consumer))
             .filter(alert_outbox::status.eq("pending"))
             .filter(alert_outbox::next_attempt_ms.le(now.0))
             .order((alert_outbox::created_ms.asc(), alert_outbox::id.asc()))

@@ -572,6 +572,8 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     /// The incident alerted on.
     pub incident_id: Option<String>,
+    /// The consumer that enqueued it.
+    pub consumer: String,
 }
 
 impl From<&OutboxEntry> for OutboxRow {
@@ -587,6 +589,7 @@ impl From<&OutboxEntry> for OutboxRow {
             delivered_ms: e.delivered_at.map(|t| t.0),
             last_error: e.last_error.clone(),
             incident_id: Some(e.alert.update.incident.id.to_string()),
+            consumer: e.consumer.clone(),
         }
     }
 }
@@ -607,6 +610,7 @@ impl TryFrom<OutboxRow> for OutboxEntry {
             created_at: Timestamp(r.created_ms),
             delivered_at: r.delivered_ms.map(Timestamp),
             last_error: r.last_error,
+            consumer: r.consumer,
         })
     }
 }

@@ -18,6 +18,7 @@ diesel::table! {
         delivered_ms -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
         incident_id -> Nullable<Text>,
+        consumer -> Text,
     }
 }
 

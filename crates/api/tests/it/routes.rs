@@ -203,6 +203,7 @@ async fn delivery_log_with_per_channel_figures() {
             created_at: Timestamp(NOW - 10_000 + n as i64),
             delivered_at: None,
             last_error: None,
+            consumer: "alerts:routed".into(),
         });
     }
     api.store.enqueue(&entries).await.unwrap();

@@ -323,7 +323,10 @@ pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &
     };
     s.commit(&batch).await.unwrap();
     s.commit(&batch).await.unwrap();
-    let due = s.due(Timestamp(T0 + 10), 10).await.unwrap();
+    let due = s
+        .due("alerts:routed", Timestamp(T0 + 10), 10)
+        .await
+        .unwrap();
     assert_eq!(due.len(), 2, "outbox entries commit with the batch, once");
     let v = s.vault_points(None, Timestamp(0), 100).await.unwrap();
     assert_eq!(v.len(), 2, "no duplicates");
@@ -414,6 +417,7 @@ fn outbox(id: &str, channel: &str, created: i64) -> OutboxEntry {
         created_at: Timestamp(created),
         delivered_at: None,
         last_error: None,
+        consumer: "alerts:routed".into(),
     }
 }
 
@@ -425,12 +429,31 @@ pub(crate) async fn outbox_lifecycle_and_delivery_log(s: &Store) {
     ];
     assert_eq!(s.enqueue(&entries).await.unwrap(), 3);
     assert_eq!(s.enqueue(&entries).await.unwrap(), 0, "idempotent");
-    let due = s.due(Timestamp(T0 + 1), 10).await.unwrap();
+    let due = s.due("alerts:routed", Timestamp(T0 + 1), 10).await.unwrap();
     assert_eq!(
         due.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
         ["alr_1", "alr_2"]
     );
     assert_eq!(due[0].alert, entries[0].alert, "the payload round-trips");
+    let mut theirs = outbox("alr_4", "tenant-hook", T0);
+    theirs.consumer = "alerts:routed:tenant-b".into();
+    assert_eq!(s.enqueue(&[theirs.clone()]).await.unwrap(), 1);
+    assert!(
+        s.due("alerts:routed", Timestamp(T0 + 1), 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.consumer == "alerts:routed"),
+        "a consumer sees only its own rows"
+    );
+    let their_due = s
+        .due("alerts:routed:tenant-b", Timestamp(T0 + 1), 10)
+        .await
+        .unwrap();
+    assert_eq!(their_due, vec![theirs.clone()]);
+    s.mark_delivered(&theirs.id, 1, Timestamp(T0 + 2))
+        .await
+        .unwrap();
     s.mark_delivered(&due[0].id, 1, Timestamp(T0 + 5))
         .await
         .unwrap();
@@ -440,8 +463,19 @@ pub(crate) async fn outbox_lifecycle_and_delivery_log(s: &Store) {
     s.mark_failed(&entries[2].id, 1, "HTTP 404: unknown webhook")
         .await
         .unwrap();
-    assert!(s.due(Timestamp(T0 + 10), 10).await.unwrap().is_empty());
-    assert_eq!(s.due(Timestamp(T0 + 60_000), 10).await.unwrap().len(), 1);
+    assert!(
+        s.due("alerts:routed", Timestamp(T0 + 10), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.due("alerts:routed", Timestamp(T0 + 60_000), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let log = s
         .deliveries(&DeliveryQuery {
             channel: Some("discord".into()),
