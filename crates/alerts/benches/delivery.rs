@@ -34,6 +34,7 @@ fn burst(n: usize, offset: usize) -> Vec<IncidentUpdate> {
         .map(|k| {
             let key = IncidentKey::parse(&format!("large_liquidation:ETH:{}", k + offset)).unwrap();
             let i = Incident {
+                protocol: Default::default(),
                 id: Incident::derive_id(&key, now),
                 key,
                 detector: "liquidations".into(),

@@ -56,6 +56,7 @@ impl Serialize for Secret {
 pub fn test_alert(channel: &str, now: Timestamp, dashboard_base: Option<&str>) -> Alert {
     let key = IncidentKey::new("alerts_test", &[channel]);
     let incident = Incident {
+        protocol: Default::default(),
         id: Incident::derive_id(&key, now),
         key,
         detector: "alerts_test".into(),

@@ -627,6 +627,7 @@ mod tests {
     fn ev(change: IncidentChange, sev: Severity, t_min: i64) -> SecurityEvent {
         let key = IncidentKey::parse("oracle_deviation:ETH").unwrap();
         let i = Incident {
+            protocol: Default::default(),
             id: Incident::derive_id(&key, Timestamp(0)),
             key,
             detector: "oracle".into(),
@@ -832,6 +833,7 @@ mod tests {
             assert_eq!(one(&mut a, &e), Decision::Send);
             let upd = kamiyo_core_models::IncidentUpdate {
                 incident: Incident {
+                    protocol: Default::default(),
                     id: e.incident_id.clone(),
                     key: e.incident_key.clone(),
                     detector: e.detector.clone(),

@@ -92,7 +92,7 @@ fn param_schema(path: &str, name: &str) -> Option<serde_json::Value> {
             json!({"type": "string", "enum": kamiyo_core_models::Severity::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()})
         }
         (_, "threat_type") => {
-            json!({"type": "string", "enum": kamiyo_core_models::ThreatType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()})
+            json!({"type": "string", "enum": crate::routes::threat_type_names()})
         }
         (_, "asset") => json!({"type": "string", "pattern": "^[!-~]{1,64}$"}),
         (_, "since") => time,

@@ -51,8 +51,11 @@ pub struct EventResponse {
     pub id: String,
     /// Incident id.
     pub incident_id: String,
-    /// Incident key (`threat:subject`), stable across the incident's life.
+    /// Incident key (`threat:subject`, prefixed `<protocol>/` outside Hyperliquid), stable
+    /// across the incident's life.
     pub incident_key: String,
+    /// Protocol the event is about (`hyperliquid` …).
+    pub protocol: String,
     /// `opened`, `escalated`, `updated` or `resolved`.
     pub change: String,
     /// Detector that produced it.
@@ -83,6 +86,7 @@ impl EventResponse {
             id: e.id.to_string(),
             incident_id: e.incident_id.to_string(),
             incident_key: e.incident_key.to_string(),
+            protocol: e.protocol.to_string(),
             change: e.change.as_str().to_owned(),
             detector: e.detector.clone(),
             threat_type: e.threat_type.as_str().to_owned(),
@@ -119,6 +123,8 @@ pub struct IncidentResponse {
     pub id: String,
     /// Incident key.
     pub key: String,
+    /// Protocol the incident is about (`hyperliquid` …).
+    pub protocol: String,
     /// Detector.
     pub detector: String,
     /// Threat type.
@@ -161,6 +167,7 @@ impl From<&Incident> for IncidentResponse {
         Self {
             id: i.id.to_string(),
             key: i.key.to_string(),
+            protocol: i.protocol.to_string(),
             detector: i.detector.clone(),
             threat_type: i.threat_type.as_str().to_owned(),
             severity: i.severity.as_str().to_owned(),

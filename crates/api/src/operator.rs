@@ -595,16 +595,19 @@ fn silence_of(b: SilenceBody, who: &Principal, now: Timestamp) -> Result<Silence
         })
         .transpose()
     };
-    let protocol = name(b.protocol, "protocol")?;
-    if protocol
-        .as_deref()
-        .is_some_and(|p| !p.eq_ignore_ascii_case(kamiyo_core_models::DEFAULT_PROTOCOL))
-    {
-        return Err(ApiError::invalid(
-            "protocol",
-            "hyperliquid (the protocol this monitor watches)",
-        ));
-    }
+    let protocol = b
+        .protocol
+        .map(|p| {
+            p.parse::<kamiyo_core_models::ProtocolId>()
+                .map(|p| p.to_string())
+                .map_err(|_| {
+                    ApiError::invalid(
+                        "protocol",
+                        "a protocol id such as hyperliquid ([a-z0-9][a-z0-9_-]*, at most 32 characters)",
+                    )
+                })
+        })
+        .transpose()?;
     let matchers = SilenceMatchers {
         detector: name(b.detector, "detector")?,
         asset: b

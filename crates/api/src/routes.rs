@@ -64,6 +64,28 @@ fn parse_asset(v: Option<&str>) -> Result<Option<Coin>> {
     .transpose()
 }
 
+fn parse_protocol(v: Option<&str>) -> Result<Option<kamiyo_core_models::ProtocolId>> {
+    v.map(|s| {
+        s.parse::<kamiyo_core_models::ProtocolId>().map_err(|_| {
+            ApiError::invalid(
+                "protocol",
+                "a protocol id such as hyperliquid ([a-z0-9][a-z0-9_-]*, at most 32 characters)",
+            )
+        })
+    })
+    .transpose()
+}
+
+/// The threat types a filter accepts: the built-in ones and those declared in this process.
+pub(crate) fn threat_type_names() -> Vec<&'static str> {
+    ThreatType::ALL
+        .iter()
+        .copied()
+        .chain(ThreatType::declared())
+        .map(ThreatType::as_str)
+        .collect()
+}
+
 fn parse_since(v: Option<&str>) -> Result<Option<Timestamp>> {
     v.map(|s| {
         // Any RFC 3339 time of years 0000-9999 (what `date-time` allows), or milliseconds.
@@ -208,6 +230,8 @@ fn feeds_response(state: &ApiState) -> FeedsResponse {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventsParams {
+    /// Protocol, e.g. hyperliquid.
+    pub protocol: Option<String>,
     /// Minimum severity: info, low, medium, high, critical.
     pub severity: Option<String>,
     /// Threat type, e.g. oracle_deviation, hlp_loss, large_liquidation.
@@ -263,20 +287,14 @@ async fn events_body(state: &ApiState, q: &EventsParams) -> Result<EventsPage> {
             s.parse::<ThreatType>().map_err(|_| {
                 ApiError::invalid(
                     "threat_type",
-                    format!(
-                        "one of {}",
-                        ThreatType::ALL
-                            .iter()
-                            .map(|t| t.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    format!("one of {}", threat_type_names().join(", ")),
                 )
             })
         })
         .transpose()?;
     let limit = parse_limit(q.limit.as_deref(), 50, 1000)?;
     let query = EventQuery {
+        protocol: parse_protocol(q.protocol.as_deref())?,
         min_severity,
         threat_type,
         asset: parse_asset(q.asset.as_deref())?,
@@ -301,6 +319,8 @@ async fn events_body(state: &ApiState, q: &EventsParams) -> Result<EventsPage> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct IncidentsParams {
+    /// Protocol, e.g. hyperliquid.
+    pub protocol: Option<String>,
     /// `open` or `resolved`.
     pub status: Option<String>,
     /// Market.
@@ -333,6 +353,7 @@ async fn incidents_body(state: &ApiState, q: &IncidentsParams) -> Result<Inciden
     let list = state
         .incidents
         .incidents(&IncidentQuery {
+            protocol: parse_protocol(q.protocol.as_deref())?,
             status,
             asset: parse_asset(q.asset.as_deref())?,
             limit: parse_limit(q.limit.as_deref(), 50, 500)?,
@@ -823,6 +844,7 @@ async fn dashboard_body(state: &ApiState) -> Result<DashboardResponse> {
     let open = state
         .incidents
         .incidents(&IncidentQuery {
+            protocol: None,
             status: Some(IncidentStatus::Open),
             asset: None,
             limit: 50,
@@ -855,6 +877,7 @@ async fn dashboard_body(state: &ApiState) -> Result<DashboardResponse> {
     let resolved: Vec<Incident> = state
         .incidents
         .incidents(&IncidentQuery {
+            protocol: None,
             status: Some(IncidentStatus::Resolved),
             asset: None,
             limit: 50,
@@ -1200,6 +1223,7 @@ mod risk_tests {
     fn incident(t: ThreatType, sev: Severity, resolved_at: Option<i64>) -> Incident {
         let key = IncidentKey::new(t.as_str(), &["X"]);
         Incident {
+            protocol: Default::default(),
             id: Incident::derive_id(&key, Timestamp(0)),
             key,
             detector: "test".into(),

@@ -63,7 +63,7 @@ pub enum WsFrame {
     /// A security event.
     Event {
         /// The event.
-        event: EventResponse,
+        event: Box<EventResponse>,
     },
     /// A feed state change.
     Feed {
@@ -196,7 +196,9 @@ async fn run(
                 break;
             }
             for e in &page {
-                let f = WsFrame::Event { event: e.into() };
+                let f = WsFrame::Event {
+                    event: Box::new(e.into()),
+                };
                 match send(&mut session, frame(&f)).await {
                     Ok(()) => sent = e.seq,
                     Err("slow") => return close_slow(session, sent).await,
@@ -230,7 +232,7 @@ async fn run(
                     Ok(m) => match m.as_ref() {
                         LiveMessage::Event(e) if e.seq > sent => {
                             sent = e.seq;
-                            frame(&WsFrame::Event { event: e.into() })
+                            frame(&WsFrame::Event { event: Box::new(e.into()) })
                         }
                         LiveMessage::Event(_) => continue,
                         LiveMessage::Feed(f) => frame(&WsFrame::Feed { feed: f.into() }),

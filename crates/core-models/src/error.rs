@@ -31,6 +31,16 @@ pub enum ModelError {
         /// The accepted values, comma separated.
         expected: &'static str,
     },
+    /// A name (protocol id, custom threat type) broke its spelling rule.
+    #[error("invalid {kind} {value:?}: {rule}")]
+    InvalidName {
+        /// What kind of name.
+        kind: &'static str,
+        /// The value received (truncated).
+        value: String,
+        /// The rule it broke.
+        rule: &'static str,
+    },
     /// A number was outside its allowed range.
     #[error("{what} out of range: {value}")]
     OutOfRange {

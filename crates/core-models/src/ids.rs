@@ -275,6 +275,99 @@ impl IncidentKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// This key in `protocol`'s namespace: `<protocol>/<key>`, so the same detector and asset
+    /// on two protocols never fold into one incident. The default protocol's keys carry no
+    /// prefix, which keeps every key (and so every incident id) stored before protocols were
+    /// first-class unchanged. Idempotent.
+    pub fn in_protocol(self, protocol: &ProtocolId) -> Self {
+        if protocol.is_default() {
+            return self;
+        }
+        let prefix = protocol.as_str();
+        if self
+            .0
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+        {
+            return self;
+        }
+        Self(format!("{prefix}/{}", self.0))
+    }
+}
+
+/// Which protocol (venue) a fact belongs to: `hyperliquid`, `dydx`, `gmx` … Lowercase
+/// `[a-z0-9][a-z0-9_-]*`, at most 32 characters. The default is [`ProtocolId::HYPERLIQUID`]:
+/// rows stored before protocols were first-class are Hyperliquid's.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ProtocolId(std::borrow::Cow<'static, str>);
+
+impl ProtocolId {
+    /// Hyperliquid, the protocol the open core watches.
+    pub const HYPERLIQUID: Self = Self(std::borrow::Cow::Borrowed("hyperliquid"));
+
+    /// Parses an id received from outside (config, API query, stored row).
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !ok {
+            return Err(ModelError::InvalidName {
+                kind: "protocol id",
+                value: truncate(s),
+                rule: "expected [a-z0-9][a-z0-9_-]*, at most 32 characters",
+            });
+        }
+        if s == Self::HYPERLIQUID.as_str() {
+            return Ok(Self::HYPERLIQUID);
+        }
+        Ok(Self(std::borrow::Cow::Owned(s.to_owned())))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// True for the default protocol (Hyperliquid).
+    pub fn is_default(&self) -> bool {
+        *self == Self::HYPERLIQUID
+    }
+}
+
+impl Default for ProtocolId {
+    fn default() -> Self {
+        Self::HYPERLIQUID
+    }
+}
+
+impl fmt::Display for ProtocolId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ProtocolId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProtocolId({})", self.0)
+    }
+}
+
+impl FromStr for ProtocolId {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProtocolId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 impl fmt::Display for IncidentKey {

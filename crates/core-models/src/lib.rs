@@ -20,15 +20,15 @@ pub mod testing;
 pub use alert::{Alert, DeliveryReceipt, Notifier, NotifyError, RelatedIncident};
 pub use error::{ModelError, ModelResult};
 pub use feed::{FeedState, FeedStatus, FreshnessTracker};
-pub use ids::{Address, Coin, Fnv64, IncidentKey, StableId};
+pub use ids::{Address, Coin, Fnv64, IncidentKey, ProtocolId, StableId};
 pub use market::{
     AssetCtx, BookLevel, BookSnapshot, EventStream, Fill, FillDir, LedgerEvent, LedgerKind,
     LiquidationInfo, LiquidationMethod, MarketDataStream, MarketEvent, Mids, OiCapSnapshot,
     Position, PositionSnapshot, SeriesPoint, Side, Trade, VaultSnapshot,
 };
 pub use operator::{
-    ActionKind, DEFAULT_PROTOCOL, IncidentAction, KeyScope, OperatorStore, Silence,
-    SilenceMatchers, acknowledgement, operator_resolution,
+    ActionKind, IncidentAction, KeyScope, OperatorStore, Silence, SilenceMatchers, acknowledgement,
+    operator_resolution,
 };
 pub use price::{
     Price, PriceSource, ReferenceQuote, SourceError, Venue, cmp_decimal, deviation_pct,
@@ -36,8 +36,8 @@ pub use price::{
 };
 pub use rust_decimal::Decimal;
 pub use security::{
-    Detection, Direction, Evidence, EvidenceValue, Incident, IncidentChange, IncidentStatus,
-    IncidentUpdate, MEMBER_OF, SecurityEvent, Severity, ThreatType,
+    CustomThreat, Detection, Direction, Evidence, EvidenceValue, Incident, IncidentChange,
+    IncidentStatus, IncidentUpdate, MEMBER_OF, SecurityEvent, Severity, ThreatType,
 };
 pub use store::{
     ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, DeliveryQuery, DeviationKind,

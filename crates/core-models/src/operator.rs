@@ -15,9 +15,6 @@ use crate::security::{
 use crate::store::StoreResult;
 use crate::time::Timestamp;
 
-/// The only protocol the open core watches (until protocols are first-class).
-pub const DEFAULT_PROTOCOL: &str = "hyperliquid";
-
 /// What an API key may do.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
@@ -214,7 +211,7 @@ impl SilenceMatchers {
             && self
                 .protocol
                 .as_ref()
-                .is_none_or(|p| p.eq_ignore_ascii_case(DEFAULT_PROTOCOL))
+                .is_none_or(|p| p.eq_ignore_ascii_case(e.protocol.as_str()))
     }
 }
 

@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
-use crate::ids::{Coin, IncidentKey, StableId};
+use crate::ids::{Coin, IncidentKey, ProtocolId, StableId};
 use crate::time::Timestamp;
 
 /// How bad it is. Ordered: `Info < Low < Medium < High < Critical`.
@@ -76,21 +76,30 @@ impl FromStr for Severity {
 
 macro_rules! threat_types {
     ($($variant:ident => $name:literal, $doc:literal;)*) => {
-        /// What kind of threat a detection is about.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
+        /// What kind of threat a detection is about: one of the built-in types, or a type a
+        /// library user declared with [`ThreatType::custom`] for a detector of their own (so
+        /// routing, silences and filters can tell it apart from the built-in ones).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[non_exhaustive]
         pub enum ThreatType {
             $(#[doc = $doc] $variant,)*
+            /// A type declared by a library user ([`ThreatType::custom`]).
+            Custom(CustomThreat),
         }
 
         impl ThreatType {
-            /// All threat types.
+            /// The built-in threat types.
             pub const ALL: &'static [ThreatType] = &[$(Self::$variant,)*];
+
+            /// The built-in names, comma separated (for error messages).
+            const NAMES: &'static str = concat!($($name, ", ",)* "or a declared custom type");
 
             /// snake_case name.
             pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $name,)* }
+                match self {
+                    $(Self::$variant => $name,)*
+                    Self::Custom(c) => c.0,
+                }
             }
         }
     };
@@ -119,20 +128,130 @@ threat_types! {
     FeedHealth => "feed_health", "A data feed is stale or down.";
 }
 
+/// The name of a declared custom threat type (interned: declaring the same name twice gives
+/// the same value). Build it with [`ThreatType::custom`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CustomThreat(&'static str);
+
+/// Custom threat names are interned once per process; the table is bounded so names read from
+/// outside cannot grow it without limit.
+const MAX_CUSTOM_THREATS: usize = 1024;
+
+fn custom_threats() -> &'static std::sync::Mutex<std::collections::BTreeSet<&'static str>> {
+    static T: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    T.get_or_init(Default::default)
+}
+
+fn invalid_threat(s: &str, rule: &'static str) -> ModelError {
+    ModelError::InvalidName {
+        kind: "threat type",
+        value: s.chars().take(40).collect(),
+        rule,
+    }
+}
+
+impl ThreatType {
+    /// Declares (or finds) a custom threat type for a detector of your own. The name is
+    /// snake_case (`[a-z][a-z0-9_]*`, at most 48 characters) and must not be a built-in
+    /// name. Declaring the same name again returns the same type.
+    pub fn custom(name: &str) -> Result<Self, ModelError> {
+        if Self::ALL.iter().any(|t| t.as_str() == name) {
+            return Err(invalid_threat(
+                name,
+                "this is a built-in threat type's name",
+            ));
+        }
+        let valid = !name.is_empty()
+            && name.len() <= 48
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(invalid_threat(
+                name,
+                "expected snake_case: [a-z][a-z0-9_]*, at most 48 characters",
+            ));
+        }
+        let mut t = custom_threats()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = t.get(name) {
+            return Ok(Self::Custom(CustomThreat(found)));
+        }
+        if t.len() >= MAX_CUSTOM_THREATS {
+            return Err(invalid_threat(
+                name,
+                "too many custom threat types declared",
+            ));
+        }
+        let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        t.insert(leaked);
+        Ok(Self::Custom(CustomThreat(leaked)))
+    }
+
+    /// The custom types declared so far in this process.
+    pub fn declared() -> Vec<Self> {
+        custom_threats()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|n| Self::Custom(CustomThreat(n)))
+            .collect()
+    }
+
+    /// A stored name: a built-in type, or a custom one (declared now if this process has not
+    /// declared it yet — the row was written by a detector of a previous run).
+    pub fn from_stored(s: &str) -> Result<Self, ModelError> {
+        s.parse().or_else(|_| Self::custom(s))
+    }
+
+    /// True for a type declared by a library user.
+    pub fn is_custom(self) -> bool {
+        matches!(self, Self::Custom(_))
+    }
+}
+
 impl fmt::Display for ThreatType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
+/// Parses a built-in name or one declared in this process (a filter naming a type nobody
+/// declared is an error, not an empty result).
 impl FromStr for ThreatType {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.iter().copied().find(|t| t.as_str() == s).ok_or_else(|| ModelError::UnknownName {
-            kind: "threat type",
-            value: s.chars().take(40).collect(),
-            expected: "hlp_loss, hlp_drawdown, hlp_anomaly, hlp_exposure, liquidator_stress, oracle_deviation, venue_disagreement, mark_manipulation, large_liquidation, liquidation_cascade, market_cascade, coordinated_liquidation, auto_deleveraging, thin_market_manipulation, open_interest_cap, book_wall, whale_liquidation_risk, ml_anomaly, risk_forecast, feed_health",
-        })
+        if let Some(t) = Self::ALL.iter().copied().find(|t| t.as_str() == s) {
+            return Ok(t);
+        }
+        custom_threats()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(s)
+            .map(|n| Self::Custom(CustomThreat(n)))
+            .ok_or_else(|| ModelError::UnknownName {
+                kind: "threat type",
+                value: s.chars().take(40).collect(),
+                expected: Self::NAMES,
+            })
+    }
+}
+
+impl Serialize for ThreatType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Deserializes like a stored name ([`ThreatType::from_stored`]): payloads written by a
+/// custom detector of an earlier run still read back.
+impl<'de> Deserialize<'de> for ThreatType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Self::from_stored(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -241,6 +360,10 @@ impl Evidence {
 pub struct Detection {
     /// Which incident this belongs to.
     pub key: IncidentKey,
+    /// The protocol it is about. Detectors leave the default; the engine stamps its own
+    /// protocol (and puts the key in that protocol's namespace).
+    #[serde(default)]
+    pub protocol: ProtocolId,
     /// Detector name (`oracle_deviation`, `hlp_vault` …).
     pub detector: String,
     /// Threat type.
@@ -369,8 +492,11 @@ impl fmt::Display for IncidentChange {
 pub struct Incident {
     /// Stable id (derived from the key and first-seen time).
     pub id: StableId,
-    /// Stable key.
+    /// Stable key (in its protocol's namespace: [`IncidentKey::in_protocol`]).
     pub key: IncidentKey,
+    /// The protocol.
+    #[serde(default)]
+    pub protocol: ProtocolId,
     /// Detector that owns it.
     pub detector: String,
     /// Threat type.
@@ -414,6 +540,9 @@ impl Incident {
 pub struct SecurityEvent {
     /// Stable id (derived from the incident id, the change and the time).
     pub id: StableId,
+    /// The protocol.
+    #[serde(default)]
+    pub protocol: ProtocolId,
     /// The incident.
     pub incident_id: StableId,
     /// The incident's key.
@@ -448,6 +577,7 @@ impl SecurityEvent {
                 "evt",
                 &[incident.id.as_str(), change.as_str(), &time.0.to_string()],
             ),
+            protocol: incident.protocol.clone(),
             incident_id: incident.id.clone(),
             incident_key: incident.key.clone(),
             change,
@@ -489,6 +619,37 @@ mod tests {
         assert!(Severity::Critical > Severity::High && Severity::High > Severity::Info);
         assert_eq!("HIGH".parse::<Severity>().unwrap(), Severity::High);
         assert!("severe".parse::<Severity>().is_err());
+    }
+
+    #[test]
+    fn custom_threat_types_are_declared_once_and_validated() {
+        let a = ThreatType::custom("bridge_outflow").unwrap();
+        assert_eq!(a, ThreatType::custom("bridge_outflow").unwrap());
+        assert!(a.is_custom() && a.as_str() == "bridge_outflow");
+        assert_eq!("bridge_outflow".parse::<ThreatType>().unwrap(), a);
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"bridge_outflow\"");
+        assert_eq!(
+            serde_json::from_str::<ThreatType>("\"bridge_outflow\"").unwrap(),
+            a
+        );
+        assert!(ThreatType::declared().contains(&a));
+        for bad in [
+            "",
+            "Bridge",
+            "1x",
+            "a-b",
+            "oracle_deviation",
+            &"x".repeat(49),
+        ] {
+            assert!(ThreatType::custom(bad).is_err(), "{bad:?}");
+        }
+        let err = "never_declared_here".parse::<ThreatType>().unwrap_err();
+        assert!(err.to_string().contains("oracle_deviation"), "{err}");
+        assert!(
+            ThreatType::from_stored("from_a_previous_run")
+                .unwrap()
+                .is_custom()
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
-use crate::ids::{Address, Coin, StableId};
+use crate::ids::{Address, Coin, ProtocolId, StableId};
 use crate::market::{LiquidationMethod, Side};
 use crate::price::{Price, Venue};
 use crate::security::{
@@ -52,6 +52,8 @@ pub enum Order {
 /// Filters for security events. Pagination is by the store-assigned sequence number `seq`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventQuery {
+    /// Only this protocol.
+    pub protocol: Option<ProtocolId>,
     /// Only this severity or higher.
     pub min_severity: Option<Severity>,
     /// Only this threat type.
@@ -82,6 +84,8 @@ pub struct StoredEvent {
 /// Filters for incidents.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IncidentQuery {
+    /// Only this protocol.
+    pub protocol: Option<ProtocolId>,
     /// Only this status.
     pub status: Option<IncidentStatus>,
     /// Only this asset.

@@ -1,18 +1,13 @@
 //! The engine: one loop over the normalized event stream that updates the market state, runs
 //! every detector, ticks them in event time, and folds their detections into incidents.
 
-use kamiyo_core_models::{IncidentUpdate, MarketEvent, Timestamp};
+use kamiyo_core_models::{IncidentUpdate, MarketEvent, ProtocolId, Timestamp};
 
 use crate::config::{ConfigError, MonitorsConfig};
-use crate::detectors::feed::FeedDetector;
 use crate::detectors::hlp::{HlpDetector, HlpSummary};
-use crate::detectors::liquidation::LiquidationDetector;
-use crate::detectors::oracle::OracleDetector;
-use crate::detectors::thin_market::ThinMarketDetector;
-use crate::detectors::venues::VenueDetector;
-use crate::detectors::whale::WhaleDetector;
 use crate::detectors::{Detector, Observations, Sink};
 use crate::incident::IncidentManager;
+use crate::registry::{DetectorRegistry, RegistryError};
 use crate::state::MarketState;
 
 /// What processing produced.
@@ -31,10 +26,10 @@ impl EngineOutput {
     }
 }
 
-/// The detection engine.
+/// The detection engine of one protocol.
 pub struct Engine {
+    protocol: ProtocolId,
     state: MarketState,
-    hlp: HlpDetector,
     detectors: Vec<Box<dyn Detector>>,
     incidents: IncidentManager,
     sink: Sink,
@@ -45,6 +40,7 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
+            .field("protocol", &self.protocol)
             .field(
                 "detectors",
                 &self.detectors.iter().map(|d| d.name()).collect::<Vec<_>>(),
@@ -57,28 +53,46 @@ impl std::fmt::Debug for Engine {
 const TICK_MS: i64 = 1_000;
 
 impl Engine {
-    /// An engine with every built-in detector configured by `config`.
+    /// A Hyperliquid engine with every built-in detector configured by `config`.
     pub fn new(config: &MonitorsConfig) -> Result<Self, ConfigError> {
+        Self::for_protocol(
+            ProtocolId::HYPERLIQUID,
+            &DetectorRegistry::builtin(),
+            None,
+            config,
+        )
+        .map_err(|e| match e {
+            RegistryError::Config(c) => c,
+            other => ConfigError {
+                key: "monitors".into(),
+                reason: other.to_string(),
+            },
+        })
+    }
+
+    /// An engine for `protocol` running the detectors of `set` from `registry` (all of them
+    /// when `set` is `None`). Its detections, incidents and keys carry `protocol`.
+    pub fn for_protocol(
+        protocol: ProtocolId,
+        registry: &DetectorRegistry,
+        set: Option<&[&str]>,
+        config: &MonitorsConfig,
+    ) -> Result<Self, RegistryError> {
         config.validate("monitors")?;
-        let mut detectors: Vec<Box<dyn Detector>> = vec![
-            Box::new(OracleDetector::new(config.oracle.clone())),
-            Box::new(VenueDetector::new(config.venues.clone())),
-            Box::new(LiquidationDetector::new(config.liquidations.clone())),
-            Box::new(ThinMarketDetector::new(config.thin_market.clone())),
-            Box::new(WhaleDetector::new(config.whales.clone())),
-        ];
-        if config.feeds.enabled {
-            detectors.push(Box::new(FeedDetector::new()));
-        }
         Ok(Self {
+            protocol,
             state: MarketState::new(config),
-            hlp: HlpDetector::new(config.hlp.clone()),
-            detectors,
+            detectors: registry.build(config, set)?,
             incidents: IncidentManager::new(&config.incidents),
             sink: Sink::default(),
             last_tick: Timestamp(i64::MIN),
             events: 0,
         })
+    }
+
+    /// The protocol this engine watches.
+    pub fn protocol(&self) -> &ProtocolId {
+        &self.protocol
     }
 
     /// Adds a detector of your own (it runs after the built-in ones).
@@ -97,9 +111,13 @@ impl Engine {
         &mut self.state
     }
 
-    /// The HLP summary (account value, 24 h PnL, drawdown, Sharpe).
-    pub fn hlp_summary(&self) -> &HlpSummary {
-        self.hlp.summary()
+    /// The HLP summary (account value, 24 h PnL, drawdown, Sharpe), when the engine runs the
+    /// `hlp_vault` detector.
+    pub fn hlp_summary(&self) -> Option<&HlpSummary> {
+        self.detectors
+            .iter()
+            .find_map(|d| d.as_any()?.downcast_ref::<HlpDetector>())
+            .map(HlpDetector::summary)
     }
 
     /// Open incidents.
@@ -124,7 +142,6 @@ impl Engine {
         self.events += 1;
         let fresh = self.state.apply(event);
         if fresh {
-            self.hlp.on_event(event, &self.state, &mut self.sink);
             for d in &mut self.detectors {
                 d.on_event(event, &self.state, &mut self.sink);
             }
@@ -149,7 +166,6 @@ impl Engine {
             return;
         }
         self.last_tick = now;
-        self.hlp.on_tick(now, &self.state, &mut self.sink);
         for d in &mut self.detectors {
             d.on_tick(now, &self.state, &mut self.sink);
         }
@@ -182,7 +198,12 @@ impl Engine {
     }
 
     fn drain(&mut self, out: &mut EngineOutput) {
-        for d in self.sink.detections.drain(..) {
+        for mut d in self.sink.detections.drain(..) {
+            if !self.protocol.is_default() {
+                d.key = d.key.in_protocol(&self.protocol);
+                d.group = d.group.map(|g| g.in_protocol(&self.protocol));
+            }
+            d.protocol.clone_from(&self.protocol);
             self.incidents.on_detection(d, &mut out.updates);
         }
         if !self.sink.observations.is_empty() {

@@ -74,6 +74,7 @@ impl IncidentManager {
         match self.open.get_mut(&d.key) {
             None => {
                 let incident = Incident {
+                    protocol: d.protocol,
                     id: Incident::derive_id(&d.key, d.time),
                     key: d.key.clone(),
                     detector: d.detector,
@@ -248,6 +249,7 @@ mod tests {
 
     fn det(t: i64, sev: Severity, dev: i64) -> Detection {
         Detection {
+            protocol: Default::default(),
             direction: None,
             group: None,
             key: IncidentKey::new("oracle_deviation", &["ETH"]),

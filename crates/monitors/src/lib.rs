@@ -7,10 +7,12 @@ pub mod config;
 pub mod detectors;
 pub mod engine;
 pub mod incident;
+pub mod registry;
 pub mod runner;
 pub mod state;
 
 pub use config::{ConfigError, MonitorsConfig};
 pub use detectors::{Detector, Observations, Sink};
 pub use engine::{Engine, EngineOutput};
+pub use registry::{DetectorFactory, DetectorRegistry, RegistryError};
 pub use state::MarketState;

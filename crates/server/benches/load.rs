@@ -56,6 +56,7 @@ fn step(n: i64, t: i64) -> IncidentUpdate {
     let key = IncidentKey::parse(&format!("{}:{asset}:{}", threat.as_str(), n % 200)).unwrap();
     let sev = [Severity::Medium, Severity::High, Severity::Critical][(n % 3) as usize];
     let i = Incident {
+        protocol: Default::default(),
         id: Incident::derive_id(&key, Timestamp(NOW)),
         key,
         detector: "bench".into(),

@@ -124,6 +124,7 @@ pub async fn restore_open_incidents(
     use kamiyo_core_models::{IncidentQuery, IncidentStatus, IncidentStore};
     let open = store
         .incidents(&IncidentQuery {
+            protocol: Some(engine.protocol().clone()),
             status: Some(IncidentStatus::Open),
             asset: None,
             limit: 100_000,

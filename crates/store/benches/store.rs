@@ -78,6 +78,7 @@ fn step(asset: usize, n: i64, t: i64) -> IncidentUpdate {
         Severity::Critical,
     ][(n % 4) as usize];
     let incident = Incident {
+        protocol: Default::default(),
         id: Incident::derive_id(&key, Timestamp(t)),
         key,
         detector: "bench".into(),
@@ -307,6 +308,7 @@ async fn queries(store: &Store, days: i64) {
     measure!("incidents, open, 50 most recent", |_r| {
         store
             .incidents(&IncidentQuery {
+                protocol: Default::default(),
                 status: Some(IncidentStatus::Open),
                 asset: None,
                 limit: 50,

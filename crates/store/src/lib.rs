@@ -656,6 +656,9 @@ impl IncidentStore for Store {
     async fn incidents(&self, qy: &IncidentQuery) -> StoreResult<Vec<Incident>> {
         let rows: Vec<IncidentRow> = with_conn!(self, |c| {
             let mut b = incidents::table.into_boxed();
+            if let Some(p) = &qy.protocol {
+                b = b.filter(incidents::protocol.eq(p.as_str()));
+            }
             if let Some(s) = qy.status {
                 b = b.filter(incidents::status.eq(s.as_str()));
             }
@@ -675,6 +678,9 @@ impl IncidentStore for Store {
     async fn events(&self, qy: &EventQuery) -> StoreResult<Vec<StoredEvent>> {
         let rows: Vec<SecurityEventRow> = with_conn!(self, |c| {
             let mut b = security_events::table.into_boxed();
+            if let Some(p) = &qy.protocol {
+                b = b.filter(security_events::protocol.eq(p.as_str()));
+            }
             if let Some(s) = qy.min_severity {
                 b = b.filter(security_events::severity_rank.ge(severity_rank(s)));
             }

@@ -7,8 +7,8 @@ use kamiyo_core_models::{
     Address, Alert, ApiKeyRecord, AuditEntry, Coin, Decimal, DeviationKind, DeviationSample,
     Evidence, Incident, IncidentAction, IncidentChange, IncidentKey, IncidentStatus,
     LiquidationMethod, LiquidationRecord, MarketBar, OutboxEntry, OutboxStatus, PositionRecord,
-    SecurityEvent, Severity, Side, Silence, SilenceMatchers, StableId, StoreError, ThreatType,
-    Timestamp, VaultPoint, Venue,
+    ProtocolId, SecurityEvent, Severity, Side, Silence, SilenceMatchers, StableId, StoreError,
+    ThreatType, Timestamp, VaultPoint, Venue,
 };
 
 use crate::schema::*;
@@ -80,6 +80,8 @@ pub struct SecurityEventRow {
     pub evidence: String,
     /// Time.
     pub time_ms: i64,
+    /// Protocol.
+    pub protocol: String,
 }
 
 impl SecurityEventRow {
@@ -100,6 +102,7 @@ impl SecurityEventRow {
             indicators: serde_json::to_string(&e.indicators).unwrap_or_else(|_| "[]".into()),
             evidence: serde_json::to_string(&e.evidence).unwrap_or_else(|_| "{}".into()),
             time_ms: e.time.0,
+            protocol: e.protocol.to_string(),
         }
     }
 }
@@ -111,16 +114,14 @@ impl TryFrom<SecurityEventRow> for kamiyo_core_models::StoredEvent {
         Ok(Self {
             seq: r.seq,
             event: SecurityEvent {
+                protocol: ProtocolId::parse(&r.protocol).map_err(|e| corrupt(T, e))?,
                 id: StableId::parse(&r.id).map_err(|e| corrupt(T, e))?,
                 incident_id: StableId::parse(&r.incident_id).map_err(|e| corrupt(T, e))?,
                 incident_key: IncidentKey::parse(&r.incident_key).map_err(|e| corrupt(T, e))?,
                 change: change_of(&r.change)
                     .ok_or_else(|| corrupt(T, format!("change {:?}", r.change)))?,
                 detector: r.detector,
-                threat_type: r
-                    .threat_type
-                    .parse::<ThreatType>()
-                    .map_err(|e| corrupt(T, e))?,
+                threat_type: ThreatType::from_stored(&r.threat_type).map_err(|e| corrupt(T, e))?,
                 severity: r.severity.parse::<Severity>().map_err(|e| corrupt(T, e))?,
                 asset: r
                     .asset
@@ -175,6 +176,8 @@ pub struct IncidentRow {
     pub resolved_at_ms: Option<i64>,
     /// Detections folded in.
     pub detections: i64,
+    /// Protocol.
+    pub protocol: String,
 }
 
 impl From<&Incident> for IncidentRow {
@@ -195,6 +198,7 @@ impl From<&Incident> for IncidentRow {
             last_seen_ms: i.last_seen.0,
             resolved_at_ms: i.resolved_at.map(|t| t.0),
             detections: i64::try_from(i.detections).unwrap_or(i64::MAX),
+            protocol: i.protocol.to_string(),
         }
     }
 }
@@ -204,10 +208,11 @@ impl TryFrom<IncidentRow> for Incident {
     fn try_from(r: IncidentRow) -> Result<Self, StoreError> {
         const T: &str = "incidents";
         Ok(Self {
+            protocol: ProtocolId::parse(&r.protocol).map_err(|e| corrupt(T, e))?,
             id: StableId::parse(&r.id).map_err(|e| corrupt(T, e))?,
             key: IncidentKey::parse(&r.incident_key).map_err(|e| corrupt(T, e))?,
             detector: r.detector,
-            threat_type: r.threat_type.parse().map_err(|e| corrupt(T, e))?,
+            threat_type: ThreatType::from_stored(&r.threat_type).map_err(|e| corrupt(T, e))?,
             severity: r.severity.parse().map_err(|e| corrupt(T, e))?,
             peak_severity: r.peak_severity.parse().map_err(|e| corrupt(T, e))?,
             asset: r

@@ -95,6 +95,7 @@ diesel::table! {
         last_seen_ms -> BigInt,
         resolved_at_ms -> Nullable<BigInt>,
         detections -> BigInt,
+        protocol -> Text,
     }
 }
 
@@ -169,6 +170,7 @@ diesel::table! {
         indicators -> Text,
         evidence -> Text,
         time_ms -> BigInt,
+        protocol -> Text,
     }
 }
 

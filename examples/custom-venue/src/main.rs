@@ -6,9 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kamiyo_core_models::{
     AssetCtx, Coin, Decimal, Detection, Evidence, IncidentKey, MarketEvent, PriceSource,
-    ReferenceQuote, Severity, SourceError, ThreatType, Timestamp, Venue, deviation_pct,
+    ProtocolId, ReferenceQuote, Severity, SourceError, ThreatType, Timestamp, Venue, deviation_pct,
 };
-use kamiyo_monitors::{Detector, Engine, MarketState, MonitorsConfig, Sink};
+use kamiyo_monitors::{Detector, DetectorRegistry, Engine, MarketState, MonitorsConfig, Sink};
 use kamiyo_testing::receiver::{Receiver, Reply};
 
 /// The made-up venue's answer.
@@ -91,6 +91,8 @@ impl PriceSource for AcmeSource {
 /// Fires when the acme price and Hyperliquid's mark differ by `high_pct` or more.
 struct AcmeDivergence {
     high_pct: Decimal,
+    /// The declared threat type of its incidents.
+    threat: ThreatType,
 }
 
 impl Detector for AcmeDivergence {
@@ -115,11 +117,12 @@ impl Detector for AcmeDivergence {
             return;
         }
         sink.detections.push(Detection {
+            protocol: Default::default(),
             direction: None,
             group: None,
             key: IncidentKey::new("acme_divergence", &[q.coin.as_str()]),
             detector: self.name().into(),
-            threat_type: ThreatType::OracleDeviation,
+            threat_type: self.threat,
             severity: Severity::High,
             asset: Some(q.coin.clone()),
             title: format!(
@@ -162,10 +165,22 @@ async fn main() -> anyhow::Result<()> {
     .await;
     let acme = AcmeSource::new(&venue.url(""))?;
 
-    let mut engine =
-        Engine::new(&MonitorsConfig::default())?.with_detector(Box::new(AcmeDivergence {
+    // The detector's own threat type (routing, silences and filters tell it apart from the
+    // built-in oracle rule), registered by name beside the built-in detectors.
+    let threat = ThreatType::custom("acme_divergence")?;
+    let mut registry = DetectorRegistry::builtin();
+    registry.register("acme_divergence", move |_| {
+        Ok(Some(Box::new(AcmeDivergence {
             high_pct: Decimal::ONE,
-        }));
+            threat,
+        }) as Box<dyn Detector>))
+    })?;
+    let mut engine = Engine::for_protocol(
+        ProtocolId::HYPERLIQUID,
+        &registry,
+        None,
+        &MonitorsConfig::default(),
+    )?;
     // Hyperliquid's side of the picture (in a real program: kamiyo_aggregators::live).
     let eth = Coin::new("ETH")?;
     let ctx: AssetCtx = serde_json::from_value(serde_json::json!({
@@ -181,10 +196,11 @@ async fn main() -> anyhow::Result<()> {
             for u in engine.process(&MarketEvent::Reference(q)).updates {
                 writeln!(
                     out,
-                    "  incident {} {} [{}] {}",
+                    "  incident {} {} [{}] ({}) {}",
                     u.incident.id,
                     u.event.change.as_str(),
                     u.event.severity.as_str(),
+                    u.event.threat_type,
                     u.event.title
                 )?;
             }

@@ -8,7 +8,8 @@ fn the_custom_detector_fires_on_the_custom_venue() {
     )));
     assert_eq!(text.matches("poll ").count(), 5, "{text}");
     assert_eq!(
-        text.matches(" opened [high] ETH: acme 2031").count(),
+        text.matches(" opened [high] (acme_divergence) ETH: acme 2031")
+            .count(),
         1,
         "{text}"
     );

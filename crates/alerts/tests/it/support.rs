@@ -13,6 +13,7 @@ pub(crate) const T_OPEN: i64 = 1_743_001_280_000;
 pub(crate) fn incident(n: usize, sev: Severity, t: i64) -> Incident {
     let key = IncidentKey::parse(&format!("mark_manipulation:JELLY:{n}")).unwrap();
     Incident {
+        protocol: Default::default(),
         id: Incident::derive_id(&key, Timestamp(T_OPEN)),
         key,
         detector: "oracle".into(),

@@ -275,12 +275,12 @@ async fn silences_are_created_listed_matched_and_ended() {
     assert_eq!(page["silences"][0]["id"], sil["id"], "{page}");
 
     // Refused: no matcher, no comment, an end in the past, beyond 30 days, an unknown severity,
-    // a protocol this monitor does not watch.
+    // a malformed protocol id.
     for bad in [
         json!({"ends_at": ends, "comment": "everything"}),
         json!({"asset": "ETH", "ends_at": ends, "comment": ""}),
         json!({"severity": "apocalyptic", "ends_at": ends, "comment": "x"}),
-        json!({"protocol": "dydx", "ends_at": ends, "comment": "x"}),
+        json!({"protocol": "DyDx!", "ends_at": ends, "comment": "x"}),
         json!({"asset": "ETH", "comment": "no end"}),
         json!({"asset": "ETH", "comment": "both", "ends_at": ends, "minutes": 5}),
         json!({"asset": "ETH", "comment": "too long", "minutes": 43_201}),

@@ -334,3 +334,78 @@ async fn positions_latest_per_account_and_market() {
     assert_eq!(api.get("/security/positions?limit=0").await.status(), 400);
     assert_eq!(api.get("/security/positions?hours=721").await.status(), 400);
 }
+
+/// The same detector and asset on two protocols are two incidents; every response names its
+/// protocol and `protocol=` filters the lists.
+#[tokio::test]
+async fn protocols_are_kept_apart_and_filterable() {
+    use kamiyo_core_models::{IncidentChange, ProtocolId, Severity, ThreatType};
+
+    use crate::support::{incident, step};
+    let api = seeded().await;
+    let dydx = ProtocolId::parse("dydx").unwrap();
+    let hl = incident(
+        900,
+        Severity::High,
+        ThreatType::OracleDeviation,
+        "ETH",
+        NOW - 500,
+    );
+    let mut other = hl.clone();
+    other.key = other.key.clone().in_protocol(&dydx);
+    other.id = kamiyo_core_models::Incident::derive_id(&other.key, other.first_seen);
+    other.protocol = dydx.clone();
+    assert_ne!(hl.id, other.id, "same asset, same detector, two incidents");
+    api.commit(&IngestBatch {
+        updates: vec![
+            step(&hl, IncidentChange::Opened, NOW - 500),
+            step(&other, IncidentChange::Opened, NOW - 400),
+        ],
+        ..IngestBatch::default()
+    })
+    .await;
+
+    let only = api.json("/security/incidents?protocol=dydx").await;
+    let list = only["incidents"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{only}");
+    assert_eq!(list[0]["protocol"], "dydx");
+    assert_eq!(list[0]["key"], format!("dydx/{}", hl.key));
+    let all = api.json("/security/incidents?limit=500").await;
+    assert!(
+        all["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["protocol"] == "hyperliquid" || i["protocol"] == "dydx"),
+        "{all}"
+    );
+    let hl_only = api
+        .json("/security/incidents?protocol=hyperliquid&limit=500")
+        .await;
+    assert!(
+        hl_only["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["protocol"] == "hyperliquid")
+    );
+    let ev = api.json("/security/events?protocol=dydx").await;
+    let evs = ev["events"].as_array().unwrap();
+    assert_eq!(evs.len(), 1, "{ev}");
+    assert_eq!(evs[0]["protocol"], "dydx");
+    assert_eq!(evs[0]["incident_id"], other.id.as_str());
+    let none = api.json("/security/events?protocol=gmx").await;
+    assert!(none["events"].as_array().unwrap().is_empty());
+    for bad in [
+        "/security/events?protocol=DYDX!",
+        "/security/incidents?protocol=",
+    ] {
+        let r = api.get(bad).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            body["detail"].as_str().unwrap().starts_with("protocol: "),
+            "{body}"
+        );
+    }
+}

@@ -154,6 +154,7 @@ pub(crate) fn incident(
 ) -> Incident {
     let key = IncidentKey::parse(&format!("{}:{asset}:{n}", threat.as_str())).unwrap();
     Incident {
+        protocol: Default::default(),
         id: Incident::derive_id(&key, Timestamp(t)),
         key,
         detector: "test".into(),

@@ -105,6 +105,7 @@ impl AnomalyDetector {
             }
         }
         sink.detections.push(Detection {
+            protocol: Default::default(),
             direction: None,
             group: None,
             key: IncidentKey::new("ml_anomaly", &[coin.as_str()]),

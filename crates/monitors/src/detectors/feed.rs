@@ -43,6 +43,7 @@ impl FeedDetector {
             ev.insert("detail", s.detail.as_str());
         }
         Detection {
+            protocol: Default::default(),
             direction: None,
             group: None,
             key: IncidentKey::new("feed_health", &[&s.feed]),

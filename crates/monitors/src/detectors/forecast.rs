@@ -79,6 +79,7 @@ impl ForecastDetector {
             Severity::High
         };
         sink.detections.push(Detection {
+            protocol: Default::default(),
             direction: None,
             group: None,
             key: IncidentKey::new("risk_forecast", &["hlp_pnl"]),

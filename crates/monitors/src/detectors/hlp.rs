@@ -160,6 +160,7 @@ impl HlpDetector {
                 Severity::High
             };
             sink.detections.push(Detection {
+                protocol: Default::default(),
                 direction: None,
                 group: None,
                 key: IncidentKey::new("hlp_loss", &[&vault]),
@@ -180,6 +181,7 @@ impl HlpDetector {
         }
         if drawdown_pct >= self.cfg.drawdown_high_pct {
             sink.detections.push(Detection {
+                protocol: Default::default(),
                 direction: None,
                 group: None,
                 key: IncidentKey::new("hlp_drawdown", &[&vault]),
@@ -205,6 +207,7 @@ impl HlpDetector {
                 Severity::Medium
             };
             sink.detections.push(Detection {
+                protocol: Default::default(),
                 direction: None,
                 group: None,
                 key: IncidentKey::new("hlp_anomaly", &[&vault]),
@@ -321,6 +324,7 @@ impl HlpDetector {
                     ev.insert("share_of_day_volume_pct", v.round_dp(2));
                 }
                 sink.detections.push(Detection {
+                    protocol: Default::default(),
                     direction: None,
                     group: None,
                     key: IncidentKey::new("hlp_exposure", &[&child, pos.coin.as_str()]),
@@ -374,6 +378,7 @@ impl HlpDetector {
         };
         let coins: Vec<&str> = p.positions.iter().map(|x| x.coin.as_str()).collect();
         sink.detections.push(Detection {
+            protocol: Default::default(),
             direction: None,
             group: None,
             key: IncidentKey::new("liquidator_stress", &[&p.user.to_string()]),
@@ -432,6 +437,10 @@ pub(crate) fn record_positions(p: &PositionSnapshot, sink: &mut Sink) {
 impl Detector for HlpDetector {
     fn name(&self) -> &'static str {
         "hlp_vault"
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     fn on_event(&mut self, event: &MarketEvent, state: &MarketState, sink: &mut Sink) {

@@ -252,6 +252,7 @@ impl Large {
         }
         ev.insert("fill_user", self.user.to_string());
         Detection {
+            protocol: Default::default(),
             direction: None,
             group: self.group.clone(),
             key: IncidentKey::new("large_liquidation", &[coin.as_str()]),
@@ -297,6 +298,7 @@ impl Cascade {
 
     fn detection(&self, coin: &Coin, cfg: &LiquidationConfig) -> Detection {
         Detection {
+            protocol: Default::default(),
             direction: None,
             group: self.group.clone(),
             key: IncidentKey::new("liquidation_cascade", &[coin.as_str()]),
@@ -383,6 +385,7 @@ impl LiquidationDetector {
             .collect();
         ev.insert("most_liquidated_markets", top.join(", "));
         Detection {
+            protocol: Default::default(),
             direction: None,
             group: None,
             key: market_key(),
@@ -634,6 +637,7 @@ impl Adl {
             ev.insert("underwater_account", u.to_string());
         }
         Detection {
+            protocol: Default::default(),
             direction: None,
             group: self.group.clone(),
             key: IncidentKey::new("auto_deleveraging", &[coin.as_str()]),
@@ -674,6 +678,7 @@ struct Coordinated {
 impl Coordinated {
     fn detection(&self, v: Address, cfg: &LiquidationConfig) -> Detection {
         Detection {
+            protocol: Default::default(),
             direction: None,
             group: self.group.clone(),
             key: IncidentKey::new("coordinated_liquidation", &[&v.to_string()]),

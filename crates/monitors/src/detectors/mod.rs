@@ -87,6 +87,12 @@ pub trait Detector: Send {
     /// Re-evaluates time-based conditions at event time `now` (called at least once per second
     /// of event time while events flow, and by the live runner's timer).
     fn on_tick(&mut self, _now: Timestamp, _state: &MarketState, _sink: &mut Sink) {}
+
+    /// The detector as `Any`, for callers that read a specific detector's summary through the
+    /// engine (the HLP summary); `None` by default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// `(a − b) / b × 100`, rounded to 4 decimals; `None` when `b` is not positive.

@@ -133,6 +133,7 @@ impl OracleDetector {
             format!(" (diverging: {})", venue_names.join(", "))
         };
         sink.detections.push(Detection {
+            protocol: Default::default(),
             direction: Some(Direction::of(dev)),
             group: None,
             key: IncidentKey::new(detector, &[ctx.coin.as_str()]),

@@ -90,6 +90,7 @@ impl ThinMarketDetector {
         };
         let mins = ctx.time.millis_since(t0) / 60_000;
         sink.detections.push(Detection {
+            protocol: Default::default(),
             direction: Some(Direction::of(mv)),
             group: None,
             key: IncidentKey::new("thin_market", &[ctx.coin.as_str()]),
@@ -156,6 +157,7 @@ impl ThinMarketDetector {
                 ev.insert("open_interest_usd", x.open_interest_usd().round_dp(2));
             }
             sink.detections.push(Detection {
+                protocol: Default::default(),
                 direction: None,
                 group: None,
                 key: IncidentKey::new("oi_cap", &[c.as_str()]),
@@ -229,6 +231,7 @@ impl ThinMarketDetector {
                 });
                 if one_sided {
                     sink.detections.push(Detection {
+                        protocol: Default::default(),
                         direction: None,
                         group: None,
                         key: IncidentKey::new("book_wall", &[b.coin.as_str()]),
@@ -255,6 +258,7 @@ impl ThinMarketDetector {
         }
         for w in pulled {
             sink.detections.push(Detection {
+                protocol: Default::default(),
                 direction: None,
                 group: None,
                 key: IncidentKey::new("book_wall", &[b.coin.as_str()]),

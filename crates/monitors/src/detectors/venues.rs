@@ -187,6 +187,7 @@ impl VenueDetector {
             }
         }
         sink.detections.push(Detection {
+            protocol: Default::default(),
             direction,
             group: None,
             key: IncidentKey::new("venue_disagreement", &[coin.as_str()]),

@@ -149,6 +149,7 @@ impl WhaleDetector {
                 None => String::new(),
             };
             sink.detections.push(Detection {
+                protocol: Default::default(),
                 direction: None,
                 group: None,
                 key: IncidentKey::new(
@@ -209,6 +210,7 @@ impl Detector for WhaleDetector {
                         .map(|(_, c)| c.to_string())
                         .collect();
                     sink.detections.push(Detection {
+                        protocol: Default::default(),
                         direction: None,
                         group: None,
                         key: IncidentKey::new(

@@ -1157,3 +1157,76 @@ fn feed_down_opens_and_live_resolves() {
         )
     );
 }
+
+// --- protocols and the detector registry -------------------------------------------------
+
+/// One engine per protocol: the same detector on the same asset opens one incident per
+/// protocol, with the protocol on every step and in the key; a Hyperliquid key is unchanged.
+#[test]
+fn engines_of_two_protocols_keep_incidents_apart() {
+    use kamiyo_core_models::ProtocolId;
+    use kamiyo_monitors::DetectorRegistry;
+    let events = oracle_run("BTC", "1.5", 120);
+    let cfg = MonitorsConfig::default();
+    let run = |protocol: ProtocolId| {
+        let mut e = Engine::for_protocol(
+            protocol,
+            &DetectorRegistry::builtin(),
+            Some(&["oracle"]),
+            &cfg,
+        )
+        .unwrap();
+        let mut steps = Vec::new();
+        for ev in &events {
+            steps.extend(e.process(ev).updates.into_iter().map(|u| u.event));
+        }
+        steps
+    };
+    let hl = run(ProtocolId::HYPERLIQUID);
+    let other = run(ProtocolId::parse("acme-perps").unwrap());
+    let hl_open = opened(&hl, ThreatType::OracleDeviation);
+    let other_open = opened(&other, ThreatType::OracleDeviation);
+    assert!(!hl_open.is_empty() && hl_open.len() == other_open.len());
+    assert!(hl.iter().all(|s| s.protocol.is_default()));
+    assert!(other.iter().all(|s| s.protocol.as_str() == "acme-perps"));
+    assert_eq!(
+        hl,
+        check(&events)
+            .into_iter()
+            .filter(|s| s.detector == "oracle_deviation")
+            .collect::<Vec<_>>(),
+        "the oracle detector alone, on Hyperliquid, is what the full engine says for it"
+    );
+    for (a, b) in hl_open.iter().zip(&other_open) {
+        assert_eq!(
+            b.incident_key.as_str(),
+            format!("acme-perps/{}", a.incident_key)
+        );
+        assert_ne!(a.incident_id, b.incident_id);
+    }
+}
+
+/// A detector set names what runs: the HLP vault is one registered detector like the others.
+#[test]
+fn an_engine_without_the_hlp_detector_says_nothing_about_the_vault() {
+    use kamiyo_core_models::ProtocolId;
+    use kamiyo_monitors::DetectorRegistry;
+    let cfg = MonitorsConfig::default();
+    let events: Vec<MarketEvent> = (0..30)
+        .map(|k| vault(k * 3600, &format!("-{}", k * 500_000), "60000000"))
+        .collect();
+    let with = check(&events);
+    assert!(!opened(&with, ThreatType::HlpLoss).is_empty(), "{with:?}");
+    let mut without = Engine::for_protocol(
+        ProtocolId::HYPERLIQUID,
+        &DetectorRegistry::builtin(),
+        Some(&["oracle", "venues", "liquidations"]),
+        &cfg,
+    )
+    .unwrap();
+    assert!(without.hlp_summary().is_none());
+    for ev in &events {
+        assert!(without.process(ev).updates.is_empty());
+    }
+    assert!(Engine::new(&cfg).unwrap().hlp_summary().is_some());
+}

@@ -24,6 +24,7 @@ fn incident(
 ) -> Incident {
     let key = IncidentKey::parse(key).unwrap();
     Incident {
+        protocol: Default::default(),
         id: Incident::derive_id(&key, Timestamp(T0)),
         key,
         detector: "test".into(),
