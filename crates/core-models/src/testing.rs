@@ -92,7 +92,8 @@ impl MemoryStore {
 }
 
 fn matches_event(q: &EventQuery, e: &StoredEvent) -> bool {
-    q.min_severity.is_none_or(|s| e.event.severity >= s)
+    q.protocol.as_ref().is_none_or(|p| e.event.protocol == *p)
+        && q.min_severity.is_none_or(|s| e.event.severity >= s)
         && q.threat_type.is_none_or(|t| e.event.threat_type == t)
         && q.asset
             .as_ref()
@@ -117,6 +118,7 @@ impl IncidentStore for MemoryStore {
         let mut v: Vec<Incident> = st
             .incidents
             .values()
+            .filter(|i| q.protocol.as_ref().is_none_or(|p| i.protocol == *p))
             .filter(|i| q.status.is_none_or(|s| i.status == s))
             .filter(|i| q.asset.as_ref().is_none_or(|a| i.asset.as_ref() == Some(a)))
             .cloned()

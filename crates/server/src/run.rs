@@ -14,7 +14,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::writer::Writer;
 
 /// Builds the live source from the configuration.
 pub fn live_source(
@@ -184,20 +183,26 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cancel.clone(),
     )?)
     .into_stream();
-    let (tx, mut rx) = mpsc::channel(4096);
-    let (forget_tx, forget_rx) = mpsc::unbounded_channel();
-    let runner = tokio::spawn(kamiyo_monitors::runner::run(
+    let alerts = crate::storage::start_alerts(&cfg, &store).await?;
+    let wake = alerts.as_ref().map(|a| a.handle.clone());
+    let ctx = pipeline_context(
+        &cfg,
+        &store,
+        &hub,
+        wake.clone(),
+        clock.clone(),
+        cancel.clone(),
+    );
+    let running = kamiyo_pipeline::spawn(
+        &ctx,
         engine,
         stream,
-        clock.clone(),
-        Duration::from_secs(1),
-        // Every event comes back to the consumer: fills advance the resume cursors, feed
-        // changes go to /ws and the log.
-        true,
-        tx,
-        Some(forget_rx),
-        cancel.clone(),
-    ));
+        Box::new(ServerObserver::new(cfg.hyperliquid.hlp_vault)),
+    )?;
+    let _ = state.hooks.set(std::sync::Arc::new(PipelineHooks {
+        forget: Some(running.forgetter()),
+        alerts: wake,
+    }));
     let retention = tokio::spawn(crate::storage::retention_job(
         store.clone(),
         crate::storage::retention(&cfg),
@@ -205,55 +210,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Duration::from_secs(u64::from(cfg.database.retention_interval_secs)),
         cancel.clone(),
     ));
-    let alerts = crate::storage::start_alerts(&cfg, &store).await?;
-    let wake = alerts.as_ref().map(|a| a.handle.clone());
-    let _ = state.hooks.set(std::sync::Arc::new(PipelineHooks {
-        forget: Some(forget_tx),
-        alerts: wake.clone(),
-    }));
-    let mut writer = Writer::new(
-        store,
-        cfg.database.batch_max_rows as usize,
-        Duration::from_millis(u64::from(cfg.database.batch_max_delay_ms)),
-    );
-    let flush_every = Duration::from_millis(u64::from(cfg.database.batch_max_delay_ms));
-    let mut market = crate::telemetry::market::MarketGauges::new(cfg.hyperliquid.hlp_vault);
-    let consumer = tokio::spawn(async move {
-        let mut gauge = crate::telemetry::pipeline::IncidentGauge::default();
-        let mut feed_states = std::collections::HashMap::new();
-        let mut tick = tokio::time::interval(flush_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let item = tokio::select! {
-                item = rx.recv() => item,
-                _ = tick.tick() => {
-                    flush(&mut writer, &hub, wake.as_ref()).await;
-                    continue;
-                }
-            };
-            let Some(item) = item else { break };
-            log_steps(&item.output.updates);
-            gauge.record(&item.output.updates);
-            market.output(&item.output);
-            if let Some(e) = &item.event {
-                market.event(e);
-                writer.observe(e);
-                if let kamiyo_core_models::MarketEvent::Feed(f) = e {
-                    // Logged on a change of state, not on the periodic data-time refresh.
-                    if feed_states.insert(f.feed.clone(), f.state) != Some(f.state) {
-                        log_feed(f);
-                    }
-                    hub.publish_feed(f.clone());
-                }
-            }
-            writer.push(item.output);
-            if writer.due() {
-                flush(&mut writer, &hub, wake.as_ref()).await;
-            }
-        }
-        // The runner has stopped: commit what is left before exiting.
-        flush(&mut writer, &hub, wake.as_ref()).await;
-    });
+    let kamiyo_pipeline::Running {
+        runner, consumer, ..
+    } = running;
     let handle = app.handle();
     let server = tokio::spawn(app.run());
     let mut runner = runner;
@@ -321,24 +280,85 @@ impl kamiyo_api::operator::IncidentHooks for PipelineHooks {
     }
 }
 
-/// Commits the writer's batch, publishes the stored events to `/ws` subscribers and wakes the
-/// alert router (only after the commit, so nobody sees an event the database does not have).
-pub async fn flush(
-    writer: &mut Writer,
+/// The pipeline context of the self-hosted server: its store, the `/ws` hub and the alert
+/// service as outputs, and the configured batching.
+pub fn pipeline_context(
+    cfg: &Config,
+    store: &kamiyo_store::Store,
     hub: &kamiyo_api::Hub,
-    alerts: Option<&kamiyo_alerts::AlertHandle>,
-) {
-    match writer.flush().await {
-        Ok(stored) => {
-            hub.publish_events(&stored);
-            if let (Some(a), false) = (alerts, stored.is_empty()) {
-                a.wake();
+    alerts: Option<kamiyo_alerts::AlertHandle>,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+) -> kamiyo_pipeline::PipelineContext {
+    let mut ctx = kamiyo_pipeline::PipelineContext::new(
+        kamiyo_core_models::ProtocolId::HYPERLIQUID,
+        clock,
+        Arc::new(store.clone()),
+        cancel,
+    )
+    .with_output(Arc::new(HubOutput(hub.clone())));
+    if let Some(a) = alerts {
+        ctx = ctx.with_output(Arc::new(a));
+    }
+    ctx.batch = kamiyo_pipeline::BatchPolicy {
+        max_rows: cfg.database.batch_max_rows as usize,
+        max_delay: Duration::from_millis(u64::from(cfg.database.batch_max_delay_ms)),
+    };
+    ctx
+}
+
+/// The `/ws` hub as a pipeline output: committed events and feed statuses go to subscribers.
+#[derive(Debug)]
+pub struct HubOutput(pub kamiyo_api::Hub);
+
+impl kamiyo_pipeline::Output for HubOutput {
+    fn committed(&self, stored: &[kamiyo_core_models::StoredEvent]) {
+        self.0.publish_events(stored);
+    }
+
+    fn feed(&self, status: &kamiyo_core_models::FeedStatus) {
+        self.0.publish_feed(status.clone());
+    }
+}
+
+/// The server's view of the pipeline: logs of incident steps and feed changes, the incident
+/// and market gauges, the commit metrics.
+pub struct ServerObserver {
+    gauge: crate::telemetry::pipeline::IncidentGauge,
+    market: crate::telemetry::market::MarketGauges,
+    feed_states: std::collections::HashMap<String, kamiyo_core_models::FeedState>,
+}
+
+impl ServerObserver {
+    /// An observer exporting the market gauges of the HLP vault `hlp`.
+    pub fn new(hlp: kamiyo_core_models::Address) -> Self {
+        Self {
+            gauge: crate::telemetry::pipeline::IncidentGauge::default(),
+            market: crate::telemetry::market::MarketGauges::new(hlp),
+            feed_states: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl kamiyo_pipeline::Observer for ServerObserver {
+    fn event(&mut self, e: &kamiyo_core_models::MarketEvent) {
+        self.market.event(e);
+        if let kamiyo_core_models::MarketEvent::Feed(f) = e {
+            // Logged on a change of state, not on the periodic data-time refresh.
+            if self.feed_states.insert(f.feed.clone(), f.state) != Some(f.state) {
+                log_feed(f);
             }
         }
-        Err(e) => {
-            // The rows stay in the writer and are retried with the next batch.
-            tracing::error!(error = %e, rows.pending = writer.pending(), "store write failed; will retry");
-        }
+    }
+
+    fn output(&mut self, o: &kamiyo_monitors::EngineOutput) {
+        log_steps(&o.updates);
+        self.gauge.record(&o.updates);
+        self.market.output(o);
+    }
+
+    fn commit(&mut self, elapsed: Duration, rows: usize, ok: bool) {
+        crate::telemetry::pipeline::commit(elapsed, rows, ok);
     }
 }
 

@@ -1,26 +1,21 @@
-//! The write path: engine outputs accumulate into one [`IngestBatch`] that is committed in a
-//! single transaction together with the ingest cursors, when it is large enough or old enough.
-//! A crash loses at most the uncommitted batch, and the cursors say exactly where to resume.
+//! The fill resume points of the live source, read from the cursors the pipeline's writer
+//! commits (the writer itself is `kamiyo_pipeline::Writer`).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
-use kamiyo_core_models::{
-    Address, IngestBatch, MarketEvent, MarketStore, StoreResult, StoredEvent, Timestamp,
-};
-use kamiyo_monitors::EngineOutput;
+use kamiyo_core_models::{Address, StoreResult, Timestamp};
+use kamiyo_pipeline::FILL_CURSOR_PREFIX;
 use kamiyo_store::Store;
 
-/// Cursor name of a user's fills.
-pub fn fill_cursor(user: &Address) -> String {
-    format!("fills:{user}")
-}
+pub use kamiyo_pipeline::{Writer, fill_cursor};
 
 /// The per-user fill resume points stored by a previous run.
 pub async fn fill_resume_points(store: &Store) -> StoreResult<BTreeMap<Address, Timestamp>> {
     let mut out = BTreeMap::new();
-    for (source, position) in store.cursors_with_prefix("fills:").await? {
-        let user = source.trim_start_matches("fills:").parse::<Address>();
+    for (source, position) in store.cursors_with_prefix(FILL_CURSOR_PREFIX).await? {
+        let user = source
+            .trim_start_matches(FILL_CURSOR_PREFIX)
+            .parse::<Address>();
         let time = position.parse::<i64>();
         match (user, time) {
             (Ok(u), Ok(t)) => {
@@ -34,112 +29,4 @@ pub async fn fill_resume_points(store: &Store) -> StoreResult<BTreeMap<Address, 
         }
     }
     Ok(out)
-}
-
-/// Accumulates and commits.
-#[derive(Debug)]
-pub struct Writer {
-    store: Store,
-    batch: IngestBatch,
-    items: usize,
-    max_items: usize,
-    max_delay: Duration,
-    since: Option<Instant>,
-    fills: BTreeMap<Address, Timestamp>,
-}
-
-impl Writer {
-    /// A writer committing at `max_items` rows or after `max_delay`.
-    pub fn new(store: Store, max_items: usize, max_delay: Duration) -> Self {
-        Self {
-            store,
-            batch: IngestBatch::default(),
-            items: 0,
-            max_items,
-            max_delay,
-            since: None,
-            fills: BTreeMap::new(),
-        }
-    }
-
-    /// Adds an engine output.
-    pub fn push(&mut self, out: EngineOutput) {
-        self.batch.updates.extend(out.updates);
-        self.batch.deviations.extend(out.observations.deviations);
-        self.batch
-            .liquidations
-            .extend(out.observations.liquidations);
-        self.batch
-            .vault_points
-            .extend(out.observations.vault_points);
-        self.batch.positions.extend(out.observations.positions);
-        self.batch.bars.extend(out.observations.bars);
-        self.items = rows(&self.batch);
-        self.since.get_or_insert_with(Instant::now);
-    }
-
-    /// Notes an ingested event for the resume cursors (fills per user).
-    pub fn observe(&mut self, e: &MarketEvent) {
-        if let MarketEvent::Fill(f) = e {
-            let t = self.fills.entry(f.user).or_insert(f.time);
-            if f.time > *t {
-                *t = f.time;
-            }
-            self.since.get_or_insert_with(Instant::now);
-        }
-    }
-
-    /// Sets a cursor to commit with the next batch.
-    pub fn set_cursor(&mut self, source: String, position: String) {
-        self.batch.cursors.retain(|(s, _)| *s != source);
-        self.batch.cursors.push((source, position));
-        self.since.get_or_insert_with(Instant::now);
-    }
-
-    /// True when the batch should be committed now.
-    pub fn due(&self) -> bool {
-        self.items >= self.max_items || self.since.is_some_and(|s| s.elapsed() >= self.max_delay)
-    }
-
-    /// Rows waiting.
-    pub fn pending(&self) -> usize {
-        self.items
-    }
-
-    /// Commits the batch (and the fill cursors) in one transaction.
-    pub async fn flush(&mut self) -> StoreResult<Vec<StoredEvent>> {
-        for (u, t) in std::mem::take(&mut self.fills) {
-            self.batch.cursors.push((fill_cursor(&u), t.0.to_string()));
-        }
-        if self.batch.is_empty() {
-            self.since = None;
-            return Ok(Vec::new());
-        }
-        let batch = std::mem::take(&mut self.batch);
-        let n = self.items;
-        self.items = 0;
-        self.since = None;
-        let started = std::time::Instant::now();
-        let span = tracing::info_span!("store.commit", rows = n, events = batch.updates.len());
-        let r = tracing::Instrument::instrument(self.store.commit(&batch), span).await;
-        crate::telemetry::pipeline::commit(started.elapsed(), n, r.is_ok());
-        match r {
-            Ok(stored) => Ok(stored),
-            Err(e) => {
-                // Keep the rows for the next attempt: nothing is lost on a transient failure.
-                self.batch = batch;
-                self.items = rows(&self.batch);
-                Err(e)
-            }
-        }
-    }
-}
-
-fn rows(b: &IngestBatch) -> usize {
-    b.updates.len()
-        + b.deviations.len()
-        + b.liquidations.len()
-        + b.vault_points.len()
-        + b.positions.len()
-        + b.bars.len()
 }

@@ -13,7 +13,6 @@ use kamiyo_core_models::{
 };
 
 use super::{resolve_scenario, write_file};
-use crate::writer::Writer;
 
 /// Where a replay's output goes.
 #[derive(Debug)]
@@ -83,6 +82,7 @@ pub async fn run(
         "replaying {name} [{}], {total} events",
         s.manifest.scenario.provenance.label(),
     )?;
+    let hub = kamiyo_api::Hub::default();
     let mut writer = None;
     let mut serve_cfg = None;
     let target_waits = target.as_ref().is_some_and(|t| t.wait_for_viewer);
@@ -127,11 +127,30 @@ pub async fn run(
                 drop(engine.process(e));
             }
         }
-        writer = Some(Writer::new(
-            t.store.clone(),
-            t.batch_max_rows,
-            t.batch_max_delay,
-        ));
+        // The same store → outputs path as `run`: the /ws hub and the alert service hear of
+        // each commit only after it.
+        let mut ctx = kamiyo_pipeline::PipelineContext::new(
+            engine.protocol().clone(),
+            Arc::new(ManualClock::new(s.manifest.scenario.start)),
+            Arc::new(t.store.clone()),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .with_output(Arc::new(crate::run::HubOutput(hub.clone())));
+        if let Some((a, _)) = &alerts {
+            ctx = ctx.with_output(Arc::new(a.handle.clone()));
+        }
+        ctx.batch = kamiyo_pipeline::BatchPolicy {
+            max_rows: t.batch_max_rows,
+            max_delay: t.batch_max_delay,
+        };
+        // Served replays export the market gauges too (on the replay's clock).
+        let observer = ReplayObserver {
+            market: t
+                .serve
+                .is_some()
+                .then(|| crate::telemetry::market::MarketGauges::new(config.hyperliquid.hlp_vault)),
+        };
+        writer = Some(kamiyo_pipeline::Committer::new(&ctx, Box::new(observer)));
         serve_cfg = t.serve.map(|c| (c, t.store));
     }
     let start = if complete {
@@ -142,7 +161,6 @@ pub async fn run(
             .map_or(s.manifest.scenario.start, MarketEvent::time)
     };
     let clock = Arc::new(ManualClock::new(start));
-    let hub = kamiyo_api::Hub::default();
     // Incidents an operator resolves from the served API: the engine forgets them.
     let (forget_tx, mut forget_rx) = tokio::sync::mpsc::unbounded_channel();
     let server = match serve_cfg {
@@ -174,10 +192,6 @@ pub async fn run(
     // next `replay` resumes), the HTTP server and the alert service.
     let signal = crate::run::shutdown_signal();
     tokio::pin!(signal);
-    // Served replays export the market gauges too (on the replay's clock).
-    let mut market = server
-        .is_some()
-        .then(|| crate::telemetry::market::MarketGauges::new(config.hyperliquid.hlp_vault));
     let mut interrupted = false;
     let wait = server.is_some() && target_waits && !complete;
     if wait {
@@ -233,24 +247,21 @@ pub async fn run(
             engine.forget_incident(&id);
         }
         let o = engine.process(&e);
-        if let Some(m) = market.as_mut() {
-            m.event(&e);
-            m.output(&o);
-        }
         steps += print_steps(&mut out, &o.updates, false)?;
         index += 1;
         if let Some(w) = writer.as_mut() {
+            w.note(&e);
             w.push(o);
             w.set_cursor(cursor.clone(), index.to_string());
             if w.due() {
-                publish(&hub, alerts.as_ref(), &w.flush().await?);
+                w.commit().await?;
             }
         }
     }
     let end: Timestamp = s.manifest.scenario.end;
     if interrupted {
         if let Some(w) = writer.as_mut() {
-            publish(&hub, alerts.as_ref(), &w.flush().await?);
+            w.commit().await?;
         }
         writeln!(
             out,
@@ -267,7 +278,7 @@ pub async fn run(
         if let Some(w) = writer.as_mut() {
             w.push(o);
             w.set_cursor(cursor.clone(), (total + 1).to_string());
-            publish(&hub, alerts.as_ref(), &w.flush().await?);
+            w.commit().await?;
         }
     }
     hub.publish_feed(feed(
@@ -288,14 +299,26 @@ pub async fn run(
     Ok(())
 }
 
-fn publish(
-    hub: &kamiyo_api::Hub,
-    alerts: Option<&(crate::storage::Alerts, u32)>,
-    stored: &[kamiyo_core_models::StoredEvent],
-) {
-    hub.publish_events(stored);
-    if let (Some((a, _)), false) = (alerts, stored.is_empty()) {
-        a.handle.wake();
+/// What a replay exports while it runs: commit metrics, and the market gauges when served.
+struct ReplayObserver {
+    market: Option<crate::telemetry::market::MarketGauges>,
+}
+
+impl kamiyo_pipeline::Observer for ReplayObserver {
+    fn event(&mut self, e: &MarketEvent) {
+        if let Some(m) = self.market.as_mut() {
+            m.event(e);
+        }
+    }
+
+    fn output(&mut self, o: &kamiyo_monitors::EngineOutput) {
+        if let Some(m) = self.market.as_mut() {
+            m.output(o);
+        }
+    }
+
+    fn commit(&mut self, elapsed: std::time::Duration, rows: usize, ok: bool) {
+        crate::telemetry::pipeline::commit(elapsed, rows, ok);
     }
 }
 
