@@ -276,6 +276,8 @@ mod tests {
             "examples/custom-venue/Cargo.toml",
             "examples/file-notifier/Cargo.toml",
             "examples/replay-incidents/Cargo.toml",
+            "examples/two-protocols/Cargo.toml",
+            "crates/pipeline/Cargo.toml",
         ] {
             assert!(dest.join(want).exists(), "{want} missing from the export");
         }

@@ -78,6 +78,9 @@ pub fn openapi_json() -> String {
 /// Paths answered without a key (never 401).
 const PUBLIC: [&str; 3] = ["/health", "/ready", "/"];
 
+/// What a protocol id looks like (`ProtocolId::parse`).
+const PROTOCOL_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,31}$";
+
 /// The schema a query parameter really has (the handlers read them as text to answer a bad
 /// value with a problem naming the parameter; the document states what is accepted).
 fn param_schema(path: &str, name: &str) -> Option<serde_json::Value> {
@@ -95,6 +98,7 @@ fn param_schema(path: &str, name: &str) -> Option<serde_json::Value> {
             json!({"type": "string", "enum": crate::routes::threat_type_names()})
         }
         (_, "asset") => json!({"type": "string", "pattern": "^[!-~]{1,64}$"}),
+        (_, "protocol") => json!({"type": "string", "pattern": PROTOCOL_PATTERN}),
         (_, "since") => time,
         (_, "cursor") => json!({"type": "string", "pattern": "^e[0-9]{1,18}$"}),
         ("/alerts/deliveries", "channel") => {
@@ -128,6 +132,9 @@ fn param_schema(path: &str, name: &str) -> Option<serde_json::Value> {
 fn contract(doc: &mut serde_json::Value) {
     use serde_json::json;
     // A silence needs one matcher at least, and exactly one of `ends_at` and `minutes`.
+    if let Some(p) = doc.pointer_mut("/components/schemas/SilenceBody/properties/protocol") {
+        p["pattern"] = json!(PROTOCOL_PATTERN);
+    }
     if let Some(b) = doc.pointer_mut("/components/schemas/SilenceBody") {
         let present = |f: &str, t: &str| json!({"required": [f], "properties": {f: {"type": t}}});
         b["anyOf"] = json!([

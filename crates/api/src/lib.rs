@@ -91,6 +91,92 @@ pub struct ApiState {
     pub anomaly_model: Option<Arc<kamiyo_ml::AnomalyModelFile>>,
 }
 
+/// The stores the handlers read and write, one per concern. A host with a single database
+/// passes the same store for each ([`ApiStores::single`]); a host that keeps concerns apart
+/// (market facts in one place, its own keys and outbox in another) passes each its own.
+#[derive(Clone)]
+pub struct ApiStores {
+    /// Incidents and events.
+    pub incidents: Arc<dyn IncidentStore>,
+    /// Market history.
+    pub market: Arc<dyn MarketStore>,
+    /// API keys.
+    pub keys: Arc<dyn ApiKeyStore>,
+    /// Alert outbox and delivery log.
+    pub outbox: Arc<dyn kamiyo_core_models::OutboxStore>,
+    /// Operator actions and silences.
+    pub operator: Arc<dyn kamiyo_core_models::OperatorStore>,
+    /// The audit log.
+    pub audit: Arc<dyn kamiyo_core_models::AuditStore>,
+}
+
+impl std::fmt::Debug for ApiStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiStores").finish_non_exhaustive()
+    }
+}
+
+impl ApiStores {
+    /// One store for every concern.
+    pub fn single<S>(store: &S) -> Self
+    where
+        S: IncidentStore
+            + MarketStore
+            + ApiKeyStore
+            + kamiyo_core_models::OutboxStore
+            + kamiyo_core_models::OperatorStore
+            + kamiyo_core_models::AuditStore
+            + Clone
+            + 'static,
+    {
+        Self {
+            incidents: Arc::new(store.clone()),
+            market: Arc::new(store.clone()),
+            keys: Arc::new(store.clone()),
+            outbox: Arc::new(store.clone()),
+            operator: Arc::new(store.clone()),
+            audit: Arc::new(store.clone()),
+        }
+    }
+}
+
+impl ApiState {
+    /// The state of an API over `stores`, with the rate limiters of `config`, the default
+    /// response cache, no metrics registry and no anomaly model (set those fields after).
+    pub fn new(
+        stores: ApiStores,
+        probe: Arc<dyn Probe>,
+        hub: Hub,
+        clock: Arc<dyn Clock>,
+        config: ApiConfig,
+    ) -> Self {
+        Self {
+            incidents: stores.incidents,
+            market: stores.market,
+            keys: stores.keys,
+            outbox: stores.outbox,
+            operator: stores.operator,
+            audit: stores.audit,
+            hooks: std::sync::OnceLock::new(),
+            probe,
+            hub,
+            clock,
+            registry: None,
+            limiter: auth::RateLimiter::new(config.rate_limit_per_minute),
+            auth_failures: auth::RateLimiter::new(auth::FAILED_AUTH_PER_MINUTE),
+            key_cache: auth::KeyCache::default(),
+            responses: cache::ResponseCache::default(),
+            anomaly_model: None,
+            config,
+        }
+    }
+
+    /// The state shared with the HTTP server's workers (what [`configure`] takes).
+    pub fn shared(self) -> web::Data<Self> {
+        web::Data::new(self)
+    }
+}
+
 impl std::fmt::Debug for ApiState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiState")

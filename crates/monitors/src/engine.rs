@@ -90,6 +90,11 @@ impl Engine {
         })
     }
 
+    /// The names of the detectors this engine runs, in run order.
+    pub fn detector_names(&self) -> Vec<&'static str> {
+        self.detectors.iter().map(|d| d.name()).collect()
+    }
+
     /// The protocol this engine watches.
     pub fn protocol(&self) -> &ProtocolId {
         &self.protocol

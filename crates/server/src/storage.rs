@@ -119,19 +119,12 @@ pub fn api_state(
     anomaly_model: Option<std::sync::Arc<kamiyo_ml::AnomalyModelFile>>,
 ) -> actix_web::web::Data<kamiyo_api::ApiState> {
     use std::sync::Arc;
-    actix_web::web::Data::new(kamiyo_api::ApiState {
-        incidents: Arc::new(store.clone()),
-        market: Arc::new(store.clone()),
-        keys: Arc::new(store.clone()),
-        outbox: Arc::new(store.clone()),
-        operator: Arc::new(store.clone()),
-        audit: Arc::new(store.clone()),
-        hooks: std::sync::OnceLock::new(),
-        probe: Arc::new(StoreProbe(store.clone())),
+    let mut state = kamiyo_api::ApiState::new(
+        kamiyo_api::ApiStores::single(store),
+        Arc::new(StoreProbe(store.clone())),
         hub,
         clock,
-        registry,
-        config: kamiyo_api::ApiConfig {
+        kamiyo_api::ApiConfig {
             require_keys: kamiyo_api::auth::keys_required_for(cfg.server.bind),
             rate_limit_per_minute: cfg.server.rate_limit_per_minute,
             cors_origins: cfg.server.cors_origins.clone(),
@@ -139,14 +132,14 @@ pub fn api_state(
             max_body_bytes: cfg.server.max_body_bytes as usize,
             hlp_vault: cfg.hyperliquid.hlp_vault,
         },
-        limiter: kamiyo_api::auth::RateLimiter::new(cfg.server.rate_limit_per_minute),
-        auth_failures: kamiyo_api::auth::RateLimiter::new(cfg.server.failed_auth_per_minute),
-        key_cache: kamiyo_api::auth::KeyCache::default(),
-        anomaly_model,
-        responses: kamiyo_api::cache::ResponseCache::new(std::time::Duration::from_millis(
-            u64::from(cfg.server.response_cache_ms),
-        )),
-    })
+    );
+    state.registry = registry;
+    state.anomaly_model = anomaly_model;
+    state.auth_failures = kamiyo_api::auth::RateLimiter::new(cfg.server.failed_auth_per_minute);
+    state.responses = kamiyo_api::cache::ResponseCache::new(std::time::Duration::from_millis(
+        u64::from(cfg.server.response_cache_ms),
+    ));
+    state.shared()
 }
 
 /// Refuses to serve beyond loopback without an active API key.

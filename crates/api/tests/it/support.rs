@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use actix_web::{App, HttpServer, dev::ServerHandle, web};
+use actix_web::{App, HttpServer, dev::ServerHandle};
 use kamiyo_api::{ApiConfig, ApiState, Hub};
 use kamiyo_core_models::{
     Address, Coin, Decimal, DeviationKind, DeviationSample, Evidence, Incident, IncidentChange,
@@ -71,28 +71,15 @@ impl TestApi {
         kamiyo_aggregators::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open("", dir.path(), 4).await.unwrap();
-        let limiter = kamiyo_api::auth::RateLimiter::new(config.rate_limit_per_minute);
-        let state = web::Data::new(ApiState {
-            incidents: Arc::new(store.clone()),
-            market: Arc::new(store.clone()),
-            keys: Arc::new(store.clone()),
-            outbox: Arc::new(store.clone()),
-            operator: Arc::new(store.clone()),
-            audit: Arc::new(store.clone()),
-            hooks: std::sync::OnceLock::new(),
-            probe: Arc::new(StoreProbe(store.clone())),
-            hub: hub.clone(),
-            clock: Arc::new(ManualClock::new(Timestamp(NOW))),
-            registry: Some(registry()),
+        let mut state = ApiState::new(
+            kamiyo_api::ApiStores::single(&store),
+            Arc::new(StoreProbe(store.clone())),
+            hub.clone(),
+            Arc::new(ManualClock::new(Timestamp(NOW))),
             config,
-            limiter,
-            auth_failures: kamiyo_api::auth::RateLimiter::new(
-                kamiyo_api::auth::FAILED_AUTH_PER_MINUTE,
-            ),
-            key_cache: kamiyo_api::auth::KeyCache::default(),
-            responses: kamiyo_api::cache::ResponseCache::default(),
-            anomaly_model: None,
-        });
+        );
+        state.registry = Some(registry());
+        let state = state.shared();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server =
