@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use kamiyo_core_models::{
     Alert, Clock, DeliveryQuery, EventQuery, IncidentChange, IncidentStore, IncidentUpdate,
-    IngestBatch, MarketStore, Notifier, NotifyError, OperatorStore, Order, OutboxEntry,
-    OutboxStatus, OutboxStore, Silence, StableId, StoredEvent, Timestamp,
+    Notifier, NotifyError, OperatorStore, Order, OutboxEntry, OutboxStatus, OutboxStore, Silence,
+    StableId, StoredEvent, Timestamp,
 };
 use opentelemetry::KeyValue;
 use rand::Rng;
@@ -28,8 +28,12 @@ use crate::router::{Decision, Route, Router, SILENCED};
 pub const CURSOR: &str = "alerts:routed";
 
 /// What the service needs from the store.
-pub trait AlertStore: IncidentStore + MarketStore + OutboxStore + OperatorStore + 'static {}
-impl<T: IncidentStore + MarketStore + OutboxStore + OperatorStore + 'static> AlertStore for T {}
+///
+/// Market facts are read through [`IncidentStore`] (the event sequence and incidents); what
+/// the service owns — its outbox rows and its routing cursor — is written only through
+/// [`OutboxStore`].
+pub trait AlertStore: IncidentStore + OutboxStore + OperatorStore + 'static {}
+impl<T: IncidentStore + OutboxStore + OperatorStore + 'static> AlertStore for T {}
 
 /// One configured destination.
 pub struct Channel {
@@ -341,20 +345,20 @@ impl<S: AlertStore> AlertService<S> {
             .map_err(|e| e.to_string())?;
         hist.reverse();
         self.router.restore(&hist);
-        let stored = sh
-            .store
-            .cursor(&self.cursor_name)
-            .await
-            .map_err(|e| e.to_string())?;
-        let cursor = match stored.as_deref().map(str::parse::<i64>) {
-            Some(Ok(c)) => c,
-            _ => {
+        let stored = match sh.store.routed_cursor(&self.cursor_name).await {
+            Ok(c) => c,
+            Err(e @ kamiyo_core_models::StoreError::Corrupt { .. }) => {
+                tracing::warn!(error = %e, "routing cursor unreadable; starting from the newest event");
+                None
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let cursor = match stored {
+            Some(c) => c,
+            None => {
                 let c = latest_seq(&*sh.store).await?;
                 sh.store
-                    .commit(&IngestBatch {
-                        cursors: vec![(self.cursor_name.clone(), c.to_string())],
-                        ..IngestBatch::default()
-                    })
+                    .commit_routed(&self.cursor_name, Vec::new(), Some(c))
                     .await
                     .map_err(|e| e.to_string())?;
                 c
@@ -418,10 +422,7 @@ impl<S: AlertStore> AlertService<S> {
         }
         let n = entries.len();
         sh.store
-            .commit(&IngestBatch {
-                outbox: entries,
-                ..IngestBatch::default()
-            })
+            .commit_routed(&self.cursor_name, entries, None)
             .await
             .map_err(|e| e.to_string())?;
         Ok(n)
@@ -522,11 +523,7 @@ impl<S: AlertStore> AlertService<S> {
         }
         // The entries and the cursor commit in one transaction.
         sh.store
-            .commit(&IngestBatch {
-                outbox: entries,
-                cursors: vec![(self.cursor_name.clone(), last.to_string())],
-                ..IngestBatch::default()
-            })
+            .commit_routed(&self.cursor_name, entries, Some(last))
             .await
             .map_err(|e| e.to_string())?;
         *cursor = last;

@@ -438,6 +438,32 @@ pub trait OutboxStore: Send + Sync {
     async fn mark_failed(&self, id: &StableId, attempts: u32, error: &str) -> StoreResult<()>;
     /// The delivery log, newest first.
     async fn deliveries(&self, query: &DeliveryQuery) -> StoreResult<Vec<OutboxEntry>>;
+    /// The routing cursor of `consumer` (the `seq` of the last security event it routed);
+    /// `None` before its first start. A cursor that is not a number is `StoreError::Corrupt`.
+    async fn routed_cursor(&self, consumer: &str) -> StoreResult<Option<i64>>;
+    /// Enqueues `entries` (ids already present are left unchanged) and, when given, moves
+    /// `consumer`'s routing cursor to `cursor` — in one transaction, so a crash never leaves
+    /// routed events without their alerts or alerts without the cursor that says so.
+    async fn commit_routed(
+        &self,
+        consumer: &str,
+        entries: Vec<OutboxEntry>,
+        cursor: Option<i64>,
+    ) -> StoreResult<()>;
+}
+
+/// Reads a routing cursor's stored text (for [`OutboxStore::routed_cursor`] implementations).
+pub fn routed_cursor_of(consumer: &str, stored: Option<String>) -> StoreResult<Option<i64>> {
+    stored
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| StoreError::Corrupt {
+                table: "ingest_cursors",
+                detail: format!(
+                    "routing cursor {consumer} holds {v:?}, not an event sequence number"
+                ),
+            })
+        })
+        .transpose()
 }
 
 /// A stored API key (only its hash).

@@ -398,6 +398,31 @@ impl OutboxStore for MemoryStore {
         v.truncate(q.limit as usize);
         Ok(v)
     }
+
+    async fn routed_cursor(&self, consumer: &str) -> StoreResult<Option<i64>> {
+        crate::store::routed_cursor_of(consumer, MarketStore::cursor(self, consumer).await?)
+    }
+
+    async fn commit_routed(
+        &self,
+        consumer: &str,
+        entries: Vec<OutboxEntry>,
+        cursor: Option<i64>,
+    ) -> StoreResult<()> {
+        MarketStore::commit(
+            self,
+            &IngestBatch {
+                outbox: entries,
+                cursors: cursor
+                    .map(|c| (consumer.to_owned(), c.to_string()))
+                    .into_iter()
+                    .collect(),
+                ..IngestBatch::default()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
 }
 
 #[async_trait]

@@ -258,30 +258,51 @@ pub fn anomaly_model(
     Ok(Some(std::sync::Arc::new(model)))
 }
 
-/// The engine of `cfg`, with the anomaly detector when a model is loaded.
+/// The detectors of the self-hosted monitor: the built-in set, then — as configured — the
+/// 24 h risk forecast, the anomaly model and the bar recorder, registered by name.
+pub fn detector_registry(
+    cfg: &Config,
+    model: Option<&std::sync::Arc<kamiyo_ml::AnomalyModelFile>>,
+) -> anyhow::Result<kamiyo_monitors::DetectorRegistry> {
+    use kamiyo_monitors::Detector;
+    let mut r = kamiyo_monitors::DetectorRegistry::builtin();
+    if cfg.ml.enabled && cfg.ml.forecast_loss_usd > 0 {
+        use kamiyo_monitors::detectors::forecast::{ForecastDetector, ForecastSettings};
+        let loss_usd = cfg.ml.forecast_loss_usd as f64;
+        r.register("risk_forecast", move |_| {
+            Ok(Some(Box::new(ForecastDetector::new(ForecastSettings {
+                loss_usd,
+                ..ForecastSettings::default()
+            })) as Box<dyn Detector>))
+        })?;
+    }
+    if let Some(m) = model {
+        let (cfg, m) = (cfg.clone(), m.clone());
+        r.register("ml_anomaly", move |_| Ok(Some(anomaly_detector(&cfg, &m))))?;
+    }
+    if cfg.ml.record_bar_secs > 0 {
+        let bar_ms = i64::from(cfg.ml.record_bar_secs) * 1000;
+        r.register("bar_recorder", move |_| {
+            Ok(Some(
+                Box::new(kamiyo_monitors::detectors::bars::BarRecorder::new(bar_ms))
+                    as Box<dyn Detector>,
+            ))
+        })?;
+    }
+    Ok(r)
+}
+
+/// The engine of `run` and `replay`: Hyperliquid, every detector of [`detector_registry`].
 pub fn engine(
     cfg: &Config,
     model: Option<&std::sync::Arc<kamiyo_ml::AnomalyModelFile>>,
 ) -> anyhow::Result<kamiyo_monitors::Engine> {
-    let mut e = kamiyo_monitors::Engine::new(&cfg.monitors)?;
-    if cfg.ml.enabled && cfg.ml.forecast_loss_usd > 0 {
-        use kamiyo_monitors::detectors::forecast::{ForecastDetector, ForecastSettings};
-        e = e.with_detector(Box::new(ForecastDetector::new(ForecastSettings {
-            loss_usd: cfg.ml.forecast_loss_usd as f64,
-            ..ForecastSettings::default()
-        })));
-    }
-    if let Some(m) = model {
-        e = e.with_detector(anomaly_detector(cfg, m));
-    }
-    if cfg.ml.record_bar_secs > 0 {
-        e = e.with_detector(Box::new(
-            kamiyo_monitors::detectors::bars::BarRecorder::new(
-                i64::from(cfg.ml.record_bar_secs) * 1000,
-            ),
-        ));
-    }
-    Ok(e)
+    Ok(kamiyo_monitors::Engine::for_protocol(
+        kamiyo_core_models::ProtocolId::HYPERLIQUID,
+        &detector_registry(cfg, model)?,
+        None,
+        &cfg.monitors,
+    )?)
 }
 
 /// The `ml_anomaly` detector with `model` (which sets the bar length) and `cfg.ml`'s severity

@@ -840,6 +840,34 @@ impl OutboxStore for Store {
         })?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
+
+    async fn routed_cursor(&self, consumer: &str) -> StoreResult<Option<i64>> {
+        kamiyo_core_models::store::routed_cursor_of(
+            consumer,
+            MarketStore::cursor(self, consumer).await?,
+        )
+    }
+
+    async fn commit_routed(
+        &self,
+        consumer: &str,
+        entries: Vec<OutboxEntry>,
+        cursor: Option<i64>,
+    ) -> StoreResult<()> {
+        MarketStore::commit(
+            self,
+            &IngestBatch {
+                outbox: entries,
+                cursors: cursor
+                    .map(|c| (consumer.to_owned(), c.to_string()))
+                    .into_iter()
+                    .collect(),
+                ..IngestBatch::default()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
 }
 
 #[async_trait]

@@ -652,8 +652,17 @@ fn scenario_section(held: &mut HeldOut<'_>, w: &mut impl Write) -> anyhow::Resul
             continue;
         };
         models.push(format!("{name}: {how}"));
-        let mut engine = kamiyo_monitors::Engine::new(&cfg.monitors)?
-            .with_detector(crate::storage::anomaly_detector(&cfg, &model));
+        // The built-in rules and the anomaly detector, from the same registry as `run`.
+        let registry = crate::storage::detector_registry(&cfg, Some(&model))?;
+        let builtin = kamiyo_monitors::DetectorRegistry::builtin();
+        let mut set = builtin.names();
+        set.push("ml_anomaly");
+        let mut engine = kamiyo_monitors::Engine::for_protocol(
+            kamiyo_core_models::ProtocolId::HYPERLIQUID,
+            &registry,
+            Some(&set),
+            &cfg.monitors,
+        )?;
         engine
             .state_mut()
             .set_reference_max_age_ms(sc.stale_after_ms());

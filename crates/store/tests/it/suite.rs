@@ -423,6 +423,34 @@ fn outbox(id: &str, channel: &str, created: i64) -> OutboxEntry {
 }
 
 pub(crate) async fn outbox_lifecycle_and_delivery_log(s: &Store) {
+    // A consumer's routing cursor and its rows commit together; each consumer has its own.
+    assert_eq!(s.routed_cursor("alerts:routed:t1").await.unwrap(), None);
+    let mut routed = outbox("alr_r1", "t1-hook", T0);
+    routed.consumer = "alerts:routed:t1".into();
+    s.commit_routed("alerts:routed:t1", vec![routed.clone()], Some(41))
+        .await
+        .unwrap();
+    assert_eq!(s.routed_cursor("alerts:routed:t1").await.unwrap(), Some(41));
+    assert_eq!(s.routed_cursor("alerts:routed:t2").await.unwrap(), None);
+    assert_eq!(
+        s.due("alerts:routed:t1", Timestamp(T0), 10).await.unwrap(),
+        vec![routed.clone()]
+    );
+    s.commit_routed("alerts:routed:t1", Vec::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(s.routed_cursor("alerts:routed:t1").await.unwrap(), Some(41));
+    s.mark_delivered(&routed.id, 1, Timestamp(T0 + 1))
+        .await
+        .unwrap();
+    s.commit(&IngestBatch {
+        cursors: vec![("alerts:routed:t3".into(), "not-a-number".into())],
+        ..IngestBatch::default()
+    })
+    .await
+    .unwrap();
+    let err = s.routed_cursor("alerts:routed:t3").await.unwrap_err();
+    assert!(err.to_string().contains("alerts:routed:t3"), "{err}");
     let entries = vec![
         outbox("alr_1", "discord", T0),
         outbox("alr_2", "slack", T0 + 1),
