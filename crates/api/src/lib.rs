@@ -54,18 +54,10 @@ pub struct ApiConfig {
 
 /// What the handlers need; registered as `web::Data<ApiState>`.
 pub struct ApiState {
-    /// Incidents and events.
-    pub incidents: Arc<dyn IncidentStore>,
-    /// Market history.
-    pub market: Arc<dyn MarketStore>,
-    /// API keys.
+    /// Where each request's stores come from (the host decides per caller).
+    pub stores: Arc<dyn StoreResolver>,
+    /// API keys: authentication happens before a caller's stores are resolved.
     pub keys: Arc<dyn ApiKeyStore>,
-    /// Alert outbox and delivery log.
-    pub outbox: Arc<dyn kamiyo_core_models::OutboxStore>,
-    /// Operator actions and silences.
-    pub operator: Arc<dyn kamiyo_core_models::OperatorStore>,
-    /// The audit log (every write).
-    pub audit: Arc<dyn kamiyo_core_models::AuditStore>,
     /// What the pipeline does after an operator's change (set once by the server).
     pub hooks: std::sync::OnceLock<Arc<dyn operator::IncidentHooks>>,
     /// Database readiness.
@@ -108,6 +100,81 @@ pub struct ApiStores {
     pub operator: Arc<dyn kamiyo_core_models::OperatorStore>,
     /// The audit log.
     pub audit: Arc<dyn kamiyo_core_models::AuditStore>,
+    /// Callers with the same partition may share cached responses; callers with different
+    /// ones (two tenants) never do. Empty for a single store.
+    pub partition: Arc<str>,
+}
+
+/// Where a request's stores come from. The host supplies it: the self-hosted server has one
+/// store for every caller ([`SingleStore`]); a multi-tenant host picks the caller's from the
+/// [`auth::Principal`] the gate attached, or from what its own middleware attached to the
+/// request after the gate.
+pub trait StoreResolver: Send + Sync {
+    /// The stores of this request's caller, or the error answered instead (403 …).
+    fn resolve(
+        &self,
+        principal: &auth::Principal,
+        req: &actix_web::HttpRequest,
+    ) -> Result<ApiStores, ApiError>;
+}
+
+/// One set of stores for every caller.
+#[derive(Debug, Clone)]
+pub struct SingleStore(pub ApiStores);
+
+impl StoreResolver for SingleStore {
+    fn resolve(
+        &self,
+        _: &auth::Principal,
+        _: &actix_web::HttpRequest,
+    ) -> Result<ApiStores, ApiError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// A request's view: its caller's stores, and the shared state (through `Deref`).
+pub struct Scoped<'a> {
+    /// Incidents and events.
+    pub incidents: Arc<dyn IncidentStore>,
+    /// Market history.
+    pub market: Arc<dyn MarketStore>,
+    /// Alert outbox and delivery log.
+    pub outbox: Arc<dyn kamiyo_core_models::OutboxStore>,
+    /// Operator actions and silences.
+    pub operator: Arc<dyn kamiyo_core_models::OperatorStore>,
+    /// The audit log.
+    pub audit: Arc<dyn kamiyo_core_models::AuditStore>,
+    /// The cache partition.
+    pub partition: Arc<str>,
+    state: &'a ApiState,
+}
+
+impl std::ops::Deref for Scoped<'_> {
+    type Target = ApiState;
+    fn deref(&self) -> &ApiState {
+        self.state
+    }
+}
+
+impl ApiState {
+    /// The request's view: the stores the host's resolver gives its caller. A request the
+    /// gate let through always carries a principal; one without is refused.
+    pub fn scoped(&self, req: &actix_web::HttpRequest) -> Result<Scoped<'_>, ApiError> {
+        let principal = actix_web::HttpMessage::extensions(req)
+            .get::<auth::Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("no authenticated caller".into()))?;
+        let s = self.stores.resolve(&principal, req)?;
+        Ok(Scoped {
+            incidents: s.incidents,
+            market: s.market,
+            outbox: s.outbox,
+            operator: s.operator,
+            audit: s.audit,
+            partition: s.partition,
+            state: self,
+        })
+    }
 }
 
 impl std::fmt::Debug for ApiStores {
@@ -136,12 +203,14 @@ impl ApiStores {
             outbox: Arc::new(store.clone()),
             operator: Arc::new(store.clone()),
             audit: Arc::new(store.clone()),
+            partition: Arc::from(""),
         }
     }
 }
 
 impl ApiState {
-    /// The state of an API over `stores`, with the rate limiters of `config`, the default
+    /// The state of an API over `stores` (one set for every caller; replace
+    /// [`ApiState::stores`] with a resolver of your own for more), with the rate limiters of `config`, the default
     /// response cache, no metrics registry and no anomaly model (set those fields after).
     pub fn new(
         stores: ApiStores,
@@ -151,12 +220,8 @@ impl ApiState {
         config: ApiConfig,
     ) -> Self {
         Self {
-            incidents: stores.incidents,
-            market: stores.market,
-            keys: stores.keys,
-            outbox: stores.outbox,
-            operator: stores.operator,
-            audit: stores.audit,
+            keys: stores.keys.clone(),
+            stores: Arc::new(SingleStore(stores)),
             hooks: std::sync::OnceLock::new(),
             probe,
             hub,

@@ -16,10 +16,10 @@ use kamiyo_core_models::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::ApiState;
 use crate::auth::Principal;
 use crate::dto::{DeliveryResponse, EventResponse, IncidentResponse};
 use crate::error::{ApiError, Problem};
+use crate::{ApiState, Scoped};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -196,7 +196,7 @@ fn to_f64(d: kamiyo_core_models::Decimal) -> f64 {
 }
 
 async fn series(
-    state: &ApiState,
+    state: &Scoped<'_>,
     i: &Incident,
     from: Timestamp,
     to: Timestamp,
@@ -299,7 +299,7 @@ async fn series(
 }
 
 /// The incident page's data.
-pub(crate) async fn incident_detail(state: &ApiState, id: &StableId) -> Result<IncidentDetail> {
+pub(crate) async fn incident_detail(state: &Scoped<'_>, id: &StableId) -> Result<IncidentDetail> {
     let Some(i) = state.incidents.incident(id).await? else {
         return Err(ApiError::NotFound(format!("no incident {id}")));
     };
@@ -356,7 +356,12 @@ pub(crate) async fn incident_detail(state: &ApiState, id: &StableId) -> Result<I
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 #[get("/security/incidents/{id}")]
-pub async fn incident(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse> {
+pub async fn incident(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     let id = parse_id(&id, "an incident")?;
     Ok(no_store(&incident_detail(&state, &id).await?))
 }
@@ -392,7 +397,7 @@ pub struct NoteBody {
     pub note: String,
 }
 
-async fn audit(state: &ApiState, who: &Principal, action: &str, detail: String) -> Result<()> {
+async fn audit(state: &Scoped<'_>, who: &Principal, action: &str, detail: String) -> Result<()> {
     state
         .audit
         .audit(&AuditEntry {
@@ -413,6 +418,7 @@ async fn act(
     note: Option<String>,
 ) -> Result<HttpResponse> {
     let who = actor(req);
+    let state = &state.scoped(req)?;
     let id = parse_id(id, "an incident")?;
     let note = note_of(
         note.as_deref(),
@@ -715,9 +721,11 @@ pub struct SilencesResponse {
         (status = 400, body = Problem, content_type = "application/problem+json")))]
 #[get("/silences")]
 pub async fn list_silences(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     q: web::Query<SilencesParams>,
 ) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     let active = match q.active.as_deref() {
         None | Some("true") => true,
         Some("false") => false,
@@ -744,6 +752,7 @@ pub async fn create_silence(
     body: web::Json<SilenceBody>,
 ) -> Result<HttpResponse> {
     let who = actor(&req);
+    let state = state.scoped(&req)?;
     let now = state.clock.now();
     let s = silence_of(body.into_inner(), &who, now)?;
     state.operator.insert_silence(&s).await?;
@@ -777,6 +786,7 @@ pub async fn expire_silence(
     id: web::Path<String>,
 ) -> Result<HttpResponse> {
     let who = actor(&req);
+    let state = state.scoped(&req)?;
     let id = parse_id(&id, "a silence")?;
     let now = state.clock.now();
     if !state.operator.expire_silence(&id, now).await? {

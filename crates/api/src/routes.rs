@@ -16,9 +16,9 @@ use kamiyo_core_models::{
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::ApiState;
 use crate::dto::*;
 use crate::error::{ApiError, Problem};
+use crate::{ApiState, Scoped};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -124,13 +124,19 @@ fn json<T: serde::Serialize>(body: &T) -> HttpResponse {
 }
 
 /// Serves `make`'s body through the micro-cache, keyed by the request's path and query.
-async fn cached<T, F, Fut>(state: &ApiState, req: &HttpRequest, make: F) -> Result<HttpResponse>
+async fn cached<T, F, Fut>(state: &Scoped<'_>, req: &HttpRequest, make: F) -> Result<HttpResponse>
 where
     T: serde::Serialize,
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let key = format!("{}?{}", req.path(), req.query_string());
+    // Callers of different partitions (tenants) never share a cached body.
+    let key = format!(
+        "{}\u{1f}{}?{}",
+        state.partition,
+        req.path(),
+        req.query_string()
+    );
     let body = state
         .responses
         .get_or_compute(&key, state.hub.last_seq(), || async {
@@ -267,10 +273,11 @@ pub async fn events(
     state: web::Data<ApiState>,
     q: web::Query<EventsParams>,
 ) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     cached(&state, &req, || events_body(&state, &q)).await
 }
 
-async fn events_body(state: &ApiState, q: &EventsParams) -> Result<EventsPage> {
+async fn events_body(state: &Scoped<'_>, q: &EventsParams) -> Result<EventsPage> {
     let min_severity = q
         .severity
         .as_deref()
@@ -338,10 +345,11 @@ pub async fn incidents(
     state: web::Data<ApiState>,
     q: web::Query<IncidentsParams>,
 ) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     cached(&state, &req, || incidents_body(&state, &q)).await
 }
 
-async fn incidents_body(state: &ApiState, q: &IncidentsParams) -> Result<IncidentsPage> {
+async fn incidents_body(state: &Scoped<'_>, q: &IncidentsParams) -> Result<IncidentsPage> {
     let status = q
         .status
         .as_deref()
@@ -417,10 +425,11 @@ pub async fn hlp_vault(
     state: web::Data<ApiState>,
     q: web::Query<WindowParams>,
 ) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     cached(&state, &req, || hlp_vault_body(&state, &q)).await
 }
 
-async fn hlp_vault_body(state: &ApiState, q: &WindowParams) -> Result<HlpVaultResponse> {
+async fn hlp_vault_body(state: &Scoped<'_>, q: &WindowParams) -> Result<HlpVaultResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, MAX_CHART_HOURS)?;
     let points = state
         .market
@@ -478,11 +487,12 @@ pub async fn oracle_deviations(
     state: web::Data<ApiState>,
     q: web::Query<DeviationParams>,
 ) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     cached(&state, &req, || oracle_deviations_body(&state, &q)).await
 }
 
 async fn oracle_deviations_body(
-    state: &ApiState,
+    state: &Scoped<'_>,
     q: &DeviationParams,
 ) -> Result<OracleDeviationsResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, MAX_CHART_HOURS)?;
@@ -547,10 +557,11 @@ pub async fn positions(
     state: web::Data<ApiState>,
     q: web::Query<PositionsParams>,
 ) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     cached(&state, &req, || positions_body(&state, &q)).await
 }
 
-async fn positions_body(state: &ApiState, q: &PositionsParams) -> Result<PositionsResponse> {
+async fn positions_body(state: &Scoped<'_>, q: &PositionsParams) -> Result<PositionsResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, 720)?;
     let limit = parse_limit(q.limit.as_deref(), 50, 500)?;
     let asset = parse_asset(q.asset.as_deref())?;
@@ -581,11 +592,12 @@ pub async fn liquidations(
     state: web::Data<ApiState>,
     q: web::Query<LiquidationParams>,
 ) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     cached(&state, &req, || liquidations_body(&state, &q)).await
 }
 
 async fn liquidations_body(
-    state: &ApiState,
+    state: &Scoped<'_>,
     q: &LiquidationParams,
 ) -> Result<LiquidationsResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, MAX_HOURS)?;
@@ -641,10 +653,11 @@ pub async fn exploits(
     state: web::Data<ApiState>,
     q: web::Query<ExploitsParams>,
 ) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     cached(&state, &req, || exploits_body(&state, &q)).await
 }
 
-async fn exploits_body(state: &ApiState, q: &ExploitsParams) -> Result<ExploitsResponse> {
+async fn exploits_body(state: &Scoped<'_>, q: &ExploitsParams) -> Result<ExploitsResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, MAX_HOURS)?;
     let evs = state
         .incidents
@@ -836,10 +849,11 @@ pub fn risk(r: &RiskInputs<'_>) -> RiskResponse {
     responses((status = 200, body = DashboardResponse)))]
 #[get("/security/dashboard")]
 pub async fn dashboard(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     cached(&state, &req, || dashboard_body(&state)).await
 }
 
-async fn dashboard_body(state: &ApiState) -> Result<DashboardResponse> {
+async fn dashboard_body(state: &Scoped<'_>) -> Result<DashboardResponse> {
     let now = state.clock.now();
     let open = state
         .incidents
@@ -974,9 +988,11 @@ pub struct DeliveriesParams {
     responses((status = 200, body = DeliveriesResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
 #[get("/alerts/deliveries")]
 pub async fn deliveries(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     q: web::Query<DeliveriesParams>,
 ) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     let status = q
         .status
         .as_deref()
@@ -1094,10 +1110,11 @@ pub async fn ml_anomalies(
     state: web::Data<ApiState>,
     q: web::Query<AnomaliesParams>,
 ) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     cached(&state, &req, || anomalies_body(&state, &q)).await
 }
 
-async fn anomalies_body(state: &ApiState, q: &AnomaliesParams) -> Result<AnomaliesResponse> {
+async fn anomalies_body(state: &Scoped<'_>, q: &AnomaliesParams) -> Result<AnomaliesResponse> {
     let limit = parse_limit(q.limit.as_deref(), 100, 1000)?;
     let asset = parse_asset(q.asset.as_deref())?;
     let found = state
@@ -1152,10 +1169,11 @@ pub async fn ml_forecast(
     state: web::Data<ApiState>,
     q: web::Query<ForecastParams>,
 ) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
     cached(&state, &req, || forecast_body(&state, &q)).await
 }
 
-async fn forecast_body(state: &ApiState, q: &ForecastParams) -> Result<ForecastResponse> {
+async fn forecast_body(state: &Scoped<'_>, q: &ForecastParams) -> Result<ForecastResponse> {
     if q.series.as_deref().is_some_and(|s| s != "hlp_pnl") {
         return Err(ApiError::invalid("series", "hlp_pnl"));
     }

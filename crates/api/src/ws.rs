@@ -105,8 +105,10 @@ pub async fn ws(
         }
     };
     let key = crate::auth::presented_key_of(req.headers(), req.path(), req.query_string());
+    // The backlog is read from the caller's stores.
+    let incidents = state.scoped(&req)?.incidents.clone();
     let state = state.into_inner();
-    actix_web::rt::spawn(run(state, session, msgs, resume, key));
+    actix_web::rt::spawn(run(state, incidents, session, msgs, resume, key));
     Ok(res)
 }
 
@@ -136,6 +138,7 @@ async fn close_slow(session: actix_ws::Session, last: i64) {
 
 async fn run(
     state: std::sync::Arc<ApiState>,
+    incidents: std::sync::Arc<dyn kamiyo_core_models::IncidentStore>,
     mut session: actix_ws::Session,
     mut msgs: actix_ws::MessageStream,
     resume: Option<i64>,
@@ -168,8 +171,7 @@ async fn run(
     let mut sent = resume.unwrap_or_else(|| state.hub.last_seq());
     if resume.is_some() {
         loop {
-            let page = match state
-                .incidents
+            let page = match incidents
                 .events(&EventQuery {
                     after_seq: Some(sent),
                     order: Order::Asc,

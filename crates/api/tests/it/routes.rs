@@ -409,3 +409,118 @@ async fn protocols_are_kept_apart_and_filterable() {
         );
     }
 }
+
+/// A host's resolver picks each caller's stores: two tenants (told apart here by a header a
+/// host's middleware would set) see only their own incidents, a cached body of one is never
+/// served to the other, and a caller the resolver refuses gets its error.
+#[tokio::test]
+async fn a_host_resolver_gives_each_caller_its_own_stores() {
+    use std::sync::Arc;
+
+    use kamiyo_api::{ApiError, ApiStores, StoreResolver, auth::Principal};
+    use kamiyo_core_models::{IncidentChange, Severity, ThreatType};
+
+    use crate::support::{TestApi, config, incident, step};
+
+    struct ByHeader {
+        a: ApiStores,
+        b: ApiStores,
+    }
+    impl StoreResolver for ByHeader {
+        fn resolve(
+            &self,
+            _: &Principal,
+            req: &actix_web::HttpRequest,
+        ) -> Result<ApiStores, ApiError> {
+            match req.headers().get("x-tenant").and_then(|v| v.to_str().ok()) {
+                Some("a") => Ok(self.a.clone()),
+                Some("b") => Ok(self.b.clone()),
+                _ => Err(ApiError::Forbidden("unknown tenant".into())),
+            }
+        }
+    }
+    let dir_b = tempfile::tempdir().unwrap();
+    let store_b = kamiyo_store::Store::open("", dir_b.path(), 2)
+        .await
+        .unwrap();
+    let api = TestApi::start_custom(config(), kamiyo_api::Hub::default(), |state, store_a| {
+        let mut a = ApiStores::single(store_a);
+        a.partition = Arc::from("tenant-a");
+        let mut b = ApiStores::single(&store_b);
+        b.partition = Arc::from("tenant-b");
+        state.stores = Arc::new(ByHeader { a, b });
+        state.responses = kamiyo_api::cache::ResponseCache::new(std::time::Duration::from_secs(60));
+    })
+    .await;
+    let ia = incident(
+        1,
+        Severity::High,
+        ThreatType::OracleDeviation,
+        "ETH",
+        NOW - 1000,
+    );
+    let ib = incident(
+        2,
+        Severity::Critical,
+        ThreatType::LargeLiquidation,
+        "BTC",
+        NOW - 900,
+    );
+    api.commit(&IngestBatch {
+        updates: vec![step(
+            &ia,
+            kamiyo_core_models::IncidentChange::Opened,
+            NOW - 1000,
+        )],
+        ..IngestBatch::default()
+    })
+    .await;
+    kamiyo_core_models::MarketStore::commit(
+        &store_b,
+        &IngestBatch {
+            updates: vec![step(&ib, IncidentChange::Opened, NOW - 900)],
+            ..IngestBatch::default()
+        },
+    )
+    .await
+    .unwrap();
+    let get = |tenant: &'static str, path: &'static str| {
+        let r = api
+            .http
+            .get(api.url(path))
+            .header("x-tenant", tenant)
+            .send();
+        async move { r.await.unwrap() }
+    };
+    for _ in 0..2 {
+        // Twice: the second answers come from the response cache, still per tenant.
+        for (tenant, want, other) in [("a", &ia, &ib), ("b", &ib, &ia)] {
+            let page: serde_json::Value = get(tenant, "/security/incidents?limit=500")
+                .await
+                .json()
+                .await
+                .unwrap();
+            let ids: Vec<&str> = page["incidents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, [want.id.as_str()], "tenant {tenant}: {page}");
+            assert!(!ids.contains(&other.id.as_str()));
+        }
+    }
+    let detail = get("b", "/security/incidents/inc_0000000000000000").await;
+    assert_eq!(detail.status(), 404);
+    let theirs = format!("/security/incidents/{}", ia.id);
+    let r = api
+        .http
+        .get(api.url(&theirs))
+        .header("x-tenant", "b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "tenant b cannot read tenant a's incident");
+    let r = get("c", "/security/events").await;
+    assert_eq!(r.status(), 403);
+}

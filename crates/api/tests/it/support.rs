@@ -68,6 +68,15 @@ impl TestApi {
     }
 
     pub(crate) async fn start_with(config: ApiConfig, hub: Hub) -> Self {
+        Self::start_custom(config, hub, |_, _| {}).await
+    }
+
+    /// Started with the state adjusted by `customize` (a host's own resolver …).
+    pub(crate) async fn start_custom(
+        config: ApiConfig,
+        hub: Hub,
+        customize: impl FnOnce(&mut ApiState, &Store),
+    ) -> Self {
         kamiyo_aggregators::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open("", dir.path(), 4).await.unwrap();
@@ -79,6 +88,7 @@ impl TestApi {
             config,
         );
         state.registry = Some(registry());
+        customize(&mut state, &store);
         let state = state.shared();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
