@@ -452,6 +452,20 @@ pub trait OutboxStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// The one transaction of [`OutboxStore::commit_routed`] as an ingest batch: the entries and,
+/// when given, the consumer's cursor (for implementations that commit through their
+/// [`MarketStore::commit`]).
+pub fn routed_batch(consumer: &str, entries: Vec<OutboxEntry>, cursor: Option<i64>) -> IngestBatch {
+    IngestBatch {
+        outbox: entries,
+        cursors: cursor
+            .map(|c| (consumer.to_owned(), c.to_string()))
+            .into_iter()
+            .collect(),
+        ..IngestBatch::default()
+    }
+}
+
 /// Reads a routing cursor's stored text (for [`OutboxStore::routed_cursor`] implementations).
 pub fn routed_cursor_of(consumer: &str, stored: Option<String>) -> StoreResult<Option<i64>> {
     stored

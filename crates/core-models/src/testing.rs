@@ -409,19 +409,9 @@ impl OutboxStore for MemoryStore {
         entries: Vec<OutboxEntry>,
         cursor: Option<i64>,
     ) -> StoreResult<()> {
-        MarketStore::commit(
-            self,
-            &IngestBatch {
-                outbox: entries,
-                cursors: cursor
-                    .map(|c| (consumer.to_owned(), c.to_string()))
-                    .into_iter()
-                    .collect(),
-                ..IngestBatch::default()
-            },
-        )
-        .await
-        .map(|_| ())
+        MarketStore::commit(self, &crate::store::routed_batch(consumer, entries, cursor))
+            .await
+            .map(|_| ())
     }
 }
 

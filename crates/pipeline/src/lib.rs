@@ -299,7 +299,8 @@ pub fn spawn(
         ctx.shutdown.clone(),
     ));
     let mut committer = Committer::new(ctx, observer);
-    let flush_every = ctx.batch.max_delay;
+    // A zero delay means "commit at once"; the timer still needs a period.
+    let flush_every = ctx.batch.max_delay.max(Duration::from_millis(1));
     let consumer = tokio::spawn(async move {
         let mut tick = tokio::time::interval(flush_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

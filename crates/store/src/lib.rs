@@ -856,14 +856,7 @@ impl OutboxStore for Store {
     ) -> StoreResult<()> {
         MarketStore::commit(
             self,
-            &IngestBatch {
-                outbox: entries,
-                cursors: cursor
-                    .map(|c| (consumer.to_owned(), c.to_string()))
-                    .into_iter()
-                    .collect(),
-                ..IngestBatch::default()
-            },
+            &kamiyo_core_models::store::routed_batch(consumer, entries, cursor),
         )
         .await
         .map(|_| ())
