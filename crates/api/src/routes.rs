@@ -622,6 +622,8 @@ async fn liquidations_body(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ExploitsParams {
+    /// Protocol, e.g. hyperliquid.
+    pub protocol: Option<String>,
     /// Window in hours, 1–8760 (default 24).
     pub hours: Option<String>,
 }
@@ -662,6 +664,7 @@ async fn exploits_body(state: &Scoped<'_>, q: &ExploitsParams) -> Result<Exploit
     let evs = state
         .incidents
         .events(&EventQuery {
+            protocol: parse_protocol(q.protocol.as_deref())?,
             min_severity: Some(Severity::High),
             since: Some(window_start(state, hours)),
             order: Order::Desc,
@@ -678,7 +681,7 @@ async fn exploits_body(state: &Scoped<'_>, q: &ExploitsParams) -> Result<Exploit
         if let Some(i) = state.incidents.incident(&e.event.incident_id).await? {
             out.push(ExploitResponse {
                 id: i.id.to_string(),
-                protocol: "hyperliquid".into(),
+                protocol: i.protocol.to_string(),
                 category: i.threat_type.as_str().into(),
                 severity: i.peak_severity.as_str().into(),
                 asset: i.asset.as_ref().map(ToString::to_string),
@@ -1095,6 +1098,8 @@ fn channel_summary(name: &str, es: &[&kamiyo_core_models::OutboxEntry]) -> Chann
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AnomaliesParams {
+    /// Protocol, e.g. hyperliquid.
+    pub protocol: Option<String>,
     /// Market.
     pub asset: Option<String>,
     /// 1–1000 (default 100).
@@ -1120,6 +1125,7 @@ async fn anomalies_body(state: &Scoped<'_>, q: &AnomaliesParams) -> Result<Anoma
     let found = state
         .incidents
         .events(&EventQuery {
+            protocol: parse_protocol(q.protocol.as_deref())?,
             threat_type: Some(kamiyo_core_models::ThreatType::MlAnomaly),
             asset,
             order: Order::Desc,

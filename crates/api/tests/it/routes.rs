@@ -394,6 +394,20 @@ async fn protocols_are_kept_apart_and_filterable() {
     assert_eq!(evs.len(), 1, "{ev}");
     assert_eq!(evs[0]["protocol"], "dydx");
     assert_eq!(evs[0]["incident_id"], other.id.as_str());
+    let ex = api.json("/exploits?protocol=dydx&hours=24").await;
+    let list = ex["exploits"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{ex}");
+    assert_eq!(list[0]["protocol"], "dydx", "{ex}");
+    assert_eq!(list[0]["id"], other.id.as_str());
+    let ex = api.json("/exploits?hours=24").await;
+    assert!(
+        ex["exploits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == hl.id.as_str() && e["protocol"] == "hyperliquid"),
+        "{ex}"
+    );
     let none = api.json("/security/events?protocol=gmx").await;
     assert!(none["events"].as_array().unwrap().is_empty());
     for bad in [
