@@ -204,10 +204,9 @@ impl Engine {
 
     fn drain(&mut self, out: &mut EngineOutput) {
         for mut d in self.sink.detections.drain(..) {
-            if !self.protocol.is_default() {
-                d.key = d.key.in_protocol(&self.protocol);
-                d.group = d.group.map(|g| g.in_protocol(&self.protocol));
-            }
+            // `in_protocol` leaves the default protocol's keys as they are.
+            d.key = d.key.in_protocol(&self.protocol);
+            d.group = d.group.map(|g| g.in_protocol(&self.protocol));
             d.protocol.clone_from(&self.protocol);
             self.incidents.on_detection(d, &mut out.updates);
         }

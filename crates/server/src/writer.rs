@@ -7,8 +7,6 @@ use kamiyo_core_models::{Address, StoreResult, Timestamp};
 use kamiyo_pipeline::FILL_CURSOR_PREFIX;
 use kamiyo_store::Store;
 
-pub use kamiyo_pipeline::{Writer, fill_cursor};
-
 /// The per-user fill resume points stored by a previous run.
 pub async fn fill_resume_points(store: &Store) -> StoreResult<BTreeMap<Address, Timestamp>> {
     let mut out = BTreeMap::new();
