@@ -241,6 +241,8 @@ pub struct HlpVaultResponse {
 pub struct DeviationResponse {
     /// Market.
     pub asset: String,
+    /// Protocol (`hyperliquid` …).
+    pub protocol: String,
     /// Time.
     pub time: String,
     /// `oracle_vs_reference`, `mark_vs_oracle` or `mid_vs_oracle`.
@@ -260,6 +262,7 @@ impl From<&DeviationSample> for DeviationResponse {
     fn from(d: &DeviationSample) -> Self {
         Self {
             asset: d.coin.to_string(),
+            protocol: d.protocol.to_string(),
             time: time(d.time),
             kind: d.kind.as_str().to_owned(),
             venue: d.venue.as_ref().map(|v| v.as_str().to_owned()),
@@ -288,6 +291,8 @@ pub struct LiquidationResponse {
     pub time: String,
     /// Market.
     pub asset: String,
+    /// Protocol (`hyperliquid` …).
+    pub protocol: String,
     /// The account of the fill.
     pub user: String,
     /// The liquidated account.
@@ -315,6 +320,7 @@ impl From<&LiquidationRecord> for LiquidationResponse {
         Self {
             time: time(l.time),
             asset: l.coin.to_string(),
+            protocol: l.protocol.to_string(),
             user: l.user.to_string(),
             liquidated_user: l.liquidated_user.map(|u| u.to_string()),
             side: match l.side {
@@ -516,6 +522,8 @@ pub struct DeliveryResponse {
     pub incident_id: String,
     /// Incident key.
     pub incident_key: String,
+    /// Protocol of the incident (`hyperliquid` …).
+    pub protocol: String,
     /// Lifecycle step (`opened` …).
     pub change: String,
     /// Severity of the step.
@@ -542,6 +550,7 @@ impl From<&kamiyo_core_models::OutboxEntry> for DeliveryResponse {
             last_error: e.last_error.clone(),
             incident_id: ev.incident_id.to_string(),
             incident_key: ev.incident_key.to_string(),
+            protocol: ev.protocol.to_string(),
             change: ev.change.as_str().to_owned(),
             severity: ev.severity.as_str().to_owned(),
             title: ev.title.clone(),
@@ -657,6 +666,8 @@ pub struct PositionResponse {
     pub is_hlp: bool,
     /// Market.
     pub asset: String,
+    /// Protocol (`hyperliquid` …).
+    pub protocol: String,
     /// `long` or `short`.
     pub side: String,
     /// Size in coins (absolute).
@@ -683,6 +694,7 @@ impl PositionResponse {
             user: p.user.to_string(),
             is_hlp,
             asset: p.coin.to_string(),
+            protocol: p.protocol.to_string(),
             side: if p.szi.is_sign_negative() {
                 "short"
             } else {

@@ -213,7 +213,7 @@ async fn series(
     if hlp {
         let pts = state
             .market
-            .vault_points(Some(state.config.hlp_vault), from, 5000)
+            .vault_points(Some(&i.protocol), Some(state.config.hlp_vault), from, 5000)
             .await?;
         let pts: Vec<_> = pts.into_iter().filter(|p| within(p.time)).collect();
         out.push(SeriesResponse {
@@ -239,7 +239,7 @@ async fn series(
     for interval in [60_000, 300_000, 900_000, 3_600_000] {
         bars = state
             .market
-            .bars(Some(coin), interval, from, to, 3000)
+            .bars(Some(&i.protocol), Some(coin), interval, from, to, 3000)
             .await?;
         if !bars.is_empty() {
             minutes = interval / 60_000;
@@ -257,7 +257,10 @@ async fn series(
         i.threat_type,
         ThreatType::OracleDeviation | ThreatType::VenueDisagreement | ThreatType::MarkManipulation
     ) {
-        let samples = state.market.deviations(Some(coin), from, 5000).await?;
+        let samples = state
+            .market
+            .deviations(Some(&i.protocol), Some(coin), from, 5000)
+            .await?;
         let mut by_kind: std::collections::BTreeMap<&str, Vec<(i64, f64)>> = Default::default();
         for s in samples
             .iter()
@@ -284,7 +287,10 @@ async fn series(
             | ThreatType::AutoDeleveraging
     ) {
         // Liquidated notional per minute.
-        let fills = state.market.liquidations(Some(coin), from, 5000).await?;
+        let fills = state
+            .market
+            .liquidations(Some(&i.protocol), Some(coin), from, 5000)
+            .await?;
         let mut per_min: std::collections::BTreeMap<i64, f64> = Default::default();
         for l in fills.iter().filter(|l| within(l.time)) {
             *per_min.entry(l.time.0 / 60_000 * 60_000).or_default() += to_f64(l.notional);

@@ -393,6 +393,8 @@ async fn incidents_body(state: &Scoped<'_>, q: &IncidentsParams) -> Result<Incid
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct WindowParams {
+    /// Protocol, e.g. hyperliquid.
+    pub protocol: Option<String>,
     /// Window in hours, 1–720 (default 24).
     pub hours: Option<String>,
 }
@@ -434,6 +436,7 @@ async fn hlp_vault_body(state: &Scoped<'_>, q: &WindowParams) -> Result<HlpVault
     let points = state
         .market
         .vault_points(
+            parse_protocol(q.protocol.as_deref())?.as_ref(),
             Some(state.config.hlp_vault),
             window_start(state, hours),
             CHART_READ,
@@ -457,6 +460,8 @@ async fn hlp_vault_body(state: &Scoped<'_>, q: &WindowParams) -> Result<HlpVault
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeviationParams {
+    /// Protocol, e.g. hyperliquid.
+    pub protocol: Option<String>,
     /// Market; required for `samples` (without it only `latest` is filled).
     pub asset: Option<String>,
     /// Window in hours, 1–720 (default 24).
@@ -497,9 +502,11 @@ async fn oracle_deviations_body(
 ) -> Result<OracleDeviationsResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, MAX_CHART_HOURS)?;
     let asset = parse_asset(q.asset.as_deref())?;
+    let protocol = parse_protocol(q.protocol.as_deref())?;
     let recent = state
         .market
         .deviations(
+            protocol.as_ref(),
             asset.as_ref(),
             state.clock.now().plus_millis(-15 * Timestamp::MINUTE),
             5000,
@@ -509,7 +516,12 @@ async fn oracle_deviations_body(
         Some(a) => {
             state
                 .market
-                .deviations(Some(a), window_start(state, hours), CHART_READ)
+                .deviations(
+                    protocol.as_ref(),
+                    Some(a),
+                    window_start(state, hours),
+                    CHART_READ,
+                )
                 .await?
         }
         None => Vec::new(),
@@ -526,6 +538,8 @@ async fn oracle_deviations_body(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct LiquidationParams {
+    /// Protocol, e.g. hyperliquid.
+    pub protocol: Option<String>,
     /// Market.
     pub asset: Option<String>,
     /// Window in hours, 1–8760 (default 24).
@@ -539,6 +553,8 @@ pub struct LiquidationParams {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PositionsParams {
+    /// Protocol, e.g. hyperliquid.
+    pub protocol: Option<String>,
     /// Market.
     pub asset: Option<String>,
     /// Positions seen in the last hours, 1–720 (default 24).
@@ -567,7 +583,12 @@ async fn positions_body(state: &Scoped<'_>, q: &PositionsParams) -> Result<Posit
     let asset = parse_asset(q.asset.as_deref())?;
     let list = state
         .market
-        .positions(None, window_start(state, hours), 5000)
+        .positions(
+            parse_protocol(q.protocol.as_deref())?.as_ref(),
+            None,
+            window_start(state, hours),
+            5000,
+        )
         .await?;
     let hlp = state.config.hlp_vault;
     let found: Vec<PositionResponse> = list
@@ -605,7 +626,12 @@ async fn liquidations_body(
     let asset = parse_asset(q.asset.as_deref())?;
     let list = state
         .market
-        .liquidations(asset.as_ref(), window_start(state, hours), limit)
+        .liquidations(
+            parse_protocol(q.protocol.as_deref())?.as_ref(),
+            asset.as_ref(),
+            window_start(state, hours),
+            limit,
+        )
         .await?;
     let total: Decimal = list.iter().map(|l| l.notional).sum();
     Ok(LiquidationsResponse {
@@ -877,19 +903,19 @@ async fn dashboard_body(state: &Scoped<'_>) -> Result<DashboardResponse> {
     let day = now.plus_millis(-Timestamp::DAY);
     let points = state
         .market
-        .vault_points(Some(state.config.hlp_vault), day, CHART_READ)
+        .vault_points(None, Some(state.config.hlp_vault), day, CHART_READ)
         .await?;
     let (change, dd) = vault_stats(&points);
     let devs = state
         .market
-        .deviations(None, now.plus_millis(-15 * Timestamp::MINUTE), 5000)
+        .deviations(None, None, now.plus_millis(-15 * Timestamp::MINUTE), 5000)
         .await?;
     let mut oracle: Vec<DeviationResponse> = latest_per_asset(&devs)
         .into_iter()
         .filter(|d| d.kind == "oracle_vs_reference")
         .collect();
     oracle.truncate(10);
-    let liq = state.market.liquidations(None, day, 1000).await?;
+    let liq = state.market.liquidations(None, None, day, 1000).await?;
     let fr = feeds_response(state);
     let resolved: Vec<Incident> = state
         .incidents
@@ -974,6 +1000,8 @@ pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesParams {
+    /// Protocol, e.g. hyperliquid.
+    pub protocol: Option<String>,
     /// Only this channel.
     pub channel: Option<String>,
     /// `pending`, `delivered`, `failed` or `suppressed`.
@@ -1025,6 +1053,7 @@ pub async fn deliveries(
         .transpose()?;
     let since = parse_since(q.since.as_deref())?.unwrap_or_else(|| window_start(&state, 24));
     let limit = parse_limit(q.limit.as_deref(), 200, 1000)?;
+    let protocol = parse_protocol(q.protocol.as_deref())?;
     let list = state
         .outbox
         .deliveries(&kamiyo_core_models::DeliveryQuery {
@@ -1032,6 +1061,7 @@ pub async fn deliveries(
             status,
             since: Some(since),
             incident: None,
+            protocol: protocol.clone(),
             limit,
         })
         .await?;
@@ -1046,6 +1076,7 @@ pub async fn deliveries(
                 status,
                 since: Some(since),
                 incident: None,
+                protocol,
                 limit: SUMMARY_ROWS,
             })
             .await?
@@ -1158,6 +1189,8 @@ async fn anomalies_body(state: &Scoped<'_>, q: &AnomaliesParams) -> Result<Anoma
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ForecastParams {
+    /// Protocol, e.g. hyperliquid.
+    pub protocol: Option<String>,
     /// `hlp_pnl` (the only series today).
     pub series: Option<String>,
     /// Hours of history to fit, 48–2160 (default 720).
@@ -1197,7 +1230,12 @@ async fn forecast_body(state: &Scoped<'_>, q: &ForecastParams) -> Result<Forecas
         .plus_millis(-(hours as i64) * Timestamp::HOUR);
     let points = state
         .market
-        .vault_points(Some(state.config.hlp_vault), since, CHART_READ)
+        .vault_points(
+            parse_protocol(q.protocol.as_deref())?.as_ref(),
+            Some(state.config.hlp_vault),
+            since,
+            CHART_READ,
+        )
         .await?;
     let hourly = kamiyo_ml::arima::risk::hourly(
         points

@@ -121,6 +121,9 @@ pub struct VaultPoint {
     pub account_value: Decimal,
     /// Cumulative PnL.
     pub pnl: Decimal,
+    /// The protocol the fact belongs to (Hyperliquid when absent).
+    #[serde(default)]
+    pub protocol: ProtocolId,
 }
 
 /// Which prices a deviation sample compares.
@@ -163,6 +166,9 @@ pub struct DeviationSample {
     pub reference: Price,
     /// Signed deviation in percent.
     pub deviation_pct: Decimal,
+    /// The protocol the fact belongs to (Hyperliquid when absent).
+    #[serde(default)]
+    pub protocol: ProtocolId,
 }
 
 /// A liquidation or ADL fill, as kept for the liquidation timeline.
@@ -190,6 +196,9 @@ pub struct LiquidationRecord {
     pub is_adl: bool,
     /// Trade id (or order id for old fills); with time and coin, the dedup key.
     pub tid: u64,
+    /// The protocol the fact belongs to (Hyperliquid when absent).
+    #[serde(default)]
+    pub protocol: ProtocolId,
 }
 
 /// A user's position at a time, as kept for whale and HLP exposure history.
@@ -209,6 +218,9 @@ pub struct PositionRecord {
     pub liquidation_px: Option<Price>,
     /// Account value of the user at that time.
     pub account_value: Decimal,
+    /// The protocol the fact belongs to (Hyperliquid when absent).
+    #[serde(default)]
+    pub protocol: ProtocolId,
 }
 
 /// One closed bar of a market as the engine built it from the event stream: what the anomaly
@@ -245,6 +257,9 @@ pub struct MarketBar {
     pub hlp_pnl: Option<Decimal>,
     /// HLP's account value at the close (USD), when known.
     pub hlp_equity: Option<Decimal>,
+    /// The protocol the fact belongs to (Hyperliquid when absent).
+    #[serde(default)]
+    pub protocol: ProtocolId,
 }
 
 /// Everything one ingest step writes, committed in one transaction together with the ingest
@@ -294,9 +309,12 @@ pub trait MarketStore: Send + Sync {
     async fn commit(&self, batch: &IngestBatch) -> StoreResult<Vec<StoredEvent>>;
     /// An ingest cursor.
     async fn cursor(&self, source: &str) -> StoreResult<Option<String>>;
+    // Every read of market facts below takes `protocol`: `Some` keeps that protocol's rows,
+    // `None` every protocol's.
     /// Vault history since `since`, oldest first.
     async fn vault_points(
         &self,
+        protocol: Option<&ProtocolId>,
         vault: Option<Address>,
         since: Timestamp,
         limit: u32,
@@ -304,6 +322,7 @@ pub trait MarketStore: Send + Sync {
     /// Deviation samples since `since`, oldest first.
     async fn deviations(
         &self,
+        protocol: Option<&ProtocolId>,
         coin: Option<&Coin>,
         since: Timestamp,
         limit: u32,
@@ -311,6 +330,7 @@ pub trait MarketStore: Send + Sync {
     /// Liquidations since `since`, newest first.
     async fn liquidations(
         &self,
+        protocol: Option<&ProtocolId>,
         coin: Option<&Coin>,
         since: Timestamp,
         limit: u32,
@@ -318,6 +338,7 @@ pub trait MarketStore: Send + Sync {
     /// Latest positions per (user, coin) since `since`.
     async fn positions(
         &self,
+        protocol: Option<&ProtocolId>,
         user: Option<Address>,
         since: Timestamp,
         limit: u32,
@@ -325,6 +346,7 @@ pub trait MarketStore: Send + Sync {
     /// Bars of `interval_ms` opening in `[since, until)`, by coin then time.
     async fn bars(
         &self,
+        protocol: Option<&ProtocolId>,
         coin: Option<&Coin>,
         interval_ms: i64,
         since: Timestamp,
@@ -408,6 +430,8 @@ pub struct DeliveryQuery {
     pub since: Option<Timestamp>,
     /// Only alerts of this incident.
     pub incident: Option<StableId>,
+    /// Only alerts about this protocol's incidents.
+    pub protocol: Option<ProtocolId>,
     /// Maximum rows.
     pub limit: u32,
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::alert::{Alert, DeliveryReceipt, Notifier, NotifyError};
-use crate::ids::{Address, Coin, StableId};
+use crate::ids::{Address, Coin, ProtocolId, StableId};
 use crate::market::{EventStream, MarketDataStream, MarketEvent};
 use crate::operator::{IncidentAction, OperatorStore, Silence};
 use crate::price::{PriceSource, ReferenceQuote, SourceError, Venue};
@@ -34,7 +34,7 @@ struct MemoryState {
     deviations: Vec<DeviationSample>,
     liquidations: Vec<LiquidationRecord>,
     positions: Vec<PositionRecord>,
-    bars: BTreeMap<(Coin, i64, i64), MarketBar>,
+    bars: BTreeMap<(ProtocolId, Coin, i64, i64), MarketBar>,
     cursors: HashMap<String, String>,
     outbox: BTreeMap<StableId, OutboxEntry>,
     keys: Vec<ApiKeyRecord>,
@@ -161,7 +161,7 @@ impl MarketStore for MemoryStore {
             if !st
                 .vault_points
                 .iter()
-                .any(|q| q.vault == p.vault && q.time == p.time)
+                .any(|q| q.protocol == p.protocol && q.vault == p.vault && q.time == p.time)
             {
                 st.vault_points.push(p.clone());
             }
@@ -169,7 +169,11 @@ impl MarketStore for MemoryStore {
         st.deviations.extend(batch.deviations.iter().cloned());
         for l in &batch.liquidations {
             let dup = st.liquidations.iter().any(|q| {
-                q.time == l.time && q.coin == l.coin && q.tid == l.tid && q.user == l.user
+                q.protocol == l.protocol
+                    && q.time == l.time
+                    && q.coin == l.coin
+                    && q.tid == l.tid
+                    && q.user == l.user
             });
             if !dup {
                 st.liquidations.push(l.clone());
@@ -178,7 +182,7 @@ impl MarketStore for MemoryStore {
         st.positions.extend(batch.positions.iter().cloned());
         for b in &batch.bars {
             st.bars
-                .entry((b.coin.clone(), b.interval_ms, b.time.0))
+                .entry((b.protocol.clone(), b.coin.clone(), b.interval_ms, b.time.0))
                 .or_insert_with(|| b.clone());
         }
         let stored = Self::record_locked(&mut st, &batch.updates);
@@ -203,6 +207,7 @@ impl MarketStore for MemoryStore {
 
     async fn vault_points(
         &self,
+        protocol: Option<&ProtocolId>,
         vault: Option<Address>,
         since: Timestamp,
         limit: u32,
@@ -211,7 +216,11 @@ impl MarketStore for MemoryStore {
         let mut v: Vec<VaultPoint> = st
             .vault_points
             .iter()
-            .filter(|p| vault.is_none_or(|a| p.vault == a) && p.time >= since)
+            .filter(|p| {
+                protocol.is_none_or(|x| &p.protocol == x)
+                    && vault.is_none_or(|a| p.vault == a)
+                    && p.time >= since
+            })
             .cloned()
             .collect();
         v.sort_by_key(|p| p.time);
@@ -221,6 +230,7 @@ impl MarketStore for MemoryStore {
 
     async fn deviations(
         &self,
+        protocol: Option<&ProtocolId>,
         coin: Option<&Coin>,
         since: Timestamp,
         limit: u32,
@@ -229,7 +239,11 @@ impl MarketStore for MemoryStore {
         let mut v: Vec<DeviationSample> = st
             .deviations
             .iter()
-            .filter(|d| coin.is_none_or(|c| &d.coin == c) && d.time >= since)
+            .filter(|d| {
+                protocol.is_none_or(|x| &d.protocol == x)
+                    && coin.is_none_or(|c| &d.coin == c)
+                    && d.time >= since
+            })
             .cloned()
             .collect();
         v.sort_by_key(|d| d.time);
@@ -239,6 +253,7 @@ impl MarketStore for MemoryStore {
 
     async fn liquidations(
         &self,
+        protocol: Option<&ProtocolId>,
         coin: Option<&Coin>,
         since: Timestamp,
         limit: u32,
@@ -247,7 +262,11 @@ impl MarketStore for MemoryStore {
         let mut v: Vec<LiquidationRecord> = st
             .liquidations
             .iter()
-            .filter(|l| coin.is_none_or(|c| &l.coin == c) && l.time >= since)
+            .filter(|l| {
+                protocol.is_none_or(|x| &l.protocol == x)
+                    && coin.is_none_or(|c| &l.coin == c)
+                    && l.time >= since
+            })
             .cloned()
             .collect();
         v.sort_by_key(|l| std::cmp::Reverse(l.time));
@@ -257,18 +276,19 @@ impl MarketStore for MemoryStore {
 
     async fn positions(
         &self,
+        protocol: Option<&ProtocolId>,
         user: Option<Address>,
         since: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<PositionRecord>> {
         let st = lock(&self.0);
-        let mut latest: BTreeMap<(Address, Coin), PositionRecord> = BTreeMap::new();
-        for p in st
-            .positions
-            .iter()
-            .filter(|p| user.is_none_or(|u| p.user == u) && p.time >= since)
-        {
-            let k = (p.user, p.coin.clone());
+        let mut latest: BTreeMap<(ProtocolId, Address, Coin), PositionRecord> = BTreeMap::new();
+        for p in st.positions.iter().filter(|p| {
+            protocol.is_none_or(|x| &p.protocol == x)
+                && user.is_none_or(|u| p.user == u)
+                && p.time >= since
+        }) {
+            let k = (p.protocol.clone(), p.user, p.coin.clone());
             if latest.get(&k).is_none_or(|q| q.time <= p.time) {
                 latest.insert(k, p.clone());
             }
@@ -281,6 +301,7 @@ impl MarketStore for MemoryStore {
 
     async fn bars(
         &self,
+        protocol: Option<&ProtocolId>,
         coin: Option<&Coin>,
         interval_ms: i64,
         since: Timestamp,
@@ -291,7 +312,8 @@ impl MarketStore for MemoryStore {
             .bars
             .values()
             .filter(|b| {
-                coin.is_none_or(|c| &b.coin == c)
+                protocol.is_none_or(|x| &b.protocol == x)
+                    && coin.is_none_or(|c| &b.coin == c)
                     && b.interval_ms == interval_ms
                     && b.time >= since
                     && b.time < until
@@ -387,6 +409,11 @@ impl OutboxStore for MemoryStore {
                 q.incident
                     .as_ref()
                     .is_none_or(|i| e.alert.update.incident.id == *i)
+            })
+            .filter(|e| {
+                q.protocol
+                    .as_ref()
+                    .is_none_or(|p| e.alert.update.event.protocol == *p)
             })
             .cloned()
             .collect();

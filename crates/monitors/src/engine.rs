@@ -211,6 +211,9 @@ impl Engine {
             self.incidents.on_detection(d, &mut out.updates);
         }
         if !self.sink.observations.is_empty() {
+            if !self.protocol.is_default() {
+                self.sink.observations.stamp(&self.protocol);
+            }
             out.observations.append(self.sink.observations.take());
         }
     }

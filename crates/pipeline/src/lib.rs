@@ -10,7 +10,10 @@
 //!   consumer task that batches the engine's outputs into the store ([`Committer`]) and hands
 //!   what was committed to every [`Output`];
 //! - [`Committer`] alone is the store → outputs half, for callers that drive the engine
-//!   themselves (a replay that commits its position with every batch);
+//!   themselves;
+//! - [`Replay`] drives an engine over recorded events for its caller, committing through a
+//!   [`Committer`] with its position (`replay`) or only returning the incident steps (`ml
+//!   evaluate`);
 //! - [`Observer`] is how a host sees the flow for its metrics and logs.
 //!
 //! Ordering guarantee: an output sees an event only after the transaction that stored it has
@@ -18,6 +21,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod replay;
 mod writer;
 
 use std::sync::Arc;
@@ -32,6 +36,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use replay::Replay;
 pub use writer::{FILL_CURSOR_PREFIX, Writer, fill_cursor};
 
 /// Where committed results go, besides the store. Both methods default to doing nothing.

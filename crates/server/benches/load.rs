@@ -95,6 +95,7 @@ async fn seed(store: &Store) {
             let t = NOW - (1440 - m) * Timestamp::MINUTE;
             for (a, name) in ASSETS.iter().enumerate() {
                 b.deviations.push(DeviationSample {
+                    protocol: kamiyo_core_models::ProtocolId::HYPERLIQUID,
                     coin: Coin::new(name).unwrap(),
                     time: Timestamp(t),
                     kind: DeviationKind::OracleVsReference,
@@ -104,6 +105,7 @@ async fn seed(store: &Store) {
                     deviation_pct: Decimal::new(m % 50, 3),
                 });
                 b.liquidations.push(LiquidationRecord {
+                    protocol: kamiyo_core_models::ProtocolId::HYPERLIQUID,
                     time: Timestamp(t),
                     coin: Coin::new(name).unwrap(),
                     user: hlp,
@@ -118,6 +120,7 @@ async fn seed(store: &Store) {
                 });
             }
             b.vault_points.push(VaultPoint {
+                protocol: kamiyo_core_models::ProtocolId::HYPERLIQUID,
                 vault: hlp,
                 time: Timestamp(t),
                 account_value: Decimal::new(300_000_000, 0),

@@ -111,6 +111,7 @@ fn deviation(asset: usize, t: i64, rng: &mut Rng) -> DeviationSample {
     let reference = dec(100_000 + rng.below(1000) as i64, 2);
     let bp = rng.below(200) as i64 - 100;
     DeviationSample {
+        protocol: kamiyo_core_models::ProtocolId::HYPERLIQUID,
         coin: coin(asset),
         time: Timestamp(t),
         kind: DeviationKind::OracleVsReference,
@@ -125,6 +126,7 @@ fn liquidation(asset: usize, t: i64, tid: u64, rng: &mut Rng) -> LiquidationReco
     let mut user = [0u8; 20];
     user[..8].copy_from_slice(&rng.next().to_be_bytes());
     LiquidationRecord {
+        protocol: kamiyo_core_models::ProtocolId::HYPERLIQUID,
         time: Timestamp(t),
         coin: coin(asset),
         user: Address::from_bytes(user),
@@ -194,6 +196,7 @@ async fn populate(store: &Store, days: i64) -> (usize, f64) {
                 }
             }
             b.vault_points.push(VaultPoint {
+                protocol: kamiyo_core_models::ProtocolId::HYPERLIQUID,
                 vault: hlp,
                 time: Timestamp(t),
                 account_value: dec(38_000_000_000 + rng.below(100_000_000) as i64, 2),
@@ -243,12 +246,16 @@ async fn queries(store: &Store, days: i64) {
     measure!("deviations, one asset, 24 h (1,440 points)", |r| {
         let c = coin(r.below(10) as usize);
         let since = at(r, Timestamp::DAY);
-        store.deviations(Some(&c), since, 1440).await.unwrap().len()
+        store
+            .deviations(None, Some(&c), since, 1440)
+            .await
+            .unwrap()
+            .len()
     });
     measure!("vault history, 24 h (1,440 points)", |r| {
         let since = at(r, Timestamp::DAY);
         store
-            .vault_points(Some(hlp), since, 1440)
+            .vault_points(None, Some(hlp), since, 1440)
             .await
             .unwrap()
             .len()
@@ -257,7 +264,7 @@ async fn queries(store: &Store, days: i64) {
         let c = coin(r.below(10) as usize);
         let since = at(r, Timestamp::DAY);
         store
-            .liquidations(Some(&c), since, 200)
+            .liquidations(None, Some(&c), since, 200)
             .await
             .unwrap()
             .len()

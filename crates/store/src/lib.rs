@@ -25,8 +25,8 @@ use kamiyo_core_models::{
     Address, ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, Coin, DeliveryQuery,
     DeviationSample, EventQuery, Incident, IncidentAction, IncidentQuery, IncidentStore,
     IncidentUpdate, IngestBatch, LiquidationRecord, MarketBar, MarketStore, OperatorStore, Order,
-    OutboxEntry, OutboxStore, PositionRecord, Silence, StableId, StoreError, StoreResult,
-    StoredEvent, Timestamp, VaultPoint,
+    OutboxEntry, OutboxStore, PositionRecord, ProtocolId, Silence, StableId, StoreError,
+    StoreResult, StoredEvent, Timestamp, VaultPoint,
 };
 
 pub use crate::error::{pool_err, q};
@@ -127,6 +127,38 @@ pub fn world_accessible(dir: &Path) -> bool {
         let _ = dir;
         false
     }
+}
+
+/// Runs `$body` with a migration harness `$h` over one pooled connection, on a blocking thread
+/// (diesel's harness is synchronous), for either backend.
+macro_rules! with_harness {
+    ($store:expr, |$h:ident| $body:expr) => {{
+        #[allow(
+            unused_imports,
+            reason = "the harness trait is used by the caller's body"
+        )]
+        use diesel_migrations::MigrationHarness as _;
+        match &$store.db {
+            Db::Pg(p) => {
+                let c = p.get_owned().await.map_err(pool_err)?;
+                tokio::task::spawn_blocking(move || {
+                    let mut $h = diesel_async::AsyncMigrationHarness::new(c);
+                    $body.map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
+                })
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))?
+            }
+            Db::Sqlite(p) => {
+                let c = p.get_owned().await.map_err(pool_err)?;
+                tokio::task::spawn_blocking(move || {
+                    let mut $h = diesel_async::AsyncMigrationHarness::new(c);
+                    $body.map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
+                })
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))?
+            }
+        }
+    }};
 }
 
 impl Store {
@@ -291,32 +323,18 @@ impl Store {
 
     /// Runs pending migrations; returns how many ran.
     pub async fn migrate(&self) -> StoreResult<usize> {
-        use diesel_migrations::MigrationHarness;
-        let ran = match &self.db {
-            Db::Pg(p) => {
-                let c = p.get_owned().await.map_err(pool_err)?;
-                tokio::task::spawn_blocking(move || {
-                    let mut h = diesel_async::AsyncMigrationHarness::new(c);
-                    h.run_pending_migrations(MIGRATIONS)
-                        .map(|v| v.len())
-                        .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
-                })
-                .await
-                .map_err(|e| StoreError::Backend(e.to_string()))??
-            }
-            Db::Sqlite(p) => {
-                let c = p.get_owned().await.map_err(pool_err)?;
-                tokio::task::spawn_blocking(move || {
-                    let mut h = diesel_async::AsyncMigrationHarness::new(c);
-                    h.run_pending_migrations(MIGRATIONS)
-                        .map(|v| v.len())
-                        .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
-                })
-                .await
-                .map_err(|e| StoreError::Backend(e.to_string()))??
-            }
-        };
-        Ok(ran)
+        with_harness!(self, |h| h
+            .run_pending_migrations(MIGRATIONS)
+            .map(|v| v.len()))
+    }
+
+    /// Reverts the last `n` migrations that ran (each one's `down.sql`), newest first; returns
+    /// how many were reverted. For an operator rolling a release back and for the tests that
+    /// prove a migration carries existing rows over; [`Store::migrate`] re-applies them.
+    pub async fn revert_migrations(&self, n: usize) -> StoreResult<usize> {
+        with_harness!(self, |h| (0..n).try_fold(0, |done, _| h
+            .revert_last_migration(MIGRATIONS)
+            .map(|_| done + 1)))
     }
 
     /// True when a trivial query succeeds.
@@ -500,6 +518,7 @@ impl MarketStore for Store {
 
     async fn vault_points(
         &self,
+        protocol: Option<&ProtocolId>,
         vault: Option<Address>,
         since: Timestamp,
         limit: u32,
@@ -508,6 +527,9 @@ impl MarketStore for Store {
             let mut qy = vault_points::table
                 .filter(vault_points::time_ms.ge(since.0))
                 .into_boxed();
+            if let Some(p) = protocol {
+                qy = qy.filter(vault_points::protocol.eq(p.as_str()));
+            }
             if let Some(v) = vault {
                 qy = qy.filter(vault_points::vault.eq(v.to_string()));
             }
@@ -523,6 +545,7 @@ impl MarketStore for Store {
 
     async fn bars(
         &self,
+        protocol: Option<&ProtocolId>,
         coin: Option<&Coin>,
         interval_ms: i64,
         since: Timestamp,
@@ -535,6 +558,9 @@ impl MarketStore for Store {
                 .filter(market_bars::time_ms.ge(since.0))
                 .filter(market_bars::time_ms.lt(until.0))
                 .into_boxed();
+            if let Some(p) = protocol {
+                qy = qy.filter(market_bars::protocol.eq(p.as_str()));
+            }
             if let Some(coin) = coin {
                 qy = qy.filter(market_bars::coin.eq(coin.to_string()));
             }
@@ -550,6 +576,7 @@ impl MarketStore for Store {
 
     async fn deviations(
         &self,
+        protocol: Option<&ProtocolId>,
         coin: Option<&Coin>,
         since: Timestamp,
         limit: u32,
@@ -558,6 +585,9 @@ impl MarketStore for Store {
             let mut qy = deviation_samples::table
                 .filter(deviation_samples::time_ms.ge(since.0))
                 .into_boxed();
+            if let Some(p) = protocol {
+                qy = qy.filter(deviation_samples::protocol.eq(p.as_str()));
+            }
             if let Some(coin) = coin {
                 qy = qy.filter(deviation_samples::coin.eq(coin.to_string()));
             }
@@ -573,6 +603,7 @@ impl MarketStore for Store {
 
     async fn liquidations(
         &self,
+        protocol: Option<&ProtocolId>,
         coin: Option<&Coin>,
         since: Timestamp,
         limit: u32,
@@ -581,6 +612,9 @@ impl MarketStore for Store {
             let mut qy = liquidations::table
                 .filter(liquidations::time_ms.ge(since.0))
                 .into_boxed();
+            if let Some(p) = protocol {
+                qy = qy.filter(liquidations::protocol.eq(p.as_str()));
+            }
             if let Some(coin) = coin {
                 qy = qy.filter(liquidations::coin.eq(coin.to_string()));
             }
@@ -596,6 +630,7 @@ impl MarketStore for Store {
 
     async fn positions(
         &self,
+        protocol: Option<&ProtocolId>,
         user: Option<Address>,
         since: Timestamp,
         limit: u32,
@@ -604,6 +639,9 @@ impl MarketStore for Store {
             let mut qy = positions::table
                 .filter(positions::time_ms.ge(since.0))
                 .into_boxed();
+            if let Some(p) = protocol {
+                qy = qy.filter(positions::protocol.eq(p.as_str()));
+            }
             if let Some(u) = user {
                 qy = qy.filter(positions::user_addr.eq(u.to_string()));
             }
@@ -615,11 +653,11 @@ impl MarketStore for Store {
                 .map_err(q)
         })?;
         // Latest per (user, coin), largest first.
-        let mut latest: std::collections::BTreeMap<(String, String), PositionRow> =
+        let mut latest: std::collections::BTreeMap<(String, String, String), PositionRow> =
             std::collections::BTreeMap::new();
         for r in rows {
             latest
-                .entry((r.user_addr.clone(), r.coin.clone()))
+                .entry((r.protocol.clone(), r.user_addr.clone(), r.coin.clone()))
                 .or_insert(r);
         }
         let mut v: Vec<PositionRecord> = latest
@@ -830,6 +868,9 @@ impl OutboxStore for Store {
             }
             if let Some(i) = &qy.incident {
                 b = b.filter(alert_outbox::incident_id.eq(i.to_string()));
+            }
+            if let Some(p) = &qy.protocol {
+                b = b.filter(alert_outbox::protocol.eq(p.as_str()));
             }
             b.order((alert_outbox::created_ms.desc(), alert_outbox::id.asc()))
                 .limit(i64::from(qy.limit))

@@ -269,6 +269,8 @@ pub struct MarketBarRow {
     pub hlp_pnl: Option<String>,
     /// HLP account value.
     pub hlp_equity: Option<String>,
+    /// Protocol.
+    pub protocol: String,
 }
 
 impl From<&MarketBar> for MarketBarRow {
@@ -289,6 +291,7 @@ impl From<&MarketBar> for MarketBarRow {
             liq_notional: opt(&b.liq_notional),
             hlp_pnl: opt(&b.hlp_pnl),
             hlp_equity: opt(&b.hlp_equity),
+            protocol: b.protocol.to_string(),
         }
     }
 }
@@ -313,6 +316,7 @@ impl TryFrom<MarketBarRow> for MarketBar {
             liq_notional: opt(&r.liq_notional)?,
             hlp_pnl: opt(&r.hlp_pnl)?,
             hlp_equity: opt(&r.hlp_equity)?,
+            protocol: ProtocolId::parse(&r.protocol).map_err(|e| corrupt(T, e))?,
         })
     }
 }
@@ -331,6 +335,8 @@ pub struct VaultPointRow {
     pub account_value: String,
     /// Cumulative PnL.
     pub pnl: String,
+    /// Protocol.
+    pub protocol: String,
 }
 
 impl From<&VaultPoint> for VaultPointRow {
@@ -340,6 +346,7 @@ impl From<&VaultPoint> for VaultPointRow {
             time_ms: p.time.0,
             account_value: p.account_value.to_string(),
             pnl: p.pnl.to_string(),
+            protocol: p.protocol.to_string(),
         }
     }
 }
@@ -353,6 +360,7 @@ impl TryFrom<VaultPointRow> for VaultPoint {
             time: Timestamp(r.time_ms),
             account_value: dec(T, &r.account_value)?,
             pnl: dec(T, &r.pnl)?,
+            protocol: ProtocolId::parse(&r.protocol).map_err(|e| corrupt(T, e))?,
         })
     }
 }
@@ -377,6 +385,8 @@ pub struct DeviationRow {
     pub reference: String,
     /// Deviation, percent.
     pub deviation_pct: String,
+    /// Protocol.
+    pub protocol: String,
 }
 
 impl From<&DeviationSample> for DeviationRow {
@@ -389,6 +399,7 @@ impl From<&DeviationSample> for DeviationRow {
             value: d.value.to_string(),
             reference: d.reference.to_string(),
             deviation_pct: d.deviation_pct.to_string(),
+            protocol: d.protocol.to_string(),
         }
     }
 }
@@ -415,6 +426,7 @@ impl TryFrom<DeviationRow> for DeviationSample {
             value: dec(T, &r.value)?,
             reference: dec(T, &r.reference)?,
             deviation_pct: dec(T, &r.deviation_pct)?,
+            protocol: ProtocolId::parse(&r.protocol).map_err(|e| corrupt(T, e))?,
         })
     }
 }
@@ -447,6 +459,8 @@ pub struct LiquidationRow {
     pub method: Option<String>,
     /// ADL.
     pub is_adl: bool,
+    /// Protocol.
+    pub protocol: String,
 }
 
 impl From<&LiquidationRecord> for LiquidationRow {
@@ -467,6 +481,7 @@ impl From<&LiquidationRecord> for LiquidationRow {
             notional: l.notional.to_string(),
             method: l.method.as_ref().map(|m| m.as_str().to_owned()),
             is_adl: l.is_adl,
+            protocol: l.protocol.to_string(),
         }
     }
 }
@@ -495,6 +510,7 @@ impl TryFrom<LiquidationRow> for LiquidationRecord {
             method: r.method.map(|m| LiquidationMethod::from_wire(&m)),
             is_adl: r.is_adl,
             tid: u64::try_from(r.tid).unwrap_or(0),
+            protocol: ProtocolId::parse(&r.protocol).map_err(|e| corrupt(T, e))?,
         })
     }
 }
@@ -519,6 +535,8 @@ pub struct PositionRow {
     pub liquidation_px: Option<String>,
     /// Account value.
     pub account_value: String,
+    /// Protocol.
+    pub protocol: String,
 }
 
 impl From<&PositionRecord> for PositionRow {
@@ -531,6 +549,7 @@ impl From<&PositionRecord> for PositionRow {
             position_value: p.position_value.to_string(),
             liquidation_px: p.liquidation_px.map(|x| x.to_string()),
             account_value: p.account_value.to_string(),
+            protocol: p.protocol.to_string(),
         }
     }
 }
@@ -547,6 +566,7 @@ impl TryFrom<PositionRow> for PositionRecord {
             position_value: dec(T, &r.position_value)?,
             liquidation_px: r.liquidation_px.map(|x| dec(T, &x)).transpose()?,
             account_value: dec(T, &r.account_value)?,
+            protocol: ProtocolId::parse(&r.protocol).map_err(|e| corrupt(T, e))?,
         })
     }
 }
@@ -579,6 +599,8 @@ pub struct OutboxRow {
     pub incident_id: Option<String>,
     /// The consumer that enqueued it.
     pub consumer: String,
+    /// Protocol of the alert's incident.
+    pub protocol: String,
 }
 
 impl From<&OutboxEntry> for OutboxRow {
@@ -595,6 +617,7 @@ impl From<&OutboxEntry> for OutboxRow {
             last_error: e.last_error.clone(),
             incident_id: Some(e.alert.update.incident.id.to_string()),
             consumer: e.consumer.clone(),
+            protocol: e.alert.update.event.protocol.to_string(),
         }
     }
 }

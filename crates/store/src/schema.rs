@@ -19,6 +19,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         incident_id -> Nullable<Text>,
         consumer -> Text,
+        protocol -> Text,
     }
 }
 
@@ -56,7 +57,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    deviation_samples (coin, kind, time_ms) {
+    deviation_samples (coin, kind, time_ms, protocol) {
         coin -> Text,
         kind -> Text,
         time_ms -> BigInt,
@@ -64,6 +65,7 @@ diesel::table! {
         value -> Text,
         reference -> Text,
         deviation_pct -> Text,
+        protocol -> Text,
     }
 }
 
@@ -108,7 +110,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    liquidations (time_ms, coin, tid, user_addr) {
+    liquidations (time_ms, coin, tid, user_addr, protocol) {
         time_ms -> BigInt,
         coin -> Text,
         tid -> BigInt,
@@ -120,11 +122,12 @@ diesel::table! {
         notional -> Text,
         method -> Nullable<Text>,
         is_adl -> Bool,
+        protocol -> Text,
     }
 }
 
 diesel::table! {
-    market_bars (coin, interval_ms, time_ms) {
+    market_bars (coin, interval_ms, time_ms, protocol) {
         coin -> Text,
         interval_ms -> BigInt,
         time_ms -> BigInt,
@@ -139,11 +142,12 @@ diesel::table! {
         liq_notional -> Nullable<Text>,
         hlp_pnl -> Nullable<Text>,
         hlp_equity -> Nullable<Text>,
+        protocol -> Text,
     }
 }
 
 diesel::table! {
-    positions (user_addr, coin, time_ms) {
+    positions (user_addr, coin, time_ms, protocol) {
         user_addr -> Text,
         coin -> Text,
         time_ms -> BigInt,
@@ -151,6 +155,7 @@ diesel::table! {
         position_value -> Text,
         liquidation_px -> Nullable<Text>,
         account_value -> Text,
+        protocol -> Text,
     }
 }
 
@@ -191,11 +196,12 @@ diesel::table! {
 }
 
 diesel::table! {
-    vault_points (vault, time_ms) {
+    vault_points (vault, time_ms, protocol) {
         vault -> Text,
         time_ms -> BigInt,
         account_value -> Text,
         pnl -> Text,
+        protocol -> Text,
     }
 }
 

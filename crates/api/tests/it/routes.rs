@@ -237,7 +237,18 @@ async fn delivery_log_with_per_channel_figures() {
     assert_eq!(failed["deliveries"].as_array().unwrap().len(), 1);
     let none = api.json("/alerts/deliveries?channel=other").await;
     assert!(none["deliveries"].as_array().unwrap().is_empty());
-    for bad in ["status=lost", "channel=a%20b", "limit=0", "since=yesterday"] {
+    assert_eq!(d[0]["protocol"], "hyperliquid");
+    let hl = api.json("/alerts/deliveries?protocol=hyperliquid").await;
+    assert_eq!(hl["deliveries"].as_array().unwrap().len(), 3);
+    let none = api.json("/alerts/deliveries?protocol=gmx").await;
+    assert!(none["deliveries"].as_array().unwrap().is_empty());
+    for bad in [
+        "status=lost",
+        "channel=a%20b",
+        "limit=0",
+        "since=yesterday",
+        "protocol=GMX",
+    ] {
         let r = api.get(&format!("/alerts/deliveries?{bad}")).await;
         assert_eq!(r.status(), 400, "{bad}");
     }
@@ -275,6 +286,7 @@ async fn ml_anomalies_and_the_hlp_forecast() {
         .map(|h| {
             pnl += ((h * 7919) % 200_001) - 100_000;
             VaultPoint {
+                protocol: kamiyo_core_models::ProtocolId::HYPERLIQUID,
                 vault: hlp,
                 time: Timestamp(NOW - (120 - h) * Timestamp::HOUR - 3 * Timestamp::HOUR),
                 account_value: Decimal::new(300_000_000, 0),
@@ -421,6 +433,94 @@ async fn protocols_are_kept_apart_and_filterable() {
             body["detail"].as_str().unwrap().starts_with("protocol: "),
             "{body}"
         );
+    }
+}
+
+/// Market facts name their protocol too: the same market's history on a second protocol is
+/// kept apart, every record says whose it is, and `protocol=` filters each market endpoint.
+#[tokio::test]
+async fn market_endpoints_filter_by_protocol() {
+    use kamiyo_core_models::ProtocolId;
+
+    let api = seeded().await;
+    let acme = ProtocolId::parse("acme-perps").unwrap();
+    let mut theirs = crate::support::history();
+    theirs
+        .deviations
+        .iter_mut()
+        .for_each(|r| r.protocol = acme.clone());
+    theirs
+        .liquidations
+        .iter_mut()
+        .for_each(|r| r.protocol = acme.clone());
+    theirs
+        .positions
+        .iter_mut()
+        .for_each(|r| r.protocol = acme.clone());
+    theirs
+        .vault_points
+        .iter_mut()
+        .for_each(|r| r.protocol = acme.clone());
+    let ours_liq = api.json("/security/liquidations?hours=24").await["count"]
+        .as_u64()
+        .unwrap();
+    api.commit(&theirs).await;
+
+    // (Another URL than the first read: that body is in the one-second response cache.)
+    let all = api.json("/security/liquidations?hours=25").await;
+    assert_eq!(all["count"].as_u64().unwrap(), 2 * ours_liq, "{all}");
+    for (protocol, n) in [
+        ("acme-perps", ours_liq),
+        ("hyperliquid", ours_liq),
+        ("gmx", 0),
+    ] {
+        let l = api
+            .json(&format!(
+                "/security/liquidations?hours=24&protocol={protocol}"
+            ))
+            .await;
+        assert_eq!(l["count"].as_u64().unwrap(), n, "{protocol}: {l}");
+        assert!(
+            l["liquidations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["protocol"] == protocol),
+            "{l}"
+        );
+    }
+    let d = api
+        .json("/security/oracle-deviations?asset=ETH&protocol=acme-perps")
+        .await;
+    assert!(!d["samples"].as_array().unwrap().is_empty(), "{d}");
+    assert!(
+        d["latest"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(d["samples"].as_array().unwrap())
+            .all(|x| x["protocol"] == "acme-perps"),
+        "{d}"
+    );
+    let p = api.json("/security/positions?protocol=acme-perps").await;
+    let list = p["positions"].as_array().unwrap();
+    assert!(!list.is_empty(), "{p}");
+    assert!(list.iter().all(|x| x["protocol"] == "acme-perps"), "{p}");
+    let none = api.json("/security/positions?protocol=gmx").await;
+    assert!(none["positions"].as_array().unwrap().is_empty(), "{none}");
+    let v = api.json("/security/hlp-vault?protocol=gmx").await;
+    assert!(v["points"].as_array().unwrap().is_empty(), "{v}");
+    let v = api.json("/security/hlp-vault?protocol=hyperliquid").await;
+    assert!(!v["points"].as_array().unwrap().is_empty(), "{v}");
+    for bad in [
+        "/security/liquidations?protocol=Acme",
+        "/security/oracle-deviations?protocol=",
+        "/security/positions?protocol=a%20b",
+        "/security/hlp-vault?protocol=-x",
+        "/ml/forecast?protocol=X",
+    ] {
+        let r = api.get(bad).await;
+        assert_eq!(r.status(), 400, "{bad}");
     }
 }
 

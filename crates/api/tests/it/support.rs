@@ -210,6 +210,7 @@ pub(crate) fn history() -> IngestBatch {
     for m in 0..180i64 {
         let t = NOW - (180 - m) * Timestamp::MINUTE;
         b.deviations.push(DeviationSample {
+            protocol: kamiyo_core_models::ProtocolId::HYPERLIQUID,
             coin: Coin::new("ETH").unwrap(),
             time: Timestamp(t),
             kind: DeviationKind::OracleVsReference,
@@ -219,6 +220,7 @@ pub(crate) fn history() -> IngestBatch {
             deviation_pct: Decimal::new(m, 4),
         });
         b.vault_points.push(VaultPoint {
+            protocol: kamiyo_core_models::ProtocolId::HYPERLIQUID,
             vault: hlp,
             time: Timestamp(t),
             account_value: Decimal::new(300_000_000, 0),
@@ -226,6 +228,7 @@ pub(crate) fn history() -> IngestBatch {
         });
         if m % 30 == 0 {
             b.liquidations.push(LiquidationRecord {
+                protocol: kamiyo_core_models::ProtocolId::HYPERLIQUID,
                 time: Timestamp(t),
                 coin: Coin::new("ETH").unwrap(),
                 user: hlp,
@@ -251,6 +254,7 @@ pub(crate) fn history() -> IngestBatch {
         (NOW - 300_000, whale, "SOL", 0, 0),
     ] {
         b.positions.push(kamiyo_core_models::PositionRecord {
+            protocol: kamiyo_core_models::ProtocolId::HYPERLIQUID,
             user,
             time: Timestamp(t),
             coin: Coin::new(coin).unwrap(),

@@ -124,6 +124,7 @@ impl BarBuilder {
         }
         let funding = m.funding;
         let b = m.bar.get_or_insert_with(|| MarketBar {
+            protocol: kamiyo_core_models::ProtocolId::default(),
             coin: coin.clone(),
             interval_ms,
             time: Timestamp(start),

@@ -89,6 +89,7 @@ impl HlpDetector {
         for t in &new_points {
             if let Some(&(p, a)) = self.series.get(t) {
                 sink.observations.vault_points.push(VaultPoint {
+                    protocol: kamiyo_core_models::ProtocolId::default(),
                     vault: v.vault,
                     time: Timestamp(*t),
                     account_value: a,
@@ -423,6 +424,7 @@ impl HlpDetector {
 pub(crate) fn record_positions(p: &PositionSnapshot, sink: &mut Sink) {
     for pos in &p.positions {
         sink.observations.positions.push(PositionRecord {
+            protocol: kamiyo_core_models::ProtocolId::default(),
             user: p.user,
             time: p.time,
             coin: pos.coin.clone(),

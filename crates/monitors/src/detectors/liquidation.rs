@@ -470,6 +470,7 @@ impl LiquidationDetector {
 
     fn record(f: &Fill, sink: &mut Sink) {
         sink.observations.liquidations.push(LiquidationRecord {
+            protocol: kamiyo_core_models::ProtocolId::default(),
             time: f.time,
             coin: f.coin.clone(),
             user: f.user,

@@ -15,7 +15,7 @@ pub mod whale;
 
 use kamiyo_core_models::{
     Decimal, Detection, DeviationSample, LiquidationRecord, MarketBar, MarketEvent, PositionRecord,
-    Timestamp, VaultPoint, cmp_decimal,
+    ProtocolId, Timestamp, VaultPoint, cmp_decimal,
 };
 
 use crate::state::MarketState;
@@ -59,6 +59,32 @@ impl Observations {
         self.vault_points.extend(vault_points);
         self.positions.extend(positions);
         self.bars.extend(bars);
+    }
+
+    /// Names `protocol` on every record (detectors leave the default; the engine stamps its
+    /// own protocol on what they wrote).
+    pub fn stamp(&mut self, protocol: &ProtocolId) {
+        let Self {
+            deviations,
+            liquidations,
+            vault_points,
+            positions,
+            bars,
+        } = self;
+        deviations
+            .iter_mut()
+            .for_each(|r| r.protocol.clone_from(protocol));
+        liquidations
+            .iter_mut()
+            .for_each(|r| r.protocol.clone_from(protocol));
+        vault_points
+            .iter_mut()
+            .for_each(|r| r.protocol.clone_from(protocol));
+        positions
+            .iter_mut()
+            .for_each(|r| r.protocol.clone_from(protocol));
+        bars.iter_mut()
+            .for_each(|r| r.protocol.clone_from(protocol));
     }
 
     /// Moves everything out, leaving this empty.

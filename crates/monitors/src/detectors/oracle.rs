@@ -73,6 +73,7 @@ impl OracleDetector {
         {
             track.last_sample = Some(t);
             sink.observations.deviations.push(DeviationSample {
+                protocol: kamiyo_core_models::ProtocolId::default(),
                 coin: ctx.coin.clone(),
                 time: t,
                 kind,

@@ -1177,13 +1177,24 @@ fn engines_of_two_protocols_keep_incidents_apart() {
         )
         .unwrap();
         let mut steps = Vec::new();
+        let mut samples = Vec::new();
         for ev in &events {
-            steps.extend(e.process(ev).updates.into_iter().map(|u| u.event));
+            let out = e.process(ev);
+            steps.extend(out.updates.into_iter().map(|u| u.event));
+            samples.extend(out.observations.deviations);
         }
-        steps
+        (steps, samples)
     };
-    let hl = run(ProtocolId::HYPERLIQUID);
-    let other = run(ProtocolId::parse("acme-perps").unwrap());
+    let (hl, hl_samples) = run(ProtocolId::HYPERLIQUID);
+    let (other, other_samples) = run(ProtocolId::parse("acme-perps").unwrap());
+    // The engine names its protocol on the market facts it stores, too.
+    assert!(!hl_samples.is_empty() && hl_samples.len() == other_samples.len());
+    assert!(hl_samples.iter().all(|s| s.protocol.is_default()));
+    assert!(
+        other_samples
+            .iter()
+            .all(|s| s.protocol.as_str() == "acme-perps")
+    );
     let hl_open = opened(&hl, ThreatType::OracleDeviation);
     let other_open = opened(&other, ThreatType::OracleDeviation);
     assert!(!hl_open.is_empty() && hl_open.len() == other_open.len());

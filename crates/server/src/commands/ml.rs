@@ -288,16 +288,19 @@ pub async fn train_from_store(
     let bar_ms = parse_interval_ms(interval)?;
     let since = kamiyo_core_models::Timestamp(span.0);
     let until = kamiyo_core_models::Timestamp(span.1);
+    // The self-hosted model learns Hyperliquid's markets (the protocol the binary watches); a
+    // coin of another protocol is another market.
+    let protocol = Some(&kamiyo_core_models::ProtocolId::HYPERLIQUID);
     let mut stored = Vec::new();
     if coins.is_empty() {
         stored = store
-            .bars(None, bar_ms, since, until, STORE_BARS_MAX)
+            .bars(protocol, None, bar_ms, since, until, STORE_BARS_MAX)
             .await?;
     } else {
         for c in coins {
             stored.extend(
                 store
-                    .bars(Some(c), bar_ms, since, until, STORE_BARS_MAX)
+                    .bars(protocol, Some(c), bar_ms, since, until, STORE_BARS_MAX)
                     .await?,
             );
         }
@@ -666,18 +669,20 @@ fn scenario_section(held: &mut HeldOut<'_>, w: &mut impl Write) -> anyhow::Resul
         engine
             .state_mut()
             .set_reference_max_age_ms(sc.stale_after_ms());
+        // Driven as `replay` drives it, storing nothing.
+        let mut replay = kamiyo_pipeline::Replay::new(engine);
         let mut opened = Vec::new();
-        let mut collect = |out: kamiyo_monitors::EngineOutput| {
-            for u in out.updates {
+        let mut collect = |updates: Vec<kamiyo_core_models::IncidentUpdate>| {
+            for u in updates {
                 if u.event.detector == "ml_anomaly" && u.event.change == IncidentChange::Opened {
                     opened.push((u.incident.first_seen, u.incident.asset.clone()));
                 }
             }
         };
         for e in &sc.events {
-            collect(engine.process(e));
+            collect(replay.advance(e));
         }
-        collect(engine.finish(sc.manifest.scenario.end));
+        collect(replay.finish_batch(sc.manifest.scenario.end));
         // Attributed to a labelled incident: on its asset, opened from an hour before its
         // start to its end.
         let explains = |(t, asset): &(

@@ -76,6 +76,7 @@ pub async fn run(
     engine
         .state_mut()
         .set_reference_max_age_ms(s.stale_after_ms());
+    let mut replay = kamiyo_pipeline::Replay::new(engine);
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -83,7 +84,7 @@ pub async fn run(
         s.manifest.scenario.provenance.label(),
     )?;
     let hub = kamiyo_api::Hub::default();
-    let mut writer = None;
+    let mut stored = false;
     let mut serve_cfg = None;
     let target_waits = target.as_ref().is_some_and(|t| t.wait_for_viewer);
     let mut complete = false;
@@ -123,14 +124,12 @@ pub async fn run(
                 out,
                 "resuming after {done} committed events (warming the engine)"
             )?;
-            for e in &events[..done] {
-                drop(engine.process(e));
-            }
+            replay.warm(&events[..done]);
         }
         // The same store → outputs path as `run`: the /ws hub and the alert service hear of
         // each commit only after it.
         let mut ctx = kamiyo_pipeline::PipelineContext::new(
-            engine.protocol().clone(),
+            replay.engine().protocol().clone(),
             Arc::new(ManualClock::new(s.manifest.scenario.start)),
             Arc::new(t.store.clone()),
             tokio_util::sync::CancellationToken::new(),
@@ -150,7 +149,9 @@ pub async fn run(
                 .is_some()
                 .then(|| crate::telemetry::market::MarketGauges::new(config.hyperliquid.hlp_vault)),
         };
-        writer = Some(kamiyo_pipeline::Committer::new(&ctx, Box::new(observer)));
+        let committer = kamiyo_pipeline::Committer::new(&ctx, Box::new(observer));
+        replay = replay.committing(committer, cursor.clone());
+        stored = true;
         serve_cfg = t.serve.map(|c| (c, t.store));
     }
     let start = if complete {
@@ -232,7 +233,6 @@ pub async fn run(
     };
     let mut stream = Box::new(ReplaySource::new(&name, rest, speed, clock.clone())).into_stream();
     let mut steps = 0;
-    let mut index = done;
     while !interrupted {
         let e = tokio::select! {
             biased;
@@ -244,42 +244,27 @@ pub async fn run(
         };
         let Some(e) = e else { break };
         while let Ok(id) = forget_rx.try_recv() {
-            engine.forget_incident(&id);
+            replay.forget_incident(&id);
         }
-        let o = engine.process(&e);
-        steps += print_steps(&mut out, &o.updates, false)?;
-        index += 1;
-        if let Some(w) = writer.as_mut() {
-            w.note(&e);
-            w.push(o);
-            w.set_cursor(cursor.clone(), index.to_string());
-            if w.due() {
-                w.commit().await?;
-            }
-        }
+        let updates = replay.step(&e).await?;
+        steps += print_steps(&mut out, &updates, false)?;
     }
     let end: Timestamp = s.manifest.scenario.end;
     if interrupted {
-        if let Some(w) = writer.as_mut() {
-            w.commit().await?;
-        }
+        replay.commit().await?;
         writeln!(
             out,
-            "interrupted after {index} of {total} events{}",
-            if writer.is_some() {
+            "interrupted after {} of {total} events{}",
+            replay.position(),
+            if stored {
                 "; progress is stored and the next `replay` of this scenario resumes"
             } else {
                 ""
             }
         )?;
     } else if !complete {
-        let o = engine.finish(end);
-        steps += print_steps(&mut out, &o.updates, true)?;
-        if let Some(w) = writer.as_mut() {
-            w.push(o);
-            w.set_cursor(cursor.clone(), (total + 1).to_string());
-            w.commit().await?;
-        }
+        let updates = replay.finish(end).await?;
+        steps += print_steps(&mut out, &updates, true)?;
     }
     hub.publish_feed(feed(
         kamiyo_core_models::FeedState::Stale,

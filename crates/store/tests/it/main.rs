@@ -76,4 +76,6 @@ both!(
     operator_actions_silences_and_the_resolved_guard,
     retention_deletes_old_rows_only,
     concurrent_commits_keep_sequence_numbers_unique,
+    market_facts_are_kept_apart_by_protocol,
+    the_market_protocol_migration_keeps_existing_rows,
 );

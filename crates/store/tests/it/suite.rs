@@ -5,8 +5,8 @@ use kamiyo_core_models::{
     DeviationKind, DeviationSample, EventQuery, Evidence, Incident, IncidentChange, IncidentKey,
     IncidentQuery, IncidentStatus, IncidentStore, IncidentUpdate, IngestBatch, LiquidationMethod,
     LiquidationRecord, MarketBar, MarketStore, OperatorStore, Order, OutboxEntry, OutboxStatus,
-    OutboxStore, PositionRecord, SecurityEvent, Severity, Side, StableId, ThreatType, Timestamp,
-    VaultPoint,
+    OutboxStore, PositionRecord, ProtocolId, SecurityEvent, Severity, Side, StableId, ThreatType,
+    Timestamp, VaultPoint,
 };
 use kamiyo_store::Store;
 use kamiyo_store::retention::Retention;
@@ -228,6 +228,7 @@ pub(crate) async fn incidents_are_upserted_with_their_latest_state(s: &Store) {
 
 fn vault(t: i64, pnl: &str) -> VaultPoint {
     VaultPoint {
+        protocol: ProtocolId::HYPERLIQUID,
         vault: Address::from_bytes([0xdf; 20]),
         time: Timestamp(t),
         account_value: "487145121.9079".parse().unwrap(),
@@ -237,6 +238,7 @@ fn vault(t: i64, pnl: &str) -> VaultPoint {
 
 fn liq(t: i64, tid: u64, user: u8) -> LiquidationRecord {
     LiquidationRecord {
+        protocol: ProtocolId::HYPERLIQUID,
         time: Timestamp(t),
         coin: Coin::new("ETH").unwrap(),
         user: Address::from_bytes([user; 20]),
@@ -253,6 +255,7 @@ fn liq(t: i64, tid: u64, user: u8) -> LiquidationRecord {
 
 fn dev(t: i64, coin: &str) -> DeviationSample {
     DeviationSample {
+        protocol: ProtocolId::HYPERLIQUID,
         coin: Coin::new(coin).unwrap(),
         time: Timestamp(t),
         kind: DeviationKind::MarkVsOracle,
@@ -265,6 +268,7 @@ fn dev(t: i64, coin: &str) -> DeviationSample {
 
 fn pos(t: i64, user: u8, coin: &str, value: &str) -> PositionRecord {
     PositionRecord {
+        protocol: ProtocolId::HYPERLIQUID,
         user: Address::from_bytes([user; 20]),
         time: Timestamp(t),
         coin: Coin::new(coin).unwrap(),
@@ -278,6 +282,7 @@ fn pos(t: i64, user: u8, coin: &str, value: &str) -> PositionRecord {
 fn bar(coin: &str, interval_ms: i64, t: i64, known: bool) -> MarketBar {
     let d = |s: &str| s.parse().unwrap();
     MarketBar {
+        protocol: ProtocolId::HYPERLIQUID,
         coin: Coin::new(coin).unwrap(),
         interval_ms,
         time: Timestamp(t),
@@ -329,7 +334,7 @@ pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &
         .await
         .unwrap();
     assert_eq!(due.len(), 2, "outbox entries commit with the batch, once");
-    let v = s.vault_points(None, Timestamp(0), 100).await.unwrap();
+    let v = s.vault_points(None, None, Timestamp(0), 100).await.unwrap();
     assert_eq!(v.len(), 2, "no duplicates");
     assert_eq!(
         v[1].pnl.to_string(),
@@ -337,13 +342,13 @@ pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &
         "decimals are exact"
     );
     assert_eq!(
-        s.deviations(Some(&Coin::new("JELLY").unwrap()), Timestamp(0), 100)
+        s.deviations(None, Some(&Coin::new("JELLY").unwrap()), Timestamp(0), 100)
             .await
             .unwrap()
             .len(),
         2
     );
-    let l = s.liquidations(None, Timestamp(0), 100).await.unwrap();
+    let l = s.liquidations(None, None, Timestamp(0), 100).await.unwrap();
     assert_eq!(
         l.len(),
         3,
@@ -351,7 +356,7 @@ pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &
     );
     assert_eq!(l[0].time, Timestamp(T0 + 1), "newest first");
     assert_eq!(l[1].method, Some(LiquidationMethod::Backstop));
-    let p = s.positions(None, Timestamp(0), 10).await.unwrap();
+    let p = s.positions(None, None, Timestamp(0), 10).await.unwrap();
     assert_eq!(p.len(), 2, "latest per (user, coin)");
     assert_eq!(p[0].position_value.to_string(), "14941723");
     assert_eq!(
@@ -370,7 +375,14 @@ pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &
     // Bars: one per (coin, interval, open time), exact decimals, unknown inputs stay unknown,
     // read by interval and half-open time range, by coin then time.
     let b = s
-        .bars(None, 300_000, Timestamp(T0), Timestamp(T0 + 600_000), 100)
+        .bars(
+            None,
+            None,
+            300_000,
+            Timestamp(T0),
+            Timestamp(T0 + 600_000),
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(b.len(), 3, "{b:?}");
@@ -380,6 +392,7 @@ pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &
     let jelly = Coin::new("JELLY").unwrap();
     let h = s
         .bars(
+            None,
             Some(&jelly),
             3_600_000,
             Timestamp(0),
@@ -391,6 +404,7 @@ pub(crate) async fn market_history_dedups_and_cursors_commit_with_the_batch(s: &
     assert_eq!(h, vec![bar("JELLY", 3_600_000, T0, true)]);
     assert!(
         s.bars(
+            None,
             Some(&jelly),
             300_000,
             Timestamp(T0 + 1),
@@ -656,15 +670,24 @@ pub(crate) async fn retention_deletes_old_rows_only(s: &Store) {
         "per-table override keeps positions for 200 days"
     );
     assert_eq!(
-        s.vault_points(None, Timestamp(0), 100).await.unwrap().len(),
+        s.vault_points(None, None, Timestamp(0), 100)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(
-        s.deviations(None, Timestamp(0), 100).await.unwrap().len(),
+        s.deviations(None, None, Timestamp(0), 100)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(
-        s.liquidations(None, Timestamp(0), 100).await.unwrap().len(),
+        s.liquidations(None, None, Timestamp(0), 100)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     let incidents = s
@@ -881,4 +904,134 @@ pub(crate) async fn operator_actions_silences_and_the_resolved_guard(s: &Store) 
         .unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].id.as_str(), "alr_inc");
+}
+
+/// Every kind of market fact, once per protocol given.
+fn facts_of(protocols: &[&ProtocolId]) -> IngestBatch {
+    let mut b = IngestBatch::default();
+    for p in protocols {
+        let mut one = IngestBatch {
+            vault_points: vec![vault(T0, "64100000")],
+            deviations: vec![dev(T0, "ETH")],
+            liquidations: vec![liq(T0, 7, 0x2e)],
+            positions: vec![pos(T0, 0x2e, "ETH", "100")],
+            bars: vec![bar("ETH", 300_000, T0, true)],
+            ..IngestBatch::default()
+        };
+        one.vault_points
+            .iter_mut()
+            .for_each(|r| r.protocol = (*p).clone());
+        one.deviations
+            .iter_mut()
+            .for_each(|r| r.protocol = (*p).clone());
+        one.liquidations
+            .iter_mut()
+            .for_each(|r| r.protocol = (*p).clone());
+        one.positions
+            .iter_mut()
+            .for_each(|r| r.protocol = (*p).clone());
+        one.bars.iter_mut().for_each(|r| r.protocol = (*p).clone());
+        b.vault_points.append(&mut one.vault_points);
+        b.deviations.append(&mut one.deviations);
+        b.liquidations.append(&mut one.liquidations);
+        b.positions.append(&mut one.positions);
+        b.bars.append(&mut one.bars);
+    }
+    b
+}
+
+/// Each read of market facts for `protocol` (or all): rows per table.
+async fn fact_counts(s: &Store, protocol: Option<&ProtocolId>) -> [usize; 5] {
+    let far = Timestamp(T0 + DAY);
+    [
+        s.vault_points(protocol, None, Timestamp(0), 100)
+            .await
+            .unwrap()
+            .len(),
+        s.deviations(protocol, None, Timestamp(0), 100)
+            .await
+            .unwrap()
+            .len(),
+        s.liquidations(protocol, None, Timestamp(0), 100)
+            .await
+            .unwrap()
+            .len(),
+        s.positions(protocol, None, Timestamp(0), 100)
+            .await
+            .unwrap()
+            .len(),
+        s.bars(protocol, None, 300_000, Timestamp(0), far, 100)
+            .await
+            .unwrap()
+            .len(),
+    ]
+}
+
+pub(crate) async fn market_facts_are_kept_apart_by_protocol(s: &Store) {
+    let hl = ProtocolId::HYPERLIQUID;
+    let acme = ProtocolId::parse("acme-perps").unwrap();
+    // The same coin, account, trade id and time on two protocols: two rows each, never one.
+    let batch = facts_of(&[&hl, &acme]);
+    s.commit(&batch).await.unwrap();
+    s.commit(&batch).await.unwrap();
+    assert_eq!(fact_counts(s, None).await, [2; 5], "one row per protocol");
+    assert_eq!(fact_counts(s, Some(&hl)).await, [1; 5]);
+    assert_eq!(fact_counts(s, Some(&acme)).await, [1; 5]);
+    let other = ProtocolId::parse("nobody").unwrap();
+    assert_eq!(fact_counts(s, Some(&other)).await, [0; 5]);
+    let d = s
+        .deviations(Some(&acme), None, Timestamp(0), 10)
+        .await
+        .unwrap();
+    assert_eq!(d[0].protocol, acme, "the protocol is read back");
+    assert_eq!(d[0], facts_of(&[&acme]).deviations[0]);
+}
+
+/// The migration that put the protocol into the market tables' keys carries every existing row
+/// over as Hyperliquid's, and its revert keeps Hyperliquid's rows.
+pub(crate) async fn the_market_protocol_migration_keeps_existing_rows(s: &Store) {
+    let hl = ProtocolId::HYPERLIQUID;
+    let acme = ProtocolId::parse("acme-perps").unwrap();
+    s.commit(&facts_of(&[&hl, &acme])).await.unwrap();
+    let before = s.bars(
+        Some(&hl),
+        None,
+        300_000,
+        Timestamp(0),
+        Timestamp(T0 + DAY),
+        10,
+    );
+    let before = before.await.unwrap();
+    assert_eq!(s.revert_migrations(1).await.unwrap(), 1);
+    // Back on the protocol-less keys, then forward again: the rows come back as Hyperliquid's.
+    assert_eq!(s.migrate().await.unwrap(), 1);
+    assert_eq!(
+        fact_counts(s, Some(&hl)).await,
+        [1; 5],
+        "every table's row kept"
+    );
+    assert_eq!(
+        fact_counts(s, Some(&acme)).await,
+        [0; 5],
+        "the revert drops what the old keys cannot hold"
+    );
+    let after = s.bars(
+        Some(&hl),
+        None,
+        300_000,
+        Timestamp(0),
+        Timestamp(T0 + DAY),
+        10,
+    );
+    assert_eq!(
+        after.await.unwrap(),
+        before,
+        "values exact after the rebuild"
+    );
+    s.commit(&facts_of(&[&acme])).await.unwrap();
+    assert_eq!(
+        fact_counts(s, None).await,
+        [2; 5],
+        "the new keys work again"
+    );
 }
