@@ -64,7 +64,7 @@ fn parse_asset(v: Option<&str>) -> Result<Option<Coin>> {
     .transpose()
 }
 
-fn parse_protocol(v: Option<&str>) -> Result<Option<kamiyo_core_models::ProtocolId>> {
+pub(crate) fn parse_protocol(v: Option<&str>) -> Result<Option<kamiyo_core_models::ProtocolId>> {
     v.map(|s| {
         s.parse::<kamiyo_core_models::ProtocolId>().map_err(|_| {
             ApiError::invalid(
@@ -874,20 +874,37 @@ pub fn risk(r: &RiskInputs<'_>) -> RiskResponse {
 }
 
 /// Everything the dashboard's first paint needs, in one call.
-#[utoipa::path(get, path = "/security/dashboard", tag = "security",
-    responses((status = 200, body = DashboardResponse)))]
+#[utoipa::path(get, path = "/security/dashboard", tag = "security", params(DashboardParams),
+    responses((status = 200, body = DashboardResponse), (status = 400, body = Problem, content_type = "application/problem+json")))]
 #[get("/security/dashboard")]
-pub async fn dashboard(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse> {
+pub async fn dashboard(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    q: web::Query<DashboardParams>,
+) -> Result<HttpResponse> {
     let state = state.scoped(&req)?;
-    cached(&state, &req, || dashboard_body(&state)).await
+    let protocol = parse_protocol(q.protocol.as_deref())?;
+    cached(&state, &req, || dashboard_body(&state, protocol.as_ref())).await
 }
 
-async fn dashboard_body(state: &Scoped<'_>) -> Result<DashboardResponse> {
+/// Query of `/security/dashboard`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DashboardParams {
+    /// Only this protocol (e.g. hyperliquid); every protocol when absent.
+    pub protocol: Option<String>,
+}
+
+async fn dashboard_body(
+    state: &Scoped<'_>,
+    protocol: Option<&kamiyo_core_models::ProtocolId>,
+) -> Result<DashboardResponse> {
     let now = state.clock.now();
     let open = state
         .incidents
         .incidents(&IncidentQuery {
-            protocol: None,
+            protocol: protocol.cloned(),
             status: Some(IncidentStatus::Open),
             asset: None,
             limit: 50,
@@ -896,6 +913,7 @@ async fn dashboard_body(state: &Scoped<'_>) -> Result<DashboardResponse> {
     let recent = state
         .incidents
         .events(&EventQuery {
+            protocol: protocol.cloned(),
             limit: 20,
             ..EventQuery::default()
         })
@@ -903,24 +921,29 @@ async fn dashboard_body(state: &Scoped<'_>) -> Result<DashboardResponse> {
     let day = now.plus_millis(-Timestamp::DAY);
     let points = state
         .market
-        .vault_points(None, Some(state.config.hlp_vault), day, CHART_READ)
+        .vault_points(protocol, Some(state.config.hlp_vault), day, CHART_READ)
         .await?;
     let (change, dd) = vault_stats(&points);
     let devs = state
         .market
-        .deviations(None, None, now.plus_millis(-15 * Timestamp::MINUTE), 5000)
+        .deviations(
+            protocol,
+            None,
+            now.plus_millis(-15 * Timestamp::MINUTE),
+            5000,
+        )
         .await?;
     let mut oracle: Vec<DeviationResponse> = latest_per_asset(&devs)
         .into_iter()
         .filter(|d| d.kind == "oracle_vs_reference")
         .collect();
     oracle.truncate(10);
-    let liq = state.market.liquidations(None, None, day, 1000).await?;
+    let liq = state.market.liquidations(protocol, None, day, 1000).await?;
     let fr = feeds_response(state);
     let resolved: Vec<Incident> = state
         .incidents
         .incidents(&IncidentQuery {
-            protocol: None,
+            protocol: protocol.cloned(),
             status: Some(IncidentStatus::Resolved),
             asset: None,
             limit: 50,

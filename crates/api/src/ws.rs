@@ -47,6 +47,8 @@ pub struct WsParams {
     pub last_event_id: Option<String>,
     /// API key (browsers cannot set headers on WebSockets).
     pub api_key: Option<String>,
+    /// Only this protocol's events (e.g. hyperliquid); feed statuses are always sent.
+    pub protocol: Option<String>,
 }
 
 /// A frame sent to clients.
@@ -91,6 +93,7 @@ pub async fn ws(
             ApiError::invalid("last_event_id", "a non-negative integer (an event's seq)")
         })?),
     };
+    let protocol = crate::routes::parse_protocol(q.protocol.as_deref())?;
     let (res, session, msgs) = match actix_ws::handle(&req, body) {
         Ok(x) => x,
         Err(e) => {
@@ -108,8 +111,23 @@ pub async fn ws(
     // The backlog is read from the caller's stores.
     let incidents = state.scoped(&req)?.incidents.clone();
     let state = state.into_inner();
-    actix_web::rt::spawn(run(state, incidents, session, msgs, resume, key));
+    let filter = Filter {
+        resume,
+        key,
+        protocol,
+    };
+    actix_web::rt::spawn(run(state, incidents, session, msgs, filter));
     Ok(res)
+}
+
+/// What one session asked for.
+struct Filter {
+    /// Resume after this seq.
+    resume: Option<i64>,
+    /// The key it presented (re-checked while the session lives).
+    key: Option<String>,
+    /// Only this protocol's events.
+    protocol: Option<kamiyo_core_models::ProtocolId>,
 }
 
 fn frame(f: &WsFrame) -> String {
@@ -141,9 +159,16 @@ async fn run(
     incidents: std::sync::Arc<dyn kamiyo_core_models::IncidentStore>,
     mut session: actix_ws::Session,
     mut msgs: actix_ws::MessageStream,
-    resume: Option<i64>,
-    key: Option<String>,
+    filter: Filter,
 ) {
+    let Filter {
+        resume,
+        key,
+        protocol,
+    } = filter;
+    let wanted = |e: &kamiyo_core_models::StoredEvent| {
+        protocol.as_ref().is_none_or(|p| e.event.protocol == *p)
+    };
     // Subscribe before reading the backlog, so nothing published in between is missed.
     let mut rx = state.hub.subscribe();
     let hello = WsFrame::Hello {
@@ -173,6 +198,7 @@ async fn run(
         loop {
             let page = match incidents
                 .events(&EventQuery {
+                    protocol: protocol.clone(),
                     after_seq: Some(sent),
                     order: Order::Asc,
                     limit: 500,
@@ -234,6 +260,9 @@ async fn run(
                     Ok(m) => match m.as_ref() {
                         LiveMessage::Event(e) if e.seq > sent => {
                             sent = e.seq;
+                            if !wanted(e) {
+                                continue;
+                            }
                             frame(&WsFrame::Event { event: Box::new(e.into()) })
                         }
                         LiveMessage::Event(_) => continue,

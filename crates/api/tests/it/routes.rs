@@ -512,7 +512,27 @@ async fn market_endpoints_filter_by_protocol() {
     assert!(v["points"].as_array().unwrap().is_empty(), "{v}");
     let v = api.json("/security/hlp-vault?protocol=hyperliquid").await;
     assert!(!v["points"].as_array().unwrap().is_empty(), "{v}");
+    let dash = api.json("/security/dashboard?protocol=acme-perps").await;
+    assert_eq!(
+        dash["liquidations_24h"]["count"].as_u64().unwrap(),
+        ours_liq,
+        "{dash}"
+    );
+    assert!(
+        dash["open_incidents"].as_array().unwrap().is_empty(),
+        "{dash}"
+    );
+    assert!(
+        dash["recent_events"].as_array().unwrap().is_empty(),
+        "{dash}"
+    );
+    let dash = api.json("/security/dashboard?protocol=hyperliquid").await;
+    assert!(
+        !dash["recent_events"].as_array().unwrap().is_empty(),
+        "{dash}"
+    );
     for bad in [
+        "/security/dashboard?protocol=x!",
         "/security/liquidations?protocol=Acme",
         "/security/oracle-deviations?protocol=",
         "/security/positions?protocol=a%20b",

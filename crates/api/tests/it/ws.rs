@@ -133,6 +133,49 @@ async fn live_events_and_resume_after_reconnect_without_gap_or_duplicate() {
     assert_eq!(bad.status(), 400);
 }
 
+/// `protocol=` narrows a session to one protocol's events, live and in the resumed backlog.
+#[tokio::test]
+async fn a_session_can_follow_one_protocol() {
+    use kamiyo_core_models::ProtocolId;
+    let api = TestApi::start(config()).await;
+    let dydx = ProtocolId::parse("dydx").unwrap();
+    // Events 1–3 Hyperliquid's, 4–5 dydx's, interleaved in one commit order.
+    let mut ups = updates(5, 0);
+    for u in &mut ups[3..] {
+        u.event.protocol = dydx.clone();
+        u.incident.protocol = dydx.clone();
+    }
+    let mut live = connect(&api, "?protocol=dydx").await;
+    hello(&mut live).await;
+    api.commit(&IngestBatch {
+        updates: ups,
+        ..IngestBatch::default()
+    })
+    .await;
+    assert_eq!(
+        event_seq(&mut live).await,
+        4,
+        "Hyperliquid's 1-3 are skipped"
+    );
+    assert_eq!(event_seq(&mut live).await, 5);
+    let mut resumed = connect(&api, "?protocol=dydx&last_event_id=0").await;
+    hello(&mut resumed).await;
+    assert_eq!(
+        [event_seq(&mut resumed).await, event_seq(&mut resumed).await],
+        [4, 5]
+    );
+    let mut hl = connect(&api, "?protocol=hyperliquid&last_event_id=0").await;
+    hello(&mut hl).await;
+    let got: Vec<i64> = [
+        event_seq(&mut hl).await,
+        event_seq(&mut hl).await,
+        event_seq(&mut hl).await,
+    ]
+    .into();
+    assert_eq!(got, [1, 2, 3]);
+    assert_eq!(api.get("/ws?protocol=DYDX").await.status(), 400);
+}
+
 #[tokio::test]
 async fn a_slow_consumer_is_dropped_with_a_reason_and_can_resume() {
     let api = TestApi::start_with(config(), Hub::new(16)).await;
