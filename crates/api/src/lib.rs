@@ -11,6 +11,7 @@ pub mod hub;
 pub mod metrics;
 pub mod operator;
 pub mod routes;
+pub mod views;
 pub mod ws;
 
 use std::sync::Arc;
@@ -103,6 +104,9 @@ pub struct ApiStores {
     /// Callers with the same partition may share cached responses; callers with different
     /// ones (two tenants) never do. Empty for a single store.
     pub partition: Arc<str>,
+    /// The read models kept in step with these stores (share them exactly as the stores are
+    /// shared).
+    pub views: Arc<views::Views>,
 }
 
 /// Where a request's stores come from. The host supplies it: the self-hosted server has one
@@ -146,6 +150,8 @@ pub struct Scoped<'a> {
     pub audit: Arc<dyn kamiyo_core_models::AuditStore>,
     /// The cache partition.
     pub partition: Arc<str>,
+    /// The read models of these stores.
+    pub views: Arc<views::Views>,
     state: &'a ApiState,
 }
 
@@ -172,6 +178,7 @@ impl ApiState {
             operator: s.operator,
             audit: s.audit,
             partition: s.partition,
+            views: s.views,
             state: self,
         })
     }
@@ -204,6 +211,7 @@ impl ApiStores {
             operator: Arc::new(store.clone()),
             audit: Arc::new(store.clone()),
             partition: Arc::from(""),
+            views: Arc::default(),
         }
     }
 }

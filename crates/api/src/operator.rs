@@ -482,6 +482,7 @@ async fn act(
                 )));
             }
             state.operator.record_action(&action).await?;
+            state.views.incidents.acknowledgements_changed();
         }
         ActionKind::Note => state.operator.record_action(&action).await?,
     }

@@ -274,10 +274,30 @@ pub async fn events(
     q: web::Query<EventsParams>,
 ) -> Result<HttpResponse> {
     let state = state.scoped(&req)?;
-    cached(&state, &req, || events_body(&state, &q)).await
+    let query = events_query(&q)?;
+    let page = state
+        .views
+        .events
+        .query(state.incidents.as_ref(), state.hub.last_seq(), &query)
+        .await?;
+    let tail = match (page.len() == query.limit as usize, page.last()) {
+        (true, Some(e)) => format!(",\"next_cursor\":\"e{}\"", e.seq),
+        _ => String::new(),
+    };
+    Ok(json_bytes(crate::views::encode_page(
+        "", "events", &page, &tail,
+    )))
 }
 
-async fn events_body(state: &Scoped<'_>, q: &EventsParams) -> Result<EventsPage> {
+/// A JSON body that is already encoded.
+fn json_bytes(body: actix_web::web::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("application/json")
+        .body(body)
+}
+
+fn events_query(q: &EventsParams) -> Result<EventQuery> {
     let min_severity = q
         .severity
         .as_deref()
@@ -299,8 +319,7 @@ async fn events_body(state: &Scoped<'_>, q: &EventsParams) -> Result<EventsPage>
             })
         })
         .transpose()?;
-    let limit = parse_limit(q.limit.as_deref(), 50, 1000)?;
-    let query = EventQuery {
+    Ok(EventQuery {
         protocol: parse_protocol(q.protocol.as_deref())?,
         min_severity,
         threat_type,
@@ -309,15 +328,7 @@ async fn events_body(state: &Scoped<'_>, q: &EventsParams) -> Result<EventsPage>
         before_seq: parse_cursor(q.cursor.as_deref())?,
         after_seq: None,
         order: Order::Desc,
-        limit,
-    };
-    let page = state.incidents.events(&query).await?;
-    let next_cursor = (page.len() == limit as usize)
-        .then(|| page.last().map(|e| format!("e{}", e.seq)))
-        .flatten();
-    Ok(EventsPage {
-        events: page.iter().map(Into::into).collect(),
-        next_cursor,
+        limit: parse_limit(q.limit.as_deref(), 50, 1000)?,
     })
 }
 
@@ -346,10 +357,6 @@ pub async fn incidents(
     q: web::Query<IncidentsParams>,
 ) -> Result<HttpResponse> {
     let state = state.scoped(&req)?;
-    cached(&state, &req, || incidents_body(&state, &q)).await
-}
-
-async fn incidents_body(state: &Scoped<'_>, q: &IncidentsParams) -> Result<IncidentsPage> {
     let status = q
         .status
         .as_deref()
@@ -358,15 +365,43 @@ async fn incidents_body(state: &Scoped<'_>, q: &IncidentsParams) -> Result<Incid
                 .map_err(|_| ApiError::invalid("status", "open or resolved"))
         })
         .transpose()?;
-    let list = state
-        .incidents
-        .incidents(&IncidentQuery {
-            protocol: parse_protocol(q.protocol.as_deref())?,
-            status,
-            asset: parse_asset(q.asset.as_deref())?,
-            limit: parse_limit(q.limit.as_deref(), 50, 500)?,
-        })
+    let query = IncidentQuery {
+        protocol: parse_protocol(q.protocol.as_deref())?,
+        status,
+        asset: parse_asset(q.asset.as_deref())?,
+        limit: parse_limit(q.limit.as_deref(), 50, 500)?,
+    };
+    sync_incidents(&state).await?;
+    if let Some(items) = state.views.incidents.page(&query) {
+        let mut body = b"{\"incidents\":".to_vec();
+        body.extend_from_slice(&crate::views::encode_array(&items));
+        body.push(b'}');
+        return Ok(json_bytes(body.into()));
+    }
+    Ok(json(&incidents_from_store(&state, &query).await?))
+}
+
+/// Brings the caller's event and incident views up to the store.
+async fn sync_incidents(state: &Scoped<'_>) -> Result<()> {
+    let views = &state.views;
+    views
+        .events
+        .sync(state.incidents.as_ref(), state.hub.last_seq())
         .await?;
+    views
+        .incidents
+        .sync(
+            state.incidents.as_ref(),
+            state.operator.as_ref(),
+            &views.events,
+        )
+        .await?;
+    Ok(())
+}
+
+/// `/security/incidents` read from the store (a page older than the incidents held in memory).
+async fn incidents_from_store(state: &Scoped<'_>, query: &IncidentQuery) -> Result<IncidentsPage> {
+    let list = state.incidents.incidents(query).await?;
     let ids: Vec<StableId> = list
         .iter()
         .filter(|i| i.status == kamiyo_core_models::IncidentStatus::Open)
@@ -884,7 +919,7 @@ pub async fn dashboard(
 ) -> Result<HttpResponse> {
     let state = state.scoped(&req)?;
     let protocol = parse_protocol(q.protocol.as_deref())?;
-    cached(&state, &req, || dashboard_body(&state, protocol.as_ref())).await
+    Ok(json_bytes(dashboard_body(&state, protocol.as_ref()).await?))
 }
 
 /// Query of `/security/dashboard`.
@@ -899,99 +934,129 @@ pub struct DashboardParams {
 async fn dashboard_body(
     state: &Scoped<'_>,
     protocol: Option<&kamiyo_core_models::ProtocolId>,
-) -> Result<DashboardResponse> {
+) -> Result<actix_web::web::Bytes> {
     let now = state.clock.now();
-    let open = state
-        .incidents
-        .incidents(&IncidentQuery {
-            protocol: protocol.cloned(),
-            status: Some(IncidentStatus::Open),
-            asset: None,
-            limit: 50,
-        })
-        .await?;
-    let recent = state
-        .incidents
-        .events(&EventQuery {
-            protocol: protocol.cloned(),
-            limit: 20,
-            ..EventQuery::default()
-        })
-        .await?;
-    let day = now.plus_millis(-Timestamp::DAY);
-    let points = state
+    let views = &state.views;
+    sync_incidents(state).await?;
+    views
         .market
-        .vault_points(protocol, Some(state.config.hlp_vault), day, CHART_READ)
+        .sync(state.market.as_ref(), state.config.hlp_vault, now)
         .await?;
-    let (change, dd) = vault_stats(&points);
-    let devs = state
-        .market
-        .deviations(
-            protocol,
-            None,
-            now.plus_millis(-15 * Timestamp::MINUTE),
-            5000,
+    let query = |status| IncidentQuery {
+        protocol: protocol.cloned(),
+        status: Some(status),
+        asset: None,
+        limit: 50,
+    };
+    let open: Vec<Incident> = match views.incidents.list(&query(IncidentStatus::Open)) {
+        Some(v) => v.iter().map(|i| i.incident.clone()).collect(),
+        None => {
+            state
+                .incidents
+                .incidents(&query(IncidentStatus::Open))
+                .await?
+        }
+    };
+    let resolved: Vec<Incident> = match views.incidents.list(&query(IncidentStatus::Resolved)) {
+        Some(v) => v.iter().map(|i| i.incident.clone()).collect(),
+        None => {
+            state
+                .incidents
+                .incidents(&query(IncidentStatus::Resolved))
+                .await?
+        }
+    }
+    .into_iter()
+    .filter(|i| {
+        i.resolved_at
+            .is_some_and(|t| now.millis_since(t) < Timestamp::DAY)
+    })
+    .collect();
+    let recent = views
+        .events
+        .query(
+            state.incidents.as_ref(),
+            state.hub.last_seq(),
+            &EventQuery {
+                protocol: protocol.cloned(),
+                limit: 20,
+                ..EventQuery::default()
+            },
         )
         .await?;
-    let mut oracle: Vec<DeviationResponse> = latest_per_asset(&devs)
+    let m = views.market.figures(protocol, now);
+    let (change, dd) = vault_stats(&m.vault);
+    let mut oracle: Vec<DeviationResponse> = latest_per_asset(&m.deviations)
         .into_iter()
         .filter(|d| d.kind == "oracle_vs_reference")
         .collect();
     oracle.truncate(10);
-    let liq = state.market.liquidations(protocol, None, day, 1000).await?;
     let fr = feeds_response(state);
-    let resolved: Vec<Incident> = state
-        .incidents
-        .incidents(&IncidentQuery {
-            protocol: protocol.cloned(),
-            status: Some(IncidentStatus::Resolved),
-            asset: None,
-            limit: 50,
-        })
-        .await?
-        .into_iter()
-        .filter(|i| {
-            i.resolved_at
-                .is_some_and(|t| now.millis_since(t) < Timestamp::DAY)
-        })
-        .collect();
     let last_event_id = recent
         .first()
         .map_or(0, |e| e.seq)
         .max(state.hub.last_seq());
-    Ok(DashboardResponse {
-        generated_at: now.to_rfc3339(),
-        risk: risk(&RiskInputs {
-            open: &open,
-            resolved: &resolved,
-            hlp: change.zip(points.last().map(|p| p.account_value)),
-            feeds_down: fr.down,
-            feeds: fr.feeds.len(),
-            now,
-        }),
-        open_incidents: open.iter().map(Into::into).collect(),
-        recent_events: recent.iter().map(Into::into).collect(),
-        hlp: HlpSummary {
-            account_value: points
-                .last()
-                .map(|p| p.account_value.normalize().to_string()),
-            pnl_24h: change.map(|d| d.normalize().to_string()),
-            drawdown_pct: dd.map(|d| d.normalize().to_string()),
-        },
-        oracle,
-        liquidations_24h: LiquidationSummary {
-            count: liq.len(),
-            total_notional: liq
-                .iter()
-                .map(|l| l.notional)
-                .sum::<Decimal>()
-                .normalize()
-                .to_string(),
-            adl_count: liq.iter().filter(|l| l.is_adl).count(),
-        },
-        feeds: fr.feeds,
-        last_event_id,
-    })
+    let risk = risk(&RiskInputs {
+        open: &open,
+        resolved: &resolved,
+        hlp: change.zip(m.vault.last().map(|p| p.account_value)),
+        feeds_down: fr.down,
+        feeds: fr.feeds.len(),
+        now,
+    });
+    let hlp = HlpSummary {
+        account_value: m
+            .vault
+            .last()
+            .map(|p| p.account_value.normalize().to_string()),
+        pnl_24h: change.map(|d| d.normalize().to_string()),
+        drawdown_pct: dd.map(|d| d.normalize().to_string()),
+    };
+    let (count, total, adl_count) = m.liquidations;
+    let liq_summary = LiquidationSummary {
+        count,
+        total_notional: total.normalize().to_string(),
+        adl_count,
+    };
+    // `DashboardResponse`, member by member, with the events' JSON as the view holds it.
+    let enc = |v: &dyn erased::Ser| v.json();
+    let open_json: Vec<actix_web::web::Bytes> = open
+        .iter()
+        .map(|i| serde_json::to_vec(&IncidentResponse::from(i)).map(Into::into))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| ApiError::Internal)?;
+    let events_json: Vec<actix_web::web::Bytes> = recent.iter().map(|e| e.json.clone()).collect();
+    let mut out = Vec::with_capacity(16 * 1024);
+    out.extend_from_slice(b"{\"generated_at\":");
+    out.extend_from_slice(&enc(&now.to_rfc3339())?);
+    out.extend_from_slice(b",\"risk\":");
+    out.extend_from_slice(&enc(&risk)?);
+    out.extend_from_slice(b",\"open_incidents\":");
+    out.extend_from_slice(&crate::views::encode_array(&open_json));
+    out.extend_from_slice(b",\"recent_events\":");
+    out.extend_from_slice(&crate::views::encode_array(&events_json));
+    out.extend_from_slice(b",\"hlp\":");
+    out.extend_from_slice(&enc(&hlp)?);
+    out.extend_from_slice(b",\"oracle\":");
+    out.extend_from_slice(&enc(&oracle)?);
+    out.extend_from_slice(b",\"liquidations_24h\":");
+    out.extend_from_slice(&enc(&liq_summary)?);
+    out.extend_from_slice(b",\"feeds\":");
+    out.extend_from_slice(&enc(&fr.feeds)?);
+    out.extend_from_slice(format!(",\"last_event_id\":{last_event_id}}}").as_bytes());
+    Ok(out.into())
+}
+
+/// JSON encoding behind a `dyn` (the dashboard writes its members one by one).
+mod erased {
+    pub(super) trait Ser {
+        fn json(&self) -> Result<Vec<u8>, crate::ApiError>;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn json(&self) -> Result<Vec<u8>, crate::ApiError> {
+            serde_json::to_vec(self).map_err(|_| crate::ApiError::Internal)
+        }
+    }
 }
 
 /// Anything else: a problem, not actix's empty 404.
@@ -1170,40 +1235,45 @@ pub async fn ml_anomalies(
     q: web::Query<AnomaliesParams>,
 ) -> Result<HttpResponse> {
     let state = state.scoped(&req)?;
-    cached(&state, &req, || anomalies_body(&state, &q)).await
+    let limit = parse_limit(q.limit.as_deref(), 100, 1000)?;
+    let query = EventQuery {
+        protocol: parse_protocol(q.protocol.as_deref())?,
+        threat_type: Some(kamiyo_core_models::ThreatType::MlAnomaly),
+        asset: parse_asset(q.asset.as_deref())?,
+        order: Order::Desc,
+        limit,
+        ..EventQuery::default()
+    };
+    let found = state
+        .views
+        .events
+        .query(state.incidents.as_ref(), state.hub.last_seq(), &query)
+        .await?;
+    let model = serde_json::to_string(&model_info(&state)).map_err(|_| ApiError::Internal)?;
+    Ok(json_bytes(crate::views::encode_page(
+        &format!("\"model\":{model},"),
+        "anomalies",
+        &found,
+        "",
+    )))
 }
 
-async fn anomalies_body(state: &Scoped<'_>, q: &AnomaliesParams) -> Result<AnomaliesResponse> {
-    let limit = parse_limit(q.limit.as_deref(), 100, 1000)?;
-    let asset = parse_asset(q.asset.as_deref())?;
-    let found = state
-        .incidents
-        .events(&EventQuery {
-            protocol: parse_protocol(q.protocol.as_deref())?,
-            threat_type: Some(kamiyo_core_models::ThreatType::MlAnomaly),
-            asset,
-            order: Order::Desc,
-            limit,
-            ..EventQuery::default()
-        })
-        .await?;
-    Ok(AnomaliesResponse {
-        model: state.anomaly_model.as_ref().map(|m| ModelInfo {
-            model: "isolation_forest".into(),
-            trained_on: m.trained_on.clone(),
-            window: [
-                Timestamp(m.window.0).to_rfc3339(),
-                Timestamp(m.window.1).to_rfc3339(),
-            ],
-            rows: m.rows,
-            threshold: m.threshold,
-            threshold_quantile: m.threshold_quantile,
-            features: m.features.names.clone(),
-            feature_version: m.features.version,
-            bar_secs: m.bar_ms / 1000,
-            data_hash: m.data_hash.clone(),
-        }),
-        anomalies: found.iter().map(Into::into).collect(),
+/// What `/ml/anomalies` says of the loaded model.
+fn model_info(state: &ApiState) -> Option<ModelInfo> {
+    state.anomaly_model.as_ref().map(|m| ModelInfo {
+        model: "isolation_forest".into(),
+        trained_on: m.trained_on.clone(),
+        window: [
+            Timestamp(m.window.0).to_rfc3339(),
+            Timestamp(m.window.1).to_rfc3339(),
+        ],
+        rows: m.rows,
+        threshold: m.threshold,
+        threshold_quantile: m.threshold_quantile,
+        features: m.features.names.clone(),
+        feature_version: m.features.version,
+        bar_secs: m.bar_ms / 1000,
+        data_hash: m.data_hash.clone(),
     })
 }
 

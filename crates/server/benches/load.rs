@@ -1,22 +1,30 @@
-//! Load benchmark of the API on loopback (bench binary; bounded in time).
+//! Load benchmark of the API on loopback, side by side with a reference Python server (bench
+//! binary; bounded in time).
 //!
 //! ```text
 //! cargo bench -p kamiyo-server --bench load
-//! KAMIYO_BENCH_SECS=5 KAMIYO_BENCH_WS=1000,5000 cargo bench -p kamiyo-server --bench load
+//! KAMIYO_BENCH_SECS=5 KAMIYO_BENCH_PG_URL=postgres://kamiyo:kamiyo@127.0.0.1/kamiyo_bench \
+//!     cargo bench -p kamiyo-server --bench load
 //! ```
 //!
-//! Serves the real application (the same `Application`, gate and store as `run`; rate limit
-//! off) over a SQLite store seeded with 24 hours of synthetic one-minute history for 10 assets
-//! and 2,000 incident steps, then:
-//! 1. For `/health` (baseline: no database work), `/security/events?limit=50` and
-//!    `/security/dashboard`: at 1, 64 and 1000 concurrent keep-alive connections, each sending
-//!    requests back to back for `KAMIYO_BENCH_SECS` seconds: requests/s, p50, p99.
-//! 2. `/ws`: N subscribers connect; 200 events are committed and published at 20/s; every
-//!    subscriber's receive time minus the publish time gives the delivery latency (p50, p99)
-//!    and the count of deliveries.
+//! One database is seeded with 24 hours of synthetic one-minute history for 10 assets and 2,000
+//! incident steps (SQLite; and PostgreSQL when `KAMIYO_BENCH_PG_URL` names an empty database).
+//! Each server runs as its own process pinned to core 0 (`taskset -c 0`): kamiyo (the real
+//! `Application`: same gate, store and routes as `run`; rate limit off, response cache **off**,
+//! one HTTP worker per core it has) over SQLite, over PostgreSQL, and the reference Python server
+//! of `benches/peer` (FastAPI under uvicorn with uvloop and httptools, 2 workers, reading the same
+//! SQLite file; installed from PyPI into a virtual environment on first use, or taken from
+//! `KAMIYO_BENCH_PEER_VENV`). The load generator is this process, pinned to core 1. For each
+//! read path and 1, 64 and 1,000 keep-alive connections it measures:
+//! - **closed loop**: every connection sends back to back for `KAMIYO_BENCH_SECS` seconds
+//!   (default 5): requests/s and the service-time percentiles;
+//! - **paced** (64 and 1,000 connections): requests offered at a constant 80 % of that
+//!   throughput, each one's latency counted from when it *should* have been sent, so a stalled
+//!   server cannot hide its queue (coordinated omission, as wrk2 corrects it).
 //!
-//! The load generator runs on the same 2-core machine as the server, so the figures are a
-//! floor for a dedicated host.
+//! It prints each cell and kamiyo's throughput as a multiple of the Python server's. Then, in
+//! one process as before, the `/ws` fan-out (`KAMIYO_BENCH_WS`, default `1000,5000`
+//! subscribers). `KAMIYO_BENCH_PATHS` (comma-separated) narrows the read paths.
 
 #![allow(
     clippy::unwrap_used,
@@ -150,15 +158,20 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
 }
 
-/// One keep-alive connection sending requests back to back until `stop`; latencies in µs.
+/// One keep-alive connection (reconnecting after an error) sending `path` until `stop`.
+/// Closed loop when `interval` is `None`; otherwise request k is due at `start + offset + k ×
+/// interval` and its latency counts from then. Latencies in µs, of requests completed before
+/// `deadline`.
 async fn client(
     addr: SocketAddr,
-    path: &'static str,
+    path: Arc<str>,
     stop: Arc<AtomicBool>,
     deadline: Instant,
+    pace: Option<(Instant, Duration)>,
 ) -> (Vec<u64>, u64) {
     let mut lat = Vec::new();
     let mut errors = 0;
+    let mut k: u32 = 0;
     'outer: while !stop.load(Ordering::Relaxed) {
         let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
             errors += 1;
@@ -173,11 +186,21 @@ async fn client(
         };
         tokio::spawn(conn);
         while !stop.load(Ordering::Relaxed) {
-            let req = hyper::Request::get(path)
+            let due = match pace {
+                Some((start, interval)) => {
+                    let due = start + interval * k;
+                    k += 1;
+                    if due > Instant::now() {
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                    due
+                }
+                None => Instant::now(),
+            };
+            let req = hyper::Request::get(&*path)
                 .header(hyper::header::HOST, addr.to_string())
                 .body(Empty::<Bytes>::new())
                 .unwrap();
-            let t = Instant::now();
             match tx.send_request(req).await {
                 Ok(res) => {
                     let ok = res.status().is_success();
@@ -185,9 +208,9 @@ async fn client(
                         errors += 1;
                         continue 'outer;
                     }
-                    // Only requests completed within the measured window count.
-                    if Instant::now() <= deadline {
-                        lat.push(t.elapsed().as_micros() as u64);
+                    let now = Instant::now();
+                    if now <= deadline {
+                        lat.push(now.duration_since(due).as_micros() as u64);
                     }
                 }
                 Err(_) => {
@@ -200,13 +223,37 @@ async fn client(
     (lat, errors)
 }
 
-async fn http_load(addr: SocketAddr, path: &'static str, conns: usize, secs: u64) {
+/// What one cell measured.
+struct Cell {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    errors: u64,
+}
+
+/// `conns` connections on `path` for `secs`; paced at `rate` requests/s in total when given.
+async fn http_load(
+    addr: SocketAddr,
+    path: &str,
+    conns: usize,
+    secs: u64,
+    rate: Option<f64>,
+) -> Cell {
     let stop = Arc::new(AtomicBool::new(false));
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now() + Duration::from_millis(20);
+    let deadline = start + Duration::from_secs(secs);
+    let path: Arc<str> = Arc::from(path);
     let tasks: Vec<_> = (0..conns)
-        .map(|_| tokio::spawn(client(addr, path, stop.clone(), deadline)))
+        .map(|i| {
+            // Each connection offers rate/conns requests/s, the connections staggered evenly.
+            let pace = rate.map(|r| {
+                let interval = Duration::from_secs_f64(conns as f64 / r);
+                (start + interval.mul_f64(i as f64 / conns as f64), interval)
+            });
+            tokio::spawn(client(addr, path.clone(), stop.clone(), deadline, pace))
+        })
         .collect();
-    tokio::time::sleep(Duration::from_secs(secs)).await;
+    tokio::time::sleep_until(deadline.into()).await;
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     let mut errors = 0;
@@ -216,12 +263,12 @@ async fn http_load(addr: SocketAddr, path: &'static str, conns: usize, secs: u64
         errors += e;
     }
     all.sort_unstable();
-    println!(
-        "  {path:<28} {conns:>5} conns  {:>9.0} req/s  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {errors}",
-        all.len() as f64 / secs as f64,
-        pct(&all, 0.5),
-        pct(&all, 0.99),
-    );
+    Cell {
+        rate: all.len() as f64 / secs as f64,
+        p50: pct(&all, 0.5),
+        p99: pct(&all, 0.99),
+        errors,
+    }
 }
 
 async fn ws_load(addr: SocketAddr, store: &Store, hub: &kamiyo_api::Hub, subs: usize, offset: i64) {
@@ -303,21 +350,208 @@ async fn ws_load(addr: SocketAddr, store: &Store, hub: &kamiyo_api::Hub, subs: u
     );
 }
 
+/// The API as `run` builds it over `store`, response cache `cache_ms`, on a free loopback port.
+fn build_app(
+    store: &Store,
+    hub: kamiyo_api::Hub,
+    cache_ms: u32,
+    workers: usize,
+) -> kamiyo_server::Application {
+    let mut cfg = kamiyo_server::config::Config::default();
+    cfg.server.bind = "127.0.0.1:0".parse().unwrap();
+    cfg.server.rate_limit_per_minute = 0;
+    cfg.server.response_cache_ms = cache_ms;
+    let clock = Arc::new(ManualClock::new(Timestamp(NOW)));
+    let (_provider, registry) = kamiyo_server::telemetry::init_metrics().unwrap();
+    let state = kamiyo_server::storage::api_state(&cfg, store, hub, clock, Some(registry), None);
+    kamiyo_server::Application::build(cfg.server.bind, workers, state).unwrap()
+}
+
+/// Child mode: `--serve <database url or ""> <data dir>`: serve kamiyo's API (response cache
+/// off) on the cores this process may use, print `ADDR <addr>`, run until stdin closes.
+fn serve_child(url: &str, dir: &str) {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = Store::open(url, std::path::Path::new(dir), 8)
+            .await
+            .unwrap();
+        let app = build_app(&store, kamiyo_api::Hub::new(4096), 0, cores);
+        println!("ADDR {}", app.addr());
+        let handle = app.handle();
+        let task = tokio::spawn(app.run());
+        // The parent closes our stdin to stop us.
+        tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        })
+        .await
+        .unwrap();
+        handle.stop(true).await;
+        let _ = task.await;
+    });
+}
+
+/// A server process pinned to core 0; stopped when dropped.
+struct Server {
+    name: &'static str,
+    addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kamiyo_server(name: &'static str, url: &str, dir: &std::path::Path) -> Server {
+    use std::io::BufRead as _;
+    let exe = std::env::current_exe().unwrap();
+    let mut child = std::process::Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(exe)
+        .args(["--serve", url])
+        .arg(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("taskset (util-linux) runs the server pinned to core 0");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("ADDR ")
+        .unwrap_or_else(|| panic!("server said {line:?}"))
+        .parse()
+        .unwrap();
+    Server { name, addr, child }
+}
+
+/// The reference Python server's virtual environment: `KAMIYO_BENCH_PEER_VENV`, or one created
+/// under the target directory and filled from PyPI with `benches/peer/requirements.txt`.
+fn peer_venv() -> std::path::PathBuf {
+    if let Ok(v) = std::env::var("KAMIYO_BENCH_PEER_VENV") {
+        return v.into();
+    }
+    let target = std::env::current_exe()
+        .unwrap()
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .to_path_buf();
+    let venv = target.join("bench-peer-venv");
+    let reqs =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer/requirements.txt");
+    let stamp = venv.join("installed.txt");
+    let wanted = std::fs::read_to_string(&reqs).unwrap();
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(&wanted) {
+        println!(
+            "installing the reference Python server into {}",
+            venv.display()
+        );
+        let ok = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && std::process::Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "-r"])
+                .arg(&reqs)
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(ok, "could not install {} from PyPI", reqs.display());
+        std::fs::write(&stamp, wanted).unwrap();
+    }
+    venv
+}
+
+fn python_server(db: &std::path::Path) -> Server {
+    let venv = peer_venv();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(venv.join("bin/uvicorn"))
+        .args(["app:app", "--app-dir"])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer"))
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--workers", "2", "--loop", "uvloop", "--http", "httptools"])
+        .args(["--no-access-log", "--log-level", "warning"])
+        .env("KAMIYO_PEER_DB", db)
+        .env("KAMIYO_PEER_NOW_MS", NOW.to_string())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the Python server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Server {
+        name: "python (FastAPI)",
+        addr,
+        child,
+    }
+}
+
+/// Pins every thread of this process to `cpu`.
+fn pin_self(cpu: &str) {
+    let ok = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpu, &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "taskset could not pin the load generator");
+}
+
+const PATHS: [&str; 5] = [
+    "/security/events?limit=50",
+    "/security/incidents?limit=50",
+    "/security/dashboard",
+    "/feeds",
+    "/ml/anomalies?limit=50",
+];
+
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
         return;
+    }
+    if args.get(1).map(String::as_str) == Some("--serve") {
+        return serve_child(&args[2], &args[3]);
     }
     let secs: u64 = std::env::var("KAMIYO_BENCH_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(5);
     let ws_counts: Vec<usize> = std::env::var("KAMIYO_BENCH_WS")
         .unwrap_or_else(|_| "1000,5000".into())
         .split(',')
         .filter_map(|v| v.trim().parse().ok())
         .collect();
+    let paths: Vec<String> = std::env::var("KAMIYO_BENCH_PATHS").map_or_else(
+        |_| PATHS.iter().map(|p| (*p).to_owned()).collect(),
+        |v| v.split(',').map(str::to_owned).collect(),
+    );
+    let pg = std::env::var("KAMIYO_BENCH_PG_URL").ok();
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
@@ -326,55 +560,63 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open("", dir.path(), 4).await.unwrap();
         seed(&store).await;
-        let hub = kamiyo_api::Hub::new(4096);
-        let (_provider, registry) = kamiyo_server::telemetry::init_metrics().unwrap();
-        let serve = |cache_ms: u32| {
-            let mut cfg = kamiyo_server::config::Config::default();
-            cfg.server.bind = "127.0.0.1:0".parse().unwrap();
-            cfg.server.rate_limit_per_minute = 0;
-            cfg.server.response_cache_ms = cache_ms;
-            let clock = Arc::new(ManualClock::new(Timestamp(NOW)));
-            let state = kamiyo_server::storage::api_state(
-                &cfg,
-                &store,
-                hub.clone(),
-                clock,
-                Some(registry.clone()),
-                None,
-            );
-            let app = kamiyo_server::Application::build(
-                cfg.server.bind,
-                cfg.server.workers as usize,
-                state,
-            )
-            .unwrap();
+        let mut servers = vec![kamiyo_server("kamiyo (SQLite)", "", dir.path())];
+        if let Some(url) = &pg {
+            let pg_store = Store::open(url, dir.path(), 4).await.unwrap();
+            seed(&pg_store).await;
+            servers.push(kamiyo_server("kamiyo (PostgreSQL)", url, dir.path()));
+        }
+        let db = kamiyo_store::sqlite_path(dir.path());
+        assert!(db.exists(), "the SQLite file is {}", db.display());
+        servers.push(python_server(&db));
+        pin_self("1");
+        println!(
+            "API load, response cache off: servers pinned to core 0, this load generator to core 1; {secs} s per cell"
+        );
+        let mut best: HashMap<(String, usize, &'static str), f64> = HashMap::new();
+        for path in &paths {
+            println!(" {path}");
+            for conns in [1, 64, 1000] {
+                for s in &servers {
+                    let closed = http_load(s.addr, path, conns, secs, None).await;
+                    best.insert((path.clone(), conns, s.name), closed.rate);
+                    let paced = if conns > 1 && closed.rate > 0.0 {
+                        let r = http_load(s.addr, path, conns, secs, Some(closed.rate * 0.8)).await;
+                        format!(
+                            "paced at {:>7.0}/s: p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
+                            closed.rate * 0.8,
+                            r.p50,
+                            r.p99,
+                            r.errors
+                        )
+                    } else {
+                        String::new()
+                    };
+                    println!(
+                        "  {:<20} {conns:>5} conns  {:>8.0} req/s  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {:<4}  {paced}",
+                        s.name, closed.rate, closed.p50, closed.p99, closed.errors
+                    );
+                }
+                let py = best[&(path.clone(), conns, "python (FastAPI)")];
+                for s in servers.iter().filter(|s| s.name.starts_with("kamiyo")) {
+                    println!(
+                        "  ratio {} / python at {conns} conns: {:.1}x",
+                        s.name,
+                        best[&(path.clone(), conns, s.name)] / py.max(1e-9)
+                    );
+                }
+            }
+        }
+        drop(servers);
+        if !ws_counts.is_empty() {
+            println!("/ws fan-out (server and subscribers in this process, core 1)");
+            let hub = kamiyo_api::Hub::new(4096);
+            let app = build_app(&store, hub.clone(), 1000, 1);
             let addr = app.addr();
             tokio::spawn(app.run());
-            addr
-        };
-        let uncached = serve(0);
-        let addr = serve(1000);
-        println!(
-            "API load ({secs} s per cell; server: 2 HTTP workers, SQLite; same machine as the load)"
-        );
-        println!(" response cache off (every request queries the database):");
-        for path in [
-            "/health",
-            "/security/events?limit=50",
-            "/security/dashboard",
-        ] {
-            for conns in [1, 64, 1000] {
-                http_load(uncached, path, conns, secs).await;
+            for (i, n) in ws_counts.iter().enumerate() {
+                ws_load(addr, &store, &hub, *n, 10_000 * (i as i64 + 1)).await;
             }
-        }
-        println!(" response cache on (default, 1 s, invalidated by new events):");
-        for path in ["/security/events?limit=50", "/security/dashboard"] {
-            for conns in [1, 64, 1000] {
-                http_load(addr, path, conns, secs).await;
-            }
-        }
-        for (i, n) in ws_counts.iter().enumerate() {
-            ws_load(addr, &store, &hub, *n, 10_000 * (i as i64 + 1)).await;
         }
     });
 }

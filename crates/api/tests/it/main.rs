@@ -12,4 +12,5 @@ mod openapi;
 mod operator;
 mod routes;
 mod support;
+mod views;
 mod ws;

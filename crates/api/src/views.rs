@@ -1,0 +1,789 @@
+//! Read models: the hottest reads answered from memory kept in step with the store, not from a
+//! response cache. Each caller's view is filtered per request (two tenants, two filters, two
+//! answers), so nothing is shared that a caller should not see.
+//!
+//! [`EventView`] holds the newest security events (a contiguous suffix of the event sequence)
+//! with each one's JSON encoded once, when it enters the view. A request scans it from the
+//! newest down, applies its filters and concatenates the encoded events; only a page that
+//! reaches past the oldest event held goes to the store. The view follows the store: before
+//! answering it reads the events committed after the newest it holds when the hub has published
+//! a newer one, or when it last looked more than [`EventView::MAX_STALE`] ago (an API process
+//! that does not run the pipeline hears of no commit).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use actix_web::web::Bytes;
+use kamiyo_core_models::{
+    Address, Coin, Decimal, DeviationKind, DeviationSample, EventQuery, Incident, IncidentQuery,
+    IncidentStatus, IncidentStore, LiquidationRecord, MarketStore, OperatorStore, Order,
+    ProtocolId, Severity, StableId, StoreResult, StoredEvent, ThreatType, Timestamp, VaultPoint,
+    Venue,
+};
+
+use crate::dto::{EventResponse, IncidentResponse};
+
+/// The read models of one store (one per [`crate::ApiStores`]: callers who share stores share
+/// them).
+#[derive(Debug, Default)]
+pub struct Views {
+    /// The newest security events.
+    pub events: EventView,
+    /// The most recently seen incidents.
+    pub incidents: IncidentView,
+    /// The dashboard's market figures.
+    pub market: MarketView,
+}
+
+/// One event as the view keeps it: what the filters look at, and its response JSON.
+#[derive(Debug)]
+pub struct ViewEvent {
+    /// Sequence number.
+    pub seq: i64,
+    /// Protocol.
+    pub protocol: ProtocolId,
+    /// Severity.
+    pub severity: Severity,
+    /// Threat type.
+    pub threat_type: ThreatType,
+    /// Market.
+    pub asset: Option<Coin>,
+    /// Event time.
+    pub time: Timestamp,
+    /// Incident.
+    pub incident_id: StableId,
+    /// `EventResponse` as JSON.
+    pub json: Bytes,
+}
+
+impl ViewEvent {
+    fn new(e: &StoredEvent) -> Self {
+        let json = serde_json::to_vec(&EventResponse::from(e)).unwrap_or_default();
+        Self {
+            seq: e.seq,
+            protocol: e.event.protocol.clone(),
+            severity: e.event.severity,
+            threat_type: e.event.threat_type,
+            asset: e.event.asset.clone(),
+            time: e.event.time,
+            incident_id: e.event.incident_id.clone(),
+            json: Bytes::from(json),
+        }
+    }
+
+    /// True when the event passes `q`'s filters (not its order, limit or sequence bounds).
+    pub fn matches(&self, q: &EventQuery) -> bool {
+        q.protocol.as_ref().is_none_or(|p| self.protocol == *p)
+            && q.min_severity.is_none_or(|s| self.severity >= s)
+            && q.threat_type
+                .as_ref()
+                .is_none_or(|t| self.threat_type == *t)
+            && q.asset
+                .as_ref()
+                .is_none_or(|a| self.asset.as_ref() == Some(a))
+            && q.since.is_none_or(|s| self.time >= s)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    /// Events in sequence order, contiguous.
+    events: VecDeque<Arc<ViewEvent>>,
+    /// The newest sequence number read from the store (0: none yet).
+    last: i64,
+    /// True when `events` starts at the first event ever stored.
+    complete: bool,
+    /// When the store was last read; `None` before the first read.
+    synced: Option<Instant>,
+}
+
+/// The newest security events of one store, in memory.
+#[derive(Debug)]
+pub struct EventView {
+    capacity: usize,
+    log: RwLock<Log>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl Default for EventView {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_CAPACITY)
+    }
+}
+
+/// The answer of [`EventView::page`].
+#[derive(Debug)]
+pub enum Page {
+    /// The newest-first page, complete: the view held every event it could contain.
+    Found(Vec<Arc<ViewEvent>>),
+    /// The page reaches past the oldest event held: ask the store.
+    Beyond,
+}
+
+impl EventView {
+    /// Events held by default (about 1 KB each).
+    pub const DEFAULT_CAPACITY: usize = 20_000;
+    /// Longest the view answers without looking at the store when the hub announced nothing.
+    pub const MAX_STALE: Duration = Duration::from_millis(250);
+
+    /// A view of at most `capacity` events.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            log: RwLock::default(),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The newest sequence number held.
+    pub fn last_seq(&self) -> i64 {
+        self.log.read().map_or(0, |l| l.last)
+    }
+
+    fn fresh(&self, announced: i64) -> bool {
+        self.log.read().is_ok_and(|l| {
+            l.synced
+                .is_some_and(|t| l.last >= announced && t.elapsed() < Self::MAX_STALE)
+        })
+    }
+
+    /// Brings the view up to the store: every event up to `announced` (the hub's newest
+    /// published sequence number) and whatever else was committed since the last look.
+    pub async fn sync(&self, store: &dyn IncidentStore, announced: i64) -> StoreResult<()> {
+        if self.fresh(announced) {
+            return Ok(());
+        }
+        let _one = self.refresh.lock().await;
+        if self.fresh(announced) {
+            return Ok(());
+        }
+        let (loaded, last) = self
+            .log
+            .read()
+            .map_or((false, 0), |l| (l.synced.is_some(), l.last));
+        if !loaded {
+            // The newest `capacity` events, newest first.
+            let newest = store
+                .events(&EventQuery {
+                    order: Order::Desc,
+                    limit: u32::try_from(self.capacity).unwrap_or(u32::MAX),
+                    ..EventQuery::default()
+                })
+                .await?;
+            let complete =
+                newest.len() < self.capacity || newest.last().is_some_and(|e| e.seq <= 1);
+            let events: VecDeque<_> = newest
+                .iter()
+                .rev()
+                .map(|e| Arc::new(ViewEvent::new(e)))
+                .collect();
+            if let Ok(mut l) = self.log.write() {
+                l.last = events.back().map_or(0, |e| e.seq);
+                l.events = events;
+                l.complete = complete;
+                l.synced = Some(Instant::now());
+            }
+            return Ok(());
+        }
+        let mut after = last;
+        loop {
+            let page = store
+                .events(&EventQuery {
+                    after_seq: Some(after),
+                    order: Order::Asc,
+                    limit: 1000,
+                    ..EventQuery::default()
+                })
+                .await?;
+            let n = page.len();
+            let add: Vec<_> = page.iter().map(|e| Arc::new(ViewEvent::new(e))).collect();
+            if let Ok(mut l) = self.log.write() {
+                for e in add {
+                    l.last = e.seq;
+                    l.events.push_back(e);
+                }
+                while l.events.len() > self.capacity {
+                    l.events.pop_front();
+                    l.complete = false;
+                }
+                after = l.last;
+                if n < 1000 {
+                    l.synced = Some(Instant::now());
+                }
+            }
+            if n < 1000 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The distinct incidents of the events after `seq`, when the view holds all of them and
+    /// there are at most `max`.
+    pub fn incidents_after(&self, seq: i64, max: usize) -> Option<Vec<StableId>> {
+        let l = self.log.read().ok()?;
+        let first = l.events.front().map_or(l.last + 1, |e| e.seq);
+        if seq + 1 < first {
+            return None;
+        }
+        let start = usize::try_from(seq + 1 - first).unwrap_or(0);
+        let mut ids: Vec<StableId> = Vec::new();
+        for e in l.events.range(start.min(l.events.len())..) {
+            if !ids.contains(&e.incident_id) {
+                if ids.len() == max {
+                    return None;
+                }
+                ids.push(e.incident_id.clone());
+            }
+        }
+        Some(ids)
+    }
+
+    /// The events `q` asks for, newest first: from memory when the view holds the whole page,
+    /// from the store otherwise. `announced` is the hub's newest published sequence number.
+    pub async fn query(
+        &self,
+        store: &dyn IncidentStore,
+        announced: i64,
+        q: &EventQuery,
+    ) -> StoreResult<Vec<Arc<ViewEvent>>> {
+        self.sync(store, announced).await?;
+        if let Page::Found(v) = self.page(q) {
+            return Ok(v);
+        }
+        let found = store.events(q).await?;
+        Ok(found.iter().map(|e| Arc::new(ViewEvent::new(e))).collect())
+    }
+
+    /// The page `q` asks for (newest first, `Order::Desc`), when the view can answer it.
+    pub fn page(&self, q: &EventQuery) -> Page {
+        let Ok(l) = self.log.read() else {
+            return Page::Beyond;
+        };
+        if q.order != Order::Desc || l.synced.is_none() {
+            return Page::Beyond;
+        }
+        let limit = q.limit as usize;
+        let mut out = Vec::with_capacity(limit.min(1024));
+        // Contiguous: the event of sequence s sits at s - first.
+        let first = l.events.front().map_or(l.last + 1, |e| e.seq);
+        let end = match q.before_seq {
+            Some(b) if b <= first => {
+                return if l.complete {
+                    Page::Found(out)
+                } else {
+                    Page::Beyond
+                };
+            }
+            Some(b) => usize::try_from(b - first).unwrap_or(0).min(l.events.len()),
+            None => l.events.len(),
+        };
+        for e in l.events.range(..end).rev() {
+            if q.after_seq.is_some_and(|a| e.seq <= a) {
+                return Page::Found(out);
+            }
+            if e.matches(q) {
+                out.push(e.clone());
+                if out.len() == limit {
+                    return Page::Found(out);
+                }
+            }
+        }
+        if l.complete || q.after_seq.is_some_and(|a| a >= first - 1) {
+            Page::Found(out)
+        } else {
+            Page::Beyond
+        }
+    }
+}
+
+/// A JSON object: `{` + `head` (members, each followed by a comma) + `"<field>":[e1,e2,…]` (the
+/// already-encoded events) + `tail` (members, each preceded by a comma) + `}`.
+pub fn encode_page(head: &str, field: &str, events: &[Arc<ViewEvent>], tail: &str) -> Bytes {
+    let size = events.iter().map(|e| e.json.len() + 1).sum::<usize>()
+        + head.len()
+        + field.len()
+        + tail.len();
+    let mut out = Vec::with_capacity(size + 8);
+    out.push(b'{');
+    out.extend_from_slice(head.as_bytes());
+    out.push(b'"');
+    out.extend_from_slice(field.as_bytes());
+    out.extend_from_slice(b"\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&e.json);
+    }
+    out.push(b']');
+    out.extend_from_slice(tail.as_bytes());
+    out.push(b'}');
+    Bytes::from(out)
+}
+
+/// One incident as the view keeps it.
+#[derive(Debug)]
+pub struct ViewIncident {
+    /// The incident.
+    pub incident: Incident,
+    /// `IncidentResponse` as JSON, without an acknowledgement.
+    pub json: Bytes,
+}
+
+impl ViewIncident {
+    fn new(i: Incident) -> Self {
+        let json = serde_json::to_vec(&IncidentResponse::from(&i)).unwrap_or_default();
+        Self {
+            incident: i,
+            json: Bytes::from(json),
+        }
+    }
+
+    /// Its JSON, acknowledged by `ack` (who, when) when given.
+    pub fn json_with(&self, ack: Option<&(String, Timestamp)>) -> Bytes {
+        let Some((who, when)) = ack else {
+            return self.json.clone();
+        };
+        let mut r = IncidentResponse::from(&self.incident);
+        r.acknowledged_by = Some(who.clone());
+        r.acknowledged_at = Some(when.to_rfc3339());
+        Bytes::from(serde_json::to_vec(&r).unwrap_or_default())
+    }
+
+    fn matches(&self, q: &IncidentQuery) -> bool {
+        let i = &self.incident;
+        q.protocol.as_ref().is_none_or(|p| i.protocol == *p)
+            && q.status.is_none_or(|s| i.status == s)
+            && q.asset.as_ref().is_none_or(|a| i.asset.as_ref() == Some(a))
+    }
+}
+
+/// Incidents ordered as the store lists them: most recently seen first, then by id.
+type Rank = (std::cmp::Reverse<Timestamp>, StableId);
+
+fn rank(i: &Incident) -> Rank {
+    (std::cmp::Reverse(i.last_seen), i.id.clone())
+}
+
+#[derive(Debug, Default)]
+struct Incidents {
+    by_id: HashMap<StableId, Arc<ViewIncident>>,
+    order: BTreeMap<Rank, Arc<ViewIncident>>,
+    /// True when every stored incident is held.
+    complete: bool,
+    /// The event sequence number the incidents reflect.
+    seq: i64,
+    /// Acknowledgements of the open incidents held: who and when.
+    acks: HashMap<StableId, (String, Timestamp)>,
+    synced: Option<Instant>,
+    acks_synced: Option<Instant>,
+}
+
+impl Incidents {
+    fn put(&mut self, i: Incident) {
+        if let Some(old) = self.by_id.remove(&i.id) {
+            self.order.remove(&rank(&old.incident));
+        }
+        let v = Arc::new(ViewIncident::new(i));
+        self.order.insert(rank(&v.incident), v.clone());
+        self.by_id.insert(v.incident.id.clone(), v);
+    }
+}
+
+/// The most recently seen incidents of one store, in memory, moved along by the events that
+/// change them (every change of an incident is a security event), with the acknowledgements
+/// of the open ones.
+#[derive(Debug)]
+pub struct IncidentView {
+    capacity: usize,
+    state: RwLock<Incidents>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl Default for IncidentView {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_CAPACITY)
+    }
+}
+
+impl IncidentView {
+    /// Incidents held by default.
+    pub const DEFAULT_CAPACITY: usize = 5_000;
+
+    /// A view of at most `capacity` incidents.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            state: RwLock::default(),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn fresh(&self, seq: i64) -> bool {
+        self.state.read().is_ok_and(|s| {
+            s.synced.is_some()
+                && s.seq >= seq
+                && s.acks_synced
+                    .is_some_and(|t| t.elapsed() < EventView::MAX_STALE)
+        })
+    }
+
+    /// Forgets the acknowledgements read, so the next request reads them again (an operator
+    /// acted through this API).
+    pub fn acknowledgements_changed(&self) {
+        if let Ok(mut s) = self.state.write() {
+            s.acks_synced = None;
+        }
+    }
+
+    /// Brings the view up to `events` (synced by the caller): the incidents their new events
+    /// touched are read again; the acknowledgements when stale.
+    pub async fn sync(
+        &self,
+        incidents: &dyn IncidentStore,
+        operator: &dyn OperatorStore,
+        events: &EventView,
+    ) -> StoreResult<()> {
+        let seq = events.last_seq();
+        if self.fresh(seq) {
+            return Ok(());
+        }
+        let _one = self.refresh.lock().await;
+        if self.fresh(seq) {
+            return Ok(());
+        }
+        let (loaded, from) = self
+            .state
+            .read()
+            .map_or((false, 0), |s| (s.synced.is_some(), s.seq));
+        let touched = if loaded {
+            events.incidents_after(from, 256)
+        } else {
+            None
+        };
+        match touched {
+            Some(ids) => {
+                let mut fetched = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    if let Some(i) = incidents.incident(id).await? {
+                        fetched.push(i);
+                    }
+                }
+                if let Ok(mut s) = self.state.write() {
+                    for i in fetched {
+                        s.put(i);
+                    }
+                    while s.order.len() > self.capacity {
+                        let Some((_, v)) = s.order.pop_last() else {
+                            break;
+                        };
+                        s.by_id.remove(&v.incident.id);
+                        s.complete = false;
+                    }
+                    s.seq = seq;
+                }
+            }
+            None => {
+                let all = incidents
+                    .incidents(&IncidentQuery {
+                        protocol: None,
+                        status: None,
+                        asset: None,
+                        limit: u32::try_from(self.capacity).unwrap_or(u32::MAX),
+                    })
+                    .await?;
+                let mut fresh = Incidents {
+                    complete: all.len() < self.capacity,
+                    seq,
+                    synced: Some(Instant::now()),
+                    ..Incidents::default()
+                };
+                for i in all {
+                    fresh.put(i);
+                }
+                if let Ok(mut s) = self.state.write() {
+                    *s = fresh;
+                }
+            }
+        }
+        let open: Vec<StableId> = self.state.read().map_or_else(
+            |_| Vec::new(),
+            |s| {
+                s.order
+                    .values()
+                    .filter(|v| v.incident.status == IncidentStatus::Open)
+                    .map(|v| v.incident.id.clone())
+                    .collect()
+            },
+        );
+        let actions = operator.incident_actions(&open).await?;
+        let mut acks = HashMap::new();
+        for id in &open {
+            let mine: Vec<_> = actions
+                .iter()
+                .filter(|a| a.incident_id == *id)
+                .cloned()
+                .collect();
+            if let Some(a) = kamiyo_core_models::acknowledgement(&mine) {
+                acks.insert(id.clone(), (a.actor.clone(), a.time));
+            }
+        }
+        if let Ok(mut s) = self.state.write() {
+            s.acks = acks;
+            s.acks_synced = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// The incidents `q` asks for with their JSON, when the view holds the whole answer.
+    pub fn page(&self, q: &IncidentQuery) -> Option<Vec<Bytes>> {
+        let s = self.state.read().ok()?;
+        s.synced?;
+        let limit = q.limit as usize;
+        let mut out = Vec::with_capacity(limit.min(512));
+        for v in s.order.values() {
+            if v.matches(q) {
+                let ack = (v.incident.status == IncidentStatus::Open)
+                    .then(|| s.acks.get(&v.incident.id))
+                    .flatten();
+                out.push(v.json_with(ack));
+                if out.len() == limit {
+                    return Some(out);
+                }
+            }
+        }
+        s.complete.then_some(out)
+    }
+
+    /// The incidents `q` asks for, as the view holds them (for summaries), when it holds them
+    /// all.
+    pub fn list(&self, q: &IncidentQuery) -> Option<Vec<Arc<ViewIncident>>> {
+        let s = self.state.read().ok()?;
+        s.synced?;
+        let limit = q.limit as usize;
+        let mut out = Vec::new();
+        for v in s.order.values() {
+            if v.matches(q) {
+                out.push(v.clone());
+                if out.len() == limit {
+                    return Some(out);
+                }
+            }
+        }
+        s.complete.then_some(out)
+    }
+}
+
+/// `[a,b,…]` of already-encoded JSON values.
+pub fn encode_array(items: &[Bytes]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.iter().map(|b| b.len() + 1).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, b) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b);
+    }
+    out.push(b']');
+    out
+}
+
+#[derive(Debug, Default)]
+struct Market {
+    /// The watched vault's points, oldest first.
+    vault: VecDeque<VaultPoint>,
+    /// The latest deviation sample per (protocol, market, kind, venue).
+    deviations: HashMap<(ProtocolId, Coin, DeviationKind, Option<Venue>), DeviationSample>,
+    /// Liquidation fills, oldest first.
+    liquidations: VecDeque<LiquidationRecord>,
+    /// Newest time read of each.
+    vault_hwm: Timestamp,
+    deviation_hwm: Timestamp,
+    liquidation_hwm: Timestamp,
+    loaded: Option<Instant>,
+    synced: Option<Instant>,
+}
+
+/// The market figures of the dashboard summary for one store, in memory: the watched vault's
+/// last day, the latest deviation per market, the last day's liquidations. Followed by reading
+/// what was stored after the newest row held (at most every [`EventView::MAX_STALE`]), and
+/// reloaded whole every [`MarketView::RELOAD`] (by default) so late rows (a backfill after a gap) are not
+/// missed for long.
+#[derive(Debug)]
+pub struct MarketView {
+    reload: Duration,
+    state: RwLock<Market>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl Default for MarketView {
+    fn default() -> Self {
+        Self::new(Self::RELOAD)
+    }
+}
+
+/// A snapshot of the market view for one request.
+#[derive(Debug, Default)]
+pub struct MarketFigures {
+    /// Vault points of the window, oldest first.
+    pub vault: Vec<VaultPoint>,
+    /// Latest deviation samples of the window.
+    pub deviations: Vec<DeviationSample>,
+    /// Liquidations of the window: count, total notional, ADL count.
+    pub liquidations: (usize, Decimal, usize),
+}
+
+impl MarketView {
+    /// How often everything is read again by default.
+    pub const RELOAD: Duration = Duration::from_secs(30);
+
+    /// A view that reads everything again every `reload`.
+    pub fn new(reload: Duration) -> Self {
+        Self {
+            reload,
+            state: RwLock::default(),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+    /// Rows read per table and look.
+    const READ: u32 = 50_000;
+
+    fn fresh(&self) -> bool {
+        self.state.read().is_ok_and(|m| {
+            m.synced.is_some_and(|t| t.elapsed() < EventView::MAX_STALE)
+                && m.loaded.is_some_and(|t| t.elapsed() < self.reload)
+        })
+    }
+
+    /// Brings the view up to the store, for a day ending at `now`.
+    pub async fn sync(
+        &self,
+        store: &dyn MarketStore,
+        vault: Address,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        if self.fresh() {
+            return Ok(());
+        }
+        let _one = self.refresh.lock().await;
+        if self.fresh() {
+            return Ok(());
+        }
+        let day = now.plus_millis(-Timestamp::DAY);
+        let reload = self.state.read().map_or(true, |m| {
+            m.loaded.is_none_or(|t| t.elapsed() >= Self::RELOAD)
+        });
+        let (v_from, d_from, l_from) = if reload {
+            (day, now.plus_millis(-15 * Timestamp::MINUTE), day)
+        } else {
+            self.state.read().map_or((day, day, day), |m| {
+                (m.vault_hwm, m.deviation_hwm, m.liquidation_hwm)
+            })
+        };
+        let points = store
+            .vault_points(None, Some(vault), v_from, Self::READ)
+            .await?;
+        let samples = store.deviations(None, None, d_from, Self::READ).await?;
+        let fills = store.liquidations(None, None, l_from, Self::READ).await?;
+        let full = |n: usize| n >= Self::READ as usize;
+        let Ok(mut m) = self.state.write() else {
+            return Ok(());
+        };
+        if reload || full(points.len()) || full(samples.len()) || full(fills.len()) {
+            *m = Market {
+                loaded: Some(Instant::now()),
+                vault_hwm: day,
+                deviation_hwm: day,
+                liquidation_hwm: day,
+                ..Market::default()
+            };
+        }
+        for p in points {
+            m.vault_hwm = m.vault_hwm.max(p.time);
+            let known = m
+                .vault
+                .iter()
+                .rev()
+                .take_while(|q| q.time >= p.time)
+                .any(|q| q.time == p.time && q.protocol == p.protocol);
+            if !known {
+                // Points arrive in time order; a late one goes to its place.
+                let at = m.vault.partition_point(|q| q.time <= p.time);
+                m.vault.insert(at, p);
+            }
+        }
+        for s in samples {
+            m.deviation_hwm = m.deviation_hwm.max(s.time);
+            let k = (s.protocol.clone(), s.coin.clone(), s.kind, s.venue.clone());
+            if m.deviations.get(&k).is_none_or(|o| s.time >= o.time) {
+                m.deviations.insert(k, s);
+            }
+        }
+        // Newest first from the store.
+        for l in fills.into_iter().rev() {
+            m.liquidation_hwm = m.liquidation_hwm.max(l.time);
+            let known = m
+                .liquidations
+                .iter()
+                .rev()
+                .take_while(|q| q.time >= l.time)
+                .any(|q| {
+                    q.time == l.time
+                        && q.tid == l.tid
+                        && q.user == l.user
+                        && q.coin == l.coin
+                        && q.protocol == l.protocol
+                });
+            if !known {
+                let at = m.liquidations.partition_point(|q| q.time <= l.time);
+                m.liquidations.insert(at, l);
+            }
+        }
+        // Older than a day: gone.
+        while m.vault.front().is_some_and(|p| p.time < day) {
+            m.vault.pop_front();
+        }
+        while m.liquidations.front().is_some_and(|l| l.time < day) {
+            m.liquidations.pop_front();
+        }
+        m.synced = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The figures of the day ending at `now` (deviations: of the last 15 minutes) for
+    /// `protocol` (every protocol when `None`).
+    pub fn figures(&self, protocol: Option<&ProtocolId>, now: Timestamp) -> MarketFigures {
+        let Ok(m) = self.state.read() else {
+            return MarketFigures::default();
+        };
+        let day = now.plus_millis(-Timestamp::DAY);
+        let recent = now.plus_millis(-15 * Timestamp::MINUTE);
+        let mine = |p: &ProtocolId| protocol.is_none_or(|x| x == p);
+        let mut liq = (0, Decimal::ZERO, 0);
+        for l in m
+            .liquidations
+            .iter()
+            .filter(|l| l.time >= day && mine(&l.protocol))
+        {
+            liq.0 += 1;
+            liq.1 += l.notional;
+            liq.2 += usize::from(l.is_adl);
+        }
+        MarketFigures {
+            vault: m
+                .vault
+                .iter()
+                .filter(|p| p.time >= day && mine(&p.protocol))
+                .cloned()
+                .collect(),
+            deviations: m
+                .deviations
+                .values()
+                .filter(|d| d.time >= recent && mine(&d.protocol))
+                .cloned()
+                .collect(),
+            liquidations: liq,
+        }
+    }
+}
