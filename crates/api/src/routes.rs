@@ -436,21 +436,8 @@ pub struct WindowParams {
 
 /// PnL change and drawdown over a series of vault points (oldest first).
 fn vault_stats(points: &[VaultPoint]) -> (Option<Decimal>, Option<Decimal>) {
-    let (Some(first), Some(last)) = (points.first(), points.last()) else {
-        return (None, None);
-    };
-    let change = last.pnl - first.pnl;
-    let mut peak: Option<&VaultPoint> = None;
-    for p in points {
-        if peak.is_none_or(|k| p.pnl > k.pnl) {
-            peak = Some(p);
-        }
-    }
-    let dd = peak.and_then(|k| {
-        (k.account_value > Decimal::ZERO)
-            .then(|| ((k.pnl - last.pnl) / k.account_value * Decimal::ONE_HUNDRED).round_dp(4))
-    });
-    (Some(change), dd)
+    let (change, dd, _) = crate::views::vault_stats(points);
+    (change, dd)
 }
 
 /// The HLP vault: account value, PnL change and drawdown over the window, and its history.
@@ -948,15 +935,25 @@ async fn dashboard_body(
         asset: None,
         limit: 50,
     };
-    let open: Vec<Incident> = match views.incidents.list(&query(IncidentStatus::Open)) {
-        Some(v) => v.iter().map(|i| i.incident.clone()).collect(),
-        None => {
-            state
-                .incidents
-                .incidents(&query(IncidentStatus::Open))
-                .await?
-        }
-    };
+    let (open, open_json): (Vec<Incident>, Vec<actix_web::web::Bytes>) =
+        match views.incidents.list(&query(IncidentStatus::Open)) {
+            Some(v) => v
+                .iter()
+                .map(|i| (i.incident.clone(), i.json.clone()))
+                .unzip(),
+            None => {
+                let list = state
+                    .incidents
+                    .incidents(&query(IncidentStatus::Open))
+                    .await?;
+                let json = list
+                    .iter()
+                    .map(|i| serde_json::to_vec(&IncidentResponse::from(i)).map(Into::into))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|_| ApiError::Internal)?;
+                (list, json)
+            }
+        };
     let resolved: Vec<Incident> = match views.incidents.list(&query(IncidentStatus::Resolved)) {
         Some(v) => v.iter().map(|i| i.incident.clone()).collect(),
         None => {
@@ -985,7 +982,7 @@ async fn dashboard_body(
         )
         .await?;
     let m = views.market.figures(protocol, now);
-    let (change, dd) = vault_stats(&m.vault);
+    let (change, dd, last_value) = m.vault;
     let mut oracle: Vec<DeviationResponse> = latest_per_asset(&m.deviations)
         .into_iter()
         .filter(|d| d.kind == "oracle_vs_reference")
@@ -999,16 +996,13 @@ async fn dashboard_body(
     let risk = risk(&RiskInputs {
         open: &open,
         resolved: &resolved,
-        hlp: change.zip(m.vault.last().map(|p| p.account_value)),
+        hlp: change.zip(last_value),
         feeds_down: fr.down,
         feeds: fr.feeds.len(),
         now,
     });
     let hlp = HlpSummary {
-        account_value: m
-            .vault
-            .last()
-            .map(|p| p.account_value.normalize().to_string()),
+        account_value: last_value.map(|v| v.normalize().to_string()),
         pnl_24h: change.map(|d| d.normalize().to_string()),
         drawdown_pct: dd.map(|d| d.normalize().to_string()),
     };
@@ -1020,11 +1014,6 @@ async fn dashboard_body(
     };
     // `DashboardResponse`, member by member, with the events' JSON as the view holds it.
     let enc = |v: &dyn erased::Ser| v.json();
-    let open_json: Vec<actix_web::web::Bytes> = open
-        .iter()
-        .map(|i| serde_json::to_vec(&IncidentResponse::from(i)).map(Into::into))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| ApiError::Internal)?;
     let events_json: Vec<actix_web::web::Bytes> = recent.iter().map(|e| e.json.clone()).collect();
     let mut out = Vec::with_capacity(16 * 1024);
     out.extend_from_slice(b"{\"generated_at\":");

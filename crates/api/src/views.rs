@@ -36,6 +36,31 @@ pub struct Views {
     pub market: MarketView,
 }
 
+/// What a view needs before it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Nothing: it is current.
+    Nothing,
+    /// A look at the store, because it last looked a while ago: a request that finds another
+    /// one looking answers from what is held instead of waiting.
+    Look,
+    /// To catch up: it has never read the store, or the hub announced newer events; every
+    /// request waits for it (what was committed before a request is in its answer).
+    CatchUp,
+}
+
+/// The refresh guard for `need`: waited for to catch up, taken only when free for a look.
+async fn guard(
+    lock: &tokio::sync::Mutex<()>,
+    need: Need,
+) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    match need {
+        Need::Nothing => None,
+        Need::Look => lock.try_lock().ok(),
+        Need::CatchUp => Some(lock.lock().await),
+    }
+}
+
 /// One event as the view keeps it: what the filters look at, and its response JSON.
 #[derive(Debug)]
 pub struct ViewEvent {
@@ -141,21 +166,25 @@ impl EventView {
         self.log.read().map_or(0, |l| l.last)
     }
 
-    fn fresh(&self, announced: i64) -> bool {
-        self.log.read().is_ok_and(|l| {
-            l.synced
-                .is_some_and(|t| l.last >= announced && t.elapsed() < Self::MAX_STALE)
-        })
+    fn need(&self, announced: i64) -> Need {
+        let Ok(l) = self.log.read() else {
+            return Need::CatchUp;
+        };
+        match l.synced {
+            None => Need::CatchUp,
+            Some(_) if l.last < announced => Need::CatchUp,
+            Some(t) if t.elapsed() >= Self::MAX_STALE => Need::Look,
+            Some(_) => Need::Nothing,
+        }
     }
 
     /// Brings the view up to the store: every event up to `announced` (the hub's newest
     /// published sequence number) and whatever else was committed since the last look.
     pub async fn sync(&self, store: &dyn IncidentStore, announced: i64) -> StoreResult<()> {
-        if self.fresh(announced) {
+        let Some(_one) = guard(&self.refresh, self.need(announced)).await else {
             return Ok(());
-        }
-        let _one = self.refresh.lock().await;
-        if self.fresh(announced) {
+        };
+        if self.need(announced) == Need::Nothing {
             return Ok(());
         }
         let (loaded, last) = self
@@ -420,13 +449,20 @@ impl IncidentView {
         }
     }
 
-    fn fresh(&self, seq: i64) -> bool {
-        self.state.read().is_ok_and(|s| {
-            s.synced.is_some()
-                && s.seq >= seq
-                && s.acks_synced
-                    .is_some_and(|t| t.elapsed() < EventView::MAX_STALE)
-        })
+    fn need(&self, seq: i64) -> Need {
+        let Ok(s) = self.state.read() else {
+            return Need::CatchUp;
+        };
+        if s.synced.is_none() || s.seq < seq || s.acks_synced.is_none() {
+            Need::CatchUp
+        } else if s
+            .acks_synced
+            .is_some_and(|t| t.elapsed() >= EventView::MAX_STALE)
+        {
+            Need::Look
+        } else {
+            Need::Nothing
+        }
     }
 
     /// Forgets the acknowledgements read, so the next request reads them again (an operator
@@ -446,11 +482,10 @@ impl IncidentView {
         events: &EventView,
     ) -> StoreResult<()> {
         let seq = events.last_seq();
-        if self.fresh(seq) {
+        let Some(_one) = guard(&self.refresh, self.need(seq)).await else {
             return Ok(());
-        }
-        let _one = self.refresh.lock().await;
-        if self.fresh(seq) {
+        };
+        if self.need(seq) == Need::Nothing {
             return Ok(());
         }
         let (loaded, from) = self
@@ -623,11 +658,37 @@ impl Default for MarketView {
     }
 }
 
+/// PnL change over `points` (oldest first), drawdown from the PnL peak in percent of the
+/// account value at the peak, and the latest account value.
+pub fn vault_stats<'a>(
+    points: impl IntoIterator<Item = &'a VaultPoint>,
+) -> (Option<Decimal>, Option<Decimal>, Option<Decimal>) {
+    let mut first: Option<&VaultPoint> = None;
+    let mut last: Option<&VaultPoint> = None;
+    let mut peak: Option<&VaultPoint> = None;
+    for p in points {
+        first.get_or_insert(p);
+        last = Some(p);
+        if peak.is_none_or(|k| p.pnl > k.pnl) {
+            peak = Some(p);
+        }
+    }
+    let (Some(first), Some(last)) = (first, last) else {
+        return (None, None, None);
+    };
+    let dd = peak.and_then(|k| {
+        (k.account_value > Decimal::ZERO)
+            .then(|| ((k.pnl - last.pnl) / k.account_value * Decimal::ONE_HUNDRED).round_dp(4))
+    });
+    (Some(last.pnl - first.pnl), dd, Some(last.account_value))
+}
+
 /// A snapshot of the market view for one request.
 #[derive(Debug, Default)]
 pub struct MarketFigures {
-    /// Vault points of the window, oldest first.
-    pub vault: Vec<VaultPoint>,
+    /// The watched vault over the window: PnL change, drawdown, latest account value
+    /// ([`vault_stats`]).
+    pub vault: (Option<Decimal>, Option<Decimal>, Option<Decimal>),
     /// Latest deviation samples of the window.
     pub deviations: Vec<DeviationSample>,
     /// Liquidations of the window: count, total notional, ADL count.
@@ -649,11 +710,19 @@ impl MarketView {
     /// Rows read per table and look.
     const READ: u32 = 50_000;
 
-    fn fresh(&self) -> bool {
-        self.state.read().is_ok_and(|m| {
-            m.synced.is_some_and(|t| t.elapsed() < EventView::MAX_STALE)
-                && m.loaded.is_some_and(|t| t.elapsed() < self.reload)
-        })
+    fn need(&self) -> Need {
+        let Ok(m) = self.state.read() else {
+            return Need::CatchUp;
+        };
+        match (m.synced, m.loaded) {
+            (Some(s), Some(l))
+                if s.elapsed() < EventView::MAX_STALE && l.elapsed() < self.reload =>
+            {
+                Need::Nothing
+            }
+            (Some(_), Some(_)) => Need::Look,
+            _ => Need::CatchUp,
+        }
     }
 
     /// Brings the view up to the store, for a day ending at `now`.
@@ -663,16 +732,15 @@ impl MarketView {
         vault: Address,
         now: Timestamp,
     ) -> StoreResult<()> {
-        if self.fresh() {
+        let Some(_one) = guard(&self.refresh, self.need()).await else {
             return Ok(());
-        }
-        let _one = self.refresh.lock().await;
-        if self.fresh() {
+        };
+        if self.need() == Need::Nothing {
             return Ok(());
         }
         let day = now.plus_millis(-Timestamp::DAY);
         let reload = self.state.read().map_or(true, |m| {
-            m.loaded.is_none_or(|t| t.elapsed() >= Self::RELOAD)
+            m.loaded.is_none_or(|t| t.elapsed() >= self.reload)
         });
         let (v_from, d_from, l_from) = if reload {
             (day, now.plus_millis(-15 * Timestamp::MINUTE), day)
@@ -771,12 +839,11 @@ impl MarketView {
             liq.2 += usize::from(l.is_adl);
         }
         MarketFigures {
-            vault: m
-                .vault
-                .iter()
-                .filter(|p| p.time >= day && mine(&p.protocol))
-                .cloned()
-                .collect(),
+            vault: vault_stats(
+                m.vault
+                    .iter()
+                    .filter(|p| p.time >= day && mine(&p.protocol)),
+            ),
             deviations: m
                 .deviations
                 .values()

@@ -56,11 +56,16 @@ const ASSETS: [&str; 10] = [
 
 fn step(n: i64, t: i64) -> IncidentUpdate {
     let asset = ASSETS[(n % 10) as usize];
-    let threat = [
-        ThreatType::OracleDeviation,
-        ThreatType::LargeLiquidation,
-        ThreatType::HlpLoss,
-    ][(n % 3) as usize];
+    // Every seventh step an anomaly-model incident, so `/ml/anomalies` serves data too.
+    let threat = if n % 7 == 0 {
+        ThreatType::MlAnomaly
+    } else {
+        [
+            ThreatType::OracleDeviation,
+            ThreatType::LargeLiquidation,
+            ThreatType::HlpLoss,
+        ][(n % 3) as usize]
+    };
     let key = IncidentKey::parse(&format!("{}:{asset}:{}", threat.as_str(), n % 200)).unwrap();
     let sev = [Severity::Medium, Severity::High, Severity::Critical][(n % 3) as usize];
     let i = Incident {
@@ -190,8 +195,10 @@ async fn client(
                 Some((start, interval)) => {
                     let due = start + interval * k;
                     k += 1;
-                    if due > Instant::now() {
-                        tokio::time::sleep_until(due.into()).await;
+                    // The timer has a 1 ms grain: sleep only for longer waits, then send up to
+                    // a millisecond early rather than late (latency still counts from `due`).
+                    if due > Instant::now() + Duration::from_millis(1) {
+                        tokio::time::sleep_until((due - Duration::from_millis(1)).into()).await;
                     }
                     due
                 }
