@@ -455,15 +455,32 @@ pub async fn hlp_vault(
 
 async fn hlp_vault_body(state: &Scoped<'_>, q: &WindowParams) -> Result<HlpVaultResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, MAX_CHART_HOURS)?;
-    let points = state
+    let protocol = parse_protocol(q.protocol.as_deref())?;
+    let since = window_start(state, hours);
+    let now = state.clock.now();
+    state
+        .views
         .market
-        .vault_points(
-            parse_protocol(q.protocol.as_deref())?.as_ref(),
-            Some(state.config.hlp_vault),
-            window_start(state, hours),
-            CHART_READ,
-        )
+        .sync(state.market.clone(), state.config.hlp_vault, now)
         .await?;
+    let points = match state
+        .views
+        .market
+        .vault_points(protocol.as_ref(), since, now)
+    {
+        Some(p) => p,
+        None => {
+            state
+                .market
+                .vault_points(
+                    protocol.as_ref(),
+                    Some(state.config.hlp_vault),
+                    since,
+                    CHART_READ,
+                )
+                .await?
+        }
+    };
     let (change, dd) = vault_stats(&points);
     Ok(HlpVaultResponse {
         vault: state.config.hlp_vault.to_string(),
@@ -927,7 +944,7 @@ async fn dashboard_body(
     sync_incidents(state).await?;
     views
         .market
-        .sync(state.market.as_ref(), state.config.hlp_vault, now)
+        .sync(state.market.clone(), state.config.hlp_vault, now)
         .await?;
     let query = |status| IncidentQuery {
         protocol: protocol.cloned(),
@@ -1291,10 +1308,10 @@ pub async fn ml_forecast(
     q: web::Query<ForecastParams>,
 ) -> Result<HttpResponse> {
     let state = state.scoped(&req)?;
-    cached(&state, &req, || forecast_body(&state, &q)).await
+    Ok(json_bytes(forecast_body(&state, &q).await?))
 }
 
-async fn forecast_body(state: &Scoped<'_>, q: &ForecastParams) -> Result<ForecastResponse> {
+async fn forecast_body(state: &Scoped<'_>, q: &ForecastParams) -> Result<actix_web::web::Bytes> {
     if q.series.as_deref().is_some_and(|s| s != "hlp_pnl") {
         return Err(ApiError::invalid("series", "hlp_pnl"));
     }
@@ -1306,24 +1323,24 @@ async fn forecast_body(state: &Scoped<'_>, q: &ForecastParams) -> Result<Forecas
             .filter(|h| (48..=2160).contains(h))
             .ok_or_else(|| ApiError::invalid("hours", "an integer from 48 to 2160"))?,
     };
-    let since = state
-        .clock
-        .now()
-        .plus_millis(-(hours as i64) * Timestamp::HOUR);
-    let points = state
+    let protocol = parse_protocol(q.protocol.as_deref())?;
+    let now = state.clock.now();
+    let since = now.plus_millis(-(hours as i64) * Timestamp::HOUR);
+    state
+        .views
         .market
-        .vault_points(
-            parse_protocol(q.protocol.as_deref())?.as_ref(),
-            Some(state.config.hlp_vault),
-            since,
-            CHART_READ,
-        )
+        .sync(state.market.clone(), state.config.hlp_vault, now)
         .await?;
-    let hourly = kamiyo_ml::arima::risk::hourly(
-        points
-            .iter()
-            .map(|p| (p.time.0, f64::try_from(p.pnl).unwrap_or(f64::NAN))),
-    );
+    // The view holds the vault's last 90 days, the longest window.
+    let (hourly, fingerprint) = state
+        .views
+        .market
+        .hourly_pnl(protocol.as_ref(), since, now)
+        .ok_or(ApiError::Internal)?;
+    let key = (protocol, hours);
+    if let Some(body) = state.views.forecasts.get(&key, fingerprint) {
+        return Ok(body);
+    }
     let y: Vec<f64> = hourly.iter().map(|p| p.1).collect();
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let fitted = tokio::task::spawn_blocking(move || kamiyo_ml::arima::risk::forecast(&y, threads))
@@ -1338,7 +1355,7 @@ async fn forecast_body(state: &Scoped<'_>, q: &ForecastParams) -> Result<Forecas
         lower: f.lower[h],
         upper: f.upper[h],
     };
-    Ok(ForecastResponse {
+    let response = ForecastResponse {
         series: "hlp_pnl".into(),
         history_hours: hourly.len(),
         order: [model.p, model.d, model.q],
@@ -1355,7 +1372,12 @@ async fn forecast_body(state: &Scoped<'_>, q: &ForecastParams) -> Result<Forecas
             }
         },
         points: (0..24).map(point).collect(),
-    })
+    };
+    let body: actix_web::web::Bytes = serde_json::to_vec(&response)
+        .map_err(|_| ApiError::Internal)?
+        .into();
+    state.views.forecasts.put(key, fingerprint, body.clone());
+    Ok(body)
 }
 
 #[cfg(test)]

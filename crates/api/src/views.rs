@@ -33,7 +33,62 @@ pub struct Views {
     /// The most recently seen incidents.
     pub incidents: IncidentView,
     /// The dashboard's market figures.
-    pub market: MarketView,
+    pub market: Arc<MarketView>,
+    /// Forecasts by their input.
+    pub forecasts: ForecastMemo,
+}
+
+/// A forecast request: protocol (or every protocol) and window in hours.
+pub type ForecastKey = (Option<ProtocolId>, usize);
+/// What identifies a forecast's input series: points read, newest time, newest value's bits.
+pub type Fingerprint = (usize, i64, u64);
+
+impl Views {
+    /// Views whose market figures are read whole every `reload` (rather than
+    /// [`MarketView::RELOAD`]).
+    pub fn with_market_reload(reload: Duration) -> Self {
+        Self {
+            market: Arc::new(MarketView::new(reload)),
+            ..Self::default()
+        }
+    }
+}
+
+/// `/ml/forecast` bodies by request and input: the model is fitted again only when the input
+/// series changed (a new vault point), never per request.
+#[derive(Debug, Default)]
+pub struct ForecastMemo {
+    bodies: std::sync::Mutex<HashMap<ForecastKey, (Fingerprint, Bytes)>>,
+}
+
+impl ForecastMemo {
+    /// The body computed for `key` from the input `fingerprint`, if that is still the input.
+    pub fn get(
+        &self,
+        key: &(Option<ProtocolId>, usize),
+        fingerprint: (usize, i64, u64),
+    ) -> Option<Bytes> {
+        let m = self.bodies.lock().ok()?;
+        m.get(key)
+            .filter(|(f, _)| *f == fingerprint)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Keeps `body` for `key` and its input.
+    pub fn put(
+        &self,
+        key: (Option<ProtocolId>, usize),
+        fingerprint: (usize, i64, u64),
+        body: Bytes,
+    ) {
+        if let Ok(mut m) = self.bodies.lock() {
+            // Bounded: a handful of protocols × windows in practice.
+            if m.len() >= 256 {
+                m.clear();
+            }
+            m.insert(key, (fingerprint, body));
+        }
+    }
 }
 
 /// What a view needs before it answers.
@@ -631,7 +686,10 @@ struct Market {
     /// The latest deviation sample per (protocol, market, kind, venue).
     deviations: HashMap<(ProtocolId, Coin, DeviationKind, Option<Venue>), DeviationSample>,
     /// Liquidation fills, oldest first.
-    liquidations: VecDeque<LiquidationRecord>,
+    liquidations: Vec<LiquidationRecord>,
+    /// `sums[i]`: count, notional and ADL count of `liquidations[..i]` (one more entry than
+    /// fills), so a window's figures are one subtraction, not a pass.
+    sums: Vec<(usize, Decimal, usize)>,
     /// Newest time read of each.
     vault_hwm: Timestamp,
     deviation_hwm: Timestamp,
@@ -641,7 +699,8 @@ struct Market {
 }
 
 /// The market figures of the dashboard summary for one store, in memory: the watched vault's
-/// last day, the latest deviation per market, the last day's liquidations. Followed by reading
+/// last 90 days (also the HLP chart's and the forecast's input), the latest deviation per
+/// market, the last day's liquidations (at most 50,000). Followed by reading
 /// what was stored after the newest row held (at most every [`EventView::MAX_STALE`]), and
 /// reloaded whole every [`MarketView::RELOAD`] (by default) so late rows (a backfill after a gap) are not
 /// missed for long.
@@ -709,6 +768,8 @@ impl MarketView {
     }
     /// Rows read per table and look.
     const READ: u32 = 50_000;
+    /// Hours of the watched vault's history held (the longest `/ml/forecast` window).
+    pub const VAULT_HOURS: i64 = 2160;
 
     fn need(&self) -> Need {
         let Ok(m) = self.state.read() else {
@@ -725,47 +786,88 @@ impl MarketView {
         }
     }
 
-    /// Brings the view up to the store, for a day ending at `now`.
+    /// Brings the view up to the store, for windows ending at `now`: a caller waits only for
+    /// the first read; a later look at the store runs in the background while requests are
+    /// answered from what is held.
     pub async fn sync(
+        self: &Arc<Self>,
+        store: Arc<dyn MarketStore>,
+        vault: Address,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        match self.need() {
+            Need::Nothing => Ok(()),
+            Need::CatchUp => {
+                self.refresh(store.as_ref(), vault, now, Need::CatchUp)
+                    .await
+            }
+            Need::Look => {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = this.refresh(store.as_ref(), vault, now, Need::Look).await {
+                        tracing::warn!(error = %e, "dashboard view: reading the store failed");
+                    }
+                });
+                Ok(())
+            }
+        }
+    }
+
+    async fn refresh(
         &self,
         store: &dyn MarketStore,
         vault: Address,
         now: Timestamp,
+        need: Need,
     ) -> StoreResult<()> {
-        let Some(_one) = guard(&self.refresh, self.need()).await else {
+        let Some(_one) = guard(&self.refresh, need).await else {
             return Ok(());
         };
         if self.need() == Need::Nothing {
             return Ok(());
         }
         let day = now.plus_millis(-Timestamp::DAY);
-        let reload = self.state.read().map_or(true, |m| {
-            m.loaded.is_none_or(|t| t.elapsed() >= self.reload)
+        let history = now.plus_millis(-Self::VAULT_HOURS * Timestamp::HOUR);
+        let (reload, hwm) = self.state.read().map_or((true, (history, day, day)), |m| {
+            (
+                m.loaded.is_none_or(|t| t.elapsed() >= self.reload),
+                (m.vault_hwm, m.deviation_hwm, m.liquidation_hwm),
+            )
         });
-        let (v_from, d_from, l_from) = if reload {
-            (day, now.plus_millis(-15 * Timestamp::MINUTE), day)
+        // Everything is read whole every `reload` (late rows), followed in between.
+        let v_from = if reload { history } else { hwm.0 };
+        let (d_from, l_from) = if reload {
+            (now.plus_millis(-15 * Timestamp::MINUTE), day)
         } else {
-            self.state.read().map_or((day, day, day), |m| {
-                (m.vault_hwm, m.deviation_hwm, m.liquidation_hwm)
-            })
+            (hwm.1, hwm.2)
         };
-        let points = store
-            .vault_points(None, Some(vault), v_from, Self::READ)
-            .await?;
+        let mut points = Vec::new();
+        let mut from = v_from;
+        loop {
+            let page = store
+                .vault_points(None, Some(vault), from, Self::READ)
+                .await?;
+            let n = page.len();
+            from = page.last().map_or(from, |p| p.time);
+            points.extend(page);
+            if n < Self::READ as usize {
+                break;
+            }
+        }
         let samples = store.deviations(None, None, d_from, Self::READ).await?;
         let fills = store.liquidations(None, None, l_from, Self::READ).await?;
-        let full = |n: usize| n >= Self::READ as usize;
         let Ok(mut m) = self.state.write() else {
             return Ok(());
         };
-        if reload || full(points.len()) || full(samples.len()) || full(fills.len()) {
-            *m = Market {
-                loaded: Some(Instant::now()),
-                vault_hwm: day,
-                deviation_hwm: day,
-                liquidation_hwm: day,
-                ..Market::default()
-            };
+        if reload {
+            m.vault.clear();
+            m.vault_hwm = history;
+            m.deviations.clear();
+            m.liquidations.clear();
+            m.sums.clear();
+            m.deviation_hwm = day;
+            m.liquidation_hwm = day;
+            m.loaded = Some(Instant::now());
         }
         for p in points {
             m.vault_hwm = m.vault_hwm.max(p.time);
@@ -806,17 +908,87 @@ impl MarketView {
             if !known {
                 let at = m.liquidations.partition_point(|q| q.time <= l.time);
                 m.liquidations.insert(at, l);
+                // Fills arrive in time order: the sums are extended, or redone from a late one.
+                let Market {
+                    liquidations, sums, ..
+                } = &mut *m;
+                sums.truncate(at + 1);
+                if sums.is_empty() {
+                    sums.push((0, Decimal::ZERO, 0));
+                }
+                for l in &liquidations[at..] {
+                    let (c, n, a) = sums[sums.len() - 1];
+                    sums.push((c + 1, n + l.notional, a + usize::from(l.is_adl)));
+                }
             }
         }
-        // Older than a day: gone.
-        while m.vault.front().is_some_and(|p| p.time < day) {
+        // Out of every window: gone.
+        while m.vault.front().is_some_and(|p| p.time < history) {
             m.vault.pop_front();
         }
-        while m.liquidations.front().is_some_and(|l| l.time < day) {
-            m.liquidations.pop_front();
+        let old = m.liquidations.partition_point(|l| l.time < day);
+        if old > 0 {
+            // Differences of the remaining sums stay exact.
+            m.liquidations.drain(..old);
+            m.sums.drain(..old);
         }
         m.synced = Some(Instant::now());
         Ok(())
+    }
+
+    /// The watched vault's points from `since` (for `protocol`, or every protocol), oldest
+    /// first; `None` when `since` is older than the history held.
+    pub fn vault_points(
+        &self,
+        protocol: Option<&ProtocolId>,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Option<Vec<VaultPoint>> {
+        if since < now.plus_millis(-Self::VAULT_HOURS * Timestamp::HOUR) {
+            return None;
+        }
+        let m = self.state.read().ok()?;
+        m.loaded?;
+        let at = m.vault.partition_point(|p| p.time < since);
+        Some(
+            m.vault
+                .range(at..)
+                .filter(|p| protocol.is_none_or(|x| *x == p.protocol))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// The hourly series of the watched vault's cumulative PnL from `since` (the last value of
+    /// each hour, as [`kamiyo_ml::arima::risk::hourly`] builds it) and a fingerprint of its
+    /// input points (count, newest time, newest value); `None` when `since` is older than the
+    /// history held.
+    pub fn hourly_pnl(
+        &self,
+        protocol: Option<&ProtocolId>,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Option<(Vec<(i64, f64)>, Fingerprint)> {
+        if since < now.plus_millis(-Self::VAULT_HOURS * Timestamp::HOUR) {
+            return None;
+        }
+        let m = self.state.read().ok()?;
+        m.loaded?;
+        let at = m.vault.partition_point(|p| p.time < since);
+        let mut n = 0;
+        let mut newest = (0, 0);
+        let hourly = kamiyo_ml::arima::risk::hourly(
+            m.vault
+                .range(at..)
+                .filter(|p| protocol.is_none_or(|x| *x == p.protocol))
+                .map(|p| {
+                    let v = f64::try_from(p.pnl).unwrap_or(f64::NAN);
+                    n += 1;
+                    newest = (p.time.0, v.to_bits());
+                    (p.time.0, v)
+                }),
+        );
+        Some((hourly, (n, newest.0, newest.1)))
     }
 
     /// The figures of the day ending at `now` (deviations: of the last 15 minutes) for
@@ -828,22 +1000,26 @@ impl MarketView {
         let day = now.plus_millis(-Timestamp::DAY);
         let recent = now.plus_millis(-15 * Timestamp::MINUTE);
         let mine = |p: &ProtocolId| protocol.is_none_or(|x| x == p);
-        let mut liq = (0, Decimal::ZERO, 0);
-        for l in m
-            .liquidations
-            .iter()
-            .filter(|l| l.time >= day && mine(&l.protocol))
-        {
-            liq.0 += 1;
-            liq.1 += l.notional;
-            liq.2 += usize::from(l.is_adl);
-        }
+        let liq = if protocol.is_none() && m.sums.len() == m.liquidations.len() + 1 {
+            let from = m.liquidations.partition_point(|l| l.time < day);
+            let (a, b) = (m.sums[from], m.sums[m.liquidations.len()]);
+            (b.0 - a.0, b.1 - a.1, b.2 - a.2)
+        } else {
+            let mut liq = (0, Decimal::ZERO, 0);
+            for l in m
+                .liquidations
+                .iter()
+                .filter(|l| l.time >= day && mine(&l.protocol))
+            {
+                liq.0 += 1;
+                liq.1 += l.notional;
+                liq.2 += usize::from(l.is_adl);
+            }
+            liq
+        };
+        let at = m.vault.partition_point(|p| p.time < day);
         MarketFigures {
-            vault: vault_stats(
-                m.vault
-                    .iter()
-                    .filter(|p| p.time >= day && mine(&p.protocol)),
-            ),
+            vault: vault_stats(m.vault.range(at..).filter(|p| mine(&p.protocol))),
             deviations: m
                 .deviations
                 .values()

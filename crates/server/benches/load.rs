@@ -22,7 +22,8 @@
 //!   throughput, each one's latency counted from when it *should* have been sent, so a stalled
 //!   server cannot hide its queue (coordinated omission, as wrk2 corrects it).
 //!
-//! It prints each cell and kamiyo's throughput as a multiple of the Python server's. Then, in
+//! `/health` (no data, no database) is the floor of each HTTP stack. It prints each cell and
+//! kamiyo's throughput as a multiple of the Python server's. Then, in
 //! one process as before, the `/ws` fan-out (`KAMIYO_BENCH_WS`, default `1000,5000`
 //! subscribers). `KAMIYO_BENCH_PATHS` (comma-separated) narrows the read paths.
 
@@ -527,7 +528,8 @@ fn pin_self(cpu: &str) {
     assert!(ok, "taskset could not pin the load generator");
 }
 
-const PATHS: [&str; 5] = [
+const PATHS: [&str; 6] = [
+    "/health",
     "/security/events?limit=50",
     "/security/incidents?limit=50",
     "/security/dashboard",
@@ -557,8 +559,8 @@ fn main() {
         |v| v.split(',').map(str::to_owned).collect(),
     );
     let pg = std::env::var("KAMIYO_BENCH_PG_URL").ok();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // One core for the generator: a current-thread runtime, the leanest tokio has.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();

@@ -256,8 +256,23 @@ async fn delivery_log_with_per_channel_figures() {
 
 #[tokio::test]
 async fn ml_anomalies_and_the_hlp_forecast() {
+    use std::sync::Arc;
+
+    use kamiyo_api::{ApiStores, SingleStore, views::Views};
     use kamiyo_core_models::{Address, Decimal, ThreatType, VaultPoint};
-    let api = seeded().await;
+    // Market views read the store whole on every look here (rather than every 30 s), so the
+    // back-dated history committed below is seen at the next look.
+    let api = crate::support::TestApi::start_custom(
+        crate::support::config(),
+        kamiyo_api::Hub::default(),
+        |state, store| {
+            let mut stores = ApiStores::single(store);
+            stores.views = Arc::new(Views::with_market_reload(std::time::Duration::ZERO));
+            state.stores = Arc::new(SingleStore(stores));
+        },
+    )
+    .await;
+    let api = crate::support::seed(api).await;
     let a = api.json("/ml/anomalies").await;
     assert!(a["model"].is_null());
     assert!(a["anomalies"].as_array().unwrap().is_empty());
@@ -299,6 +314,12 @@ async fn ml_anomalies_and_the_hlp_forecast() {
         ..IngestBatch::default()
     })
     .await;
+    // Back-dated rows reach the market view at its next whole read, in the background.
+    let started = std::time::Instant::now();
+    while api.get("/ml/forecast?hours=200").await.status() != 200 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let f = api.json("/ml/forecast?hours=200").await;
     let pts = f["points"].as_array().unwrap();
     assert_eq!(pts.len(), 24);

@@ -268,7 +268,11 @@ pub(crate) fn history() -> IngestBatch {
 }
 
 pub(crate) async fn seeded() -> TestApi {
-    let api = TestApi::start(config()).await;
+    seed(TestApi::start(config()).await).await
+}
+
+/// `api` with [`history`] and 30 incident steps.
+pub(crate) async fn seed(api: TestApi) -> TestApi {
     api.commit(&history()).await;
     api.commit(&IngestBatch {
         updates: updates(30, 0),

@@ -203,7 +203,7 @@ async fn market_figures_follow_the_store() {
     store.commit(&b).await.unwrap();
     let view = Arc::new(MarketView::default());
     let now = Timestamp(NOW);
-    view.sync(&store, hlp, now).await.unwrap();
+    view.sync(Arc::new(store.clone()), hlp, now).await.unwrap();
     let f = view.figures(None, now);
     let want = store
         .liquidations(None, None, now.plus_millis(-Timestamp::DAY), 1000)
@@ -240,8 +240,16 @@ async fn market_figures_follow_the_store() {
         .await
         .unwrap();
     tokio::time::sleep(EventView::MAX_STALE).await;
-    view.sync(&store, hlp, now).await.unwrap();
-    assert_eq!(view.figures(None, now).liquidations.0, want.len() + 3);
+    // That look runs in the background; requests meanwhile get what is held.
+    view.sync(Arc::new(store.clone()), hlp, now).await.unwrap();
+    let started = std::time::Instant::now();
+    while view.figures(None, now).liquidations.0 != want.len() + 3 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "never seen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     // Back-dated rows (a backfill): seen at the next full read.
     for l in &mut b.liquidations {
         l.tid += 20_000;
@@ -250,8 +258,11 @@ async fn market_figures_follow_the_store() {
     b.vault_points.clear();
     b.positions.clear();
     store.commit(&b).await.unwrap();
-    let reloading = MarketView::new(std::time::Duration::ZERO);
-    reloading.sync(&store, hlp, now).await.unwrap();
+    let reloading = Arc::new(MarketView::new(std::time::Duration::ZERO));
+    reloading
+        .sync(Arc::new(store.clone()), hlp, now)
+        .await
+        .unwrap();
     assert_eq!(
         reloading.figures(None, now).liquidations.0,
         2 * want.len() + 3
