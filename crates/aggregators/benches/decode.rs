@@ -115,19 +115,37 @@ fn bench(name: &str, frames: &[String], passes: usize, f: impl Fn(&str) -> usize
     rate
 }
 
-fn python_json(frames: &[String]) -> Option<f64> {
+/// Python's parse rate of `frames` (best of three passes), with orjson when the interpreter has
+/// it (`KAMIYO_BENCH_PYTHON` names the interpreter, default `python3`; the load bench's virtual
+/// environment has orjson from PyPI), otherwise the standard library's `json`. Returns the rate
+/// and the parser's name.
+fn python_json(frames: &[String]) -> Option<(f64, String)> {
     let dir = std::env::temp_dir().join("kamiyo-bench-frames.txt");
     std::fs::write(&dir, frames.join("\n")).ok()?;
     let script = format!(
-        "import json,time\nL=open({:?}).read().split('\\n')\nbest=1e9\nfor _ in range(3):\n  t=time.perf_counter()\n  for l in L: json.loads(l)\n  best=min(best,time.perf_counter()-t)\nprint(len(L)/best)",
+        "import time\ntry:\n  import orjson\n  loads=orjson.loads; name='orjson '+orjson.__version__\nexcept ImportError:\n  import json\n  loads=json.loads; name='json (stdlib)'\nL=[l.encode() for l in open({:?}).read().split('\\n')]\nbest=1e9\nfor _ in range(3):\n  t=time.perf_counter()\n  for l in L: loads(l)\n  best=min(best,time.perf_counter()-t)\nprint(len(L)/best, name)",
         dir.display().to_string()
     );
-    let out = std::process::Command::new("python3")
+    let python = std::env::var("KAMIYO_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(python)
         .arg("-c")
         .arg(script)
         .output()
         .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (rate, name) = text.trim().split_once(' ')?;
+    Some((rate.parse().ok()?, name.to_owned()))
+}
+
+/// Prints Python's rate on `frames` and kamiyo's `rate` as a multiple of it.
+fn python_line(label: &str, frames: &[String], rate: f64) {
+    if let Some((r, name)) = python_json(frames) {
+        let _ = writeln!(
+            std::io::stdout(),
+            "{label:<48} {r:>12.0} frames/s  ({name}, same frames, bytes in); kamiyo {:.1}x",
+            rate / r
+        );
+    }
 }
 
 fn main() {
@@ -164,7 +182,7 @@ fn main() {
         2_000,
         received,
     );
-    bench(
+    let cold = bench(
         "kamiyo decode+normalize, cold (100k frames)",
         &trades,
         20,
@@ -186,14 +204,7 @@ fn main() {
         10,
         value,
     );
-    if let Some(r) = python_json(&trades) {
-        let _ = writeln!(
-            std::io::stdout(),
-            "{:<48} {:>12.0} frames/s  (python3 stdlib json.loads, same frames)",
-            "baseline: Python json",
-            r
-        );
-    }
+    python_line("baseline: Python, cold (100k frames)", &trades, cold);
 
     let real = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -207,20 +218,14 @@ fn main() {
     let small: Vec<String> = std::iter::repeat_n(real_frame, 20_000).collect();
     let big: Vec<String> = std::iter::repeat_n(mids_frame(450), 2_000).collect();
     let _ = writeln!(std::io::stdout(), "== allMids frames (one core)");
-    bench(
+    let r = bench(
         "kamiyo allMids, real 28 coins (2023 recording)",
         &small,
         5,
         decode,
     );
-    bench("kamiyo allMids, 450 keys (live layout)", &big, 5, decode);
+    python_line("baseline: Python, real 28 coins", &small, r);
+    let r = bench("kamiyo allMids, 450 keys (live layout)", &big, 5, decode);
     bench("baseline: serde_json::Value, 450 keys", &big, 5, value);
-    if let Some(r) = python_json(&big) {
-        let _ = writeln!(
-            std::io::stdout(),
-            "{:<48} {:>12.0} frames/s  (python3 stdlib json.loads, same frames)",
-            "baseline: Python json, 450 keys",
-            r
-        );
-    }
+    python_line("baseline: Python, 450 keys", &big, r);
 }

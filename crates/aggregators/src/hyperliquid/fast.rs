@@ -211,3 +211,37 @@ pub fn fast_trades(text: &str) -> Option<Vec<MarketEvent>> {
     cur.ws();
     (cur.i == cur.b.len()).then_some(out)
 }
+
+const MIDS_PREFIX: &str = r#"{"channel":"allMids","data":{"mids":{"#;
+
+/// `{"channel":"allMids","data":{"mids":{"BTC":"97000.5",…}}}` in the server's layout, read
+/// straight through: each key a coin, each value a quoted decimal, wire order and repeats kept
+/// as the general decoder keeps them. `None` on anything else (another layout, other keys in
+/// `data`, escapes, numbers it cannot represent exactly, an invalid coin name); the general
+/// decoder then decides. `now` is the receipt time the frame is stamped with.
+pub fn fast_mids(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
+    let s = text.strip_prefix(MIDS_PREFIX)?;
+    let mut cur = Cur::new(s);
+    let mut mids = Vec::with_capacity(512);
+    if cur.peek()? == b'}' {
+        cur.i += 1;
+    } else {
+        loop {
+            let coin = Coin::new(cur.string()?).ok()?;
+            cur.eat(b':')?;
+            mids.push((coin, cur.decimal()?));
+            match cur.peek()? {
+                b',' => cur.i += 1,
+                b'}' => {
+                    cur.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    cur.eat(b'}')?;
+    cur.eat(b'}')?;
+    cur.ws();
+    (cur.i == cur.b.len()).then(|| vec![MarketEvent::Mids(kamiyo_core_models::Mids { time: now, mids })])
+}

@@ -1201,9 +1201,16 @@ const TRADES_PREFIX: &str = r#"{"channel":"trades","data":"#;
 
 /// Decodes one WebSocket text frame received at `now`.
 pub fn decode_ws_text(text: &str, now: Timestamp, ctx: &WsContext) -> DecodeResult<WsMessage> {
-    // The hottest frame (`trades`) goes through a specialised scanner; anything it does not
-    // handle falls through to the general decoder, which gives the same answer (tested).
+    // The hottest frames (`trades`, `allMids`) go through specialised scanners; anything they
+    // do not handle falls through to the general decoder, which gives the same answer
+    // (tested).
     if let Some(events) = super::fast::fast_trades(text) {
+        return Ok(WsMessage::Events {
+            events,
+            snapshot: false,
+        });
+    }
+    if let Some(events) = super::fast::fast_mids(text, now) {
         return Ok(WsMessage::Events {
             events,
             snapshot: false,

@@ -208,7 +208,7 @@ fn hostile_numbers_are_typed_errors() {
 }
 
 mod fast_path {
-    use kamiyo_aggregators::hyperliquid::fast::fast_trades;
+    use kamiyo_aggregators::hyperliquid::fast::{fast_mids, fast_trades};
     use kamiyo_aggregators::hyperliquid::wire::{WsContext, WsMessage, decode_ws_text_general};
     use kamiyo_core_models::Timestamp;
     use proptest::prelude::*;
@@ -297,6 +297,42 @@ mod fast_path {
             let at = (0..=at).rev().find(|i| frame.is_char_boundary(*i)).unwrap_or(0);
             let mutated = format!("{}{}{}", &frame[..at], junk, &frame[at..]);
             if let Some(fast) = fast_trades(&mutated) {
+                prop_assert_eq!(Some(fast), general(&mutated), "{}", mutated);
+            }
+        }
+    }
+
+    prop_compose! {
+        /// One `allMids` entry: a coin (perp, spot `@n`, builder-deployed `dex:NAME`) and a
+        /// price with up to eight decimals, sometimes odd (negative, zero, many digits).
+        fn mid()(coin in prop_oneof![Just("BTC".to_owned()), Just("kPEPE".to_owned()), "@[0-9]{1,4}", "[a-z]{2,4}:[A-Z0-9]{2,8}", "[A-Z]{2,6}"],
+                 whole in 0u64..10_000_000, frac in "[0-9]{0,8}", odd in 0u8..8) -> String {
+            let px = match odd {
+                0 => format!("-{whole}.5"),
+                1 => "123456789012345678901234.5".to_owned(),
+                2 => "0.0".to_owned(),
+                _ if frac.is_empty() => whole.to_string(),
+                _ => format!("{whole}.{frac}"),
+            };
+            format!(r#""{coin}":"{px}""#)
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// `allMids` frames in the server's layout take the fast path and decode exactly as the
+        /// general decoder decodes them; mutated ones, whenever the fast path still answers.
+        #[test]
+        fn mids_frames_and_their_mutations_decode_exactly_like_the_general_decoder(entries in proptest::collection::vec(mid(), 0..40), cut in any::<usize>(), junk in "[\\[\\]{}\",:0-9a-zA-Z.@\\\\ \n\t\u{1}-]{0,4}") {
+            let frame = format!(r#"{{"channel":"allMids","data":{{"mids":{{{}}}}}}}"#, entries.join(","));
+            let fast = fast_mids(&frame, kamiyo_core_models::Timestamp(0));
+            prop_assert!(fast.is_some(), "{}", frame);
+            prop_assert_eq!(fast, general(&frame));
+            let at = cut % frame.len();
+            let at = (0..=at).rev().find(|i| frame.is_char_boundary(*i)).unwrap_or(0);
+            let mutated = format!("{}{}{}", &frame[..at], junk, &frame[at..]);
+            if let Some(fast) = fast_mids(&mutated, kamiyo_core_models::Timestamp(0)) {
                 prop_assert_eq!(Some(fast), general(&mutated), "{}", mutated);
             }
         }
