@@ -243,5 +243,10 @@ pub fn fast_mids(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
     cur.eat(b'}')?;
     cur.eat(b'}')?;
     cur.ws();
-    (cur.i == cur.b.len()).then(|| vec![MarketEvent::Mids(kamiyo_core_models::Mids { time: now, mids })])
+    (cur.i == cur.b.len()).then(|| {
+        vec![MarketEvent::Mids(kamiyo_core_models::Mids {
+            time: now,
+            mids,
+        })]
+    })
 }
