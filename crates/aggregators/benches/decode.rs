@@ -10,7 +10,9 @@
 //! the decoder alone and for the receive path (UTF-8 check and copy, then decode). Each frame is
 //! decoded *and normalized* into `MarketEvent`s (decimals parsed, addresses parsed). Baselines
 //! in the same run: generic `serde_json::Value` parsing of the same bytes, and Python's `json`
-//! module (subprocess) when `python3` is present.
+//! module (subprocess) when `python3` is present (orjson when that interpreter has it).
+//! Then `l2Book` (20 levels a side), the recorded `candle` frame, `activeAssetCtx` built from
+//! recorded contexts and `userFills` built from recorded fills, each against Python.
 
 use std::hint::black_box;
 use std::io::Write;
@@ -228,4 +230,98 @@ fn main() {
     let r = bench("kamiyo allMids, 450 keys (live layout)", &big, 5, decode);
     bench("baseline: serde_json::Value, 450 keys", &big, 5, value);
     python_line("baseline: Python, 450 keys", &big, r);
+
+    // The other subscribed frame types: real recorded frames where they exist (testdata), the
+    // live layout with synthetic values otherwise.
+    let _ = writeln!(std::io::stdout(), "== other frame types (one core)");
+    let fixture = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/../../testdata/fixtures/hyperliquid/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap_or_default()
+    };
+    let books = book_frames(2_000);
+    let r = bench("kamiyo l2Book, 20 levels a side", &books, 20, decode);
+    python_line("baseline: Python, l2Book", &books, r);
+    let candle = fixture("ws/candle_HYPE_1d_2025-12-04.jsonl");
+    if let Some(line) = candle.lines().nth(1) {
+        let frames: Vec<String> = std::iter::repeat_n(line.to_owned(), 20_000).collect();
+        let r = bench("kamiyo candle (recorded frame)", &frames, 20, decode);
+        python_line("baseline: Python, candle", &frames, r);
+    }
+    let meta: serde_json::Value =
+        serde_json::from_str(&fixture("metaAndAssetCtxs_trimmed_BTC-ETH-SOL-HYPE.json"))
+            .unwrap_or_default();
+    let ctx_frames: Vec<String> = (0..20_000)
+        .filter_map(|i| {
+            let k = i % 4;
+            let name = meta[0]["universe"][k]["name"].as_str()?;
+            let ctx = &meta[1][k];
+            Some(format!(
+                r#"{{"channel":"activeAssetCtx","data":{{"coin":"{name}","ctx":{ctx}}}}}"#
+            ))
+        })
+        .collect();
+    if !ctx_frames.is_empty() {
+        let r = bench(
+            "kamiyo activeAssetCtx (recorded ctxs)",
+            &ctx_frames,
+            20,
+            decode,
+        );
+        python_line("baseline: Python, activeAssetCtx", &ctx_frames, r);
+    }
+    let fills: Vec<serde_json::Value> =
+        serde_json::from_str(&fixture("userFills_500.json")).unwrap_or_default();
+    let fill_frames: Vec<String> = fills
+        .chunks(3)
+        .map(|c| {
+            format!(
+                r#"{{"channel":"userFills","data":{{"user":"0x2e3d94f0562703b25c83308a05046ddaf9a8dd14","fills":{}}}}}"#,
+                serde_json::Value::Array(c.to_vec())
+            )
+        })
+        .collect();
+    if !fill_frames.is_empty() {
+        let r = bench(
+            "kamiyo userFills, 3 recorded fills a frame",
+            &fill_frames,
+            200,
+            decode,
+        );
+        python_line("baseline: Python, userFills", &fill_frames, r);
+    }
+}
+
+/// `l2Book` frames of 20 levels a side in the server's layout (the recorded frame's), values
+/// synthetic.
+fn book_frames(n: usize) -> Vec<String> {
+    let mut s = 7u64;
+    (0..n)
+        .map(|i| {
+            let mid = 30_000 + lcg(&mut s) % 10_000;
+            let side = |s: &mut u64, dir: i64| -> String {
+                (0..20)
+                    .map(|k| {
+                        let px = mid as i64 + dir * (k + 1);
+                        format!(
+                            r#"{{"px":"{}.{}","sz":"{}.{:02}","n":{}}}"#,
+                            px / 1000,
+                            px % 1000,
+                            lcg(s) % 5_000,
+                            lcg(s) % 100,
+                            1 + lcg(s) % 30
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let (bids, asks) = (side(&mut s, -1), side(&mut s, 1));
+            format!(
+                r#"{{"channel":"l2Book","data":{{"coin":"HYPE","time":{},"levels":[[{bids}],[{asks}]]}}}}"#,
+                1_764_842_873_555u64 + i as u64 * 500
+            )
+        })
+        .collect()
 }

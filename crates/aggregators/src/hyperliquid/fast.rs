@@ -250,3 +250,57 @@ pub fn fast_mids(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
         })]
     })
 }
+
+const BOOK_PREFIX: &str = r#"{"channel":"l2Book","data":{"coin":"#;
+
+/// One side of an `l2Book` frame: `[{"px":"…","sz":"…","n":…},…]` in the server's layout.
+fn book_side(cur: &mut Cur<'_>) -> Option<Vec<kamiyo_core_models::BookLevel>> {
+    cur.lit(b"[")?;
+    let mut side = Vec::with_capacity(20);
+    if cur.lit(b"]").is_some() {
+        return Some(side);
+    }
+    loop {
+        cur.lit(br#"{"px":"#)?;
+        let px = cur.decimal()?;
+        cur.lit(br#","sz":"#)?;
+        let sz = cur.decimal()?;
+        cur.lit(br#","n":"#)?;
+        let n = u32::try_from(cur.integer()?).ok()?;
+        cur.lit(b"}")?;
+        side.push(kamiyo_core_models::BookLevel { px, sz, n });
+        match cur.b.get(cur.i)? {
+            b',' => cur.i += 1,
+            b']' => {
+                cur.i += 1;
+                return Some(side);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// `{"channel":"l2Book","data":{"coin":…,"time":…,"levels":[[bids],[asks]]}}` in the server's
+/// layout, read straight through (no whitespace, keys in the server's order). `None` on
+/// anything else; the general decoder then decides.
+pub fn fast_book(text: &str) -> Option<Vec<MarketEvent>> {
+    let s = text.strip_prefix(BOOK_PREFIX)?;
+    let mut cur = Cur::new(s);
+    let coin = Coin::new(cur.string()?).ok()?;
+    cur.lit(br#","time":"#)?;
+    let time = Timestamp(cur.integer()?);
+    cur.lit(br#","levels":["#)?;
+    let bids = book_side(&mut cur)?;
+    cur.lit(b",")?;
+    let asks = book_side(&mut cur)?;
+    cur.lit(b"]}}")?;
+    cur.ws();
+    (cur.i == cur.b.len()).then(|| {
+        vec![MarketEvent::Book(kamiyo_core_models::BookSnapshot {
+            coin,
+            time,
+            bids,
+            asks,
+        })]
+    })
+}

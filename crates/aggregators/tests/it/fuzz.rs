@@ -208,7 +208,7 @@ fn hostile_numbers_are_typed_errors() {
 }
 
 mod fast_path {
-    use kamiyo_aggregators::hyperliquid::fast::{fast_mids, fast_trades};
+    use kamiyo_aggregators::hyperliquid::fast::{fast_book, fast_mids, fast_trades};
     use kamiyo_aggregators::hyperliquid::wire::{WsContext, WsMessage, decode_ws_text_general};
     use kamiyo_core_models::Timestamp;
     use proptest::prelude::*;
@@ -336,5 +336,57 @@ mod fast_path {
                 prop_assert_eq!(Some(fast), general(&mutated), "{}", mutated);
             }
         }
+    }
+
+    prop_compose! {
+        /// One book level as the server lays it out; sometimes an odd count or price.
+        fn level()(whole in 0u64..1_000_000, frac in "[0-9]{0,6}", sz in 0u64..10_000_000, n in 0u64..100, odd in 0u8..10) -> String {
+            let px = if frac.is_empty() { whole.to_string() } else { format!("{whole}.{frac}") };
+            let n = match odd {
+                0 => "-1".to_owned(),
+                1 => "4294967296".to_owned(),
+                2 => "1.5".to_owned(),
+                _ => n.to_string(),
+            };
+            format!(r#"{{"px":"{px}","sz":"{sz}.{}","n":{n}}}"#, sz % 100)
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// `l2Book` frames in the server's layout decode exactly as the general decoder decodes
+        /// them (odd counts make both refuse); mutated ones, whenever the fast path answers.
+        #[test]
+        fn book_frames_and_their_mutations_decode_exactly_like_the_general_decoder(bids in proptest::collection::vec(level(), 0..20), asks in proptest::collection::vec(level(), 0..20), coin in prop_oneof![Just("HYPE"), Just("@107"), Just("xyz:XYZ100")], t in 0i64..2_000_000_000_000, cut in any::<usize>(), junk in "[\\[\\]{}\",:0-9a-zA-Z.@\\\\ \n\t\u{1}-]{0,4}") {
+            let frame = format!(r#"{{"channel":"l2Book","data":{{"coin":"{coin}","time":{t},"levels":[[{}],[{}]]}}}}"#, bids.join(","), asks.join(","));
+            let fast = fast_book(&frame);
+            let odd = bids.iter().chain(&asks).any(|l| l.contains(r#""n":-"#) || l.contains("4294967296") || l.contains(r#""n":1.5"#));
+            prop_assert_eq!(fast.is_some(), !odd, "{}", frame);
+            if fast.is_some() {
+                prop_assert_eq!(fast, general(&frame));
+            }
+            let at = cut % frame.len();
+            let at = (0..=at).rev().find(|i| frame.is_char_boundary(*i)).unwrap_or(0);
+            let mutated = format!("{}{}{}", &frame[..at], junk, &frame[at..]);
+            if let Some(fast) = fast_book(&mutated) {
+                prop_assert_eq!(Some(fast), general(&mutated), "{}", mutated);
+            }
+        }
+    }
+
+    /// The recorded frame (HYPE, 2025-12-04, testdata/fixtures/hyperliquid/ws) takes the fast
+    /// path and decodes as the general decoder decodes it.
+    #[test]
+    fn the_recorded_book_frame_takes_the_fast_path() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/fixtures/hyperliquid/ws/l2Book_HYPE_trimmed_2025-12-04.jsonl"
+        ))
+        .unwrap();
+        let frame = text.lines().nth(1).unwrap();
+        let fast = fast_book(frame);
+        assert!(fast.is_some());
+        assert_eq!(fast, general(frame));
     }
 }
