@@ -11,8 +11,9 @@
 //! decoded *and normalized* into `MarketEvent`s (decimals parsed, addresses parsed). Baselines
 //! in the same run: generic `serde_json::Value` parsing of the same bytes, and Python's `json`
 //! module (subprocess) when `python3` is present (orjson when that interpreter has it).
-//! Then `l2Book` (20 levels a side), the recorded `candle` frame, `activeAssetCtx` built from
-//! recorded contexts and `userFills` built from recorded fills, each against Python.
+//! Then `l2Book` (20 levels a side), `activeAssetCtx` built from recorded contexts and
+//! `userFills` built from recorded fills, each against Python. (`candle` is not a channel the
+//! monitor subscribes to: the engine builds its own bars from trades and contexts.)
 
 use std::hint::black_box;
 use std::io::Write;
@@ -244,12 +245,6 @@ fn main() {
     let books = book_frames(2_000);
     let r = bench("kamiyo l2Book, 20 levels a side", &books, 20, decode);
     python_line("baseline: Python, l2Book", &books, r);
-    let candle = fixture("ws/candle_HYPE_1d_2025-12-04.jsonl");
-    if let Some(line) = candle.lines().nth(1) {
-        let frames: Vec<String> = std::iter::repeat_n(line.to_owned(), 20_000).collect();
-        let r = bench("kamiyo candle (recorded frame)", &frames, 20, decode);
-        python_line("baseline: Python, candle", &frames, r);
-    }
     let meta: serde_json::Value =
         serde_json::from_str(&fixture("metaAndAssetCtxs_trimmed_BTC-ETH-SOL-HYPE.json"))
             .unwrap_or_default();

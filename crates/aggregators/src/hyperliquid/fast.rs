@@ -304,3 +304,71 @@ pub fn fast_book(text: &str) -> Option<Vec<MarketEvent>> {
         })]
     })
 }
+
+const CTX_PREFIX: &str = r#"{"channel":"activeAssetCtx","data":{"coin":"#;
+
+impl Cur<'_> {
+    /// A quoted decimal or `null`.
+    fn opt_decimal(&mut self) -> Option<Option<kamiyo_core_models::Decimal>> {
+        if self.lit(b"null").is_some() {
+            return Some(None);
+        }
+        self.decimal().map(Some)
+    }
+}
+
+/// `{"channel":"activeAssetCtx","data":{"coin":…,"ctx":{…}}}` with the context's keys in the
+/// server's order (`funding, openInterest, prevDayPx, dayNtlVlm, premium, oraclePx, markPx,
+/// midPx, impactPxs, dayBaseVlm`), read straight through; optional values may be `null`.
+/// `None` on anything else; the general decoder then decides. `now` stamps the context.
+pub fn fast_ctx(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
+    let s = text.strip_prefix(CTX_PREFIX)?;
+    let mut cur = Cur::new(s);
+    let coin = Coin::new(cur.string()?).ok()?;
+    cur.lit(br#","ctx":{"funding":"#)?;
+    let funding = cur.decimal()?;
+    cur.lit(br#","openInterest":"#)?;
+    let open_interest = cur.decimal()?;
+    cur.lit(br#","prevDayPx":"#)?;
+    let prev_day_px = cur.opt_decimal()?;
+    cur.lit(br#","dayNtlVlm":"#)?;
+    let day_ntl_vlm = cur.decimal()?;
+    cur.lit(br#","premium":"#)?;
+    let premium = cur.opt_decimal()?;
+    cur.lit(br#","oraclePx":"#)?;
+    let oracle_px = cur.decimal()?;
+    cur.lit(br#","markPx":"#)?;
+    let mark_px = cur.decimal()?;
+    cur.lit(br#","midPx":"#)?;
+    let mid_px = cur.opt_decimal()?;
+    cur.lit(br#","impactPxs":"#)?;
+    let impact_pxs = if cur.lit(b"null").is_some() {
+        None
+    } else {
+        cur.lit(b"[")?;
+        let a = cur.decimal()?;
+        cur.lit(b",")?;
+        let b = cur.decimal()?;
+        cur.lit(b"]")?;
+        Some([a, b])
+    };
+    cur.lit(br#","dayBaseVlm":"#)?;
+    cur.opt_decimal()?;
+    cur.lit(b"}}}")?;
+    cur.ws();
+    (cur.i == cur.b.len()).then(|| {
+        vec![MarketEvent::AssetCtx(kamiyo_core_models::AssetCtx {
+            coin,
+            time: now,
+            oracle_px,
+            mark_px,
+            mid_px,
+            open_interest,
+            funding,
+            day_ntl_vlm,
+            prev_day_px,
+            premium,
+            impact_pxs,
+        })]
+    })
+}

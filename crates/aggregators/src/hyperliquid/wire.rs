@@ -1201,7 +1201,8 @@ const TRADES_PREFIX: &str = r#"{"channel":"trades","data":"#;
 
 /// Decodes one WebSocket text frame received at `now`.
 pub fn decode_ws_text(text: &str, now: Timestamp, ctx: &WsContext) -> DecodeResult<WsMessage> {
-    // The hottest frames (`trades`, `allMids`, `l2Book`) go through specialised scanners; anything they
+    // The hottest frames (`trades`, `allMids`, `l2Book`, `activeAssetCtx`) go through
+    // specialised scanners; anything they
     // do not handle falls through to the general decoder, which gives the same answer
     // (tested).
     if let Some(events) = super::fast::fast_trades(text) {
@@ -1217,6 +1218,12 @@ pub fn decode_ws_text(text: &str, now: Timestamp, ctx: &WsContext) -> DecodeResu
         });
     }
     if let Some(events) = super::fast::fast_book(text) {
+        return Ok(WsMessage::Events {
+            events,
+            snapshot: false,
+        });
+    }
+    if let Some(events) = super::fast::fast_ctx(text, now) {
         return Ok(WsMessage::Events {
             events,
             snapshot: false,

@@ -208,7 +208,7 @@ fn hostile_numbers_are_typed_errors() {
 }
 
 mod fast_path {
-    use kamiyo_aggregators::hyperliquid::fast::{fast_book, fast_mids, fast_trades};
+    use kamiyo_aggregators::hyperliquid::fast::{fast_book, fast_ctx, fast_mids, fast_trades};
     use kamiyo_aggregators::hyperliquid::wire::{WsContext, WsMessage, decode_ws_text_general};
     use kamiyo_core_models::Timestamp;
     use proptest::prelude::*;
@@ -370,6 +370,50 @@ mod fast_path {
             let at = (0..=at).rev().find(|i| frame.is_char_boundary(*i)).unwrap_or(0);
             let mutated = format!("{}{}{}", &frame[..at], junk, &frame[at..]);
             if let Some(fast) = fast_book(&mutated) {
+                prop_assert_eq!(Some(fast), general(&mutated), "{}", mutated);
+            }
+        }
+    }
+
+    prop_compose! {
+        /// A decimal value of a context: usually a quoted decimal, sometimes `null` or odd.
+        fn ctx_value()(whole in 0u64..10_000_000, frac in "[0-9]{0,10}", neg: bool, odd in 0u8..12) -> String {
+            match odd {
+                0 => "null".to_owned(),
+                1 => "12.5".to_owned(),
+                2 => r#""""#.to_owned(),
+                _ if frac.is_empty() => format!(r#""{}{whole}""#, if neg { "-" } else { "" }),
+                _ => format!(r#""{}{whole}.{frac}""#, if neg { "-" } else { "" }),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// `activeAssetCtx` frames in the server's layout: whenever the fast path answers, the
+        /// general decoder gives the same answer, on the frame and on mutations of it; with
+        /// well-formed values it does answer.
+        #[test]
+        fn ctx_frames_and_their_mutations_decode_exactly_like_the_general_decoder(v in proptest::collection::vec(ctx_value(), 10), impact in prop::bool::ANY, coin in prop_oneof![Just("BTC"), Just("kPEPE"), Just("xyz:XYZ100")], cut in any::<usize>(), junk in "[\\[\\]{}\",:0-9a-zA-Z.@\\\\ \n\t\u{1}-]{0,4}") {
+            let impact = if impact { format!("[{},{}]", v[8], v[9]) } else { "null".to_owned() };
+            let frame = format!(
+                r#"{{"channel":"activeAssetCtx","data":{{"coin":"{coin}","ctx":{{"funding":{},"openInterest":{},"prevDayPx":{},"dayNtlVlm":{},"premium":{},"oraclePx":{},"markPx":{},"midPx":{},"impactPxs":{impact},"dayBaseVlm":{}}}}}}}"#,
+                v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[9]
+            );
+            let now = kamiyo_core_models::Timestamp(0);
+            let fast = fast_ctx(&frame, now);
+            if let Some(f) = &fast {
+                prop_assert_eq!(Some(f.clone()), general(&frame), "{}", frame);
+            }
+            let plain = v.iter().all(|x| x.starts_with("\"") && x.len() > 2);
+            if plain {
+                prop_assert!(fast.is_some(), "{}", frame);
+            }
+            let at = cut % frame.len();
+            let at = (0..=at).rev().find(|i| frame.is_char_boundary(*i)).unwrap_or(0);
+            let mutated = format!("{}{}{}", &frame[..at], junk, &frame[at..]);
+            if let Some(fast) = fast_ctx(&mutated, now) {
                 prop_assert_eq!(Some(fast), general(&mutated), "{}", mutated);
             }
         }
