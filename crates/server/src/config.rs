@@ -436,7 +436,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("server.workers", "HTTP worker threads."),
     (
         "server.response_cache_ms",
-        "Milliseconds a read endpoint's response is shared by identical requests (any new security event invalidates at once; live changes also arrive over /ws). 0 disables.",
+        "Milliseconds a read endpoint's response is shared by identical requests (any new security event invalidates at once; live changes also arrive over /ws). 0 disables. Events, incidents, the dashboard summary, the HLP chart and `/ml/*` do not use it: they answer from read models kept in step with the store (ARCHITECTURE.md, `api::views`).",
     ),
     (
         "database.url",
