@@ -245,14 +245,16 @@ fn main() {
     let books = book_frames(2_000);
     let r = bench("kamiyo l2Book, 20 levels a side", &books, 20, decode);
     python_line("baseline: Python, l2Book", &books, r);
-    let meta: serde_json::Value =
-        serde_json::from_str(&fixture("metaAndAssetCtxs_trimmed_BTC-ETH-SOL-HYPE.json"))
-            .unwrap_or_default();
+    // The contexts as recorded, keys in the server's order (a `serde_json::Value` would sort
+    // them), whitespace removed as on the socket.
+    let meta_text = fixture("metaAndAssetCtxs_trimmed_BTC-ETH-SOL-HYPE.json");
+    let meta: (serde_json::Value, Vec<Box<serde_json::value::RawValue>>) =
+        serde_json::from_str(&meta_text).unwrap_or_default();
     let ctx_frames: Vec<String> = (0..20_000)
         .filter_map(|i| {
-            let k = i % 4;
-            let name = meta[0]["universe"][k]["name"].as_str()?;
-            let ctx = &meta[1][k];
+            let k = i % meta.1.len().max(1);
+            let name = meta.0["universe"][k]["name"].as_str()?;
+            let ctx = compact(meta.1.get(k)?.get());
             Some(format!(
                 r#"{{"channel":"activeAssetCtx","data":{{"coin":"{name}","ctx":{ctx}}}}}"#
             ))
@@ -287,6 +289,27 @@ fn main() {
         );
         python_line("baseline: Python, userFills", &fill_frames, r);
     }
+}
+
+/// JSON text without the whitespace outside strings.
+fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_str, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_str {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+        } else if !c.is_whitespace() {
+            in_str = c == '"';
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `l2Book` frames of 20 levels a side in the server's layout (the recorded frame's), values
