@@ -46,6 +46,30 @@ impl<'a> Cur<'a> {
         self.b.get(self.i).copied()
     }
 
+    /// The items of a list whose opening byte is consumed, up to and including `close`: `item`
+    /// reads each; items are separated by commas (whitespace allowed around them).
+    pub(crate) fn items(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        if self.peek()? == close {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                c if c == close => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// A string without escapes or control characters, scanned eight bytes at a time.
     pub(crate) fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;

@@ -898,13 +898,7 @@ impl MarketView {
                 .iter()
                 .rev()
                 .take_while(|q| q.time >= l.time)
-                .any(|q| {
-                    q.time == l.time
-                        && q.tid == l.tid
-                        && q.user == l.user
-                        && q.coin == l.coin
-                        && q.protocol == l.protocol
-                });
+                .any(|q| q.same_fill(&l));
             if !known {
                 let at = m.liquidations.partition_point(|q| q.time <= l.time);
                 m.liquidations.insert(at, l);

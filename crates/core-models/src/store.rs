@@ -201,6 +201,18 @@ pub struct LiquidationRecord {
     pub protocol: ProtocolId,
 }
 
+impl LiquidationRecord {
+    /// True when `other` is the same fill (the stores' dedup key: protocol, time, market,
+    /// trade id and account), whatever else differs.
+    pub fn same_fill(&self, other: &Self) -> bool {
+        self.time == other.time
+            && self.tid == other.tid
+            && self.user == other.user
+            && self.coin == other.coin
+            && self.protocol == other.protocol
+    }
+}
+
 /// A user's position at a time, as kept for whale and HLP exposure history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PositionRecord {

@@ -168,13 +168,7 @@ impl MarketStore for MemoryStore {
         }
         st.deviations.extend(batch.deviations.iter().cloned());
         for l in &batch.liquidations {
-            let dup = st.liquidations.iter().any(|q| {
-                q.protocol == l.protocol
-                    && q.time == l.time
-                    && q.coin == l.coin
-                    && q.tid == l.tid
-                    && q.user == l.user
-            });
+            let dup = st.liquidations.iter().any(|q| q.same_fill(l));
             if !dup {
                 st.liquidations.push(l.clone());
             }

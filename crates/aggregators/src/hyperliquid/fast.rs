@@ -192,21 +192,10 @@ pub fn fast_trades(text: &str) -> Option<Vec<MarketEvent>> {
     let mut cur = Cur::new(s);
     cur.eat(b'[')?;
     let mut out = Vec::with_capacity(2);
-    if cur.peek()? == b']' {
-        cur.i += 1;
-    } else {
-        loop {
-            out.push(MarketEvent::Trade(trade(&mut cur)?));
-            match cur.peek()? {
-                b',' => cur.i += 1,
-                b']' => {
-                    cur.i += 1;
-                    break;
-                }
-                _ => return None,
-            }
-        }
-    }
+    cur.items(b']', |cur| {
+        out.push(MarketEvent::Trade(trade(cur)?));
+        Some(())
+    })?;
     cur.eat(b'}')?;
     cur.ws();
     (cur.i == cur.b.len()).then_some(out)
@@ -223,23 +212,12 @@ pub fn fast_mids(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
     let s = text.strip_prefix(MIDS_PREFIX)?;
     let mut cur = Cur::new(s);
     let mut mids = Vec::with_capacity(512);
-    if cur.peek()? == b'}' {
-        cur.i += 1;
-    } else {
-        loop {
-            let coin = Coin::new(cur.string()?).ok()?;
-            cur.eat(b':')?;
-            mids.push((coin, cur.decimal()?));
-            match cur.peek()? {
-                b',' => cur.i += 1,
-                b'}' => {
-                    cur.i += 1;
-                    break;
-                }
-                _ => return None,
-            }
-        }
-    }
+    cur.items(b'}', |cur| {
+        let coin = Coin::new(cur.string()?).ok()?;
+        cur.eat(b':')?;
+        mids.push((coin, cur.decimal()?));
+        Some(())
+    })?;
     cur.eat(b'}')?;
     cur.eat(b'}')?;
     cur.ws();
@@ -257,10 +235,7 @@ const BOOK_PREFIX: &str = r#"{"channel":"l2Book","data":{"coin":"#;
 fn book_side(cur: &mut Cur<'_>) -> Option<Vec<kamiyo_core_models::BookLevel>> {
     cur.lit(b"[")?;
     let mut side = Vec::with_capacity(20);
-    if cur.lit(b"]").is_some() {
-        return Some(side);
-    }
-    loop {
+    cur.items(b']', |cur| {
         cur.lit(br#"{"px":"#)?;
         let px = cur.decimal()?;
         cur.lit(br#","sz":"#)?;
@@ -269,15 +244,9 @@ fn book_side(cur: &mut Cur<'_>) -> Option<Vec<kamiyo_core_models::BookLevel>> {
         let n = u32::try_from(cur.integer()?).ok()?;
         cur.lit(b"}")?;
         side.push(kamiyo_core_models::BookLevel { px, sz, n });
-        match cur.b.get(cur.i)? {
-            b',' => cur.i += 1,
-            b']' => {
-                cur.i += 1;
-                return Some(side);
-            }
-            _ => return None,
-        }
-    }
+        Some(())
+    })?;
+    Some(side)
 }
 
 /// `{"channel":"l2Book","data":{"coin":…,"time":…,"levels":[[bids],[asks]]}}` in the server's

@@ -1205,25 +1205,13 @@ pub fn decode_ws_text(text: &str, now: Timestamp, ctx: &WsContext) -> DecodeResu
     // specialised scanners; anything they
     // do not handle falls through to the general decoder, which gives the same answer
     // (tested).
-    if let Some(events) = super::fast::fast_trades(text) {
-        return Ok(WsMessage::Events {
-            events,
-            snapshot: false,
-        });
-    }
-    if let Some(events) = super::fast::fast_mids(text, now) {
-        return Ok(WsMessage::Events {
-            events,
-            snapshot: false,
-        });
-    }
-    if let Some(events) = super::fast::fast_book(text) {
-        return Ok(WsMessage::Events {
-            events,
-            snapshot: false,
-        });
-    }
-    if let Some(events) = super::fast::fast_ctx(text, now) {
+    use super::fast::{fast_book, fast_ctx, fast_mids, fast_trades};
+    // Each checks its own prefix first, so a frame of another channel costs a comparison.
+    let fast = fast_trades(text)
+        .or_else(|| fast_mids(text, now))
+        .or_else(|| fast_book(text))
+        .or_else(|| fast_ctx(text, now));
+    if let Some(events) = fast {
         return Ok(WsMessage::Events {
             events,
             snapshot: false,
