@@ -1,6 +1,7 @@
 //! Decode throughput of Hyperliquid WebSocket frames, one core.
 //!
-//! `cargo bench -p kamiyo-aggregators --bench decode`
+//! `cargo bench -p kamiyo-aggregators --bench decode` (`KAMIYO_BENCH_ONLY=trades` or `others`
+//! runs one section)
 //!
 //! Corpus: 100,000 `trades` frames in the live wire layout (70 % with one trade, 30 % with two
 //! to five; 66-character hashes, two 42-character addresses; values synthetic) and allMids
@@ -170,6 +171,22 @@ fn main() {
     // Cold: 100,000 distinct frames (51 MB), each read from memory for the first time in a
     // pass. Hot: 1,000 frames (0.5 MB), cache-resident as a frame is in the live path, where
     // the reader has just copied it out of the socket buffer.
+    let only = std::env::var("KAMIYO_BENCH_ONLY").unwrap_or_default();
+    if only != "others" {
+        trades_section(&decode, &received, &value);
+    }
+    if only == "trades" {
+        return;
+    }
+    others_section(&decode, &value);
+}
+
+/// `trades` frames, cold and hot, and the baselines.
+fn trades_section(
+    decode: &dyn Fn(&str) -> usize,
+    received: &dyn Fn(&str) -> usize,
+    value: &dyn Fn(&str) -> usize,
+) {
     let trades = trade_frames(100_000);
     let hot = trade_frames(1_000);
     let _ = writeln!(std::io::stdout(), "== trades frames (one core)");
@@ -197,9 +214,6 @@ fn main() {
         20,
         received,
     );
-    if std::env::var("KAMIYO_BENCH_ONLY").as_deref() == Ok("trades") {
-        return;
-    }
     bench("baseline: serde_json::Value, hot", &hot, 500, value);
     bench(
         "baseline: serde_json::Value, cold (no normalization)",
@@ -208,7 +222,10 @@ fn main() {
         value,
     );
     python_line("baseline: Python, cold (100k frames)", &trades, cold);
+}
 
+/// `allMids`, `l2Book`, `activeAssetCtx` and `userFills` frames against their baselines.
+fn others_section(decode: &dyn Fn(&str) -> usize, value: &dyn Fn(&str) -> usize) {
     let real = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../testdata/fixtures/hyperliquid/allMids_2023-07-17.json"
