@@ -226,11 +226,7 @@ fn trades_section(
 
 /// `allMids`, `l2Book`, `activeAssetCtx` and `userFills` frames against their baselines.
 fn others_section(decode: &dyn Fn(&str) -> usize, value: &dyn Fn(&str) -> usize) {
-    let real = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/fixtures/hyperliquid/allMids_2023-07-17.json"
-    ))
-    .unwrap_or_default();
+    let real = fixture("allMids_2023-07-17.json");
     let real_frame = format!(
         r#"{{"channel":"allMids","data":{{"mids":{}}}}}"#,
         real.trim()
@@ -238,13 +234,13 @@ fn others_section(decode: &dyn Fn(&str) -> usize, value: &dyn Fn(&str) -> usize)
     let small: Vec<String> = std::iter::repeat_n(real_frame, 20_000).collect();
     let big: Vec<String> = std::iter::repeat_n(mids_frame(450), 2_000).collect();
     let _ = writeln!(std::io::stdout(), "== allMids frames (one core)");
-    let r = bench(
+    compared(
         "kamiyo allMids, real 28 coins (2023 recording)",
+        "real 28 coins",
         &small,
         5,
         decode,
     );
-    python_line("baseline: Python, real 28 coins", &small, r);
     let r = bench("kamiyo allMids, 450 keys (live layout)", &big, 5, decode);
     bench("baseline: serde_json::Value, 450 keys", &big, 5, value);
     python_line("baseline: Python, 450 keys", &big, r);
@@ -252,16 +248,14 @@ fn others_section(decode: &dyn Fn(&str) -> usize, value: &dyn Fn(&str) -> usize)
     // The other subscribed frame types: real recorded frames where they exist (testdata), the
     // live layout with synthetic values otherwise.
     let _ = writeln!(std::io::stdout(), "== other frame types (one core)");
-    let fixture = |name: &str| {
-        std::fs::read_to_string(format!(
-            "{}/../../testdata/fixtures/hyperliquid/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap_or_default()
-    };
     let books = book_frames(2_000);
-    let r = bench("kamiyo l2Book, 20 levels a side", &books, 20, decode);
-    python_line("baseline: Python, l2Book", &books, r);
+    compared(
+        "kamiyo l2Book, 20 levels a side",
+        "l2Book",
+        &books,
+        20,
+        decode,
+    );
     // The contexts as recorded, keys in the server's order (a `serde_json::Value` would sort
     // them), whitespace removed as on the socket.
     let meta_text = fixture("metaAndAssetCtxs_trimmed_BTC-ETH-SOL-HYPE.json");
@@ -277,15 +271,13 @@ fn others_section(decode: &dyn Fn(&str) -> usize, value: &dyn Fn(&str) -> usize)
             ))
         })
         .collect();
-    if !ctx_frames.is_empty() {
-        let r = bench(
-            "kamiyo activeAssetCtx (recorded ctxs)",
-            &ctx_frames,
-            20,
-            decode,
-        );
-        python_line("baseline: Python, activeAssetCtx", &ctx_frames, r);
-    }
+    compared(
+        "kamiyo activeAssetCtx (recorded ctxs)",
+        "activeAssetCtx",
+        &ctx_frames,
+        20,
+        decode,
+    );
     let fills: Vec<serde_json::Value> =
         serde_json::from_str(&fixture("userFills_500.json")).unwrap_or_default();
     let fill_frames: Vec<String> = fills
@@ -297,15 +289,37 @@ fn others_section(decode: &dyn Fn(&str) -> usize, value: &dyn Fn(&str) -> usize)
             )
         })
         .collect();
-    if !fill_frames.is_empty() {
-        let r = bench(
-            "kamiyo userFills, 3 recorded fills a frame",
-            &fill_frames,
-            200,
-            decode,
-        );
-        python_line("baseline: Python, userFills", &fill_frames, r);
+    compared(
+        "kamiyo userFills, 3 recorded fills a frame",
+        "userFills",
+        &fill_frames,
+        200,
+        decode,
+    );
+}
+
+/// A recorded Hyperliquid response from testdata (empty when missing).
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../../testdata/fixtures/hyperliquid/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_default()
+}
+
+/// kamiyo's rate on `frames`, then Python's on the same frames (nothing when there are none).
+fn compared(
+    label: &str,
+    what: &str,
+    frames: &[String],
+    passes: usize,
+    decode: &dyn Fn(&str) -> usize,
+) {
+    if frames.is_empty() {
+        return;
     }
+    let r = bench(label, frames, passes, decode);
+    python_line(&format!("baseline: Python, {what}"), frames, r);
 }
 
 /// JSON text without the whitespace outside strings.

@@ -139,6 +139,36 @@ impl<'a> Cur<'a> {
         Decimal::try_new(if neg { -m } else { m }, u32::try_from(scale).ok()?).ok()
     }
 
+    /// A quoted decimal or `null`.
+    pub(crate) fn opt_decimal(&mut self) -> Option<Option<Decimal>> {
+        if self.lit(b"null").is_some() {
+            return Some(None);
+        }
+        self.decimal().map(Some)
+    }
+
+    /// `key` (with its separators, exactly) and the decimal after it.
+    pub(crate) fn decimal_field<const N: usize>(&mut self, key: &[u8; N]) -> Option<Decimal> {
+        self.lit(key)?;
+        self.decimal()
+    }
+
+    /// `[a,b]`: two quoted decimals.
+    pub(crate) fn decimal_pair(&mut self) -> Option<[Decimal; 2]> {
+        self.lit(b"[")?;
+        let a = self.decimal()?;
+        self.lit(b",")?;
+        let b = self.decimal()?;
+        self.lit(b"]")?;
+        Some([a, b])
+    }
+
+    /// True when only whitespace is left.
+    pub(crate) fn at_end(&mut self) -> bool {
+        self.ws();
+        self.i == self.b.len()
+    }
+
     /// `0x` and 40 hex digits in quotes, parsed in place (the parse rejects every byte a
     /// string scan would stop at, so no scan is needed).
     pub(crate) fn address(&mut self) -> Option<Address> {

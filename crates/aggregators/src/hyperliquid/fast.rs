@@ -197,8 +197,7 @@ pub fn fast_trades(text: &str) -> Option<Vec<MarketEvent>> {
         Some(())
     })?;
     cur.eat(b'}')?;
-    cur.ws();
-    (cur.i == cur.b.len()).then_some(out)
+    cur.at_end().then_some(out)
 }
 
 const MIDS_PREFIX: &str = r#"{"channel":"allMids","data":{"mids":{"#;
@@ -220,8 +219,7 @@ pub fn fast_mids(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
     })?;
     cur.eat(b'}')?;
     cur.eat(b'}')?;
-    cur.ws();
-    (cur.i == cur.b.len()).then(|| {
+    cur.at_end().then(|| {
         vec![MarketEvent::Mids(kamiyo_core_models::Mids {
             time: now,
             mids,
@@ -236,10 +234,8 @@ fn book_side(cur: &mut Cur<'_>) -> Option<Vec<kamiyo_core_models::BookLevel>> {
     cur.lit(b"[")?;
     let mut side = Vec::with_capacity(20);
     cur.items(b']', |cur| {
-        cur.lit(br#"{"px":"#)?;
-        let px = cur.decimal()?;
-        cur.lit(br#","sz":"#)?;
-        let sz = cur.decimal()?;
+        let px = cur.decimal_field(br#"{"px":"#)?;
+        let sz = cur.decimal_field(br#","sz":"#)?;
         cur.lit(br#","n":"#)?;
         let n = u32::try_from(cur.integer()?).ok()?;
         cur.lit(b"}")?;
@@ -263,8 +259,7 @@ pub fn fast_book(text: &str) -> Option<Vec<MarketEvent>> {
     cur.lit(b",")?;
     let asks = book_side(&mut cur)?;
     cur.lit(b"]}}")?;
-    cur.ws();
-    (cur.i == cur.b.len()).then(|| {
+    cur.at_end().then(|| {
         vec![MarketEvent::Book(kamiyo_core_models::BookSnapshot {
             coin,
             time,
@@ -276,16 +271,6 @@ pub fn fast_book(text: &str) -> Option<Vec<MarketEvent>> {
 
 const CTX_PREFIX: &str = r#"{"channel":"activeAssetCtx","data":{"coin":"#;
 
-impl Cur<'_> {
-    /// A quoted decimal or `null`.
-    fn opt_decimal(&mut self) -> Option<Option<kamiyo_core_models::Decimal>> {
-        if self.lit(b"null").is_some() {
-            return Some(None);
-        }
-        self.decimal().map(Some)
-    }
-}
-
 /// `{"channel":"activeAssetCtx","data":{"coin":…,"ctx":{…}}}` with the context's keys in the
 /// server's order (`funding, openInterest, prevDayPx, dayNtlVlm, premium, oraclePx, markPx,
 /// midPx, impactPxs, dayBaseVlm`), read straight through; optional values may be `null`.
@@ -294,38 +279,26 @@ pub fn fast_ctx(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
     let s = text.strip_prefix(CTX_PREFIX)?;
     let mut cur = Cur::new(s);
     let coin = Coin::new(cur.string()?).ok()?;
-    cur.lit(br#","ctx":{"funding":"#)?;
-    let funding = cur.decimal()?;
-    cur.lit(br#","openInterest":"#)?;
-    let open_interest = cur.decimal()?;
+    let funding = cur.decimal_field(br#","ctx":{"funding":"#)?;
+    let open_interest = cur.decimal_field(br#","openInterest":"#)?;
     cur.lit(br#","prevDayPx":"#)?;
     let prev_day_px = cur.opt_decimal()?;
-    cur.lit(br#","dayNtlVlm":"#)?;
-    let day_ntl_vlm = cur.decimal()?;
+    let day_ntl_vlm = cur.decimal_field(br#","dayNtlVlm":"#)?;
     cur.lit(br#","premium":"#)?;
     let premium = cur.opt_decimal()?;
-    cur.lit(br#","oraclePx":"#)?;
-    let oracle_px = cur.decimal()?;
-    cur.lit(br#","markPx":"#)?;
-    let mark_px = cur.decimal()?;
+    let oracle_px = cur.decimal_field(br#","oraclePx":"#)?;
+    let mark_px = cur.decimal_field(br#","markPx":"#)?;
     cur.lit(br#","midPx":"#)?;
     let mid_px = cur.opt_decimal()?;
     cur.lit(br#","impactPxs":"#)?;
-    let impact_pxs = if cur.lit(b"null").is_some() {
-        None
-    } else {
-        cur.lit(b"[")?;
-        let a = cur.decimal()?;
-        cur.lit(b",")?;
-        let b = cur.decimal()?;
-        cur.lit(b"]")?;
-        Some([a, b])
+    let impact_pxs = match cur.lit(b"null") {
+        Some(()) => None,
+        None => Some(cur.decimal_pair()?),
     };
     cur.lit(br#","dayBaseVlm":"#)?;
     cur.opt_decimal()?;
     cur.lit(b"}}}")?;
-    cur.ws();
-    (cur.i == cur.b.len()).then(|| {
+    cur.at_end().then(|| {
         vec![MarketEvent::AssetCtx(kamiyo_core_models::AssetCtx {
             coin,
             time: now,

@@ -24,15 +24,6 @@ pub(super) fn decode(line: &str) -> Option<MarketEvent> {
     (cur.i == cur.b.len()).then_some(event)
 }
 
-/// A required decimal field: `key` (with its separators) and the value.
-fn decimal_field<const N: usize>(
-    cur: &mut Cur<'_>,
-    key: &[u8; N],
-) -> Option<kamiyo_core_models::Decimal> {
-    cur.lit(key)?;
-    cur.decimal()
-}
-
 /// An optional decimal field: `Some(None)` when `key` is not next, `Some(Some(value))` when it
 /// is and its value is a plain decimal, `None` (give up) when its value is not.
 fn optional_decimal<const N: usize>(
@@ -54,7 +45,7 @@ fn reference(cur: &mut Cur<'_>) -> Option<ReferenceQuote> {
     let venue = Venue::new(cur.string()?).ok()?;
     cur.lit(br#","coin":"#)?;
     let coin = Coin::new(cur.string()?).ok()?;
-    let price = decimal_field(cur, br#","price":"#)?;
+    let price = cur.decimal_field(br#","price":"#)?;
     let bid = optional_decimal(cur, br#","bid":"#)?;
     let ask = optional_decimal(cur, br#","ask":"#)?;
     cur.lit(br#","time":"#)?;
@@ -75,22 +66,16 @@ fn asset_ctx(cur: &mut Cur<'_>) -> Option<AssetCtx> {
     let coin = Coin::new(cur.string()?).ok()?;
     cur.lit(br#","time":"#)?;
     let time = time(cur)?;
-    let oracle_px = decimal_field(cur, br#","oracle_px":"#)?;
-    let mark_px = decimal_field(cur, br#","mark_px":"#)?;
+    let oracle_px = cur.decimal_field(br#","oracle_px":"#)?;
+    let mark_px = cur.decimal_field(br#","mark_px":"#)?;
     let mid_px = optional_decimal(cur, br#","mid_px":"#)?;
-    let open_interest = decimal_field(cur, br#","open_interest":"#)?;
-    let funding = decimal_field(cur, br#","funding":"#)?;
-    let day_ntl_vlm = decimal_field(cur, br#","day_ntl_vlm":"#)?;
+    let open_interest = cur.decimal_field(br#","open_interest":"#)?;
+    let funding = cur.decimal_field(br#","funding":"#)?;
+    let day_ntl_vlm = cur.decimal_field(br#","day_ntl_vlm":"#)?;
     let prev_day_px = optional_decimal(cur, br#","prev_day_px":"#)?;
     let premium = optional_decimal(cur, br#","premium":"#)?;
-    let impact_pxs = match cur.lit(br#","impact_pxs":["#) {
-        Some(()) => {
-            let bid = cur.decimal()?;
-            cur.lit(b",")?;
-            let ask = cur.decimal()?;
-            cur.lit(b"]")?;
-            Some([bid, ask])
-        }
+    let impact_pxs = match cur.lit(br#","impact_pxs":"#) {
+        Some(()) => Some(cur.decimal_pair()?),
         None => None,
     };
     cur.lit(b"}")?;
@@ -114,19 +99,13 @@ fn mids(cur: &mut Cur<'_>) -> Option<Mids> {
     let time = time(cur)?;
     cur.lit(br#","mids":["#)?;
     let mut mids = Vec::new();
-    if cur.lit(b"]").is_none() {
-        loop {
-            cur.lit(b"[")?;
-            let coin = Coin::new(cur.string()?).ok()?;
-            cur.lit(b",")?;
-            mids.push((coin, cur.decimal()?));
-            cur.lit(b"]")?;
-            if cur.lit(b"]").is_some() {
-                break;
-            }
-            cur.lit(b",")?;
-        }
-    }
+    cur.items(b']', |cur| {
+        cur.lit(b"[")?;
+        let coin = Coin::new(cur.string()?).ok()?;
+        cur.lit(b",")?;
+        mids.push((coin, cur.decimal()?));
+        cur.lit(b"]")
+    })?;
     cur.lit(b"}")?;
     Some(Mids { time, mids })
 }
