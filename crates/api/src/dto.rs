@@ -162,6 +162,14 @@ pub struct IncidentResponse {
     pub acknowledged_at: Option<String>,
 }
 
+impl IncidentResponse {
+    /// Marks it acknowledged by `a` (an open incident's latest acknowledgement).
+    pub fn acknowledge(&mut self, a: &kamiyo_core_models::IncidentAction) {
+        self.acknowledged_by = Some(a.actor.clone());
+        self.acknowledged_at = Some(a.time.to_rfc3339());
+    }
+}
+
 impl From<&Incident> for IncidentResponse {
     fn from(i: &Incident) -> Self {
         Self {

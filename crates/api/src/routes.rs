@@ -11,13 +11,14 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use kamiyo_core_models::{
     Coin, Decimal, DeviationSample, EventQuery, EvidenceValue, Incident, IncidentQuery,
-    IncidentStatus, Order, Severity, StableId, ThreatType, Timestamp, VaultPoint,
+    IncidentStatus, Order, Severity, StableId, ThreatType, Timestamp,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::dto::*;
 use crate::error::{ApiError, Problem};
+use crate::views::JsonObject;
 use crate::{ApiState, Scoped};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -280,13 +281,11 @@ pub async fn events(
         .events
         .query(state.incidents.as_ref(), state.hub.last_seq(), &query)
         .await?;
-    let tail = match (page.len() == query.limit as usize, page.last()) {
-        (true, Some(e)) => format!(",\"next_cursor\":\"e{}\"", e.seq),
-        _ => String::new(),
-    };
-    Ok(json_bytes(crate::views::encode_page(
-        "", "events", &page, &tail,
-    )))
+    let mut body = JsonObject::new().array("events", page.iter().map(|e| &e.json[..]));
+    if let (true, Some(e)) = (page.len() == query.limit as usize, page.last()) {
+        body = body.value("next_cursor", &format!("e{}", e.seq))?;
+    }
+    Ok(json_bytes(body.finish()))
 }
 
 /// A JSON body that is already encoded.
@@ -373,10 +372,8 @@ pub async fn incidents(
     };
     sync_incidents(&state).await?;
     if let Some(items) = state.views.incidents.page(&query) {
-        let mut body = b"{\"incidents\":".to_vec();
-        body.extend_from_slice(&crate::views::encode_array(&items));
-        body.push(b'}');
-        return Ok(json_bytes(body.into()));
+        let body = JsonObject::new().array("incidents", items.iter().map(|i| &i[..]));
+        return Ok(json_bytes(body.finish()));
     }
     Ok(json(&incidents_from_store(&state, &query).await?))
 }
@@ -408,16 +405,11 @@ async fn incidents_from_store(state: &Scoped<'_>, query: &IncidentQuery) -> Resu
         .map(|i| i.id.clone())
         .collect();
     let actions = state.operator.incident_actions(&ids).await?;
+    let acks = kamiyo_core_models::acknowledgements(&actions);
     let mut page: Vec<IncidentResponse> = list.iter().map(Into::into).collect();
     for (r, i) in page.iter_mut().zip(&list) {
-        let mine: Vec<_> = actions
-            .iter()
-            .filter(|a| a.incident_id == i.id)
-            .cloned()
-            .collect();
-        if let Some(a) = kamiyo_core_models::acknowledgement(&mine) {
-            r.acknowledged_by = Some(a.actor.clone());
-            r.acknowledged_at = Some(a.time.to_rfc3339());
+        if let Some(a) = acks.get(&i.id) {
+            r.acknowledge(a);
         }
     }
     Ok(IncidentsPage { incidents: page })
@@ -432,12 +424,6 @@ pub struct WindowParams {
     pub protocol: Option<String>,
     /// Window in hours, 1–720 (default 24).
     pub hours: Option<String>,
-}
-
-/// PnL change and drawdown over a series of vault points (oldest first).
-fn vault_stats(points: &[VaultPoint]) -> (Option<Decimal>, Option<Decimal>) {
-    let (change, dd, _) = crate::views::vault_stats(points);
-    (change, dd)
 }
 
 /// The HLP vault: account value, PnL change and drawdown over the window, and its history.
@@ -481,7 +467,7 @@ async fn hlp_vault_body(state: &Scoped<'_>, q: &WindowParams) -> Result<HlpVault
                 .await?
         }
     };
-    let (change, dd) = vault_stats(&points);
+    let (change, dd, _) = crate::views::vault_stats(&points);
     Ok(HlpVaultResponse {
         vault: state.config.hlp_vault.to_string(),
         hours,
@@ -1029,40 +1015,18 @@ async fn dashboard_body(
         total_notional: total.normalize().to_string(),
         adl_count,
     };
-    // `DashboardResponse`, member by member, with the events' JSON as the view holds it.
-    let enc = |v: &dyn erased::Ser| v.json();
-    let events_json: Vec<actix_web::web::Bytes> = recent.iter().map(|e| e.json.clone()).collect();
-    let mut out = Vec::with_capacity(16 * 1024);
-    out.extend_from_slice(b"{\"generated_at\":");
-    out.extend_from_slice(&enc(&now.to_rfc3339())?);
-    out.extend_from_slice(b",\"risk\":");
-    out.extend_from_slice(&enc(&risk)?);
-    out.extend_from_slice(b",\"open_incidents\":");
-    out.extend_from_slice(&crate::views::encode_array(&open_json));
-    out.extend_from_slice(b",\"recent_events\":");
-    out.extend_from_slice(&crate::views::encode_array(&events_json));
-    out.extend_from_slice(b",\"hlp\":");
-    out.extend_from_slice(&enc(&hlp)?);
-    out.extend_from_slice(b",\"oracle\":");
-    out.extend_from_slice(&enc(&oracle)?);
-    out.extend_from_slice(b",\"liquidations_24h\":");
-    out.extend_from_slice(&enc(&liq_summary)?);
-    out.extend_from_slice(b",\"feeds\":");
-    out.extend_from_slice(&enc(&fr.feeds)?);
-    out.extend_from_slice(format!(",\"last_event_id\":{last_event_id}}}").as_bytes());
-    Ok(out.into())
-}
-
-/// JSON encoding behind a `dyn` (the dashboard writes its members one by one).
-mod erased {
-    pub(super) trait Ser {
-        fn json(&self) -> Result<Vec<u8>, crate::ApiError>;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn json(&self) -> Result<Vec<u8>, crate::ApiError> {
-            serde_json::to_vec(self).map_err(|_| crate::ApiError::Internal)
-        }
-    }
+    // `DashboardResponse`, member by member, with the JSON the views hold as it is.
+    let body = JsonObject::new()
+        .value("generated_at", &now.to_rfc3339())?
+        .value("risk", &risk)?
+        .array("open_incidents", open_json.iter().map(|j| &j[..]))
+        .array("recent_events", recent.iter().map(|e| &e.json[..]))
+        .value("hlp", &hlp)?
+        .value("oracle", &oracle)?
+        .value("liquidations_24h", &liq_summary)?
+        .value("feeds", &fr.feeds)?
+        .value("last_event_id", &last_event_id)?;
+    Ok(body.finish())
 }
 
 /// Anything else: a problem, not actix's empty 404.
@@ -1255,13 +1219,10 @@ pub async fn ml_anomalies(
         .events
         .query(state.incidents.as_ref(), state.hub.last_seq(), &query)
         .await?;
-    let model = serde_json::to_string(&model_info(&state)).map_err(|_| ApiError::Internal)?;
-    Ok(json_bytes(crate::views::encode_page(
-        &format!("\"model\":{model},"),
-        "anomalies",
-        &found,
-        "",
-    )))
+    let body = JsonObject::new()
+        .value("model", &model_info(&state))?
+        .array("anomalies", found.iter().map(|e| &e.json[..]));
+    Ok(json_bytes(body.finish()))
 }
 
 /// What `/ml/anomalies` says of the loaded model.

@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use kamiyo_core_models::{
-    Address, Coin, Decimal, DeviationKind, DeviationSample, EventQuery, Incident, IncidentQuery,
-    IncidentStatus, IncidentStore, LiquidationRecord, MarketStore, OperatorStore, Order,
-    ProtocolId, Severity, StableId, StoreResult, StoredEvent, ThreatType, Timestamp, VaultPoint,
-    Venue,
+    Address, Coin, Decimal, DeviationKind, DeviationSample, EventQuery, Incident, IncidentAction,
+    IncidentQuery, IncidentStatus, IncidentStore, LiquidationRecord, MarketStore, OperatorStore,
+    Order, ProtocolId, Severity, StableId, StoreResult, StoredEvent, ThreatType, Timestamp,
+    VaultPoint, Venue,
 };
 
+use crate::ApiError;
 use crate::dto::{EventResponse, IncidentResponse};
 
 /// The read models of one store (one per [`crate::ApiStores`]: callers who share stores share
@@ -63,11 +64,7 @@ pub struct ForecastMemo {
 
 impl ForecastMemo {
     /// The body computed for `key` from the input `fingerprint`, if that is still the input.
-    pub fn get(
-        &self,
-        key: &(Option<ProtocolId>, usize),
-        fingerprint: (usize, i64, u64),
-    ) -> Option<Bytes> {
+    pub fn get(&self, key: &ForecastKey, fingerprint: Fingerprint) -> Option<Bytes> {
         let m = self.bodies.lock().ok()?;
         m.get(key)
             .filter(|(f, _)| *f == fingerprint)
@@ -75,12 +72,7 @@ impl ForecastMemo {
     }
 
     /// Keeps `body` for `key` and its input.
-    pub fn put(
-        &self,
-        key: (Option<ProtocolId>, usize),
-        fingerprint: (usize, i64, u64),
-        body: Bytes,
-    ) {
+    pub fn put(&self, key: ForecastKey, fingerprint: Fingerprint, body: Bytes) {
         if let Ok(mut m) = self.bodies.lock() {
             // Bounded: a handful of protocols × windows in practice.
             if m.len() >= 256 {
@@ -381,29 +373,61 @@ impl EventView {
     }
 }
 
-/// A JSON object: `{` + `head` (members, each followed by a comma) + `"<field>":[e1,e2,…]` (the
-/// already-encoded events) + `tail` (members, each preceded by a comma) + `}`.
-pub fn encode_page(head: &str, field: &str, events: &[Arc<ViewEvent>], tail: &str) -> Bytes {
-    let size = events.iter().map(|e| e.json.len() + 1).sum::<usize>()
-        + head.len()
-        + field.len()
-        + tail.len();
-    let mut out = Vec::with_capacity(size + 8);
-    out.push(b'{');
-    out.extend_from_slice(head.as_bytes());
-    out.push(b'"');
-    out.extend_from_slice(field.as_bytes());
-    out.extend_from_slice(b"\":[");
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(&e.json);
+/// A JSON object written member by member: JSON the views hold encoded is spliced in as it
+/// is, other values are serialized in place.
+#[derive(Debug)]
+pub struct JsonObject(Vec<u8>);
+
+impl Default for JsonObject {
+    fn default() -> Self {
+        Self::new()
     }
-    out.push(b']');
-    out.extend_from_slice(tail.as_bytes());
-    out.push(b'}');
-    Bytes::from(out)
+}
+
+impl JsonObject {
+    /// An empty object.
+    pub fn new() -> Self {
+        let mut out = Vec::with_capacity(16 * 1024);
+        out.push(b'{');
+        Self(out)
+    }
+
+    fn key(&mut self, name: &str) {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+        self.0.push(b'"');
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b"\":");
+    }
+
+    /// `name`: an array of already-encoded values.
+    #[must_use]
+    pub fn array<'a>(mut self, name: &str, items: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        self.key(name);
+        self.0.push(b'[');
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            self.0.extend_from_slice(item);
+        }
+        self.0.push(b']');
+        self
+    }
+
+    /// `name`: `value`, serialized.
+    pub fn value(mut self, name: &str, value: &impl serde::Serialize) -> Result<Self, ApiError> {
+        self.key(name);
+        serde_json::to_writer(&mut self.0, value).map_err(|_| ApiError::Internal)?;
+        Ok(self)
+    }
+
+    /// The object's text.
+    pub fn finish(mut self) -> Bytes {
+        self.0.push(b'}');
+        Bytes::from(self.0)
+    }
 }
 
 /// One incident as the view keeps it.
@@ -424,14 +448,13 @@ impl ViewIncident {
         }
     }
 
-    /// Its JSON, acknowledged by `ack` (who, when) when given.
-    pub fn json_with(&self, ack: Option<&(String, Timestamp)>) -> Bytes {
-        let Some((who, when)) = ack else {
+    /// Its JSON, acknowledged by `ack` when given.
+    pub fn json_with(&self, ack: Option<&IncidentAction>) -> Bytes {
+        let Some(a) = ack else {
             return self.json.clone();
         };
         let mut r = IncidentResponse::from(&self.incident);
-        r.acknowledged_by = Some(who.clone());
-        r.acknowledged_at = Some(when.to_rfc3339());
+        r.acknowledge(a);
         Bytes::from(serde_json::to_vec(&r).unwrap_or_default())
     }
 
@@ -458,13 +481,31 @@ struct Incidents {
     complete: bool,
     /// The event sequence number the incidents reflect.
     seq: i64,
-    /// Acknowledgements of the open incidents held: who and when.
-    acks: HashMap<StableId, (String, Timestamp)>,
+    /// The acknowledgement of each acknowledged open incident held.
+    acks: HashMap<StableId, IncidentAction>,
     synced: Option<Instant>,
     acks_synced: Option<Instant>,
 }
 
 impl Incidents {
+    /// `f` of each incident `q` selects, in the store's order, when all of them are held.
+    fn select<T>(
+        &self,
+        q: &IncidentQuery,
+        mut f: impl FnMut(&Self, &Arc<ViewIncident>) -> T,
+    ) -> Option<Vec<T>> {
+        self.synced?;
+        let limit = q.limit as usize;
+        let mut out = Vec::with_capacity(limit.min(512));
+        for v in self.order.values().filter(|v| v.matches(q)) {
+            out.push(f(self, v));
+            if out.len() == limit {
+                return Some(out);
+            }
+        }
+        self.complete.then_some(out)
+    }
+
     fn put(&mut self, i: Incident) {
         if let Some(old) = self.by_id.remove(&i.id) {
             self.order.remove(&rank(&old.incident));
@@ -597,28 +638,28 @@ impl IncidentView {
                 }
             }
         }
-        let open: Vec<StableId> = self.state.read().map_or_else(
-            |_| Vec::new(),
-            |s| {
-                s.order
-                    .values()
-                    .filter(|v| v.incident.status == IncidentStatus::Open)
-                    .map(|v| v.incident.id.clone())
-                    .collect()
-            },
-        );
+        // Acknowledgements come with no event: read when forgotten or old. Catching up with
+        // events needs none — an incident is acknowledged after it opens, and one that
+        // resolved is not shown as acknowledged.
+        let open: Option<Vec<StableId>> = self.state.read().ok().and_then(|s| {
+            s.acks_synced
+                .is_none_or(|t| t.elapsed() >= EventView::MAX_STALE)
+                .then(|| {
+                    s.order
+                        .values()
+                        .filter(|v| v.incident.status == IncidentStatus::Open)
+                        .map(|v| v.incident.id.clone())
+                        .collect()
+                })
+        });
+        let Some(open) = open else {
+            return Ok(());
+        };
         let actions = operator.incident_actions(&open).await?;
-        let mut acks = HashMap::new();
-        for id in &open {
-            let mine: Vec<_> = actions
-                .iter()
-                .filter(|a| a.incident_id == *id)
-                .cloned()
-                .collect();
-            if let Some(a) = kamiyo_core_models::acknowledgement(&mine) {
-                acks.insert(id.clone(), (a.actor.clone(), a.time));
-            }
-        }
+        let acks = kamiyo_core_models::acknowledgements(&actions)
+            .into_iter()
+            .map(|(id, a)| (id.clone(), a.clone()))
+            .collect();
         if let Ok(mut s) = self.state.write() {
             s.acks = acks;
             s.acks_synced = Some(Instant::now());
@@ -628,55 +669,17 @@ impl IncidentView {
 
     /// The incidents `q` asks for with their JSON, when the view holds the whole answer.
     pub fn page(&self, q: &IncidentQuery) -> Option<Vec<Bytes>> {
-        let s = self.state.read().ok()?;
-        s.synced?;
-        let limit = q.limit as usize;
-        let mut out = Vec::with_capacity(limit.min(512));
-        for v in s.order.values() {
-            if v.matches(q) {
-                let ack = (v.incident.status == IncidentStatus::Open)
-                    .then(|| s.acks.get(&v.incident.id))
-                    .flatten();
-                out.push(v.json_with(ack));
-                if out.len() == limit {
-                    return Some(out);
-                }
-            }
-        }
-        s.complete.then_some(out)
+        self.state.read().ok()?.select(q, |s, v| {
+            let open = v.incident.status == IncidentStatus::Open;
+            v.json_with(open.then(|| s.acks.get(&v.incident.id)).flatten())
+        })
     }
 
     /// The incidents `q` asks for, as the view holds them (for summaries), when it holds them
     /// all.
     pub fn list(&self, q: &IncidentQuery) -> Option<Vec<Arc<ViewIncident>>> {
-        let s = self.state.read().ok()?;
-        s.synced?;
-        let limit = q.limit as usize;
-        let mut out = Vec::new();
-        for v in s.order.values() {
-            if v.matches(q) {
-                out.push(v.clone());
-                if out.len() == limit {
-                    return Some(out);
-                }
-            }
-        }
-        s.complete.then_some(out)
+        self.state.read().ok()?.select(q, |_, v| v.clone())
     }
-}
-
-/// `[a,b,…]` of already-encoded JSON values.
-pub fn encode_array(items: &[Bytes]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(items.iter().map(|b| b.len() + 1).sum::<usize>() + 2);
-    out.push(b'[');
-    for (i, b) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b);
-    }
-    out.push(b']');
-    out
 }
 
 #[derive(Debug, Default)]
@@ -930,6 +933,28 @@ impl MarketView {
         Ok(())
     }
 
+    /// `f` of the watched vault's points from `since` (for `protocol`, or every protocol),
+    /// oldest first; `None` when `since` is older than the history held.
+    fn vault_window<R>(
+        &self,
+        protocol: Option<&ProtocolId>,
+        since: Timestamp,
+        now: Timestamp,
+        f: impl FnOnce(&mut dyn Iterator<Item = &VaultPoint>) -> R,
+    ) -> Option<R> {
+        if since < now.plus_millis(-Self::VAULT_HOURS * Timestamp::HOUR) {
+            return None;
+        }
+        let m = self.state.read().ok()?;
+        m.loaded?;
+        let at = m.vault.partition_point(|p| p.time < since);
+        let mut points = m
+            .vault
+            .range(at..)
+            .filter(|p| protocol.is_none_or(|x| *x == p.protocol));
+        Some(f(&mut points))
+    }
+
     /// The watched vault's points from `since` (for `protocol`, or every protocol), oldest
     /// first; `None` when `since` is older than the history held.
     pub fn vault_points(
@@ -938,19 +963,7 @@ impl MarketView {
         since: Timestamp,
         now: Timestamp,
     ) -> Option<Vec<VaultPoint>> {
-        if since < now.plus_millis(-Self::VAULT_HOURS * Timestamp::HOUR) {
-            return None;
-        }
-        let m = self.state.read().ok()?;
-        m.loaded?;
-        let at = m.vault.partition_point(|p| p.time < since);
-        Some(
-            m.vault
-                .range(at..)
-                .filter(|p| protocol.is_none_or(|x| *x == p.protocol))
-                .cloned()
-                .collect(),
-        )
+        self.vault_window(protocol, since, now, |points| points.cloned().collect())
     }
 
     /// The hourly series of the watched vault's cumulative PnL from `since` (the last value of
@@ -963,26 +976,17 @@ impl MarketView {
         since: Timestamp,
         now: Timestamp,
     ) -> Option<(Vec<(i64, f64)>, Fingerprint)> {
-        if since < now.plus_millis(-Self::VAULT_HOURS * Timestamp::HOUR) {
-            return None;
-        }
-        let m = self.state.read().ok()?;
-        m.loaded?;
-        let at = m.vault.partition_point(|p| p.time < since);
-        let mut n = 0;
-        let mut newest = (0, 0);
-        let hourly = kamiyo_ml::arima::risk::hourly(
-            m.vault
-                .range(at..)
-                .filter(|p| protocol.is_none_or(|x| *x == p.protocol))
-                .map(|p| {
-                    let v = f64::try_from(p.pnl).unwrap_or(f64::NAN);
-                    n += 1;
-                    newest = (p.time.0, v.to_bits());
-                    (p.time.0, v)
-                }),
-        );
-        Some((hourly, (n, newest.0, newest.1)))
+        self.vault_window(protocol, since, now, |points| {
+            let mut n = 0;
+            let mut newest = (0, 0);
+            let hourly = kamiyo_ml::arima::risk::hourly(points.map(|p| {
+                let v = f64::try_from(p.pnl).unwrap_or(f64::NAN);
+                n += 1;
+                newest = (p.time.0, v.to_bits());
+                (p.time.0, v)
+            }));
+            (hourly, (n, newest.0, newest.1))
+        })
     }
 
     /// The figures of the day ending at `now` (deviations: of the last 15 minutes) for

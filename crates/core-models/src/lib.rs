@@ -28,7 +28,7 @@ pub use market::{
 };
 pub use operator::{
     ActionKind, IncidentAction, KeyScope, OperatorStore, Silence, SilenceMatchers, acknowledgement,
-    operator_resolution,
+    acknowledgements, operator_resolution,
 };
 pub use price::{
     Price, PriceSource, ReferenceQuote, SourceError, Venue, cmp_decimal, deviation_pct,

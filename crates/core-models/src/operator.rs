@@ -156,6 +156,26 @@ pub fn acknowledgement(actions: &[IncidentAction]) -> Option<&IncidentAction> {
         .filter(|a| a.kind == ActionKind::Acknowledge)
 }
 
+/// The acknowledgement of each incident in `actions` (oldest first, several incidents mixed),
+/// by [`acknowledgement`]'s rule: per incident the latest acknowledge or unacknowledge wins.
+pub fn acknowledgements(
+    actions: &[IncidentAction],
+) -> std::collections::HashMap<&StableId, &IncidentAction> {
+    let mut acks = std::collections::HashMap::new();
+    for a in actions {
+        match a.kind {
+            ActionKind::Acknowledge => {
+                acks.insert(&a.incident_id, a);
+            }
+            ActionKind::Unacknowledge => {
+                acks.remove(&a.incident_id);
+            }
+            _ => {}
+        }
+    }
+    acks
+}
+
 /// The lifecycle step that closes `incident` by an operator's decision at `at`. The engine
 /// opens a new incident if the condition is still there.
 pub fn operator_resolution(

@@ -44,6 +44,11 @@ impl Replay {
         self.index += events.len();
     }
 
+    /// True when the outputs are committed ([`Replay::committing`]).
+    pub fn is_committing(&self) -> bool {
+        self.store.is_some()
+    }
+
     /// Events processed (warm-up included).
     pub fn position(&self) -> usize {
         self.index

@@ -129,8 +129,21 @@ pub fn world_accessible(dir: &Path) -> bool {
     }
 }
 
-/// Runs `$body` with a migration harness `$h` over one pooled connection, on a blocking thread
-/// (diesel's harness is synchronous), for either backend.
+/// Runs `$body` with a migration harness `$h` over one connection of `$pool`, on a blocking
+/// thread (diesel's harness is synchronous).
+macro_rules! harness_on {
+    ($pool:expr, |$h:ident| $body:expr) => {{
+        let c = $pool.get_owned().await.map_err(pool_err)?;
+        tokio::task::spawn_blocking(move || {
+            let mut $h = diesel_async::AsyncMigrationHarness::new(c);
+            $body.map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }};
+}
+
+/// [`harness_on!`] over the store's pool, whichever the backend.
 macro_rules! with_harness {
     ($store:expr, |$h:ident| $body:expr) => {{
         #[allow(
@@ -139,24 +152,8 @@ macro_rules! with_harness {
         )]
         use diesel_migrations::MigrationHarness as _;
         match &$store.db {
-            Db::Pg(p) => {
-                let c = p.get_owned().await.map_err(pool_err)?;
-                tokio::task::spawn_blocking(move || {
-                    let mut $h = diesel_async::AsyncMigrationHarness::new(c);
-                    $body.map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
-                })
-                .await
-                .map_err(|e| StoreError::Backend(e.to_string()))?
-            }
-            Db::Sqlite(p) => {
-                let c = p.get_owned().await.map_err(pool_err)?;
-                tokio::task::spawn_blocking(move || {
-                    let mut $h = diesel_async::AsyncMigrationHarness::new(c);
-                    $body.map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
-                })
-                .await
-                .map_err(|e| StoreError::Backend(e.to_string()))?
-            }
+            Db::Pg(p) => harness_on!(p, |$h| $body),
+            Db::Sqlite(p) => harness_on!(p, |$h| $body),
         }
     }};
 }

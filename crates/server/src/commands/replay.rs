@@ -84,7 +84,6 @@ pub async fn run(
         s.manifest.scenario.provenance.label(),
     )?;
     let hub = kamiyo_api::Hub::default();
-    let mut stored = false;
     let mut serve_cfg = None;
     let target_waits = target.as_ref().is_some_and(|t| t.wait_for_viewer);
     let mut complete = false;
@@ -151,7 +150,6 @@ pub async fn run(
         };
         let committer = kamiyo_pipeline::Committer::new(&ctx, Box::new(observer));
         replay = replay.committing(committer, cursor.clone());
-        stored = true;
         serve_cfg = t.serve.map(|c| (c, t.store));
     }
     let start = if complete {
@@ -256,7 +254,7 @@ pub async fn run(
             out,
             "interrupted after {} of {total} events{}",
             replay.position(),
-            if stored {
+            if replay.is_committing() {
                 "; progress is stored and the next `replay` of this scenario resumes"
             } else {
                 ""
