@@ -345,8 +345,8 @@ impl Default for ReferencesSection {
             mexc: VenueSection {
                 enabled: true,
                 url: "https://api.mexc.com".into(),
-                websocket: false,
-                ws_url: "".into(),
+                websocket: true,
+                ws_url: "wss://wbs-api.mexc.com/ws".into(),
             },
             coinbase: VenueSection {
                 enabled: true,
@@ -591,9 +591,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("references.mexc.url", "MEXC spot REST base URL."),
     (
         "references.mexc.websocket",
-        "Must stay false: MEXC spot is polled over REST (no socket client).",
+        "Read MEXC spot's best bid/ask socket (binary protobuf pushes); REST answers only for what the socket has not refreshed in 10 s.",
     ),
-    ("references.mexc.ws_url", "Unused for MEXC spot."),
+    ("references.mexc.ws_url", "MEXC spot socket URL."),
     (
         "references.coinbase.enabled",
         "Use Coinbase Exchange as a reference venue (an independent USD reference, not an oracle input).",
@@ -1268,7 +1268,7 @@ impl Config {
                     "expected an http:// or https:// URL".into(),
                 ));
             }
-            let has_socket = ["okx", "bybit", "kraken", "kucoin", "gate"].contains(&name);
+            let has_socket = ["okx", "bybit", "kraken", "kucoin", "gate", "mexc"].contains(&name);
             if v.websocket && !has_socket {
                 p.push((
                     format!("references.{name}.websocket"),

@@ -680,7 +680,7 @@ async fn venue_ws_session(
     let mut subs: BTreeSet<String> = BTreeSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
-        let out: Vec<String> = tokio::select! {
+        let out: Vec<venues::Push> = tokio::select! {
             () = cancel.cancelled() => break,
             _ = drops.changed() => break,
             msg = client.recv() => {
@@ -688,7 +688,7 @@ async fn venue_ws_session(
                 let now = lock(&shared.pace).now();
                 let (replies, new) = venues::ws_reply(venue, &msg, now);
                 subs.extend(new);
-                replies
+                replies.into_iter().map(venues::Push::Text).collect()
             }
             _ = tick.tick() => {
                 let now = lock(&shared.pace).now();
@@ -705,9 +705,13 @@ async fn venue_ws_session(
         if shared.stalled() {
             continue;
         }
-        for text in out {
+        for push in out {
             shared.frames_sent.fetch_add(1, Ordering::Relaxed);
-            if tx.write_frame(send(text)).await.is_err() {
+            let frame = match push {
+                venues::Push::Text(text) => send(text),
+                venues::Push::Binary(bytes) => Frame::binary(Payload::Owned(bytes)),
+            };
+            if tx.write_frame(frame).await.is_err() {
                 reader.abort();
                 return;
             }

@@ -224,9 +224,17 @@ pub fn answer(
     }
 }
 
-/// The venues with a WebSocket ticker channel served at `/<venue>/ws` (MEXC pushes protobuf
-/// only, which is not served).
-pub const WS_VENUES: [&str; 5] = ["okx", "bybit", "kraken", "kucoin", "gate"];
+/// The venues with a WebSocket ticker channel served at `/<venue>/ws`.
+pub const WS_VENUES: [&str; 6] = ["okx", "bybit", "kraken", "kucoin", "gate", "mexc"];
+
+/// A frame a venue's socket sends: JSON text, or binary (MEXC's protobuf pushes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Push {
+    /// A text frame.
+    Text(String),
+    /// A binary frame.
+    Binary(Vec<u8>),
+}
 
 /// A venue's WebSocket symbol for each of its REST symbols' coins.
 fn ws_symbols(venue: &str) -> Vec<(String, Coin)> {
@@ -272,6 +280,9 @@ pub fn ws_reply(venue: &str, msg: &str, now_ms: i64) -> (Vec<String>, Vec<String
     }
     let Ok(v) = serde_json::from_str::<Value>(msg) else {
         let err = match venue {
+            "mexc" => {
+                json!({"id": 0, "code": 0, "msg": format!("Not Subscribed successfully! [{msg}].  Reason： Blocked! ")})
+            }
             "okx" => {
                 json!({"event": "error", "code": "60012", "msg": format!("Invalid request: {msg}")})
             }
@@ -349,6 +360,33 @@ pub fn ws_reply(venue: &str, msg: &str, now_ms: i64) -> (Vec<String>, Vec<String
                 Vec::new(),
             ),
         },
+        "mexc" => match v["method"].as_str() {
+            Some("PING") => (
+                vec![json!({"id": 0, "code": 0, "msg": "PONG"}).to_string()],
+                Vec::new(),
+            ),
+            Some("SUBSCRIPTION") => {
+                let mut subs = Vec::new();
+                let mut out = Vec::new();
+                for p in strs(&v["params"]) {
+                    match p
+                        .strip_prefix(mexc::BOOK_TICKER_CHANNEL)
+                        .and_then(|r| r.strip_prefix('@'))
+                    {
+                        Some(sym) if subs.len() < mexc::MAX_SUBSCRIPTIONS => {
+                            subs.push(sym.to_owned());
+                            out.push(json!({"id": 0, "code": 0, "msg": p}).to_string());
+                        }
+                        _ => out.push(json!({"id": 0, "code": 0, "msg": format!("Not Subscribed successfully! [{p}].  Reason： Blocked! ")}).to_string()),
+                    }
+                }
+                (out, subs)
+            }
+            _ => (
+                vec![json!({"id": 0, "code": 0, "msg": "Not Subscribed successfully! [].  Reason： Blocked! "}).to_string()],
+                Vec::new(),
+            ),
+        },
         "kucoin" => match v["type"].as_str() {
             Some("ping") => (
                 vec![json!({"id": v["id"], "type": "pong"}).to_string()],
@@ -385,9 +423,12 @@ pub fn ws_reply(venue: &str, msg: &str, now_ms: i64) -> (Vec<String>, Vec<String
 }
 
 /// A ticker push of `venue` for `ws_symbol` at quote `q`.
-pub fn ws_push(venue: &str, ws_symbol: &str, q: &ReferenceQuote, now_ms: i64) -> String {
+pub fn ws_push(venue: &str, ws_symbol: &str, q: &ReferenceQuote, now_ms: i64) -> Push {
     let (b, a, l) = top(q);
-    match venue {
+    if venue == "mexc" {
+        return Push::Binary(mexc::encode_push(ws_symbol, (&b, "1"), (&a, "1"), now_ms));
+    }
+    Push::Text(match venue {
         "okx" => json!({"arg": {"channel": "tickers", "instId": ws_symbol}, "data": [{"instType": "SPOT", "instId": ws_symbol, "last": l, "lastSz": "0.01", "askPx": a, "askSz": "1", "bidPx": b, "bidSz": "1", "open24h": l, "high24h": l, "low24h": l, "sodUtc0": l, "sodUtc8": l, "volCcy24h": "0", "vol24h": "0", "ts": now_ms.to_string()}]}),
         "bybit" => json!({"topic": format!("tickers.{ws_symbol}"), "ts": now_ms, "type": "snapshot", "cs": now_ms, "data": {"symbol": ws_symbol, "lastPrice": l, "highPrice24h": l, "lowPrice24h": l, "prevPrice24h": l, "volume24h": "0", "turnover24h": "0", "price24hPcnt": "0", "usdIndexPrice": l}}),
         "kraken" => {
@@ -397,7 +438,7 @@ pub fn ws_push(venue: &str, ws_symbol: &str, q: &ReferenceQuote, now_ms: i64) ->
         "kucoin" => json!({"type": "message", "topic": format!("/market/ticker:{ws_symbol}"), "subject": "trade.ticker", "data": {"sequence": now_ms.to_string(), "price": l, "size": "0.01", "bestAsk": a, "bestAskSize": "1", "bestBid": b, "bestBidSize": "1", "time": now_ms}}),
         _ => json!({"time": now_ms / 1000, "time_ms": now_ms, "channel": "spot.tickers", "event": "update", "result": {"currency_pair": ws_symbol, "last": l, "lowest_ask": a, "highest_bid": b, "change_percentage": "0", "base_volume": "0", "quote_volume": "0", "high_24h": l, "low_24h": l}}),
     }
-    .to_string()
+    .to_string())
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ pub const KNOWN_VENUES: [&str; 8] = [
 pub struct VenueEndpoints {
     /// REST base URL.
     pub rest_url: String,
-    /// WebSocket URL, for the venues that push tickers (OKX, Bybit, Kraken, Gate; KuCoin
+    /// WebSocket URL, for the venues that push tickers (OKX, Bybit, Kraken, Gate, MEXC; KuCoin
     /// hands out its URL over REST, so any value turns its socket on). `None`: REST polling only.
     pub ws_url: Option<String>,
     /// HTTP and connect timeout.
@@ -173,7 +173,7 @@ pub fn reference_source(
         #[cfg(feature = "gate")]
         "gate" => streamed(gate::Gate, ep, gate::default_symbols(), clock, cancel),
         #[cfg(feature = "mexc")]
-        "mexc" => polled(mexc::Mexc, ep, mexc::default_symbols(), clock),
+        "mexc" => streamed(mexc::Mexc, ep, mexc::default_symbols(), clock, cancel),
         #[cfg(feature = "coinbase")]
         "coinbase" => polled(coinbase::Coinbase, ep, coinbase::default_symbols(), clock),
         _ => return None,

@@ -36,6 +36,10 @@ pub trait TickerStream: Send + Sync + std::fmt::Debug + 'static {
     /// Decodes one text frame: tickers (with WebSocket symbols), or none for acks and pongs; a
     /// venue error frame is an error.
     fn decode_frame(&self, text: &str) -> Result<Vec<Top>, SourceError>;
+    /// Decodes one binary frame (MEXC pushes protobuf); by default read as text.
+    fn decode_binary(&self, bytes: &[u8]) -> Result<Vec<Top>, SourceError> {
+        self.decode_frame(&payload_text(bytes))
+    }
     /// The WebSocket symbol of a REST symbol (most venues use the same).
     fn ws_symbol(&self, rest: &str) -> String {
         rest.to_owned()
@@ -209,6 +213,12 @@ impl<A: TickerApi + TickerStream + Clone> PriceSource for StreamSource<A> {
     }
 }
 
+/// One data frame from the socket.
+enum Received {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
 struct Runner<A: TickerStream + TickerApi> {
     api: A,
     config: StreamConfig,
@@ -284,7 +294,7 @@ impl<A: TickerStream + TickerApi> Runner<A> {
         ws.set_max_message_size(MAX_FRAME_BYTES);
         let (rx, mut wx) = ws.split(tokio::io::split);
         // fastwebsockets' read_frame is not cancel-safe: one reader task owns the read half.
-        let (ftx, mut frx) = mpsc::channel::<Result<String, String>>(1024);
+        let (ftx, mut frx) = mpsc::channel::<Result<Received, String>>(1024);
         let reader = tokio::spawn(async move {
             let mut rx = FragmentCollectorRead::new(rx);
             loop {
@@ -293,7 +303,8 @@ impl<A: TickerStream + TickerApi> Runner<A> {
                     .await
                 {
                     Ok(f) => match f.opcode {
-                        OpCode::Text | OpCode::Binary => Ok(payload_text(&f.payload)),
+                        OpCode::Text => Ok(Received::Text(payload_text(&f.payload))),
+                        OpCode::Binary => Ok(Received::Binary(f.payload.to_vec())),
                         OpCode::Close => Err("the venue closed the connection".to_owned()),
                         _ => continue,
                     },
@@ -326,9 +337,13 @@ impl<A: TickerStream + TickerApi> Runner<A> {
                     break "shutdown".to_owned();
                 }
                 m = frx.recv() => match m {
-                    Some(Ok(text)) => {
+                    Some(Ok(frame)) => {
                         idle = tokio::time::Instant::now() + self.config.idle_timeout;
-                        match self.api.decode_frame(&text) {
+                        let decoded = match &frame {
+                            Received::Text(text) => self.api.decode_frame(text),
+                            Received::Binary(bytes) => self.api.decode_binary(bytes),
+                        };
+                        match decoded {
                             Ok(tops) => {
                                 if !tops.is_empty() {
                                     got_data = true;

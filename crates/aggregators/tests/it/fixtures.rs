@@ -38,6 +38,7 @@ fn every_fixture_file_is_covered_by_a_decoder_test() {
         "cex/kucoin/REAL-ccxt-rest-market-stats-BTC-USDT.json",
         "cex/mexc/DOCS-EXAMPLE-rest-ticker-bookTicker-single-symbol.json",
         "cex/mexc/REAL-ccxt-rest-spot-ticker24hr-BTCUSDT.json",
+        "cex/mexc/DOCS-EXAMPLE-ws-bookTicker-batch-pb-decoded-BTCUSDT.json",
         "cex/okx/REAL-ccxt-rest-v5-market-ticker-BTC-USDT.json",
         "binance/DOCS-EXAMPLE_api_v3_ticker_bookTicker.json",
         "binance/DOCS-EXAMPLE_api_v3_ticker_price.json",
@@ -812,5 +813,112 @@ fn reference_venue_socket_frames_decode() {
     assert!(
         kucoin::decode_bullet(r#"{"code":"200000","data":{"token":"abc","instanceServers":[]}}"#)
             .is_err()
+    );
+}
+
+#[test]
+fn mexc_protobuf_pushes_decode() {
+    use kamiyo_aggregators::sources::stream::TickerStream;
+    let bytes = |f: &str| std::fs::read(crate::fixture_path(f)).unwrap();
+    // The documented aggregated book ticker, encoded by Google's protobuf library.
+    let aggre = bytes("cex/mexc/RECONSTRUCTED-ws-aggre-bookTicker-BTCUSDT.pb");
+    let tops = mexc::Mexc.decode_binary(&aggre).unwrap();
+    assert_eq!(tops.len(), 1);
+    let t = &tops[0];
+    assert_eq!(
+        (t.symbol.as_str(), t.bid, t.ask, t.last, t.time),
+        (
+            "BTCUSDT",
+            Some(d("93387.28")),
+            Some(d("93387.29")),
+            None,
+            Some(Timestamp(1_736_412_092_433))
+        )
+    );
+    // The simulator's encoder writes the same bytes as the reference encoder.
+    assert_eq!(
+        mexc::encode_push(
+            "BTCUSDT",
+            ("93387.28", "3.73485"),
+            ("93387.29", "7.669875"),
+            1_736_412_092_433
+        ),
+        aggre
+    );
+    // The documented batch push: the binary decodes to the values of MEXC's JSON rendering.
+    let doc: serde_json::Value = serde_json::from_str(&fixture(
+        "cex/mexc/DOCS-EXAMPLE-ws-bookTicker-batch-pb-decoded-BTCUSDT.json",
+    ))
+    .unwrap();
+    let item = &doc["publicBookTickerBatch"]["items"][0];
+    assert_eq!(
+        (
+            item["bidPrice"].as_str(),
+            item["askPrice"].as_str(),
+            doc["sendTime"].as_str()
+        ),
+        (Some("96567.37"), Some("96567.38"), Some("1739503249114"))
+    );
+    let tops = mexc::decode_push(&bytes(
+        "cex/mexc/RECONSTRUCTED-ws-bookTicker-batch-BTCUSDT.pb",
+    ))
+    .unwrap();
+    assert_eq!(
+        tops.iter()
+            .map(|t| (t.symbol.as_str(), t.bid, t.ask, t.time))
+            .collect::<Vec<_>>(),
+        [(
+            "BTCUSDT",
+            Some(d("96567.37")),
+            Some(d("96567.38")),
+            Some(Timestamp(1_739_503_249_114))
+        )]
+    );
+    // Truncated anywhere: a typed error or fewer fields, never a panic or a made-up price.
+    for cut in 0..aggre.len() {
+        if let Ok(tops) = mexc::decode_push(&aggre[..cut]) {
+            assert!(
+                tops.iter()
+                    .all(|t| t.bid.is_none() || t.bid == Some(d("93387.28")))
+            );
+        }
+    }
+    // Another body (a deals push, field 314) gives nothing.
+    assert!(
+        mexc::decode_push(&[0x0a, 0x01, b'x', 0xd2, 0x13, 0x00])
+            .unwrap()
+            .is_empty()
+    );
+    // Text frames: acks and pongs are nothing; a refused subscription is a venue error.
+    assert!(
+        mexc::Mexc
+            .decode_frame(
+                r#"{"id":0,"code":0,"msg":"spot@public.aggre.bookTicker.v3.api.pb@100ms@BTCUSDT"}"#
+            )
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        mexc::Mexc
+            .decode_frame(r#"{"id":0,"code":0,"msg":"PONG"}"#)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        mexc::Mexc.decode_frame(r#"{"id":0,"code":0,"msg":"Not Subscribed successfully! [spot@public.deals.v3.api@BTCUSDT].  Reason： Blocked! "}"#),
+        Err(kamiyo_core_models::SourceError::Status { .. })
+    ));
+    assert_eq!(
+        mexc::Mexc.subscribe(&["BTCUSDT".into(), "ETHUSDT".into()], Timestamp(0)),
+        [
+            r#"{"method":"SUBSCRIPTION","params":["spot@public.aggre.bookTicker.v3.api.pb@100ms@BTCUSDT","spot@public.aggre.bookTicker.v3.api.pb@100ms@ETHUSDT"]}"#
+        ]
+    );
+    let many: Vec<String> = (0..40).map(|i| format!("C{i}USDT")).collect();
+    let sub: serde_json::Value =
+        serde_json::from_str(&mexc::Mexc.subscribe(&many, Timestamp(0))[0]).unwrap();
+    assert_eq!(
+        sub["params"].as_array().unwrap().len(),
+        mexc::MAX_SUBSCRIPTIONS
     );
 }

@@ -59,7 +59,15 @@ fn decode_everything(text: &str) {
     let _ = gate::decode_ws(text);
     let _ = kraken::decode_ws(text);
     let _ = kucoin::decode_ws(text);
+    let _ = mexc::decode_ws_text(text);
+    let _ = mexc::decode_push(text.as_bytes());
 }
+
+/// MEXC's binary pushes (reconstructed with Google's encoder; see the fixtures' SOURCES).
+const MEXC_PUSHES: [&str; 2] = [
+    "cex/mexc/RECONSTRUCTED-ws-aggre-bookTicker-BTCUSDT.pb",
+    "cex/mexc/RECONSTRUCTED-ws-bookTicker-batch-BTCUSDT.pb",
+];
 
 const SEEDS: &[&str] = &[
     "hyperliquid/ws/allMids_trimmed.json",
@@ -180,6 +188,22 @@ proptest! {
             bytes = apply(bytes, m);
         }
         decode_everything(&String::from_utf8_lossy(&bytes));
+    }
+
+    #[test]
+    fn arbitrary_and_mutated_protobuf_never_panics(
+        noise in proptest::collection::vec(any::<u8>(), 0..512),
+        seed in 0usize..MEXC_PUSHES.len(),
+        muts in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let _ = mexc::decode_push(&noise);
+        let mut bytes = std::fs::read(crate::fixture_path(MEXC_PUSHES[seed])).unwrap();
+        for m in &muts {
+            bytes = apply(bytes, m);
+        }
+        if let Ok(tops) = mexc::decode_push(&bytes) {
+            prop_assert!(tops.len() <= bytes.len());
+        }
     }
 }
 

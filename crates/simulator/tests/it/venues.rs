@@ -182,7 +182,7 @@ async fn the_client_budget_keeps_under_the_published_limit() {
 }
 
 /// The venues whose ticker socket kamiyo reads.
-const SOCKET_VENUES: [&str; 5] = ["okx", "bybit", "kraken", "kucoin", "gate"];
+const SOCKET_VENUES: [&str; 6] = ["okx", "bybit", "kraken", "kucoin", "gate", "mexc"];
 
 async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
