@@ -1,4 +1,12 @@
 //! kamiyo.ai managed platform (proprietary): tiers, tenancy and billing on top of the open-core
 //! crates. This crate depends on `crates/*`; nothing in `crates/` may depend on it.
+//!
+//! Modules: [`tiers`] (plans: features and limits), [`tenancy`] (tenants, users, roles, keys,
+//! the request's principal — rules only), [`db`] (the only module that speaks SQL; PostgreSQL
+//! with row-level security), [`web`] (the `/api/v1` routes and their OpenAPI document).
 
+pub mod db;
+pub mod openapi;
+pub mod tenancy;
 pub mod tiers;
+pub mod web;

@@ -1,9 +1,19 @@
-//! `kamiyo-platform`: the managed kamiyo.ai service.
+//! `kamiyo-platform`: the managed kamiyo.ai service (configuration and wiring only).
+
+mod config;
 
 use std::io::Write;
+use std::path::PathBuf;
 
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use kamiyo_core_models::ProtocolId;
+use kamiyo_platform::db::{Actor, Change, Db, StaffColumn};
+use kamiyo_platform::tenancy::{self, TenantId};
 use kamiyo_platform::tiers::{Tier, TierMatrix};
+use kamiyo_platform::web::{self, PlatformState};
+
+use crate::config::Config;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -12,6 +22,9 @@ use kamiyo_platform::tiers::{Tier, TierMatrix};
     about = "kamiyo.ai managed platform"
 )]
 struct Cli {
+    /// Configuration file (TOML); environment variables KAMIYO_PLATFORM__<SECTION>__<KEY> override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,14 +33,96 @@ struct Cli {
 enum Command {
     /// Print the tier matrix.
     Tiers,
+    /// Check the configuration and report every problem.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
+    /// Run the database migrations (as the owner, database.url) and grant the application role.
+    Migrate,
+    /// Serve the API (as the application role, database.app_url).
+    Serve,
+    /// Staff administration (owner connection; every change is audited in the tenant's log).
+    Admin {
+        /// Who is acting (recorded in the audit log).
+        #[arg(long)]
+        staff: String,
+        #[command(subcommand)]
+        what: AdminCommand,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// List tenants.
+    Tenants,
+    /// Change a tenant's plan.
+    Plan {
+        /// Tenant id.
+        tenant: String,
+        /// open_source, cloud_basic, cloud_pro or cloud_enterprise.
+        plan: String,
+    },
+    /// Suspend a tenant (its keys stop working).
+    Suspend {
+        /// Tenant id.
+        tenant: String,
+    },
+    /// Reinstate a suspended tenant.
+    Reinstate {
+        /// Tenant id.
+        tenant: String,
+    },
+    /// A read-only (viewer) key of the tenant for staff, expiring.
+    Impersonate {
+        /// Tenant id.
+        tenant: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+        /// Minutes the key lives (1 … 240).
+        #[arg(long, default_value_t = 60)]
+        minutes: i64,
+    },
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Config> {
+    Config::load(cli.config.as_deref(), |k| std::env::var(k).ok()).map_err(|problems| {
+        anyhow::anyhow!(
+            "invalid configuration:\n{}",
+            problems
+                .iter()
+                .map(|(k, m)| format!("  {k}: {m}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+fn need(url: &str, key: &str) -> anyhow::Result<()> {
+    if url.is_empty() {
+        bail!("{key} is not set (the platform runs on PostgreSQL only)");
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match &cli.command {
         Command::Tiers => {
             let matrix = TierMatrix::default_matrix()?;
-            let mut out = std::io::stdout().lock();
             for t in Tier::ALL {
                 let c = matrix.config(t);
                 writeln!(
@@ -43,6 +138,149 @@ fn main() -> anyhow::Result<()> {
                 )?;
             }
         }
+        Command::Config {
+            what: ConfigCommand::Check,
+        } => {
+            load(&cli)?;
+            writeln!(out, "configuration ok")?;
+        }
+        Command::Migrate => {
+            let c = load(&cli)?;
+            need(&c.database.url, "database.url")?;
+            let db = Db::connect(&c.database.url, 2).await?;
+            let ran = db.migrate(&c.database.app_role).await?;
+            writeln!(
+                out,
+                "{ran} migration(s) applied; {} granted",
+                c.database.app_role
+            )?;
+        }
+        Command::Serve => {
+            let c = load(&cli)?;
+            need(&c.database.app_url, "database.app_url")?;
+            let db = Db::connect(&c.database.app_url, c.database.max_connections).await?;
+            db.check_app_role().await?;
+            let protocols = c
+                .platform
+                .protocols
+                .iter()
+                .map(|p| ProtocolId::parse(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let state = actix_web::web::Data::new(PlatformState::new(db, c.tiers()?, protocols));
+            let mut server = actix_web::HttpServer::new(move || {
+                actix_web::App::new()
+                    .app_data(state.clone())
+                    .configure(web::routes)
+            });
+            if c.server.workers > 0 {
+                server = server.workers(c.server.workers);
+            }
+            let server = server
+                .bind(&c.server.bind)
+                .with_context(|| format!("binding {}", c.server.bind))?;
+            for a in server.addrs() {
+                tracing::info!(addr = %a, "kamiyo-platform listening");
+                writeln!(out, "listening on http://{a}")?;
+            }
+            drop(out);
+            server.run().await?;
+        }
+        Command::Admin { staff, what } => {
+            let c = load(&cli)?;
+            need(&c.database.url, "database.url")?;
+            let staff = tenancy::parse_label("staff", staff, 80)?;
+            let db = Db::connect(&c.database.url, 2).await?;
+            let who = Actor {
+                actor: format!("staff:{staff}"),
+                ip: "cli".into(),
+                at: now_ms(),
+            };
+            match what {
+                AdminCommand::Tenants => {
+                    for t in db.staff_tenants().await? {
+                        writeln!(
+                            out,
+                            "{:<32} {:<17} {:<10} {}",
+                            t.tenant_id, t.plan, t.status, t.name
+                        )?;
+                    }
+                }
+                AdminCommand::Plan { tenant, plan } => {
+                    let t = TenantId::parse(tenant)?;
+                    let plan: Tier = plan.parse()?;
+                    db.staff_set(&t, StaffColumn::Plan, plan.as_str(), &who)
+                        .await?;
+                    writeln!(out, "{t}: plan {plan}")?;
+                }
+                AdminCommand::Suspend { tenant } | AdminCommand::Reinstate { tenant } => {
+                    let t = TenantId::parse(tenant)?;
+                    let status = if matches!(what, AdminCommand::Suspend { .. }) {
+                        "suspended"
+                    } else {
+                        "active"
+                    };
+                    db.staff_set(&t, StaffColumn::Status, status, &who).await?;
+                    writeln!(out, "{t}: {status}")?;
+                }
+                AdminCommand::Impersonate {
+                    tenant,
+                    reason,
+                    minutes,
+                } => {
+                    let t = TenantId::parse(tenant)?;
+                    if !(1..=240).contains(minutes) {
+                        bail!("--minutes: 1 to 240");
+                    }
+                    let reason = tenancy::parse_label("reason", reason, 200)?;
+                    let key = tenancy::generate_key(&t);
+                    let expires_at = who.at + minutes * 60_000;
+                    db.change(
+                        &t,
+                        &who,
+                        Change::Impersonate {
+                            key_id: key.id.clone(),
+                            hash: key.hash,
+                            reason,
+                            expires_at,
+                        },
+                    )
+                    .await?;
+                    writeln!(
+                        out,
+                        "read-only key {} for {t}, valid {minutes} min:\n{}",
+                        key.id, key.secret
+                    )?;
+                }
+            }
+        }
     }
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KAMIYO_PLATFORM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

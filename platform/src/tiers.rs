@@ -13,7 +13,9 @@ use serde::Deserialize;
 pub const DEFAULT_TIERS_TOML: &str = include_str!("../config/tiers.toml");
 
 /// A plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     /// Self-hosted open source.
@@ -63,7 +65,9 @@ impl FromStr for Tier {
 }
 
 /// A gated feature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Feature {
     /// ARIMA risk forecast.
@@ -279,6 +283,14 @@ impl TierMatrix {
     /// True when `tier` includes `feature`.
     pub fn is_feature_enabled(&self, tier: Tier, feature: Feature) -> bool {
         self.config(tier).features.contains(&feature)
+    }
+
+    /// The cheapest tier that includes `feature` (what a 402 tells the tenant to move to).
+    pub fn cheapest_with(&self, feature: Feature) -> Option<Tier> {
+        Tier::ALL
+            .into_iter()
+            .filter(|t| self.is_feature_enabled(*t, feature))
+            .min_by_key(|t| self.config(*t).price_cents_per_month)
     }
 
     /// Refuses with 402 unless `tier` includes `feature`.

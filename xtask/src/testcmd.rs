@@ -73,12 +73,25 @@ pub fn ensure_postgres(url: &str) -> anyhow::Result<()> {
         }
     }
     if root && url == DEFAULT_PG_URL {
-        let sql = "DO $$ BEGIN \
+        #[allow(unused_mut, reason = "the private tree adds to it")]
+        let mut sql = String::from(
+            "DO $$ BEGIN \
               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kamiyo') THEN \
                 CREATE ROLE kamiyo LOGIN CREATEDB PASSWORD 'kamiyo'; \
               END IF; END $$;\n\
             SELECT 'CREATE DATABASE kamiyo_test OWNER kamiyo' \
-              WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kamiyo_test')\\gexec\n";
+              WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kamiyo_test')\\gexec\n",
+        );
+        // kamiyo:private-begin
+        // The platform serves as an application role that owns nothing and bypasses nothing,
+        // so its tests prove row-level security binds it.
+        sql.push_str(
+            "DO $$ BEGIN \
+              IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kamiyo_app') THEN \
+                CREATE ROLE kamiyo_app LOGIN PASSWORD 'kamiyo_app' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; \
+              END IF; END $$;\n",
+        );
+        // kamiyo:private-end
         let mut child = Command::new("runuser")
             .args([
                 "-u",

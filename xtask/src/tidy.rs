@@ -71,6 +71,20 @@ pub const SQL_ALLOWED: &[(&str, &str)] = &[
         "kamiyo-testing",
         "test support: creates a PostgreSQL database per test",
     ),
+    // kamiyo:private-begin
+    (
+        "kamiyo-platform",
+        "the platform's own tables, in its `db` module only (PostgreSQL with row-level security)",
+    ),
+    // kamiyo:private-end
+];
+
+/// Members allowed SQL crates that keep SQL in one source file (the rest of the member must
+/// not name them): `(member, file under the member)`.
+pub const SQL_MODULES: &[(&str, &str)] = &[
+    // kamiyo:private-begin
+    ("kamiyo-platform", "src/db.rs"),
+    // kamiyo:private-end
 ];
 
 /// Crates that serve HTTP (hyper and hyper-util count when their `server` feature is on).
@@ -347,6 +361,47 @@ pub fn http_servers_only_at_the_edge(ws: &Workspace) -> Vec<Violation> {
     out
 }
 
+/// Rule 8b: a member listed in `modules` names its SQL crates in that one file only.
+pub fn sql_in_one_module(ws: &Workspace, modules: &[(&str, &str)]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for (member, file) in modules {
+        let Some(p) = ws.members().find(|p| p.name == *member) else {
+            continue;
+        };
+        let dir = ws.root.join(&p.rel_dir);
+        let mut files = Vec::new();
+        collect_rs(&dir.join("src"), &mut files);
+        for f in files.iter().filter(|f| **f != dir.join(file)) {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            for (i, line) in text.lines().enumerate() {
+                // A path into the crate (`diesel::…`, `use diesel_async::…`), not the word in
+                // prose or a URL scheme.
+                let path = |c: &str| format!("{}::", c.replace('-', "_"));
+                let named = |c: &&&str| {
+                    let p = path(c);
+                    line.match_indices(&p).any(|(i, _)| {
+                        !line[..i]
+                            .chars()
+                            .next_back()
+                            .is_some_and(|b| b.is_alphanumeric() || b == '_')
+                    })
+                };
+                if let Some(c) = SQL_CRATES.iter().find(named) {
+                    out.push(Violation {
+                        rule: "sql-in-one-module",
+                        detail: format!(
+                            "{}:{}: names {c}; in {member} only {file} speaks SQL",
+                            f.strip_prefix(&ws.root).unwrap_or(f).display(),
+                            i + 1
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Rule 10: library sources never read the environment.
 pub fn env_only_in_binaries(ws: &Workspace) -> Vec<Violation> {
     // Built at run time so that this file does not trip its own rule.
@@ -461,6 +516,7 @@ pub fn run(root: &Path) -> anyhow::Result<Vec<Violation>> {
     v.extend(published_docs(&ws));
     v.extend(published_deps_publishable(&ws));
     v.extend(sql_only_in_store(&ws));
+    v.extend(sql_in_one_module(&ws, SQL_MODULES));
     v.extend(http_servers_only_at_the_edge(&ws));
     v.extend(env_only_in_binaries(&ws));
     v.extend(unused_dependencies(&ws));
@@ -537,6 +593,25 @@ mod tests {
             ),
         ]);
         assert!(open_core_isolation(&ok).is_empty());
+    }
+
+    #[test]
+    fn catches_sql_outside_a_members_one_sql_module() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ws = model(vec![member("kamiyo-private", "private", false, &[])]);
+        ws.root = dir.path().to_path_buf();
+        write_file(&ws.root, "private/src/db.rs", "use diesel::sql_query;\n");
+        write_file(&ws.root, "private/src/web.rs", "//! Web.\nfn f() {}\n");
+        let modules = [("kamiyo-private", "src/db.rs")];
+        assert!(sql_in_one_module(&ws, &modules).is_empty());
+        write_file(
+            &ws.root,
+            "private/src/web.rs",
+            "//! Web.\nfn f<R: diesel::QueryableByName<X>>() {}\n",
+        );
+        let v = sql_in_one_module(&ws, &modules);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("web.rs:2") && v[0].detail.contains("diesel"));
     }
 
     #[test]

@@ -1,0 +1,250 @@
+//! The platform binary's configuration: defaults → TOML file (`--config`) → environment
+//! (`KAMIYO_PLATFORM__<SECTION>__<KEY>`). Every bad value is reported with its key.
+
+use serde::Deserialize;
+
+/// Configuration.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// HTTP.
+    pub(crate) server: Server,
+    /// PostgreSQL.
+    pub(crate) database: Database,
+    /// What the platform serves.
+    pub(crate) platform: Platform,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Server {
+    /// `host:port`.
+    pub(crate) bind: String,
+    /// HTTP worker threads (0: one per core).
+    pub(crate) workers: usize,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Database {
+    /// The owner's URL: migrations and staff commands.
+    pub(crate) url: String,
+    /// The application role's URL: serving (row-level security binds it).
+    pub(crate) app_url: String,
+    /// The application role's name (granted its privileges by `migrate`).
+    pub(crate) app_role: String,
+    /// Pool size.
+    pub(crate) max_connections: u32,
+}
+
+/// `[platform]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Platform {
+    /// Protocols ingested (tenants subscribe to these); the first is every new tenant's.
+    pub(crate) protocols: Vec<String>,
+    /// A tier matrix file replacing the embedded one (empty: embedded).
+    pub(crate) tiers_file: String,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8090".into(),
+            workers: 0,
+        }
+    }
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            app_url: String::new(),
+            app_role: "kamiyo_app".into(),
+            max_connections: 16,
+        }
+    }
+}
+
+impl Default for Platform {
+    fn default() -> Self {
+        Self {
+            protocols: vec!["hyperliquid".into()],
+            tiers_file: String::new(),
+        }
+    }
+}
+
+/// Environment keys read, and where they go.
+const ENV: [(&str, &str); 7] = [
+    ("KAMIYO_PLATFORM__SERVER__BIND", "server.bind"),
+    ("KAMIYO_PLATFORM__DATABASE__URL", "database.url"),
+    ("KAMIYO_PLATFORM__DATABASE__APP_URL", "database.app_url"),
+    ("KAMIYO_PLATFORM__DATABASE__APP_ROLE", "database.app_role"),
+    (
+        "KAMIYO_PLATFORM__DATABASE__MAX_CONNECTIONS",
+        "database.max_connections",
+    ),
+    (
+        "KAMIYO_PLATFORM__PLATFORM__TIERS_FILE",
+        "platform.tiers_file",
+    ),
+    ("KAMIYO_PLATFORM__PLATFORM__PROTOCOLS", "platform.protocols"),
+];
+
+impl Config {
+    /// Loads `file` (if any) over the defaults, then the environment; every problem as
+    /// `(key, message)`.
+    pub(crate) fn load(
+        file: Option<&std::path::Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Vec<(String, String)>> {
+        let mut c = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| vec![(path.display().to_string(), e.to_string())])?;
+                toml::from_str::<Config>(&text).map_err(|e| {
+                    vec![(
+                        path.display().to_string(),
+                        e.to_string().lines().collect::<Vec<_>>().join(" "),
+                    )]
+                })?
+            }
+            None => Config::default(),
+        };
+        let mut problems = Vec::new();
+        for (var, key) in ENV {
+            let Some(v) = env(var) else { continue };
+            match key {
+                "server.bind" => c.server.bind = v,
+                "database.url" => c.database.url = v,
+                "database.app_url" => c.database.app_url = v,
+                "database.app_role" => c.database.app_role = v,
+                "database.max_connections" => match v.parse() {
+                    Ok(n) => c.database.max_connections = n,
+                    Err(_) => {
+                        problems.push((key.into(), format!("{var}: expected a whole number")))
+                    }
+                },
+                "platform.tiers_file" => c.platform.tiers_file = v,
+                _ => {
+                    c.platform.protocols = v
+                        .split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                }
+            }
+        }
+        problems.extend(c.check());
+        if problems.is_empty() {
+            Ok(c)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Every problem, with its key.
+    pub(crate) fn check(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if self
+            .server
+            .bind
+            .rsplit_once(':')
+            .is_none_or(|(h, port)| h.is_empty() || port.parse::<u16>().is_err())
+        {
+            p.push(("server.bind".into(), "expected host:port".into()));
+        }
+        for (key, url) in [
+            ("database.url", &self.database.url),
+            ("database.app_url", &self.database.app_url),
+        ] {
+            if !(url.is_empty()
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                p.push((
+                    key.into(),
+                    "expected postgres://… (the platform runs on PostgreSQL only)".into(),
+                ));
+            }
+        }
+        if !kamiyo_platform::db::valid_identifier(&self.database.app_role) {
+            p.push((
+                "database.app_role".into(),
+                "expected a plain role name [a-z_][a-z0-9_]*".into(),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            p.push(("database.max_connections".into(), "at least 1".into()));
+        }
+        if self.platform.protocols.is_empty() {
+            p.push((
+                "platform.protocols".into(),
+                "list at least one protocol".into(),
+            ));
+        }
+        for (i, s) in self.platform.protocols.iter().enumerate() {
+            if let Err(e) = kamiyo_core_models::ProtocolId::parse(s) {
+                p.push((format!("platform.protocols[{i}]"), e.to_string()));
+            }
+        }
+        if !self.platform.tiers_file.is_empty() {
+            match std::fs::read_to_string(&self.platform.tiers_file) {
+                Ok(t) => {
+                    if let Err(e) = kamiyo_platform::tiers::TierMatrix::load(&t) {
+                        p.push(("platform.tiers_file".into(), e.to_string()));
+                    }
+                }
+                Err(e) => p.push(("platform.tiers_file".into(), e.to_string())),
+            }
+        }
+        p
+    }
+
+    /// The tier matrix in force.
+    pub(crate) fn tiers(&self) -> anyhow::Result<kamiyo_platform::tiers::TierMatrix> {
+        Ok(if self.platform.tiers_file.is_empty() {
+            kamiyo_platform::tiers::TierMatrix::default_matrix()?
+        } else {
+            kamiyo_platform::tiers::TierMatrix::load(&std::fs::read_to_string(
+                &self.platform.tiers_file,
+            )?)?
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let env = |k: &str| match k {
+            "KAMIYO_PLATFORM__SERVER__BIND" => Some("nope".to_owned()),
+            "KAMIYO_PLATFORM__DATABASE__URL" => Some("mysql://x".to_owned()),
+            "KAMIYO_PLATFORM__DATABASE__APP_ROLE" => Some("x; DROP".to_owned()),
+            "KAMIYO_PLATFORM__DATABASE__MAX_CONNECTIONS" => Some("many".to_owned()),
+            "KAMIYO_PLATFORM__PLATFORM__PROTOCOLS" => Some("hyperliquid,Bad Id".to_owned()),
+            _ => None,
+        };
+        let Err(problems) = Config::load(None, env) else {
+            panic!("accepted")
+        };
+        let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "database.max_connections",
+                "server.bind",
+                "database.url",
+                "database.app_role",
+                "platform.protocols[1]"
+            ]
+        );
+        assert!(Config::load(None, |_| None).is_ok());
+    }
+}

@@ -1,0 +1,1076 @@
+//! The only module of the platform that speaks SQL (PostgreSQL only).
+//!
+//! Tenant-owned tables are under forced row-level security (migrations in
+//! `platform/migrations`). The service connects as an application role that owns nothing
+//! ([`Db::check_app_role`] refuses a superuser, a `BYPASSRLS` role or the tables' owner) and
+//! every transaction names its tenant first ([`Db::scoped`]: `set_config('app.tenant_id', …,
+//! true)`, transaction-local), so a query that forgot it sees no rows. Every change is written
+//! with its audit row in the same transaction. Staff commands use the owner's connection
+//! ([`Db::staff`]), which the `staff` policy lets see every tenant; they audit what they do
+//! into the tenant's log.
+
+use diesel::sql_types::{BigInt, Date, Double, Nullable, Text};
+use diesel::{QueryableByName, sql_query};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::bb8::Pool;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use serde::Serialize;
+
+use crate::tenancy::TenantId;
+
+/// The platform's migrations.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Tables the application role may change (`audit_log` is insert-only).
+const TENANT_TABLES: [&str; 8] = [
+    "tenants",
+    "users",
+    "api_keys",
+    "subscriptions",
+    "thresholds",
+    "watched_addresses",
+    "alert_channels",
+    "usage_daily",
+];
+
+/// Why a database call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DbError {
+    /// No such row (for this tenant).
+    #[error("not found")]
+    NotFound,
+    /// A row with the same key exists.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// A limit of the plan would be passed (`what`, used, max).
+    #[error("{0} limit reached ({1} of {2})")]
+    Limit(&'static str, i64, i64),
+    /// Row-level security or a grant refused the statement.
+    #[error("refused by the database: {0}")]
+    Refused(String),
+    /// The database cannot be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (logged, never shown).
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as K, Error as E};
+        match e {
+            E::NotFound => Self::NotFound,
+            E::DatabaseError(K::UniqueViolation, info) => Self::Conflict(info.message().into()),
+            E::DatabaseError(K::ForeignKeyViolation, _) => Self::NotFound,
+            E::DatabaseError(_, info)
+                if info.message().contains("row-level security")
+                    || info.message().contains("permission denied") =>
+            {
+                Self::Refused(info.message().into())
+            }
+            E::DatabaseError(K::ClosedConnection, info) => Self::Unavailable(info.message().into()),
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// Result of a database call.
+pub type DbResult<T> = Result<T, DbError>;
+
+/// Who did it, from where, when: written beside every change.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// `key:<id>`, `signup`, `staff:<name>` …
+    pub actor: String,
+    /// Client address.
+    pub ip: String,
+    /// Time (epoch ms).
+    pub at: i64,
+}
+
+/// One audit row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct AuditRow {
+    /// Position in the tenant's log.
+    #[diesel(sql_type = BigInt)]
+    pub seq: i64,
+    /// Time (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub at: i64,
+    /// Who.
+    #[diesel(sql_type = Text)]
+    pub actor: String,
+    /// What (`key.create` …).
+    #[diesel(sql_type = Text)]
+    pub action: String,
+    /// On what (an id).
+    #[diesel(sql_type = Text)]
+    pub target: String,
+    /// The change, in words.
+    #[diesel(sql_type = Text)]
+    pub summary: String,
+    /// Client address.
+    #[diesel(sql_type = Text)]
+    pub ip: String,
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct TenantRow {
+    /// Id.
+    #[diesel(sql_type = Text)]
+    pub tenant_id: String,
+    /// Display name.
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    /// Plan.
+    #[diesel(sql_type = Text)]
+    pub plan: String,
+    /// `active` or `suspended`.
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    /// Created (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+}
+
+/// A user (never with its password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct UserRow {
+    /// Id.
+    #[diesel(sql_type = Text)]
+    pub user_id: String,
+    /// Email (lower case).
+    #[diesel(sql_type = Text)]
+    pub email: String,
+    /// Role.
+    #[diesel(sql_type = Text)]
+    pub role: String,
+    /// Created (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+}
+
+/// An API key (never its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct KeyRow {
+    /// Id.
+    #[diesel(sql_type = Text)]
+    pub key_id: String,
+    /// Label.
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    /// Role.
+    #[diesel(sql_type = Text)]
+    pub role: String,
+    /// Who created it.
+    #[diesel(sql_type = Text)]
+    pub created_by: String,
+    /// Created (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+    /// Revoked (epoch ms).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub revoked_at: Option<i64>,
+}
+
+/// A protocol subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct SubscriptionRow {
+    /// Protocol id.
+    #[diesel(sql_type = Text)]
+    pub protocol: String,
+    /// Since (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+}
+
+/// A detector threshold override.
+#[derive(Debug, Clone, PartialEq, Serialize, QueryableByName)]
+pub struct ThresholdRow {
+    /// Detector.
+    #[diesel(sql_type = Text)]
+    pub detector: String,
+    /// Setting.
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    /// Value.
+    #[diesel(sql_type = Double)]
+    pub value: f64,
+    /// Changed (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub updated_at: i64,
+}
+
+/// A watched address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct WatchedRow {
+    /// Address (lower-case hex).
+    #[diesel(sql_type = Text)]
+    pub address: String,
+    /// Label.
+    #[diesel(sql_type = Text)]
+    pub label: String,
+    /// Added (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+}
+
+/// An alert channel (its secret is write-only: only whether one is set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct ChannelRow {
+    /// Id.
+    #[diesel(sql_type = Text)]
+    pub channel_id: String,
+    /// Name.
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    /// Kind (`webhook` …).
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    /// Destination URL.
+    #[diesel(sql_type = Text)]
+    pub url: String,
+    /// Least severity sent.
+    #[diesel(sql_type = Text)]
+    pub min_severity: String,
+    /// True when a signing secret or token is stored.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub has_secret: bool,
+    /// Added (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+}
+
+/// One day of usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct UsageRow {
+    /// UTC day.
+    #[diesel(sql_type = Date)]
+    pub day: chrono_day::Day,
+    /// API calls counted.
+    #[diesel(sql_type = BigInt)]
+    pub api_calls: i64,
+    /// Alerts delivered.
+    #[diesel(sql_type = BigInt)]
+    pub alerts: i64,
+    /// Alerts held back by the plan's daily cap.
+    #[diesel(sql_type = BigInt)]
+    pub alerts_held: i64,
+}
+
+/// Dates as diesel reads them (`chrono::NaiveDate`), serialised `YYYY-MM-DD`.
+pub mod chrono_day {
+    /// A UTC day.
+    pub type Day = chrono::NaiveDate;
+}
+
+/// A row of one of the tenant's lists, readable by [`Db::list`] and shown as JSON.
+pub trait ListRow: QueryableByName<diesel::pg::Pg> + Serialize + Send + 'static {}
+
+impl<T: QueryableByName<diesel::pg::Pg> + Serialize + Send + 'static> ListRow for T {}
+
+/// What a presented key resolves to.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct KeyAuth {
+    /// The key.
+    #[diesel(sql_type = Text)]
+    pub key_id: String,
+    /// Its role.
+    #[diesel(sql_type = Text)]
+    pub role: String,
+    /// The tenant's plan.
+    #[diesel(sql_type = Text)]
+    pub plan: String,
+    /// The tenant's status.
+    #[diesel(sql_type = Text)]
+    pub status: String,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Calls {
+    #[diesel(sql_type = BigInt)]
+    api_calls: i64,
+}
+
+#[derive(QueryableByName)]
+struct RoleFlags {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    rolsuper: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    rolbypassrls: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    owns_tables: bool,
+}
+
+type Conn = AsyncPgConnection;
+
+/// Runs `$body` in one transaction on a pooled connection `$c`, scoped to `$tenant` first
+/// (`set_config('app.tenant_id', …, true)`: transaction-local).
+macro_rules! scoped {
+    ($db:expr, $tenant:expr, |$c:ident| $body:block) => {{
+        let tenant_id: String = $tenant.as_str().to_owned();
+        let mut conn = $db.pool.get().await.map_err(pool_err)?;
+        conn.transaction::<_, DbError, _>(async |$c| {
+            sql_query("SELECT set_config('app.tenant_id', $1, true)")
+                .bind::<Text, _>(&tenant_id)
+                .execute($c)
+                .await?;
+            $body
+        })
+        .await
+    }};
+}
+
+/// Runs `$body` in one transaction with no tenant named (staff, on the owner's connection;
+/// on the application role's it sees nothing).
+macro_rules! unscoped {
+    ($db:expr, |$c:ident| $body:block) => {{
+        let mut conn = $db.pool.get().await.map_err(pool_err)?;
+        conn.transaction::<_, DbError, _>(async |$c| $body).await
+    }};
+}
+
+/// A pool of connections to the platform's database.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Conn>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").finish_non_exhaustive()
+    }
+}
+
+fn pool_err(e: impl std::fmt::Display) -> DbError {
+    DbError::Unavailable(e.to_string())
+}
+
+/// A SQL identifier we interpolate (role names): `[a-z_][a-z0-9_]{0,62}`.
+pub fn valid_identifier(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl Db {
+    /// Connects a pool of at most `max` connections to `url`.
+    pub async fn connect(url: &str, max: u32) -> DbResult<Self> {
+        let mgr = AsyncDieselConnectionManager::<Conn>::new(url);
+        let pool = Pool::builder()
+            .max_size(max.max(1))
+            .connection_timeout(std::time::Duration::from_secs(10))
+            .build(mgr)
+            .await
+            .map_err(pool_err)?;
+        drop(pool.get().await.map_err(pool_err)?);
+        Ok(Self { pool })
+    }
+
+    /// Runs pending migrations (as the owner) and grants `app_role` what the service needs:
+    /// read/write on the tenant tables, insert and read only on the audit log.
+    pub async fn migrate(&self, app_role: &str) -> DbResult<usize> {
+        if !valid_identifier(app_role) {
+            return Err(DbError::Other(format!(
+                "application role {app_role:?} is not a plain identifier"
+            )));
+        }
+        let c = self.pool.get_owned().await.map_err(pool_err)?;
+        let ran = tokio::task::spawn_blocking(move || {
+            let mut h = diesel_async::AsyncMigrationHarness::new(c);
+            h.run_pending_migrations(MIGRATIONS)
+                .map(|v| v.len())
+                .map_err(|e| DbError::Other(format!("migration failed: {e}")))
+        })
+        .await
+        .map_err(|e| DbError::Other(e.to_string()))??;
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        let grants = format!(
+            "GRANT USAGE ON SCHEMA public TO {app_role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {app_role};
+             GRANT SELECT, INSERT ON audit_log TO {app_role};
+             REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM {app_role};
+             GRANT USAGE ON SEQUENCE audit_log_seq_seq TO {app_role};",
+            TENANT_TABLES.join(", ")
+        );
+        c.batch_execute(&grants).await?;
+        Ok(ran)
+    }
+
+    /// Refuses to serve through a role that row-level security would not bind: a superuser,
+    /// a `BYPASSRLS` role, or the owner of the tables.
+    pub async fn check_app_role(&self) -> DbResult<()> {
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        let f: RoleFlags = sql_query(
+            "SELECT rolsuper, rolbypassrls, \
+             EXISTS (SELECT 1 FROM pg_tables WHERE tablename = 'tenants' AND tableowner = current_user) AS owns_tables \
+             FROM pg_roles WHERE rolname = current_user",
+        )
+        .get_result(&mut c)
+        .await?;
+        if f.rolsuper || f.rolbypassrls || f.owns_tables {
+            return Err(DbError::Refused(
+                "the platform must connect as an application role that is not a superuser, has no BYPASSRLS and owns no table (database.app_url)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    // ---- sign-up and authentication ----
+
+    /// Creates a tenant with its owner, the owner's first key and the default protocol
+    /// subscription, audited, in one transaction. [`DbError::Conflict`] when the id is taken.
+    #[allow(clippy::too_many_arguments, reason = "one transaction's worth of rows")]
+    pub async fn create_tenant(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        plan: &str,
+        owner_email: &str,
+        owner_hash: &str,
+        key: (&str, &str),
+        protocol: &str,
+        who: &Actor,
+    ) -> DbResult<String> {
+        let (t, name, plan, email, hash) = (
+            tenant.as_str().to_owned(),
+            name.to_owned(),
+            plan.to_owned(),
+            owner_email.to_owned(),
+            owner_hash.to_owned(),
+        );
+        let (key_id, key_hash) = (key.0.to_owned(), key.1.to_owned());
+        let (protocol, who) = (protocol.to_owned(), who.clone());
+        let user_id = crate::tenancy::new_id("usr");
+        let uid = user_id.clone();
+        scoped!(self, tenant, |c| {
+            sql_query(
+                "INSERT INTO tenants (tenant_id, name, plan, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind::<Text, _>(&t)
+            .bind::<Text, _>(&name)
+            .bind::<Text, _>(&plan)
+            .bind::<BigInt, _>(who.at)
+            .execute(c)
+            .await?;
+            sql_query("INSERT INTO users (tenant_id, user_id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, 'owner', $5)")
+                    .bind::<Text, _>(&t)
+                    .bind::<Text, _>(&uid)
+                    .bind::<Text, _>(&email)
+                    .bind::<Text, _>(&hash)
+                    .bind::<BigInt, _>(who.at)
+                    .execute(c)
+                    .await?;
+            sql_query("INSERT INTO api_keys (tenant_id, key_id, name, hash, role, created_by, created_at) VALUES ($1, $2, 'owner (sign-up)', $3, 'owner', $4, $5)")
+                    .bind::<Text, _>(&t)
+                    .bind::<Text, _>(&key_id)
+                    .bind::<Text, _>(&key_hash)
+                    .bind::<Text, _>(format!("user:{uid}"))
+                    .bind::<BigInt, _>(who.at)
+                    .execute(c)
+                    .await?;
+            sql_query(
+                "INSERT INTO subscriptions (tenant_id, protocol, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind::<Text, _>(&t)
+            .bind::<Text, _>(&protocol)
+            .bind::<BigInt, _>(who.at)
+            .execute(c)
+            .await?;
+            audit(
+                c,
+                &t,
+                &who,
+                "tenant.create",
+                &t,
+                &format!("plan {plan}, owner {email}, key {key_id}, subscribed to {protocol}"),
+            )
+            .await?;
+            Ok(())
+        })?;
+        Ok(user_id)
+    }
+
+    /// Looks a key up by its hash and counts one API call for the tenant's UTC day, in one
+    /// transaction: the key and the day's calls so far. `None` for an unknown or revoked key. `Err(Limit)` when the day's calls
+    /// already reached `limit_of(plan)` (the call is then not counted).
+    pub async fn authenticate(
+        &self,
+        tenant: &TenantId,
+        key_hash: &str,
+        now_ms: i64,
+        limit_of: impl Fn(&str) -> i64 + Send + Sync,
+    ) -> DbResult<Option<(KeyAuth, i64)>> {
+        let (t, h) = (tenant.as_str().to_owned(), key_hash.to_owned());
+        let day = utc_day(now_ms);
+        scoped!(self, tenant, |c| {
+            let found: Option<KeyAuth> = sql_query(
+                    "SELECT k.key_id, k.role, t.plan, t.status FROM api_keys k JOIN tenants t USING (tenant_id) \
+                     WHERE k.tenant_id = $1 AND k.hash = $2 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3)",
+                )
+                .bind::<Text, _>(&t)
+                .bind::<Text, _>(&h)
+                .bind::<BigInt, _>(now_ms)
+                .get_result(c)
+                .await
+                .map(Some)
+                .or_else(|e| match e {
+                    diesel::result::Error::NotFound => Ok(None),
+                    e => Err(e),
+                })?;
+            let Some(k) = found else { return Ok(None) };
+            if k.status != "active" {
+                return Ok(Some((k, 0)));
+            }
+            let limit = limit_of(&k.plan);
+            let counted: Vec<Calls> = sql_query(
+                    "INSERT INTO usage_daily (tenant_id, day, api_calls) VALUES ($1, $2, 1) \
+                     ON CONFLICT (tenant_id, day) DO UPDATE SET api_calls = usage_daily.api_calls + 1 \
+                     WHERE usage_daily.api_calls < $3 RETURNING api_calls",
+                )
+                .bind::<Text, _>(&t)
+                .bind::<Date, _>(day)
+                .bind::<BigInt, _>(limit)
+                .load(c)
+                .await?;
+            match counted.into_iter().next() {
+                Some(n) => Ok(Some((k, n.api_calls))),
+                None => Err(DbError::Limit("api_calls_per_day", limit, limit)),
+            }
+        })
+    }
+
+    // ---- reads ----
+
+    /// The tenant's own row.
+    pub async fn tenant(&self, tenant: &TenantId) -> DbResult<TenantRow> {
+        let t = tenant.as_str().to_owned();
+        scoped!(self, tenant, |c| {
+            Ok(sql_query("SELECT tenant_id, name, plan, status, created_at FROM tenants WHERE tenant_id = $1")
+                    .bind::<Text, _>(t)
+                    .get_result(c)
+                    .await?)
+        })
+    }
+
+    /// Rows of one of the tenant's lists (`what` picks the query).
+    pub async fn list<R: ListRow>(&self, tenant: &TenantId, what: List) -> DbResult<Vec<R>> {
+        scoped!(self, tenant, |c| {
+            Ok(sql_query(what.sql()).load(c).await?)
+        })
+    }
+
+    /// Usage of the last `days` UTC days, newest first.
+    pub async fn usage(
+        &self,
+        tenant: &TenantId,
+        since: chrono::NaiveDate,
+    ) -> DbResult<Vec<UsageRow>> {
+        scoped!(self, tenant, |c| {
+            Ok(sql_query("SELECT day, api_calls, alerts, alerts_held FROM usage_daily WHERE day >= $1 ORDER BY day DESC")
+                    .bind::<Date, _>(since)
+                    .load(c)
+                    .await?)
+        })
+    }
+
+    /// Audit rows at or after `since_ms`, newest first, at most `limit` (oldest first when
+    /// `ascending`, for exports).
+    pub async fn audit_log(
+        &self,
+        tenant: &TenantId,
+        since_ms: i64,
+        limit: i64,
+        ascending: bool,
+    ) -> DbResult<Vec<AuditRow>> {
+        let order = if ascending { "ASC" } else { "DESC" };
+        scoped!(self, tenant, |c| {
+            Ok(sql_query(format!(
+                    "SELECT seq, at, actor, action, target, summary, ip FROM audit_log WHERE at >= $1 ORDER BY seq {order} LIMIT $2"
+                ))
+                .bind::<BigInt, _>(since_ms)
+                .bind::<BigInt, _>(limit)
+                .load(c)
+                .await?)
+        })
+    }
+
+    // ---- changes (each audited in its transaction) ----
+
+    /// Applies one audited change: `change` runs first and says what it did (or
+    /// [`DbError::NotFound`]); the audit row follows in the same transaction.
+    pub async fn change(&self, tenant: &TenantId, who: &Actor, change: Change) -> DbResult<()> {
+        let (t, who) = (tenant.as_str().to_owned(), who.clone());
+        scoped!(self, tenant, |c| {
+            let (action, target, summary) = change.apply(c, &t, who.at).await?;
+            audit(c, &t, &who, action, &target, &summary).await
+        })
+    }
+
+    // ---- staff (owner connection) ----
+
+    /// Every tenant (staff).
+    pub async fn staff_tenants(&self) -> DbResult<Vec<TenantRow>> {
+        unscoped!(self, |c| {
+            Ok(sql_query(
+                "SELECT tenant_id, name, plan, status, created_at FROM tenants ORDER BY tenant_id",
+            )
+            .load(c)
+            .await?)
+        })
+    }
+
+    /// Sets a tenant's plan or status (staff), audited in the tenant's log.
+    pub async fn staff_set(
+        &self,
+        tenant: &TenantId,
+        column: StaffColumn,
+        value: &str,
+        who: &Actor,
+    ) -> DbResult<()> {
+        let (t, v, who) = (tenant.as_str().to_owned(), value.to_owned(), who.clone());
+        unscoped!(self, |c| {
+            let col = column.column();
+            let n = sql_query(format!(
+                "UPDATE tenants SET {col} = $2 WHERE tenant_id = $1"
+            ))
+            .bind::<Text, _>(&t)
+            .bind::<Text, _>(&v)
+            .execute(c)
+            .await?;
+            if n == 0 {
+                return Err(DbError::NotFound);
+            }
+            audit(c, &t, &who, column.action(), &t, &format!("{col} = {v}")).await
+        })
+    }
+}
+
+/// What staff may set on a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaffColumn {
+    /// The plan.
+    Plan,
+    /// `active` / `suspended`.
+    Status,
+}
+
+impl StaffColumn {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Plan => "plan",
+            Self::Status => "status",
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Self::Plan => "staff.plan",
+            Self::Status => "staff.status",
+        }
+    }
+}
+
+/// The tenant's lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    /// Users ([`UserRow`]).
+    Users,
+    /// Keys ([`KeyRow`]).
+    Keys,
+    /// Subscriptions ([`SubscriptionRow`]).
+    Subscriptions,
+    /// Thresholds ([`ThresholdRow`]).
+    Thresholds,
+    /// Watched addresses ([`WatchedRow`]).
+    Watched,
+    /// Channels ([`ChannelRow`]).
+    Channels,
+}
+
+impl List {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Users => {
+                "SELECT user_id, email, role, created_at FROM users WHERE disabled_at IS NULL ORDER BY created_at, user_id"
+            }
+            Self::Keys => {
+                "SELECT key_id, name, role, created_by, created_at, revoked_at FROM api_keys ORDER BY created_at DESC, key_id"
+            }
+            Self::Subscriptions => {
+                "SELECT protocol, created_at FROM subscriptions ORDER BY protocol"
+            }
+            Self::Thresholds => {
+                "SELECT detector, name, value, updated_at FROM thresholds ORDER BY detector, name"
+            }
+            Self::Watched => {
+                "SELECT address, label, created_at FROM watched_addresses ORDER BY address"
+            }
+            Self::Channels => {
+                "SELECT channel_id, name, kind, url, min_severity, secret IS NOT NULL AS has_secret, created_at FROM alert_channels ORDER BY name"
+            }
+        }
+    }
+}
+
+/// One audited change to a tenant's state.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Add a user.
+    AddUser {
+        /// Id.
+        user_id: String,
+        /// Email.
+        email: String,
+        /// Argon2id PHC string.
+        password_hash: String,
+        /// Role.
+        role: String,
+    },
+    /// Disable a user (never the last owner).
+    RemoveUser(String),
+    /// Add a key.
+    AddKey {
+        /// Id.
+        key_id: String,
+        /// Label.
+        name: String,
+        /// SHA-256 of the key.
+        hash: String,
+        /// Role.
+        role: String,
+        /// Creator.
+        created_by: String,
+    },
+    /// Revoke a key.
+    RevokeKey(String),
+    /// A read-only key for staff, expiring.
+    Impersonate {
+        /// Id.
+        key_id: String,
+        /// SHA-256 of the key.
+        hash: String,
+        /// Who asked, and why.
+        reason: String,
+        /// Expiry (epoch ms).
+        expires_at: i64,
+    },
+    /// Subscribe to a protocol, within `max` protocols.
+    Subscribe {
+        /// Protocol id.
+        protocol: String,
+        /// The plan's protocol limit.
+        max: i64,
+    },
+    /// Unsubscribe.
+    Unsubscribe(String),
+    /// Set a threshold.
+    SetThreshold {
+        /// Detector.
+        detector: String,
+        /// Setting.
+        name: String,
+        /// Value.
+        value: f64,
+    },
+    /// Remove a threshold override.
+    RemoveThreshold {
+        /// Detector.
+        detector: String,
+        /// Setting.
+        name: String,
+    },
+    /// Watch an address.
+    Watch {
+        /// Address.
+        address: String,
+        /// Label.
+        label: String,
+    },
+    /// Stop watching.
+    Unwatch(String),
+    /// Add an alert channel.
+    AddChannel {
+        /// Id.
+        channel_id: String,
+        /// Name.
+        name: String,
+        /// Kind.
+        kind: String,
+        /// URL.
+        url: String,
+        /// Secret or token.
+        secret: Option<String>,
+        /// Least severity.
+        min_severity: String,
+    },
+    /// Remove a channel.
+    RemoveChannel(String),
+}
+
+/// The UTC day of an epoch-ms time.
+pub fn utc_day(ms: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .date_naive()
+}
+
+fn found(n: usize) -> DbResult<()> {
+    if n == 0 {
+        Err(DbError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+impl Change {
+    async fn apply(
+        self,
+        c: &mut Conn,
+        t: &str,
+        now: i64,
+    ) -> DbResult<(&'static str, String, String)> {
+        Ok(match self {
+            Self::AddUser {
+                user_id,
+                email,
+                password_hash,
+                role,
+            } => {
+                sql_query("INSERT INTO users (tenant_id, user_id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind::<Text, _>(t)
+                    .bind::<Text, _>(&user_id)
+                    .bind::<Text, _>(&email)
+                    .bind::<Text, _>(&password_hash)
+                    .bind::<Text, _>(&role)
+                    .bind::<BigInt, _>(now)
+                    .execute(c)
+                    .await?;
+                ("user.create", user_id, format!("{email} as {role}"))
+            }
+            Self::RemoveUser(id) => {
+                let owners: Count = sql_query("SELECT count(*) AS n FROM users WHERE role = 'owner' AND disabled_at IS NULL AND user_id <> $1")
+                    .bind::<Text, _>(&id)
+                    .get_result(c)
+                    .await?;
+                let n = sql_query("UPDATE users SET disabled_at = $2 WHERE user_id = $1 AND disabled_at IS NULL AND (role <> 'owner' OR $3)")
+                    .bind::<Text, _>(&id)
+                    .bind::<BigInt, _>(now)
+                    .bind::<diesel::sql_types::Bool, _>(owners.n > 0)
+                    .execute(c)
+                    .await?;
+                if n == 0 && owners.n == 0 {
+                    let exists: Count = sql_query("SELECT count(*) AS n FROM users WHERE user_id = $1 AND disabled_at IS NULL")
+                        .bind::<Text, _>(&id)
+                        .get_result(c)
+                        .await?;
+                    if exists.n > 0 {
+                        return Err(DbError::Conflict("the last owner cannot be removed".into()));
+                    }
+                }
+                found(n)?;
+                (
+                    "user.disable",
+                    id,
+                    "disabled; its keys stay until revoked".into(),
+                )
+            }
+            Self::AddKey {
+                key_id,
+                name,
+                hash,
+                role,
+                created_by,
+            } => {
+                sql_query("INSERT INTO api_keys (tenant_id, key_id, name, hash, role, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind::<Text, _>(t)
+                    .bind::<Text, _>(&key_id)
+                    .bind::<Text, _>(&name)
+                    .bind::<Text, _>(&hash)
+                    .bind::<Text, _>(&role)
+                    .bind::<Text, _>(&created_by)
+                    .bind::<BigInt, _>(now)
+                    .execute(c)
+                    .await?;
+                ("key.create", key_id, format!("{name:?} as {role}"))
+            }
+            Self::Impersonate {
+                key_id,
+                hash,
+                reason,
+                expires_at,
+            } => {
+                sql_query("INSERT INTO api_keys (tenant_id, key_id, name, hash, role, created_by, created_at, expires_at) VALUES ($1, $2, 'staff impersonation (read-only)', $3, 'viewer', 'staff', $4, $5)")
+                    .bind::<Text, _>(t)
+                    .bind::<Text, _>(&key_id)
+                    .bind::<Text, _>(&hash)
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(expires_at)
+                    .execute(c)
+                    .await?;
+                (
+                    "staff.impersonate",
+                    key_id,
+                    format!("read-only key until {expires_at}: {reason}"),
+                )
+            }
+            Self::RevokeKey(id) => {
+                let n = sql_query(
+                    "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL",
+                )
+                .bind::<Text, _>(&id)
+                .bind::<BigInt, _>(now)
+                .execute(c)
+                .await?;
+                found(n)?;
+                ("key.revoke", id, "revoked".into())
+            }
+            Self::Subscribe { protocol, max } => {
+                let have: Count =
+                    sql_query("SELECT count(*) AS n FROM subscriptions WHERE protocol <> $1")
+                        .bind::<Text, _>(&protocol)
+                        .get_result(c)
+                        .await?;
+                if have.n + 1 > max {
+                    return Err(DbError::Limit("protocols", have.n + 1, max));
+                }
+                let n = sql_query("INSERT INTO subscriptions (tenant_id, protocol, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                    .bind::<Text, _>(t)
+                    .bind::<Text, _>(&protocol)
+                    .bind::<BigInt, _>(now)
+                    .execute(c)
+                    .await?;
+                let what = if n == 0 {
+                    "already subscribed"
+                } else {
+                    "subscribed"
+                };
+                ("subscription.add", protocol, what.into())
+            }
+            Self::Unsubscribe(p) => {
+                let n = sql_query("DELETE FROM subscriptions WHERE protocol = $1")
+                    .bind::<Text, _>(&p)
+                    .execute(c)
+                    .await?;
+                found(n)?;
+                ("subscription.remove", p, "unsubscribed".into())
+            }
+            Self::SetThreshold {
+                detector,
+                name,
+                value,
+            } => {
+                sql_query("INSERT INTO thresholds (tenant_id, detector, name, value, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                           ON CONFLICT (tenant_id, detector, name) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at")
+                    .bind::<Text, _>(t)
+                    .bind::<Text, _>(&detector)
+                    .bind::<Text, _>(&name)
+                    .bind::<Double, _>(value)
+                    .bind::<BigInt, _>(now)
+                    .execute(c)
+                    .await?;
+                (
+                    "threshold.set",
+                    format!("{detector}.{name}"),
+                    format!("= {value}"),
+                )
+            }
+            Self::RemoveThreshold { detector, name } => {
+                let n = sql_query("DELETE FROM thresholds WHERE detector = $1 AND name = $2")
+                    .bind::<Text, _>(&detector)
+                    .bind::<Text, _>(&name)
+                    .execute(c)
+                    .await?;
+                found(n)?;
+                (
+                    "threshold.remove",
+                    format!("{detector}.{name}"),
+                    "back to the default".into(),
+                )
+            }
+            Self::Watch { address, label } => {
+                sql_query("INSERT INTO watched_addresses (tenant_id, address, label, created_at) VALUES ($1, $2, $3, $4) \
+                           ON CONFLICT (tenant_id, address) DO UPDATE SET label = EXCLUDED.label")
+                    .bind::<Text, _>(t)
+                    .bind::<Text, _>(&address)
+                    .bind::<Text, _>(&label)
+                    .bind::<BigInt, _>(now)
+                    .execute(c)
+                    .await?;
+                ("watch.set", address, format!("label {label:?}"))
+            }
+            Self::Unwatch(a) => {
+                let n = sql_query("DELETE FROM watched_addresses WHERE address = $1")
+                    .bind::<Text, _>(&a)
+                    .execute(c)
+                    .await?;
+                found(n)?;
+                ("watch.remove", a, "no longer watched".into())
+            }
+            Self::AddChannel {
+                channel_id,
+                name,
+                kind,
+                url,
+                secret,
+                min_severity,
+            } => {
+                sql_query("INSERT INTO alert_channels (tenant_id, channel_id, name, kind, url, secret, min_severity, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                    .bind::<Text, _>(t)
+                    .bind::<Text, _>(&channel_id)
+                    .bind::<Text, _>(&name)
+                    .bind::<Text, _>(&kind)
+                    .bind::<Text, _>(&url)
+                    .bind::<Nullable<Text>, _>(&secret)
+                    .bind::<Text, _>(&min_severity)
+                    .bind::<BigInt, _>(now)
+                    .execute(c)
+                    .await?;
+                (
+                    "channel.create",
+                    channel_id,
+                    format!("{name:?} ({kind}, {min_severity} and above)"),
+                )
+            }
+            Self::RemoveChannel(id) => {
+                let n = sql_query("DELETE FROM alert_channels WHERE channel_id = $1")
+                    .bind::<Text, _>(&id)
+                    .execute(c)
+                    .await?;
+                found(n)?;
+                ("channel.remove", id, "removed".into())
+            }
+        })
+    }
+}
+
+async fn audit(
+    c: &mut Conn,
+    tenant: &str,
+    who: &Actor,
+    action: &str,
+    target: &str,
+    summary: &str,
+) -> DbResult<()> {
+    sql_query("INSERT INTO audit_log (tenant_id, at, actor, action, target, summary, ip) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind::<Text, _>(tenant)
+        .bind::<BigInt, _>(who.at)
+        .bind::<Text, _>(&who.actor)
+        .bind::<Text, _>(action)
+        .bind::<Text, _>(target)
+        .bind::<Text, _>(summary)
+        .bind::<Text, _>(&who.ip)
+        .execute(c)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! The OpenAPI 3.1 document of the platform's `/api/v1` routes, built from one table
+//! ([`OPERATIONS`]) that the route tests walk, so the document and the routes cannot drift.
+
+use serde_json::{Value, json};
+
+/// One documented operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    /// HTTP method (lower case).
+    pub method: &'static str,
+    /// Path under the server root, `{name}` for parameters.
+    pub path: &'static str,
+    /// One line.
+    pub summary: &'static str,
+    /// Least role, or `public`.
+    pub role: &'static str,
+    /// Plan feature needed, if any.
+    pub feature: Option<&'static str>,
+    /// Request body schema, if any.
+    pub body: Option<&'static str>,
+    /// Success status.
+    pub ok: u16,
+}
+
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    role: &'static str,
+    body: Option<&'static str>,
+    ok: u16,
+) -> Operation {
+    Operation {
+        method,
+        path,
+        summary,
+        role,
+        feature: None,
+        body,
+        ok,
+    }
+}
+
+/// Every operation under `/api/v1`.
+pub const OPERATIONS: &[Operation] = &[
+    op(
+        "post",
+        "/api/v1/signup",
+        "Create a tenant, its owner and the owner's first API key (shown once).",
+        "public",
+        Some("SignUp"),
+        201,
+    ),
+    op(
+        "get",
+        "/api/v1/tenant",
+        "The caller's tenant: plan, features, limits, today's usage.",
+        "viewer",
+        None,
+        200,
+    ),
+    op(
+        "get",
+        "/api/v1/usage",
+        "Daily usage (API calls, alerts, alerts held back), newest first.",
+        "viewer",
+        None,
+        200,
+    ),
+    op("get", "/api/v1/users", "Users.", "admin", None, 200),
+    op(
+        "post",
+        "/api/v1/users",
+        "Add a user (never above the caller's role; viewer/analyst need RBAC).",
+        "admin",
+        Some("NewUser"),
+        201,
+    ),
+    op(
+        "delete",
+        "/api/v1/users/{id}",
+        "Disable a user (never the last owner).",
+        "admin",
+        None,
+        204,
+    ),
+    op(
+        "get",
+        "/api/v1/keys",
+        "API keys (never their secrets).",
+        "admin",
+        None,
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/keys",
+        "Create an API key `<tenant>.<secret>` (shown once).",
+        "admin",
+        Some("NewKey"),
+        201,
+    ),
+    op(
+        "delete",
+        "/api/v1/keys/{id}",
+        "Revoke a key.",
+        "admin",
+        None,
+        204,
+    ),
+    op(
+        "get",
+        "/api/v1/subscriptions",
+        "Protocols subscribed.",
+        "viewer",
+        None,
+        200,
+    ),
+    op(
+        "put",
+        "/api/v1/subscriptions/{protocol}",
+        "Subscribe to a protocol (a second one needs multi_protocol; at most the plan's protocols).",
+        "admin",
+        None,
+        200,
+    ),
+    op(
+        "delete",
+        "/api/v1/subscriptions/{protocol}",
+        "Unsubscribe.",
+        "admin",
+        None,
+        204,
+    ),
+    op(
+        "get",
+        "/api/v1/thresholds",
+        "Per-detector threshold overrides.",
+        "viewer",
+        None,
+        200,
+    ),
+    op(
+        "put",
+        "/api/v1/thresholds/{detector}/{name}",
+        "Set a threshold override.",
+        "analyst",
+        Some("Threshold"),
+        200,
+    ),
+    op(
+        "delete",
+        "/api/v1/thresholds/{detector}/{name}",
+        "Remove an override.",
+        "analyst",
+        None,
+        204,
+    ),
+    op(
+        "get",
+        "/api/v1/watched-addresses",
+        "Watched addresses.",
+        "viewer",
+        None,
+        200,
+    ),
+    op(
+        "put",
+        "/api/v1/watched-addresses/{address}",
+        "Watch an address (or relabel it).",
+        "analyst",
+        Some("Watch"),
+        200,
+    ),
+    op(
+        "delete",
+        "/api/v1/watched-addresses/{address}",
+        "Stop watching.",
+        "analyst",
+        None,
+        204,
+    ),
+    op(
+        "get",
+        "/api/v1/channels",
+        "Alert channels (secrets are write-only).",
+        "admin",
+        None,
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/channels",
+        "Add an alert channel.",
+        "admin",
+        Some("Channel"),
+        201,
+    ),
+    op(
+        "delete",
+        "/api/v1/channels/{id}",
+        "Remove a channel.",
+        "admin",
+        None,
+        204,
+    ),
+    Operation {
+        feature: Some("audit_log"),
+        ..op(
+            "get",
+            "/api/v1/audit",
+            "The audit log, newest first, within the plan's history.",
+            "admin",
+            None,
+            200,
+        )
+    },
+    Operation {
+        feature: Some("audit_log"),
+        ..op(
+            "get",
+            "/api/v1/audit/export",
+            "The audit log as JSON lines, oldest first.",
+            "admin",
+            None,
+            200,
+        )
+    },
+];
+
+fn problem(desc: &str) -> Value {
+    json!({"description": desc, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+}
+
+fn schemas() -> Value {
+    let s = |props: Value, required: &[&str]| json!({"type": "object", "additionalProperties": false, "properties": props, "required": required});
+    json!({
+        "Problem": s(json!({
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+            "detail": {"type": "string"}, "code": {"type": "string"}
+        }), &["type", "title", "status", "detail", "code"]),
+        "SignUp": s(json!({
+            "tenant": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{2,31}$"},
+            "name": {"type": "string", "minLength": 1, "maxLength": 120},
+            "email": {"type": "string", "format": "email", "maxLength": 254},
+            "password": {"type": "string", "minLength": 12, "maxLength": 256}
+        }), &["tenant", "name", "email", "password"]),
+        "NewUser": s(json!({
+            "email": {"type": "string", "format": "email"},
+            "password": {"type": "string", "minLength": 12, "maxLength": 256},
+            "role": {"enum": ["owner", "admin", "analyst", "viewer"]}
+        }), &["email", "password", "role"]),
+        "NewKey": s(json!({
+            "name": {"type": "string", "minLength": 1, "maxLength": 80},
+            "role": {"enum": ["owner", "admin", "analyst", "viewer"]}
+        }), &["name", "role"]),
+        "Threshold": s(json!({"value": {"type": "number"}}), &["value"]),
+        "Watch": s(json!({"label": {"type": "string", "minLength": 1, "maxLength": 80}}), &["label"]),
+        "Channel": s(json!({
+            "name": {"type": "string", "minLength": 1, "maxLength": 80},
+            "kind": {"enum": crate::tenancy::CHANNEL_KINDS},
+            "url": {"type": "string", "maxLength": 2048},
+            "secret": {"type": "string", "minLength": 1, "maxLength": 512},
+            "min_severity": {"enum": crate::tenancy::SEVERITIES}
+        }), &["name", "kind", "url"]),
+    })
+}
+
+fn parameter(name: &str) -> Value {
+    let schema = match name {
+        "id" => json!({"type": "string", "pattern": "^[a-z]{3}_[0-9a-f]{16}$"}),
+        "protocol" => json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,31}$"}),
+        "address" => json!({"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}),
+        _ => json!({"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}),
+    };
+    json!({"name": name, "in": "path", "required": true, "schema": schema})
+}
+
+/// The document served at `/openapi.json`.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for o in OPERATIONS {
+        let params: Vec<Value> = o
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(parameter)
+            .collect();
+        let mut responses = serde_json::Map::new();
+        responses.insert(o.ok.to_string(), json!({"description": "done"}));
+        responses.insert("400".into(), problem("malformed request"));
+        responses.insert(
+            "429".into(),
+            problem(
+                "a limit of the plan or of the address was reached (Retry-After when it resets)",
+            ),
+        );
+        if o.role != "public" {
+            responses.insert("401".into(), problem("no valid API key"));
+            responses.insert(
+                "402".into(),
+                problem("the plan lacks a feature; the detail names the plan that has it"),
+            );
+            responses.insert(
+                "403".into(),
+                problem("the key's role may not do this, or the tenant is suspended"),
+            );
+            responses.insert(
+                "404".into(),
+                problem("nothing with that id for this tenant"),
+            );
+        }
+        if o.method != "get" {
+            responses.insert("409".into(), problem("conflicts with what exists"));
+        }
+        let mut operation = json!({
+            "summary": o.summary,
+            "x-kamiyo-role": o.role,
+            "parameters": params,
+            "responses": responses,
+        });
+        if let Some(f) = o.feature {
+            operation["x-kamiyo-feature"] = json!(f);
+        }
+        if o.role == "public" {
+            operation["security"] = json!([]);
+        }
+        if let Some(b) = o.body {
+            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{b}")}}}});
+        }
+        let entry = paths.entry(o.path.to_owned()).or_insert_with(|| json!({}));
+        entry[o.method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "kamiyo.ai platform API", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {"key": {"type": "http", "scheme": "bearer", "description": "<tenant>.<secret>"}}
+        },
+        "security": [{"key": []}],
+    })
+}

@@ -1,0 +1,984 @@
+//! The platform's HTTP routes under `/api/v1` (actix-web), in the order a request meets them:
+//! pre-auth limits (sign-up per address, failed keys per address) → authentication
+//! (`Authorization: Bearer <tenant>.<secret>`) → the tenant's status and daily API-call meter
+//! (429 with `Retry-After` at the next UTC midnight) → the handler, which checks role and plan
+//! ([`tenancy::authorize`]: 403 / 402 naming the plan that has it), calls one `db` function and
+//! shapes the answer. Changes are audited by `db` in their own transaction. Errors are
+//! `application/problem+json` with a stable code.
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use kamiyo_api::Problem;
+use kamiyo_api::auth::RateLimiter;
+use kamiyo_core_models::{Address, ProtocolId};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::db::{self, Actor, Change, Db, DbError, List};
+use crate::tenancy::{self, Permission, Principal, Refusal, Role, TenantId};
+use crate::tiers::{Feature, Limit, Tier, TierMatrix};
+
+/// Largest JSON body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the routes share.
+pub struct PlatformState {
+    /// Tenant-owned state (the application role).
+    pub db: Db,
+    /// Plans.
+    pub tiers: TierMatrix,
+    /// Protocols the platform ingests (what a tenant may subscribe to).
+    pub protocols: Vec<ProtocolId>,
+    /// The protocol a new tenant is subscribed to.
+    pub default_protocol: ProtocolId,
+    /// Sign-ups per client address and hour.
+    pub signups: RateLimiter,
+    /// Failed key checks per client address and minute (then 429 before any lookup).
+    pub auth_failures: RateLimiter,
+    /// Epoch-ms clock (tests move it).
+    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl PlatformState {
+    /// State with the system clock, the given limits of `kamiyo_api`'s limiter (sign-ups per
+    /// minute per address; failed keys per minute per address).
+    pub fn new(db: Db, tiers: TierMatrix, protocols: Vec<ProtocolId>) -> Self {
+        Self {
+            db,
+            tiers,
+            default_protocol: protocols
+                .first()
+                .cloned()
+                .unwrap_or(ProtocolId::HYPERLIQUID),
+            protocols,
+            signups: RateLimiter::new(SIGNUPS_PER_MINUTE),
+            auth_failures: RateLimiter::new(kamiyo_api::auth::FAILED_AUTH_PER_MINUTE),
+            clock: Arc::new(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            }),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
+    }
+}
+
+/// Sign-ups allowed per client address per minute (bursts of the same).
+pub const SIGNUPS_PER_MINUTE: u32 = 5;
+
+/// A refused or failed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebError {
+    /// 400.
+    Invalid(String),
+    /// 401.
+    Unauthorized,
+    /// 402: the feature and the cheapest plan with it.
+    PaymentRequired(String),
+    /// 403.
+    Forbidden(String),
+    /// 404.
+    NotFound,
+    /// 409.
+    Conflict(String),
+    /// 429 (`Retry-After` seconds when a reset is known).
+    TooMany {
+        /// What.
+        detail: String,
+        /// Seconds until it resets.
+        retry_after: Option<u64>,
+    },
+    /// 503.
+    Unavailable,
+    /// 500 (cause logged).
+    Internal,
+}
+
+impl std::fmt::Display for WebError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl WebError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_request",
+            Self::Unauthorized => "unauthorized",
+            Self::PaymentRequired(_) => "plan_required",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::TooMany { .. } => "limit_reached",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Invalid(d)
+            | Self::PaymentRequired(d)
+            | Self::Forbidden(d)
+            | Self::Conflict(d)
+            | Self::TooMany { detail: d, .. } => d.clone(),
+            Self::Unauthorized => {
+                "a valid API key is required (Authorization: Bearer <tenant>.<secret>)".into()
+            }
+            Self::NotFound => "nothing here for this tenant".into(),
+            Self::Unavailable => "the database is unavailable; retry shortly".into(),
+            Self::Internal => "internal error".into(),
+        }
+    }
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let mut r = HttpResponse::build(status);
+        r.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if let Self::TooMany {
+            retry_after: Some(s),
+            ..
+        } = self
+        {
+            r.insert_header((header::RETRY_AFTER, s.to_string()));
+        }
+        if matches!(self, Self::Unauthorized) {
+            r.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"kamiyo.ai\""));
+        }
+        let body = Problem {
+            kind: format!("https://kamiyo.ai/problems/{}", self.code()),
+            title: status.canonical_reason().unwrap_or("error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code: self.code().to_owned(),
+        };
+        r.body(serde_json::to_string(&body).unwrap_or_default())
+    }
+}
+
+impl From<Refusal> for WebError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Invalid { .. } => Self::Invalid(r.to_string()),
+            Refusal::Role { .. } => Self::Forbidden(r.to_string()),
+            Refusal::Feature { .. } => Self::PaymentRequired(r.to_string()),
+        }
+    }
+}
+
+impl From<DbError> for WebError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => Self::NotFound,
+            DbError::Conflict(d) => Self::Conflict(conflict_words(&d)),
+            DbError::Limit(what, used, max) => Self::TooMany {
+                detail: format!("the plan allows {max} {what}; this would make {used}"),
+                retry_after: None,
+            },
+            DbError::Unavailable(d) => {
+                tracing::warn!(error = %d, "database unavailable");
+                Self::Unavailable
+            }
+            DbError::Refused(d) | DbError::Other(d) => {
+                tracing::error!(error = %d, "database error while serving a request");
+                Self::Internal
+            }
+        }
+    }
+}
+
+/// A unique-violation message in words that name no table.
+fn conflict_words(d: &str) -> String {
+    if d.contains("tenants_pkey") {
+        "that tenant id is taken".into()
+    } else if d.contains("email") {
+        "a user with that email exists".into()
+    } else if d.contains("name") {
+        "that name is in use".into()
+    } else {
+        "it exists already".into()
+    }
+}
+
+type Res = Result<HttpResponse, WebError>;
+
+/// The client's address (the peer; proxies are not trusted here).
+fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown".into(), |a| a.ip().to_string())
+}
+
+/// Seconds until the next UTC midnight (when daily limits reset).
+pub fn secs_to_midnight(now_ms: i64) -> u64 {
+    let day = 86_400_000;
+    u64::try_from((day - now_ms.rem_euclid(day) + 999) / 1000).unwrap_or(1)
+}
+
+fn actor(p: &Principal, req: &HttpRequest, at: i64) -> Actor {
+    Actor {
+        actor: p.actor.clone(),
+        ip: client_ip(req),
+        at,
+    }
+}
+
+/// Authentication for everything under `/api/v1` but sign-up: the key's tenant, status and
+/// daily meter; attaches the [`Principal`].
+pub async fn gate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<PlatformState>>().cloned() else {
+        return Err(WebError::Internal.into());
+    };
+    let path = req.path();
+    if !path.starts_with("/api/v1/") || path == "/api/v1/signup" {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    }
+    let ip = client_ip(req.request());
+    if let Some(wait) = state.auth_failures.exhausted(&ip) {
+        return Err(WebError::TooMany {
+            detail: "too many failed authentications from this address".into(),
+            retry_after: Some(wait),
+        }
+        .into());
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .map(str::to_owned);
+    let fail = |state: &PlatformState| {
+        let _ = state.auth_failures.check(&ip);
+        WebError::Unauthorized
+    };
+    let Some(tenant) = presented.as_deref().and_then(tenancy::key_tenant) else {
+        return Err(fail(&state).into());
+    };
+    let hash = tenancy::hash_key(presented.as_deref().unwrap_or_default());
+    let now = state.now();
+    let tiers = state.tiers.clone();
+    let limit_of = move |plan: &str| {
+        plan.parse::<Tier>().map_or(0, |t| {
+            i64::try_from(tiers.config(t).limits.get(Limit::ApiCallsPerDay)).unwrap_or(i64::MAX)
+        })
+    };
+    let (k, calls) = match state.db.authenticate(&tenant, &hash, now, limit_of).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(fail(&state).into()),
+        Err(DbError::Limit(_, _, max)) => {
+            return Err(WebError::TooMany {
+                detail: format!("the plan's {max} API calls for today (UTC) are used"),
+                retry_after: Some(secs_to_midnight(now)),
+            }
+            .into());
+        }
+        Err(e) => return Err(WebError::from(e).into()),
+    };
+    if k.status != "active" {
+        return Err(WebError::Forbidden("this tenant is suspended".into()).into());
+    }
+    let (Ok(role), Ok(plan)) = (Role::parse(&k.role), k.plan.parse::<Tier>()) else {
+        tracing::error!(key = %k.key_id, "stored role or plan not understood");
+        return Err(WebError::Internal.into());
+    };
+    let limit = state.tiers.config(plan).limits.api_calls_per_day;
+    req.extensions_mut().insert(Principal {
+        tenant,
+        actor: format!("key:{}", k.key_id),
+        role,
+        plan,
+    });
+    let mut res = next.call(req).await?.map_into_boxed_body();
+    let h = res.headers_mut();
+    if let Ok(v) = header::HeaderValue::from_str(&limit.to_string()) {
+        h.insert(header::HeaderName::from_static("x-ratelimit-limit"), v);
+    }
+    let left = limit.saturating_sub(u64::try_from(calls).unwrap_or(0));
+    if let Ok(v) = header::HeaderValue::from_str(&left.to_string()) {
+        h.insert(header::HeaderName::from_static("x-ratelimit-remaining"), v);
+    }
+    Ok(res)
+}
+
+fn principal(req: &HttpRequest) -> Result<Principal, WebError> {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or(WebError::Unauthorized)
+}
+
+/// Checks `what` for the caller.
+fn allowed(
+    req: &HttpRequest,
+    state: &PlatformState,
+    what: Permission,
+) -> Result<Principal, WebError> {
+    let p = principal(req)?;
+    tenancy::authorize(&p, what, &state.tiers)?;
+    Ok(p)
+}
+
+// ---- sign-up ----
+
+/// `POST /api/v1/signup`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignUp {
+    /// Tenant id (becomes the first part of every key).
+    pub tenant: String,
+    /// Organisation name.
+    pub name: String,
+    /// The owner's email.
+    pub email: String,
+    /// The owner's password.
+    pub password: String,
+}
+
+async fn signup(req: HttpRequest, state: web::Data<PlatformState>, body: web::Json<SignUp>) -> Res {
+    let ip = client_ip(&req);
+    state.signups.check(&ip).map_err(|wait| WebError::TooMany {
+        detail: "too many sign-ups from this address".into(),
+        retry_after: Some(wait),
+    })?;
+    let tenant = TenantId::parse(&body.tenant)?;
+    let name = tenancy::parse_label("name", &body.name, 120)?;
+    let email = tenancy::parse_email(&body.email)?;
+    let hash = tenancy::hash_password(&body.password)?;
+    let key = tenancy::generate_key(&tenant);
+    let plan = Tier::CloudBasic;
+    let now = state.now();
+    let user_id = state
+        .db
+        .create_tenant(
+            &tenant,
+            &name,
+            plan.as_str(),
+            &email,
+            &hash,
+            (&key.id, &key.hash),
+            state.default_protocol.as_str(),
+            &Actor {
+                actor: format!("signup:{email}"),
+                ip,
+                at: now,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(json!({
+        "tenant": tenant,
+        "plan": plan,
+        "user_id": user_id,
+        "key": {"id": key.id, "secret": key.secret, "role": Role::Owner},
+        "subscriptions": [state.default_protocol],
+        "note": "the key is shown once; store it now",
+    })))
+}
+
+// ---- the tenant ----
+
+async fn tenant(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
+    let p = allowed(&req, &state, Permission::Read)?;
+    let row = state.db.tenant(&p.tenant).await?;
+    let today = db::utc_day(state.now());
+    let usage = state.db.usage(&p.tenant, today).await?;
+    let c = state.tiers.config(p.plan);
+    Ok(HttpResponse::Ok().json(json!({
+        "tenant": row.tenant_id,
+        "name": row.name,
+        "plan": p.plan,
+        "status": row.status,
+        "created_at": row.created_at,
+        "features": c.features,
+        "limits": {
+            "protocols": c.limits.protocols,
+            "api_calls_per_day": c.limits.api_calls_per_day,
+            "alerts_per_day": c.limits.alerts_per_day,
+            "history_days": c.limits.history_days,
+        },
+        "usage_today": usage.first(),
+        "you": {"actor": p.actor, "role": p.role},
+    })))
+}
+
+/// `?days=` of `/usage`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaysQuery {
+    /// Days back (1 … the plan's history).
+    pub days: Option<u32>,
+}
+
+fn history_days(state: &PlatformState, p: &Principal) -> u32 {
+    state.tiers.config(p.plan).limits.history_days
+}
+
+async fn usage(req: HttpRequest, state: web::Data<PlatformState>, q: web::Query<DaysQuery>) -> Res {
+    let p = allowed(&req, &state, Permission::Read)?;
+    let max = history_days(&state, &p);
+    let days = q.days.unwrap_or(30).clamp(1, max.max(1));
+    let since = db::utc_day(state.now() - i64::from(days - 1) * 86_400_000);
+    let rows = state.db.usage(&p.tenant, since).await?;
+    Ok(HttpResponse::Ok().json(json!({"days": days, "usage": rows})))
+}
+
+// ---- lists ----
+
+async fn list_of<R>(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    what: List,
+    perm: Permission,
+) -> Res
+where
+    R: db::ListRow,
+{
+    let p = allowed(&req, &state, perm)?;
+    let rows: Vec<R> = state.db.list(&p.tenant, what).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": rows })))
+}
+
+async fn change(
+    req: &HttpRequest,
+    state: &PlatformState,
+    p: &Principal,
+    c: Change,
+) -> Result<(), WebError> {
+    state
+        .db
+        .change(&p.tenant, &actor(p, req, state.now()), c)
+        .await
+        .map_err(WebError::from)
+}
+
+// ---- users ----
+
+/// `POST /api/v1/users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// Email.
+    pub email: String,
+    /// Initial password.
+    pub password: String,
+    /// Role.
+    pub role: String,
+}
+
+async fn add_user(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    body: web::Json<NewUser>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::ManageAccess)?;
+    let role = Role::parse(&body.role)?;
+    tenancy::may_grant(&p, role, &state.tiers)?;
+    let email = tenancy::parse_email(&body.email)?;
+    let password_hash = tenancy::hash_password(&body.password)?;
+    let user_id = tenancy::new_id("usr");
+    change(
+        &req,
+        &state,
+        &p,
+        Change::AddUser {
+            user_id: user_id.clone(),
+            email: email.clone(),
+            password_hash,
+            role: role.as_str().into(),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(json!({"user_id": user_id, "email": email, "role": role})))
+}
+
+/// An id in a path: the shape ids have (`<prefix>_<16 hex>`), else 404 without a lookup.
+fn id_in_path(prefix: &str, s: &str) -> Result<String, WebError> {
+    let ok = s
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('_'))
+        .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(WebError::NotFound)
+    }
+}
+
+async fn remove_user(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::ManageAccess)?;
+    let id = id_in_path("usr", &path)?;
+    change(&req, &state, &p, Change::RemoveUser(id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- keys ----
+
+/// `POST /api/v1/keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyBody {
+    /// Label.
+    pub name: String,
+    /// Role of the key.
+    pub role: String,
+}
+
+async fn add_key(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    body: web::Json<NewKeyBody>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::ManageAccess)?;
+    let role = Role::parse(&body.role)?;
+    tenancy::may_grant(&p, role, &state.tiers)?;
+    let name = tenancy::parse_label("name", &body.name, 80)?;
+    let key = tenancy::generate_key(&p.tenant);
+    change(
+        &req,
+        &state,
+        &p,
+        Change::AddKey {
+            key_id: key.id.clone(),
+            name: name.clone(),
+            hash: key.hash,
+            role: role.as_str().into(),
+            created_by: p.actor.clone(),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(json!({
+        "id": key.id, "name": name, "role": role, "secret": key.secret,
+        "note": "the key is shown once; store it now",
+    })))
+}
+
+async fn revoke_key(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::ManageAccess)?;
+    let id = id_in_path("key", &path)?;
+    change(&req, &state, &p, Change::RevokeKey(id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- subscriptions ----
+
+fn known_protocol(state: &PlatformState, s: &str) -> Result<ProtocolId, WebError> {
+    let id = ProtocolId::parse(s).map_err(|_| WebError::NotFound)?;
+    if state.protocols.contains(&id) {
+        Ok(id)
+    } else {
+        Err(WebError::NotFound)
+    }
+}
+
+async fn subscribe(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Configure)?;
+    let protocol = known_protocol(&state, &path)?;
+    let have: Vec<db::SubscriptionRow> = state.db.list(&p.tenant, List::Subscriptions).await?;
+    if !have.iter().any(|s| s.protocol == protocol.as_str()) && !have.is_empty() {
+        tenancy::require(p.plan, Feature::MultiProtocol, &state.tiers)?;
+    }
+    let max = i64::from(state.tiers.config(p.plan).limits.protocols);
+    change(
+        &req,
+        &state,
+        &p,
+        Change::Subscribe {
+            protocol: protocol.as_str().into(),
+            max,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"protocol": protocol, "subscribed": true})))
+}
+
+async fn unsubscribe(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Configure)?;
+    let protocol = ProtocolId::parse(&path).map_err(|_| WebError::NotFound)?;
+    change(
+        &req,
+        &state,
+        &p,
+        Change::Unsubscribe(protocol.as_str().into()),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- thresholds ----
+
+/// `PUT /api/v1/thresholds/{detector}/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdBody {
+    /// The value (finite).
+    pub value: f64,
+}
+
+async fn set_threshold(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<ThresholdBody>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Tune)?;
+    let (d, n) = path.into_inner();
+    let detector = tenancy::parse_name("detector", &d)?;
+    let name = tenancy::parse_name("name", &n)?;
+    if !body.value.is_finite() {
+        return Err(WebError::Invalid("value: a finite number".into()));
+    }
+    change(
+        &req,
+        &state,
+        &p,
+        Change::SetThreshold {
+            detector: detector.clone(),
+            name: name.clone(),
+            value: body.value,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"detector": detector, "name": name, "value": body.value})))
+}
+
+async fn remove_threshold(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<(String, String)>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Tune)?;
+    let (d, n) = path.into_inner();
+    let (Ok(detector), Ok(name)) = (
+        tenancy::parse_name("detector", &d),
+        tenancy::parse_name("name", &n),
+    ) else {
+        return Err(WebError::NotFound);
+    };
+    change(&req, &state, &p, Change::RemoveThreshold { detector, name }).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- watched addresses ----
+
+/// `PUT /api/v1/watched-addresses/{address}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchBody {
+    /// Label.
+    pub label: String,
+}
+
+fn address_in_path(s: &str) -> Result<String, WebError> {
+    Address::parse(s)
+        .map(|a| a.to_string().to_lowercase())
+        .map_err(|_| WebError::NotFound)
+}
+
+async fn watch(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+    body: web::Json<WatchBody>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Tune)?;
+    let address = Address::parse(&path)
+        .map(|a| a.to_string().to_lowercase())
+        .map_err(|_| WebError::Invalid("address: 0x followed by 40 hex digits".into()))?;
+    let label = tenancy::parse_label("label", &body.label, 80)?;
+    change(
+        &req,
+        &state,
+        &p,
+        Change::Watch {
+            address: address.clone(),
+            label: label.clone(),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"address": address, "label": label})))
+}
+
+async fn unwatch(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Tune)?;
+    let address = address_in_path(&path)?;
+    change(&req, &state, &p, Change::Unwatch(address)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- channels ----
+
+/// `POST /api/v1/channels`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelBody {
+    /// Name.
+    pub name: String,
+    /// Kind (webhook, slack, discord, telegram, email, pagerduty, opsgenie).
+    pub kind: String,
+    /// Destination URL (https; for email, `mailto:`).
+    pub url: String,
+    /// Signing secret or token (write-only).
+    pub secret: Option<String>,
+    /// Least severity sent (default high).
+    pub min_severity: Option<String>,
+}
+
+async fn add_channel(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    body: web::Json<ChannelBody>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Configure)?;
+    let name = tenancy::parse_label("name", &body.name, 80)?;
+    if !tenancy::CHANNEL_KINDS.contains(&body.kind.as_str()) {
+        return Err(WebError::Invalid(format!(
+            "kind: one of {}",
+            tenancy::CHANNEL_KINDS.join(", ")
+        )));
+    }
+    let url_ok = if body.kind == "email" {
+        body.url.starts_with("mailto:") && tenancy::parse_email(&body.url[7..]).is_ok()
+    } else {
+        body.url.starts_with("https://")
+            && body.url.len() <= 2048
+            && !body.url.contains(char::is_whitespace)
+    };
+    if !url_ok {
+        return Err(WebError::Invalid(
+            "url: an https:// URL (mailto:<address> for email), at most 2048 characters".into(),
+        ));
+    }
+    let min_severity = body.min_severity.clone().unwrap_or_else(|| "high".into());
+    if !tenancy::SEVERITIES.contains(&min_severity.as_str()) {
+        return Err(WebError::Invalid(format!(
+            "min_severity: one of {}",
+            tenancy::SEVERITIES.join(", ")
+        )));
+    }
+    if body
+        .secret
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.len() > 512)
+    {
+        return Err(WebError::Invalid("secret: 1 to 512 characters".into()));
+    }
+    let channel_id = tenancy::new_id("chn");
+    change(
+        &req,
+        &state,
+        &p,
+        Change::AddChannel {
+            channel_id: channel_id.clone(),
+            name: name.clone(),
+            kind: body.kind.clone(),
+            url: body.url.clone(),
+            secret: body.secret.clone(),
+            min_severity: min_severity.clone(),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(json!({
+        "channel_id": channel_id, "name": name, "kind": body.kind, "min_severity": min_severity,
+        "has_secret": body.secret.is_some(),
+    })))
+}
+
+async fn remove_channel(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Configure)?;
+    let id = id_in_path("chn", &path)?;
+    change(&req, &state, &p, Change::RemoveChannel(id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- audit ----
+
+/// `?since=&limit=` of `/audit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Epoch ms (clamped to the plan's history).
+    pub since: Option<i64>,
+    /// Rows (1 … 1000, default 100).
+    pub limit: Option<u32>,
+}
+
+fn audit_since(state: &PlatformState, p: &Principal, since: Option<i64>) -> i64 {
+    let floor = state.now() - i64::from(history_days(state, p)) * 86_400_000;
+    since.unwrap_or(floor).max(floor)
+}
+
+async fn audit(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    q: web::Query<AuditQuery>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::ReadAudit)?;
+    let limit = i64::from(q.limit.unwrap_or(100).clamp(1, 1000));
+    let rows = state
+        .db
+        .audit_log(&p.tenant, audit_since(&state, &p, q.since), limit, false)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": rows })))
+}
+
+/// Most rows one export returns (ask again with `since` after the last).
+pub const EXPORT_ROWS: i64 = 100_000;
+
+async fn audit_export(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    q: web::Query<AuditQuery>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::ReadAudit)?;
+    let rows = state
+        .db
+        .audit_log(
+            &p.tenant,
+            audit_since(&state, &p, q.since),
+            EXPORT_ROWS,
+            true,
+        )
+        .await?;
+    let mut body = String::new();
+    for r in rows {
+        body.push_str(&serde_json::to_string(&r).map_err(|_| WebError::Internal)?);
+        body.push('\n');
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .body(body))
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(crate::openapi::document())
+}
+
+async fn not_found() -> Res {
+    Err(WebError::NotFound)
+}
+
+/// Registers the platform's routes (the caller adds `web::Data<PlatformState>`).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use db::{ChannelRow, KeyRow, SubscriptionRow, ThresholdRow, UserRow, WatchedRow};
+    let json_cfg = web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|e, _| WebError::Invalid(format!("body: {e}")).into());
+    let query_cfg = web::QueryConfig::default()
+        .error_handler(|e, _| WebError::Invalid(format!("query: {e}")).into());
+    let path_cfg = web::PathConfig::default().error_handler(|_, _| WebError::NotFound.into());
+    macro_rules! list {
+        ($row:ty, $what:expr, $perm:expr) => {
+            web::get().to(|req: HttpRequest, state: web::Data<PlatformState>| {
+                list_of::<$row>(req, state, $what, $perm)
+            })
+        };
+    }
+    cfg.app_data(json_cfg)
+        .app_data(query_cfg)
+        .app_data(path_cfg)
+        .route("/openapi.json", web::get().to(openapi))
+        .service(
+            web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(gate))
+                .route("/signup", web::post().to(signup))
+                .route("/tenant", web::get().to(tenant))
+                .route("/usage", web::get().to(usage))
+                .route(
+                    "/users",
+                    list!(UserRow, List::Users, Permission::ManageAccess),
+                )
+                .route("/users", web::post().to(add_user))
+                .route("/users/{id}", web::delete().to(remove_user))
+                .route("/keys", list!(KeyRow, List::Keys, Permission::ManageAccess))
+                .route("/keys", web::post().to(add_key))
+                .route("/keys/{id}", web::delete().to(revoke_key))
+                .route(
+                    "/subscriptions",
+                    list!(SubscriptionRow, List::Subscriptions, Permission::Read),
+                )
+                .route("/subscriptions/{protocol}", web::put().to(subscribe))
+                .route("/subscriptions/{protocol}", web::delete().to(unsubscribe))
+                .route(
+                    "/thresholds",
+                    list!(ThresholdRow, List::Thresholds, Permission::Read),
+                )
+                .route(
+                    "/thresholds/{detector}/{name}",
+                    web::put().to(set_threshold),
+                )
+                .route(
+                    "/thresholds/{detector}/{name}",
+                    web::delete().to(remove_threshold),
+                )
+                .route(
+                    "/watched-addresses",
+                    list!(WatchedRow, List::Watched, Permission::Read),
+                )
+                .route("/watched-addresses/{address}", web::put().to(watch))
+                .route("/watched-addresses/{address}", web::delete().to(unwatch))
+                .route(
+                    "/channels",
+                    list!(ChannelRow, List::Channels, Permission::Configure),
+                )
+                .route("/channels", web::post().to(add_channel))
+                .route("/channels/{id}", web::delete().to(remove_channel))
+                .route("/audit", web::get().to(audit))
+                .route("/audit/export", web::get().to(audit_export))
+                .default_service(web::to(not_found)),
+        );
+}

@@ -1,0 +1,174 @@
+//! The platform against a real PostgreSQL: a fresh database per test, migrated by the owner
+//! role, served through the application role `kamiyo_app` (created by `cargo xtask test`),
+//! so row-level security binds every request as in production.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on broken setup"
+)]
+
+mod crossing;
+mod plans;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::{App, test, web};
+use kamiyo_core_models::ProtocolId;
+use kamiyo_platform::db::Db;
+use kamiyo_platform::tiers::TierMatrix;
+use kamiyo_platform::web::{PlatformState, routes};
+use kamiyo_testing::TestDatabase;
+use serde_json::Value;
+
+/// 2026-06-01T12:00:00Z.
+pub const T0: i64 = 1_780_315_200_000;
+
+/// A migrated database and the pools of its two roles.
+pub struct Env {
+    /// The database (dropped with the value).
+    pub tdb: TestDatabase,
+    /// The owner's pool (staff).
+    pub owner: Db,
+    /// The application role's pool (serving).
+    pub app: Db,
+    /// The application role's URL.
+    pub app_url: String,
+    /// The clock the routes read.
+    pub clock: Arc<AtomicI64>,
+}
+
+/// The application role's URL for the same database.
+pub fn app_url(owner_url: &str) -> String {
+    let (scheme, rest) = owner_url
+        .split_once("://")
+        .unwrap_or(("postgres", owner_url));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    format!("{scheme}://kamiyo_app:kamiyo_app@{host}")
+}
+
+/// A fresh database, migrated, with both roles' pools.
+pub async fn env() -> Env {
+    let tdb = TestDatabase::new().await;
+    let owner = Db::connect(&tdb.url, 4).await.unwrap();
+    owner.migrate("kamiyo_app").await.unwrap();
+    let app_url = app_url(&tdb.url);
+    let app = Db::connect(&app_url, 8).await.unwrap_or_else(|e| {
+        panic!("the application role kamiyo_app must exist (cargo xtask test creates it): {e}")
+    });
+    app.check_app_role().await.unwrap();
+    Env {
+        tdb,
+        owner,
+        app,
+        app_url,
+        clock: Arc::new(AtomicI64::new(T0)),
+    }
+}
+
+/// Protocols the test platform ingests.
+pub fn protocols() -> Vec<ProtocolId> {
+    [
+        "hyperliquid",
+        "dydx",
+        "gmx",
+        "aevo",
+        "drift",
+        "lighter",
+        "paradex",
+    ]
+    .iter()
+    .map(|p| ProtocolId::parse(p).unwrap())
+    .collect()
+}
+
+impl Env {
+    /// The routes over the application role's pool with `tiers`.
+    pub async fn service_with(
+        &self,
+        tiers: TierMatrix,
+    ) -> impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>
+    {
+        let mut state = PlatformState::new(self.app.clone(), tiers, protocols());
+        let clock = self.clock.clone();
+        state.clock = Arc::new(move || clock.load(Ordering::SeqCst));
+        test::init_service(App::new().app_data(web::Data::new(state)).configure(routes)).await
+    }
+
+    /// The routes with the default tiers.
+    pub async fn service(
+        &self,
+    ) -> impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>
+    {
+        self.service_with(TierMatrix::default_matrix().unwrap())
+            .await
+    }
+}
+
+/// One request: status, headers and the JSON body (`Null` when empty, the text as a string
+/// when not JSON).
+pub async fn call<S>(
+    svc: &S,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, actix_web::http::header::HeaderMap, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let mut req = match method {
+        "get" => test::TestRequest::get(),
+        "post" => test::TestRequest::post(),
+        "put" => test::TestRequest::put(),
+        "delete" => test::TestRequest::delete(),
+        m => panic!("method {m}"),
+    }
+    .uri(path)
+    .peer_addr("192.0.2.10:40000".parse().unwrap());
+    if let Some(k) = key {
+        req = req.insert_header(("Authorization", format!("Bearer {k}")));
+    }
+    if let Some(b) = body {
+        req = req.set_json(b);
+    }
+    // A middleware's refusal is an `Err` here; the server turns it into its response.
+    let res = match test::try_call_service(svc, req.to_request()).await {
+        Ok(r) => r.into_parts().1.map_into_boxed_body(),
+        Err(e) => e.error_response().map_into_boxed_body(),
+    };
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = actix_web::body::to_bytes(res.into_body())
+        .await
+        .unwrap_or_default();
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    if status.is_server_error() {
+        panic!("{method} {path}: {status} {v}");
+    }
+    (status, headers, v)
+}
+
+/// Signs `tenant` up; returns the owner's key.
+pub async fn signup<S>(svc: &S, tenant: &str) -> String
+where
+    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let (s, _, v) = call(
+        svc,
+        "post",
+        "/api/v1/signup",
+        None,
+        Some(serde_json::json!({"tenant": tenant, "name": format!("{tenant} ltd"), "email": format!("owner@{tenant}.example"), "password": "a long enough password"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v["key"]["secret"].as_str().unwrap().to_owned()
+}

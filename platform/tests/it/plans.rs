@@ -1,0 +1,385 @@
+//! Plans enforced on every request (402 naming the plan that has the feature, 429 with
+//! Retry-After at the next UTC midnight), roles checked on every route, usage metered durably,
+//! and every change audited.
+
+use std::sync::atomic::Ordering;
+
+use actix_web::http::StatusCode;
+use kamiyo_platform::db::{Actor, StaffColumn};
+use kamiyo_platform::tenancy::TenantId;
+use kamiyo_platform::tiers::TierMatrix;
+use serde_json::json;
+
+use crate::{T0, call, env, signup};
+
+fn staff() -> Actor {
+    Actor {
+        actor: "staff:test".into(),
+        ip: "cli".into(),
+        at: T0,
+    }
+}
+
+#[tokio::test]
+async fn features_outside_the_plan_answer_402_naming_the_plan_that_has_them() {
+    let e = env().await;
+    let svc = e.service().await;
+    let k = signup(&svc, "acme").await;
+    let k = Some(k.as_str());
+    let (s, h, v) = call(&svc, "get", "/api/v1/audit", k, None).await;
+    assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{v}");
+    assert_eq!(h.get("content-type").unwrap(), "application/problem+json");
+    assert_eq!(v["code"], "plan_required");
+    assert!(
+        v["detail"].as_str().unwrap().contains("cloud_enterprise"),
+        "{v}"
+    );
+    // Roles below admin need RBAC (enterprise).
+    let (s, _, v) = call(
+        &svc,
+        "post",
+        "/api/v1/keys",
+        k,
+        Some(json!({"name": "ro", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{v}");
+    // A second protocol on a plan without multi_protocol.
+    e.owner
+        .staff_set(
+            &TenantId::parse("acme").unwrap(),
+            StaffColumn::Plan,
+            "open_source",
+            &staff(),
+        )
+        .await
+        .unwrap();
+    let (s, _, v) = call(&svc, "put", "/api/v1/subscriptions/dydx", k, None).await;
+    assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("cloud_basic"), "{v}");
+    // Basic has it, up to five protocols: the sixth is a limit (429, no reset to wait for).
+    e.owner
+        .staff_set(
+            &TenantId::parse("acme").unwrap(),
+            StaffColumn::Plan,
+            "cloud_basic",
+            &staff(),
+        )
+        .await
+        .unwrap();
+    for p in ["dydx", "gmx", "aevo", "drift"] {
+        let (s, _, v) = call(&svc, "put", &format!("/api/v1/subscriptions/{p}"), k, None).await;
+        assert_eq!(s, StatusCode::OK, "{p}: {v}");
+    }
+    let (s, h, v) = call(&svc, "put", "/api/v1/subscriptions/lighter", k, None).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert!(h.get("retry-after").is_none());
+    // An unknown protocol is not there to subscribe to.
+    let (s, _, _) = call(&svc, "put", "/api/v1/subscriptions/nosuch", k, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Enterprise: the audit log opens.
+    e.owner
+        .staff_set(
+            &TenantId::parse("acme").unwrap(),
+            StaffColumn::Plan,
+            "cloud_enterprise",
+            &staff(),
+        )
+        .await
+        .unwrap();
+    let (s, _, v) = call(&svc, "get", "/api/v1/audit", k, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn daily_api_calls_are_metered_durably_and_reset_at_utc_midnight() {
+    let e = env().await;
+    let text = TierMatrix::default_matrix().unwrap();
+    drop(text);
+    let tiers = TierMatrix::load(
+        &include_str!("../../config/tiers.toml")
+            .replace("api_calls_per_day = 10000", "api_calls_per_day = 5"),
+    )
+    .unwrap();
+    let svc = e.service_with(tiers.clone()).await;
+    let k = signup(&svc, "metered").await;
+    for left in (0..5).rev() {
+        let (s, h, _) = call(&svc, "get", "/api/v1/tenant", Some(&k), None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            h.get("x-ratelimit-remaining").unwrap().to_str().unwrap(),
+            left.to_string()
+        );
+    }
+    let (s, h, v) = call(&svc, "get", "/api/v1/tenant", Some(&k), None).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    // T0 is 12:00 UTC: the reset is 12 hours away.
+    assert_eq!(h.get("retry-after").unwrap().to_str().unwrap(), "43200");
+    // The count is in the database, not in the process: a fresh service refuses too.
+    let svc2 = e.service_with(tiers).await;
+    let (s, _, _) = call(&svc2, "get", "/api/v1/usage", Some(&k), None).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    // The next UTC day starts afresh, and the usage shows both days.
+    e.clock.store(T0 + 12 * 3_600_000, Ordering::SeqCst);
+    let (s, _, v) = call(&svc2, "get", "/api/v1/usage?days=2", Some(&k), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let calls: Vec<i64> = v["usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["api_calls"].as_i64().unwrap())
+        .collect();
+    assert_eq!(calls, [1, 5], "{v}");
+}
+
+#[tokio::test]
+async fn roles_are_checked_on_every_route() {
+    let e = env().await;
+    let svc = e.service().await;
+    let owner = signup(&svc, "roles").await;
+    e.owner
+        .staff_set(
+            &TenantId::parse("roles").unwrap(),
+            StaffColumn::Plan,
+            "cloud_enterprise",
+            &staff(),
+        )
+        .await
+        .unwrap();
+    let mut keys = std::collections::BTreeMap::new();
+    for role in ["viewer", "analyst", "admin"] {
+        let (s, _, v) = call(
+            &svc,
+            "post",
+            "/api/v1/keys",
+            Some(&owner),
+            Some(json!({"name": role, "role": role})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        keys.insert(role, v["secret"].as_str().unwrap().to_owned());
+    }
+    keys.insert("owner", owner);
+    // (method, path, body, least role that may)
+    let cases = [
+        ("get", "/api/v1/tenant", None, "viewer"),
+        ("get", "/api/v1/subscriptions", None, "viewer"),
+        (
+            "put",
+            "/api/v1/thresholds/liquidations/cascade_count",
+            Some(json!({"value": 30.0})),
+            "analyst",
+        ),
+        (
+            "put",
+            "/api/v1/watched-addresses/0x00000000000000000000000000000000000000aa",
+            Some(json!({"label": "w"})),
+            "analyst",
+        ),
+        ("get", "/api/v1/keys", None, "admin"),
+        ("get", "/api/v1/channels", None, "admin"),
+        ("put", "/api/v1/subscriptions/dydx", None, "admin"),
+        ("get", "/api/v1/audit", None, "admin"),
+    ];
+    let rank = |r: &str| {
+        ["viewer", "analyst", "admin", "owner"]
+            .iter()
+            .position(|x| *x == r)
+            .unwrap()
+    };
+    for (m, p, b, least) in cases {
+        for (role, key) in &keys {
+            let (s, _, v) = call(&svc, m, p, Some(key), b.clone()).await;
+            if rank(role) >= rank(least) {
+                assert!(s.is_success(), "{role} {m} {p}: {s} {v}");
+            } else {
+                assert_eq!(s, StatusCode::FORBIDDEN, "{role} {m} {p}: {v}");
+            }
+        }
+    }
+    // Never granting above one's own role.
+    let (s, _, _) = call(
+        &svc,
+        "post",
+        "/api/v1/keys",
+        Some(&keys["admin"]),
+        Some(json!({"name": "x", "role": "owner"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A suspended tenant's keys stop working; reinstated, they work again.
+    let t = TenantId::parse("roles").unwrap();
+    e.owner
+        .staff_set(&t, StaffColumn::Status, "suspended", &staff())
+        .await
+        .unwrap();
+    let (s, _, v) = call(&svc, "get", "/api/v1/tenant", Some(&keys["owner"]), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    e.owner
+        .staff_set(&t, StaffColumn::Status, "active", &staff())
+        .await
+        .unwrap();
+    let (s, _, _) = call(&svc, "get", "/api/v1/tenant", Some(&keys["owner"]), None).await;
+    assert_eq!(s, StatusCode::OK);
+    // A revoked key stops at once.
+    let (_, _, list) = call(&svc, "get", "/api/v1/keys", Some(&keys["owner"]), None).await;
+    let viewer_id = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "viewer")
+        .unwrap()["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _, _) = call(
+        &svc,
+        "delete",
+        &format!("/api/v1/keys/{viewer_id}"),
+        Some(&keys["admin"]),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = call(&svc, "get", "/api/v1/tenant", Some(&keys["viewer"]), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn every_change_is_audited_and_exported_as_json_lines() {
+    let e = env().await;
+    let svc = e.service().await;
+    let k = signup(&svc, "audited").await;
+    let t = TenantId::parse("audited").unwrap();
+    e.owner
+        .staff_set(&t, StaffColumn::Plan, "cloud_enterprise", &staff())
+        .await
+        .unwrap();
+    let k = Some(k.as_str());
+    let (_, _, ch) = call(&svc, "post", "/api/v1/channels", k, Some(json!({"name": "pager", "kind": "pagerduty", "url": "https://events.pagerduty.com/v2/enqueue", "secret": "routing-key"}))).await;
+    call(
+        &svc,
+        "put",
+        "/api/v1/thresholds/oracle/critical_pct",
+        k,
+        Some(json!({"value": 2.5})),
+    )
+    .await;
+    call(
+        &svc,
+        "delete",
+        &format!("/api/v1/channels/{}", ch["channel_id"].as_str().unwrap()),
+        k,
+        None,
+    )
+    .await;
+    let (s, h, body) = call(&svc, "get", "/api/v1/audit/export", k, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h.get("content-type").unwrap(), "application/x-ndjson");
+    let rows: Vec<serde_json::Value> = body
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = rows.iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "tenant.create",
+            "staff.plan",
+            "channel.create",
+            "threshold.set",
+            "channel.remove"
+        ]
+    );
+    assert!(
+        rows.windows(2)
+            .all(|w| w[0]["seq"].as_i64() < w[1]["seq"].as_i64())
+    );
+    assert_eq!(rows[2]["ip"], "192.0.2.10");
+    assert!(rows[2]["actor"].as_str().unwrap().starts_with("key:key_"));
+    assert!(
+        !body.as_str().unwrap().contains("routing-key"),
+        "secrets never reach the log"
+    );
+    // The channel's secret is write-only.
+    let (_, _, list) = call(&svc, "get", "/api/v1/thresholds", k, None).await;
+    assert_eq!(list["items"][0]["value"], 2.5);
+    // Beyond the plan's history nothing is returned.
+    e.clock.store(T0 + 366 * 86_400_000, Ordering::SeqCst);
+    let (_, _, v) = call(&svc, "get", "/api/v1/audit?since=0", k, None).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 0, "{v}");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_400_and_signups_are_limited() {
+    let e = env().await;
+    let svc = e.service().await;
+    for body in [
+        json!({"tenant": "A!", "name": "x", "email": "a@b.io", "password": "long enough pass"}),
+        json!({"tenant": "okname", "name": "x", "email": "nope", "password": "long enough pass"}),
+        json!({"tenant": "okname", "name": "x", "email": "a@b.io", "password": "short"}),
+        json!({"tenant": "okname", "name": "x", "email": "a@b.io", "password": "long enough pass", "plan": "cloud_enterprise"}),
+        json!("not an object"),
+    ] {
+        let (s, h, v) = call(&svc, "post", "/api/v1/signup", None, Some(body.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert_eq!(h.get("content-type").unwrap(), "application/problem+json");
+        assert_eq!(v["status"], 400);
+    }
+    let k = signup(&svc, "first").await;
+    let (s, _, v) = call(&svc, "post", "/api/v1/signup", None, Some(json!({"tenant": "first", "name": "x", "email": "a@b.io", "password": "long enough pass"}))).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(!v["detail"].as_str().unwrap().contains("pkey"), "{v}");
+    let (s, _, _) = call(&svc, "post", "/api/v1/signup", None, Some(json!({"tenant": "second", "name": "x", "email": "a@b.io", "password": "long enough pass"}))).await;
+    assert_eq!(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the sixth sign-up from one address within a minute"
+    );
+    for (m, p, b) in [
+        (
+            "put",
+            "/api/v1/thresholds/oracle/x",
+            Some(json!({"value": "high"})),
+        ),
+        (
+            "put",
+            "/api/v1/watched-addresses/0x12",
+            Some(json!({"label": "x"})),
+        ),
+        (
+            "post",
+            "/api/v1/channels",
+            Some(json!({"name": "x", "kind": "webhook", "url": "http://insecure.example"})),
+        ),
+        (
+            "post",
+            "/api/v1/channels",
+            Some(json!({"name": "x", "kind": "carrier-pigeon", "url": "https://x.example"})),
+        ),
+        ("get", "/api/v1/usage?days=many", None),
+    ] {
+        let (s, _, v) = call(&svc, m, p, Some(&k), b).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{m} {p}: {v}");
+    }
+    for bad in ["", "first", "first.", "first.zz", "Bearer"] {
+        let (s, h, _) = call(&svc, "get", "/api/v1/tenant", Some(bad), None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{bad:?}");
+        assert!(h.get("www-authenticate").is_some());
+    }
+    let (s, _, _) = call(&svc, "get", "/api/v1/nowhere", Some(&k), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The document lists every operation.
+    let (s, _, doc) = call(&svc, "get", "/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    for op in kamiyo_platform::openapi::OPERATIONS {
+        assert!(
+            doc["paths"][op.path][op.method].is_object(),
+            "{} {}",
+            op.method,
+            op.path
+        );
+    }
+}
