@@ -313,6 +313,12 @@ struct RoleFlags {
 
 type Conn = AsyncPgConnection;
 
+/// First statement of a tenant's transaction: the tenant, and the platform's schema first on
+/// the search path (both transaction-local, one round trip).
+const SCOPE: &str = "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', 'platform, public', true)";
+/// First statement of a staff transaction.
+const UNSCOPED: &str = "SELECT set_config('search_path', 'platform, public', true)";
+
 /// Runs `$body` in one transaction on a pooled connection `$c`, scoped to `$tenant` first
 /// (`set_config('app.tenant_id', …, true)`: transaction-local).
 macro_rules! scoped {
@@ -320,7 +326,7 @@ macro_rules! scoped {
         let tenant_id: String = $tenant.as_str().to_owned();
         let mut conn = $db.pool.get().await.map_err(pool_err)?;
         conn.transaction::<_, DbError, _>(async |$c| {
-            sql_query("SELECT set_config('app.tenant_id', $1, true)")
+            sql_query(SCOPE)
                 .bind::<Text, _>(&tenant_id)
                 .execute($c)
                 .await?;
@@ -335,7 +341,11 @@ macro_rules! scoped {
 macro_rules! unscoped {
     ($db:expr, |$c:ident| $body:block) => {{
         let mut conn = $db.pool.get().await.map_err(pool_err)?;
-        conn.transaction::<_, DbError, _>(async |$c| $body).await
+        conn.transaction::<_, DbError, _>(async |$c| {
+            sql_query(UNSCOPED).execute($c).await?;
+            $body
+        })
+        .await
     }};
 }
 
@@ -396,12 +406,16 @@ impl Db {
         .map_err(|e| DbError::Other(e.to_string()))??;
         let mut c = self.pool.get().await.map_err(pool_err)?;
         let grants = format!(
-            "GRANT USAGE ON SCHEMA public TO {app_role};
+            "GRANT USAGE ON SCHEMA platform TO {app_role};
              GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {app_role};
-             GRANT SELECT, INSERT ON audit_log TO {app_role};
-             REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM {app_role};
-             GRANT USAGE ON SEQUENCE audit_log_seq_seq TO {app_role};",
-            TENANT_TABLES.join(", ")
+             GRANT SELECT, INSERT ON platform.audit_log TO {app_role};
+             REVOKE UPDATE, DELETE, TRUNCATE ON platform.audit_log FROM {app_role};
+             GRANT USAGE ON SEQUENCE platform.audit_log_seq_seq TO {app_role};",
+            TENANT_TABLES
+                .iter()
+                .map(|t| format!("platform.{t}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         c.batch_execute(&grants).await?;
         Ok(ran)
@@ -413,7 +427,7 @@ impl Db {
         let mut c = self.pool.get().await.map_err(pool_err)?;
         let f: RoleFlags = sql_query(
             "SELECT rolsuper, rolbypassrls, \
-             EXISTS (SELECT 1 FROM pg_tables WHERE tablename = 'tenants' AND tableowner = current_user) AS owns_tables \
+             EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = 'platform' AND tablename = 'tenants' AND tableowner = current_user) AS owns_tables \
              FROM pg_roles WHERE rolname = current_user",
         )
         .get_result(&mut c)

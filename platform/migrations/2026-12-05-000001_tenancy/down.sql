@@ -1,2 +1,1 @@
-DROP TABLE IF EXISTS audit_log, usage_daily, alert_channels, watched_addresses, thresholds,
-    subscriptions, api_keys, users, tenants;
+DROP SCHEMA IF EXISTS platform CASCADE;

@@ -7,6 +7,11 @@
 -- platform after the migrations (`db::grant_app_role`); staff work through the owner role
 -- (the migrator), whose policy `staff` is audited by the admin commands.
 
+-- The platform's tables live in their own schema: the shared facts (the open core's store)
+-- are in `public` of the same database, with names of their own (api_keys, audit_log …).
+CREATE SCHEMA platform;
+SET LOCAL search_path TO platform, public;
+
 CREATE TABLE tenants (
     tenant_id TEXT PRIMARY KEY CHECK (tenant_id ~ '^[a-z0-9][a-z0-9-]{2,31}$'),
     name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 120),
@@ -107,12 +112,12 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['tenants', 'users', 'api_keys', 'subscriptions', 'thresholds',
                              'watched_addresses', 'alert_channels', 'usage_daily', 'audit_log']
     LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE platform.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE platform.%I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format(
-            'CREATE POLICY tenant_rows ON %I USING (tenant_id = current_setting(''app.tenant_id'', true)) '
+            'CREATE POLICY tenant_rows ON platform.%I USING (tenant_id = current_setting(''app.tenant_id'', true)) '
             'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))', t);
         -- The owner (the migrator, used by staff commands) sees every tenant.
-        EXECUTE format('CREATE POLICY staff ON %I TO CURRENT_USER USING (true) WITH CHECK (true)', t);
+        EXECUTE format('CREATE POLICY staff ON platform.%I TO CURRENT_USER USING (true) WITH CHECK (true)', t);
     END LOOP;
 END $$;

@@ -251,8 +251,15 @@ async fn raw_sql_as_the_application_role_sees_only_the_named_tenant() {
     let _a = populate(&e, &svc, "alpha", 1).await;
     let _b = populate(&e, &svc, "bravo", 2).await;
     let mut c = AsyncPgConnection::establish(&e.app_url).await.unwrap();
+    c.batch_execute("SET search_path TO platform, public")
+        .await
+        .unwrap();
     // The owner sees both tenants' rows (a positive control for the counts below).
     let mut owner = AsyncPgConnection::establish(&e.tdb.url).await.unwrap();
+    owner
+        .batch_execute("SET search_path TO platform, public")
+        .await
+        .unwrap();
     for t in TABLES {
         assert!(
             count(
@@ -347,6 +354,9 @@ async fn raw_sql_as_the_application_role_sees_only_the_named_tenant() {
     }
     // Transaction-local tenant: what the platform sets does not outlive its transaction.
     let mut c2 = AsyncPgConnection::establish(&e.app_url).await.unwrap();
+    c2.batch_execute("SET search_path TO platform, public")
+        .await
+        .unwrap();
     c2.batch_execute("BEGIN; SELECT set_config('app.tenant_id', 'bravo', true); COMMIT;")
         .await
         .unwrap();
