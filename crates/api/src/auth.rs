@@ -316,6 +316,22 @@ impl Principal {
     }
 }
 
+/// A host's own key check (see [`ApiState::authenticator`]): it verifies a presented key and
+/// may attach its own request extensions (a tenant, its plan) for its resolver.
+#[async_trait::async_trait(?Send)]
+pub trait Authenticator: Send + Sync {
+    /// The key's principal (and the name it is rate-limited under), `None` when unknown or
+    /// revoked (401); an error answers the request instead (429 at a daily limit …).
+    async fn authenticate(
+        &self,
+        presented: &str,
+        req: &ServiceRequest,
+    ) -> Result<Option<(String, Principal)>, ApiError>;
+
+    /// True while the key is still accepted (`/ws` sessions re-check it); never meters.
+    async fn still_valid(&self, presented: &str) -> Result<bool, ApiError>;
+}
+
 async fn authenticate(
     state: &ApiState,
     req: &ServiceRequest,
@@ -327,7 +343,7 @@ async fn authenticate(
         return Ok((format!("ip:{ip}"), Principal::local()));
     }
     let Some(key) = presented_key(req) else {
-        if state.config.require_keys && !is_public(req.path()) {
+        if (state.config.require_keys || state.authenticator.is_some()) && !is_public(req.path()) {
             return Err(ApiError::Unauthorized(
                 "an API key is required: send `Authorization: Bearer kmy_…` (create one with `kamiyo-hyperliquid keys create`)"
                     .into(),
@@ -335,6 +351,12 @@ async fn authenticate(
         }
         return Ok((format!("ip:{ip}"), Principal::local()));
     };
+    if let Some(host) = &state.authenticator {
+        return host
+            .authenticate(&key, req)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the API key is unknown or revoked".into()));
+    }
     let hash = hash_key(&key);
     if let Ok(cache) = state.key_cache.0.lock()
         && let Some((rec, at)) = cache.get(&hash)

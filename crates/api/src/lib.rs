@@ -59,6 +59,9 @@ pub struct ApiState {
     pub stores: Arc<dyn StoreResolver>,
     /// API keys: authentication happens before a caller's stores are resolved.
     pub keys: Arc<dyn ApiKeyStore>,
+    /// A host's own key check, used instead of `keys` when set (a multi-tenant host whose keys
+    /// live elsewhere).
+    pub authenticator: Option<Arc<dyn auth::Authenticator>>,
     /// What the pipeline does after an operator's change (set once by the server).
     pub hooks: std::sync::OnceLock<Arc<dyn operator::IncidentHooks>>,
     /// Database readiness.
@@ -107,6 +110,24 @@ pub struct ApiStores {
     /// The read models kept in step with these stores (share them exactly as the stores are
     /// shared).
     pub views: Arc<views::Views>,
+    /// What of these stores the caller may read (everything for a single store).
+    pub scope: ReadScope,
+}
+
+/// What a caller may read of shared stores: a multi-tenant host gives each tenant its
+/// protocols and its plan's history. Every read route applies it: a protocol outside it is
+/// 404, none asked means the first of its protocols, times before its history are not read,
+/// and with `facts_only` the host's own operator state (acknowledgements, silences, alert
+/// routing and deliveries) is not the caller's — those routes answer 404 and the incident page
+/// leaves them out.
+#[derive(Debug, Clone, Default)]
+pub struct ReadScope {
+    /// Protocols it may read, the default first; `None`: every protocol.
+    pub protocols: Option<Arc<[kamiyo_core_models::ProtocolId]>>,
+    /// How far back it may read (ms); `None`: no limit.
+    pub history_ms: Option<i64>,
+    /// Shared facts only (see above).
+    pub facts_only: bool,
 }
 
 /// Where a request's stores come from. The host supplies it: the self-hosted server has one
@@ -152,7 +173,71 @@ pub struct Scoped<'a> {
     pub partition: Arc<str>,
     /// The read models of these stores.
     pub views: Arc<views::Views>,
+    /// What the caller may read.
+    pub scope: ReadScope,
     state: &'a ApiState,
+}
+
+impl Scoped<'_> {
+    /// The protocol a read is about: the one asked (404 outside the caller's), or without one
+    /// every protocol (`None`) for an unscoped caller and its first protocol for a scoped one.
+    pub fn protocol(
+        &self,
+        asked: Option<&str>,
+    ) -> Result<Option<kamiyo_core_models::ProtocolId>, ApiError> {
+        let asked = routes::parse_protocol(asked)?;
+        let Some(mine) = &self.scope.protocols else {
+            return Ok(asked);
+        };
+        match asked {
+            Some(p) if mine.contains(&p) => Ok(Some(p)),
+            Some(p) => Err(ApiError::NotFound(format!(
+                "protocol {p} is not among this caller's"
+            ))),
+            None => mine
+                .first()
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| ApiError::NotFound("this caller has no protocol".into())),
+        }
+    }
+
+    /// True when `protocol`'s facts are the caller's.
+    pub fn may_read(&self, protocol: &kamiyo_core_models::ProtocolId) -> bool {
+        self.scope
+            .protocols
+            .as_ref()
+            .is_none_or(|mine| mine.contains(protocol))
+    }
+
+    /// The earliest time the caller may read, if limited.
+    pub fn history_floor(&self) -> Option<kamiyo_core_models::Timestamp> {
+        self.scope
+            .history_ms
+            .map(|h| self.state.clock.now().plus_millis(-h))
+    }
+
+    /// `since` raised to the caller's history floor.
+    pub fn since(
+        &self,
+        since: Option<kamiyo_core_models::Timestamp>,
+    ) -> Option<kamiyo_core_models::Timestamp> {
+        match (since, self.history_floor()) {
+            (Some(s), Some(f)) => Some(s.max(f)),
+            (s, f) => s.or(f),
+        }
+    }
+
+    /// 404 for a caller that sees shared facts only (the host's operator state is not its).
+    pub fn operator_state(&self) -> Result<(), ApiError> {
+        if self.scope.facts_only {
+            Err(ApiError::NotFound(
+                "acknowledgements, silences and deliveries are not served to this caller".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl std::ops::Deref for Scoped<'_> {
@@ -179,6 +264,7 @@ impl ApiState {
             audit: s.audit,
             partition: s.partition,
             views: s.views,
+            scope: s.scope,
             state: self,
         })
     }
@@ -212,6 +298,7 @@ impl ApiStores {
             audit: Arc::new(store.clone()),
             partition: Arc::from(""),
             views: Arc::default(),
+            scope: ReadScope::default(),
         }
     }
 }
@@ -229,6 +316,7 @@ impl ApiState {
     ) -> Self {
         Self {
             keys: stores.keys.clone(),
+            authenticator: None,
             stores: Arc::new(SingleStore(stores)),
             hooks: std::sync::OnceLock::new(),
             probe,

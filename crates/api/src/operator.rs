@@ -305,32 +305,50 @@ async fn series(
 }
 
 /// The incident page's data.
-pub(crate) async fn incident_detail(state: &Scoped<'_>, id: &StableId) -> Result<IncidentDetail> {
-    let Some(i) = state.incidents.incident(id).await? else {
-        return Err(ApiError::NotFound(format!("no incident {id}")));
-    };
-    let steps = state.incidents.incident_events(id).await?;
-    let actions = state
-        .operator
-        .incident_actions(std::slice::from_ref(id))
-        .await?;
-    let deliveries = state
-        .outbox
-        .deliveries(&DeliveryQuery {
-            incident: Some(id.clone()),
-            limit: 500,
-            ..DeliveryQuery::default()
-        })
-        .await?;
-    let now = state.clock.now();
-    let silences: Vec<SilenceResponse> = state
-        .operator
-        .silences(Some(i.first_seen), 500)
+/// The incident `id` if the caller may read it (its protocol, within its history).
+async fn readable_incident(
+    state: &Scoped<'_>,
+    id: &StableId,
+) -> Result<kamiyo_core_models::Incident> {
+    state
+        .incidents
+        .incident(id)
         .await?
-        .iter()
-        .filter(|s| steps.iter().any(|e| s.mutes(&e.event)))
-        .map(|s| silence_response(s, now))
-        .collect();
+        .filter(|i| state.may_read(&i.protocol))
+        .filter(|i| state.history_floor().is_none_or(|f| i.last_seen >= f))
+        .ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))
+}
+
+pub(crate) async fn incident_detail(state: &Scoped<'_>, id: &StableId) -> Result<IncidentDetail> {
+    let i = readable_incident(state, id).await?;
+    let steps = state.incidents.incident_events(id).await?;
+    let now = state.clock.now();
+    // A caller of shared facts only sees no operator state of the host's.
+    let (actions, deliveries, silences) = if state.scope.facts_only {
+        (Vec::new(), Vec::new(), Vec::new())
+    } else {
+        let actions = state
+            .operator
+            .incident_actions(std::slice::from_ref(id))
+            .await?;
+        let deliveries = state
+            .outbox
+            .deliveries(&DeliveryQuery {
+                incident: Some(id.clone()),
+                limit: 500,
+                ..DeliveryQuery::default()
+            })
+            .await?;
+        let silences: Vec<SilenceResponse> = state
+            .operator
+            .silences(Some(i.first_seen), 500)
+            .await?
+            .iter()
+            .filter(|s| steps.iter().any(|e| s.mutes(&e.event)))
+            .map(|s| silence_response(s, now))
+            .collect();
+        (actions, deliveries, silences)
+    };
     let end = i.resolved_at.unwrap_or(i.last_seen).max(i.last_seen);
     let from = i.first_seen.plus_millis(-MARGIN_MS);
     let to = end
@@ -425,14 +443,13 @@ async fn act(
 ) -> Result<HttpResponse> {
     let who = actor(req);
     let state = &state.scoped(req)?;
+    state.operator_state()?;
     let id = parse_id(id, "an incident")?;
     let note = note_of(
         note.as_deref(),
         matches!(kind, ActionKind::Resolve | ActionKind::Note),
     )?;
-    let Some(i) = state.incidents.incident(&id).await? else {
-        return Err(ApiError::NotFound(format!("no incident {id}")));
-    };
+    let i = readable_incident(state, &id).await?;
     let actions = state
         .operator
         .incident_actions(std::slice::from_ref(&id))
@@ -733,6 +750,7 @@ pub async fn list_silences(
     q: web::Query<SilencesParams>,
 ) -> Result<HttpResponse> {
     let state = state.scoped(&req)?;
+    state.operator_state()?;
     let active = match q.active.as_deref() {
         None | Some("true") => true,
         Some("false") => false,
@@ -760,6 +778,7 @@ pub async fn create_silence(
 ) -> Result<HttpResponse> {
     let who = actor(&req);
     let state = state.scoped(&req)?;
+    state.operator_state()?;
     let now = state.clock.now();
     let s = silence_of(body.into_inner(), &who, now)?;
     state.operator.insert_silence(&s).await?;
@@ -794,6 +813,7 @@ pub async fn expire_silence(
 ) -> Result<HttpResponse> {
     let who = actor(&req);
     let state = state.scoped(&req)?;
+    state.operator_state()?;
     let id = parse_id(&id, "a silence")?;
     let now = state.clock.now();
     if !state.operator.expire_silence(&id, now).await? {

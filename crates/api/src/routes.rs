@@ -102,11 +102,13 @@ fn parse_since(v: Option<&str>) -> Result<Option<Timestamp>> {
     .transpose()
 }
 
-fn window_start(state: &ApiState, hours: u32) -> Timestamp {
-    state
+/// The start of an `hours` window ending now, never before the caller's history.
+fn window_start(state: &Scoped<'_>, hours: u32) -> Timestamp {
+    let start = state
         .clock
         .now()
-        .plus_millis(-i64::from(hours) * Timestamp::HOUR)
+        .plus_millis(-i64::from(hours) * Timestamp::HOUR);
+    state.history_floor().map_or(start, |f| start.max(f))
 }
 
 /// Evenly thins `v` to at most `n` items, keeping the first and the last.
@@ -275,7 +277,9 @@ pub async fn events(
     q: web::Query<EventsParams>,
 ) -> Result<HttpResponse> {
     let state = state.scoped(&req)?;
-    let query = events_query(&q)?;
+    let mut query = events_query(&q)?;
+    query.protocol = state.protocol(q.protocol.as_deref())?;
+    query.since = state.since(query.since);
     let page = state
         .views
         .events
@@ -319,7 +323,7 @@ fn events_query(q: &EventsParams) -> Result<EventQuery> {
         })
         .transpose()?;
     Ok(EventQuery {
-        protocol: parse_protocol(q.protocol.as_deref())?,
+        protocol: None,
         min_severity,
         threat_type,
         asset: parse_asset(q.asset.as_deref())?,
@@ -365,9 +369,10 @@ pub async fn incidents(
         })
         .transpose()?;
     let query = IncidentQuery {
-        protocol: parse_protocol(q.protocol.as_deref())?,
+        protocol: state.protocol(q.protocol.as_deref())?,
         status,
         asset: parse_asset(q.asset.as_deref())?,
+        seen_since: state.history_floor(),
         limit: parse_limit(q.limit.as_deref(), 50, 500)?,
     };
     sync_incidents(&state).await?;
@@ -441,7 +446,7 @@ pub async fn hlp_vault(
 
 async fn hlp_vault_body(state: &Scoped<'_>, q: &WindowParams) -> Result<HlpVaultResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, MAX_CHART_HOURS)?;
-    let protocol = parse_protocol(q.protocol.as_deref())?;
+    let protocol = state.protocol(q.protocol.as_deref())?;
     let since = window_start(state, hours);
     let now = state.clock.now();
     state
@@ -527,7 +532,7 @@ async fn oracle_deviations_body(
 ) -> Result<OracleDeviationsResponse> {
     let hours = parse_hours(q.hours.as_deref(), 24, MAX_CHART_HOURS)?;
     let asset = parse_asset(q.asset.as_deref())?;
-    let protocol = parse_protocol(q.protocol.as_deref())?;
+    let protocol = state.protocol(q.protocol.as_deref())?;
     let recent = state
         .market
         .deviations(
@@ -609,7 +614,7 @@ async fn positions_body(state: &Scoped<'_>, q: &PositionsParams) -> Result<Posit
     let list = state
         .market
         .positions(
-            parse_protocol(q.protocol.as_deref())?.as_ref(),
+            state.protocol(q.protocol.as_deref())?.as_ref(),
             None,
             window_start(state, hours),
             5000,
@@ -652,7 +657,7 @@ async fn liquidations_body(
     let list = state
         .market
         .liquidations(
-            parse_protocol(q.protocol.as_deref())?.as_ref(),
+            state.protocol(q.protocol.as_deref())?.as_ref(),
             asset.as_ref(),
             window_start(state, hours),
             limit,
@@ -715,7 +720,7 @@ async fn exploits_body(state: &Scoped<'_>, q: &ExploitsParams) -> Result<Exploit
     let evs = state
         .incidents
         .events(&EventQuery {
-            protocol: parse_protocol(q.protocol.as_deref())?,
+            protocol: state.protocol(q.protocol.as_deref())?,
             min_severity: Some(Severity::High),
             since: Some(window_start(state, hours)),
             order: Order::Desc,
@@ -908,7 +913,7 @@ pub async fn dashboard(
     q: web::Query<DashboardParams>,
 ) -> Result<HttpResponse> {
     let state = state.scoped(&req)?;
-    let protocol = parse_protocol(q.protocol.as_deref())?;
+    let protocol = state.protocol(q.protocol.as_deref())?;
     Ok(json_bytes(dashboard_body(&state, protocol.as_ref()).await?))
 }
 
@@ -936,6 +941,7 @@ async fn dashboard_body(
         protocol: protocol.cloned(),
         status: Some(status),
         asset: None,
+        seen_since: state.history_floor(),
         limit: 50,
     };
     let (open, open_json): (Vec<Incident>, Vec<actix_web::web::Bytes>) =
@@ -979,6 +985,7 @@ async fn dashboard_body(
             state.hub.last_seq(),
             &EventQuery {
                 protocol: protocol.cloned(),
+                since: state.history_floor(),
                 limit: 20,
                 ..EventQuery::default()
             },
@@ -1082,6 +1089,7 @@ pub async fn deliveries(
     q: web::Query<DeliveriesParams>,
 ) -> Result<HttpResponse> {
     let state = state.scoped(&req)?;
+    state.operator_state()?;
     let status = q
         .status
         .as_deref()
@@ -1111,7 +1119,7 @@ pub async fn deliveries(
         .transpose()?;
     let since = parse_since(q.since.as_deref())?.unwrap_or_else(|| window_start(&state, 24));
     let limit = parse_limit(q.limit.as_deref(), 200, 1000)?;
-    let protocol = parse_protocol(q.protocol.as_deref())?;
+    let protocol = state.protocol(q.protocol.as_deref())?;
     let list = state
         .outbox
         .deliveries(&kamiyo_core_models::DeliveryQuery {
@@ -1207,7 +1215,7 @@ pub async fn ml_anomalies(
     let state = state.scoped(&req)?;
     let limit = parse_limit(q.limit.as_deref(), 100, 1000)?;
     let query = EventQuery {
-        protocol: parse_protocol(q.protocol.as_deref())?,
+        protocol: state.protocol(q.protocol.as_deref())?,
         threat_type: Some(kamiyo_core_models::ThreatType::MlAnomaly),
         asset: parse_asset(q.asset.as_deref())?,
         order: Order::Desc,
@@ -1284,9 +1292,9 @@ async fn forecast_body(state: &Scoped<'_>, q: &ForecastParams) -> Result<actix_w
             .filter(|h| (48..=2160).contains(h))
             .ok_or_else(|| ApiError::invalid("hours", "an integer from 48 to 2160"))?,
     };
-    let protocol = parse_protocol(q.protocol.as_deref())?;
+    let protocol = state.protocol(q.protocol.as_deref())?;
     let now = state.clock.now();
-    let since = now.plus_millis(-(hours as i64) * Timestamp::HOUR);
+    let since = window_start(state, u32::try_from(hours).unwrap_or(u32::MAX));
     state
         .views
         .market

@@ -463,6 +463,7 @@ impl ViewIncident {
         q.protocol.as_ref().is_none_or(|p| i.protocol == *p)
             && q.status.is_none_or(|s| i.status == s)
             && q.asset.as_ref().is_none_or(|a| i.asset.as_ref() == Some(a))
+            && q.seen_since.is_none_or(|t| i.last_seen >= t)
     }
 }
 
@@ -621,6 +622,7 @@ impl IncidentView {
                         protocol: None,
                         status: None,
                         asset: None,
+                        seen_since: None,
                         limit: u32::try_from(self.capacity).unwrap_or(u32::MAX),
                     })
                     .await?;

@@ -93,7 +93,11 @@ pub async fn ws(
             ApiError::invalid("last_event_id", "a non-negative integer (an event's seq)")
         })?),
     };
-    let protocol = crate::routes::parse_protocol(q.protocol.as_deref())?;
+    let scoped = state.scoped(&req)?;
+    let protocol = scoped.protocol(q.protocol.as_deref())?;
+    let floor = scoped.history_floor();
+    let incidents = scoped.incidents.clone();
+    drop(scoped);
     let (res, session, msgs) = match actix_ws::handle(&req, body) {
         Ok(x) => x,
         Err(e) => {
@@ -108,13 +112,13 @@ pub async fn ws(
         }
     };
     let key = crate::auth::presented_key_of(req.headers(), req.path(), req.query_string());
-    // The backlog is read from the caller's stores.
-    let incidents = state.scoped(&req)?.incidents.clone();
+    // The backlog is read from the caller's stores, never before its history.
     let state = state.into_inner();
     let filter = Filter {
         resume,
         key,
         protocol,
+        floor,
     };
     actix_web::rt::spawn(run(state, incidents, session, msgs, filter));
     Ok(res)
@@ -128,6 +132,8 @@ struct Filter {
     key: Option<String>,
     /// Only this protocol's events.
     protocol: Option<kamiyo_core_models::ProtocolId>,
+    /// No backlog before this time (the caller's history).
+    floor: Option<kamiyo_core_models::Timestamp>,
 }
 
 fn frame(f: &WsFrame) -> String {
@@ -165,6 +171,7 @@ async fn run(
         resume,
         key,
         protocol,
+        floor,
     } = filter;
     let wanted = |e: &kamiyo_core_models::StoredEvent| {
         protocol.as_ref().is_none_or(|p| e.event.protocol == *p)
@@ -199,6 +206,7 @@ async fn run(
             let page = match incidents
                 .events(&EventQuery {
                     protocol: protocol.clone(),
+                    since: floor,
                     after_seq: Some(sent),
                     order: Order::Asc,
                     limit: 500,
@@ -245,7 +253,11 @@ async fn run(
                 let presented = key.as_deref().unwrap_or_default();
                 // A store error keeps the session (the database may be restarting); only a
                 // key the store no longer accepts closes it.
-                if let Ok(None) = crate::auth::verify(state.keys.as_ref(), presented).await {
+                let revoked = match &state.authenticator {
+                    Some(host) => matches!(host.still_valid(presented).await, Ok(false)),
+                    None => matches!(crate::auth::verify(state.keys.as_ref(), presented).await, Ok(None)),
+                };
+                if revoked {
                     tracing::info!("closing a WebSocket session whose API key was revoked");
                     let reason = CloseReason {
                         code: CloseCode::Policy,

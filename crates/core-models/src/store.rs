@@ -90,6 +90,8 @@ pub struct IncidentQuery {
     pub status: Option<IncidentStatus>,
     /// Only this asset.
     pub asset: Option<Coin>,
+    /// Only incidents last seen at or after this time.
+    pub seen_since: Option<Timestamp>,
     /// Maximum rows.
     pub limit: u32,
 }

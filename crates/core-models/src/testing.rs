@@ -121,6 +121,7 @@ impl IncidentStore for MemoryStore {
             .filter(|i| q.protocol.as_ref().is_none_or(|p| i.protocol == *p))
             .filter(|i| q.status.is_none_or(|s| i.status == s))
             .filter(|i| q.asset.as_ref().is_none_or(|a| i.asset.as_ref() == Some(a)))
+            .filter(|i| q.seen_since.is_none_or(|t| i.last_seen >= t))
             .cloned()
             .collect();
         v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)));

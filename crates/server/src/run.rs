@@ -126,6 +126,7 @@ pub async fn restore_open_incidents(
             protocol: Some(engine.protocol().clone()),
             status: Some(IncidentStatus::Open),
             asset: None,
+            seen_since: None,
             limit: 100_000,
         })
         .await?;

@@ -318,6 +318,7 @@ async fn queries(store: &Store, days: i64) {
                 protocol: Default::default(),
                 status: Some(IncidentStatus::Open),
                 asset: None,
+                seen_since: None,
                 limit: 50,
             })
             .await

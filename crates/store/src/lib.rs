@@ -700,6 +700,9 @@ impl IncidentStore for Store {
             if let Some(a) = &qy.asset {
                 b = b.filter(incidents::asset.eq(a.to_string()));
             }
+            if let Some(t) = qy.seen_since {
+                b = b.filter(incidents::last_seen_ms.ge(t.0));
+            }
             b.order((incidents::last_seen_ms.desc(), incidents::id.asc()))
                 .limit(i64::from(qy.limit))
                 .select(IncidentRow::as_select())

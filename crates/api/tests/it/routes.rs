@@ -679,3 +679,191 @@ async fn a_host_resolver_gives_each_caller_its_own_stores() {
     let r = get("c", "/security/events").await;
     assert_eq!(r.status(), 403);
 }
+
+/// A multi-tenant host: its own key check (an [`kamiyo_api::auth::Authenticator`] attaching the
+/// caller's tenant) and a resolver giving each tenant a [`kamiyo_api::ReadScope`] — its
+/// protocols, its history, shared facts only. Every read route keeps to it; the operator's
+/// routes answer 404; another protocol's or an older incident is 404 by id.
+#[tokio::test]
+async fn a_read_scope_keeps_a_caller_to_its_protocols_and_history() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use actix_web::HttpMessage as _;
+    use kamiyo_api::auth::{Authenticator, Principal};
+    use kamiyo_api::{ApiError, ApiStores, ReadScope, StoreResolver};
+    use kamiyo_core_models::{IncidentChange, KeyScope, ProtocolId, Severity, ThreatType};
+
+    use crate::support::{TestApi, config, incident, step};
+
+    #[derive(Clone)]
+    struct Tenant;
+    struct HostKeys(Arc<AtomicBool>);
+    #[async_trait::async_trait(?Send)]
+    impl Authenticator for HostKeys {
+        async fn authenticate(
+            &self,
+            presented: &str,
+            req: &actix_web::dev::ServiceRequest,
+        ) -> Result<Option<(String, Principal)>, ApiError> {
+            if presented != "host-key-a" || self.0.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            req.extensions_mut().insert(Tenant);
+            let p = Principal {
+                key_id: None,
+                name: "tenant a".into(),
+                scope: KeyScope::Read,
+            };
+            Ok(Some(("tenant:a".into(), p)))
+        }
+        async fn still_valid(&self, presented: &str) -> Result<bool, ApiError> {
+            Ok(presented == "host-key-a" && !self.0.load(Ordering::SeqCst))
+        }
+    }
+    struct Scoped(ApiStores);
+    impl StoreResolver for Scoped {
+        fn resolve(
+            &self,
+            _: &Principal,
+            req: &actix_web::HttpRequest,
+        ) -> Result<ApiStores, ApiError> {
+            req.extensions()
+                .get::<Tenant>()
+                .map(|_| self.0.clone())
+                .ok_or_else(|| ApiError::Unauthorized("no tenant".into()))
+        }
+    }
+    let acme = ProtocolId::parse("acme-perps").unwrap();
+    let revoked = Arc::new(AtomicBool::new(false));
+    let keys = HostKeys(revoked.clone());
+    let api = TestApi::start_custom(config(), kamiyo_api::Hub::default(), |state, store| {
+        let mut s = ApiStores::single(store);
+        s.partition = Arc::from("tenant-a");
+        s.scope = ReadScope {
+            protocols: Some(Arc::from([acme.clone()])),
+            history_ms: Some(2 * Timestamp::HOUR),
+            facts_only: true,
+        };
+        state.stores = Arc::new(Scoped(s));
+        state.authenticator = Some(Arc::new(keys));
+    })
+    .await;
+    let mut theirs = incident(
+        1,
+        Severity::Critical,
+        ThreatType::OracleDeviation,
+        "ETH",
+        NOW - 1000,
+    );
+    theirs.protocol = ProtocolId::HYPERLIQUID;
+    let mut mine = incident(
+        2,
+        Severity::High,
+        ThreatType::OracleDeviation,
+        "ETH",
+        NOW - 900,
+    );
+    mine.protocol = acme.clone();
+    let mut old = incident(
+        3,
+        Severity::High,
+        ThreatType::LargeLiquidation,
+        "BTC",
+        NOW - 3 * Timestamp::HOUR,
+    );
+    old.protocol = acme.clone();
+    api.commit(&IngestBatch {
+        updates: [
+            (&theirs, NOW - 1000),
+            (&mine, NOW - 900),
+            (&old, NOW - 3 * Timestamp::HOUR),
+        ]
+        .into_iter()
+        .map(|(i, t)| step(i, IncidentChange::Opened, t))
+        .collect(),
+        ..IngestBatch::default()
+    })
+    .await;
+    let get = |path: String, key: Option<&'static str>| {
+        let mut r = api.http.get(api.url(&path));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        async move { r.send().await.unwrap() }
+    };
+    let json = |path: &'static str| {
+        let r = get(path.to_owned(), Some("host-key-a"));
+        async move {
+            let r = r.await;
+            assert_eq!(r.status(), 200, "{path}");
+            r.json::<serde_json::Value>().await.unwrap().to_string()
+        }
+    };
+    assert_eq!(get("/security/events".into(), None).await.status(), 401);
+    assert_eq!(
+        get("/security/events".into(), Some("kmy_other"))
+            .await
+            .status(),
+        401
+    );
+    for path in [
+        "/security/incidents",
+        "/security/events",
+        "/security/dashboard",
+        "/exploits?hours=24",
+    ] {
+        let body = json(path).await;
+        assert!(body.contains(mine.id.as_str()), "{path}: {body}");
+        assert!(
+            !body.contains(theirs.id.as_str()),
+            "{path} shows another protocol's: {body}"
+        );
+        assert!(
+            !body.contains(old.id.as_str()),
+            "{path} shows beyond the history: {body}"
+        );
+    }
+    for path in [
+        "/security/incidents?protocol=hyperliquid".to_owned(),
+        "/security/events?protocol=hyperliquid".to_owned(),
+        format!("/security/incidents/{}", theirs.id),
+        format!("/security/incidents/{}", old.id),
+        "/silences".to_owned(),
+        "/alerts/deliveries".to_owned(),
+    ] {
+        assert_eq!(
+            get(path.clone(), Some("host-key-a")).await.status(),
+            404,
+            "{path}"
+        );
+    }
+    let detail: serde_json::Value = get(
+        format!("/security/incidents/{}", mine.id),
+        Some("host-key-a"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(detail["incident"]["id"], mine.id.as_str());
+    assert_eq!(detail["actions"], serde_json::json!([]));
+    // Writes: the host gave a read scope, so the gate refuses before anything is touched.
+    let r = api
+        .http
+        .post(api.url(&format!("/security/incidents/{}/acknowledge", mine.id)))
+        .bearer_auth("host-key-a")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The host revokes the key: refused at once (no cache in front of a host's check).
+    revoked.store(true, Ordering::SeqCst);
+    assert_eq!(
+        get("/security/events".into(), Some("host-key-a"))
+            .await
+            .status(),
+        401
+    );
+}

@@ -154,6 +154,7 @@ proptest! {
         status in prop::option::of(prop::bool::ANY),
         asset in prop::option::of(0..3usize),
         protocol in prop::option::of(prop::bool::ANY),
+        seen in prop::option::of(0..160i64),
         limit in 1..50u32,
     ) {
         runtime().block_on(async {
@@ -162,6 +163,8 @@ proptest! {
             let events = EventView::new(500);
             let view = IncidentView::new(capacity);
             let q = IncidentQuery {
+                // A caller's history floor, anywhere across the steps' times.
+                seen_since: seen.map(|k| Timestamp(NOW - 1_000_000 + k * 1000)),
                 protocol: protocol.map(|p| if p { ProtocolId::HYPERLIQUID } else { ProtocolId::parse("acme-perps").unwrap() }),
                 status: status.map(|s| if s { IncidentStatus::Open } else { IncidentStatus::Resolved }),
                 asset: asset.map(|a| Coin::new(ASSETS[a]).unwrap()),
