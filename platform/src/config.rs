@@ -47,6 +47,8 @@ pub(crate) struct Platform {
     pub(crate) protocols: Vec<String>,
     /// A tier matrix file replacing the embedded one (empty: embedded).
     pub(crate) tiers_file: String,
+    /// The HLP vault the open core's routes show.
+    pub(crate) hlp_vault: String,
 }
 
 impl Default for Server {
@@ -74,6 +76,7 @@ impl Default for Platform {
         Self {
             protocols: vec!["hyperliquid".into()],
             tiers_file: String::new(),
+            hlp_vault: "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303".into(),
         }
     }
 }
@@ -191,6 +194,12 @@ impl Config {
             if let Err(e) = kamiyo_core_models::ProtocolId::parse(s) {
                 p.push((format!("platform.protocols[{i}]"), e.to_string()));
             }
+        }
+        if kamiyo_core_models::Address::parse(&self.platform.hlp_vault).is_err() {
+            p.push((
+                "platform.hlp_vault".into(),
+                "expected 0x followed by 40 hex digits".into(),
+            ));
         }
         if !self.platform.tiers_file.is_empty() {
             match std::fs::read_to_string(&self.platform.tiers_file) {

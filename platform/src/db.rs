@@ -289,6 +289,17 @@ pub struct KeyAuth {
     pub status: String,
 }
 
+/// A key found by [`Db::authenticate`], with what the request needs about its tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The key, its role, the tenant's plan and status.
+    pub key: KeyAuth,
+    /// API calls counted today, this one included (0 when the tenant is not active).
+    pub calls: i64,
+    /// The tenant's protocols, first subscribed first.
+    pub protocols: Vec<String>,
+}
+
 #[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
@@ -388,7 +399,8 @@ impl Db {
     }
 
     /// Runs pending migrations (as the owner) and grants `app_role` what the service needs:
-    /// read/write on the tenant tables, insert and read only on the audit log.
+    /// read/write on the tenant tables, insert and read only on the audit log, read only on
+    /// the shared facts (the open core's store in `public`, migrated before this).
     pub async fn migrate(&self, app_role: &str) -> DbResult<usize> {
         if !valid_identifier(app_role) {
             return Err(DbError::Other(format!(
@@ -410,7 +422,9 @@ impl Db {
              GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {app_role};
              GRANT SELECT, INSERT ON platform.audit_log TO {app_role};
              REVOKE UPDATE, DELETE, TRUNCATE ON platform.audit_log FROM {app_role};
-             GRANT USAGE ON SEQUENCE platform.audit_log_seq_seq TO {app_role};",
+             GRANT USAGE ON SEQUENCE platform.audit_log_seq_seq TO {app_role};
+             GRANT USAGE ON SCHEMA public TO {app_role};
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {app_role};",
             TENANT_TABLES
                 .iter()
                 .map(|t| format!("platform.{t}"))
@@ -524,7 +538,7 @@ impl Db {
         key_hash: &str,
         now_ms: i64,
         limit_of: impl Fn(&str) -> i64 + Send + Sync,
-    ) -> DbResult<Option<(KeyAuth, i64)>> {
+    ) -> DbResult<Option<Verified>> {
         let (t, h) = (tenant.as_str().to_owned(), key_hash.to_owned());
         let day = utc_day(now_ms);
         scoped!(self, tenant, |c| {
@@ -543,8 +557,20 @@ impl Db {
                     e => Err(e),
                 })?;
             let Some(k) = found else { return Ok(None) };
+            let protocols: Vec<String> = sql_query(
+                "SELECT protocol, created_at FROM subscriptions ORDER BY created_at, protocol",
+            )
+            .load::<SubscriptionRow>(c)
+            .await?
+            .into_iter()
+            .map(|r| r.protocol)
+            .collect();
             if k.status != "active" {
-                return Ok(Some((k, 0)));
+                return Ok(Some(Verified {
+                    key: k,
+                    calls: 0,
+                    protocols,
+                }));
             }
             let limit = limit_of(&k.plan);
             let counted: Vec<Calls> = sql_query(
@@ -558,9 +584,35 @@ impl Db {
                 .load(c)
                 .await?;
             match counted.into_iter().next() {
-                Some(n) => Ok(Some((k, n.api_calls))),
+                Some(n) => Ok(Some(Verified {
+                    key: k,
+                    calls: n.api_calls,
+                    protocols,
+                })),
                 None => Err(DbError::Limit("api_calls_per_day", limit, limit)),
             }
+        })
+    }
+
+    /// True while a key is accepted (not revoked, not expired, its tenant active); counts
+    /// nothing.
+    pub async fn key_valid(
+        &self,
+        tenant: &TenantId,
+        key_hash: &str,
+        now_ms: i64,
+    ) -> DbResult<bool> {
+        let h = key_hash.to_owned();
+        scoped!(self, tenant, |c| {
+            let n: Count = sql_query(
+                "SELECT count(*) AS n FROM api_keys k JOIN tenants t USING (tenant_id) \
+                 WHERE k.hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2) AND t.status = 'active'",
+            )
+            .bind::<Text, _>(&h)
+            .bind::<BigInt, _>(now_ms)
+            .get_result(c)
+            .await?;
+            Ok(n.n > 0)
         })
     }
 

@@ -147,11 +147,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let c = load(&cli)?;
             need(&c.database.url, "database.url")?;
+            // The shared facts (the open core's store, in `public`) first: the grants cover them.
+            let shared =
+                kamiyo_store::Store::connect(&c.database.url, std::path::Path::new("."), 2).await?;
+            let facts = shared.migrate().await?;
             let db = Db::connect(&c.database.url, 2).await?;
             let ran = db.migrate(&c.database.app_role).await?;
             writeln!(
                 out,
-                "{ran} migration(s) applied; {} granted",
+                "{facts} shared-fact and {ran} platform migration(s) applied; {} granted",
                 c.database.app_role
             )?;
         }
@@ -166,11 +170,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| ProtocolId::parse(p))
                 .collect::<Result<Vec<_>, _>>()?;
-            let state = actix_web::web::Data::new(PlatformState::new(db, c.tiers()?, protocols));
+            let platform = PlatformState::new(db, c.tiers()?, protocols);
+            // The shared facts, read through the application role (SELECT only).
+            let shared = kamiyo_store::Store::connect(
+                &c.database.app_url,
+                std::path::Path::new("."),
+                c.database.max_connections,
+            )
+            .await?;
+            let api = web::open_core(
+                &shared,
+                &platform,
+                c.platform.hlp_vault.parse()?,
+                std::sync::Arc::new(kamiyo_core_models::SystemClock),
+            );
+            let state = actix_web::web::Data::new(platform);
             let mut server = actix_web::HttpServer::new(move || {
                 actix_web::App::new()
                     .app_data(state.clone())
                     .configure(web::routes)
+                    .configure(kamiyo_api::configure(api.clone()))
             });
             if c.server.workers > 0 {
                 server = server.workers(c.server.workers);

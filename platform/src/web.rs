@@ -246,6 +246,69 @@ fn actor(p: &Principal, req: &HttpRequest, at: i64) -> Actor {
     }
 }
 
+/// Why a presented key was not accepted.
+#[derive(Debug)]
+pub enum KeyRefusal {
+    /// Malformed, unknown, revoked or expired (401).
+    Unknown,
+    /// The tenant is suspended (403).
+    Suspended,
+    /// The plan's API calls for the UTC day are used (429 until midnight).
+    DailyLimit {
+        /// The plan's daily calls.
+        max: i64,
+        /// Seconds to the next UTC midnight.
+        retry_after: u64,
+    },
+    /// The database failed.
+    Db(DbError),
+}
+
+/// Checks a presented `<tenant>.<secret>` key and counts the call against the tenant's day:
+/// the caller and what its tenant has. One transaction (key, tenant, subscriptions, meter).
+pub async fn verify_key(
+    db: &Db,
+    tiers: &TierMatrix,
+    presented: &str,
+    now: i64,
+) -> Result<(Principal, db::Verified), KeyRefusal> {
+    let Some(tenant) = tenancy::key_tenant(presented) else {
+        return Err(KeyRefusal::Unknown);
+    };
+    let hash = tenancy::hash_key(presented);
+    let t = tiers.clone();
+    let limit_of = move |plan: &str| {
+        plan.parse::<Tier>().map_or(0, |p| {
+            i64::try_from(t.config(p).limits.get(Limit::ApiCallsPerDay)).unwrap_or(i64::MAX)
+        })
+    };
+    let v = match db.authenticate(&tenant, &hash, now, limit_of).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return Err(KeyRefusal::Unknown),
+        Err(DbError::Limit(_, _, max)) => {
+            return Err(KeyRefusal::DailyLimit {
+                max,
+                retry_after: secs_to_midnight(now),
+            });
+        }
+        Err(e) => return Err(KeyRefusal::Db(e)),
+    };
+    if v.key.status != "active" {
+        return Err(KeyRefusal::Suspended);
+    }
+    let (Ok(role), Ok(plan)) = (Role::parse(&v.key.role), v.key.plan.parse::<Tier>()) else {
+        tracing::error!(key = %v.key.key_id, "stored role or plan not understood");
+        return Err(KeyRefusal::Db(DbError::Other("stored role or plan".into())));
+    };
+    let principal = Principal {
+        tenant,
+        actor: format!("key:{}", v.key.key_id),
+        role,
+        plan,
+    };
+    Ok((principal, v))
+}
+
 /// Authentication for everything under `/api/v1` but sign-up: the key's tenant, status and
 /// daily meter; attaches the [`Principal`].
 pub async fn gate(
@@ -256,7 +319,7 @@ pub async fn gate(
         return Err(WebError::Internal.into());
     };
     let path = req.path();
-    if !path.starts_with("/api/v1/") || path == "/api/v1/signup" {
+    if !path.starts_with("/api/v1/") || path == "/api/v1/signup" || path == OPENAPI_PATH {
         return next
             .call(req)
             .await
@@ -278,48 +341,30 @@ pub async fn gate(
             let (scheme, rest) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         })
-        .map(str::to_owned);
-    let fail = |state: &PlatformState| {
-        let _ = state.auth_failures.check(&ip);
-        WebError::Unauthorized
-    };
-    let Some(tenant) = presented.as_deref().and_then(tenancy::key_tenant) else {
-        return Err(fail(&state).into());
-    };
-    let hash = tenancy::hash_key(presented.as_deref().unwrap_or_default());
+        .unwrap_or_default()
+        .to_owned();
     let now = state.now();
-    let tiers = state.tiers.clone();
-    let limit_of = move |plan: &str| {
-        plan.parse::<Tier>().map_or(0, |t| {
-            i64::try_from(tiers.config(t).limits.get(Limit::ApiCallsPerDay)).unwrap_or(i64::MAX)
-        })
-    };
-    let (k, calls) = match state.db.authenticate(&tenant, &hash, now, limit_of).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return Err(fail(&state).into()),
-        Err(DbError::Limit(_, _, max)) => {
+    let (principal, v) = match verify_key(&state.db, &state.tiers, &presented, now).await {
+        Ok(found) => found,
+        Err(KeyRefusal::Unknown) => {
+            let _ = state.auth_failures.check(&ip);
+            return Err(WebError::Unauthorized.into());
+        }
+        Err(KeyRefusal::Suspended) => {
+            return Err(WebError::Forbidden("this tenant is suspended".into()).into());
+        }
+        Err(KeyRefusal::DailyLimit { max, retry_after }) => {
             return Err(WebError::TooMany {
                 detail: format!("the plan's {max} API calls for today (UTC) are used"),
-                retry_after: Some(secs_to_midnight(now)),
+                retry_after: Some(retry_after),
             }
             .into());
         }
-        Err(e) => return Err(WebError::from(e).into()),
+        Err(KeyRefusal::Db(e)) => return Err(WebError::from(e).into()),
     };
-    if k.status != "active" {
-        return Err(WebError::Forbidden("this tenant is suspended".into()).into());
-    }
-    let (Ok(role), Ok(plan)) = (Role::parse(&k.role), k.plan.parse::<Tier>()) else {
-        tracing::error!(key = %k.key_id, "stored role or plan not understood");
-        return Err(WebError::Internal.into());
-    };
+    let (plan, calls) = (principal.plan, v.calls);
+    req.extensions_mut().insert(principal);
     let limit = state.tiers.config(plan).limits.api_calls_per_day;
-    req.extensions_mut().insert(Principal {
-        tenant,
-        actor: format!("key:{}", k.key_id),
-        role,
-        plan,
-    });
     let mut res = next.call(req).await?.map_into_boxed_body();
     let h = res.headers_mut();
     if let Ok(v) = header::HeaderValue::from_str(&limit.to_string()) {
@@ -912,6 +957,176 @@ async fn not_found() -> Res {
     Err(WebError::NotFound)
 }
 
+/// Where the platform's own OpenAPI document is served (the open core's is `/openapi.json`).
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+// ---- the open core's API, tenant-scoped ----
+
+/// What the open core's routes know of a request's tenant (attached by [`PlatformAuth`]).
+#[derive(Debug, Clone)]
+pub struct TenantContext {
+    /// The caller.
+    pub principal: Principal,
+    /// Its tenant's protocols, first subscribed first.
+    pub protocols: Arc<[ProtocolId]>,
+}
+
+/// The open core's gate checks platform keys through this: the same check and daily meter as
+/// `/api/v1`, the tenant attached for [`TenantResolver`]. Keys are read-only there (acting on
+/// shared incidents is not a tenant's).
+pub struct PlatformAuth {
+    /// Tenant state.
+    pub db: Db,
+    /// Plans.
+    pub tiers: TierMatrix,
+    /// Epoch-ms clock.
+    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+#[async_trait::async_trait(?Send)]
+impl kamiyo_api::auth::Authenticator for PlatformAuth {
+    async fn authenticate(
+        &self,
+        presented: &str,
+        req: &ServiceRequest,
+    ) -> Result<Option<(String, kamiyo_api::auth::Principal)>, kamiyo_api::ApiError> {
+        use kamiyo_api::ApiError;
+        let now = (self.clock)();
+        let (p, v) = match verify_key(&self.db, &self.tiers, presented, now).await {
+            Ok(found) => found,
+            Err(KeyRefusal::Unknown) => return Ok(None),
+            Err(KeyRefusal::Suspended) => {
+                return Err(ApiError::Forbidden("this tenant is suspended".into()));
+            }
+            Err(KeyRefusal::DailyLimit { retry_after, .. }) => {
+                return Err(ApiError::RateLimited {
+                    retry_after_secs: retry_after,
+                });
+            }
+            Err(KeyRefusal::Db(e)) => {
+                tracing::error!(error = %e, "key check failed");
+                return Err(ApiError::Unavailable("the database is unavailable".into()));
+            }
+        };
+        let protocols: Arc<[ProtocolId]> = v
+            .protocols
+            .iter()
+            .filter_map(|s| ProtocolId::parse(s).ok())
+            .collect();
+        let limited_as = format!("tenant:{}:{}", p.tenant, p.actor);
+        let open_core = kamiyo_api::auth::Principal {
+            key_id: None,
+            name: format!("{} of {}", p.actor, p.tenant),
+            scope: kamiyo_core_models::KeyScope::Read,
+        };
+        req.extensions_mut().insert(TenantContext {
+            principal: p,
+            protocols,
+        });
+        Ok(Some((limited_as, open_core)))
+    }
+
+    async fn still_valid(&self, presented: &str) -> Result<bool, kamiyo_api::ApiError> {
+        let Some(t) = tenancy::key_tenant(presented) else {
+            return Ok(false);
+        };
+        self.db
+            .key_valid(&t, &tenancy::hash_key(presented), (self.clock)())
+            .await
+            .map_err(|e| kamiyo_api::ApiError::Unavailable(e.to_string()))
+    }
+}
+
+/// Each tenant's view of the shared facts: its protocols, its plan's history, facts only;
+/// cached responses never shared between tenants.
+pub struct TenantResolver {
+    /// The shared stores (one store for every tenant, read through the scope).
+    pub shared: kamiyo_api::ApiStores,
+    /// Plans.
+    pub tiers: TierMatrix,
+}
+
+impl kamiyo_api::StoreResolver for TenantResolver {
+    fn resolve(
+        &self,
+        _: &kamiyo_api::auth::Principal,
+        req: &HttpRequest,
+    ) -> Result<kamiyo_api::ApiStores, kamiyo_api::ApiError> {
+        let ext = req.extensions();
+        let t = ext
+            .get::<TenantContext>()
+            .ok_or_else(|| kamiyo_api::ApiError::Unauthorized("no tenant".into()))?;
+        let days = i64::from(self.tiers.config(t.principal.plan).limits.history_days);
+        let mut s = self.shared.clone();
+        s.partition = Arc::from(format!("tenant:{}", t.principal.tenant));
+        s.scope = kamiyo_api::ReadScope {
+            protocols: Some(t.protocols.clone()),
+            history_ms: Some(days * 86_400_000),
+            facts_only: true,
+        };
+        Ok(s)
+    }
+}
+
+/// Turns an open-core API state over the shared store into the platform's: platform keys,
+/// tenant scopes.
+fn scope_open_core(
+    api: &mut kamiyo_api::ApiState,
+    shared: kamiyo_api::ApiStores,
+    platform: &PlatformState,
+) {
+    api.stores = Arc::new(TenantResolver {
+        shared,
+        tiers: platform.tiers.clone(),
+    });
+    api.authenticator = Some(Arc::new(PlatformAuth {
+        db: platform.db.clone(),
+        tiers: platform.tiers.clone(),
+        clock: platform.clock.clone(),
+    }));
+}
+
+/// Readiness of the open core's routes: the shared store answers.
+struct Ping(kamiyo_store::Store);
+
+#[async_trait::async_trait]
+impl kamiyo_api::Probe for Ping {
+    async fn check(&self) -> Result<(), String> {
+        self.0
+            .ping()
+            .await
+            .map_err(|_| "the database does not answer".to_owned())
+    }
+}
+
+/// The open core's API over the shared facts (`shared`, connected as the application role),
+/// with platform keys and tenant scopes; register it after [`routes`] with
+/// `kamiyo_api::configure`.
+pub fn open_core(
+    shared: &kamiyo_store::Store,
+    platform: &PlatformState,
+    hlp_vault: Address,
+    clock: Arc<dyn kamiyo_core_models::Clock>,
+) -> web::Data<kamiyo_api::ApiState> {
+    let stores = kamiyo_api::ApiStores::single(shared);
+    let mut api = kamiyo_api::ApiState::new(
+        stores.clone(),
+        Arc::new(Ping(shared.clone())),
+        kamiyo_api::Hub::default(),
+        clock,
+        kamiyo_api::ApiConfig {
+            require_keys: true,
+            rate_limit_per_minute: 0,
+            cors_origins: Vec::new(),
+            allowed_hosts: None,
+            max_body_bytes: MAX_BODY_BYTES,
+            hlp_vault,
+        },
+    );
+    scope_open_core(&mut api, stores, platform);
+    api.shared()
+}
+
 /// Registers the platform's routes (the caller adds `web::Data<PlatformState>`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use db::{ChannelRow, KeyRow, SubscriptionRow, ThresholdRow, UserRow, WatchedRow};
@@ -928,57 +1143,57 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             })
         };
     }
-    cfg.app_data(json_cfg)
-        .app_data(query_cfg)
-        .app_data(path_cfg)
-        .route("/openapi.json", web::get().to(openapi))
-        .service(
-            web::scope("/api/v1")
-                .wrap(actix_web::middleware::from_fn(gate))
-                .route("/signup", web::post().to(signup))
-                .route("/tenant", web::get().to(tenant))
-                .route("/usage", web::get().to(usage))
-                .route(
-                    "/users",
-                    list!(UserRow, List::Users, Permission::ManageAccess),
-                )
-                .route("/users", web::post().to(add_user))
-                .route("/users/{id}", web::delete().to(remove_user))
-                .route("/keys", list!(KeyRow, List::Keys, Permission::ManageAccess))
-                .route("/keys", web::post().to(add_key))
-                .route("/keys/{id}", web::delete().to(revoke_key))
-                .route(
-                    "/subscriptions",
-                    list!(SubscriptionRow, List::Subscriptions, Permission::Read),
-                )
-                .route("/subscriptions/{protocol}", web::put().to(subscribe))
-                .route("/subscriptions/{protocol}", web::delete().to(unsubscribe))
-                .route(
-                    "/thresholds",
-                    list!(ThresholdRow, List::Thresholds, Permission::Read),
-                )
-                .route(
-                    "/thresholds/{detector}/{name}",
-                    web::put().to(set_threshold),
-                )
-                .route(
-                    "/thresholds/{detector}/{name}",
-                    web::delete().to(remove_threshold),
-                )
-                .route(
-                    "/watched-addresses",
-                    list!(WatchedRow, List::Watched, Permission::Read),
-                )
-                .route("/watched-addresses/{address}", web::put().to(watch))
-                .route("/watched-addresses/{address}", web::delete().to(unwatch))
-                .route(
-                    "/channels",
-                    list!(ChannelRow, List::Channels, Permission::Configure),
-                )
-                .route("/channels", web::post().to(add_channel))
-                .route("/channels/{id}", web::delete().to(remove_channel))
-                .route("/audit", web::get().to(audit))
-                .route("/audit/export", web::get().to(audit_export))
-                .default_service(web::to(not_found)),
-        );
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(json_cfg)
+            .app_data(query_cfg)
+            .app_data(path_cfg)
+            .wrap(actix_web::middleware::from_fn(gate))
+            .route("/openapi.json", web::get().to(openapi))
+            .route("/signup", web::post().to(signup))
+            .route("/tenant", web::get().to(tenant))
+            .route("/usage", web::get().to(usage))
+            .route(
+                "/users",
+                list!(UserRow, List::Users, Permission::ManageAccess),
+            )
+            .route("/users", web::post().to(add_user))
+            .route("/users/{id}", web::delete().to(remove_user))
+            .route("/keys", list!(KeyRow, List::Keys, Permission::ManageAccess))
+            .route("/keys", web::post().to(add_key))
+            .route("/keys/{id}", web::delete().to(revoke_key))
+            .route(
+                "/subscriptions",
+                list!(SubscriptionRow, List::Subscriptions, Permission::Read),
+            )
+            .route("/subscriptions/{protocol}", web::put().to(subscribe))
+            .route("/subscriptions/{protocol}", web::delete().to(unsubscribe))
+            .route(
+                "/thresholds",
+                list!(ThresholdRow, List::Thresholds, Permission::Read),
+            )
+            .route(
+                "/thresholds/{detector}/{name}",
+                web::put().to(set_threshold),
+            )
+            .route(
+                "/thresholds/{detector}/{name}",
+                web::delete().to(remove_threshold),
+            )
+            .route(
+                "/watched-addresses",
+                list!(WatchedRow, List::Watched, Permission::Read),
+            )
+            .route("/watched-addresses/{address}", web::put().to(watch))
+            .route("/watched-addresses/{address}", web::delete().to(unwatch))
+            .route(
+                "/channels",
+                list!(ChannelRow, List::Channels, Permission::Configure),
+            )
+            .route("/channels", web::post().to(add_channel))
+            .route("/channels/{id}", web::delete().to(remove_channel))
+            .route("/audit", web::get().to(audit))
+            .route("/audit/export", web::get().to(audit_export))
+            .default_service(web::to(not_found)),
+    );
 }

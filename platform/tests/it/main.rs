@@ -8,6 +8,7 @@
 )]
 
 mod crossing;
+mod opencore;
 mod plans;
 
 use std::sync::Arc;
@@ -38,6 +39,20 @@ pub struct Env {
     pub app_url: String,
     /// The clock the routes read.
     pub clock: Arc<AtomicI64>,
+    /// The shared facts as the ingest writes them (the owner).
+    pub facts: kamiyo_store::Store,
+    /// The shared facts as the service reads them (the application role).
+    pub facts_app: kamiyo_store::Store,
+}
+
+/// The test clock as the open core reads it.
+#[derive(Debug)]
+pub struct TestClock(pub Arc<AtomicI64>);
+
+impl kamiyo_core_models::Clock for TestClock {
+    fn now(&self) -> kamiyo_core_models::Timestamp {
+        kamiyo_core_models::Timestamp(self.0.load(Ordering::SeqCst))
+    }
 }
 
 /// The application role's URL for the same database.
@@ -52,9 +67,19 @@ pub fn app_url(owner_url: &str) -> String {
 /// A fresh database, migrated, with both roles' pools.
 pub async fn env() -> Env {
     let tdb = TestDatabase::new().await;
+    // As `kamiyo-platform migrate` does: the shared facts, then the platform (whose grants
+    // cover both).
+    let here = std::path::Path::new(".");
+    let facts = kamiyo_store::Store::connect(&tdb.url, here, 2)
+        .await
+        .unwrap();
+    facts.migrate().await.unwrap();
     let owner = Db::connect(&tdb.url, 4).await.unwrap();
     owner.migrate("kamiyo_app").await.unwrap();
     let app_url = app_url(&tdb.url);
+    let facts_app = kamiyo_store::Store::connect(&app_url, here, 4)
+        .await
+        .unwrap();
     let app = Db::connect(&app_url, 8).await.unwrap_or_else(|e| {
         panic!("the application role kamiyo_app must exist (cargo xtask test creates it): {e}")
     });
@@ -65,6 +90,8 @@ pub async fn env() -> Env {
         app,
         app_url,
         clock: Arc::new(AtomicI64::new(T0)),
+        facts,
+        facts_app,
     }
 }
 
@@ -94,7 +121,21 @@ impl Env {
         let mut state = PlatformState::new(self.app.clone(), tiers, protocols());
         let clock = self.clock.clone();
         state.clock = Arc::new(move || clock.load(Ordering::SeqCst));
-        test::init_service(App::new().app_data(web::Data::new(state)).configure(routes)).await
+        let api = kamiyo_platform::web::open_core(
+            &self.facts_app,
+            &state,
+            "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303"
+                .parse()
+                .unwrap(),
+            Arc::new(TestClock(self.clock.clone())),
+        );
+        test::init_service(
+            App::new()
+                .app_data(web::Data::new(state))
+                .configure(routes)
+                .configure(kamiyo_api::configure(api)),
+        )
+        .await
     }
 
     /// The routes with the default tiers.

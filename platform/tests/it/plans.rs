@@ -372,7 +372,7 @@ async fn bad_input_is_a_clear_400_and_signups_are_limited() {
     let (s, _, _) = call(&svc, "get", "/api/v1/nowhere", Some(&k), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // The document lists every operation.
-    let (s, _, doc) = call(&svc, "get", "/openapi.json", None, None).await;
+    let (s, _, doc) = call(&svc, "get", kamiyo_platform::web::OPENAPI_PATH, None, None).await;
     assert_eq!(s, StatusCode::OK);
     for op in kamiyo_platform::openapi::OPERATIONS {
         assert!(
