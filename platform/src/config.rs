@@ -49,6 +49,8 @@ pub(crate) struct Platform {
     pub(crate) tiers_file: String,
     /// The HLP vault the open core's routes show.
     pub(crate) hlp_vault: String,
+    /// How often the tenant router looks for new shared steps (ms).
+    pub(crate) router_interval_ms: u64,
 }
 
 impl Default for Server {
@@ -77,6 +79,7 @@ impl Default for Platform {
             protocols: vec!["hyperliquid".into()],
             tiers_file: String::new(),
             hlp_vault: "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303".into(),
+            router_interval_ms: 1000,
         }
     }
 }

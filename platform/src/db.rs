@@ -23,7 +23,7 @@ use crate::tenancy::TenantId;
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Tables the application role may change (`audit_log` is insert-only).
-const TENANT_TABLES: [&str; 8] = [
+const TENANT_TABLES: [&str; 10] = [
     "tenants",
     "users",
     "api_keys",
@@ -32,6 +32,8 @@ const TENANT_TABLES: [&str; 8] = [
     "watched_addresses",
     "alert_channels",
     "usage_daily",
+    "fanout_cursors",
+    "tenant_outbox",
 ];
 
 /// Why a database call failed.
@@ -301,6 +303,88 @@ pub struct Verified {
 }
 
 #[derive(QueryableByName)]
+struct Subscriber {
+    #[diesel(sql_type = Text)]
+    tenant_id: String,
+    #[diesel(sql_type = Text)]
+    plan: String,
+}
+
+/// A row the router asks [`Db::route_to_tenant`] to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Idempotency key within the tenant (`<seq>:<channel>`, or `digest:<day>:<channel>`).
+    pub outbox_id: String,
+    /// The incident.
+    pub incident_id: String,
+    /// The channel.
+    pub channel_id: String,
+    /// Severity of the step.
+    pub severity: String,
+    /// The message (JSON).
+    pub payload: String,
+    /// `pending` (to send), `held` (past the plan's daily cap) or `digest`.
+    pub status: &'static str,
+    /// When it may be sent.
+    pub next_attempt_ms: i64,
+}
+
+/// A tenant's alerts so far today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, QueryableByName)]
+pub struct Today {
+    /// Enqueued to send.
+    #[diesel(sql_type = BigInt)]
+    pub alerts: i64,
+    /// Held back by the plan's cap.
+    #[diesel(sql_type = BigInt)]
+    pub alerts_held: i64,
+}
+
+/// What one event did for one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Routed {
+    /// Alerts enqueued to send.
+    pub sent: i64,
+    /// Alerts held back by the daily cap.
+    pub held: i64,
+}
+
+/// A tenant's outbox row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct OutboxView {
+    /// Id within the tenant.
+    #[diesel(sql_type = Text)]
+    pub outbox_id: String,
+    /// The shared event.
+    #[diesel(sql_type = BigInt)]
+    pub event_seq: i64,
+    /// The incident.
+    #[diesel(sql_type = Text)]
+    pub incident_id: String,
+    /// The channel.
+    #[diesel(sql_type = Text)]
+    pub channel_id: String,
+    /// Severity.
+    #[diesel(sql_type = Text)]
+    pub severity: String,
+    /// The message (JSON).
+    #[diesel(sql_type = Text)]
+    pub payload: String,
+    /// Status.
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    /// Attempts so far.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub attempts: i32,
+    /// Next attempt (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub next_attempt_ms: i64,
+    /// Enqueued (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+}
+
+#[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
@@ -423,6 +507,8 @@ impl Db {
              GRANT SELECT, INSERT ON platform.audit_log TO {app_role};
              REVOKE UPDATE, DELETE, TRUNCATE ON platform.audit_log FROM {app_role};
              GRANT USAGE ON SEQUENCE platform.audit_log_seq_seq TO {app_role};
+             GRANT SELECT, INSERT, UPDATE ON platform.fanout_state TO {app_role};
+             GRANT EXECUTE ON FUNCTION platform.subscribers(TEXT) TO {app_role};
              GRANT USAGE ON SCHEMA public TO {app_role};
              GRANT SELECT ON ALL TABLES IN SCHEMA public TO {app_role};",
             TENANT_TABLES
@@ -515,6 +601,11 @@ impl Db {
             .bind::<BigInt, _>(who.at)
             .execute(c)
             .await?;
+            // Alerts start with what happens after sign-up, not with the past.
+            sql_query("INSERT INTO fanout_cursors (tenant_id, seq) SELECT $1, COALESCE(max(seq), 0) FROM public.security_events")
+                .bind::<Text, _>(&t)
+                .execute(c)
+                .await?;
             audit(
                 c,
                 &t,
@@ -680,6 +771,150 @@ impl Db {
         scoped!(self, tenant, |c| {
             let (action, target, summary) = change.apply(c, &t, who.at).await?;
             audit(c, &t, &who, action, &target, &summary).await
+        })
+    }
+
+    // ---- per-tenant alerting ----
+
+    /// The router's position in the shared event stream (0 before its first pass).
+    pub async fn router_cursor(&self, name: &str) -> DbResult<i64> {
+        let name = name.to_owned();
+        unscoped!(self, |c| {
+            let rows: Vec<Count> = sql_query("SELECT seq AS n FROM fanout_state WHERE name = $1")
+                .bind::<Text, _>(&name)
+                .load(c)
+                .await?;
+            Ok(rows.into_iter().next().map_or(0, |r| r.n))
+        })
+    }
+
+    /// Moves the router's position (never back).
+    pub async fn set_router_cursor(&self, name: &str, seq: i64) -> DbResult<()> {
+        let name = name.to_owned();
+        unscoped!(self, |c| {
+            sql_query("INSERT INTO fanout_state (name, seq) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET seq = GREATEST(fanout_state.seq, EXCLUDED.seq)")
+                .bind::<Text, _>(&name)
+                .bind::<BigInt, _>(seq)
+                .execute(c)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Active tenants following `protocol`, with their plans (through the narrow
+    /// `platform.subscribers` function; the router reads nothing else across tenants).
+    pub async fn subscribers(&self, protocol: &str) -> DbResult<Vec<(TenantId, String)>> {
+        let p = protocol.to_owned();
+        let rows: Vec<Subscriber> = unscoped!(self, |c| {
+            Ok(
+                sql_query("SELECT tenant_id, plan FROM platform.subscribers($1)")
+                    .bind::<Text, _>(&p)
+                    .load(c)
+                    .await?,
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| TenantId::parse(&r.tenant_id).ok().map(|t| (t, r.plan)))
+            .collect())
+    }
+
+    /// Routes one shared event (`seq`) to `tenant`, exactly once: in one transaction its
+    /// position is locked and, when the event is past it, `judge` decides from the tenant's
+    /// thresholds for the event's detector, its channels and its alerts so far today what to
+    /// enqueue; the rows, the day's counts and the position are written together. `Ok(None)`
+    /// when the tenant had already taken this event.
+    pub async fn route_to_tenant<F>(
+        &self,
+        tenant: &TenantId,
+        seq: i64,
+        detector: &str,
+        now: i64,
+        judge: F,
+    ) -> DbResult<Option<Routed>>
+    where
+        F: FnOnce(&[ThresholdRow], &[ChannelRow], Today) -> Vec<OutboxRow> + Send,
+    {
+        let (t, d) = (tenant.as_str().to_owned(), detector.to_owned());
+        let day = utc_day(now);
+        scoped!(self, tenant, |c| {
+            sql_query("INSERT INTO fanout_cursors (tenant_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind::<Text, _>(&t)
+                .bind::<BigInt, _>(seq - 1)
+                .execute(c)
+                .await?;
+            let at: Count = sql_query("SELECT seq AS n FROM fanout_cursors FOR UPDATE")
+                .get_result(c)
+                .await?;
+            if at.n >= seq {
+                return Ok(None);
+            }
+            let thresholds: Vec<ThresholdRow> = sql_query("SELECT detector, name, value, updated_at FROM thresholds WHERE detector = $1 ORDER BY name")
+                .bind::<Text, _>(&d)
+                .load(c)
+                .await?;
+            let channels: Vec<ChannelRow> = sql_query(List::Channels.sql()).load(c).await?;
+            let today: Vec<Today> =
+                sql_query("SELECT alerts, alerts_held FROM usage_daily WHERE day = $1")
+                    .bind::<Date, _>(day)
+                    .load(c)
+                    .await?;
+            let rows = judge(
+                &thresholds,
+                &channels,
+                today.into_iter().next().unwrap_or_default(),
+            );
+            let (mut sent, mut held) = (0i64, 0i64);
+            for r in &rows {
+                match r.status {
+                    "pending" => sent += 1,
+                    "held" => held += 1,
+                    _ => {}
+                }
+                // A digest row is one per channel and day: later held alerts update it.
+                sql_query("INSERT INTO tenant_outbox (tenant_id, outbox_id, event_seq, incident_id, channel_id, severity, payload, status, next_attempt_ms, created_at) \
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                           ON CONFLICT (tenant_id, outbox_id) DO UPDATE SET payload = EXCLUDED.payload, event_seq = EXCLUDED.event_seq \
+                           WHERE tenant_outbox.status = 'digest'")
+                    .bind::<Text, _>(&t)
+                    .bind::<Text, _>(&r.outbox_id)
+                    .bind::<BigInt, _>(seq)
+                    .bind::<Text, _>(&r.incident_id)
+                    .bind::<Text, _>(&r.channel_id)
+                    .bind::<Text, _>(&r.severity)
+                    .bind::<Text, _>(&r.payload)
+                    .bind::<Text, _>(r.status)
+                    .bind::<BigInt, _>(r.next_attempt_ms)
+                    .bind::<BigInt, _>(now)
+                    .execute(c)
+                    .await?;
+            }
+            if sent + held > 0 {
+                sql_query("INSERT INTO usage_daily (tenant_id, day, alerts, alerts_held) VALUES ($1, $2, $3, $4) \
+                           ON CONFLICT (tenant_id, day) DO UPDATE SET alerts = usage_daily.alerts + $3, alerts_held = usage_daily.alerts_held + $4")
+                    .bind::<Text, _>(&t)
+                    .bind::<Date, _>(day)
+                    .bind::<BigInt, _>(sent)
+                    .bind::<BigInt, _>(held)
+                    .execute(c)
+                    .await?;
+            }
+            sql_query("UPDATE fanout_cursors SET seq = $1")
+                .bind::<BigInt, _>(seq)
+                .execute(c)
+                .await?;
+            Ok(Some(Routed { sent, held }))
+        })
+    }
+
+    /// The tenant's outbox, newest first.
+    pub async fn tenant_outbox(&self, tenant: &TenantId, limit: i64) -> DbResult<Vec<OutboxView>> {
+        scoped!(self, tenant, |c| {
+            Ok(sql_query("SELECT outbox_id, event_seq, incident_id, channel_id, severity, payload, status, attempts, next_attempt_ms, created_at \
+                          FROM tenant_outbox ORDER BY event_seq DESC, outbox_id LIMIT $1")
+                .bind::<BigInt, _>(limit)
+                .load(c)
+                .await?)
         })
     }
 

@@ -6,6 +6,7 @@
 //! with row-level security), [`web`] (the `/api/v1` routes and their OpenAPI document).
 
 pub mod db;
+pub mod fanout;
 pub mod openapi;
 pub mod tenancy;
 pub mod tiers;

@@ -184,6 +184,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 c.platform.hlp_vault.parse()?,
                 std::sync::Arc::new(kamiyo_core_models::SystemClock),
             );
+            // The tenant router: shared steps into each subscribed tenant's outbox.
+            let router_db = platform.db.clone();
+            let router_tiers = platform.tiers.clone();
+            let facts = shared.clone();
+            let interval = std::time::Duration::from_millis(c.platform.router_interval_ms.max(50));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                loop {
+                    tick.tick().await;
+                    let pass = kamiyo_platform::fanout::route_once(
+                        &router_db,
+                        &facts,
+                        &router_tiers,
+                        now_ms(),
+                        500,
+                    )
+                    .await;
+                    match pass {
+                        Ok(p) if p.routed > 0 => tracing::info!(
+                            steps = p.steps,
+                            tenants = p.routed,
+                            sent = p.sent,
+                            held = p.held,
+                            "alerts routed"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "tenant router pass failed"),
+                    }
+                }
+            });
             let state = actix_web::web::Data::new(platform);
             let mut server = actix_web::HttpServer::new(move || {
                 actix_web::App::new()

@@ -204,6 +204,14 @@ pub const OPERATIONS: &[Operation] = &[
         None,
         204,
     ),
+    op(
+        "get",
+        "/api/v1/alerts",
+        "The tenant's alert outbox, newest first: pending, held back by the daily cap, digests.",
+        "viewer",
+        None,
+        200,
+    ),
     Operation {
         feature: Some("audit_log"),
         ..op(

@@ -949,6 +949,25 @@ async fn audit_export(
         .body(body))
 }
 
+/// `?limit=` of `/alerts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitQuery {
+    /// Rows (1 … 1000, default 100).
+    pub limit: Option<u32>,
+}
+
+async fn alerts(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    q: web::Query<LimitQuery>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Read)?;
+    let limit = i64::from(q.limit.unwrap_or(100).clamp(1, 1000));
+    let rows = state.db.tenant_outbox(&p.tenant, limit).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": rows })))
+}
+
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(crate::openapi::document())
 }
@@ -1192,6 +1211,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/channels", web::post().to(add_channel))
             .route("/channels/{id}", web::delete().to(remove_channel))
+            .route("/alerts", web::get().to(alerts))
             .route("/audit", web::get().to(audit))
             .route("/audit/export", web::get().to(audit_export))
             .default_service(web::to(not_found)),

@@ -224,7 +224,7 @@ struct N {
     n: i64,
 }
 
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 11] = [
     "tenants",
     "users",
     "api_keys",
@@ -234,6 +234,8 @@ const TABLES: [&str; 9] = [
     "alert_channels",
     "usage_daily",
     "audit_log",
+    "fanout_cursors",
+    "tenant_outbox",
 ];
 
 async fn count(c: &mut AsyncPgConnection, sql: &str) -> i64 {
@@ -250,6 +252,21 @@ async fn raw_sql_as_the_application_role_sees_only_the_named_tenant() {
     let svc = e.service().await;
     let _a = populate(&e, &svc, "alpha", 1).await;
     let _b = populate(&e, &svc, "bravo", 2).await;
+    // A shared step routed to both, so every tenant table holds rows of each.
+    kamiyo_core_models::MarketStore::commit(
+        &e.facts,
+        &kamiyo_core_models::IngestBatch {
+            updates: vec![crate::opened(1, "hyperliquid", "ETH", T0 + 1000)],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let tiers = kamiyo_platform::tiers::TierMatrix::default_matrix().unwrap();
+    let pass = kamiyo_platform::fanout::route_once(&e.app, &e.facts_app, &tiers, T0 + 2000, 10)
+        .await
+        .unwrap();
+    assert_eq!(pass.routed, 2, "{pass:?}");
     let mut c = AsyncPgConnection::establish(&e.app_url).await.unwrap();
     c.batch_execute("SET search_path TO platform, public")
         .await
@@ -313,6 +330,8 @@ async fn raw_sql_as_the_application_role_sees_only_the_named_tenant() {
         "DELETE FROM api_keys WHERE tenant_id = 'bravo'",
         "UPDATE tenants SET plan = 'cloud_enterprise' WHERE tenant_id = 'bravo'",
         "DELETE FROM alert_channels WHERE tenant_id = 'bravo'",
+        "UPDATE tenant_outbox SET status = 'delivered' WHERE tenant_id = 'bravo'",
+        "UPDATE fanout_cursors SET seq = 0 WHERE tenant_id = 'bravo'",
     ] {
         assert_eq!(sql_query(sql).execute(&mut c).await.unwrap(), 0, "{sql}");
     }
@@ -321,6 +340,7 @@ async fn raw_sql_as_the_application_role_sees_only_the_named_tenant() {
         "INSERT INTO api_keys (tenant_id, key_id, name, hash, role, created_by, created_at) VALUES ('bravo', 'key_x', 'x', 'h', 'owner', 'x', 0)",
         "INSERT INTO audit_log (tenant_id, at, actor, action, target, summary, ip) VALUES ('bravo', 0, 'x', 'x', 'x', 'forged', 'x')",
         "UPDATE users SET tenant_id = 'bravo'",
+        "INSERT INTO tenant_outbox (tenant_id, outbox_id, event_seq, incident_id, channel_id, severity, payload, status, next_attempt_ms, created_at) VALUES ('bravo', 'x', 1, 'i', 'c', 'high', '{}', 'pending', 0, 0)",
     ] {
         let err = sql_query(sql)
             .execute(&mut c)
@@ -339,6 +359,7 @@ async fn raw_sql_as_the_application_role_sees_only_the_named_tenant() {
         "ALTER TABLE users NO FORCE ROW LEVEL SECURITY",
         "DROP POLICY tenant_rows ON users",
         "SET ROLE kamiyo",
+        "DROP FUNCTION platform.subscribers(TEXT)",
     ] {
         let err = sql_query(sql)
             .execute(&mut c)

@@ -8,6 +8,7 @@
 )]
 
 mod crossing;
+mod fanout;
 mod opencore;
 mod plans;
 
@@ -212,4 +213,58 @@ where
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     v["key"]["secret"].as_str().unwrap().to_owned()
+}
+
+/// A shared incident step of `protocol` (what the ingest commits).
+pub fn step(
+    n: usize,
+    protocol: &str,
+    asset: &str,
+    t: i64,
+    change: kamiyo_core_models::IncidentChange,
+    severity: kamiyo_core_models::Severity,
+    evidence: kamiyo_core_models::Evidence,
+) -> kamiyo_core_models::IncidentUpdate {
+    use kamiyo_core_models::{
+        Coin, Incident, IncidentKey, IncidentStatus, SecurityEvent, ThreatType, Timestamp,
+    };
+    let p = ProtocolId::parse(protocol).unwrap();
+    let key = IncidentKey::parse(&format!("oracle_deviation:{asset}:{n}"))
+        .unwrap()
+        .in_protocol(&p);
+    let i = Incident {
+        protocol: p,
+        id: Incident::derive_id(&key, Timestamp(t)),
+        key,
+        detector: "oracle".into(),
+        threat_type: ThreatType::OracleDeviation,
+        severity,
+        peak_severity: severity,
+        asset: Some(Coin::new(asset).unwrap()),
+        status: IncidentStatus::Open,
+        title: format!("{asset} on {protocol}"),
+        indicators: vec!["test".into()],
+        evidence,
+        first_seen: Timestamp(t),
+        last_seen: Timestamp(t),
+        resolved_at: None,
+        detections: 1,
+    };
+    kamiyo_core_models::IncidentUpdate {
+        event: SecurityEvent::from_incident(&i, change, Timestamp(t)),
+        incident: i,
+    }
+}
+
+/// An opened high-severity step.
+pub fn opened(n: usize, protocol: &str, asset: &str, t: i64) -> kamiyo_core_models::IncidentUpdate {
+    step(
+        n,
+        protocol,
+        asset,
+        t,
+        kamiyo_core_models::IncidentChange::Opened,
+        kamiyo_core_models::Severity::High,
+        kamiyo_core_models::Evidence::new(),
+    )
 }

@@ -3,42 +3,11 @@
 //! call metered on the tenant's day.
 
 use actix_web::http::StatusCode;
-use kamiyo_core_models::{
-    Coin, Evidence, Incident, IncidentChange, IncidentKey, IncidentStatus, IncidentUpdate,
-    IngestBatch, MarketStore, ProtocolId, SecurityEvent, Severity, ThreatType, Timestamp,
-};
+use kamiyo_core_models::{IngestBatch, MarketStore};
 use kamiyo_platform::db::{Actor, StaffColumn};
 use kamiyo_platform::tenancy::TenantId;
 
-use crate::{T0, call, env, signup};
-
-fn opened(n: usize, protocol: &str, asset: &str, t: i64) -> IncidentUpdate {
-    let key = IncidentKey::parse(&format!("oracle_deviation:{asset}:{n}"))
-        .unwrap()
-        .in_protocol(&ProtocolId::parse(protocol).unwrap());
-    let i = Incident {
-        protocol: ProtocolId::parse(protocol).unwrap(),
-        id: Incident::derive_id(&key, Timestamp(t)),
-        key,
-        detector: "test".into(),
-        threat_type: ThreatType::OracleDeviation,
-        severity: Severity::High,
-        peak_severity: Severity::High,
-        asset: Some(Coin::new(asset).unwrap()),
-        status: IncidentStatus::Open,
-        title: format!("{asset} on {protocol}"),
-        indicators: vec!["test".into()],
-        evidence: Evidence::new(),
-        first_seen: Timestamp(t),
-        last_seen: Timestamp(t),
-        resolved_at: None,
-        detections: 1,
-    };
-    IncidentUpdate {
-        event: SecurityEvent::from_incident(&i, IncidentChange::Opened, Timestamp(t)),
-        incident: i,
-    }
-}
+use crate::{T0, call, env, opened, signup};
 
 #[tokio::test]
 async fn each_tenant_reads_its_protocols_within_its_history() {
