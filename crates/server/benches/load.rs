@@ -40,9 +40,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use kamiyo_core_models::{
     Address, Coin, Decimal, DeviationKind, DeviationSample, Evidence, Incident, IncidentChange,
     IncidentKey, IncidentStatus, IncidentUpdate, IngestBatch, LiquidationMethod, LiquidationRecord,
@@ -157,127 +154,7 @@ async fn seed(store: &Store) {
     }
 }
 
-fn pct(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
-}
-
-/// One keep-alive connection (reconnecting after an error) sending `path` until `stop`.
-/// Closed loop when `interval` is `None`; otherwise request k is due at `start + offset + k ×
-/// interval` and its latency counts from then. Latencies in µs, of requests completed before
-/// `deadline`.
-async fn client(
-    addr: SocketAddr,
-    path: Arc<str>,
-    stop: Arc<AtomicBool>,
-    deadline: Instant,
-    pace: Option<(Instant, Duration)>,
-) -> (Vec<u64>, u64) {
-    let mut lat = Vec::new();
-    let mut errors = 0;
-    let mut k: u32 = 0;
-    'outer: while !stop.load(Ordering::Relaxed) {
-        let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
-            errors += 1;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let Ok((mut tx, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await
-        else {
-            errors += 1;
-            continue;
-        };
-        tokio::spawn(conn);
-        while !stop.load(Ordering::Relaxed) {
-            let due = match pace {
-                Some((start, interval)) => {
-                    let due = start + interval * k;
-                    k += 1;
-                    // The timer has a 1 ms grain: sleep only for longer waits, then send up to
-                    // a millisecond early rather than late (latency still counts from `due`).
-                    if due > Instant::now() + Duration::from_millis(1) {
-                        tokio::time::sleep_until((due - Duration::from_millis(1)).into()).await;
-                    }
-                    due
-                }
-                None => Instant::now(),
-            };
-            let req = hyper::Request::get(&*path)
-                .header(hyper::header::HOST, addr.to_string())
-                .body(Empty::<Bytes>::new())
-                .unwrap();
-            match tx.send_request(req).await {
-                Ok(res) => {
-                    let ok = res.status().is_success();
-                    if res.into_body().collect().await.is_err() || !ok {
-                        errors += 1;
-                        continue 'outer;
-                    }
-                    let now = Instant::now();
-                    if now <= deadline {
-                        lat.push(now.duration_since(due).as_micros() as u64);
-                    }
-                }
-                Err(_) => {
-                    errors += 1;
-                    continue 'outer;
-                }
-            }
-        }
-    }
-    (lat, errors)
-}
-
-/// What one cell measured.
-struct Cell {
-    rate: f64,
-    p50: f64,
-    p99: f64,
-    errors: u64,
-}
-
-/// `conns` connections on `path` for `secs`; paced at `rate` requests/s in total when given.
-async fn http_load(
-    addr: SocketAddr,
-    path: &str,
-    conns: usize,
-    secs: u64,
-    rate: Option<f64>,
-) -> Cell {
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now() + Duration::from_millis(20);
-    let deadline = start + Duration::from_secs(secs);
-    let path: Arc<str> = Arc::from(path);
-    let tasks: Vec<_> = (0..conns)
-        .map(|i| {
-            // Each connection offers rate/conns requests/s, the connections staggered evenly.
-            let pace = rate.map(|r| {
-                let interval = Duration::from_secs_f64(conns as f64 / r);
-                (start + interval.mul_f64(i as f64 / conns as f64), interval)
-            });
-            tokio::spawn(client(addr, path.clone(), stop.clone(), deadline, pace))
-        })
-        .collect();
-    tokio::time::sleep_until(deadline.into()).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await.unwrap();
-        all.extend(l);
-        errors += e;
-    }
-    all.sort_unstable();
-    Cell {
-        rate: all.len() as f64 / secs as f64,
-        p50: pct(&all, 0.5),
-        p99: pct(&all, 0.99),
-        errors,
-    }
-}
+use kamiyo_testing::load::{http_load, pct};
 
 async fn ws_load(addr: SocketAddr, store: &Store, hub: &kamiyo_api::Hub, subs: usize, offset: i64) {
     let sent: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
@@ -518,16 +395,6 @@ fn python_server(db: &std::path::Path) -> Server {
     }
 }
 
-/// Pins every thread of this process to `cpu`.
-fn pin_self(cpu: &str) {
-    let ok = std::process::Command::new("taskset")
-        .args(["-a", "-p", "-c", cpu, &std::process::id().to_string()])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "taskset could not pin the load generator");
-}
-
 const PATHS: [&str; 6] = [
     "/health",
     "/security/events?limit=50",
@@ -578,7 +445,10 @@ fn main() {
         let db = kamiyo_store::sqlite_path(dir.path());
         assert!(db.exists(), "the SQLite file is {}", db.display());
         servers.push(python_server(&db));
-        pin_self("1");
+        assert!(
+            kamiyo_testing::load::pin_self("1"),
+            "taskset could not pin the load generator"
+        );
         println!(
             "API load, response cache off: servers pinned to core 0, this load generator to core 1; {secs} s per cell"
         );
@@ -587,10 +457,10 @@ fn main() {
             println!(" {path}");
             for conns in [1, 64, 1000] {
                 for s in &servers {
-                    let closed = http_load(s.addr, path, conns, secs, None).await;
+                    let closed = http_load(s.addr, path, conns, secs, None, &[]).await;
                     best.insert((path.clone(), conns, s.name), closed.rate);
                     let paced = if conns > 1 && closed.rate > 0.0 {
-                        let r = http_load(s.addr, path, conns, secs, Some(closed.rate * 0.8)).await;
+                        let r = http_load(s.addr, path, conns, secs, Some(closed.rate * 0.8), &[]).await;
                         format!(
                             "paced at {:>7.0}/s: p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
                             closed.rate * 0.8,
