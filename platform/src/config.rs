@@ -13,6 +13,39 @@ pub(crate) struct Config {
     pub(crate) database: Database,
     /// What the platform serves.
     pub(crate) platform: Platform,
+    /// Account mail (address verification, password reset).
+    pub(crate) smtp: Smtp,
+}
+
+/// `[smtp]`: the relay account mail goes through (empty host: no account mail).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Smtp {
+    /// Relay host.
+    pub(crate) host: String,
+    /// Port.
+    pub(crate) port: u16,
+    /// `starttls`, `tls` or `none` (a loopback relay only).
+    pub(crate) security: String,
+    /// Login.
+    pub(crate) username: String,
+    /// Password.
+    pub(crate) password: String,
+    /// Sender.
+    pub(crate) from: String,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            security: "starttls".into(),
+            username: String::new(),
+            password: String::new(),
+            from: "kamiyo.ai <accounts@kamiyo.ai>".into(),
+        }
+    }
 }
 
 /// `[server]`.
@@ -51,6 +84,8 @@ pub(crate) struct Platform {
     pub(crate) hlp_vault: String,
     /// How often the tenant router looks for new shared steps (ms).
     pub(crate) router_interval_ms: u64,
+    /// The address people open (the links in account mail).
+    pub(crate) public_url: String,
 }
 
 impl Default for Server {
@@ -80,12 +115,15 @@ impl Default for Platform {
             tiers_file: String::new(),
             hlp_vault: "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303".into(),
             router_interval_ms: 1000,
+            public_url: "https://app.kamiyo.ai".into(),
         }
     }
 }
 
 /// Environment keys read, and where they go.
-const ENV: [(&str, &str); 7] = [
+const ENV: [(&str, &str); 9] = [
+    ("KAMIYO_PLATFORM__SMTP__HOST", "smtp.host"),
+    ("KAMIYO_PLATFORM__SMTP__PASSWORD", "smtp.password"),
     ("KAMIYO_PLATFORM__SERVER__BIND", "server.bind"),
     ("KAMIYO_PLATFORM__DATABASE__URL", "database.url"),
     ("KAMIYO_PLATFORM__DATABASE__APP_URL", "database.app_url"),
@@ -136,6 +174,8 @@ impl Config {
                     }
                 },
                 "platform.tiers_file" => c.platform.tiers_file = v,
+                "smtp.host" => c.smtp.host = v,
+                "smtp.password" => c.smtp.password = v,
                 _ => {
                     c.platform.protocols = v
                         .split(',')
@@ -198,6 +238,14 @@ impl Config {
                 p.push((format!("platform.protocols[{i}]"), e.to_string()));
             }
         }
+        if !["starttls", "tls", "none"].contains(&self.smtp.security.as_str()) {
+            p.push(("smtp.security".into(), "starttls, tls or none".into()));
+        }
+        if !(self.platform.public_url.starts_with("https://")
+            || self.platform.public_url.starts_with("http://"))
+        {
+            p.push(("platform.public_url".into(), "an http(s):// URL".into()));
+        }
         if kamiyo_core_models::Address::parse(&self.platform.hlp_vault).is_err() {
             p.push((
                 "platform.hlp_vault".into(),
@@ -226,6 +274,35 @@ impl Config {
                 &self.platform.tiers_file,
             )?)?
         })
+    }
+}
+
+impl Smtp {
+    /// The relay as the open core's SMTP channel, when a host is set.
+    pub(crate) fn mailer(&self) -> anyhow::Result<Option<kamiyo_alerts::channels::Smtp>> {
+        use kamiyo_alerts::channels::{SmtpSecurity, SmtpSettings};
+        if self.host.is_empty() {
+            return Ok(None);
+        }
+        let security = match self.security.as_str() {
+            "tls" => SmtpSecurity::Tls,
+            "none" => SmtpSecurity::None,
+            _ => SmtpSecurity::Starttls,
+        };
+        Ok(Some(kamiyo_alerts::channels::Smtp::new(
+            "accounts",
+            &SmtpSettings {
+                host: self.host.clone(),
+                port: self.port,
+                security,
+                username: self.username.clone(),
+                password: kamiyo_alerts::Secret::new(self.password.clone()),
+                from: self.from.clone(),
+                // Account mail names its recipient per message.
+                to: vec![self.from.clone()],
+                ca_pem: None,
+            },
+        )?))
     }
 }
 

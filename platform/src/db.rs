@@ -23,7 +23,7 @@ use crate::tenancy::TenantId;
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Tables the application role may change (`audit_log` is insert-only).
-const TENANT_TABLES: [&str; 10] = [
+const TENANT_TABLES: [&str; 12] = [
     "tenants",
     "users",
     "api_keys",
@@ -34,6 +34,8 @@ const TENANT_TABLES: [&str; 10] = [
     "usage_daily",
     "fanout_cursors",
     "tenant_outbox",
+    "sessions",
+    "user_tokens",
 ];
 
 /// Why a database call failed.
@@ -289,6 +291,19 @@ pub struct KeyAuth {
     /// The tenant's status.
     #[diesel(sql_type = Text)]
     pub status: String,
+    /// For a session: the SHA-256 of its CSRF token (cookie-authenticated writes must show
+    /// the token).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub csrf_hash: Option<String>,
+}
+
+/// What a request presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// The SHA-256 of an API key.
+    Key(&'a str),
+    /// The SHA-256 of a session cookie's secret.
+    Session(&'a str),
 }
 
 /// A key found by [`Db::authenticate`], with what the request needs about its tenant.
@@ -300,6 +315,56 @@ pub struct Verified {
     pub calls: i64,
     /// The tenant's protocols, first subscribed first.
     pub protocols: Vec<String>,
+}
+
+/// A user as signing in sees it.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct LoginRow {
+    /// Id.
+    #[diesel(sql_type = Text)]
+    pub user_id: String,
+    /// Argon2id PHC string.
+    #[diesel(sql_type = Text)]
+    pub password_hash: String,
+    /// Role.
+    #[diesel(sql_type = Text)]
+    pub role: String,
+    /// True once the address is verified.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub verified: bool,
+}
+
+/// Which user a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserRef<'a> {
+    /// By address.
+    Email(&'a str),
+    /// By id.
+    Id(&'a str),
+}
+
+/// What a one-time token does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    /// Verifies the user's address.
+    Verify,
+    /// Replaces the user's password.
+    Reset,
+}
+
+impl TokenPurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Verify => "verify",
+            Self::Reset => "reset",
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    id: String,
 }
 
 #[derive(QueryableByName)]
@@ -626,17 +691,27 @@ impl Db {
     pub async fn authenticate(
         &self,
         tenant: &TenantId,
-        key_hash: &str,
+        credential: Credential<'_>,
         now_ms: i64,
         limit_of: impl Fn(&str) -> i64 + Send + Sync,
     ) -> DbResult<Option<Verified>> {
-        let (t, h) = (tenant.as_str().to_owned(), key_hash.to_owned());
+        let (sql, h) = match credential {
+            Credential::Key(h) => (
+                "SELECT k.key_id, k.role, t.plan, t.status, NULL::text AS csrf_hash FROM api_keys k JOIN tenants t USING (tenant_id) \
+                 WHERE k.tenant_id = $1 AND k.hash = $2 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3)",
+                h,
+            ),
+            Credential::Session(h) => (
+                "SELECT 'user:' || s.user_id AS key_id, u.role, t.plan, t.status, s.csrf_hash FROM sessions s \
+                 JOIN users u ON u.tenant_id = s.tenant_id AND u.user_id = s.user_id JOIN tenants t ON t.tenant_id = s.tenant_id \
+                 WHERE s.tenant_id = $1 AND s.session_hash = $2 AND s.revoked_at IS NULL AND s.expires_at > $3 AND u.disabled_at IS NULL",
+                h,
+            ),
+        };
+        let (t, h) = (tenant.as_str().to_owned(), h.to_owned());
         let day = utc_day(now_ms);
         scoped!(self, tenant, |c| {
-            let found: Option<KeyAuth> = sql_query(
-                    "SELECT k.key_id, k.role, t.plan, t.status FROM api_keys k JOIN tenants t USING (tenant_id) \
-                     WHERE k.tenant_id = $1 AND k.hash = $2 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3)",
-                )
+            let found: Option<KeyAuth> = sql_query(sql)
                 .bind::<Text, _>(&t)
                 .bind::<Text, _>(&h)
                 .bind::<BigInt, _>(now_ms)
@@ -704,6 +779,184 @@ impl Db {
             .get_result(c)
             .await?;
             Ok(n.n > 0)
+        })
+    }
+
+    // ---- sign-in ----
+
+    /// A user by address, for signing in: (user id, PHC hash, role, verified). `None` for an
+    /// unknown or disabled user.
+    pub async fn login_user(&self, tenant: &TenantId, email: &str) -> DbResult<Option<LoginRow>> {
+        let e = email.to_owned();
+        scoped!(self, tenant, |c| {
+            let rows: Vec<LoginRow> = sql_query(
+                "SELECT user_id, password_hash, role, email_verified_at IS NOT NULL AS verified FROM users \
+                 WHERE email = $1 AND disabled_at IS NULL",
+            )
+            .bind::<Text, _>(&e)
+            .load(c)
+            .await?;
+            Ok(rows.into_iter().next())
+        })
+    }
+
+    /// Stores a session (secret and CSRF token as hashes), audited.
+    pub async fn create_session(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+        hashes: (&str, &str),
+        expires_at: i64,
+        who: &Actor,
+    ) -> DbResult<()> {
+        let (t, u, sh, ch, who) = (
+            tenant.as_str().to_owned(),
+            user_id.to_owned(),
+            hashes.0.to_owned(),
+            hashes.1.to_owned(),
+            who.clone(),
+        );
+        scoped!(self, tenant, |c| {
+            sql_query("INSERT INTO sessions (tenant_id, session_hash, csrf_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind::<Text, _>(&t)
+                .bind::<Text, _>(&sh)
+                .bind::<Text, _>(&ch)
+                .bind::<Text, _>(&u)
+                .bind::<BigInt, _>(who.at)
+                .bind::<BigInt, _>(expires_at)
+                .execute(c)
+                .await?;
+            audit(c, &t, &who, "session.create", &u, "signed in").await
+        })
+    }
+
+    /// Ends a session, audited. [`DbError::NotFound`] when it was not live.
+    pub async fn end_session(
+        &self,
+        tenant: &TenantId,
+        session_hash: &str,
+        who: &Actor,
+    ) -> DbResult<()> {
+        let (t, h, who) = (
+            tenant.as_str().to_owned(),
+            session_hash.to_owned(),
+            who.clone(),
+        );
+        scoped!(self, tenant, |c| {
+            let n = sql_query("UPDATE sessions SET revoked_at = $2 WHERE session_hash = $1 AND revoked_at IS NULL")
+                .bind::<Text, _>(&h)
+                .bind::<BigInt, _>(who.at)
+                .execute(c)
+                .await?;
+            found(n)?;
+            audit(c, &t, &who, "session.end", &who.actor, "signed out").await
+        })
+    }
+
+    /// Stores a one-time token for the user with `email` (or `user_id` when given), unless
+    /// there is no such user: then nothing is stored and `None` is returned (the caller answers
+    /// the same either way, so addresses cannot be probed).
+    pub async fn issue_token(
+        &self,
+        tenant: &TenantId,
+        user: UserRef<'_>,
+        purpose: TokenPurpose,
+        token_hash: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> DbResult<Option<String>> {
+        let (t, h) = (tenant.as_str().to_owned(), token_hash.to_owned());
+        let (by, value) = match user {
+            UserRef::Email(e) => ("email", e.to_owned()),
+            UserRef::Id(i) => ("user_id", i.to_owned()),
+        };
+        scoped!(self, tenant, |c| {
+            let rows: Vec<IdRow> = sql_query(format!(
+                "SELECT user_id AS id FROM users WHERE {by} = $1 AND disabled_at IS NULL"
+            ))
+            .bind::<Text, _>(&value)
+            .load(c)
+            .await?;
+            let Some(u) = rows.into_iter().next() else {
+                return Ok(None);
+            };
+            sql_query("INSERT INTO user_tokens (tenant_id, token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind::<Text, _>(&t)
+                .bind::<Text, _>(&h)
+                .bind::<Text, _>(&u.id)
+                .bind::<Text, _>(purpose.as_str())
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(expires_at)
+                .execute(c)
+                .await?;
+            Ok(Some(u.id))
+        })
+    }
+
+    /// Uses a one-time token: marks it used and applies it — a verified address, or a new
+    /// password (then every session of the user ends) — audited, in one transaction.
+    /// [`DbError::NotFound`] for an unknown, used or expired token.
+    pub async fn use_token(
+        &self,
+        tenant: &TenantId,
+        purpose: TokenPurpose,
+        token_hash: &str,
+        new_password_hash: Option<&str>,
+        who: &Actor,
+    ) -> DbResult<String> {
+        let (t, h, pw, who) = (
+            tenant.as_str().to_owned(),
+            token_hash.to_owned(),
+            new_password_hash.map(str::to_owned),
+            who.clone(),
+        );
+        scoped!(self, tenant, |c| {
+            let rows: Vec<IdRow> = sql_query(
+                "UPDATE user_tokens SET used_at = $3 WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 RETURNING user_id AS id",
+            )
+            .bind::<Text, _>(&h)
+            .bind::<Text, _>(purpose.as_str())
+            .bind::<BigInt, _>(who.at)
+            .load(c)
+            .await?;
+            let Some(u) = rows.into_iter().next() else {
+                return Err(DbError::NotFound);
+            };
+            match (purpose, &pw) {
+                (TokenPurpose::Verify, _) => {
+                    sql_query("UPDATE users SET email_verified_at = $2 WHERE user_id = $1 AND email_verified_at IS NULL")
+                        .bind::<Text, _>(&u.id)
+                        .bind::<BigInt, _>(who.at)
+                        .execute(c)
+                        .await?;
+                    audit(c, &t, &who, "user.verify", &u.id, "address verified").await?;
+                }
+                (TokenPurpose::Reset, Some(pw)) => {
+                    sql_query("UPDATE users SET password_hash = $2 WHERE user_id = $1")
+                        .bind::<Text, _>(&u.id)
+                        .bind::<Text, _>(pw)
+                        .execute(c)
+                        .await?;
+                    sql_query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                        .bind::<Text, _>(&u.id)
+                        .bind::<BigInt, _>(who.at)
+                        .execute(c)
+                        .await?;
+                    audit(
+                        c,
+                        &t,
+                        &who,
+                        "user.password_reset",
+                        &u.id,
+                        "password replaced; sessions ended",
+                    )
+                    .await?;
+                }
+                (TokenPurpose::Reset, None) => {
+                    return Err(DbError::Other("a reset needs the new password".into()));
+                }
+            }
+            Ok(u.id)
         })
     }
 

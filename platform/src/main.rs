@@ -170,7 +170,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| ProtocolId::parse(p))
                 .collect::<Result<Vec<_>, _>>()?;
-            let platform = PlatformState::new(db, c.tiers()?, protocols);
+            let mut platform = PlatformState::new(db, c.tiers()?, protocols);
+            platform.mailer = c.smtp.mailer()?.map(std::sync::Arc::new);
+            platform.public_url = c.platform.public_url.clone();
             // The shared facts, read through the application role (SELECT only).
             let shared = kamiyo_store::Store::connect(
                 &c.database.app_url,

@@ -52,6 +52,46 @@ pub const OPERATIONS: &[Operation] = &[
         201,
     ),
     op(
+        "post",
+        "/api/v1/login",
+        "Sign in (verified address): sets the session cookie (Secure, HttpOnly, SameSite=Strict) and the CSRF cookie; writes made with the cookie carry the token in X-CSRF-Token. Throttled per account.",
+        "public",
+        Some("Login"),
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/logout",
+        "End the session of the cookie presented.",
+        "viewer",
+        None,
+        204,
+    ),
+    op(
+        "post",
+        "/api/v1/verify-email",
+        "Verify an address with the mailed token (once, within 24 hours).",
+        "public",
+        Some("Token"),
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/password-reset",
+        "Mail a reset link (one hour) if the address is known; the answer is the same either way.",
+        "public",
+        Some("ResetRequest"),
+        202,
+    ),
+    op(
+        "post",
+        "/api/v1/password-reset/confirm",
+        "Set a new password with the mailed token; every session of the user ends.",
+        "public",
+        Some("Token"),
+        200,
+    ),
+    op(
         "get",
         "/api/v1/tenant",
         "The caller's tenant: plan, features, limits, today's usage.",
@@ -263,6 +303,20 @@ fn schemas() -> Value {
             "role": {"enum": ["owner", "admin", "analyst", "viewer"]}
         }), &["name", "role"]),
         "Threshold": s(json!({"value": {"type": "number"}}), &["value"]),
+        "Login": s(json!({
+            "tenant": {"type": "string"},
+            "email": {"type": "string", "format": "email"},
+            "password": {"type": "string"}
+        }), &["tenant", "email", "password"]),
+        "Token": s(json!({
+            "tenant": {"type": "string"},
+            "token": {"type": "string"},
+            "password": {"type": "string", "minLength": 12, "maxLength": 256}
+        }), &["tenant", "token"]),
+        "ResetRequest": s(json!({
+            "tenant": {"type": "string"},
+            "email": {"type": "string", "format": "email"}
+        }), &["tenant", "email"]),
         "Watch": s(json!({"label": {"type": "string", "minLength": 1, "maxLength": 80}}), &["label"]),
         "Channel": s(json!({
             "name": {"type": "string", "minLength": 1, "maxLength": 80},

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{StatusCode, header};
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use kamiyo_api::Problem;
@@ -18,6 +18,7 @@ use kamiyo_api::auth::RateLimiter;
 use kamiyo_core_models::{Address, ProtocolId};
 use serde::Deserialize;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 use crate::db::{self, Actor, Change, Db, DbError, List};
 use crate::tenancy::{self, Permission, Principal, Refusal, Role, TenantId};
@@ -42,6 +43,12 @@ pub struct PlatformState {
     pub auth_failures: RateLimiter,
     /// Epoch-ms clock (tests move it).
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// Account mail (verification, reset), if configured.
+    pub mailer: Option<Arc<kamiyo_alerts::channels::Smtp>>,
+    /// The address people open (links in mail).
+    pub public_url: String,
+    /// Sign-in attempts per account.
+    pub logins: RateLimiter,
 }
 
 impl PlatformState {
@@ -58,6 +65,9 @@ impl PlatformState {
             protocols,
             signups: RateLimiter::new(SIGNUPS_PER_MINUTE),
             auth_failures: RateLimiter::new(kamiyo_api::auth::FAILED_AUTH_PER_MINUTE),
+            mailer: None,
+            public_url: "https://app.kamiyo.ai".into(),
+            logins: RateLimiter::new(LOGINS_PER_MINUTE),
             clock: Arc::new(|| {
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -70,6 +80,31 @@ impl PlatformState {
         (self.clock)()
     }
 }
+
+/// Routes under `/api/v1` that answer without a key or session.
+pub const PUBLIC_PATHS: [&str; 6] = [
+    "/api/v1/signup",
+    "/api/v1/login",
+    "/api/v1/verify-email",
+    "/api/v1/password-reset",
+    "/api/v1/password-reset/confirm",
+    OPENAPI_PATH,
+];
+
+/// The session cookie (`<tenant>.<secret>`; Secure, HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "kamiyo_session";
+/// The CSRF cookie (readable by the page, which echoes it in [`CSRF_HEADER`]).
+pub const CSRF_COOKIE: &str = "kamiyo_csrf";
+/// The header a cookie-authenticated write carries its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// How long a session lasts.
+pub const SESSION_MS: i64 = 12 * 3_600_000;
+/// How long an address-verification link lasts.
+pub const VERIFY_MS: i64 = 24 * 3_600_000;
+/// How long a password-reset link lasts.
+pub const RESET_MS: i64 = 3_600_000;
+/// Sign-in attempts per account and minute (then 429 before the password is checked).
+pub const LOGINS_PER_MINUTE: u32 = 5;
 
 /// Sign-ups allowed per client address per minute (bursts of the same).
 pub const SIGNUPS_PER_MINUTE: u32 = 5;
@@ -272,17 +307,34 @@ pub async fn verify_key(
     presented: &str,
     now: i64,
 ) -> Result<(Principal, db::Verified), KeyRefusal> {
+    verify(db, tiers, presented, false, now).await
+}
+
+/// [`verify_key`] for a key (`session = false`) or a session cookie's secret (both
+/// `<tenant>.<secret>`).
+async fn verify(
+    db: &Db,
+    tiers: &TierMatrix,
+    presented: &str,
+    session: bool,
+    now: i64,
+) -> Result<(Principal, db::Verified), KeyRefusal> {
     let Some(tenant) = tenancy::key_tenant(presented) else {
         return Err(KeyRefusal::Unknown);
     };
     let hash = tenancy::hash_key(presented);
+    let credential = if session {
+        db::Credential::Session(&hash)
+    } else {
+        db::Credential::Key(&hash)
+    };
     let t = tiers.clone();
     let limit_of = move |plan: &str| {
         plan.parse::<Tier>().map_or(0, |p| {
             i64::try_from(t.config(p).limits.get(Limit::ApiCallsPerDay)).unwrap_or(i64::MAX)
         })
     };
-    let v = match db.authenticate(&tenant, &hash, now, limit_of).await {
+    let v = match db.authenticate(&tenant, credential, now, limit_of).await {
         Ok(Some(v)) => v,
         Ok(None) => return Err(KeyRefusal::Unknown),
         Err(DbError::Limit(_, _, max)) => {
@@ -319,7 +371,7 @@ pub async fn gate(
         return Err(WebError::Internal.into());
     };
     let path = req.path();
-    if !path.starts_with("/api/v1/") || path == "/api/v1/signup" || path == OPENAPI_PATH {
+    if !path.starts_with("/api/v1/") || PUBLIC_PATHS.contains(&path) {
         return next
             .call(req)
             .await
@@ -341,10 +393,19 @@ pub async fn gate(
             let (scheme, rest) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         })
-        .unwrap_or_default()
-        .to_owned();
+        .map(str::to_owned);
+    // No key: a session cookie (the browser), whose writes must show its CSRF token.
+    let (presented, session) = match presented {
+        Some(k) => (k, false),
+        None => (
+            req.cookie(SESSION_COOKIE)
+                .map(|c| c.value().to_owned())
+                .unwrap_or_default(),
+            true,
+        ),
+    };
     let now = state.now();
-    let (principal, v) = match verify_key(&state.db, &state.tiers, &presented, now).await {
+    let (principal, v) = match verify(&state.db, &state.tiers, &presented, session, now).await {
         Ok(found) => found,
         Err(KeyRefusal::Unknown) => {
             let _ = state.auth_failures.check(&ip);
@@ -362,6 +423,21 @@ pub async fn gate(
         }
         Err(KeyRefusal::Db(e)) => return Err(WebError::from(e).into()),
     };
+    if session && !matches!(*req.method(), Method::GET | Method::HEAD) {
+        let shown = req
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|h| h.to_str().ok())
+            .map(tenancy::hash_key)
+            .unwrap_or_default();
+        let want = v.key.csrf_hash.clone().unwrap_or_default();
+        if want.is_empty() || !bool::from(shown.as_bytes().ct_eq(want.as_bytes())) {
+            return Err(WebError::Forbidden(format!(
+                "a change made with a session cookie needs its CSRF token in {CSRF_HEADER}"
+            ))
+            .into());
+        }
+    }
     let (plan, calls) = (principal.plan, v.calls);
     req.extensions_mut().insert(principal);
     let limit = state.tiers.config(plan).limits.api_calls_per_day;
@@ -441,14 +517,290 @@ async fn signup(req: HttpRequest, state: web::Data<PlatformState>, body: web::Js
             },
         )
         .await?;
+    let verification = send_token(
+        &state,
+        &tenant,
+        db::UserRef::Id(&user_id),
+        db::TokenPurpose::Verify,
+        &email,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(json!({
         "tenant": tenant,
         "plan": plan,
         "user_id": user_id,
+        "verification": verification,
         "key": {"id": key.id, "secret": key.secret, "role": Role::Owner},
         "subscriptions": [state.default_protocol],
         "note": "the key is shown once; store it now",
     })))
+}
+
+// ---- sign-in ----
+
+/// Issues a one-time token for the user and mails the link; what the response says of it.
+async fn send_token(
+    state: &PlatformState,
+    tenant: &TenantId,
+    user: db::UserRef<'_>,
+    purpose: db::TokenPurpose,
+    email: &str,
+) -> Result<&'static str, WebError> {
+    let Some(mailer) = &state.mailer else {
+        return Ok("mail is not configured");
+    };
+    let token = tenancy::new_secret();
+    let now = state.now();
+    let (ttl, subject, page) = match purpose {
+        db::TokenPurpose::Verify => (VERIFY_MS, "Verify your kamiyo.ai address", "verify-email"),
+        db::TokenPurpose::Reset => (RESET_MS, "Reset your kamiyo.ai password", "reset-password"),
+    };
+    let issued = state
+        .db
+        .issue_token(
+            tenant,
+            user,
+            purpose,
+            &tenancy::hash_key(&token),
+            now + ttl,
+            now,
+        )
+        .await?;
+    if issued.is_none() {
+        return Ok("sent");
+    }
+    let link = format!(
+        "{}/{page}?tenant={tenant}&token={token}",
+        state.public_url.trim_end_matches('/')
+    );
+    let text = format!(
+        "Open this link within {} to continue:\n\n{link}\n\nIf you did not ask for it, ignore this message.\n",
+        if ttl >= 3_600_000 * 24 {
+            "24 hours"
+        } else {
+            "one hour"
+        }
+    );
+    match mailer.send_text(email, subject, &text).await {
+        Ok(_) => Ok("sent"),
+        Err(e) => {
+            tracing::warn!(error = %e, "account mail not sent");
+            Ok("could not be sent; ask again")
+        }
+    }
+}
+
+/// `POST /api/v1/login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// Tenant id.
+    pub tenant: String,
+    /// Address.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+async fn login(req: HttpRequest, state: web::Data<PlatformState>, body: web::Json<Login>) -> Res {
+    let ip = client_ip(&req);
+    let refused = || WebError::Unauthorized;
+    let (Ok(tenant), Ok(email)) = (
+        TenantId::parse(&body.tenant),
+        tenancy::parse_email(&body.email),
+    ) else {
+        return Err(refused());
+    };
+    let account = format!("{tenant}/{email}");
+    for (limiter, who) in [(&state.auth_failures, &ip), (&state.logins, &account)] {
+        if let Some(wait) = limiter.exhausted(who) {
+            return Err(WebError::TooMany {
+                detail: "too many sign-in attempts; wait before trying again".into(),
+                retry_after: Some(wait),
+            });
+        }
+    }
+    let user = state.db.login_user(&tenant, &email).await.unwrap_or(None);
+    // The password is checked even for an unknown address, so timing tells nothing.
+    let ok = tenancy::verify_password(
+        &body.password,
+        user.as_ref()
+            .map_or(tenancy::DUMMY_HASH, |u| u.password_hash.as_str()),
+    );
+    let Some(user) = user.filter(|_| ok) else {
+        let _ = state.auth_failures.check(&ip);
+        let _ = state.logins.check(&account);
+        return Err(refused());
+    };
+    if !user.verified {
+        return Err(WebError::Forbidden(
+            "verify your address first (the link was mailed at sign-up; ask again with POST /api/v1/password-reset)".into(),
+        ));
+    }
+    let secret = format!("{tenant}.{}", tenancy::new_secret());
+    let csrf = tenancy::new_secret();
+    let now = state.now();
+    state
+        .db
+        .create_session(
+            &tenant,
+            &user.user_id,
+            (&tenancy::hash_key(&secret), &tenancy::hash_key(&csrf)),
+            now + SESSION_MS,
+            &Actor {
+                actor: format!("user:{}", user.user_id),
+                ip,
+                at: now,
+            },
+        )
+        .await?;
+    let max_age = actix_web::cookie::time::Duration::milliseconds(SESSION_MS);
+    let session = actix_web::cookie::Cookie::build(SESSION_COOKIE, secret)
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .max_age(max_age)
+        .finish();
+    let csrf_cookie = actix_web::cookie::Cookie::build(CSRF_COOKIE, csrf.clone())
+        .path("/")
+        .secure(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .max_age(max_age)
+        .finish();
+    Ok(HttpResponse::Ok()
+        .cookie(session)
+        .cookie(csrf_cookie)
+        .json(json!({"tenant": tenant, "user_id": user.user_id, "role": user.role, "csrf_token": csrf, "expires_in_secs": SESSION_MS / 1000})))
+}
+
+async fn logout(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
+    let p = principal(&req)?;
+    let Some(c) = req.cookie(SESSION_COOKIE) else {
+        return Err(WebError::Invalid(
+            "signing out ends a session cookie; keys are revoked at DELETE /api/v1/keys/{id}"
+                .into(),
+        ));
+    };
+    state
+        .db
+        .end_session(
+            &p.tenant,
+            &tenancy::hash_key(c.value()),
+            &actor(&p, &req, state.now()),
+        )
+        .await?;
+    let mut gone = actix_web::cookie::Cookie::build(SESSION_COOKIE, "")
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .finish();
+    gone.make_removal();
+    Ok(HttpResponse::NoContent().cookie(gone).finish())
+}
+
+/// `POST /api/v1/verify-email`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    /// Tenant id.
+    pub tenant: String,
+    /// The token from the link.
+    pub token: String,
+    /// The new password (password reset only).
+    pub password: Option<String>,
+}
+
+async fn use_token(
+    req: &HttpRequest,
+    state: &PlatformState,
+    body: &TokenBody,
+    purpose: db::TokenPurpose,
+) -> Res {
+    let tenant = TenantId::parse(&body.tenant).map_err(|_| WebError::NotFound)?;
+    let pw = match (purpose, &body.password) {
+        (db::TokenPurpose::Reset, Some(p)) => Some(tenancy::hash_password(p)?),
+        (db::TokenPurpose::Reset, None) => {
+            return Err(WebError::Invalid("password: the new password".into()));
+        }
+        (db::TokenPurpose::Verify, _) => None,
+    };
+    let user = state
+        .db
+        .use_token(
+            &tenant,
+            purpose,
+            &tenancy::hash_key(body.token.trim()),
+            pw.as_deref(),
+            &Actor {
+                actor: "link".into(),
+                ip: client_ip(req),
+                at: state.now(),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            DbError::NotFound => {
+                WebError::Invalid("the link is unknown, used or expired; ask for a new one".into())
+            }
+            e => e.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(json!({"user_id": user, "done": true})))
+}
+
+async fn verify_email(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    body: web::Json<TokenBody>,
+) -> Res {
+    use_token(&req, &state, &body, db::TokenPurpose::Verify).await
+}
+
+/// `POST /api/v1/password-reset`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    /// Tenant id.
+    pub tenant: String,
+    /// Address.
+    pub email: String,
+}
+
+async fn password_reset(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    body: web::Json<ResetRequest>,
+) -> Res {
+    let ip = client_ip(&req);
+    state.signups.check(&ip).map_err(|wait| WebError::TooMany {
+        detail: "too many requests from this address".into(),
+        retry_after: Some(wait),
+    })?;
+    // The same answer whether or not the address is known.
+    if let (Ok(t), Ok(e)) = (
+        TenantId::parse(&body.tenant),
+        tenancy::parse_email(&body.email),
+    ) {
+        send_token(
+            &state,
+            &t,
+            db::UserRef::Email(&e),
+            db::TokenPurpose::Reset,
+            &e,
+        )
+        .await?;
+    }
+    Ok(HttpResponse::Accepted()
+        .json(json!({"note": "if the address is known, a link is on its way"})))
+}
+
+async fn password_reset_confirm(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    body: web::Json<TokenBody>,
+) -> Res {
+    use_token(&req, &state, &body, db::TokenPurpose::Reset).await
 }
 
 // ---- the tenant ----
@@ -1170,6 +1522,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(actix_web::middleware::from_fn(gate))
             .route("/openapi.json", web::get().to(openapi))
             .route("/signup", web::post().to(signup))
+            .route("/login", web::post().to(login))
+            .route("/logout", web::post().to(logout))
+            .route("/verify-email", web::post().to(verify_email))
+            .route("/password-reset", web::post().to(password_reset))
+            .route(
+                "/password-reset/confirm",
+                web::post().to(password_reset_confirm),
+            )
             .route("/tenant", web::get().to(tenant))
             .route("/usage", web::get().to(usage))
             .route(

@@ -11,6 +11,7 @@ mod crossing;
 mod fanout;
 mod opencore;
 mod plans;
+mod sessions;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -122,6 +123,37 @@ impl Env {
         let mut state = PlatformState::new(self.app.clone(), tiers, protocols());
         let clock = self.clock.clone();
         state.clock = Arc::new(move || clock.load(Ordering::SeqCst));
+        let api = kamiyo_platform::web::open_core(
+            &self.facts_app,
+            &state,
+            "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303"
+                .parse()
+                .unwrap(),
+            Arc::new(TestClock(self.clock.clone())),
+        );
+        test::init_service(
+            App::new()
+                .app_data(web::Data::new(state))
+                .configure(routes)
+                .configure(kamiyo_api::configure(api)),
+        )
+        .await
+    }
+
+    /// The routes with the default tiers and the state adjusted by `f`.
+    pub async fn service_customised(
+        &self,
+        f: impl FnOnce(&mut PlatformState),
+    ) -> impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>
+    {
+        let mut state = PlatformState::new(
+            self.app.clone(),
+            TierMatrix::default_matrix().unwrap(),
+            protocols(),
+        );
+        let clock = self.clock.clone();
+        state.clock = Arc::new(move || clock.load(Ordering::SeqCst));
+        f(&mut state);
         let api = kamiyo_platform::web::open_core(
             &self.facts_app,
             &state,

@@ -310,6 +310,12 @@ impl Notifier for Smtp {
 
     async fn notify(&self, alert: &Alert) -> Result<DeliveryReceipt, NotifyError> {
         let msg = self.message(&Message::of(alert))?;
+        self.send(msg).await
+    }
+}
+
+impl Smtp {
+    async fn send(&self, msg: lettre::Message) -> Result<DeliveryReceipt, NotifyError> {
         match self.transport.send(msg).await {
             Ok(r) => Ok(DeliveryReceipt {
                 status: r.code().to_string().parse().ok(),
@@ -318,5 +324,25 @@ impl Notifier for Smtp {
             Err(e) if e.is_permanent() => Err(NotifyError::Permanent(format!("SMTP: {e}"))),
             Err(e) => Err(NotifyError::Transient(format!("SMTP: {e}"))),
         }
+    }
+
+    /// Sends a plain-text message to `to` (not the channel's recipients) through the same
+    /// relay and sender: account mail (address verification, password reset) for a host.
+    pub async fn send_text(
+        &self,
+        to: &str,
+        subject: &str,
+        text: &str,
+    ) -> Result<DeliveryReceipt, NotifyError> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| NotifyError::Permanent(format!("invalid recipient {to:?}: {e}")))?;
+        let msg = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .body(text.to_owned())
+            .map_err(|e| NotifyError::Permanent(format!("cannot build the message: {e}")))?;
+        self.send(msg).await
     }
 }
