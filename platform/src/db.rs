@@ -394,6 +394,51 @@ pub struct OutboxRow {
     pub next_attempt_ms: i64,
 }
 
+/// A claimed outbox row with its channel.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Claimed {
+    /// Id within the tenant.
+    #[diesel(sql_type = Text)]
+    pub outbox_id: String,
+    /// `pending` or `digest`.
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    /// The alert (JSON).
+    #[diesel(sql_type = Text)]
+    pub payload: String,
+    /// Attempts, this one included.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub attempts: i32,
+    /// Channel kind.
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    /// Channel URL.
+    #[diesel(sql_type = Text)]
+    pub url: String,
+    /// Channel secret.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub secret: Option<String>,
+    /// Channel name.
+    #[diesel(sql_type = Text)]
+    pub name: String,
+}
+
+/// What a delivery attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The channel took it.
+    Delivered,
+    /// Try again at this time (epoch ms).
+    Retry {
+        /// When.
+        at: i64,
+        /// Why the attempt failed.
+        error: String,
+    },
+    /// Given up.
+    Failed(String),
+}
+
 /// A tenant's alerts so far today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, QueryableByName)]
 pub struct Today {
@@ -447,6 +492,9 @@ pub struct OutboxView {
     /// Enqueued (epoch ms).
     #[diesel(sql_type = BigInt)]
     pub created_at: i64,
+    /// Why the last attempt failed.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_error: Option<String>,
 }
 
 #[derive(QueryableByName)]
@@ -574,6 +622,7 @@ impl Db {
              GRANT USAGE ON SEQUENCE platform.audit_log_seq_seq TO {app_role};
              GRANT SELECT, INSERT, UPDATE ON platform.fanout_state TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.subscribers(TEXT) TO {app_role};
+             GRANT EXECUTE ON FUNCTION platform.due_tenants(BIGINT, INT) TO {app_role};
              GRANT USAGE ON SCHEMA public TO {app_role};
              GRANT SELECT ON ALL TABLES IN SCHEMA public TO {app_role};",
             TENANT_TABLES
@@ -724,7 +773,7 @@ impl Db {
                 })?;
             let Some(k) = found else { return Ok(None) };
             let protocols: Vec<String> = sql_query(
-                "SELECT protocol, created_at FROM subscriptions ORDER BY created_at, protocol",
+                "SELECT protocol, created_at FROM subscriptions WHERE tenant_id = me() ORDER BY created_at, protocol",
             )
             .load::<SubscriptionRow>(c)
             .await?
@@ -772,7 +821,7 @@ impl Db {
         scoped!(self, tenant, |c| {
             let n: Count = sql_query(
                 "SELECT count(*) AS n FROM api_keys k JOIN tenants t USING (tenant_id) \
-                 WHERE k.hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2) AND t.status = 'active'",
+                 WHERE k.tenant_id = me() AND k.hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2) AND t.status = 'active'",
             )
             .bind::<Text, _>(&h)
             .bind::<BigInt, _>(now_ms)
@@ -791,7 +840,7 @@ impl Db {
         scoped!(self, tenant, |c| {
             let rows: Vec<LoginRow> = sql_query(
                 "SELECT user_id, password_hash, role, email_verified_at IS NOT NULL AS verified FROM users \
-                 WHERE email = $1 AND disabled_at IS NULL",
+                 WHERE tenant_id = me() AND email = $1 AND disabled_at IS NULL",
             )
             .bind::<Text, _>(&e)
             .load(c)
@@ -843,7 +892,7 @@ impl Db {
             who.clone(),
         );
         scoped!(self, tenant, |c| {
-            let n = sql_query("UPDATE sessions SET revoked_at = $2 WHERE session_hash = $1 AND revoked_at IS NULL")
+            let n = sql_query("UPDATE sessions SET revoked_at = $2 WHERE tenant_id = me() AND session_hash = $1 AND revoked_at IS NULL")
                 .bind::<Text, _>(&h)
                 .bind::<BigInt, _>(who.at)
                 .execute(c)
@@ -872,7 +921,7 @@ impl Db {
         };
         scoped!(self, tenant, |c| {
             let rows: Vec<IdRow> = sql_query(format!(
-                "SELECT user_id AS id FROM users WHERE {by} = $1 AND disabled_at IS NULL"
+                "SELECT user_id AS id FROM users WHERE tenant_id = me() AND {by} = $1 AND disabled_at IS NULL"
             ))
             .bind::<Text, _>(&value)
             .load(c)
@@ -912,7 +961,7 @@ impl Db {
         );
         scoped!(self, tenant, |c| {
             let rows: Vec<IdRow> = sql_query(
-                "UPDATE user_tokens SET used_at = $3 WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 RETURNING user_id AS id",
+                "UPDATE user_tokens SET used_at = $3 WHERE tenant_id = me() AND token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 RETURNING user_id AS id",
             )
             .bind::<Text, _>(&h)
             .bind::<Text, _>(purpose.as_str())
@@ -924,7 +973,7 @@ impl Db {
             };
             match (purpose, &pw) {
                 (TokenPurpose::Verify, _) => {
-                    sql_query("UPDATE users SET email_verified_at = $2 WHERE user_id = $1 AND email_verified_at IS NULL")
+                    sql_query("UPDATE users SET email_verified_at = $2 WHERE tenant_id = me() AND user_id = $1 AND email_verified_at IS NULL")
                         .bind::<Text, _>(&u.id)
                         .bind::<BigInt, _>(who.at)
                         .execute(c)
@@ -932,12 +981,12 @@ impl Db {
                     audit(c, &t, &who, "user.verify", &u.id, "address verified").await?;
                 }
                 (TokenPurpose::Reset, Some(pw)) => {
-                    sql_query("UPDATE users SET password_hash = $2 WHERE user_id = $1")
+                    sql_query("UPDATE users SET password_hash = $2 WHERE tenant_id = me() AND user_id = $1")
                         .bind::<Text, _>(&u.id)
                         .bind::<Text, _>(pw)
                         .execute(c)
                         .await?;
-                    sql_query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    sql_query("UPDATE sessions SET revoked_at = $2 WHERE tenant_id = me() AND user_id = $1 AND revoked_at IS NULL")
                         .bind::<Text, _>(&u.id)
                         .bind::<BigInt, _>(who.at)
                         .execute(c)
@@ -987,7 +1036,7 @@ impl Db {
         since: chrono::NaiveDate,
     ) -> DbResult<Vec<UsageRow>> {
         scoped!(self, tenant, |c| {
-            Ok(sql_query("SELECT day, api_calls, alerts, alerts_held FROM usage_daily WHERE day >= $1 ORDER BY day DESC")
+            Ok(sql_query("SELECT day, api_calls, alerts, alerts_held FROM usage_daily WHERE tenant_id = me() AND day >= $1 ORDER BY day DESC")
                     .bind::<Date, _>(since)
                     .load(c)
                     .await?)
@@ -1006,7 +1055,7 @@ impl Db {
         let order = if ascending { "ASC" } else { "DESC" };
         scoped!(self, tenant, |c| {
             Ok(sql_query(format!(
-                    "SELECT seq, at, actor, action, target, summary, ip FROM audit_log WHERE at >= $1 ORDER BY seq {order} LIMIT $2"
+                    "SELECT seq, at, actor, action, target, summary, ip FROM audit_log WHERE tenant_id = me() AND at >= $1 ORDER BY seq {order} LIMIT $2"
                 ))
                 .bind::<BigInt, _>(since_ms)
                 .bind::<BigInt, _>(limit)
@@ -1096,22 +1145,24 @@ impl Db {
                 .bind::<BigInt, _>(seq - 1)
                 .execute(c)
                 .await?;
-            let at: Count = sql_query("SELECT seq AS n FROM fanout_cursors FOR UPDATE")
-                .get_result(c)
-                .await?;
+            let at: Count =
+                sql_query("SELECT seq AS n FROM fanout_cursors WHERE tenant_id = me() FOR UPDATE")
+                    .get_result(c)
+                    .await?;
             if at.n >= seq {
                 return Ok(None);
             }
-            let thresholds: Vec<ThresholdRow> = sql_query("SELECT detector, name, value, updated_at FROM thresholds WHERE detector = $1 ORDER BY name")
+            let thresholds: Vec<ThresholdRow> = sql_query("SELECT detector, name, value, updated_at FROM thresholds WHERE tenant_id = me() AND detector = $1 ORDER BY name")
                 .bind::<Text, _>(&d)
                 .load(c)
                 .await?;
             let channels: Vec<ChannelRow> = sql_query(List::Channels.sql()).load(c).await?;
-            let today: Vec<Today> =
-                sql_query("SELECT alerts, alerts_held FROM usage_daily WHERE day = $1")
-                    .bind::<Date, _>(day)
-                    .load(c)
-                    .await?;
+            let today: Vec<Today> = sql_query(
+                "SELECT alerts, alerts_held FROM usage_daily WHERE tenant_id = me() AND day = $1",
+            )
+            .bind::<Date, _>(day)
+            .load(c)
+            .await?;
             let rows = judge(
                 &thresholds,
                 &channels,
@@ -1152,7 +1203,7 @@ impl Db {
                     .execute(c)
                     .await?;
             }
-            sql_query("UPDATE fanout_cursors SET seq = $1")
+            sql_query("UPDATE fanout_cursors SET seq = $1 WHERE tenant_id = me()")
                 .bind::<BigInt, _>(seq)
                 .execute(c)
                 .await?;
@@ -1160,11 +1211,83 @@ impl Db {
         })
     }
 
+    /// Tenants with alerts due at `now` (through the narrow `platform.due_tenants`).
+    pub async fn due_tenants(&self, now: i64, max: i32) -> DbResult<Vec<TenantId>> {
+        let rows: Vec<IdRow> = unscoped!(self, |c| {
+            Ok(
+                sql_query("SELECT tenant_id AS id FROM platform.due_tenants($1, $2)")
+                    .bind::<BigInt, _>(now)
+                    .bind::<diesel::sql_types::Integer, _>(max)
+                    .load(c)
+                    .await?,
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| TenantId::parse(&r.id).ok())
+            .collect())
+    }
+
+    /// Claims up to `limit` of the tenant's due rows for `lease_ms` (rows another worker holds
+    /// are skipped; a worker that dies leaves them due again when the lease ends), with their
+    /// channels. One transaction.
+    pub async fn claim_due(
+        &self,
+        tenant: &TenantId,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> DbResult<Vec<Claimed>> {
+        scoped!(self, tenant, |c| {
+            Ok(sql_query(
+                "WITH due AS (SELECT outbox_id FROM tenant_outbox WHERE tenant_id = me() AND status IN ('pending', 'digest') AND next_attempt_ms <= $1 \
+                 ORDER BY next_attempt_ms, outbox_id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 UPDATE tenant_outbox o SET next_attempt_ms = $1 + $2, attempts = o.attempts + 1 FROM due, alert_channels ch \
+                 WHERE o.tenant_id = me() AND o.outbox_id = due.outbox_id AND ch.tenant_id = o.tenant_id AND ch.channel_id = o.channel_id \
+                 RETURNING o.outbox_id, o.status, o.payload, o.attempts, ch.kind, ch.url, ch.secret, ch.name",
+            )
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(lease_ms)
+            .bind::<BigInt, _>(limit)
+            .load(c)
+            .await?)
+        })
+    }
+
+    /// Records what a delivery attempt did: delivered, due again at `retry_at`, or failed.
+    pub async fn finish_delivery(
+        &self,
+        tenant: &TenantId,
+        outbox_id: &str,
+        outcome: Outcome,
+        now: i64,
+    ) -> DbResult<()> {
+        let id = outbox_id.to_owned();
+        scoped!(self, tenant, |c| {
+            let q = match &outcome {
+                Outcome::Delivered => sql_query("UPDATE tenant_outbox SET status = 'delivered', delivered_at = $2, last_error = $3 WHERE tenant_id = me() AND outbox_id = $1")
+                    .bind::<Text, _>(&id)
+                    .bind::<BigInt, _>(now)
+                    .bind::<Nullable<Text>, _>(None::<String>),
+                Outcome::Retry { at, error } => sql_query("UPDATE tenant_outbox SET next_attempt_ms = $2, last_error = $3 WHERE tenant_id = me() AND outbox_id = $1")
+                    .bind::<Text, _>(&id)
+                    .bind::<BigInt, _>(*at)
+                    .bind::<Nullable<Text>, _>(Some(error.clone())),
+                Outcome::Failed(error) => sql_query("UPDATE tenant_outbox SET status = 'failed', last_error = $3, next_attempt_ms = $2 WHERE tenant_id = me() AND outbox_id = $1")
+                    .bind::<Text, _>(&id)
+                    .bind::<BigInt, _>(now)
+                    .bind::<Nullable<Text>, _>(Some(error.clone())),
+            };
+            q.execute(c).await?;
+            Ok(())
+        })
+    }
+
     /// The tenant's outbox, newest first.
     pub async fn tenant_outbox(&self, tenant: &TenantId, limit: i64) -> DbResult<Vec<OutboxView>> {
         scoped!(self, tenant, |c| {
-            Ok(sql_query("SELECT outbox_id, event_seq, incident_id, channel_id, severity, payload, status, attempts, next_attempt_ms, created_at \
-                          FROM tenant_outbox ORDER BY event_seq DESC, outbox_id LIMIT $1")
+            Ok(sql_query("SELECT outbox_id, event_seq, incident_id, channel_id, severity, payload, status, attempts, next_attempt_ms, created_at, last_error \
+                          FROM tenant_outbox WHERE tenant_id = me() ORDER BY event_seq DESC, outbox_id LIMIT $1")
                 .bind::<BigInt, _>(limit)
                 .load(c)
                 .await?)
@@ -1256,22 +1379,22 @@ impl List {
     fn sql(self) -> &'static str {
         match self {
             Self::Users => {
-                "SELECT user_id, email, role, created_at FROM users WHERE disabled_at IS NULL ORDER BY created_at, user_id"
+                "SELECT user_id, email, role, created_at FROM users WHERE tenant_id = me() AND disabled_at IS NULL ORDER BY created_at, user_id"
             }
             Self::Keys => {
-                "SELECT key_id, name, role, created_by, created_at, revoked_at FROM api_keys ORDER BY created_at DESC, key_id"
+                "SELECT key_id, name, role, created_by, created_at, revoked_at FROM api_keys WHERE tenant_id = me() ORDER BY created_at DESC, key_id"
             }
             Self::Subscriptions => {
-                "SELECT protocol, created_at FROM subscriptions ORDER BY protocol"
+                "SELECT protocol, created_at FROM subscriptions WHERE tenant_id = me() ORDER BY protocol"
             }
             Self::Thresholds => {
-                "SELECT detector, name, value, updated_at FROM thresholds ORDER BY detector, name"
+                "SELECT detector, name, value, updated_at FROM thresholds WHERE tenant_id = me() ORDER BY detector, name"
             }
             Self::Watched => {
-                "SELECT address, label, created_at FROM watched_addresses ORDER BY address"
+                "SELECT address, label, created_at FROM watched_addresses WHERE tenant_id = me() ORDER BY address"
             }
             Self::Channels => {
-                "SELECT channel_id, name, kind, url, min_severity, secret IS NOT NULL AS has_secret, created_at FROM alert_channels ORDER BY name"
+                "SELECT channel_id, name, kind, url, min_severity, secret IS NOT NULL AS has_secret, created_at FROM alert_channels WHERE tenant_id = me() ORDER BY name"
             }
         }
     }
@@ -1413,18 +1536,18 @@ impl Change {
                 ("user.create", user_id, format!("{email} as {role}"))
             }
             Self::RemoveUser(id) => {
-                let owners: Count = sql_query("SELECT count(*) AS n FROM users WHERE role = 'owner' AND disabled_at IS NULL AND user_id <> $1")
+                let owners: Count = sql_query("SELECT count(*) AS n FROM users WHERE tenant_id = me() AND role = 'owner' AND disabled_at IS NULL AND user_id <> $1")
                     .bind::<Text, _>(&id)
                     .get_result(c)
                     .await?;
-                let n = sql_query("UPDATE users SET disabled_at = $2 WHERE user_id = $1 AND disabled_at IS NULL AND (role <> 'owner' OR $3)")
+                let n = sql_query("UPDATE users SET disabled_at = $2 WHERE tenant_id = me() AND user_id = $1 AND disabled_at IS NULL AND (role <> 'owner' OR $3)")
                     .bind::<Text, _>(&id)
                     .bind::<BigInt, _>(now)
                     .bind::<diesel::sql_types::Bool, _>(owners.n > 0)
                     .execute(c)
                     .await?;
                 if n == 0 && owners.n == 0 {
-                    let exists: Count = sql_query("SELECT count(*) AS n FROM users WHERE user_id = $1 AND disabled_at IS NULL")
+                    let exists: Count = sql_query("SELECT count(*) AS n FROM users WHERE tenant_id = me() AND user_id = $1 AND disabled_at IS NULL")
                         .bind::<Text, _>(&id)
                         .get_result(c)
                         .await?;
@@ -1480,7 +1603,7 @@ impl Change {
             }
             Self::RevokeKey(id) => {
                 let n = sql_query(
-                    "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL",
+                    "UPDATE api_keys SET revoked_at = $2 WHERE tenant_id = me() AND key_id = $1 AND revoked_at IS NULL",
                 )
                 .bind::<Text, _>(&id)
                 .bind::<BigInt, _>(now)
@@ -1491,7 +1614,7 @@ impl Change {
             }
             Self::Subscribe { protocol, max } => {
                 let have: Count =
-                    sql_query("SELECT count(*) AS n FROM subscriptions WHERE protocol <> $1")
+                    sql_query("SELECT count(*) AS n FROM subscriptions WHERE tenant_id = me() AND protocol <> $1")
                         .bind::<Text, _>(&protocol)
                         .get_result(c)
                         .await?;
@@ -1512,10 +1635,11 @@ impl Change {
                 ("subscription.add", protocol, what.into())
             }
             Self::Unsubscribe(p) => {
-                let n = sql_query("DELETE FROM subscriptions WHERE protocol = $1")
-                    .bind::<Text, _>(&p)
-                    .execute(c)
-                    .await?;
+                let n =
+                    sql_query("DELETE FROM subscriptions WHERE tenant_id = me() AND protocol = $1")
+                        .bind::<Text, _>(&p)
+                        .execute(c)
+                        .await?;
                 found(n)?;
                 ("subscription.remove", p, "unsubscribed".into())
             }
@@ -1540,11 +1664,13 @@ impl Change {
                 )
             }
             Self::RemoveThreshold { detector, name } => {
-                let n = sql_query("DELETE FROM thresholds WHERE detector = $1 AND name = $2")
-                    .bind::<Text, _>(&detector)
-                    .bind::<Text, _>(&name)
-                    .execute(c)
-                    .await?;
+                let n = sql_query(
+                    "DELETE FROM thresholds WHERE tenant_id = me() AND detector = $1 AND name = $2",
+                )
+                .bind::<Text, _>(&detector)
+                .bind::<Text, _>(&name)
+                .execute(c)
+                .await?;
                 found(n)?;
                 (
                     "threshold.remove",
@@ -1564,10 +1690,12 @@ impl Change {
                 ("watch.set", address, format!("label {label:?}"))
             }
             Self::Unwatch(a) => {
-                let n = sql_query("DELETE FROM watched_addresses WHERE address = $1")
-                    .bind::<Text, _>(&a)
-                    .execute(c)
-                    .await?;
+                let n = sql_query(
+                    "DELETE FROM watched_addresses WHERE tenant_id = me() AND address = $1",
+                )
+                .bind::<Text, _>(&a)
+                .execute(c)
+                .await?;
                 found(n)?;
                 ("watch.remove", a, "no longer watched".into())
             }
@@ -1597,10 +1725,12 @@ impl Change {
                 )
             }
             Self::RemoveChannel(id) => {
-                let n = sql_query("DELETE FROM alert_channels WHERE channel_id = $1")
-                    .bind::<Text, _>(&id)
-                    .execute(c)
-                    .await?;
+                let n = sql_query(
+                    "DELETE FROM alert_channels WHERE tenant_id = me() AND channel_id = $1",
+                )
+                .bind::<Text, _>(&id)
+                .execute(c)
+                .await?;
                 found(n)?;
                 ("channel.remove", id, "removed".into())
             }

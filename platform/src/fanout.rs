@@ -10,12 +10,18 @@
 //! critical 4); any other name is an evidence figure the step must reach in absolute value
 //! (`deviation_pct ≥ 2.5`). An evidence figure the step does not carry does not hold it back.
 
+use std::sync::Arc;
+
+use kamiyo_alerts::{ChannelConfig, ChannelKind};
 use kamiyo_core_models::{
-    EventQuery, EvidenceValue, IncidentChange, IncidentStore, Order, Severity, StoredEvent,
+    Alert, EventQuery, EvidenceValue, Incident, IncidentChange, IncidentStore, IncidentUpdate,
+    Notifier, NotifyError, Order, Severity, StableId, StoredEvent,
 };
 use serde_json::json;
 
-use crate::db::{ChannelRow, Db, DbError, OutboxRow, ThresholdRow, Today, utc_day};
+use crate::db::{
+    ChannelRow, Claimed, Db, DbError, OutboxRow, Outcome, ThresholdRow, Today, utc_day,
+};
 use crate::tiers::TierMatrix;
 
 /// The router's name for its position.
@@ -62,21 +68,28 @@ pub fn passes(e: &StoredEvent, thresholds: &[ThresholdRow]) -> bool {
         })
 }
 
-/// The message a channel gets for a step.
-pub fn message(e: &StoredEvent) -> String {
-    let ev = &e.event;
-    json!({
-        "incident_id": ev.incident_id,
-        "protocol": ev.protocol,
-        "change": ev.change.as_str(),
-        "severity": ev.severity,
-        "threat_type": ev.threat_type,
-        "asset": ev.asset,
-        "title": ev.title,
-        "time": ev.time.to_rfc3339(),
-        "seq": e.seq,
-    })
-    .to_string()
+/// The alert a channel gets for a step (the open core's message formats render it), titled
+/// `title` when given (a digest).
+pub fn alert_json(
+    e: &StoredEvent,
+    incident: &Incident,
+    channel: &str,
+    title: Option<String>,
+) -> String {
+    let mut event = e.event.clone();
+    let mut incident = incident.clone();
+    if let Some(t) = title {
+        event.title.clone_from(&t);
+        incident.title = t;
+    }
+    let alert = Alert {
+        idempotency_key: StableId::derive("talert", &[&e.seq.to_string(), channel]),
+        update: IncidentUpdate { event, incident },
+        dashboard_url: None,
+        is_test: false,
+        related: Vec::new(),
+    };
+    serde_json::to_string(&alert).unwrap_or_default()
 }
 
 /// What one tenant gets for a step: a row per channel whose least severity the step reaches,
@@ -84,6 +97,7 @@ pub fn message(e: &StoredEvent) -> String {
 /// digest for the day (sent at the next UTC midnight, when the cap resets).
 pub fn judge(
     e: &StoredEvent,
+    incident: &Incident,
     thresholds: &[ThresholdRow],
     channels: &[ChannelRow],
     today: Today,
@@ -121,7 +135,7 @@ pub fn judge(
             out.push(row(
                 "pending",
                 format!("{}:{}", e.seq, ch.channel_id),
-                message(e),
+                alert_json(e, incident, &ch.channel_id, None),
                 now,
             ));
         } else {
@@ -129,20 +143,17 @@ pub fn judge(
             out.push(row(
                 "held",
                 format!("{}:{}", e.seq, ch.channel_id),
-                message(e),
+                alert_json(e, incident, &ch.channel_id, None),
                 now,
             ));
-            let digest = json!({
-                "digest": day.to_string(),
-                "held_back_today": held,
-                "cap": cap,
-                "latest": e.event.title,
-                "detail": "alerts past the plan's daily cap are listed at GET /api/v1/alerts",
-            });
+            let digest = format!(
+                "{held} alerts held back on {day} (the plan sends {cap} a day; all are listed at GET /api/v1/alerts) — latest: {}",
+                e.event.title
+            );
             out.push(row(
                 "digest",
                 format!("digest:{day}:{}", ch.channel_id),
-                digest.to_string(),
+                alert_json(e, incident, &format!("digest:{day}"), Some(digest)),
                 midnight,
             ));
         }
@@ -186,14 +197,22 @@ pub async fn route_once(
         ..Pass::default()
     };
     for e in &steps {
-        if alerting(e.event.change) {
+        let incident = if alerting(e.event.change) {
+            facts
+                .incident(&e.event.incident_id)
+                .await
+                .map_err(|err| DbError::Unavailable(err.to_string()))?
+        } else {
+            None
+        };
+        if let Some(incident) = &incident {
             for (tenant, plan) in db.subscribers(e.event.protocol.as_str()).await? {
                 let cap = plan.parse().map_or(0, |t| {
                     i64::try_from(tiers.config(t).limits.alerts_per_day).unwrap_or(i64::MAX)
                 });
                 let routed = db
                     .route_to_tenant(&tenant, e.seq, &e.event.detector, now, |th, ch, today| {
-                        judge(e, th, ch, today, cap, now)
+                        judge(e, incident, th, ch, today, cap, now)
                     })
                     .await?;
                 if let Some(r) = routed {
@@ -206,4 +225,112 @@ pub async fn route_once(
         db.set_router_cursor(ROUTER, e.seq).await?;
     }
     Ok(pass)
+}
+
+/// How long a claimed row is held by one worker before another may take it.
+pub const LEASE_MS: i64 = 60_000;
+/// Attempts before a row that keeps failing is given up.
+pub const MAX_ATTEMPTS: i32 = 8;
+
+/// When a row that failed its `attempts`-th time is tried again: 30 s doubling, at most an
+/// hour.
+pub fn retry_at(now: i64, attempts: i32) -> i64 {
+    let exp = u32::try_from(attempts.clamp(1, 8) - 1).unwrap_or(0);
+    now + (30_000i64 << exp).min(3_600_000)
+}
+
+/// The channel a tenant configured, as the open core's notifier (email through the platform's
+/// relay, to the channel's address).
+fn notifier(c: &Claimed) -> Result<Arc<dyn Notifier>, String> {
+    let kind: ChannelKind =
+        serde_json::from_value(json!(c.kind)).map_err(|_| format!("unknown kind {}", c.kind))?;
+    let mut cfg = ChannelConfig::new(kind);
+    let secret = kamiyo_alerts::Secret::new(c.secret.clone().unwrap_or_default());
+    match kind {
+        ChannelKind::Pagerduty | ChannelKind::Opsgenie => {
+            cfg.api_url = c.url.clone();
+            cfg.api_key = secret;
+        }
+        _ => {
+            cfg.url = kamiyo_alerts::Secret::new(c.url.clone());
+            cfg.secret = secret;
+        }
+    }
+    cfg.build(&c.name).map_err(|e| e.to_string())
+}
+
+/// One delivery attempt of a claimed row.
+async fn attempt(
+    c: &Claimed,
+    mailer: Option<&kamiyo_alerts::channels::Smtp>,
+) -> Result<(), NotifyError> {
+    let alert: Alert = serde_json::from_str(&c.payload)
+        .map_err(|e| NotifyError::Permanent(format!("unreadable alert: {e}")))?;
+    if c.kind == "email" {
+        let Some(m) = mailer else {
+            return Err(NotifyError::Permanent("no mail relay is configured".into()));
+        };
+        let to = c.url.strip_prefix("mailto:").unwrap_or(&c.url);
+        let msg = kamiyo_alerts::Message::of(&alert);
+        return m
+            .send_text(to, &alert.update.event.title, &msg.plain_text())
+            .await
+            .map(|_| ());
+    }
+    let n = notifier(c).map_err(NotifyError::Permanent)?;
+    n.notify(&alert).await.map(|_| ())
+}
+
+/// What one delivery pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Delivered {
+    /// Rows the channels took.
+    pub delivered: usize,
+    /// Rows due again later.
+    pub retried: usize,
+    /// Rows given up.
+    pub failed: usize,
+}
+
+/// Claims and sends the tenants' due rows (at most `limit` per tenant per pass).
+pub async fn deliver_once(
+    db: &Db,
+    mailer: Option<&kamiyo_alerts::channels::Smtp>,
+    now: i64,
+    limit: i64,
+) -> Result<Delivered, DbError> {
+    let mut out = Delivered::default();
+    for t in db.due_tenants(now, 200).await? {
+        for c in db.claim_due(&t, now, LEASE_MS, limit).await? {
+            let outcome = match attempt(&c, mailer).await {
+                Ok(()) => {
+                    out.delivered += 1;
+                    Outcome::Delivered
+                }
+                Err(NotifyError::RateLimited { retry_after_ms }) if c.attempts < MAX_ATTEMPTS => {
+                    out.retried += 1;
+                    Outcome::Retry {
+                        at: now
+                            + i64::try_from(retry_after_ms)
+                                .unwrap_or(i64::MAX / 2)
+                                .max(1000),
+                        error: "rate limited by the destination".into(),
+                    }
+                }
+                Err(NotifyError::Transient(e)) if c.attempts < MAX_ATTEMPTS => {
+                    out.retried += 1;
+                    Outcome::Retry {
+                        at: retry_at(now, c.attempts),
+                        error: e.chars().take(500).collect(),
+                    }
+                }
+                Err(e) => {
+                    out.failed += 1;
+                    Outcome::Failed(e.to_string().chars().take(500).collect())
+                }
+            };
+            db.finish_delivery(&t, &c.outbox_id, outcome, now).await?;
+        }
+    }
+    Ok(out)
 }

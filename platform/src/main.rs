@@ -216,6 +216,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             });
+            // Delivery workers: the tenants' due rows to their channels (rows are leased, so
+            // several replicas share the work).
+            let deliver_db = platform.db.clone();
+            let deliver_mail = platform.mailer.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                loop {
+                    tick.tick().await;
+                    match kamiyo_platform::fanout::deliver_once(
+                        &deliver_db,
+                        deliver_mail.as_deref(),
+                        now_ms(),
+                        100,
+                    )
+                    .await
+                    {
+                        Ok(d) if d.delivered + d.retried + d.failed > 0 => tracing::info!(
+                            delivered = d.delivered,
+                            retried = d.retried,
+                            failed = d.failed,
+                            "alerts delivered"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "delivery pass failed"),
+                    }
+                }
+            });
             let state = actix_web::web::Data::new(platform);
             let mut server = actix_web::HttpServer::new(move || {
                 actix_web::App::new()

@@ -379,12 +379,12 @@ pub fn parse_name(field: &'static str, s: &str) -> Result<String, Refusal> {
     }
 }
 
-/// Alert channel kinds a tenant may add (the open core's channels).
-pub const CHANNEL_KINDS: [&str; 7] = [
+/// Alert channel kinds a tenant may add (the open core's channels that a URL and a secret
+/// describe; `email` goes through the platform's relay to a `mailto:` address).
+pub const CHANNEL_KINDS: [&str; 6] = [
     "webhook",
     "slack",
     "discord",
-    "telegram",
     "email",
     "pagerduty",
     "opsgenie",

@@ -122,7 +122,27 @@ where
 
 #[tokio::test]
 async fn no_route_crosses_tenants() {
+    walk_every_route(false).await;
+}
+
+/// The same walk with row-level security switched off: the queries name their tenant
+/// themselves, so isolation does not rest on the policies alone.
+#[tokio::test]
+async fn no_route_crosses_tenants_even_without_row_level_security() {
+    walk_every_route(true).await;
+}
+
+async fn walk_every_route(without_rls: bool) {
     let e = env().await;
+    if without_rls {
+        let mut owner = AsyncPgConnection::establish(&e.tdb.url).await.unwrap();
+        let sql: String = TABLES
+            .iter()
+            .chain(["sessions", "user_tokens"].iter())
+            .map(|t| format!("ALTER TABLE platform.{t} NO FORCE ROW LEVEL SECURITY; ALTER TABLE platform.{t} DISABLE ROW LEVEL SECURITY;"))
+            .collect();
+        owner.batch_execute(&sql).await.unwrap();
+    }
     let svc = e.service().await;
     let a = populate(&e, &svc, "alpha", 1).await;
     let b = populate(&e, &svc, "bravo", 2).await;
@@ -216,6 +236,27 @@ async fn no_route_crosses_tenants() {
         log.contains("oracle_deviation_bravo"),
         "a positive control: the walk's PUT is alpha's"
     );
+    // A shared step fans out to each tenant's own channels only.
+    kamiyo_core_models::MarketStore::commit(
+        &e.facts,
+        &kamiyo_core_models::IngestBatch {
+            updates: vec![crate::opened(9, "hyperliquid", "ETH", T0 + 5000)],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let tiers = kamiyo_platform::tiers::TierMatrix::default_matrix().unwrap();
+    let pass = kamiyo_platform::fanout::route_once(&e.app, &e.facts_app, &tiers, T0 + 6000, 10)
+        .await
+        .unwrap();
+    assert_eq!((pass.routed, pass.sent), (2, 2), "{pass:?}");
+    for (key, mine) in [(&a.owner_key, &a.channel_id), (&b.owner_key, &b.channel_id)] {
+        let (_, _, v) = call(&svc, "get", "/api/v1/alerts", Some(key), None).await;
+        let rows = v["items"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{v}");
+        assert_eq!(rows[0]["channel_id"], mine.as_str());
+    }
 }
 
 #[derive(QueryableByName)]

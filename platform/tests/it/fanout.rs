@@ -117,8 +117,11 @@ async fn one_step_reaches_each_subscribed_tenant_once_judged_by_its_own_threshol
     assert_eq!(b.len(), 1, "{b:?}");
     assert_eq!(b[0]["status"], "pending");
     let msg: serde_json::Value = serde_json::from_str(b[0]["payload"].as_str().unwrap()).unwrap();
-    assert_eq!(msg["incident_id"], opened.incident.id.as_str());
-    assert_eq!(msg["change"], "opened");
+    assert_eq!(
+        msg["update"]["event"]["incident_id"],
+        opened.incident.id.as_str()
+    );
+    assert_eq!(msg["update"]["event"]["change"], "opened");
     assert!(outbox(&svc, &alpha).await.is_empty());
     assert!(outbox(&svc, &charlie).await.is_empty());
     // Again: nothing new (the router's and each tenant's positions hold).
@@ -151,10 +154,15 @@ async fn one_step_reaches_each_subscribed_tenant_once_judged_by_its_own_threshol
     let seq = stored[0].seq;
     let bravo_id = TenantId::parse("bravo").unwrap();
     let esc_stored = stored[0].clone();
+    let esc_incident =
+        kamiyo_core_models::IncidentStore::incident(&e.facts, &esc_stored.event.incident_id)
+            .await
+            .unwrap()
+            .unwrap();
     let first = e
         .app
         .route_to_tenant(&bravo_id, seq, "oracle", T0 + 5000, |th, ch, today| {
-            fanout::judge(&esc_stored, th, ch, today, 10_000, T0 + 5000)
+            fanout::judge(&esc_stored, &esc_incident, th, ch, today, 10_000, T0 + 5000)
         })
         .await
         .unwrap();
@@ -217,7 +225,11 @@ async fn past_the_daily_cap_alerts_are_held_back_and_summarised_in_one_digest() 
     );
     let digest = rows.iter().find(|r| r["status"] == "digest").unwrap();
     let d: serde_json::Value = serde_json::from_str(digest["payload"].as_str().unwrap()).unwrap();
-    assert_eq!(d["held_back_today"], 3, "{d}");
+    let title = d["update"]["event"]["title"].as_str().unwrap();
+    assert!(
+        title.starts_with("3 alerts held back on 2026-06-01"),
+        "{title}"
+    );
     // Sent when the cap resets: the next UTC midnight (T0 is noon).
     assert_eq!(digest["next_attempt_ms"], T0 + 12 * 3_600_000);
     let (_, _, u) = call(&svc, "get", "/api/v1/usage?days=1", Some(&k), None).await;
@@ -228,5 +240,103 @@ async fn past_the_daily_cap_alerts_are_held_back_and_summarised_in_one_digest() 
         ),
         (Some(2), Some(3)),
         "{u}"
+    );
+}
+
+#[tokio::test]
+async fn routed_alerts_are_delivered_to_each_tenants_channels_with_retries() {
+    use kamiyo_platform::db::Change;
+    use kamiyo_testing::receiver::{Receiver, Reply};
+
+    let e = env().await;
+    let svc = e.service().await;
+    let k = signup(&svc, "deliver").await;
+    let t = TenantId::parse("deliver").unwrap();
+    let rx = Receiver::start(|_, r| match r.path.as_str() {
+        "/ok" => Reply::new(200, "{}"),
+        "/flaky" => Reply::new(503, "try later"),
+        _ => Reply::new(404, "no such hook"),
+    })
+    .await;
+    // Loopback URLs (the API asks https of tenants; the store takes what staff tooling writes).
+    let who = Actor {
+        actor: "staff:test".into(),
+        ip: "cli".into(),
+        at: T0,
+    };
+    for (name, path) in [("ok", "/ok"), ("flaky", "/flaky"), ("gone", "/gone")] {
+        e.app
+            .change(
+                &t,
+                &who,
+                Change::AddChannel {
+                    channel_id: kamiyo_platform::tenancy::new_id("chn"),
+                    name: name.into(),
+                    kind: "webhook".into(),
+                    url: rx.url(path),
+                    secret: Some("hook secret".into()),
+                    min_severity: "info".into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let s = step(
+        7,
+        "hyperliquid",
+        "BTC",
+        T0,
+        IncidentChange::Opened,
+        Severity::Critical,
+        Evidence::new(),
+    );
+    e.facts
+        .commit(&IngestBatch {
+            updates: vec![s.clone()],
+            ..IngestBatch::default()
+        })
+        .await
+        .unwrap();
+    let tiers = TierMatrix::default_matrix().unwrap();
+    route_once(&e.app, &e.facts_app, &tiers, T0 + 1000, 100)
+        .await
+        .unwrap();
+    let d = fanout::deliver_once(&e.app, None, T0 + 2000, 50)
+        .await
+        .unwrap();
+    assert_eq!((d.delivered, d.retried, d.failed), (1, 1, 1), "{d:?}");
+    let got = rx.wait_for(3, std::time::Duration::from_secs(10)).await;
+    let ok = got.iter().find(|r| r.path == "/ok").unwrap();
+    assert!(String::from_utf8_lossy(&ok.body).contains(s.incident.id.as_str()));
+    // Nothing is due again before its time; the 503 is tried again 30 s later.
+    assert_eq!(
+        fanout::deliver_once(&e.app, None, T0 + 3000, 50)
+            .await
+            .unwrap(),
+        fanout::Delivered::default()
+    );
+    let again = fanout::deliver_once(&e.app, None, T0 + 2000 + 30_000, 50)
+        .await
+        .unwrap();
+    assert_eq!((again.delivered, again.retried), (0, 1), "{again:?}");
+    let rows = outbox(&svc, &k).await;
+    let mut states: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_owned(),
+                r["attempts"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        [
+            ("delivered".to_owned(), 1),
+            ("failed".to_owned(), 1),
+            ("pending".to_owned(), 2)
+        ],
+        "{rows:?}"
     );
 }
