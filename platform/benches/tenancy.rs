@@ -156,7 +156,7 @@ fn main() {
             "{scheme}://kamiyo_app:kamiyo_app@{}",
             rest.rsplit_once('@').map_or(rest, |(_, h)| h)
         );
-        let app = Db::connect(&app_url, 8).await.unwrap();
+        let app = Db::connect(&app_url, 16).await.unwrap();
         let facts_app = kamiyo_store::Store::connect(&app_url, here, 4).await.unwrap();
         // Shared facts: 2,000 steps for the events page.
         let t0 = now_ms() - 3_600_000;

@@ -12,6 +12,8 @@
 
 use std::sync::Arc;
 
+use futures_util::StreamExt as _;
+
 use kamiyo_alerts::{ChannelConfig, ChannelKind};
 use kamiyo_core_models::{
     Alert, EventQuery, EvidenceValue, Incident, IncidentChange, IncidentStore, IncidentUpdate,
@@ -23,6 +25,9 @@ use crate::db::{
     ChannelRow, Claimed, Db, DbError, OutboxRow, Outcome, ThresholdRow, Today, utc_day,
 };
 use crate::tiers::TierMatrix;
+
+/// Tenant transactions one step runs at once.
+pub const FANOUT_CONCURRENCY: usize = 16;
 
 /// The router's name for its position.
 pub const ROUTER: &str = "tenant-router";
@@ -206,16 +211,29 @@ pub async fn route_once(
             None
         };
         if let Some(incident) = &incident {
-            for (tenant, plan) in db.subscribers(e.event.protocol.as_str()).await? {
-                let cap = plan.parse().map_or(0, |t| {
-                    i64::try_from(tiers.config(t).limits.alerts_per_day).unwrap_or(i64::MAX)
-                });
-                let routed = db
-                    .route_to_tenant(&tenant, e.seq, &e.event.detector, now, |th, ch, today| {
-                        judge(e, incident, th, ch, today, cap, now)
+            // Tenants are independent: their transactions run side by side (the pool bounds
+            // them); each is exact on its own, and the router's position waits for all.
+            let subscribers = db.subscribers(e.event.protocol.as_str()).await?;
+            let results: Vec<Result<Option<crate::db::Routed>, DbError>> =
+                futures_util::stream::iter(subscribers)
+                    .map(|(tenant, plan)| async move {
+                        let cap = plan.parse().map_or(0, |t| {
+                            i64::try_from(tiers.config(t).limits.alerts_per_day).unwrap_or(i64::MAX)
+                        });
+                        db.route_to_tenant(
+                            &tenant,
+                            e.seq,
+                            &e.event.detector,
+                            now,
+                            |th, ch, today| judge(e, incident, th, ch, today, cap, now),
+                        )
+                        .await
                     })
-                    .await?;
-                if let Some(r) = routed {
+                    .buffer_unordered(FANOUT_CONCURRENCY)
+                    .collect()
+                    .await;
+            for r in results {
+                if let Some(r) = r? {
                     pass.routed += 1;
                     pass.sent += r.sent;
                     pass.held += r.held;
