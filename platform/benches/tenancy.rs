@@ -28,21 +28,6 @@ use kamiyo_platform::tenancy::{self, TenantId};
 use kamiyo_platform::tiers::TierMatrix;
 use kamiyo_testing::load::http_load;
 
-/// Tables under row-level security (switched off and on again for the comparison).
-const RLS_TABLES: [&str; 11] = [
-    "tenants",
-    "users",
-    "api_keys",
-    "subscriptions",
-    "thresholds",
-    "watched_addresses",
-    "alert_channels",
-    "usage_daily",
-    "audit_log",
-    "fanout_cursors",
-    "tenant_outbox",
-];
-
 fn opened(n: i64, t: i64, severity: Severity) -> IncidentUpdate {
     let asset = ["BTC", "ETH", "SOL", "HYPE"][(n % 4) as usize];
     let key = IncidentKey::parse(&format!("oracle_deviation:{asset}:{n}")).unwrap();
@@ -78,7 +63,7 @@ fn now_ms() -> i64 {
 
 async fn row_security(owner_url: &str, on: bool) {
     let mut c = AsyncPgConnection::establish(owner_url).await.unwrap();
-    let sql: String = RLS_TABLES
+    let sql: String = kamiyo_platform::db::ISOLATED_TABLES
         .iter()
         .map(|t| {
             if on {

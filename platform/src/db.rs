@@ -22,8 +22,9 @@ use crate::tenancy::TenantId;
 /// The platform's migrations.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// Tables the application role may change (`audit_log` is insert-only).
-const TENANT_TABLES: [&str; 12] = [
+/// Every table under the tenant policy (the application role may change all but `audit_log`,
+/// which it can only append to).
+pub const ISOLATED_TABLES: [&str; 13] = [
     "tenants",
     "users",
     "api_keys",
@@ -32,6 +33,7 @@ const TENANT_TABLES: [&str; 12] = [
     "watched_addresses",
     "alert_channels",
     "usage_daily",
+    "audit_log",
     "fanout_cursors",
     "tenant_outbox",
     "sessions",
@@ -625,8 +627,9 @@ impl Db {
              GRANT EXECUTE ON FUNCTION platform.due_tenants(BIGINT, INT) TO {app_role};
              GRANT USAGE ON SCHEMA public TO {app_role};
              GRANT SELECT ON ALL TABLES IN SCHEMA public TO {app_role};",
-            TENANT_TABLES
+            ISOLATED_TABLES
                 .iter()
+                .filter(|t| **t != "audit_log")
                 .map(|t| format!("platform.{t}"))
                 .collect::<Vec<_>>()
                 .join(", ")

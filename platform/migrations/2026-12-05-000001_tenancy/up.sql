@@ -106,18 +106,18 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_time ON audit_log (tenant_id, at);
 
-DO $$
-DECLARE t TEXT;
+-- Puts a platform table under the tenant policy, forced even for its owner; the owner (the
+-- migrator, used by staff commands) keeps a `staff` policy that sees every tenant.
+CREATE FUNCTION platform.isolate(t TEXT) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    FOREACH t IN ARRAY ARRAY['tenants', 'users', 'api_keys', 'subscriptions', 'thresholds',
-                             'watched_addresses', 'alert_channels', 'usage_daily', 'audit_log']
-    LOOP
-        EXECUTE format('ALTER TABLE platform.%I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE platform.%I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format(
-            'CREATE POLICY tenant_rows ON platform.%I USING (tenant_id = current_setting(''app.tenant_id'', true)) '
-            'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))', t);
-        -- The owner (the migrator, used by staff commands) sees every tenant.
-        EXECUTE format('CREATE POLICY staff ON platform.%I TO CURRENT_USER USING (true) WITH CHECK (true)', t);
-    END LOOP;
+    EXECUTE format('ALTER TABLE platform.%I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('ALTER TABLE platform.%I FORCE ROW LEVEL SECURITY', t);
+    EXECUTE format(
+        'CREATE POLICY tenant_rows ON platform.%I USING (tenant_id = current_setting(''app.tenant_id'', true)) '
+        'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))', t);
+    EXECUTE format('CREATE POLICY staff ON platform.%I TO CURRENT_USER USING (true) WITH CHECK (true)', t);
 END $$;
+REVOKE ALL ON FUNCTION platform.isolate(TEXT) FROM PUBLIC;
+
+SELECT platform.isolate(t) FROM unnest(ARRAY['tenants', 'users', 'api_keys', 'subscriptions',
+    'thresholds', 'watched_addresses', 'alert_channels', 'usage_daily', 'audit_log']) AS t;

@@ -31,19 +31,7 @@ CREATE TABLE fanout_state (
     seq BIGINT NOT NULL
 );
 
-DO $$
-DECLARE t TEXT;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['fanout_cursors', 'tenant_outbox']
-    LOOP
-        EXECUTE format('ALTER TABLE platform.%I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE platform.%I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format(
-            'CREATE POLICY tenant_rows ON platform.%I USING (tenant_id = current_setting(''app.tenant_id'', true)) '
-            'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))', t);
-        EXECUTE format('CREATE POLICY staff ON platform.%I TO CURRENT_USER USING (true) WITH CHECK (true)', t);
-    END LOOP;
-END $$;
+SELECT platform.isolate('fanout_cursors'), platform.isolate('tenant_outbox');
 
 -- Active tenants following `p`, with their plans: what the router may know across tenants.
 CREATE FUNCTION platform.subscribers(p TEXT)

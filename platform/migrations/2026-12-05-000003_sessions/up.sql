@@ -29,16 +29,4 @@ CREATE TABLE user_tokens (
     FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, user_id) ON DELETE CASCADE
 );
 
-DO $$
-DECLARE t TEXT;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['sessions', 'user_tokens']
-    LOOP
-        EXECUTE format('ALTER TABLE platform.%I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE platform.%I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format(
-            'CREATE POLICY tenant_rows ON platform.%I USING (tenant_id = current_setting(''app.tenant_id'', true)) '
-            'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))', t);
-        EXECUTE format('CREATE POLICY staff ON platform.%I TO CURRENT_USER USING (true) WITH CHECK (true)', t);
-    END LOOP;
-END $$;
+SELECT platform.isolate('sessions'), platform.isolate('user_tokens');

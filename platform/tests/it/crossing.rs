@@ -138,7 +138,6 @@ async fn walk_every_route(without_rls: bool) {
         let mut owner = AsyncPgConnection::establish(&e.tdb.url).await.unwrap();
         let sql: String = TABLES
             .iter()
-            .chain(["sessions", "user_tokens"].iter())
             .map(|t| format!("ALTER TABLE platform.{t} NO FORCE ROW LEVEL SECURITY; ALTER TABLE platform.{t} DISABLE ROW LEVEL SECURITY;"))
             .collect();
         owner.batch_execute(&sql).await.unwrap();
@@ -265,19 +264,7 @@ struct N {
     n: i64,
 }
 
-const TABLES: [&str; 11] = [
-    "tenants",
-    "users",
-    "api_keys",
-    "subscriptions",
-    "thresholds",
-    "watched_addresses",
-    "alert_channels",
-    "usage_daily",
-    "audit_log",
-    "fanout_cursors",
-    "tenant_outbox",
-];
+use kamiyo_platform::db::ISOLATED_TABLES as TABLES;
 
 async fn count(c: &mut AsyncPgConnection, sql: &str) -> i64 {
     sql_query(sql)
@@ -308,6 +295,38 @@ async fn raw_sql_as_the_application_role_sees_only_the_named_tenant() {
         .await
         .unwrap();
     assert_eq!(pass.routed, 2, "{pass:?}");
+    // And a one-time token and a session each.
+    for t in ["alpha", "bravo"] {
+        let tenant = TenantId::parse(t).unwrap();
+        let user = e
+            .app
+            .issue_token(
+                &tenant,
+                kamiyo_platform::db::UserRef::Email(&format!("owner@{t}.example")),
+                kamiyo_platform::db::TokenPurpose::Reset,
+                &format!("token-hash-{t}"),
+                T0 + 3_600_000,
+                T0,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let who = Actor {
+            actor: format!("user:{user}"),
+            ip: "192.0.2.1".into(),
+            at: T0,
+        };
+        e.app
+            .create_session(
+                &tenant,
+                &user,
+                (&format!("session-{t}"), &format!("csrf-{t}")),
+                T0 + 3_600_000,
+                &who,
+            )
+            .await
+            .unwrap();
+    }
     let mut c = AsyncPgConnection::establish(&e.app_url).await.unwrap();
     c.batch_execute("SET search_path TO platform, public")
         .await

@@ -120,24 +120,7 @@ impl Env {
         tiers: TierMatrix,
     ) -> impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>
     {
-        let mut state = PlatformState::new(self.app.clone(), tiers, protocols());
-        let clock = self.clock.clone();
-        state.clock = Arc::new(move || clock.load(Ordering::SeqCst));
-        let api = kamiyo_platform::web::open_core(
-            &self.facts_app,
-            &state,
-            "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303"
-                .parse()
-                .unwrap(),
-            Arc::new(TestClock(self.clock.clone())),
-        );
-        test::init_service(
-            App::new()
-                .app_data(web::Data::new(state))
-                .configure(routes)
-                .configure(kamiyo_api::configure(api)),
-        )
-        .await
+        self.build(tiers, |_| {}).await
     }
 
     /// The routes with the default tiers and the state adjusted by `f`.
@@ -146,11 +129,16 @@ impl Env {
         f: impl FnOnce(&mut PlatformState),
     ) -> impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>
     {
-        let mut state = PlatformState::new(
-            self.app.clone(),
-            TierMatrix::default_matrix().unwrap(),
-            protocols(),
-        );
+        self.build(TierMatrix::default_matrix().unwrap(), f).await
+    }
+
+    async fn build(
+        &self,
+        tiers: TierMatrix,
+        f: impl FnOnce(&mut PlatformState),
+    ) -> impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>
+    {
+        let mut state = PlatformState::new(self.app.clone(), tiers, protocols());
         let clock = self.clock.clone();
         state.clock = Arc::new(move || clock.load(Ordering::SeqCst));
         f(&mut state);
