@@ -15,6 +15,28 @@ pub(crate) struct Config {
     pub(crate) platform: Platform,
     /// Account mail (address verification, password reset).
     pub(crate) smtp: Smtp,
+    /// Staff routes.
+    pub(crate) admin: Admin,
+}
+
+/// `[admin]`: staff routes under `/api/v1/admin/` (served only when tokens are set; they act
+/// through the owner's connection, `database.url`, and are audited in the tenant's log).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Admin {
+    /// `name:sha256-hex-of-token` per staff member.
+    pub(crate) tokens: Vec<String>,
+}
+
+impl Admin {
+    /// (name, hash) pairs.
+    pub(crate) fn parsed(&self) -> Vec<(String, String)> {
+        self.tokens
+            .iter()
+            .filter_map(|t| t.split_once(':'))
+            .map(|(n, h)| (n.to_owned(), h.to_ascii_lowercase()))
+            .collect()
+    }
 }
 
 /// `[smtp]`: the relay account mail goes through (empty host: no account mail).
@@ -121,7 +143,8 @@ impl Default for Platform {
 }
 
 /// Environment keys read, and where they go.
-const ENV: [(&str, &str); 9] = [
+const ENV: [(&str, &str); 10] = [
+    ("KAMIYO_PLATFORM__ADMIN__TOKENS", "admin.tokens"),
     ("KAMIYO_PLATFORM__SMTP__HOST", "smtp.host"),
     ("KAMIYO_PLATFORM__SMTP__PASSWORD", "smtp.password"),
     ("KAMIYO_PLATFORM__SERVER__BIND", "server.bind"),
@@ -175,6 +198,13 @@ impl Config {
                 },
                 "platform.tiers_file" => c.platform.tiers_file = v,
                 "smtp.host" => c.smtp.host = v,
+                "admin.tokens" => {
+                    c.admin.tokens = v
+                        .split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                }
                 "smtp.password" => c.smtp.password = v,
                 _ => {
                     c.platform.protocols = v
@@ -237,6 +267,23 @@ impl Config {
             if let Err(e) = kamiyo_core_models::ProtocolId::parse(s) {
                 p.push((format!("platform.protocols[{i}]"), e.to_string()));
             }
+        }
+        for (i, t) in self.admin.tokens.iter().enumerate() {
+            let ok = t.split_once(':').is_some_and(|(n, h)| {
+                !n.is_empty() && h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())
+            });
+            if !ok {
+                p.push((
+                    format!("admin.tokens[{i}]"),
+                    "name:<SHA-256 of the token, 64 hex digits>".into(),
+                ));
+            }
+        }
+        if !self.admin.tokens.is_empty() && self.database.url.is_empty() {
+            p.push((
+                "database.url".into(),
+                "staff routes act through the owner's connection: set it".into(),
+            ));
         }
         if !["starttls", "tls", "none"].contains(&self.smtp.security.as_str()) {
             p.push(("smtp.security".into(), "starttls, tls or none".into()));

@@ -173,6 +173,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut platform = PlatformState::new(db, c.tiers()?, protocols);
             platform.mailer = c.smtp.mailer()?.map(std::sync::Arc::new);
             platform.public_url = c.platform.public_url.clone();
+            if !c.admin.tokens.is_empty() {
+                platform.staff_db = Some(Db::connect(&c.database.url, 2).await?);
+                platform.staff_tokens = c.admin.parsed();
+            }
             // The shared facts, read through the application role (SELECT only).
             let shared = kamiyo_store::Store::connect(
                 &c.database.app_url,

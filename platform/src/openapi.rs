@@ -252,6 +252,46 @@ pub const OPERATIONS: &[Operation] = &[
         None,
         200,
     ),
+    op(
+        "get",
+        "/api/v1/admin/tenants",
+        "Staff: every tenant (staff token; audited actions below).",
+        "staff",
+        None,
+        200,
+    ),
+    op(
+        "put",
+        "/api/v1/admin/tenants/{tenant}/plan",
+        "Staff: change a tenant's plan.",
+        "staff",
+        Some("Plan"),
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/admin/tenants/{tenant}/suspend",
+        "Staff: suspend a tenant (its keys and sessions stop working).",
+        "staff",
+        None,
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/admin/tenants/{tenant}/reinstate",
+        "Staff: reinstate a suspended tenant.",
+        "staff",
+        None,
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/admin/tenants/{tenant}/impersonate",
+        "Staff: a read-only key of the tenant that expires (1–240 minutes), with the reason recorded.",
+        "staff",
+        Some("Impersonate"),
+        201,
+    ),
     Operation {
         feature: Some("audit_log"),
         ..op(
@@ -303,6 +343,11 @@ fn schemas() -> Value {
             "role": {"enum": ["owner", "admin", "analyst", "viewer"]}
         }), &["name", "role"]),
         "Threshold": s(json!({"value": {"type": "number"}}), &["value"]),
+        "Plan": s(json!({"plan": {"enum": ["open_source", "cloud_basic", "cloud_pro", "cloud_enterprise"]}}), &["plan"]),
+        "Impersonate": s(json!({
+            "reason": {"type": "string", "minLength": 1, "maxLength": 200},
+            "minutes": {"type": "integer", "minimum": 1, "maximum": 240}
+        }), &["reason"]),
         "Login": s(json!({
             "tenant": {"type": "string"},
             "email": {"type": "string", "format": "email"},
@@ -333,6 +378,7 @@ fn parameter(name: &str) -> Value {
         "id" => json!({"type": "string", "pattern": "^[a-z]{3}_[0-9a-f]{16}$"}),
         "protocol" => json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,31}$"}),
         "address" => json!({"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}),
+        "tenant" => json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{2,31}$"}),
         _ => json!({"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}),
     };
     json!({"name": name, "in": "path", "required": true, "schema": schema})

@@ -49,6 +49,10 @@ pub struct PlatformState {
     pub public_url: String,
     /// Sign-in attempts per account.
     pub logins: RateLimiter,
+    /// The staff pool (the owner role), when staff routes are served.
+    pub staff_db: Option<Db>,
+    /// Staff tokens: (name, SHA-256 of the token).
+    pub staff_tokens: Vec<(String, String)>,
 }
 
 impl PlatformState {
@@ -68,6 +72,8 @@ impl PlatformState {
             mailer: None,
             public_url: "https://app.kamiyo.ai".into(),
             logins: RateLimiter::new(LOGINS_PER_MINUTE),
+            staff_db: None,
+            staff_tokens: Vec::new(),
             clock: Arc::new(|| {
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -361,6 +367,162 @@ async fn verify(
     Ok((principal, v))
 }
 
+/// Staff routes live here; they take staff tokens only and act through the staff pool.
+pub const ADMIN_PREFIX: &str = "/api/v1/admin/";
+
+/// Who is acting on a staff route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staff(pub String);
+
+/// Staff authentication: `Authorization: Bearer <token>` whose SHA-256 is one of the configured
+/// staff tokens; failures count against the address like bad keys.
+async fn staff_gate(
+    state: &PlatformState,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    ip: &str,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    if state.staff_db.is_none() {
+        return Err(WebError::NotFound.into());
+    }
+    let hash = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| tenancy::hash_key(t.trim()))
+        .unwrap_or_default();
+    let who = state
+        .staff_tokens
+        .iter()
+        .find(|(_, h)| bool::from(h.as_bytes().ct_eq(hash.as_bytes())))
+        .map(|(name, _)| name.clone());
+    let Some(who) = who else {
+        let _ = state.auth_failures.check(ip);
+        return Err(WebError::Unauthorized.into());
+    };
+    req.extensions_mut().insert(Staff(who));
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
+}
+
+fn staff(req: &HttpRequest, state: &PlatformState) -> Result<(Staff, Db), WebError> {
+    let who = req
+        .extensions()
+        .get::<Staff>()
+        .cloned()
+        .ok_or(WebError::Unauthorized)?;
+    let db = state.staff_db.clone().ok_or(WebError::NotFound)?;
+    Ok((who, db))
+}
+
+fn staff_actor(who: &Staff, req: &HttpRequest, at: i64) -> Actor {
+    Actor {
+        actor: format!("staff:{}", who.0),
+        ip: client_ip(req),
+        at,
+    }
+}
+
+async fn admin_tenants(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
+    let (_, db) = staff(&req, &state)?;
+    Ok(HttpResponse::Ok().json(json!({ "items": db.staff_tenants().await? })))
+}
+
+/// `PUT /api/v1/admin/tenants/{id}/plan`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanBody {
+    /// The plan.
+    pub plan: String,
+}
+
+async fn admin_plan(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+    body: web::Json<PlanBody>,
+) -> Res {
+    let (who, db) = staff(&req, &state)?;
+    let t = TenantId::parse(&path).map_err(|_| WebError::NotFound)?;
+    let plan: Tier = body
+        .plan
+        .parse()
+        .map_err(|e: crate::tiers::TierError| WebError::Invalid(e.to_string()))?;
+    db.staff_set(
+        &t,
+        db::StaffColumn::Plan,
+        plan.as_str(),
+        &staff_actor(&who, &req, state.now()),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"tenant": t, "plan": plan})))
+}
+
+async fn admin_status(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<(String, String)>,
+) -> Res {
+    let (who, db) = staff(&req, &state)?;
+    let (id, action) = path.into_inner();
+    let t = TenantId::parse(&id).map_err(|_| WebError::NotFound)?;
+    let status = match action.as_str() {
+        "suspend" => "suspended",
+        "reinstate" => "active",
+        _ => return Err(WebError::NotFound),
+    };
+    db.staff_set(
+        &t,
+        db::StaffColumn::Status,
+        status,
+        &staff_actor(&who, &req, state.now()),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"tenant": t, "status": status})))
+}
+
+/// `POST /api/v1/admin/tenants/{id}/impersonate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpersonateBody {
+    /// Why (recorded in the tenant's audit log).
+    pub reason: String,
+    /// Minutes the read-only key lives (1 … 240, default 60).
+    pub minutes: Option<i64>,
+}
+
+async fn admin_impersonate(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+    body: web::Json<ImpersonateBody>,
+) -> Res {
+    let (who, db) = staff(&req, &state)?;
+    let t = TenantId::parse(&path).map_err(|_| WebError::NotFound)?;
+    let reason = tenancy::parse_label("reason", &body.reason, 200)?;
+    let minutes = body.minutes.unwrap_or(60);
+    if !(1..=240).contains(&minutes) {
+        return Err(WebError::Invalid("minutes: 1 to 240".into()));
+    }
+    let now = state.now();
+    let key = tenancy::generate_key(&t);
+    db.change(
+        &t,
+        &staff_actor(&who, &req, now),
+        Change::Impersonate {
+            key_id: key.id.clone(),
+            hash: key.hash,
+            reason,
+            expires_at: now + minutes * 60_000,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(json!({"tenant": t, "key": {"id": key.id, "secret": key.secret, "role": Role::Viewer, "expires_at": now + minutes * 60_000}})))
+}
+
 /// Authentication for everything under `/api/v1` but sign-up: the key's tenant, status and
 /// daily meter; attaches the [`Principal`].
 pub async fn gate(
@@ -384,6 +546,9 @@ pub async fn gate(
             retry_after: Some(wait),
         }
         .into());
+    }
+    if path.starts_with(ADMIN_PREFIX) {
+        return staff_gate(&state, req, next, &ip).await;
     }
     let presented = req
         .headers()
@@ -1572,6 +1737,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/channels", web::post().to(add_channel))
             .route("/channels/{id}", web::delete().to(remove_channel))
             .route("/alerts", web::get().to(alerts))
+            .route("/admin/tenants", web::get().to(admin_tenants))
+            .route("/admin/tenants/{id}/plan", web::put().to(admin_plan))
+            .route(
+                "/admin/tenants/{id}/impersonate",
+                web::post().to(admin_impersonate),
+            )
+            .route("/admin/tenants/{id}/{action}", web::post().to(admin_status))
             .route("/audit", web::get().to(audit))
             .route("/audit/export", web::get().to(audit_export))
             .default_service(web::to(not_found)),

@@ -383,3 +383,114 @@ async fn bad_input_is_a_clear_400_and_signups_are_limited() {
         );
     }
 }
+
+#[tokio::test]
+async fn staff_routes_take_staff_tokens_only_and_are_audited_in_the_tenants_log() {
+    let e = env().await;
+    let owner = e.owner.clone();
+    let svc = e
+        .service_customised(move |s| {
+            s.staff_db = Some(owner);
+            s.staff_tokens = vec![(
+                "alice".into(),
+                kamiyo_platform::tenancy::hash_key("staff-token-of-alice"),
+            )];
+        })
+        .await;
+    let k = signup(&svc, "served").await;
+    let staff = Some("staff-token-of-alice");
+    // A tenant's key, a wrong token, none: not staff.
+    for key in [Some(k.as_str()), Some("staff-token-of-bob"), None] {
+        let (s, _, _) = call(&svc, "get", "/api/v1/admin/tenants", key, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, _, v) = call(&svc, "get", "/api/v1/admin/tenants", staff, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["items"][0]["tenant_id"], "served");
+    let (s, _, v) = call(
+        &svc,
+        "put",
+        "/api/v1/admin/tenants/served/plan",
+        staff,
+        Some(json!({"plan": "cloud_enterprise"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _, v) = call(
+        &svc,
+        "post",
+        "/api/v1/admin/tenants/served/impersonate",
+        staff,
+        Some(json!({"reason": "ticket 42", "minutes": 5})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ro = v["key"]["secret"].as_str().unwrap().to_owned();
+    // The impersonation key reads, never writes, and expires.
+    let (s, _, _) = call(&svc, "get", "/api/v1/tenant", Some(&ro), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = call(
+        &svc,
+        "put",
+        "/api/v1/thresholds/oracle/x",
+        Some(&ro),
+        Some(json!({"value": 1.0})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    e.clock.store(T0 + 6 * 60_000, Ordering::SeqCst);
+    let (s, _, _) = call(&svc, "get", "/api/v1/tenant", Some(&ro), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = call(
+        &svc,
+        "post",
+        "/api/v1/admin/tenants/served/suspend",
+        staff,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = call(&svc, "get", "/api/v1/tenant", Some(&k), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = call(
+        &svc,
+        "post",
+        "/api/v1/admin/tenants/served/reinstate",
+        staff,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = call(
+        &svc,
+        "post",
+        "/api/v1/admin/tenants/nosuch/suspend",
+        staff,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Every staff action is in the tenant's own log, by name and address.
+    let (_, _, log) = call(&svc, "get", "/api/v1/audit/export", Some(&k), None).await;
+    let rows: Vec<serde_json::Value> = log
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let staff_rows: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r["actor"] == "staff:alice")
+        .map(|r| (r["action"].as_str().unwrap(), r["ip"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        staff_rows,
+        [
+            ("staff.plan", "192.0.2.10"),
+            ("staff.impersonate", "192.0.2.10"),
+            ("staff.status", "192.0.2.10"),
+            ("staff.status", "192.0.2.10")
+        ],
+        "{rows:?}"
+    );
+}
