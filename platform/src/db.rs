@@ -812,6 +812,30 @@ impl Db {
         })
     }
 
+    /// Counts one API call for the tenant's UTC day in one statement (no transaction around
+    /// it: the tenant is named inside the statement, before its row is checked against the
+    /// policy). The day's calls so far; `Err(Limit)` when they already reached `limit` (the call
+    /// is then not counted).
+    pub async fn meter(&self, tenant: &TenantId, now_ms: i64, limit: i64) -> DbResult<i64> {
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        let counted: Vec<Calls> = sql_query(
+            "INSERT INTO platform.usage_daily (tenant_id, day, api_calls) \
+             SELECT $1, $2, 1 FROM (SELECT set_config('app.tenant_id', $1, true)) AS scope \
+             ON CONFLICT (tenant_id, day) DO UPDATE SET api_calls = platform.usage_daily.api_calls + 1 \
+             WHERE platform.usage_daily.api_calls < $3 AND platform.usage_daily.tenant_id = $1 \
+             RETURNING api_calls",
+        )
+        .bind::<Text, _>(tenant.as_str())
+        .bind::<Date, _>(utc_day(now_ms))
+        .bind::<BigInt, _>(limit)
+        .load(&mut c)
+        .await?;
+        match counted.into_iter().next() {
+            Some(n) => Ok(n.api_calls),
+            None => Err(DbError::Limit("api_calls_per_day", limit, limit)),
+        }
+    }
+
     /// True while a key is accepted (not revoked, not expired, its tenant active); counts
     /// nothing.
     pub async fn key_valid(

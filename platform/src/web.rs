@@ -49,6 +49,8 @@ pub struct PlatformState {
     pub public_url: String,
     /// Sign-in attempts per account.
     pub logins: RateLimiter,
+    /// Keys verified moments ago.
+    pub keys: Arc<KeyCache>,
     /// The staff pool (the owner role), when staff routes are served.
     pub staff_db: Option<Db>,
     /// Staff tokens: (name, SHA-256 of the token).
@@ -72,6 +74,7 @@ impl PlatformState {
             mailer: None,
             public_url: "https://app.kamiyo.ai".into(),
             logins: RateLimiter::new(LOGINS_PER_MINUTE),
+            keys: Arc::default(),
             staff_db: None,
             staff_tokens: Vec::new(),
             clock: Arc::new(|| {
@@ -313,7 +316,7 @@ pub async fn verify_key(
     presented: &str,
     now: i64,
 ) -> Result<(Principal, db::Verified), KeyRefusal> {
-    verify(db, tiers, presented, false, now).await
+    verify(db, tiers, None, presented, false, now).await
 }
 
 /// [`verify_key`] for a key (`session = false`) or a session cookie's secret (both
@@ -321,6 +324,7 @@ pub async fn verify_key(
 async fn verify(
     db: &Db,
     tiers: &TierMatrix,
+    cache: Option<&KeyCache>,
     presented: &str,
     session: bool,
     now: i64,
@@ -329,6 +333,22 @@ async fn verify(
         return Err(KeyRefusal::Unknown);
     };
     let hash = tenancy::hash_key(presented);
+    // A key verified moments ago: only the day's call is counted (durably, one statement).
+    if let Some((p, mut v)) = cache.filter(|_| !session).and_then(|c| c.get(&hash, now)) {
+        let limit =
+            i64::try_from(tiers.config(p.plan).limits.api_calls_per_day).unwrap_or(i64::MAX);
+        return match db.meter(&p.tenant, now, limit).await {
+            Ok(calls) => {
+                v.calls = calls;
+                Ok((p, v))
+            }
+            Err(DbError::Limit(_, _, max)) => Err(KeyRefusal::DailyLimit {
+                max,
+                retry_after: secs_to_midnight(now),
+            }),
+            Err(e) => Err(KeyRefusal::Db(e)),
+        };
+    }
     let credential = if session {
         db::Credential::Session(&hash)
     } else {
@@ -364,7 +384,52 @@ async fn verify(
         role,
         plan,
     };
+    if let (Some(c), false) = (cache, session) {
+        c.put(hash, &principal, &v, now);
+    }
     Ok((principal, v))
+}
+
+/// How long a verified key is trusted before the database is asked again. A revocation or a
+/// staff change made through this process takes effect at once (its entries are dropped);
+/// one made elsewhere (another replica, the CLI) within this time.
+pub const KEY_CACHE_MS: i64 = 5_000;
+
+/// Verified API keys (by hash), for [`KEY_CACHE_MS`] of the platform's clock.
+#[derive(Debug, Default)]
+pub struct KeyCache(
+    std::sync::Mutex<std::collections::HashMap<String, (Principal, db::Verified, i64)>>,
+);
+
+impl KeyCache {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Principal, db::Verified, i64)>>
+    {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, hash: &str, now: i64) -> Option<(Principal, db::Verified)> {
+        self.lock()
+            .get(hash)
+            .filter(|(_, _, until)| now < *until)
+            .map(|(p, v, _)| (p.clone(), v.clone()))
+    }
+
+    fn put(&self, hash: String, p: &Principal, v: &db::Verified, now: i64) {
+        let mut m = self.lock();
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        m.insert(hash, (p.clone(), v.clone(), now + KEY_CACHE_MS));
+    }
+
+    /// Drops a tenant's entries (its plan, status or keys changed).
+    pub fn forget_tenant(&self, t: &TenantId) {
+        self.lock().retain(|_, (p, _, _)| p.tenant != *t);
+    }
 }
 
 /// Staff routes live here; they take staff tokens only and act through the staff pool.
@@ -570,7 +635,16 @@ pub async fn gate(
         ),
     };
     let now = state.now();
-    let (principal, v) = match verify(&state.db, &state.tiers, &presented, session, now).await {
+    let (principal, v) = match verify(
+        &state.db,
+        &state.tiers,
+        Some(&state.keys),
+        &presented,
+        session,
+        now,
+    )
+    .await
+    {
         Ok(found) => found,
         Err(KeyRefusal::Unknown) => {
             let _ = state.auth_failures.check(&ip);
@@ -1041,7 +1115,10 @@ async fn change(
         .db
         .change(&p.tenant, &actor(p, req, state.now()), c)
         .await
-        .map_err(WebError::from)
+        .map_err(WebError::from)?;
+    // Keys, subscriptions, the plan: what a cached verification carries may have changed.
+    state.keys.forget_tenant(&p.tenant);
+    Ok(())
 }
 
 // ---- users ----
@@ -1517,6 +1594,8 @@ pub struct PlatformAuth {
     pub tiers: TierMatrix,
     /// Epoch-ms clock.
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// The keys verified moments ago (shared with `/api/v1`).
+    pub keys: Arc<KeyCache>,
 }
 
 #[async_trait::async_trait(?Send)]
@@ -1528,7 +1607,16 @@ impl kamiyo_api::auth::Authenticator for PlatformAuth {
     ) -> Result<Option<(String, kamiyo_api::auth::Principal)>, kamiyo_api::ApiError> {
         use kamiyo_api::ApiError;
         let now = (self.clock)();
-        let (p, v) = match verify_key(&self.db, &self.tiers, presented, now).await {
+        let (p, v) = match verify(
+            &self.db,
+            &self.tiers,
+            Some(&self.keys),
+            presented,
+            false,
+            now,
+        )
+        .await
+        {
             Ok(found) => found,
             Err(KeyRefusal::Unknown) => return Ok(None),
             Err(KeyRefusal::Suspended) => {
@@ -1619,6 +1707,7 @@ fn scope_open_core(
         db: platform.db.clone(),
         tiers: platform.tiers.clone(),
         clock: platform.clock.clone(),
+        keys: platform.keys.clone(),
     }));
 }
 

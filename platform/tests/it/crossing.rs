@@ -34,19 +34,18 @@ where
 {
     let owner_key = signup(svc, tenant).await;
     // On the plan with every feature, so a refusal below is never the plan's.
-    e.owner
-        .staff_set(
-            &TenantId::parse(tenant).unwrap(),
-            StaffColumn::Plan,
-            "cloud_enterprise",
-            &Actor {
-                actor: "staff:test".into(),
-                ip: "cli".into(),
-                at: T0,
-            },
-        )
-        .await
-        .unwrap();
+    e.staff_set(
+        &TenantId::parse(tenant).unwrap(),
+        StaffColumn::Plan,
+        "cloud_enterprise",
+        &Actor {
+            actor: "staff:test".into(),
+            ip: "cli".into(),
+            at: T0,
+        },
+    )
+    .await
+    .unwrap();
     let k = Some(owner_key.as_str());
     let (s, _, u) = call(svc, "post", "/api/v1/users", k, Some(json!({"email": format!("analyst@{tenant}.example"), "password": "another long password", "role": "analyst"}))).await;
     assert_eq!(s, StatusCode::CREATED, "{u}");

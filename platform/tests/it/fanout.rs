@@ -40,15 +40,14 @@ async fn one_step_reaches_each_subscribed_tenant_once_judged_by_its_own_threshol
     let bravo = signup(&svc, "bravo").await;
     let charlie = signup(&svc, "charlie").await;
     for t in ["alpha", "bravo", "charlie"] {
-        e.owner
-            .staff_set(
-                &TenantId::parse(t).unwrap(),
-                StaffColumn::Plan,
-                "cloud_enterprise",
-                &staff,
-            )
-            .await
-            .unwrap();
+        e.staff_set(
+            &TenantId::parse(t).unwrap(),
+            StaffColumn::Plan,
+            "cloud_enterprise",
+            &staff,
+        )
+        .await
+        .unwrap();
     }
     let chan = |name: &str, sev: &str| json!({"name": name, "kind": "webhook", "url": format!("https://hooks.example/{name}"), "min_severity": sev});
     for (k, body) in [

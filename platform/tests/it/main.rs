@@ -123,6 +123,21 @@ impl Env {
         self.build(tiers, |_| {}).await
     }
 
+    /// A staff change made directly in the database (as the CLI or another replica would):
+    /// the clock then moves past the key cache, as a caller would wait for it to take effect.
+    pub async fn staff_set(
+        &self,
+        tenant: &kamiyo_platform::tenancy::TenantId,
+        column: kamiyo_platform::db::StaffColumn,
+        value: &str,
+        who: &kamiyo_platform::db::Actor,
+    ) -> Result<(), kamiyo_platform::db::DbError> {
+        self.owner.staff_set(tenant, column, value, who).await?;
+        self.clock
+            .fetch_add(kamiyo_platform::web::KEY_CACHE_MS + 1, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// The routes with the default tiers and the state adjusted by `f`.
     pub async fn service_customised(
         &self,

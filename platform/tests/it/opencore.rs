@@ -103,8 +103,7 @@ async fn each_tenant_reads_its_protocols_within_its_history() {
         at: T0,
     };
     let t = TenantId::parse("alpha").unwrap();
-    e.owner
-        .staff_set(&t, StaffColumn::Plan, "cloud_enterprise", &staff)
+    e.staff_set(&t, StaffColumn::Plan, "cloud_enterprise", &staff)
         .await
         .unwrap();
     let (_, _, v) = call(&svc, "get", "/security/incidents", Some(&alpha), None).await;
@@ -116,8 +115,7 @@ async fn each_tenant_reads_its_protocols_within_its_history() {
     let (_, _, u) = call(&svc, "get", "/api/v1/usage?days=1", Some(&alpha), None).await;
     assert!(u["usage"][0]["api_calls"].as_i64().unwrap() >= 8, "{u}");
     // Suspended: refused on the open core's routes too.
-    e.owner
-        .staff_set(&t, StaffColumn::Status, "suspended", &staff)
+    e.staff_set(&t, StaffColumn::Status, "suspended", &staff)
         .await
         .unwrap();
     let (s, _, _) = call(&svc, "get", "/security/events", Some(&alpha), None).await;

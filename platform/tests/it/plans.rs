@@ -45,28 +45,26 @@ async fn features_outside_the_plan_answer_402_naming_the_plan_that_has_them() {
     .await;
     assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{v}");
     // A second protocol on a plan without multi_protocol.
-    e.owner
-        .staff_set(
-            &TenantId::parse("acme").unwrap(),
-            StaffColumn::Plan,
-            "open_source",
-            &staff(),
-        )
-        .await
-        .unwrap();
+    e.staff_set(
+        &TenantId::parse("acme").unwrap(),
+        StaffColumn::Plan,
+        "open_source",
+        &staff(),
+    )
+    .await
+    .unwrap();
     let (s, _, v) = call(&svc, "put", "/api/v1/subscriptions/dydx", k, None).await;
     assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("cloud_basic"), "{v}");
     // Basic has it, up to five protocols: the sixth is a limit (429, no reset to wait for).
-    e.owner
-        .staff_set(
-            &TenantId::parse("acme").unwrap(),
-            StaffColumn::Plan,
-            "cloud_basic",
-            &staff(),
-        )
-        .await
-        .unwrap();
+    e.staff_set(
+        &TenantId::parse("acme").unwrap(),
+        StaffColumn::Plan,
+        "cloud_basic",
+        &staff(),
+    )
+    .await
+    .unwrap();
     for p in ["dydx", "gmx", "aevo", "drift"] {
         let (s, _, v) = call(&svc, "put", &format!("/api/v1/subscriptions/{p}"), k, None).await;
         assert_eq!(s, StatusCode::OK, "{p}: {v}");
@@ -78,15 +76,14 @@ async fn features_outside_the_plan_answer_402_naming_the_plan_that_has_them() {
     let (s, _, _) = call(&svc, "put", "/api/v1/subscriptions/nosuch", k, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // Enterprise: the audit log opens.
-    e.owner
-        .staff_set(
-            &TenantId::parse("acme").unwrap(),
-            StaffColumn::Plan,
-            "cloud_enterprise",
-            &staff(),
-        )
-        .await
-        .unwrap();
+    e.staff_set(
+        &TenantId::parse("acme").unwrap(),
+        StaffColumn::Plan,
+        "cloud_enterprise",
+        &staff(),
+    )
+    .await
+    .unwrap();
     let (s, _, v) = call(&svc, "get", "/api/v1/audit", k, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
@@ -137,15 +134,14 @@ async fn roles_are_checked_on_every_route() {
     let e = env().await;
     let svc = e.service().await;
     let owner = signup(&svc, "roles").await;
-    e.owner
-        .staff_set(
-            &TenantId::parse("roles").unwrap(),
-            StaffColumn::Plan,
-            "cloud_enterprise",
-            &staff(),
-        )
-        .await
-        .unwrap();
+    e.staff_set(
+        &TenantId::parse("roles").unwrap(),
+        StaffColumn::Plan,
+        "cloud_enterprise",
+        &staff(),
+    )
+    .await
+    .unwrap();
     let mut keys = std::collections::BTreeMap::new();
     for role in ["viewer", "analyst", "admin"] {
         let (s, _, v) = call(
@@ -209,14 +205,12 @@ async fn roles_are_checked_on_every_route() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     // A suspended tenant's keys stop working; reinstated, they work again.
     let t = TenantId::parse("roles").unwrap();
-    e.owner
-        .staff_set(&t, StaffColumn::Status, "suspended", &staff())
+    e.staff_set(&t, StaffColumn::Status, "suspended", &staff())
         .await
         .unwrap();
     let (s, _, v) = call(&svc, "get", "/api/v1/tenant", Some(&keys["owner"]), None).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    e.owner
-        .staff_set(&t, StaffColumn::Status, "active", &staff())
+    e.staff_set(&t, StaffColumn::Status, "active", &staff())
         .await
         .unwrap();
     let (s, _, _) = call(&svc, "get", "/api/v1/tenant", Some(&keys["owner"]), None).await;
@@ -251,8 +245,7 @@ async fn every_change_is_audited_and_exported_as_json_lines() {
     let svc = e.service().await;
     let k = signup(&svc, "audited").await;
     let t = TenantId::parse("audited").unwrap();
-    e.owner
-        .staff_set(&t, StaffColumn::Plan, "cloud_enterprise", &staff())
+    e.staff_set(&t, StaffColumn::Plan, "cloud_enterprise", &staff())
         .await
         .unwrap();
     let k = Some(k.as_str());
