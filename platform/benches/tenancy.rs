@@ -14,7 +14,6 @@
     reason = "a benchmark binary reports on stdout and stops on broken setup"
 )]
 
-use std::io::BufRead as _;
 use std::time::Instant;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -90,26 +89,17 @@ impl Drop for Server {
 }
 
 fn serve(owner_url: &str, app_url: &str) -> Server {
-    let mut child = std::process::Command::new("taskset")
-        .args(["-c", "0", env!("CARGO_BIN_EXE_kamiyo-platform"), "serve"])
-        .env("KAMIYO_PLATFORM__DATABASE__URL", owner_url)
-        .env("KAMIYO_PLATFORM__DATABASE__APP_URL", app_url)
-        .env("KAMIYO_PLATFORM__DATABASE__MAX_CONNECTIONS", "16")
-        .env("KAMIYO_PLATFORM__SERVER__BIND", "127.0.0.1:0")
-        .env("KAMIYO_PLATFORM_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("taskset (util-linux) runs the server pinned to core 0");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("server said {line:?}"))
-        .parse()
-        .unwrap();
+    let (child, addr) = kamiyo_testing::load::spawn_pinned(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
+            .arg("serve")
+            .env("KAMIYO_PLATFORM__DATABASE__URL", owner_url)
+            .env("KAMIYO_PLATFORM__DATABASE__APP_URL", app_url)
+            .env("KAMIYO_PLATFORM__DATABASE__MAX_CONNECTIONS", "16")
+            .env("KAMIYO_PLATFORM__SERVER__BIND", "127.0.0.1:0")
+            .env("KAMIYO_PLATFORM_LOG", "warn"),
+        "0",
+        "listening on http://",
+    );
     Server { addr, child }
 }
 

@@ -135,22 +135,20 @@ pub fn judge(
             status,
             next_attempt_ms: at,
         };
-        if used < cap {
+        let status = if used < cap {
             used += 1;
-            out.push(row(
-                "pending",
-                format!("{}:{}", e.seq, ch.channel_id),
-                alert_json(e, incident, &ch.channel_id, None),
-                now,
-            ));
+            "pending"
         } else {
             held += 1;
-            out.push(row(
-                "held",
-                format!("{}:{}", e.seq, ch.channel_id),
-                alert_json(e, incident, &ch.channel_id, None),
-                now,
-            ));
+            "held"
+        };
+        out.push(row(
+            status,
+            format!("{}:{}", e.seq, ch.channel_id),
+            alert_json(e, incident, &ch.channel_id, None),
+            now,
+        ));
+        if status == "held" {
             let digest = format!(
                 "{held} alerts held back on {day} (the plan sends {cap} a day; all are listed at GET /api/v1/alerts) — latest: {}",
                 e.event.title

@@ -297,27 +297,14 @@ impl Drop for Server {
 }
 
 fn kamiyo_server(name: &'static str, url: &str, dir: &std::path::Path) -> Server {
-    use std::io::BufRead as _;
     let exe = std::env::current_exe().unwrap();
-    let mut child = std::process::Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(exe)
-        .args(["--serve", url])
-        .arg(dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("taskset (util-linux) runs the server pinned to core 0");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("ADDR ")
-        .unwrap_or_else(|| panic!("server said {line:?}"))
-        .parse()
-        .unwrap();
+    let (child, addr) = kamiyo_testing::load::spawn_pinned(
+        std::process::Command::new(exe)
+            .args(["--serve", url])
+            .arg(dir),
+        "0",
+        "ADDR ",
+    );
     Server { name, addr, child }
 }
 

@@ -162,3 +162,41 @@ pub fn pin_self(cpu: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// Runs `cmd` pinned to `cpu` (`taskset`) and reads the address it prints first, after
+/// `prefix` (`ADDR 127.0.0.1:…`, `listening on http://…`). Panics (failing the bench) when it
+/// cannot.
+pub fn spawn_pinned(
+    cmd: &mut std::process::Command,
+    cpu: &str,
+    prefix: &str,
+) -> (std::process::Child, SocketAddr) {
+    use std::io::BufRead as _;
+    let program = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
+    let mut pinned = std::process::Command::new("taskset");
+    pinned.args(["-c", cpu]).arg(program).args(args);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => pinned.env(k, v),
+            None => pinned.env_remove(k),
+        };
+    }
+    let mut child = pinned
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("taskset (util-linux) runs the server pinned to core {cpu}: {e}")
+        });
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    let addr = line
+        .trim()
+        .strip_prefix(prefix)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("the server said {line:?}"));
+    (child, addr)
+}
