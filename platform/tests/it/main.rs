@@ -9,6 +9,7 @@
 
 mod crossing;
 mod fanout;
+mod kill;
 mod opencore;
 mod plans;
 mod sessions;
