@@ -384,7 +384,43 @@ fn parameter(name: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "schema": schema})
 }
 
-/// The document served at `/openapi.json`.
+/// The whole service's document, served at `/openapi.json` (and `/api/v1/openapi.json`): the
+/// open core's routes as each tenant reaches them, and the platform's.
+pub fn merged() -> Value {
+    let mut doc: Value =
+        serde_json::from_str(&kamiyo_api::docs::openapi_json()).unwrap_or_else(|_| json!({}));
+    let platform = document();
+    doc["info"] = json!({
+        "title": "kamiyo.ai platform API",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "The open core's routes answer each tenant for its subscribed protocols within its plan's history (keys `<tenant>.<secret>`; read-only there); the routes under /api/v1 are the platform's.",
+    });
+    for (section, from) in [
+        ("paths", &platform["paths"]),
+        ("schemas", &platform["components"]["schemas"]),
+        (
+            "securitySchemes",
+            &platform["components"]["securitySchemes"],
+        ),
+    ] {
+        let target = if section == "paths" {
+            &mut doc["paths"]
+        } else {
+            &mut doc["components"][section]
+        };
+        if !target.is_object() {
+            *target = json!({});
+        }
+        if let (Some(t), Some(f)) = (target.as_object_mut(), from.as_object()) {
+            for (k, v) in f {
+                t.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    doc
+}
+
+/// The platform's own routes' document.
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
     for o in OPERATIONS {

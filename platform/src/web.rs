@@ -1563,14 +1563,14 @@ async fn alerts(
 }
 
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(crate::openapi::document())
+    HttpResponse::Ok().json(crate::openapi::merged())
 }
 
 async fn not_found() -> Res {
     Err(WebError::NotFound)
 }
 
-/// Where the platform's own OpenAPI document is served (the open core's is `/openapi.json`).
+/// The whole service's OpenAPI document is also served here (and at `/openapi.json`).
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
 // ---- the open core's API, tenant-scoped ----
@@ -1768,7 +1768,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             })
         };
     }
-    cfg.service(
+    // Before the open core's own `/openapi.json`: the whole service's document.
+    cfg.route("/openapi.json", web::get().to(openapi)).service(
         web::scope("/api/v1")
             .app_data(json_cfg)
             .app_data(query_cfg)

@@ -365,8 +365,15 @@ async fn bad_input_is_a_clear_400_and_signups_are_limited() {
     let (s, _, _) = call(&svc, "get", "/api/v1/nowhere", Some(&k), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // The document lists every operation.
-    let (s, _, doc) = call(&svc, "get", kamiyo_platform::web::OPENAPI_PATH, None, None).await;
+    let (s, _, doc) = call(&svc, "get", "/openapi.json", None, None).await;
     assert_eq!(s, StatusCode::OK);
+    let (_, _, same) = call(&svc, "get", kamiyo_platform::web::OPENAPI_PATH, None, None).await;
+    assert_eq!(doc, same);
+    assert_eq!(doc["info"]["title"], "kamiyo.ai platform API");
+    // The open core's routes and the platform's, in one document.
+    for path in ["/security/events", "/security/incidents/{id}", "/ws"] {
+        assert!(doc["paths"][path].is_object(), "{path}");
+    }
     for op in kamiyo_platform::openapi::OPERATIONS {
         assert!(
             doc["paths"][op.path][op.method].is_object(),
