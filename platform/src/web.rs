@@ -37,8 +37,8 @@ pub struct PlatformState {
     pub protocols: Vec<ProtocolId>,
     /// The protocol a new tenant is subscribed to.
     pub default_protocol: ProtocolId,
-    /// Sign-ups per client address and hour.
-    pub signups: RateLimiter,
+    /// Sign-ups and password-reset requests per client address (they send mail).
+    pub account_requests: RateLimiter,
     /// Failed key checks per client address and minute (then 429 before any lookup).
     pub auth_failures: RateLimiter,
     /// Epoch-ms clock (tests move it).
@@ -69,7 +69,7 @@ impl PlatformState {
                 .cloned()
                 .unwrap_or(ProtocolId::HYPERLIQUID),
             protocols,
-            signups: RateLimiter::new(SIGNUPS_PER_MINUTE),
+            account_requests: RateLimiter::new(ACCOUNT_REQUESTS_PER_MINUTE),
             auth_failures: RateLimiter::new(kamiyo_api::auth::FAILED_AUTH_PER_MINUTE),
             mailer: None,
             public_url: "https://app.kamiyo.ai".into(),
@@ -115,8 +115,9 @@ pub const RESET_MS: i64 = 3_600_000;
 /// Sign-in attempts per account and minute (then 429 before the password is checked).
 pub const LOGINS_PER_MINUTE: u32 = 5;
 
-/// Sign-ups allowed per client address per minute (bursts of the same).
-pub const SIGNUPS_PER_MINUTE: u32 = 5;
+/// Sign-ups and password-reset requests allowed per client address per minute (bursts of the
+/// same).
+pub const ACCOUNT_REQUESTS_PER_MINUTE: u32 = 5;
 
 /// A refused or failed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,19 +309,10 @@ pub enum KeyRefusal {
     Db(DbError),
 }
 
-/// Checks a presented `<tenant>.<secret>` key and counts the call against the tenant's day:
-/// the caller and what its tenant has. One transaction (key, tenant, subscriptions, meter).
-pub async fn verify_key(
-    db: &Db,
-    tiers: &TierMatrix,
-    presented: &str,
-    now: i64,
-) -> Result<(Principal, db::Verified), KeyRefusal> {
-    verify(db, tiers, None, presented, false, now).await
-}
-
-/// [`verify_key`] for a key (`session = false`) or a session cookie's secret (both
-/// `<tenant>.<secret>`).
+/// Checks a presented `<tenant>.<secret>` key (`session = false`) or session cookie secret and
+/// counts the call against the tenant's day: the caller and what its tenant has. A key found in
+/// `cache` costs one metering statement; otherwise one transaction (key, tenant,
+/// subscriptions, meter), after which the key is cached.
 async fn verify(
     db: &Db,
     tiers: &TierMatrix,
@@ -728,10 +720,13 @@ pub struct SignUp {
 
 async fn signup(req: HttpRequest, state: web::Data<PlatformState>, body: web::Json<SignUp>) -> Res {
     let ip = client_ip(&req);
-    state.signups.check(&ip).map_err(|wait| WebError::TooMany {
-        detail: "too many sign-ups from this address".into(),
-        retry_after: Some(wait),
-    })?;
+    state
+        .account_requests
+        .check(&ip)
+        .map_err(|wait| WebError::TooMany {
+            detail: "too many sign-ups from this address".into(),
+            retry_after: Some(wait),
+        })?;
     let tenant = TenantId::parse(&body.tenant)?;
     let name = tenancy::parse_label("name", &body.name, 120)?;
     let email = tenancy::parse_email(&body.email)?;
@@ -1012,10 +1007,13 @@ async fn password_reset(
     body: web::Json<ResetRequest>,
 ) -> Res {
     let ip = client_ip(&req);
-    state.signups.check(&ip).map_err(|wait| WebError::TooMany {
-        detail: "too many requests from this address".into(),
-        retry_after: Some(wait),
-    })?;
+    state
+        .account_requests
+        .check(&ip)
+        .map_err(|wait| WebError::TooMany {
+            detail: "too many requests from this address".into(),
+            retry_after: Some(wait),
+        })?;
     // The same answer whether or not the address is known.
     if let (Ok(t), Ok(e)) = (
         TenantId::parse(&body.tenant),
