@@ -42,6 +42,15 @@ enum Command {
     Migrate,
     /// Serve the API (as the application role, database.app_url).
     Serve,
+    /// Ingest one protocol's shared facts through the pipeline library (as the owner,
+    /// database.url): the open core's Hyperliquid sources, engine and committer, configured by
+    /// a monitor configuration file (its `[hyperliquid]`, `[references]`, `[monitors]`; its
+    /// database section is ignored). One ingest per protocol.
+    Ingest {
+        /// The monitor's configuration (the self-hosted `kamiyo.toml` format).
+        #[arg(long)]
+        monitor_config: PathBuf,
+    },
     /// Staff administration (owner connection; every change is audited in the tenant's log).
     Admin {
         /// Who is acting (recorded in the audit log).
@@ -90,6 +99,66 @@ enum AdminCommand {
         #[arg(long, default_value_t = 60)]
         minutes: i64,
     },
+}
+
+/// Runs the Hyperliquid pipeline into the shared store until Ctrl-C / SIGTERM.
+async fn ingest(c: &Config, monitor_config: &std::path::Path) -> anyhow::Result<()> {
+    use kamiyo_core_models::MarketDataStream as _;
+    let sources = kamiyo_server::config::Sources {
+        file: Some(monitor_config.to_owned()),
+        env: std::collections::BTreeMap::new(),
+    };
+    let mut mc = kamiyo_server::config::load(&sources).map_err(|problems| {
+        anyhow::anyhow!(
+            "invalid monitor configuration:\n{}",
+            problems
+                .iter()
+                .map(|p| format!("  {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    // The shared facts go to the platform's database, whatever the file says.
+    mc.database.url.clone_from(&c.database.url);
+    kamiyo_aggregators::install_crypto_provider();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let store = kamiyo_store::Store::connect(&c.database.url, std::path::Path::new("."), 4).await?;
+    store.migrate().await?;
+    let (clock, exchange_clock) = kamiyo_server::run::make_clock(&mc).await;
+    let mut engine = kamiyo_server::storage::engine(&mc, None)?;
+    kamiyo_server::run::restore_open_incidents(&store, &mut engine, clock.now()).await?;
+    let resume = kamiyo_server::writer::fill_resume_points(&store).await?;
+    let stream = Box::new(kamiyo_server::run::live_source(
+        &mc,
+        clock.clone(),
+        exchange_clock,
+        resume,
+        cancel.clone(),
+    )?)
+    .into_stream();
+    let ctx = kamiyo_pipeline::PipelineContext::new(
+        kamiyo_core_models::ProtocolId::HYPERLIQUID,
+        clock,
+        std::sync::Arc::new(store.clone()),
+        cancel.clone(),
+    );
+    let running = kamiyo_pipeline::spawn(
+        &ctx,
+        engine,
+        stream,
+        Box::new(kamiyo_server::run::ServerObserver::new(
+            mc.hyperliquid.hlp_vault,
+        )),
+    )?;
+    tracing::info!(protocol = "hyperliquid", "ingesting");
+    kamiyo_server::run::shutdown_signal().await;
+    cancel.cancel();
+    let kamiyo_pipeline::Running {
+        runner, consumer, ..
+    } = running;
+    let _ = runner.await;
+    let _ = consumer.await;
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -266,6 +335,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             drop(out);
             server.run().await?;
+        }
+        Command::Ingest { monitor_config } => {
+            let c = load(&cli)?;
+            need(&c.database.url, "database.url")?;
+            drop(out);
+            ingest(&c, monitor_config).await?;
         }
         Command::Admin { staff, what } => {
             let c = load(&cli)?;

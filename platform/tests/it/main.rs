@@ -9,6 +9,7 @@
 
 mod crossing;
 mod fanout;
+mod ingest;
 mod kill;
 mod opencore;
 mod plans;
