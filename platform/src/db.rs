@@ -1334,6 +1334,20 @@ impl Db {
         })
     }
 
+    /// Every address an active tenant watches (the owner's connection: ingest follows them
+    /// all; which tenant watches which is not returned).
+    pub async fn watched_by_any(&self) -> DbResult<Vec<String>> {
+        let rows: Vec<IdRow> = unscoped!(self, |c| {
+            Ok(sql_query(
+                "SELECT DISTINCT w.address AS id FROM watched_addresses w JOIN tenants t USING (tenant_id) \
+                 WHERE t.status = 'active' ORDER BY 1",
+            )
+            .load(c)
+            .await?)
+        })?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
     /// Sets a tenant's plan or status (staff), audited in the tenant's log.
     pub async fn staff_set(
         &self,

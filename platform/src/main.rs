@@ -120,6 +120,15 @@ async fn ingest(c: &Config, monitor_config: &std::path::Path) -> anyhow::Result<
     })?;
     // The shared facts go to the platform's database, whatever the file says.
     mc.database.url.clone_from(&c.database.url);
+    // Every address a tenant watches is followed (read at start; restart to pick up changes).
+    let owner = Db::connect(&c.database.url, 2).await?;
+    for a in owner.watched_by_any().await? {
+        let a: kamiyo_core_models::Address = a.parse()?;
+        if !mc.hyperliquid.watch.contains(&a) {
+            mc.hyperliquid.watch.push(a);
+        }
+    }
+    tracing::info!(addresses = mc.hyperliquid.watch.len(), "watching");
     kamiyo_aggregators::install_crypto_provider();
     let cancel = tokio_util::sync::CancellationToken::new();
     let store = kamiyo_store::Store::connect(&c.database.url, std::path::Path::new("."), 4).await?;
@@ -422,6 +431,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

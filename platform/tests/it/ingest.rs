@@ -85,6 +85,16 @@ url = "{http}"
     let k = signup(&svc, "watcher").await;
     let (s, _, v) = call(&svc, "post", "/api/v1/channels", Some(&k), Some(json!({"name": "ops", "kind": "webhook", "url": "https://hooks.example/ops", "min_severity": "info"}))).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    // An address it watches: ingest follows every tenant's watched addresses.
+    let (s, _, v) = call(
+        &svc,
+        "put",
+        "/api/v1/watched-addresses/0x00000000000000000000000000000000000000ab",
+        Some(&k),
+        Some(json!({"label": "desk"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let log = std::fs::File::create(dir.path().join("ingest.log")).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
         .args(["ingest", "--monitor-config", cfg.to_str().unwrap()])
@@ -123,6 +133,8 @@ url = "{http}"
     };
     child.kill().unwrap();
     child.wait().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("ingest.log")).unwrap();
+    assert!(log.contains("addresses=1"), "{log}");
     // The tenant reads them through the open core's routes (its protocol, its history: the
     // test clock stands at the scenario's day plus a little, within a basic plan's 30 days).
     let newest = incidents.iter().map(|i| i.last_seen.0).max().unwrap();
