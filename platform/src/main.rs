@@ -103,7 +103,6 @@ enum AdminCommand {
 
 /// Runs the Hyperliquid pipeline into the shared store until Ctrl-C / SIGTERM.
 async fn ingest(c: &Config, monitor_config: &std::path::Path) -> anyhow::Result<()> {
-    use kamiyo_core_models::MarketDataStream as _;
     let sources = kamiyo_server::config::Sources {
         file: Some(monitor_config.to_owned()),
         env: std::collections::BTreeMap::new(),
@@ -134,17 +133,15 @@ async fn ingest(c: &Config, monitor_config: &std::path::Path) -> anyhow::Result<
     let store = kamiyo_store::Store::connect(&c.database.url, std::path::Path::new("."), 4).await?;
     store.migrate().await?;
     let (clock, exchange_clock) = kamiyo_server::run::make_clock(&mc).await;
-    let mut engine = kamiyo_server::storage::engine(&mc, None)?;
-    kamiyo_server::run::restore_open_incidents(&store, &mut engine, clock.now()).await?;
-    let resume = kamiyo_server::writer::fill_resume_points(&store).await?;
-    let stream = Box::new(kamiyo_server::run::live_source(
+    let (engine, stream) = kamiyo_server::run::live_inputs(
         &mc,
+        &store,
+        None,
         clock.clone(),
         exchange_clock,
-        resume,
         cancel.clone(),
-    )?)
-    .into_stream();
+    )
+    .await?;
     let ctx = kamiyo_pipeline::PipelineContext::new(
         kamiyo_core_models::ProtocolId::HYPERLIQUID,
         clock,

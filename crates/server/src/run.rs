@@ -73,6 +73,29 @@ pub fn live_source(
     Ok(LiveSource::new(lc, clock, cancel))
 }
 
+/// What a live pipeline runs: the engine with the incidents the store left open, and the live
+/// stream resuming fills from the stored cursors.
+pub async fn live_inputs(
+    cfg: &Config,
+    store: &kamiyo_store::Store,
+    model: Option<&Arc<kamiyo_ml::AnomalyModelFile>>,
+    clock: Arc<dyn Clock>,
+    exchange_clock: Option<Arc<ExchangeClock>>,
+    cancel: CancellationToken,
+) -> anyhow::Result<(kamiyo_monitors::Engine, kamiyo_core_models::EventStream)> {
+    let mut engine = crate::storage::engine(cfg, model)?;
+    restore_open_incidents(store, &mut engine, clock.now()).await?;
+    let resume = crate::writer::fill_resume_points(store).await?;
+    if !resume.is_empty() {
+        tracing::info!(
+            users = resume.len(),
+            "resuming fills from the stored cursors"
+        );
+    }
+    let stream = Box::new(live_source(cfg, clock, exchange_clock, resume, cancel)?).into_stream();
+    Ok((engine, stream))
+}
+
 /// The clock of the run: the wall clock, or the exchange's reported time (read once at start
 /// from `clearinghouseState.time`, then fed by every timestamp the exchange sends).
 pub async fn make_clock(cfg: &Config) -> (Arc<dyn Clock>, Option<Arc<ExchangeClock>>) {
@@ -167,23 +190,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let app =
         crate::Application::build(cfg.server.bind, cfg.server.workers as usize, state.clone())?;
     tracing::info!(http.addr = %app.addr(), hyperliquid.rest = %cfg.hyperliquid.rest_url, hyperliquid.ws = %cfg.hyperliquid.ws_url, coins = cfg.hyperliquid.coins.len(), "kamiyo-hyperliquid starting");
-    let mut engine = crate::storage::engine(&cfg, model.as_ref())?;
-    restore_open_incidents(&store, &mut engine, clock.now()).await?;
-    let resume = crate::writer::fill_resume_points(&store).await?;
-    if !resume.is_empty() {
-        tracing::info!(
-            users = resume.len(),
-            "resuming fills from the stored cursors"
-        );
-    }
-    let stream = Box::new(live_source(
+    let (engine, stream) = live_inputs(
         &cfg,
+        &store,
+        model.as_ref(),
         clock.clone(),
         exchange_clock,
-        resume,
         cancel.clone(),
-    )?)
-    .into_stream();
+    )
+    .await?;
     let alerts = crate::storage::start_alerts(&cfg, &store).await?;
     let wake = alerts.as_ref().map(|a| a.handle.clone());
     let ctx = pipeline_context(

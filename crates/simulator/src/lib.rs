@@ -264,6 +264,24 @@ impl Drop for SimHandle {
     }
 }
 
+/// Serves a loaded scenario: its events in time order, its markets as the universe, until its
+/// end.
+pub async fn start_scenario(
+    scenario: kamiyo_aggregators::replay::Scenario,
+    opts: SimOptions,
+) -> std::io::Result<SimHandle> {
+    let universe = scenario
+        .manifest
+        .market
+        .iter()
+        .map(|m| m.coin.clone())
+        .collect();
+    let end = scenario.manifest.scenario.end;
+    let mut events = scenario.events;
+    events.sort_by_key(MarketEvent::time);
+    start(events, universe, end, opts).await
+}
+
 /// Starts serving `events` (time-ordered) for the perp `universe` until `end`.
 pub async fn start(
     events: Vec<MarketEvent>,

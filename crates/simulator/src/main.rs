@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use kamiyo_aggregators::replay::Scenario;
-use kamiyo_core_models::{MarketEvent, Timestamp};
+use kamiyo_core_models::Timestamp;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,23 +41,21 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let universe = s.manifest.market.iter().map(|m| m.coin.clone()).collect();
     let n = s.events.len();
-    let end = s.manifest.scenario.end;
-    let mut events: Vec<MarketEvent> = s.events;
-    events.sort_by_key(MarketEvent::time);
+    let (name, label) = (
+        s.manifest.scenario.name.clone(),
+        s.manifest.scenario.provenance.label(),
+    );
     let opts = kamiyo_simulator::SimOptions {
         bind: cli.bind,
         speed: cli.speed,
         start_at,
         greeting: true,
     };
-    let h = kamiyo_simulator::start(events, universe, end, opts).await?;
+    let h = kamiyo_simulator::start_scenario(s, opts).await?;
     writeln!(
         std::io::stdout(),
-        "kamiyo-sim: serving {} ({n} events, {}) on {} — REST {} , WS {}",
-        s.manifest.scenario.name,
-        s.manifest.scenario.provenance.label(),
+        "kamiyo-sim: serving {name} ({n} events, {label}) on {} — REST {} , WS {}",
         h.addr(),
         h.http_url(),
         h.ws_url()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use kamiyo_aggregators::replay::Scenario;
-use kamiyo_core_models::{IncidentQuery, IncidentStore, MarketEvent, Timestamp};
+use kamiyo_core_models::{IncidentQuery, IncidentStore, Timestamp};
 use serde_json::json;
 
 use crate::{call, env, signup};
@@ -20,18 +20,8 @@ fn root() -> std::path::PathBuf {
 async fn ingest_writes_shared_facts_that_tenants_read_and_are_alerted_on() {
     let e = env().await;
     let scenario = Scenario::load(&root().join("scenarios/eth-whale-2025-03-12")).unwrap();
-    let universe = scenario
-        .manifest
-        .market
-        .iter()
-        .map(|m| m.coin.clone())
-        .collect();
-    let mut events = scenario.events;
-    events.sort_by_key(MarketEvent::time);
-    let sim = kamiyo_simulator::start(
-        events,
-        universe,
-        scenario.manifest.scenario.end,
+    let sim = kamiyo_simulator::start_scenario(
+        scenario,
         kamiyo_simulator::SimOptions {
             speed: 0.0,
             start_at: Timestamp::parse("2025-03-12T13:00:00Z"),

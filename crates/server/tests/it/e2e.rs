@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use fastwebsockets::OpCode;
 use kamiyo_aggregators::replay::Scenario;
-use kamiyo_core_models::{MarketEvent, Timestamp};
+use kamiyo_core_models::Timestamp;
 use kamiyo_testing::receiver::{Receiver, Reply};
 
 use crate::support::{Driver, Killed, free_port, get_json, get_text, root};
@@ -123,18 +123,8 @@ async fn run_follows_the_simulator_and_alerts_everywhere_with_measured_latency()
 
     // The exchange: the ETH-whale scenario from 13:00 UTC (the takeover is at 13:17:30).
     let scenario = Scenario::load(&root().join("scenarios").join(SCENARIO)).unwrap();
-    let universe = scenario
-        .manifest
-        .market
-        .iter()
-        .map(|m| m.coin.clone())
-        .collect();
-    let mut events = scenario.events;
-    events.sort_by_key(MarketEvent::time);
-    let sim = kamiyo_simulator::start(
-        events,
-        universe,
-        scenario.manifest.scenario.end,
+    let sim = kamiyo_simulator::start_scenario(
+        scenario,
         kamiyo_simulator::SimOptions {
             // Paused until the subscribers are ready: no race against the takeover.
             speed: 0.0,
