@@ -17,6 +17,155 @@ pub(crate) struct Config {
     pub(crate) smtp: Smtp,
     /// Staff routes.
     pub(crate) admin: Admin,
+    /// Billing with Stripe (off while `secret_key` is empty).
+    pub(crate) billing: Billing,
+}
+
+/// `[billing]`: Stripe. Plans change only when Stripe confirms them (webhook or API read).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Billing {
+    /// Stripe secret key (`sk_…`/`rk_…`); empty: billing off.
+    pub(crate) secret_key: String,
+    /// Stripe's API base; empty: `https://api.stripe.com/`.
+    pub(crate) api_base: String,
+    /// Webhook endpoint secrets (`whsec_…`): the current one, and the previous while rolling.
+    pub(crate) webhook_secrets: Vec<String>,
+    /// Stripe price per plan sold (`cloud_basic = "price_…"`, …).
+    pub(crate) prices: std::collections::BTreeMap<String, String>,
+    /// Trial with a tenant's first Checkout (days; 0: none).
+    pub(crate) trial_days: u32,
+    /// Grace after a failed payment before suspension (days, may be fractional).
+    pub(crate) grace_days: f64,
+    /// Webhook signature tolerance (seconds).
+    pub(crate) tolerance_secs: i64,
+    /// The plan of a tenant without a live subscription.
+    pub(crate) unpaid_plan: String,
+    /// Per attempt (ms).
+    pub(crate) timeout_ms: u64,
+    /// Attempts per Stripe call (transient failures retried with the same idempotency key).
+    pub(crate) attempts: u32,
+    /// Reconciliation with Stripe every this many seconds.
+    pub(crate) sync_interval_secs: u64,
+}
+
+impl Default for Billing {
+    fn default() -> Self {
+        Self {
+            secret_key: String::new(),
+            api_base: String::new(),
+            webhook_secrets: Vec::new(),
+            prices: std::collections::BTreeMap::new(),
+            trial_days: kamiyo_platform::billing::DEFAULT_TRIAL_DAYS,
+            grace_days: 7.0,
+            tolerance_secs: kamiyo_platform::billing::signature::DEFAULT_TOLERANCE_SECS,
+            unpaid_plan: "open_source".into(),
+            timeout_ms: 10_000,
+            attempts: 4,
+            sync_interval_secs: 3600,
+        }
+    }
+}
+
+impl Billing {
+    /// Billing's settings, when it is on (`public_url` roots the return pages).
+    pub(crate) fn settings(
+        &self,
+        public_url: &str,
+    ) -> anyhow::Result<Option<kamiyo_platform::billing::Settings>> {
+        if self.secret_key.is_empty() {
+            return Ok(None);
+        }
+        let mut prices = Vec::new();
+        for (plan, price) in &self.prices {
+            prices.push((plan.parse()?, price.clone()));
+        }
+        let base = public_url.trim_end_matches('/');
+        Ok(Some(kamiyo_platform::billing::Settings {
+            secret_key: self.secret_key.clone(),
+            api_base: (!self.api_base.is_empty()).then(|| self.api_base.clone()),
+            webhook_secrets: self.webhook_secrets.clone(),
+            prices,
+            trial_days: self.trial_days,
+            grace_ms: (self.grace_days * 86_400_000.0) as i64,
+            tolerance_secs: self.tolerance_secs,
+            unpaid_plan: self.unpaid_plan.parse()?,
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+            attempts: self.attempts,
+            backoff: std::time::Duration::from_millis(500),
+            success_url: format!("{base}/billing?checkout=done"),
+            cancel_url: format!("{base}/billing?checkout=cancelled"),
+            return_url: format!("{base}/billing"),
+        }))
+    }
+
+    fn check(&self, p: &mut Vec<(String, String)>) {
+        if self.secret_key.is_empty() {
+            return;
+        }
+        if !(self.secret_key.starts_with("sk_") || self.secret_key.starts_with("rk_")) {
+            p.push((
+                "billing.secret_key".into(),
+                "a Stripe secret key (sk_… or rk_…)".into(),
+            ));
+        }
+        if self.webhook_secrets.is_empty()
+            || self
+                .webhook_secrets
+                .iter()
+                .any(|s| !s.starts_with("whsec_"))
+        {
+            p.push((
+                "billing.webhook_secrets".into(),
+                "at least one endpoint secret, each whsec_…".into(),
+            ));
+        }
+        if !(self.api_base.is_empty()
+            || self.api_base.starts_with("https://")
+            || self.api_base.starts_with("http://127.0.0.1"))
+        {
+            p.push((
+                "billing.api_base".into(),
+                "https://… (or a loopback test server)".into(),
+            ));
+        }
+        for plan in self.prices.keys() {
+            if plan.parse::<kamiyo_platform::tiers::Tier>().is_err() {
+                p.push((format!("billing.prices.{plan}"), "not a plan".into()));
+            }
+        }
+        if self.prices.is_empty() {
+            p.push((
+                "billing.prices".into(),
+                "the Stripe price of at least one plan".into(),
+            ));
+        }
+        if self
+            .unpaid_plan
+            .parse::<kamiyo_platform::tiers::Tier>()
+            .is_err()
+        {
+            p.push(("billing.unpaid_plan".into(), "not a plan".into()));
+        }
+        if !(self.grace_days.is_finite() && self.grace_days > 0.0 && self.grace_days <= 60.0) {
+            p.push((
+                "billing.grace_days".into(),
+                "more than 0, at most 60".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.tolerance_secs) {
+            p.push((
+                "billing.tolerance_secs".into(),
+                "1 to 3600 (Stripe's default is 300)".into(),
+            ));
+        }
+        if self.attempts == 0 || self.timeout_ms == 0 || self.sync_interval_secs == 0 {
+            p.push((
+                "billing".into(),
+                "attempts, timeout_ms and sync_interval_secs must be at least 1".into(),
+            ));
+        }
+    }
 }
 
 /// `[admin]`: staff routes under `/api/v1/admin/` (served only when tokens are set; they act
@@ -143,7 +292,12 @@ impl Default for Platform {
 }
 
 /// Environment keys read, and where they go.
-const ENV: [(&str, &str); 10] = [
+const ENV: [(&str, &str); 12] = [
+    ("KAMIYO_PLATFORM__BILLING__SECRET_KEY", "billing.secret_key"),
+    (
+        "KAMIYO_PLATFORM__BILLING__WEBHOOK_SECRETS",
+        "billing.webhook_secrets",
+    ),
     ("KAMIYO_PLATFORM__ADMIN__TOKENS", "admin.tokens"),
     ("KAMIYO_PLATFORM__SMTP__HOST", "smtp.host"),
     ("KAMIYO_PLATFORM__SMTP__PASSWORD", "smtp.password"),
@@ -206,6 +360,14 @@ impl Config {
                         .collect();
                 }
                 "smtp.password" => c.smtp.password = v,
+                "billing.secret_key" => c.billing.secret_key = v,
+                "billing.webhook_secrets" => {
+                    c.billing.webhook_secrets = v
+                        .split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                }
                 _ => {
                     c.platform.protocols = v
                         .split(',')
@@ -299,6 +461,7 @@ impl Config {
                 "expected 0x followed by 40 hex digits".into(),
             ));
         }
+        self.billing.check(&mut p);
         if !self.platform.tiers_file.is_empty() {
             match std::fs::read_to_string(&self.platform.tiers_file) {
                 Ok(t) => {

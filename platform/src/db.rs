@@ -24,7 +24,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Every table under the tenant policy (the application role may change all but `audit_log`,
 /// which it can only append to).
-pub const ISOLATED_TABLES: [&str; 13] = [
+pub const ISOLATED_TABLES: [&str; 14] = [
     "tenants",
     "users",
     "api_keys",
@@ -38,6 +38,7 @@ pub const ISOLATED_TABLES: [&str; 13] = [
     "tenant_outbox",
     "sessions",
     "user_tokens",
+    "billing_accounts",
 ];
 
 /// Why a database call failed.
@@ -265,6 +266,9 @@ pub struct UsageRow {
     /// Alerts held back by the plan's daily cap.
     #[diesel(sql_type = BigInt)]
     pub alerts_held: i64,
+    /// Alerts paused while suspended for non-payment.
+    #[diesel(sql_type = BigInt)]
+    pub alerts_paused: i64,
 }
 
 /// Dates as diesel reads them (`chrono::NaiveDate`), serialised `YYYY-MM-DD`.
@@ -297,6 +301,12 @@ pub struct KeyAuth {
     /// the token).
     #[diesel(sql_type = Nullable<Text>)]
     pub csrf_hash: Option<String>,
+    /// Dunning: `ok`, `grace` or `suspended`.
+    #[diesel(sql_type = Text)]
+    pub billing_state: String,
+    /// End of the grace period.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub grace_until: Option<i64>,
 }
 
 /// What a request presents.
@@ -459,6 +469,8 @@ pub struct Routed {
     pub sent: i64,
     /// Alerts held back by the daily cap.
     pub held: i64,
+    /// Alerts paused (suspended for non-payment).
+    pub paused: i64,
 }
 
 /// A tenant's outbox row.
@@ -503,6 +515,12 @@ pub struct OutboxView {
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    flag: bool,
 }
 
 #[derive(QueryableByName)]
@@ -623,6 +641,9 @@ impl Db {
              REVOKE UPDATE, DELETE, TRUNCATE ON platform.audit_log FROM {app_role};
              GRANT USAGE ON SEQUENCE platform.audit_log_seq_seq TO {app_role};
              GRANT SELECT, INSERT, UPDATE ON platform.fanout_state TO {app_role};
+             GRANT SELECT, INSERT ON platform.billing_events TO {app_role};
+             GRANT EXECUTE ON FUNCTION platform.billing_tenant(TEXT) TO {app_role};
+             GRANT EXECUTE ON FUNCTION platform.billing_due(BIGINT, BOOLEAN) TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.subscribers(TEXT) TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.due_tenants(BIGINT, INT) TO {app_role};
              GRANT USAGE ON SCHEMA public TO {app_role};
@@ -749,12 +770,12 @@ impl Db {
     ) -> DbResult<Option<Verified>> {
         let (sql, h) = match credential {
             Credential::Key(h) => (
-                "SELECT k.key_id, k.role, t.plan, t.status, NULL::text AS csrf_hash FROM api_keys k JOIN tenants t USING (tenant_id) \
+                "SELECT k.key_id, k.role, t.plan, t.status, NULL::text AS csrf_hash, t.billing_state, t.grace_until FROM api_keys k JOIN tenants t USING (tenant_id) \
                  WHERE k.tenant_id = $1 AND k.hash = $2 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3)",
                 h,
             ),
             Credential::Session(h) => (
-                "SELECT 'user:' || s.user_id AS key_id, u.role, t.plan, t.status, s.csrf_hash FROM sessions s \
+                "SELECT 'user:' || s.user_id AS key_id, u.role, t.plan, t.status, s.csrf_hash, t.billing_state, t.grace_until FROM sessions s \
                  JOIN users u ON u.tenant_id = s.tenant_id AND u.user_id = s.user_id JOIN tenants t ON t.tenant_id = s.tenant_id \
                  WHERE s.tenant_id = $1 AND s.session_hash = $2 AND s.revoked_at IS NULL AND s.expires_at > $3 AND u.disabled_at IS NULL",
                 h,
@@ -1063,7 +1084,7 @@ impl Db {
         since: chrono::NaiveDate,
     ) -> DbResult<Vec<UsageRow>> {
         scoped!(self, tenant, |c| {
-            Ok(sql_query("SELECT day, api_calls, alerts, alerts_held FROM usage_daily WHERE tenant_id = me() AND day >= $1 ORDER BY day DESC")
+            Ok(sql_query("SELECT day, api_calls, alerts, alerts_held, alerts_paused FROM usage_daily WHERE tenant_id = me() AND day >= $1 ORDER BY day DESC")
                     .bind::<Date, _>(since)
                     .load(c)
                     .await?)
@@ -1190,16 +1211,32 @@ impl Db {
             .bind::<Date, _>(day)
             .load(c)
             .await?;
-            let rows = judge(
+            let mut rows = judge(
                 &thresholds,
                 &channels,
                 today.into_iter().next().unwrap_or_default(),
             );
-            let (mut sent, mut held) = (0i64, 0i64);
+            // Suspended for non-payment (or its grace ran out): alerts are paused, counted,
+            // and kept (status `paused`) but not delivered.
+            let suspended: Flag = sql_query(
+                "SELECT (billing_state = 'suspended' OR (billing_state = 'grace' AND grace_until <= $1)) AS flag FROM tenants WHERE tenant_id = me()",
+            )
+            .bind::<BigInt, _>(now)
+            .get_result(c)
+            .await?;
+            if suspended.flag {
+                for r in &mut rows {
+                    if r.status == "pending" {
+                        r.status = "paused";
+                    }
+                }
+            }
+            let (mut sent, mut held, mut paused) = (0i64, 0i64, 0i64);
             for r in &rows {
                 match r.status {
                     "pending" => sent += 1,
                     "held" => held += 1,
+                    "paused" => paused += 1,
                     _ => {}
                 }
                 // A digest row is one per channel and day: later held alerts update it.
@@ -1220,13 +1257,15 @@ impl Db {
                     .execute(c)
                     .await?;
             }
-            if sent + held > 0 {
-                sql_query("INSERT INTO usage_daily (tenant_id, day, alerts, alerts_held) VALUES ($1, $2, $3, $4) \
-                           ON CONFLICT (tenant_id, day) DO UPDATE SET alerts = usage_daily.alerts + $3, alerts_held = usage_daily.alerts_held + $4")
+            if sent + held + paused > 0 {
+                sql_query("INSERT INTO usage_daily (tenant_id, day, alerts, alerts_held, alerts_paused) VALUES ($1, $2, $3, $4, $5) \
+                           ON CONFLICT (tenant_id, day) DO UPDATE SET alerts = usage_daily.alerts + $3, alerts_held = usage_daily.alerts_held + $4, \
+                           alerts_paused = usage_daily.alerts_paused + $5")
                     .bind::<Text, _>(&t)
                     .bind::<Date, _>(day)
                     .bind::<BigInt, _>(sent)
                     .bind::<BigInt, _>(held)
+                    .bind::<BigInt, _>(paused)
                     .execute(c)
                     .await?;
             }
@@ -1234,7 +1273,7 @@ impl Db {
                 .bind::<BigInt, _>(seq)
                 .execute(c)
                 .await?;
-            Ok(Some(Routed { sent, held }))
+            Ok(Some(Routed { sent, held, paused }))
         })
     }
 
@@ -1798,4 +1837,259 @@ async fn audit(
         .execute(c)
         .await?;
     Ok(())
+}
+
+// ---- billing (Stripe's confirmed state; decisions are made in `billing`) ----
+
+/// A tenant's billing as stored: its Stripe customer and subscription (when any), the plan
+/// enforced and the dunning state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, QueryableByName, Serialize)]
+pub struct BillingRow {
+    /// The tenant.
+    #[diesel(sql_type = Text)]
+    pub tenant_id: String,
+    /// The plan enforced.
+    #[diesel(sql_type = Text)]
+    pub plan: String,
+    /// `ok`, `grace` or `suspended`.
+    #[diesel(sql_type = Text)]
+    pub billing_state: String,
+    /// End of the grace period (epoch ms).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub grace_until: Option<i64>,
+    /// `cus_…`.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub customer_id: Option<String>,
+    /// `sub_…`.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub subscription_id: Option<String>,
+    /// Stripe's status of the subscription.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub status: Option<String>,
+    /// The subscription's price.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub price_id: Option<String>,
+    /// The subscription's item.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub item_id: Option<String>,
+    /// Current period's end (epoch ms).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub period_end: Option<i64>,
+    /// Trial's end (epoch ms).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub trial_end: Option<i64>,
+    /// Cancels at the period's end.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub cancel_at_period_end: bool,
+    /// A trial was had (one per tenant).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub trial_used: bool,
+    /// Stripe time (ms) of the subscription state stored.
+    #[diesel(sql_type = BigInt)]
+    pub version: i64,
+    /// Stripe time (ms) of the last payment outcome applied.
+    #[diesel(sql_type = BigInt)]
+    pub payment_version: i64,
+}
+
+/// What billing decided to write for a tenant (all in one transaction, with its audit rows).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BillingWrite {
+    /// The new state of the row (subscription fields, versions, plan, dunning).
+    pub row: BillingRow,
+    /// Audit rows: (action, summary).
+    pub audits: Vec<(&'static str, String)>,
+}
+
+/// A Stripe event being applied (recorded once; a second delivery finds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMark {
+    /// `evt_…`.
+    pub id: String,
+    /// Its type.
+    pub kind: String,
+    /// Stripe's `created` (epoch ms).
+    pub created: i64,
+}
+
+/// What [`Db::billing_write`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BillingOutcome {
+    /// The event was applied before: nothing done.
+    Duplicate,
+    /// Nothing to change (the decision was `None`).
+    Unchanged,
+    /// Written.
+    Written(Box<BillingWrite>),
+}
+
+const BILLING_SELECT: &str = "SELECT t.tenant_id, t.plan, t.billing_state, t.grace_until, b.customer_id, b.subscription_id, b.status, \
+     b.price_id, b.item_id, b.period_end, b.trial_end, COALESCE(b.cancel_at_period_end, false) AS cancel_at_period_end, \
+     COALESCE(b.trial_used, false) AS trial_used, COALESCE(b.version, 0) AS version, COALESCE(b.payment_version, 0) AS payment_version \
+     FROM tenants t LEFT JOIN billing_accounts b ON b.tenant_id = t.tenant_id WHERE t.tenant_id = me()";
+
+async fn mark_event(
+    c: &mut Conn,
+    e: &EventMark,
+    tenant: Option<&str>,
+    now: i64,
+    outcome: &str,
+) -> DbResult<bool> {
+    let n = sql_query(
+        "INSERT INTO billing_events (event_id, type, created, tenant_id, received_at, outcome) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind::<Text, _>(&e.id)
+    .bind::<Text, _>(&e.kind)
+    .bind::<BigInt, _>(e.created)
+    .bind::<Nullable<Text>, _>(tenant)
+    .bind::<BigInt, _>(now)
+    .bind::<Text, _>(outcome)
+    .execute(c)
+    .await?;
+    Ok(n == 1)
+}
+
+impl Db {
+    /// The tenant's billing.
+    pub async fn billing(&self, tenant: &TenantId) -> DbResult<BillingRow> {
+        scoped!(self, tenant, |c| {
+            Ok(sql_query(BILLING_SELECT).get_result(c).await?)
+        })
+    }
+
+    /// The tenant of a Stripe customer (through the narrow `platform.billing_tenant`).
+    pub async fn billing_tenant(&self, customer: &str) -> DbResult<Option<TenantId>> {
+        let cus = customer.to_owned();
+        let rows: Vec<IdRow> = unscoped!(self, |c| {
+            Ok(sql_query(
+                "SELECT id FROM (SELECT platform.billing_tenant($1) AS id) x WHERE id IS NOT NULL",
+            )
+            .bind::<Text, _>(&cus)
+            .load(c)
+            .await?)
+        })?;
+        Ok(rows.into_iter().find_map(|r| TenantId::parse(&r.id).ok()))
+    }
+
+    /// Tenants whose grace ended at `now` and, with `all`, every active tenant (through the
+    /// narrow `platform.billing_due`).
+    pub async fn billing_due(&self, now: i64, all: bool) -> DbResult<Vec<TenantId>> {
+        let rows: Vec<IdRow> = unscoped!(self, |c| {
+            Ok(
+                sql_query("SELECT tenant_id AS id FROM platform.billing_due($1, $2)")
+                    .bind::<BigInt, _>(now)
+                    .bind::<diesel::sql_types::Bool, _>(all)
+                    .load(c)
+                    .await?,
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| TenantId::parse(&r.id).ok())
+            .collect())
+    }
+
+    /// Whether a Stripe event was recorded already.
+    pub async fn billing_event_seen(&self, id: &str) -> DbResult<bool> {
+        let id = id.to_owned();
+        unscoped!(self, |c| {
+            let n: Count =
+                sql_query("SELECT count(*) AS n FROM billing_events WHERE event_id = $1")
+                    .bind::<Text, _>(&id)
+                    .get_result(c)
+                    .await?;
+            Ok(n.n > 0)
+        })
+    }
+
+    /// Records a Stripe event that concerns no tenant's state (unknown customer, a type not
+    /// handled); `false` when it was recorded before.
+    pub async fn billing_event_note(
+        &self,
+        e: &EventMark,
+        now: i64,
+        outcome: &str,
+    ) -> DbResult<bool> {
+        let (e, outcome) = (e.clone(), outcome.to_owned());
+        unscoped!(self, |c| { mark_event(c, &e, None, now, &outcome).await })
+    }
+
+    /// Applies a billing decision for `tenant` in one transaction: the event (if any) is
+    /// recorded first — a second delivery of it finds it and changes nothing — then the row is
+    /// read under lock, `decide` says what to write (`None`: nothing), and the billing
+    /// account, the tenant's plan and dunning state and the audit rows are written together.
+    pub async fn billing_write<F>(
+        &self,
+        tenant: &TenantId,
+        event: Option<&EventMark>,
+        who: &Actor,
+        decide: F,
+    ) -> DbResult<BillingOutcome>
+    where
+        F: FnOnce(&BillingRow) -> Option<BillingWrite> + Send,
+    {
+        let (t, who, event) = (tenant.as_str().to_owned(), who.clone(), event.cloned());
+        scoped!(self, tenant, |c| {
+            if let Some(e) = &event
+                && !mark_event(c, e, Some(&t), who.at, "applied").await?
+            {
+                return Ok(BillingOutcome::Duplicate);
+            }
+            let cur: BillingRow = sql_query(format!("{BILLING_SELECT} FOR UPDATE OF t"))
+                .get_result(c)
+                .await?;
+            let Some(w) = decide(&cur) else {
+                return Ok(BillingOutcome::Unchanged);
+            };
+            let r = &w.row;
+            if let Some(cus) = &r.customer_id {
+                sql_query(
+                    "INSERT INTO billing_accounts (tenant_id, customer_id, subscription_id, status, price_id, item_id, plan, period_end, trial_end, \
+                     cancel_at_period_end, trial_used, version, payment_version, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET customer_id = $2, subscription_id = $3, status = $4, price_id = $5, item_id = $6, plan = $7, \
+                     period_end = $8, trial_end = $9, cancel_at_period_end = $10, trial_used = $11, version = $12, payment_version = $13, updated_at = $14",
+                )
+                .bind::<Text, _>(&t)
+                .bind::<Text, _>(cus)
+                .bind::<Nullable<Text>, _>(&r.subscription_id)
+                .bind::<Nullable<Text>, _>(&r.status)
+                .bind::<Nullable<Text>, _>(&r.price_id)
+                .bind::<Nullable<Text>, _>(&r.item_id)
+                .bind::<Text, _>(&r.plan)
+                .bind::<Nullable<BigInt>, _>(r.period_end)
+                .bind::<Nullable<BigInt>, _>(r.trial_end)
+                .bind::<diesel::sql_types::Bool, _>(r.cancel_at_period_end)
+                .bind::<diesel::sql_types::Bool, _>(r.trial_used)
+                .bind::<BigInt, _>(r.version)
+                .bind::<BigInt, _>(r.payment_version)
+                .bind::<BigInt, _>(who.at)
+                .execute(c)
+                .await?;
+            }
+            sql_query("UPDATE tenants SET plan = $2, billing_state = $3, grace_until = $4 WHERE tenant_id = $1 AND tenant_id = me()")
+                .bind::<Text, _>(&t)
+                .bind::<Text, _>(&r.plan)
+                .bind::<Text, _>(&r.billing_state)
+                .bind::<Nullable<BigInt>, _>(r.grace_until)
+                .execute(c)
+                .await?;
+            for (action, summary) in &w.audits {
+                audit(c, &t, &who, action, &t, summary).await?;
+            }
+            Ok(BillingOutcome::Written(Box::new(w)))
+        })
+    }
+
+    /// The address billing mail goes to: the tenant's first active owner.
+    pub async fn billing_contact(&self, tenant: &TenantId) -> DbResult<Option<String>> {
+        scoped!(self, tenant, |c| {
+            let rows: Vec<IdRow> = sql_query(
+                "SELECT email AS id FROM users WHERE tenant_id = me() AND role = 'owner' AND disabled_at IS NULL ORDER BY created_at LIMIT 1",
+            )
+            .load(c)
+            .await?;
+            Ok(rows.into_iter().next().map(|r| r.id))
+        })
+    }
 }

@@ -51,6 +51,11 @@ enum Command {
         #[arg(long)]
         monitor_config: PathBuf,
     },
+    /// Billing with Stripe (application role, database.app_url; needs `[billing]`).
+    Billing {
+        #[command(subcommand)]
+        what: BillingCommand,
+    },
     /// Staff administration (owner connection; every change is audited in the tenant's log).
     Admin {
         /// Who is acting (recorded in the audit log).
@@ -59,6 +64,15 @@ enum Command {
         #[command(subcommand)]
         what: AdminCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum BillingCommand {
+    /// Each active tenant's plan, subscription and dunning state as stored.
+    Status,
+    /// Reconcile every tenant with Stripe now (repairs drift, creates missing customers) and
+    /// suspend tenants whose grace has ended; prints each repair.
+    Sync,
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +200,28 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
     })
 }
 
+/// Billing over `db`, when `[billing]` is set.
+fn billing(
+    c: &Config,
+    db: &Db,
+    mailer: Option<std::sync::Arc<kamiyo_alerts::channels::Smtp>>,
+) -> anyhow::Result<Option<kamiyo_platform::billing::Billing>> {
+    let Some(settings) = c.billing.settings(&c.platform.public_url)? else {
+        return Ok(None);
+    };
+    kamiyo_aggregators::install_crypto_provider();
+    Ok(Some(
+        kamiyo_platform::billing::Billing::new(
+            settings,
+            db.clone(),
+            c.tiers()?,
+            std::sync::Arc::new(now_ms),
+            mailer,
+        )
+        .map_err(|e| anyhow::anyhow!("billing: {e}"))?,
+    ))
+}
+
 fn need(url: &str, key: &str) -> anyhow::Result<()> {
     if url.is_empty() {
         bail!("{key} is not set (the platform runs on PostgreSQL only)");
@@ -219,6 +255,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             load(&cli)?;
             writeln!(out, "configuration ok")?;
         }
+        Command::Billing { what } => {
+            let c = load(&cli)?;
+            need(&c.database.app_url, "database.app_url")?;
+            let db = Db::connect(&c.database.app_url, 4).await?;
+            db.check_app_role().await?;
+            let Some(b) = billing(&c, &db, c.smtp.mailer()?.map(std::sync::Arc::new))? else {
+                bail!("billing is off: set [billing] secret_key, webhook_secrets and prices");
+            };
+            match what {
+                BillingCommand::Status => {
+                    for t in db.billing_due(now_ms(), true).await? {
+                        let s = b.status(&t).await?;
+                        writeln!(out, "{t}\t{s}")?;
+                    }
+                }
+                BillingCommand::Sync => {
+                    let repairs = b.reconcile().await?;
+                    for (t, what) in &repairs {
+                        writeln!(out, "repaired {t}: {what}")?;
+                    }
+                    let suspended = b.suspend_due().await?;
+                    writeln!(
+                        out,
+                        "{} repair(s); {suspended} tenant(s) suspended for non-payment",
+                        repairs.len()
+                    )?;
+                }
+            }
+        }
         Command::Migrate => {
             let c = load(&cli)?;
             need(&c.database.url, "database.url")?;
@@ -251,6 +316,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !c.admin.tokens.is_empty() {
                 platform.staff_db = Some(Db::connect(&c.database.url, 2).await?);
                 platform.staff_tokens = c.admin.parsed();
+            }
+            if let Some(b) = billing(&c, &platform.db, platform.mailer.clone())? {
+                let b = std::sync::Arc::new(b);
+                platform.with_billing(b.clone());
+                // Dunning every minute; reconciliation with Stripe every sync interval.
+                let every = c.billing.sync_interval_secs.max(60);
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                    let mut last_sync: Option<std::time::Instant> = None;
+                    loop {
+                        tick.tick().await;
+                        match b.suspend_due().await {
+                            Ok(n) if n > 0 => {
+                                tracing::warn!(tenants = n, "suspended for non-payment")
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "dunning pass failed"),
+                        }
+                        if last_sync.is_none_or(|t| t.elapsed().as_secs() >= every) {
+                            match b.reconcile().await {
+                                Ok(r) => {
+                                    last_sync = Some(std::time::Instant::now());
+                                    tracing::info!(
+                                        repairs = r.len(),
+                                        "billing reconciled with Stripe"
+                                    );
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "billing reconciliation failed; retried next minute")
+                                }
+                            }
+                        }
+                    }
+                });
             }
             // The shared facts, read through the application role (SELECT only).
             let shared = kamiyo_store::Store::connect(

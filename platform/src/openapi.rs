@@ -314,6 +314,62 @@ pub const OPERATIONS: &[Operation] = &[
             200,
         )
     },
+    op(
+        "get",
+        "/api/v1/billing",
+        "Plan, subscription and dunning state as Stripe last confirmed them, with the in-app banner while a payment is overdue.",
+        "viewer",
+        None,
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/billing/checkout",
+        "A Stripe Checkout Session for a plan (a 14-day trial with the tenant's first subscription). The plan applies when Stripe confirms the subscription, not when the browser returns. Idempotency-Key honoured.",
+        "admin",
+        Some("Checkout"),
+        201,
+    ),
+    op(
+        "post",
+        "/api/v1/billing/portal",
+        "A Stripe Customer Portal link (payment methods, invoices). Open while suspended.",
+        "admin",
+        None,
+        201,
+    ),
+    op(
+        "post",
+        "/api/v1/billing/plan",
+        "Change plan: an upgrade is prorated and charged at once (a declined card changes nothing: 402), a downgrade credits the unused time on the next invoice; both apply as soon as Stripe answers.",
+        "admin",
+        Some("Plan"),
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/billing/cancel",
+        "Cancel now (the unpaid plan applies at once, no refund) or at the end of the paid period (the plan holds until then).",
+        "admin",
+        Some("Cancel"),
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/billing/reactivate",
+        "Withdraw a cancellation set for the period's end, before the period ends.",
+        "admin",
+        None,
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/billing/webhook",
+        "Stripe's event deliveries, verified by the Stripe-Signature header (HMAC-SHA256 over t.payload, 300 s tolerance, any v1 of any configured secret); applied once per event id, older states never overwrite newer ones. Refused deliveries: 400, nothing changed.",
+        "public",
+        Some("StripeEvent"),
+        200,
+    ),
 ];
 
 fn problem(desc: &str) -> Value {
@@ -362,6 +418,9 @@ fn schemas() -> Value {
             "tenant": {"type": "string"},
             "email": {"type": "string", "format": "email"}
         }), &["tenant", "email"]),
+        "Checkout": s(json!({"plan": {"enum": ["cloud_basic", "cloud_pro", "cloud_enterprise"]}}), &["plan"]),
+        "Cancel": s(json!({"at_period_end": {"type": "boolean"}}), &["at_period_end"]),
+        "StripeEvent": {"type": "object", "description": "A Stripe event object (https://docs.stripe.com/api/events/object), as Stripe signed it.", "required": ["id", "object", "type", "created", "data"]},
         "Watch": s(json!({"label": {"type": "string", "minLength": 1, "maxLength": 80}}), &["label"]),
         "Channel": s(json!({
             "name": {"type": "string", "minLength": 1, "maxLength": 80},

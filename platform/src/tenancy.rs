@@ -138,6 +138,8 @@ pub enum Permission {
     Configure,
     /// Read and export the audit log.
     ReadAudit,
+    /// See and change the subscription (checkout, portal, plan, cancel).
+    Billing,
 }
 
 impl Permission {
@@ -146,7 +148,7 @@ impl Permission {
         match self {
             Self::Read => Role::Viewer,
             Self::Tune => Role::Analyst,
-            Self::ManageAccess | Self::Configure | Self::ReadAudit => Role::Admin,
+            Self::ManageAccess | Self::Configure | Self::ReadAudit | Self::Billing => Role::Admin,
         }
     }
 
@@ -157,6 +159,7 @@ impl Permission {
             Self::ManageAccess => "manage users or keys",
             Self::Configure => "change channels or subscriptions",
             Self::ReadAudit => "read the audit log",
+            Self::Billing => "manage billing",
         }
     }
 

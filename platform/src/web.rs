@@ -55,6 +55,8 @@ pub struct PlatformState {
     pub staff_db: Option<Db>,
     /// Staff tokens: (name, SHA-256 of the token).
     pub staff_tokens: Vec<(String, String)>,
+    /// Billing with Stripe, when configured (`[billing]`).
+    pub billing: Option<Arc<crate::billing::Billing>>,
 }
 
 impl PlatformState {
@@ -77,6 +79,7 @@ impl PlatformState {
             keys: Arc::default(),
             staff_db: None,
             staff_tokens: Vec::new(),
+            billing: None,
             clock: Arc::new(|| {
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -88,17 +91,30 @@ impl PlatformState {
     fn now(&self) -> i64 {
         (self.clock)()
     }
+
+    /// Serves billing: its changes drop the tenant's cached keys at once.
+    pub fn with_billing(&mut self, b: Arc<crate::billing::Billing>) {
+        let keys = self.keys.clone();
+        b.on_change(Arc::new(move |t| keys.forget_tenant(t)));
+        self.billing = Some(b);
+    }
 }
 
 /// Routes under `/api/v1` that answer without a key or session.
-pub const PUBLIC_PATHS: [&str; 6] = [
+pub const PUBLIC_PATHS: [&str; 7] = [
     "/api/v1/signup",
+    BILLING_WEBHOOK_PATH,
     "/api/v1/login",
     "/api/v1/verify-email",
     "/api/v1/password-reset",
     "/api/v1/password-reset/confirm",
     OPENAPI_PATH,
 ];
+
+/// Where Stripe delivers webhooks (signed; no key).
+pub const BILLING_WEBHOOK_PATH: &str = "/api/v1/billing/webhook";
+/// Largest webhook body accepted (Stripe's events are far smaller).
+pub const MAX_WEBHOOK_BYTES: usize = 512 * 1024;
 
 /// The session cookie (`<tenant>.<secret>`; Secure, HttpOnly, SameSite=Strict).
 pub const SESSION_COOKIE: &str = "kamiyo_session";
@@ -143,6 +159,10 @@ pub enum WebError {
     },
     /// 503.
     Unavailable,
+    /// 402: Stripe declined the payment.
+    Declined(String),
+    /// 503: Stripe could not be reached.
+    StripeUnavailable(String),
     /// 500 (cause logged).
     Internal,
 }
@@ -164,6 +184,8 @@ impl WebError {
             Self::Conflict(_) => "conflict",
             Self::TooMany { .. } => "limit_reached",
             Self::Unavailable => "unavailable",
+            Self::Declined(_) => "payment_declined",
+            Self::StripeUnavailable(_) => "billing_unavailable",
             Self::Internal => "internal",
         }
     }
@@ -174,7 +196,11 @@ impl WebError {
             | Self::PaymentRequired(d)
             | Self::Forbidden(d)
             | Self::Conflict(d)
-            | Self::TooMany { detail: d, .. } => d.clone(),
+            | Self::TooMany { detail: d, .. }
+            | Self::Declined(d) => d.clone(),
+            Self::StripeUnavailable(d) => format!(
+                "the payment provider is unavailable; nothing was changed, retry shortly ({d})"
+            ),
             Self::Unauthorized => {
                 "a valid API key is required (Authorization: Bearer <tenant>.<secret>)".into()
             }
@@ -195,7 +221,8 @@ impl ResponseError for WebError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::StripeUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Declined(_) => StatusCode::PAYMENT_REQUIRED,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -580,6 +607,10 @@ async fn admin_impersonate(
     Ok(HttpResponse::Created().json(json!({"tenant": t, "key": {"id": key.id, "secret": key.secret, "role": Role::Viewer, "expires_at": now + minutes * 60_000}})))
 }
 
+/// Sent on every answer while the tenant is in dunning: `grace` or `suspended` (the banner's
+/// text is in `GET /api/v1/billing`).
+pub const BILLING_HEADER: &str = "kamiyo-billing";
+
 /// Authentication for everything under `/api/v1` but sign-up: the key's tenant, status and
 /// daily meter; attaches the [`Principal`].
 pub async fn gate(
@@ -669,6 +700,21 @@ pub async fn gate(
             .into());
         }
     }
+    let held = crate::billing::suspended(&v.key.billing_state, v.key.grace_until, now);
+    if held
+        && !matches!(*req.method(), Method::GET | Method::HEAD)
+        && !path.starts_with("/api/v1/billing")
+    {
+        return Err(WebError::Forbidden(
+            "suspended for non-payment: the account is read-only until a payment succeeds (POST /api/v1/billing/portal)".into(),
+        )
+        .into());
+    }
+    let dunning = match (held, v.key.billing_state.as_str()) {
+        (true, _) => Some("suspended"),
+        (false, "grace") => Some("grace"),
+        _ => None,
+    };
     let (plan, calls) = (principal.plan, v.calls);
     req.extensions_mut().insert(principal);
     let limit = state.tiers.config(plan).limits.api_calls_per_day;
@@ -680,6 +726,12 @@ pub async fn gate(
     let left = limit.saturating_sub(u64::try_from(calls).unwrap_or(0));
     if let Ok(v) = header::HeaderValue::from_str(&left.to_string()) {
         h.insert(header::HeaderName::from_static("x-ratelimit-remaining"), v);
+    }
+    if let Some(d) = dunning {
+        h.insert(
+            header::HeaderName::from_static(BILLING_HEADER),
+            header::HeaderValue::from_static(d),
+        );
     }
     Ok(res)
 }
@@ -732,7 +784,11 @@ async fn signup(req: HttpRequest, state: web::Data<PlatformState>, body: web::Js
     let email = tenancy::parse_email(&body.email)?;
     let hash = tenancy::hash_password(&body.password)?;
     let key = tenancy::generate_key(&tenant);
-    let plan = Tier::CloudBasic;
+    // With billing, a tenant holds the unpaid plan until Stripe confirms a subscription.
+    let plan = state
+        .billing
+        .as_ref()
+        .map_or(Tier::CloudBasic, |b| b.settings.unpaid_plan);
     let now = state.now();
     let user_id = state
         .db
@@ -759,6 +815,18 @@ async fn signup(req: HttpRequest, state: web::Data<PlatformState>, body: web::Js
         &email,
     )
     .await?;
+    // The Stripe customer now; if Stripe is down, sign-up still succeeds and the
+    // reconciliation job creates it.
+    if let Some(b) = &state.billing {
+        let who = Actor {
+            actor: format!("signup:{email}"),
+            ip: client_ip(&req),
+            at: now,
+        };
+        if let Err(e) = b.ensure_customer(&tenant, &who).await {
+            tracing::warn!(%tenant, error = %e, "Stripe customer not created at sign-up; reconciliation will");
+        }
+    }
     Ok(HttpResponse::Created().json(json!({
         "tenant": tenant,
         "plan": plan,
@@ -1832,8 +1900,172 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(admin_impersonate),
             )
             .route("/admin/tenants/{id}/{action}", web::post().to(admin_status))
+            .route("/billing", web::get().to(billing_status))
+            .route("/billing/checkout", web::post().to(billing_checkout))
+            .route("/billing/portal", web::post().to(billing_portal))
+            .route("/billing/plan", web::post().to(billing_plan))
+            .route("/billing/cancel", web::post().to(billing_cancel))
+            .route("/billing/reactivate", web::post().to(billing_reactivate))
+            .route("/billing/webhook", web::post().to(billing_webhook))
             .route("/audit", web::get().to(audit))
             .route("/audit/export", web::get().to(audit_export))
             .default_service(web::to(not_found)),
     );
+}
+
+// ---- billing ----
+
+impl From<crate::billing::BillingError> for WebError {
+    fn from(e: crate::billing::BillingError) -> Self {
+        use crate::billing::BillingError as B;
+        match e {
+            B::Invalid(d) => Self::Invalid(d),
+            B::Conflict(d) => Self::Conflict(d),
+            B::Declined(d) => Self::Declined(d),
+            B::Unavailable(d) => {
+                tracing::warn!(error = %d, "Stripe unavailable");
+                Self::StripeUnavailable("Stripe did not answer".into())
+            }
+            B::Db(e) => e.into(),
+        }
+    }
+}
+
+fn billing_of(state: &PlatformState) -> Result<Arc<crate::billing::Billing>, WebError> {
+    state.billing.clone().ok_or(WebError::NotFound)
+}
+
+/// The request's idempotency: the client's `Idempotency-Key` (so a retried request makes
+/// one Checkout Session or one plan change), or a fresh one.
+fn nonce(req: &HttpRequest) -> String {
+    req.headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| (1..=100).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(
+            || crate::tenancy::new_id("req"),
+            |k| format!("c-{}", tenancy::hash_key(k).get(..32).unwrap_or_default()),
+        )
+}
+
+async fn billing_status(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
+    let p = allowed(&req, &state, Permission::Read)?;
+    let b = billing_of(&state)?;
+    Ok(HttpResponse::Ok().json(b.status(&p.tenant).await?))
+}
+
+/// `POST /api/v1/billing/checkout`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutBody {
+    /// The plan.
+    pub plan: String,
+}
+
+async fn billing_checkout(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    body: web::Json<CheckoutBody>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Billing)?;
+    let b = billing_of(&state)?;
+    let who = actor(&p, &req, state.now());
+    let out = b
+        .checkout(&p.tenant, &body.plan, &who, &nonce(&req))
+        .await?;
+    Ok(HttpResponse::Created().json(out))
+}
+
+async fn billing_portal(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
+    let p = allowed(&req, &state, Permission::Billing)?;
+    let b = billing_of(&state)?;
+    let who = actor(&p, &req, state.now());
+    Ok(HttpResponse::Created().json(b.portal(&p.tenant, &who, &nonce(&req)).await?))
+}
+
+async fn billing_changed(
+    state: &PlatformState,
+    b: &crate::billing::Billing,
+    row: &db::BillingRow,
+) -> HttpResponse {
+    let _ = b;
+    HttpResponse::Ok().json(crate::billing::status_json(
+        row,
+        state.now(),
+        b.settings.trial_days,
+    ))
+}
+
+async fn billing_plan(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    body: web::Json<PlanBody>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Billing)?;
+    let b = billing_of(&state)?;
+    let row = b.change_plan(&p.tenant, &body.plan, &nonce(&req)).await?;
+    state.keys.forget_tenant(&p.tenant);
+    Ok(billing_changed(&state, &b, &row).await)
+}
+
+/// `POST /api/v1/billing/cancel`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// `true`: at the end of the paid period (the plan applies until then); `false`: now.
+    pub at_period_end: bool,
+}
+
+async fn billing_cancel(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    body: web::Json<CancelBody>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Billing)?;
+    let b = billing_of(&state)?;
+    let row = b
+        .cancel(&p.tenant, body.at_period_end, &nonce(&req))
+        .await?;
+    state.keys.forget_tenant(&p.tenant);
+    Ok(billing_changed(&state, &b, &row).await)
+}
+
+async fn billing_reactivate(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
+    let p = allowed(&req, &state, Permission::Billing)?;
+    let b = billing_of(&state)?;
+    let row = b.reactivate(&p.tenant, &nonce(&req)).await?;
+    state.keys.forget_tenant(&p.tenant);
+    Ok(billing_changed(&state, &b, &row).await)
+}
+
+/// Stripe's deliveries: verified against the raw body, then applied once.
+async fn billing_webhook(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    body: web::Bytes,
+) -> Res {
+    let b = billing_of(&state)?;
+    if body.len() > MAX_WEBHOOK_BYTES {
+        return Err(WebError::Invalid(
+            "the body is too large for a Stripe event".into(),
+        ));
+    }
+    let header = req
+        .headers()
+        .get("stripe-signature")
+        .and_then(|h| h.to_str().ok());
+    match b.webhook(&body, header).await {
+        Err(refusal) => {
+            tracing::warn!(ip = %client_ip(&req), reason = %refusal, "Stripe webhook refused");
+            Err(WebError::Invalid(refusal.to_string()))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Stripe webhook not processed now; Stripe will deliver it again");
+            Err(match e {
+                crate::billing::BillingError::Db(d) => d.into(),
+                other => WebError::from(other),
+            })
+        }
+        Ok(Ok(what)) => Ok(HttpResponse::Ok().json(json!({"received": true, "outcome": what}))),
+    }
 }

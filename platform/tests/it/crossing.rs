@@ -325,6 +325,18 @@ async fn raw_sql_as_the_application_role_sees_only_the_named_tenant() {
             )
             .await
             .unwrap();
+        // A Stripe customer.
+        e.app
+            .billing_write(&tenant, None, &who, |cur| {
+                let mut row = cur.clone();
+                row.customer_id = Some(format!("cus_{t}"));
+                Some(kamiyo_platform::db::BillingWrite {
+                    row,
+                    audits: vec![],
+                })
+            })
+            .await
+            .unwrap();
     }
     let mut c = AsyncPgConnection::establish(&e.app_url).await.unwrap();
     c.batch_execute("SET search_path TO platform, public")
@@ -391,6 +403,8 @@ async fn raw_sql_as_the_application_role_sees_only_the_named_tenant() {
         "DELETE FROM alert_channels WHERE tenant_id = 'bravo'",
         "UPDATE tenant_outbox SET status = 'delivered' WHERE tenant_id = 'bravo'",
         "UPDATE fanout_cursors SET seq = 0 WHERE tenant_id = 'bravo'",
+        "UPDATE billing_accounts SET customer_id = 'cus_stolen' WHERE tenant_id = 'bravo'",
+        "UPDATE tenants SET billing_state = 'ok', grace_until = NULL WHERE tenant_id = 'bravo'",
     ] {
         assert_eq!(sql_query(sql).execute(&mut c).await.unwrap(), 0, "{sql}");
     }
@@ -399,6 +413,7 @@ async fn raw_sql_as_the_application_role_sees_only_the_named_tenant() {
         "INSERT INTO api_keys (tenant_id, key_id, name, hash, role, created_by, created_at) VALUES ('bravo', 'key_x', 'x', 'h', 'owner', 'x', 0)",
         "INSERT INTO audit_log (tenant_id, at, actor, action, target, summary, ip) VALUES ('bravo', 0, 'x', 'x', 'x', 'forged', 'x')",
         "UPDATE users SET tenant_id = 'bravo'",
+        "UPDATE billing_accounts SET tenant_id = 'bravo'",
         "INSERT INTO tenant_outbox (tenant_id, outbox_id, event_seq, incident_id, channel_id, severity, payload, status, next_attempt_ms, created_at) VALUES ('bravo', 'x', 1, 'i', 'c', 'high', '{}', 'pending', 0, 0)",
     ] {
         let err = sql_query(sql)

@@ -7,6 +7,7 @@
     reason = "tests fail loudly on broken setup"
 )]
 
+mod billing;
 mod crossing;
 mod fanout;
 mod ingest;
@@ -14,6 +15,7 @@ mod kill;
 mod opencore;
 mod plans;
 mod sessions;
+mod stripe_fake;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -198,6 +200,24 @@ pub async fn call<S>(
 where
     S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
 {
+    let (status, headers, v) = call_any(svc, method, path, key, body).await;
+    if status.is_server_error() {
+        panic!("{method} {path}: {status} {v}");
+    }
+    (status, headers, v)
+}
+
+/// [`call`], a 5xx answer included (for the tests that expect one).
+pub async fn call_any<S>(
+    svc: &S,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, actix_web::http::header::HeaderMap, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
     let mut req = match method {
         "get" => test::TestRequest::get(),
         "post" => test::TestRequest::post(),
@@ -229,9 +249,6 @@ where
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
-    if status.is_server_error() {
-        panic!("{method} {path}: {status} {v}");
-    }
     (status, headers, v)
 }
 
