@@ -1906,7 +1906,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/billing/plan", web::post().to(billing_plan))
             .route("/billing/cancel", web::post().to(billing_cancel))
             .route("/billing/reactivate", web::post().to(billing_reactivate))
-            .route("/billing/webhook", web::post().to(billing_webhook))
+            .service(
+                web::resource("/billing/webhook")
+                    .app_data(web::PayloadConfig::new(MAX_WEBHOOK_BYTES))
+                    .route(web::post().to(billing_webhook)),
+            )
             .route("/audit", web::get().to(audit))
             .route("/audit/export", web::get().to(audit_export))
             .default_service(web::to(not_found)),

@@ -749,3 +749,60 @@ async fn reconciliation_repairs_a_dropped_webhook_and_a_missing_customer() {
     assert_eq!(v["outcome"], "unchanged (older or same state)");
     w.stripe.stop().await;
 }
+
+/// `kamiyo-platform billing sync|status`, the released binary against the same fake Stripe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_billing_commands_repair_and_report() {
+    let w = world(None).await;
+    let svc = w.svc().await;
+    let (key, sub) = subscribed(&w, &svc, "acme", "cloud_basic").await;
+    w.advance(60_000);
+    w.stripe.change_elsewhere(&sub, "price_enterprise");
+    drop(w.stripe.take_events());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("platform.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[billing]\nsecret_key = \"sk_test_fake\"\napi_base = \"{}\"\nwebhook_secrets = [\"{}\"]\n\
+             [billing.prices]\ncloud_basic = \"price_basic\"\ncloud_pro = \"price_pro\"\ncloud_enterprise = \"price_enterprise\"\n",
+            w.stripe.url, SECRETS[0]
+        ),
+    )
+    .unwrap();
+    let run = |what: &'static str| {
+        let (cfg, app_url) = (cfg.clone(), w.e.app_url.clone());
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
+                .args(["--config", cfg.to_str().unwrap(), "billing", what])
+                .env("KAMIYO_PLATFORM__DATABASE__APP_URL", app_url)
+                .env("KAMIYO_PLATFORM_LOG", "error")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{what}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        })
+    };
+    let synced = run("sync").await.unwrap();
+    assert!(
+        synced.contains("repaired acme") && synced.contains("cloud_basic → cloud_enterprise"),
+        "{synced}"
+    );
+    assert!(synced.contains("1 repair(s)"), "{synced}");
+    let status = run("status").await.unwrap();
+    let line = status.lines().find(|l| l.starts_with("acme\t")).unwrap();
+    let v: Value = serde_json::from_str(line.split_once('\t').unwrap().1).unwrap();
+    assert_eq!(
+        (v["plan"].as_str(), v["billing_state"].as_str()),
+        (Some("cloud_enterprise"), Some("ok")),
+        "{v}"
+    );
+    // The service sees it once its cached key expires (another process made the change).
+    w.advance(kamiyo_platform::web::KEY_CACHE_MS + 1);
+    assert_eq!(tenant_plan(&svc, &key).await, "cloud_enterprise");
+    w.stripe.stop().await;
+}
