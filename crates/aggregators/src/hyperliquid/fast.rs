@@ -10,7 +10,9 @@
 //! over. Property tests check that whenever it answers, it answers exactly what the general
 //! decoder answers.
 
-use kamiyo_core_models::{Coin, MarketEvent, Side, Timestamp, Trade};
+use kamiyo_core_models::{
+    Address, Coin, Decimal, Fill, FillDir, MarketEvent, Side, Timestamp, Trade,
+};
 
 use crate::scan::Cur;
 pub use crate::scan::fast_decimal;
@@ -313,4 +315,187 @@ pub fn fast_ctx(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
             impact_pxs,
         })]
     })
+}
+
+const FILLS_PREFIX: &str = r#"{"channel":"userFills","data":{"#;
+
+impl Cur<'_> {
+    /// `null` (consumed) or not.
+    fn null(&mut self) -> bool {
+        self.ws();
+        self.lit(b"null").is_some()
+    }
+
+    /// A quoted decimal or `null`, whitespace allowed before it.
+    fn opt_decimal_ws(&mut self) -> Option<Option<Decimal>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.decimal().map(Some)
+    }
+
+    /// `true` or `false`.
+    fn boolean(&mut self) -> Option<bool> {
+        self.ws();
+        if self.lit(b"true").is_some() {
+            Some(true)
+        } else {
+            self.lit(b"false").map(|()| false)
+        }
+    }
+
+    /// The separator after a member: `,` (more follow, `true`) or `}` (the end, `false`).
+    fn member_end(&mut self) -> Option<bool> {
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                Some(true)
+            }
+            b'}' => {
+                self.i += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One fill object, keys in any order (the server sends `coin, px, sz, side, time,
+/// startPosition, dir, closedPnl, hash, oid, crossed, fee, tid, …`), normalised for `user`.
+/// Each value must have the type the general decoder accepts in its plainest form (decimals
+/// as quoted strings, integers as JSON integers, `side` as `"B"`/`"A"`); anything else — a
+/// liquidation object, a nested unknown value, a repeated key, escapes — gives up.
+fn fill(cur: &mut Cur<'_>, user: Address) -> Option<Fill> {
+    cur.eat(b'{')?;
+    let (mut coin, mut px, mut sz, mut side, mut time, mut dir) =
+        (None, None, None, None, None, None);
+    let (mut start, mut pnl, mut hash, mut oid, mut crossed, mut fee, mut tid, mut token, mut liq) =
+        (None, None, None, None, None, None, None, None, None);
+    if cur.peek()? == b'}' {
+        return None;
+    }
+    loop {
+        let key = cur.string()?;
+        cur.eat(b':')?;
+        match key {
+            "coin" => set(&mut coin, Coin::new(cur.string()?).ok()?)?,
+            "px" => set(&mut px, cur.decimal()?)?,
+            "sz" => set(&mut sz, cur.decimal()?)?,
+            "side" => set(
+                &mut side,
+                match cur.string()? {
+                    "B" => Side::Buy,
+                    "A" => Side::Sell,
+                    _ => return None,
+                },
+            )?,
+            "time" => set(&mut time, cur.integer()?)?,
+            "startPosition" => set(&mut start, cur.opt_decimal_ws()?)?,
+            "dir" => set(&mut dir, FillDir::from_wire(cur.string()?))?,
+            "closedPnl" => set(&mut pnl, cur.opt_decimal_ws()?)?,
+            "hash" => {
+                let h = if cur.null() {
+                    None
+                } else {
+                    Some(cur.string()?.to_owned())
+                };
+                set(&mut hash, h)?;
+            }
+            "oid" => set(&mut oid, u64::try_from(cur.integer()?).ok()?)?,
+            "crossed" => set(&mut crossed, cur.boolean()?)?,
+            "fee" => set(&mut fee, cur.opt_decimal_ws()?)?,
+            "tid" => {
+                let t = if cur.null() {
+                    None
+                } else {
+                    Some(u64::try_from(cur.integer()?).ok()?)
+                };
+                set(&mut tid, t)?;
+            }
+            "feeToken" => {
+                if !cur.null() {
+                    cur.string()?;
+                }
+                set(&mut token, ())?;
+            }
+            // A liquidation's details go to the general decoder; `null` is none.
+            "liquidation" => {
+                if !cur.null() {
+                    return None;
+                }
+                set(&mut liq, ())?;
+            }
+            // Unknown keys are ignored by the general decoder whatever their value; here only
+            // scalars are skipped.
+            _ => cur.skip_scalar()?,
+        }
+        if !cur.member_end()? {
+            break;
+        }
+    }
+    Some(Fill {
+        user,
+        coin: coin?,
+        px: px?,
+        sz: sz?,
+        side: side?,
+        time: Timestamp(time?),
+        dir: dir?,
+        closed_pnl: pnl.flatten().unwrap_or_default(),
+        start_position: start.flatten(),
+        tid: tid.flatten(),
+        oid: oid.unwrap_or(0),
+        fee: fee.flatten().unwrap_or_default(),
+        hash: hash.flatten(),
+        liquidation: None,
+    })
+}
+
+/// `{"channel":"userFills","data":{"isSnapshot":…,"user":…,"fills":[…]}}` (members of `data` in
+/// any order): the fills as events and whether the frame is the subscription's snapshot.
+/// `None` on anything the reader does not take (see [`fill`]); the general decoder then
+/// decides.
+pub fn fast_fills(text: &str) -> Option<(Vec<MarketEvent>, bool)> {
+    let s = text.strip_prefix(FILLS_PREFIX)?;
+    let mut cur = Cur::new(s);
+    let (mut user, mut snapshot, mut fills) = (None, None, None);
+    // Fills are read before the user is known when `fills` comes first: patched after.
+    let placeholder = Address::from_bytes([0; 20]);
+    if cur.peek()? == b'}' {
+        return None;
+    }
+    loop {
+        let key = cur.string()?;
+        cur.eat(b':')?;
+        match key {
+            "user" => set(&mut user, cur.address()?)?,
+            "isSnapshot" => set(&mut snapshot, cur.boolean()?)?,
+            "fills" => {
+                cur.eat(b'[')?;
+                let mut out = Vec::with_capacity(4);
+                cur.items(b']', |cur| {
+                    out.push(fill(cur, user.unwrap_or(placeholder))?);
+                    Some(())
+                })?;
+                set(&mut fills, out)?;
+            }
+            _ => cur.skip_scalar()?,
+        }
+        if !cur.member_end()? {
+            break;
+        }
+    }
+    cur.eat(b'}')?;
+    if !cur.at_end() {
+        return None;
+    }
+    let user = user?;
+    let events = fills?
+        .into_iter()
+        .map(|mut f| {
+            f.user = user;
+            MarketEvent::Fill(f)
+        })
+        .collect();
+    Some((events, snapshot.unwrap_or(false)))
 }

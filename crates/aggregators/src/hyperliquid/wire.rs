@@ -1201,21 +1201,20 @@ const TRADES_PREFIX: &str = r#"{"channel":"trades","data":"#;
 
 /// Decodes one WebSocket text frame received at `now`.
 pub fn decode_ws_text(text: &str, now: Timestamp, ctx: &WsContext) -> DecodeResult<WsMessage> {
-    // The hottest frames (`trades`, `allMids`, `l2Book`, `activeAssetCtx`) go through
+    // The hottest frames (`trades`, `allMids`, `l2Book`, `activeAssetCtx`, `userFills`) go through
     // specialised scanners; anything they
     // do not handle falls through to the general decoder, which gives the same answer
     // (tested).
-    use super::fast::{fast_book, fast_ctx, fast_mids, fast_trades};
+    use super::fast::{fast_book, fast_ctx, fast_fills, fast_mids, fast_trades};
     // Each checks its own prefix first, so a frame of another channel costs a comparison.
     let fast = fast_trades(text)
         .or_else(|| fast_mids(text, now))
         .or_else(|| fast_book(text))
-        .or_else(|| fast_ctx(text, now));
-    if let Some(events) = fast {
-        return Ok(WsMessage::Events {
-            events,
-            snapshot: false,
-        });
+        .or_else(|| fast_ctx(text, now))
+        .map(|events| (events, false))
+        .or_else(|| fast_fills(text));
+    if let Some((events, snapshot)) = fast {
+        return Ok(WsMessage::Events { events, snapshot });
     }
     decode_ws_text_general(text, now, ctx)
 }

@@ -232,7 +232,9 @@ fn hostile_numbers_are_typed_errors() {
 }
 
 mod fast_path {
-    use kamiyo_aggregators::hyperliquid::fast::{fast_book, fast_ctx, fast_mids, fast_trades};
+    use kamiyo_aggregators::hyperliquid::fast::{
+        fast_book, fast_ctx, fast_fills, fast_mids, fast_trades,
+    };
     use kamiyo_aggregators::hyperliquid::wire::{WsContext, WsMessage, decode_ws_text_general};
     use kamiyo_core_models::Timestamp;
     use proptest::prelude::*;
@@ -440,6 +442,105 @@ mod fast_path {
             if let Some(fast) = fast_ctx(&mutated, now) {
                 prop_assert_eq!(Some(fast), general(&mutated), "{}", mutated);
             }
+        }
+    }
+
+    fn general_with_snapshot(s: &str) -> Option<(Vec<kamiyo_core_models::MarketEvent>, bool)> {
+        match decode_ws_text_general(s, Timestamp(0), &WsContext::default()) {
+            Ok(WsMessage::Events { events, snapshot }) => Some((events, snapshot)),
+            _ => None,
+        }
+    }
+
+    prop_compose! {
+        /// A fill object: the server's members (each usually plain, sometimes `null` or of an
+        /// odd type), in the server's order or shuffled, sometimes with extra members.
+        fn fill_obj()(px in 1u64..10_000_000, frac in "[0-9]{0,6}", sz in 1u64..1_000_000, t in 0i64..2_000_000_000_000, tid in 0u64..(1 << 50),
+                      oid in 0u64..(1 << 40), buy: bool, odd in 0u8..40, shuffle in 0usize..1000, extra in proptest::collection::vec(field(), 0..2),
+                      dir in prop_oneof![Just("Open Long"), Just("Close Short"), Just("Long > Short"), Just("Liquidated Isolated Long"), Just("Buy")]) -> String {
+            let dec = |w: u64| if frac.is_empty() { format!("\"{w}\"") } else { format!("\"{w}.{frac}\"") };
+            let mut kv: Vec<(String, String)> = vec![
+                ("coin".into(), "\"ETH\"".into()),
+                ("px".into(), dec(px)),
+                ("sz".into(), dec(sz)),
+                ("side".into(), if buy { "\"B\"" } else { "\"A\"" }.into()),
+                ("time".into(), t.to_string()),
+                ("startPosition".into(), dec(sz)),
+                ("dir".into(), format!("\"{dir}\"")),
+                ("closedPnl".into(), "\"-0.25686\"".into()),
+                ("hash".into(), "\"0x3d4770d0527317ef77c404017559cb0103000b34010cc95e97b437cbc3b6087a\"".into()),
+                ("oid".into(), oid.to_string()),
+                ("crossed".into(), "true".into()),
+                ("fee".into(), "\"0.0123\"".into()),
+                ("tid".into(), tid.to_string()),
+                ("feeToken".into(), "\"USDC\"".into()),
+            ];
+            // One member made odd now and then: null, another type, a liquidation, removed.
+            let k = (odd as usize) % kv.len();
+            match odd / 14 {
+                0 if odd % 3 == 0 => kv[k].1 = "null".into(),
+                0 if odd % 3 == 1 => kv[k].1 = "12.5".into(),
+                0 => { kv.remove(k); }
+                1 if odd % 2 == 0 => kv.push(("liquidation".into(), r#"{"liquidatedUser":"0x360878d351f05975e25f1807a27895e1e5e004fb","markPx":"66607.0","method":"market"}"#.into())),
+                1 => kv.push(("liquidation".into(), "null".into())),
+                _ => {}
+            }
+            kv.extend(extra);
+            if shuffle % 3 == 0 {
+                let n = kv.len();
+                kv.rotate_left(shuffle % n);
+            }
+            format!("{{{}}}", kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect::<Vec<_>>().join(","))
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// `userFills` frames: whenever the fast path answers — on the frame or a mutation of
+        /// it — the general decoder gives the same events and the same snapshot flag; with
+        /// plain members in the server's layout it does answer.
+        #[test]
+        fn fills_frames_and_their_mutations_decode_exactly_like_the_general_decoder(fills in proptest::collection::vec(fill_obj(), 0..4), snapshot in prop_oneof![Just(""), Just(r#""isSnapshot":true,"#), Just(r#""isSnapshot":false,"#)], user_last: bool, cut in any::<usize>(), junk in "[\\[\\]{}\",:0-9a-zA-Z.@\\\\ \n\t\u{1}-]{0,4}") {
+            let user = r#""user":"0x2e3d94f0562703b25c83308a05046ddaf9a8dd14""#;
+            let list = format!(r#""fills":[{}]"#, fills.join(","));
+            let frame = if user_last {
+                format!(r#"{{"channel":"userFills","data":{{{snapshot}{list},{user}}}}}"#)
+            } else {
+                format!(r#"{{"channel":"userFills","data":{{{snapshot}{user},{list}}}}}"#)
+            };
+            let fast = fast_fills(&frame);
+            if let Some(f) = &fast {
+                prop_assert_eq!(Some(f.clone()), general_with_snapshot(&frame), "{}", frame);
+            }
+            let at = cut % frame.len();
+            let at = (0..=at).rev().find(|i| frame.is_char_boundary(*i)).unwrap_or(0);
+            let mutated = format!("{}{}{}", &frame[..at], junk, &frame[at..]);
+            if let Some(fast) = fast_fills(&mutated) {
+                prop_assert_eq!(Some(fast), general_with_snapshot(&mutated), "{}", mutated);
+            }
+        }
+    }
+
+    /// The recorded fills (testdata/fixtures/hyperliquid/userFills_500.json, 2023, three to a
+    /// frame as the channel sends them) take the fast path and decode as the general decoder
+    /// decodes them.
+    #[test]
+    fn the_recorded_fills_take_the_fast_path() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/fixtures/hyperliquid/userFills_500.json"
+        ))
+        .unwrap();
+        let fills: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        for chunk in fills.chunks(3) {
+            let frame = format!(
+                r#"{{"channel":"userFills","data":{{"isSnapshot":true,"user":"0x2e3d94f0562703b25c83308a05046ddaf9a8dd14","fills":{}}}}}"#,
+                serde_json::Value::Array(chunk.to_vec())
+            );
+            let fast = fast_fills(&frame);
+            assert!(fast.is_some(), "{frame}");
+            assert_eq!(fast, general_with_snapshot(&frame));
         }
     }
 
