@@ -227,9 +227,10 @@ fn trades_section(
 /// `allMids`, `l2Book`, `activeAssetCtx` and `userFills` frames against their baselines.
 fn others_section(decode: &dyn Fn(&str) -> usize, value: &dyn Fn(&str) -> usize) {
     let real = fixture("allMids_2023-07-17.json");
+    // Compact, as the socket sends it (the recording is pretty-printed).
     let real_frame = format!(
         r#"{{"channel":"allMids","data":{{"mids":{}}}}}"#,
-        real.trim()
+        compact(real.trim())
     );
     let small: Vec<String> = std::iter::repeat_n(real_frame, 20_000).collect();
     let big: Vec<String> = std::iter::repeat_n(mids_frame(450), 2_000).collect();

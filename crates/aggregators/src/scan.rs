@@ -25,22 +25,26 @@ impl<'a> Cur<'a> {
 
     /// Consumes `lit` if the input continues with exactly it (no whitespace allowed). A
     /// fixed-size array, so the comparison is a few word loads rather than a `memcmp` call.
+    #[inline]
     pub(crate) fn lit<const N: usize>(&mut self, lit: &[u8; N]) -> Option<()> {
         let next: &[u8; N] = self.b.get(self.i..self.i + N)?.try_into().ok()?;
         (next == lit).then(|| self.i += N)
     }
 
+    #[inline]
     pub(crate) fn ws(&mut self) {
         while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\n' | b'\r' | b'\t') {
             self.i += 1;
         }
     }
 
+    #[inline]
     pub(crate) fn eat(&mut self, c: u8) -> Option<()> {
         self.ws();
         (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
     }
 
+    #[inline]
     pub(crate) fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.b.get(self.i).copied()
@@ -116,16 +120,44 @@ impl<'a> Cur<'a> {
         self.i - start
     }
 
+    /// [`Cur::digits`] byte by byte.
+    #[inline]
+    fn short_digits(&mut self, v: &mut u64) -> usize {
+        let start = self.i;
+        while let Some(d) = self
+            .b
+            .get(self.i)
+            .map(|c| c.wrapping_sub(b'0'))
+            .filter(|d| *d < 10)
+        {
+            *v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+            self.i += 1;
+        }
+        self.i - start
+    }
+
     /// A decimal string (`-?digits(.digits)?`) parsed in the same pass that finds its closing
     /// quote; more than 18 digits go through `fast_decimal`; anything else gives up.
     pub(crate) fn decimal(&mut self) -> Option<Decimal> {
         self.eat(b'"')?;
+        self.decimal_body()
+    }
+
+    /// [`Cur::decimal`] with its opening quote consumed already.
+    #[inline]
+    pub(crate) fn decimal_body(&mut self) -> Option<Decimal> {
         let start = self.i;
         let neg = self.lit(b"-").is_some();
         let mut mantissa = 0u64;
-        let whole = self.digits(&mut mantissa);
+        // Prices and sizes are short runs of digits: byte by byte (the eight-at-once step of
+        // `digits` would fail on most of them first).
+        let whole = self.short_digits(&mut mantissa);
         let dot = self.lit(b".").is_some();
-        let scale = if dot { self.digits(&mut mantissa) } else { 0 };
+        let scale = if dot {
+            self.short_digits(&mut mantissa)
+        } else {
+            0
+        };
         let end = self.i;
         self.lit(b"\"")?;
         if whole == 0 || (dot && scale == 0) {

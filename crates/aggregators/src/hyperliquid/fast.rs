@@ -204,6 +204,80 @@ pub fn fast_trades(text: &str) -> Option<Vec<MarketEvent>> {
 
 const MIDS_PREFIX: &str = r#"{"channel":"allMids","data":{"mids":{"#;
 
+/// Most positions whose coin is remembered between `allMids` frames.
+const MID_CACHE_MAX: usize = 4096;
+
+thread_local! {
+    /// The keys of the last `allMids` frame decoded on this thread, by position. Frames
+    /// repeat the same keys in the same order, so a key equal to the name remembered at its
+    /// position reuses that coin (equal names make equal coins: the answer is the same).
+    static MID_COINS: std::cell::RefCell<Vec<MidKey>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A remembered key: the coin, and for short names the bytes that start the pair as one word
+/// (compared with one load instead of a byte comparison): `"name":"` up to the value's opening
+/// quote for names of up to four bytes, `"name"` for up to six.
+struct MidKey {
+    coin: Coin,
+    /// The pair's first bytes, little-endian (0 for longer names).
+    word: u64,
+    /// The bytes of `word` that count.
+    mask: u64,
+    /// `word` runs through `:"`.
+    colon: bool,
+}
+
+impl MidKey {
+    fn new(coin: Coin) -> Self {
+        let name = coin.as_str().as_bytes();
+        let n = name.len();
+        let (mut word, mut mask, colon) = (0, 0, n <= 4);
+        if n <= 6 {
+            let mut bytes = [0u8; 8];
+            bytes[0] = b'"';
+            bytes[1..=n].copy_from_slice(name);
+            bytes[n + 1] = b'"';
+            let len = if colon {
+                bytes[n + 2] = b':';
+                bytes[n + 3] = b'"';
+                n + 4
+            } else {
+                n + 2
+            };
+            word = u64::from_le_bytes(bytes);
+            mask = u64::MAX >> (8 * (8 - len));
+        }
+        Self {
+            coin,
+            word,
+            mask,
+            colon,
+        }
+    }
+}
+
+impl Cur<'_> {
+    /// Consumes the start of `k`'s pair if the input continues with exactly it (whitespace
+    /// allowed before): the quoted name, and with [`MidKey::colon`] the `:"` after it. A coin's
+    /// name has no quote, backslash or control byte: equal bytes followed by the closing quote
+    /// are the same JSON string.
+    #[inline]
+    fn key_exactly(&mut self, k: &MidKey) -> Option<()> {
+        self.ws();
+        let n = k.coin.as_str().len();
+        if k.mask != 0
+            && let Some(w) = self.b.get(self.i..self.i + 8)
+        {
+            let w = u64::from_le_bytes(w.try_into().ok()?);
+            let len = if k.colon { n + 4 } else { n + 2 };
+            return (w & k.mask == k.word).then(|| self.i += len);
+        }
+        let b = self.b.get(self.i..self.i + n + 2)?;
+        (b[0] == b'"' && b[n + 1] == b'"' && &b[1..=n] == k.coin.as_str().as_bytes())
+            .then(|| self.i += n + 2)
+    }
+}
+
 /// `{"channel":"allMids","data":{"mids":{"BTC":"97000.5",…}}}` in the server's layout, read
 /// straight through: each key a coin, each value a quoted decimal, wire order and repeats kept
 /// as the general decoder keeps them. `None` on anything else (another layout, other keys in
@@ -212,12 +286,36 @@ const MIDS_PREFIX: &str = r#"{"channel":"allMids","data":{"mids":{"#;
 pub fn fast_mids(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
     let s = text.strip_prefix(MIDS_PREFIX)?;
     let mut cur = Cur::new(s);
-    let mut mids = Vec::with_capacity(512);
-    cur.items(b'}', |cur| {
-        let coin = Coin::new(cur.string()?).ok()?;
-        cur.eat(b':')?;
-        mids.push((coin, cur.decimal()?));
-        Some(())
+    let mids = MID_COINS.with_borrow_mut(|cache| {
+        // As many pairs as the last frame had.
+        let mut mids = Vec::with_capacity(cache.len().max(32));
+        cur.items(b'}', |cur| {
+            let at = mids.len();
+            // The key at this position is usually the name cached there: compared in place,
+            // the cached coin reused (validating and building a name costs more than the rest
+            // of the pair).
+            let coin = match cache.get(at) {
+                Some(k) if k.colon && cur.key_exactly(k).is_some() => {
+                    // `"name":"` matched at once: the value's digits follow.
+                    mids.push((k.coin.clone(), cur.decimal_body()?));
+                    return Some(());
+                }
+                Some(k) if cur.key_exactly(k).is_some() => k.coin.clone(),
+                _ => {
+                    let c = Coin::new(cur.string()?).ok()?;
+                    if at < cache.len() {
+                        cache[at] = MidKey::new(c.clone());
+                    } else if at < MID_CACHE_MAX {
+                        cache.push(MidKey::new(c.clone()));
+                    }
+                    c
+                }
+            };
+            cur.eat(b':')?;
+            mids.push((coin, cur.decimal()?));
+            Some(())
+        })
+        .map(|()| mids)
     })?;
     cur.eat(b'}')?;
     cur.eat(b'}')?;

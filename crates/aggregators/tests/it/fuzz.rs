@@ -522,6 +522,37 @@ mod fast_path {
         }
     }
 
+    /// `allMids` remembers the keys of the last frame by position: frames whose keys differ
+    /// from it by one byte, by length, by a prefix, by whitespace or by order still decode
+    /// exactly as the general decoder decodes them.
+    #[test]
+    fn remembered_mid_keys_never_change_an_answer() {
+        let frames = [
+            r#"{"channel":"allMids","data":{"mids":{"BTC":"97000.5","ETH":"3500","@107":"1.25","xyz:XYZ100":"7.5"}}}"#,
+            r#"{"channel":"allMids","data":{"mids":{"BTC":"97001.5","ETH":"3501","@107":"1.5","xyz:XYZ100":"7.25"}}}"#,
+            r#"{"channel":"allMids","data":{"mids":{"BTD":"1","ETHX":"2","@10":"3","xyz:XYZ10":"4"}}}"#,
+            r#"{"channel":"allMids","data":{"mids":{"BT":"1","ETH":"2","@1077":"3","xyz:XYZ1000":"4"}}}"#,
+            r#"{"channel":"allMids","data":{"mids":{"BTC": "1","ETH" :"2", "@107":"3","xyz:XYZ100":"4"}}}"#,
+            r#"{"channel":"allMids","data":{"mids":{"ETH":"2","BTC":"1","xyz:XYZ100":"4","@107":"3"}}}"#,
+            r#"{"channel":"allMids","data":{"mids":{"BTC":"1","BTC":"2"}}}"#,
+            r#"{"channel":"allMids","data":{"mids":{"BTC":"1","ETH":"x"}}}"#,
+            r#"{"channel":"allMids","data":{"mids":{"BTC":"97000.5","ETH":"3500","@107":"1.25","xyz:XYZ100":"7.5"}}}"#,
+        ];
+        for _ in 0..2 {
+            for f in frames {
+                let fast = fast_mids(f, Timestamp(0));
+                if let Some(events) = &fast {
+                    assert_eq!(Some(events.clone()), general(f), "{f}");
+                }
+            }
+        }
+        assert!(fast_mids(frames[0], Timestamp(0)).is_some());
+        assert!(
+            fast_mids(frames[4], Timestamp(0)).is_some(),
+            "whitespace between pairs"
+        );
+    }
+
     /// The recorded fills (testdata/fixtures/hyperliquid/userFills_500.json, 2023, three to a
     /// frame as the channel sends them) take the fast path and decode as the general decoder
     /// decodes them.
