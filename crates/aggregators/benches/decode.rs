@@ -290,6 +290,20 @@ fn others_section(decode: &dyn Fn(&str) -> usize, value: &dyn Fn(&str) -> usize)
             )
         })
         .collect();
+    // The recorded `candle` frame (HYPE 1d), compact as the socket sends it.
+    let candle = fixture("ws/candle_HYPE_1d_2025-12-04.jsonl");
+    let candle_frames: Vec<String> = candle
+        .lines()
+        .filter(|l| l.contains(r#""channel":"candle""#))
+        .flat_map(|l| std::iter::repeat_n(l.to_owned(), 20_000))
+        .collect();
+    compared(
+        "kamiyo candle (recorded frame)",
+        "candle",
+        &candle_frames,
+        20,
+        decode,
+    );
     compared(
         "kamiyo userFills, 3 recorded fills a frame",
         "userFills",

@@ -22,7 +22,7 @@ pub use error::{ModelError, ModelResult};
 pub use feed::{FeedState, FeedStatus, FreshnessTracker};
 pub use ids::{Address, Coin, Fnv64, IncidentKey, ProtocolId, StableId};
 pub use market::{
-    AssetCtx, BookLevel, BookSnapshot, EventStream, Fill, FillDir, LedgerEvent, LedgerKind,
+    AssetCtx, BookLevel, BookSnapshot, Candle, EventStream, Fill, FillDir, LedgerEvent, LedgerKind,
     LiquidationInfo, LiquidationMethod, MarketDataStream, MarketEvent, Mids, OiCapSnapshot,
     Position, PositionSnapshot, SeriesPoint, Side, Trade, VaultSnapshot,
 };

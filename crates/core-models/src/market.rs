@@ -483,6 +483,34 @@ pub struct OiCapSnapshot {
     pub coins: Vec<Coin>,
 }
 
+/// One interval of the venue's own candles (Hyperliquid's `candle` channel), as observed at
+/// `time`: the open candle is sent again as it moves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candle {
+    /// When it was observed.
+    pub time: Timestamp,
+    /// Market.
+    pub coin: Coin,
+    /// The venue's interval name (`1m`, `15m`, `1h`, `1d`, …).
+    pub interval: SmolStr,
+    /// Start of the interval.
+    pub open_time: Timestamp,
+    /// End of the interval (its last millisecond).
+    pub close_time: Timestamp,
+    /// Open.
+    pub open: Decimal,
+    /// High.
+    pub high: Decimal,
+    /// Low.
+    pub low: Decimal,
+    /// Close (the last price while the interval is open).
+    pub close: Decimal,
+    /// Base volume.
+    pub volume: Decimal,
+    /// Trades.
+    pub trades: u64,
+}
+
 /// Everything a detector can observe. Serialized with an `event` tag:
 /// `{"event":"trade","coin":"ETH",…}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -511,6 +539,8 @@ pub enum MarketEvent {
     OiCap(OiCapSnapshot),
     /// A feed changed freshness state.
     Feed(FeedStatus),
+    /// A venue candle.
+    Candle(Candle),
 }
 
 impl MarketEvent {
@@ -528,6 +558,7 @@ impl MarketEvent {
             Self::Reference(e) => e.time,
             Self::OiCap(e) => e.time,
             Self::Feed(e) => e.changed_at,
+            Self::Candle(e) => e.time,
         }
     }
 
@@ -539,6 +570,7 @@ impl MarketEvent {
             Self::Fill(e) => Some(&e.coin),
             Self::Book(e) => Some(&e.coin),
             Self::Reference(e) => Some(&e.coin),
+            Self::Candle(e) => Some(&e.coin),
             _ => None,
         }
     }
@@ -557,6 +589,7 @@ impl MarketEvent {
             Self::Reference(_) => "reference",
             Self::OiCap(_) => "oi_cap",
             Self::Feed(_) => "feed",
+            Self::Candle(_) => "candle",
         }
     }
 }

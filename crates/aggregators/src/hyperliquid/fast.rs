@@ -597,3 +597,43 @@ pub fn fast_fills(text: &str) -> Option<(Vec<MarketEvent>, bool)> {
         .collect();
     Some((events, snapshot.unwrap_or(false)))
 }
+
+const CANDLE_PREFIX: &str = r#"{"channel":"candle","data":{"t":"#;
+
+/// `{"channel":"candle","data":{"t":…,"T":…,"s":…,"i":…,"o":…,"c":…,"h":…,"l":…,"v":…,"n":…}}`
+/// in the server's layout, read straight through. `None` on anything else; the general decoder
+/// then decides. `now` stamps the observation.
+pub fn fast_candle(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
+    let s = text.strip_prefix(CANDLE_PREFIX)?;
+    let mut cur = Cur::new(s);
+    let open_time = Timestamp(cur.integer()?);
+    cur.lit(br#","T":"#)?;
+    let close_time = Timestamp(cur.integer()?);
+    cur.lit(br#","s":"#)?;
+    let coin = Coin::new(cur.string()?).ok()?;
+    cur.lit(br#","i":"#)?;
+    let interval = cur.string()?.into();
+    let open = cur.decimal_field(br#","o":"#)?;
+    let close = cur.decimal_field(br#","c":"#)?;
+    let high = cur.decimal_field(br#","h":"#)?;
+    let low = cur.decimal_field(br#","l":"#)?;
+    let volume = cur.decimal_field(br#","v":"#)?;
+    cur.lit(br#","n":"#)?;
+    let trades = u64::try_from(cur.integer()?).ok()?;
+    cur.lit(b"}}")?;
+    cur.at_end().then(|| {
+        vec![MarketEvent::Candle(kamiyo_core_models::Candle {
+            time: now,
+            coin,
+            interval,
+            open_time,
+            close_time,
+            open,
+            high,
+            low,
+            close,
+            volume,
+            trades,
+        })]
+    })
+}

@@ -335,6 +335,25 @@ pub struct WireLevel {
     pub n: u32,
 }
 
+impl WireCandle {
+    /// Normalizes as observed at `now`.
+    pub fn into_candle(self, now: Timestamp) -> kamiyo_core_models::Candle {
+        kamiyo_core_models::Candle {
+            time: now,
+            coin: self.coin,
+            interval: self.interval.as_str().into(),
+            open_time: self.open_time,
+            close_time: self.close_time,
+            open: self.open,
+            high: self.high,
+            low: self.low,
+            close: self.close,
+            volume: self.volume,
+            trades: self.trades,
+        }
+    }
+}
+
 /// `l2Book` (request and channel).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireBook {
@@ -1201,16 +1220,17 @@ const TRADES_PREFIX: &str = r#"{"channel":"trades","data":"#;
 
 /// Decodes one WebSocket text frame received at `now`.
 pub fn decode_ws_text(text: &str, now: Timestamp, ctx: &WsContext) -> DecodeResult<WsMessage> {
-    // The hottest frames (`trades`, `allMids`, `l2Book`, `activeAssetCtx`, `userFills`) go through
+    // The hottest frames (`trades`, `allMids`, `l2Book`, `activeAssetCtx`, `userFills`, `candle`) go through
     // specialised scanners; anything they
     // do not handle falls through to the general decoder, which gives the same answer
     // (tested).
-    use super::fast::{fast_book, fast_ctx, fast_fills, fast_mids, fast_trades};
+    use super::fast::{fast_book, fast_candle, fast_ctx, fast_fills, fast_mids, fast_trades};
     // Each checks its own prefix first, so a frame of another channel costs a comparison.
     let fast = fast_trades(text)
         .or_else(|| fast_mids(text, now))
         .or_else(|| fast_book(text))
         .or_else(|| fast_ctx(text, now))
+        .or_else(|| fast_candle(text, now))
         .map(|events| (events, false))
         .or_else(|| fast_fills(text));
     if let Some((events, snapshot)) = fast {
@@ -1286,6 +1306,10 @@ pub fn decode_ws_text_general(
         "activeAssetCtx" => {
             let c: ActiveCtxData = from_json("activeAssetCtx", data(&env, "activeAssetCtx")?)?;
             one(MarketEvent::AssetCtx(c.ctx.into_ctx(c.coin, now)))
+        }
+        "candle" => {
+            let c: WireCandle = from_json("candle", data(&env, "candle")?)?;
+            one(MarketEvent::Candle(c.into_candle(now)))
         }
         "l2Book" => {
             let b: WireBook = from_json("l2Book", data(&env, "l2Book")?)?;

@@ -52,6 +52,8 @@ pub enum Subscription {
     UserFills(Address),
     /// `userEvents` of a user (channel `user`; one per connection).
     UserEvents(Address),
+    /// `candle` of a coin at an interval (`1m`, `5m`, `15m`, `1h`, `4h`, `1d`, …).
+    Candle(Coin, String),
 }
 
 impl Subscription {
@@ -65,6 +67,7 @@ impl Subscription {
             Self::Bbo(c) => json!({"type": "bbo", "coin": c}),
             Self::UserFills(u) => json!({"type": "userFills", "user": u}),
             Self::UserEvents(u) => json!({"type": "userEvents", "user": u}),
+            Self::Candle(c, i) => json!({"type": "candle", "coin": c, "interval": i}),
         }
     }
 

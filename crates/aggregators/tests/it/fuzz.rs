@@ -233,7 +233,7 @@ fn hostile_numbers_are_typed_errors() {
 
 mod fast_path {
     use kamiyo_aggregators::hyperliquid::fast::{
-        fast_book, fast_ctx, fast_fills, fast_mids, fast_trades,
+        fast_book, fast_candle, fast_ctx, fast_fills, fast_mids, fast_trades,
     };
     use kamiyo_aggregators::hyperliquid::wire::{WsContext, WsMessage, decode_ws_text_general};
     use kamiyo_core_models::Timestamp;
@@ -551,6 +551,59 @@ mod fast_path {
             fast_mids(frames[4], Timestamp(0)).is_some(),
             "whitespace between pairs"
         );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// `candle` frames in the server's layout: whenever the fast path answers — on the
+        /// frame or a mutation of it — the general decoder agrees; with plain values it answers.
+        #[test]
+        fn candle_frames_and_their_mutations_decode_exactly_like_the_general_decoder(v in proptest::collection::vec(ctx_value(), 5), t in 0i64..2_000_000_000_000, n in 0u64..10_000_000, coin in prop_oneof![Just("HYPE"), Just("@107"), Just("xyz:XYZ100")], interval in prop_oneof![Just("1m"), Just("1h"), Just("1d"), Just("1M")], cut in any::<usize>(), junk in "[\\[\\]{}\",:0-9a-zA-Z.@\\\\ \n\t\u{1}-]{0,4}") {
+            let frame = format!(
+                r#"{{"channel":"candle","data":{{"t":{t},"T":{},"s":"{coin}","i":"{interval}","o":{},"c":{},"h":{},"l":{},"v":{},"n":{n}}}}}"#,
+                t + 86_399_999, v[0], v[1], v[2], v[3], v[4]
+            );
+            let now = kamiyo_core_models::Timestamp(0);
+            let fast = fast_candle(&frame, now);
+            if let Some(f) = &fast {
+                prop_assert_eq!(Some(f.clone()), general(&frame), "{}", frame);
+            }
+            if v.iter().all(|x| x.starts_with('"') && x.len() > 2) {
+                prop_assert!(fast.is_some(), "{}", frame);
+            }
+            let at = cut % frame.len();
+            let at = (0..=at).rev().find(|i| frame.is_char_boundary(*i)).unwrap_or(0);
+            let mutated = format!("{}{}{}", &frame[..at], junk, &frame[at..]);
+            if let Some(fast) = fast_candle(&mutated, now) {
+                prop_assert_eq!(Some(fast), general(&mutated), "{}", mutated);
+            }
+        }
+    }
+
+    /// The recorded candle frame (HYPE 1d, 2025-12-04, testdata/fixtures/hyperliquid/ws) takes
+    /// the fast path and decodes as the general decoder decodes it.
+    #[test]
+    fn the_recorded_candle_frame_takes_the_fast_path() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/fixtures/hyperliquid/ws/candle_HYPE_1d_2025-12-04.jsonl"
+        ))
+        .unwrap();
+        let frame = text.lines().nth(1).unwrap();
+        let fast = fast_candle(frame, Timestamp(0));
+        assert!(fast.is_some());
+        assert_eq!(fast, general(frame));
+        let Some(kamiyo_core_models::MarketEvent::Candle(c)) =
+            fast.and_then(|v| v.into_iter().next())
+        else {
+            panic!("not a candle")
+        };
+        assert_eq!(
+            (c.coin.as_str(), c.interval.as_str(), c.trades),
+            ("HYPE", "1d", 102_895)
+        );
+        assert_eq!(c.volume.to_string(), "3495670.8399999999");
     }
 
     /// The recorded fills (testdata/fixtures/hyperliquid/userFills_500.json, 2023, three to a
