@@ -251,6 +251,8 @@ pub(crate) struct Platform {
     pub(crate) protocols: Vec<String>,
     /// A tier matrix file replacing the embedded one (empty: embedded).
     pub(crate) tiers_file: String,
+    /// A protocol registry file replacing the embedded one (empty: embedded).
+    pub(crate) registry_file: String,
     /// The HLP vault the open core's routes show.
     pub(crate) hlp_vault: String,
     /// How often the tenant router looks for new shared steps (ms).
@@ -284,6 +286,7 @@ impl Default for Platform {
         Self {
             protocols: vec!["hyperliquid".into()],
             tiers_file: String::new(),
+            registry_file: String::new(),
             hlp_vault: "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303".into(),
             router_interval_ms: 1000,
             public_url: "https://app.kamiyo.ai".into(),
@@ -462,6 +465,20 @@ impl Config {
             ));
         }
         self.billing.check(&mut p);
+        match self.registry() {
+            Ok(r) => {
+                let ingested: Vec<_> = self
+                    .platform
+                    .protocols
+                    .iter()
+                    .filter_map(|s| kamiyo_core_models::ProtocolId::parse(s).ok())
+                    .collect();
+                if let Err(e) = r.check_ingested(&ingested) {
+                    p.extend(e.0);
+                }
+            }
+            Err(e) => p.push(("platform.registry_file".into(), e.to_string())),
+        }
         if !self.platform.tiers_file.is_empty() {
             match std::fs::read_to_string(&self.platform.tiers_file) {
                 Ok(t) => {
@@ -473,6 +490,17 @@ impl Config {
             }
         }
         p
+    }
+
+    /// The protocol registry in force.
+    pub(crate) fn registry(&self) -> anyhow::Result<kamiyo_platform::registry::Registry> {
+        Ok(if self.platform.registry_file.is_empty() {
+            kamiyo_platform::registry::Registry::embedded()?
+        } else {
+            kamiyo_platform::registry::Registry::load(&std::fs::read_to_string(
+                &self.platform.registry_file,
+            )?)?
+        })
     }
 
     /// The tier matrix in force.

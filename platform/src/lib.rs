@@ -9,6 +9,7 @@ pub mod billing;
 pub mod db;
 pub mod fanout;
 pub mod openapi;
+pub mod registry;
 pub mod tenancy;
 pub mod tiers;
 pub mod web;

@@ -311,6 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|p| ProtocolId::parse(p))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut platform = PlatformState::new(db, c.tiers()?, protocols);
+            platform.registry = std::sync::Arc::new(c.registry()?);
             platform.mailer = c.smtp.mailer()?.map(std::sync::Arc::new);
             platform.public_url = c.platform.public_url.clone();
             if !c.admin.tokens.is_empty() {

@@ -316,6 +316,14 @@ pub const OPERATIONS: &[Operation] = &[
     },
     op(
         "get",
+        "/api/v1/protocols",
+        "The protocols the caller's plan may subscribe to (from the protocol registry): category, chains, adapter status (live / historical / planned and why), documentation, data sources, whether this deployment has it and whether the tenant is subscribed.",
+        "viewer",
+        None,
+        200,
+    ),
+    op(
+        "get",
         "/api/v1/billing",
         "Plan, subscription and dunning state as Stripe last confirmed them, with the in-app banner while a payment is overdue.",
         "viewer",

@@ -57,6 +57,9 @@ pub struct PlatformState {
     pub staff_tokens: Vec<(String, String)>,
     /// Billing with Stripe, when configured (`[billing]`).
     pub billing: Option<Arc<crate::billing::Billing>>,
+    /// Every protocol the platform knows (`/api/v1/protocols`; subscriptions are checked
+    /// against it).
+    pub registry: Arc<crate::registry::Registry>,
 }
 
 impl PlatformState {
@@ -80,6 +83,12 @@ impl PlatformState {
             staff_db: None,
             staff_tokens: Vec::new(),
             billing: None,
+            // The embedded registry is checked by the crate's tests; an empty one if it ever
+            // failed would refuse every subscription outside `protocols` rather than panic.
+            registry: Arc::new(crate::registry::Registry::embedded().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the embedded protocol registry is invalid");
+                crate::registry::Registry::empty()
+            })),
             clock: Arc::new(|| {
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -1305,13 +1314,67 @@ async fn revoke_key(
 
 // ---- subscriptions ----
 
-fn known_protocol(state: &PlatformState, s: &str) -> Result<ProtocolId, WebError> {
+/// A protocol `p` may subscribe to: in the registry (or ingested here), within the plan
+/// (402 naming the plan it needs), and available — ingested by this deployment, or historical
+/// (409 with the reason otherwise).
+fn subscribable(state: &PlatformState, p: &Principal, s: &str) -> Result<ProtocolId, WebError> {
+    use crate::registry::AdapterStatus;
     let id = ProtocolId::parse(s).map_err(|_| WebError::NotFound)?;
-    if state.protocols.contains(&id) {
-        Ok(id)
-    } else {
-        Err(WebError::NotFound)
+    let ingested = state.protocols.contains(&id);
+    match state.registry.get(&id) {
+        None if ingested => Ok(id),
+        None => Err(WebError::NotFound),
+        Some(d) if d.min_plan > p.plan => Err(WebError::PaymentRequired(format!(
+            "{} needs the {} plan",
+            d.name,
+            d.min_plan.as_str()
+        ))),
+        Some(d) if !ingested && d.adapter.status != AdapterStatus::Historical => {
+            Err(WebError::Conflict(format!(
+                "{} is not available here yet: {}",
+                d.name,
+                d.adapter
+                    .reason
+                    .as_deref()
+                    .unwrap_or("this deployment does not ingest it")
+            )))
+        }
+        Some(_) => Ok(id),
     }
+}
+
+/// `GET /api/v1/protocols`: what the caller's plan allows, with whether each is available
+/// here and subscribed; how many more a higher plan opens.
+async fn protocols(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
+    use crate::registry::AdapterStatus;
+    let p = allowed(&req, &state, Permission::Read)?;
+    let have: Vec<db::SubscriptionRow> = state.db.list(&p.tenant, List::Subscriptions).await?;
+    let items: Vec<serde_json::Value> = state
+        .registry
+        .for_plan(p.plan)
+        .map(|d| {
+            let ingested = d.protocol().is_some_and(|id| state.protocols.contains(&id));
+            json!({
+                "id": d.id,
+                "name": d.name,
+                "category": d.category,
+                "chains": d.chains,
+                "min_plan": d.min_plan,
+                "adapter": d.adapter,
+                "docs": d.docs,
+                "sources": d.sources,
+                "available": ingested || d.adapter.status == AdapterStatus::Historical,
+                "subscribed": have.iter().any(|s| s.protocol == d.id),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "plan": p.plan,
+        "limit": state.tiers.config(p.plan).limits.protocols,
+        "subscribed": have.len(),
+        "items": items,
+        "with_a_higher_plan": state.registry.all().len() - state.registry.for_plan(p.plan).count(),
+    })))
 }
 
 async fn subscribe(
@@ -1320,7 +1383,7 @@ async fn subscribe(
     path: web::Path<String>,
 ) -> Res {
     let p = allowed(&req, &state, Permission::Configure)?;
-    let protocol = known_protocol(&state, &path)?;
+    let protocol = subscribable(&state, &p, &path)?;
     let have: Vec<db::SubscriptionRow> = state.db.list(&p.tenant, List::Subscriptions).await?;
     if !have.iter().any(|s| s.protocol == protocol.as_str()) && !have.is_empty() {
         tenancy::require(p.plan, Feature::MultiProtocol, &state.tiers)?;
@@ -1900,6 +1963,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(admin_impersonate),
             )
             .route("/admin/tenants/{id}/{action}", web::post().to(admin_status))
+            .route("/protocols", web::get().to(protocols))
             .route("/billing", web::get().to(billing_status))
             .route("/billing/checkout", web::post().to(billing_checkout))
             .route("/billing/portal", web::post().to(billing_portal))

@@ -494,3 +494,77 @@ async fn staff_routes_take_staff_tokens_only_and_are_audited_in_the_tenants_log(
         "{rows:?}"
     );
 }
+
+/// `/api/v1/protocols` lists what the plan allows from the registry; subscriptions are held to
+/// the registry's plan (402 naming it) and to what is available here (409 with the reason;
+/// historical protocols may be followed for their past).
+#[tokio::test]
+async fn the_protocol_registry_decides_what_a_plan_lists_and_may_subscribe_to() {
+    let e = env().await;
+    let svc = e.service().await;
+    let k = signup(&svc, "acme").await;
+    let k = Some(k.as_str());
+    let t = TenantId::parse("acme").unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Basic (the sign-up plan without billing).
+    let (s, _, v) = call(&svc, "get", "/api/v1/protocols", k, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let basic = ids(&v);
+    for want in [
+        "hyperliquid",
+        "dydx",
+        "gmx",
+        "lighter",
+        "paradex",
+        "drift",
+        "vertex",
+    ] {
+        assert!(basic.iter().any(|i| i == want), "{want} missing: {basic:?}");
+    }
+    assert!(!basic.iter().any(|i| i == "aave-v3"), "{basic:?}");
+    assert!(v["with_a_higher_plan"].as_u64().unwrap() > 0);
+    assert_eq!(v["limit"], 5);
+    let item = |v: &serde_json::Value, id: &str| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(item(&v, "hyperliquid")["subscribed"], true);
+    assert_eq!(item(&v, "vertex")["adapter"]["status"], "historical");
+    assert_eq!(item(&v, "vertex")["available"], true);
+    // Above the plan: 402 naming the plan the registry asks for.
+    let (s, _, v) = call(&svc, "put", "/api/v1/subscriptions/aave-v3", k, None).await;
+    assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("cloud_pro"), "{v}");
+    // A historical protocol may be followed.
+    let (s, _, v) = call(&svc, "put", "/api/v1/subscriptions/vertex", k, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Pro lists more; a planned protocol this deployment does not ingest is refused with why.
+    e.staff_set(&t, StaffColumn::Plan, "cloud_pro", &staff())
+        .await
+        .unwrap();
+    let (_, _, v) = call(&svc, "get", "/api/v1/protocols", k, None).await;
+    let pro = ids(&v);
+    assert!(pro.len() > basic.len() && pro.iter().any(|i| i == "aave-v3"));
+    assert_eq!(item(&v, "jupiter-perps")["available"], false);
+    let (s, _, v) = call(&svc, "put", "/api/v1/subscriptions/jupiter-perps", k, None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("Solana RPC"), "{v}");
+    // Open source sees Hyperliquid alone.
+    e.staff_set(&t, StaffColumn::Plan, "open_source", &staff())
+        .await
+        .unwrap();
+    let (_, _, v) = call(&svc, "get", "/api/v1/protocols", k, None).await;
+    assert_eq!(ids(&v), ["hyperliquid"]);
+}
