@@ -33,6 +33,14 @@ pub enum StoreError {
     /// The request itself was invalid (bad cursor, limit out of range).
     #[error("invalid store request: {0}")]
     Invalid(String),
+    /// A fenced writer's epoch was superseded by a newer writer's: nothing was written.
+    #[error("writer {name} at epoch {epoch} was superseded; the batch was not written")]
+    Fenced {
+        /// The fence.
+        name: String,
+        /// The epoch this writer held.
+        epoch: i64,
+    },
 }
 
 /// Result alias for storage.

@@ -61,6 +61,9 @@ pub struct Store {
     write_lock: Arc<tokio::sync::Mutex<()>>,
     location: String,
     pool_max: u32,
+    /// When set, every commit checks and counts itself against this writer fence (name,
+    /// epoch) in its transaction.
+    fence: Option<Arc<(String, i64)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -217,6 +220,7 @@ impl Store {
             write_lock: Arc::default(),
             location: url,
             pool_max,
+            fence: None,
         })
     }
 
@@ -289,7 +293,47 @@ impl Store {
             write_lock: Arc::default(),
             location: redact(url),
             pool_max,
+            fence: None,
         })
+    }
+
+    /// Takes the next epoch of the writer fence `name` (1 for a new fence) and returns it. A
+    /// writer that must be the only one (one ingest per protocol across replicas) calls this
+    /// when it becomes the writer, then commits through [`Store::fenced`]: from this moment
+    /// the previous writer's commits are refused.
+    pub async fn advance_fence(&self, name: &str) -> StoreResult<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct Epoch {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            epoch: i64,
+        }
+        let sql = "INSERT INTO writer_fences (name, epoch) VALUES ($1, 1) \
+                   ON CONFLICT (name) DO UPDATE SET epoch = writer_fences.epoch + 1 RETURNING epoch";
+        let query = diesel::sql_query(sql).bind::<diesel::sql_types::Text, _>(name.to_owned());
+        let e: Epoch = match &self.db {
+            Db::Pg(p) => {
+                let mut g = p.get().await.map_err(pool_err)?;
+                diesel_async::RunQueryDsl::get_result(query, &mut *g)
+                    .await
+                    .map_err(q)?
+            }
+            Db::Sqlite(p) => {
+                let mut g = p.get().await.map_err(pool_err)?;
+                diesel_async::RunQueryDsl::get_result(query, &mut *g)
+                    .await
+                    .map_err(q)?
+            }
+        };
+        Ok(e.epoch)
+    }
+
+    /// This store with its commits fenced: each checks, in its transaction, that fence `name`
+    /// is still at `epoch` (and counts itself there); otherwise it writes nothing and fails
+    /// with [`StoreError::Fenced`].
+    pub fn fenced(&self, name: &str, epoch: i64) -> Self {
+        let mut s = self.clone();
+        s.fence = Some(Arc::new((name.to_owned(), epoch)));
+        s
     }
 
     /// The backend.
@@ -485,19 +529,31 @@ impl MarketStore for Store {
         }
         // One writer at a time: sequence numbers stay dense and SQLite never sees two writers.
         let _w = self.write_lock.lock().await;
-        let prepared = write::Prepared::new(batch);
+        let mut prepared = write::Prepared::new(batch);
+        prepared.fence = self.fence.as_deref().cloned();
+        let fenced = |e: diesel::result::Error| match (&e, self.fence.as_deref()) {
+            (diesel::result::Error::QueryBuilderError(b), Some((name, epoch)))
+                if b.is::<write::Superseded>() =>
+            {
+                StoreError::Fenced {
+                    name: name.clone(),
+                    epoch: *epoch,
+                }
+            }
+            _ => q(e),
+        };
         let rows: Vec<SecurityEventRow> = match &self.db {
             Db::Pg(p) => {
                 let mut g = p.get().await.map_err(pool_err)?;
                 let c: &mut AsyncPgConnection = &mut g;
-                write::pg::commit(c, prepared).await.map_err(q)?
+                write::pg::commit(c, prepared).await.map_err(fenced)?
             }
             Db::Sqlite(p) => {
                 let mut g = p.get().await.map_err(pool_err)?;
                 let c: &mut SqliteConn = &mut g;
                 c.spawn_blocking(move |c| write::sqlite::commit(c, prepared))
                     .await
-                    .map_err(q)?
+                    .map_err(fenced)?
             }
         };
         rows.into_iter().map(TryInto::try_into).collect()

@@ -205,6 +205,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    writer_fences (name) {
+        name -> Text,
+        epoch -> BigInt,
+        commits -> BigInt,
+        last_commit_ms -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     alert_outbox,
     alert_subscriptions,
@@ -220,4 +229,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     security_events,
     silences,
     vault_points,
+    writer_fences,
 );

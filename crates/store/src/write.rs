@@ -32,7 +32,22 @@ pub(crate) struct Prepared {
     outbox: Vec<OutboxRow>,
     actions: Vec<ActionRow>,
     cursors: Vec<CursorRow>,
+    /// The writer fence (name, epoch) the commit must hold, if any.
+    pub(crate) fence: Option<(String, i64)>,
 }
+
+/// A fenced commit whose epoch was superseded (carried out of the transaction as a
+/// `QueryBuilderError`, which rolls it back).
+#[derive(Debug)]
+pub(crate) struct Superseded;
+
+impl std::fmt::Display for Superseded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("writer fence superseded")
+    }
+}
+
+impl std::error::Error for Superseded {}
 
 impl Prepared {
     pub(crate) fn new(batch: &IngestBatch) -> Self {
@@ -69,6 +84,7 @@ impl Prepared {
                     updated_ms: now,
                 })
                 .collect(),
+            fence: None,
         }
     }
 }
@@ -97,6 +113,24 @@ fn number(
 macro_rules! steps {
     ($c:ident, $p:ident, $ignore:ident, [$($aw:tt)*]) => {{
         let p: Prepared = $p;
+        // A fenced writer first proves its epoch is current, and counts itself, in this
+        // transaction (the row lock orders it against a newer writer taking the fence).
+        if let Some((name, epoch)) = &p.fence {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let n = diesel::sql_query(
+                "UPDATE writer_fences SET commits = commits + 1, last_commit_ms = $1 WHERE name = $2 AND epoch = $3",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(now)
+            .bind::<diesel::sql_types::Text, _>(name.as_str())
+            .bind::<diesel::sql_types::BigInt, _>(*epoch)
+            .execute($c)
+            $($aw)*?;
+            if n == 0 {
+                return Err(diesel::result::Error::QueryBuilderError(Box::new(Superseded)));
+            }
+        }
         $ignore!($c, vault_points::table, p.vault_points, [$($aw)*]);
         $ignore!($c, deviation_samples::table, p.deviations, [$($aw)*]);
         $ignore!($c, liquidations::table, p.liquidations, [$($aw)*]);

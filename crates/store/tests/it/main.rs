@@ -78,4 +78,5 @@ both!(
     concurrent_commits_keep_sequence_numbers_unique,
     market_facts_are_kept_apart_by_protocol,
     the_market_protocol_migration_keeps_existing_rows,
+    a_superseded_writer_is_refused_and_writes_nothing,
 );

@@ -5,8 +5,8 @@ use kamiyo_core_models::{
     DeviationKind, DeviationSample, EventQuery, Evidence, Incident, IncidentChange, IncidentKey,
     IncidentQuery, IncidentStatus, IncidentStore, IncidentUpdate, IngestBatch, LiquidationMethod,
     LiquidationRecord, MarketBar, MarketStore, OperatorStore, Order, OutboxEntry, OutboxStatus,
-    OutboxStore, PositionRecord, ProtocolId, SecurityEvent, Severity, Side, StableId, ThreatType,
-    Timestamp, VaultPoint,
+    OutboxStore, PositionRecord, ProtocolId, SecurityEvent, Severity, Side, StableId, StoreError,
+    ThreatType, Timestamp, VaultPoint,
 };
 use kamiyo_store::Store;
 use kamiyo_store::retention::Retention;
@@ -1034,4 +1034,43 @@ pub(crate) async fn the_market_protocol_migration_keeps_existing_rows(s: &Store)
         [2; 5],
         "the new keys work again"
     );
+}
+
+/// Writer fences: the writer that took the newest epoch commits; a writer whose epoch was
+/// superseded (a deposed ingest leader's late batch) is refused and writes nothing; an
+/// unfenced store is not affected.
+pub(crate) async fn a_superseded_writer_is_refused_and_writes_nothing(s: &Store) {
+    let updates = sample_updates();
+    let batch = |i: usize| IngestBatch {
+        updates: vec![updates[i].clone()],
+        ..IngestBatch::default()
+    };
+    assert_eq!(s.advance_fence("ingest:hyperliquid").await.unwrap(), 1);
+    let old = s.fenced("ingest:hyperliquid", 1);
+    assert_eq!(old.commit(&batch(0)).await.unwrap().len(), 1);
+    // A new writer takes the fence: epoch 2.
+    assert_eq!(s.advance_fence("ingest:hyperliquid").await.unwrap(), 2);
+    let new = s.fenced("ingest:hyperliquid", 2);
+    let before = s.events(&EventQuery::default()).await.unwrap().len();
+    let err = old.commit(&batch(1)).await.unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::Fenced {
+            name: "ingest:hyperliquid".into(),
+            epoch: 1
+        }
+    );
+    assert_eq!(
+        s.events(&EventQuery::default()).await.unwrap().len(),
+        before
+    );
+    assert_eq!(new.commit(&batch(1)).await.unwrap().len(), 1);
+    // Another fence, and the unfenced store, are independent.
+    assert_eq!(s.advance_fence("ingest:dydx").await.unwrap(), 1);
+    assert_eq!(s.commit(&batch(2)).await.unwrap().len(), 1);
+    // A fence never taken refuses its writer.
+    assert!(matches!(
+        s.fenced("ingest:nosuch", 1).commit(&batch(0)).await,
+        Err(StoreError::Fenced { .. })
+    ));
 }
