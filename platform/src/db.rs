@@ -2093,3 +2093,54 @@ impl Db {
         })
     }
 }
+
+// ---- ingest leadership ----
+
+/// A dedicated connection that holds an ingest leadership: a PostgreSQL session advisory lock,
+/// which lives exactly as long as this connection (not pooled: a lost connection is lost
+/// leadership, and the server releases the lock at once).
+pub struct LeaderConn {
+    conn: AsyncPgConnection,
+}
+
+impl std::fmt::Debug for LeaderConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaderConn").finish_non_exhaustive()
+    }
+}
+
+impl LeaderConn {
+    /// Opens the connection (`application_name` names the holder in `pg_stat_activity`).
+    pub async fn connect(url: &str, application_name: &str) -> DbResult<Self> {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let name: String = application_name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+            .take(60)
+            .collect();
+        let url = format!("{url}{sep}application_name={name}");
+        let conn = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            AsyncPgConnection::establish(&url),
+        )
+        .await
+        .map_err(|_| DbError::Unavailable("no answer within 10 s".into()))?
+        .map_err(pool_err)?;
+        Ok(Self { conn })
+    }
+
+    /// Tries to take the lock named `name` without waiting.
+    pub async fn try_lock(&mut self, name: &str) -> DbResult<bool> {
+        let f: Flag = sql_query("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS flag")
+            .bind::<Text, _>(name)
+            .get_result(&mut self.conn)
+            .await?;
+        Ok(f.flag)
+    }
+
+    /// Whether the connection (and so the lock) is still there, asked within `within`.
+    pub async fn alive(&mut self, within: std::time::Duration) -> bool {
+        let probe = sql_query("SELECT 1::bigint AS n").get_result::<Count>(&mut self.conn);
+        matches!(tokio::time::timeout(within, probe).await, Ok(Ok(_)))
+    }
+}

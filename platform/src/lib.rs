@@ -8,6 +8,7 @@
 pub mod billing;
 pub mod db;
 pub mod fanout;
+pub mod leader;
 pub mod openapi;
 pub mod registry;
 pub mod tenancy;

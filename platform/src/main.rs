@@ -143,42 +143,70 @@ async fn ingest(c: &Config, monitor_config: &std::path::Path) -> anyhow::Result<
     }
     tracing::info!(addresses = mc.hyperliquid.watch.len(), "watching");
     kamiyo_aggregators::install_crypto_provider();
-    let cancel = tokio_util::sync::CancellationToken::new();
     let store = kamiyo_store::Store::connect(&c.database.url, std::path::Path::new("."), 4).await?;
     store.migrate().await?;
-    let (clock, exchange_clock) = kamiyo_server::run::make_clock(&mc).await;
-    let (engine, stream) = kamiyo_server::run::live_inputs(
-        &mc,
-        &store,
-        None,
-        clock.clone(),
-        exchange_clock,
-        cancel.clone(),
-    )
-    .await?;
-    let ctx = kamiyo_pipeline::PipelineContext::new(
-        kamiyo_core_models::ProtocolId::HYPERLIQUID,
-        clock,
-        std::sync::Arc::new(store.clone()),
-        cancel.clone(),
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            kamiyo_server::run::shutdown_signal().await;
+            shutdown.cancel();
+        });
+    }
+    let protocol = kamiyo_core_models::ProtocolId::HYPERLIQUID;
+    let holder = format!(
+        "kamiyo-ingest-{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
+        std::process::id()
     );
-    let running = kamiyo_pipeline::spawn(
-        &ctx,
-        engine,
-        stream,
-        Box::new(kamiyo_server::run::ServerObserver::new(
-            mc.hyperliquid.hlp_vault,
-        )),
-    )?;
-    tracing::info!(protocol = "hyperliquid", "ingesting");
-    kamiyo_server::run::shutdown_signal().await;
-    cancel.cancel();
-    let kamiyo_pipeline::Running {
-        runner, consumer, ..
-    } = running;
-    let _ = runner.await;
-    let _ = consumer.await;
-    Ok(())
+    // One active ingest per protocol across replicas: this one ingests while it leads.
+    kamiyo_platform::leader::lead(
+        &c.database.url,
+        protocol.as_str(),
+        &holder,
+        &store,
+        shutdown,
+        |epoch, stop| {
+            let (mc, store, protocol) = (mc.clone(), store.clone(), protocol.clone());
+            async move {
+                let fenced = store.fenced(&kamiyo_platform::leader::name(protocol.as_str()), epoch);
+                let (clock, exchange_clock) = kamiyo_server::run::make_clock(&mc).await;
+                // The engine resumes the open incidents and the fills' cursors the previous
+                // leader committed.
+                let (engine, stream) = kamiyo_server::run::live_inputs(
+                    &mc,
+                    &fenced,
+                    None,
+                    clock.clone(),
+                    exchange_clock,
+                    stop.clone(),
+                )
+                .await?;
+                let ctx = kamiyo_pipeline::PipelineContext::new(
+                    protocol.clone(),
+                    clock,
+                    std::sync::Arc::new(fenced),
+                    stop.clone(),
+                );
+                let kamiyo_pipeline::Running {
+                    runner, consumer, ..
+                } = kamiyo_pipeline::spawn(
+                    &ctx,
+                    engine,
+                    stream,
+                    Box::new(kamiyo_server::run::ServerObserver::new(
+                        mc.hyperliquid.hlp_vault,
+                    )),
+                )?;
+                tracing::info!(protocol = %protocol, epoch, "ingesting");
+                let _ = runner.await;
+                stop.cancel();
+                let _ = consumer.await;
+                Ok(())
+            }
+        },
+    )
+    .await
 }
 
 fn now_ms() -> i64 {

@@ -297,7 +297,8 @@ impl Store {
         })
     }
 
-    /// Takes the next epoch of the writer fence `name` (1 for a new fence) and returns it. A
+    /// Takes the next epoch of the writer fence `name` (1 for a new fence; its commit count
+    /// starts again at 0) and returns it. A
     /// writer that must be the only one (one ingest per protocol across replicas) calls this
     /// when it becomes the writer, then commits through [`Store::fenced`]: from this moment
     /// the previous writer's commits are refused.
@@ -308,7 +309,7 @@ impl Store {
             epoch: i64,
         }
         let sql = "INSERT INTO writer_fences (name, epoch) VALUES ($1, 1) \
-                   ON CONFLICT (name) DO UPDATE SET epoch = writer_fences.epoch + 1 RETURNING epoch";
+                   ON CONFLICT (name) DO UPDATE SET epoch = writer_fences.epoch + 1, commits = 0 RETURNING epoch";
         let query = diesel::sql_query(sql).bind::<diesel::sql_types::Text, _>(name.to_owned());
         let e: Epoch = match &self.db {
             Db::Pg(p) => {

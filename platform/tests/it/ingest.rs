@@ -31,45 +31,7 @@ async fn ingest_writes_shared_facts_that_tenants_read_and_are_alerted_on() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("monitor.toml");
-    let http = sim.http_url();
-    let venues_off: String = ["okx", "bybit", "kraken", "kucoin", "gate", "mexc"]
-        .iter()
-        .map(|v| format!("[references.{v}]\nenabled = false\n"))
-        .collect();
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[database]
-batch_max_delay_ms = 100
-
-[hyperliquid]
-rest_url = "{http}"
-ws_url = "{ws}/ws"
-coins = ["BTC", "ETH", "SOL"]
-clock = "exchange"
-exchange_clock_speed = 60
-whale_interval_secs = 2
-vault_interval_secs = 5
-hlp_positions_interval_secs = 5
-market_interval_secs = 5
-
-[references]
-interval_secs = 2
-
-[references.binance]
-url = "{http}"
-
-[references.coinbase]
-url = "{http}"
-
-{venues_off}
-"#,
-            ws = http.replacen("http://", "ws://", 1),
-        ),
-    )
-    .unwrap();
+    let cfg = monitor_config(dir.path(), &sim.http_url());
     // A tenant before anything happens (its alerts start after sign-up), with a channel.
     let svc = e.service().await;
     let k = signup(&svc, "watcher").await;
@@ -143,4 +105,48 @@ url = "{http}"
     assert!(pass.sent > 0, "{pass:?}");
     let (_, _, rows) = call(&svc, "get", "/api/v1/alerts", Some(&k), None).await;
     assert!(!rows["items"].as_array().unwrap().is_empty(), "{rows}");
+}
+
+/// A monitor configuration for `kamiyo-platform ingest` against the loopback exchange at
+/// `http` (the scenario's three markets, the reference venues it serves, the others off).
+pub(crate) fn monitor_config(dir: &std::path::Path, http: &str) -> std::path::PathBuf {
+    let cfg = dir.join("monitor.toml");
+    let venues_off: String = ["okx", "bybit", "kraken", "kucoin", "gate", "mexc"]
+        .iter()
+        .map(|v| format!("[references.{v}]\nenabled = false\n"))
+        .collect();
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[database]
+batch_max_delay_ms = 100
+
+[hyperliquid]
+rest_url = "{http}"
+ws_url = "{ws}/ws"
+coins = ["BTC", "ETH", "SOL"]
+clock = "exchange"
+exchange_clock_speed = 60
+whale_interval_secs = 2
+vault_interval_secs = 5
+hlp_positions_interval_secs = 5
+market_interval_secs = 5
+
+[references]
+interval_secs = 2
+
+[references.binance]
+url = "{http}"
+
+[references.coinbase]
+url = "{http}"
+
+{venues_off}
+"#,
+            ws = http.replacen("http://", "ws://", 1),
+        ),
+    )
+    .unwrap();
+    cfg
 }

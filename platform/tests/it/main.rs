@@ -12,6 +12,7 @@ mod crossing;
 mod fanout;
 mod ingest;
 mod kill;
+mod leader;
 mod opencore;
 mod plans;
 mod sessions;
