@@ -806,3 +806,105 @@ async fn the_billing_commands_repair_and_report() {
     assert_eq!(tenant_plan(&svc, &key).await, "cloud_enterprise");
     w.stripe.stop().await;
 }
+
+/// `kamiyo-platform serve` with `[billing]`: sign-up creates the customer, Checkout, Stripe's
+/// signed deliveries over HTTP move the plan, a forged one is refused — the binary's wiring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_binary_bills_through_stripe() {
+    kamiyo_aggregators::install_crypto_provider();
+    let e = env().await;
+    let now: Arc<dyn Fn() -> i64 + Send + Sync> = Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
+    });
+    let stripe = FakeStripe::start(now.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("platform.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nbind = \"127.0.0.1:0\"\n[billing]\nsecret_key = \"sk_test_fake\"\napi_base = \"{}\"\nwebhook_secrets = [\"{}\", \"{}\"]\n\
+             [billing.prices]\ncloud_basic = \"price_basic\"\ncloud_pro = \"price_pro\"\n",
+            stripe.url, SECRETS[0], SECRETS[1]
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
+        .args(["--config", cfg.to_str().unwrap(), "serve"])
+        .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
+        .env("KAMIYO_PLATFORM__DATABASE__APP_URL", &e.app_url)
+        .env("KAMIYO_PLATFORM_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let base = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line.trim().trim_start_matches("listening on ").to_owned()
+    })
+    .await
+    .unwrap();
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/api/v1/signup"))
+        .json(&json!({"tenant": "acme", "name": "Acme", "email": "ops@acme.example", "password": "a long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let key = v["key"]["secret"].as_str().unwrap().to_owned();
+    assert_eq!(v["plan"], "open_source");
+    assert_eq!(stripe.customers(), 1);
+    let r = http
+        .post(format!("{base}/api/v1/billing/checkout"))
+        .bearer_auth(&key)
+        .json(&json!({"plan": "cloud_pro"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    stripe.complete_checkout(v["id"].as_str().unwrap());
+    let deliver = |body: String, sig: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.post(format!("{base}/api/v1/billing/webhook"))
+                .header("content-type", "application/json; charset=utf-8")
+                .header("stripe-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let t = now() / 1000;
+    // Forged first: refused.
+    let evs = stripe.take_events();
+    let forged = FakeStripe::sign(&evs[0].body, &["whsec_attacker"], t);
+    assert_eq!(deliver(evs[0].body.clone(), forged).await, 400);
+    for ev in &evs {
+        let sig = FakeStripe::sign(&ev.body, &SECRETS[1..], t);
+        assert_eq!(deliver(ev.body.clone(), sig).await, 200, "{}", ev.kind);
+    }
+    let v: Value = http
+        .get(format!("{base}/api/v1/tenant"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["plan"], "cloud_pro", "{v}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    stripe.stop().await;
+}
