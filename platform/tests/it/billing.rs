@@ -186,6 +186,14 @@ async fn audit_actions(w: &World, tenant: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every one of `actions` is in `tenant`'s audit log.
+async fn assert_audited(w: &World, tenant: &str, actions: &[&str]) {
+    let have = audit_actions(w, tenant).await;
+    for a in actions {
+        assert!(have.iter().any(|x| x == a), "{a} missing from {have:?}");
+    }
+}
+
 #[tokio::test]
 async fn checkout_with_a_trial_takes_effect_only_when_stripe_confirms_it() {
     let w = world(None).await;
@@ -264,19 +272,18 @@ async fn checkout_with_a_trial_takes_effect_only_when_stripe_confirms_it() {
     w.stripe.other_event();
     let out = deliver_all(&w, &svc).await;
     assert_eq!(out[1]["outcome"], "acknowledged");
-    let actions = audit_actions(&w, "acme").await;
-    for a in [
-        "billing.customer",
-        "billing.checkout",
-        "billing.subscription",
-        "billing.plan",
-        "billing.trial_will_end",
-    ] {
-        assert!(
-            actions.iter().any(|x| x == a),
-            "{a} missing from {actions:?}"
-        );
-    }
+    assert_audited(
+        &w,
+        "acme",
+        &[
+            "billing.customer",
+            "billing.checkout",
+            "billing.subscription",
+            "billing.plan",
+            "billing.trial_will_end",
+        ],
+    )
+    .await;
     w.stripe.stop().await;
 }
 
@@ -563,23 +570,9 @@ async fn cancel_at_period_end_reactivate_and_cancel_now() {
 
 #[tokio::test]
 async fn a_failed_payment_starts_grace_then_suspension_and_a_payment_reinstates_at_once() {
-    use kamiyo_alerts::channels::{Smtp, SmtpSecurity, SmtpSettings};
     use kamiyo_testing::smtp::{Mode, SmtpServer};
     let smtp = SmtpServer::start(Mode::Plain).await;
-    let mailer = Smtp::new(
-        "accounts",
-        &SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: smtp.port(),
-            security: SmtpSecurity::None,
-            username: String::new(),
-            password: kamiyo_alerts::Secret::new(""),
-            from: "kamiyo.ai <billing@kamiyo.ai>".into(),
-            to: vec!["unused@kamiyo.ai".into()],
-            ca_pem: None,
-        },
-    )
-    .unwrap();
+    let mailer = crate::loopback_mailer(smtp.port());
     let w = world(Some(Arc::new(mailer))).await;
     let svc = w.svc().await;
     let (key, sub) = subscribed(&w, &svc, "acme", "cloud_pro").await;
@@ -685,18 +678,17 @@ async fn a_failed_payment_starts_grace_then_suspension_and_a_payment_reinstates_
     )
     .await;
     assert!(s.is_success(), "{s}");
-    let actions = audit_actions(&w, "acme").await;
-    for a in [
-        "billing.grace",
-        "billing.payment_failed",
-        "billing.suspended",
-        "billing.reinstated",
-    ] {
-        assert!(
-            actions.iter().any(|x| x == a),
-            "{a} missing from {actions:?}"
-        );
-    }
+    assert_audited(
+        &w,
+        "acme",
+        &[
+            "billing.grace",
+            "billing.payment_failed",
+            "billing.suspended",
+            "billing.reinstated",
+        ],
+    )
+    .await;
     smtp.wait_for(3, Duration::from_secs(10)).await;
     w.stripe.stop().await;
 }

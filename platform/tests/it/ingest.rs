@@ -19,17 +19,7 @@ fn root() -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_writes_shared_facts_that_tenants_read_and_are_alerted_on() {
     let e = env().await;
-    let scenario = Scenario::load(&root().join("scenarios/eth-whale-2025-03-12")).unwrap();
-    let sim = kamiyo_simulator::start_scenario(
-        scenario,
-        kamiyo_simulator::SimOptions {
-            speed: 0.0,
-            start_at: Timestamp::parse("2025-03-12T13:00:00Z"),
-            ..kamiyo_simulator::SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = whale_exchange().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = monitor_config(dir.path(), &sim.http_url());
     // A tenant before anything happens (its alerts start after sign-up), with a channel.
@@ -149,4 +139,20 @@ url = "{http}"
     )
     .unwrap();
     cfg
+}
+
+/// The loopback exchange serving the ETH-whale scenario from 13:00, paused (`set_speed` starts
+/// it).
+pub(crate) async fn whale_exchange() -> kamiyo_simulator::SimHandle {
+    let scenario = Scenario::load(&root().join("scenarios/eth-whale-2025-03-12")).unwrap();
+    kamiyo_simulator::start_scenario(
+        scenario,
+        kamiyo_simulator::SimOptions {
+            speed: 0.0,
+            start_at: Timestamp::parse("2025-03-12T13:00:00Z"),
+            ..kamiyo_simulator::SimOptions::default()
+        },
+    )
+    .await
+    .unwrap()
 }

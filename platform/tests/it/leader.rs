@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use diesel::sql_types::{BigInt, Integer, Text};
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use kamiyo_aggregators::replay::Scenario;
-use kamiyo_core_models::{IncidentQuery, IncidentStatus, IncidentStore, Timestamp};
+use kamiyo_core_models::{IncidentQuery, IncidentStatus, IncidentStore};
 
 use crate::env;
 
@@ -89,20 +88,7 @@ async fn until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_ingest_leads_takes_over_when_killed_and_stops_when_its_lock_is_cut() {
     let e = env().await;
-    let scenario = Scenario::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/eth-whale-2025-03-12"),
-    )
-    .unwrap();
-    let sim = kamiyo_simulator::start_scenario(
-        scenario,
-        kamiyo_simulator::SimOptions {
-            speed: 0.0,
-            start_at: Timestamp::parse("2025-03-12T13:00:00Z"),
-            ..kamiyo_simulator::SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = crate::ingest::whale_exchange().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = crate::ingest::monitor_config(dir.path(), &sim.http_url());
     let mut children: Vec<std::process::Child> = (0..3)

@@ -189,6 +189,25 @@ impl Env {
     }
 }
 
+/// The open core's SMTP channel to a loopback relay on `port` (account and billing mail).
+pub fn loopback_mailer(port: u16) -> kamiyo_alerts::channels::Smtp {
+    use kamiyo_alerts::channels::{Smtp, SmtpSecurity, SmtpSettings};
+    Smtp::new(
+        "accounts",
+        &SmtpSettings {
+            host: "127.0.0.1".into(),
+            port,
+            security: SmtpSecurity::None,
+            username: String::new(),
+            password: kamiyo_alerts::Secret::new(""),
+            from: "kamiyo.ai <accounts@kamiyo.ai>".into(),
+            to: vec!["unused@kamiyo.ai".into()],
+            ca_pem: None,
+        },
+    )
+    .unwrap()
+}
+
 /// One request: status, headers and the JSON body (`Null` when empty, the text as a string
 /// when not JSON).
 pub async fn call<S>(

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use kamiyo_alerts::channels::{Smtp, SmtpSecurity, SmtpSettings};
 use kamiyo_testing::smtp::{Mode, SmtpServer};
 use serde_json::json;
 
@@ -32,20 +31,7 @@ fn token_of(mail: &kamiyo_testing::smtp::Mail) -> String {
 async fn verify_sign_in_with_csrf_and_reset_by_mailed_link() {
     let e = env().await;
     let smtp = SmtpServer::start(Mode::Plain).await;
-    let mailer = Smtp::new(
-        "accounts",
-        &SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: smtp.port(),
-            security: SmtpSecurity::None,
-            username: String::new(),
-            password: kamiyo_alerts::Secret::new(""),
-            from: "kamiyo.ai <accounts@kamiyo.ai>".into(),
-            to: vec!["unused@kamiyo.ai".into()],
-            ca_pem: None,
-        },
-    )
-    .unwrap();
+    let mailer = crate::loopback_mailer(smtp.port());
     let svc = e
         .service_customised(|s| {
             s.mailer = Some(Arc::new(mailer));

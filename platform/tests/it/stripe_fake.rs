@@ -223,48 +223,49 @@ impl FakeStripe {
     /// A renewal charge failed: the subscription goes `past_due` (`invoice.payment_failed`,
     /// then `customer.subscription.updated`).
     pub(crate) fn fail_payment(&self, sub: &str, attempt: u64) {
-        let now = (self.clock)() / 1000;
-        let mut st = self.lock();
-        let customer = st.subscriptions[sub]["customer"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let inv = invoice(&mut st, &customer, "open", attempt);
-        st.emit("invoice.payment_failed", inv, now);
-        let s = st.subscriptions.get_mut(sub).unwrap();
-        s["status"] = json!("past_due");
-        let s = s.clone();
-        st.emit("customer.subscription.updated", s, now);
+        self.charge(sub, attempt, false);
     }
 
     /// A charge succeeded: `active` again (`invoice.paid`, `invoice.payment_succeeded`,
     /// `customer.subscription.updated`).
     pub(crate) fn pay(&self, sub: &str) {
+        self.charge(sub, 1, true);
+    }
+
+    /// A renewal charge of `sub` (its `attempt`-th), paid or failed, with the events Stripe
+    /// sends for it.
+    fn charge(&self, sub: &str, attempt: u64, paid: bool) {
         let now = (self.clock)() / 1000;
         let mut st = self.lock();
         let customer = st.subscriptions[sub]["customer"]
             .as_str()
             .unwrap()
             .to_owned();
-        let inv = invoice(&mut st, &customer, "paid", 1);
-        st.emit("invoice.paid", inv.clone(), now);
-        st.emit("invoice.payment_succeeded", inv, now);
-        let s = st.subscriptions.get_mut(sub).unwrap();
-        s["status"] = json!("active");
-        let s = s.clone();
-        st.emit("customer.subscription.updated", s, now);
+        let inv = invoice(
+            &mut st,
+            &customer,
+            if paid { "paid" } else { "open" },
+            attempt,
+        );
+        if paid {
+            st.emit("invoice.paid", inv.clone(), now);
+            st.emit("invoice.payment_succeeded", inv, now);
+        } else {
+            st.emit("invoice.payment_failed", inv, now);
+        }
+        st.update(sub, now, |s| {
+            s["status"] = json!(if paid { "active" } else { "past_due" });
+        });
     }
 
     /// Stripe-side change made elsewhere (the Dashboard, the portal): the subscription moves
     /// to `price`, with `customer.subscription.updated`.
     pub(crate) fn change_elsewhere(&self, sub: &str, price: &str) {
         let now = (self.clock)() / 1000;
-        let mut st = self.lock();
-        let s = st.subscriptions.get_mut(sub).unwrap();
-        s["items"]["data"][0]["price"]["id"] = json!(price);
-        s["status"] = json!("active");
-        let s = s.clone();
-        st.emit("customer.subscription.updated", s, now);
+        self.lock().update(sub, now, |s| {
+            s["items"]["data"][0]["price"]["id"] = json!(price);
+            s["status"] = json!("active");
+        });
     }
 
     /// The trial ends in three days (`customer.subscription.trial_will_end`).
@@ -311,6 +312,16 @@ fn invoice(st: &mut State, customer: &str, status: &str, attempt: u64) -> Value 
 }
 
 impl State {
+    /// Changes subscription `sub` and sends `customer.subscription.updated` with it.
+    fn update(&mut self, sub: &str, now: i64, f: impl FnOnce(&mut Value)) {
+        let Some(s) = self.subscriptions.get_mut(sub) else {
+            return;
+        };
+        f(s);
+        let s = s.clone();
+        self.emit("customer.subscription.updated", s, now);
+    }
+
     fn emit(&mut self, kind: &str, object: Value, created: i64) {
         self.n += 1;
         let id = format!("evt_fake{}", self.n);

@@ -168,13 +168,8 @@ fn trade_by_key(cur: &mut Cur<'_>) -> Option<Trade> {
             // The hash and any future scalar field are skipped; nested values fall back.
             Key::Other => cur.skip_scalar()?,
         }
-        match cur.peek()? {
-            b',' => cur.i += 1,
-            b'}' => {
-                cur.i += 1;
-                break;
-            }
-            _ => return None,
+        if !cur.member_end()? {
+            break;
         }
     }
     Some(Trade {
