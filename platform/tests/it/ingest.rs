@@ -50,14 +50,7 @@ async fn ingest_writes_shared_facts_that_tenants_read_and_are_alerted_on() {
     // The scenario's incidents arrive in the shared store through the pipeline.
     let deadline = Instant::now() + Duration::from_secs(90);
     let incidents = loop {
-        let found = e
-            .facts
-            .incidents(&IncidentQuery {
-                limit: 100,
-                ..IncidentQuery::default()
-            })
-            .await
-            .unwrap();
+        let found = incidents_in(&e.facts).await;
         if !found.is_empty() {
             break found;
         }
@@ -155,4 +148,15 @@ pub(crate) async fn whale_exchange() -> kamiyo_simulator::SimHandle {
     )
     .await
     .unwrap()
+}
+
+/// Every incident in the shared store (up to 1,000), newest first.
+pub(crate) async fn incidents_in(facts: &kamiyo_store::Store) -> Vec<kamiyo_core_models::Incident> {
+    facts
+        .incidents(&IncidentQuery {
+            limit: 1000,
+            ..IncidentQuery::default()
+        })
+        .await
+        .unwrap()
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use diesel::sql_types::{BigInt, Integer, Text};
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use kamiyo_core_models::{IncidentQuery, IncidentStatus, IncidentStore};
+use kamiyo_core_models::IncidentStatus;
 
 use crate::env;
 
@@ -119,14 +119,7 @@ async fn one_ingest_leads_takes_over_when_killed_and_stops_when_its_lock_is_cut(
     let open_before = {
         let t0 = Instant::now();
         loop {
-            let found = e
-                .facts
-                .incidents(&IncidentQuery {
-                    limit: 1000,
-                    ..IncidentQuery::default()
-                })
-                .await
-                .unwrap();
+            let found = crate::ingest::incidents_in(&e.facts).await;
             if !found.is_empty() {
                 break found;
             }
@@ -189,14 +182,7 @@ async fn one_ingest_leads_takes_over_when_killed_and_stops_when_its_lock_is_cut(
         let _ = ch.wait();
     }
     // No incident opened twice: at most one open incident per key.
-    let incidents = e
-        .facts
-        .incidents(&IncidentQuery {
-            limit: 1000,
-            ..IncidentQuery::default()
-        })
-        .await
-        .unwrap();
+    let incidents = crate::ingest::incidents_in(&e.facts).await;
     assert!(incidents.len() >= open_before.len(), "{incidents:?}");
     for before in &open_before {
         assert!(
