@@ -616,6 +616,15 @@ async fn admin_impersonate(
     Ok(HttpResponse::Created().json(json!({"tenant": t, "key": {"id": key.id, "secret": key.secret, "role": Role::Viewer, "expires_at": now + minutes * 60_000}})))
 }
 
+/// The changes a tenant suspended for non-payment may still make: paying (billing), signing
+/// out, and taking access away (revoking a key, removing a user) — never adding or configuring.
+fn open_while_suspended(method: &Method, path: &str) -> bool {
+    path.starts_with("/api/v1/billing")
+        || path == "/api/v1/logout"
+        || (*method == Method::DELETE
+            && (path.starts_with("/api/v1/keys/") || path.starts_with("/api/v1/users/")))
+}
+
 /// Sent on every answer while the tenant is in dunning: `grace` or `suspended` (the banner's
 /// text is in `GET /api/v1/billing`).
 pub const BILLING_HEADER: &str = "kamiyo-billing";
@@ -712,7 +721,7 @@ pub async fn gate(
     let held = crate::billing::suspended(&v.key.billing_state, v.key.grace_until, now);
     if held
         && !matches!(*req.method(), Method::GET | Method::HEAD)
-        && !path.starts_with("/api/v1/billing")
+        && !open_while_suspended(req.method(), path)
     {
         return Err(WebError::Forbidden(
             "suspended for non-payment: the account is read-only until a payment succeeds (POST /api/v1/billing/portal)".into(),

@@ -580,6 +580,15 @@ async fn a_failed_payment_starts_grace_then_suspension_and_a_payment_reinstates_
     // Alerts route to the tenant's channel while in good standing.
     let (s, _, _) = call(&svc, "post", "/api/v1/channels", Some(&key), Some(json!({"name": "ops", "kind": "webhook", "url": "https://hooks.acme.example/x", "min_severity": "low"}))).await;
     assert_eq!(s, StatusCode::CREATED);
+    let (s, _, _) = call(
+        &svc,
+        "post",
+        "/api/v1/keys",
+        Some(&key),
+        Some(json!({"name": "spare", "role": "owner"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
 
     w.advance(86_400_000);
     w.stripe.fail_payment(&sub, 1);
@@ -627,9 +636,38 @@ async fn a_failed_payment_starts_grace_then_suspension_and_a_payment_reinstates_
     assert_eq!(v["plan"], "cloud_pro");
     let (s, _, _) = call(&svc, "get", "/security/events?limit=5", Some(&key), None).await;
     assert_eq!(s, StatusCode::OK);
-    // Billing routes stay open so the tenant can pay.
+    // Billing routes stay open so the tenant can pay; access can still be taken away (a
+    // leaked key revoked), not added.
     let (s, _, _) = call(&svc, "post", "/api/v1/billing/portal", Some(&key), None).await;
     assert_eq!(s, StatusCode::CREATED);
+    let (s, _, _) = call(
+        &svc,
+        "post",
+        "/api/v1/keys",
+        Some(&key),
+        Some(json!({"name": "ci", "role": "owner"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let keys: Value = call(&svc, "get", "/api/v1/keys", Some(&key), None).await.2;
+    let other = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "spare")
+        .unwrap()["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _, v) = call(
+        &svc,
+        "delete",
+        &format!("/api/v1/keys/{other}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert!(s.is_success(), "{s} {v}");
     // Alerts are paused and counted.
     let now = w.e.clock.load(Ordering::SeqCst);
     w.e.facts
