@@ -5,6 +5,7 @@
 //! the request's principal — rules only), [`db`] (the only module that speaks SQL; PostgreSQL
 //! with row-level security), [`web`] (the `/api/v1` routes and their OpenAPI document).
 
+pub mod adapters;
 pub mod billing;
 pub mod db;
 pub mod fanout;

@@ -9,6 +9,7 @@
 
 mod billing;
 mod crossing;
+mod dydx;
 mod fanout;
 mod ingest;
 mod kill;
