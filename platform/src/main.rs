@@ -47,9 +47,16 @@ enum Command {
     /// a monitor configuration file (its `[hyperliquid]`, `[references]`, `[monitors]`; its
     /// database section is ignored). One ingest per protocol.
     Ingest {
-        /// The monitor's configuration (the self-hosted `kamiyo.toml` format).
-        #[arg(long)]
-        monitor_config: PathBuf,
+        /// The monitor's configuration (the self-hosted `kamiyo.toml` format; Hyperliquid).
+        #[arg(long, required_unless_present = "dydx_url")]
+        monitor_config: Option<PathBuf>,
+        /// Ingest dYdX v4 instead, from its indexer at this base (up to `/v4`, e.g.
+        /// https://indexer.dydx.trade/v4).
+        #[arg(long, conflicts_with = "monitor_config")]
+        dydx_url: Option<String>,
+        /// dYdX markets whose trades are followed (comma-separated tickers).
+        #[arg(long, default_value = "BTC-USD,ETH-USD,SOL-USD")]
+        dydx_markets: String,
     },
     /// Billing with Stripe (application role, database.app_url; needs `[billing]`).
     Billing {
@@ -197,6 +204,90 @@ async fn ingest(c: &Config, monitor_config: &std::path::Path) -> anyhow::Result<
                     Box::new(kamiyo_server::run::ServerObserver::new(
                         mc.hyperliquid.hlp_vault,
                     )),
+                )?;
+                tracing::info!(protocol = %protocol, epoch, "ingesting");
+                let _ = runner.await;
+                stop.cancel();
+                let _ = consumer.await;
+                Ok(())
+            }
+        },
+    )
+    .await
+}
+
+/// Runs dYdX v4's pipeline (the indexer adapter, an engine with the protocol-generic
+/// detectors) into the shared store while this replica leads its ingest.
+async fn ingest_dydx(c: &Config, url: &str, markets: &str) -> anyhow::Result<()> {
+    use kamiyo_platform::adapters::dydx::{self, DydxConfig};
+    kamiyo_aggregators::install_crypto_provider();
+    let protocol = kamiyo_core_models::ProtocolId::parse("dydx")?;
+    let store = kamiyo_store::Store::connect(&c.database.url, std::path::Path::new("."), 4).await?;
+    store.migrate().await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            kamiyo_server::run::shutdown_signal().await;
+            shutdown.cancel();
+        });
+    }
+    let cfg = DydxConfig {
+        base_url: url.to_owned(),
+        trade_markets: markets
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        ..DydxConfig::default()
+    };
+    let holder = format!(
+        "kamiyo-ingest-{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
+        std::process::id()
+    );
+    kamiyo_platform::leader::lead(
+        &c.database.url,
+        protocol.as_str(),
+        &holder,
+        &store,
+        shutdown,
+        |epoch, stop| {
+            let (cfg, store, protocol) = (cfg.clone(), store.clone(), protocol.clone());
+            async move {
+                let fenced = store.fenced(&kamiyo_platform::leader::name(protocol.as_str()), epoch);
+                let clock: std::sync::Arc<dyn kamiyo_core_models::Clock> =
+                    std::sync::Arc::new(kamiyo_core_models::SystemClock);
+                // No HLP vault here: the protocol-generic detectors.
+                let set = ["oracle", "liquidations", "thin_market", "feeds"];
+                let mut engine = kamiyo_monitors::Engine::for_protocol(
+                    protocol.clone(),
+                    &kamiyo_monitors::DetectorRegistry::builtin(),
+                    Some(&set),
+                    &kamiyo_monitors::MonitorsConfig::default(),
+                )?;
+                kamiyo_server::run::restore_open_incidents(&fenced, &mut engine, clock.now())
+                    .await?;
+                let stream = dydx::stream(
+                    cfg,
+                    reqwest::Client::new(),
+                    std::sync::Arc::new(now_ms),
+                    stop.clone(),
+                );
+                let ctx = kamiyo_pipeline::PipelineContext::new(
+                    protocol.clone(),
+                    clock,
+                    std::sync::Arc::new(fenced),
+                    stop.clone(),
+                );
+                let kamiyo_pipeline::Running {
+                    runner, consumer, ..
+                } = kamiyo_pipeline::spawn(
+                    &ctx,
+                    engine,
+                    stream,
+                    Box::new(kamiyo_pipeline::NoObserver),
                 )?;
                 tracing::info!(protocol = %protocol, epoch, "ingesting");
                 let _ = runner.await;
@@ -470,11 +561,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             drop(out);
             server.run().await?;
         }
-        Command::Ingest { monitor_config } => {
+        Command::Ingest {
+            monitor_config,
+            dydx_url,
+            dydx_markets,
+        } => {
             let c = load(&cli)?;
             need(&c.database.url, "database.url")?;
             drop(out);
-            ingest(&c, monitor_config).await?;
+            match (monitor_config, dydx_url) {
+                (Some(mc), _) => ingest(&c, mc).await?,
+                (None, Some(url)) => ingest_dydx(&c, url, dydx_markets).await?,
+                (None, None) => bail!("--monitor-config (Hyperliquid) or --dydx-url (dYdX)"),
+            }
         }
         Command::Admin { staff, what } => {
             let c = load(&cli)?;

@@ -226,3 +226,67 @@ async fn the_poller_keeps_to_its_request_budget() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), log.lock().unwrap().len());
 }
+
+/// `kamiyo-platform ingest --dydx-url …`: the adapter, a protocol-generic engine and the
+/// pipeline, under the protocol's leadership, commit dYdX's facts into the shared store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_runs_dydx_into_the_shared_store() {
+    use diesel::sql_query;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let e = crate::env().await;
+    let (m, t) = (markets(), trades());
+    let script: Script = Arc::new(move |path, _| {
+        (
+            200,
+            if path.contains("/trades/") {
+                t.clone()
+            } else {
+                m.clone()
+            },
+            0,
+        )
+    });
+    let (url, _log) = indexer(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("ingest.log")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
+        .args(["ingest", "--dydx-url", &url, "--dydx-markets", "BTC-USD"])
+        .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
+        .env("KAMIYO_PLATFORM_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut c = AsyncPgConnection::establish(&e.tdb.url).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let commits = loop {
+        let n: Vec<N> = sql_query(
+            "SELECT commits AS n FROM writer_fences WHERE name = 'kamiyo-ingest:dydx' AND epoch = 1",
+        )
+        .load(&mut c)
+        .await
+        .unwrap();
+        if let Some(n) = n.into_iter().find(|n| n.n > 0) {
+            break n.n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "no dYdX commit within 60 s: {}",
+            std::fs::read_to_string(dir.path().join("ingest.log")).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("ingest.log")).unwrap();
+    assert!(
+        log.contains("leading the ingest") && log.contains("protocol=dydx"),
+        "{log}"
+    );
+    assert!(commits > 0);
+}
