@@ -66,7 +66,16 @@ where
         if !got {
             continue;
         }
-        let epoch = store.advance_fence(&lock).await?;
+        let epoch = match store.advance_fence(&lock).await {
+            Ok(e) => e,
+            Err(e) => {
+                // Dropping the connection gives the lock back; another replica may lead.
+                tracing::warn!(error = %e, "taking the writer fence failed; giving the lead back");
+                drop(conn);
+                sleep_or(&shutdown, POLL * 5).await;
+                continue;
+            }
+        };
         tracing::info!(protocol, epoch, holder, "leading the ingest");
         let stop = shutdown.child_token();
         // The watchdog: the lock is held while its connection answers.
