@@ -294,6 +294,15 @@ impl Default for Platform {
     }
 }
 
+/// The non-empty, trimmed items of a comma-separated value.
+pub(crate) fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Environment keys read, and where they go.
 const ENV: [(&str, &str); 12] = [
     ("KAMIYO_PLATFORM__BILLING__SECRET_KEY", "billing.secret_key"),
@@ -356,27 +365,15 @@ impl Config {
                 "platform.tiers_file" => c.platform.tiers_file = v,
                 "smtp.host" => c.smtp.host = v,
                 "admin.tokens" => {
-                    c.admin.tokens = v
-                        .split(',')
-                        .map(|s| s.trim().to_owned())
-                        .filter(|s| !s.is_empty())
-                        .collect();
+                    c.admin.tokens = comma_list(&v);
                 }
                 "smtp.password" => c.smtp.password = v,
                 "billing.secret_key" => c.billing.secret_key = v,
                 "billing.webhook_secrets" => {
-                    c.billing.webhook_secrets = v
-                        .split(',')
-                        .map(|s| s.trim().to_owned())
-                        .filter(|s| !s.is_empty())
-                        .collect();
+                    c.billing.webhook_secrets = comma_list(&v);
                 }
                 _ => {
-                    c.platform.protocols = v
-                        .split(',')
-                        .map(|s| s.trim().to_owned())
-                        .filter(|s| !s.is_empty())
-                        .collect();
+                    c.platform.protocols = comma_list(&v);
                 }
             }
         }

@@ -149,67 +149,28 @@ async fn ingest(c: &Config, monitor_config: &std::path::Path) -> anyhow::Result<
         }
     }
     tracing::info!(addresses = mc.hyperliquid.watch.len(), "watching");
-    kamiyo_aggregators::install_crypto_provider();
-    let store = kamiyo_store::Store::connect(&c.database.url, std::path::Path::new("."), 4).await?;
-    store.migrate().await?;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            kamiyo_server::run::shutdown_signal().await;
-            shutdown.cancel();
-        });
-    }
-    let protocol = kamiyo_core_models::ProtocolId::HYPERLIQUID;
-    let holder = format!(
-        "kamiyo-ingest-{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
-        std::process::id()
-    );
-    // One active ingest per protocol across replicas: this one ingests while it leads.
-    kamiyo_platform::leader::lead(
-        &c.database.url,
-        protocol.as_str(),
-        &holder,
-        &store,
-        shutdown,
-        |epoch, stop| {
-            let (mc, store, protocol) = (mc.clone(), store.clone(), protocol.clone());
+    let vault = mc.hyperliquid.hlp_vault;
+    ingest_led(
+        c,
+        kamiyo_core_models::ProtocolId::HYPERLIQUID,
+        move |fenced, stop| {
+            let mc = mc.clone();
             async move {
-                let fenced = store.fenced(&kamiyo_platform::leader::name(protocol.as_str()), epoch);
                 let (clock, exchange_clock) = kamiyo_server::run::make_clock(&mc).await;
-                // The engine resumes the open incidents and the fills' cursors the previous
-                // leader committed.
+                // The engine resumes the open incidents and the fills' cursors the previous leader
+                // committed.
                 let (engine, stream) = kamiyo_server::run::live_inputs(
                     &mc,
                     &fenced,
                     None,
                     clock.clone(),
                     exchange_clock,
-                    stop.clone(),
+                    stop,
                 )
                 .await?;
-                let ctx = kamiyo_pipeline::PipelineContext::new(
-                    protocol.clone(),
-                    clock,
-                    std::sync::Arc::new(fenced),
-                    stop.clone(),
-                );
-                let kamiyo_pipeline::Running {
-                    runner, consumer, ..
-                } = kamiyo_pipeline::spawn(
-                    &ctx,
-                    engine,
-                    stream,
-                    Box::new(kamiyo_server::run::ServerObserver::new(
-                        mc.hyperliquid.hlp_vault,
-                    )),
-                )?;
-                tracing::info!(protocol = %protocol, epoch, "ingesting");
-                let _ = runner.await;
-                stop.cancel();
-                let _ = consumer.await;
-                Ok(())
+                let observer: Box<dyn kamiyo_pipeline::Observer> =
+                    Box::new(kamiyo_server::run::ServerObserver::new(vault));
+                Ok((engine, stream, clock, observer))
             }
         },
     )
@@ -220,8 +181,63 @@ async fn ingest(c: &Config, monitor_config: &std::path::Path) -> anyhow::Result<
 /// detectors) into the shared store while this replica leads its ingest.
 async fn ingest_dydx(c: &Config, url: &str, markets: &str) -> anyhow::Result<()> {
     use kamiyo_platform::adapters::dydx::{self, DydxConfig};
-    kamiyo_aggregators::install_crypto_provider();
     let protocol = kamiyo_core_models::ProtocolId::parse("dydx")?;
+    let cfg = DydxConfig {
+        base_url: url.to_owned(),
+        trade_markets: config::comma_list(markets),
+        ..DydxConfig::default()
+    };
+    let engine_protocol = protocol.clone();
+    ingest_led(c, protocol, move |fenced, stop| {
+        let (cfg, protocol) = (cfg.clone(), engine_protocol.clone());
+        async move {
+            let clock: std::sync::Arc<dyn kamiyo_core_models::Clock> =
+                std::sync::Arc::new(kamiyo_core_models::SystemClock);
+            // No HLP vault here: the protocol-generic detectors.
+            let set = ["oracle", "liquidations", "thin_market", "feeds"];
+            let mut engine = kamiyo_monitors::Engine::for_protocol(
+                protocol,
+                &kamiyo_monitors::DetectorRegistry::builtin(),
+                Some(&set),
+                &kamiyo_monitors::MonitorsConfig::default(),
+            )?;
+            kamiyo_server::run::restore_open_incidents(&fenced, &mut engine, clock.now()).await?;
+            let stream = dydx::stream(
+                cfg,
+                reqwest::Client::new(),
+                std::sync::Arc::new(now_ms),
+                stop,
+            );
+            let observer: Box<dyn kamiyo_pipeline::Observer> =
+                Box::new(kamiyo_pipeline::NoObserver);
+            Ok((engine, stream, clock, observer))
+        }
+    })
+    .await
+}
+
+/// What a protocol's pipeline runs on: its engine (open incidents restored), its event
+/// stream, its clock and its observer.
+type Inputs = (
+    kamiyo_monitors::Engine,
+    kamiyo_core_models::EventStream,
+    std::sync::Arc<dyn kamiyo_core_models::Clock>,
+    Box<dyn kamiyo_pipeline::Observer>,
+);
+
+/// Runs `protocol`'s pipeline into the shared store whenever this replica leads its ingest,
+/// until Ctrl-C / SIGTERM: `inputs` builds the engine and stream over the store fenced at the
+/// leader's epoch, with a token cancelled when the lead is lost.
+async fn ingest_led<F, Fut>(
+    c: &Config,
+    protocol: kamiyo_core_models::ProtocolId,
+    inputs: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(kamiyo_store::Store, tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Inputs>>,
+{
+    kamiyo_aggregators::install_crypto_provider();
     let store = kamiyo_store::Store::connect(&c.database.url, std::path::Path::new("."), 4).await?;
     store.migrate().await?;
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -232,21 +248,13 @@ async fn ingest_dydx(c: &Config, url: &str, markets: &str) -> anyhow::Result<()>
             shutdown.cancel();
         });
     }
-    let cfg = DydxConfig {
-        base_url: url.to_owned(),
-        trade_markets: markets
-            .split(',')
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        ..DydxConfig::default()
-    };
     let holder = format!(
         "kamiyo-ingest-{}-{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
         std::process::id()
     );
+    let fence = kamiyo_platform::leader::name(protocol.as_str());
+    // One active ingest per protocol across replicas: this one ingests while it leads.
     kamiyo_platform::leader::lead(
         &c.database.url,
         protocol.as_str(),
@@ -254,27 +262,10 @@ async fn ingest_dydx(c: &Config, url: &str, markets: &str) -> anyhow::Result<()>
         &store,
         shutdown,
         |epoch, stop| {
-            let (cfg, store, protocol) = (cfg.clone(), store.clone(), protocol.clone());
+            let fenced = store.fenced(&fence, epoch);
+            let (protocol, built) = (protocol.clone(), inputs(fenced.clone(), stop.clone()));
             async move {
-                let fenced = store.fenced(&kamiyo_platform::leader::name(protocol.as_str()), epoch);
-                let clock: std::sync::Arc<dyn kamiyo_core_models::Clock> =
-                    std::sync::Arc::new(kamiyo_core_models::SystemClock);
-                // No HLP vault here: the protocol-generic detectors.
-                let set = ["oracle", "liquidations", "thin_market", "feeds"];
-                let mut engine = kamiyo_monitors::Engine::for_protocol(
-                    protocol.clone(),
-                    &kamiyo_monitors::DetectorRegistry::builtin(),
-                    Some(&set),
-                    &kamiyo_monitors::MonitorsConfig::default(),
-                )?;
-                kamiyo_server::run::restore_open_incidents(&fenced, &mut engine, clock.now())
-                    .await?;
-                let stream = dydx::stream(
-                    cfg,
-                    reqwest::Client::new(),
-                    std::sync::Arc::new(now_ms),
-                    stop.clone(),
-                );
+                let (engine, stream, clock, observer) = built.await?;
                 let ctx = kamiyo_pipeline::PipelineContext::new(
                     protocol.clone(),
                     clock,
@@ -283,12 +274,7 @@ async fn ingest_dydx(c: &Config, url: &str, markets: &str) -> anyhow::Result<()>
                 );
                 let kamiyo_pipeline::Running {
                     runner, consumer, ..
-                } = kamiyo_pipeline::spawn(
-                    &ctx,
-                    engine,
-                    stream,
-                    Box::new(kamiyo_pipeline::NoObserver),
-                )?;
+                } = kamiyo_pipeline::spawn(&ctx, engine, stream, observer)?;
                 tracing::info!(protocol = %protocol, epoch, "ingesting");
                 let _ = runner.await;
                 stop.cancel();

@@ -2060,12 +2060,12 @@ async fn billing_portal(req: HttpRequest, state: web::Data<PlatformState>) -> Re
     Ok(HttpResponse::Created().json(b.portal(&p.tenant, &who, &nonce(&req)).await?))
 }
 
-async fn billing_changed(
+/// The billing view after a change Stripe confirmed.
+fn billing_changed(
     state: &PlatformState,
     b: &crate::billing::Billing,
     row: &db::BillingRow,
 ) -> HttpResponse {
-    let _ = b;
     HttpResponse::Ok().json(crate::billing::status_json(
         row,
         state.now(),
@@ -2082,7 +2082,7 @@ async fn billing_plan(
     let b = billing_of(&state)?;
     let row = b.change_plan(&p.tenant, &body.plan, &nonce(&req)).await?;
     state.keys.forget_tenant(&p.tenant);
-    Ok(billing_changed(&state, &b, &row).await)
+    Ok(billing_changed(&state, &b, &row))
 }
 
 /// `POST /api/v1/billing/cancel`.
@@ -2104,7 +2104,7 @@ async fn billing_cancel(
         .cancel(&p.tenant, body.at_period_end, &nonce(&req))
         .await?;
     state.keys.forget_tenant(&p.tenant);
-    Ok(billing_changed(&state, &b, &row).await)
+    Ok(billing_changed(&state, &b, &row))
 }
 
 async fn billing_reactivate(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
@@ -2112,7 +2112,7 @@ async fn billing_reactivate(req: HttpRequest, state: web::Data<PlatformState>) -
     let b = billing_of(&state)?;
     let row = b.reactivate(&p.tenant, &nonce(&req)).await?;
     state.keys.forget_tenant(&p.tenant);
-    Ok(billing_changed(&state, &b, &row).await)
+    Ok(billing_changed(&state, &b, &row))
 }
 
 /// Stripe's deliveries: verified against the raw body, then applied once.

@@ -487,15 +487,16 @@ impl Billing {
         }
     }
 
-    /// Writes a decision and tells the owner about dunning transitions. `decide` returns
-    /// [`Verdict`]; a [`Verdict::Tie`] is reported back as `Ok(None)` with `tie` set.
+    /// Writes a decision and tells the owner about dunning transitions: what was done, and
+    /// whether `decide` found a tie ([`Verdict::Tie`]: nothing written, the caller reads the
+    /// subscription from Stripe).
     async fn write(
         &self,
         tenant: &TenantId,
         event: Option<&EventMark>,
         who: &Actor,
         decide: impl FnOnce(&BillingRow) -> Verdict + Send,
-    ) -> Result<(BillingOutcome, bool, Option<BillingRow>), DbError> {
+    ) -> Result<(BillingOutcome, bool), DbError> {
         let tie = std::sync::atomic::AtomicBool::new(false);
         let before = std::sync::Mutex::new(None);
         let out = self
@@ -521,7 +522,7 @@ impl Billing {
             }
             self.notify(tenant, b, &w.row).await;
         }
-        Ok((out, tie.into_inner(), before))
+        Ok((out, tie.into_inner()))
     }
 
     async fn notify(&self, tenant: &TenantId, before: &BillingRow, after: &BillingRow) {
@@ -570,7 +571,7 @@ impl Billing {
     ) -> Result<BillingOutcome, BillingError> {
         let now = self.now();
         let who = system(now, source);
-        let (out, tie, _) = self
+        let (out, tie) = self
             .write(tenant, event, &who, |cur| {
                 on_subscription(&self.settings, cur, s, stamp, now, source)
             })
@@ -581,7 +582,7 @@ impl Billing {
         let fresh = self.api.subscription(&s.subscription_id).await?;
         let now = self.now();
         let source = format!("{source}; settled by an API read");
-        let (out, _, _) = self
+        let (out, _) = self
             .write(tenant, None, &system(now, "api"), |cur| {
                 on_subscription(&self.settings, cur, &fresh, Stamp::Read(now), now, &source)
             })
@@ -664,7 +665,7 @@ impl Billing {
                 };
                 let ends = s.trial_end.map_or_else(|| "soon".into(), day);
                 let now = self.now();
-                let (out, _, _) = self
+                let (out, _) = self
                     .write(&t, Some(mark), &system(now, &source), |cur| {
                         Verdict::Write(Box::new(BillingWrite {
                             row: cur.clone(),
@@ -760,7 +761,7 @@ impl Billing {
             inv.attempt_count
         );
         let now = self.now();
-        let (out, _, _) = self
+        let (out, _) = self
             .write(&t, Some(mark), &system(now, source), |cur| {
                 on_payment(&self.settings, cur, paid, mark.created, &detail)
             })
@@ -1018,7 +1019,7 @@ impl Billing {
         let now = self.now();
         let mut n = 0;
         for t in self.db.billing_due(now, false).await? {
-            let (out, _, _) = self
+            let (out, _) = self
                 .write(&t, None, &system(now, "dunning"), |cur| {
                     on_grace_end(cur, now)
                 })
@@ -1049,7 +1050,7 @@ impl Billing {
             });
             let Some(s) = chosen else { continue };
             let now = self.now();
-            let (out, _, _) = self
+            let (out, _) = self
                 .write(&t, None, &who, |cur| {
                     match on_subscription(
                         &self.settings,
