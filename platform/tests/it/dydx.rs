@@ -253,15 +253,11 @@ async fn ingest_runs_dydx_into_the_shared_store() {
     });
     let (url, _log) = indexer(script).await;
     let dir = tempfile::tempdir().unwrap();
-    let log = std::fs::File::create(dir.path().join("ingest.log")).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
-        .args(["ingest", "--dydx-url", &url, "--dydx-markets", "BTC-USD"])
-        .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
-        .env("KAMIYO_PLATFORM_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut child = crate::ingest::spawn_ingest(
+        &e,
+        &["--dydx-url", &url, "--dydx-markets", "BTC-USD"],
+        &dir.path().join("ingest.log"),
+    );
     let mut c = AsyncPgConnection::establish(&e.tdb.url).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let commits = loop {

@@ -37,15 +37,11 @@ async fn ingest_writes_shared_facts_that_tenants_read_and_are_alerted_on() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let log = std::fs::File::create(dir.path().join("ingest.log")).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
-        .args(["ingest", "--monitor-config", cfg.to_str().unwrap()])
-        .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
-        .env("KAMIYO_PLATFORM_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_ingest(
+        &e,
+        &["--monitor-config", cfg.to_str().unwrap()],
+        &dir.path().join("ingest.log"),
+    );
     sim.set_speed(60.0);
     // The scenario's incidents arrive in the shared store through the pipeline.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -158,5 +154,22 @@ pub(crate) async fn incidents_in(facts: &kamiyo_store::Store) -> Vec<kamiyo_core
             ..IncidentQuery::default()
         })
         .await
+        .unwrap()
+}
+
+/// `kamiyo-platform ingest <args>` on `e`'s database, its log (info) in `log`.
+pub(crate) fn spawn_ingest(
+    e: &crate::Env,
+    args: &[&str],
+    log: &std::path::Path,
+) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
+        .arg("ingest")
+        .args(args)
+        .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
+        .env("KAMIYO_PLATFORM_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
         .unwrap()
 }

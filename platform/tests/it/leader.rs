@@ -93,15 +93,11 @@ async fn one_ingest_leads_takes_over_when_killed_and_stops_when_its_lock_is_cut(
     let cfg = crate::ingest::monitor_config(dir.path(), &sim.http_url());
     let mut children: Vec<std::process::Child> = (0..3)
         .map(|i| {
-            let log = std::fs::File::create(dir.path().join(format!("ingest-{i}.log"))).unwrap();
-            std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
-                .args(["ingest", "--monitor-config", cfg.to_str().unwrap()])
-                .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
-                .env("KAMIYO_PLATFORM_LOG", "info")
-                .stdout(std::process::Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap()
+            crate::ingest::spawn_ingest(
+                &e,
+                &["--monitor-config", cfg.to_str().unwrap()],
+                &dir.path().join(format!("ingest-{i}.log")),
+            )
         })
         .collect();
     sim.set_speed(60.0);
