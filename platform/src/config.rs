@@ -19,6 +19,59 @@ pub(crate) struct Config {
     pub(crate) admin: Admin,
     /// Billing with Stripe (off while `secret_key` is empty).
     pub(crate) billing: Billing,
+    /// Per-protocol adapter settings for `ingest` (`[adapters.dydx]` …; each key left out
+    /// keeps the venue's default).
+    pub(crate) adapters: std::collections::BTreeMap<String, AdapterSettings>,
+}
+
+/// `[adapters.<protocol>]`: where a polled venue is read and how hard.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AdapterSettings {
+    /// The venue's REST bases (Drift: its Data API, then its DLOB server).
+    pub(crate) base_urls: Vec<String>,
+    /// Markets whose trades (and books) are followed, as the venue spells them.
+    pub(crate) markets: Option<Vec<String>>,
+    /// Between two polls of the contexts (ms).
+    pub(crate) contexts_every_ms: u64,
+    /// Between two rounds of trades (ms).
+    pub(crate) trades_every_ms: u64,
+    /// Per request (ms).
+    pub(crate) timeout_ms: u64,
+    /// Requests per 10 s (under the venue's published limit).
+    pub(crate) requests_per_10s: u32,
+    /// Coins quoted on the reference venues for the oracle-versus-reference rule.
+    pub(crate) reference_coins: Option<Vec<String>>,
+}
+
+impl AdapterSettings {
+    /// The poll configuration of `id`: its defaults with these settings over them.
+    pub(crate) fn poll_config(
+        &self,
+        id: &str,
+    ) -> Option<kamiyo_platform::adapters::poll::PollConfig> {
+        let mut c = kamiyo_platform::ingest::default_poll_config(id)?;
+        if !self.base_urls.is_empty() {
+            c.base_urls.clone_from(&self.base_urls);
+        }
+        if let Some(m) = &self.markets {
+            c.markets.clone_from(m);
+        }
+        let ms = std::time::Duration::from_millis;
+        if self.contexts_every_ms > 0 {
+            c.contexts_every = ms(self.contexts_every_ms);
+        }
+        if self.trades_every_ms > 0 {
+            c.trades_every = ms(self.trades_every_ms);
+        }
+        if self.timeout_ms > 0 {
+            c.timeout = ms(self.timeout_ms);
+        }
+        if self.requests_per_10s > 0 {
+            c.requests_per_10s = self.requests_per_10s;
+        }
+        Some(c)
+    }
 }
 
 /// `[billing]`: Stripe. Plans change only when Stripe confirms them (webhook or API read).
@@ -388,6 +441,41 @@ impl Config {
     /// Every problem, with its key.
     pub(crate) fn check(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
+        for (id, a) in &self.adapters {
+            let key = |k: &str| format!("adapters.{id}.{k}");
+            match a.poll_config(id) {
+                None => p.push((
+                    format!("adapters.{id}"),
+                    format!(
+                        "no polled adapter of that name (one of {})",
+                        kamiyo_platform::ingest::POLLED.join(", ")
+                    ),
+                )),
+                Some(c) => {
+                    if c.base_urls
+                        .iter()
+                        .any(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+                    {
+                        p.push((key("base_urls"), "http(s):// URLs".into()));
+                    }
+                    let defaults = kamiyo_platform::ingest::default_poll_config(id)
+                        .map_or(0, |d| d.base_urls.len());
+                    if c.base_urls.len() != defaults {
+                        p.push((
+                            key("base_urls"),
+                            format!("{defaults} URL(s), as the venue has"),
+                        ));
+                    }
+                }
+            }
+            if let Some(coins) = &a.reference_coins
+                && let Some(bad) = coins
+                    .iter()
+                    .find(|c| kamiyo_core_models::Coin::new(c).is_err())
+            {
+                p.push((key("reference_coins"), format!("{bad:?} is not a coin")));
+            }
+        }
         if self
             .server
             .bind

@@ -8,7 +8,9 @@
 pub mod adapters;
 pub mod billing;
 pub mod db;
+pub mod detectors;
 pub mod fanout;
+pub mod ingest;
 pub mod leader;
 pub mod openapi;
 pub mod registry;

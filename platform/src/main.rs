@@ -42,21 +42,20 @@ enum Command {
     Migrate,
     /// Serve the API (as the application role, database.app_url).
     Serve,
-    /// Ingest one protocol's shared facts through the pipeline library (as the owner,
-    /// database.url): the open core's Hyperliquid sources, engine and committer, configured by
-    /// a monitor configuration file (its `[hyperliquid]`, `[references]`, `[monitors]`; its
-    /// database section is ignored). One ingest per protocol.
+    /// Ingest protocols' shared facts through the pipeline library (as the owner,
+    /// database.url): each protocol under its own leadership (one active ingest per protocol
+    /// across replicas) and its own supervisor (one failing never delays another).
+    /// Hyperliquid runs the open core's sources and engine, configured by `--monitor-config`;
+    /// the polled venues are configured by `[adapters.<id>]`, and checked against the
+    /// reference venues of the monitor configuration's `[references]` when one is given.
     Ingest {
-        /// The monitor's configuration (the self-hosted `kamiyo.toml` format; Hyperliquid).
-        #[arg(long, required_unless_present = "dydx_url")]
+        /// The monitor's configuration (the self-hosted `kamiyo.toml` format): Hyperliquid's
+        /// `[hyperliquid]`, `[references]`, `[monitors]` (its database section is ignored).
+        #[arg(long)]
         monitor_config: Option<PathBuf>,
-        /// Ingest dYdX v4 instead, from its indexer at this base (up to `/v4`, e.g.
-        /// https://indexer.dydx.trade/v4).
-        #[arg(long, conflicts_with = "monitor_config")]
-        dydx_url: Option<String>,
-        /// dYdX markets whose trades are followed (comma-separated tickers).
-        #[arg(long, default_value = "BTC-USD,ETH-USD,SOL-USD")]
-        dydx_markets: String,
+        /// Protocols to ingest (comma-separated or repeated; default `hyperliquid`).
+        #[arg(long = "protocol", value_delimiter = ',')]
+        protocols: Vec<String>,
     },
     /// Billing with Stripe (application role, database.app_url; needs `[billing]`).
     Billing {
@@ -122,10 +121,13 @@ enum AdminCommand {
     },
 }
 
-/// Runs the Hyperliquid pipeline into the shared store until Ctrl-C / SIGTERM.
-async fn ingest(c: &Config, monitor_config: &std::path::Path) -> anyhow::Result<()> {
+/// The monitor configuration at `path`, its database pointed at the platform's.
+fn monitor_config(
+    c: &Config,
+    path: &std::path::Path,
+) -> anyhow::Result<kamiyo_server::config::Config> {
     let sources = kamiyo_server::config::Sources {
-        file: Some(monitor_config.to_owned()),
+        file: Some(path.to_owned()),
         env: std::collections::BTreeMap::new(),
     };
     let mut mc = kamiyo_server::config::load(&sources).map_err(|problems| {
@@ -140,7 +142,15 @@ async fn ingest(c: &Config, monitor_config: &std::path::Path) -> anyhow::Result<
     })?;
     // The shared facts go to the platform's database, whatever the file says.
     mc.database.url.clone_from(&c.database.url);
-    // Every address a tenant watches is followed (read at start; restart to pick up changes).
+    Ok(mc)
+}
+
+/// Hyperliquid's pipeline: the open core's live sources and engine, following every address a
+/// tenant watches (read at start; restart to pick up changes).
+async fn hyperliquid(
+    c: &Config,
+    mut mc: kamiyo_server::config::Config,
+) -> anyhow::Result<kamiyo_platform::ingest::Protocol> {
     let owner = Db::connect(&c.database.url, 2).await?;
     for a in owner.watched_by_any().await? {
         let a: kamiyo_core_models::Address = a.parse()?;
@@ -149,95 +159,52 @@ async fn ingest(c: &Config, monitor_config: &std::path::Path) -> anyhow::Result<
         }
     }
     tracing::info!(addresses = mc.hyperliquid.watch.len(), "watching");
-    let vault = mc.hyperliquid.hlp_vault;
-    ingest_led(
-        c,
-        kamiyo_core_models::ProtocolId::HYPERLIQUID,
-        move |fenced, stop| {
-            let mc = mc.clone();
-            async move {
-                let (clock, exchange_clock) = kamiyo_server::run::make_clock(&mc).await;
-                // The engine resumes the open incidents and the fills' cursors the previous leader
-                // committed.
-                let (engine, stream) = kamiyo_server::run::live_inputs(
-                    &mc,
-                    &fenced,
-                    None,
-                    clock.clone(),
-                    exchange_clock,
-                    stop,
-                )
-                .await?;
-                let observer: Box<dyn kamiyo_pipeline::Observer> =
-                    Box::new(kamiyo_server::run::ServerObserver::new(vault));
-                Ok((engine, stream, clock, observer))
-            }
-        },
-    )
-    .await
-}
-
-/// Runs dYdX v4's pipeline (the indexer adapter, an engine with the protocol-generic
-/// detectors) into the shared store while this replica leads its ingest.
-async fn ingest_dydx(c: &Config, url: &str, markets: &str) -> anyhow::Result<()> {
-    use kamiyo_platform::adapters::dydx::{self, DydxConfig};
-    let protocol = kamiyo_core_models::ProtocolId::parse("dydx")?;
-    let cfg = DydxConfig {
-        base_url: url.to_owned(),
-        trade_markets: config::comma_list(markets),
-        ..DydxConfig::default()
-    };
-    let engine_protocol = protocol.clone();
-    ingest_led(c, protocol, move |fenced, stop| {
-        let (cfg, protocol) = (cfg.clone(), engine_protocol.clone());
-        async move {
-            let clock: std::sync::Arc<dyn kamiyo_core_models::Clock> =
-                std::sync::Arc::new(kamiyo_core_models::SystemClock);
-            // No HLP vault here: the protocol-generic detectors.
-            let set = ["oracle", "liquidations", "thin_market", "feeds"];
-            let mut engine = kamiyo_monitors::Engine::for_protocol(
-                protocol,
-                &kamiyo_monitors::DetectorRegistry::builtin(),
-                Some(&set),
-                &kamiyo_monitors::MonitorsConfig::default(),
-            )?;
-            kamiyo_server::run::restore_open_incidents(&fenced, &mut engine, clock.now()).await?;
-            let stream = dydx::stream(
-                cfg,
-                reqwest::Client::new(),
-                std::sync::Arc::new(now_ms),
+    let mc = std::sync::Arc::new(mc);
+    let build: kamiyo_platform::ingest::Build = std::sync::Arc::new(move |fenced, stop| {
+        let mc = mc.clone();
+        Box::pin(async move {
+            let (clock, exchange_clock) = kamiyo_server::run::make_clock(&mc).await;
+            // The engine resumes the open incidents and the fills' cursors the previous
+            // leader committed.
+            let (engine, stream) = kamiyo_server::run::live_inputs(
+                &mc,
+                &fenced,
+                None,
+                clock.clone(),
+                exchange_clock,
                 stop,
+            )
+            .await?;
+            let observer: Box<dyn kamiyo_pipeline::Observer> = Box::new(
+                kamiyo_server::run::ServerObserver::new(mc.hyperliquid.hlp_vault),
             );
-            let observer: Box<dyn kamiyo_pipeline::Observer> =
-                Box::new(kamiyo_pipeline::NoObserver);
             Ok((engine, stream, clock, observer))
-        }
+        })
+    });
+    Ok(kamiyo_platform::ingest::Protocol {
+        id: ProtocolId::HYPERLIQUID,
+        build,
     })
-    .await
 }
 
-/// What a protocol's pipeline runs on: its engine (open incidents restored), its event
-/// stream, its clock and its observer.
-type Inputs = (
-    kamiyo_monitors::Engine,
-    kamiyo_core_models::EventStream,
-    std::sync::Arc<dyn kamiyo_core_models::Clock>,
-    Box<dyn kamiyo_pipeline::Observer>,
-);
-
-/// Runs `protocol`'s pipeline into the shared store whenever this replica leads its ingest,
-/// until Ctrl-C / SIGTERM: `inputs` builds the engine and stream over the store fenced at the
-/// leader's epoch, with a token cancelled when the lead is lost.
-async fn ingest_led<F, Fut>(
+/// Runs the protocols' pipelines into the shared store until Ctrl-C / SIGTERM.
+async fn ingest(
     c: &Config,
-    protocol: kamiyo_core_models::ProtocolId,
-    inputs: F,
-) -> anyhow::Result<()>
-where
-    F: Fn(kamiyo_store::Store, tokio_util::sync::CancellationToken) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Inputs>>,
-{
+    monitor_config_file: Option<&std::path::Path>,
+    protocols: &[String],
+) -> anyhow::Result<()> {
+    use kamiyo_platform::adapters::reference::References;
     kamiyo_aggregators::install_crypto_provider();
+    let ids: Vec<ProtocolId> = if protocols.is_empty() {
+        vec![ProtocolId::HYPERLIQUID]
+    } else {
+        protocols
+            .iter()
+            .map(|p| ProtocolId::parse(p))
+            .collect::<Result<_, _>>()?
+    };
+    let registry = std::sync::Arc::new(c.registry()?);
+    registry.check_ingested(&ids)?;
     let store = kamiyo_store::Store::connect(&c.database.url, std::path::Path::new("."), 4).await?;
     store.migrate().await?;
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -248,42 +215,60 @@ where
             shutdown.cancel();
         });
     }
-    let holder = format!(
-        "kamiyo-ingest-{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
-        std::process::id()
-    );
-    let fence = kamiyo_platform::leader::name(protocol.as_str());
-    // One active ingest per protocol across replicas: this one ingests while it leads.
-    kamiyo_platform::leader::lead(
-        &c.database.url,
-        protocol.as_str(),
-        &holder,
-        &store,
-        shutdown,
-        |epoch, stop| {
-            let fenced = store.fenced(&fence, epoch);
-            let (protocol, built) = (protocol.clone(), inputs(fenced.clone(), stop.clone()));
-            async move {
-                let (engine, stream, clock, observer) = built.await?;
-                let ctx = kamiyo_pipeline::PipelineContext::new(
-                    protocol.clone(),
-                    clock,
-                    std::sync::Arc::new(fenced),
-                    stop.clone(),
-                );
-                let kamiyo_pipeline::Running {
-                    runner, consumer, ..
-                } = kamiyo_pipeline::spawn(&ctx, engine, stream, observer)?;
-                tracing::info!(protocol = %protocol, epoch, "ingesting");
-                let _ = runner.await;
-                stop.cancel();
-                let _ = consumer.await;
-                Ok(())
-            }
-        },
-    )
-    .await
+    let clock: std::sync::Arc<dyn kamiyo_core_models::Clock> =
+        std::sync::Arc::new(kamiyo_core_models::SystemClock);
+    let mc = monitor_config_file
+        .map(|f| monitor_config(c, f))
+        .transpose()?;
+    let references = match &mc {
+        Some(mc) => References::new(
+            kamiyo_server::run::reference_sources(mc, clock.clone(), &shutdown)?,
+            Vec::new(),
+            std::time::Duration::from_secs(u64::from(mc.references.interval_secs)),
+        ),
+        None => References::default(),
+    };
+    let mut run = Vec::new();
+    for id in ids {
+        if id == ProtocolId::HYPERLIQUID {
+            let Some(mc) = mc.clone() else {
+                bail!("ingesting hyperliquid needs --monitor-config");
+            };
+            run.push(hyperliquid(c, mc).await?);
+            continue;
+        }
+        let settings = c.adapters.get(id.as_str()).cloned().unwrap_or_default();
+        let Some(poll) = settings.poll_config(id.as_str()) else {
+            bail!(
+                "{id}: no adapter in this build (polled: {})",
+                kamiyo_platform::ingest::POLLED.join(", ")
+            );
+        };
+        let coins = settings
+            .reference_coins
+            .unwrap_or_else(|| vec!["BTC".into(), "ETH".into(), "SOL".into()])
+            .iter()
+            .map(|c| kamiyo_core_models::Coin::new(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        run.push(kamiyo_platform::ingest::polled(
+            id,
+            poll,
+            registry.clone(),
+            references.for_coins(coins),
+            clock.clone(),
+        )?);
+    }
+    let target = kamiyo_platform::ingest::Target {
+        url: c.database.url.clone(),
+        store,
+        holder: format!(
+            "kamiyo-ingest-{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
+            std::process::id()
+        ),
+    };
+    kamiyo_platform::ingest::run(target, run, shutdown).await;
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -549,17 +534,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Ingest {
             monitor_config,
-            dydx_url,
-            dydx_markets,
+            protocols,
         } => {
             let c = load(&cli)?;
             need(&c.database.url, "database.url")?;
             drop(out);
-            match (monitor_config, dydx_url) {
-                (Some(mc), _) => ingest(&c, mc).await?,
-                (None, Some(url)) => ingest_dydx(&c, url, dydx_markets).await?,
-                (None, None) => bail!("--monitor-config (Hyperliquid) or --dydx-url (dYdX)"),
-            }
+            ingest(&c, monitor_config.as_deref(), protocols).await?;
         }
         Command::Admin { staff, what } => {
             let c = load(&cli)?;
@@ -643,6 +623,11 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Every command may read incidents of the platform's own detector.
+    if let Err(e) = kamiyo_platform::detectors::declare_threats() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -79,6 +79,13 @@ pub struct ProtocolDef {
     pub docs: String,
     /// Where the data comes from.
     pub sources: Vec<String>,
+    /// The open core's detector thresholds for this protocol, over their defaults (the
+    /// self-hosted `[monitors]` format; only what differs is written).
+    #[serde(default, skip_serializing)]
+    pub monitors: kamiyo_monitors::MonitorsConfig,
+    /// The platform's `venue_stress` thresholds for this protocol, over their defaults.
+    #[serde(default, skip_serializing)]
+    pub stress: crate::detectors::StressConfig,
 }
 
 impl ProtocolDef {
@@ -157,6 +164,12 @@ impl Registry {
             }
             if d.sources.is_empty() || d.sources.iter().any(|s| s.trim().is_empty()) {
                 p.push((at.clone(), "sources: at least one, none empty".into()));
+            }
+            if let Err(e) = d.monitors.validate(&format!("{at}.monitors")) {
+                p.push((at.clone(), e.to_string()));
+            }
+            for (k, why) in d.stress.problems("stress") {
+                p.push((at.clone(), format!("{k}: {why}")));
             }
             let reason = d.adapter.reason.as_deref().map(str::trim).unwrap_or("");
             if d.adapter.status != AdapterStatus::Live && reason.is_empty() {

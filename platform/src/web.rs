@@ -66,6 +66,10 @@ impl PlatformState {
     /// State with the system clock, the given limits of `kamiyo_api`'s limiter (sign-ups per
     /// minute per address; failed keys per minute per address).
     pub fn new(db: Db, tiers: TierMatrix, protocols: Vec<ProtocolId>) -> Self {
+        // Stored incidents may carry the platform detector's threat types.
+        if let Err(e) = crate::detectors::declare_threats() {
+            tracing::error!(error = %e, "declaring the platform's threat types");
+        }
         Self {
             db,
             tiers,

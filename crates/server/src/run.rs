@@ -15,6 +15,35 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
+/// The reference venues the configuration enables (`[references]`), each as a price source
+/// (its socket with REST as the fallback where configured); sockets run until `cancel`.
+pub fn reference_sources(
+    cfg: &Config,
+    clock: Arc<dyn Clock>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Vec<Arc<dyn PriceSource>>> {
+    let timeout = Duration::from_secs(10);
+    let mut refs: Vec<Arc<dyn PriceSource>> = Vec::new();
+    for (name, v) in cfg.references.venues() {
+        if !v.enabled {
+            continue;
+        }
+        let ep = kamiyo_aggregators::sources::VenueEndpoints {
+            rest_url: v.url.clone(),
+            ws_url: v.websocket.then(|| v.ws_url.clone()),
+            timeout,
+        };
+        match kamiyo_aggregators::sources::reference_source(name, &ep, clock.clone(), cancel) {
+            Some(src) => refs.push(src?),
+            None => tracing::warn!(
+                venue = name,
+                "this build has no client for the venue (cargo feature off); skipped"
+            ),
+        }
+    }
+    Ok(refs)
+}
+
 /// Builds the live source from the configuration.
 pub fn live_source(
     cfg: &Config,
@@ -28,25 +57,7 @@ pub fn live_source(
 ) -> anyhow::Result<LiveSource> {
     let h = &cfg.hyperliquid;
     let mut lc = LiveConfig::new(&h.rest_url, &h.ws_url, h.coins.clone(), h.hlp_vault);
-    let timeout = Duration::from_secs(10);
-    let mut refs: Vec<Arc<dyn PriceSource>> = Vec::new();
-    for (name, v) in cfg.references.venues() {
-        if !v.enabled {
-            continue;
-        }
-        let ep = kamiyo_aggregators::sources::VenueEndpoints {
-            rest_url: v.url.clone(),
-            ws_url: v.websocket.then(|| v.ws_url.clone()),
-            timeout,
-        };
-        match kamiyo_aggregators::sources::reference_source(name, &ep, clock.clone(), &cancel) {
-            Some(src) => refs.push(src?),
-            None => tracing::warn!(
-                venue = name,
-                "this build has no client for the venue (cargo feature off); skipped"
-            ),
-        }
-    }
+    let refs = reference_sources(cfg, clock.clone(), &cancel)?;
     lc.references = refs;
     lc.reference_interval = Duration::from_secs(u64::from(cfg.references.interval_secs));
     lc.vault_interval = Duration::from_secs(u64::from(h.vault_interval_secs));

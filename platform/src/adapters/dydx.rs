@@ -1,73 +1,41 @@
 //! dYdX v4 through its public indexer (REST, `https://indexer.dydx.trade/v4`), polled: the
 //! markets (`GET /perpetualMarkets`: oracle price, next funding rate, open interest, 24 h
 //! volume) become asset contexts, the trades of the followed markets (`GET
-//! /trades/perpetualMarket/{ticker}`) become trades. dYdX v4 margins positions at the oracle
-//! price, so the context's mark is its oracle price.
+//! /trades/perpetualMarket/{ticker}`) become trades — and the indexer's `LIQUIDATED` and
+//! `DELEVERAGED` trades also become the liquidation and auto-deleveraging fills the
+//! liquidation detector reads. dYdX v4 margins positions at the oracle price, so the context's
+//! mark is its oracle price.
 //!
-//! The indexer's published budget is 100 requests per 10 s per address; the poller spends at
-//! most [`DydxConfig::requests_per_10s`] of it (a token bucket). A failing endpoint is retried
-//! with backoff (1 s doubling to 60 s) and reported as a `dydx.rest` feed going down and back.
-//! Trades are deduplicated by the indexer's trade id (the last 2,000 per market), so overlapping
-//! polls — including the first, which backfills the newest page — emit each trade once, oldest
-//! first. Malformed answers are logged and skipped, never fatal. No WebSocket: no recorded
-//! `v4_trades`/`v4_markets` frame of the current schema exists to test a decoder against (only
-//! 2023 documentation examples of an older schema), so the socket waits for one.
+//! The indexer's published budget is 100 requests per 10 s per address; the default spends 50
+//! of it. Polling, backoff, dedupe by the indexer's trade id and the `dydx.rest` feed are
+//! [`super::poll`]'s. No WebSocket: no recorded `v4_trades`/`v4_markets` frame of the current
+//! schema exists to test a decoder against (only 2023 documentation examples of an older
+//! schema), so the socket waits for one.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use kamiyo_core_models::{
-    AssetCtx, Coin, Decimal, EventStream, FeedState, FeedStatus, MarketEvent, Side, Timestamp,
-    Trade,
-};
+use kamiyo_core_models::{AssetCtx, Coin, Decimal, MarketEvent, Side, Timestamp, Trade};
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
 
-/// How the poller runs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DydxConfig {
-    /// The indexer's base, up to and including `/v4`.
-    pub base_url: String,
-    /// Tickers whose trades are followed (`BTC-USD`, …); every market's context is polled.
-    pub trade_markets: Vec<String>,
-    /// Between two polls of the markets.
-    pub markets_every: Duration,
-    /// Between two polls of each followed market's trades.
-    pub trades_every: Duration,
-    /// Per request.
-    pub timeout: Duration,
-    /// Requests per 10 s the poller may spend (the indexer publishes 100 per address).
-    pub requests_per_10s: u32,
-}
+use super::poll::{self, Ask, AskKind, DecodeError, Forced, Item, PollConfig, Venue};
 
-impl Default for DydxConfig {
-    fn default() -> Self {
-        Self {
-            base_url: "https://indexer.dydx.trade/v4".into(),
-            trade_markets: vec!["BTC-USD".into(), "ETH-USD".into(), "SOL-USD".into()],
-            markets_every: Duration::from_secs(5),
-            trades_every: Duration::from_secs(2),
-            timeout: Duration::from_secs(10),
-            requests_per_10s: 50,
-        }
+const VENUE: &str = "dYdX";
+
+/// The defaults: the public indexer, BTC/ETH/SOL trades, half the published budget.
+pub fn default_config() -> PollConfig {
+    PollConfig {
+        base_urls: vec!["https://indexer.dydx.trade/v4".into()],
+        markets: vec!["BTC-USD".into(), "ETH-USD".into(), "SOL-USD".into()],
+        contexts_every: Duration::from_secs(5),
+        trades_every: Duration::from_secs(2),
+        timeout: Duration::from_secs(10),
+        requests_per_10s: 50,
     }
-}
-
-/// A body that is not what the indexer documents.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("dYdX {what}: {detail}")]
-pub struct DecodeError {
-    /// Which endpoint.
-    pub what: &'static str,
-    /// Why.
-    pub detail: String,
 }
 
 fn err(what: &'static str, detail: impl std::fmt::Display) -> DecodeError {
-    DecodeError {
-        what,
-        detail: detail.to_string(),
-    }
+    DecodeError::new(VENUE, what, detail)
 }
 
 /// The coin of a dYdX ticker (`BTC-USD` → `BTC`).
@@ -94,9 +62,7 @@ struct Market {
 }
 
 fn dec(what: &'static str, s: &str) -> Result<Decimal, DecodeError> {
-    s.parse::<Decimal>()
-        .or_else(|_| Decimal::from_scientific(s))
-        .map_err(|e| err(what, format!("{s:?}: {e}")))
+    poll::dec(VENUE, what, s)
 }
 
 /// `GET /perpetualMarkets` → one context per active market with an oracle price, stamped `now`.
@@ -146,19 +112,17 @@ struct WireTrade {
     side: String,
     size: String,
     price: String,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
     created_at: String,
 }
 
-/// A stable 64-bit id for a dYdX trade id (hex of block height, transaction and event
-/// indices): FNV-1a of its text.
-fn tid(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+/// One decoded indexer trade: its id, the trade, and how it was forced (`LIQUIDATED`,
+/// `DELEVERAGED`), if it was.
+pub type DydxTrade = (String, Trade, Option<Forced>);
 
-/// `GET /trades/perpetualMarket/{ticker}` → (indexer id, trade), oldest first.
-pub fn decode_trades(body: &str, ticker: &str) -> Result<Vec<(String, Trade)>, DecodeError> {
+/// `GET /trades/perpetualMarket/{ticker}` → trades, oldest first.
+pub fn decode_trades(body: &str, ticker: &str) -> Result<Vec<DydxTrade>, DecodeError> {
     let coin = coin_of(ticker).ok_or_else(|| err("trades", format!("ticker {ticker:?}")))?;
     let t: Trades = serde_json::from_str(body).map_err(|e| err("trades", e))?;
     let mut out = Vec::with_capacity(t.trades.len());
@@ -171,6 +135,11 @@ pub fn decode_trades(body: &str, ticker: &str) -> Result<Vec<(String, Trade)>, D
         let time = chrono::DateTime::parse_from_rfc3339(&w.created_at)
             .map_err(|e| err("trades", format!("createdAt {:?}: {e}", w.created_at)))?
             .timestamp_millis();
+        let forced = match w.kind.as_deref() {
+            Some("LIQUIDATED") => Some(Forced::Liquidation),
+            Some("DELEVERAGED") => Some(Forced::Deleveraging),
+            _ => None,
+        };
         out.push((
             w.id.clone(),
             Trade {
@@ -179,9 +148,10 @@ pub fn decode_trades(body: &str, ticker: &str) -> Result<Vec<(String, Trade)>, D
                 px: dec("trades", &w.price)?,
                 sz: dec("trades", &w.size)?,
                 time: Timestamp(time),
-                tid: tid(&w.id),
+                tid: poll::tid(&w.id),
                 users: None,
             },
+            forced,
         ));
     }
     // The indexer answers newest first.
@@ -189,202 +159,39 @@ pub fn decode_trades(body: &str, ticker: &str) -> Result<Vec<(String, Trade)>, D
     Ok(out)
 }
 
-/// Trade ids already emitted for one market (bounded).
+/// dYdX v4's indexer as a polled venue.
 #[derive(Debug, Default)]
-struct Seen {
-    set: HashSet<String>,
-    order: VecDeque<String>,
-}
+pub struct Dydx;
 
-impl Seen {
-    const MAX: usize = 2_000;
-
-    /// True the first time `id` is offered.
-    fn first(&mut self, id: &str) -> bool {
-        if self.set.contains(id) {
-            return false;
-        }
-        self.set.insert(id.to_owned());
-        self.order.push_back(id.to_owned());
-        if self.order.len() > Self::MAX
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        true
-    }
-}
-
-/// A token bucket of `per_10s` requests.
-#[derive(Debug)]
-struct Budget {
-    tokens: f64,
-    cap: f64,
-    per_sec: f64,
-    at: tokio::time::Instant,
-}
-
-impl Budget {
-    fn new(per_10s: u32) -> Self {
-        let cap = f64::from(per_10s.max(1));
-        Self {
-            tokens: cap,
-            cap,
-            per_sec: cap / 10.0,
-            at: tokio::time::Instant::now(),
-        }
+impl Venue for Dydx {
+    fn name(&self) -> &'static str {
+        "dydx"
     }
 
-    async fn take(&mut self) {
-        loop {
-            let now = tokio::time::Instant::now();
-            self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_sec)
-                .min(self.cap);
-            self.at = now;
-            if self.tokens >= 1.0 {
-                self.tokens -= 1.0;
-                return;
-            }
-            tokio::time::sleep(Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec)).await;
-        }
-    }
-}
-
-/// The poller's state.
-struct Poller {
-    cfg: DydxConfig,
-    http: reqwest::Client,
-    budget: Budget,
-    seen: HashMap<String, Seen>,
-    failures: u32,
-    feed: FeedState,
-    clock: std::sync::Arc<dyn Fn() -> i64 + Send + Sync>,
-}
-
-impl Poller {
-    async fn get(&mut self, path: &str) -> Result<String, String> {
-        self.budget.take().await;
-        let r = self
-            .http
-            .get(format!("{}{path}", self.cfg.base_url.trim_end_matches('/')))
-            .timeout(self.cfg.timeout)
-            .send()
-            .await
-            .map_err(|e| format!("GET {path}: {e}"))?;
-        let status = r.status();
-        let body = r.text().await.map_err(|e| format!("GET {path}: {e}"))?;
-        if !status.is_success() {
-            return Err(format!("GET {path}: HTTP {status}"));
-        }
-        Ok(body)
-    }
-
-    fn status(&mut self, state: FeedState, detail: String, out: &mut Vec<MarketEvent>) {
-        if self.feed != state {
-            self.feed = state;
-            let now = Timestamp((self.clock)());
-            out.push(MarketEvent::Feed(FeedStatus {
-                feed: "dydx.rest".into(),
-                state,
-                changed_at: now,
-                last_data_at: (state == FeedState::Live).then_some(now),
-                detail,
-            }));
-        }
-    }
-
-    /// One round: the markets when due, each followed market's trades. The events and how long
-    /// to wait before the next round.
-    async fn round(&mut self, markets_due: bool) -> (Vec<MarketEvent>, Duration) {
+    fn asks(&self, cfg: &PollConfig, contexts_due: bool) -> Vec<Ask> {
         let mut out = Vec::new();
-        let mut failed = None;
-        if markets_due {
-            match self.get("/perpetualMarkets").await {
-                Ok(body) => match decode_markets(&body, Timestamp((self.clock)())) {
-                    Ok(ctxs) => out.extend(ctxs.into_iter().map(MarketEvent::AssetCtx)),
-                    Err(e) => tracing::warn!(error = %e, "dYdX markets answer skipped"),
-                },
-                Err(e) => failed = Some(e),
-            }
+        if contexts_due {
+            out.push(Ask::new("/perpetualMarkets", AskKind::Contexts));
         }
-        for ticker in self.cfg.trade_markets.clone() {
-            match self.get(&format!("/trades/perpetualMarket/{ticker}")).await {
-                Ok(body) => match decode_trades(&body, &ticker) {
-                    Ok(trades) => {
-                        let seen = self.seen.entry(ticker.clone()).or_default();
-                        out.extend(
-                            trades
-                                .into_iter()
-                                .filter(|(id, _)| seen.first(id))
-                                .map(|(_, t)| MarketEvent::Trade(t)),
-                        );
-                    }
-                    Err(e) => tracing::warn!(error = %e, "dYdX trades answer skipped"),
-                },
-                Err(e) => failed = Some(e),
-            }
-        }
-        match failed {
-            Some(e) => {
-                self.failures += 1;
-                let wait =
-                    Duration::from_secs(1 << self.failures.min(6)).min(Duration::from_secs(60));
-                tracing::warn!(error = %e, retry_in = ?wait, "dYdX indexer request failed");
-                self.status(FeedState::Down, e, &mut out);
-                (out, wait)
-            }
-            None => {
-                self.failures = 0;
-                self.status(FeedState::Live, String::new(), &mut out);
-                (out, self.cfg.trades_every)
-            }
-        }
+        out.extend(cfg.markets.iter().map(|m| {
+            Ask::new(
+                format!("/trades/perpetualMarket/{m}"),
+                AskKind::Trades(m.clone()),
+            )
+        }));
+        out
     }
-}
 
-/// The dYdX market-data stream: polls until `shutdown`; `clock` stamps contexts and feed
-/// changes (epoch ms).
-pub fn stream(
-    cfg: DydxConfig,
-    http: reqwest::Client,
-    clock: std::sync::Arc<dyn Fn() -> i64 + Send + Sync>,
-    shutdown: CancellationToken,
-) -> EventStream {
-    let (tx, rx) = tokio::sync::mpsc::channel::<MarketEvent>(4096);
-    tokio::spawn(async move {
-        let budget = Budget::new(cfg.requests_per_10s);
-        let markets_every = cfg.markets_every;
-        let mut p = Poller {
-            cfg,
-            http,
-            budget,
-            seen: HashMap::new(),
-            failures: 0,
-            feed: FeedState::Stale,
-            clock,
-        };
-        let mut last_markets: Option<tokio::time::Instant> = None;
-        loop {
-            let due = last_markets.is_none_or(|t| t.elapsed() >= markets_every);
-            if due {
-                last_markets = Some(tokio::time::Instant::now());
-            }
-            let (events, wait) = tokio::select! {
-                () = shutdown.cancelled() => return,
-                r = p.round(due) => r,
-            };
-            for e in events {
-                if tx.send(e).await.is_err() {
-                    return;
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
-    });
-    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (e, rx))
-    }))
+    fn decode(&mut self, ask: &Ask, body: &str, now: Timestamp) -> Result<Vec<Item>, DecodeError> {
+        Ok(match &ask.kind {
+            AskKind::Trades(m) => decode_trades(body, m)?
+                .into_iter()
+                .map(|(id, t, forced)| poll::trade_item(m, id, t, forced))
+                .collect(),
+            _ => decode_markets(body, now)?
+                .into_iter()
+                .map(|c| Item::Event(MarketEvent::AssetCtx(c)))
+                .collect(),
+        })
+    }
 }

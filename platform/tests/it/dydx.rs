@@ -8,7 +8,8 @@ use std::time::Duration;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use futures_util::StreamExt;
 use kamiyo_core_models::{FeedState, MarketEvent, Side, Timestamp};
-use kamiyo_platform::adapters::dydx::{self, DydxConfig};
+use kamiyo_platform::adapters::dydx;
+use kamiyo_platform::adapters::poll::{self, PollConfig};
 use tokio_util::sync::CancellationToken;
 
 /// The venue's body of a recorded answer (`.result` of the recorder's envelope).
@@ -56,6 +57,23 @@ fn the_recorded_answers_decode() {
     );
     let tids: std::collections::BTreeSet<u64> = t.iter().map(|x| x.1.tid).collect();
     assert_eq!(tids.len(), 3);
+    assert!(
+        t.iter().all(|x| x.2.is_none()),
+        "recorded trades are LIMIT/MARKET"
+    );
+    // The indexer's forced trades (the recorded trade with its `type` changed here, in the test).
+    for (kind, forced) in [
+        ("LIQUIDATED", poll::Forced::Liquidation),
+        ("DELEVERAGED", poll::Forced::Deleveraging),
+    ] {
+        let body = trades().replacen("\"type\":\"LIMIT\"", &format!("\"type\":\"{kind}\""), 1);
+        let t = dydx::decode_trades(&body, "BTC-USD").unwrap();
+        assert_eq!(
+            t.iter().filter(|x| x.2 == Some(forced)).count(),
+            1,
+            "{kind}"
+        );
+    }
     // Garbage is an error, never a panic.
     for bad in [
         "",
@@ -71,9 +89,17 @@ fn the_recorded_answers_decode() {
 }
 
 /// What the loopback indexer does with the n-th request of an endpoint.
-type Script = Arc<dyn Fn(&str, usize) -> (u16, String, u64) + Send + Sync>;
+pub(crate) type Script = Arc<dyn Fn(&str, usize) -> (u16, String, u64) + Send + Sync>;
 
 async fn indexer(script: Script) -> (String, Arc<Mutex<Vec<(String, std::time::Instant)>>>) {
+    let (root, log) = venue(script).await;
+    (format!("{root}/v4"), log)
+}
+
+/// A loopback venue answering every path by `script`; its root URL and the request log.
+pub(crate) async fn venue(
+    script: Script,
+) -> (String, Arc<Mutex<Vec<(String, std::time::Instant)>>>) {
     let log: Arc<Mutex<Vec<(String, std::time::Instant)>>> = Arc::default();
     let counts: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
     let (l2, c2) = (log.clone(), counts.clone());
@@ -106,7 +132,7 @@ async fn indexer(script: Script) -> (String, Arc<Mutex<Vec<(String, std::time::I
     .shutdown_timeout(1)
     .bind(("127.0.0.1", 0))
     .unwrap();
-    let url = format!("http://{}/v4", server.addrs()[0]);
+    let url = format!("http://{}", server.addrs()[0]);
     tokio::spawn(server.run());
     (url, log)
 }
@@ -131,16 +157,17 @@ async fn the_poller_survives_failures_stalls_and_garbage_and_emits_each_trade_on
         }
     });
     let (url, log) = indexer(script).await;
-    let cfg = DydxConfig {
-        base_url: url,
-        trade_markets: vec!["BTC-USD".into()],
-        markets_every: Duration::from_millis(100),
+    let cfg = PollConfig {
+        base_urls: vec![url],
+        markets: vec!["BTC-USD".into()],
+        contexts_every: Duration::from_millis(100),
         trades_every: Duration::from_millis(100),
         timeout: Duration::from_millis(500),
         requests_per_10s: 100,
     };
     let stop = CancellationToken::new();
-    let mut s = dydx::stream(
+    let mut s = poll::stream(
+        dydx::Dydx,
         cfg,
         reqwest::Client::new(),
         Arc::new(|| 1_765_210_000_000),
@@ -198,16 +225,22 @@ async fn the_poller_keeps_to_its_request_budget() {
         )
     });
     let (url, log) = indexer(script).await;
-    let cfg = DydxConfig {
-        base_url: url,
-        trade_markets: vec!["BTC-USD".into(), "ETH-USD".into(), "SOL-USD".into()],
-        markets_every: Duration::from_millis(1),
+    let cfg = PollConfig {
+        base_urls: vec![url],
+        markets: vec!["BTC-USD".into(), "ETH-USD".into(), "SOL-USD".into()],
+        contexts_every: Duration::from_millis(1),
         trades_every: Duration::from_millis(1),
         timeout: Duration::from_millis(500),
         requests_per_10s: 10,
     };
     let stop = CancellationToken::new();
-    let mut s = dydx::stream(cfg, reqwest::Client::new(), Arc::new(|| 0), stop.clone());
+    let mut s = poll::stream(
+        dydx::Dydx,
+        cfg,
+        reqwest::Client::new(),
+        Arc::new(|| 0),
+        stop.clone(),
+    );
     let started = std::time::Instant::now();
     let drain = tokio::spawn(async move { while s.next().await.is_some() {} });
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -227,7 +260,7 @@ async fn the_poller_keeps_to_its_request_budget() {
     assert_eq!(calls.load(Ordering::SeqCst), log.lock().unwrap().len());
 }
 
-/// `kamiyo-platform ingest --dydx-url …`: the adapter, a protocol-generic engine and the
+/// `kamiyo-platform ingest --protocol dydx` (`[adapters.dydx]` at the loopback indexer): the adapter, a protocol-generic engine and the
 /// pipeline, under the protocol's leadership, commit dYdX's facts into the shared store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_runs_dydx_into_the_shared_store() {
@@ -253,9 +286,15 @@ async fn ingest_runs_dydx_into_the_shared_store() {
     });
     let (url, _log) = indexer(script).await;
     let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("platform.toml");
+    std::fs::write(
+        &config,
+        format!("[adapters.dydx]\nbase_urls = [\"{url}\"]\nmarkets = [\"BTC-USD\"]\n"),
+    )
+    .unwrap();
     let mut child = crate::ingest::spawn_ingest(
         &e,
-        &["--dydx-url", &url, "--dydx-markets", "BTC-USD"],
+        &["--protocol", "dydx", "--config", config.to_str().unwrap()],
         &dir.path().join("ingest.log"),
     );
     let mut c = AsyncPgConnection::establish(&e.tdb.url).await.unwrap();

@@ -18,6 +18,7 @@ mod opencore;
 mod plans;
 mod sessions;
 mod stripe_fake;
+mod venues;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

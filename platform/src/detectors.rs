@@ -1,0 +1,409 @@
+//! The platform's market-stress detector for every protocol, registered into the open core's
+//! detector registry beside the built-in ones (`venue_stress`): four rules that read what any
+//! perpetual venue publishes, each with per-protocol thresholds from the protocol registry.
+//!
+//! - **Funding extremes**: the venue's funding rate normalised to a fraction per hour
+//!   (`funding_to_hourly`: venues quote per hour, per 8 h or in percent) beyond
+//!   `funding_high`/`funding_critical`. Funding that large means one side is crowded enough to
+//!   pay hundreds of percent a year to stay — the setup of squeezes and cascades.
+//! - **Open-interest jumps**: open interest rising or falling by `oi_jump_*_pct` within
+//!   `oi_window_secs`, on markets holding at least `oi_min_usd`. A jump up is a position being
+//!   built faster than the market deepens (the JELLY and POPCAT set-ups); a drop is forced
+//!   closing.
+//! - **Large-trade bursts**: the notional traded in one market within `burst_window_secs`
+//!   beyond `burst_high_usd`/`burst_critical_usd` — venues that name no liquidated account still
+//!   show a cascade or a manipulation as a burst of size.
+//! - **Execution spread**: the gap between a market's impact (execution) prices over their
+//!   middle beyond `spread_*_pct` — on GMX the keepers' min/max oracle spread, the price of
+//!   getting in and out, which widens when its sources disagree or liquidity is thin.
+//!
+//! A rule fires when its level rises and is repeated once a minute while it holds, so the
+//! incident stays open exactly as long as the condition.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use kamiyo_core_models::{
+    Coin, Decimal, Detection, Direction, Evidence, IncidentKey, MarketEvent, Severity, ThreatType,
+    Timestamp,
+};
+use kamiyo_monitors::{Detector, DetectorRegistry, MarketState, Sink};
+use serde::{Deserialize, Serialize};
+
+/// The detector's name.
+pub const NAME: &str = "venue_stress";
+
+/// The threat types it reports, declared at start by every process that reads them.
+pub const THREATS: [&str; 4] = [
+    "funding_extreme",
+    "open_interest_jump",
+    "trade_burst",
+    "execution_spread",
+];
+
+/// Declares [`THREATS`] (idempotent): a process reading stored incidents must know them.
+pub fn declare_threats() -> Result<(), kamiyo_core_models::ModelError> {
+    for t in THREATS {
+        ThreatType::custom(t)?;
+    }
+    Ok(())
+}
+
+/// Per-protocol thresholds (`[protocols.stress]` in the protocol registry). A threshold of zero
+/// turns its rule off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StressConfig {
+    /// Multiplier from the venue's quoted funding to a fraction per hour (1 for hourly
+    /// fractions, 0.125 for 8-hour fractions, 0.01 for hourly percent).
+    pub funding_to_hourly: Decimal,
+    /// Hourly funding magnitude that is high (0.0005 = 0.05 %/h ≈ 438 %/yr).
+    pub funding_high: Decimal,
+    /// Hourly funding magnitude that is critical.
+    pub funding_critical: Decimal,
+    /// Look-back of the open-interest rule.
+    pub oi_window_secs: u32,
+    /// Open-interest change (percent, either way) that is high.
+    pub oi_jump_high_pct: Decimal,
+    /// Open-interest change that is critical.
+    pub oi_jump_critical_pct: Decimal,
+    /// Markets with less open interest (USD at mark) are left out of the rule.
+    pub oi_min_usd: Decimal,
+    /// Look-back of the burst rule.
+    pub burst_window_secs: u32,
+    /// Traded notional (USD) in one market within the window that is high.
+    pub burst_high_usd: Decimal,
+    /// Traded notional that is critical.
+    pub burst_critical_usd: Decimal,
+    /// Execution spread (percent of the middle) that is high.
+    pub spread_high_pct: Decimal,
+    /// Execution spread that is critical.
+    pub spread_critical_pct: Decimal,
+}
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap_or(Decimal::ZERO)
+}
+
+impl Default for StressConfig {
+    fn default() -> Self {
+        Self {
+            funding_to_hourly: Decimal::ONE,
+            funding_high: d("0.0005"),
+            funding_critical: d("0.002"),
+            oi_window_secs: 900,
+            oi_jump_high_pct: d("25"),
+            oi_jump_critical_pct: d("60"),
+            oi_min_usd: d("1000000"),
+            burst_window_secs: 60,
+            burst_high_usd: d("5000000"),
+            burst_critical_usd: d("25000000"),
+            spread_high_pct: d("0.5"),
+            spread_critical_pct: d("2"),
+        }
+    }
+}
+
+impl StressConfig {
+    /// Every bad value, as `(key under prefix, why)`.
+    pub fn problems(&self, prefix: &str) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let mut pair = |name: &str, hi: Decimal, crit: Decimal| {
+            if hi < Decimal::ZERO || crit < Decimal::ZERO {
+                p.push((format!("{prefix}.{name}"), "must not be negative".into()));
+            } else if hi > Decimal::ZERO && crit < hi {
+                p.push((
+                    format!("{prefix}.{name}"),
+                    "the critical threshold must be at least the high one".into(),
+                ));
+            }
+        };
+        pair("funding", self.funding_high, self.funding_critical);
+        pair("oi_jump", self.oi_jump_high_pct, self.oi_jump_critical_pct);
+        pair("burst", self.burst_high_usd, self.burst_critical_usd);
+        pair("spread", self.spread_high_pct, self.spread_critical_pct);
+        if self.funding_to_hourly <= Decimal::ZERO {
+            p.push((
+                format!("{prefix}.funding_to_hourly"),
+                "must be positive".into(),
+            ));
+        }
+        if self.oi_window_secs == 0 || self.burst_window_secs == 0 {
+            p.push((format!("{prefix}.*_window_secs"), "must be positive".into()));
+        }
+        p
+    }
+}
+
+/// A registry with the built-in detectors and `venue_stress` at `cfg`.
+pub fn registry(cfg: &StressConfig) -> DetectorRegistry {
+    let mut r = DetectorRegistry::builtin();
+    let cfg = cfg.clone();
+    // The name is free in a built-in registry.
+    let _ = r.register(NAME, move |_| {
+        Ok(Some(
+            Box::new(StressDetector::new(cfg.clone())) as Box<dyn Detector>
+        ))
+    });
+    r
+}
+
+/// The detectors every protocol other than Hyperliquid runs (no HLP vault, no reference-venue
+/// disagreement, no whale positions: those read Hyperliquid's own endpoints).
+pub const PROTOCOL_SET: [&str; 5] = ["oracle", "liquidations", "thin_market", "feeds", NAME];
+
+/// Once a rule's level is reached it is repeated this often while it holds.
+const REPEAT_MS: i64 = 60_000;
+
+#[derive(Debug, Default)]
+struct Rule {
+    last: Option<(Severity, Timestamp)>,
+}
+
+impl Rule {
+    /// Whether a detection at `sev` is due at `now`.
+    fn due(&mut self, sev: Option<Severity>, now: Timestamp) -> bool {
+        let Some(sev) = sev else {
+            self.last = None;
+            return false;
+        };
+        let due = self
+            .last
+            .is_none_or(|(s, at)| sev > s || now.millis_since(at) >= REPEAT_MS);
+        if due {
+            self.last = Some((sev, now));
+        }
+        due
+    }
+}
+
+#[derive(Debug, Default)]
+struct Market {
+    oi: VecDeque<(Timestamp, Decimal)>,
+    trades: VecDeque<(Timestamp, Decimal)>,
+    burst_usd: Decimal,
+    funding: Rule,
+    oi_rule: Rule,
+    burst: Rule,
+    spread: Rule,
+}
+
+/// The detector.
+#[derive(Debug)]
+pub struct StressDetector {
+    cfg: StressConfig,
+    markets: BTreeMap<Coin, Market>,
+}
+
+fn level(v: Decimal, high: Decimal, critical: Decimal) -> Option<Severity> {
+    if high <= Decimal::ZERO {
+        None
+    } else if v >= critical {
+        Some(Severity::Critical)
+    } else if v >= high {
+        Some(Severity::High)
+    } else {
+        None
+    }
+}
+
+fn threat(name: &str) -> ThreatType {
+    // Declared by `declare_threats`; declaring again returns the same type.
+    ThreatType::custom(name).unwrap_or(ThreatType::ThinMarketManipulation)
+}
+
+impl StressDetector {
+    /// A detector with `cfg`.
+    pub fn new(cfg: StressConfig) -> Self {
+        Self {
+            cfg,
+            markets: BTreeMap::new(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn detection(
+        coin: &Coin,
+        rule: &str,
+        sev: Severity,
+        title: String,
+        evidence: Evidence,
+        direction: Option<Direction>,
+        time: Timestamp,
+    ) -> Detection {
+        Detection {
+            key: IncidentKey::new(rule, &[coin.as_str()]),
+            protocol: kamiyo_core_models::ProtocolId::default(),
+            detector: NAME.into(),
+            threat_type: threat(rule),
+            severity: sev,
+            asset: Some(coin.clone()),
+            title,
+            indicators: vec![rule.to_owned()],
+            evidence,
+            time,
+            direction,
+            group: None,
+        }
+    }
+
+    fn on_ctx(&mut self, ctx: &kamiyo_core_models::AssetCtx, sink: &mut Sink) {
+        let cfg = &self.cfg;
+        let m = self.markets.entry(ctx.coin.clone()).or_default();
+        let t = ctx.time;
+        // Funding.
+        let hourly = ctx.funding * cfg.funding_to_hourly;
+        let sev = level(hourly.abs(), cfg.funding_high, cfg.funding_critical);
+        if m.funding.due(sev, t)
+            && let Some(sev) = sev
+        {
+            let pct_h = (hourly * Decimal::ONE_HUNDRED).round_dp(4);
+            let apr = (hourly * Decimal::from(24 * 365 * 100)).round_dp(1);
+            sink.detections.push(Self::detection(
+                &ctx.coin,
+                "funding_extreme",
+                sev,
+                format!(
+                    "{} funding {pct_h}%/h ({apr}%/yr): {} crowded",
+                    ctx.coin,
+                    if hourly > Decimal::ZERO {
+                        "longs"
+                    } else {
+                        "shorts"
+                    }
+                ),
+                Evidence::new()
+                    .with("funding_quoted", ctx.funding)
+                    .with("funding_hourly_pct", pct_h)
+                    .with("funding_apr_pct", apr),
+                Some(if hourly > Decimal::ZERO {
+                    Direction::Up
+                } else {
+                    Direction::Down
+                }),
+                t,
+            ));
+        }
+        // Open interest.
+        if ctx.open_interest > Decimal::ZERO {
+            let window = i64::from(cfg.oi_window_secs) * 1000;
+            m.oi.push_back((t, ctx.open_interest));
+            while m
+                .oi
+                .front()
+                .is_some_and(|(at, _)| t.millis_since(*at) > window)
+            {
+                m.oi.pop_front();
+            }
+            let usd = ctx.open_interest * ctx.mark_px;
+            let base = m.oi.front().map_or(ctx.open_interest, |x| x.1);
+            let change = kamiyo_core_models::deviation_pct_4dp(ctx.open_interest, base);
+            let sev = change
+                .filter(|_| usd >= cfg.oi_min_usd)
+                .and_then(|c| level(c.abs(), cfg.oi_jump_high_pct, cfg.oi_jump_critical_pct));
+            if m.oi_rule.due(sev, t)
+                && let (Some(sev), Some(c)) = (sev, change)
+            {
+                sink.detections.push(Self::detection(
+                    &ctx.coin,
+                    "open_interest_jump",
+                    sev,
+                    format!(
+                        "{} open interest {}{c}% within {} min",
+                        ctx.coin,
+                        if c > Decimal::ZERO { "+" } else { "" },
+                        cfg.oi_window_secs / 60
+                    ),
+                    Evidence::new()
+                        .with("open_interest", ctx.open_interest)
+                        .with("open_interest_before", base)
+                        .with("open_interest_usd", usd.round_dp(0))
+                        .with("change_pct", c),
+                    Some(if c > Decimal::ZERO {
+                        Direction::Up
+                    } else {
+                        Direction::Down
+                    }),
+                    t,
+                ));
+            }
+        }
+        // Execution spread.
+        if let Some([lo, hi]) = ctx.impact_pxs
+            && lo > Decimal::ZERO
+            && hi >= lo
+        {
+            let mid = (lo + hi) / Decimal::TWO;
+            let spread = ((hi - lo) / mid * Decimal::ONE_HUNDRED).round_dp(4);
+            let sev = level(spread, cfg.spread_high_pct, cfg.spread_critical_pct);
+            if m.spread.due(sev, t)
+                && let Some(sev) = sev
+            {
+                sink.detections.push(Self::detection(
+                    &ctx.coin,
+                    "execution_spread",
+                    sev,
+                    format!(
+                        "{} execution spread {spread}% (from {lo} to {hi})",
+                        ctx.coin
+                    ),
+                    Evidence::new()
+                        .with("impact_bid", lo)
+                        .with("impact_ask", hi)
+                        .with("spread_pct", spread),
+                    None,
+                    t,
+                ));
+            }
+        }
+    }
+
+    fn on_trade(&mut self, coin: &Coin, t: Timestamp, usd: Decimal, sink: &mut Sink) {
+        let cfg = &self.cfg;
+        let m = self.markets.entry(coin.clone()).or_default();
+        let window = i64::from(cfg.burst_window_secs) * 1000;
+        m.trades.push_back((t, usd));
+        m.burst_usd += usd;
+        while let Some((at, u)) = m.trades.front().copied() {
+            if t.millis_since(at) <= window {
+                break;
+            }
+            m.burst_usd -= u;
+            m.trades.pop_front();
+        }
+        let sev = level(m.burst_usd, cfg.burst_high_usd, cfg.burst_critical_usd);
+        if m.burst.due(sev, t)
+            && let Some(sev) = sev
+        {
+            let total = m.burst_usd.round_dp(0);
+            sink.detections.push(Self::detection(
+                coin,
+                "trade_burst",
+                sev,
+                format!(
+                    "{coin}: ${total} traded in {} trades within {} s",
+                    m.trades.len(),
+                    cfg.burst_window_secs
+                ),
+                Evidence::new()
+                    .with("notional_usd", total)
+                    .with("trades", m.trades.len()),
+                None,
+                t,
+            ));
+        }
+    }
+}
+
+impl Detector for StressDetector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn on_event(&mut self, event: &MarketEvent, _state: &MarketState, sink: &mut Sink) {
+        match event {
+            MarketEvent::AssetCtx(c) => self.on_ctx(c, sink),
+            MarketEvent::Trade(t) => self.on_trade(&t.coin, t.time, t.px * t.sz, sink),
+            _ => {}
+        }
+    }
+}

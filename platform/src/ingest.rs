@@ -1,0 +1,231 @@
+//! Ingesting protocols into the shared store: each protocol's pipeline (adapter, engine,
+//! committer) runs under its own leadership ([`crate::leader`]) in its own supervised task, so
+//! a protocol whose adapter panics, stalls or fails to start is restarted on its own while every
+//! other protocol's detections flow as usual.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kamiyo_core_models::{Clock, EventStream, ProtocolId};
+use tokio_util::sync::CancellationToken;
+
+use crate::adapters::poll::{MsClock, PollConfig};
+use crate::adapters::{drift, dydx, gmx, paradex, poll};
+use crate::registry::Registry;
+
+/// What a protocol's pipeline runs on: its engine (open incidents restored), its event
+/// stream, its clock and its observer.
+pub type Inputs = (
+    kamiyo_monitors::Engine,
+    EventStream,
+    Arc<dyn Clock>,
+    Box<dyn kamiyo_pipeline::Observer>,
+);
+
+/// Builds a protocol's inputs over the store fenced at the leader's epoch, with a token
+/// cancelled when the lead is lost.
+pub type Build = Arc<
+    dyn Fn(
+            kamiyo_store::Store,
+            CancellationToken,
+        ) -> Pin<Box<dyn Future<Output = anyhow::Result<Inputs>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// One protocol to ingest.
+#[derive(Clone)]
+pub struct Protocol {
+    /// Its id.
+    pub id: ProtocolId,
+    /// How its inputs are built.
+    pub build: Build,
+}
+
+impl std::fmt::Debug for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Protocol").field("id", &self.id).finish()
+    }
+}
+
+/// Where the shared facts go and who this replica is.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The owner's database URL (leadership locks are taken on their own connections to it).
+    pub url: String,
+    /// The shared store.
+    pub store: kamiyo_store::Store,
+    /// This replica's name (its lock connections' `application_name`).
+    pub holder: String,
+}
+
+/// Runs `protocol`'s pipeline into the shared store whenever this replica leads its ingest,
+/// until `shutdown`.
+pub async fn led(
+    target: &Target,
+    protocol: &Protocol,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let fence = crate::leader::name(protocol.id.as_str());
+    crate::leader::lead(
+        &target.url,
+        protocol.id.as_str(),
+        &target.holder,
+        &target.store,
+        shutdown,
+        |epoch, stop| {
+            let fenced = target.store.fenced(&fence, epoch);
+            let id = protocol.id.clone();
+            let built = (protocol.build)(fenced.clone(), stop.clone());
+            async move {
+                let (engine, stream, clock, observer) = built.await?;
+                let ctx = kamiyo_pipeline::PipelineContext::new(
+                    id.clone(),
+                    clock,
+                    Arc::new(fenced),
+                    stop.clone(),
+                );
+                let kamiyo_pipeline::Running {
+                    runner, consumer, ..
+                } = kamiyo_pipeline::spawn(&ctx, engine, stream, observer)?;
+                tracing::info!(protocol = %id, epoch, "ingesting");
+                if let Err(e) = runner.await
+                    && e.is_panic()
+                {
+                    tracing::error!(protocol = %id, "the pipeline panicked; restarting it");
+                }
+                stop.cancel();
+                let _ = consumer.await;
+                Ok(())
+            }
+        },
+    )
+    .await
+}
+
+/// Runs every protocol of `protocols`, each under its own leadership in its own task,
+/// restarted (1 s doubling to 30 s) whenever it panics or returns before `shutdown`. Returns
+/// at shutdown.
+pub async fn run(target: Target, protocols: Vec<Protocol>, shutdown: CancellationToken) {
+    let mut tasks = Vec::new();
+    for p in protocols {
+        let (target, shutdown) = (target.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut failures = 0u32;
+            while !shutdown.is_cancelled() {
+                let started = tokio::time::Instant::now();
+                let task = {
+                    let (target, p, shutdown) = (target.clone(), p.clone(), shutdown.clone());
+                    tokio::spawn(async move { led(&target, &p, shutdown).await })
+                };
+                match task.await {
+                    Ok(Ok(())) if shutdown.is_cancelled() => return,
+                    Ok(Ok(())) => tracing::warn!(protocol = %p.id, "ingest returned; restarting"),
+                    Ok(Err(e)) => tracing::error!(protocol = %p.id, error = %e, "ingest failed; restarting"),
+                    Err(e) => tracing::error!(protocol = %p.id, panic = e.is_panic(), "ingest task died; restarting"),
+                }
+                if started.elapsed() > Duration::from_secs(60) {
+                    failures = 0;
+                }
+                failures = failures.saturating_add(1);
+                let wait = Duration::from_secs(1 << failures.min(5).saturating_sub(1)).min(Duration::from_secs(30));
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// The protocols with a polled adapter in this code base.
+pub const POLLED: [&str; 4] = ["dydx", "gmx", "paradex", "drift"];
+
+/// A polled venue's default configuration (its public endpoints, followed markets and a share
+/// of its published rate budget).
+pub fn default_poll_config(id: &str) -> Option<PollConfig> {
+    Some(match id {
+        "dydx" => dydx::default_config(),
+        "gmx" => gmx::default_config(),
+        "paradex" => paradex::default_config(),
+        "drift" => drift::default_config(),
+        _ => return None,
+    })
+}
+
+/// A polled venue's event stream.
+pub fn poll_stream(
+    id: &str,
+    cfg: PollConfig,
+    http: reqwest::Client,
+    clock: MsClock,
+    stop: CancellationToken,
+) -> Option<EventStream> {
+    Some(match id {
+        "dydx" => poll::stream(dydx::Dydx, cfg, http, clock, stop),
+        "gmx" => poll::stream(gmx::Gmx::default(), cfg, http, clock, stop),
+        "paradex" => poll::stream(paradex::Paradex, cfg, http, clock, stop),
+        "drift" => poll::stream(drift::Drift, cfg, http, clock, stop),
+        _ => return None,
+    })
+}
+
+/// The engine a protocol other than Hyperliquid runs: [`crate::detectors::PROTOCOL_SET`] at
+/// the registry's thresholds for it.
+pub fn engine(registry: &Registry, id: &ProtocolId) -> anyhow::Result<kamiyo_monitors::Engine> {
+    let def = registry
+        .get(id)
+        .ok_or_else(|| anyhow::anyhow!("{id} is not in the protocol registry"))?;
+    Ok(kamiyo_monitors::Engine::for_protocol(
+        id.clone(),
+        &crate::detectors::registry(&def.stress),
+        Some(&crate::detectors::PROTOCOL_SET),
+        &def.monitors,
+    )?)
+}
+
+/// A polled protocol's [`Protocol`]: its adapter at `cfg`, the engine from the registry,
+/// reference quotes from `references` merged in (for the oracle-versus-reference rule).
+pub fn polled(
+    id: ProtocolId,
+    cfg: PollConfig,
+    registry: Arc<Registry>,
+    references: crate::adapters::reference::References,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Protocol> {
+    if default_poll_config(id.as_str()).is_none() {
+        anyhow::bail!("no polled adapter for {id}");
+    }
+    // Fail at start, not at the first lead, on thresholds the engine refuses.
+    engine(&registry, &id)?;
+    let build_id = id.clone();
+    let build: Build = Arc::new(move |fenced, stop| {
+        let (id, cfg, registry, references, clock) = (
+            build_id.clone(),
+            cfg.clone(),
+            registry.clone(),
+            references.clone(),
+            clock.clone(),
+        );
+        Box::pin(async move {
+            let mut engine = engine(&registry, &id)?;
+            kamiyo_server::run::restore_open_incidents(&fenced, &mut engine, clock.now()).await?;
+            let ms: MsClock = {
+                let clock = clock.clone();
+                Arc::new(move || clock.now().0)
+            };
+            let stream = poll_stream(id.as_str(), cfg, reqwest::Client::new(), ms, stop.clone())
+                .ok_or_else(|| anyhow::anyhow!("no polled adapter for {id}"))?;
+            let stream = references.merge(stream, stop);
+            let observer: Box<dyn kamiyo_pipeline::Observer> =
+                Box::new(kamiyo_pipeline::NoObserver);
+            Ok((engine, stream, clock, observer))
+        })
+    });
+    Ok(Protocol { id, build })
+}
