@@ -407,3 +407,153 @@ impl Detector for StressDetector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kamiyo_core_models::{AssetCtx, Side, Trade};
+
+    use super::*;
+
+    fn ctx(t: i64, coin: &str, funding: &str, oi: &str, impact: Option<(&str, &str)>) -> MarketEvent {
+        MarketEvent::AssetCtx(AssetCtx {
+            coin: Coin::new(coin).unwrap_or_else(|e| panic!("{e}")),
+            time: Timestamp(t),
+            oracle_px: d("100"),
+            mark_px: d("100"),
+            mid_px: None,
+            open_interest: d(oi),
+            funding: d(funding),
+            day_ntl_vlm: d("1000000000"),
+            prev_day_px: None,
+            premium: None,
+            impact_pxs: impact.map(|(a, b)| [d(a), d(b)]),
+        })
+    }
+
+    fn run(det: &mut StressDetector, events: &[MarketEvent]) -> Vec<Detection> {
+        declare_threats().unwrap_or_else(|e| panic!("{e}"));
+        let state = MarketState::new(&kamiyo_monitors::MonitorsConfig::default());
+        let mut sink = Sink::default();
+        for e in events {
+            det.on_event(e, &state, &mut sink);
+        }
+        sink.detections
+    }
+
+    #[test]
+    fn funding_is_normalised_to_hourly_before_the_thresholds() {
+        // 0.008 per 8 h = 0.001/h: high (≥ 0.0005), not critical (< 0.002).
+        let mut eight = StressDetector::new(StressConfig {
+            funding_to_hourly: d("0.125"),
+            ..StressConfig::default()
+        });
+        let out = run(&mut eight, &[ctx(0, "BTC", "0.008", "0", None)]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].severity, out[0].threat_type.as_str(), out[0].direction),
+            (Severity::High, "funding_extreme", Some(Direction::Up))
+        );
+        // The same number quoted hourly is critical; a calm rate is silent; negative is shorts.
+        let mut hourly = StressDetector::new(StressConfig::default());
+        let out = run(
+            &mut hourly,
+            &[
+                ctx(0, "BTC", "0.008", "0", None),
+                ctx(0, "ETH", "0.00001", "0", None),
+                ctx(0, "SOL", "-0.0006", "0", None),
+            ],
+        );
+        let got: Vec<(&str, Severity)> = out
+            .iter()
+            .map(|x| (x.asset.as_ref().map_or("", |c| c.as_str()), x.severity))
+            .collect();
+        assert_eq!(got, [("BTC", Severity::Critical), ("SOL", Severity::High)]);
+        assert!(out[1].title.contains("shorts crowded"), "{}", out[1].title);
+    }
+
+    #[test]
+    fn open_interest_jumps_fire_within_the_window_on_large_markets_only() {
+        let mut det = StressDetector::new(StressConfig::default());
+        // 20,000 → 26,000 contracts at $100 ($2.6M) in 10 minutes: +30 %, high.
+        let out = run(
+            &mut det,
+            &[
+                ctx(0, "BTC", "0", "20000", None),
+                ctx(600_000, "BTC", "0", "26000", None),
+            ],
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].severity, Severity::High);
+        assert_eq!(out[0].evidence.get("change_pct").map(ToString::to_string), Some("30".into()));
+        // Repeated only a minute later while it holds; gone when it no longer holds.
+        let more = run(&mut det, &[ctx(610_000, "BTC", "0", "26000", None)]);
+        assert!(more.is_empty());
+        let later = run(&mut det, &[ctx(1_700_000, "BTC", "0", "26000", None)]);
+        assert!(later.is_empty(), "outside the window the base is the recent level");
+        // A small market moving the same is left out ($260k < oi_min_usd).
+        let mut det = StressDetector::new(StressConfig::default());
+        let out = run(
+            &mut det,
+            &[ctx(0, "X", "0", "2000", None), ctx(60_000, "X", "0", "2600", None)],
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn trade_bursts_sum_notional_in_the_window() {
+        let mut det = StressDetector::new(StressConfig::default());
+        let trade = |t: i64, sz: &str| {
+            MarketEvent::Trade(Trade {
+                coin: Coin::new("ETH").unwrap_or_else(|e| panic!("{e}")),
+                side: Side::Sell,
+                px: d("2000"),
+                sz: d(sz),
+                time: Timestamp(t),
+                tid: u64::try_from(t).unwrap_or(0),
+                users: None,
+            })
+        };
+        // 2,000 ETH × $2,000 = $4M each: the second within 60 s makes $8M (high), the third
+        // two minutes later starts a fresh window.
+        let out = run(&mut det, &[trade(0, "2000"), trade(30_000, "2000"), trade(150_000, "2000")]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].severity, Severity::High);
+        assert_eq!(out[0].threat_type.as_str(), "trade_burst");
+        // $4M + $20M (high) + $4M = $28M within a minute is critical.
+        let out = run(&mut det, &[trade(160_000, "10000"), trade(170_000, "2000")]);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out.last().map(|x| x.severity), Some(Severity::Critical));
+    }
+
+    #[test]
+    fn execution_spread_reads_impact_prices() {
+        let mut det = StressDetector::new(StressConfig::default());
+        let out = run(
+            &mut det,
+            &[
+                ctx(0, "SOL", "0", "0", Some(("79.992", "80.001"))),
+                ctx(0, "APE", "0", "0", Some(("0.995", "1.005"))),
+                ctx(0, "DOGE", "0", "0", Some(("0.9", "1.1"))),
+            ],
+        );
+        let got: Vec<(&str, Severity)> = out
+            .iter()
+            .map(|x| (x.asset.as_ref().map_or("", |c| c.as_str()), x.severity))
+            .collect();
+        assert_eq!(got, [("APE", Severity::High), ("DOGE", Severity::Critical)]);
+    }
+
+    #[test]
+    fn bad_thresholds_are_named() {
+        let bad = StressConfig {
+            funding_high: d("0.01"),
+            funding_critical: d("0.001"),
+            funding_to_hourly: Decimal::ZERO,
+            ..StressConfig::default()
+        };
+        let p = bad.problems("stress");
+        assert!(p.iter().any(|(k, _)| k == "stress.funding"), "{p:?}");
+        assert!(p.iter().any(|(k, _)| k == "stress.funding_to_hourly"), "{p:?}");
+        assert!(StressConfig::default().problems("stress").is_empty());
+    }
+}

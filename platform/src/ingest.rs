@@ -229,3 +229,41 @@ pub fn polled(
     });
     Ok(Protocol { id, build })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_polled_protocol_runs_its_registry_thresholds() {
+        let r = Registry::embedded().unwrap_or_else(|e| panic!("{e}"));
+        for id in POLLED {
+            let id = ProtocolId::parse(id).unwrap_or_else(|e| panic!("{e}"));
+            let e = engine(&r, &id).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                e.detector_names(),
+                ["oracle", "liquidations", "thin_market", "feeds", "venue_stress"],
+                "{id}"
+            );
+            assert_eq!(e.protocol(), &id);
+            assert_eq!(
+                r.get(&id).map(|d| d.adapter.status),
+                Some(crate::registry::AdapterStatus::Live),
+                "{id}"
+            );
+        }
+        let def = |id: &str| {
+            r.get(&ProtocolId::parse(id).unwrap_or_else(|e| panic!("{e}")))
+                .unwrap_or_else(|| panic!("{id}"))
+                .clone()
+        };
+        assert_eq!(def("dydx").monitors.liquidations.large_usd.to_string(), "100000");
+        assert_eq!(def("paradex").stress.funding_to_hourly.to_string(), "0.125");
+        assert_eq!(def("drift").stress.funding_to_hourly.to_string(), "0.01");
+        // What the file leaves out keeps the defaults.
+        assert_eq!(
+            def("dydx").monitors.oracle,
+            kamiyo_monitors::MonitorsConfig::default().oracle
+        );
+    }
+}

@@ -309,6 +309,18 @@ mod tests {
             msgs.iter().any(|m| m.contains("(Bad Id): adapter.reason")),
             "{msgs:?}"
         );
+        // Thresholds the detectors refuse are named with their protocol.
+        let mut bad = String::new();
+        for i in 0..20 {
+            bad.push_str(&one(&format!("p{i}"), "adapter = { status = \"live\" }"));
+        }
+        bad.push_str("[protocols.stress]\nfunding_high = \"-1\"\n[protocols.monitors.oracle]\nwarn_pct = \"0\"\n");
+        let Err(e) = Registry::load(&bad) else {
+            panic!("accepted")
+        };
+        let msgs = e.to_string();
+        assert!(msgs.contains("protocols[19] (p19): stress.funding"), "{msgs}");
+        assert!(msgs.contains("protocols[19] (p19): ") && msgs.contains("warn_pct"), "{msgs}");
         // Too few, unknown fields and bad values are refused too.
         assert!(Registry::load(&one("a", "adapter = { status = \"live\" }")).is_err());
         assert!(Registry::load(&one("a", "adapter = { status = \"live\" }\nextra = 1")).is_err());
