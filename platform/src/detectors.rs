@@ -414,7 +414,13 @@ mod tests {
 
     use super::*;
 
-    fn ctx(t: i64, coin: &str, funding: &str, oi: &str, impact: Option<(&str, &str)>) -> MarketEvent {
+    fn ctx(
+        t: i64,
+        coin: &str,
+        funding: &str,
+        oi: &str,
+        impact: Option<(&str, &str)>,
+    ) -> MarketEvent {
         MarketEvent::AssetCtx(AssetCtx {
             coin: Coin::new(coin).unwrap_or_else(|e| panic!("{e}")),
             time: Timestamp(t),
@@ -450,7 +456,11 @@ mod tests {
         let out = run(&mut eight, &[ctx(0, "BTC", "0.008", "0", None)]);
         assert_eq!(out.len(), 1);
         assert_eq!(
-            (out[0].severity, out[0].threat_type.as_str(), out[0].direction),
+            (
+                out[0].severity,
+                out[0].threat_type.as_str(),
+                out[0].direction
+            ),
             (Severity::High, "funding_extreme", Some(Direction::Up))
         );
         // The same number quoted hourly is critical; a calm rate is silent; negative is shorts.
@@ -484,17 +494,26 @@ mod tests {
         );
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].severity, Severity::High);
-        assert_eq!(out[0].evidence.get("change_pct").map(ToString::to_string), Some("30".into()));
+        assert_eq!(
+            out[0].evidence.get("change_pct").map(ToString::to_string),
+            Some("30".into())
+        );
         // Repeated only a minute later while it holds; gone when it no longer holds.
         let more = run(&mut det, &[ctx(610_000, "BTC", "0", "26000", None)]);
         assert!(more.is_empty());
         let later = run(&mut det, &[ctx(1_700_000, "BTC", "0", "26000", None)]);
-        assert!(later.is_empty(), "outside the window the base is the recent level");
+        assert!(
+            later.is_empty(),
+            "outside the window the base is the recent level"
+        );
         // A small market moving the same is left out ($260k < oi_min_usd).
         let mut det = StressDetector::new(StressConfig::default());
         let out = run(
             &mut det,
-            &[ctx(0, "X", "0", "2000", None), ctx(60_000, "X", "0", "2600", None)],
+            &[
+                ctx(0, "X", "0", "2000", None),
+                ctx(60_000, "X", "0", "2600", None),
+            ],
         );
         assert!(out.is_empty());
     }
@@ -515,7 +534,14 @@ mod tests {
         };
         // 2,000 ETH × $2,000 = $4M each: the second within 60 s makes $8M (high), the third
         // two minutes later starts a fresh window.
-        let out = run(&mut det, &[trade(0, "2000"), trade(30_000, "2000"), trade(150_000, "2000")]);
+        let out = run(
+            &mut det,
+            &[
+                trade(0, "2000"),
+                trade(30_000, "2000"),
+                trade(150_000, "2000"),
+            ],
+        );
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].severity, Severity::High);
         assert_eq!(out[0].threat_type.as_str(), "trade_burst");
@@ -553,7 +579,10 @@ mod tests {
         };
         let p = bad.problems("stress");
         assert!(p.iter().any(|(k, _)| k == "stress.funding"), "{p:?}");
-        assert!(p.iter().any(|(k, _)| k == "stress.funding_to_hourly"), "{p:?}");
+        assert!(
+            p.iter().any(|(k, _)| k == "stress.funding_to_hourly"),
+            "{p:?}"
+        );
         assert!(StressConfig::default().problems("stress").is_empty());
     }
 }

@@ -242,7 +242,13 @@ mod tests {
             let e = engine(&r, &id).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(
                 e.detector_names(),
-                ["oracle", "liquidations", "thin_market", "feeds", "venue_stress"],
+                [
+                    "oracle",
+                    "liquidations",
+                    "thin_market",
+                    "feeds",
+                    "venue_stress"
+                ],
                 "{id}"
             );
             assert_eq!(e.protocol(), &id);
@@ -257,7 +263,10 @@ mod tests {
                 .unwrap_or_else(|| panic!("{id}"))
                 .clone()
         };
-        assert_eq!(def("dydx").monitors.liquidations.large_usd.to_string(), "100000");
+        assert_eq!(
+            def("dydx").monitors.liquidations.large_usd.to_string(),
+            "100000"
+        );
         assert_eq!(def("paradex").stress.funding_to_hourly.to_string(), "0.125");
         assert_eq!(def("drift").stress.funding_to_hourly.to_string(), "0.01");
         // What the file leaves out keeps the defaults.

@@ -319,8 +319,14 @@ mod tests {
             panic!("accepted")
         };
         let msgs = e.to_string();
-        assert!(msgs.contains("protocols[19] (p19): stress.funding"), "{msgs}");
-        assert!(msgs.contains("protocols[19] (p19): ") && msgs.contains("warn_pct"), "{msgs}");
+        assert!(
+            msgs.contains("protocols[19] (p19): stress.funding"),
+            "{msgs}"
+        );
+        assert!(
+            msgs.contains("protocols[19] (p19): ") && msgs.contains("warn_pct"),
+            "{msgs}"
+        );
         // Too few, unknown fields and bad values are refused too.
         assert!(Registry::load(&one("a", "adapter = { status = \"live\" }")).is_err());
         assert!(Registry::load(&one("a", "adapter = { status = \"live\" }\nextra = 1")).is_err());

@@ -12,6 +12,7 @@ mod crossing;
 mod dydx;
 mod fanout;
 mod ingest;
+mod isolation;
 mod kill;
 mod leader;
 mod opencore;
