@@ -24,53 +24,82 @@ pub(crate) struct Config {
     pub(crate) adapters: std::collections::BTreeMap<String, AdapterSettings>,
 }
 
-/// `[adapters.<protocol>]`: where a polled venue is read and how hard.
+/// `[adapters.<protocol>]`: where a venue is read and how hard.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct AdapterSettings {
-    /// The venue's REST bases (Drift: its Data API, then its DLOB server).
+    /// The venue's REST bases (Drift: its Data API, then its DLOB server; socket venues: the
+    /// REST base of their bootstrap).
     pub(crate) base_urls: Vec<String>,
+    /// A socket venue's WebSocket URL.
+    pub(crate) ws_url: String,
     /// Markets whose trades (and books) are followed, as the venue spells them.
     pub(crate) markets: Option<Vec<String>>,
-    /// Between two polls of the contexts (ms).
+    /// Between two polls of the contexts (ms; polled venues).
     pub(crate) contexts_every_ms: u64,
-    /// Between two rounds of trades (ms).
+    /// Between two rounds of trades (ms; polled venues).
     pub(crate) trades_every_ms: u64,
-    /// Per request (ms).
+    /// Per request or connection attempt (ms).
     pub(crate) timeout_ms: u64,
-    /// Requests per 10 s (under the venue's published limit).
+    /// Requests per 10 s (polled venues; under the venue's published limit).
     pub(crate) requests_per_10s: u32,
+    /// A socket silent this long is reopened (ms).
+    pub(crate) idle_timeout_ms: u64,
     /// Coins quoted on the reference venues for the oracle-versus-reference rule.
     pub(crate) reference_coins: Option<Vec<String>>,
 }
 
+/// A settings list of base URLs that the venue's feed does not take whole.
+fn self_len_mismatch(a: &AdapterSettings, defaults: usize) -> bool {
+    !a.base_urls.is_empty() && a.base_urls.len() != defaults
+}
+
 impl AdapterSettings {
-    /// The poll configuration of `id`: its defaults with these settings over them.
-    pub(crate) fn poll_config(
-        &self,
-        id: &str,
-    ) -> Option<kamiyo_platform::adapters::poll::PollConfig> {
-        let mut c = kamiyo_platform::ingest::default_poll_config(id)?;
-        if !self.base_urls.is_empty() {
-            c.base_urls.clone_from(&self.base_urls);
-        }
-        if let Some(m) = &self.markets {
-            c.markets.clone_from(m);
-        }
+    /// The feed of `id`: its defaults with these settings over them.
+    pub(crate) fn feed(&self, id: &str) -> Option<kamiyo_platform::ingest::Feed> {
+        use kamiyo_platform::ingest::Feed;
         let ms = std::time::Duration::from_millis;
-        if self.contexts_every_ms > 0 {
-            c.contexts_every = ms(self.contexts_every_ms);
-        }
-        if self.trades_every_ms > 0 {
-            c.trades_every = ms(self.trades_every_ms);
-        }
-        if self.timeout_ms > 0 {
-            c.timeout = ms(self.timeout_ms);
-        }
-        if self.requests_per_10s > 0 {
-            c.requests_per_10s = self.requests_per_10s;
-        }
-        Some(c)
+        Some(match kamiyo_platform::ingest::default_feed(id)? {
+            Feed::Poll(mut c) => {
+                if !self.base_urls.is_empty() {
+                    c.base_urls.clone_from(&self.base_urls);
+                }
+                if let Some(m) = &self.markets {
+                    c.markets.clone_from(m);
+                }
+                if self.contexts_every_ms > 0 {
+                    c.contexts_every = ms(self.contexts_every_ms);
+                }
+                if self.trades_every_ms > 0 {
+                    c.trades_every = ms(self.trades_every_ms);
+                }
+                if self.timeout_ms > 0 {
+                    c.timeout = ms(self.timeout_ms);
+                }
+                if self.requests_per_10s > 0 {
+                    c.requests_per_10s = self.requests_per_10s;
+                }
+                Feed::Poll(c)
+            }
+            Feed::Socket(mut c) => {
+                if let Some(b) = self.base_urls.first() {
+                    c.rest_url.clone_from(b);
+                }
+                if !self.ws_url.is_empty() {
+                    c.ws_url.clone_from(&self.ws_url);
+                }
+                if let Some(m) = &self.markets {
+                    c.markets.clone_from(m);
+                }
+                if self.timeout_ms > 0 {
+                    c.connect_timeout = ms(self.timeout_ms);
+                }
+                if self.idle_timeout_ms > 0 {
+                    c.idle_timeout = ms(self.idle_timeout_ms);
+                }
+                Feed::Socket(c)
+            }
+        })
     }
 }
 
@@ -443,28 +472,34 @@ impl Config {
         let mut p = Vec::new();
         for (id, a) in &self.adapters {
             let key = |k: &str| format!("adapters.{id}.{k}");
-            match a.poll_config(id) {
+            match a.feed(id) {
                 None => p.push((
                     format!("adapters.{id}"),
                     format!(
-                        "no polled adapter of that name (one of {})",
-                        kamiyo_platform::ingest::POLLED.join(", ")
+                        "no adapter of that name (one of {})",
+                        kamiyo_platform::ingest::ADAPTERS.join(", ")
                     ),
                 )),
-                Some(c) => {
-                    if c.base_urls
+                Some(f) => {
+                    let urls = f.base_urls();
+                    if urls
                         .iter()
                         .any(|u| !(u.starts_with("https://") || u.starts_with("http://")))
                     {
                         p.push((key("base_urls"), "http(s):// URLs".into()));
                     }
-                    let defaults = kamiyo_platform::ingest::default_poll_config(id)
-                        .map_or(0, |d| d.base_urls.len());
-                    if c.base_urls.len() != defaults {
+                    let defaults = kamiyo_platform::ingest::default_feed(id)
+                        .map_or(0, |d| d.base_urls().len());
+                    if urls.len() != defaults || self_len_mismatch(a, defaults) {
                         p.push((
                             key("base_urls"),
                             format!("{defaults} URL(s), as the venue has"),
                         ));
+                    }
+                    if let kamiyo_platform::ingest::Feed::Socket(s) = &f
+                        && !(s.ws_url.starts_with("wss://") || s.ws_url.starts_with("ws://"))
+                    {
+                        p.push((key("ws_url"), "a ws(s):// URL".into()));
                     }
                 }
             }

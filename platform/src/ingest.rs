@@ -12,7 +12,8 @@ use kamiyo_core_models::{Clock, EventStream, ProtocolId};
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::poll::{MsClock, PollConfig};
-use crate::adapters::{drift, dydx, gmx, paradex, poll};
+use crate::adapters::socket::{self, SocketConfig};
+use crate::adapters::{binance, drift, dydx, gmx, lighter, paradex, poll};
 use crate::registry::Registry;
 
 /// What a protocol's pipeline runs on: its engine (open incidents restored), its event
@@ -143,34 +144,68 @@ pub async fn run(target: Target, protocols: Vec<Protocol>, shutdown: Cancellatio
     }
 }
 
-/// The protocols with a polled adapter in this code base.
-pub const POLLED: [&str; 4] = ["dydx", "gmx", "paradex", "drift"];
+/// The protocols with an adapter in this code base (besides Hyperliquid, the open core's).
+pub const ADAPTERS: [&str; 6] = [
+    "dydx",
+    "gmx",
+    "paradex",
+    "drift",
+    "lighter",
+    "binance-futures",
+];
 
-/// A polled venue's default configuration (its public endpoints, followed markets and a share
-/// of its published rate budget).
-pub fn default_poll_config(id: &str) -> Option<PollConfig> {
+/// How a venue is read: polled or over a socket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Feed {
+    /// Polled REST.
+    Poll(PollConfig),
+    /// A WebSocket (with a REST bootstrap where the venue needs one).
+    Socket(SocketConfig),
+}
+
+impl Feed {
+    /// The venue's REST bases (a socket's bootstrap base).
+    pub fn base_urls(&self) -> Vec<String> {
+        match self {
+            Self::Poll(p) => p.base_urls.clone(),
+            Self::Socket(s) => vec![s.rest_url.clone()],
+        }
+    }
+}
+
+/// A venue's default feed (its public endpoints, followed markets and a share of its published
+/// rate budget).
+pub fn default_feed(id: &str) -> Option<Feed> {
     Some(match id {
-        "dydx" => dydx::default_config(),
-        "gmx" => gmx::default_config(),
-        "paradex" => paradex::default_config(),
-        "drift" => drift::default_config(),
+        "dydx" => Feed::Poll(dydx::default_config()),
+        "gmx" => Feed::Poll(gmx::default_config()),
+        "paradex" => Feed::Poll(paradex::default_config()),
+        "drift" => Feed::Poll(drift::default_config()),
+        "lighter" => Feed::Socket(lighter::default_config()),
+        "binance-futures" => Feed::Socket(binance::default_config()),
         _ => return None,
     })
 }
 
-/// A polled venue's event stream.
-pub fn poll_stream(
+/// A venue's event stream.
+pub fn feed_stream(
     id: &str,
-    cfg: PollConfig,
+    feed: Feed,
     http: reqwest::Client,
     clock: MsClock,
     stop: CancellationToken,
 ) -> Option<EventStream> {
-    Some(match id {
-        "dydx" => poll::stream(dydx::Dydx, cfg, http, clock, stop),
-        "gmx" => poll::stream(gmx::Gmx::default(), cfg, http, clock, stop),
-        "paradex" => poll::stream(paradex::Paradex, cfg, http, clock, stop),
-        "drift" => poll::stream(drift::Drift, cfg, http, clock, stop),
+    Some(match (id, feed) {
+        ("dydx", Feed::Poll(c)) => poll::stream(dydx::Dydx, c, http, clock, stop),
+        ("gmx", Feed::Poll(c)) => poll::stream(gmx::Gmx::default(), c, http, clock, stop),
+        ("paradex", Feed::Poll(c)) => poll::stream(paradex::Paradex, c, http, clock, stop),
+        ("drift", Feed::Poll(c)) => poll::stream(drift::Drift, c, http, clock, stop),
+        ("lighter", Feed::Socket(c)) => {
+            socket::stream(lighter::Lighter::default(), c, http, clock, stop)
+        }
+        ("binance-futures", Feed::Socket(c)) => {
+            socket::stream(binance::Binance, c, http, clock, stop)
+        }
         _ => return None,
     })
 }
@@ -189,25 +224,25 @@ pub fn engine(registry: &Registry, id: &ProtocolId) -> anyhow::Result<kamiyo_mon
     )?)
 }
 
-/// A polled protocol's [`Protocol`]: its adapter at `cfg`, the engine from the registry,
+/// A protocol's [`Protocol`]: its adapter reading `feed`, the engine from the registry,
 /// reference quotes from `references` merged in (for the oracle-versus-reference rule).
-pub fn polled(
+pub fn adapter(
     id: ProtocolId,
-    cfg: PollConfig,
+    feed: Feed,
     registry: Arc<Registry>,
     references: crate::adapters::reference::References,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Protocol> {
-    if default_poll_config(id.as_str()).is_none() {
-        anyhow::bail!("no polled adapter for {id}");
+    if default_feed(id.as_str()).is_none() {
+        anyhow::bail!("no adapter for {id}");
     }
     // Fail at start, not at the first lead, on thresholds the engine refuses.
     engine(&registry, &id)?;
     let build_id = id.clone();
     let build: Build = Arc::new(move |fenced, stop| {
-        let (id, cfg, registry, references, clock) = (
+        let (id, feed, registry, references, clock) = (
             build_id.clone(),
-            cfg.clone(),
+            feed.clone(),
             registry.clone(),
             references.clone(),
             clock.clone(),
@@ -219,8 +254,8 @@ pub fn polled(
                 let clock = clock.clone();
                 Arc::new(move || clock.now().0)
             };
-            let stream = poll_stream(id.as_str(), cfg, reqwest::Client::new(), ms, stop.clone())
-                .ok_or_else(|| anyhow::anyhow!("no polled adapter for {id}"))?;
+            let stream = feed_stream(id.as_str(), feed, reqwest::Client::new(), ms, stop.clone())
+                .ok_or_else(|| anyhow::anyhow!("no adapter for {id} reading that feed"))?;
             let stream = references.merge(stream, stop);
             let observer: Box<dyn kamiyo_pipeline::Observer> =
                 Box::new(kamiyo_pipeline::NoObserver);
@@ -237,7 +272,7 @@ mod tests {
     #[test]
     fn each_polled_protocol_runs_its_registry_thresholds() {
         let r = Registry::embedded().unwrap_or_else(|e| panic!("{e}"));
-        for id in POLLED {
+        for id in ADAPTERS {
             let id = ProtocolId::parse(id).unwrap_or_else(|e| panic!("{e}"));
             let e = engine(&r, &id).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(

@@ -238,10 +238,10 @@ async fn ingest(
             continue;
         }
         let settings = c.adapters.get(id.as_str()).cloned().unwrap_or_default();
-        let Some(poll) = settings.poll_config(id.as_str()) else {
+        let Some(feed) = settings.feed(id.as_str()) else {
             bail!(
-                "{id}: no adapter in this build (polled: {})",
-                kamiyo_platform::ingest::POLLED.join(", ")
+                "{id}: no adapter in this build (adapters: hyperliquid, {})",
+                kamiyo_platform::ingest::ADAPTERS.join(", ")
             );
         };
         let coins = settings
@@ -250,9 +250,9 @@ async fn ingest(
             .iter()
             .map(|c| kamiyo_core_models::Coin::new(c))
             .collect::<Result<Vec<_>, _>>()?;
-        run.push(kamiyo_platform::ingest::polled(
+        run.push(kamiyo_platform::ingest::adapter(
             id,
-            poll,
+            feed,
             registry.clone(),
             references.for_coins(coins),
             clock.clone(),

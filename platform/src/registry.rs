@@ -22,6 +22,8 @@ pub const MIN_PROTOCOLS: usize = 20;
 pub enum Category {
     /// Perpetual futures exchange.
     PerpDex,
+    /// Centralised perpetual futures exchange (a reference for the others).
+    PerpCex,
     /// Spot exchange (AMM or order book).
     SpotDex,
     /// Lending market.

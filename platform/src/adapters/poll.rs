@@ -213,7 +213,7 @@ pub fn trade_item(market: &str, id: String, t: Trade, forced: Option<Forced>) ->
 
 /// Ids already emitted for one market (bounded).
 #[derive(Debug, Default)]
-struct Seen {
+pub(crate) struct Seen {
     set: HashSet<String>,
     order: VecDeque<String>,
 }
@@ -222,7 +222,7 @@ impl Seen {
     const MAX: usize = 2_000;
 
     /// True the first time `id` is offered.
-    fn first(&mut self, id: &str) -> bool {
+    pub(crate) fn first(&mut self, id: &str) -> bool {
         if self.set.contains(id) {
             return false;
         }

@@ -80,16 +80,16 @@ async fn paradex_venue(market: &'static str, go: Arc<AtomicBool>) -> String {
 }
 
 fn paradex_protocol(url: String, market: &str, registry: &Arc<Registry>) -> Protocol {
-    ingest::polled(
+    ingest::adapter(
         ProtocolId::parse("paradex").unwrap(),
-        PollConfig {
+        ingest::Feed::Poll(PollConfig {
             base_urls: vec![url],
             markets: vec![market.into()],
             contexts_every: Duration::from_millis(500),
             trades_every: Duration::from_millis(100),
             timeout: Duration::from_secs(2),
             ..paradex::default_config()
-        },
+        }),
         registry.clone(),
         References::default(),
         Arc::new(kamiyo_core_models::SystemClock),

@@ -18,6 +18,7 @@ mod leader;
 mod opencore;
 mod plans;
 mod sessions;
+mod sockets;
 mod stripe_fake;
 mod venues;
 
