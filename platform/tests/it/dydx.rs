@@ -260,7 +260,9 @@ async fn the_poller_keeps_to_its_request_budget() {
     assert_eq!(calls.load(Ordering::SeqCst), log.lock().unwrap().len());
 }
 
-/// `kamiyo-platform ingest --protocol dydx` (`[adapters.dydx]` at the loopback indexer): the adapter, a protocol-generic engine and the
+/// `kamiyo-platform ingest --protocol dydx,gmx` (`[adapters.*]` at loopback venues): two
+/// adapters in one process, each with a protocol-generic engine and its own pipeline under its
+/// own leadership, commit their facts into the shared store. the adapter, a protocol-generic engine and the
 /// pipeline, under the protocol's leadership, commit dYdX's facts into the shared store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_runs_dydx_into_the_shared_store() {
@@ -285,33 +287,61 @@ async fn ingest_runs_dydx_into_the_shared_store() {
         )
     });
     let (url, _log) = indexer(script).await;
+    let gmx_answers = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/testdata/protocols/gmx/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let (tokens, gmx_markets, tickers) = (
+        gmx_answers("REAL_arbitrum_tokens_2026-07.json"),
+        gmx_answers("REAL_arbitrum_markets_2026-07.json"),
+        gmx_answers("REAL_arbitrum_prices_tickers_2026-07-06.json"),
+    );
+    let (gmx_url, _) = venue(Arc::new(move |path, _| {
+        let body = match path {
+            "/tokens" => tokens.clone(),
+            "/markets" => gmx_markets.clone(),
+            _ => tickers.clone(),
+        };
+        (200, body, 0)
+    }))
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("platform.toml");
     std::fs::write(
         &config,
-        format!("[adapters.dydx]\nbase_urls = [\"{url}\"]\nmarkets = [\"BTC-USD\"]\n"),
+        format!(
+            "[adapters.dydx]\nbase_urls = [\"{url}\"]\nmarkets = [\"BTC-USD\"]\n\n[adapters.gmx]\nbase_urls = [\"{gmx_url}\"]\n"
+        ),
     )
     .unwrap();
     let mut child = crate::ingest::spawn_ingest(
         &e,
-        &["--protocol", "dydx", "--config", config.to_str().unwrap()],
+        &[
+            "--protocol",
+            "dydx,gmx",
+            "--config",
+            config.to_str().unwrap(),
+        ],
         &dir.path().join("ingest.log"),
     );
     let mut c = AsyncPgConnection::establish(&e.tdb.url).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let commits = loop {
         let n: Vec<N> = sql_query(
-            "SELECT commits AS n FROM writer_fences WHERE name = 'kamiyo-ingest:dydx' AND epoch = 1",
+            "SELECT count(*) AS n FROM writer_fences WHERE name IN ('kamiyo-ingest:dydx', 'kamiyo-ingest:gmx') AND epoch = 1 AND commits > 0",
         )
         .load(&mut c)
         .await
         .unwrap();
-        if let Some(n) = n.into_iter().find(|n| n.n > 0) {
-            break n.n;
+        if n[0].n == 2 {
+            break n[0].n;
         }
         assert!(
             std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(),
-            "no dYdX commit within 60 s: {}",
+            "no dYdX and GMX commits within 60 s: {}",
             std::fs::read_to_string(dir.path().join("ingest.log")).unwrap()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -323,5 +353,6 @@ async fn ingest_runs_dydx_into_the_shared_store() {
         log.contains("leading the ingest") && log.contains("protocol=dydx"),
         "{log}"
     );
-    assert!(commits > 0);
+    assert!(log.contains("protocol=gmx"), "{log}");
+    assert_eq!(commits, 2);
 }
