@@ -145,7 +145,7 @@ impl Gen {
     fn second(&mut self, s: u64, t0: i64, cascade: bool, out: &mut Vec<MarketEvent>) {
         let sh = self.shape;
         for i in 0..sh.markets {
-            if (s + i as u64) % sh.ctx_every_s != 0 {
+            if !(s + i as u64).is_multiple_of(sh.ctx_every_s) {
                 continue;
             }
             let drift = if cascade { -0.002 } else { 0.0 };
@@ -176,7 +176,7 @@ impl Gen {
             self.tid += 1;
             let t = Trade {
                 coin: self.coins[i].clone(),
-                side: if self.next() % 2 == 0 {
+                side: if self.next().is_multiple_of(2) {
                     Side::Buy
                 } else {
                     Side::Sell

@@ -220,7 +220,6 @@ impl StressDetector {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn detection(
         coin: &Coin,
         rule: &str,

@@ -250,6 +250,27 @@ pub fn adapter(
         Box::pin(async move {
             let mut engine = engine(&registry, &id)?;
             kamiyo_server::run::restore_open_incidents(&fenced, &mut engine, clock.now()).await?;
+            // Resume after the newest trade the previous leader committed.
+            let resume = kamiyo_core_models::MarketStore::cursor(
+                &fenced,
+                &kamiyo_pipeline::trade_cursor(&id),
+            )
+            .await?
+            .and_then(|p| p.parse::<i64>().ok())
+            .map(kamiyo_core_models::Timestamp);
+            let feed = match feed {
+                Feed::Poll(c) => Feed::Poll(PollConfig {
+                    resume_after: resume,
+                    ..c
+                }),
+                Feed::Socket(c) => Feed::Socket(SocketConfig {
+                    resume_after: resume,
+                    ..c
+                }),
+            };
+            if let Some(r) = resume {
+                tracing::info!(protocol = %id, after = %r, "resuming trades after the committed cursor");
+            }
             let ms: MsClock = {
                 let clock = clock.clone();
                 Arc::new(move || clock.now().0)

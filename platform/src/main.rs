@@ -625,7 +625,7 @@ fn main() -> std::process::ExitCode {
         .init();
     // Every command may read incidents of the platform's own detector.
     if let Err(e) = kamiyo_platform::detectors::declare_threats() {
-        eprintln!("error: {e}");
+        tracing::error!(error = %e, "declaring the platform's threat types");
         return std::process::ExitCode::FAILURE;
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -150,7 +150,10 @@ pub fn human_field(name: &str, v: &EvidenceValue) -> HumanField {
         EvidenceValue::Text(t) => t.clone(),
     };
     let link = match v {
-        EvidenceValue::Text(t) if is_address(t) => Some(format!("{EXPLORER_ADDRESS_URL}{t}")),
+        // The zero address stands for an account a venue does not name: nothing to look up.
+        EvidenceValue::Text(t) if is_address(t) && t.bytes().skip(2).any(|b| b != b'0') => {
+            Some(format!("{EXPLORER_ADDRESS_URL}{t}"))
+        }
         _ => None,
     };
     HumanField { label, value, link }
@@ -255,6 +258,11 @@ mod tests {
         assert_eq!(
             h.link.as_deref(),
             Some(&*format!("{EXPLORER_ADDRESS_URL}{a}"))
+        );
+        let zero = "0x0000000000000000000000000000000000000000";
+        assert_eq!(
+            human_field("user", &EvidenceValue::Text(zero.into())).link,
+            None
         );
     }
 }

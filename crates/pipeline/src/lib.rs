@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use replay::Replay;
-pub use writer::{FILL_CURSOR_PREFIX, Writer, fill_cursor};
+pub use writer::{FILL_CURSOR_PREFIX, Writer, fill_cursor, trade_cursor};
 
 /// Where committed results go, besides the store. Both methods default to doing nothing.
 pub trait Output: Send + Sync {
@@ -169,7 +169,15 @@ impl Committer {
     /// A committer for `ctx`'s store and outputs.
     pub fn new(ctx: &PipelineContext, observer: Box<dyn Observer>) -> Self {
         Self {
-            writer: Writer::new(ctx.store.clone(), ctx.batch.max_rows, ctx.batch.max_delay),
+            writer: {
+                let w = Writer::new(ctx.store.clone(), ctx.batch.max_rows, ctx.batch.max_delay);
+                // Hyperliquid's sources resume by fills; the other protocols' adapters by trades.
+                if ctx.protocol.is_default() {
+                    w
+                } else {
+                    w.with_trade_cursor(trade_cursor(&ctx.protocol))
+                }
+            },
             outputs: ctx.outputs.clone(),
             observer,
         }

@@ -19,6 +19,13 @@ pub fn fill_cursor(user: &Address) -> String {
     format!("{FILL_CURSOR_PREFIX}{user}")
 }
 
+/// Cursor name of a protocol's newest committed trade time (epoch ms): a polled venue's
+/// adapter resumes after it, so a new leader's first page does not replay what its
+/// predecessor committed.
+pub fn trade_cursor(protocol: &kamiyo_core_models::ProtocolId) -> String {
+    format!("trades:{protocol}")
+}
+
 /// Accumulates and commits.
 pub struct Writer {
     store: Arc<dyn MarketStore>,
@@ -28,6 +35,7 @@ pub struct Writer {
     max_delay: Duration,
     since: Option<Instant>,
     fills: BTreeMap<Address, Timestamp>,
+    trades: Option<(String, Timestamp)>,
 }
 
 impl Writer {
@@ -41,7 +49,14 @@ impl Writer {
             max_delay,
             since: None,
             fills: BTreeMap::new(),
+            trades: None,
         }
+    }
+
+    /// Also commits the newest trade time seen under the cursor `name` ([`trade_cursor`]).
+    pub fn with_trade_cursor(mut self, name: String) -> Self {
+        self.trades = Some((name, Timestamp(i64::MIN)));
+        self
     }
 
     /// Adds an engine output.
@@ -62,7 +77,16 @@ impl Writer {
 
     /// Notes an ingested event for the resume cursors (fills per user).
     pub fn observe(&mut self, e: &MarketEvent) {
-        if let MarketEvent::Fill(f) = e {
+        if let (MarketEvent::Trade(t), Some((_, newest))) = (e, self.trades.as_mut())
+            && t.time > *newest
+        {
+            *newest = t.time;
+            self.since.get_or_insert_with(Instant::now);
+        }
+        // The zero address stands for an account a venue does not name: no fills to resume.
+        if let MarketEvent::Fill(f) = e
+            && f.user.as_bytes() != &[0; 20]
+        {
             let t = self.fills.entry(f.user).or_insert(f.time);
             if f.time > *t {
                 *t = f.time;
@@ -92,6 +116,14 @@ impl Writer {
     pub async fn flush(&mut self) -> StoreResult<Vec<StoredEvent>> {
         for (u, t) in std::mem::take(&mut self.fills) {
             self.batch.cursors.push((fill_cursor(&u), t.0.to_string()));
+        }
+        if let Some((name, newest)) = &self.trades
+            && newest.0 != i64::MIN
+            && !self.batch.cursors.iter().any(|(s, _)| s == name)
+        {
+            self.batch
+                .cursors
+                .push((name.clone(), newest.0.to_string()));
         }
         if self.batch.is_empty() {
             self.since = None;

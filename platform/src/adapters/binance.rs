@@ -29,6 +29,7 @@ pub fn default_config() -> SocketConfig {
         markets: vec!["BTCUSDT".into(), "ETHUSDT".into(), "SOLUSDT".into()],
         connect_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
+        resume_after: None,
     }
 }
 

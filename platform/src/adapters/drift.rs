@@ -32,6 +32,7 @@ pub fn default_config() -> PollConfig {
         trades_every: Duration::from_secs(2),
         timeout: Duration::from_secs(10),
         requests_per_10s: 30,
+        resume_after: None,
     }
 }
 

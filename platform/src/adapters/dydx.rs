@@ -31,6 +31,7 @@ pub fn default_config() -> PollConfig {
         trades_every: Duration::from_secs(2),
         timeout: Duration::from_secs(10),
         requests_per_10s: 50,
+        resume_after: None,
     }
 }
 

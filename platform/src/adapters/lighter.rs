@@ -30,6 +30,7 @@ pub fn default_config() -> SocketConfig {
         markets: vec!["ETH".into(), "BTC".into(), "SOL".into()],
         connect_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
+        resume_after: None,
     }
 }
 

@@ -28,6 +28,7 @@ pub fn default_config() -> PollConfig {
         trades_every: Duration::from_secs(1),
         timeout: Duration::from_secs(10),
         requests_per_10s: 100,
+        resume_after: None,
     }
 }
 

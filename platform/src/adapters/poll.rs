@@ -31,6 +31,9 @@ pub struct PollConfig {
     pub timeout: Duration,
     /// Requests per 10 s the poller may spend (under the venue's published limit).
     pub requests_per_10s: u32,
+    /// Trades before this time were committed by a previous leader: they are remembered as
+    /// seen, not emitted again (set from the protocol's trade cursor at each lead).
+    pub resume_after: Option<Timestamp>,
 }
 
 /// One request of a round.
@@ -70,6 +73,10 @@ impl Ask {
 
 /// What an answer decodes to.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "items live for one decode; boxing each event would cost an allocation per event"
+)]
 pub enum Item {
     /// Emitted as is (contexts, books).
     Event(MarketEvent),
@@ -147,11 +154,13 @@ pub fn coin(venue: &'static str, what: &'static str, base: &str) -> Result<Coin,
     Coin::new(base).map_err(|e| DecodeError::new(venue, what, format!("coin {base:?}: {e}")))
 }
 
-/// A stable 64-bit trade id for a venue's id text: FNV-1a.
+/// A stable trade id for a venue's id text: FNV-1a folded to 50 bits, so it fits the store's
+/// signed 64-bit column as the open core's trade ids do.
 pub fn tid(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    });
+    (h ^ (h >> 50)) & ((1 << 50) - 1)
 }
 
 /// How a public trade was a forced one.
@@ -189,7 +198,7 @@ pub fn forced_fill(t: &Trade, how: Forced) -> Fill {
         oid: 0,
         fee: Decimal::ZERO,
         hash: None,
-        liquidation: (how == Forced::Liquidation).then(|| LiquidationInfo {
+        liquidation: (how == Forced::Liquidation).then_some(LiquidationInfo {
             liquidated_user: None,
             mark_px: t.px,
             method: LiquidationMethod::Market,
@@ -209,6 +218,19 @@ pub fn trade_item(market: &str, id: String, t: Trade, forced: Option<Forced>) ->
         id,
         events,
     }
+}
+
+/// Whether a deduplicated item is new: first seen, and not before `resume_after`.
+pub(crate) fn fresh(
+    seen: &mut HashMap<String, Seen>,
+    resume_after: Option<Timestamp>,
+    market: String,
+    id: &str,
+    events: &[MarketEvent],
+) -> bool {
+    let first = seen.entry(market).or_default().first(id);
+    let before = resume_after.is_some_and(|r| events.iter().any(|e| e.time() < r));
+    first && !before
 }
 
 /// Ids already emitted for one market (bounded).
@@ -367,7 +389,13 @@ impl<V: Venue> Poller<V> {
                         match item {
                             Item::Event(e) => out.push(e),
                             Item::Once { market, id, events } => {
-                                if self.seen.entry(market).or_default().first(&id) {
+                                if fresh(
+                                    &mut self.seen,
+                                    self.cfg.resume_after,
+                                    market,
+                                    &id,
+                                    &events,
+                                ) {
                                     out.extend(events);
                                 }
                             }
@@ -449,4 +477,54 @@ pub fn channel_stream(rx: tokio::sync::mpsc::Receiver<MarketEvent>) -> EventStre
     Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (e, rx))
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trade(t: i64) -> Vec<MarketEvent> {
+        vec![MarketEvent::Trade(Trade {
+            coin: Coin::new("BTC").unwrap_or_else(|e| panic!("{e}")),
+            side: Side::Buy,
+            px: Decimal::ONE,
+            sz: Decimal::ONE,
+            time: Timestamp(t),
+            tid: 1,
+            users: None,
+        })]
+    }
+
+    #[test]
+    fn items_are_fresh_once_and_never_before_the_resume_point() {
+        let mut seen = HashMap::new();
+        let r = Some(Timestamp(1_000));
+        assert!(
+            !fresh(&mut seen, r, "m".into(), "a", &trade(999)),
+            "committed before"
+        );
+        assert!(!fresh(&mut seen, r, "m".into(), "a", &trade(999)));
+        assert!(
+            fresh(&mut seen, r, "m".into(), "b", &trade(1_000)),
+            "same ms: kept"
+        );
+        assert!(!fresh(&mut seen, r, "m".into(), "b", &trade(1_000)), "once");
+        assert!(
+            fresh(&mut seen, r, "other".into(), "b", &trade(2_000)),
+            "per market"
+        );
+        assert!(fresh(&mut seen, None, "m".into(), "c", &trade(0)));
+    }
+
+    #[test]
+    fn trade_ids_fit_fifty_bits() {
+        for id in [
+            "",
+            "03f89a550000000200000002",
+            "1718377985380201703994000001",
+        ] {
+            assert!(tid(id) < 1 << 50, "{id}");
+        }
+        assert_ne!(tid("a"), tid("b"));
+    }
 }

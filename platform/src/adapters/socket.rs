@@ -54,6 +54,9 @@ pub struct SocketConfig {
     pub connect_timeout: Duration,
     /// A connection silent this long is dropped and reopened.
     pub idle_timeout: Duration,
+    /// Trades before this time were committed by a previous leader (see
+    /// [`super::poll::PollConfig::resume_after`]).
+    pub resume_after: Option<Timestamp>,
 }
 
 /// The events of `socket` until `shutdown`; `clock` stamps what carries no time of its own and
@@ -231,7 +234,13 @@ impl<S: Socket> Runner<S> {
                                     match item {
                                         Item::Event(e) => out.push(e),
                                         Item::Once { market, id, events } => {
-                                            if self.seen.entry(market).or_default().first(&id) {
+                                            if super::poll::fresh(
+                                                &mut self.seen,
+                                                self.cfg.resume_after,
+                                                market,
+                                                &id,
+                                                &events,
+                                            ) {
                                                 out.extend(events);
                                             }
                                         }

@@ -164,6 +164,7 @@ async fn the_poller_survives_failures_stalls_and_garbage_and_emits_each_trade_on
         trades_every: Duration::from_millis(100),
         timeout: Duration::from_millis(500),
         requests_per_10s: 100,
+        resume_after: None,
     };
     let stop = CancellationToken::new();
     let mut s = poll::stream(
@@ -232,6 +233,7 @@ async fn the_poller_keeps_to_its_request_budget() {
         trades_every: Duration::from_millis(1),
         timeout: Duration::from_millis(500),
         requests_per_10s: 10,
+        resume_after: None,
     };
     let stop = CancellationToken::new();
     let mut s = poll::stream(

@@ -201,3 +201,167 @@ async fn one_ingest_leads_takes_over_when_killed_and_stops_when_its_lock_is_cut(
         incidents.len()
     );
 }
+
+async fn dydx_fence(c: &mut AsyncPgConnection) -> Option<Fence> {
+    sql_query("SELECT epoch, commits FROM writer_fences WHERE name = 'kamiyo-ingest:dydx'")
+        .load::<Fence>(c)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+}
+
+async fn count(c: &mut AsyncPgConnection) -> Count {
+    sql_query(
+        "SELECT count(*) AS n, count(DISTINCT tid) AS distinct_tids FROM liquidations WHERE protocol = 'dydx'",
+    )
+    .load::<Count>(c)
+    .await
+    .unwrap()
+    .remove(0)
+}
+
+#[derive(QueryableByName, Debug)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = BigInt)]
+    distinct_tids: i64,
+}
+
+/// The gap a takeover leaves in stored events, against what the backfill reaches: two
+/// `ingest --protocol dydx` processes on a loopback indexer where a liquidation happens every
+/// 50 ms and each page holds the newest 100 (5 s of history). SIGKILL the leader; the next one
+/// resumes after the committed trade cursor and its first page covers the gap: every
+/// liquidation served is stored exactly once, and the open cascade is carried on, not opened
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_gap_is_filled_by_the_backfill_and_nothing_is_stored_twice() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let e = env().await;
+    const EVERY_MS: i64 = 50;
+    const PAGE: i64 = 100;
+    let started = chrono::Utc::now().timestamp_millis();
+    // Liquidations exist up to `frozen` (i64::MAX while running).
+    let frozen = Arc::new(AtomicI64::new(i64::MAX));
+    let markets = std::fs::read_to_string(format!(
+        "{}/testdata/protocols/dydx/REAL-WRAPPED_v4_perpetualMarkets_BTC-ETH-SOL_2025-12-08.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let markets =
+        serde_json::from_str::<serde_json::Value>(&markets).unwrap()["result"].to_string();
+    let f2 = frozen.clone();
+    let script: crate::dydx::Script = Arc::new(move |path, _| {
+        if path.ends_with("/perpetualMarkets") {
+            return (200, markets.clone(), 0);
+        }
+        let now = chrono::Utc::now()
+            .timestamp_millis()
+            .min(AtomicI64::load(&f2, Ordering::SeqCst));
+        let n = (now - started) / EVERY_MS;
+        let trades: Vec<serde_json::Value> = ((n - PAGE).max(0)..n)
+            .rev()
+            .map(|k| {
+                let at = chrono::DateTime::from_timestamp_millis(started + k * EVERY_MS).unwrap();
+                let id = format!("{k:024x}");
+                serde_json::json!({"id": id, "side": "SELL", "size": "0.01", "price": "89942",
+                    "type": "LIQUIDATED", "createdAt": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "createdAtHeight": "1"})
+            })
+            .collect();
+        (200, serde_json::json!({"trades": trades}).to_string(), 0)
+    });
+    let (root, _) = crate::dydx::venue(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("platform.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[adapters.dydx]\nbase_urls = [\"{root}/v4\"]\nmarkets = [\"BTC-USD\"]\ntrades_every_ms = 200\ncontexts_every_ms = 1000\n"
+        ),
+    )
+    .unwrap();
+    let mut children: Vec<std::process::Child> = (0..2)
+        .map(|i| {
+            crate::ingest::spawn_ingest(
+                &e,
+                &["--protocol", "dydx", "--config", config.to_str().unwrap()],
+                &dir.path().join(format!("ingest-{i}.log")),
+            )
+        })
+        .collect();
+    let mut c = AsyncPgConnection::establish(&e.tdb.url).await.unwrap();
+    let t0 = Instant::now();
+    while !(dydx_fence(&mut c).await.is_some_and(|f| f.commits > 0) && count(&mut c).await.n > 20) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no first leader storing liquidations"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (first, _) = holder(&mut c).await.unwrap();
+    let i = children.iter().position(|ch| ch.id() == first).unwrap();
+    children[i].kill().unwrap();
+    children[i].wait().unwrap();
+    let killed = Instant::now();
+    while !dydx_fence(&mut c)
+        .await
+        .is_some_and(|f| f.epoch == 2 && f.commits > 0)
+    {
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "no takeover within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let takeover = killed.elapsed();
+    // Run on, then stop the market and let the leader store the rest.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    frozen.store(chrono::Utc::now().timestamp_millis(), Ordering::SeqCst);
+    let expected = (AtomicI64::load(&frozen, Ordering::SeqCst) - started) / EVERY_MS;
+    let t1 = Instant::now();
+    let stored = loop {
+        let k = count(&mut c).await;
+        if k.n >= expected || t1.elapsed() > Duration::from_secs(20) {
+            break k;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for ch in &mut children {
+        let _ = ch.kill();
+        let _ = ch.wait();
+    }
+    let all_logs: String = (0..2)
+        .map(|i| {
+            std::fs::read_to_string(dir.path().join(format!("ingest-{i}.log"))).unwrap_or_default()
+        })
+        .collect();
+    eprintln!(
+        "dYdX takeover after SIGKILL {takeover:?}; backfill reach {} ms (a page of {PAGE} at one liquidation per {EVERY_MS} ms); {expected} liquidations happened, {} stored ({} distinct), {} missing",
+        PAGE * EVERY_MS,
+        stored.n,
+        stored.distinct_tids,
+        expected - stored.distinct_tids
+    );
+    // Every liquidation stored, once: the gap was inside the backfill's reach.
+    assert_eq!(stored.distinct_tids, expected, "{all_logs}");
+    assert_eq!(stored.n, stored.distinct_tids);
+    assert!(
+        takeover < Duration::from_millis((PAGE * EVERY_MS) as u64),
+        "{takeover:?}"
+    );
+    assert!(
+        all_logs.contains("resuming trades after the committed cursor"),
+        "{all_logs}"
+    );
+    // The cascade the first leader opened is carried on by the second, never opened again.
+    let incidents = crate::ingest::incidents_in(&e.facts).await;
+    let mut keys = std::collections::BTreeMap::new();
+    for i in incidents.iter().filter(|i| i.protocol.as_str() == "dydx") {
+        *keys.entry(i.key.to_string()).or_insert(0) += 1;
+    }
+    assert!(!keys.is_empty(), "no dYdX incident");
+    assert!(keys.values().all(|n| *n == 1), "{keys:?}");
+}

@@ -414,6 +414,7 @@ async fn binance_socket_reconnects_resubscribes_and_emits_each_liquidation_once(
         markets: vec!["BTCUSDT".into()],
         connect_timeout: Duration::from_secs(2),
         idle_timeout: Duration::from_millis(700),
+        resume_after: None,
     };
     let got = drain(binance::Binance, cfg, |g| g.contexts >= 3).await;
     assert_eq!(got.liquidations, 1, "{got:?}");
@@ -462,6 +463,7 @@ async fn lighter_bootstraps_through_a_failing_rest_api_then_streams() {
         markets: vec!["ETH".into()],
         connect_timeout: Duration::from_secs(2),
         idle_timeout: Duration::from_secs(30),
+        resume_after: None,
     };
     let got = drain(Lighter::default(), cfg, |g| {
         g.contexts >= 2 && g.trades >= 1

@@ -240,6 +240,7 @@ async fn poll_venue<V: Venue>(
         trades_every: Duration::from_millis(100),
         timeout: Duration::from_millis(500),
         requests_per_10s: 200,
+        resume_after: None,
     };
     let stop = CancellationToken::new();
     let mut s = poll::stream(
