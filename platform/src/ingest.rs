@@ -210,6 +210,58 @@ pub fn feed_stream(
     })
 }
 
+/// A venue's adapter as the open core's source trait ([`kamiyo_core_models::MarketDataStream`]):
+/// what the pipeline runs, like the open core's Hyperliquid source.
+pub struct VenueSource {
+    id: String,
+    feed: Feed,
+    http: reqwest::Client,
+    clock: MsClock,
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for VenueSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VenueSource")
+            .field("id", &self.id)
+            .field("feed", &self.feed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VenueSource {
+    /// The adapter of `id` reading `feed` until `stop`; `None` when this build has no adapter
+    /// of that name reading that kind of feed.
+    pub fn new(
+        id: &str,
+        feed: Feed,
+        http: reqwest::Client,
+        clock: MsClock,
+        stop: CancellationToken,
+    ) -> Option<Self> {
+        let kind = |f: &Feed| std::mem::discriminant(f);
+        (default_feed(id).as_ref().map(kind) == Some(kind(&feed))).then(|| Self {
+            id: id.to_owned(),
+            feed,
+            http,
+            clock,
+            stop,
+        })
+    }
+}
+
+impl kamiyo_core_models::MarketDataStream for VenueSource {
+    fn name(&self) -> &str {
+        &self.id
+    }
+
+    fn into_stream(self: Box<Self>) -> EventStream {
+        let me = *self;
+        feed_stream(&me.id, me.feed, me.http, me.clock, me.stop)
+            .unwrap_or_else(|| Box::pin(futures_util::stream::empty()))
+    }
+}
+
 /// The engine a protocol other than Hyperliquid runs: [`crate::detectors::PROTOCOL_SET`] at
 /// the registry's thresholds for it.
 pub fn engine(registry: &Registry, id: &ProtocolId) -> anyhow::Result<kamiyo_monitors::Engine> {
@@ -275,8 +327,10 @@ pub fn adapter(
                 let clock = clock.clone();
                 Arc::new(move || clock.now().0)
             };
-            let stream = feed_stream(id.as_str(), feed, reqwest::Client::new(), ms, stop.clone())
-                .ok_or_else(|| anyhow::anyhow!("no adapter for {id} reading that feed"))?;
+            let source =
+                VenueSource::new(id.as_str(), feed, reqwest::Client::new(), ms, stop.clone())
+                    .ok_or_else(|| anyhow::anyhow!("no adapter for {id} reading that feed"))?;
+            let stream = kamiyo_core_models::MarketDataStream::into_stream(Box::new(source));
             let stream = references.merge(stream, stop);
             let observer: Box<dyn kamiyo_pipeline::Observer> =
                 Box::new(kamiyo_pipeline::NoObserver);
@@ -325,6 +379,42 @@ mod tests {
         );
         assert_eq!(def("paradex").stress.funding_to_hourly.to_string(), "0.125");
         assert_eq!(def("drift").stress.funding_to_hourly.to_string(), "0.01");
+        // Every adapter is a source of the open core's trait; a feed of the wrong kind is refused.
+        kamiyo_aggregators::install_crypto_provider();
+        let clock: MsClock = Arc::new(|| 0);
+        for id in ADAPTERS {
+            let feed = default_feed(id).unwrap_or_else(|| panic!("{id}"));
+            let src = VenueSource::new(
+                id,
+                feed,
+                reqwest::Client::new(),
+                clock.clone(),
+                CancellationToken::new(),
+            )
+            .unwrap_or_else(|| panic!("{id}"));
+            assert_eq!(kamiyo_core_models::MarketDataStream::name(&src), id);
+        }
+        let poll = default_feed("dydx").unwrap_or_else(|| panic!("dydx"));
+        assert!(
+            VenueSource::new(
+                "lighter",
+                poll.clone(),
+                reqwest::Client::new(),
+                clock.clone(),
+                CancellationToken::new()
+            )
+            .is_none()
+        );
+        assert!(
+            VenueSource::new(
+                "nosuch",
+                poll,
+                reqwest::Client::new(),
+                clock,
+                CancellationToken::new()
+            )
+            .is_none()
+        );
         // What the file leaves out keeps the defaults.
         assert_eq!(
             def("dydx").monitors.oracle,
