@@ -196,10 +196,10 @@ pub fn feed_stream(
     stop: CancellationToken,
 ) -> Option<EventStream> {
     Some(match (id, feed) {
-        ("dydx", Feed::Poll(c)) => poll::stream(dydx::Dydx, c, http, clock, stop),
+        ("dydx", Feed::Poll(c)) => poll::stream(dydx::Dydx::default(), c, http, clock, stop),
         ("gmx", Feed::Poll(c)) => poll::stream(gmx::Gmx::default(), c, http, clock, stop),
         ("paradex", Feed::Poll(c)) => poll::stream(paradex::Paradex, c, http, clock, stop),
-        ("drift", Feed::Poll(c)) => poll::stream(drift::Drift, c, http, clock, stop),
+        ("drift", Feed::Poll(c)) => poll::stream(drift::Drift::default(), c, http, clock, stop),
         ("lighter", Feed::Socket(c)) => {
             socket::stream(lighter::Lighter::default(), c, http, clock, stop)
         }
@@ -417,8 +417,8 @@ mod tests {
         );
         // What the file leaves out keeps the defaults.
         assert_eq!(
-            def("dydx").monitors.oracle,
-            kamiyo_monitors::MonitorsConfig::default().oracle
+            def("dydx").monitors.oracle.thresholds,
+            kamiyo_monitors::MonitorsConfig::default().oracle.thresholds
         );
     }
 }

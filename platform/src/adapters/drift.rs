@@ -6,7 +6,7 @@
 //! filled) — a fill explained as `liquidation` also the liquidation fill the liquidation
 //! detector reads; and their `GET /l2?marketName=…` books (prices in 1e6, sizes in 1e9; the
 //! DLOB's own and the AMM's liquidity together) become book snapshots for the thin-market
-//! detector. No numeric limit is published; ccxt spaces requests 250 ms apart,
+//! detector and, with the latest context, its mid against the oracle. No numeric limit is published; ccxt spaces requests 250 ms apart,
 //! and the default spends 30 per 10 s.
 
 use std::time::Duration;
@@ -215,9 +215,11 @@ pub fn decode_l2(body: &str) -> Result<BookSnapshot, DecodeError> {
     })
 }
 
-/// Drift v2 as a polled venue.
+/// Drift v2 as a polled venue: the latest context per market (for the book's mid).
 #[derive(Debug, Default)]
-pub struct Drift;
+pub struct Drift {
+    last: std::collections::HashMap<Coin, AssetCtx>,
+}
 
 impl Venue for Drift {
     fn name(&self) -> &'static str {
@@ -248,11 +250,23 @@ impl Venue for Drift {
                 .into_iter()
                 .map(|(id, t, f)| poll::trade_item(m, id, t, f))
                 .collect(),
-            AskKind::Book(_) => vec![Item::Event(MarketEvent::Book(decode_l2(body)?))],
-            _ => decode_stats(body, now)?
-                .into_iter()
-                .map(|c| Item::Event(MarketEvent::AssetCtx(c)))
-                .collect(),
+            AskKind::Book(_) => {
+                let book = decode_l2(body)?;
+                let mid = poll::with_book_mid(&self.last, &book, now);
+                std::iter::once(MarketEvent::Book(book))
+                    .chain(mid.map(MarketEvent::AssetCtx))
+                    .map(Item::Event)
+                    .collect()
+            }
+            _ => {
+                let ctxs = decode_stats(body, now)?;
+                for c in &ctxs {
+                    self.last.insert(c.coin.clone(), c.clone());
+                }
+                ctxs.into_iter()
+                    .map(|c| Item::Event(MarketEvent::AssetCtx(c)))
+                    .collect()
+            }
         })
     }
 }

@@ -4,7 +4,10 @@
 //! /trades/perpetualMarket/{ticker}`) become trades — and the indexer's `LIQUIDATED` and
 //! `DELEVERAGED` trades also become the liquidation and auto-deleveraging fills the
 //! liquidation detector reads. dYdX v4 margins positions at the oracle price, so the context's
-//! mark is its oracle price.
+//! mark is its oracle price, and the followed markets' books (`GET
+//! /orderbooks/perpetualMarket/{ticker}`) are read with the contexts: a book pushed away from
+//! the oracle (dYdX v3's YFI squeeze of November 2023) shows as the context's mid against its
+//! oracle, and the book itself feeds the thin-market wall rule.
 //!
 //! The indexer's published budget is 100 requests per 10 s per address; the default spends 50
 //! of it. Polling, backoff, dedupe by the indexer's trade id and the `dydx.rest` feed are
@@ -15,7 +18,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kamiyo_core_models::{AssetCtx, Coin, Decimal, MarketEvent, Side, Timestamp, Trade};
+use kamiyo_core_models::{
+    AssetCtx, BookLevel, BookSnapshot, Coin, Decimal, MarketEvent, Side, Timestamp, Trade,
+};
 use serde::Deserialize;
 
 use super::poll::{self, Ask, AskKind, DecodeError, Forced, Item, PollConfig, Venue};
@@ -160,9 +165,47 @@ pub fn decode_trades(body: &str, ticker: &str) -> Result<Vec<DydxTrade>, DecodeE
     Ok(out)
 }
 
-/// dYdX v4's indexer as a polled venue.
+#[derive(Deserialize)]
+struct Book {
+    bids: Vec<Level>,
+    asks: Vec<Level>,
+}
+
+#[derive(Deserialize)]
+struct Level {
+    price: String,
+    size: String,
+}
+
+/// `GET /orderbooks/perpetualMarket/{ticker}` → the book, stamped `now`.
+pub fn decode_book(body: &str, ticker: &str, now: Timestamp) -> Result<BookSnapshot, DecodeError> {
+    let coin = coin_of(ticker).ok_or_else(|| err("orderbooks", format!("ticker {ticker:?}")))?;
+    let b: Book = serde_json::from_str(body).map_err(|e| err("orderbooks", e))?;
+    let side = |levels: &[Level]| -> Result<Vec<BookLevel>, DecodeError> {
+        levels
+            .iter()
+            .map(|l| {
+                Ok(BookLevel {
+                    px: dec("orderbooks", &l.price)?,
+                    sz: dec("orderbooks", &l.size)?,
+                    n: 1,
+                })
+            })
+            .collect()
+    };
+    Ok(BookSnapshot {
+        coin,
+        time: now,
+        bids: side(&b.bids)?,
+        asks: side(&b.asks)?,
+    })
+}
+
+/// dYdX v4's indexer as a polled venue: the latest context per market (for the book's mid).
 #[derive(Debug, Default)]
-pub struct Dydx;
+pub struct Dydx {
+    last: HashMap<Coin, AssetCtx>,
+}
 
 impl Venue for Dydx {
     fn name(&self) -> &'static str {
@@ -173,6 +216,12 @@ impl Venue for Dydx {
         let mut out = Vec::new();
         if contexts_due {
             out.push(Ask::new("/perpetualMarkets", AskKind::Contexts));
+            out.extend(cfg.markets.iter().map(|m| {
+                Ask::new(
+                    format!("/orderbooks/perpetualMarket/{m}"),
+                    AskKind::Book(m.clone()),
+                )
+            }));
         }
         out.extend(cfg.markets.iter().map(|m| {
             Ask::new(
@@ -189,10 +238,23 @@ impl Venue for Dydx {
                 .into_iter()
                 .map(|(id, t, forced)| poll::trade_item(m, id, t, forced))
                 .collect(),
-            _ => decode_markets(body, now)?
-                .into_iter()
-                .map(|c| Item::Event(MarketEvent::AssetCtx(c)))
-                .collect(),
+            AskKind::Book(m) => {
+                let book = decode_book(body, m, now)?;
+                let mid = poll::with_book_mid(&self.last, &book, now);
+                std::iter::once(MarketEvent::Book(book))
+                    .chain(mid.map(MarketEvent::AssetCtx))
+                    .map(Item::Event)
+                    .collect()
+            }
+            _ => {
+                let ctxs = decode_markets(body, now)?;
+                for c in &ctxs {
+                    self.last.insert(c.coin.clone(), c.clone());
+                }
+                ctxs.into_iter()
+                    .map(|c| Item::Event(MarketEvent::AssetCtx(c)))
+                    .collect()
+            }
         })
     }
 }

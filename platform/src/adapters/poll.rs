@@ -206,6 +206,24 @@ pub fn forced_fill(t: &Trade, how: Forced) -> Fill {
     }
 }
 
+/// The latest context of `book`'s market with the book's middle as its mid price, stamped
+/// `now`: on venues that mark at the oracle, the book is where a push shows (the oracle
+/// detector's mid-versus-oracle rule reads it).
+pub fn with_book_mid(
+    last: &HashMap<Coin, kamiyo_core_models::AssetCtx>,
+    book: &kamiyo_core_models::BookSnapshot,
+    now: Timestamp,
+) -> Option<kamiyo_core_models::AssetCtx> {
+    let (bid, ask) = (book.bids.first()?.px, book.asks.first()?.px);
+    if bid <= Decimal::ZERO || ask < bid {
+        return None;
+    }
+    let mut c = last.get(&book.coin)?.clone();
+    c.mid_px = Some(((bid + ask) / Decimal::TWO).normalize());
+    c.time = now.max(c.time);
+    Some(c)
+}
+
 /// The events of one venue trade: the trade, and its forced fill when it was one.
 pub fn trade_item(market: &str, id: String, t: Trade, forced: Option<Forced>) -> Item {
     let mut events = Vec::with_capacity(2);

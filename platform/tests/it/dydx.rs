@@ -86,6 +86,27 @@ fn the_recorded_answers_decode() {
         assert!(dydx::decode_trades(bad, "BTC-USD").is_err());
     }
     assert!(dydx::decode_trades(&trades(), "BTCUSD").is_err());
+    // The book: five levels a side; with the latest context, its mid against the oracle.
+    let book = dydx::decode_book(
+        &recorded("REAL-WRAPPED_v4_orderbooks_BTC-USD_2025-12-08.json"),
+        "BTC-USD",
+        Timestamp(5),
+    )
+    .unwrap();
+    assert_eq!((book.bids.len(), book.asks.len()), (5, 5));
+    assert_eq!(
+        (book.bids[0].px.to_string(), book.asks[0].px.to_string()),
+        ("89947".into(), "89958".into())
+    );
+    let last: std::collections::HashMap<_, _> =
+        ctxs.iter().map(|c| (c.coin.clone(), c.clone())).collect();
+    let with_mid = poll::with_book_mid(&last, &book, Timestamp(5)).unwrap();
+    assert_eq!(
+        with_mid.mid_px.map(|m| m.to_string()),
+        Some("89952.5".into())
+    );
+    assert_eq!(with_mid.oracle_px, btc.oracle_px);
+    assert!(dydx::decode_book("{\"bids\": 1}", "BTC-USD", Timestamp(0)).is_err());
 }
 
 /// What the loopback indexer does with the n-th request of an endpoint.
@@ -141,8 +162,11 @@ pub(crate) async fn venue(
 async fn the_poller_survives_failures_stalls_and_garbage_and_emits_each_trade_once() {
     kamiyo_aggregators::install_crypto_provider();
     let (m, t) = (markets(), trades());
+    let book = recorded("REAL-WRAPPED_v4_orderbooks_BTC-USD_2025-12-08.json");
     let script: Script = Arc::new(move |path, n| {
-        if path.ends_with("/perpetualMarkets") {
+        if path.contains("/orderbooks/") {
+            (200, book.clone(), 0)
+        } else if path.ends_with("/perpetualMarkets") {
             match n {
                 2 => (503, "upstream down".into(), 0),
                 3 => (200, "{\"markets\": [garbage".into(), 0),
@@ -168,13 +192,14 @@ async fn the_poller_survives_failures_stalls_and_garbage_and_emits_each_trade_on
     };
     let stop = CancellationToken::new();
     let mut s = poll::stream(
-        dydx::Dydx,
+        dydx::Dydx::default(),
         cfg,
         reqwest::Client::new(),
         Arc::new(|| 1_765_210_000_000),
         stop.clone(),
     );
     let (mut trades_seen, mut ctx_rounds, mut feed) = (Vec::new(), 0, Vec::new());
+    let mut mids = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while tokio::time::Instant::now() < deadline {
         let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(5), s.next()).await else {
@@ -182,7 +207,10 @@ async fn the_poller_survives_failures_stalls_and_garbage_and_emits_each_trade_on
         };
         match e {
             MarketEvent::Trade(t) => trades_seen.push(t.tid),
-            MarketEvent::AssetCtx(c) if c.coin.as_str() == "BTC" => ctx_rounds += 1,
+            MarketEvent::AssetCtx(c) if c.coin.as_str() == "BTC" => {
+                ctx_rounds += 1;
+                mids += usize::from(c.mid_px.is_some());
+            }
             MarketEvent::Feed(f) => feed.push(f.state),
             _ => {}
         }
@@ -205,6 +233,8 @@ async fn the_poller_survives_failures_stalls_and_garbage_and_emits_each_trade_on
     assert!(feed.contains(&FeedState::Down), "{feed:?}");
     assert_eq!(feed.last(), Some(&FeedState::Live), "{feed:?}");
     assert!(ctx_rounds >= 4, "{ctx_rounds}");
+    // The book's mid rides on the latest context (the mid-versus-oracle rule).
+    assert!(mids >= 1, "{mids}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +267,7 @@ async fn the_poller_keeps_to_its_request_budget() {
     };
     let stop = CancellationToken::new();
     let mut s = poll::stream(
-        dydx::Dydx,
+        dydx::Dydx::default(),
         cfg,
         reqwest::Client::new(),
         Arc::new(|| 0),

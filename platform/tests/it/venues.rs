@@ -375,7 +375,7 @@ async fn drift_polls_two_bases_through_failures() {
         }
     });
     let (seen, _) = poll_venue(
-        drift::Drift,
+        drift::Drift::default(),
         script,
         &["/data", "/dlob"],
         &["BTC-PERP"],
