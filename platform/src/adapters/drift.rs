@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use kamiyo_core_models::{
-    AssetCtx, BookLevel, BookSnapshot, Coin, Decimal, MarketEvent, Side, Timestamp, Trade,
+    AssetCtx, BookLevel, BookSnapshot, Coin, Decimal, Side, Timestamp, Trade,
 };
 use serde::Deserialize;
 
@@ -218,7 +218,7 @@ pub fn decode_l2(body: &str) -> Result<BookSnapshot, DecodeError> {
 /// Drift v2 as a polled venue: the latest context per market (for the book's mid).
 #[derive(Debug, Default)]
 pub struct Drift {
-    last: std::collections::HashMap<Coin, AssetCtx>,
+    last: poll::Latest,
 }
 
 impl Venue for Drift {
@@ -246,27 +246,9 @@ impl Venue for Drift {
 
     fn decode(&mut self, ask: &Ask, body: &str, now: Timestamp) -> Result<Vec<Item>, DecodeError> {
         Ok(match &ask.kind {
-            AskKind::Trades(m) => decode_trades(body)?
-                .into_iter()
-                .map(|(id, t, f)| poll::trade_item(m, id, t, f))
-                .collect(),
-            AskKind::Book(_) => {
-                let book = decode_l2(body)?;
-                let mid = poll::with_book_mid(&self.last, &book, now);
-                std::iter::once(MarketEvent::Book(book))
-                    .chain(mid.map(MarketEvent::AssetCtx))
-                    .map(Item::Event)
-                    .collect()
-            }
-            _ => {
-                let ctxs = decode_stats(body, now)?;
-                for c in &ctxs {
-                    self.last.insert(c.coin.clone(), c.clone());
-                }
-                ctxs.into_iter()
-                    .map(|c| Item::Event(MarketEvent::AssetCtx(c)))
-                    .collect()
-            }
+            AskKind::Trades(m) => poll::trade_items(m, decode_trades(body)?),
+            AskKind::Book(_) => self.last.book(decode_l2(body)?, now),
+            _ => self.last.contexts(decode_stats(body, now)?),
         })
     }
 }

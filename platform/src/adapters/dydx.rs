@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use kamiyo_core_models::{
-    AssetCtx, BookLevel, BookSnapshot, Coin, Decimal, MarketEvent, Side, Timestamp, Trade,
+    AssetCtx, BookLevel, BookSnapshot, Coin, Decimal, Side, Timestamp, Trade,
 };
 use serde::Deserialize;
 
@@ -204,7 +204,7 @@ pub fn decode_book(body: &str, ticker: &str, now: Timestamp) -> Result<BookSnaps
 /// dYdX v4's indexer as a polled venue: the latest context per market (for the book's mid).
 #[derive(Debug, Default)]
 pub struct Dydx {
-    last: HashMap<Coin, AssetCtx>,
+    last: poll::Latest,
 }
 
 impl Venue for Dydx {
@@ -234,27 +234,9 @@ impl Venue for Dydx {
 
     fn decode(&mut self, ask: &Ask, body: &str, now: Timestamp) -> Result<Vec<Item>, DecodeError> {
         Ok(match &ask.kind {
-            AskKind::Trades(m) => decode_trades(body, m)?
-                .into_iter()
-                .map(|(id, t, forced)| poll::trade_item(m, id, t, forced))
-                .collect(),
-            AskKind::Book(m) => {
-                let book = decode_book(body, m, now)?;
-                let mid = poll::with_book_mid(&self.last, &book, now);
-                std::iter::once(MarketEvent::Book(book))
-                    .chain(mid.map(MarketEvent::AssetCtx))
-                    .map(Item::Event)
-                    .collect()
-            }
-            _ => {
-                let ctxs = decode_markets(body, now)?;
-                for c in &ctxs {
-                    self.last.insert(c.coin.clone(), c.clone());
-                }
-                ctxs.into_iter()
-                    .map(|c| Item::Event(MarketEvent::AssetCtx(c)))
-                    .collect()
-            }
+            AskKind::Trades(m) => poll::trade_items(m, decode_trades(body, m)?),
+            AskKind::Book(m) => self.last.book(decode_book(body, m, now)?, now),
+            _ => self.last.contexts(decode_markets(body, now)?),
         })
     }
 }

@@ -177,10 +177,7 @@ impl Venue for Paradex {
 
     fn decode(&mut self, ask: &Ask, body: &str, _now: Timestamp) -> Result<Vec<Item>, DecodeError> {
         Ok(match &ask.kind {
-            AskKind::Trades(m) => decode_trades(body)?
-                .into_iter()
-                .map(|(id, t, f)| poll::trade_item(m, id, t, f))
-                .collect(),
+            AskKind::Trades(m) => poll::trade_items(m, decode_trades(body)?),
             _ => decode_summary(body)?
                 .into_iter()
                 .map(|c| Item::Event(MarketEvent::AssetCtx(c)))

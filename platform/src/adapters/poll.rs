@@ -206,22 +206,55 @@ pub fn forced_fill(t: &Trade, how: Forced) -> Fill {
     }
 }
 
-/// The latest context of `book`'s market with the book's middle as its mid price, stamped
-/// `now`: on venues that mark at the oracle, the book is where a push shows (the oracle
-/// detector's mid-versus-oracle rule reads it).
-pub fn with_book_mid(
-    last: &HashMap<Coin, kamiyo_core_models::AssetCtx>,
-    book: &kamiyo_core_models::BookSnapshot,
-    now: Timestamp,
-) -> Option<kamiyo_core_models::AssetCtx> {
-    let (bid, ask) = (book.bids.first()?.px, book.asks.first()?.px);
-    if bid <= Decimal::ZERO || ask < bid {
-        return None;
+/// The latest context per market of a venue, so a book read later can carry its mid.
+#[derive(Debug, Default)]
+pub struct Latest(HashMap<Coin, kamiyo_core_models::AssetCtx>);
+
+impl Latest {
+    /// Remembers `ctxs` and returns them as items.
+    pub fn contexts(&mut self, ctxs: Vec<kamiyo_core_models::AssetCtx>) -> Vec<Item> {
+        ctxs.into_iter()
+            .map(|c| {
+                self.0.insert(c.coin.clone(), c.clone());
+                Item::Event(MarketEvent::AssetCtx(c))
+            })
+            .collect()
     }
-    let mut c = last.get(&book.coin)?.clone();
-    c.mid_px = Some(((bid + ask) / Decimal::TWO).normalize());
-    c.time = now.max(c.time);
-    Some(c)
+
+    /// The book, and the latest context of its market with the book's middle as its mid
+    /// price, stamped `now`: on venues that mark at the oracle, the book is where a push shows
+    /// (the oracle detector's mid-versus-oracle rule reads it).
+    pub fn book(&self, book: kamiyo_core_models::BookSnapshot, now: Timestamp) -> Vec<Item> {
+        let mid = self.with_mid(&book, now);
+        std::iter::once(MarketEvent::Book(book))
+            .chain(mid.map(MarketEvent::AssetCtx))
+            .map(Item::Event)
+            .collect()
+    }
+
+    /// The latest context of `book`'s market with the book's middle as its mid, stamped `now`.
+    pub fn with_mid(
+        &self,
+        book: &kamiyo_core_models::BookSnapshot,
+        now: Timestamp,
+    ) -> Option<kamiyo_core_models::AssetCtx> {
+        let (bid, ask) = (book.bids.first()?.px, book.asks.first()?.px);
+        if bid <= Decimal::ZERO || ask < bid {
+            return None;
+        }
+        let mut c = self.0.get(&book.coin)?.clone();
+        c.mid_px = Some(((bid + ask) / Decimal::TWO).normalize());
+        c.time = now.max(c.time);
+        Some(c)
+    }
+}
+
+/// A market's decoded trades as items (each emitted once).
+pub fn trade_items(market: &str, trades: Vec<(String, Trade, Option<Forced>)>) -> Vec<Item> {
+    trades
+        .into_iter()
+        .map(|(id, t, forced)| trade_item(market, id, t, forced))
+        .collect()
 }
 
 /// The events of one venue trade: the trade, and its forced fill when it was one.
@@ -235,6 +268,26 @@ pub fn trade_item(market: &str, id: String, t: Trade, forced: Option<Forced>) ->
         market: market.to_owned(),
         id,
         events,
+    }
+}
+
+/// The events of `items` to emit: every plain event, and each deduplicated item's events the
+/// first time its id is seen and only when not before `resume_after`.
+pub(crate) fn admit(
+    seen: &mut HashMap<String, Seen>,
+    resume_after: Option<Timestamp>,
+    items: Vec<Item>,
+    out: &mut Vec<MarketEvent>,
+) {
+    for item in items {
+        match item {
+            Item::Event(e) => out.push(e),
+            Item::Once { market, id, events } => {
+                if fresh(seen, resume_after, market, &id, &events) {
+                    out.extend(events);
+                }
+            }
+        }
     }
 }
 
@@ -402,24 +455,7 @@ impl<V: Venue> Poller<V> {
             };
             let now = Timestamp((self.clock)());
             match self.venue.decode(&ask, &body, now) {
-                Ok(items) => {
-                    for item in items {
-                        match item {
-                            Item::Event(e) => out.push(e),
-                            Item::Once { market, id, events } => {
-                                if fresh(
-                                    &mut self.seen,
-                                    self.cfg.resume_after,
-                                    market,
-                                    &id,
-                                    &events,
-                                ) {
-                                    out.extend(events);
-                                }
-                            }
-                        }
-                    }
-                }
+                Ok(items) => admit(&mut self.seen, self.cfg.resume_after, items, &mut out),
                 Err(e) => {
                     tracing::warn!(venue = self.venue.name(), error = %e, "answer skipped");
                 }

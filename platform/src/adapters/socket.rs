@@ -230,22 +230,7 @@ impl<S: Socket> Runner<S> {
                         match self.socket.decode(&frame, now) {
                             Ok(items) => {
                                 let mut out = Vec::new();
-                                for item in items {
-                                    match item {
-                                        Item::Event(e) => out.push(e),
-                                        Item::Once { market, id, events } => {
-                                            if super::poll::fresh(
-                                                &mut self.seen,
-                                                self.cfg.resume_after,
-                                                market,
-                                                &id,
-                                                &events,
-                                            ) {
-                                                out.extend(events);
-                                            }
-                                        }
-                                    }
-                                }
+                                super::poll::admit(&mut self.seen, self.cfg.resume_after, items, &mut out);
                                 if !out.is_empty() {
                                     got_data = true;
                                     let live = self.feed.set(FeedState::Live, String::new(), now);

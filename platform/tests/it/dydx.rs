@@ -98,9 +98,9 @@ fn the_recorded_answers_decode() {
         (book.bids[0].px.to_string(), book.asks[0].px.to_string()),
         ("89947".into(), "89958".into())
     );
-    let last: std::collections::HashMap<_, _> =
-        ctxs.iter().map(|c| (c.coin.clone(), c.clone())).collect();
-    let with_mid = poll::with_book_mid(&last, &book, Timestamp(5)).unwrap();
+    let mut last = poll::Latest::default();
+    let _ = last.contexts(ctxs.clone());
+    let with_mid = last.with_mid(&book, Timestamp(5)).unwrap();
     assert_eq!(
         with_mid.mid_px.map(|m| m.to_string()),
         Some("89952.5".into())

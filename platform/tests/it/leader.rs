@@ -34,7 +34,8 @@ struct Fence {
 async fn holder(c: &mut AsyncPgConnection) -> Option<(u32, i32)> {
     let rows: Vec<Holder> = sql_query(
         "SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'kamiyo-ingest-%'",
+         WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'kamiyo-ingest-%' \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .load(c)
     .await
