@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod clock;
+pub mod exploits;
 pub mod hyperliquid;
 pub mod live;
 pub mod metrics;

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod error;
+pub mod exploit;
 pub mod feed;
 pub mod ids;
 pub mod market;
@@ -19,6 +20,7 @@ pub mod testing;
 
 pub use alert::{Alert, DeliveryReceipt, Notifier, NotifyError, RelatedIncident};
 pub use error::{ModelError, ModelResult};
+pub use exploit::{Exploit, ExploitCategory, ExploitPage, ExploitQuery};
 pub use feed::{FeedState, FeedStatus, FreshnessTracker};
 pub use ids::{Address, Coin, Fnv64, IncidentKey, ProtocolId, StableId};
 pub use market::{
@@ -41,8 +43,8 @@ pub use security::{
 };
 pub use store::{
     ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, DeliveryQuery, DeviationKind,
-    DeviationSample, EventQuery, IncidentQuery, IncidentStore, IngestBatch, LiquidationRecord,
-    MarketBar, MarketStore, Order, OutboxEntry, OutboxStatus, OutboxStore, PositionRecord,
-    StoreError, StoreResult, StoredEvent, VaultPoint,
+    DeviationSample, EventQuery, ExploitStore, IncidentQuery, IncidentStore, IngestBatch,
+    LiquidationRecord, MarketBar, MarketStore, Order, OutboxEntry, OutboxStatus, OutboxStore,
+    PositionRecord, StoreError, StoreResult, StoredEvent, VaultPoint,
 };
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -572,6 +572,16 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// The exploit database.
+#[async_trait]
+pub trait ExploitStore: Send + Sync {
+    /// Replaces the whole database with `all` in one transaction (an import or refresh is the
+    /// complete merged list); how many rows it holds after.
+    async fn replace_exploits(&self, all: &[crate::Exploit]) -> StoreResult<usize>;
+    /// A page of the exploits matching `q`, newest first (then by id), and the total.
+    async fn exploits(&self, q: &crate::ExploitQuery) -> StoreResult<crate::ExploitPage>;
+}
+
 /// The audit log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {

@@ -23,10 +23,10 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use futures_util::FutureExt;
 use kamiyo_core_models::{
     Address, ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, Coin, DeliveryQuery,
-    DeviationSample, EventQuery, Incident, IncidentAction, IncidentQuery, IncidentStore,
-    IncidentUpdate, IngestBatch, LiquidationRecord, MarketBar, MarketStore, OperatorStore, Order,
-    OutboxEntry, OutboxStore, PositionRecord, ProtocolId, Silence, StableId, StoreError,
-    StoreResult, StoredEvent, Timestamp, VaultPoint,
+    DeviationSample, EventQuery, ExploitStore, Incident, IncidentAction, IncidentQuery,
+    IncidentStore, IncidentUpdate, IngestBatch, LiquidationRecord, MarketBar, MarketStore,
+    OperatorStore, Order, OutboxEntry, OutboxStore, PositionRecord, ProtocolId, Silence, StableId,
+    StoreError, StoreResult, StoredEvent, Timestamp, VaultPoint,
 };
 
 pub use crate::error::{pool_err, q};
@@ -1105,5 +1105,79 @@ impl OperatorStore for Store {
         .await
         .map_err(q))?;
         Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl ExploitStore for Store {
+    async fn replace_exploits(&self, all: &[kamiyo_core_models::Exploit]) -> StoreResult<usize> {
+        let rows: Vec<ExploitRow> = all.iter().map(Into::into).collect();
+        let rows = &rows;
+        match &self.db {
+            Db::Pg(p) => {
+                let mut g = p.get().await.map_err(pool_err)?;
+                write::pg::replace_exploits(&mut g, rows).await.map_err(q)?;
+            }
+            Db::Sqlite(p) => {
+                let mut g = p.get().await.map_err(pool_err)?;
+                let c: &mut SqliteConn = &mut g;
+                let owned = rows.clone();
+                c.spawn_blocking(move |c| write::sqlite::replace_exploits(c, &owned))
+                    .await
+                    .map_err(q)?;
+            }
+        }
+        Ok(rows.len())
+    }
+
+    async fn exploits(
+        &self,
+        qy: &kamiyo_core_models::ExploitQuery,
+    ) -> StoreResult<kamiyo_core_models::ExploitPage> {
+        // The same filters for the page and the count.
+        macro_rules! filtered {
+            () => {{
+                let mut b = exploits::table.into_boxed();
+                if let Some(t) = qy.from {
+                    b = b.filter(exploits::day_ms.ge(t.0));
+                }
+                if let Some(t) = qy.to {
+                    b = b.filter(exploits::day_ms.lt(t.0));
+                }
+                if let Some(p) = &qy.protocol {
+                    let key = kamiyo_core_models::Exploit::fold(p);
+                    b = b.filter(exploits::protocol_key.like(format!("%{key}%")));
+                }
+                if let Some(ch) = &qy.chain {
+                    b = b.filter(exploits::chain.eq(ch.clone()));
+                }
+                if let Some(cat) = qy.category {
+                    b = b.filter(exploits::category.eq(cat.as_str()));
+                }
+                if let Some(m) = qy.min_loss_usd {
+                    b = b.filter(exploits::loss_usd.ge(m));
+                }
+                b
+            }};
+        }
+        let (rows, total): (Vec<ExploitRow>, i64) = with_conn!(self, |c| {
+            let rows = filtered!()
+                .order((exploits::day_ms.desc(), exploits::id.asc()))
+                .limit(i64::from(qy.limit))
+                .offset(i64::from(qy.offset))
+                .select(ExploitRow::as_select())
+                .load(c)
+                .await
+                .map_err(q)?;
+            let total: i64 = filtered!().count().get_result(c).await.map_err(q)?;
+            Ok::<_, StoreError>((rows, total))
+        })?;
+        Ok(kamiyo_core_models::ExploitPage {
+            items: rows
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<StoreResult<_>>()?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
     }
 }

@@ -880,3 +880,78 @@ impl TryFrom<SilenceRow> for Silence {
         })
     }
 }
+
+/// `exploits`.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = exploits)]
+#[diesel(treat_none_as_default_value = false)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct ExploitRow {
+    /// Stable id.
+    pub id: String,
+    /// Day (midnight UTC, ms).
+    pub day_ms: i64,
+    /// Protocol as named.
+    pub protocol: String,
+    /// Folded name.
+    pub protocol_key: String,
+    /// Chain.
+    pub chain: Option<String>,
+    /// Category.
+    pub category: String,
+    /// Technique.
+    pub technique: String,
+    /// Loss in whole USD.
+    pub loss_usd: Option<i64>,
+    /// Loss as worded.
+    pub loss_text: Option<String>,
+    /// Sources, comma-separated.
+    pub sources: String,
+    /// Links, one per line.
+    pub links: String,
+}
+
+impl From<&kamiyo_core_models::Exploit> for ExploitRow {
+    fn from(e: &kamiyo_core_models::Exploit) -> Self {
+        Self {
+            id: e.id.clone(),
+            day_ms: e.date.0,
+            protocol: e.protocol.clone(),
+            protocol_key: kamiyo_core_models::Exploit::fold(&e.protocol),
+            chain: e.chain.clone(),
+            category: e.category.as_str().to_owned(),
+            technique: e.technique.clone(),
+            loss_usd: e.loss_usd,
+            loss_text: e.loss_text.clone(),
+            sources: e.sources.join(","),
+            links: e.links.join("\n"),
+        }
+    }
+}
+
+impl TryFrom<ExploitRow> for kamiyo_core_models::Exploit {
+    type Error = StoreError;
+    fn try_from(r: ExploitRow) -> Result<Self, StoreError> {
+        let split = |s: &str, sep: char| -> Vec<String> {
+            s.split(sep)
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        Ok(Self {
+            category: r
+                .category
+                .parse()
+                .map_err(|e| corrupt("exploits", format!("category: {e}")))?,
+            id: r.id,
+            date: Timestamp(r.day_ms),
+            protocol: r.protocol,
+            chain: r.chain,
+            technique: r.technique,
+            loss_usd: r.loss_usd,
+            loss_text: r.loss_text,
+            sources: split(&r.sources, ','),
+            links: split(&r.links, '\n'),
+        })
+    }
+}

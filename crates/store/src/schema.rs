@@ -70,6 +70,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    exploits (id) {
+        id -> Text,
+        day_ms -> BigInt,
+        protocol -> Text,
+        protocol_key -> Text,
+        chain -> Nullable<Text>,
+        category -> Text,
+        technique -> Text,
+        loss_usd -> Nullable<BigInt>,
+        loss_text -> Nullable<Text>,
+        sources -> Text,
+        links -> Text,
+    }
+}
+
+diesel::table! {
     incident_actions (id) {
         id -> Text,
         incident_id -> Text,
@@ -220,6 +236,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_log,
     deviation_samples,
+    exploits,
     incident_actions,
     incidents,
     ingest_cursors,

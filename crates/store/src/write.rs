@@ -263,6 +263,24 @@ pub(crate) mod pg {
         c.transaction::<_, diesel::result::Error, _>(async |c| steps!(c, p, pg_ignore, [.await]))
             .await
     }
+
+    /// Replaces the exploit table with `rows` in one transaction.
+    pub(crate) async fn replace_exploits(
+        c: &mut AsyncPgConnection,
+        rows: &[crate::rows::ExploitRow],
+    ) -> QueryResult<()> {
+        c.transaction::<_, diesel::result::Error, _>(async |c| {
+            diesel::delete(exploits::table).execute(c).await?;
+            for chunk in rows.chunks(CHUNK) {
+                diesel::insert_into(exploits::table)
+                    .values(chunk)
+                    .execute(c)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// The SQLite commit (synchronous; run it in a blocking task).
@@ -271,6 +289,23 @@ pub(crate) mod sqlite {
     use diesel::sqlite::SqliteConnection;
 
     use super::*;
+
+    /// Replaces the exploit table with `rows` in one transaction (multi-row `INSERT OR
+    /// IGNORE`, chunked under SQLite's parameter limit; ids are unique after the delete).
+    pub(crate) fn replace_exploits(
+        c: &mut SqliteConnection,
+        rows: &[crate::rows::ExploitRow],
+    ) -> QueryResult<()> {
+        c.immediate_transaction(|c| {
+            diesel::delete(exploits::table).execute(c)?;
+            for chunk in rows.chunks(CHUNK) {
+                diesel::insert_or_ignore_into(exploits::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+            Ok(())
+        })
+    }
 
     /// Commits `p` in one `BEGIN IMMEDIATE` transaction; returns the stored events.
     pub(crate) fn commit(

@@ -79,4 +79,5 @@ both!(
     market_facts_are_kept_apart_by_protocol,
     the_market_protocol_migration_keeps_existing_rows,
     a_superseded_writer_is_refused_and_writes_nothing,
+    the_exploit_database_is_replaced_whole_and_queried,
 );

@@ -1075,3 +1075,129 @@ pub(crate) async fn a_superseded_writer_is_refused_and_writes_nothing(s: &Store)
         Err(StoreError::Fenced { .. })
     ));
 }
+
+fn exploit(
+    day: i64,
+    protocol: &str,
+    category: kamiyo_core_models::ExploitCategory,
+    loss: Option<i64>,
+    chain: Option<&str>,
+) -> kamiyo_core_models::Exploit {
+    let date = Timestamp(T0 + day * DAY);
+    kamiyo_core_models::Exploit {
+        id: kamiyo_core_models::Exploit::id_of(date, protocol),
+        date,
+        protocol: protocol.into(),
+        chain: chain.map(Into::into),
+        category,
+        technique: "t".into(),
+        loss_usd: loss,
+        loss_text: loss.map(|l| format!("~{l} USDC")),
+        sources: vec!["defillama".into(), "defihacklabs".into()],
+        links: vec!["https://a.example/1".into(), "https://b.example/2".into()],
+    }
+}
+
+pub(crate) async fn the_exploit_database_is_replaced_whole_and_queried(s: &Store) {
+    use kamiyo_core_models::{ExploitCategory as C, ExploitQuery, ExploitStore};
+    let all = vec![
+        exploit(
+            3,
+            "Euler Finance",
+            C::FlashLoan,
+            Some(197_000_000),
+            Some("Ethereum"),
+        ),
+        exploit(
+            2,
+            "Mango Markets",
+            C::OracleManipulation,
+            Some(114_000_000),
+            Some("Solana"),
+        ),
+        exploit(1, "Tiny", C::LogicFlaw, None, None),
+        exploit(
+            0,
+            "Ronin Bridge",
+            C::Bridge,
+            Some(624_000_000),
+            Some("Ethereum"),
+        ),
+    ];
+    assert_eq!(s.replace_exploits(&all).await.unwrap(), 4);
+    let q = |f: fn(&mut ExploitQuery)| {
+        let mut q = ExploitQuery {
+            limit: 10,
+            ..ExploitQuery::default()
+        };
+        f(&mut q);
+        q
+    };
+    // Newest first, round-tripped exactly.
+    let page = s.exploits(&q(|_| {})).await.unwrap();
+    assert_eq!(page.total, 4);
+    assert_eq!(page.items, all);
+    // Filters, alone and together; the count follows them.
+    let names = |p: kamiyo_core_models::ExploitPage| {
+        (
+            p.total,
+            p.items.into_iter().map(|e| e.protocol).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        names(
+            s.exploits(&q(|q| q.chain = Some("Ethereum".into())))
+                .await
+                .unwrap()
+        ),
+        (2, vec!["Euler Finance".into(), "Ronin Bridge".into()])
+    );
+    assert_eq!(
+        names(
+            s.exploits(&q(|q| q.category = Some(C::OracleManipulation)))
+                .await
+                .unwrap()
+        ),
+        (1, vec!["Mango Markets".into()])
+    );
+    assert_eq!(
+        names(
+            s.exploits(&q(|q| q.min_loss_usd = Some(150_000_000)))
+                .await
+                .unwrap()
+        ),
+        (2, vec!["Euler Finance".into(), "Ronin Bridge".into()])
+    );
+    // The protocol filter matches folded names ("euler" finds "Euler Finance").
+    assert_eq!(
+        names(
+            s.exploits(&q(|q| q.protocol = Some("EULER".into())))
+                .await
+                .unwrap()
+        ),
+        (1, vec!["Euler Finance".into()])
+    );
+    assert_eq!(
+        names(
+            s.exploits(&q(|q| {
+                q.from = Some(Timestamp(T0 + DAY));
+                q.to = Some(Timestamp(T0 + 3 * DAY));
+            }))
+            .await
+            .unwrap()
+        ),
+        (2, vec!["Mango Markets".into(), "Tiny".into()])
+    );
+    // Pages: two at a time, the total unchanged.
+    let p2 = s
+        .exploits(&q(|q| {
+            q.limit = 2;
+            q.offset = 2;
+        }))
+        .await
+        .unwrap();
+    assert_eq!(names(p2), (4, vec!["Tiny".into(), "Ronin Bridge".into()]));
+    // A refresh replaces the whole set.
+    assert_eq!(s.replace_exploits(&all[..1]).await.unwrap(), 1);
+    assert_eq!(s.exploits(&q(|_| {})).await.unwrap().total, 1);
+}
