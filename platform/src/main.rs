@@ -381,11 +381,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let shared =
                 kamiyo_store::Store::connect(&c.database.url, std::path::Path::new("."), 2).await?;
             let facts = shared.migrate().await?;
+            let exploits = kamiyo_server::storage::seed_exploits(&shared).await?;
             let db = Db::connect(&c.database.url, 2).await?;
             let ran = db.migrate(&c.database.app_role).await?;
             writeln!(
                 out,
-                "{facts} shared-fact and {ran} platform migration(s) applied; {} granted",
+                "{facts} shared-fact and {ran} platform migration(s) applied; {} granted; {exploits} exploits seeded",
                 c.database.app_role
             )?;
         }

@@ -1890,6 +1890,8 @@ pub fn open_core(
             hlp_vault,
         },
     );
+    // The exploit database is public history, the same for every tenant.
+    api.exploit_db = Some(Arc::new(shared.clone()));
     scope_open_core(&mut api, stores, platform);
     api.shared()
 }

@@ -114,7 +114,14 @@ fn param_schema(path: &str, name: &str) -> Option<serde_json::Value> {
         ("/ml/forecast", "hours") => int(48, 2160),
         ("/security/liquidations" | "/exploits", "hours") => int(1, 8760),
         (_, "hours") => int(1, 720),
-        ("/security/incidents" | "/security/positions", "limit") => int(1, 500),
+        ("/security/incidents" | "/security/positions" | "/exploits", "limit") => int(1, 500),
+        ("/exploits", "offset") => int(0, 100_000),
+        ("/exploits", "days") => int(1, 36_500),
+        ("/exploits", "min_amount") => json!({"type": "integer", "minimum": 0}),
+        ("/exploits", "name" | "chain") => json!({"type": "string", "pattern": "^[ -~]{0,64}$"}),
+        ("/exploits", "category") => {
+            json!({"type": "string", "enum": kamiyo_core_models::ExploitCategory::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()})
+        }
         ("/ml/anomalies", "limit") => int(1, 1000),
         ("/security/events" | "/security/liquidations" | "/alerts/deliveries", "limit") => {
             int(1, 1000)

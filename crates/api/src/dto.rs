@@ -503,6 +503,69 @@ pub struct ExploitsResponse {
     pub count: usize,
     /// Incidents of severity high or critical seen in the window, newest first.
     pub exploits: Vec<ExploitResponse>,
+    /// The historical exploit database (DeFiLlama's and DeFiHackLabs' lists, merged), filtered
+    /// and paged by the query; absent when the host keeps none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<ExploitDbPage>,
+}
+
+/// A page of the exploit database.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExploitDbPage {
+    /// Matches in all.
+    pub total: u64,
+    /// Rows skipped.
+    pub offset: u32,
+    /// Page size.
+    pub limit: u32,
+    /// The page, newest first.
+    pub items: Vec<ExploitRecord>,
+}
+
+/// One historical exploit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExploitRecord {
+    /// Stable id (`exp_…`).
+    pub id: String,
+    /// Day (`YYYY-MM-DD`, UTC).
+    pub date: String,
+    /// Protocol attacked.
+    pub protocol: String,
+    /// Chain, where recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    /// `oracle_manipulation`, `flash_loan`, `reentrancy`, `access_control`, `key_compromise`,
+    /// `bridge`, `logic_flaw`, `rugpull`, `frontend` or `other`.
+    pub category: String,
+    /// The sources' description of the technique.
+    pub technique: String,
+    /// Loss in whole US dollars, where a source states it in dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_usd: Option<i64>,
+    /// The loss as a source words it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_text: Option<String>,
+    /// Which lists record it.
+    pub sources: Vec<String>,
+    /// Write-ups and proofs of concept.
+    pub links: Vec<String>,
+}
+
+impl From<&kamiyo_core_models::Exploit> for ExploitRecord {
+    fn from(e: &kamiyo_core_models::Exploit) -> Self {
+        Self {
+            id: e.id.clone(),
+            date: e.date.to_rfc3339().chars().take(10).collect(),
+            protocol: e.protocol.clone(),
+            chain: e.chain.clone(),
+            category: e.category.as_str().into(),
+            technique: e.technique.clone(),
+            loss_usd: e.loss_usd,
+            loss_text: e.loss_text.clone(),
+            sources: e.sources.clone(),
+            links: e.links.clone(),
+        }
+    }
 }
 
 /// One alert in the delivery log.

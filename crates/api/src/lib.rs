@@ -85,6 +85,8 @@ pub struct ApiState {
     pub responses: cache::ResponseCache,
     /// The anomaly model the engine scores with, if one is loaded.
     pub anomaly_model: Option<Arc<kamiyo_ml::AnomalyModelFile>>,
+    /// The exploit database `/exploits` queries (public history, the same for every caller).
+    pub exploit_db: Option<Arc<dyn kamiyo_core_models::ExploitStore>>,
 }
 
 /// The stores the handlers read and write, one per concern. A host with a single database
@@ -328,6 +330,7 @@ impl ApiState {
             key_cache: auth::KeyCache::default(),
             responses: cache::ResponseCache::default(),
             anomaly_model: None,
+            exploit_db: None,
             config,
         }
     }

@@ -682,6 +682,21 @@ pub struct ExploitsParams {
     pub protocol: Option<String>,
     /// Window in hours, 1–8760 (default 24).
     pub hours: Option<String>,
+    /// Exploit database: the attacked protocol's name contains this (any case, spaces and
+    /// "finance"/"protocol" ignored).
+    pub name: Option<String>,
+    /// Exploit database: chain (as the lists name it, e.g. Ethereum).
+    pub chain: Option<String>,
+    /// Exploit database: category.
+    pub category: Option<String>,
+    /// Exploit database: at least this loss in USD.
+    pub min_amount: Option<String>,
+    /// Exploit database: the last this many days (1–36500; default all).
+    pub days: Option<String>,
+    /// Exploit database: page size, 1–500 (default 50).
+    pub limit: Option<String>,
+    /// Exploit database: rows to skip, 0–100000 (default 0).
+    pub offset: Option<String>,
 }
 
 const AMOUNT_KEYS: &[&str] = &[
@@ -753,7 +768,63 @@ async fn exploits_body(state: &Scoped<'_>, q: &ExploitsParams) -> Result<Exploit
         hours,
         count: out.len(),
         exploits: out,
+        database: exploit_db_page(state, q).await?,
     })
+}
+
+/// The exploit database's page for `q` (none when the host keeps no database).
+async fn exploit_db_page(state: &Scoped<'_>, q: &ExploitsParams) -> Result<Option<ExploitDbPage>> {
+    let Some(db) = &state.exploit_db else {
+        return Ok(None);
+    };
+    let text = |v: &Option<String>, name: &'static str| -> Result<Option<String>> {
+        match v.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) if s.len() <= 64 && !s.chars().any(char::is_control) => Ok(Some(s.to_owned())),
+            Some(_) => Err(ApiError::invalid(name, "1 to 64 printable characters")),
+        }
+    };
+    let number =
+        |v: &Option<String>, name: &'static str, lo: i64, hi: i64| -> Result<Option<i64>> {
+            v.as_deref()
+                .map(|s| {
+                    s.parse::<i64>()
+                        .ok()
+                        .filter(|n| (lo..=hi).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::invalid(name, format!("a whole number from {lo} to {hi}"))
+                        })
+                })
+                .transpose()
+        };
+    let category = q
+        .category
+        .as_deref()
+        .map(|c| {
+            c.parse::<kamiyo_core_models::ExploitCategory>()
+                .map_err(|_| ApiError::invalid("category", "an exploit category (see the schema)"))
+        })
+        .transpose()?;
+    let limit = number(&q.limit, "limit", 1, 500)?.unwrap_or(50);
+    let offset = number(&q.offset, "offset", 0, 100_000)?.unwrap_or(0);
+    let days = number(&q.days, "days", 1, 36_500)?;
+    let query = kamiyo_core_models::ExploitQuery {
+        from: days.map(|d| Timestamp(state.clock.now().0 - d * Timestamp::DAY)),
+        to: None,
+        protocol: text(&q.name, "name")?,
+        chain: text(&q.chain, "chain")?,
+        category,
+        min_loss_usd: number(&q.min_amount, "min_amount", 0, i64::MAX)?,
+        limit: u32::try_from(limit).unwrap_or(50),
+        offset: u32::try_from(offset).unwrap_or(0),
+    };
+    let page = db.exploits(&query).await?;
+    Ok(Some(ExploitDbPage {
+        total: page.total,
+        offset: query.offset,
+        limit: query.limit,
+        items: page.items.iter().map(Into::into).collect(),
+    }))
 }
 
 fn severity_points(s: Severity) -> u32 {

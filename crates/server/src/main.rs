@@ -72,6 +72,11 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// The exploit database (`/exploits`): DeFiLlama's and DeFiHackLabs' lists, merged.
+    Exploits {
+        #[command(subcommand)]
+        action: ExploitsAction,
+    },
     /// The anomaly model and the risk forecast.
     Ml {
         #[command(subcommand)]
@@ -145,6 +150,32 @@ enum AlertsAction {
         /// Only this channel (also when disabled).
         #[arg(long)]
         channel: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ExploitsAction {
+    /// How many, and the newest.
+    Status,
+    /// Replace the database from files (DeFiLlama: the API's JSON or the CSV export;
+    /// DeFiHackLabs: its README Markdown or the CSV form); a list left out is the embedded one.
+    Import {
+        /// DeFiLlama's list.
+        #[arg(long)]
+        defillama: Option<PathBuf>,
+        /// DeFiHackLabs' list.
+        #[arg(long)]
+        defihacklabs: Option<PathBuf>,
+    },
+    /// Replace the database from the public sources (needs internet); left as it was if either
+    /// fails.
+    Refresh {
+        /// DeFiLlama's hacks API.
+        #[arg(long, default_value = kamiyo_aggregators::exploits::DEFILLAMA_URL)]
+        defillama_url: String,
+        /// DeFiHackLabs' raw repository (README.md, past/YYYY/README.md).
+        #[arg(long, default_value = kamiyo_aggregators::exploits::DEFIHACKLABS_BASE)]
+        defihacklabs_base: String,
     },
 }
 
@@ -325,6 +356,40 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }),
+        Some(Command::Exploits { action }) => rt.block_on(async {
+            use kamiyo_server::commands::exploits;
+            let store = kamiyo_server::storage::open_store(&cfg).await?;
+            match action {
+                ExploitsAction::Status => exploits::status(&store, &mut out).await?,
+                ExploitsAction::Import {
+                    defillama,
+                    defihacklabs,
+                } => {
+                    exploits::import(
+                        &store,
+                        defillama.as_deref(),
+                        defihacklabs.as_deref(),
+                        &mut out,
+                    )
+                    .await?;
+                }
+                ExploitsAction::Refresh {
+                    defillama_url,
+                    defihacklabs_base,
+                } => {
+                    use kamiyo_core_models::Clock;
+                    let src = kamiyo_aggregators::exploits::PublicSources {
+                        defillama_url,
+                        defihacklabs_base,
+                        ..kamiyo_aggregators::exploits::PublicSources::public(
+                            kamiyo_core_models::SystemClock.now(),
+                        )
+                    };
+                    exploits::refresh(&store, &src, &mut out).await?;
+                }
+            }
+            anyhow::Ok(ExitCode::SUCCESS)
         }),
         Some(Command::Ml { action }) => {
             let default_model = cfg.server.data_dir.join("models/anomaly.json");

@@ -21,7 +21,31 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
             "the data directory can be read by other users of this machine (chmod 700 it, or choose another server.data_dir); kamiyo does not change the mode of a directory it did not create"
         );
     }
+    seed_exploits(&store).await?;
     Ok(store)
+}
+
+/// Fills an empty exploit database from the lists embedded in this build (DeFiLlama's and
+/// DeFiHackLabs', merged); `exploits refresh` replaces them with the public sources' current
+/// lists. Returns how many rows it wrote (none when the database already has some).
+pub async fn seed_exploits(store: &Store) -> anyhow::Result<usize> {
+    use kamiyo_core_models::{ExploitQuery, ExploitStore};
+    let have = store
+        .exploits(&ExploitQuery {
+            limit: 1,
+            ..ExploitQuery::default()
+        })
+        .await?;
+    if have.total > 0 {
+        return Ok(0);
+    }
+    let all = kamiyo_aggregators::exploits::embedded()?;
+    let n = store.replace_exploits(&all).await?;
+    tracing::info!(
+        exploits = n,
+        "exploit database seeded from the embedded lists"
+    );
+    Ok(n)
 }
 
 /// Connects without migrating.
@@ -135,6 +159,7 @@ pub fn api_state(
     );
     state.registry = registry;
     state.anomaly_model = anomaly_model;
+    state.exploit_db = Some(Arc::new(store.clone()));
     state.auth_failures = kamiyo_api::auth::RateLimiter::new(cfg.server.failed_auth_per_minute);
     state.responses = kamiyo_api::cache::ResponseCache::new(std::time::Duration::from_millis(
         u64::from(cfg.server.response_cache_ms),

@@ -867,3 +867,71 @@ async fn a_read_scope_keeps_a_caller_to_its_protocols_and_history() {
         401
     );
 }
+
+/// `/exploits` with the exploit database: the embedded lists (DeFiLlama's and DeFiHackLabs',
+/// merged), filtered and paged; bad filters are a 400.
+#[tokio::test]
+async fn exploits_query_the_exploit_database() {
+    use kamiyo_core_models::ExploitStore;
+    let api = crate::support::TestApi::start_custom(
+        crate::support::config(),
+        kamiyo_api::Hub::default(),
+        |state, store| state.exploit_db = Some(std::sync::Arc::new(store.clone())),
+    )
+    .await;
+    let all = kamiyo_aggregators::exploits::embedded().unwrap();
+    assert_eq!(api.store.replace_exploits(&all).await.unwrap(), all.len());
+    let x = api.json("/exploits").await;
+    let db = &x["database"];
+    assert_eq!(db["total"], all.len());
+    assert_eq!(db["items"].as_array().unwrap().len(), 50);
+    assert_eq!(db["items"][0]["id"], all[0].id.as_str());
+    // Filters together: every item matches, and the total counts them all.
+    let f = api
+        .json("/exploits?category=oracle_manipulation&chain=Ethereum&min_amount=1000000&limit=500")
+        .await;
+    let items = f["database"]["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    assert_eq!(f["database"]["total"], items.len());
+    for e in items {
+        assert_eq!(e["category"], "oracle_manipulation", "{e}");
+        assert_eq!(e["chain"], "Ethereum", "{e}");
+        assert!(e["loss_usd"].as_i64().unwrap() >= 1_000_000, "{e}");
+    }
+    // By name: Mango Markets' oracle manipulation of October 2022.
+    let m = api.json("/exploits?name=mango%20markets").await;
+    let items = m["database"]["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .any(|e| e["date"] == "2022-10-11" && e["category"] == "oracle_manipulation"),
+        "{items:?}"
+    );
+    // Pages do not overlap and cover the list in order.
+    let p1 = api.json("/exploits?limit=5").await;
+    let p2 = api.json("/exploits?limit=5&offset=5").await;
+    let ids = |v: &serde_json::Value| {
+        v["database"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let expected: Vec<String> = all[..10].iter().map(|e| e.id.clone()).collect();
+    assert_eq!([ids(&p1), ids(&p2)].concat(), expected);
+    // The window in days, against the API's clock.
+    let recent = api.json("/exploits?days=36500").await;
+    assert_eq!(recent["database"]["total"], all.len());
+    for bad in [
+        "category=nope",
+        "limit=0",
+        "limit=501",
+        "offset=-1",
+        "days=0",
+        "min_amount=lots",
+    ] {
+        let r = api.get(&format!("/exploits?{bad}")).await;
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod backtest;
+pub mod exploits;
 pub mod health;
 pub mod keys;
 pub mod ml;

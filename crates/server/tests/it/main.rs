@@ -9,6 +9,7 @@ mod alerts;
 mod browser;
 mod deploy;
 mod e2e;
+mod exploits;
 mod ml;
 mod resume;
 mod serve;

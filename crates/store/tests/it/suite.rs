@@ -1002,10 +1002,10 @@ pub(crate) async fn the_market_protocol_migration_keeps_existing_rows(s: &Store)
         10,
     );
     let before = before.await.unwrap();
-    // The protocol migration and the one after it (writer fences) reverted.
-    assert_eq!(s.revert_migrations(2).await.unwrap(), 2);
+    // The protocol migration and the ones after it (writer fences, exploits) reverted.
+    assert_eq!(s.revert_migrations(3).await.unwrap(), 3);
     // Back on the protocol-less keys, then forward again: the rows come back as Hyperliquid's.
-    assert_eq!(s.migrate().await.unwrap(), 2);
+    assert_eq!(s.migrate().await.unwrap(), 3);
     assert_eq!(
         fact_counts(s, Some(&hl)).await,
         [1; 5],
