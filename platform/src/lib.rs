@@ -7,6 +7,7 @@
 
 pub mod adapters;
 pub mod billing;
+pub mod correlator;
 pub mod db;
 pub mod detectors;
 pub mod fanout;
