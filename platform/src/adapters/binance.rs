@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use kamiyo_core_models::{AssetCtx, Coin, Decimal, MarketEvent, Side, Timestamp, Trade};
+use kamiyo_core_models::{AssetCtx, Coin, Decimal, MarketEvent, Timestamp, Trade};
 use serde::Deserialize;
 
 use super::poll::{self, DecodeError, Forced, Item};
@@ -110,11 +110,7 @@ pub fn decode_frame(text: &str) -> Result<Vec<Item>, DecodeError> {
             let o = f.o;
             let coin =
                 coin_of(&o.s).ok_or_else(|| err("forceOrder", format!("symbol {:?}", o.s)))?;
-            let side = match o.side.as_str() {
-                "BUY" => Side::Buy,
-                "SELL" => Side::Sell,
-                other => return Err(err("forceOrder", format!("side {other:?}"))),
-            };
+            let side = poll::side(VENUE, "forceOrder", &o.side)?;
             let sz = dec("forceOrder", o.filled.as_deref().unwrap_or(&o.q))?;
             if sz <= Decimal::ZERO {
                 return Ok(Vec::new());

@@ -11,9 +11,7 @@
 
 use std::time::Duration;
 
-use kamiyo_core_models::{
-    AssetCtx, BookLevel, BookSnapshot, Coin, Decimal, Side, Timestamp, Trade,
-};
+use kamiyo_core_models::{AssetCtx, BookSnapshot, Coin, Decimal, Side, Timestamp, Trade};
 use serde::Deserialize;
 
 use super::poll::{self, Ask, AskKind, DecodeError, Forced, Item, PollConfig, Venue};
@@ -172,23 +170,10 @@ pub fn decode_trades(body: &str) -> Result<Vec<(String, Trade, Option<Forced>)>,
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct L2 {
-    bids: Vec<L2Level>,
-    asks: Vec<L2Level>,
+    bids: Vec<poll::Level>,
+    asks: Vec<poll::Level>,
     market_name: String,
     ts: i64,
-}
-
-#[derive(Deserialize)]
-struct L2Level {
-    price: String,
-    size: String,
-}
-
-fn scaled(what: &'static str, s: &str, scale: u32) -> Result<Decimal, DecodeError> {
-    let mut d = dec(what, s)?;
-    d.set_scale(d.scale() + scale)
-        .map_err(|e| err(what, format!("{s:?}: {e}")))?;
-    Ok(d.normalize())
 }
 
 /// `GET /l2?marketName=…` → the book (prices 1e6, sizes 1e9).
@@ -196,23 +181,14 @@ pub fn decode_l2(body: &str) -> Result<BookSnapshot, DecodeError> {
     let l: L2 = serde_json::from_str(body).map_err(|e| err("l2", e))?;
     let coin =
         coin_of(&l.market_name).ok_or_else(|| err("l2", format!("market {:?}", l.market_name)))?;
-    let levels = |side: &[L2Level]| -> Result<Vec<BookLevel>, DecodeError> {
-        side.iter()
-            .map(|x| {
-                Ok(BookLevel {
-                    px: scaled("l2", &x.price, 6)?,
-                    sz: scaled("l2", &x.size, 9)?,
-                    n: 1,
-                })
-            })
-            .collect()
-    };
-    Ok(BookSnapshot {
+    poll::book(
+        VENUE,
+        "l2",
         coin,
-        time: Timestamp(l.ts),
-        bids: levels(&l.bids)?,
-        asks: levels(&l.asks)?,
-    })
+        Timestamp(l.ts),
+        (&l.bids, &l.asks),
+        (6, 9),
+    )
 }
 
 /// Drift v2 as a polled venue: the latest context per market (for the book's mid).

@@ -18,9 +18,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kamiyo_core_models::{
-    AssetCtx, BookLevel, BookSnapshot, Coin, Decimal, Side, Timestamp, Trade,
-};
+use kamiyo_core_models::{AssetCtx, BookSnapshot, Coin, Decimal, Timestamp, Trade};
 use serde::Deserialize;
 
 use super::poll::{self, Ask, AskKind, DecodeError, Forced, Item, PollConfig, Venue};
@@ -133,11 +131,7 @@ pub fn decode_trades(body: &str, ticker: &str) -> Result<Vec<DydxTrade>, DecodeE
     let t: Trades = serde_json::from_str(body).map_err(|e| err("trades", e))?;
     let mut out = Vec::with_capacity(t.trades.len());
     for w in t.trades {
-        let side = match w.side.as_str() {
-            "BUY" => Side::Buy,
-            "SELL" => Side::Sell,
-            other => return Err(err("trades", format!("side {other:?}"))),
-        };
+        let side = poll::side(VENUE, "trades", &w.side)?;
         let time = chrono::DateTime::parse_from_rfc3339(&w.created_at)
             .map_err(|e| err("trades", format!("createdAt {:?}: {e}", w.created_at)))?
             .timestamp_millis();
@@ -167,38 +161,15 @@ pub fn decode_trades(body: &str, ticker: &str) -> Result<Vec<DydxTrade>, DecodeE
 
 #[derive(Deserialize)]
 struct Book {
-    bids: Vec<Level>,
-    asks: Vec<Level>,
-}
-
-#[derive(Deserialize)]
-struct Level {
-    price: String,
-    size: String,
+    bids: Vec<poll::Level>,
+    asks: Vec<poll::Level>,
 }
 
 /// `GET /orderbooks/perpetualMarket/{ticker}` → the book, stamped `now`.
 pub fn decode_book(body: &str, ticker: &str, now: Timestamp) -> Result<BookSnapshot, DecodeError> {
     let coin = coin_of(ticker).ok_or_else(|| err("orderbooks", format!("ticker {ticker:?}")))?;
     let b: Book = serde_json::from_str(body).map_err(|e| err("orderbooks", e))?;
-    let side = |levels: &[Level]| -> Result<Vec<BookLevel>, DecodeError> {
-        levels
-            .iter()
-            .map(|l| {
-                Ok(BookLevel {
-                    px: dec("orderbooks", &l.price)?,
-                    sz: dec("orderbooks", &l.size)?,
-                    n: 1,
-                })
-            })
-            .collect()
-    };
-    Ok(BookSnapshot {
-        coin,
-        time: now,
-        bids: side(&b.bids)?,
-        asks: side(&b.asks)?,
-    })
+    poll::book(VENUE, "orderbooks", coin, now, (&b.bids, &b.asks), (0, 0))
 }
 
 /// dYdX v4's indexer as a polled venue: the latest context per market (for the book's mid).

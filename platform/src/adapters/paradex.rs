@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use kamiyo_core_models::{AssetCtx, Coin, Decimal, MarketEvent, Side, Timestamp, Trade};
+use kamiyo_core_models::{AssetCtx, Coin, Decimal, MarketEvent, Timestamp, Trade};
 use serde::Deserialize;
 
 use super::poll::{self, Ask, AskKind, DecodeError, Forced, Item, PollConfig, Venue};
@@ -127,11 +127,7 @@ pub fn decode_trades(body: &str) -> Result<Vec<(String, Trade, Option<Forced>)>,
     for w in p.results {
         let coin =
             coin_of(&w.market).ok_or_else(|| err("trades", format!("market {:?}", w.market)))?;
-        let side = match w.side.as_str() {
-            "BUY" => Side::Buy,
-            "SELL" => Side::Sell,
-            other => return Err(err("trades", format!("side {other:?}"))),
-        };
+        let side = poll::side(VENUE, "trades", &w.side)?;
         let forced =
             (w.trade_type.as_deref() == Some("LIQUIDATION")).then_some(Forced::Liquidation);
         out.push((

@@ -154,6 +154,62 @@ pub fn coin(venue: &'static str, what: &'static str, base: &str) -> Result<Coin,
     Coin::new(base).map_err(|e| DecodeError::new(venue, what, format!("coin {base:?}: {e}")))
 }
 
+/// A `BUY`/`SELL` side (any case).
+pub fn side(venue: &'static str, what: &'static str, s: &str) -> Result<Side, DecodeError> {
+    if s.eq_ignore_ascii_case("BUY") {
+        Ok(Side::Buy)
+    } else if s.eq_ignore_ascii_case("SELL") {
+        Ok(Side::Sell)
+    } else {
+        Err(DecodeError::new(venue, what, format!("side {s:?}")))
+    }
+}
+
+/// One book level as the venues write it: price and size as text.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Level {
+    /// Price.
+    pub price: String,
+    /// Size.
+    pub size: String,
+}
+
+/// A book from `bids` and `asks`, each level's price and size read as decimals with their
+/// point moved left by `scale` places (`(6, 9)` for Drift's 1e6 prices and 1e9 sizes).
+pub fn book(
+    venue: &'static str,
+    what: &'static str,
+    coin: Coin,
+    time: Timestamp,
+    (bids, asks): (&[Level], &[Level]),
+    (px_scale, sz_scale): (u32, u32),
+) -> Result<kamiyo_core_models::BookSnapshot, DecodeError> {
+    let scaled = |s: &str, scale: u32| -> Result<Decimal, DecodeError> {
+        let mut d = dec(venue, what, s)?;
+        d.set_scale(d.scale() + scale)
+            .map_err(|e| DecodeError::new(venue, what, format!("{s:?}: {e}")))?;
+        Ok(d.normalize())
+    };
+    let side = |levels: &[Level]| -> Result<Vec<kamiyo_core_models::BookLevel>, DecodeError> {
+        levels
+            .iter()
+            .map(|l| {
+                Ok(kamiyo_core_models::BookLevel {
+                    px: scaled(&l.price, px_scale)?,
+                    sz: scaled(&l.size, sz_scale)?,
+                    n: 1,
+                })
+            })
+            .collect()
+    };
+    Ok(kamiyo_core_models::BookSnapshot {
+        coin,
+        time,
+        bids: side(bids)?,
+        asks: side(asks)?,
+    })
+}
+
 /// A stable trade id for a venue's id text: FNV-1a folded to 50 bits, so it fits the store's
 /// signed 64-bit column as the open core's trade ids do.
 pub fn tid(id: &str) -> u64 {

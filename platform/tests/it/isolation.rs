@@ -97,23 +97,23 @@ fn paradex_protocol(url: String, market: &str, registry: &Arc<Registry>) -> Prot
     .unwrap()
 }
 
-/// A protocol whose adapter panics the moment its stream is polled, counting its panics.
-fn panicking(id: &str, registry: &Arc<Registry>, panics: Arc<AtomicUsize>) -> Protocol {
+/// A protocol with the registry's engine whose adapter is `stream()`.
+fn with_stream(
+    id: &str,
+    registry: &Arc<Registry>,
+    stream: impl Fn() -> EventStream + Send + Sync + 'static,
+) -> Protocol {
     let id = ProtocolId::parse(id).unwrap();
-    let (bid, registry) = (id.clone(), registry.clone());
+    let (bid, registry, stream) = (id.clone(), registry.clone(), Arc::new(stream));
     let build: Build = Arc::new(move |_, _| {
-        let (id, registry, panics) = (bid.clone(), registry.clone(), panics.clone());
+        let (id, registry, stream) = (bid.clone(), registry.clone(), stream.clone());
         Box::pin(async move {
             let engine = ingest::engine(&registry, &id)?;
-            let stream: EventStream = Box::pin(futures_util::stream::poll_fn(move |_| {
-                panics.fetch_add(1, Ordering::SeqCst);
-                panic!("adapter bug (injected by the test)")
-            }));
             let clock: Arc<dyn kamiyo_core_models::Clock> =
                 Arc::new(kamiyo_core_models::SystemClock);
             Ok((
                 engine,
-                stream,
+                stream(),
                 clock,
                 Box::new(kamiyo_pipeline::NoObserver) as Box<dyn kamiyo_pipeline::Observer>,
             ))
@@ -122,26 +122,20 @@ fn panicking(id: &str, registry: &Arc<Registry>, panics: Arc<AtomicUsize>) -> Pr
     Protocol { id, build }
 }
 
+/// A protocol whose adapter panics the moment its stream is polled, counting its panics.
+fn panicking(id: &str, registry: &Arc<Registry>, panics: Arc<AtomicUsize>) -> Protocol {
+    with_stream(id, registry, move || {
+        let panics = panics.clone();
+        Box::pin(futures_util::stream::poll_fn(move |_| {
+            panics.fetch_add(1, Ordering::SeqCst);
+            panic!("adapter bug (injected by the test)")
+        }))
+    })
+}
+
 /// A protocol whose adapter never yields anything.
 fn stalled(id: &str, registry: &Arc<Registry>) -> Protocol {
-    let id = ProtocolId::parse(id).unwrap();
-    let (bid, registry) = (id.clone(), registry.clone());
-    let build: Build = Arc::new(move |_, _| {
-        let (id, registry) = (bid.clone(), registry.clone());
-        Box::pin(async move {
-            let engine = ingest::engine(&registry, &id)?;
-            let stream: EventStream = Box::pin(futures_util::stream::pending());
-            let clock: Arc<dyn kamiyo_core_models::Clock> =
-                Arc::new(kamiyo_core_models::SystemClock);
-            Ok((
-                engine,
-                stream,
-                clock,
-                Box::new(kamiyo_pipeline::NoObserver) as Box<dyn kamiyo_pipeline::Observer>,
-            ))
-        })
-    });
-    Protocol { id, build }
+    with_stream(id, registry, || Box::pin(futures_util::stream::pending()))
 }
 
 /// True for a delivery of a liquidation incident on `coin`.
