@@ -110,3 +110,82 @@ impl References {
         super::poll::channel_stream(rx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kamiyo_core_models::{Decimal, ReferenceQuote, SourceError, Timestamp, Trade, Venue};
+
+    use super::*;
+
+    struct Fixed(Venue);
+
+    #[async_trait::async_trait]
+    impl PriceSource for Fixed {
+        fn venue(&self) -> &Venue {
+            &self.0
+        }
+
+        async fn quotes(&self, coins: &[Coin]) -> Result<Vec<ReferenceQuote>, SourceError> {
+            Ok(coins
+                .iter()
+                .map(|c| ReferenceQuote {
+                    venue: self.0.clone(),
+                    coin: c.clone(),
+                    price: Decimal::ONE_HUNDRED,
+                    bid: None,
+                    ask: None,
+                    time: Timestamp(1),
+                })
+                .collect())
+        }
+    }
+
+    fn trade() -> MarketEvent {
+        MarketEvent::Trade(Trade {
+            coin: Coin::new("BTC").unwrap_or_else(|e| panic!("{e}")),
+            side: kamiyo_core_models::Side::Buy,
+            px: Decimal::ONE,
+            sz: Decimal::ONE,
+            time: Timestamp(2),
+            tid: 1,
+            users: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn quotes_join_the_protocol_stream_and_end_with_it() {
+        let venue = Venue::new("binance").unwrap_or_else(|e| panic!("{e}"));
+        let refs = References::new(
+            vec![Arc::new(Fixed(venue))],
+            vec![Coin::new("BTC").unwrap_or_else(|e| panic!("{e}"))],
+            Duration::from_millis(100),
+        );
+        // The protocol's stream: two trades, then it ends after a while.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let merged = refs.merge(
+            super::super::poll::channel_stream(rx),
+            CancellationToken::new(),
+        );
+        tx.send(trade()).await.unwrap_or_else(|e| panic!("{e}"));
+        tx.send(trade()).await.unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(350)).await;
+            drop(tx);
+        });
+        let all: Vec<MarketEvent> = tokio::time::timeout(Duration::from_secs(5), merged.collect())
+            .await
+            .unwrap_or_else(|_| panic!("the merged stream did not end with the protocol's"));
+        let trades = all
+            .iter()
+            .filter(|e| matches!(e, MarketEvent::Trade(_)))
+            .count();
+        let quotes = all
+            .iter()
+            .filter(|e| matches!(e, MarketEvent::Reference(q) if q.coin.as_str() == "BTC"))
+            .count();
+        assert_eq!(trades, 2);
+        assert!(quotes >= 2, "{quotes} quotes in 350 ms at one per 100 ms");
+        // No venues or no coins: the stream is the protocol's own.
+        assert!(References::default().sources.is_empty());
+    }
+}
