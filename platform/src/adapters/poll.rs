@@ -149,11 +149,6 @@ pub fn dec_json(
     }
 }
 
-/// A coin from a venue's base symbol.
-pub fn coin(venue: &'static str, what: &'static str, base: &str) -> Result<Coin, DecodeError> {
-    Coin::new(base).map_err(|e| DecodeError::new(venue, what, format!("coin {base:?}: {e}")))
-}
-
 /// A `BUY`/`SELL` side (any case).
 pub fn side(venue: &'static str, what: &'static str, s: &str) -> Result<Side, DecodeError> {
     if s.eq_ignore_ascii_case("BUY") {
