@@ -10,6 +10,7 @@ pub mod billing;
 pub mod correlator;
 pub mod db;
 pub mod detectors;
+pub mod ensemble;
 pub mod fanout;
 pub mod ingest;
 pub mod leader;

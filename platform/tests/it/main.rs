@@ -10,6 +10,7 @@
 mod billing;
 mod crossing;
 mod dydx;
+mod ensemble;
 mod fanout;
 mod ingest;
 mod isolation;
