@@ -3,8 +3,9 @@
 //! the asset, an account address, an oracle source — into correlated incidents of four
 //! patterns:
 //!
-//! - `oracle_arbitrage`: the same asset's oracle or mark deviating on two or more venues (one
-//!   venue's price pushed while another's is arbitraged against it, as in the JELLY and Mango
+//! - `oracle_arbitrage`: the same asset's oracle or mark deviating on two or more venues, or
+//!   deviating on one while its price is pushed on a thin market of another (one venue's price
+//!   pushed while another's is arbitraged against it, as in the JELLY and Mango
 //!   manipulations);
 //! - `liquidation_cascade`: liquidation cascades on two or more protocols (a market-wide move
 //!   forcing positions out everywhere, as on 10 October 2025);
@@ -13,6 +14,11 @@
 //!   the same asset — borrowed size used to liquidate elsewhere;
 //! - `bridge_exploit_chain`: a bridge or key-compromise detection and then outflows or forced
 //!   selling on other protocols sharing an address or an asset.
+//!
+//! A correlated incident gathers its context: the steps of the hour before it opened that share
+//! its entity or an account one of its members names (the deposits that funded the accounts,
+//! the position they built), and every later step sharing them while it is open (the
+//! withdrawals that took the proceeds out), each with its attack stage.
 //!
 //! Each correlated incident is scored on the attack stages of Forta's published model —
 //! funding → preparation → exploitation → laundering — from the stage each member's threat type
@@ -28,6 +34,10 @@ use serde::Serialize;
 
 /// Default grouping window.
 pub const WINDOW_MS: i64 = 300_000;
+
+/// How far back a new correlated incident gathers its context (funding and preparation
+/// precede an attack by minutes to hours).
+pub const CONTEXT_MS: i64 = 3_600_000;
 
 /// A correlation pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -75,6 +85,7 @@ pub fn stage_of(threat: &str) -> Option<Stage> {
         "whale_deposit" | "funding_inflow" | "mixer_funding" => Stage::Funding,
         "open_interest_jump"
         | "open_interest_cap"
+        | "position_build"
         | "whale_liquidation_risk"
         | "funding_extreme"
         | "hlp_exposure" => Stage::Preparation,
@@ -124,6 +135,39 @@ pub struct Member {
     pub title: String,
 }
 
+impl Member {
+    /// The correlator's reading of an incident step: its protocol, threat, severity and asset,
+    /// the accounts its evidence names (every text value that is an address), the oracle
+    /// source it names (`oracle_source`), at the step's time.
+    pub fn from_incident(i: &kamiyo_core_models::Incident, time: Timestamp) -> Self {
+        use kamiyo_core_models::EvidenceValue;
+        let text = |v: &EvidenceValue| match v {
+            EvidenceValue::Text(t) => Some(t.clone()),
+            _ => None,
+        };
+        let mut addresses: Vec<String> = i
+            .evidence
+            .iter()
+            .filter_map(|(_, v)| text(v))
+            .filter(|t| kamiyo_core_models::Address::parse(t).is_ok())
+            .map(|t| t.to_ascii_lowercase())
+            .collect();
+        addresses.sort();
+        addresses.dedup();
+        Self {
+            protocol: i.protocol.clone(),
+            incident: i.id.clone(),
+            threat: i.threat_type.as_str().to_owned(),
+            severity: i.severity,
+            asset: i.asset.as_ref().map(|a| a.as_str().to_owned()),
+            addresses,
+            oracle: i.evidence.get("oracle_source").and_then(text),
+            time,
+            title: i.title.clone(),
+        }
+    }
+}
+
 /// A correlated incident.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Correlated {
@@ -137,6 +181,9 @@ pub struct Correlated {
     pub members: Vec<StableId>,
     #[serde(skip)]
     member_set: std::collections::HashSet<StableId>,
+    /// The entities it links: its own and every account its members name.
+    #[serde(skip)]
+    linked: BTreeSet<String>,
     /// Protocols involved.
     pub protocols: BTreeSet<String>,
     /// Evidence per attack stage.
@@ -182,6 +229,10 @@ fn is_deviation(t: &str) -> bool {
     matches!(t, "oracle_deviation" | "mark_manipulation")
 }
 
+fn is_price_move(t: &str) -> bool {
+    is_deviation(t) || t == "thin_market_manipulation"
+}
+
 fn is_push(t: &str) -> bool {
     matches!(
         t,
@@ -197,12 +248,13 @@ fn is_outflow(t: &str) -> bool {
     matches!(t, "bridge_outflow" | "large_withdrawal" | "laundering") || is_liquidation(t)
 }
 
-/// The correlator's state: the members within the window, bucketed by the entities they name
+/// The correlator's state: the members of the last hour, bucketed by the entities they name
 /// (so a step is compared with its own asset's, account's and oracle's members only), and the
 /// open correlated incidents.
 #[derive(Debug)]
 pub struct Correlator {
     window_ms: i64,
+    context_ms: i64,
     recent: HashMap<String, VecDeque<Member>>,
     open: BTreeMap<(Pattern, String), Correlated>,
     last_sweep: i64,
@@ -215,10 +267,13 @@ impl Default for Correlator {
 }
 
 impl Correlator {
-    /// A correlator grouping within `window_ms`.
+    /// A correlator grouping within `window_ms` (context: [`CONTEXT_MS`] or the window, if
+    /// longer).
     pub fn new(window_ms: i64) -> Self {
+        let window_ms = window_ms.max(1);
         Self {
-            window_ms: window_ms.max(1),
+            window_ms,
+            context_ms: CONTEXT_MS.max(window_ms),
             recent: HashMap::new(),
             open: BTreeMap::new(),
             last_sweep: i64::MIN,
@@ -234,10 +289,11 @@ impl Correlator {
     pub fn observe(&mut self, m: Member) -> Vec<Change> {
         let now = m.time;
         let window = self.window_ms;
-        // The buckets this step reads lose what left the window; every window, all of them do.
+        let keep = self.context_ms;
+        // The buckets this step reads lose what left the context; every window, all of them do.
         for key in entities(&m) {
             if let Some(b) = self.recent.get_mut(&key) {
-                while b.front().is_some_and(|x| now.0 - x.time.0 > window) {
+                while b.front().is_some_and(|x| now.0 - x.time.0 > keep) {
                     b.pop_front();
                 }
             }
@@ -245,13 +301,14 @@ impl Correlator {
         if now.0.saturating_sub(self.last_sweep) > window {
             self.last_sweep = now.0;
             self.recent.retain(|_, b| {
-                b.retain(|x| now.0 - x.time.0 <= window);
+                b.retain(|x| now.0 - x.time.0 <= keep);
                 !b.is_empty()
             });
             // A correlated incident closes once nothing joined it for a window.
             self.open.retain(|_, c| now.0 - c.last_seen.0 <= window);
         }
         let mut out = Vec::new();
+        let mut joined = BTreeSet::new();
         for (pattern, entity, group) in self.groups(&m) {
             let key = (pattern, entity.clone());
             if self
@@ -262,17 +319,10 @@ impl Correlator {
                 self.open.remove(&key);
             }
             if let Some(c) = self.open.get_mut(&key) {
-                if c.member_set.insert(m.incident.clone()) {
-                    c.members.push(m.incident.clone());
+                if let Some(ch) = join(c, &m) {
+                    out.push(ch);
                 }
-                absorb(c, &m);
-                out.push(Change::Grew {
-                    id: c.id.clone(),
-                    pattern,
-                    member: m.incident.clone(),
-                    members: c.members.len(),
-                    score: c.score,
-                });
+                joined.insert(key);
                 continue;
             }
             let mut all: Vec<&Member> = group.iter().collect();
@@ -291,9 +341,10 @@ impl Correlator {
             let mut c = Correlated {
                 id: format!("cor_{:016x}", h.finish()),
                 pattern,
-                entity,
+                entity: entity.clone(),
                 members: Vec::new(),
                 member_set: std::collections::HashSet::new(),
+                linked: BTreeSet::from([entity]),
                 protocols: BTreeSet::new(),
                 stages: BTreeMap::new(),
                 severity: Severity::Info,
@@ -302,18 +353,57 @@ impl Correlator {
                 last_seen: now,
             };
             for x in all {
-                if c.member_set.insert(x.incident.clone()) {
-                    c.members.push(x.incident.clone());
-                }
-                absorb(&mut c, x);
+                let _ = join(&mut c, x);
             }
-            self.open.insert(key, c.clone());
+            self.gather(&mut c, now);
+            self.open.insert(key.clone(), c.clone());
+            joined.insert(key);
             out.push(Change::Opened(c));
+        }
+        // A later step sharing an open correlated incident's entities joins it as evidence of
+        // its stage (the withdrawal that takes the proceeds out).
+        if stage_of(&m.threat).is_some() {
+            let mine = entities(&m);
+            for (key, c) in &mut self.open {
+                if joined.contains(key)
+                    || now.0 - c.last_seen.0 > window
+                    || !mine.iter().any(|e| c.linked.contains(e))
+                {
+                    continue;
+                }
+                if let Some(ch) = join(c, &m) {
+                    out.push(ch);
+                }
+            }
         }
         for key in entities(&m) {
             self.recent.entry(key).or_default().push_back(m.clone());
         }
         out
+    }
+
+    /// Adds to `c` the steps of the context before `now` that share its linked entities and
+    /// have an attack stage, following the accounts they name in turn.
+    fn gather(&self, c: &mut Correlated, now: Timestamp) {
+        loop {
+            let found: Vec<Member> = c
+                .linked
+                .iter()
+                .flat_map(|e| self.bucket(e))
+                .filter(|x| {
+                    now.0 - x.time.0 <= self.context_ms
+                        && stage_of(&x.threat).is_some()
+                        && !c.member_set.contains(&x.incident)
+                })
+                .cloned()
+                .collect();
+            if found.is_empty() {
+                return;
+            }
+            for x in &found {
+                let _ = join(c, x);
+            }
+        }
     }
 
     /// Whether a correlated incident of `pattern` on `entity` is open at `now` (something
@@ -353,7 +443,13 @@ impl Correlator {
         };
         if let Some(asset) = &m.asset {
             let entity = format!("asset:{asset}");
+            // A deviation with a deviation or a thin-market push elsewhere; a push with a
+            // deviation elsewhere.
             if is_deviation(&m.threat) {
+                try_group(Pattern::OracleArbitrage, entity.clone(), &|x| {
+                    is_price_move(&x.threat)
+                });
+            } else if is_price_move(&m.threat) {
                 try_group(Pattern::OracleArbitrage, entity.clone(), &|x| {
                     is_deviation(&x.threat)
                 });
@@ -414,6 +510,26 @@ fn weight(s: Severity) -> f64 {
     }
 }
 
+/// `m` joins `c` (a member, the accounts it names linked); the change, when it is a new member
+/// or moved the score.
+fn join(c: &mut Correlated, m: &Member) -> Option<Change> {
+    let new = c.member_set.insert(m.incident.clone());
+    if new {
+        c.members.push(m.incident.clone());
+    }
+    c.linked
+        .extend(m.addresses.iter().map(|a| format!("address:{a}")));
+    let before = c.score;
+    absorb(c, m);
+    (new || c.score != before).then(|| Change::Grew {
+        id: c.id.clone(),
+        pattern: c.pattern,
+        member: m.incident.clone(),
+        members: c.members.len(),
+        score: c.score,
+    })
+}
+
 /// Adds `m`'s protocol, stage evidence and time to `c`, and rescores it.
 fn absorb(c: &mut Correlated, m: &Member) {
     c.protocols.insert(m.protocol.to_string());
@@ -425,6 +541,7 @@ fn absorb(c: &mut Correlated, m: &Member) {
         }
     }
     c.last_seen = c.last_seen.max(m.time);
+    c.first_seen = c.first_seen.min(m.time);
     c.severity = c.severity.max(m.severity);
     // Stages covered (half the score), protocols beyond the first (up to four), and the worst
     // member's severity.
@@ -557,7 +674,35 @@ mod tests {
     }
 
     #[test]
-    fn stages_raise_the_score_with_their_evidence() {
+    fn context_of_the_hour_before_adds_its_stages_and_raises_the_score() {
+        let deviate = |c: &mut Correlator| {
+            let _ = c.observe(m(
+                "hyperliquid",
+                "inc_0000000000000022",
+                "mark_manipulation",
+                "XPL",
+                1_800_000,
+            ));
+            let out = c.observe(m(
+                "lighter",
+                "inc_0000000000000023",
+                "oracle_deviation",
+                "XPL",
+                1_810_000,
+            ));
+            match out.first() {
+                Some(Change::Opened(x)) => x.clone(),
+                _ => panic!("{out:?}"),
+            }
+        };
+        // Without context: exploitation only.
+        let bare = deviate(&mut Correlator::default());
+        assert_eq!(
+            bare.stages.keys().copied().collect::<Vec<_>>(),
+            [Stage::Exploitation]
+        );
+        // A position built on the asset 30 min before (outside the 300 s window, inside the
+        // hour of context) joins as preparation.
         let mut c = Correlator::default();
         let _ = c.observe(m(
             "hyperliquid",
@@ -566,52 +711,90 @@ mod tests {
             "XPL",
             0,
         ));
+        let x = deviate(&mut c);
+        assert_eq!(
+            x.stages.keys().copied().collect::<Vec<_>>(),
+            [Stage::Preparation, Stage::Exploitation]
+        );
+        assert!(x.stages[&Stage::Preparation][0].contains("open_interest_jump on hyperliquid"));
+        assert!(x.score > bare.score, "{} > {}", x.score, bare.score);
+        assert_eq!(x.first_seen, Timestamp(0));
+        assert_eq!(stage_of("feed_health"), None);
+    }
+
+    #[test]
+    fn accounts_link_funding_before_and_withdrawals_after() {
+        let mut c = Correlator::default();
+        let mut deposit = m(
+            "mango-markets",
+            "inc_00000000000000a1",
+            "funding_inflow",
+            "",
+            0,
+        );
+        deposit.asset = None;
+        deposit.addresses = vec!["0xb".into()];
+        let _ = c.observe(deposit);
+        let mut build = m(
+            "mango-markets",
+            "inc_00000000000000a2",
+            "position_build",
+            "MNGO",
+            600_000,
+        );
+        build.addresses = vec!["0xa".into(), "0xb".into()];
+        let _ = c.observe(build);
         let _ = c.observe(m(
-            "hyperliquid",
-            "inc_0000000000000022",
-            "mark_manipulation",
-            "XPL",
-            10_000,
+            "serum",
+            "inc_00000000000000a3",
+            "thin_market_manipulation",
+            "MNGO",
+            700_000,
         ));
         let out = c.observe(m(
-            "lighter",
-            "inc_0000000000000023",
-            "oracle_deviation",
-            "XPL",
-            20_000,
+            "mango-markets",
+            "inc_00000000000000a4",
+            "mark_manipulation",
+            "MNGO",
+            760_000,
         ));
         let Some(Change::Opened(x)) = out.first() else {
             panic!("{out:?}")
         };
-        // The member that opened it and the deviating one: exploitation only so far.
+        assert_eq!(x.pattern, Pattern::OracleArbitrage);
         assert_eq!(
             x.stages.keys().copied().collect::<Vec<_>>(),
-            [Stage::Exploitation]
+            [Stage::Funding, Stage::Preparation, Stage::Exploitation]
         );
-        let two_stage = {
-            let mut y = x.clone();
-            absorb(
-                &mut y,
-                &m(
-                    "hyperliquid",
-                    "inc_0000000000000021",
-                    "open_interest_jump",
-                    "XPL",
-                    0,
-                ),
-            );
-            y
-        };
+        // The withdrawal from the linked account joins it: all four stages, one alert.
+        let mut out_flow = m(
+            "mango-markets",
+            "inc_00000000000000a5",
+            "large_withdrawal",
+            "",
+            900_000,
+        );
+        out_flow.asset = None;
+        out_flow.addresses = vec!["0xb".into()];
+        let out = c.observe(out_flow);
         assert!(
-            two_stage.score > x.score,
-            "{} > {}",
-            two_stage.score,
-            x.score
+            matches!(out.as_slice(), [Change::Grew { id, members: 5, .. }] if *id == x.id),
+            "{out:?}"
         );
-        assert!(
-            two_stage.stages[&Stage::Preparation][0].contains("open_interest_jump on hyperliquid")
+        let now = c.open().next().unwrap_or_else(|| panic!("open"));
+        assert_eq!(now.stages.len(), 4);
+        assert!(now.score > x.score);
+        // An unrelated account's withdrawal does not join.
+        let mut other = m(
+            "mango-markets",
+            "inc_00000000000000a6",
+            "large_withdrawal",
+            "",
+            910_000,
         );
-        assert_eq!(stage_of("feed_health"), None);
+        other.asset = None;
+        other.addresses = vec!["0xc".into()];
+        assert!(c.observe(other).is_empty());
     }
 
     #[test]

@@ -17,6 +17,15 @@
 //!   middle beyond `spread_*_pct` — on GMX the keepers' min/max oracle spread, the price of
 //!   getting in and out, which widens when its sources disagree or liquidity is thin.
 //!
+//! - **Account flows** (where the venue names accounts, as Hyperliquid's ledger does): a deposit
+//!   of at least `deposit_high_usd` (`funding_inflow` — money moved in, the funding stage of an
+//!   attack) and a withdrawal of at least `withdrawal_high_usd`/`withdrawal_critical_usd`
+//!   (`large_withdrawal` — proceeds moved out, the laundering stage).
+//! - **Position builds**: one account's fill (not a liquidation) of at least `position_min_usd`
+//!   that is at least `position_high_pct` of the market's open interest before it
+//!   (`position_critical_pct`: the position outweighs the market) — the self-matched MNGO-PERP
+//!   position before Mango's oracle pump, the JELLY self-trade.
+//!
 //! A rule fires when its level rises and is repeated once a minute while it holds, so the
 //! incident stays open exactly as long as the condition.
 
@@ -33,11 +42,14 @@ use serde::{Deserialize, Serialize};
 pub const NAME: &str = "venue_stress";
 
 /// The threat types it reports, declared at start by every process that reads them.
-pub const THREATS: [&str; 4] = [
+pub const THREATS: [&str; 7] = [
     "funding_extreme",
     "open_interest_jump",
     "trade_burst",
     "execution_spread",
+    "funding_inflow",
+    "large_withdrawal",
+    "position_build",
 ];
 
 /// Declares [`THREATS`] (idempotent): a process reading stored incidents must know them.
@@ -78,6 +90,18 @@ pub struct StressConfig {
     pub spread_high_pct: Decimal,
     /// Execution spread that is critical.
     pub spread_critical_pct: Decimal,
+    /// A deposit (USD) this large is reported as a funding inflow.
+    pub deposit_high_usd: Decimal,
+    /// A withdrawal (USD) this large is high.
+    pub withdrawal_high_usd: Decimal,
+    /// A withdrawal this large is critical.
+    pub withdrawal_critical_usd: Decimal,
+    /// Smallest fill (USD) the position rule reads.
+    pub position_min_usd: Decimal,
+    /// One fill adding this share of the market's open interest (percent) is high.
+    pub position_high_pct: Decimal,
+    /// One fill adding this share is critical.
+    pub position_critical_pct: Decimal,
 }
 
 fn d(s: &str) -> Decimal {
@@ -99,6 +123,12 @@ impl Default for StressConfig {
             burst_critical_usd: d("25000000"),
             spread_high_pct: d("0.5"),
             spread_critical_pct: d("2"),
+            deposit_high_usd: d("1000000"),
+            withdrawal_high_usd: d("5000000"),
+            withdrawal_critical_usd: d("25000000"),
+            position_min_usd: d("1000000"),
+            position_high_pct: d("25"),
+            position_critical_pct: d("100"),
         }
     }
 }
@@ -121,6 +151,22 @@ impl StressConfig {
         pair("oi_jump", self.oi_jump_high_pct, self.oi_jump_critical_pct);
         pair("burst", self.burst_high_usd, self.burst_critical_usd);
         pair("spread", self.spread_high_pct, self.spread_critical_pct);
+        pair(
+            "withdrawal",
+            self.withdrawal_high_usd,
+            self.withdrawal_critical_usd,
+        );
+        pair(
+            "position",
+            self.position_high_pct,
+            self.position_critical_pct,
+        );
+        if self.deposit_high_usd < Decimal::ZERO || self.position_min_usd < Decimal::ZERO {
+            p.push((
+                format!("{prefix}.deposit_high_usd/position_min_usd"),
+                "must not be negative".into(),
+            ));
+        }
         if self.funding_to_hourly <= Decimal::ZERO {
             p.push((
                 format!("{prefix}.funding_to_hourly"),
@@ -192,6 +238,8 @@ struct Market {
 pub struct StressDetector {
     cfg: StressConfig,
     markets: BTreeMap<Coin, Market>,
+    /// Per account (and market, for positions): the flow and position rules.
+    accounts: BTreeMap<(String, &'static str, Option<Coin>), Rule>,
 }
 
 fn level(v: Decimal, high: Decimal, critical: Decimal) -> Option<Severity> {
@@ -217,7 +265,119 @@ impl StressDetector {
         Self {
             cfg,
             markets: BTreeMap::new(),
+            accounts: BTreeMap::new(),
         }
+    }
+
+    /// Whether `rule` for `user` (on `coin`) is due at `sev` (bounded: the oldest account
+    /// state is dropped past 100k accounts).
+    fn account_due(
+        &mut self,
+        user: &kamiyo_core_models::Address,
+        rule: &'static str,
+        coin: Option<&Coin>,
+        sev: Option<Severity>,
+        t: Timestamp,
+    ) -> bool {
+        if self.accounts.len() > 100_000 {
+            self.accounts.clear();
+        }
+        self.accounts
+            .entry((user.to_string(), rule, coin.cloned()))
+            .or_default()
+            .due(sev, t)
+    }
+
+    fn on_ledger(&mut self, l: &kamiyo_core_models::LedgerEvent, sink: &mut Sink) {
+        use kamiyo_core_models::LedgerKind;
+        let cfg = &self.cfg;
+        let (rule, sev, verb) = match l.kind {
+            LedgerKind::Deposit => (
+                "funding_inflow",
+                level(l.usdc, cfg.deposit_high_usd, Decimal::MAX),
+                "deposited",
+            ),
+            LedgerKind::Withdraw => (
+                "large_withdrawal",
+                level(l.usdc, cfg.withdrawal_high_usd, cfg.withdrawal_critical_usd),
+                "withdrew",
+            ),
+            _ => return,
+        };
+        if !self.account_due(&l.user, rule, None, sev, l.time) {
+            return;
+        }
+        let Some(sev) = sev else { return };
+        let usd = l.usdc.round_dp(0);
+        sink.detections.push(Detection {
+            key: IncidentKey::new(rule, &[&l.user.to_string()]),
+            protocol: kamiyo_core_models::ProtocolId::default(),
+            detector: NAME.into(),
+            threat_type: threat(rule),
+            severity: sev,
+            asset: None,
+            title: format!("{} {verb} ${usd}", l.user),
+            indicators: vec![rule.to_owned()],
+            evidence: Evidence::new()
+                .with("user", l.user.to_string())
+                .with("usd", usd),
+            time: l.time,
+            direction: None,
+            group: None,
+        });
+    }
+
+    fn on_fill(&mut self, f: &kamiyo_core_models::Fill, state: &MarketState, sink: &mut Sink) {
+        let cfg = &self.cfg;
+        if f.is_liquidation() || f.is_adl() || f.user.as_bytes() == &[0u8; 20] {
+            return;
+        }
+        let usd = f.notional();
+        if cfg.position_high_pct <= Decimal::ZERO || usd < cfg.position_min_usd {
+            return;
+        }
+        // Open interest before the fill (its own size once, if the venue already counts it).
+        let oi = state.oi_usd(&f.coin).unwrap_or(Decimal::ZERO);
+        let share = if oi > Decimal::ZERO {
+            (usd / oi * Decimal::ONE_HUNDRED).round_dp(1)
+        } else {
+            Decimal::from(1000)
+        };
+        let sev = level(share, cfg.position_high_pct, cfg.position_critical_pct);
+        if !self.account_due(&f.user, "position_build", Some(&f.coin), sev, f.time) {
+            return;
+        }
+        let Some(sev) = sev else { return };
+        let mut d = Self::detection(
+            &f.coin,
+            "position_build",
+            sev,
+            format!(
+                "{} {} {} {} (${}) in one fill, {share}% of open interest",
+                f.user,
+                if f.side == kamiyo_core_models::Side::Buy {
+                    "bought"
+                } else {
+                    "sold"
+                },
+                f.sz,
+                f.coin,
+                usd.round_dp(0)
+            ),
+            Evidence::new()
+                .with("user", f.user.to_string())
+                .with("notional_usd", usd.round_dp(0))
+                .with("open_interest_usd", oi.round_dp(0))
+                .with("share_of_oi_pct", share),
+            Some(if f.side == kamiyo_core_models::Side::Buy {
+                Direction::Up
+            } else {
+                Direction::Down
+            }),
+            f.time,
+        );
+        d.key = IncidentKey::new("position_build", &[f.coin.as_str(), &f.user.to_string()]);
+        sink.detections.push(d);
     }
 
     fn detection(
@@ -398,10 +558,12 @@ impl Detector for StressDetector {
         NAME
     }
 
-    fn on_event(&mut self, event: &MarketEvent, _state: &MarketState, sink: &mut Sink) {
+    fn on_event(&mut self, event: &MarketEvent, state: &MarketState, sink: &mut Sink) {
         match event {
             MarketEvent::AssetCtx(c) => self.on_ctx(c, sink),
             MarketEvent::Trade(t) => self.on_trade(&t.coin, t.time, t.px * t.sz, sink),
+            MarketEvent::Ledger(l) => self.on_ledger(l, sink),
+            MarketEvent::Fill(f) => self.on_fill(f, state, sink),
             _ => {}
         }
     }
