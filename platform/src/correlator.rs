@@ -133,6 +133,8 @@ pub struct Member {
     pub time: Timestamp,
     /// One line for the evidence.
     pub title: String,
+    /// The step resolved its incident.
+    pub resolved: bool,
 }
 
 impl Member {
@@ -164,6 +166,7 @@ impl Member {
             oracle: i.evidence.get("oracle_source").and_then(text),
             time,
             title: i.title.clone(),
+            resolved: i.status == kamiyo_core_models::IncidentStatus::Resolved,
         }
     }
 }
@@ -184,6 +187,9 @@ pub struct Correlated {
     /// The entities it links: its own and every account its members name.
     #[serde(skip)]
     linked: BTreeSet<String>,
+    /// Members whose incidents are still open.
+    #[serde(skip)]
+    active: std::collections::HashSet<StableId>,
     /// Protocols involved.
     pub protocols: BTreeSet<String>,
     /// Evidence per attack stage.
@@ -304,18 +310,21 @@ impl Correlator {
                 b.retain(|x| now.0 - x.time.0 <= keep);
                 !b.is_empty()
             });
-            // A correlated incident closes once nothing joined it for a window.
-            self.open.retain(|_, c| now.0 - c.last_seen.0 <= window);
+            // A correlated incident closes once its members' incidents are resolved and nothing
+            // joined it for a window.
+            self.open.retain(|_, c| !c.is_stale(now, window));
+        }
+        if m.resolved {
+            for c in self.open.values_mut() {
+                c.active.remove(&m.incident);
+            }
+            return Vec::new();
         }
         let mut out = Vec::new();
         let mut joined = BTreeSet::new();
         for (pattern, entity, group) in self.groups(&m) {
             let key = (pattern, entity.clone());
-            if self
-                .open
-                .get(&key)
-                .is_some_and(|c| now.0 - c.last_seen.0 > window)
-            {
+            if self.open.get(&key).is_some_and(|c| c.is_stale(now, window)) {
                 self.open.remove(&key);
             }
             if let Some(c) = self.open.get_mut(&key) {
@@ -345,6 +354,7 @@ impl Correlator {
                 members: Vec::new(),
                 member_set: std::collections::HashSet::new(),
                 linked: BTreeSet::from([entity]),
+                active: std::collections::HashSet::new(),
                 protocols: BTreeSet::new(),
                 stages: BTreeMap::new(),
                 severity: Severity::Info,
@@ -366,7 +376,7 @@ impl Correlator {
             let mine = entities(&m);
             for (key, c) in &mut self.open {
                 if joined.contains(key)
-                    || now.0 - c.last_seen.0 > window
+                    || c.is_stale(now, window)
                     || !mine.iter().any(|e| c.linked.contains(e))
                 {
                     continue;
@@ -406,12 +416,11 @@ impl Correlator {
         }
     }
 
-    /// Whether a correlated incident of `pattern` on `entity` is open at `now` (something
-    /// joined it within the window).
+    /// Whether a correlated incident of `pattern` on `entity` is open at `now`.
     fn is_open(&self, pattern: Pattern, entity: String, now: Timestamp) -> bool {
         self.open
             .get(&(pattern, entity))
-            .is_some_and(|c| now.0 - c.last_seen.0 <= self.window_ms)
+            .is_some_and(|c| !c.is_stale(now, self.window_ms))
     }
 
     /// The recent members of `entity` (within the window of the latest step read there).
@@ -510,9 +519,19 @@ fn weight(s: Severity) -> f64 {
     }
 }
 
+impl Correlated {
+    /// Closed: every member's incident resolved and nothing joined for a window.
+    fn is_stale(&self, now: Timestamp, window: i64) -> bool {
+        self.active.is_empty() && now.0 - self.last_seen.0 > window
+    }
+}
+
 /// `m` joins `c` (a member, the accounts it names linked); the change, when it is a new member
 /// or moved the score.
 fn join(c: &mut Correlated, m: &Member) -> Option<Change> {
+    if !m.resolved {
+        c.active.insert(m.incident.clone());
+    }
     let new = c.member_set.insert(m.incident.clone());
     if new {
         c.members.push(m.incident.clone());
@@ -565,6 +584,7 @@ mod tests {
             oracle: None,
             time: Timestamp(t),
             title: format!("{threat} {asset}"),
+            resolved: false,
         }
     }
 
@@ -661,7 +681,18 @@ mod tests {
             .collect();
         assert!(pats.contains(&Pattern::LiquidationCascade), "{out:?}");
         assert!(pats.contains(&Pattern::FlashLoanCascade), "{out:?}");
-        // Outside the window nothing joins; the old correlation closes.
+        // While a member's incident is open the correlated one stays open; once all are
+        // resolved, outside the window nothing joins and it closes.
+        for (id, threat) in [
+            ("inc_0000000000000011", "thin_market_manipulation"),
+            ("inc_0000000000000012", "liquidation_cascade"),
+            ("inc_0000000000000013", "liquidation_cascade"),
+        ] {
+            let mut r = m("hyperliquid", id, threat, "ETH", 500_000);
+            r.resolved = true;
+            assert!(c.observe(r).is_empty());
+        }
+        assert_eq!(c.open().count(), 2);
         let late = c.observe(m(
             "drift",
             "inc_0000000000000014",

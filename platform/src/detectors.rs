@@ -26,6 +26,14 @@
 //!   (`position_critical_pct`: the position outweighs the market) — the self-matched MNGO-PERP
 //!   position before Mango's oracle pump, the JELLY self-trade.
 //!
+//! - **Spot pushes** (venues whose markets hold no open interest: spot order books and pools,
+//!   the markets oracles read): the price moving by `spot_move_high_pct`/`spot_move_critical_pct`
+//!   within `spot_window_secs` on a market trading less than `spot_thin_volume_usd` a day —
+//!   the open core's thin-market rule leaves markets without open interest alone (on a
+//!   perpetual venue nobody is harmed), but a pushed spot price moves every oracle reading it
+//!   (MNGO on Serum, AscendEX and FTX before Mango's oracle read $0.91). Off by default; on for
+//!   spot venues in the registry.
+//!
 //! A rule fires when its level rises and is repeated once a minute while it holds, so the
 //! incident stays open exactly as long as the condition.
 
@@ -102,6 +110,14 @@ pub struct StressConfig {
     pub position_high_pct: Decimal,
     /// One fill adding this share is critical.
     pub position_critical_pct: Decimal,
+    /// Look-back of the spot-push rule.
+    pub spot_window_secs: u32,
+    /// Spot price move (percent, either way) that is high (0: the rule is off).
+    pub spot_move_high_pct: Decimal,
+    /// Spot price move that is critical.
+    pub spot_move_critical_pct: Decimal,
+    /// Spot markets trading at least this much a day (USD) are left out of the rule.
+    pub spot_thin_volume_usd: Decimal,
 }
 
 fn d(s: &str) -> Decimal {
@@ -129,6 +145,10 @@ impl Default for StressConfig {
             position_min_usd: d("1000000"),
             position_high_pct: d("25"),
             position_critical_pct: d("100"),
+            spot_window_secs: 900,
+            spot_move_high_pct: Decimal::ZERO,
+            spot_move_critical_pct: Decimal::ZERO,
+            spot_thin_volume_usd: d("5000000"),
         }
     }
 }
@@ -161,6 +181,17 @@ impl StressConfig {
             self.position_high_pct,
             self.position_critical_pct,
         );
+        pair(
+            "spot_move",
+            self.spot_move_high_pct,
+            self.spot_move_critical_pct,
+        );
+        if self.spot_window_secs == 0 {
+            p.push((
+                format!("{prefix}.spot_window_secs"),
+                "must be positive".into(),
+            ));
+        }
         if self.deposit_high_usd < Decimal::ZERO || self.position_min_usd < Decimal::ZERO {
             p.push((
                 format!("{prefix}.deposit_high_usd/position_min_usd"),
@@ -224,6 +255,8 @@ impl Rule {
 
 #[derive(Debug, Default)]
 struct Market {
+    spot: VecDeque<(Timestamp, Decimal)>,
+    spot_rule: Rule,
     oi: VecDeque<(Timestamp, Decimal)>,
     trades: VecDeque<(Timestamp, Decimal)>,
     burst_usd: Decimal,
@@ -484,6 +517,60 @@ impl StressDetector {
                     }),
                     t,
                 ));
+            }
+        }
+        // Spot pushes: markets holding no open interest.
+        if ctx.open_interest.is_zero()
+            && cfg.spot_move_high_pct > Decimal::ZERO
+            && ctx.mark_px > Decimal::ZERO
+        {
+            let window = i64::from(cfg.spot_window_secs) * 1000;
+            m.spot.push_back((t, ctx.mark_px));
+            while m
+                .spot
+                .front()
+                .is_some_and(|(at, _)| t.millis_since(*at) > window)
+            {
+                m.spot.pop_front();
+            }
+            // The largest move from any price in the window.
+            let moved = m
+                .spot
+                .iter()
+                .filter_map(|(_, p)| kamiyo_core_models::deviation_pct_4dp(ctx.mark_px, *p))
+                .max_by(|a, b| a.abs().cmp(&b.abs()));
+            let sev = moved
+                .filter(|_| ctx.day_ntl_vlm < cfg.spot_thin_volume_usd)
+                .and_then(|mv| level(mv.abs(), cfg.spot_move_high_pct, cfg.spot_move_critical_pct));
+            if m.spot_rule.due(sev, t)
+                && let (Some(sev), Some(mv)) = (sev, moved)
+            {
+                let mut det = Self::detection(
+                    &ctx.coin,
+                    "spot_push",
+                    sev,
+                    format!(
+                        "{} spot {}{}% within {} min on a market trading ${} a day",
+                        ctx.coin,
+                        if mv > Decimal::ZERO { "+" } else { "" },
+                        mv.round_dp(1),
+                        cfg.spot_window_secs / 60,
+                        ctx.day_ntl_vlm.round_dp(0)
+                    ),
+                    Evidence::new()
+                        .with("move_pct", mv)
+                        .with("to_px", ctx.mark_px)
+                        .with("day_volume_usd", ctx.day_ntl_vlm.round_dp(0)),
+                    Some(if mv > Decimal::ZERO {
+                        Direction::Up
+                    } else {
+                        Direction::Down
+                    }),
+                    t,
+                );
+                // A thin market pushed: the open core's threat type.
+                det.threat_type = ThreatType::ThinMarketManipulation;
+                sink.detections.push(det);
             }
         }
         // Execution spread.

@@ -276,6 +276,15 @@ pub fn engine(registry: &Registry, id: &ProtocolId) -> anyhow::Result<kamiyo_mon
     )?)
 }
 
+/// `engine` with the platform's `venue_stress` detector at `cfg` added (Hyperliquid's engine is
+/// the open core's; the platform adds its account-flow, position and stress rules).
+pub fn with_stress(
+    engine: kamiyo_monitors::Engine,
+    cfg: &crate::detectors::StressConfig,
+) -> kamiyo_monitors::Engine {
+    engine.with_detector(Box::new(crate::detectors::StressDetector::new(cfg.clone())))
+}
+
 /// A protocol's [`Protocol`]: its adapter reading `feed`, the engine from the registry,
 /// reference quotes from `references` merged in (for the oracle-versus-reference rule).
 pub fn adapter(

@@ -11,6 +11,7 @@ pub mod correlator;
 pub mod db;
 pub mod detectors;
 pub mod ensemble;
+pub mod evaluate;
 pub mod fanout;
 pub mod ingest;
 pub mod leader;

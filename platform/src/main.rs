@@ -57,6 +57,15 @@ enum Command {
         #[arg(long = "protocol", value_delimiter = ',')]
         protocols: Vec<String>,
     },
+    /// Evaluate detection on the multi-protocol replays (Markdown on stdout; no database).
+    Evaluate {
+        /// `correlation`: the correlator over every replay; `ensemble`: the ensemble against the
+        /// single Isolation Forest on the labelled replays, time split.
+        what: Evaluation,
+        /// The replays' directory.
+        #[arg(long, default_value = "platform/replays")]
+        replays: PathBuf,
+    },
     /// Billing with Stripe (application role, database.app_url; needs `[billing]`).
     Billing {
         #[command(subcommand)]
@@ -70,6 +79,12 @@ enum Command {
         #[command(subcommand)]
         what: AdminCommand,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Evaluation {
+    Correlation,
+    Ensemble,
 }
 
 #[derive(Debug, Subcommand)]
@@ -322,6 +337,18 @@ fn need(url: &str, key: &str) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match &cli.command {
+        Command::Evaluate { what, replays } => {
+            let c = load(&cli)?;
+            let registry = c.registry()?;
+            match what {
+                Evaluation::Correlation => {
+                    kamiyo_platform::evaluate::report(replays, &registry, &mut out)?;
+                }
+                Evaluation::Ensemble => {
+                    kamiyo_platform::evaluate::ensemble_report(replays, &registry, &mut out)?;
+                }
+            }
+        }
         Command::Tiers => {
             let matrix = TierMatrix::default_matrix()?;
             for t in Tier::ALL {
