@@ -140,14 +140,14 @@ pub struct Member {
 impl Member {
     /// The correlator's reading of an incident step: its protocol, threat, severity and asset,
     /// the accounts its evidence names (every text value that is an address), the oracle
-    /// source it names (`oracle_source`), at the step's time.
-    pub fn from_incident(i: &kamiyo_core_models::Incident, time: Timestamp) -> Self {
+    /// source it names (`oracle_source`), at the step's time; a resolution closes the member.
+    pub fn from_event(e: &kamiyo_core_models::SecurityEvent) -> Self {
         use kamiyo_core_models::EvidenceValue;
         let text = |v: &EvidenceValue| match v {
             EvidenceValue::Text(t) => Some(t.clone()),
             _ => None,
         };
-        let mut addresses: Vec<String> = i
+        let mut addresses: Vec<String> = e
             .evidence
             .iter()
             .filter_map(|(_, v)| text(v))
@@ -157,16 +157,16 @@ impl Member {
         addresses.sort();
         addresses.dedup();
         Self {
-            protocol: i.protocol.clone(),
-            incident: i.id.clone(),
-            threat: i.threat_type.as_str().to_owned(),
-            severity: i.severity,
-            asset: i.asset.as_ref().map(|a| a.as_str().to_owned()),
+            protocol: e.protocol.clone(),
+            incident: e.incident_id.clone(),
+            threat: e.threat_type.as_str().to_owned(),
+            severity: e.severity,
+            asset: e.asset.as_ref().map(|a| a.as_str().to_owned()),
             addresses,
-            oracle: i.evidence.get("oracle_source").and_then(text),
-            time,
-            title: i.title.clone(),
-            resolved: i.status == kamiyo_core_models::IncidentStatus::Resolved,
+            oracle: e.evidence.get("oracle_source").and_then(text),
+            time: e.time,
+            title: e.title.clone(),
+            resolved: e.change == kamiyo_core_models::IncidentChange::Resolved,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! ([`Db::staff`]), which the `staff` policy lets see every tenant; they audit what they do
 //! into the tenant's log.
 
-use diesel::sql_types::{BigInt, Date, Double, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Date, Double, Nullable, Text};
 use diesel::{QueryableByName, sql_query};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::bb8::Pool;
@@ -387,6 +387,44 @@ struct Subscriber {
     plan: String,
 }
 
+/// A cross-protocol correlated incident as stored.
+#[derive(Debug, Clone, PartialEq, QueryableByName, serde::Serialize)]
+pub struct CorrelatedRow {
+    /// `cor_` id.
+    #[diesel(sql_type = Text)]
+    pub correlated_id: String,
+    /// Pattern.
+    #[diesel(sql_type = Text)]
+    pub pattern: String,
+    /// Shared entity.
+    #[diesel(sql_type = Text)]
+    pub entity: String,
+    /// Protocols involved.
+    #[diesel(sql_type = Array<Text>)]
+    pub protocols: Vec<String>,
+    /// Member incident ids.
+    #[diesel(sql_type = Array<Text>)]
+    pub members: Vec<String>,
+    /// Evidence per attack stage (JSON object).
+    #[diesel(sql_type = Text)]
+    pub stages: String,
+    /// Worst member severity.
+    #[diesel(sql_type = Text)]
+    pub severity: String,
+    /// 0–1.
+    #[diesel(sql_type = Double)]
+    pub score: f64,
+    /// First member's time (ms).
+    #[diesel(sql_type = BigInt)]
+    pub first_seen: i64,
+    /// Latest member's time.
+    #[diesel(sql_type = BigInt)]
+    pub last_seen: i64,
+    /// When it qualified (the step that opened it).
+    #[diesel(sql_type = BigInt)]
+    pub opened_at: i64,
+}
+
 /// A row the router asks [`Db::route_to_tenant`] to enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
@@ -641,6 +679,7 @@ impl Db {
              REVOKE UPDATE, DELETE, TRUNCATE ON platform.audit_log FROM {app_role};
              GRANT USAGE ON SEQUENCE platform.audit_log_seq_seq TO {app_role};
              GRANT SELECT, INSERT, UPDATE ON platform.fanout_state TO {app_role};
+             GRANT SELECT, INSERT, UPDATE ON platform.correlated_incidents TO {app_role};
              GRANT SELECT, INSERT ON platform.billing_events TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.billing_tenant(TEXT) TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.billing_due(BIGINT, BOOLEAN) TO {app_role};
@@ -1148,6 +1187,118 @@ impl Db {
                 .execute(c)
                 .await?;
             Ok(())
+        })
+    }
+
+    /// Records a correlated incident (insert, or its members, stages, score and times when it
+    /// grew).
+    pub async fn upsert_correlated(&self, r: &CorrelatedRow) -> DbResult<()> {
+        let r = r.clone();
+        unscoped!(self, |c| {
+            sql_query(
+                "INSERT INTO correlated_incidents (correlated_id, pattern, entity, protocols, members, stages, severity, score, first_seen, last_seen, opened_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (correlated_id) DO UPDATE SET protocols = EXCLUDED.protocols, members = EXCLUDED.members, \
+                 stages = EXCLUDED.stages, severity = EXCLUDED.severity, score = EXCLUDED.score, \
+                 first_seen = LEAST(correlated_incidents.first_seen, EXCLUDED.first_seen), \
+                 last_seen = GREATEST(correlated_incidents.last_seen, EXCLUDED.last_seen)",
+            )
+            .bind::<Text, _>(&r.correlated_id)
+            .bind::<Text, _>(&r.pattern)
+            .bind::<Text, _>(&r.entity)
+            .bind::<Array<Text>, _>(&r.protocols)
+            .bind::<Array<Text>, _>(&r.members)
+            .bind::<Text, _>(&r.stages)
+            .bind::<Text, _>(&r.severity)
+            .bind::<Double, _>(r.score)
+            .bind::<BigInt, _>(r.first_seen)
+            .bind::<BigInt, _>(r.last_seen)
+            .bind::<BigInt, _>(r.opened_at)
+            .execute(c)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Correlated incidents touching any of `protocols`, latest first.
+    pub async fn correlated(
+        &self,
+        protocols: &[String],
+        limit: i64,
+    ) -> DbResult<Vec<CorrelatedRow>> {
+        let p = protocols.to_vec();
+        unscoped!(self, |c| {
+            Ok(sql_query(
+                "SELECT correlated_id, pattern, entity, protocols, members, stages::text AS stages, severity, score, first_seen, last_seen, opened_at \
+                 FROM correlated_incidents WHERE protocols && $1 ORDER BY last_seen DESC, correlated_id LIMIT $2",
+            )
+            .bind::<Array<Text>, _>(&p)
+            .bind::<BigInt, _>(limit.clamp(1, 500))
+            .load(c)
+            .await?)
+        })
+    }
+
+    /// Enqueues an alert for `tenant` at most once per outbox id (rows from `rows`, given the
+    /// tenant's channels and today's usage), paused while the tenant is suspended; returns the
+    /// rows newly enqueued to send.
+    pub async fn alert_once<F>(&self, tenant: &TenantId, now: i64, rows: F) -> DbResult<i64>
+    where
+        F: FnOnce(&[ChannelRow], Today) -> Vec<OutboxRow> + Send,
+    {
+        let t = tenant.as_str().to_owned();
+        let day = utc_day(now);
+        scoped!(self, tenant, |c| {
+            let channels: Vec<ChannelRow> = sql_query(List::Channels.sql()).load(c).await?;
+            let today: Vec<Today> = sql_query(
+                "SELECT alerts, alerts_held FROM usage_daily WHERE tenant_id = me() AND day = $1",
+            )
+            .bind::<Date, _>(day)
+            .load(c)
+            .await?;
+            let mut rows = rows(&channels, today.into_iter().next().unwrap_or_default());
+            let suspended: Flag = sql_query(
+                "SELECT (billing_state = 'suspended' OR (billing_state = 'grace' AND grace_until <= $1)) AS flag FROM tenants WHERE tenant_id = me()",
+            )
+            .bind::<BigInt, _>(now)
+            .get_result(c)
+            .await?;
+            if suspended.flag {
+                for r in &mut rows {
+                    if r.status == "pending" {
+                        r.status = "paused";
+                    }
+                }
+            }
+            let mut sent = 0i64;
+            for r in &rows {
+                let n = sql_query("INSERT INTO tenant_outbox (tenant_id, outbox_id, event_seq, incident_id, channel_id, severity, payload, status, next_attempt_ms, created_at) \
+                           VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id, outbox_id) DO NOTHING")
+                    .bind::<Text, _>(&t)
+                    .bind::<Text, _>(&r.outbox_id)
+                    .bind::<Text, _>(&r.incident_id)
+                    .bind::<Text, _>(&r.channel_id)
+                    .bind::<Text, _>(&r.severity)
+                    .bind::<Text, _>(&r.payload)
+                    .bind::<Text, _>(r.status)
+                    .bind::<BigInt, _>(r.next_attempt_ms)
+                    .bind::<BigInt, _>(now)
+                    .execute(c)
+                    .await?;
+                if n > 0 && r.status == "pending" {
+                    sent += 1;
+                }
+            }
+            if sent > 0 {
+                sql_query("INSERT INTO usage_daily (tenant_id, day, alerts) VALUES ($1, $2, $3) \
+                           ON CONFLICT (tenant_id, day) DO UPDATE SET alerts = usage_daily.alerts + EXCLUDED.alerts")
+                    .bind::<Text, _>(&t)
+                    .bind::<Date, _>(day)
+                    .bind::<BigInt, _>(sent)
+                    .execute(c)
+                    .await?;
+            }
+            Ok(sent)
         })
     }
 

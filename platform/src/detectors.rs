@@ -65,6 +65,7 @@ pub fn declare_threats() -> Result<(), kamiyo_core_models::ModelError> {
     for t in THREATS {
         ThreatType::custom(t)?;
     }
+    ThreatType::custom(crate::fanout::CORRELATED_THREAT)?;
     Ok(())
 }
 

@@ -194,11 +194,7 @@ pub fn run(replay: &Replay, registry: &Registry) -> anyhow::Result<Run> {
                         .or_default() += 1;
                 }
                 let n = steps.len();
-                steps.push((
-                    u.event.time,
-                    n,
-                    Member::from_incident(&u.incident, u.event.time),
-                ));
+                steps.push((u.event.time, n, Member::from_event(&u.event)));
             }
         };
         for e in &sc.events {

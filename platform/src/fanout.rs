@@ -350,3 +350,288 @@ pub async fn deliver_once(
     }
     Ok(out)
 }
+
+/// The correlator's name for its position.
+pub const CORRELATOR: &str = "correlator";
+
+/// The threat type of a correlated incident's alert (declared with the platform's own).
+pub const CORRELATED_THREAT: &str = "cross_protocol_attack";
+
+/// What one correlation pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CorrelatePass {
+    /// Shared steps read.
+    pub steps: usize,
+    /// Correlated incidents opened.
+    pub opened: usize,
+    /// Alerts enqueued to send (one per tenant channel and correlated incident).
+    pub sent: i64,
+}
+
+/// The stored row of a correlated incident.
+pub fn correlated_row(
+    c: &crate::correlator::Correlated,
+    opened_at: i64,
+) -> crate::db::CorrelatedRow {
+    crate::db::CorrelatedRow {
+        correlated_id: c.id.clone(),
+        pattern: c.pattern.as_str().to_owned(),
+        entity: c.entity.clone(),
+        protocols: c.protocols.iter().cloned().collect(),
+        members: c.members.iter().map(ToString::to_string).collect(),
+        stages: serde_json::to_string(&c.stages).unwrap_or_else(|_| "{}".into()),
+        severity: c.severity.as_str().to_owned(),
+        score: c.score,
+        first_seen: c.first_seen.0,
+        last_seen: c.last_seen.0,
+        opened_at,
+    }
+}
+
+/// The alert a channel gets for a correlated incident: the open core's alert format, an
+/// incident of the `correlator` detector whose evidence names the pattern, the entity, the
+/// protocols, the members and each attack stage's evidence.
+pub fn correlated_alert(c: &crate::correlator::Correlated, channel: &str) -> String {
+    use kamiyo_core_models::{Evidence, IncidentKey, IncidentStatus, ProtocolId, ThreatType};
+    let protocols: Vec<&str> = c.protocols.iter().map(String::as_str).collect();
+    let stages: Vec<String> = c
+        .stages
+        .iter()
+        .map(|(s, ev)| {
+            format!(
+                "{}: {}",
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                ev.join("; ")
+            )
+        })
+        .collect();
+    let mut evidence = Evidence::new()
+        .with("pattern", c.pattern.as_str())
+        .with("entity", c.entity.as_str())
+        .with("protocols", protocols.join(","))
+        .with(
+            "members",
+            c.members
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .with("score", format!("{:.2}", c.score));
+    for (i, s) in stages.iter().enumerate() {
+        evidence.insert(&format!("stage_{i}"), s.as_str());
+    }
+    let key = IncidentKey::new("correlated", &[c.pattern.as_str(), &c.entity]);
+    let incident = Incident {
+        id: StableId::derive("inc", &[&c.id]),
+        key: key.clone(),
+        protocol: protocols
+            .first()
+            .and_then(|p| ProtocolId::parse(p).ok())
+            .unwrap_or_default(),
+        detector: "correlator".into(),
+        threat_type: ThreatType::custom(CORRELATED_THREAT).unwrap_or(ThreatType::MarketCascade),
+        severity: c.severity,
+        peak_severity: c.severity,
+        asset: c
+            .entity
+            .strip_prefix("asset:")
+            .and_then(|a| kamiyo_core_models::Coin::new(a).ok()),
+        status: IncidentStatus::Open,
+        title: format!(
+            "{} on {} across {} (score {:.2}, {} stages)",
+            c.pattern.as_str(),
+            c.entity,
+            protocols.join(" + "),
+            c.score,
+            c.stages.len()
+        ),
+        indicators: vec![c.pattern.as_str().to_owned()],
+        evidence,
+        first_seen: c.first_seen,
+        last_seen: c.last_seen,
+        resolved_at: None,
+        detections: c.members.len() as u64,
+    };
+    let event = kamiyo_core_models::SecurityEvent::from_incident(
+        &incident,
+        IncidentChange::Opened,
+        c.last_seen,
+    );
+    let alert = Alert {
+        idempotency_key: StableId::derive("calert", &[&c.id, channel]),
+        update: IncidentUpdate { event, incident },
+        dashboard_url: None,
+        is_test: false,
+        related: Vec::new(),
+    };
+    serde_json::to_string(&alert).unwrap_or_default()
+}
+
+/// Reads the shared steps up to the correlator's position (at most `lookback` of them, the
+/// hour of context the correlator keeps) into `cor` without alerting: after a restart or a
+/// takeover, so a correlation under way is still seen (what it opens again is already stored
+/// and alerted: its id is the same, its outbox rows exist).
+pub async fn warm_correlator(
+    db: &Db,
+    facts: &dyn IncidentStore,
+    cor: &mut crate::correlator::Correlator,
+    lookback: u32,
+) -> Result<usize, DbError> {
+    let upto = db.router_cursor(CORRELATOR).await?;
+    let from = (upto - i64::from(lookback)).max(0);
+    let steps = facts
+        .events(&EventQuery {
+            after_seq: Some(from),
+            order: Order::Asc,
+            limit: lookback.clamp(1, 10_000),
+            ..EventQuery::default()
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+    let mut n = 0;
+    for e in steps.iter().filter(|e| e.seq <= upto) {
+        let _ = cor.observe(crate::correlator::Member::from_event(&e.event));
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Correlates the shared steps after the correlator's position, at most `batch`: every
+/// correlated incident opened is stored and alerted once to each tenant whose plan has
+/// cross-protocol correlation and who follows one of its protocols (one row per channel whose
+/// least severity it reaches, keyed by the correlated id, so a replayed pass adds nothing);
+/// one that grew is stored again (members, stages, score), not alerted.
+pub async fn correlate_once(
+    db: &Db,
+    facts: &dyn IncidentStore,
+    tiers: &TierMatrix,
+    cor: &mut crate::correlator::Correlator,
+    now: i64,
+    batch: u32,
+) -> Result<CorrelatePass, DbError> {
+    use crate::correlator::Change;
+    let from = db.router_cursor(CORRELATOR).await?;
+    let steps = facts
+        .events(&EventQuery {
+            after_seq: Some(from),
+            order: Order::Asc,
+            limit: batch.clamp(1, 1000),
+            ..EventQuery::default()
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+    let mut pass = CorrelatePass {
+        steps: steps.len(),
+        ..CorrelatePass::default()
+    };
+    for e in &steps {
+        for ch in cor.observe(crate::correlator::Member::from_event(&e.event)) {
+            match ch {
+                Change::Opened(c) => {
+                    db.upsert_correlated(&correlated_row(&c, e.event.time.0))
+                        .await?;
+                    pass.opened += 1;
+                    let mut tenants: std::collections::BTreeMap<
+                        String,
+                        (crate::tenancy::TenantId, String),
+                    > = std::collections::BTreeMap::new();
+                    for p in &c.protocols {
+                        for (t, plan) in db.subscribers(p).await? {
+                            tenants.insert(t.as_str().to_owned(), (t, plan));
+                        }
+                    }
+                    for (_, (tenant, plan)) in tenants {
+                        let Ok(tier) = plan.parse() else { continue };
+                        if !tiers.is_feature_enabled(
+                            tier,
+                            crate::tiers::Feature::CrossProtocolCorrelation,
+                        ) {
+                            continue;
+                        }
+                        let cap = i64::try_from(tiers.config(tier).limits.alerts_per_day)
+                            .unwrap_or(i64::MAX);
+                        let sev = rank(c.severity);
+                        pass.sent += db
+                            .alert_once(&tenant, now, |channels, today| {
+                                let mut used = today.alerts;
+                                channels
+                                    .iter()
+                                    .filter(|ch| {
+                                        crate::tenancy::SEVERITIES
+                                            .iter()
+                                            .position(|s| *s == ch.min_severity)
+                                            .map_or(0, |p| p as i64)
+                                            <= sev
+                                    })
+                                    .map(|ch| {
+                                        let status = if used < cap {
+                                            used += 1;
+                                            "pending"
+                                        } else {
+                                            "held"
+                                        };
+                                        OutboxRow {
+                                            outbox_id: format!("{}:{}", c.id, ch.channel_id),
+                                            incident_id: c.id.clone(),
+                                            channel_id: ch.channel_id.clone(),
+                                            severity: c.severity.as_str().to_owned(),
+                                            payload: correlated_alert(&c, &ch.channel_id),
+                                            status,
+                                            next_attempt_ms: now,
+                                        }
+                                    })
+                                    .collect()
+                            })
+                            .await?;
+                    }
+                }
+                Change::Grew { id, .. } => {
+                    if let Some(c) = cor.open().find(|x| x.id == id) {
+                        db.upsert_correlated(&correlated_row(c, c.last_seen.0))
+                            .await?;
+                    }
+                }
+            }
+        }
+        db.set_router_cursor(CORRELATOR, e.seq).await?;
+    }
+    Ok(pass)
+}
+
+/// Runs the correlator until `stop`: warmed with the steps before its position, then a pass
+/// every 250 ms (a failing pass is logged and retried; the position moves only past what was
+/// stored and alerted).
+pub async fn correlate(
+    db: &Db,
+    facts: &kamiyo_store::Store,
+    tiers: &TierMatrix,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let mut cor = crate::correlator::Correlator::default();
+    let warmed = warm_correlator(db, facts, &mut cor, 5_000).await?;
+    tracing::info!(steps = warmed, "correlator warmed");
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        match correlate_once(db, facts, tiers, &mut cor, now, 500).await {
+            Ok(p) if p.opened > 0 => tracing::info!(
+                steps = p.steps,
+                opened = p.opened,
+                sent = p.sent,
+                "correlated incidents opened"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "correlation pass failed"),
+        }
+    }
+}

@@ -282,7 +282,39 @@ async fn ingest(
             std::process::id()
         ),
     };
+    // The cross-protocol correlator: one replica leads it (its own lock), reading the shared
+    // steps of every protocol.
+    let correlator = {
+        let db = Db::connect(&c.database.url, 2).await?;
+        let tiers = c.tiers()?;
+        let url = c.database.url.clone();
+        let holder = target.holder.clone();
+        let store = target.store.clone();
+        let facts = target.store.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let r =
+                kamiyo_platform::leader::lead(
+                    &url,
+                    "correlator",
+                    &holder,
+                    &store,
+                    shutdown,
+                    |_, stop| {
+                        let (db, tiers, facts) = (db.clone(), tiers.clone(), facts.clone());
+                        async move {
+                            kamiyo_platform::fanout::correlate(&db, &facts, &tiers, stop).await
+                        }
+                    },
+                )
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "correlator stopped");
+            }
+        })
+    };
     kamiyo_platform::ingest::run(target, run, shutdown).await;
+    let _ = correlator.await;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 )]
 
 mod billing;
+mod correlate;
 mod crossing;
 mod dydx;
 mod ensemble;
