@@ -373,6 +373,7 @@ fn correlator_throughput() {
                 oracle: None,
                 time: Timestamp(1_760_000_000_000 + i as i64 * 10),
                 title: String::new(),
+                resolved: false,
             })
             .collect();
         let mut c = Correlator::default();
@@ -394,7 +395,68 @@ fn correlator_throughput() {
     }
 }
 
+/// The ensemble's cost per event: one row scored at a time (as the live detector would), the
+/// single Isolation Forest (the open core's model) as the baseline in the same run; fitted on
+/// the 4,072 rows of the validation set (real calm-fortnight features, synthetic outliers).
+fn ensemble_latency() {
+    use kamiyo_platform::ensemble::{Ensemble, OneClassSvm, Settings};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/ml/reference/iforest_validation.csv");
+    let text = std::fs::read_to_string(path).unwrap();
+    let (mut rows, mut labels) = (Vec::new(), Vec::new());
+    for line in text.lines().skip(1) {
+        let mut v: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        labels.push(v.pop().unwrap() == 1.0);
+        rows.push(v);
+    }
+    let t = Instant::now();
+    let e = Ensemble::fit(&rows, &labels, Settings::default()).unwrap();
+    println!(
+        "ensemble fit: {} rows x {} features, {:.2} s (100 + 100 trees, SVM on {} rows)",
+        rows.len(),
+        rows[0].len(),
+        t.elapsed().as_secs_f64(),
+        rows.len().min(kamiyo_platform::ensemble::SVM_MAX_ROWS)
+    );
+    let scaler = kamiyo_ml::model::Scaler::fit(&rows);
+    let scaled: Vec<Vec<f64>> = rows.iter().map(|r| scaler.apply(r)).collect();
+    let forest =
+        kamiyo_ml::iforest::IsolationForest::fit(&scaled, kamiyo_ml::iforest::Params::default())
+            .unwrap();
+    let svm = OneClassSvm::fit(&scaled, 0.05, None, 1e-3).unwrap();
+    let time = |name: &str, f: &dyn Fn(&[f64]) -> f64| {
+        let reps = 5;
+        let t = Instant::now();
+        let mut acc = 0.0;
+        for _ in 0..reps {
+            for r in &rows {
+                acc += f(r);
+            }
+        }
+        let per = t.elapsed().as_secs_f64() / (reps * rows.len()) as f64;
+        println!(
+            "score one event, {name:<44} {:>8.2} µs  {:>9.0} events/s per core  (checksum {acc:.1})",
+            per * 1e6,
+            1.0 / per
+        );
+    };
+    time("baseline: Isolation Forest alone (scaled)", &|r| {
+        forest.score(&scaler.apply(r))
+    });
+    time(
+        &format!("One-Class SVM ({} support vectors)", svm.support_vectors()),
+        &|r| svm.decision(&scaler.apply(r)),
+    );
+    time("ensemble (IF + SVM + RF, calibrated, vote)", &|r| {
+        e.score(r).confidence
+    });
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "ensemble") {
+        ensemble_latency();
+        return;
+    }
     let secs: u64 = std::env::var("KAMIYO_BENCH_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -431,4 +493,5 @@ fn main() {
         println!("peak RSS: {:.1} MiB", hwm as f64 / 1024.0);
         correlator_throughput();
     });
+    ensemble_latency();
 }

@@ -288,7 +288,10 @@ async fn ingest(
         let db = Db::connect(&c.database.url, 2).await?;
         let tiers = c.tiers()?;
         let url = c.database.url.clone();
-        let holder = target.holder.clone();
+        // Its own lock connection's name (pg_stat_activity tells the locks apart).
+        let holder = target
+            .holder
+            .replacen("kamiyo-ingest", "kamiyo-correlator", 1);
         let store = target.store.clone();
         let facts = target.store.clone();
         let shutdown = shutdown.clone();

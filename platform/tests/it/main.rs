@@ -12,6 +12,7 @@ mod correlate;
 mod crossing;
 mod dydx;
 mod ensemble;
+mod evaluation;
 mod fanout;
 mod ingest;
 mod isolation;
