@@ -208,7 +208,7 @@ pub struct Correlated {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// A group qualified: alert once.
-    Opened(Correlated),
+    Opened(Box<Correlated>),
     /// A member joined an open correlated incident (no new alert).
     Grew {
         /// The correlated incident.
@@ -368,7 +368,7 @@ impl Correlator {
             self.gather(&mut c, now);
             self.open.insert(key.clone(), c.clone());
             joined.insert(key);
-            out.push(Change::Opened(c));
+            out.push(Change::Opened(Box::new(c)));
         }
         // A later step sharing an open correlated incident's entities joins it as evidence of
         // its stage (the withdrawal that takes the proceeds out).
@@ -722,7 +722,7 @@ mod tests {
                 1_810_000,
             ));
             match out.first() {
-                Some(Change::Opened(x)) => x.clone(),
+                Some(Change::Opened(x)) => (**x).clone(),
                 _ => panic!("{out:?}"),
             }
         };

@@ -211,8 +211,9 @@ pub fn run(replay: &Replay, registry: &Registry) -> anyhow::Result<Run> {
             let id = match ch {
                 Change::Opened(x) => {
                     at.insert(x.id.clone(), out.correlated.len());
-                    out.correlated.push((t, x.clone()));
-                    x.id
+                    let id = x.id.clone();
+                    out.correlated.push((t, *x));
+                    id
                 }
                 Change::Grew { id, .. } => id,
             };
@@ -235,8 +236,21 @@ pub struct Score {
     pub opened: usize,
     /// Of them, matching an expected one.
     pub true_opened: usize,
-    /// Per expected incident: found, lead (ms from its start), stages expected and evidenced.
-    pub detail: Vec<(String, Option<i64>, Vec<String>, Vec<String>)>,
+    /// Per expected incident.
+    pub detail: Vec<Detail>,
+}
+
+/// How one expected correlated incident fared.
+#[derive(Debug, Clone, Default)]
+pub struct Detail {
+    /// Its truth id.
+    pub id: String,
+    /// Found: ms from its window's start to the opening.
+    pub lead_ms: Option<i64>,
+    /// Stages the truth expects.
+    pub expected: Vec<String>,
+    /// Stages evidenced.
+    pub stages: Vec<String>,
 }
 
 fn stage_name(s: Stage) -> &'static str {
@@ -271,12 +285,12 @@ pub fn score(replay: &Replay, run: &Run) -> Score {
         let stages: Vec<String> = hit
             .map(|(_, c)| c.stages.keys().map(|k| stage_name(*k).to_owned()).collect())
             .unwrap_or_default();
-        s.detail.push((
-            e.id.clone(),
-            hit.map(|(t, _)| t.0 - e.start.0),
-            e.stages.clone(),
+        s.detail.push(Detail {
+            id: e.id.clone(),
+            lead_ms: hit.map(|(t, _)| t.0 - e.start.0),
+            expected: e.stages.clone(),
             stages,
-        ));
+        });
     }
     s
 }
@@ -360,7 +374,13 @@ pub fn report(root: &Path, registry: &Registry, w: &mut impl std::io::Write) -> 
             let list: Vec<String> = per.iter().map(|(t, n)| format!("{t} {n}")).collect();
             writeln!(w, "- {p}: incidents opened: {}", list.join(", "))?;
         }
-        for (id, lead, want, got) in &s.detail {
+        for Detail {
+            id,
+            lead_ms: lead,
+            expected: want,
+            stages: got,
+        } in &s.detail
+        {
             match lead {
                 Some(l) => writeln!(
                     w,

@@ -252,6 +252,17 @@ pub const OPERATIONS: &[Operation] = &[
         None,
         200,
     ),
+    Operation {
+        feature: Some("cross_protocol_correlation"),
+        ..op(
+            "get",
+            "/api/v1/correlated",
+            "Cross-protocol correlated incidents touching the tenant's protocols, latest first: pattern, shared entity, protocols, member incidents, the evidence of each attack stage, score.",
+            "viewer",
+            None,
+            200,
+        )
+    },
     op(
         "get",
         "/api/v1/admin/tenants",

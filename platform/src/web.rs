@@ -1704,6 +1704,47 @@ async fn alerts(
     Ok(HttpResponse::Ok().json(json!({ "items": rows })))
 }
 
+/// The cross-protocol correlated incidents touching the tenant's protocols (plans with
+/// cross-protocol correlation), latest first, each with its members, protocols and the
+/// evidence of each attack stage.
+async fn correlated(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    q: web::Query<LimitQuery>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Read)?;
+    tenancy::require(p.plan, Feature::CrossProtocolCorrelation, &state.tiers)?;
+    let limit = i64::from(q.limit.unwrap_or(100).clamp(1, 500));
+    let subs: Vec<db::SubscriptionRow> = state.db.list(&p.tenant, List::Subscriptions).await?;
+    let protocols: Vec<String> = subs.into_iter().map(|s| s.protocol).collect();
+    let rows = if protocols.is_empty() {
+        Vec::new()
+    } else {
+        state.db.correlated(&protocols, limit).await?
+    };
+    let items: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| {
+            let stages: serde_json::Value =
+                serde_json::from_str(&r.stages).unwrap_or_else(|_| json!({}));
+            json!({
+                "id": r.correlated_id,
+                "pattern": r.pattern,
+                "entity": r.entity,
+                "protocols": r.protocols,
+                "members": r.members,
+                "stages": stages,
+                "severity": r.severity,
+                "score": r.score,
+                "first_seen": r.first_seen,
+                "last_seen": r.last_seen,
+                "opened_at": r.opened_at,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(crate::openapi::merged())
 }
@@ -1971,6 +2012,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/channels", web::post().to(add_channel))
             .route("/channels/{id}", web::delete().to(remove_channel))
             .route("/alerts", web::get().to(alerts))
+            .route("/correlated", web::get().to(correlated))
             .route("/admin/tenants", web::get().to(admin_tenants))
             .route("/admin/tenants/{id}/plan", web::put().to(admin_plan))
             .route(

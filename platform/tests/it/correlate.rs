@@ -159,4 +159,17 @@ async fn a_correlated_incident_is_stored_and_alerted_once_to_the_plans_that_have
     let stages: serde_json::Value = serde_json::from_str(&stored[0].stages).unwrap();
     assert!(stages.get("laundering").is_some(), "{stages}");
     assert_eq!(alerts(keys[0].1.clone()).await.len(), 1);
+    // The tenant reads it with its members and stages; a plan without the feature is told
+    // which plan has it.
+    let (s, _, v) = call(&svc, "get", "/api/v1/correlated", Some(&keys[0].1), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{v}");
+    assert_eq!(items[0]["pattern"], "oracle_arbitrage");
+    assert_eq!(items[0]["stages"].as_object().unwrap().len(), 4, "{v}");
+    let (s, _, v) = call(&svc, "get", "/api/v1/correlated", Some(&keys[1].1), None).await;
+    assert_eq!(s, StatusCode::PAYMENT_REQUIRED, "{v}");
+    let (s, _, v) = call(&svc, "get", "/api/v1/correlated", Some(&keys[2].1), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["items"].as_array().unwrap().is_empty(), "{v}");
 }

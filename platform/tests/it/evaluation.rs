@@ -27,10 +27,15 @@ fn the_replays_correlate_as_documented() {
                 r.manifest.replay.name, ran.correlated
             );
         }
-        for (id, lead, want, got) in &s.detail {
-            assert!(lead.is_some(), "{id} not found");
-            for st in want {
-                assert!(got.contains(st), "{id}: stage {st} not evidenced ({got:?})");
+        for d in &s.detail {
+            assert!(d.lead_ms.is_some(), "{} not found", d.id);
+            for st in &d.expected {
+                assert!(
+                    d.stages.contains(st),
+                    "{}: stage {st} not evidenced ({:?})",
+                    d.id,
+                    d.stages
+                );
             }
         }
         opened += s.opened;
