@@ -615,6 +615,34 @@ macro_rules! unscoped {
     }};
 }
 
+/// The scoped tenant's alerts counted today.
+async fn alerts_today(c: &mut Conn, day: chrono::NaiveDate) -> Result<Today, DbError> {
+    let today: Vec<Today> = sql_query(
+        "SELECT alerts, alerts_held FROM usage_daily WHERE tenant_id = me() AND day = $1",
+    )
+    .bind::<Date, _>(day)
+    .load(c)
+    .await?;
+    Ok(today.into_iter().next().unwrap_or_default())
+}
+
+/// Suspended for non-payment (or its grace ran out): the scoped tenant's alerts to send are
+/// paused — counted and kept (status `paused`) but not delivered.
+async fn pause_if_suspended(c: &mut Conn, now: i64, rows: &mut [OutboxRow]) -> Result<(), DbError> {
+    let suspended: Flag = sql_query(
+        "SELECT (billing_state = 'suspended' OR (billing_state = 'grace' AND grace_until <= $1)) AS flag FROM tenants WHERE tenant_id = me()",
+    )
+    .bind::<BigInt, _>(now)
+    .get_result(c)
+    .await?;
+    if suspended.flag {
+        for r in rows.iter_mut().filter(|r| r.status == "pending") {
+            r.status = "paused";
+        }
+    }
+    Ok(())
+}
+
 /// A pool of connections to the platform's database.
 #[derive(Clone)]
 pub struct Db {
@@ -1250,26 +1278,9 @@ impl Db {
         let day = utc_day(now);
         scoped!(self, tenant, |c| {
             let channels: Vec<ChannelRow> = sql_query(List::Channels.sql()).load(c).await?;
-            let today: Vec<Today> = sql_query(
-                "SELECT alerts, alerts_held FROM usage_daily WHERE tenant_id = me() AND day = $1",
-            )
-            .bind::<Date, _>(day)
-            .load(c)
-            .await?;
-            let mut rows = rows(&channels, today.into_iter().next().unwrap_or_default());
-            let suspended: Flag = sql_query(
-                "SELECT (billing_state = 'suspended' OR (billing_state = 'grace' AND grace_until <= $1)) AS flag FROM tenants WHERE tenant_id = me()",
-            )
-            .bind::<BigInt, _>(now)
-            .get_result(c)
-            .await?;
-            if suspended.flag {
-                for r in &mut rows {
-                    if r.status == "pending" {
-                        r.status = "paused";
-                    }
-                }
-            }
+            let today = alerts_today(c, day).await?;
+            let mut rows = rows(&channels, today);
+            pause_if_suspended(c, now, &mut rows).await?;
             let mut sent = 0i64;
             for r in &rows {
                 let n = sql_query("INSERT INTO tenant_outbox (tenant_id, outbox_id, event_seq, incident_id, channel_id, severity, payload, status, next_attempt_ms, created_at) \
@@ -1356,32 +1367,9 @@ impl Db {
                 .load(c)
                 .await?;
             let channels: Vec<ChannelRow> = sql_query(List::Channels.sql()).load(c).await?;
-            let today: Vec<Today> = sql_query(
-                "SELECT alerts, alerts_held FROM usage_daily WHERE tenant_id = me() AND day = $1",
-            )
-            .bind::<Date, _>(day)
-            .load(c)
-            .await?;
-            let mut rows = judge(
-                &thresholds,
-                &channels,
-                today.into_iter().next().unwrap_or_default(),
-            );
-            // Suspended for non-payment (or its grace ran out): alerts are paused, counted,
-            // and kept (status `paused`) but not delivered.
-            let suspended: Flag = sql_query(
-                "SELECT (billing_state = 'suspended' OR (billing_state = 'grace' AND grace_until <= $1)) AS flag FROM tenants WHERE tenant_id = me()",
-            )
-            .bind::<BigInt, _>(now)
-            .get_result(c)
-            .await?;
-            if suspended.flag {
-                for r in &mut rows {
-                    if r.status == "pending" {
-                        r.status = "paused";
-                    }
-                }
-            }
+            let today = alerts_today(c, day).await?;
+            let mut rows = judge(&thresholds, &channels, today);
+            pause_if_suspended(c, now, &mut rows).await?;
             let (mut sent, mut held, mut paused) = (0i64, 0i64, 0i64);
             for r in &rows {
                 match r.status {

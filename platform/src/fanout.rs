@@ -177,6 +177,26 @@ pub struct Pass {
     pub held: i64,
 }
 
+/// The shared steps after the position `name` (the router's, the correlator's), at most
+/// `batch` (≤ 1,000), oldest first.
+async fn steps_after(
+    db: &Db,
+    facts: &dyn IncidentStore,
+    name: &str,
+    batch: u32,
+) -> Result<Vec<StoredEvent>, DbError> {
+    let from = db.router_cursor(name).await?;
+    facts
+        .events(&EventQuery {
+            after_seq: Some(from),
+            order: Order::Asc,
+            limit: batch.clamp(1, 1000),
+            ..EventQuery::default()
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(e.to_string()))
+}
+
 /// Routes the shared steps after the router's position, at most `batch` of them.
 pub async fn route_once(
     db: &Db,
@@ -185,16 +205,7 @@ pub async fn route_once(
     now: i64,
     batch: u32,
 ) -> Result<Pass, DbError> {
-    let from = db.router_cursor(ROUTER).await?;
-    let steps = facts
-        .events(&EventQuery {
-            after_seq: Some(from),
-            order: Order::Asc,
-            limit: batch.clamp(1, 1000),
-            ..EventQuery::default()
-        })
-        .await
-        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+    let steps = steps_after(db, facts, ROUTER, batch).await?;
     let mut pass = Pass {
         steps: steps.len(),
         ..Pass::default()
@@ -514,16 +525,7 @@ pub async fn correlate_once(
     batch: u32,
 ) -> Result<CorrelatePass, DbError> {
     use crate::correlator::Change;
-    let from = db.router_cursor(CORRELATOR).await?;
-    let steps = facts
-        .events(&EventQuery {
-            after_seq: Some(from),
-            order: Order::Asc,
-            limit: batch.clamp(1, 1000),
-            ..EventQuery::default()
-        })
-        .await
-        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+    let steps = steps_after(db, facts, CORRELATOR, batch).await?;
     let mut pass = CorrelatePass {
         steps: steps.len(),
         ..CorrelatePass::default()

@@ -16,7 +16,7 @@ use kamiyo_platform::tenancy::TenantId;
 use kamiyo_platform::tiers::TierMatrix;
 use serde_json::json;
 
-use crate::{T0, call, env, signup};
+use crate::{T0, call, env, outbox, signup};
 
 /// The replay's incident steps, every part through its protocol's engine, in time order.
 fn mango_steps() -> Vec<kamiyo_core_models::IncidentUpdate> {
@@ -118,19 +118,11 @@ async fn a_correlated_incident_is_stored_and_alerted_once_to_the_plans_that_have
     }
     assert!(stages.get("laundering").is_none(), "{stages}");
     // Only pro's channel has it.
-    let alerts = |k: String| {
-        let svc = &svc;
-        async move {
-            let (s, _, v) = call(svc, "get", "/api/v1/alerts?limit=1000", Some(&k), None).await;
-            assert_eq!(s, StatusCode::OK, "{v}");
-            v["items"].as_array().unwrap().clone()
-        }
-    };
-    let pro = alerts(keys[0].1.clone()).await;
+    let pro = outbox(&svc, &keys[0].1).await;
     assert_eq!(pro.len(), 1, "{pro:?}");
     assert_eq!(pro[0]["incident_id"], row.correlated_id.as_str());
-    assert!(alerts(keys[1].1.clone()).await.is_empty());
-    assert!(alerts(keys[2].1.clone()).await.is_empty());
+    assert!(outbox(&svc, &keys[1].1).await.is_empty());
+    assert!(outbox(&svc, &keys[2].1).await.is_empty());
     // A restart: a new correlator warmed from the position; the withdrawals join the
     // same correlated incident (stored with its laundering stage), no second alert.
     e.facts
@@ -158,7 +150,7 @@ async fn a_correlated_incident_is_stored_and_alerted_once_to_the_plans_that_have
     assert!(stored[0].members.len() > row.members.len());
     let stages: serde_json::Value = serde_json::from_str(&stored[0].stages).unwrap();
     assert!(stages.get("laundering").is_some(), "{stages}");
-    assert_eq!(alerts(keys[0].1.clone()).await.len(), 1);
+    assert_eq!(outbox(&svc, &keys[0].1).await.len(), 1);
     // The tenant reads it with its members and stages; a plan without the feature is told
     // which plan has it.
     let (s, _, v) = call(&svc, "get", "/api/v1/correlated", Some(&keys[0].1), None).await;

@@ -10,20 +10,7 @@ use kamiyo_platform::tenancy::TenantId;
 use kamiyo_platform::tiers::TierMatrix;
 use serde_json::json;
 
-use crate::{T0, call, env, signup, step};
-
-async fn outbox<S>(svc: &S, key: &str) -> Vec<serde_json::Value>
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse,
-            Error = actix_web::Error,
-        >,
-{
-    let (s, _, v) = call(svc, "get", "/api/v1/alerts?limit=1000", Some(key), None).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    v["items"].as_array().unwrap().clone()
-}
+use crate::{T0, call, env, outbox, signup, step};
 
 #[tokio::test]
 async fn one_step_reaches_each_subscribed_tenant_once_judged_by_its_own_thresholds() {

@@ -349,3 +349,13 @@ pub fn opened(n: usize, protocol: &str, asset: &str, t: i64) -> kamiyo_core_mode
         kamiyo_core_models::Evidence::new(),
     )
 }
+
+/// The tenant's alert outbox as `GET /api/v1/alerts` lists it.
+pub async fn outbox<S>(svc: &S, key: &str) -> Vec<serde_json::Value>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let (s, _, v) = call(svc, "get", "/api/v1/alerts?limit=1000", Some(key), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["items"].as_array().unwrap().clone()
+}
