@@ -66,6 +66,7 @@ pub fn declare_threats() -> Result<(), kamiyo_core_models::ModelError> {
         ThreatType::custom(t)?;
     }
     ThreatType::custom(crate::fanout::CORRELATED_THREAT)?;
+    ThreatType::custom(crate::ensemble::DETECTOR)?;
     Ok(())
 }
 

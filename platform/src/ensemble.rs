@@ -17,7 +17,7 @@
 //! the training rows (the share of training rows less anomalous): the same alert budget on the
 //! training data means the same expected false-alert rate, so the models' votes are comparable.
 
-use kamiyo_core_models::Severity;
+use kamiyo_core_models::{Decimal, Severity};
 use kamiyo_ml::iforest::{IsolationForest, Params as ForestParams};
 use kamiyo_ml::model::Scaler;
 use serde::{Deserialize, Serialize};
@@ -527,6 +527,12 @@ impl Ensemble {
         self.combine(p_if, p_svm, p_rf)
     }
 
+    /// Each feature's share in the Isolation Forest's isolation of the row (the open core's
+    /// explanation; the other models give none).
+    pub fn explain(&self, row: &[f64]) -> Vec<f64> {
+        self.iforest.explain(&self.scaler.apply(row))
+    }
+
     /// Scores many rows (the forest in one pass).
     pub fn score_all(&self, rows: &[Vec<f64>]) -> Vec<Verdict> {
         let xs: Vec<Vec<f64>> = rows.iter().map(|r| self.scaler.apply(r)).collect();
@@ -587,6 +593,157 @@ impl Ensemble {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kamiyo_core_models::{AssetCtx, Coin, MarketEvent, Timestamp};
+
+    /// A deterministic walk of minute marks: calm (±0.05 %), with `jump` added from minute
+    /// `at` on.
+    fn marks(n: usize, seed: u64, at: usize, jump: f64) -> Vec<f64> {
+        let mut x = seed;
+        let mut px = 100.0;
+        (0..n)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                px *= 1.0 + ((x >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 0.001;
+                if i >= at { px * (1.0 + jump) } else { px }
+            })
+            .collect()
+    }
+
+    fn ctx(minute: usize, px: f64) -> MarketEvent {
+        let d = Decimal::from_f64_retain(px).unwrap_or_default().round_dp(4);
+        MarketEvent::AssetCtx(AssetCtx {
+            coin: Coin::new("BTC").unwrap_or_else(|e| panic!("{e}")),
+            time: Timestamp(1_750_000_000_000 + minute as i64 * 60_000),
+            oracle_px: d,
+            mark_px: d,
+            mid_px: None,
+            open_interest: Decimal::ONE_HUNDRED,
+            funding: Decimal::ZERO,
+            day_ntl_vlm: Decimal::from(1_000_000_000),
+            prev_day_px: None,
+            premium: None,
+            impact_pxs: None,
+        })
+    }
+
+    const PRICE_FEATURES: [&str; 5] = ["ret_1", "ret_6", "vol_12", "vol_48", "ret_z_48"];
+
+    /// Feature rows of a mark series, as the detector builds them (1-minute bars).
+    fn rows(series: &[f64]) -> Vec<Vec<f64>> {
+        let cols: Vec<usize> = PRICE_FEATURES
+            .iter()
+            .filter_map(|n| kamiyo_ml::features::FEATURES.iter().position(|f| f == n))
+            .collect();
+        let mut fx = kamiyo_ml::features::FeatureExtractor::new();
+        series
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                fx.push(kamiyo_ml::features::Bar::ohlcv(
+                    i as i64 * 60_000,
+                    *p,
+                    *p,
+                    *p,
+                    *p,
+                    0.0,
+                ))
+            })
+            .map(|r| cols.iter().map(|&c| r[c]).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_model_file_refits_and_the_detector_raises_on_a_jump_only() {
+        // Calm rows, and rows just after 3 % jumps labelled.
+        let mut x = rows(&marks(600, 1, usize::MAX, 0.0));
+        let mut y = vec![false; x.len()];
+        for seed in 2..8 {
+            let r = rows(&marks(80, seed, 70, 0.03));
+            let n = r.len();
+            for (i, row) in r.into_iter().enumerate() {
+                y.push(i + 10 >= n && i + 5 < n);
+                x.push(row);
+            }
+        }
+        let file = EnsembleFile {
+            format: FILE_FORMAT,
+            features: PRICE_FEATURES.iter().map(|s| (*s).to_owned()).collect(),
+            interval_ms: 60_000,
+            settings: Settings {
+                trees: 20,
+                ..Settings::default()
+            },
+            trained_on: "synthetic".into(),
+            rows: x,
+            labels: y,
+        };
+        let text = serde_json::to_string(&file).unwrap_or_default();
+        let parsed = EnsembleFile::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            parsed.features == file.features
+                && parsed.labels == file.labels
+                && parsed
+                    .rows
+                    .iter()
+                    .flatten()
+                    .zip(file.rows.iter().flatten())
+                    .all(|(a, b)| (a - b).abs() <= 1e-12 * b.abs().max(1e-300)),
+            "the file does not read back"
+        );
+        // Refitting is deterministic (every model seeded).
+        let (a, b) = (
+            parsed.fit().unwrap_or_else(|e| panic!("{e}")),
+            parsed.fit().unwrap_or_else(|e| panic!("{e}")),
+        );
+        let probe = &file.rows[file.rows.len() - 6];
+        assert_eq!(a.model.score(probe), b.model.score(probe));
+        // Through the open core's model interface.
+        use kamiyo_ml::AnomalyModel as _;
+        assert_eq!(a.score(probe), a.model.score(probe).confidence);
+        assert!(a.score(&[f64::NAN; 5]).is_nan());
+        assert_eq!(a.explain(probe).len(), PRICE_FEATURES.len());
+        assert_eq!(a.feature_set().names, PRICE_FEATURES);
+        // Live: a calm hour raises nothing; a 5 % jump raises ml_ensemble on BTC.
+        let mut det = EnsembleDetector::new(std::sync::Arc::new(a));
+        let state = kamiyo_monitors::MarketState::new(&kamiyo_monitors::MonitorsConfig::default());
+        let mut sink = kamiyo_monitors::Sink::default();
+        let series = marks(200, 99, 180, 0.05);
+        let mut first = None;
+        for (i, p) in series.iter().enumerate() {
+            kamiyo_monitors::Detector::on_event(&mut det, &ctx(i, *p), &state, &mut sink);
+            if first.is_none() && !sink.detections.is_empty() {
+                first = Some(i);
+            }
+        }
+        let at = first.unwrap_or_else(|| panic!("no detection"));
+        assert!((180..=185).contains(&at), "raised at minute {at}");
+        let d = &sink.detections[0];
+        assert_eq!(
+            (d.detector.as_str(), d.asset.as_ref().map(Coin::as_str)),
+            (DETECTOR, Some("BTC"))
+        );
+        assert!(d.severity >= Severity::Medium);
+        // Bad files are refused with the reason.
+        for (bad, why) in [
+            ("{", "not an ensemble model file"),
+            (
+                &text.replace("\"format\":1", "\"format\":9"),
+                "another model file format",
+            ),
+            (
+                &text.replace("ret_z_48", "ret_z_99"),
+                "a feature this build does not compute",
+            ),
+        ] {
+            let e = EnsembleFile::parse(bad)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{e}");
+        }
+    }
 
     #[test]
     fn severity_needs_agreement_and_confidence() {
@@ -622,5 +779,247 @@ mod tests {
             OneClassSvm::fit(&[vec![1.0, f64::NAN]], 0.1, None, 1e-3),
             Err(EnsembleError::Shape(2))
         ));
+    }
+}
+
+/// The model file `kamiyo-platform train-ensemble` writes: the feature names (a subset of the
+/// open core's catalogue), the bar interval, the settings and the rows it was fitted on with
+/// their labels. Loading refits from them (every model is seeded, so the fit is the same):
+/// smartcore's trees cannot be written out without its `serde` feature (docs/DEPENDENCIES.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleFile {
+    /// File format.
+    pub format: u32,
+    /// Feature names, in the rows' order.
+    pub features: Vec<String>,
+    /// Bar interval (ms).
+    pub interval_ms: i64,
+    /// Settings.
+    pub settings: Settings,
+    /// What it was trained on (one line).
+    pub trained_on: String,
+    /// Training rows (unscaled).
+    pub rows: Vec<Vec<f64>>,
+    /// Their labels (`true`: inside a labelled incident window).
+    pub labels: Vec<bool>,
+}
+
+/// The file format this build reads.
+pub const FILE_FORMAT: u32 = 1;
+
+/// A fitted ensemble with what it reads: the catalogue columns and the bar interval.
+#[derive(Debug)]
+pub struct LiveEnsemble {
+    /// The model.
+    pub model: Ensemble,
+    /// Catalogue indices of its features.
+    pub columns: Vec<usize>,
+    /// Bar interval (ms).
+    pub interval_ms: i64,
+}
+
+impl EnsembleFile {
+    /// Parses and checks a model file.
+    pub fn parse(text: &str) -> Result<Self, EnsembleError> {
+        let f: Self = serde_json::from_str(text)
+            .map_err(|_| EnsembleError::Param("not an ensemble model file (JSON)"))?;
+        if f.format != FILE_FORMAT {
+            return Err(EnsembleError::Param(
+                "another model file format: train it again with this build",
+            ));
+        }
+        if f.interval_ms <= 0 || f.labels.len() != f.rows.len() {
+            return Err(EnsembleError::Param(
+                "a positive bar interval and one label per row",
+            ));
+        }
+        if f.rows.iter().any(|r| r.len() != f.features.len()) {
+            return Err(EnsembleError::Shape(f.features.len()));
+        }
+        f.columns()?;
+        Ok(f)
+    }
+
+    /// The catalogue columns of its features (a name this build does not compute, or named
+    /// twice, is refused).
+    pub fn columns(&self) -> Result<Vec<usize>, EnsembleError> {
+        let mut out = Vec::new();
+        for n in &self.features {
+            let c = kamiyo_ml::features::FEATURES
+                .iter()
+                .position(|f| f == n)
+                .ok_or(EnsembleError::Param(
+                    "a feature this build does not compute",
+                ))?;
+            if out.contains(&c) {
+                return Err(EnsembleError::Param("a feature named twice"));
+            }
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// Fits the ensemble it describes.
+    pub fn fit(&self) -> Result<LiveEnsemble, EnsembleError> {
+        Ok(LiveEnsemble {
+            model: Ensemble::fit(&self.rows, &self.labels, self.settings)?,
+            columns: self.columns()?,
+            interval_ms: self.interval_ms,
+        })
+    }
+}
+
+/// The open core's model interface: the score is the ensemble's confidence, an anomaly at
+/// 0.8 (the confidence its severity rule alerts at without agreement).
+impl kamiyo_ml::AnomalyModel for LiveEnsemble {
+    fn name(&self) -> &str {
+        "ensemble"
+    }
+
+    fn feature_set(&self) -> kamiyo_ml::features::FeatureSet {
+        kamiyo_ml::features::FeatureSet::of(&self.columns)
+    }
+
+    fn bar_ms(&self) -> i64 {
+        self.interval_ms
+    }
+
+    fn score(&self, x: &[f64]) -> f64 {
+        if x.len() != self.columns.len() || x.iter().any(|v| !v.is_finite()) {
+            return f64::NAN;
+        }
+        self.model.score(x).confidence
+    }
+
+    fn threshold(&self) -> f64 {
+        0.8
+    }
+
+    fn explain(&self, x: &[f64]) -> Vec<(String, f64)> {
+        let mut out: Vec<(String, f64)> = self
+            .columns
+            .iter()
+            .zip(self.model.explain(x))
+            .map(|(&c, w)| (kamiyo_ml::features::FEATURES[c].to_owned(), w))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out
+    }
+}
+
+/// The ensemble's name as a detector and its threat type.
+pub const DETECTOR: &str = "ml_ensemble";
+
+/// Once raised, the same severity is repeated this often while it holds.
+const REPEAT_MS: i64 = 300_000;
+
+/// The live detector: builds the model's bars from the stream (the engine's bar builder, as
+/// the open core's anomaly detector does), scores each closed bar whose features are all
+/// known, and raises `ml_ensemble` at the verdict's severity when it is an alert (medium or
+/// above), with each model's probability as evidence. Its incidents reach tenants whose plan
+/// has advanced ML only (the router filters them).
+pub struct EnsembleDetector {
+    live: std::sync::Arc<LiveEnsemble>,
+    bars: kamiyo_monitors::detectors::bars::BarBuilder,
+    features:
+        std::collections::BTreeMap<kamiyo_core_models::Coin, kamiyo_ml::features::FeatureExtractor>,
+    raised: std::collections::BTreeMap<
+        kamiyo_core_models::Coin,
+        (Severity, kamiyo_core_models::Timestamp),
+    >,
+}
+
+impl std::fmt::Debug for EnsembleDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnsembleDetector")
+            .field("markets", &self.features.len())
+            .finish()
+    }
+}
+
+impl EnsembleDetector {
+    /// A detector scoring with `live`.
+    pub fn new(live: std::sync::Arc<LiveEnsemble>) -> Self {
+        Self {
+            bars: kamiyo_monitors::detectors::bars::BarBuilder::new(live.interval_ms),
+            live,
+            features: std::collections::BTreeMap::new(),
+            raised: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn on_bar(
+        &mut self,
+        bar: &kamiyo_core_models::MarketBar,
+        at: kamiyo_core_models::Timestamp,
+        sink: &mut kamiyo_monitors::Sink,
+    ) {
+        use kamiyo_core_models::{Detection, Evidence, IncidentKey, ThreatType};
+        let fx = self.features.entry(bar.coin.clone()).or_default();
+        let Some(row) = fx.push(kamiyo_monitors::detectors::bars::ml_bar(bar)) else {
+            return;
+        };
+        let x: Vec<f64> = self.live.columns.iter().map(|&c| row[c]).collect();
+        if x.iter().any(|v| !v.is_finite()) {
+            return;
+        }
+        let v = self.live.model.score(&x);
+        let sev = v.severity.filter(|s| *s >= Severity::Medium);
+        let Some(sev) = sev else {
+            self.raised.remove(&bar.coin);
+            return;
+        };
+        let due = self
+            .raised
+            .get(&bar.coin)
+            .is_none_or(|(s, t)| sev > *s || at.millis_since(*t) >= REPEAT_MS);
+        if !due {
+            return;
+        }
+        self.raised.insert(bar.coin.clone(), (sev, at));
+        let r4 = |x: f64| Decimal::from_f64_retain(x).map_or(Decimal::ZERO, |d| d.round_dp(4));
+        sink.detections.push(Detection {
+            key: IncidentKey::new(DETECTOR, &[bar.coin.as_str()]),
+            protocol: kamiyo_core_models::ProtocolId::default(),
+            detector: DETECTOR.into(),
+            threat_type: ThreatType::custom(DETECTOR).unwrap_or(ThreatType::MlAnomaly),
+            severity: sev,
+            asset: Some(bar.coin.clone()),
+            title: format!(
+                "{} unusual: ensemble confidence {:.2}, {} of 3 models agree",
+                bar.coin, v.confidence, v.agree
+            ),
+            indicators: vec!["ensemble".into()],
+            evidence: Evidence::new()
+                .with("confidence", r4(v.confidence))
+                .with("models_agreeing", u32::from(v.agree))
+                .with("iforest_p", r4(v.iforest))
+                .with("ocsvm_p", r4(v.ocsvm))
+                .with("forest_p", r4(v.forest)),
+            time: at,
+            direction: None,
+            group: None,
+        });
+    }
+}
+
+impl kamiyo_monitors::Detector for EnsembleDetector {
+    fn name(&self) -> &'static str {
+        DETECTOR
+    }
+
+    fn on_event(
+        &mut self,
+        event: &kamiyo_core_models::MarketEvent,
+        state: &kamiyo_monitors::MarketState,
+        sink: &mut kamiyo_monitors::Sink,
+    ) {
+        let mut closed = Vec::new();
+        self.bars
+            .on_event(event, state, |b, at| closed.push((b, at)));
+        for (b, at) in closed {
+            self.on_bar(&b, at, sink);
+        }
     }
 }

@@ -455,12 +455,24 @@ pub fn rows_of(
             bars.entry(b.coin.as_str().to_owned()).or_default().push(b);
         });
     }
+    // A market whose replay carries no traded volume has no volume features (they would read
+    // as zero volume — unlike any live market).
+    let volume_features: Vec<usize> = ["log_volume_ratio_48", "volume_z_48"]
+        .iter()
+        .filter_map(|n| kamiyo_ml::features::FEATURES.iter().position(|f| f == n))
+        .collect();
     let mut out = Vec::new();
     for (coin, mut list) in bars {
         list.sort_by_key(|b| b.time);
+        let traded = list.iter().any(|b| !b.volume.is_zero());
         let mut fx = kamiyo_ml::features::FeatureExtractor::new();
         for b in &list {
-            if let Some(row) = fx.push(ml_bar(b)) {
+            if let Some(mut row) = fx.push(ml_bar(b)) {
+                if !traded {
+                    for &c in &volume_features {
+                        row[c] = f64::NAN;
+                    }
+                }
                 let t = b.time.0;
                 out.push(LabelledRow {
                     source: source.to_owned(),
@@ -608,6 +620,81 @@ pub fn figures(rows: &[&LabelledRow], flagged: &[bool], windows: &[(String, Wind
     f
 }
 
+/// The feature columns of a model trained on `train`: those every source of `all` carries
+/// (known in 99 % of each source's rows — what every venue's feed provides) among those the
+/// training rows know and vary in; with each column left out and why.
+pub fn model_columns(
+    all: &[LabelledRow],
+    train: &[&LabelledRow],
+) -> (Vec<usize>, Vec<(&'static str, &'static str)>) {
+    let train_rows: Vec<kamiyo_ml::features::Row> = train.iter().map(|r| r.row).collect();
+    let (varying, mut dropped) = kamiyo_ml::features::usable(&train_rows);
+    let sources: BTreeSet<&str> = all.iter().map(|r| r.source.as_str()).collect();
+    let columns = varying
+        .into_iter()
+        .filter(|&c| {
+            let everywhere = sources.iter().all(|s| {
+                let of: Vec<&LabelledRow> = all.iter().filter(|r| r.source == *s).collect();
+                let known = of.iter().filter(|r| r.row[c].is_finite()).count();
+                known as f64 >= 0.99 * of.len() as f64
+            });
+            if !everywhere {
+                dropped.push((kamiyo_ml::features::FEATURES[c], "unknown in some source"));
+            }
+            everywhere
+        })
+        .collect();
+    (columns, dropped)
+}
+
+/// The rows the ensemble is fitted on: every labelled row and evenly spaced normal rows,
+/// 20,000 in all (smartcore's forest fits in time quadratic in rows; docs/DEPENDENCIES.md).
+pub fn fit_sample<'a>(train: &[&'a LabelledRow]) -> Vec<&'a LabelledRow> {
+    let positives = train.iter().filter(|r| r.label).count();
+    let normals: Vec<&&LabelledRow> = train.iter().filter(|r| !r.label).collect();
+    let keep = 20_000usize.saturating_sub(positives).max(1);
+    let step = (normals.len() as f64 / keep as f64).max(1.0);
+    let mut out: Vec<&LabelledRow> = train.iter().filter(|r| r.label).copied().collect();
+    out.extend((0..keep.min(normals.len())).map(|i| *normals[((i as f64) * step) as usize]));
+    out
+}
+
+/// The production model file: the ensemble trained on every labelled row of the scenarios and
+/// replays (no split), 1-minute bars.
+pub fn ensemble_file(replays_dir: &Path) -> anyhow::Result<crate::ensemble::EnsembleFile> {
+    const BAR_MS: i64 = 60_000;
+    let rows = labelled_rows(&replays_dir.join("../../scenarios"), replays_dir, BAR_MS)?;
+    let all: Vec<&LabelledRow> = rows.iter().collect();
+    let (columns, _) = model_columns(&rows, &all);
+    let known: Vec<&LabelledRow> = all
+        .into_iter()
+        .filter(|r| columns.iter().all(|&c| r.row[c].is_finite()))
+        .collect();
+    let fit = fit_sample(&known);
+    let sources: BTreeSet<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+    Ok(crate::ensemble::EnsembleFile {
+        format: crate::ensemble::FILE_FORMAT,
+        features: columns
+            .iter()
+            .map(|&c| kamiyo_ml::features::FEATURES[c].to_owned())
+            .collect(),
+        interval_ms: BAR_MS,
+        settings: crate::ensemble::Settings::default(),
+        trained_on: format!(
+            "{} of {} one-minute bars ({} labelled) from {}",
+            fit.len(),
+            rows.len(),
+            fit.iter().filter(|r| r.label).count(),
+            sources.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+        rows: fit
+            .iter()
+            .map(|r| columns.iter().map(|&c| r.row[c]).collect())
+            .collect(),
+        labels: fit.iter().map(|r| r.label).collect(),
+    })
+}
+
 /// The ensemble against the single Isolation Forest on the labelled rows, time split at
 /// `split_ms` (train before, test after), at the same alert budget (each model's threshold is
 /// the 0.999 quantile of its score over the normal training rows, the open core's rule).
@@ -623,42 +710,14 @@ pub fn ensemble_report(
     let rows = labelled_rows(&scenarios, replays_dir, BAR_MS)?;
     let (train, test): (Vec<&LabelledRow>, Vec<&LabelledRow>) =
         rows.iter().partition(|r| r.time < SPLIT);
-    // The inputs every source provides (known in 99 % of each source's rows: what every
-    // venue's feed carries), among those the training rows vary in.
-    let train_rows: Vec<kamiyo_ml::features::Row> = train.iter().map(|r| r.row).collect();
-    let (varying, mut dropped) = kamiyo_ml::features::usable(&train_rows);
-    let sources: BTreeSet<&str> = rows.iter().map(|r| r.source.as_str()).collect();
-    let columns: Vec<usize> = varying
-        .into_iter()
-        .filter(|&c| {
-            let everywhere = sources.iter().all(|s| {
-                let of: Vec<&LabelledRow> = rows.iter().filter(|r| r.source == *s).collect();
-                let known = of.iter().filter(|r| r.row[c].is_finite()).count();
-                known as f64 >= 0.99 * of.len() as f64
-            });
-            if !everywhere {
-                dropped.push((kamiyo_ml::features::FEATURES[c], "unknown in some source"));
-            }
-            everywhere
-        })
-        .collect();
+    let (columns, dropped) = model_columns(&rows, &train);
     let known = |r: &&LabelledRow| columns.iter().all(|&c| r.row[c].is_finite());
     let pick = |r: &LabelledRow| columns.iter().map(|&c| r.row[c]).collect::<Vec<f64>>();
     let train: Vec<&LabelledRow> = train.into_iter().filter(known).collect();
     let test_all = test.len();
     let test: Vec<&LabelledRow> = test.into_iter().filter(known).collect();
-    // The random forest's fit is quadratic in rows (docs/DEPENDENCIES.md): every labelled row
-    // and evenly spaced normal rows, 20,000 in all.
     let positives = train.iter().filter(|r| r.label).count();
-    let normals: Vec<&&LabelledRow> = train.iter().filter(|r| !r.label).collect();
-    let keep = 20_000usize.saturating_sub(positives).max(1);
-    let step = (normals.len() as f64 / keep as f64).max(1.0);
-    let mut fit_rows: Vec<&LabelledRow> = train.iter().filter(|r| r.label).copied().collect();
-    fit_rows.extend(
-        (0..keep.min(normals.len()))
-            .map(|i| *normals[((i as f64) * step) as usize])
-            .collect::<Vec<_>>(),
-    );
+    let fit_rows = fit_sample(&train);
     let x_fit: Vec<Vec<f64>> = fit_rows.iter().map(|r| pick(r)).collect();
     let y_fit: Vec<bool> = fit_rows.iter().map(|r| r.label).collect();
     writeln!(

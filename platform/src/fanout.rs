@@ -40,6 +40,15 @@ pub fn alerting(change: IncidentChange) -> bool {
     )
 }
 
+/// Whether a tenant on `plan` receives steps of `detector`: the ensemble's only with advanced
+/// ML (Pro, Enterprise), everything else with any plan.
+pub fn receives(detector: &str, plan: &str, tiers: &TierMatrix) -> bool {
+    detector != crate::ensemble::DETECTOR
+        || plan
+            .parse()
+            .is_ok_and(|t| tiers.is_feature_enabled(t, crate::tiers::Feature::AdvancedMl))
+}
+
 /// A severity's rank, info 0 … critical 4.
 pub fn rank(s: Severity) -> i64 {
     crate::tenancy::SEVERITIES
@@ -222,7 +231,12 @@ pub async fn route_once(
         if let Some(incident) = &incident {
             // Tenants are independent: their transactions run side by side (the pool bounds
             // them); each is exact on its own, and the router's position waits for all.
-            let subscribers = db.subscribers(e.event.protocol.as_str()).await?;
+            let subscribers: Vec<_> = db
+                .subscribers(e.event.protocol.as_str())
+                .await?
+                .into_iter()
+                .filter(|(_, plan)| receives(&e.event.detector, plan, tiers))
+                .collect();
             let results: Vec<Result<Option<crate::db::Routed>, DbError>> =
                 futures_util::stream::iter(subscribers)
                     .map(|(tenant, plan)| async move {
@@ -635,5 +649,22 @@ pub async fn correlate(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "correlation pass failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ensemble_steps_reach_plans_with_advanced_ml_only() {
+        let tiers = TierMatrix::default_matrix().unwrap_or_else(|e| panic!("{e}"));
+        let d = crate::ensemble::DETECTOR;
+        assert!(!receives(d, "cloud_basic", &tiers));
+        assert!(!receives(d, "open_source", &tiers));
+        assert!(!receives(d, "not-a-plan", &tiers));
+        assert!(receives(d, "cloud_pro", &tiers));
+        assert!(receives(d, "cloud_enterprise", &tiers));
+        assert!(receives("liquidations", "cloud_basic", &tiers));
     }
 }

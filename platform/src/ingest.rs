@@ -276,6 +276,25 @@ pub fn engine(registry: &Registry, id: &ProtocolId) -> anyhow::Result<kamiyo_mon
     )?)
 }
 
+/// `protocol` with the ensemble detector added to the engine each leadership term builds
+/// (Pro and Enterprise: its incidents reach plans with advanced ML only).
+pub fn with_ensemble(protocol: Protocol, live: Arc<crate::ensemble::LiveEnsemble>) -> Protocol {
+    let inner = protocol.build.clone();
+    let build: Build = Arc::new(move |fenced, stop| {
+        let (inner, live) = (inner.clone(), live.clone());
+        Box::pin(async move {
+            let (engine, stream, clock, observer) = inner(fenced, stop).await?;
+            let engine =
+                engine.with_detector(Box::new(crate::ensemble::EnsembleDetector::new(live)));
+            Ok((engine, stream, clock, observer))
+        })
+    });
+    Protocol {
+        id: protocol.id,
+        build,
+    }
+}
+
 /// `engine` with the platform's `venue_stress` detector at `cfg` added (Hyperliquid's engine is
 /// the open core's; the platform adds its account-flow, position and stress rules).
 pub fn with_stress(

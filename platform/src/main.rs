@@ -56,6 +56,20 @@ enum Command {
         /// Protocols to ingest (comma-separated or repeated; default `hyperliquid`).
         #[arg(long = "protocol", value_delimiter = ',')]
         protocols: Vec<String>,
+        /// An ensemble model file (`train-ensemble`): every protocol's engine also runs the
+        /// ensemble detector (its incidents reach plans with advanced ML only).
+        #[arg(long)]
+        ensemble_model: Option<PathBuf>,
+    },
+    /// Train the ensemble on every labelled row of the scenarios and replays and write its
+    /// model file (for `ingest --ensemble-model`).
+    TrainEnsemble {
+        /// The replays' directory (the scenarios are read from `../../scenarios` beside it).
+        #[arg(long, default_value = "platform/replays")]
+        replays: PathBuf,
+        /// Where to write the model file.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Evaluate detection on the multi-protocol replays (Markdown on stdout; no database).
     Evaluate {
@@ -207,8 +221,28 @@ async fn ingest(
     c: &Config,
     monitor_config_file: Option<&std::path::Path>,
     protocols: &[String],
+    ensemble_model: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     use kamiyo_platform::adapters::reference::References;
+    // The ensemble, fitted once at start from its model file (seeded: the same fit each time).
+    let ensemble = match ensemble_model {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
+            let f = kamiyo_platform::ensemble::EnsembleFile::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            let live = f
+                .fit()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            tracing::info!(
+                features = f.features.len(),
+                rows = f.rows.len(),
+                "ensemble fitted"
+            );
+            Some(std::sync::Arc::new(live))
+        }
+        None => None,
+    };
     kamiyo_aggregators::install_crypto_provider();
     let ids: Vec<ProtocolId> = if protocols.is_empty() {
         vec![ProtocolId::HYPERLIQUID]
@@ -272,6 +306,12 @@ async fn ingest(
             references.for_coins(coins),
             clock.clone(),
         )?);
+    }
+    if let Some(live) = &ensemble {
+        run = run
+            .into_iter()
+            .map(|p| kamiyo_platform::ingest::with_ensemble(p, live.clone()))
+            .collect();
     }
     let target = kamiyo_platform::ingest::Target {
         url: c.database.url.clone(),
@@ -372,6 +412,20 @@ fn need(url: &str, key: &str) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match &cli.command {
+        Command::TrainEnsemble { replays, out: path } => {
+            let f = kamiyo_platform::evaluate::ensemble_file(replays)?;
+            // Refuse to write a file that would not load.
+            f.fit()
+                .map_err(|e| anyhow::anyhow!("the ensemble does not fit: {e}"))?;
+            std::fs::write(path, serde_json::to_string(&f)?)?;
+            writeln!(
+                out,
+                "wrote {}: features {}; {}",
+                path.display(),
+                f.features.join(", "),
+                f.trained_on
+            )?;
+        }
         Command::Evaluate { what, replays } => {
             let c = load(&cli)?;
             let registry = c.registry()?;
@@ -598,11 +652,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest {
             monitor_config,
             protocols,
+            ensemble_model,
         } => {
             let c = load(&cli)?;
             need(&c.database.url, "database.url")?;
             drop(out);
-            ingest(&c, monitor_config.as_deref(), protocols).await?;
+            ingest(
+                &c,
+                monitor_config.as_deref(),
+                protocols,
+                ensemble_model.as_deref(),
+            )
+            .await?;
         }
         Command::Admin { staff, what } => {
             let c = load(&cli)?;
