@@ -615,6 +615,49 @@ macro_rules! unscoped {
     }};
 }
 
+/// What an outbox row already there does to a new one with its id.
+#[derive(Clone, Copy)]
+enum OnConflict {
+    /// The row there stays (an alert is enqueued once).
+    Keep,
+    /// A digest takes the newer payload and step.
+    UpdateDigest,
+}
+
+/// Inserts one outbox row of `tenant` for step `seq`; the rows written (0 when one with its id
+/// was there and kept).
+async fn insert_outbox(
+    c: &mut Conn,
+    tenant: &str,
+    r: &OutboxRow,
+    seq: i64,
+    now: i64,
+    on_conflict: OnConflict,
+) -> Result<usize, DbError> {
+    const KEEP: &str = "INSERT INTO tenant_outbox (tenant_id, outbox_id, event_seq, incident_id, channel_id, severity, payload, status, next_attempt_ms, created_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (tenant_id, outbox_id) DO NOTHING";
+    const DIGEST: &str = "INSERT INTO tenant_outbox (tenant_id, outbox_id, event_seq, incident_id, channel_id, severity, payload, status, next_attempt_ms, created_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+        ON CONFLICT (tenant_id, outbox_id) DO UPDATE SET payload = EXCLUDED.payload, event_seq = EXCLUDED.event_seq \
+        WHERE tenant_outbox.status = 'digest'";
+    Ok(sql_query(match on_conflict {
+        OnConflict::Keep => KEEP,
+        OnConflict::UpdateDigest => DIGEST,
+    })
+    .bind::<Text, _>(tenant)
+    .bind::<Text, _>(&r.outbox_id)
+    .bind::<BigInt, _>(seq)
+    .bind::<Text, _>(&r.incident_id)
+    .bind::<Text, _>(&r.channel_id)
+    .bind::<Text, _>(&r.severity)
+    .bind::<Text, _>(&r.payload)
+    .bind::<Text, _>(r.status)
+    .bind::<BigInt, _>(r.next_attempt_ms)
+    .bind::<BigInt, _>(now)
+    .execute(c)
+    .await?)
+}
+
 /// The scoped tenant's alerts counted today.
 async fn alerts_today(c: &mut Conn, day: chrono::NaiveDate) -> Result<Today, DbError> {
     let today: Vec<Today> = sql_query(
@@ -1283,19 +1326,7 @@ impl Db {
             pause_if_suspended(c, now, &mut rows).await?;
             let mut sent = 0i64;
             for r in &rows {
-                let n = sql_query("INSERT INTO tenant_outbox (tenant_id, outbox_id, event_seq, incident_id, channel_id, severity, payload, status, next_attempt_ms, created_at) \
-                           VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id, outbox_id) DO NOTHING")
-                    .bind::<Text, _>(&t)
-                    .bind::<Text, _>(&r.outbox_id)
-                    .bind::<Text, _>(&r.incident_id)
-                    .bind::<Text, _>(&r.channel_id)
-                    .bind::<Text, _>(&r.severity)
-                    .bind::<Text, _>(&r.payload)
-                    .bind::<Text, _>(r.status)
-                    .bind::<BigInt, _>(r.next_attempt_ms)
-                    .bind::<BigInt, _>(now)
-                    .execute(c)
-                    .await?;
+                let n = insert_outbox(c, &t, r, 0, now, OnConflict::Keep).await?;
                 if n > 0 && r.status == "pending" {
                     sent += 1;
                 }
@@ -1379,22 +1410,7 @@ impl Db {
                     _ => {}
                 }
                 // A digest row is one per channel and day: later held alerts update it.
-                sql_query("INSERT INTO tenant_outbox (tenant_id, outbox_id, event_seq, incident_id, channel_id, severity, payload, status, next_attempt_ms, created_at) \
-                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                           ON CONFLICT (tenant_id, outbox_id) DO UPDATE SET payload = EXCLUDED.payload, event_seq = EXCLUDED.event_seq \
-                           WHERE tenant_outbox.status = 'digest'")
-                    .bind::<Text, _>(&t)
-                    .bind::<Text, _>(&r.outbox_id)
-                    .bind::<BigInt, _>(seq)
-                    .bind::<Text, _>(&r.incident_id)
-                    .bind::<Text, _>(&r.channel_id)
-                    .bind::<Text, _>(&r.severity)
-                    .bind::<Text, _>(&r.payload)
-                    .bind::<Text, _>(r.status)
-                    .bind::<BigInt, _>(r.next_attempt_ms)
-                    .bind::<BigInt, _>(now)
-                    .execute(c)
-                    .await?;
+                insert_outbox(c, &t, r, seq, now, OnConflict::UpdateDigest).await?;
             }
             if sent + held + paused > 0 {
                 sql_query("INSERT INTO usage_daily (tenant_id, day, alerts, alerts_held, alerts_paused) VALUES ($1, $2, $3, $4, $5) \

@@ -376,6 +376,13 @@ pub async fn deliver_once(
     Ok(out)
 }
 
+/// Milliseconds since the Unix epoch, by the wall clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The correlator's name for its position.
 pub const CORRELATOR: &str = "correlator";
 
@@ -636,10 +643,7 @@ pub async fn correlate(
             () = stop.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        match correlate_once(db, facts, tiers, &mut cor, now, 500).await {
+        match correlate_once(db, facts, tiers, &mut cor, now_ms(), 500).await {
             Ok(p) if p.opened > 0 => tracing::info!(
                 steps = p.steps,
                 opened = p.opened,

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use kamiyo_core_models::ProtocolId;
 use kamiyo_platform::db::{Actor, Change, Db, StaffColumn};
+use kamiyo_platform::fanout::now_ms;
 use kamiyo_platform::tenancy::{self, TenantId};
 use kamiyo_platform::tiers::{Tier, TierMatrix};
 use kamiyo_platform::web::{self, PlatformState};
@@ -359,12 +360,6 @@ async fn ingest(
     kamiyo_platform::ingest::run(target, run, shutdown).await;
     let _ = correlator.await;
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn load(cli: &Cli) -> anyhow::Result<Config> {
