@@ -173,3 +173,42 @@ fn the_ensemble_flags_outliers_with_agreement() {
     // One row at a time agrees with the batch.
     assert_eq!(e.score(&odd(&rows)[0]), v[0]);
 }
+
+#[test]
+fn ingest_refuses_a_bad_ensemble_model_file_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("missing.json", None, "reading"),
+        (
+            "garbage.json",
+            Some("{not json"),
+            "not an ensemble model file",
+        ),
+        (
+            "format.json",
+            Some(
+                r#"{"format":9,"features":[],"interval_ms":60000,"settings":{"weights":{"iforest":0.4,"ocsvm":0.3,"forest":0.3},"flag_quantile":0.999,"forest_flag":0.5,"nu":0.05,"trees":10,"seed":0},"trained_on":"x","rows":[],"labels":[]}"#,
+            ),
+            "another model file format",
+        ),
+    ];
+    for (name, body, why) in cases {
+        let path = dir.path().join(name);
+        if let Some(b) = body {
+            std::fs::write(&path, b).unwrap();
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
+            .args(["ingest", "--protocol", "dydx", "--ensemble-model"])
+            .arg(&path)
+            .env(
+                "KAMIYO_PLATFORM__DATABASE__URL",
+                "postgres://kamiyo@127.0.0.1:1/none",
+            )
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: {err}");
+        assert!(err.contains(why), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+}
