@@ -79,6 +79,18 @@ pub enum Stage {
     Laundering,
 }
 
+impl Stage {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Funding => "funding",
+            Self::Preparation => "preparation",
+            Self::Exploitation => "exploitation",
+            Self::Laundering => "laundering",
+        }
+    }
+}
+
 /// The stage a threat type belongs to (none for health signals).
 pub fn stage_of(threat: &str) -> Option<Stage> {
     Some(match threat {
@@ -296,9 +308,10 @@ impl Correlator {
         let now = m.time;
         let window = self.window_ms;
         let keep = self.context_ms;
+        let mine = entities(&m);
         // The buckets this step reads lose what left the context; every window, all of them do.
-        for key in entities(&m) {
-            if let Some(b) = self.recent.get_mut(&key) {
+        for key in &mine {
+            if let Some(b) = self.recent.get_mut(key) {
                 while b.front().is_some_and(|x| now.0 - x.time.0 > keep) {
                     b.pop_front();
                 }
@@ -373,7 +386,6 @@ impl Correlator {
         // A later step sharing an open correlated incident's entities joins it as evidence of
         // its stage (the withdrawal that takes the proceeds out).
         if stage_of(&m.threat).is_some() {
-            let mine = entities(&m);
             for (key, c) in &mut self.open {
                 if joined.contains(key)
                     || c.is_stale(now, window)
@@ -386,7 +398,7 @@ impl Correlator {
                 }
             }
         }
-        for key in entities(&m) {
+        for key in mine {
             self.recent.entry(key).or_default().push_back(m.clone());
         }
         out

@@ -233,21 +233,33 @@ pub const PROTOCOL_SET: [&str; 5] = ["oracle", "liquidations", "thin_market", "f
 /// Once a rule's level is reached it is repeated this often while it holds.
 const REPEAT_MS: i64 = 60_000;
 
+/// A rule's level over time: a detection is due when the level rises, and again every
+/// repeat interval while it holds; a level gone (`None`) resets it.
 #[derive(Debug, Default)]
-struct Rule {
+pub(crate) struct Rule {
     last: Option<(Severity, Timestamp)>,
 }
 
 impl Rule {
-    /// Whether a detection at `sev` is due at `now`.
+    /// Whether a detection at `sev` is due at `now` (repeated once a minute).
     fn due(&mut self, sev: Option<Severity>, now: Timestamp) -> bool {
+        self.due_every(sev, now, REPEAT_MS)
+    }
+
+    /// Whether a detection at `sev` is due at `now`, repeated every `repeat_ms`.
+    pub(crate) fn due_every(
+        &mut self,
+        sev: Option<Severity>,
+        now: Timestamp,
+        repeat_ms: i64,
+    ) -> bool {
         let Some(sev) = sev else {
             self.last = None;
             return false;
         };
         let due = self
             .last
-            .is_none_or(|(s, at)| sev > s || now.millis_since(at) >= REPEAT_MS);
+            .is_none_or(|(s, at)| sev > s || now.millis_since(at) >= repeat_ms);
         if due {
             self.last = Some((sev, now));
         }

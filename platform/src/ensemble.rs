@@ -924,10 +924,7 @@ pub struct EnsembleDetector {
     bars: kamiyo_monitors::detectors::bars::BarBuilder,
     features:
         std::collections::BTreeMap<kamiyo_core_models::Coin, kamiyo_ml::features::FeatureExtractor>,
-    raised: std::collections::BTreeMap<
-        kamiyo_core_models::Coin,
-        (Severity, kamiyo_core_models::Timestamp),
-    >,
+    raised: std::collections::BTreeMap<kamiyo_core_models::Coin, crate::detectors::Rule>,
 }
 
 impl std::fmt::Debug for EnsembleDetector {
@@ -966,18 +963,15 @@ impl EnsembleDetector {
         }
         let v = self.live.model.score(&x);
         let sev = v.severity.filter(|s| *s >= Severity::Medium);
-        let Some(sev) = sev else {
-            self.raised.remove(&bar.coin);
-            return;
-        };
-        let due = self
+        if !self
             .raised
-            .get(&bar.coin)
-            .is_none_or(|(s, t)| sev > *s || at.millis_since(*t) >= REPEAT_MS);
-        if !due {
+            .entry(bar.coin.clone())
+            .or_default()
+            .due_every(sev, at, REPEAT_MS)
+        {
             return;
         }
-        self.raised.insert(bar.coin.clone(), (sev, at));
+        let Some(sev) = sev else { return };
         let r4 = |x: f64| Decimal::from_f64_retain(x).map_or(Decimal::ZERO, |d| d.round_dp(4));
         sink.detections.push(Detection {
             key: IncidentKey::new(DETECTOR, &[bar.coin.as_str()]),

@@ -13,7 +13,7 @@ use kamiyo_aggregators::replay::Scenario;
 use kamiyo_core_models::{IncidentChange, ProtocolId, Timestamp};
 use serde::Deserialize;
 
-use crate::correlator::{Change, Correlated, Correlator, Member, Stage};
+use crate::correlator::{Change, Correlated, Correlator, Member};
 use crate::registry::Registry;
 
 /// `replay.toml`.
@@ -253,15 +253,6 @@ pub struct Detail {
     pub stages: Vec<String>,
 }
 
-fn stage_name(s: Stage) -> &'static str {
-    match s {
-        Stage::Funding => "funding",
-        Stage::Preparation => "preparation",
-        Stage::Exploitation => "exploitation",
-        Stage::Laundering => "laundering",
-    }
-}
-
 /// Scores a run against the replay's truth.
 pub fn score(replay: &Replay, run: &Run) -> Score {
     let matches = |e: &Expected, (t, c): &(Timestamp, Correlated)| {
@@ -283,7 +274,7 @@ pub fn score(replay: &Replay, run: &Run) -> Score {
             s.found += 1;
         }
         let stages: Vec<String> = hit
-            .map(|(_, c)| c.stages.keys().map(|k| stage_name(*k).to_owned()).collect())
+            .map(|(_, c)| c.stages.keys().map(|k| k.as_str().to_owned()).collect())
             .unwrap_or_default();
         s.detail.push(Detail {
             id: e.id.clone(),
@@ -408,7 +399,7 @@ pub fn report(root: &Path, registry: &Registry, w: &mut impl std::io::Write) -> 
                 c.score,
                 c.stages
                     .iter()
-                    .map(|(k, v)| format!("{} ({})", stage_name(*k), v.len()))
+                    .map(|(k, v)| format!("{} ({})", k.as_str(), v.len()))
                     .collect::<Vec<_>>()
                     .join(", ")
             )?;
@@ -417,6 +408,10 @@ pub fn report(root: &Path, registry: &Registry, w: &mut impl std::io::Write) -> 
     }
     Ok(())
 }
+
+/// The ensemble's bar interval (evaluation and training): one minute, so the shortest replays
+/// (a few hours) still give rows after the features' 49-bar warm-up.
+pub const BAR_MS: i64 = 60_000;
 
 /// A labelled feature row: one closed bar of one market of one replayed scenario.
 #[derive(Debug, Clone)]
@@ -662,7 +657,6 @@ pub fn fit_sample<'a>(train: &[&'a LabelledRow]) -> Vec<&'a LabelledRow> {
 /// The production model file: the ensemble trained on every labelled row of the scenarios and
 /// replays (no split), 1-minute bars.
 pub fn ensemble_file(replays_dir: &Path) -> anyhow::Result<crate::ensemble::EnsembleFile> {
-    const BAR_MS: i64 = 60_000;
     let rows = labelled_rows(&replays_dir.join("../../scenarios"), replays_dir, BAR_MS)?;
     let all: Vec<&LabelledRow> = rows.iter().collect();
     let (columns, _) = model_columns(&rows, &all);
@@ -698,16 +692,10 @@ pub fn ensemble_file(replays_dir: &Path) -> anyhow::Result<crate::ensemble::Ense
 /// The ensemble against the single Isolation Forest on the labelled rows, time split at
 /// `split_ms` (train before, test after), at the same alert budget (each model's threshold is
 /// the 0.999 quantile of its score over the normal training rows, the open core's rule).
-pub fn ensemble_report(
-    replays_dir: &Path,
-    _registry: &Registry,
-    w: &mut impl std::io::Write,
-) -> anyhow::Result<()> {
+pub fn ensemble_report(replays_dir: &Path, w: &mut impl std::io::Write) -> anyhow::Result<()> {
     use crate::ensemble::{Ensemble, Settings};
     const SPLIT: i64 = 1_749_340_800_000; // 2025-06-08T00:00:00Z
-    const BAR_MS: i64 = 60_000;
-    let scenarios = replays_dir.join("../../scenarios");
-    let rows = labelled_rows(&scenarios, replays_dir, BAR_MS)?;
+    let rows = labelled_rows(&replays_dir.join("../../scenarios"), replays_dir, BAR_MS)?;
     let (train, test): (Vec<&LabelledRow>, Vec<&LabelledRow>) =
         rows.iter().partition(|r| r.time < SPLIT);
     let (columns, dropped) = model_columns(&rows, &train);

@@ -429,16 +429,7 @@ pub fn correlated_alert(c: &crate::correlator::Correlated, channel: &str) -> Str
     let stages: Vec<String> = c
         .stages
         .iter()
-        .map(|(s, ev)| {
-            format!(
-                "{}: {}",
-                serde_json::to_value(s)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                ev.join("; ")
-            )
-        })
+        .map(|(s, ev)| format!("{}: {}", s.as_str(), ev.join("; ")))
         .collect();
     let mut evidence = Evidence::new()
         .with("pattern", c.pattern.as_str())

@@ -421,18 +421,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 f.trained_on
             )?;
         }
-        Command::Evaluate { what, replays } => {
-            let c = load(&cli)?;
-            let registry = c.registry()?;
-            match what {
-                Evaluation::Correlation => {
-                    kamiyo_platform::evaluate::report(replays, &registry, &mut out)?;
-                }
-                Evaluation::Ensemble => {
-                    kamiyo_platform::evaluate::ensemble_report(replays, &registry, &mut out)?;
-                }
+        Command::Evaluate { what, replays } => match what {
+            Evaluation::Correlation => {
+                let registry = load(&cli)?.registry()?;
+                kamiyo_platform::evaluate::report(replays, &registry, &mut out)?;
             }
-        }
+            Evaluation::Ensemble => {
+                kamiyo_platform::evaluate::ensemble_report(replays, &mut out)?;
+            }
+        },
         Command::Tiers => {
             let matrix = TierMatrix::default_matrix()?;
             for t in Tier::ALL {
