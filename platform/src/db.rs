@@ -24,7 +24,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Every table under the tenant policy (the application role may change all but `audit_log`,
 /// which it can only append to).
-pub const ISOLATED_TABLES: [&str; 14] = [
+pub const ISOLATED_TABLES: [&str; 18] = [
     "tenants",
     "users",
     "api_keys",
@@ -39,6 +39,10 @@ pub const ISOLATED_TABLES: [&str; 14] = [
     "sessions",
     "user_tokens",
     "billing_accounts",
+    "incident_actions",
+    "branding",
+    "sso_settings",
+    "sso_logins",
 ];
 
 /// Why a database call failed.
@@ -756,6 +760,8 @@ impl Db {
              GRANT EXECUTE ON FUNCTION platform.billing_due(BIGINT, BOOLEAN) TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.subscribers(TEXT) TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.due_tenants(BIGINT, INT) TO {app_role};
+             GRANT EXECUTE ON FUNCTION platform.brand_for_host(TEXT) TO {app_role};
+             GRANT USAGE ON SEQUENCE platform.incident_actions_seq_seq TO {app_role};
              GRANT USAGE ON SCHEMA public TO {app_role};
              GRANT SELECT ON ALL TABLES IN SCHEMA public TO {app_role};",
             ISOLATED_TABLES
@@ -980,6 +986,27 @@ impl Db {
             let n: Count = sql_query(
                 "SELECT count(*) AS n FROM api_keys k JOIN tenants t USING (tenant_id) \
                  WHERE k.tenant_id = me() AND k.hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2) AND t.status = 'active'",
+            )
+            .bind::<Text, _>(&h)
+            .bind::<BigInt, _>(now_ms)
+            .get_result(c)
+            .await?;
+            Ok(n.n > 0)
+        })
+    }
+
+    /// True while a session is live and its tenant active (`/ws` re-checks it); never meters.
+    pub async fn session_valid(
+        &self,
+        tenant: &TenantId,
+        session_hash: &str,
+        now_ms: i64,
+    ) -> DbResult<bool> {
+        let h = session_hash.to_owned();
+        scoped!(self, tenant, |c| {
+            let n: Count = sql_query(
+                "SELECT count(*) AS n FROM sessions s JOIN tenants t USING (tenant_id) \
+                 WHERE s.tenant_id = me() AND s.session_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND t.status = 'active'",
             )
             .bind::<Text, _>(&h)
             .bind::<BigInt, _>(now_ms)
@@ -1229,7 +1256,7 @@ impl Db {
     pub async fn change(&self, tenant: &TenantId, who: &Actor, change: Change) -> DbResult<()> {
         let (t, who) = (tenant.as_str().to_owned(), who.clone());
         scoped!(self, tenant, |c| {
-            let (action, target, summary) = change.apply(c, &t, who.at).await?;
+            let (action, target, summary) = change.apply(c, &t, who.at, &who.actor).await?;
             audit(c, &t, &who, action, &target, &summary).await
         })
     }
@@ -1315,14 +1342,20 @@ impl Db {
     /// rows newly enqueued to send.
     pub async fn alert_once<F>(&self, tenant: &TenantId, now: i64, rows: F) -> DbResult<i64>
     where
-        F: FnOnce(&[ChannelRow], Today) -> Vec<OutboxRow> + Send,
+        F: FnOnce(&TenantView<'_>) -> Vec<OutboxRow> + Send,
     {
         let t = tenant.as_str().to_owned();
         let day = utc_day(now);
         scoped!(self, tenant, |c| {
             let channels: Vec<ChannelRow> = sql_query(List::Channels.sql()).load(c).await?;
             let today = alerts_today(c, day).await?;
-            let mut rows = rows(&channels, today);
+            let brand = brand_name(c).await?;
+            let mut rows = rows(&TenantView {
+                thresholds: &[],
+                channels: &channels,
+                today,
+                brand: brand.as_deref(),
+            });
             pause_if_suspended(c, now, &mut rows).await?;
             let mut sent = 0i64;
             for r in &rows {
@@ -1367,18 +1400,27 @@ impl Db {
     /// thresholds for the event's detector, its channels and its alerts so far today what to
     /// enqueue; the rows, the day's counts and the position are written together. `Ok(None)`
     /// when the tenant had already taken this event.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one step's routing to one tenant"
+    )]
     pub async fn route_to_tenant<F>(
         &self,
         tenant: &TenantId,
         seq: i64,
         detector: &str,
+        incident_id: &str,
         now: i64,
         judge: F,
     ) -> DbResult<Option<Routed>>
     where
-        F: FnOnce(&[ThresholdRow], &[ChannelRow], Today) -> Vec<OutboxRow> + Send,
+        F: FnOnce(&TenantView<'_>) -> Vec<OutboxRow> + Send,
     {
-        let (t, d) = (tenant.as_str().to_owned(), detector.to_owned());
+        let (t, d, inc) = (
+            tenant.as_str().to_owned(),
+            detector.to_owned(),
+            incident_id.to_owned(),
+        );
         let day = utc_day(now);
         scoped!(self, tenant, |c| {
             sql_query("INSERT INTO fanout_cursors (tenant_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING")
@@ -1399,7 +1441,30 @@ impl Db {
                 .await?;
             let channels: Vec<ChannelRow> = sql_query(List::Channels.sql()).load(c).await?;
             let today = alerts_today(c, day).await?;
-            let mut rows = judge(&thresholds, &channels, today);
+            let brand = brand_name(c).await?;
+            let mut rows = judge(&TenantView {
+                thresholds: &thresholds,
+                channels: &channels,
+                today,
+                brand: brand.as_deref(),
+            });
+            // The tenant's own handling: a muted incident sends nothing more; one it resolved
+            // is reopened by a new alerting step, which is sent.
+            if !rows.is_empty() {
+                match handled(c, &inc).await?.as_deref() {
+                    Some("mute") => rows.clear(),
+                    Some("resolve") => {
+                        sql_query("INSERT INTO incident_actions (tenant_id, incident_id, action, note, actor, at) VALUES ($1, $2, 'reopen', $3, 'kamiyo', $4)")
+                            .bind::<Text, _>(&t)
+                            .bind::<Text, _>(&inc)
+                            .bind::<Text, _>(format!("a new alerting step (event {seq}) after it was resolved"))
+                            .bind::<BigInt, _>(now)
+                            .execute(c)
+                            .await?;
+                    }
+                    _ => {}
+                }
+            }
             pause_if_suspended(c, now, &mut rows).await?;
             let (mut sent, mut held, mut paused) = (0i64, 0i64, 0i64);
             for r in &rows {
@@ -1728,6 +1793,101 @@ pub enum Change {
     },
     /// Remove a channel.
     RemoveChannel(String),
+    /// Act on a shared incident (the tenant's own state of it).
+    IncidentAction {
+        /// The incident.
+        incident_id: String,
+        /// `acknowledge`, `mute`, `resolve` or `reopen`.
+        action: String,
+        /// Why.
+        note: String,
+    },
+    /// Set the brand (white label).
+    SetBrand {
+        /// Name.
+        name: String,
+        /// Logo (`data:` URL).
+        logo: Option<String>,
+        /// Main colour.
+        primary_colour: String,
+        /// Accent colour.
+        accent_colour: String,
+        /// Custom domain.
+        domain: Option<String>,
+    },
+    /// Back to kamiyo's own look.
+    RemoveBrand,
+    /// Set single sign-on.
+    SetSso {
+        /// Issuer URL.
+        issuer: String,
+        /// Client id.
+        client_id: String,
+        /// Client secret.
+        client_secret: String,
+        /// The claim roles come from.
+        role_claim: String,
+        /// Claim value → role (JSON object).
+        role_map: String,
+        /// The role of a user no mapping names.
+        default_role: Option<String>,
+        /// Refuse password sign-in.
+        enforced: bool,
+    },
+    /// Remove single sign-on.
+    RemoveSso,
+}
+
+/// What the router knows of one tenant when it decides a step's alerts.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantView<'a> {
+    /// Its threshold overrides for the step's detector.
+    pub thresholds: &'a [ThresholdRow],
+    /// Its channels.
+    pub channels: &'a [ChannelRow],
+    /// Its alerts so far today.
+    pub today: Today,
+    /// The name its alerts are sent under (white label), if it set one.
+    pub brand: Option<&'a str>,
+}
+
+/// The tenant's brand name, if any (inside its transaction).
+async fn brand_name(c: &mut Conn) -> DbResult<Option<String>> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let rows: Vec<Name> = sql_query("SELECT name FROM branding WHERE tenant_id = me()")
+        .load(c)
+        .await?;
+    Ok(rows.into_iter().next().map(|n| n.name))
+}
+
+/// The tenant's newest action on an incident, if any (inside its transaction).
+async fn handled(c: &mut Conn, incident: &str) -> DbResult<Option<String>> {
+    #[derive(QueryableByName)]
+    struct Action {
+        #[diesel(sql_type = Text)]
+        action: String,
+    }
+    let rows: Vec<Action> = sql_query(
+        "SELECT action FROM incident_actions WHERE tenant_id = me() AND incident_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind::<Text, _>(incident)
+    .load(c)
+    .await?;
+    Ok(rows.into_iter().next().map(|a| a.action))
+}
+
+/// The audit action of an incident action.
+fn incident_verb(action: &str) -> &'static str {
+    match action {
+        "acknowledge" => "incident.acknowledge",
+        "mute" => "incident.mute",
+        "resolve" => "incident.resolve",
+        _ => "incident.reopen",
+    }
 }
 
 /// The UTC day of an epoch-ms time.
@@ -1751,6 +1911,7 @@ impl Change {
         c: &mut Conn,
         t: &str,
         now: i64,
+        actor: &str,
     ) -> DbResult<(&'static str, String, String)> {
         Ok(match self {
             Self::AddUser {
@@ -1968,6 +2129,108 @@ impl Change {
                 .await?;
                 found(n)?;
                 ("channel.remove", id, "removed".into())
+            }
+            Self::IncidentAction {
+                incident_id,
+                action,
+                note,
+            } => {
+                sql_query("INSERT INTO incident_actions (tenant_id, incident_id, action, note, actor, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind::<Text, _>(t)
+                    .bind::<Text, _>(&incident_id)
+                    .bind::<Text, _>(&action)
+                    .bind::<Text, _>(&note)
+                    .bind::<Text, _>(actor)
+                    .bind::<BigInt, _>(now)
+                    .execute(c)
+                    .await?;
+                let words = if note.is_empty() {
+                    "no note".to_owned()
+                } else {
+                    format!("{note:?}")
+                };
+                (incident_verb(&action), incident_id, words)
+            }
+            Self::SetBrand {
+                name,
+                logo,
+                primary_colour,
+                accent_colour,
+                domain,
+            } => {
+                sql_query("INSERT INTO branding (tenant_id, name, logo, primary_colour, accent_colour, domain, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                           ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name, logo = EXCLUDED.logo, primary_colour = EXCLUDED.primary_colour, \
+                           accent_colour = EXCLUDED.accent_colour, domain = EXCLUDED.domain, updated_at = EXCLUDED.updated_at")
+                    .bind::<Text, _>(t)
+                    .bind::<Text, _>(&name)
+                    .bind::<Nullable<Text>, _>(&logo)
+                    .bind::<Text, _>(&primary_colour)
+                    .bind::<Text, _>(&accent_colour)
+                    .bind::<Nullable<Text>, _>(&domain)
+                    .bind::<BigInt, _>(now)
+                    .execute(c)
+                    .await?;
+                (
+                    "brand.set",
+                    t.to_owned(),
+                    format!(
+                        "{name:?}, {primary_colour}/{accent_colour}, domain {}, {}",
+                        domain.as_deref().unwrap_or("none"),
+                        if logo.is_some() { "logo" } else { "no logo" }
+                    ),
+                )
+            }
+            Self::RemoveBrand => {
+                let n = sql_query("DELETE FROM branding WHERE tenant_id = me()")
+                    .execute(c)
+                    .await?;
+                found(n)?;
+                ("brand.remove", t.to_owned(), "kamiyo's own look".into())
+            }
+            Self::SetSso {
+                issuer,
+                client_id,
+                client_secret,
+                role_claim,
+                role_map,
+                default_role,
+                enforced,
+            } => {
+                sql_query("INSERT INTO sso_settings (tenant_id, issuer, client_id, client_secret, role_claim, role_map, default_role, enforced, updated_at) \
+                           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) ON CONFLICT (tenant_id) DO UPDATE SET issuer = EXCLUDED.issuer, \
+                           client_id = EXCLUDED.client_id, client_secret = EXCLUDED.client_secret, role_claim = EXCLUDED.role_claim, \
+                           role_map = EXCLUDED.role_map, default_role = EXCLUDED.default_role, enforced = EXCLUDED.enforced, updated_at = EXCLUDED.updated_at")
+                    .bind::<Text, _>(t)
+                    .bind::<Text, _>(&issuer)
+                    .bind::<Text, _>(&client_id)
+                    .bind::<Text, _>(&client_secret)
+                    .bind::<Text, _>(&role_claim)
+                    .bind::<Text, _>(&role_map)
+                    .bind::<Nullable<Text>, _>(&default_role)
+                    .bind::<diesel::sql_types::Bool, _>(enforced)
+                    .bind::<BigInt, _>(now)
+                    .execute(c)
+                    .await?;
+                (
+                    "sso.set",
+                    issuer,
+                    format!(
+                        "client {client_id}, roles from {role_claim:?}, default {}, {}",
+                        default_role.as_deref().unwrap_or("refuse"),
+                        if enforced {
+                            "password sign-in refused"
+                        } else {
+                            "password sign-in allowed"
+                        }
+                    ),
+                )
+            }
+            Self::RemoveSso => {
+                let n = sql_query("DELETE FROM sso_settings WHERE tenant_id = me()")
+                    .execute(c)
+                    .await?;
+                found(n)?;
+                ("sso.remove", t.to_owned(), "password sign-in only".into())
             }
         })
     }
@@ -2297,5 +2560,406 @@ impl LeaderConn {
     pub async fn alive(&mut self, within: std::time::Duration) -> bool {
         let probe = sql_query("SELECT 1::bigint AS n").get_result::<Count>(&mut self.conn);
         matches!(tokio::time::timeout(within, probe).await, Ok(Ok(_)))
+    }
+}
+
+// ---- the web: a tenant's handling of incidents, its brand, its single sign-on ----
+
+/// One of a tenant's actions on a shared incident (the newest is its state for the tenant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct IncidentActionRow {
+    /// The shared incident.
+    #[diesel(sql_type = Text)]
+    pub incident_id: String,
+    /// `acknowledge`, `mute`, `resolve` or `reopen`.
+    #[diesel(sql_type = Text)]
+    pub action: String,
+    /// Why, in the actor's words.
+    #[diesel(sql_type = Text)]
+    pub note: String,
+    /// Who (`user:…`, `key:…`, or `kamiyo` when a new step reopened it).
+    #[diesel(sql_type = Text)]
+    pub actor: String,
+    /// When (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub at: i64,
+}
+
+/// A tenant's brand (white label).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct BrandRow {
+    /// Its tenant.
+    #[diesel(sql_type = Text)]
+    pub tenant_id: String,
+    /// The name shown and alerts are sent under.
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    /// The logo, a `data:image/png` or `data:image/svg+xml` URL.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub logo: Option<String>,
+    /// Main colour (`#rrggbb`).
+    #[diesel(sql_type = Text)]
+    pub primary_colour: String,
+    /// Accent colour (`#rrggbb`).
+    #[diesel(sql_type = Text)]
+    pub accent_colour: String,
+    /// The custom domain it is served at, lower case.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub domain: Option<String>,
+}
+
+/// A tenant's OpenID Connect settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct SsoRow {
+    /// The identity provider's issuer URL (discovery is at
+    /// `<issuer>/.well-known/openid-configuration`).
+    #[diesel(sql_type = Text)]
+    pub issuer: String,
+    /// The client id the provider issued.
+    #[diesel(sql_type = Text)]
+    pub client_id: String,
+    /// The client secret (never serialised).
+    #[diesel(sql_type = Text)]
+    #[serde(skip)]
+    pub client_secret: String,
+    /// The ID-token claim that carries roles or groups.
+    #[diesel(sql_type = Text)]
+    pub role_claim: String,
+    /// Claim value → role, as a JSON object.
+    #[diesel(sql_type = Text)]
+    pub role_map: String,
+    /// The role of a user no mapping names (`None`: such a user is refused).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub default_role: Option<String>,
+    /// Password sign-in refused.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub enforced: bool,
+}
+
+/// A sign-in through the identity provider in flight.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct SsoLogin {
+    /// The PKCE code verifier.
+    #[diesel(sql_type = Text)]
+    pub pkce_verifier: String,
+    /// The nonce the ID token must carry.
+    #[diesel(sql_type = Text)]
+    pub nonce: String,
+}
+
+/// A tenant's audit row seen by staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct StaffAuditRow {
+    /// Tenant.
+    #[diesel(sql_type = Text)]
+    pub tenant_id: String,
+    /// The row.
+    #[diesel(embed)]
+    #[serde(flatten)]
+    pub row: AuditRow,
+}
+
+/// Counts staff watch on the system-health page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct StaffHealth {
+    /// Tenants by status: active.
+    #[diesel(sql_type = BigInt)]
+    pub tenants_active: i64,
+    /// Suspended tenants.
+    #[diesel(sql_type = BigInt)]
+    pub tenants_suspended: i64,
+    /// Alerts waiting to be sent.
+    #[diesel(sql_type = BigInt)]
+    pub outbox_pending: i64,
+    /// Alerts given up after their retries.
+    #[diesel(sql_type = BigInt)]
+    pub outbox_failed: i64,
+    /// The oldest pending alert's due time (epoch ms), if any.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub oldest_pending_ms: Option<i64>,
+    /// The tenant router's position in the shared event stream.
+    #[diesel(sql_type = BigInt)]
+    pub router_seq: i64,
+    /// The correlator's position.
+    #[diesel(sql_type = BigInt)]
+    pub correlator_seq: i64,
+}
+
+impl Db {
+    /// The tenant's newest action on each of `incidents` (those it never acted on are absent).
+    pub async fn incident_states(
+        &self,
+        tenant: &TenantId,
+        incidents: &[String],
+    ) -> DbResult<Vec<IncidentActionRow>> {
+        let ids = incidents.to_vec();
+        scoped!(self, tenant, |c| {
+            Ok(sql_query(
+                "SELECT DISTINCT ON (incident_id) incident_id, action, note, actor, at FROM incident_actions \
+                 WHERE tenant_id = me() AND incident_id = ANY($1) ORDER BY incident_id, seq DESC",
+            )
+            .bind::<Array<Text>, _>(&ids)
+            .load(c)
+            .await?)
+        })
+    }
+
+    /// Every action of the tenant on one incident, oldest first.
+    pub async fn incident_history(
+        &self,
+        tenant: &TenantId,
+        incident: &str,
+    ) -> DbResult<Vec<IncidentActionRow>> {
+        let id = incident.to_owned();
+        scoped!(self, tenant, |c| {
+            Ok(sql_query(
+                "SELECT incident_id, action, note, actor, at FROM incident_actions \
+                 WHERE tenant_id = me() AND incident_id = $1 ORDER BY seq",
+            )
+            .bind::<Text, _>(&id)
+            .load(c)
+            .await?)
+        })
+    }
+
+    /// The tenant's brand, if it set one.
+    pub async fn brand(&self, tenant: &TenantId) -> DbResult<Option<BrandRow>> {
+        scoped!(self, tenant, |c| {
+            let rows: Vec<BrandRow> = sql_query(
+                "SELECT tenant_id, name, logo, primary_colour, accent_colour, domain FROM branding WHERE tenant_id = me()",
+            )
+            .load(c)
+            .await?;
+            Ok(rows.into_iter().next())
+        })
+    }
+
+    /// The brand served at a custom domain (through the narrow `platform.brand_for_host`),
+    /// before anyone signs in.
+    pub async fn brand_for_host(&self, host: &str) -> DbResult<Option<BrandRow>> {
+        let h = host.to_ascii_lowercase();
+        let rows: Vec<BrandRow> = unscoped!(self, |c| {
+            Ok(sql_query(
+                "SELECT tenant_id, name, logo, primary_colour, accent_colour, NULL::text AS domain FROM platform.brand_for_host($1)",
+            )
+            .bind::<Text, _>(&h)
+            .load(c)
+            .await?)
+        })?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// The tenant's single sign-on settings, if any.
+    pub async fn sso(&self, tenant: &TenantId) -> DbResult<Option<SsoRow>> {
+        scoped!(self, tenant, |c| {
+            let rows: Vec<SsoRow> = sql_query(
+                "SELECT issuer, client_id, client_secret, role_claim, role_map::text AS role_map, default_role, enforced \
+                 FROM sso_settings WHERE tenant_id = me()",
+            )
+            .load(c)
+            .await?;
+            Ok(rows.into_iter().next())
+        })
+    }
+
+    /// Stores a sign-in through the identity provider in flight (its state as a hash).
+    pub async fn sso_begin(
+        &self,
+        tenant: &TenantId,
+        state_hash: &str,
+        login: &SsoLogin,
+        now: i64,
+        expires_at: i64,
+    ) -> DbResult<()> {
+        let (t, h, l) = (
+            tenant.as_str().to_owned(),
+            state_hash.to_owned(),
+            login.clone(),
+        );
+        scoped!(self, tenant, |c| {
+            // Old attempts go (they expire in minutes).
+            sql_query("DELETE FROM sso_logins WHERE tenant_id = me() AND expires_at < $1")
+                .bind::<BigInt, _>(now)
+                .execute(c)
+                .await?;
+            sql_query("INSERT INTO sso_logins (tenant_id, state_hash, pkce_verifier, nonce, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind::<Text, _>(&t)
+                .bind::<Text, _>(&h)
+                .bind::<Text, _>(&l.pkce_verifier)
+                .bind::<Text, _>(&l.nonce)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(expires_at)
+                .execute(c)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Takes a sign-in in flight by its state: once, before it expires.
+    pub async fn sso_take(
+        &self,
+        tenant: &TenantId,
+        state_hash: &str,
+        now: i64,
+    ) -> DbResult<Option<SsoLogin>> {
+        let h = state_hash.to_owned();
+        scoped!(self, tenant, |c| {
+            let rows: Vec<SsoLogin> = sql_query(
+                "UPDATE sso_logins SET used_at = $2 WHERE tenant_id = me() AND state_hash = $1 \
+                 AND used_at IS NULL AND expires_at > $2 RETURNING pkce_verifier, nonce",
+            )
+            .bind::<Text, _>(&h)
+            .bind::<BigInt, _>(now)
+            .load(c)
+            .await?;
+            Ok(rows.into_iter().next())
+        })
+    }
+
+    /// The user an identity provider vouched for: the active user with `email` (its role set
+    /// to `role` unless it is an owner), or a new one (no password; the address is verified by
+    /// the provider). Audited. Returns the user id and the role it acts with.
+    pub async fn sso_user(
+        &self,
+        tenant: &TenantId,
+        email: &str,
+        role: &str,
+        new_id: &str,
+        who: &Actor,
+    ) -> DbResult<(String, String)> {
+        let (t, e, r, id, who) = (
+            tenant.as_str().to_owned(),
+            email.to_owned(),
+            role.to_owned(),
+            new_id.to_owned(),
+            who.clone(),
+        );
+        scoped!(self, tenant, |c| {
+            let found: Vec<LoginRow> = sql_query(
+                "SELECT user_id, password_hash, role, email_verified_at IS NOT NULL AS verified FROM users \
+                 WHERE tenant_id = me() AND email = $1 AND disabled_at IS NULL FOR UPDATE",
+            )
+            .bind::<Text, _>(&e)
+            .load(c)
+            .await?;
+            if let Some(u) = found.into_iter().next() {
+                if u.role == "owner" || u.role == r {
+                    return Ok((u.user_id, u.role));
+                }
+                sql_query("UPDATE users SET role = $2 WHERE tenant_id = me() AND user_id = $1")
+                    .bind::<Text, _>(&u.user_id)
+                    .bind::<Text, _>(&r)
+                    .execute(c)
+                    .await?;
+                audit(
+                    c,
+                    &t,
+                    &who,
+                    "user.role",
+                    &u.user_id,
+                    &format!("{} → {r} (identity provider)", u.role),
+                )
+                .await?;
+                return Ok((u.user_id, r));
+            }
+            let disabled: Count =
+                sql_query("SELECT count(*) AS n FROM users WHERE tenant_id = me() AND email = $1")
+                    .bind::<Text, _>(&e)
+                    .get_result(c)
+                    .await?;
+            if disabled.n > 0 {
+                // A disabled user stays disabled: the provider cannot bring it back.
+                return Err(DbError::NotFound);
+            }
+            sql_query("INSERT INTO users (tenant_id, user_id, email, password_hash, role, created_at, email_verified_at) VALUES ($1, $2, $3, '!sso', $4, $5, $5)")
+                .bind::<Text, _>(&t)
+                .bind::<Text, _>(&id)
+                .bind::<Text, _>(&e)
+                .bind::<Text, _>(&r)
+                .bind::<BigInt, _>(who.at)
+                .execute(c)
+                .await?;
+            audit(
+                c,
+                &t,
+                &who,
+                "user.create",
+                &id,
+                &format!("{e} as {r} (identity provider)"),
+            )
+            .await?;
+            Ok((id, r))
+        })
+    }
+
+    /// One of the tenant's channels with its secret, as a delivery would claim it, carrying
+    /// `payload` (a test message).
+    pub async fn channel_with(
+        &self,
+        tenant: &TenantId,
+        channel_id: &str,
+        payload: &str,
+    ) -> DbResult<Option<Claimed>> {
+        let (id, body) = (channel_id.to_owned(), payload.to_owned());
+        scoped!(self, tenant, |c| {
+            let rows: Vec<Claimed> = sql_query(
+                "SELECT 'test:' || channel_id AS outbox_id, 'pending' AS status, $2 AS payload, 1 AS attempts, kind, url, secret, name \
+                 FROM alert_channels WHERE tenant_id = me() AND channel_id = $1",
+            )
+            .bind::<Text, _>(&id)
+            .bind::<Text, _>(&body)
+            .load(c)
+            .await?;
+            Ok(rows.into_iter().next())
+        })
+    }
+
+    /// An audit row for something done outside the tenant's tables (a test message sent).
+    pub async fn note(
+        &self,
+        tenant: &TenantId,
+        who: &Actor,
+        action: &str,
+        target: &str,
+        summary: &str,
+    ) -> DbResult<()> {
+        let (t, who, a, tg, sm) = (
+            tenant.as_str().to_owned(),
+            who.clone(),
+            action.to_owned(),
+            target.to_owned(),
+            summary.to_owned(),
+        );
+        scoped!(self, tenant, |c| { audit(c, &t, &who, &a, &tg, &sm).await })
+    }
+
+    /// The newest audit rows of every tenant (staff).
+    pub async fn staff_audit(&self, limit: i64) -> DbResult<Vec<StaffAuditRow>> {
+        unscoped!(self, |c| {
+            Ok(sql_query(
+                "SELECT tenant_id, seq, at, actor, action, target, summary, ip FROM audit_log ORDER BY at DESC, seq DESC LIMIT $1",
+            )
+            .bind::<BigInt, _>(limit)
+            .load(c)
+            .await?)
+        })
+    }
+
+    /// What the system-health page shows (staff).
+    pub async fn staff_health(&self) -> DbResult<StaffHealth> {
+        unscoped!(self, |c| {
+            Ok(sql_query(
+                "SELECT \
+                 (SELECT count(*) FROM tenants WHERE status = 'active') AS tenants_active, \
+                 (SELECT count(*) FROM tenants WHERE status = 'suspended') AS tenants_suspended, \
+                 (SELECT count(*) FROM tenant_outbox WHERE status = 'pending') AS outbox_pending, \
+                 (SELECT count(*) FROM tenant_outbox WHERE status = 'failed') AS outbox_failed, \
+                 (SELECT min(next_attempt_ms) FROM tenant_outbox WHERE status = 'pending') AS oldest_pending_ms, \
+                 COALESCE((SELECT seq FROM fanout_state WHERE name = 'router'), 0) AS router_seq, \
+                 COALESCE((SELECT seq FROM fanout_state WHERE name = 'correlator'), 0) AS correlator_seq",
+            )
+            .get_result(c)
+            .await?)
+        })
     }
 }

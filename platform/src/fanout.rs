@@ -21,9 +21,7 @@ use kamiyo_core_models::{
 };
 use serde_json::json;
 
-use crate::db::{
-    ChannelRow, Claimed, Db, DbError, OutboxRow, Outcome, ThresholdRow, Today, utc_day,
-};
+use crate::db::{Claimed, Db, DbError, OutboxRow, Outcome, TenantView, ThresholdRow, utc_day};
 use crate::tiers::TierMatrix;
 
 /// Tenant transactions one step runs at once.
@@ -89,6 +87,7 @@ pub fn alert_json(
     incident: &Incident,
     channel: &str,
     title: Option<String>,
+    brand: Option<&str>,
 ) -> String {
     let mut event = e.event.clone();
     let mut incident = incident.clone();
@@ -102,6 +101,7 @@ pub fn alert_json(
         dashboard_url: None,
         is_test: false,
         related: Vec::new(),
+        brand: brand.map(str::to_owned),
     };
     serde_json::to_string(&alert).unwrap_or_default()
 }
@@ -112,12 +112,16 @@ pub fn alert_json(
 pub fn judge(
     e: &StoredEvent,
     incident: &Incident,
-    thresholds: &[ThresholdRow],
-    channels: &[ChannelRow],
-    today: Today,
+    tenant: &TenantView<'_>,
     cap: i64,
     now: i64,
 ) -> Vec<OutboxRow> {
+    let TenantView {
+        thresholds,
+        channels,
+        today,
+        brand,
+    } = *tenant;
     if !alerting(e.event.change) || !passes(e, thresholds) {
         return Vec::new();
     }
@@ -154,7 +158,7 @@ pub fn judge(
         out.push(row(
             status,
             format!("{}:{}", e.seq, ch.channel_id),
-            alert_json(e, incident, &ch.channel_id, None),
+            alert_json(e, incident, &ch.channel_id, None, brand),
             now,
         ));
         if status == "held" {
@@ -165,7 +169,7 @@ pub fn judge(
             out.push(row(
                 "digest",
                 format!("digest:{day}:{}", ch.channel_id),
-                alert_json(e, incident, &format!("digest:{day}"), Some(digest)),
+                alert_json(e, incident, &format!("digest:{day}"), Some(digest), brand),
                 midnight,
             ));
         }
@@ -240,15 +244,27 @@ pub async fn route_once(
             let results: Vec<Result<Option<crate::db::Routed>, DbError>> =
                 futures_util::stream::iter(subscribers)
                     .map(|(tenant, plan)| async move {
-                        let cap = plan.parse().map_or(0, |t| {
+                        let tier = plan.parse().ok();
+                        let cap = tier.map_or(0, |t| {
                             i64::try_from(tiers.config(t).limits.alerts_per_day).unwrap_or(i64::MAX)
+                        });
+                        // Alerts carry the tenant's brand on plans with white label.
+                        let branded = tier.is_some_and(|t| {
+                            tiers.is_feature_enabled(t, crate::tiers::Feature::WhiteLabel)
                         });
                         db.route_to_tenant(
                             &tenant,
                             e.seq,
                             &e.event.detector,
+                            e.event.incident_id.as_str(),
                             now,
-                            |th, ch, today| judge(e, incident, th, ch, today, cap, now),
+                            |view| {
+                                let view = TenantView {
+                                    brand: view.brand.filter(|_| branded),
+                                    ..*view
+                                };
+                                judge(e, incident, &view, cap, now)
+                            },
                         )
                         .await
                     })
@@ -266,6 +282,36 @@ pub async fn route_once(
         db.set_router_cursor(ROUTER, e.seq).await?;
     }
     Ok(pass)
+}
+
+/// Publishes the shared steps after the hub's position to this replica's live subscribers
+/// (`/ws`: each sees its own protocols), at most 500 per call; returns how many.
+pub async fn tail_once(facts: &dyn IncidentStore, hub: &kamiyo_api::Hub) -> Result<usize, DbError> {
+    let page = facts
+        .events(&EventQuery {
+            after_seq: Some(hub.last_seq()),
+            order: Order::Asc,
+            limit: 500,
+            ..EventQuery::default()
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+    hub.publish_events(&page);
+    Ok(page.len())
+}
+
+/// The newest shared step's position (0 when there is none): where a replica's live stream
+/// starts.
+pub async fn newest_seq(facts: &dyn IncidentStore) -> Result<i64, DbError> {
+    let page = facts
+        .events(&EventQuery {
+            order: Order::Desc,
+            limit: 1,
+            ..EventQuery::default()
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+    Ok(page.first().map_or(0, |e| e.seq))
 }
 
 /// How long a claimed row is held by one worker before another may take it.
@@ -320,6 +366,31 @@ async fn attempt(
     }
     let n = notifier(c).map_err(NotifyError::Permanent)?;
     n.notify(&alert).await.map(|_| ())
+}
+
+/// Sends a clearly marked test message to one of the tenant's channels now (not through the
+/// outbox: the person who asked sees the outcome), under the tenant's brand when given.
+pub async fn send_test(
+    db: &Db,
+    mailer: Option<&kamiyo_alerts::channels::Smtp>,
+    tenant: &crate::tenancy::TenantId,
+    channel_id: &str,
+    brand: Option<&str>,
+    now: i64,
+) -> Result<Option<()>, NotifyError> {
+    let ts = kamiyo_core_models::Timestamp::from_millis(now);
+    let mut alert = kamiyo_alerts::test_alert(channel_id, ts, None);
+    alert.brand = brand.map(str::to_owned);
+    let payload =
+        serde_json::to_string(&alert).map_err(|e| NotifyError::Permanent(e.to_string()))?;
+    let Some(c) = db
+        .channel_with(tenant, channel_id, &payload)
+        .await
+        .map_err(|e| NotifyError::Transient(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    attempt(&c, mailer).await.map(Some)
 }
 
 /// What one delivery pass did.
@@ -423,7 +494,11 @@ pub fn correlated_row(
 /// The alert a channel gets for a correlated incident: the open core's alert format, an
 /// incident of the `correlator` detector whose evidence names the pattern, the entity, the
 /// protocols, the members and each attack stage's evidence.
-pub fn correlated_alert(c: &crate::correlator::Correlated, channel: &str) -> String {
+pub fn correlated_alert(
+    c: &crate::correlator::Correlated,
+    channel: &str,
+    brand: Option<&str>,
+) -> String {
     use kamiyo_core_models::{Evidence, IncidentKey, IncidentStatus, ProtocolId, ThreatType};
     let protocols: Vec<&str> = c.protocols.iter().map(String::as_str).collect();
     let stages: Vec<String> = c
@@ -490,6 +565,7 @@ pub fn correlated_alert(c: &crate::correlator::Correlated, channel: &str) -> Str
         dashboard_url: None,
         is_test: false,
         related: Vec::new(),
+        brand: brand.map(str::to_owned),
     };
     serde_json::to_string(&alert).unwrap_or_default()
 }
@@ -569,10 +645,13 @@ pub async fn correlate_once(
                         let cap = i64::try_from(tiers.config(tier).limits.alerts_per_day)
                             .unwrap_or(i64::MAX);
                         let sev = rank(c.severity);
+                        let branded =
+                            tiers.is_feature_enabled(tier, crate::tiers::Feature::WhiteLabel);
                         pass.sent += db
-                            .alert_once(&tenant, now, |channels, today| {
-                                let mut used = today.alerts;
-                                channels
+                            .alert_once(&tenant, now, |view| {
+                                let brand = view.brand.filter(|_| branded);
+                                let mut used = view.today.alerts;
+                                view.channels
                                     .iter()
                                     .filter(|ch| {
                                         crate::tenancy::SEVERITIES
@@ -593,7 +672,7 @@ pub async fn correlate_once(
                                             incident_id: c.id.clone(),
                                             channel_id: ch.channel_id.clone(),
                                             severity: c.severity.as_str().to_owned(),
-                                            payload: correlated_alert(&c, &ch.channel_id),
+                                            payload: correlated_alert(&c, &ch.channel_id, brand),
                                             status,
                                             next_attempt_ms: now,
                                         }

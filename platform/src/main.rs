@@ -564,6 +564,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 c.platform.hlp_vault.parse()?,
                 std::sync::Arc::new(kamiyo_core_models::SystemClock),
             );
+            // The live stream: this replica's `/ws` subscribers get the shared steps as they
+            // are stored (by whichever process ingests them).
+            let hub = api.hub.clone();
+            hub.start_at(kamiyo_platform::fanout::newest_seq(&shared).await?);
+            let tail_facts = shared.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+                loop {
+                    tick.tick().await;
+                    while let Ok(500) = kamiyo_platform::fanout::tail_once(&tail_facts, &hub).await
+                    {
+                    }
+                }
+            });
             // The tenant router: shared steps into each subscribed tenant's outbox.
             let router_db = platform.db.clone();
             let router_tiers = platform.tiers.clone();
@@ -621,11 +635,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             });
+            let mut platform = platform;
+            platform.facts = Some(std::sync::Arc::new(shared.clone()));
             let state = actix_web::web::Data::new(platform);
             let mut server = actix_web::HttpServer::new(move || {
                 actix_web::App::new()
                     .app_data(state.clone())
                     .configure(web::routes)
+                    .configure(kamiyo_platform::pages::routes)
                     .configure(kamiyo_api::configure(api.clone()))
             });
             if c.server.workers > 0 {

@@ -265,6 +265,114 @@ pub const OPERATIONS: &[Operation] = &[
     },
     op(
         "get",
+        "/api/v1/incident-states",
+        "The tenant's newest action on each of the incidents named (`ids`, comma-separated, at most 200); those it never acted on are absent.",
+        "viewer",
+        None,
+        200,
+    ),
+    op(
+        "get",
+        "/api/v1/incidents/{id}/actions",
+        "The tenant's actions on a shared incident, oldest first.",
+        "viewer",
+        None,
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/incidents/{id}/actions",
+        "Acknowledge, mute (no more alerts for it), resolve (a new alerting step reopens it) or reopen an incident, with a note; audited.",
+        "analyst",
+        Some("IncidentAction"),
+        200,
+    ),
+    op(
+        "post",
+        "/api/v1/channels/{id}/test",
+        "Send a clearly marked test message to the channel now; answers whether it was delivered (audited).",
+        "admin",
+        None,
+        200,
+    ),
+    op(
+        "get",
+        "/api/v1/branding",
+        "The tenant's brand and what its plan allows of it.",
+        "viewer",
+        None,
+        200,
+    ),
+    Operation {
+        feature: Some("custom_branding"),
+        ..op(
+            "put",
+            "/api/v1/branding",
+            "Set the brand: name, logo, colours (white text must reach 4.5:1), custom domain (plans with custom domains).",
+            "admin",
+            Some("Brand"),
+            200,
+        )
+    },
+    Operation {
+        feature: Some("custom_branding"),
+        ..op(
+            "delete",
+            "/api/v1/branding",
+            "Back to kamiyo's look.",
+            "admin",
+            None,
+            204,
+        )
+    },
+    op(
+        "get",
+        "/api/v1/sso",
+        "The tenant's single sign-on settings (never the client secret), its redirect URI and start URL.",
+        "viewer",
+        None,
+        200,
+    ),
+    Operation {
+        feature: Some("sso"),
+        ..op(
+            "put",
+            "/api/v1/sso",
+            "Set OpenID Connect single sign-on: issuer (discovered before it is saved), client, role claim and mapping, whether password sign-in is refused.",
+            "admin",
+            Some("Sso"),
+            200,
+        )
+    },
+    Operation {
+        feature: Some("sso"),
+        ..op(
+            "delete",
+            "/api/v1/sso",
+            "Remove single sign-on (passwords work again).",
+            "admin",
+            None,
+            204,
+        )
+    },
+    op(
+        "get",
+        "/api/v1/admin/audit",
+        "Staff: the newest audit rows of every tenant.",
+        "staff",
+        None,
+        200,
+    ),
+    op(
+        "get",
+        "/api/v1/admin/health",
+        "Staff: system health (tenants, alert backlog, router and correlator lag, billing and mail).",
+        "staff",
+        None,
+        200,
+    ),
+    op(
+        "get",
         "/api/v1/admin/tenants",
         "Staff: every tenant (staff token; audited actions below).",
         "staff",
@@ -441,6 +549,26 @@ fn schemas() -> Value {
         "Cancel": s(json!({"at_period_end": {"type": "boolean"}}), &["at_period_end"]),
         "StripeEvent": {"type": "object", "description": "A Stripe event object (https://docs.stripe.com/api/events/object), as Stripe signed it.", "required": ["id", "object", "type", "created", "data"]},
         "Watch": s(json!({"label": {"type": "string", "minLength": 1, "maxLength": 80}}), &["label"]),
+        "IncidentAction": s(json!({
+            "action": {"enum": crate::web::INCIDENT_ACTIONS},
+            "note": {"type": "string", "maxLength": 500}
+        }), &["action"]),
+        "Brand": s(json!({
+            "name": {"type": "string", "minLength": 1, "maxLength": 60},
+            "logo": {"type": ["string", "null"], "maxLength": crate::pages::MAX_LOGO_BYTES, "description": "data:image/png|jpeg|svg+xml;base64,…"},
+            "primary_colour": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+            "accent_colour": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+            "domain": {"type": ["string", "null"], "maxLength": 253}
+        }), &["name", "primary_colour", "accent_colour"]),
+        "Sso": s(json!({
+            "issuer": {"type": "string", "maxLength": 500},
+            "client_id": {"type": "string", "minLength": 1, "maxLength": 200},
+            "client_secret": {"type": "string", "minLength": 1, "maxLength": 500},
+            "role_claim": {"type": "string", "maxLength": 80},
+            "role_map": {"type": "object", "additionalProperties": {"enum": ["admin", "analyst", "viewer"]}},
+            "default_role": {"enum": ["admin", "analyst", "viewer", null]},
+            "enforced": {"type": "boolean"}
+        }), &["issuer", "client_id", "client_secret"]),
         "Channel": s(json!({
             "name": {"type": "string", "minLength": 1, "maxLength": 80},
             "kind": {"enum": crate::tenancy::CHANNEL_KINDS},

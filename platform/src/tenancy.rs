@@ -140,6 +140,12 @@ pub enum Permission {
     ReadAudit,
     /// See and change the subscription (checkout, portal, plan, cancel).
     Billing,
+    /// Work incidents: acknowledge, mute, resolve, reopen (the tenant's own state of them).
+    Respond,
+    /// Set the brand (white label).
+    Brand,
+    /// Set single sign-on.
+    SingleSignOn,
 }
 
 impl Permission {
@@ -147,7 +153,8 @@ impl Permission {
     pub fn least_role(self) -> Role {
         match self {
             Self::Read => Role::Viewer,
-            Self::Tune => Role::Analyst,
+            Self::Tune | Self::Respond => Role::Analyst,
+            Self::Brand | Self::SingleSignOn => Role::Admin,
             Self::ManageAccess | Self::Configure | Self::ReadAudit | Self::Billing => Role::Admin,
         }
     }
@@ -160,6 +167,9 @@ impl Permission {
             Self::Configure => "change channels or subscriptions",
             Self::ReadAudit => "read the audit log",
             Self::Billing => "manage billing",
+            Self::Respond => "act on incidents",
+            Self::Brand => "change the brand",
+            Self::SingleSignOn => "change single sign-on",
         }
     }
 
@@ -167,6 +177,8 @@ impl Permission {
     pub fn feature(self) -> Option<Feature> {
         match self {
             Self::ReadAudit => Some(Feature::AuditLog),
+            Self::Brand => Some(Feature::CustomBranding),
+            Self::SingleSignOn => Some(Feature::Sso),
             _ => None,
         }
     }

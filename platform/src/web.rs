@@ -60,6 +60,9 @@ pub struct PlatformState {
     /// Every protocol the platform knows (`/api/v1/protocols`; subscriptions are checked
     /// against it).
     pub registry: Arc<crate::registry::Registry>,
+    /// The shared facts (read through the application role), when served: incidents a
+    /// tenant acts on are checked against them.
+    pub facts: Option<Arc<dyn kamiyo_core_models::IncidentStore>>,
 }
 
 impl PlatformState {
@@ -87,6 +90,7 @@ impl PlatformState {
             staff_db: None,
             staff_tokens: Vec::new(),
             billing: None,
+            facts: None,
             // The embedded registry is checked by the crate's tests; an empty one if it ever
             // failed would refuse every subscription outside `protocols` rather than panic.
             registry: Arc::new(crate::registry::Registry::embedded().unwrap_or_else(|e| {
@@ -131,6 +135,10 @@ pub const MAX_WEBHOOK_BYTES: usize = 512 * 1024;
 
 /// The session cookie (`<tenant>.<secret>`; Secure, HttpOnly, SameSite=Strict).
 pub const SESSION_COOKIE: &str = "kamiyo_session";
+/// How [`PlatformAuth`] marks a session cookie it read for the open core's gate (keys never
+/// start with it: they are `<tenant>.<secret>`).
+const SESSION_MARK: &str = "session:";
+
 /// The CSRF cookie (readable by the page, which echoes it in [`CSRF_HEADER`]).
 pub const CSRF_COOKIE: &str = "kamiyo_csrf";
 /// The header a cookie-authenticated write carries its CSRF token in.
@@ -935,6 +943,12 @@ async fn login(req: HttpRequest, state: web::Data<PlatformState>, body: web::Jso
     ) else {
         return Err(refused());
     };
+    // A tenant that signs in through its identity provider refuses passwords.
+    if state.db.sso(&tenant).await?.is_some_and(|s| s.enforced) {
+        return Err(WebError::Forbidden(format!(
+            "{tenant} signs in through its identity provider: open /sso/{tenant}/start"
+        )));
+    }
     let account = format!("{tenant}/{email}");
     for (limiter, who) in [(&state.auth_failures, &ip), (&state.logins, &account)] {
         if let Some(wait) = limiter.exhausted(who) {
@@ -961,19 +975,33 @@ async fn login(req: HttpRequest, state: web::Data<PlatformState>, body: web::Jso
             "verify your address first (the link was mailed at sign-up; ask again with POST /api/v1/password-reset)".into(),
         ));
     }
+    let mut res = HttpResponse::Ok();
+    let csrf = open_session(&state, &tenant, &user.user_id, &ip, &mut res).await?;
+    Ok(res.json(json!({"tenant": tenant, "user_id": user.user_id, "role": user.role, "csrf_token": csrf, "expires_in_secs": SESSION_MS / 1000})))
+}
+
+/// Starts a session for the user: stored (hashed), audited, and its cookies set on `res`
+/// (the session's, HttpOnly; the CSRF token's, readable by the page). Returns the CSRF token.
+pub(crate) async fn open_session(
+    state: &PlatformState,
+    tenant: &TenantId,
+    user_id: &str,
+    ip: &str,
+    res: &mut actix_web::HttpResponseBuilder,
+) -> Result<String, WebError> {
     let secret = format!("{tenant}.{}", tenancy::new_secret());
     let csrf = tenancy::new_secret();
     let now = state.now();
     state
         .db
         .create_session(
-            &tenant,
-            &user.user_id,
+            tenant,
+            user_id,
             (&tenancy::hash_key(&secret), &tenancy::hash_key(&csrf)),
             now + SESSION_MS,
             &Actor {
-                actor: format!("user:{}", user.user_id),
-                ip,
+                actor: format!("user:{user_id}"),
+                ip: ip.to_owned(),
                 at: now,
             },
         )
@@ -992,10 +1020,8 @@ async fn login(req: HttpRequest, state: web::Data<PlatformState>, body: web::Jso
         .same_site(actix_web::cookie::SameSite::Strict)
         .max_age(max_age)
         .finish();
-    Ok(HttpResponse::Ok()
-        .cookie(session)
-        .cookie(csrf_cookie)
-        .json(json!({"tenant": tenant, "user_id": user.user_id, "role": user.role, "csrf_token": csrf, "expires_in_secs": SESSION_MS / 1000})))
+    res.cookie(session).cookie(csrf_cookie);
+    Ok(csrf)
 }
 
 async fn logout(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
@@ -1790,12 +1816,17 @@ impl kamiyo_api::auth::Authenticator for PlatformAuth {
     ) -> Result<Option<(String, kamiyo_api::auth::Principal)>, kamiyo_api::ApiError> {
         use kamiyo_api::ApiError;
         let now = (self.clock)();
+        // A browser session (the cookie, read by `presented`) or a key.
+        let (presented, session) = match presented.strip_prefix(SESSION_MARK) {
+            Some(s) => (s, true),
+            None => (presented, false),
+        };
         let (p, v) = match verify(
             &self.db,
             &self.tiers,
             Some(&self.keys),
             presented,
-            false,
+            session,
             now,
         )
         .await
@@ -1834,13 +1865,25 @@ impl kamiyo_api::auth::Authenticator for PlatformAuth {
     }
 
     async fn still_valid(&self, presented: &str) -> Result<bool, kamiyo_api::ApiError> {
-        let Some(t) = tenancy::key_tenant(presented) else {
+        let (secret, session) = match presented.strip_prefix(SESSION_MARK) {
+            Some(s) => (s, true),
+            None => (presented, false),
+        };
+        let Some(t) = tenancy::key_tenant(secret) else {
             return Ok(false);
         };
-        self.db
-            .key_valid(&t, &tenancy::hash_key(presented), (self.clock)())
-            .await
-            .map_err(|e| kamiyo_api::ApiError::Unavailable(e.to_string()))
+        let (hash, now) = (tenancy::hash_key(secret), (self.clock)());
+        if session {
+            self.db.session_valid(&t, &hash, now).await
+        } else {
+            self.db.key_valid(&t, &hash, now).await
+        }
+        .map_err(|e| kamiyo_api::ApiError::Unavailable(e.to_string()))
+    }
+
+    fn presented(&self, req: &HttpRequest) -> Option<String> {
+        req.cookie(SESSION_COOKIE)
+            .map(|c| format!("{SESSION_MARK}{}", c.value()))
     }
 }
 
@@ -1937,6 +1980,367 @@ pub fn open_core(
     api.shared()
 }
 
+// ---- working incidents (the tenant's own state of shared incidents) ----
+
+/// `GET /api/v1/incident-states?ids=a,b`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatesQuery {
+    /// Incident ids, comma-separated (at most 200).
+    pub ids: String,
+}
+
+/// The tenant's newest action on each of the incidents named (those it never acted on are
+/// absent: open, unacknowledged).
+async fn incident_states(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    q: web::Query<StatesQuery>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Read)?;
+    let ids: Vec<String> = q
+        .ids
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if ids.len() > 200 || ids.iter().any(|i| i.len() > 80) {
+        return Err(WebError::Invalid(
+            "ids: at most 200 incident ids, comma-separated".into(),
+        ));
+    }
+    let rows = state.db.incident_states(&p.tenant, &ids).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": rows })))
+}
+
+async fn incident_actions(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Read)?;
+    let rows = state.db.incident_history(&p.tenant, &path).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": rows })))
+}
+
+/// `POST /api/v1/incidents/{id}/actions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    /// `acknowledge`, `mute` (no more alerts for it), `resolve` (a new alerting step reopens
+    /// it) or `reopen`.
+    pub action: String,
+    /// Why (shown in the incident's history and the audit log).
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Incident actions a tenant may take.
+pub const INCIDENT_ACTIONS: [&str; 4] = ["acknowledge", "mute", "resolve", "reopen"];
+
+async fn act_on_incident(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+    body: web::Json<ActionBody>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Respond)?;
+    if !INCIDENT_ACTIONS.contains(&body.action.as_str()) {
+        return Err(WebError::Invalid(format!(
+            "action: one of {}",
+            INCIDENT_ACTIONS.join(", ")
+        )));
+    }
+    let note = body.note.trim();
+    if note.chars().count() > 500 || note.chars().any(char::is_control) {
+        return Err(WebError::Invalid(
+            "note: at most 500 characters, no control characters".into(),
+        ));
+    }
+    // Only an incident the tenant can see (one of its protocols) is acted on.
+    let id = path.into_inner();
+    if let Some(facts) = &state.facts {
+        let subs: Vec<db::SubscriptionRow> = state.db.list(&p.tenant, List::Subscriptions).await?;
+        let incident = kamiyo_core_models::StableId::parse(&id)
+            .ok()
+            .map(|i| async move { facts.incident(&i).await });
+        let found = match incident {
+            Some(f) => f.await.map_err(|e| {
+                tracing::warn!(error = %e, "incident lookup failed");
+                WebError::Unavailable
+            })?,
+            None => None,
+        };
+        if !found.is_some_and(|i| subs.iter().any(|s| s.protocol == i.protocol.as_str())) {
+            return Err(WebError::NotFound);
+        }
+    }
+    change(
+        &req,
+        &state,
+        &p,
+        Change::IncidentAction {
+            incident_id: id.clone(),
+            action: body.action.clone(),
+            note: note.to_owned(),
+        },
+    )
+    .await?;
+    let rows = state.db.incident_history(&p.tenant, &id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "incident_id": id, "items": rows })))
+}
+
+async fn test_channel(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Configure)?;
+    let brand = brand_of_plan(&state, &p).await?;
+    let sent = crate::fanout::send_test(
+        &state.db,
+        state.mailer.as_deref(),
+        &p.tenant,
+        &path,
+        brand.as_deref(),
+        state.now(),
+    )
+    .await;
+    let outcome = match sent {
+        Ok(None) => return Err(WebError::NotFound),
+        Ok(Some(())) => json!({"channel_id": *path, "delivered": true}),
+        Err(e) => json!({"channel_id": *path, "delivered": false, "error": e.to_string()}),
+    };
+    let who = actor(&p, &req, state.now());
+    let summary = if outcome["delivered"] == true {
+        "test message delivered".to_owned()
+    } else {
+        format!(
+            "test message failed: {}",
+            outcome["error"].as_str().unwrap_or("")
+        )
+    };
+    state
+        .db
+        .note(&p.tenant, &who, "channel.test", &path, &summary)
+        .await?;
+    Ok(HttpResponse::Ok().json(outcome))
+}
+
+/// The name the tenant's alerts go out under: its brand on plans with white label.
+async fn brand_of_plan(state: &PlatformState, p: &Principal) -> Result<Option<String>, WebError> {
+    if !state.tiers.is_feature_enabled(p.plan, Feature::WhiteLabel) {
+        return Ok(None);
+    }
+    Ok(state.db.brand(&p.tenant).await?.map(|b| b.name))
+}
+
+// ---- branding (white label) ----
+
+/// `PUT /api/v1/branding`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandBody {
+    /// Name shown (and, with white label, the name alerts are sent under).
+    pub name: String,
+    /// Logo: a `data:image/png;base64,…` or `data:image/svg+xml;base64,…` URL (≤ 64 KiB).
+    pub logo: Option<String>,
+    /// Main colour, `#rrggbb` (white text on it must reach 4.5:1).
+    pub primary_colour: String,
+    /// Accent colour, `#rrggbb` (same rule).
+    pub accent_colour: String,
+    /// Custom domain (plans with custom domains).
+    pub domain: Option<String>,
+}
+
+async fn get_branding(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
+    let p = allowed(&req, &state, Permission::Read)?;
+    let brand = state.db.brand(&p.tenant).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "brand": brand,
+        "may_brand": state.tiers.is_feature_enabled(p.plan, Feature::CustomBranding),
+        "may_use_domain": state.tiers.is_feature_enabled(p.plan, Feature::CustomDomain),
+        "alerts_branded": state.tiers.is_feature_enabled(p.plan, Feature::WhiteLabel),
+    })))
+}
+
+async fn put_branding(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    body: web::Json<BrandBody>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::Brand)?;
+    let b = body.into_inner();
+    let name = tenancy::parse_label("name", &b.name, 60)?;
+    let primary = crate::pages::parse_colour("primary_colour", &b.primary_colour)?;
+    let accent = crate::pages::parse_colour("accent_colour", &b.accent_colour)?;
+    let logo = match b.logo.filter(|l| !l.is_empty()) {
+        Some(l) => Some(crate::pages::parse_logo(&l)?),
+        None => None,
+    };
+    let domain = match b.domain.filter(|d| !d.is_empty()) {
+        Some(d) => {
+            tenancy::require(p.plan, Feature::CustomDomain, &state.tiers)?;
+            Some(crate::pages::parse_domain(&d)?)
+        }
+        None => None,
+    };
+    change(
+        &req,
+        &state,
+        &p,
+        Change::SetBrand {
+            name,
+            logo,
+            primary_colour: primary,
+            accent_colour: accent,
+            domain,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "brand": state.db.brand(&p.tenant).await? })))
+}
+
+async fn delete_branding(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
+    let p = allowed(&req, &state, Permission::Brand)?;
+    change(&req, &state, &p, Change::RemoveBrand).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- single sign-on ----
+
+/// `PUT /api/v1/sso`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoBody {
+    /// The identity provider's issuer (https; http only on a loopback address).
+    pub issuer: String,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+    /// The ID-token claim with the user's groups or roles (default `groups`).
+    pub role_claim: Option<String>,
+    /// Claim value → role (`admin`, `analyst`, `viewer`).
+    #[serde(default)]
+    pub role_map: std::collections::BTreeMap<String, String>,
+    /// Role of a user no mapping names; absent: refused.
+    pub default_role: Option<String>,
+    /// Refuse password sign-in.
+    #[serde(default)]
+    pub enforced: bool,
+}
+
+async fn get_sso(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
+    let p = allowed(&req, &state, Permission::Read)?;
+    let row = state.db.sso(&p.tenant).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "sso": row.map(|r| {
+            let map: serde_json::Value = serde_json::from_str(&r.role_map).unwrap_or_default();
+            json!({"issuer": r.issuer, "client_id": r.client_id, "role_claim": r.role_claim,
+                   "role_map": map, "default_role": r.default_role, "enforced": r.enforced,
+                   "start_url": format!("{}/sso/{}/start", state.public_url.trim_end_matches('/'), p.tenant),
+                   "redirect_uri": crate::sso::redirect_uri(&state.public_url, &p.tenant)})
+        }),
+        "available": state.tiers.is_feature_enabled(p.plan, Feature::Sso),
+    })))
+}
+
+async fn put_sso(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    body: web::Json<SsoBody>,
+) -> Res {
+    let p = allowed(&req, &state, Permission::SingleSignOn)?;
+    let b = body.into_inner();
+    let issuer = crate::sso::parse_issuer(&b.issuer)?;
+    let client_id = tenancy::parse_label("client_id", &b.client_id, 200)?;
+    if b.client_secret.is_empty() || b.client_secret.len() > 500 {
+        return Err(WebError::Invalid(
+            "client_secret: 1 to 500 characters".into(),
+        ));
+    }
+    let role_claim = tenancy::parse_label(
+        "role_claim",
+        b.role_claim.as_deref().unwrap_or("groups"),
+        80,
+    )?;
+    let assignable = |r: &str| matches!(r, "admin" | "analyst" | "viewer");
+    if let Some((k, v)) = b
+        .role_map
+        .iter()
+        .find(|(k, v)| k.is_empty() || !assignable(v))
+    {
+        return Err(WebError::Invalid(format!(
+            "role_map: {k:?} → {v:?}; values are admin, analyst or viewer (owners are made in kamiyo)"
+        )));
+    }
+    if b.default_role.as_deref().is_some_and(|r| !assignable(r)) {
+        return Err(WebError::Invalid(
+            "default_role: admin, analyst or viewer".into(),
+        ));
+    }
+    // The provider must answer discovery before password sign-in can be turned off.
+    crate::sso::discover(&issuer)
+        .await
+        .map_err(|e| WebError::Invalid(format!("issuer: discovery failed: {e}")))?;
+    change(
+        &req,
+        &state,
+        &p,
+        Change::SetSso {
+            issuer,
+            client_id,
+            client_secret: b.client_secret,
+            role_claim,
+            role_map: serde_json::to_string(&b.role_map).unwrap_or_else(|_| "{}".into()),
+            default_role: b.default_role,
+            enforced: b.enforced,
+        },
+    )
+    .await?;
+    get_sso(req, state).await
+}
+
+async fn delete_sso(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
+    let p = allowed(&req, &state, Permission::SingleSignOn)?;
+    change(&req, &state, &p, Change::RemoveSso).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- staff: audit and health ----
+
+async fn admin_audit(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    q: web::Query<LimitQuery>,
+) -> Res {
+    let (_, db) = staff(&req, &state)?;
+    let limit = i64::from(q.limit.unwrap_or(200).clamp(1, 1000));
+    Ok(HttpResponse::Ok().json(json!({ "items": db.staff_audit(limit).await? })))
+}
+
+async fn admin_health(req: HttpRequest, state: web::Data<PlatformState>) -> Res {
+    let (_, db) = staff(&req, &state)?;
+    let now = state.now();
+    let h = db.staff_health().await?;
+    let newest = match &state.facts {
+        Some(f) => Some(crate::fanout::newest_seq(f.as_ref()).await?),
+        None => None,
+    };
+    let checks = json!({
+        "database": "ok",
+        "router_lag_steps": newest.map(|n| (n - h.router_seq).max(0)),
+        "correlator_lag_steps": newest.map(|n| (n - h.correlator_seq).max(0)),
+        "oldest_pending_alert_secs": h.oldest_pending_ms.map(|t| ((now - t).max(0)) / 1000),
+        "billing": if state.billing.is_some() { "configured" } else { "not configured" },
+        "mail": if state.mailer.is_some() { "configured" } else { "not configured" },
+    });
+    Ok(HttpResponse::Ok()
+        .json(json!({ "counts": h, "newest_seq": newest, "checks": checks, "at": now })))
+}
+
 /// Registers the platform's routes (the caller adds `web::Data<PlatformState>`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use db::{ChannelRow, KeyRow, SubscriptionRow, ThresholdRow, UserRow, WatchedRow};
@@ -2013,6 +2417,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/channels/{id}", web::delete().to(remove_channel))
             .route("/alerts", web::get().to(alerts))
             .route("/correlated", web::get().to(correlated))
+            .route("/incident-states", web::get().to(incident_states))
+            .route("/incidents/{id}/actions", web::get().to(incident_actions))
+            .route("/incidents/{id}/actions", web::post().to(act_on_incident))
+            .route("/channels/{id}/test", web::post().to(test_channel))
+            .route("/branding", web::get().to(get_branding))
+            .route("/branding", web::put().to(put_branding))
+            .route("/branding", web::delete().to(delete_branding))
+            .route("/sso", web::get().to(get_sso))
+            .route("/sso", web::put().to(put_sso))
+            .route("/sso", web::delete().to(delete_sso))
+            .route("/admin/audit", web::get().to(admin_audit))
+            .route("/admin/health", web::get().to(admin_health))
             .route("/admin/tenants", web::get().to(admin_tenants))
             .route("/admin/tenants/{id}/plan", web::put().to(admin_plan))
             .route(

@@ -50,6 +50,8 @@ pub struct Message {
     pub idempotency_key: String,
     /// True for `alerts test` messages.
     pub is_test: bool,
+    /// The name the message is sent under (`kamiyo`, or a host's brand).
+    pub brand: String,
 }
 
 /// Marker put in front of test messages on every channel.
@@ -147,6 +149,11 @@ impl Message {
             incident_id: e.incident_id.to_string(),
             link: alert.dashboard_url.clone(),
             idempotency_key: alert.idempotency_key.to_string(),
+            brand: alert
+                .brand
+                .clone()
+                .filter(|b| !b.trim().is_empty())
+                .unwrap_or_else(|| "kamiyo".to_owned()),
             is_test: alert.is_test,
         }
     }

@@ -176,10 +176,6 @@ fn is_public(path: &str) -> bool {
         || path.starts_with("/docs/")
 }
 
-fn presented_key(req: &ServiceRequest) -> Option<String> {
-    presented_key_of(req.headers(), req.path(), req.query_string())
-}
-
 /// The API key a request presents: `Authorization: Bearer …`, `X-API-Key`, or on `/ws` the
 /// `api_key` query parameter.
 pub fn presented_key_of(
@@ -330,6 +326,18 @@ pub trait Authenticator: Send + Sync {
 
     /// True while the key is still accepted (`/ws` sessions re-check it); never meters.
     async fn still_valid(&self, presented: &str) -> Result<bool, ApiError>;
+
+    /// A credential the host reads where the open core does not look (a browser session's
+    /// cookie), for a request that presents no key; passed to [`Self::authenticate`] as is.
+    fn presented(&self, _req: &actix_web::HttpRequest) -> Option<String> {
+        None
+    }
+}
+
+/// The credential a request presents: its key, or what the host's authenticator reads.
+pub fn credential(state: &ApiState, req: &actix_web::HttpRequest) -> Option<String> {
+    presented_key_of(req.headers(), req.path(), req.query_string())
+        .or_else(|| state.authenticator.as_ref().and_then(|h| h.presented(req)))
 }
 
 async fn authenticate(
@@ -342,7 +350,7 @@ async fn authenticate(
     if is_public(req.path()) {
         return Ok((format!("ip:{ip}"), Principal::local()));
     }
-    let Some(key) = presented_key(req) else {
+    let Some(key) = credential(state, req.request()) else {
         if (state.config.require_keys || state.authenticator.is_some()) && !is_public(req.path()) {
             return Err(ApiError::Unauthorized(
                 "an API key is required: send `Authorization: Bearer kmy_…` (create one with `kamiyo-hyperliquid keys create`)"

@@ -99,6 +99,12 @@ impl Hub {
         self.feeds().iter().any(|f| f.state == FeedState::Down)
     }
 
+    /// Starts the hub at `seq` (a host that tails a store publishes only what comes after;
+    /// `/ws` clients resuming before it read the backlog from the store). Never moves back.
+    pub fn start_at(&self, seq: i64) {
+        self.inner.last_seq.fetch_max(seq, Ordering::Relaxed);
+    }
+
     /// The highest sequence number published.
     pub fn last_seq(&self) -> i64 {
         self.inner.last_seq.load(Ordering::Relaxed)

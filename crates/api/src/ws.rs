@@ -94,7 +94,14 @@ pub async fn ws(
         })?),
     };
     let scoped = state.scoped(&req)?;
-    let protocol = scoped.protocol(q.protocol.as_deref())?;
+    // One protocol when asked; without one, every protocol the caller may read (a tenant's
+    // live view spans its subscriptions).
+    let protocols: Option<std::sync::Arc<[kamiyo_core_models::ProtocolId]>> = match q.protocol {
+        Some(_) => scoped
+            .protocol(q.protocol.as_deref())?
+            .map(|p| std::sync::Arc::from(vec![p])),
+        None => scoped.scope.protocols.clone(),
+    };
     let floor = scoped.history_floor();
     let incidents = scoped.incidents.clone();
     drop(scoped);
@@ -111,13 +118,13 @@ pub async fn ws(
             return Ok(r);
         }
     };
-    let key = crate::auth::presented_key_of(req.headers(), req.path(), req.query_string());
+    let key = crate::auth::credential(&state, &req);
     // The backlog is read from the caller's stores, never before its history.
     let state = state.into_inner();
     let filter = Filter {
         resume,
         key,
-        protocol,
+        protocols,
         floor,
     };
     actix_web::rt::spawn(run(state, incidents, session, msgs, filter));
@@ -130,8 +137,8 @@ struct Filter {
     resume: Option<i64>,
     /// The key it presented (re-checked while the session lives).
     key: Option<String>,
-    /// Only this protocol's events.
-    protocol: Option<kamiyo_core_models::ProtocolId>,
+    /// Only these protocols' events (`None`: every protocol).
+    protocols: Option<std::sync::Arc<[kamiyo_core_models::ProtocolId]>>,
     /// No backlog before this time (the caller's history).
     floor: Option<kamiyo_core_models::Timestamp>,
 }
@@ -170,12 +177,19 @@ async fn run(
     let Filter {
         resume,
         key,
-        protocol,
+        protocols,
         floor,
     } = filter;
     let wanted = |e: &kamiyo_core_models::StoredEvent| {
-        protocol.as_ref().is_none_or(|p| e.event.protocol == *p)
+        protocols
+            .as_ref()
+            .is_none_or(|ps| ps.contains(&e.event.protocol))
     };
+    // The backlog is read for the one protocol, or for all and filtered.
+    let protocol = protocols
+        .as_ref()
+        .filter(|ps| ps.len() == 1)
+        .map(|ps| ps[0].clone());
     // Subscribe before reading the backlog, so nothing published in between is missed.
     let mut rx = state.hub.subscribe();
     let hello = WsFrame::Hello {
@@ -232,6 +246,10 @@ async fn run(
                 break;
             }
             for e in &page {
+                if !wanted(e) {
+                    sent = e.seq;
+                    continue;
+                }
                 let f = WsFrame::Event {
                     event: Box::new(e.into()),
                 };

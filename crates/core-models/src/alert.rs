@@ -26,6 +26,10 @@ pub struct Alert {
     /// plain lifecycle step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<RelatedIncident>,
+    /// The name the message is sent under, when a host white-labels its alerts (a tenant's
+    /// brand); `None`: kamiyo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
 }
 
 /// An incident reported inside another's group update.
@@ -60,6 +64,7 @@ impl Alert {
             dashboard_url,
             is_test: false,
             related: Vec::new(),
+            brand: None,
         }
     }
 

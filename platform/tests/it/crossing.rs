@@ -84,6 +84,60 @@ where
         let (s, _, v) = call(svc, m, &p, k, b).await;
         assert_eq!(s, StatusCode::OK, "{p}: {v}");
     }
+    // The web's state: an incident worked, a brand, single sign-on and a sign-in in flight.
+    let incident = format!("inc_{tenant}_worked");
+    for (m, p, b) in [
+        (
+            "post",
+            format!("/api/v1/incidents/{incident}/actions"),
+            Some(json!({"action": "acknowledge", "note": format!("{tenant} is on it")})),
+        ),
+        (
+            "put",
+            "/api/v1/branding".to_owned(),
+            Some(
+                json!({"name": format!("{tenant} watch"), "primary_colour": "#1d4ed8", "accent_colour": "#0f766e", "domain": format!("watch.{tenant}.example")}),
+            ),
+        ),
+    ] {
+        let (s, _, v) = call(svc, m, &p, k, b).await;
+        assert_eq!(s, StatusCode::OK, "{p}: {v}");
+    }
+    let t = TenantId::parse(tenant).unwrap();
+    let who = Actor {
+        actor: "user:test".into(),
+        ip: "192.0.2.1".into(),
+        at: T0,
+    };
+    e.app
+        .change(
+            &t,
+            &who,
+            kamiyo_platform::db::Change::SetSso {
+                issuer: format!("https://login.{tenant}.example"),
+                client_id: format!("client-{tenant}"),
+                client_secret: format!("secret-{tenant}"),
+                role_claim: "groups".into(),
+                role_map: r#"{"ops": "analyst"}"#.into(),
+                default_role: None,
+                enforced: false,
+            },
+        )
+        .await
+        .unwrap();
+    e.app
+        .sso_begin(
+            &t,
+            &format!("state-{tenant}"),
+            &kamiyo_platform::db::SsoLogin {
+                pkce_verifier: format!("verifier-{tenant}"),
+                nonce: format!("nonce-{tenant}"),
+            },
+            T0,
+            T0 + 600_000,
+        )
+        .await
+        .unwrap();
     Owned {
         user_id: u["user_id"].as_str().unwrap().to_owned(),
         key_id: key["id"].as_str().unwrap().to_owned(),
@@ -111,6 +165,9 @@ where
         "/api/v1/thresholds",
         "/api/v1/watched-addresses",
         "/api/v1/channels",
+        "/api/v1/branding",
+        "/api/v1/sso",
+        "/api/v1/incidents/inc_bravo_worked/actions",
     ] {
         let (s, _, v) = call(svc, "get", p, Some(key), None).await;
         assert_eq!(s, StatusCode::OK, "{p}: {v}");
@@ -175,6 +232,9 @@ async fn walk_every_route(without_rls: bool) {
                 match op.path {
                     p if p.contains("/users/") => &b.user_id,
                     p if p.contains("/keys/") => &b.key_id,
+                    // Incidents are shared facts: alpha acting on one bravo worked records
+                    // alpha's own state of it, never bravo's.
+                    p if p.contains("/incidents/") => "inc_bravo_worked",
                     _ => &b.channel_id,
                 },
             )
@@ -185,6 +245,7 @@ async fn walk_every_route(without_rls: bool) {
         let body = match op.body {
             Some("Threshold") => Some(json!({"value": 99.0})),
             Some("Watch") => Some(json!({"label": "stolen"})),
+            Some("IncidentAction") => Some(json!({"action": "acknowledge", "note": "stolen"})),
             _ => None,
         };
         for key in [&a.owner_key, &a.admin_key] {

@@ -147,9 +147,14 @@ async fn one_step_reaches_each_subscribed_tenant_once_judged_by_its_own_threshol
             .unwrap();
     let first = e
         .app
-        .route_to_tenant(&bravo_id, seq, "oracle", T0 + 5000, |th, ch, today| {
-            fanout::judge(&esc_stored, &esc_incident, th, ch, today, 10_000, T0 + 5000)
-        })
+        .route_to_tenant(
+            &bravo_id,
+            seq,
+            "oracle",
+            esc_stored.event.incident_id.as_str(),
+            T0 + 5000,
+            |view| fanout::judge(&esc_stored, &esc_incident, view, 10_000, T0 + 5000),
+        )
         .await
         .unwrap();
     assert_eq!(first.map(|r| r.sent), Some(2));

@@ -181,6 +181,7 @@ impl Env {
             App::new()
                 .app_data(web::Data::new(state))
                 .configure(routes)
+                .configure(kamiyo_platform::pages::routes)
                 .configure(kamiyo_api::configure(api)),
         )
         .await

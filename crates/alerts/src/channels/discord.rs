@@ -63,13 +63,13 @@ impl Discord {
             "color": m.colour(),
             "fields": fields,
             "timestamp": m.time,
-            "footer": {"text": truncate(&format!("kamiyo · {} · {}", m.incident_key, m.idempotency_key), 2048)},
+            "footer": {"text": truncate(&format!("{} · {} · {}", m.brand, m.incident_key, m.idempotency_key), 2048)},
         });
         if let Some(l) = &m.link {
             embed["url"] = json!(l);
         }
         let mut body = json!({
-            "username": "kamiyo",
+            "username": truncate(&m.brand, 80),
             "embeds": [embed],
             "allowed_mentions": {"parse": []},
         });

@@ -18,7 +18,7 @@ pub const SENDGRID_URL: &str = "https://api.sendgrid.com";
 
 /// The subject line.
 pub fn subject(m: &Message) -> String {
-    crate::message::truncate(&format!("kamiyo {}", m.headline), 200)
+    crate::message::truncate(&format!("{} {}", m.brand, m.headline), 200)
 }
 
 /// The HTML part.
@@ -76,7 +76,11 @@ pub fn html(m: &Message) -> String {
         ));
     }
     if let Some(l) = &m.link {
-        s.push_str(&format!("<p><a href=\"{}\">Open in kamiyo</a></p>", h(l)));
+        s.push_str(&format!(
+            "<p><a href=\"{}\">Open in {}</a></p>",
+            h(l),
+            h(&m.brand)
+        ));
     }
     s.push_str(&format!(
         "<p style=\"color:#888\">Incident key {} · alert id {}</p></body></html>",
@@ -121,7 +125,7 @@ impl SendGrid {
     pub fn body(&self, m: &Message) -> Value {
         json!({
             "personalizations": [{"to": self.to.iter().map(|a| json!({"email": a})).collect::<Vec<_>>()}],
-            "from": {"email": self.from, "name": "kamiyo"},
+            "from": {"email": self.from, "name": m.brand},
             "subject": subject(m),
             "content": [
                 {"type": "text/plain", "value": m.plain_text()},

@@ -64,8 +64,8 @@ impl Opsgenie {
             return vec![Call {
                 path: format!("/v2/alerts/{alias}/close?identifierType=alias"),
                 body: json!({
-                    "source": "kamiyo",
-                    "user": "kamiyo",
+                    "source": m.brand,
+                    "user": m.brand,
                     "note": truncate(&m.headline, 25_000),
                 }),
             }];
@@ -83,7 +83,7 @@ impl Opsgenie {
             details.insert(format!("explorer {label}"), json!(url));
         }
         let mut tags = vec![
-            "kamiyo".to_owned(),
+            m.brand.clone(),
             m.threat_type.to_owned(),
             m.severity.as_str().to_owned(),
         ];
@@ -99,7 +99,7 @@ impl Opsgenie {
                 "tags": tags,
                 "details": details,
                 "entity": m.asset.as_deref().unwrap_or("hyperliquid"),
-                "source": "kamiyo",
+                "source": m.brand,
                 "priority": priority(m.severity),
             }),
         }];

@@ -74,7 +74,7 @@ impl PagerDuty {
         let mut links: Vec<Value> = m
             .link
             .iter()
-            .map(|l| json!({"href": l, "text": "Open in kamiyo"}))
+            .map(|l| json!({"href": l, "text": format!("Open in {}", m.brand)}))
             .collect();
         links.extend(
             m.links
@@ -95,7 +95,7 @@ impl PagerDuty {
                 "class": m.threat_type,
                 "custom_details": details,
             },
-            "client": "kamiyo",
+            "client": m.brand,
             "links": links,
         });
         if let Some(l) = &m.link {

@@ -78,7 +78,7 @@ impl Slack {
         ), 3000)}]}),
         );
         if let Some(l) = &m.link {
-            blocks.push(json!({"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open in kamiyo"}, "url": l}]}));
+            blocks.push(json!({"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": format!("Open in {}", m.brand)}, "url": l}]}));
         }
         json!({"text": m.headline, "blocks": blocks})
     }

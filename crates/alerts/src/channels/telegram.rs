@@ -74,7 +74,11 @@ impl Telegram {
             m.detections
         ));
         if let Some(l) = &m.link {
-            s.push_str(&format!("<a href=\"{}\">Open in kamiyo</a>\n", h(l)));
+            s.push_str(&format!(
+                "<a href=\"{}\">Open in {}</a>\n",
+                h(l),
+                h(&m.brand)
+            ));
         }
         s.push_str(&format!("<code>{}</code>", h(&m.idempotency_key)));
         if s.chars().count() > 4096 {

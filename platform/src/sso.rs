@@ -1,0 +1,415 @@
+//! OpenID Connect single sign-on, per tenant (the `openidconnect` crate): the authorization
+//! code flow with PKCE (S256), a one-time `state` bound to the browser by a cookie, the ID
+//! token checked by the crate (RS256 signature against the provider's JWKS, issuer, audience,
+//! expiry, nonce), the user's role mapped from a claim, then an ordinary platform session.
+//!
+//! `GET /sso/{tenant}/start` sends the browser to the provider; `GET /sso/{tenant}/callback`
+//! takes it back. A tenant whose settings say `enforced` refuses password sign-in
+//! ([`crate::web`]'s login). The provider is reached over the platform's own HTTP client,
+//! which follows no redirects (the crate's advice against SSRF).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
+};
+use serde::Deserialize;
+
+use crate::db::{Actor, SsoLogin, SsoRow};
+use crate::tenancy::{self, Role, TenantId};
+use crate::tiers::Feature;
+use crate::web::{PlatformState, WebError};
+
+/// How long a sign-in may take at the provider.
+pub const LOGIN_MS: i64 = 10 * 60 * 1000;
+/// The cookie that binds a sign-in's `state` to the browser that started it.
+const STATE_COOKIE: &str = "kamiyo_sso_state";
+
+/// Where the provider sends the browser back (register it with the provider).
+pub fn redirect_uri(public_url: &str, tenant: &TenantId) -> String {
+    format!("{}/sso/{tenant}/callback", public_url.trim_end_matches('/'))
+}
+
+/// An issuer URL the platform will call: https, or http to a loopback address (a provider on
+/// the same machine, tests); no query or fragment; without a trailing slash.
+pub fn parse_issuer(s: &str) -> Result<String, WebError> {
+    let bad = |why: &str| WebError::Invalid(format!("issuer: {why}"));
+    let s = s.trim().trim_end_matches('/');
+    if s.len() > 500 || s.contains(char::is_whitespace) {
+        return Err(bad("a URL of at most 500 characters"));
+    }
+    let url = openidconnect::url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+        return Err(bad("https (http only to a loopback address)"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || url.username() != "" {
+        return Err(bad("no query, fragment or credentials"));
+    }
+    Ok(s.to_owned())
+}
+
+/// The HTTP client the crate calls the provider through: no redirects, bounded time.
+async fn http(req: openidconnect::HttpRequest) -> Result<openidconnect::HttpResponse, HttpFailure> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_default()
+    });
+    let (parts, body) = req.into_parts();
+    let mut r = client.request(parts.method, parts.uri.to_string());
+    for (k, v) in &parts.headers {
+        r = r.header(k, v);
+    }
+    let res = r.body(body).send().await.map_err(HttpFailure::Request)?;
+    let mut out = openidconnect::http::Response::builder().status(res.status());
+    for (k, v) in res.headers() {
+        out = out.header(k, v);
+    }
+    let bytes = res.bytes().await.map_err(HttpFailure::Request)?;
+    out.body(bytes.to_vec())
+        .map_err(|e| HttpFailure::Response(e.to_string()))
+}
+
+/// Why the provider could not be reached.
+#[derive(Debug)]
+pub enum HttpFailure {
+    /// The request failed.
+    Request(reqwest::Error),
+    /// The response could not be rebuilt.
+    Response(String),
+}
+
+impl std::fmt::Display for HttpFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Request(e) => e.fmt(f),
+            Self::Response(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for HttpFailure {}
+
+/// The provider's metadata and keys (OpenID Connect Discovery).
+pub async fn discover(issuer: &str) -> Result<CoreProviderMetadata, String> {
+    let url = IssuerUrl::new(issuer.to_owned()).map_err(|e| e.to_string())?;
+    CoreProviderMetadata::discover_async(url, &http)
+        .await
+        .map_err(|e| {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(inner) = src {
+                s.push_str(": ");
+                s.push_str(&inner.to_string());
+                src = inner.source();
+            }
+            s
+        })
+}
+
+/// A page that says what went wrong (sign-in happens in the browser, not an API client).
+fn refused(state: &PlatformState, req: &HttpRequest, status: u16, text: &str) -> HttpResponse {
+    crate::pages::message(state, req, status, "Single sign-on failed", text)
+}
+
+/// The tenant's settings, when its plan has single sign-on.
+async fn settings(state: &PlatformState, tenant: &TenantId) -> Result<Option<SsoRow>, WebError> {
+    let Some(row) = state.db.sso(tenant).await? else {
+        return Ok(None);
+    };
+    let plan = state.db.tenant(tenant).await?.plan;
+    let enabled = plan
+        .parse()
+        .is_ok_and(|t| state.tiers.is_feature_enabled(t, Feature::Sso));
+    Ok(enabled.then_some(row))
+}
+
+/// `GET /sso/{tenant}/start`: to the provider.
+pub async fn start(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let Ok(tenant) = TenantId::parse(&path) else {
+        return refused(&state, &req, 404, "No such tenant.");
+    };
+    let row = match settings(&state, &tenant).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return refused(
+                &state,
+                &req,
+                404,
+                "Single sign-on is not set up for this tenant; sign in with your password.",
+            );
+        }
+        Err(e) => return refused(&state, &req, 503, &e.to_string()),
+    };
+    let meta = match discover(&row.issuer).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(%tenant, error = %e, "identity provider discovery failed");
+            return refused(
+                &state,
+                &req,
+                502,
+                "The identity provider could not be reached; try again shortly.",
+            );
+        }
+    };
+    let Ok(redirect) = RedirectUrl::new(redirect_uri(&state.public_url, &tenant)) else {
+        return refused(&state, &req, 500, "The platform's public URL is not valid.");
+    };
+    let client = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(row.client_id.clone()),
+        Some(ClientSecret::new(row.client_secret.clone())),
+    )
+    .set_redirect_uri(redirect);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let now = crate::fanout::now_ms();
+    let login = SsoLogin {
+        pkce_verifier: verifier.secret().clone(),
+        nonce: nonce.secret().clone(),
+    };
+    if let Err(e) = state
+        .db
+        .sso_begin(
+            &tenant,
+            &tenancy::hash_key(csrf.secret()),
+            &login,
+            now,
+            now + LOGIN_MS,
+        )
+        .await
+    {
+        return refused(&state, &req, 503, &e.to_string());
+    }
+    // Lax: the cookie must come back on the provider's top-level redirect to the callback.
+    let cookie = actix_web::cookie::Cookie::build(STATE_COOKIE, csrf.secret().clone())
+        .path(format!("/sso/{tenant}/"))
+        .secure(true)
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::milliseconds(LOGIN_MS))
+        .finish();
+    HttpResponse::Found()
+        .cookie(cookie)
+        .insert_header((header::LOCATION, url.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// The provider's answer.
+#[derive(Debug, Deserialize)]
+pub struct Callback {
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The state sent.
+    pub state: Option<String>,
+    /// The provider's refusal.
+    pub error: Option<String>,
+    /// In words.
+    pub error_description: Option<String>,
+}
+
+/// The role a user gets: the highest role any value of the claim maps to, else the default.
+pub fn map_role(row: &SsoRow, claims: &serde_json::Value) -> Option<Role> {
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&row.role_map).unwrap_or_default();
+    let values: Vec<&str> = match claims.get(&row.role_claim) {
+        Some(serde_json::Value::String(s)) => vec![s.as_str()],
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    values
+        .iter()
+        .filter_map(|v| map.get(*v))
+        .filter_map(|r| Role::parse(r).ok())
+        .filter(|r| *r != Role::Owner)
+        .max()
+        .or_else(|| {
+            row.default_role
+                .as_deref()
+                .and_then(|r| Role::parse(r).ok())
+        })
+}
+
+/// The claims of an ID token the crate has verified (its payload, read again for the claim
+/// the tenant names: the crate's types carry only the standard ones).
+fn payload(id_token: &str) -> Option<serde_json::Value> {
+    use base64::Engine as _;
+    let middle = id_token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(middle.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// `GET /sso/{tenant}/callback`: back from the provider, signed in.
+pub async fn callback(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    path: web::Path<String>,
+    q: web::Query<Callback>,
+) -> HttpResponse {
+    let Ok(tenant) = TenantId::parse(&path) else {
+        return refused(&state, &req, 404, "No such tenant.");
+    };
+    if let Some(e) = &q.error {
+        let words = q.error_description.as_deref().unwrap_or("");
+        return refused(
+            &state,
+            &req,
+            401,
+            &format!("The identity provider refused the sign-in: {e} {words}"),
+        );
+    }
+    let (Some(code), Some(sent_state)) = (&q.code, &q.state) else {
+        return refused(
+            &state,
+            &req,
+            400,
+            "The provider's answer had no code or state.",
+        );
+    };
+    // The state must be the one this browser was given at the start.
+    let cookie = req.cookie(STATE_COOKIE).map(|c| c.value().to_owned());
+    if cookie.as_deref() != Some(sent_state.as_str()) {
+        return refused(
+            &state,
+            &req,
+            400,
+            "This sign-in was not started in this browser; start again.",
+        );
+    }
+    let now = crate::fanout::now_ms();
+    let login = match state
+        .db
+        .sso_take(&tenant, &tenancy::hash_key(sent_state), now)
+        .await
+    {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            return refused(
+                &state,
+                &req,
+                400,
+                "This sign-in expired or was already used; start again.",
+            );
+        }
+        Err(e) => return refused(&state, &req, 503, &e.to_string()),
+    };
+    let row = match settings(&state, &tenant).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return refused(&state, &req, 404, "Single sign-on is not set up."),
+        Err(e) => return refused(&state, &req, 503, &e.to_string()),
+    };
+    match finish(&state, &req, &tenant, &row, code, login).await {
+        Ok(res) => res,
+        Err((status, why)) => {
+            tracing::info!(%tenant, reason = %why, "single sign-on refused");
+            refused(&state, &req, status, &why)
+        }
+    }
+}
+
+/// Exchanges the code, checks the ID token, maps the role, opens the session.
+async fn finish(
+    state: &PlatformState,
+    req: &HttpRequest,
+    tenant: &TenantId,
+    row: &SsoRow,
+    code: &str,
+    login: SsoLogin,
+) -> Result<HttpResponse, (u16, String)> {
+    let meta = discover(&row.issuer).await.map_err(|e| {
+        (
+            502,
+            format!("The identity provider could not be reached: {e}"),
+        )
+    })?;
+    let redirect = RedirectUrl::new(redirect_uri(&state.public_url, tenant))
+        .map_err(|e| (500, e.to_string()))?;
+    let client = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(row.client_id.clone()),
+        Some(ClientSecret::new(row.client_secret.clone())),
+    )
+    .set_redirect_uri(redirect);
+    let token = client
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .map_err(|e| (502, format!("The provider has no token endpoint: {e}")))?
+        .set_pkce_verifier(PkceCodeVerifier::new(login.pkce_verifier))
+        .request_async(&http)
+        .await
+        .map_err(|e| (401, format!("The provider did not accept the code: {e}")))?;
+    let id_token = token
+        .id_token()
+        .ok_or((401, "The provider returned no ID token.".to_owned()))?;
+    let verifier = client.id_token_verifier();
+    let claims = id_token
+        .claims(&verifier, &Nonce::new(login.nonce))
+        .map_err(|e| (401, format!("The ID token was not accepted: {e}")))?;
+    let email = claims
+        .email()
+        .map(|e| e.as_str().to_owned())
+        .ok_or((401, "The ID token carries no email address.".to_owned()))?;
+    if claims.email_verified() == Some(false) {
+        return Err((401, format!("The provider has not verified {email}.")));
+    }
+    let email = tenancy::parse_email(&email).map_err(|e| (401, e.to_string()))?;
+    let raw = payload(&id_token.to_string()).unwrap_or_default();
+    let role = map_role(row, &raw).ok_or((
+        403,
+        format!(
+            "{email} has no role in this tenant: the provider's {:?} claim names no mapped group.",
+            row.role_claim
+        ),
+    ))?;
+    let who = Actor {
+        actor: format!("sso:{email}"),
+        ip: req
+            .peer_addr()
+            .map_or_else(|| "unknown".into(), |a| a.ip().to_string()),
+        at: crate::fanout::now_ms(),
+    };
+    let new_id = format!("usr_{}", &tenancy::new_secret()[..16]);
+    let (user_id, _) = state
+        .db
+        .sso_user(tenant, &email, role.as_str(), &new_id, &who)
+        .await
+        .map_err(|e| match e {
+            crate::db::DbError::NotFound => (403, format!("{email} was removed from this tenant.")),
+            other => (503, other.to_string()),
+        })?;
+    let mut res = HttpResponse::Ok();
+    crate::web::open_session(state, tenant, &user_id, &who.ip, &mut res)
+        .await
+        .map_err(|e| (503, e.to_string()))?;
+    // The state cookie is spent.
+    let gone = actix_web::cookie::Cookie::build(STATE_COOKIE, "")
+        .path(format!("/sso/{tenant}/"))
+        .max_age(actix_web::cookie::time::Duration::ZERO)
+        .finish();
+    res.cookie(gone);
+    // A page of ours moves on to the app: a navigation it starts is same-site, so the
+    // SameSite=Strict session cookie goes with it (after the provider's redirect it would not).
+    Ok(crate::pages::signed_in(state, req, res))
+}
