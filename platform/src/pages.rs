@@ -285,7 +285,7 @@ pub fn signed_in(
 }
 
 fn money(cents: u64) -> String {
-    if cents % 100 == 0 {
+    if cents.is_multiple_of(100) {
         format!("${}", group(cents / 100))
     } else {
         format!("${}.{:02}", group(cents / 100), cents % 100)
@@ -296,7 +296,7 @@ fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -55,6 +55,7 @@ pub fn parse_issuer(s: &str) -> Result<String, WebError> {
 async fn http(req: openidconnect::HttpRequest) -> Result<openidconnect::HttpResponse, HttpFailure> {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     let client = CLIENT.get_or_init(|| {
+        kamiyo_aggregators::install_crypto_provider();
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(10))

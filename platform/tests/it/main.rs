@@ -8,12 +8,14 @@
 )]
 
 mod billing;
+mod console;
 mod correlate;
 mod crossing;
 mod dydx;
 mod ensemble;
 mod evaluation;
 mod fanout;
+mod idp;
 mod ingest;
 mod isolation;
 mod kill;
