@@ -206,7 +206,7 @@ pub fn presented_key_of(
 }
 
 /// The host name of a `Host` header value, lower-cased, without the port (`[::1]:8080` → `[::1]`).
-fn host_name(host: &str) -> String {
+pub fn host_name(host: &str) -> String {
     let h = host.trim().to_ascii_lowercase();
     if h.starts_with('[') {
         return h
