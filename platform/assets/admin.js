@@ -34,7 +34,7 @@
         try { await api("/tenants/" + encodeURIComponent(s.dataset.plan) + "/plan", "PUT", { plan: s.value }); say(s.dataset.plan + " is now on " + s.value + ".", true); } catch (e) { say(e.message); }
       }));
       pane.querySelectorAll("[data-act]").forEach((b) => b.addEventListener("click", async () => {
-        try { await api("/tenants/" + encodeURIComponent(b.dataset.id) + "/" + b.dataset.act, "POST"); await views.tenants(pane); say(b.dataset.id + ": " + b.dataset.act + "d.", true); } catch (e) { say(e.message); }
+        try { await api("/tenants/" + encodeURIComponent(b.dataset.id) + "/" + b.dataset.act, "POST"); await views.tenants(pane); say(b.dataset.id + ": " + (b.dataset.act === "suspend" ? "suspended" : "reinstated") + ".", true); } catch (e) { say(e.message); }
       }));
     },
     async plans(pane) {

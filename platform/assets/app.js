@@ -140,7 +140,7 @@
     if (!el) return;
     el.innerHTML = all.length ? table(["Severity", "Incident", "Protocol", "Last seen", "Yours"], all.map((i) => {
       const s = st[i.id];
-      return '<tr class="incident-row" tabindex="0" data-id="' + esc(i.id) + '"><td><span class="sev ' + esc(i.severity) + '">' + esc(i.severity) + '</span></td><td><a href="#incident/' + encodeURIComponent(i.id) + '">' + esc(i.title) + "</a> <span class=\"state\">" + esc(i.status) + "</span></td><td>" + esc(i.protocol) + "</td><td>" + esc(fmtTime(i.last_seen)) + '</td><td class="state">' + esc(s ? s.action + "d by " + s.actor : "—") + "</td></tr>";
+      return '<tr class="incident-row" tabindex="0" data-id="' + esc(i.id) + '"><td><span class="sev ' + esc(i.severity) + '">' + esc(i.severity) + '</span></td><td><a href="#incident/' + encodeURIComponent(i.id) + '">' + esc(i.title) + "</a> <span class=\"state\">" + esc(i.status) + "</span></td><td>" + esc(i.protocol) + "</td><td>" + esc(fmtTime(i.last_seen)) + '</td><td class="state">' + esc(s ? past(s.action) + " by " + who(s.actor) : "—") + "</td></tr>";
     }), "") : '<p class="empty">No incidents on your protocols' + (subs.length ? " (" + esc(subs.join(", ")) + ")" : "") + ". New ones appear here live.</p>";
     bind(".incident-row", "keydown", (row, e) => { if (e.key === "Enter") location.hash = "#incident/" + row.dataset.id; });
   }
@@ -164,13 +164,13 @@
     const [d, acts] = await Promise.all([api("/security/incidents/" + encodeURIComponent(id)), api("/api/v1/incidents/" + encodeURIComponent(id) + "/actions")]);
     const i = d.incident;
     const last = acts.items.length ? acts.items[acts.items.length - 1] : null;
-    const ev = Object.entries(i.evidence || {}).map(([k, v]) => "<tr><th>" + esc(k.replace(/_/g, " ")) + "</th><td>" + esc(typeof v === "object" ? JSON.stringify(v) : v) + "</td></tr>").join("");
+    const ev = Object.entries(i.evidence || {}).map(([k, v]) => "<tr><th>" + esc(k.replace(/_/g, " ")) + "</th><td>" + esc(human(k, v)) + "</td></tr>").join("");
     const rows = (d.events || []).map((e) => ({ t: Date.parse(e.time), step: e.change, who: e.severity, what: e.title }))
-      .concat(acts.items.map((a) => ({ t: a.at, step: a.action, who: a.actor, what: a.note })))
+      .concat(acts.items.map((a) => ({ t: a.at, step: past(a.action), who: who(a.actor), what: a.note })))
       .sort((a, b) => a.t - b.t)
       .map((r) => "<tr><td>" + esc(fmtTime(r.t)) + "</td><td>" + esc(r.step) + "</td><td>" + esc(r.who) + "</td><td>" + esc(r.what) + "</td></tr>");
     pane.innerHTML = '<p><a href="#incidents">← Incidents</a></p><h1 id="ip-title">' + esc(i.title) + '</h1><p><span class="sev ' + esc(i.severity) + '">' + esc(i.severity) + "</span> " + esc(i.protocol) + " · " + esc(i.threat_type) + " · " + esc(i.status) +
-      ' · first ' + esc(fmtTime(i.first_seen)) + ' · <span id="ip-state">' + esc(last ? "yours: " + last.action + " by " + last.actor : "yours: open") + "</span></p>" +
+      ' · first ' + esc(fmtTime(i.first_seen)) + ' · <span id="ip-state">' + esc(last ? past(last.action) + " by " + who(last.actor) : "not acknowledged yet") + "</span></p>" +
       '<h2>Evidence</h2><div class="scroll"><table id="ip-evidence">' + ev + "</table></div>" +
       '<h2>Chart</h2><svg id="ip-chart" class="chart" viewBox="0 0 600 220" role="img" aria-label="Series around the incident, detection marked"></svg><div id="ip-legend" class="fine"></div>' +
       '<h2>Timeline</h2>' + table(["Time", "Step", "By", "What"], rows, "No steps yet.") +
@@ -182,11 +182,39 @@
       catch (e) { say("ip-msg", e.status === 403 ? "Your role cannot act on incidents (analysts and above can)." : e.message); }
     });
   };
+  // Evidence in human units: amounts grouped, dollars marked, long decimals cut.
+  function human(k, v) {
+    if (v !== null && typeof v === "object") return JSON.stringify(v);
+    const n = typeof v === "number" ? v : (typeof v === "string" && /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : NaN);
+    if (!isFinite(n)) return String(v);
+    const s = n.toLocaleString("en-US", { maximumFractionDigits: Math.abs(n) >= 100 ? 0 : 4 });
+    if (/usd$/.test(k)) return "$" + s;
+    if (/secs$/.test(k)) return s + " s";
+    if (/pct$/.test(k)) return s + " %";
+    return s;
+  }
+  // The numeric evidence across the incident's steps (when no market series is stored).
+  function evidenceSeries(d) {
+    const keys = {};
+    (d.events || []).forEach((e) => Object.entries(e.evidence || {}).forEach(([k, v]) => {
+      const n = typeof v === "number" ? v : (typeof v === "string" && /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : NaN);
+      if (isFinite(n)) (keys[k] = keys[k] || []).push([Date.parse(e.time), n]);
+    }));
+    return Object.entries(keys).filter(([, p]) => p.length >= 2 && new Set(p.map((x) => x[1])).size > 1).slice(0, 2)
+      .map(([k, p]) => ({ name: k.replace(/_/g, " ") + " at each step", points: p.sort((a, b) => a[0] - b[0]) }));
+  }
+  const past = (a) => ({ acknowledge: "acknowledged", mute: "muted", resolve: "resolved", reopen: "reopened" }[a] || a);
+  const who = (actor) => String(actor).replace(/^key:user:/, "user ").replace(/^key:/, "key ").replace(/^sso:/, "");
   function el(name, attrs) { const e = document.createElementNS(SVGNS, name); for (const k in attrs) e.setAttribute(k, attrs[k]); return e; }
   function chart(svg, d) {
-    const series = (d.series || []).filter((s) => s.points && s.points.length);
+    let series = (d.series || []).filter((s) => s.points && s.points.length).map((s) => ({ name: s.name, points: s.points.map((p) => [typeof p[0] === "number" ? p[0] : Date.parse(p[0]), p[1]]) }));
+    let from = Date.parse((d.window || [])[0]), to = Date.parse((d.window || [])[1]);
+    if (!series.length) {
+      series = evidenceSeries(d);
+      const ts = [].concat(...series.map((s) => s.points.map((p) => p[0])));
+      if (ts.length) { const pad = Math.max(5000, (Math.max(...ts) - Math.min(...ts)) * 0.05); from = Math.min(...ts) - pad; to = Math.max(...ts) + pad; }
+    }
     const W = 600, H = 220, L = 50, R = 8, T = 8, B = 22;
-    const from = Date.parse((d.window || [])[0]), to = Date.parse((d.window || [])[1]);
     if (!series.length || isNaN(from)) { const t = el("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }); t.textContent = "No stored series for this incident's window."; svg.appendChild(t); return; }
     const X = (x) => L + (x - from) / Math.max(1, to - from) * (W - L - R);
     series.slice(0, 2).forEach((s, k) => {
@@ -198,7 +226,7 @@
       let p = ""; s.points.forEach((pt) => { p += (p ? "L" : "M") + X(pt[0]).toFixed(1) + "," + Y(pt[1]).toFixed(1); });
       svg.appendChild(el("path", { d: p, class: "s" + k }));
     });
-    const mark = (iso, label) => { if (!iso) return; const x = X(Date.parse(iso)); svg.appendChild(el("line", { x1: x, x2: x, y1: T, y2: H - B, class: "marker" })); const t = el("text", { x: x + 3, y: T + 10 }); t.textContent = label; svg.appendChild(t); };
+    const mark = (iso, label) => { if (!iso) return; const x = X(Date.parse(iso)); svg.appendChild(el("line", { x1: x, x2: x, y1: T, y2: H - B, class: "marker" })); const right = x > W - 70; const t = el("text", { x: right ? x - 3 : x + 3, y: T + 10, "text-anchor": right ? "end" : "start" }); t.textContent = label; svg.appendChild(t); };
     mark(d.incident.first_seen, "detected");
     mark(d.incident.resolved_at, "resolved");
     $("ip-legend").textContent = series.slice(0, 2).map((s) => s.name).join(" · ") + " · " + fmtTime(from) + " – " + fmtTime(to);
@@ -266,12 +294,16 @@
     let b = null, err = "";
     try { b = await api("/api/v1/billing"); } catch (e) { err = e.message; }
     const opts = plans.map((p) => '<option value="' + esc(p.id) + '"' + (p.id === me.plan ? " selected" : "") + ">" + esc(p.name) + " — $" + (p.price_cents / 100).toLocaleString() + "/month</option>").join("");
-    pane.innerHTML = "<h1>Billing</h1>" + (err ? '<p class="error">' + esc(err) + "</p>" : "<dl><dt>Plan</dt><dd id=\"bill-plan\">" + esc(b.plan) + "</dd><dt>Subscription</dt><dd id=\"bill-status\">" + esc(b.status || "none") + (b.trial_end ? " · trial until " + esc(fmtTime(b.trial_end * 1000)) : "") + "</dd>" + (b.billing_state && b.billing_state !== "ok" ? "<dt>Payment</dt><dd class=\"error\">" + esc(b.billing_state) + "</dd>" : "") + "</dl>") +
+    const sub = b && b.subscription;
+    pane.innerHTML = "<h1>Billing</h1>" + (b && b.banner ? '<div class="banner bad">' + esc(b.banner) + "</div>" : "") +
+      (err ? '<p class="error">' + esc(err) + "</p>" : "<dl><dt>Plan</dt><dd id=\"bill-plan\">" + esc(b.plan) + "</dd><dt>Subscription</dt><dd id=\"bill-status\">" + esc(sub ? sub.status : "none") +
+        (sub && sub.trial_end ? " · trial until " + esc(fmtTime(sub.trial_end)) : "") + (sub && sub.current_period_end ? " · period ends " + esc(fmtTime(sub.current_period_end)) : "") + "</dd>" +
+        (b.billing_state && b.billing_state !== "ok" ? "<dt>Payment</dt><dd class=\"error\">" + esc(b.billing_state) + "</dd>" : "") + "</dl>") +
       '<h2>Change the plan</h2><form id="bill-form" class="row"><label>Plan <select id="bill-choice">' + opts + '</select></label><button type="submit">Change</button><button type="button" class="ghost" id="bill-portal">Payment details and invoices</button></form><p id="bill-msg" class="msg" role="alert"></p>';
     form("bill-form", async () => {
       const plan = $("bill-choice").value;
       try {
-        if (b && b.status && ["trialing", "active", "past_due"].includes(b.status)) { await api("/api/v1/billing/plan", "POST", { plan: plan }); await refreshMe(); await views.billing(pane); say("bill-msg", "Plan changed to " + plan + ".", true); }
+        if (sub && ["trialing", "active", "past_due"].includes(sub.status)) { await api("/api/v1/billing/plan", "POST", { plan: plan }); await refreshMe(); await views.billing(pane); say("bill-msg", "Plan changed to " + plan + ".", true); }
         else { const r = await api("/api/v1/billing/checkout", "POST", { plan: plan }); location.href = r.url; }
       } catch (e) { say("bill-msg", e.message); }
     });
@@ -373,6 +405,7 @@
     banner(me.status !== "active" ? "This organisation is " + me.status + "." : "", "warn");
     if (new URLSearchParams(location.search).get("checkout") === "done") banner("Checkout complete: your trial has started.", "warn");
     show("console");
+    document.querySelectorAll('.bar nav a[href="/app"]').forEach((a) => { a.textContent = me.name; });
     applyBrand();
     if (location.hash.startsWith("#signup") || location.hash === "#forgot") location.hash = "#incidents";
     await route();

@@ -175,9 +175,9 @@ impl Billing {
             timeout: std::time::Duration::from_millis(self.timeout_ms),
             attempts: self.attempts,
             backoff: std::time::Duration::from_millis(500),
-            success_url: format!("{base}/billing?checkout=done"),
-            cancel_url: format!("{base}/billing?checkout=cancelled"),
-            return_url: format!("{base}/billing"),
+            success_url: format!("{base}/app?checkout=done#billing"),
+            cancel_url: format!("{base}/app?checkout=cancelled#billing"),
+            return_url: format!("{base}/app#billing"),
         }))
     }
 
@@ -341,6 +341,9 @@ pub(crate) struct Platform {
     pub(crate) router_interval_ms: u64,
     /// The address people open (the links in account mail).
     pub(crate) public_url: String,
+    /// Let tenants add channels to `http://` loopback addresses (a single-machine trial or a
+    /// test; never on a shared deployment: it lets a tenant reach the platform's own host).
+    pub(crate) allow_loopback_channels: bool,
 }
 
 impl Default for Server {
@@ -372,6 +375,7 @@ impl Default for Platform {
             hlp_vault: "0xdfc24b077bc1425ad1dea75bcb6f8158e10df303".into(),
             router_interval_ms: 1000,
             public_url: "https://app.kamiyo.ai".into(),
+            allow_loopback_channels: false,
         }
     }
 }

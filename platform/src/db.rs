@@ -2955,9 +2955,11 @@ impl Db {
                  (SELECT count(*) FROM tenant_outbox WHERE status = 'pending') AS outbox_pending, \
                  (SELECT count(*) FROM tenant_outbox WHERE status = 'failed') AS outbox_failed, \
                  (SELECT min(next_attempt_ms) FROM tenant_outbox WHERE status = 'pending') AS oldest_pending_ms, \
-                 COALESCE((SELECT seq FROM fanout_state WHERE name = 'router'), 0) AS router_seq, \
-                 COALESCE((SELECT seq FROM fanout_state WHERE name = 'correlator'), 0) AS correlator_seq",
+                 COALESCE((SELECT seq FROM fanout_state WHERE name = $1), 0) AS router_seq, \
+                 COALESCE((SELECT seq FROM fanout_state WHERE name = $2), 0) AS correlator_seq",
             )
+            .bind::<Text, _>(crate::fanout::ROUTER)
+            .bind::<Text, _>(crate::fanout::CORRELATOR)
             .get_result(c)
             .await?)
         })

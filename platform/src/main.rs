@@ -513,6 +513,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             platform.registry = std::sync::Arc::new(c.registry()?);
             platform.mailer = c.smtp.mailer()?.map(std::sync::Arc::new);
             platform.public_url = c.platform.public_url.clone();
+            platform.loopback_channels = c.platform.allow_loopback_channels;
             if !c.admin.tokens.is_empty() {
                 platform.staff_db = Some(Db::connect(&c.database.url, 2).await?);
                 platform.staff_tokens = c.admin.parsed();

@@ -5,6 +5,7 @@
 //! it afterwards, so PostgreSQL tests run in parallel. When PostgreSQL is unreachable the test
 //! **fails** with instructions; it never skips.
 
+pub mod browser;
 pub mod load;
 pub mod receiver;
 pub mod smtp;

@@ -9,31 +9,15 @@ use actix_web::http::StatusCode;
 use kamiyo_core_models::{IngestBatch, MarketStore};
 use kamiyo_platform::correlator::Correlator;
 use kamiyo_platform::db::{Actor, StaffColumn};
-use kamiyo_platform::evaluate::{Replay, engine};
 use kamiyo_platform::fanout::{correlate_once, warm_correlator};
-use kamiyo_platform::registry::Registry;
 use kamiyo_platform::tenancy::TenantId;
 use kamiyo_platform::tiers::TierMatrix;
 use serde_json::json;
 
 use crate::{T0, call, env, outbox, signup};
 
-/// The replay's incident steps, every part through its protocol's engine, in time order.
 fn mango_steps() -> Vec<kamiyo_core_models::IncidentUpdate> {
-    kamiyo_platform::detectors::declare_threats().unwrap();
-    let registry = Registry::embedded().unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("replays/mango-2022-10-11");
-    let replay = Replay::load(&dir).unwrap();
-    let mut all = Vec::new();
-    for (id, sc) in &replay.parts {
-        let mut r = kamiyo_pipeline::Replay::new(engine(&registry, id).unwrap());
-        for e in &sc.events {
-            all.extend(r.advance(e));
-        }
-        all.extend(r.finish_batch(sc.manifest.scenario.end));
-    }
-    all.sort_by_key(|u| u.event.time);
-    all
+    crate::replay_steps("mango-2022-10-11")
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@
 )]
 
 mod billing;
+mod browser;
 mod console;
 mod correlate;
 mod crossing;
@@ -361,4 +362,26 @@ where
     let (s, _, v) = call(svc, "get", "/api/v1/alerts?limit=1000", Some(key), None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v["items"].as_array().unwrap().clone()
+}
+
+/// A platform replay's incident steps (`platform/replays/<name>`), every part through its
+/// protocol's engine, in time order.
+pub fn replay_steps(name: &str) -> Vec<kamiyo_core_models::IncidentUpdate> {
+    use kamiyo_platform::evaluate::{Replay, engine};
+    kamiyo_platform::detectors::declare_threats().unwrap();
+    let registry = kamiyo_platform::registry::Registry::embedded().unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("replays")
+        .join(name);
+    let replay = Replay::load(&dir).unwrap();
+    let mut all = Vec::new();
+    for (id, sc) in &replay.parts {
+        let mut r = kamiyo_pipeline::Replay::new(engine(&registry, id).unwrap());
+        for e in &sc.events {
+            all.extend(r.advance(e));
+        }
+        all.extend(r.finish_batch(sc.manifest.scenario.end));
+    }
+    all.sort_by_key(|u| u.event.time);
+    all
 }

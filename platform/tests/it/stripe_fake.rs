@@ -66,6 +66,10 @@ struct State {
     faults: VecDeque<Fault>,
     decline: Option<String>,
     events: Vec<Event>,
+    /// The fake's own address, when it serves the Checkout page itself (browser tests).
+    hosted: Option<String>,
+    /// Where the hosted page delivers the events of a completed Checkout (URL, secret).
+    webhook: Option<(String, String)>,
 }
 
 /// The fake.
@@ -161,63 +165,16 @@ impl FakeStripe {
     /// `checkout.session.completed` and `invoice.paid` (the first, possibly $0, invoice).
     pub(crate) fn complete_checkout(&self, session: &str) -> String {
         let now = (self.clock)() / 1000;
+        complete(&mut self.lock(), now, session)
+    }
+
+    /// Serves the Checkout page itself (a button that completes the session, as a customer
+    /// paying would), delivering the events Stripe would send to `webhook`, signed with
+    /// `secret`, before sending the browser to the session's `success_url`.
+    pub(crate) fn host_checkout(&self, webhook: &str, secret: &str) {
         let mut st = self.lock();
-        let (sess, price, trial) = st.sessions[session].clone();
-        let customer = sess["customer"].as_str().unwrap().to_owned();
-        st.n += 1;
-        let id = format!("sub_fake{}", st.n);
-        let mut sub = template("subscription");
-        let period_end = now + i64::from(trial.unwrap_or(30)) * 86_400;
-        sub["id"] = json!(id);
-        sub["customer"] = json!(customer);
-        sub["created"] = json!(now);
-        sub["start_date"] = json!(now);
-        sub["status"] = json!(if trial.is_some() {
-            "trialing"
-        } else {
-            "active"
-        });
-        sub["trial_start"] = if trial.is_some() {
-            json!(now)
-        } else {
-            Value::Null
-        };
-        sub["trial_end"] = if trial.is_some() {
-            json!(period_end)
-        } else {
-            Value::Null
-        };
-        sub["cancel_at_period_end"] = json!(false);
-        for k in [
-            "cancel_at",
-            "canceled_at",
-            "ended_at",
-            "schedule",
-            "latest_invoice",
-        ] {
-            sub[k] = Value::Null;
-        }
-        let item = &mut sub["items"]["data"][0];
-        item["id"] = json!(format!("si_fake{}", st.n));
-        item["subscription"] = json!(id);
-        item["price"]["id"] = json!(price);
-        item["current_period_start"] = json!(now);
-        item["current_period_end"] = json!(period_end);
-        sub["items"]["url"] = json!(format!("/v1/subscription_items?subscription={id}"));
-        st.subscriptions.insert(id.clone(), sub.clone());
-        let mut done = sess.clone();
-        done["status"] = json!("complete");
-        done["payment_status"] = json!(if trial.is_some() {
-            "no_payment_required"
-        } else {
-            "paid"
-        });
-        done["subscription"] = json!(id);
-        st.emit("customer.subscription.created", sub, now);
-        st.emit("checkout.session.completed", done, now);
-        let inv = invoice(&mut st, &customer, "paid", 1);
-        st.emit("invoice.paid", inv, now);
-        id
+        st.hosted = Some(self.url.clone());
+        st.webhook = Some((webhook.to_owned(), secret.to_owned()));
     }
 
     /// A renewal charge failed: the subscription goes `past_due` (`invoice.payment_failed`,
@@ -345,12 +302,131 @@ impl State {
     }
 }
 
+/// Completes a Checkout session (see [`FakeStripe::complete_checkout`]).
+fn complete(st: &mut State, now: i64, session: &str) -> String {
+    let (sess, price, trial) = st.sessions[session].clone();
+    let customer = sess["customer"].as_str().unwrap().to_owned();
+    st.n += 1;
+    let id = format!("sub_fake{}", st.n);
+    let mut sub = template("subscription");
+    let period_end = now + i64::from(trial.unwrap_or(30)) * 86_400;
+    sub["id"] = json!(id);
+    sub["customer"] = json!(customer);
+    sub["created"] = json!(now);
+    sub["start_date"] = json!(now);
+    sub["status"] = json!(if trial.is_some() {
+        "trialing"
+    } else {
+        "active"
+    });
+    sub["trial_start"] = if trial.is_some() {
+        json!(now)
+    } else {
+        Value::Null
+    };
+    sub["trial_end"] = if trial.is_some() {
+        json!(period_end)
+    } else {
+        Value::Null
+    };
+    sub["cancel_at_period_end"] = json!(false);
+    for k in [
+        "cancel_at",
+        "canceled_at",
+        "ended_at",
+        "schedule",
+        "latest_invoice",
+    ] {
+        sub[k] = Value::Null;
+    }
+    let item = &mut sub["items"]["data"][0];
+    item["id"] = json!(format!("si_fake{}", st.n));
+    item["subscription"] = json!(id);
+    item["price"]["id"] = json!(price);
+    item["current_period_start"] = json!(now);
+    item["current_period_end"] = json!(period_end);
+    sub["items"]["url"] = json!(format!("/v1/subscription_items?subscription={id}"));
+    st.subscriptions.insert(id.clone(), sub.clone());
+    let mut done = sess.clone();
+    done["status"] = json!("complete");
+    done["payment_status"] = json!(if trial.is_some() {
+        "no_payment_required"
+    } else {
+        "paid"
+    });
+    done["subscription"] = json!(id);
+    st.emit("customer.subscription.created", sub, now);
+    st.emit("checkout.session.completed", done, now);
+    let inv = invoice(st, &customer, "paid", 1);
+    st.emit("invoice.paid", inv, now);
+    id
+}
+
+/// The hosted Checkout page (`/c/pay/<session>`): a button; its POST completes the session,
+/// delivers the events to the platform's webhook, signed, and sends the browser on.
+async fn checkout_page(
+    state: &Mutex<State>,
+    clock: &(dyn Fn() -> i64 + Send + Sync),
+    method: &str,
+    id: &str,
+) -> HttpResponse {
+    let now = clock() / 1000;
+    if method == "GET" {
+        let st = state.lock().unwrap();
+        let Some((_, _, trial)) = st.sessions.get(id) else {
+            return HttpResponse::NotFound().body("no such Checkout session");
+        };
+        let trial = trial.map_or_else(String::new, |d| format!("{d}-day free trial. "));
+        return HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(format!(
+                "<!doctype html><html lang=\"en\"><head><title>Checkout (fake Stripe)</title></head><body><h1>Fake Stripe Checkout</h1><p>{trial}Session {id}.</p><form method=\"post\"><button id=\"pay\" type=\"submit\">Start trial</button></form></body></html>"
+            ));
+    }
+    let (events, webhook, success) = {
+        let mut st = state.lock().unwrap();
+        if !st.sessions.contains_key(id) {
+            return HttpResponse::NotFound().body("no such Checkout session");
+        }
+        complete(&mut st, now, id);
+        let success = st.sessions[id].0["success_url"]
+            .as_str()
+            .unwrap_or("/")
+            .to_owned();
+        (std::mem::take(&mut st.events), st.webhook.clone(), success)
+    };
+    if let Some((url, secret)) = webhook {
+        let http = reqwest::Client::new();
+        for e in events {
+            let sig = FakeStripe::sign(&e.body, &[&secret], now);
+            let res = http
+                .post(&url)
+                .header("stripe-signature", sig)
+                .header("content-type", "application/json")
+                .body(e.body.clone())
+                .send()
+                .await;
+            assert!(
+                res.as_ref().is_ok_and(|r| r.status().is_success()),
+                "the platform refused {}: {res:?}",
+                e.kind
+            );
+        }
+    }
+    HttpResponse::SeeOther()
+        .insert_header(("location", success))
+        .finish()
+}
+
 async fn handle(
     state: &Mutex<State>,
     clock: &(dyn Fn() -> i64 + Send + Sync),
     req: &HttpRequest,
     body: &[u8],
 ) -> HttpResponse {
+    if let Some(id) = req.path().strip_prefix("/c/pay/") {
+        return checkout_page(state, clock, req.method().as_str(), id).await;
+    }
     let method = req.method().as_str().to_owned();
     let path = req.path().to_owned();
     let query = decode(req.query_string().as_bytes());
@@ -507,7 +583,10 @@ fn route(
             s["client_reference_id"] = json!(form.get("client_reference_id"));
             s["success_url"] = json!(form.get("success_url"));
             s["cancel_url"] = json!(form.get("cancel_url"));
-            s["url"] = json!(format!("https://checkout.stripe.com/c/pay/{id}"));
+            s["url"] = json!(match &st.hosted {
+                Some(base) => format!("{base}/c/pay/{id}"),
+                None => format!("https://checkout.stripe.com/c/pay/{id}"),
+            });
             s["created"] = json!(now);
             let trial = form
                 .get("subscription_data[trial_period_days]")
