@@ -227,17 +227,21 @@ async fn tenants_work_incidents_and_a_muted_incident_sends_nothing_more() {
         .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
-    let mut esc = crate::step(
-        1,
-        "hyperliquid",
-        "ETH",
-        T0 + 1000,
-        kamiyo_core_models::IncidentChange::Escalated,
-        kamiyo_core_models::Severity::Critical,
-        kamiyo_core_models::Evidence::new(),
-    );
-    esc.event.time = kamiyo_core_models::Timestamp(T0 + 3000);
-    commit(esc).await;
+    // Incident `n` (opened at `opened_at`) escalated to critical at `at`.
+    let escalated = |n: usize, asset: &str, opened_at: i64, at: i64| {
+        let mut u = crate::step(
+            n,
+            "hyperliquid",
+            asset,
+            opened_at,
+            kamiyo_core_models::IncidentChange::Escalated,
+            kamiyo_core_models::Severity::Critical,
+            kamiyo_core_models::Evidence::new(),
+        );
+        u.event.time = kamiyo_core_models::Timestamp(at);
+        u
+    };
+    commit(escalated(1, "ETH", T0 + 1000, T0 + 3000)).await;
     let pass = route(T0 + 4000).await;
     assert_eq!((pass.steps, pass.sent), (1, 0), "{pass:?}");
 
@@ -256,17 +260,7 @@ async fn tenants_work_incidents_and_a_muted_incident_sends_nothing_more() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    let mut again = crate::step(
-        2,
-        "hyperliquid",
-        "BTC",
-        T0 + 5000,
-        kamiyo_core_models::IncidentChange::Escalated,
-        kamiyo_core_models::Severity::Critical,
-        kamiyo_core_models::Evidence::new(),
-    );
-    again.event.time = kamiyo_core_models::Timestamp(T0 + 7000);
-    commit(again).await;
+    commit(escalated(2, "BTC", T0 + 5000, T0 + 7000)).await;
     assert_eq!(
         route(T0 + 8000).await.sent,
         1,
