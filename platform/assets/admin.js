@@ -38,7 +38,12 @@
       }));
     },
     async plans(pane) {
-      pane.innerHTML = '<h2>Plans</h2><p>The plans are the tier matrix the platform enforces (<code>platform/config/tiers.toml</code>); their public rendering is the <a href="/#plans">landing page</a>. Move a tenant between them from the Tenants page; Stripe-billed tenants change plan from their own console.</p>';
+      const [p, t] = await Promise.all([fetch("/api/v1/plans").then((r) => r.json()), api("/tenants")]);
+      const count = (id, status) => t.items.filter((x) => x.plan === id && (!status || x.status === status)).length;
+      pane.innerHTML = "<h2>Plans</h2><p>The tier matrix the platform enforces (its public rendering is the <a href=\"/#plans\">landing page</a>); trials last " + esc(p.trial_days) + " days. Move a tenant between plans from the Tenants page.</p>" +
+        table(["Plan", "Price / month", "Protocols", "API calls / day", "Alerts / day", "History", "Tenants", "Suspended"], p.items.map((x) =>
+          "<tr><td>" + esc(x.name) + "</td><td>$" + (x.price_cents_per_month / 100).toLocaleString() + "</td><td>" + x.limits.protocols + "</td><td>" + x.limits.api_calls_per_day.toLocaleString() + "</td><td>" + x.limits.alerts_per_day.toLocaleString() +
+          "</td><td>" + x.limits.history_days + " days</td><td>" + count(x.id) + "</td><td>" + count(x.id, "suspended") + "</td></tr>"), "No plans.");
     },
     async audit(pane) {
       const a = await api("/audit?limit=200");

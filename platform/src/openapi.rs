@@ -265,6 +265,14 @@ pub const OPERATIONS: &[Operation] = &[
     },
     op(
         "get",
+        "/api/v1/plans",
+        "The plans (tier matrix): price, limits, features, support, and the trial Checkout starts.",
+        "public",
+        None,
+        200,
+    ),
+    op(
+        "get",
         "/api/v1/incident-states",
         "The tenant's newest action on each of the incidents named (`ids`, comma-separated, at most 200); those it never acted on are absent.",
         "viewer",

@@ -414,3 +414,81 @@ async fn finish(
     // SameSite=Strict session cookie goes with it (after the provider's redirect it would not).
     Ok(crate::pages::signed_in(state, req, res))
 }
+
+#[cfg(test)]
+mod tests {
+    use openidconnect::core::CoreJsonWebKeySet;
+
+    use super::*;
+
+    const PINGLABS: &str = include_str!("../testdata/oidc/pinglabs-openid-configuration.json");
+    const PINGLABS_JWKS: &str = include_str!("../testdata/oidc/pinglabs-jwks.json");
+    const HYDRA: &str = include_str!("../testdata/oidc/hydra-openid-configuration.json");
+
+    #[test]
+    fn real_provider_documents_parse_or_are_refused_with_the_reason() {
+        let m: CoreProviderMetadata = serde_json::from_str(PINGLABS).unwrap();
+        assert_eq!(
+            m.issuer().as_str(),
+            "https://connect-interop.pinglabs.org:9031"
+        );
+        assert!(m.token_endpoint().is_some());
+        let keys: CoreJsonWebKeySet = serde_json::from_str(PINGLABS_JWKS).unwrap();
+        assert_eq!(keys.keys().len(), 3);
+        // A relative userinfo endpoint is not a URL: refused, with the reason.
+        let e = serde_json::from_str::<CoreProviderMetadata>(HYDRA)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("relative URL without a base"), "{e}");
+    }
+
+    #[test]
+    fn issuers_are_https_or_loopback() {
+        assert_eq!(
+            parse_issuer("https://login.example.com/").unwrap(),
+            "https://login.example.com"
+        );
+        assert!(parse_issuer("http://127.0.0.1:9000").is_ok());
+        for bad in [
+            "http://login.example.com",
+            "https://login.example.com/?x=1",
+            "https://user:pw@login.example.com",
+            "ftp://login.example.com",
+            "not a url",
+        ] {
+            assert!(parse_issuer(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_highest_mapped_role_wins_and_owners_are_never_made() {
+        let row = SsoRow {
+            issuer: "https://login.example.com".into(),
+            client_id: "c".into(),
+            client_secret: "s".into(),
+            role_claim: "groups".into(),
+            role_map: r#"{"ops": "analyst", "leads": "admin", "root": "owner"}"#.into(),
+            default_role: None,
+            enforced: true,
+        };
+        let claims = |v: serde_json::Value| serde_json::json!({ "groups": v });
+        assert_eq!(
+            map_role(&row, &claims(serde_json::json!(["ops", "leads"]))),
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            map_role(&row, &claims(serde_json::json!("ops"))),
+            Some(Role::Analyst)
+        );
+        assert_eq!(map_role(&row, &claims(serde_json::json!(["root"]))), None);
+        assert_eq!(map_role(&row, &claims(serde_json::json!(["other"]))), None);
+        let with_default = SsoRow {
+            default_role: Some("viewer".into()),
+            ..row
+        };
+        assert_eq!(
+            map_role(&with_default, &claims(serde_json::json!([]))),
+            Some(Role::Viewer)
+        );
+    }
+}

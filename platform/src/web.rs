@@ -121,7 +121,8 @@ impl PlatformState {
 }
 
 /// Routes under `/api/v1` that answer without a key or session.
-pub const PUBLIC_PATHS: [&str; 7] = [
+pub const PUBLIC_PATHS: [&str; 8] = [
+    "/api/v1/plans",
     "/api/v1/signup",
     BILLING_WEBHOOK_PATH,
     "/api/v1/login",
@@ -1987,6 +1988,32 @@ pub fn open_core(
     api.shared()
 }
 
+/// `GET /api/v1/plans` (public): the tier matrix enforcement reads, as the landing page shows it.
+async fn plans(state: web::Data<PlatformState>) -> Res {
+    let items: Vec<serde_json::Value> = Tier::ALL
+        .into_iter()
+        .map(|t| {
+            let c = state.tiers.config(t);
+            json!({
+                "id": t,
+                "name": c.display_name,
+                "price_cents_per_month": c.price_cents_per_month,
+                "managed_hosting": c.managed_hosting,
+                "support": c.support,
+                "features": c.features,
+                "limits": {
+                    "protocols": c.limits.protocols,
+                    "api_calls_per_day": c.limits.api_calls_per_day,
+                    "alerts_per_day": c.limits.alerts_per_day,
+                    "history_days": c.limits.history_days,
+                },
+            })
+        })
+        .collect();
+    let trial_days = state.billing.as_ref().map_or(0, |b| b.settings.trial_days);
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "trial_days": trial_days })))
+}
+
 // ---- working incidents (the tenant's own state of shared incidents) ----
 
 /// `GET /api/v1/incident-states?ids=a,b`.
@@ -2424,6 +2451,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/channels/{id}", web::delete().to(remove_channel))
             .route("/alerts", web::get().to(alerts))
             .route("/correlated", web::get().to(correlated))
+            .route("/plans", web::get().to(plans))
             .route("/incident-states", web::get().to(incident_states))
             .route("/incidents/{id}/actions", web::get().to(incident_actions))
             .route("/incidents/{id}/actions", web::post().to(act_on_incident))

@@ -567,6 +567,15 @@ cloud_enterprise = "price_enterprise"
     .await;
     basics(&d, "admin audit").await;
     shot(&d, "admin-audit").await;
+    d.goto(&format!("{base}/admin#plans")).await;
+    d.wait_for(
+        "the plans with their tenants",
+        "return document.getElementById('admin-pane').innerText.includes('Cloud Enterprise')",
+        SECS,
+    )
+    .await;
+    basics(&d, "admin plans").await;
+    shot(&d, "admin-plans").await;
 
     // The tenant sees the suspension.
     d.goto(&format!("{base}/app")).await;

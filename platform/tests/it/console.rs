@@ -117,6 +117,12 @@ async fn the_landing_page_renders_the_plans_enforcement_reads() {
     );
     assert!(page.contains("Single sign-on (OpenID Connect)"));
     assert!(page.contains("href=\"/docs\""), "links to the docs");
+    // The same matrix as JSON, without a key.
+    let (s, _, body) = browser(&svc, "get", "/api/v1/plans", "", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["items"][2]["id"], "cloud_pro");
+    assert_eq!(v["items"][2]["price_cents_per_month"], 31900);
     // The console, its script and styles are embedded.
     for (p, kind) in [
         ("/app", "text/html"),
