@@ -17,7 +17,7 @@ use kamiyo_testing::smtp::{Mode, SmtpServer};
 use crate::idp::{Idp, Next};
 use crate::stripe_fake::FakeStripe;
 
-const SECS: Duration = Duration::from_secs(30);
+const SECS: Duration = Duration::from_secs(60);
 
 fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

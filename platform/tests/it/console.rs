@@ -131,6 +131,8 @@ async fn the_landing_page_renders_the_plans_enforcement_reads() {
         ("/assets/platform/admin.js", "text/javascript"),
         ("/assets/platform/site.css", "text/css"),
         ("/assets/platform/brand.css", "text/css"),
+        // The docs the landing page links to (the open core's, offline).
+        ("/docs", "text/html"),
     ] {
         let (s, h, body) = browser(&svc, "get", p, "", None, None).await;
         assert_eq!(s, StatusCode::OK, "{p}");
