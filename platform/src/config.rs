@@ -436,7 +436,19 @@ impl Config {
         };
         let mut problems = Vec::new();
         for (var, key) in ENV {
-            let Some(v) = env(var) else { continue };
+            // `<VAR>_FILE` names a file holding the value (a mounted Kubernetes or Docker
+            // secret): secrets need not sit in the environment.
+            let v = match (env(var), env(&format!("{var}_FILE"))) {
+                (Some(v), _) => v,
+                (None, Some(path)) => match std::fs::read_to_string(&path) {
+                    Ok(text) => text.trim_end_matches(['\r', '\n']).to_owned(),
+                    Err(e) => {
+                        problems.push((key.into(), format!("{var}_FILE={path}: {e}")));
+                        continue;
+                    }
+                },
+                (None, None) => continue,
+            };
             match key {
                 "server.bind" => c.server.bind = v,
                 "database.url" => c.database.url = v,
@@ -697,5 +709,30 @@ mod tests {
             ]
         );
         assert!(Config::load(None, |_| None).is_ok());
+    }
+
+    #[test]
+    fn secrets_can_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("database-url");
+        std::fs::write(&url, "postgres://owner:pw@db.internal/kamiyo\n").unwrap();
+        let path = url.display().to_string();
+        let env = |k: &str| match k {
+            "KAMIYO_PLATFORM__DATABASE__URL_FILE" => Some(path.clone()),
+            "KAMIYO_PLATFORM__BILLING__SECRET_KEY_FILE" => Some("/nonexistent/stripe".to_owned()),
+            _ => None,
+        };
+        let Err(problems) = Config::load(None, env) else {
+            panic!("a missing secret file was accepted")
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "billing.secret_key");
+        assert!(
+            problems[0].1.contains("/nonexistent/stripe"),
+            "{problems:?}"
+        );
+        let env = |k: &str| (k == "KAMIYO_PLATFORM__DATABASE__URL_FILE").then(|| path.clone());
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.database.url, "postgres://owner:pw@db.internal/kamiyo");
     }
 }

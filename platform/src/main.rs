@@ -42,7 +42,13 @@ enum Command {
     /// Run the database migrations (as the owner, database.url) and grant the application role.
     Migrate,
     /// Serve the API (as the application role, database.app_url).
-    Serve,
+    Serve {
+        /// `all`: the API and the alert workers (the tenant router and the delivery loops);
+        /// `api`: the API only; `workers`: the workers, with HTTP for probes and /metrics only
+        /// in front of them (no Service should route tenants there).
+        #[arg(long, value_enum, default_value_t = ServeRole::All)]
+        role: ServeRole,
+    },
     /// Ingest protocols' shared facts through the pipeline library (as the owner,
     /// database.url): each protocol under its own leadership (one active ingest per protocol
     /// across replicas) and its own supervisor (one failing never delays another).
@@ -61,6 +67,9 @@ enum Command {
         /// ensemble detector (its incidents reach plans with advanced ML only).
         #[arg(long)]
         ensemble_model: Option<PathBuf>,
+        /// Answer probes here (`/health`: the process runs; `/ready`: the database answers).
+        #[arg(long)]
+        health_bind: Option<String>,
     },
     /// Train the ensemble on every labelled row of the scenarios and replays and write its
     /// model file (for `ingest --ensemble-model`).
@@ -94,6 +103,17 @@ enum Command {
         #[command(subcommand)]
         what: AdminCommand,
     },
+}
+
+/// What a `serve` process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ServeRole {
+    /// The API and the workers.
+    All,
+    /// The API only.
+    Api,
+    /// The tenant router and the delivery loops.
+    Workers,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -375,6 +395,41 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
     })
 }
 
+/// Probes for a process without the API (`ingest`): `/health` answers while it runs,
+/// `/ready` while the database answers.
+async fn probes(bind: &str, url: &str) -> anyhow::Result<()> {
+    let store = kamiyo_store::Store::connect(url, std::path::Path::new("."), 1).await?;
+    let server = actix_web::HttpServer::new(move || {
+        let store = store.clone();
+        actix_web::App::new()
+            .route(
+                "/health",
+                actix_web::web::get()
+                    .to(|| async { actix_web::HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+            )
+            .route(
+                "/ready",
+                actix_web::web::get().to(move || {
+                    let store = store.clone();
+                    async move {
+                        match store.ping().await {
+                            Ok(()) => actix_web::HttpResponse::Ok()
+                                .json(serde_json::json!({"status": "ready"})),
+                            Err(e) => actix_web::HttpResponse::ServiceUnavailable()
+                                .json(serde_json::json!({"status": "unavailable", "detail": e.to_string()})),
+                        }
+                    }
+                }),
+            )
+    })
+    .workers(1)
+    .bind(bind)
+    .with_context(|| format!("binding the probes to {bind}"))?
+    .run();
+    tokio::spawn(server);
+    Ok(())
+}
+
 /// Billing over `db`, when `[billing]` is set.
 fn billing(
     c: &Config,
@@ -498,7 +553,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 c.database.app_role
             )?;
         }
-        Command::Serve => {
+        Command::Serve { role } => {
+            let role = *role;
             let c = load(&cli)?;
             need(&c.database.app_url, "database.app_url")?;
             let db = Db::connect(&c.database.app_url, c.database.max_connections).await?;
@@ -579,63 +635,67 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             });
-            // The tenant router: shared steps into each subscribed tenant's outbox.
-            let router_db = platform.db.clone();
-            let router_tiers = platform.tiers.clone();
-            let facts = shared.clone();
-            let interval = std::time::Duration::from_millis(c.platform.router_interval_ms.max(50));
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(interval);
-                loop {
-                    tick.tick().await;
-                    let pass = kamiyo_platform::fanout::route_once(
-                        &router_db,
-                        &facts,
-                        &router_tiers,
-                        now_ms(),
-                        500,
-                    )
-                    .await;
-                    match pass {
-                        Ok(p) if p.routed > 0 => tracing::info!(
-                            steps = p.steps,
-                            tenants = p.routed,
-                            sent = p.sent,
-                            held = p.held,
-                            "alerts routed"
-                        ),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "tenant router pass failed"),
+            // The workers: not in an API-only replica.
+            if role != ServeRole::Api {
+                // The tenant router: shared steps into each subscribed tenant's outbox.
+                let router_db = platform.db.clone();
+                let router_tiers = platform.tiers.clone();
+                let facts = shared.clone();
+                let interval =
+                    std::time::Duration::from_millis(c.platform.router_interval_ms.max(50));
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(interval);
+                    loop {
+                        tick.tick().await;
+                        let pass = kamiyo_platform::fanout::route_once(
+                            &router_db,
+                            &facts,
+                            &router_tiers,
+                            now_ms(),
+                            500,
+                        )
+                        .await;
+                        match pass {
+                            Ok(p) if p.routed > 0 => tracing::info!(
+                                steps = p.steps,
+                                tenants = p.routed,
+                                sent = p.sent,
+                                held = p.held,
+                                "alerts routed"
+                            ),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "tenant router pass failed"),
+                        }
                     }
-                }
-            });
-            // Delivery workers: the tenants' due rows to their channels (rows are leased, so
-            // several replicas share the work).
-            let deliver_db = platform.db.clone();
-            let deliver_mail = platform.mailer.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(interval);
-                loop {
-                    tick.tick().await;
-                    match kamiyo_platform::fanout::deliver_once(
-                        &deliver_db,
-                        deliver_mail.as_deref(),
-                        now_ms(),
-                        100,
-                    )
-                    .await
-                    {
-                        Ok(d) if d.delivered + d.retried + d.failed > 0 => tracing::info!(
-                            delivered = d.delivered,
-                            retried = d.retried,
-                            failed = d.failed,
-                            "alerts delivered"
-                        ),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "delivery pass failed"),
+                });
+                // Delivery workers: the tenants' due rows to their channels (rows are leased, so
+                // several replicas share the work).
+                let deliver_db = platform.db.clone();
+                let deliver_mail = platform.mailer.clone();
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(interval);
+                    loop {
+                        tick.tick().await;
+                        match kamiyo_platform::fanout::deliver_once(
+                            &deliver_db,
+                            deliver_mail.as_deref(),
+                            now_ms(),
+                            100,
+                        )
+                        .await
+                        {
+                            Ok(d) if d.delivered + d.retried + d.failed > 0 => tracing::info!(
+                                delivered = d.delivered,
+                                retried = d.retried,
+                                failed = d.failed,
+                                "alerts delivered"
+                            ),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "delivery pass failed"),
+                        }
                     }
-                }
-            });
+                });
+            }
             let mut platform = platform;
             platform.facts = Some(std::sync::Arc::new(shared.clone()));
             let state = actix_web::web::Data::new(platform);
@@ -663,9 +723,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             monitor_config,
             protocols,
             ensemble_model,
+            health_bind,
         } => {
             let c = load(&cli)?;
             need(&c.database.url, "database.url")?;
+            if let Some(bind) = health_bind {
+                probes(bind, &c.database.url).await?;
+            }
             drop(out);
             ingest(
                 &c,

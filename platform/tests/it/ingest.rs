@@ -37,12 +37,31 @@ async fn ingest_writes_shared_facts_that_tenants_read_and_are_alerted_on() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    // Probes on a port of its own (as its Kubernetes Deployment asks for them).
+    let probes = format!("127.0.0.1:{}", kamiyo_testing::browser::free_port());
     let mut child = spawn_ingest(
         &e,
-        &["--monitor-config", cfg.to_str().unwrap()],
+        &[
+            "--monitor-config",
+            cfg.to_str().unwrap(),
+            "--health-bind",
+            &probes,
+        ],
         &dir.path().join("ingest.log"),
     );
     sim.set_speed(60.0);
+    kamiyo_aggregators::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let t0 = Instant::now();
+    for path in ["/health", "/ready"] {
+        loop {
+            match http.get(format!("http://{probes}{path}")).send().await {
+                Ok(r) if r.status() == 200 => break,
+                other => assert!(t0.elapsed() < Duration::from_secs(30), "{path}: {other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     // The scenario's incidents arrive in the shared store through the pipeline.
     let deadline = Instant::now() + Duration::from_secs(90);
     let incidents = loop {

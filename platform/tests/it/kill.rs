@@ -10,11 +10,16 @@ use kamiyo_platform::tenancy::{self, TenantId};
 use crate::{T0, env, opened};
 
 fn serve(e: &crate::Env) -> std::process::Child {
+    serve_as(e, "all", "127.0.0.1:0")
+}
+
+/// `serve --role <role>` bound to `bind`.
+fn serve_as(e: &crate::Env, role: &str, bind: &str) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
-        .arg("serve")
+        .args(["serve", "--role", role])
         .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
         .env("KAMIYO_PLATFORM__DATABASE__APP_URL", &e.app_url)
-        .env("KAMIYO_PLATFORM__SERVER__BIND", "127.0.0.1:0")
+        .env("KAMIYO_PLATFORM__SERVER__BIND", bind)
         .env("KAMIYO_PLATFORM_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -132,5 +137,88 @@ async fn a_killed_router_leaves_every_tenant_each_alert_exactly_once() {
         let mut seqs: Vec<i64> = routed(t).await.iter().map(|r| r.event_seq).collect();
         seqs.sort_unstable();
         assert_eq!(seqs, want, "{t}: every step once");
+    }
+}
+
+/// An API-only replica routes nothing; a workers replica routes the same steps (the roles the
+/// Kubernetes Deployments run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_replicas_leave_routing_to_the_workers() {
+    let e = env().await;
+    let t = TenantId::parse("roles").unwrap();
+    let hash = tenancy::hash_password("a long enough password").unwrap();
+    let who = Actor {
+        actor: "test".into(),
+        ip: "127.0.0.1".into(),
+        at: T0,
+    };
+    let k = tenancy::generate_key(&t);
+    e.app
+        .create_tenant(
+            &t,
+            "r",
+            "cloud_basic",
+            "o@roles.example",
+            &hash,
+            (&k.id, &k.hash),
+            "hyperliquid",
+            &who,
+        )
+        .await
+        .unwrap();
+    e.app
+        .change(
+            &t,
+            &who,
+            Change::AddChannel {
+                channel_id: tenancy::new_id("chn"),
+                name: "hook".into(),
+                kind: "webhook".into(),
+                url: "http://127.0.0.1:9/hook".into(),
+                secret: None,
+                min_severity: "info".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let steps: Vec<_> = (0..3)
+        .map(|n| opened(n, "hyperliquid", "ETH", T0 + n as i64))
+        .collect();
+    e.facts
+        .commit(&IngestBatch {
+            updates: steps,
+            ..IngestBatch::default()
+        })
+        .await
+        .unwrap();
+    let port = kamiyo_testing::browser::free_port();
+    let mut api = serve_as(&e, "api", &format!("127.0.0.1:{port}"));
+    kamiyo_aggregators::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the API replica did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Three router intervals: nothing routed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(e.app.tenant_outbox(&t, 100).await.unwrap().is_empty());
+    let mut workers = serve_as(&e, "workers", "127.0.0.1:0");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while e.app.tenant_outbox(&t, 100).await.unwrap().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the workers routed nothing within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for c in [&mut api, &mut workers] {
+        c.kill().unwrap();
+        c.wait().unwrap();
     }
 }

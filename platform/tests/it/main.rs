@@ -7,6 +7,7 @@
     reason = "tests fail loudly on broken setup"
 )]
 
+mod backup;
 mod billing;
 mod browser;
 mod console;
