@@ -26,6 +26,45 @@ fn serve_as(e: &crate::Env, role: &str, bind: &str) -> std::process::Child {
         .unwrap()
 }
 
+/// A tenant on `plan` with one webhook channel to a closed loopback port (deliveries fail and
+/// are retried; nothing leaves the machine).
+async fn tenant_with_hook(e: &crate::Env, t: &TenantId, plan: &str, hash: &str) {
+    let who = Actor {
+        actor: "test".into(),
+        ip: "127.0.0.1".into(),
+        at: T0,
+    };
+    let k = tenancy::generate_key(t);
+    e.app
+        .create_tenant(
+            t,
+            "k",
+            plan,
+            &format!("o@{t}.example"),
+            hash,
+            (&k.id, &k.hash),
+            "hyperliquid",
+            &who,
+        )
+        .await
+        .unwrap();
+    e.app
+        .change(
+            t,
+            &who,
+            Change::AddChannel {
+                channel_id: tenancy::new_id("chn"),
+                name: "hook".into(),
+                kind: "webhook".into(),
+                url: "http://127.0.0.1:9/hook".into(),
+                secret: None,
+                min_severity: "info".into(),
+            },
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_router_leaves_every_tenant_each_alert_exactly_once() {
     let e = env().await;
@@ -33,42 +72,8 @@ async fn a_killed_router_leaves_every_tenant_each_alert_exactly_once() {
         .map(|i| TenantId::parse(&format!("kill-{i:02}")).unwrap())
         .collect();
     let hash = tenancy::hash_password("a long enough password").unwrap();
-    let who = Actor {
-        actor: "test".into(),
-        ip: "127.0.0.1".into(),
-        at: T0,
-    };
     for t in &tenants {
-        let k = tenancy::generate_key(t);
-        e.app
-            .create_tenant(
-                t,
-                "k",
-                "cloud_enterprise",
-                &format!("o@{t}.example"),
-                &hash,
-                (&k.id, &k.hash),
-                "hyperliquid",
-                &who,
-            )
-            .await
-            .unwrap();
-        // A closed loopback port: deliveries fail and are retried, nothing leaves the machine.
-        e.app
-            .change(
-                t,
-                &who,
-                Change::AddChannel {
-                    channel_id: tenancy::new_id("chn"),
-                    name: "hook".into(),
-                    kind: "webhook".into(),
-                    url: "http://127.0.0.1:9/hook".into(),
-                    secret: None,
-                    min_severity: "info".into(),
-                },
-            )
-            .await
-            .unwrap();
+        tenant_with_hook(&e, t, "cloud_enterprise", &hash).await;
     }
     let steps: Vec<_> = (0..150)
         .map(|n| opened(n, "hyperliquid", "ETH", T0 + n as i64))
@@ -147,40 +152,7 @@ async fn api_replicas_leave_routing_to_the_workers() {
     let e = env().await;
     let t = TenantId::parse("roles").unwrap();
     let hash = tenancy::hash_password("a long enough password").unwrap();
-    let who = Actor {
-        actor: "test".into(),
-        ip: "127.0.0.1".into(),
-        at: T0,
-    };
-    let k = tenancy::generate_key(&t);
-    e.app
-        .create_tenant(
-            &t,
-            "r",
-            "cloud_basic",
-            "o@roles.example",
-            &hash,
-            (&k.id, &k.hash),
-            "hyperliquid",
-            &who,
-        )
-        .await
-        .unwrap();
-    e.app
-        .change(
-            &t,
-            &who,
-            Change::AddChannel {
-                channel_id: tenancy::new_id("chn"),
-                name: "hook".into(),
-                kind: "webhook".into(),
-                url: "http://127.0.0.1:9/hook".into(),
-                secret: None,
-                min_severity: "info".into(),
-            },
-        )
-        .await
-        .unwrap();
+    tenant_with_hook(&e, &t, "cloud_basic", &hash).await;
     let steps: Vec<_> = (0..3)
         .map(|n| opened(n, "hyperliquid", "ETH", T0 + n as i64))
         .collect();
