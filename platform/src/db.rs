@@ -475,6 +475,9 @@ pub struct Claimed {
     /// Channel name.
     #[diesel(sql_type = Text)]
     pub name: String,
+    /// When the row was enqueued (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
 }
 
 /// What a delivery attempt did.
@@ -761,6 +764,7 @@ impl Db {
              GRANT EXECUTE ON FUNCTION platform.subscribers(TEXT) TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.due_tenants(BIGINT, INT) TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.brand_for_host(TEXT) TO {app_role};
+             GRANT EXECUTE ON FUNCTION platform.subscriptions_by_plan() TO {app_role};
              GRANT USAGE ON SEQUENCE platform.incident_actions_seq_seq TO {app_role};
              GRANT USAGE ON SCHEMA public TO {app_role};
              GRANT SELECT ON ALL TABLES IN SCHEMA public TO {app_role};",
@@ -1530,7 +1534,7 @@ impl Db {
                  ORDER BY next_attempt_ms, outbox_id LIMIT $3 FOR UPDATE SKIP LOCKED) \
                  UPDATE tenant_outbox o SET next_attempt_ms = $1 + $2, attempts = o.attempts + 1 FROM due, alert_channels ch \
                  WHERE o.tenant_id = me() AND o.outbox_id = due.outbox_id AND ch.tenant_id = o.tenant_id AND ch.channel_id = o.channel_id \
-                 RETURNING o.outbox_id, o.status, o.payload, o.attempts, ch.kind, ch.url, ch.secret, ch.name",
+                 RETURNING o.outbox_id, o.status, o.payload, o.attempts, ch.kind, ch.url, ch.secret, ch.name, o.created_at",
             )
             .bind::<BigInt, _>(now)
             .bind::<BigInt, _>(lease_ms)
@@ -2903,8 +2907,8 @@ impl Db {
         let (id, body) = (channel_id.to_owned(), payload.to_owned());
         scoped!(self, tenant, |c| {
             let rows: Vec<Claimed> = sql_query(
-                "SELECT 'test:' || channel_id AS outbox_id, 'pending' AS status, $2 AS payload, 1 AS attempts, kind, url, secret, name \
-                 FROM alert_channels WHERE tenant_id = me() AND channel_id = $1",
+                "SELECT 'test:' || channel_id AS outbox_id, 'pending' AS status, $2 AS payload, 1 AS attempts, kind, url, secret, name, \
+                 0::bigint AS created_at FROM alert_channels WHERE tenant_id = me() AND channel_id = $1",
             )
             .bind::<Text, _>(&id)
             .bind::<Text, _>(&body)
@@ -2931,6 +2935,32 @@ impl Db {
             summary.to_owned(),
         );
         scoped!(self, tenant, |c| { audit(c, &t, &who, &a, &tg, &sm).await })
+    }
+
+    /// Protocol subscriptions of active tenants by plan (through the narrow
+    /// `platform.subscriptions_by_plan`: counts only).
+    pub async fn subscriptions_by_plan(&self) -> DbResult<Vec<(String, i64)>> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            plan: String,
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let rows: Vec<Row> = unscoped!(self, |c| {
+            Ok(
+                sql_query("SELECT plan, n FROM platform.subscriptions_by_plan()")
+                    .load(c)
+                    .await?,
+            )
+        })?;
+        Ok(rows.into_iter().map(|r| (r.plan, r.n)).collect())
+    }
+
+    /// This pool's connections: (open, idle).
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (s.connections, s.idle_connections)
     }
 
     /// The newest audit rows of every tenant (staff).

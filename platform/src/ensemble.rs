@@ -961,7 +961,9 @@ impl EnsembleDetector {
         if x.iter().any(|v| !v.is_finite()) {
             return;
         }
+        let started = std::time::Instant::now();
         let v = self.live.model.score(&x);
+        crate::metrics::record_ml(DETECTOR, started.elapsed());
         let sev = v.severity.filter(|s| *s >= Severity::Medium);
         if !self
             .raised

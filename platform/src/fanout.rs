@@ -224,6 +224,11 @@ pub async fn route_once(
         ..Pass::default()
     };
     for e in &steps {
+        crate::metrics::record_detection(
+            e.event.protocol.as_str(),
+            e.event.severity.as_str(),
+            e.event.change.as_str(),
+        );
         let incident = if alerting(e.event.change) {
             facts
                 .incident(&e.event.incident_id)
@@ -417,10 +422,18 @@ pub async fn deliver_once(
             let outcome = match attempt(&c, mailer).await {
                 Ok(()) => {
                     out.delivered += 1;
+                    // Digests wait for midnight by design: only alerts sent at once count.
+                    let waited = (c.status == "pending").then(|| {
+                        std::time::Duration::from_millis(
+                            u64::try_from(now - c.created_at).unwrap_or(0),
+                        )
+                    });
+                    crate::metrics::record_delivery("delivered", waited);
                     Outcome::Delivered
                 }
                 Err(NotifyError::RateLimited { retry_after_ms }) if c.attempts < MAX_ATTEMPTS => {
                     out.retried += 1;
+                    crate::metrics::record_delivery("retry", None);
                     Outcome::Retry {
                         at: now
                             + i64::try_from(retry_after_ms)
@@ -431,6 +444,7 @@ pub async fn deliver_once(
                 }
                 Err(NotifyError::Transient(e)) if c.attempts < MAX_ATTEMPTS => {
                     out.retried += 1;
+                    crate::metrics::record_delivery("retry", None);
                     Outcome::Retry {
                         at: retry_at(now, c.attempts),
                         error: e.chars().take(500).collect(),
@@ -438,6 +452,7 @@ pub async fn deliver_once(
                 }
                 Err(e) => {
                     out.failed += 1;
+                    crate::metrics::record_delivery("failed", None);
                     Outcome::Failed(e.to_string().chars().take(500).collect())
                 }
             };

@@ -15,6 +15,7 @@ pub mod evaluate;
 pub mod fanout;
 pub mod ingest;
 pub mod leader;
+pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod registry;

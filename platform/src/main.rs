@@ -395,13 +395,40 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
     })
 }
 
+/// Installs the Prometheus exporter as the global meter provider (once per process) and
+/// returns its registry.
+fn metrics_registry() -> anyhow::Result<prometheus::Registry> {
+    static REGISTRY: std::sync::OnceLock<prometheus::Registry> = std::sync::OnceLock::new();
+    if let Some(r) = REGISTRY.get() {
+        return Ok(r.clone());
+    }
+    let (provider, registry) =
+        kamiyo_api::metrics::prometheus_provider().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    opentelemetry::global::set_meter_provider(provider);
+    Ok(REGISTRY.get_or_init(|| registry).clone())
+}
+
 /// Probes for a process without the API (`ingest`): `/health` answers while it runs,
-/// `/ready` while the database answers.
+/// `/ready` while the database answers, `/metrics` (its ML latency …) to whoever reaches the
+/// port (a pod port no Service exposes; the NetworkPolicy admits only the monitoring namespace).
 async fn probes(bind: &str, url: &str) -> anyhow::Result<()> {
     let store = kamiyo_store::Store::connect(url, std::path::Path::new("."), 1).await?;
+    let registry = metrics_registry()?;
     let server = actix_web::HttpServer::new(move || {
         let store = store.clone();
+        let registry = registry.clone();
         actix_web::App::new()
+            .route(
+                "/metrics",
+                actix_web::web::get().to(move || {
+                    let text = kamiyo_api::metrics::render(&registry);
+                    async move {
+                        actix_web::HttpResponse::Ok()
+                            .content_type("text/plain; version=0.0.4; charset=utf-8")
+                            .body(text)
+                    }
+                }),
+            )
             .route(
                 "/health",
                 actix_web::web::get()
@@ -696,7 +723,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 });
             }
+            // Metrics: the pools and the subscriptions by plan, refreshed every 15 s.
+            {
+                let (db, staff_db) = (platform.db.clone(), platform.staff_db.clone());
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+                    loop {
+                        tick.tick().await;
+                        let (open, idle) = db.pool_state();
+                        kamiyo_platform::metrics::set_pool("app", open, idle);
+                        if let Some(s) = &staff_db {
+                            let (open, idle) = s.pool_state();
+                            kamiyo_platform::metrics::set_pool("staff", open, idle);
+                        }
+                        match db.subscriptions_by_plan().await {
+                            Ok(rows) => {
+                                for t in kamiyo_platform::tiers::Tier::ALL {
+                                    let n = rows
+                                        .iter()
+                                        .find(|(p, _)| p == t.as_str())
+                                        .map_or(0, |(_, n)| *n);
+                                    kamiyo_platform::metrics::set_subscriptions(
+                                        t.as_str(),
+                                        u64::try_from(n).unwrap_or(0),
+                                    );
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "subscription counts failed"),
+                        }
+                    }
+                });
+            }
             let mut platform = platform;
+            platform.metrics = Some(metrics_registry()?);
             platform.facts = Some(std::sync::Arc::new(shared.clone()));
             let state = actix_web::web::Data::new(platform);
             let mut server = actix_web::HttpServer::new(move || {

@@ -65,6 +65,8 @@ pub struct PlatformState {
     pub facts: Option<Arc<dyn kamiyo_core_models::IncidentStore>>,
     /// Channels may point at `http://` loopback addresses (single-machine trials, tests).
     pub loopback_channels: bool,
+    /// The metrics registry `/metrics` renders, when the process exports metrics.
+    pub metrics: Option<prometheus::Registry>,
 }
 
 impl PlatformState {
@@ -94,6 +96,7 @@ impl PlatformState {
             billing: None,
             facts: None,
             loopback_channels: false,
+            metrics: None,
             // The embedded registry is checked by the crate's tests; an empty one if it ever
             // failed would refuse every subscription outside `protocols` rather than panic.
             registry: Arc::new(crate::registry::Registry::embedded().unwrap_or_else(|e| {
@@ -494,20 +497,7 @@ async fn staff_gate(
     if state.staff_db.is_none() {
         return Err(WebError::NotFound.into());
     }
-    let hash = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| tenancy::hash_key(t.trim()))
-        .unwrap_or_default();
-    let who = state
-        .staff_tokens
-        .iter()
-        .find(|(_, h)| bool::from(h.as_bytes().ct_eq(hash.as_bytes())))
-        .map(|(name, _)| name.clone());
-    let Some(who) = who else {
+    let Some(who) = staff_of(state, req.headers()) else {
         let _ = state.auth_failures.check(ip);
         return Err(WebError::Unauthorized.into());
     };
@@ -515,6 +505,40 @@ async fn staff_gate(
     next.call(req)
         .await
         .map(ServiceResponse::map_into_boxed_body)
+}
+
+/// The staff member whose token `headers` present (`Authorization: Bearer …`), compared in
+/// constant time against the configured hashes.
+fn staff_of(state: &PlatformState, headers: &header::HeaderMap) -> Option<String> {
+    let hash = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| tenancy::hash_key(t.trim()))?;
+    state
+        .staff_tokens
+        .iter()
+        .find(|(_, h)| bool::from(h.as_bytes().ct_eq(hash.as_bytes())))
+        .map(|(name, _)| name.clone())
+}
+
+/// `GET /metrics`: the open core's and the platform's metrics, to a staff token only (the
+/// Prometheus scrape carries one; tenants' request rates are not public).
+pub async fn metrics(req: HttpRequest, state: web::Data<PlatformState>) -> HttpResponse {
+    if staff_of(&state, req.headers()).is_none() {
+        let _ = state.auth_failures.check(&client_ip(&req));
+        return WebError::Unauthorized.error_response();
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(
+            state
+                .metrics
+                .as_ref()
+                .map(kamiyo_api::metrics::render)
+                .unwrap_or_default(),
+        )
 }
 
 fn staff(req: &HttpRequest, state: &PlatformState) -> Result<(Staff, Db), WebError> {
@@ -644,6 +668,36 @@ fn open_while_suspended(method: &Method, path: &str) -> bool {
 /// Sent on every answer while the tenant is in dunning: `grace` or `suspended` (the banner's
 /// text is in `GET /api/v1/billing`).
 pub const BILLING_HEADER: &str = "kamiyo-billing";
+
+/// Times every `/api/v1` request for the platform's metrics (route pattern, method, status, the
+/// caller's plan — `staff`, or `none` before authentication), refusals included.
+pub async fn metered(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_owned();
+    // The pattern comes from the resource map (never the raw path: bounded label values).
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let res = next.call(req).await;
+    let (status, plan) = match &res {
+        Ok(r) => {
+            let ext = r.request().extensions();
+            let plan = match (ext.get::<Principal>(), ext.get::<Staff>()) {
+                (Some(p), _) => p.plan.as_str(),
+                (None, Some(_)) => "staff",
+                (None, None) => "none",
+            };
+            (r.status().as_u16(), plan)
+        }
+        // Refused before a caller was known.
+        Err(e) => (e.as_response_error().status_code().as_u16(), "none"),
+    };
+    crate::metrics::record_request(&route, &method, status, plan, started.elapsed());
+    res.map(ServiceResponse::map_into_boxed_body)
+}
 
 /// Authentication for everything under `/api/v1` but sign-up: the key's tenant, status and
 /// daily meter; attaches the [`Principal`].
@@ -2391,102 +2445,106 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             })
         };
     }
-    // Before the open core's own `/openapi.json`: the whole service's document.
-    cfg.route("/openapi.json", web::get().to(openapi)).service(
-        web::scope("/api/v1")
-            .app_data(json_cfg)
-            .app_data(query_cfg)
-            .app_data(path_cfg)
-            .wrap(actix_web::middleware::from_fn(gate))
-            .route("/openapi.json", web::get().to(openapi))
-            .route("/signup", web::post().to(signup))
-            .route("/login", web::post().to(login))
-            .route("/logout", web::post().to(logout))
-            .route("/verify-email", web::post().to(verify_email))
-            .route("/password-reset", web::post().to(password_reset))
-            .route(
-                "/password-reset/confirm",
-                web::post().to(password_reset_confirm),
-            )
-            .route("/tenant", web::get().to(tenant))
-            .route("/usage", web::get().to(usage))
-            .route(
-                "/users",
-                list!(UserRow, List::Users, Permission::ManageAccess),
-            )
-            .route("/users", web::post().to(add_user))
-            .route("/users/{id}", web::delete().to(remove_user))
-            .route("/keys", list!(KeyRow, List::Keys, Permission::ManageAccess))
-            .route("/keys", web::post().to(add_key))
-            .route("/keys/{id}", web::delete().to(revoke_key))
-            .route(
-                "/subscriptions",
-                list!(SubscriptionRow, List::Subscriptions, Permission::Read),
-            )
-            .route("/subscriptions/{protocol}", web::put().to(subscribe))
-            .route("/subscriptions/{protocol}", web::delete().to(unsubscribe))
-            .route(
-                "/thresholds",
-                list!(ThresholdRow, List::Thresholds, Permission::Read),
-            )
-            .route(
-                "/thresholds/{detector}/{name}",
-                web::put().to(set_threshold),
-            )
-            .route(
-                "/thresholds/{detector}/{name}",
-                web::delete().to(remove_threshold),
-            )
-            .route(
-                "/watched-addresses",
-                list!(WatchedRow, List::Watched, Permission::Read),
-            )
-            .route("/watched-addresses/{address}", web::put().to(watch))
-            .route("/watched-addresses/{address}", web::delete().to(unwatch))
-            .route(
-                "/channels",
-                list!(ChannelRow, List::Channels, Permission::Configure),
-            )
-            .route("/channels", web::post().to(add_channel))
-            .route("/channels/{id}", web::delete().to(remove_channel))
-            .route("/alerts", web::get().to(alerts))
-            .route("/correlated", web::get().to(correlated))
-            .route("/plans", web::get().to(plans))
-            .route("/incident-states", web::get().to(incident_states))
-            .route("/incidents/{id}/actions", web::get().to(incident_actions))
-            .route("/incidents/{id}/actions", web::post().to(act_on_incident))
-            .route("/channels/{id}/test", web::post().to(test_channel))
-            .route("/branding", web::get().to(get_branding))
-            .route("/branding", web::put().to(put_branding))
-            .route("/branding", web::delete().to(delete_branding))
-            .route("/sso", web::get().to(get_sso))
-            .route("/sso", web::put().to(put_sso))
-            .route("/sso", web::delete().to(delete_sso))
-            .route("/admin/audit", web::get().to(admin_audit))
-            .route("/admin/health", web::get().to(admin_health))
-            .route("/admin/tenants", web::get().to(admin_tenants))
-            .route("/admin/tenants/{id}/plan", web::put().to(admin_plan))
-            .route(
-                "/admin/tenants/{id}/impersonate",
-                web::post().to(admin_impersonate),
-            )
-            .route("/admin/tenants/{id}/{action}", web::post().to(admin_status))
-            .route("/protocols", web::get().to(protocols))
-            .route("/billing", web::get().to(billing_status))
-            .route("/billing/checkout", web::post().to(billing_checkout))
-            .route("/billing/portal", web::post().to(billing_portal))
-            .route("/billing/plan", web::post().to(billing_plan))
-            .route("/billing/cancel", web::post().to(billing_cancel))
-            .route("/billing/reactivate", web::post().to(billing_reactivate))
-            .service(
-                web::resource("/billing/webhook")
-                    .app_data(web::PayloadConfig::new(MAX_WEBHOOK_BYTES))
-                    .route(web::post().to(billing_webhook)),
-            )
-            .route("/audit", web::get().to(audit))
-            .route("/audit/export", web::get().to(audit_export))
-            .default_service(web::to(not_found)),
-    );
+    // Before the open core's own `/openapi.json` and `/metrics`: the whole service's document,
+    // and the metrics to staff only.
+    cfg.route("/openapi.json", web::get().to(openapi))
+        .route("/metrics", web::get().to(metrics))
+        .service(
+            web::scope("/api/v1")
+                .app_data(json_cfg)
+                .app_data(query_cfg)
+                .app_data(path_cfg)
+                .wrap(actix_web::middleware::from_fn(gate))
+                .wrap(actix_web::middleware::from_fn(metered))
+                .route("/openapi.json", web::get().to(openapi))
+                .route("/signup", web::post().to(signup))
+                .route("/login", web::post().to(login))
+                .route("/logout", web::post().to(logout))
+                .route("/verify-email", web::post().to(verify_email))
+                .route("/password-reset", web::post().to(password_reset))
+                .route(
+                    "/password-reset/confirm",
+                    web::post().to(password_reset_confirm),
+                )
+                .route("/tenant", web::get().to(tenant))
+                .route("/usage", web::get().to(usage))
+                .route(
+                    "/users",
+                    list!(UserRow, List::Users, Permission::ManageAccess),
+                )
+                .route("/users", web::post().to(add_user))
+                .route("/users/{id}", web::delete().to(remove_user))
+                .route("/keys", list!(KeyRow, List::Keys, Permission::ManageAccess))
+                .route("/keys", web::post().to(add_key))
+                .route("/keys/{id}", web::delete().to(revoke_key))
+                .route(
+                    "/subscriptions",
+                    list!(SubscriptionRow, List::Subscriptions, Permission::Read),
+                )
+                .route("/subscriptions/{protocol}", web::put().to(subscribe))
+                .route("/subscriptions/{protocol}", web::delete().to(unsubscribe))
+                .route(
+                    "/thresholds",
+                    list!(ThresholdRow, List::Thresholds, Permission::Read),
+                )
+                .route(
+                    "/thresholds/{detector}/{name}",
+                    web::put().to(set_threshold),
+                )
+                .route(
+                    "/thresholds/{detector}/{name}",
+                    web::delete().to(remove_threshold),
+                )
+                .route(
+                    "/watched-addresses",
+                    list!(WatchedRow, List::Watched, Permission::Read),
+                )
+                .route("/watched-addresses/{address}", web::put().to(watch))
+                .route("/watched-addresses/{address}", web::delete().to(unwatch))
+                .route(
+                    "/channels",
+                    list!(ChannelRow, List::Channels, Permission::Configure),
+                )
+                .route("/channels", web::post().to(add_channel))
+                .route("/channels/{id}", web::delete().to(remove_channel))
+                .route("/alerts", web::get().to(alerts))
+                .route("/correlated", web::get().to(correlated))
+                .route("/plans", web::get().to(plans))
+                .route("/incident-states", web::get().to(incident_states))
+                .route("/incidents/{id}/actions", web::get().to(incident_actions))
+                .route("/incidents/{id}/actions", web::post().to(act_on_incident))
+                .route("/channels/{id}/test", web::post().to(test_channel))
+                .route("/branding", web::get().to(get_branding))
+                .route("/branding", web::put().to(put_branding))
+                .route("/branding", web::delete().to(delete_branding))
+                .route("/sso", web::get().to(get_sso))
+                .route("/sso", web::put().to(put_sso))
+                .route("/sso", web::delete().to(delete_sso))
+                .route("/admin/audit", web::get().to(admin_audit))
+                .route("/admin/health", web::get().to(admin_health))
+                .route("/admin/tenants", web::get().to(admin_tenants))
+                .route("/admin/tenants/{id}/plan", web::put().to(admin_plan))
+                .route(
+                    "/admin/tenants/{id}/impersonate",
+                    web::post().to(admin_impersonate),
+                )
+                .route("/admin/tenants/{id}/{action}", web::post().to(admin_status))
+                .route("/protocols", web::get().to(protocols))
+                .route("/billing", web::get().to(billing_status))
+                .route("/billing/checkout", web::post().to(billing_checkout))
+                .route("/billing/portal", web::post().to(billing_portal))
+                .route("/billing/plan", web::post().to(billing_plan))
+                .route("/billing/cancel", web::post().to(billing_cancel))
+                .route("/billing/reactivate", web::post().to(billing_reactivate))
+                .service(
+                    web::resource("/billing/webhook")
+                        .app_data(web::PayloadConfig::new(MAX_WEBHOOK_BYTES))
+                        .route(web::post().to(billing_webhook)),
+                )
+                .route("/audit", web::get().to(audit))
+                .route("/audit/export", web::get().to(audit_export))
+                .default_service(web::to(not_found)),
+        );
 }
 
 // ---- billing ----
@@ -2632,16 +2690,21 @@ async fn billing_webhook(
         .and_then(|h| h.to_str().ok());
     match b.webhook(&body, header).await {
         Err(refusal) => {
+            crate::metrics::record_webhook("refused");
             tracing::warn!(ip = %client_ip(&req), reason = %refusal, "Stripe webhook refused");
             Err(WebError::Invalid(refusal.to_string()))
         }
         Ok(Err(e)) => {
+            crate::metrics::record_webhook("failed");
             tracing::warn!(error = %e, "Stripe webhook not processed now; Stripe will deliver it again");
             Err(match e {
                 crate::billing::BillingError::Db(d) => d.into(),
                 other => WebError::from(other),
             })
         }
-        Ok(Ok(what)) => Ok(HttpResponse::Ok().json(json!({"received": true, "outcome": what}))),
+        Ok(Ok(what)) => {
+            crate::metrics::record_webhook("processed");
+            Ok(HttpResponse::Ok().json(json!({"received": true, "outcome": what})))
+        }
     }
 }

@@ -22,6 +22,7 @@ mod ingest;
 mod isolation;
 mod kill;
 mod leader;
+mod metrics;
 mod opencore;
 mod plans;
 mod sessions;

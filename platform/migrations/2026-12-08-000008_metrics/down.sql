@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS platform.subscriptions_by_plan();
