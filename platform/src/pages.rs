@@ -228,13 +228,7 @@ fn head(brand: &Brand, title: &str) -> String {
 }
 
 /// A page that says something and links on (errors of browser flows).
-pub fn message(
-    _state: &PlatformState,
-    _req: &HttpRequest,
-    status: u16,
-    title: &str,
-    text: &str,
-) -> HttpResponse {
+pub fn message(status: u16, title: &str, text: &str) -> HttpResponse {
     let brand = Brand::default();
     let body = format!(
         r##"{}<main id="main" class="narrow"><h1>{}</h1><p role="alert">{}</p><p><a class="button" href="/app">Back to sign-in</a></p></main></body></html>"##,
@@ -249,11 +243,7 @@ pub fn message(
 
 /// After single sign-on: a page of ours that moves on to the console (its session cookies are
 /// on `res`).
-pub fn signed_in(
-    _state: &PlatformState,
-    _req: &HttpRequest,
-    res: HttpResponseBuilder,
-) -> HttpResponse {
+pub fn signed_in(res: HttpResponseBuilder) -> HttpResponse {
     let brand = Brand::default();
     let body = format!(
         r##"{}<main id="main" class="narrow"><h1>Signed in</h1><p>Opening the console… <a href="/app">continue</a></p><meta http-equiv="refresh" content="0;url=/app"></main></body></html>"##,
@@ -415,8 +405,7 @@ pub async fn app(req: HttpRequest, state: web::Data<PlatformState>) -> HttpRespo
 }
 
 /// The staff console.
-pub async fn admin(req: HttpRequest, state: web::Data<PlatformState>) -> HttpResponse {
-    let _ = (&req, &state);
+pub async fn admin() -> HttpResponse {
     let page = ADMIN_HTML.replace(
         "{{HEAD}}",
         &head(&Brand::default(), "Staff").replace("<!doctype html>\n", ""),

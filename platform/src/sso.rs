@@ -115,8 +115,8 @@ pub async fn discover(issuer: &str) -> Result<CoreProviderMetadata, String> {
 }
 
 /// A page that says what went wrong (sign-in happens in the browser, not an API client).
-fn refused(state: &PlatformState, req: &HttpRequest, status: u16, text: &str) -> HttpResponse {
-    crate::pages::message(state, req, status, "Single sign-on failed", text)
+fn refused(status: u16, text: &str) -> HttpResponse {
+    crate::pages::message(status, "Single sign-on failed", text)
 }
 
 /// The tenant's settings, when its plan has single sign-on.
@@ -132,40 +132,32 @@ async fn settings(state: &PlatformState, tenant: &TenantId) -> Result<Option<Sso
 }
 
 /// `GET /sso/{tenant}/start`: to the provider.
-pub async fn start(
-    req: HttpRequest,
-    state: web::Data<PlatformState>,
-    path: web::Path<String>,
-) -> HttpResponse {
+pub async fn start(state: web::Data<PlatformState>, path: web::Path<String>) -> HttpResponse {
     let Ok(tenant) = TenantId::parse(&path) else {
-        return refused(&state, &req, 404, "No such tenant.");
+        return refused(404, "No such tenant.");
     };
     let row = match settings(&state, &tenant).await {
         Ok(Some(r)) => r,
         Ok(None) => {
             return refused(
-                &state,
-                &req,
                 404,
                 "Single sign-on is not set up for this tenant; sign in with your password.",
             );
         }
-        Err(e) => return refused(&state, &req, 503, &e.to_string()),
+        Err(e) => return refused(503, &e.to_string()),
     };
     let meta = match discover(&row.issuer).await {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(%tenant, error = %e, "identity provider discovery failed");
             return refused(
-                &state,
-                &req,
                 502,
                 "The identity provider could not be reached; try again shortly.",
             );
         }
     };
     let Ok(redirect) = RedirectUrl::new(redirect_uri(&state.public_url, &tenant)) else {
-        return refused(&state, &req, 500, "The platform's public URL is not valid.");
+        return refused(500, "The platform's public URL is not valid.");
     };
     let client = CoreClient::from_provider_metadata(
         meta,
@@ -200,7 +192,7 @@ pub async fn start(
         )
         .await
     {
-        return refused(&state, &req, 503, &e.to_string());
+        return refused(503, &e.to_string());
     }
     // Lax: the cookie must come back on the provider's top-level redirect to the callback.
     let cookie = actix_web::cookie::Cookie::build(STATE_COOKIE, csrf.secret().clone())
@@ -271,31 +263,22 @@ pub async fn callback(
     q: web::Query<Callback>,
 ) -> HttpResponse {
     let Ok(tenant) = TenantId::parse(&path) else {
-        return refused(&state, &req, 404, "No such tenant.");
+        return refused(404, "No such tenant.");
     };
     if let Some(e) = &q.error {
         let words = q.error_description.as_deref().unwrap_or("");
         return refused(
-            &state,
-            &req,
             401,
             &format!("The identity provider refused the sign-in: {e} {words}"),
         );
     }
     let (Some(code), Some(sent_state)) = (&q.code, &q.state) else {
-        return refused(
-            &state,
-            &req,
-            400,
-            "The provider's answer had no code or state.",
-        );
+        return refused(400, "The provider's answer had no code or state.");
     };
     // The state must be the one this browser was given at the start.
     let cookie = req.cookie(STATE_COOKIE).map(|c| c.value().to_owned());
     if cookie.as_deref() != Some(sent_state.as_str()) {
         return refused(
-            &state,
-            &req,
             400,
             "This sign-in was not started in this browser; start again.",
         );
@@ -309,24 +292,22 @@ pub async fn callback(
         Ok(Some(l)) => l,
         Ok(None) => {
             return refused(
-                &state,
-                &req,
                 400,
                 "This sign-in expired or was already used; start again.",
             );
         }
-        Err(e) => return refused(&state, &req, 503, &e.to_string()),
+        Err(e) => return refused(503, &e.to_string()),
     };
     let row = match settings(&state, &tenant).await {
         Ok(Some(r)) => r,
-        Ok(None) => return refused(&state, &req, 404, "Single sign-on is not set up."),
-        Err(e) => return refused(&state, &req, 503, &e.to_string()),
+        Ok(None) => return refused(404, "Single sign-on is not set up."),
+        Err(e) => return refused(503, &e.to_string()),
     };
     match finish(&state, &req, &tenant, &row, code, login).await {
         Ok(res) => res,
         Err((status, why)) => {
             tracing::info!(%tenant, reason = %why, "single sign-on refused");
-            refused(&state, &req, status, &why)
+            refused(status, &why)
         }
     }
 }
@@ -412,7 +393,7 @@ async fn finish(
     res.cookie(gone);
     // A page of ours moves on to the app: a navigation it starts is same-site, so the
     // SameSite=Strict session cookie goes with it (after the provider's redirect it would not).
-    Ok(crate::pages::signed_in(state, req, res))
+    Ok(crate::pages::signed_in(res))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod load;
+pub mod metrics;
 pub mod receiver;
 pub mod smtp;
 

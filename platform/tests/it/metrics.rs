@@ -101,20 +101,16 @@ async fn metrics_cover_what_the_dashboard_and_alert_rules_read() {
         "deploy/kubernetes/monitoring/dashboard.json",
         "deploy/kubernetes/monitoring/alerts.yml",
     ] {
-        let text = repo(file);
-        for (i, _) in text.match_indices("kamiyo_platform_") {
-            let name: String = text[i..]
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            if only_after_first_event.contains(&name.as_str()) {
-                continue;
-            }
-            assert!(
-                metrics.contains(&format!("\n{name}{{")) || metrics.contains(&format!("\n{name} ")),
-                "{file} reads {name}, which /metrics does not export"
-            );
-        }
+        let missing = kamiyo_testing::metrics::unexported(
+            &metrics,
+            &repo(file),
+            "kamiyo_platform_",
+            &only_after_first_event,
+        );
+        assert!(
+            missing.is_empty(),
+            "{file} reads {missing:?}, which /metrics does not export"
+        );
     }
     // Every rule names a runbook entry that exists.
     let runbook = repo("docs/PLATFORM_RUNBOOK.md");

@@ -337,19 +337,16 @@ async fn run_follows_the_simulator_and_alerts_everywhere_with_measured_latency()
         "deploy/prometheus/market-rules.yml",
     ] {
         let text = std::fs::read_to_string(root().join(file)).unwrap();
-        for (i, _) in text.match_indices("kamiyo_") {
-            let name: String = text[i..]
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            if only_after_first_event.contains(&name.as_str()) {
-                continue;
-            }
-            assert!(
-                metrics.contains(&format!("\n{name}{{")) || metrics.contains(&format!("\n{name} ")),
-                "{file} queries {name}, which /metrics does not export"
-            );
-        }
+        let missing = kamiyo_testing::metrics::unexported(
+            &metrics,
+            &text,
+            "kamiyo_",
+            &only_after_first_event,
+        );
+        assert!(
+            missing.is_empty(),
+            "{file} queries {missing:?}, which /metrics does not export"
+        );
     }
 
     // The health probe a container or service manager runs.
