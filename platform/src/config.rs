@@ -344,6 +344,16 @@ pub(crate) struct Platform {
     /// Let tenants add channels to `http://` loopback addresses (a single-machine trial or a
     /// test; never on a shared deployment: it lets a tenant reach the platform's own host).
     pub(crate) allow_loopback_channels: bool,
+    /// Where the alert workers probe the API each minute for the status page and the SLA
+    /// reports: its public address as clients reach it (the Kubernetes Service or the load
+    /// balancer); empty: this replica's own `server.bind`.
+    pub(crate) status_probe_url: String,
+    /// Seconds between probes (5 … 60: every minute is probed).
+    pub(crate) probe_interval_secs: u64,
+    /// The SLA's API availability target over a month, per cent.
+    pub(crate) sla_availability_pct: f64,
+    /// The SLA's alert-delivery target: 99th percentile, seconds from enqueue to delivery.
+    pub(crate) sla_delivery_p99_secs: u64,
 }
 
 impl Default for Server {
@@ -376,6 +386,10 @@ impl Default for Platform {
             router_interval_ms: 1000,
             public_url: "https://app.kamiyo.ai".into(),
             allow_loopback_channels: false,
+            status_probe_url: String::new(),
+            probe_interval_secs: 60,
+            sla_availability_pct: 99.9,
+            sla_delivery_p99_secs: 60,
         }
     }
 }
@@ -415,6 +429,16 @@ const ENV: [(&str, &str); 12] = [
 ];
 
 impl Config {
+    /// The SLA's targets.
+    pub(crate) fn sla(&self) -> kamiyo_platform::status::SlaTargets {
+        kamiyo_platform::status::SlaTargets {
+            availability_pct: self.platform.sla_availability_pct,
+            delivery_p99_ms: i64::try_from(self.platform.sla_delivery_p99_secs)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000),
+        }
+    }
+
     /// Loads `file` (if any) over the defaults, then the environment; every problem as
     /// `(key, message)`.
     pub(crate) fn load(
@@ -593,6 +617,29 @@ impl Config {
             || self.platform.public_url.starts_with("http://"))
         {
             p.push(("platform.public_url".into(), "an http(s):// URL".into()));
+        }
+        if !(5..=60).contains(&self.platform.probe_interval_secs) {
+            p.push((
+                "platform.probe_interval_secs".into(),
+                "5 to 60 seconds (every minute must be probed)".into(),
+            ));
+        }
+        if !(self.platform.status_probe_url.is_empty()
+            || self.platform.status_probe_url.starts_with("https://")
+            || self.platform.status_probe_url.starts_with("http://"))
+        {
+            p.push((
+                "platform.status_probe_url".into(),
+                "an http(s):// URL, or empty for this replica's own address".into(),
+            ));
+        }
+        if !(self.platform.sla_availability_pct > 0.0
+            && self.platform.sla_availability_pct <= 100.0)
+        {
+            p.push((
+                "platform.sla_availability_pct".into(),
+                "a percentage above 0 and at most 100".into(),
+            ));
         }
         if kamiyo_core_models::Address::parse(&self.platform.hlp_vault).is_err() {
             p.push((

@@ -448,6 +448,124 @@ pub struct OutboxRow {
     pub next_attempt_ms: i64,
 }
 
+/// Who claims outbox rows, when, for how long, and since when a worker's heartbeat must date
+/// for its claims to stand.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The claiming worker (its heartbeat instance).
+    pub worker: &'a str,
+    /// Now (epoch ms).
+    pub now: i64,
+    /// How long the claim holds while its worker lives.
+    pub lease_ms: i64,
+    /// Workers whose last heartbeat is older have died: their claims are taken over.
+    pub alive_since: i64,
+}
+
+/// A process's heartbeat as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, QueryableByName)]
+pub struct HeartbeatRow {
+    /// `api`, `workers` or `ingest:<protocol>`.
+    #[diesel(sql_type = Text)]
+    pub component: String,
+    /// The process.
+    #[diesel(sql_type = Text)]
+    pub instance: String,
+    /// Its last beat (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub at: i64,
+    /// When it started beating for this component (epoch ms).
+    #[diesel(sql_type = BigInt)]
+    pub started_at: i64,
+    /// What it reports (JSON).
+    #[diesel(sql_type = Text)]
+    pub detail: String,
+}
+
+/// One probe result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct ProbeRow {
+    /// The component probed.
+    #[diesel(sql_type = Text)]
+    pub component: String,
+    /// The minute (epoch ms at its start).
+    #[diesel(sql_type = BigInt)]
+    pub minute: i64,
+    /// `up`, `degraded` or `down`.
+    #[diesel(sql_type = Text)]
+    pub state: String,
+    /// How long the probe took, when it measured one.
+    #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
+    pub latency_ms: Option<i32>,
+    /// Why, in words.
+    #[diesel(sql_type = Text)]
+    pub detail: String,
+}
+
+/// A component's probes over one UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct ProbeDay {
+    /// The day (epoch ms at 00:00 UTC).
+    #[diesel(sql_type = BigInt)]
+    pub day: i64,
+    /// Minutes probed.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub probed: i32,
+    /// Minutes found down.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub down: i32,
+    /// Minutes found degraded.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub degraded: i32,
+}
+
+/// A component's day rows, as [`Db::probe_days`] returns them.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+struct ComponentDay {
+    #[diesel(sql_type = Text)]
+    component: String,
+    #[diesel(sql_type = BigInt)]
+    day: i64,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    probed: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    down: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    degraded: i32,
+}
+
+/// The alert backlog (no tenant named).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct Backlog {
+    /// Alerts due now and not yet sent.
+    #[diesel(sql_type = BigInt)]
+    pub due: i64,
+    /// The oldest due time among them (epoch ms).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub oldest_due_ms: Option<i64>,
+}
+
+/// How long a tenant's alerts took from enqueue to delivery over a period (digests excluded:
+/// they wait for midnight by design).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, QueryableByName)]
+pub struct DeliveryLatency {
+    /// Alerts delivered.
+    #[diesel(sql_type = BigInt)]
+    pub delivered: i64,
+    /// Alerts given up after their retries.
+    #[diesel(sql_type = BigInt)]
+    pub failed: i64,
+    /// Median (ms).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub p50_ms: Option<i64>,
+    /// 99th percentile (ms, nearest rank).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub p99_ms: Option<i64>,
+    /// Longest (ms).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub max_ms: Option<i64>,
+}
+
 /// A claimed outbox row with its channel.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct Claimed {
@@ -763,6 +881,9 @@ impl Db {
              GRANT EXECUTE ON FUNCTION platform.billing_due(BIGINT, BOOLEAN) TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.subscribers(TEXT) TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.due_tenants(BIGINT, INT) TO {app_role};
+             GRANT EXECUTE ON FUNCTION platform.due_tenants(BIGINT, INT, BIGINT) TO {app_role};
+             GRANT EXECUTE ON FUNCTION platform.delivery_backlog(BIGINT) TO {app_role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON platform.heartbeats, platform.probes, platform.probe_days TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.brand_for_host(TEXT) TO {app_role};
              GRANT EXECUTE ON FUNCTION platform.subscriptions_by_plan() TO {app_role};
              GRANT USAGE ON SEQUENCE platform.incident_actions_seq_seq TO {app_role};
@@ -1501,13 +1622,20 @@ impl Db {
         })
     }
 
-    /// Tenants with alerts due at `now` (through the narrow `platform.due_tenants`).
-    pub async fn due_tenants(&self, now: i64, max: i32) -> DbResult<Vec<TenantId>> {
+    /// Tenants with alerts due at `now`, or claimed by a worker whose last heartbeat is older
+    /// than `alive_since` (through the narrow `platform.due_tenants`).
+    pub async fn due_tenants(
+        &self,
+        now: i64,
+        max: i32,
+        alive_since: i64,
+    ) -> DbResult<Vec<TenantId>> {
         let rows: Vec<IdRow> = unscoped!(self, |c| {
             Ok(
-                sql_query("SELECT tenant_id AS id FROM platform.due_tenants($1, $2)")
+                sql_query("SELECT tenant_id AS id FROM platform.due_tenants($1, $2, $3)")
                     .bind::<BigInt, _>(now)
                     .bind::<diesel::sql_types::Integer, _>(max)
+                    .bind::<BigInt, _>(alive_since)
                     .load(c)
                     .await?,
             )
@@ -1518,27 +1646,31 @@ impl Db {
             .collect())
     }
 
-    /// Claims up to `limit` of the tenant's due rows for `lease_ms` (rows another worker holds
-    /// are skipped; a worker that dies leaves them due again when the lease ends), with their
-    /// channels. One transaction.
+    /// Claims up to `limit` of the tenant's rows for `worker` for `lease_ms`: rows due at
+    /// `now`, and rows claimed by a worker whose last heartbeat is older than `alive_since`
+    /// (it died holding them).
     pub async fn claim_due(
         &self,
         tenant: &TenantId,
-        now: i64,
-        lease_ms: i64,
+        claim: &Claim<'_>,
         limit: i64,
     ) -> DbResult<Vec<Claimed>> {
+        let worker = claim.worker.to_owned();
+        let (now, lease, alive_since) = (claim.now, claim.lease_ms, claim.alive_since);
         scoped!(self, tenant, |c| {
             Ok(sql_query(
-                "WITH due AS (SELECT outbox_id FROM tenant_outbox WHERE tenant_id = me() AND status IN ('pending', 'digest') AND next_attempt_ms <= $1 \
+                "WITH due AS (SELECT outbox_id FROM tenant_outbox o WHERE tenant_id = me() AND status IN ('pending', 'digest') \
+                 AND (next_attempt_ms <= $1 OR (claimed_by IS NOT NULL AND NOT EXISTS (SELECT 1 FROM heartbeats h WHERE h.component = 'workers' AND h.instance = o.claimed_by AND h.at >= $4))) \
                  ORDER BY next_attempt_ms, outbox_id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                 UPDATE tenant_outbox o SET next_attempt_ms = $1 + $2, attempts = o.attempts + 1 FROM due, alert_channels ch \
+                 UPDATE tenant_outbox o SET next_attempt_ms = $1 + $2, attempts = o.attempts + 1, claimed_by = $5 FROM due, alert_channels ch \
                  WHERE o.tenant_id = me() AND o.outbox_id = due.outbox_id AND ch.tenant_id = o.tenant_id AND ch.channel_id = o.channel_id \
                  RETURNING o.outbox_id, o.status, o.payload, o.attempts, ch.kind, ch.url, ch.secret, ch.name, o.created_at",
             )
             .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(lease_ms)
+            .bind::<BigInt, _>(lease)
             .bind::<BigInt, _>(limit)
+            .bind::<BigInt, _>(alive_since)
+            .bind::<Text, _>(&worker)
             .load(c)
             .await?)
         })
@@ -1555,15 +1687,15 @@ impl Db {
         let id = outbox_id.to_owned();
         scoped!(self, tenant, |c| {
             let q = match &outcome {
-                Outcome::Delivered => sql_query("UPDATE tenant_outbox SET status = 'delivered', delivered_at = $2, last_error = $3 WHERE tenant_id = me() AND outbox_id = $1")
+                Outcome::Delivered => sql_query("UPDATE tenant_outbox SET status = 'delivered', delivered_at = $2, last_error = $3, claimed_by = NULL WHERE tenant_id = me() AND outbox_id = $1")
                     .bind::<Text, _>(&id)
                     .bind::<BigInt, _>(now)
                     .bind::<Nullable<Text>, _>(None::<String>),
-                Outcome::Retry { at, error } => sql_query("UPDATE tenant_outbox SET next_attempt_ms = $2, last_error = $3 WHERE tenant_id = me() AND outbox_id = $1")
+                Outcome::Retry { at, error } => sql_query("UPDATE tenant_outbox SET next_attempt_ms = $2, last_error = $3, claimed_by = NULL WHERE tenant_id = me() AND outbox_id = $1")
                     .bind::<Text, _>(&id)
                     .bind::<BigInt, _>(*at)
                     .bind::<Nullable<Text>, _>(Some(error.clone())),
-                Outcome::Failed(error) => sql_query("UPDATE tenant_outbox SET status = 'failed', last_error = $3, next_attempt_ms = $2 WHERE tenant_id = me() AND outbox_id = $1")
+                Outcome::Failed(error) => sql_query("UPDATE tenant_outbox SET status = 'failed', last_error = $3, next_attempt_ms = $2, claimed_by = NULL WHERE tenant_id = me() AND outbox_id = $1")
                     .bind::<Text, _>(&id)
                     .bind::<BigInt, _>(now)
                     .bind::<Nullable<Text>, _>(Some(error.clone())),
@@ -2990,6 +3122,199 @@ impl Db {
             )
             .bind::<Text, _>(crate::fanout::ROUTER)
             .bind::<Text, _>(crate::fanout::CORRELATOR)
+            .get_result(c)
+            .await?)
+        })
+    }
+
+    // ---- availability: heartbeats, probes, SLA ----
+
+    /// Records `instance`'s heartbeat for `component` at `now` with what it reports.
+    pub async fn heartbeat(
+        &self,
+        component: &str,
+        instance: &str,
+        now: i64,
+        detail: &serde_json::Value,
+    ) -> DbResult<()> {
+        let (component, instance, detail) = (
+            component.to_owned(),
+            instance.to_owned(),
+            detail.to_string(),
+        );
+        unscoped!(self, |c| {
+            sql_query(
+                "INSERT INTO heartbeats (component, instance, at, started_at, detail) VALUES ($1, $2, $3, $3, $4::jsonb) \
+                 ON CONFLICT (component, instance) DO UPDATE SET at = GREATEST(heartbeats.at, EXCLUDED.at), detail = EXCLUDED.detail",
+            )
+            .bind::<Text, _>(&component)
+            .bind::<Text, _>(&instance)
+            .bind::<BigInt, _>(now)
+            .bind::<Text, _>(&detail)
+            .execute(c)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Removes `instance`'s heartbeat for `component` (it stopped cleanly).
+    pub async fn forget_heartbeat(&self, component: &str, instance: &str) -> DbResult<()> {
+        let (component, instance) = (component.to_owned(), instance.to_owned());
+        unscoped!(self, |c| {
+            sql_query("DELETE FROM heartbeats WHERE component = $1 AND instance = $2")
+                .bind::<Text, _>(&component)
+                .bind::<Text, _>(&instance)
+                .execute(c)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Heartbeats at or after `since` (epoch ms), by component then newest first.
+    pub async fn heartbeats(&self, since: i64) -> DbResult<Vec<HeartbeatRow>> {
+        unscoped!(self, |c| {
+            Ok(sql_query(
+                "SELECT component, instance, at, started_at, detail::text AS detail FROM heartbeats \
+                 WHERE at >= $1 ORDER BY component, at DESC, instance",
+            )
+            .bind::<BigInt, _>(since)
+            .load(c)
+            .await?)
+        })
+    }
+
+    /// Records a probe of `component` for its minute unless one is there (another replica
+    /// probed that minute first), with its day's counts; whether it was recorded.
+    pub async fn record_probe(&self, p: &ProbeRow) -> DbResult<bool> {
+        let p = p.clone();
+        unscoped!(self, |c| {
+            let n = sql_query(
+                "INSERT INTO probes (component, minute, state, latency_ms, detail) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (component, minute) DO NOTHING",
+            )
+            .bind::<Text, _>(&p.component)
+            .bind::<BigInt, _>(p.minute)
+            .bind::<Text, _>(&p.state)
+            .bind::<Nullable<diesel::sql_types::Integer>, _>(p.latency_ms)
+            .bind::<Text, _>(&p.detail)
+            .execute(c)
+            .await?;
+            if n == 0 {
+                return Ok(false);
+            }
+            sql_query(
+                "INSERT INTO probe_days (component, day, probed, down, degraded) \
+                 VALUES ($1, $2 - ($2 % 86400000), 1, ($3 = 'down')::int, ($3 = 'degraded')::int) \
+                 ON CONFLICT (component, day) DO UPDATE SET probed = probe_days.probed + 1, \
+                 down = probe_days.down + EXCLUDED.down, degraded = probe_days.degraded + EXCLUDED.degraded",
+            )
+            .bind::<Text, _>(&p.component)
+            .bind::<BigInt, _>(p.minute)
+            .bind::<Text, _>(&p.state)
+            .execute(c)
+            .await?;
+            Ok(true)
+        })
+    }
+
+    /// Each component's latest probe.
+    pub async fn latest_probes(&self) -> DbResult<Vec<ProbeRow>> {
+        unscoped!(self, |c| {
+            Ok(sql_query(
+                "SELECT DISTINCT ON (component) component, minute, state, latency_ms, detail FROM probes \
+                 ORDER BY component, minute DESC",
+            )
+            .load(c)
+            .await?)
+        })
+    }
+
+    /// Each component's probe counts per UTC day from `from_day` (epoch ms) up to `to_day`
+    /// (excluded), oldest first.
+    pub async fn probe_days(
+        &self,
+        from_day: i64,
+        to_day: i64,
+    ) -> DbResult<Vec<(String, ProbeDay)>> {
+        let rows: Vec<ComponentDay> = unscoped!(self, |c| {
+            Ok(sql_query(
+                "SELECT component, day, probed, down, degraded FROM probe_days \
+                 WHERE day >= $1 AND day < $2 ORDER BY component, day",
+            )
+            .bind::<BigInt, _>(from_day)
+            .bind::<BigInt, _>(to_day)
+            .load(c)
+            .await?)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.component,
+                    ProbeDay {
+                        day: r.day,
+                        probed: r.probed,
+                        down: r.down,
+                        degraded: r.degraded,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Forgets probes of minutes before `before` (epoch ms), day counts of days before it, and
+    /// heartbeats older than `beats_before`.
+    pub async fn prune_availability(&self, before: i64, beats_before: i64) -> DbResult<()> {
+        unscoped!(self, |c| {
+            sql_query("DELETE FROM probes WHERE minute < $1")
+                .bind::<BigInt, _>(before)
+                .execute(c)
+                .await?;
+            sql_query("DELETE FROM probe_days WHERE day < $1 - ($1 % 86400000)")
+                .bind::<BigInt, _>(before)
+                .execute(c)
+                .await?;
+            sql_query("DELETE FROM heartbeats WHERE at < $1")
+                .bind::<BigInt, _>(beats_before)
+                .execute(c)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// The alert backlog at `now` (through the narrow `platform.delivery_backlog`).
+    pub async fn delivery_backlog(&self, now: i64) -> DbResult<Backlog> {
+        unscoped!(self, |c| {
+            Ok(
+                sql_query("SELECT due, oldest_due_ms FROM platform.delivery_backlog($1)")
+                    .bind::<BigInt, _>(now)
+                    .get_result(c)
+                    .await?,
+            )
+        })
+    }
+
+    /// How long `tenant`'s alerts delivered in `[from, to)` (epoch ms) waited from enqueue to
+    /// delivery, and how many of its alerts were given up in that period.
+    pub async fn delivery_latency(
+        &self,
+        tenant: &TenantId,
+        from: i64,
+        to: i64,
+    ) -> DbResult<DeliveryLatency> {
+        scoped!(self, tenant, |c| {
+            Ok(sql_query(
+                "SELECT count(*) FILTER (WHERE status = 'delivered') AS delivered, \
+                 count(*) FILTER (WHERE status = 'failed') AS failed, \
+                 (percentile_disc(0.5) WITHIN GROUP (ORDER BY delivered_at - created_at) FILTER (WHERE status = 'delivered'))::bigint AS p50_ms, \
+                 (percentile_disc(0.99) WITHIN GROUP (ORDER BY delivered_at - created_at) FILTER (WHERE status = 'delivered'))::bigint AS p99_ms, \
+                 max(delivered_at - created_at) FILTER (WHERE status = 'delivered') AS max_ms \
+                 FROM tenant_outbox WHERE tenant_id = me() AND outbox_id NOT LIKE 'digest:%' \
+                 AND ((status = 'delivered' AND delivered_at >= $1 AND delivered_at < $2) \
+                   OR (status = 'failed' AND next_attempt_ms >= $1 AND next_attempt_ms < $2))",
+            )
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(to)
             .get_result(c)
             .await?)
         })

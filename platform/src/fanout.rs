@@ -409,17 +409,30 @@ pub struct Delivered {
     pub failed: usize,
 }
 
-/// Claims and sends the tenants' due rows (at most `limit` per tenant per pass).
+/// Claims and sends the tenants' due rows as `worker` (the instance its heartbeat names; rows
+/// claimed by a worker that stopped beating are taken over), at most `limit` per tenant per
+/// pass. `now` is the pass's start; each row's outcome is stamped with its own time.
 pub async fn deliver_once(
     db: &Db,
     mailer: Option<&kamiyo_alerts::channels::Smtp>,
+    worker: &str,
     now: i64,
     limit: i64,
 ) -> Result<Delivered, DbError> {
     let mut out = Delivered::default();
-    for t in db.due_tenants(now, 200).await? {
-        for c in db.claim_due(&t, now, LEASE_MS, limit).await? {
-            let outcome = match attempt(&c, mailer).await {
+    let started = std::time::Instant::now();
+    let alive_since = now - crate::status::ALIVE_MS;
+    for t in db.due_tenants(now, 200, alive_since).await? {
+        let claim = crate::db::Claim {
+            worker,
+            now: now + i64::try_from(started.elapsed().as_millis()).unwrap_or(0),
+            lease_ms: LEASE_MS,
+            alive_since,
+        };
+        for c in db.claim_due(&t, &claim, limit).await? {
+            let result = attempt(&c, mailer).await;
+            let now = now + i64::try_from(started.elapsed().as_millis()).unwrap_or(0);
+            let outcome = match result {
                 Ok(()) => {
                     out.delivered += 1;
                     // Digests wait for midnight by design: only alerts sent at once count.

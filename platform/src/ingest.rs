@@ -60,6 +60,80 @@ pub struct Target {
     pub store: kamiyo_store::Store,
     /// This replica's name (its lock connections' `application_name`).
     pub holder: String,
+    /// The platform's database (owner), where the leader of each protocol beats its heartbeat
+    /// with its feeds' states ([`crate::status`]).
+    pub db: crate::db::Db,
+}
+
+/// What a leading ingest reports in its heartbeat: the last status of each feed and the time of
+/// its last commit.
+#[derive(Debug, Default)]
+pub struct FeedBeat {
+    feeds: std::sync::Mutex<std::collections::BTreeMap<String, kamiyo_core_models::FeedStatus>>,
+    last_commit_ms: std::sync::atomic::AtomicI64,
+}
+
+impl FeedBeat {
+    /// The heartbeat's detail for a leader at `epoch`.
+    pub fn detail(&self, epoch: i64) -> serde_json::Value {
+        let feeds: Vec<serde_json::Value> = self
+            .feeds
+            .lock()
+            .map(|m| {
+                m.values()
+                    .map(|f| {
+                        serde_json::json!({"feed": f.feed, "state": f.state.as_str(),
+                            "since": f.changed_at.to_string(), "detail": f.detail})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let last = self
+            .last_commit_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        serde_json::json!({"epoch": epoch, "feeds": feeds, "last_commit_ms": (last > 0).then_some(last)})
+    }
+}
+
+impl kamiyo_pipeline::Output for FeedBeat {
+    fn committed(&self, _stored: &[kamiyo_core_models::StoredEvent]) {
+        self.last_commit_ms.store(
+            crate::fanout::now_ms(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn feed(&self, status: &kamiyo_core_models::FeedStatus) {
+        if let Ok(mut m) = self.feeds.lock() {
+            m.insert(status.feed.clone(), status.clone());
+        }
+    }
+}
+
+/// Beats `component`'s heartbeat for `instance` every [`crate::status::BEAT`] with `detail()`
+/// until `stop`, then removes it (a clean stop leaves no stale process on the status page).
+pub async fn beat(
+    db: crate::db::Db,
+    component: String,
+    instance: String,
+    detail: impl Fn() -> serde_json::Value + Send,
+    stop: CancellationToken,
+) {
+    loop {
+        if let Err(e) = db
+            .heartbeat(&component, &instance, crate::fanout::now_ms(), &detail())
+            .await
+        {
+            tracing::warn!(component, error = %e, "heartbeat failed");
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(crate::status::BEAT) => {}
+        }
+    }
+    if let Err(e) = db.forget_heartbeat(&component, &instance).await {
+        tracing::warn!(component, error = %e, "removing the heartbeat failed");
+    }
 }
 
 /// Runs `protocol`'s pipeline into the shared store whenever this replica leads its ingest,
@@ -80,14 +154,35 @@ pub async fn led(
             let fenced = target.store.fenced(&fence, epoch);
             let id = protocol.id.clone();
             let built = (protocol.build)(fenced.clone(), stop.clone());
+            let feeds = Arc::new(FeedBeat::default());
+            // The leader's heartbeat, from the moment it leads (the status page sees the
+            // takeover before the pipeline has connected).
+            let heartbeat = tokio::spawn(beat(
+                target.db.clone(),
+                crate::status::ingest_component(id.as_str()),
+                target.holder.clone(),
+                {
+                    let feeds = feeds.clone();
+                    move || feeds.detail(epoch)
+                },
+                stop.clone(),
+            ));
             async move {
-                let (engine, stream, clock, observer) = built.await?;
-                let ctx = kamiyo_pipeline::PipelineContext::new(
+                let (engine, stream, clock, observer) = match built.await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        stop.cancel();
+                        let _ = heartbeat.await;
+                        return Err(e);
+                    }
+                };
+                let mut ctx = kamiyo_pipeline::PipelineContext::new(
                     id.clone(),
                     clock,
                     Arc::new(fenced),
                     stop.clone(),
                 );
+                ctx.outputs.push(feeds);
                 let kamiyo_pipeline::Running {
                     runner, consumer, ..
                 } = kamiyo_pipeline::spawn(&ctx, engine, stream, observer)?;
@@ -99,6 +194,7 @@ pub async fn led(
                 }
                 stop.cancel();
                 let _ = consumer.await;
+                let _ = heartbeat.await;
                 Ok(())
             }
         },

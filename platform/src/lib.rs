@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod pages;
 pub mod registry;
 pub mod sso;
+pub mod status;
 pub mod tenancy;
 pub mod tiers;
 pub mod web;

@@ -158,6 +158,16 @@ enum AdminCommand {
         /// Tenant id.
         tenant: String,
     },
+    /// The monthly SLA report of every tenant whose plan has the SLA (API availability from
+    /// the recorded probes, alert-delivery latency), on stdout.
+    Sla {
+        /// The month, YYYY-MM (default: the last complete month).
+        #[arg(long)]
+        month: Option<String>,
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
     /// A read-only (viewer) key of the tenant for staff, expiring.
     Impersonate {
         /// Tenant id.
@@ -337,6 +347,7 @@ async fn ingest(
     let target = kamiyo_platform::ingest::Target {
         url: c.database.url.clone(),
         store,
+        db: Db::connect(&c.database.url, 2).await?,
         holder: format!(
             "kamiyo-ingest-{}-{}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
@@ -597,6 +608,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             platform.mailer = c.smtp.mailer()?.map(std::sync::Arc::new);
             platform.public_url = c.platform.public_url.clone();
             platform.loopback_channels = c.platform.allow_loopback_channels;
+            platform.sla = c.sla();
             if !c.admin.tokens.is_empty() {
                 platform.staff_db = Some(Db::connect(&c.database.url, 2).await?);
                 platform.staff_tokens = c.admin.parsed();
@@ -662,8 +674,67 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             });
+            // This replica's heartbeats (`api` and/or `workers`): the status page's processes,
+            // and a dead worker's delivery claims taken over within seconds.
+            let instance = format!(
+                "kamiyo-serve-{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
+                std::process::id()
+            );
+            let beats_stop = tokio_util::sync::CancellationToken::new();
+            let mut beats = Vec::new();
+            for (component, on) in [
+                ("api", role != ServeRole::Workers),
+                ("workers", role != ServeRole::Api),
+            ] {
+                if on {
+                    beats.push(tokio::spawn(kamiyo_platform::ingest::beat(
+                        platform.db.clone(),
+                        component.to_owned(),
+                        instance.clone(),
+                        move || serde_json::json!({"role": format!("{role:?}").to_lowercase()}),
+                        beats_stop.clone(),
+                    )));
+                }
+            }
             // The workers: not in an API-only replica.
             if role != ServeRole::Api {
+                // The probes behind the status page and the SLA reports, each minute: the API
+                // through its public address, the database, delivery, each protocol's feeds.
+                {
+                    let db = platform.db.clone();
+                    let url = if c.platform.status_probe_url.is_empty() {
+                        format!("http://{}", c.server.bind)
+                    } else {
+                        c.platform.status_probe_url.clone()
+                    };
+                    let protocols = c.platform.protocols.clone();
+                    let every = std::time::Duration::from_secs(c.platform.probe_interval_secs);
+                    kamiyo_aggregators::install_crypto_provider();
+                    let http = reqwest::Client::builder()
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()?;
+                    tokio::spawn(async move {
+                        let mut tick = tokio::time::interval(every);
+                        loop {
+                            tick.tick().await;
+                            let checks = kamiyo_platform::status::probe_once(
+                                &db,
+                                &http,
+                                Some(&url),
+                                &protocols,
+                                now_ms(),
+                            )
+                            .await;
+                            for c in checks
+                                .iter()
+                                .filter(|c| c.state != kamiyo_platform::status::State::Up)
+                            {
+                                tracing::warn!(component = %c.component, state = c.state.as_str(), detail = %c.detail, "probe");
+                            }
+                        }
+                    });
+                }
                 // The tenant router: shared steps into each subscribed tenant's outbox.
                 let router_db = platform.db.clone();
                 let router_tiers = platform.tiers.clone();
@@ -699,6 +770,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 // several replicas share the work).
                 let deliver_db = platform.db.clone();
                 let deliver_mail = platform.mailer.clone();
+                let worker = instance.clone();
                 tokio::spawn(async move {
                     let mut tick = tokio::time::interval(interval);
                     loop {
@@ -706,6 +778,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         match kamiyo_platform::fanout::deliver_once(
                             &deliver_db,
                             deliver_mail.as_deref(),
+                            &worker,
                             now_ms(),
                             100,
                         )
@@ -776,7 +849,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 writeln!(out, "listening on http://{a}")?;
             }
             drop(out);
-            server.run().await?;
+            let served = server.run().await;
+            // A clean stop takes this replica off the status page at once.
+            beats_stop.cancel();
+            for b in beats {
+                let _ = b.await;
+            }
+            served?;
         }
         Command::Ingest {
             monitor_config,
@@ -834,6 +913,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     };
                     db.staff_set(&t, StaffColumn::Status, status, &who).await?;
                     writeln!(out, "{t}: {status}")?;
+                }
+                AdminCommand::Sla { month, format } => {
+                    let month = month
+                        .clone()
+                        .unwrap_or_else(|| kamiyo_platform::status::previous_month(now_ms()));
+                    kamiyo_platform::status::month_bounds(&month).map_err(anyhow::Error::msg)?;
+                    let rows =
+                        kamiyo_platform::status::sla_reports(&db, &c.tiers()?, &month, c.sla())
+                            .await?;
+                    match format.as_str() {
+                        "csv" => write!(out, "{}", kamiyo_platform::status::sla_csv(&rows))?,
+                        "json" => writeln!(
+                            out,
+                            "{}",
+                            serde_json::to_string_pretty(
+                                &serde_json::json!({"month": month, "items": rows})
+                            )?
+                        )?,
+                        other => bail!("--format {other}: csv or json"),
+                    }
                 }
                 AdminCommand::Impersonate {
                     tenant,

@@ -381,6 +381,33 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op(
         "get",
+        "/api/v1/admin/sla",
+        "Staff: the SLA report of every tenant whose plan has the SLA for ?month=YYYY-MM (default: the last complete month), ?format=json (default) or csv.",
+        "staff",
+        None,
+        200,
+    ),
+    op(
+        "get",
+        "/api/v1/status",
+        "The platform's status: each component (API, database, alert delivery, each protocol's feeds) now, the live processes, and 90 days of uptime from the platform's own minute probes.",
+        "public",
+        None,
+        200,
+    ),
+    Operation {
+        feature: Some("sla"),
+        ..op(
+            "get",
+            "/api/v1/sla",
+            "The tenant's SLA report for ?month=YYYY-MM (default: the last complete month): API availability from the recorded probes, its alerts' delivery latency (p50, p99, max) and failures, each against the target; ?format=json (default) or csv.",
+            "viewer",
+            None,
+            200,
+        )
+    },
+    op(
+        "get",
         "/api/v1/admin/tenants",
         "Staff: every tenant (staff token; audited actions below).",
         "staff",

@@ -404,6 +404,87 @@ pub async fn app(req: HttpRequest, state: web::Data<PlatformState>) -> HttpRespo
     html(HttpResponse::Ok(), page)
 }
 
+/// `GET /status`: the public status page (server-rendered from `/api/v1/status`; no script).
+pub async fn status(state: web::Data<PlatformState>) -> HttpResponse {
+    let v = state.public_status().await;
+    let word = |s: &str| match s {
+        "up" => "Operational",
+        "degraded" => "Degraded",
+        _ => "Down",
+    };
+    let overall = v["overall"].as_str().unwrap_or("down");
+    let mut rows = String::new();
+    for c in v["components"].as_array().into_iter().flatten() {
+        let state_of = c["state"].as_str().unwrap_or("down");
+        let uptime = c["uptime_pct_90d"].as_f64().map_or_else(
+            || "no probes yet".to_owned(),
+            |p| format!("{p:.3} % uptime"),
+        );
+        let mut bars = String::new();
+        for d in c["days"].as_array().into_iter().flatten() {
+            let day = d["day"].as_str().unwrap_or("");
+            let probed = d["probed"].as_i64().unwrap_or(0);
+            let (class, text) = match d["uptime_pct"].as_f64() {
+                None => ("none", format!("{day}: no probes")),
+                Some(p) => {
+                    let down = d["down"].as_i64().unwrap_or(0);
+                    let degraded = d["degraded"].as_i64().unwrap_or(0);
+                    let class = if down > 0 {
+                        "down"
+                    } else if degraded > 0 {
+                        "degraded"
+                    } else {
+                        "up"
+                    };
+                    (
+                        class,
+                        format!(
+                            "{day}: {p:.3} % of {probed} probed minutes up; {down} down, {degraded} degraded"
+                        ),
+                    )
+                }
+            };
+            bars.push_str(&format!(
+                r##"<span class="day {class}" title="{}"></span>"##,
+                esc(&text)
+            ));
+        }
+        rows.push_str(&format!(
+            r##"<li class="component"><div class="row between"><h2 class="cname">{name}</h2><span class="state {state_of}">{word}</span></div>
+<p class="fine">{detail}</p>
+<div class="days" role="img" aria-label="{name}: {uptime} over 90 days">{bars}</div>
+<div class="row between fine"><span>90 days ago</span><span>{uptime}</span><span>today</span></div></li>"##,
+            name = esc(c["name"].as_str().unwrap_or("")),
+            word = word(state_of),
+            detail = esc(c["detail"].as_str().unwrap_or("")),
+            uptime = esc(&uptime),
+        ));
+    }
+    let processes = v["processes"].as_array().map_or(0, Vec::len);
+    let body = format!(
+        r##"{head}<main id="main" class="narrow wide-enough">
+<h1>Status</h1>
+<p class="banner {banner}" role="status">{overall_words}</p>
+<ul class="components">{rows}</ul>
+<p class="fine">Checked {at}. {processes} platform process(es) reporting. {probes}. Uptime counts the minutes a component was found down against the minutes probed; degraded minutes count as up. Also as JSON: <a href="/api/v1/status">/api/v1/status</a>.</p>
+</main></body></html>"##,
+        head = head(&Brand::default(), "Status"),
+        banner = match overall {
+            "up" => "good",
+            "degraded" => "warn",
+            _ => "bad",
+        },
+        overall_words = match overall {
+            "up" => "All systems operational",
+            "degraded" => "Some systems degraded",
+            _ => "Some systems down",
+        },
+        at = esc(v["at"].as_str().unwrap_or("")),
+        probes = esc(v["probes"].as_str().unwrap_or("")),
+    );
+    html(HttpResponse::Ok(), body)
+}
+
 /// The staff console.
 pub async fn admin() -> HttpResponse {
     let page = ADMIN_HTML.replace(
@@ -432,6 +513,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/verify-email", web::get().to(app))
         .route("/reset-password", web::get().to(app))
         .route("/admin", web::get().to(admin))
+        .route("/status", web::get().to(status))
         .route("/assets/platform/brand.css", web::get().to(brand_css))
         .route(
             "/assets/platform/site.css",

@@ -146,13 +146,15 @@ pub enum Permission {
     Brand,
     /// Set single sign-on.
     SingleSignOn,
+    /// Read the monthly SLA reports.
+    ReadSla,
 }
 
 impl Permission {
     /// The least role that has it.
     pub fn least_role(self) -> Role {
         match self {
-            Self::Read => Role::Viewer,
+            Self::Read | Self::ReadSla => Role::Viewer,
             Self::Tune | Self::Respond => Role::Analyst,
             Self::Brand | Self::SingleSignOn => Role::Admin,
             Self::ManageAccess | Self::Configure | Self::ReadAudit | Self::Billing => Role::Admin,
@@ -170,6 +172,7 @@ impl Permission {
             Self::Respond => "act on incidents",
             Self::Brand => "change the brand",
             Self::SingleSignOn => "change single sign-on",
+            Self::ReadSla => "read the SLA report",
         }
     }
 
@@ -179,6 +182,7 @@ impl Permission {
             Self::ReadAudit => Some(Feature::AuditLog),
             Self::Brand => Some(Feature::CustomBranding),
             Self::SingleSignOn => Some(Feature::Sso),
+            Self::ReadSla => Some(Feature::Sla),
             _ => None,
         }
     }

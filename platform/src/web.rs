@@ -67,7 +67,18 @@ pub struct PlatformState {
     pub loopback_channels: bool,
     /// The metrics registry `/metrics` renders, when the process exports metrics.
     pub metrics: Option<prometheus::Registry>,
+    /// The SLA's targets (the monthly reports are measured against them).
+    pub sla: crate::status::SlaTargets,
+    /// The public status, computed at most every [`STATUS_CACHE_MS`] per replica (it is read
+    /// without authentication).
+    pub status_cache: StatusCache,
 }
+
+/// A replica's last public status and when it was computed.
+pub type StatusCache = Arc<std::sync::Mutex<Option<(i64, Arc<serde_json::Value>)>>>;
+
+/// How long a replica reuses the public status it computed.
+pub const STATUS_CACHE_MS: i64 = 5_000;
 
 impl PlatformState {
     /// State with the system clock, the given limits of `kamiyo_api`'s limiter (sign-ups per
@@ -97,6 +108,8 @@ impl PlatformState {
             facts: None,
             loopback_channels: false,
             metrics: None,
+            sla: crate::status::SlaTargets::default(),
+            status_cache: Arc::default(),
             // The embedded registry is checked by the crate's tests; an empty one if it ever
             // failed would refuse every subscription outside `protocols` rather than panic.
             registry: Arc::new(crate::registry::Registry::embedded().unwrap_or_else(|e| {
@@ -124,8 +137,9 @@ impl PlatformState {
 }
 
 /// Routes under `/api/v1` that answer without a key or session.
-pub const PUBLIC_PATHS: [&str; 8] = [
+pub const PUBLIC_PATHS: [&str; 9] = [
     "/api/v1/plans",
+    "/api/v1/status",
     "/api/v1/signup",
     BILLING_WEBHOOK_PATH,
     "/api/v1/login",
@@ -2429,6 +2443,92 @@ async fn admin_health(req: HttpRequest, state: web::Data<PlatformState>) -> Res 
         .json(json!({ "counts": h, "newest_seq": newest, "checks": checks, "at": now })))
 }
 
+// ---- availability ----
+
+impl PlatformState {
+    /// The public status (each component's state and 90-day history), from this replica's
+    /// cache when it is younger than [`STATUS_CACHE_MS`].
+    pub async fn public_status(&self) -> Arc<serde_json::Value> {
+        let now = self.now();
+        if let Ok(c) = self.status_cache.lock()
+            && let Some((at, v)) = c.as_ref()
+            && now - *at < STATUS_CACHE_MS
+            && now >= *at
+        {
+            return v.clone();
+        }
+        let protocols: Vec<String> = self.protocols.iter().map(|p| p.to_string()).collect();
+        let v = Arc::new(crate::status::status(&self.db, &protocols, now).await);
+        if let Ok(mut c) = self.status_cache.lock() {
+            *c = Some((now, v.clone()));
+        }
+        v
+    }
+}
+
+/// `GET /api/v1/status` (public).
+async fn status(state: web::Data<PlatformState>) -> Res {
+    let v = state.public_status().await;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=5"))
+        .json(v.as_ref()))
+}
+
+/// `?month=YYYY-MM&format=json|csv` of the SLA reports.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaQuery {
+    /// The month (default: the last complete one).
+    pub month: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+impl SlaQuery {
+    fn month(&self, now: i64) -> Result<String, WebError> {
+        let month = self
+            .month
+            .clone()
+            .unwrap_or_else(|| crate::status::previous_month(now));
+        crate::status::month_bounds(&month).map_err(WebError::Invalid)?;
+        Ok(month)
+    }
+
+    fn answer(&self, rows: &[crate::status::SlaRow], month: &str) -> Res {
+        match self.format.as_deref().unwrap_or("json") {
+            "json" => Ok(HttpResponse::Ok().json(json!({ "month": month, "items": rows }))),
+            "csv" => Ok(HttpResponse::Ok()
+                .content_type("text/csv; charset=utf-8")
+                .insert_header((
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"kamiyo-sla-{month}.csv\""),
+                ))
+                .body(crate::status::sla_csv(rows))),
+            other => Err(WebError::Invalid(format!("format {other:?}: json or csv"))),
+        }
+    }
+}
+
+/// `GET /api/v1/sla`: the tenant's SLA report for a month (plans with the SLA).
+async fn sla(req: HttpRequest, state: web::Data<PlatformState>, q: web::Query<SlaQuery>) -> Res {
+    let p = allowed(&req, &state, Permission::ReadSla)?;
+    let month = q.month(state.now())?;
+    let row = crate::status::sla_report(&state.db, &p.tenant, &month, state.sla).await?;
+    q.answer(&[row], &month)
+}
+
+/// `GET /api/v1/admin/sla`: every tenant on a plan with the SLA, for a month (staff).
+async fn admin_sla(
+    req: HttpRequest,
+    state: web::Data<PlatformState>,
+    q: web::Query<SlaQuery>,
+) -> Res {
+    let (_, db) = staff(&req, &state)?;
+    let month = q.month(state.now())?;
+    let rows = crate::status::sla_reports(&db, &state.tiers, &month, state.sla).await?;
+    q.answer(&rows, &month)
+}
+
 /// Registers the platform's routes (the caller adds `web::Data<PlatformState>`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use db::{ChannelRow, KeyRow, SubscriptionRow, ThresholdRow, UserRow, WatchedRow};
@@ -2522,6 +2622,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/sso", web::delete().to(delete_sso))
                 .route("/admin/audit", web::get().to(admin_audit))
                 .route("/admin/health", web::get().to(admin_health))
+                .route("/admin/sla", web::get().to(admin_sla))
+                .route("/status", web::get().to(status))
+                .route("/sla", web::get().to(sla))
                 .route("/admin/tenants", web::get().to(admin_tenants))
                 .route("/admin/tenants/{id}/plan", web::put().to(admin_plan))
                 .route(

@@ -292,7 +292,7 @@ async fn routed_alerts_are_delivered_to_each_tenants_channels_with_retries() {
     route_once(&e.app, &e.facts_app, &tiers, T0 + 1000, 100)
         .await
         .unwrap();
-    let d = fanout::deliver_once(&e.app, None, T0 + 2000, 50)
+    let d = fanout::deliver_once(&e.app, None, "test", T0 + 2000, 50)
         .await
         .unwrap();
     assert_eq!((d.delivered, d.retried, d.failed), (1, 1, 1), "{d:?}");
@@ -301,12 +301,12 @@ async fn routed_alerts_are_delivered_to_each_tenants_channels_with_retries() {
     assert!(String::from_utf8_lossy(&ok.body).contains(s.incident.id.as_str()));
     // Nothing is due again before its time; the 503 is tried again 30 s later.
     assert_eq!(
-        fanout::deliver_once(&e.app, None, T0 + 3000, 50)
+        fanout::deliver_once(&e.app, None, "test", T0 + 3000, 50)
             .await
             .unwrap(),
         fanout::Delivered::default()
     );
-    let again = fanout::deliver_once(&e.app, None, T0 + 2000 + 30_000, 50)
+    let again = fanout::deliver_once(&e.app, None, "test", T0 + 2000 + 30_000, 50)
         .await
         .unwrap();
     assert_eq!((again.delivered, again.retried), (0, 1), "{again:?}");

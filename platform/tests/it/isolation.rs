@@ -158,6 +158,7 @@ async fn latency(
         url: e.tdb.url.clone(),
         store: e.facts.clone(),
         holder: "isolation-test".into(),
+        db: e.owner.clone(),
     };
     let running = tokio::spawn(ingest::run(target, protocols, stop.clone()));
     // Let every protocol start (and the failing ones fail a few times) before the incident.
@@ -170,7 +171,7 @@ async fn latency(
         kamiyo_platform::fanout::route_once(&e.app, &e.facts_app, &tiers, now, 100)
             .await
             .unwrap();
-        kamiyo_platform::fanout::deliver_once(&e.app, None, now, 50)
+        kamiyo_platform::fanout::deliver_once(&e.app, None, "test", now, 50)
             .await
             .unwrap();
         if rx

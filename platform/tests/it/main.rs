@@ -27,6 +27,7 @@ mod opencore;
 mod plans;
 mod sessions;
 mod sockets;
+mod status;
 mod stripe_fake;
 mod venues;
 

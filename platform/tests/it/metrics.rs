@@ -58,7 +58,7 @@ async fn metrics_cover_what_the_dashboard_and_alert_rules_read() {
     kamiyo_platform::fanout::route_once(&e.app, &e.facts_app, &tiers, T0 + 1000, 10)
         .await
         .unwrap();
-    let d = kamiyo_platform::fanout::deliver_once(&e.app, None, T0 + 3000, 10)
+    let d = kamiyo_platform::fanout::deliver_once(&e.app, None, "test", T0 + 3000, 10)
         .await
         .unwrap();
     assert_eq!(d.delivered, 1, "{d:?}");
