@@ -431,14 +431,15 @@ pub async fn deliver_once(
         };
         for c in db.claim_due(&t, &claim, limit).await? {
             let result = attempt(&c, mailer).await;
-            let now = now + i64::try_from(started.elapsed().as_millis()).unwrap_or(0);
+            // Retries are timed from the pass; deliveries are stamped when they happened.
+            let done_at = now + i64::try_from(started.elapsed().as_millis()).unwrap_or(0);
             let outcome = match result {
                 Ok(()) => {
                     out.delivered += 1;
                     // Digests wait for midnight by design: only alerts sent at once count.
                     let waited = (c.status == "pending").then(|| {
                         std::time::Duration::from_millis(
-                            u64::try_from(now - c.created_at).unwrap_or(0),
+                            u64::try_from(done_at - c.created_at).unwrap_or(0),
                         )
                     });
                     crate::metrics::record_delivery("delivered", waited);
@@ -469,7 +470,8 @@ pub async fn deliver_once(
                     Outcome::Failed(e.to_string().chars().take(500).collect())
                 }
             };
-            db.finish_delivery(&t, &c.outbox_id, outcome, now).await?;
+            db.finish_delivery(&t, &c.outbox_id, outcome, done_at)
+                .await?;
         }
     }
     Ok(out)

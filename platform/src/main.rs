@@ -698,6 +698,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             // The workers: not in an API-only replica.
+            let delivery_stop = tokio_util::sync::CancellationToken::new();
+            let mut delivery = None;
             if role != ServeRole::Api {
                 // The probes behind the status page and the SLA reports, each minute: the API
                 // through its public address, the database, delivery, each protocol's feeds.
@@ -771,10 +773,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let deliver_db = platform.db.clone();
                 let deliver_mail = platform.mailer.clone();
                 let worker = instance.clone();
-                tokio::spawn(async move {
+                let stop = delivery_stop.clone();
+                delivery = Some(tokio::spawn(async move {
                     let mut tick = tokio::time::interval(interval);
                     loop {
-                        tick.tick().await;
+                        // A stopping replica finishes the pass it is in, then claims no more.
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            _ = tick.tick() => {}
+                        }
                         match kamiyo_platform::fanout::deliver_once(
                             &deliver_db,
                             deliver_mail.as_deref(),
@@ -794,7 +801,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             Err(e) => tracing::warn!(error = %e, "delivery pass failed"),
                         }
                     }
-                });
+                }));
             }
             // Metrics: the pools and the subscriptions by plan, refreshed every 15 s.
             {
@@ -850,7 +857,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             drop(out);
             let served = server.run().await;
-            // A clean stop takes this replica off the status page at once.
+            // A clean stop: the delivery pass in flight finishes (its rows are marked, so no
+            // other worker sends them again), then this replica leaves the status page.
+            delivery_stop.cancel();
+            if let Some(d) = delivery
+                && tokio::time::timeout(std::time::Duration::from_secs(20), d)
+                    .await
+                    .is_err()
+            {
+                tracing::warn!("the delivery pass did not finish within 20 s of the stop");
+            }
             beats_stop.cancel();
             for b in beats {
                 let _ = b.await;

@@ -16,9 +16,9 @@ use crate::tenancy::TenantId;
 
 /// How often a process beats.
 pub const BEAT: Duration = Duration::from_secs(2);
-/// A process whose last beat is older than this is gone (its delivery claims are taken over,
+/// A process whose last beat is older than this (three beats missed) is gone (its delivery claims are taken over,
 /// its feeds count as down).
-pub const ALIVE_MS: i64 = 10_000;
+pub const ALIVE_MS: i64 = 6_000;
 /// Days of history on the status page.
 pub const HISTORY_DAYS: i64 = 90;
 /// Days of probes kept (a year and a month: last year's same-month SLA report still works).
@@ -335,7 +335,13 @@ pub fn uptime_pct(probed: i64, down: i64) -> Option<f64> {
 /// The public status at `now`: each component's current state (the API's latest probe; the
 /// rest checked from the database now), the overall state, the processes that beat, and each
 /// component's last [`HISTORY_DAYS`] days of recorded probes with its uptime.
-pub async fn status(db: &Db, protocols: &[String], now: i64) -> Value {
+/// Protocols are named by `names` (id → display name) where it knows them.
+pub async fn status(
+    db: &Db,
+    protocols: &[String],
+    names: &BTreeMap<String, String>,
+    now: i64,
+) -> Value {
     let (mut current, beats) = checks(db, protocols, now).await;
     let latest = db.latest_probes().await.unwrap_or_default();
     let api = latest.iter().find(|p| p.component == "api");
@@ -384,7 +390,11 @@ pub async fn status(db: &Db, protocols: &[String], now: i64) -> Value {
                 .collect();
             json!({
                 "id": c.component,
-                "name": display_name(&c.component),
+                "name": c
+                    .component
+                    .strip_prefix("feeds:")
+                    .and_then(|p| names.get(p))
+                    .map_or_else(|| display_name(&c.component), |n| format!("{n} feeds")),
                 "state": c.state,
                 "detail": c.detail,
                 "latency_ms": c.latency_ms,
@@ -616,7 +626,7 @@ mod tests {
             now,
         );
         assert_eq!(c.state, State::Down);
-        assert!(c.detail.contains("for 10 s"), "{}", c.detail);
+        assert!(c.detail.contains("for 6 s"), "{}", c.detail);
         // Another protocol's leader says nothing of this one.
         let c = feeds_check("gmx", &[beat("ingest:dydx", now, json!({}))], now);
         assert_eq!(

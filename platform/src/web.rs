@@ -2458,7 +2458,12 @@ impl PlatformState {
             return v.clone();
         }
         let protocols: Vec<String> = self.protocols.iter().map(|p| p.to_string()).collect();
-        let v = Arc::new(crate::status::status(&self.db, &protocols, now).await);
+        let names = self
+            .protocols
+            .iter()
+            .filter_map(|p| Some((p.to_string(), self.registry.get(p)?.name.clone())))
+            .collect();
+        let v = Arc::new(crate::status::status(&self.db, &protocols, &names, now).await);
         if let Ok(mut c) = self.status_cache.lock() {
             *c = Some((now, v.clone()));
         }

@@ -205,6 +205,24 @@ cloud_enterprise = "price_enterprise"
     basics(&d, "landing").await;
     shot(&d, "landing").await;
 
+    // The public status page: a component per row, 90 daily bars each, no script.
+    d.goto(&format!("{base}/status")).await;
+    d.wait_for(
+        "the components",
+        "return document.querySelectorAll('.component').length >= 3 && document.querySelectorAll('.component .day').length === 90 * document.querySelectorAll('.component').length",
+        SECS,
+    )
+    .await;
+    basics(&d, "status").await;
+    shot(&d, "status").await;
+    d.goto(&format!("{base}/")).await;
+    d.wait_for(
+        "the plans",
+        "return document.querySelectorAll('.plan').length === 4",
+        SECS,
+    )
+    .await;
+
     // Sign-up with Pro → Stripe Checkout (the trial) → back to the console.
     click(&d, ".plan[data-plan=cloud_pro] .button").await;
     d.wait_for(

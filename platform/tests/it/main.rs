@@ -17,6 +17,7 @@ mod dydx;
 mod ensemble;
 mod evaluation;
 mod fanout;
+mod ha;
 mod idp;
 mod ingest;
 mod isolation;

@@ -121,6 +121,7 @@ async fn the_status_page_shows_each_component_now_and_its_90_days_of_probes() {
     assert_eq!(component(&v, "database")["state"], "up");
     assert_eq!(component(&v, "delivery")["state"], "up");
     let hl = component(&v, "feeds:hyperliquid");
+    assert_eq!(hl["name"], "Hyperliquid feeds");
     assert_eq!(
         (&hl["state"], &hl["detail"]),
         (&json!("degraded"), &json!("binance STALE"))
@@ -143,7 +144,7 @@ async fn the_status_page_shows_each_component_now_and_its_90_days_of_probes() {
     assert_eq!(res.status(), StatusCode::OK);
     let html = String::from_utf8(actix_web::test::read_body(res).await.to_vec()).unwrap();
     assert!(html.contains("Some systems down"), "{html}");
-    assert!(html.contains("hyperliquid feeds") && html.contains("binance STALE"));
+    assert!(html.contains("Hyperliquid feeds") && html.contains("binance STALE"));
     assert!(html.contains("2026-05-30: 95.000 % of 100 probed minutes up; 5 down, 3 degraded"));
     assert!(html.contains("96.875 % uptime"));
     assert_eq!(
@@ -466,7 +467,7 @@ async fn a_dead_workers_claims_are_taken_over_and_a_live_workers_are_not() {
             .unwrap()
             .is_empty()
     );
-    // a's heartbeat stops; 10 s later b takes the row over, long before the lease ends.
+    // a's heartbeat stops; {ALIVE_MS} later b takes the row over, long before the lease ends.
     let now = T0 + 5000 + status::ALIVE_MS + 1;
     e.app
         .heartbeat("workers", "b", now, &json!({}))
