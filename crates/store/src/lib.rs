@@ -379,6 +379,27 @@ impl Store {
             .map(|_| done + 1)))
     }
 
+    /// Settles the database after a bulk load (an import, a backfill, a benchmark's seed): the
+    /// planner's statistics brought up to date and dead rows reclaimed now rather than by the
+    /// background workers in the middle of what follows — `VACUUM (ANALYZE)` on PostgreSQL,
+    /// `ANALYZE` and a truncating WAL checkpoint on SQLite.
+    pub async fn settle(&self) -> StoreResult<()> {
+        match &self.db {
+            Db::Pg(p) => {
+                let mut g = p.get().await.map_err(pool_err)?;
+                let c: &mut AsyncPgConnection = &mut g;
+                c.batch_execute("VACUUM (ANALYZE)").await.map_err(q)
+            }
+            Db::Sqlite(p) => {
+                let mut g = p.get().await.map_err(pool_err)?;
+                let c: &mut SqliteConn = &mut g;
+                c.batch_execute("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")
+                    .await
+                    .map_err(q)
+            }
+        }
+    }
+
     /// True when a trivial query succeeds.
     pub async fn ping(&self) -> StoreResult<()> {
         with_conn!(self, |c| c.batch_execute("SELECT 1").await.map_err(q))

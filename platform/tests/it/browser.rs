@@ -194,17 +194,6 @@ cloud_enterprise = "price_enterprise"
     )
     .await;
 
-    // The landing page: the plans from the tier matrix.
-    d.goto(&format!("{base}/")).await;
-    d.wait_for(
-        "the plans",
-        "return document.querySelectorAll('.plan').length === 4",
-        SECS,
-    )
-    .await;
-    basics(&d, "landing").await;
-    shot(&d, "landing").await;
-
     // The public status page: a component per row, 90 daily bars each, no script.
     d.goto(&format!("{base}/status")).await;
     d.wait_for(
@@ -215,6 +204,8 @@ cloud_enterprise = "price_enterprise"
     .await;
     basics(&d, "status").await;
     shot(&d, "status").await;
+
+    // The landing page: the plans from the tier matrix.
     d.goto(&format!("{base}/")).await;
     d.wait_for(
         "the plans",
@@ -222,6 +213,8 @@ cloud_enterprise = "price_enterprise"
         SECS,
     )
     .await;
+    basics(&d, "landing").await;
+    shot(&d, "landing").await;
 
     // Sign-up with Pro → Stripe Checkout (the trial) → back to the console.
     click(&d, ".plan[data-plan=cloud_pro] .button").await;

@@ -345,6 +345,26 @@ pub fn step(
     }
 }
 
+/// Commits `steps` as the ingest would and routes them at `now` with the default tiers.
+pub async fn commit_and_route(
+    e: &Env,
+    steps: Vec<kamiyo_core_models::IncidentUpdate>,
+    now: i64,
+) -> kamiyo_platform::fanout::Pass {
+    use kamiyo_core_models::MarketStore;
+    e.facts
+        .commit(&kamiyo_core_models::IngestBatch {
+            updates: steps,
+            ..kamiyo_core_models::IngestBatch::default()
+        })
+        .await
+        .unwrap();
+    let tiers = TierMatrix::default_matrix().unwrap();
+    kamiyo_platform::fanout::route_once(&e.app, &e.facts_app, &tiers, now, 100)
+        .await
+        .unwrap()
+}
+
 /// An opened high-severity step.
 pub fn opened(n: usize, protocol: &str, asset: &str, t: i64) -> kamiyo_core_models::IncidentUpdate {
     step(

@@ -4,10 +4,9 @@
 //! one of them; every rule names a runbook entry that exists.
 
 use actix_web::http::StatusCode;
-use kamiyo_core_models::{IngestBatch, MarketStore};
 use serde_json::json;
 
-use crate::{T0, call, env, opened, signup};
+use crate::{T0, call, commit_and_route, env, opened, signup};
 
 fn repo(path: &str) -> String {
     std::fs::read_to_string(
@@ -47,17 +46,7 @@ async fn metrics_cover_what_the_dashboard_and_alert_rules_read() {
     let (s, _, _) = call(&svc, "get", "/api/v1/tenant", Some("metered.wrong"), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // A step routed and delivered; the pool and subscription gauges as `serve` sets them.
-    e.facts
-        .commit(&IngestBatch {
-            updates: vec![opened(1, "hyperliquid", "ETH", T0)],
-            ..IngestBatch::default()
-        })
-        .await
-        .unwrap();
-    let tiers = kamiyo_platform::tiers::TierMatrix::default_matrix().unwrap();
-    kamiyo_platform::fanout::route_once(&e.app, &e.facts_app, &tiers, T0 + 1000, 10)
-        .await
-        .unwrap();
+    commit_and_route(&e, vec![opened(1, "hyperliquid", "ETH", T0)], T0 + 1000).await;
     let d = kamiyo_platform::fanout::deliver_once(&e.app, None, "test", T0 + 3000, 10)
         .await
         .unwrap();

@@ -3,13 +3,12 @@
 //! heartbeats (an ingest leader's feeds, the alert workers), and each tenant's outbox.
 
 use actix_web::http::StatusCode;
-use kamiyo_core_models::{IngestBatch, MarketStore};
 use kamiyo_platform::db::{Actor, ProbeRow, StaffColumn};
 use kamiyo_platform::status::{self, State};
 use kamiyo_platform::tenancy::TenantId;
 use serde_json::{Value, json};
 
-use crate::{T0, call, env, opened, signup};
+use crate::{T0, call, commit_and_route, env, opened, signup};
 
 const DAY: i64 = 86_400_000;
 const MIN: i64 = 60_000;
@@ -167,20 +166,8 @@ async fn delivery_is_down_without_a_live_worker_and_degraded_when_alerts_wait() 
         .await
         .unwrap();
     let svc = e.service().await;
-    let k = signup(&svc, "waiting").await;
-    let (s, _, _) = call(&svc, "post", "/api/v1/channels", Some(&k), Some(json!({"name": "ops", "kind": "webhook", "url": "https://hooks.example/ops", "min_severity": "info"}))).await;
-    assert_eq!(s, StatusCode::CREATED);
-    e.facts
-        .commit(&IngestBatch {
-            updates: vec![opened(1, "hyperliquid", "ETH", T0)],
-            ..IngestBatch::default()
-        })
-        .await
-        .unwrap();
-    let tiers = kamiyo_platform::tiers::TierMatrix::default_matrix().unwrap();
-    kamiyo_platform::fanout::route_once(&e.app, &e.facts_app, &tiers, T0 - 2 * MIN, 10)
-        .await
-        .unwrap();
+    with_channel(&svc, "waiting", "https://hooks.example/ops").await;
+    commit_and_route(&e, vec![opened(1, "hyperliquid", "ETH", T0)], T0 - 2 * MIN).await;
     let (checks, _) = status::checks(&e.app, &[], T0).await;
     let delivery = checks.iter().find(|c| c.component == "delivery").unwrap();
     assert_eq!(delivery.state, State::Degraded, "{delivery:?}");
@@ -237,6 +224,28 @@ async fn the_prober_records_every_component_once_a_minute() {
     assert_eq!((api_day.probed, api_day.down), (2, 1));
 }
 
+/// A signed-up tenant with a webhook channel to `url`; its key.
+async fn with_channel<S>(svc: &S, tenant: &str, url: &str) -> String
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+        >,
+{
+    let k = signup(svc, tenant).await;
+    let (s, _, v) = call(
+        svc,
+        "post",
+        "/api/v1/channels",
+        Some(&k),
+        Some(json!({"name": "ops", "kind": "webhook", "url": url, "min_severity": "info"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    k
+}
+
 /// A tenant on Enterprise with a webhook channel to `url`.
 async fn enterprise<S>(e: &crate::Env, svc: &S, tenant: &str, url: &str) -> String
 where
@@ -246,7 +255,7 @@ where
             Error = actix_web::Error,
         >,
 {
-    let k = signup(svc, tenant).await;
+    let k = with_channel(svc, tenant, url).await;
     let who = Actor {
         actor: "staff:test".into(),
         ip: "127.0.0.1".into(),
@@ -260,15 +269,6 @@ where
     )
     .await
     .unwrap();
-    let (s, _, v) = call(
-        svc,
-        "post",
-        "/api/v1/channels",
-        Some(&k),
-        Some(json!({"name": "ops", "kind": "webhook", "url": url, "min_severity": "info"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
     k
 }
 
@@ -303,19 +303,9 @@ async fn each_enterprise_tenant_gets_its_monthly_sla_report_as_json_and_csv() {
             .unwrap();
     }
     // Ten steps, each routed and then delivered 1 … 10 s later: both tenants get every one.
-    let tiers = kamiyo_platform::tiers::TierMatrix::default_matrix().unwrap();
     for n in 1..=10i64 {
         let at = T0 + n * MIN;
-        e.facts
-            .commit(&IngestBatch {
-                updates: vec![opened(n as usize, "hyperliquid", "ETH", at)],
-                ..IngestBatch::default()
-            })
-            .await
-            .unwrap();
-        kamiyo_platform::fanout::route_once(&e.app, &e.facts_app, &tiers, at, 10)
-            .await
-            .unwrap();
+        commit_and_route(&e, vec![opened(n as usize, "hyperliquid", "ETH", at)], at).await;
         let d = kamiyo_platform::fanout::deliver_once(&e.app, None, "test", at + n * 1000, 10)
             .await
             .unwrap();
@@ -405,20 +395,8 @@ async fn each_enterprise_tenant_gets_its_monthly_sla_report_as_json_and_csv() {
 async fn a_dead_workers_claims_are_taken_over_and_a_live_workers_are_not() {
     let e = env().await;
     let svc = e.service().await;
-    let k = signup(&svc, "claims").await;
-    let (s, _, _) = call(&svc, "post", "/api/v1/channels", Some(&k), Some(json!({"name": "ops", "kind": "webhook", "url": "https://hooks.example/ops", "min_severity": "info"}))).await;
-    assert_eq!(s, StatusCode::CREATED);
-    e.facts
-        .commit(&IngestBatch {
-            updates: vec![opened(1, "hyperliquid", "ETH", T0)],
-            ..IngestBatch::default()
-        })
-        .await
-        .unwrap();
-    let tiers = kamiyo_platform::tiers::TierMatrix::default_matrix().unwrap();
-    kamiyo_platform::fanout::route_once(&e.app, &e.facts_app, &tiers, T0, 10)
-        .await
-        .unwrap();
+    with_channel(&svc, "claims", "https://hooks.example/ops").await;
+    commit_and_route(&e, vec![opened(1, "hyperliquid", "ETH", T0)], T0).await;
     let t = TenantId::parse("claims").unwrap();
     let claim = |worker, now| kamiyo_platform::db::Claim {
         worker,
