@@ -220,6 +220,8 @@ struct MidKey {
     mask: u64,
     /// `word` runs through `:"`.
     colon: bool,
+    /// The bytes `word` covers.
+    len: u8,
 }
 
 impl MidKey {
@@ -227,6 +229,7 @@ impl MidKey {
         let name = coin.as_str().as_bytes();
         let n = name.len();
         let (mut word, mut mask, colon) = (0, 0, n <= 4);
+        let mut covered = 0;
         if n <= 6 {
             let mut bytes = [0u8; 8];
             bytes[0] = b'"';
@@ -241,12 +244,14 @@ impl MidKey {
             };
             word = u64::from_le_bytes(bytes);
             mask = u64::MAX >> (8 * (8 - len));
+            covered = len;
         }
         Self {
             coin,
             word,
             mask,
             colon,
+            len: u8::try_from(covered).unwrap_or(0),
         }
     }
 }
@@ -259,14 +264,13 @@ impl Cur<'_> {
     #[inline]
     fn key_exactly(&mut self, k: &MidKey) -> Option<()> {
         self.ws();
-        let n = k.coin.as_str().len();
         if k.mask != 0
             && let Some(w) = self.b.get(self.i..self.i + 8)
         {
             let w = u64::from_le_bytes(w.try_into().ok()?);
-            let len = if k.colon { n + 4 } else { n + 2 };
-            return (w & k.mask == k.word).then(|| self.i += len);
+            return (w & k.mask == k.word).then(|| self.i += usize::from(k.len));
         }
+        let n = k.coin.as_str().len();
         let b = self.b.get(self.i..self.i + n + 2)?;
         (b[0] == b'"' && b[n + 1] == b'"' && &b[1..=n] == k.coin.as_str().as_bytes())
             .then(|| self.i += n + 2)
@@ -284,33 +288,26 @@ pub fn fast_mids(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
     let mids = MID_COINS.with_borrow_mut(|cache| {
         // As many pairs as the last frame had.
         let mut mids = Vec::with_capacity(cache.len().max(32));
-        cur.items(b'}', |cur| {
-            let at = mids.len();
-            // The key at this position is usually the name cached there: compared in place,
-            // the cached coin reused (validating and building a name costs more than the rest
-            // of the pair).
-            let coin = match cache.get(at) {
-                Some(k) if k.colon && cur.key_exactly(k).is_some() => {
-                    // `"name":"` matched at once: the value's digits follow.
-                    mids.push((k.coin.clone(), cur.decimal_body()?));
-                    return Some(());
-                }
-                Some(k) if cur.key_exactly(k).is_some() => k.coin.clone(),
-                _ => {
-                    let c = Coin::new(cur.string()?).ok()?;
-                    if at < cache.len() {
-                        cache[at] = MidKey::new(c.clone());
-                    } else if at < MID_CACHE_MAX {
-                        cache.push(MidKey::new(c.clone()));
+        if mids_run(&mut cur, cache, &mut mids) {
+            return Some(mids);
+        }
+        if mids.is_empty() {
+            cur.items(b'}', |cur| mid_pair(cur, cache, &mut mids))?;
+        } else {
+            // The rest of the object, after the comma the quick run stopped behind.
+            loop {
+                mid_pair(&mut cur, cache, &mut mids)?;
+                match cur.peek()? {
+                    b',' => cur.i += 1,
+                    b'}' => {
+                        cur.i += 1;
+                        break;
                     }
-                    c
+                    _ => return None,
                 }
-            };
-            cur.eat(b':')?;
-            mids.push((coin, cur.decimal()?));
-            Some(())
-        })
-        .map(|()| mids)
+            }
+        }
+        Some(mids)
     })?;
     cur.eat(b'}')?;
     cur.eat(b'}')?;
@@ -320,6 +317,80 @@ pub fn fast_mids(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
             mids,
         })]
     })
+}
+
+/// The quick run through an `allMids` object: while the key at each position is the short
+/// name remembered there (`"name":"` compared in one load), its value a decimal and the pair
+/// followed at once by `,` or the closing `}` (the server's layout), the pair is taken. True
+/// when the closing `}` was consumed; otherwise the cursor is left at the start of the first
+/// pair not read this way (after a comma), for [`mid_pair`].
+#[inline]
+fn mids_run(cur: &mut Cur<'_>, cache: &[MidKey], mids: &mut Vec<(Coin, Decimal)>) -> bool {
+    loop {
+        let Some(k) = cache.get(mids.len()).filter(|k| k.colon) else {
+            return false;
+        };
+        let start = cur.i;
+        let Some(w) = cur
+            .b
+            .get(start..start + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        else {
+            return false;
+        };
+        if u64::from_le_bytes(w) & k.mask != k.word {
+            return false;
+        }
+        cur.i = start + usize::from(k.len);
+        let Some(v) = cur.decimal_body() else {
+            cur.i = start;
+            return false;
+        };
+        let last = match cur.b.get(cur.i) {
+            Some(b',') => false,
+            Some(b'}') => true,
+            _ => {
+                cur.i = start;
+                return false;
+            }
+        };
+        cur.i += 1;
+        mids.push((k.coin.clone(), v));
+        if last {
+            return true;
+        }
+    }
+}
+
+/// One `allMids` pair, any layout the fast path takes: the key at this position is usually
+/// the name cached there (compared in place, the cached coin reused: validating and building
+/// a name costs more than the rest of the pair); otherwise the coin is built and remembered.
+fn mid_pair(
+    cur: &mut Cur<'_>,
+    cache: &mut Vec<MidKey>,
+    mids: &mut Vec<(Coin, Decimal)>,
+) -> Option<()> {
+    let at = mids.len();
+    let coin = match cache.get(at) {
+        Some(k) if k.colon && cur.key_exactly(k).is_some() => {
+            // `"name":"` matched at once: the value's digits follow.
+            mids.push((k.coin.clone(), cur.decimal_body()?));
+            return Some(());
+        }
+        Some(k) if cur.key_exactly(k).is_some() => k.coin.clone(),
+        _ => {
+            let c = Coin::new(cur.string()?).ok()?;
+            if at < cache.len() {
+                cache[at] = MidKey::new(c.clone());
+            } else if at < MID_CACHE_MAX {
+                cache.push(MidKey::new(c.clone()));
+            }
+            c
+        }
+    };
+    cur.eat(b':')?;
+    mids.push((coin, cur.decimal()?));
+    Some(())
 }
 
 const BOOK_PREFIX: &str = r#"{"channel":"l2Book","data":{"coin":"#;
