@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use kamiyo_core_models::{IngestBatch, MarketStore};
+
 use serde_json::json;
 
 use crate::{T0, call, env, opened, signup};
@@ -63,17 +63,7 @@ async fn a_dump_restores_into_an_empty_database_with_its_rows_policies_and_grant
         .map(|n| opened(n, "hyperliquid", "ETH", T0 + n as i64 * 1000))
         .collect();
     let id = steps[0].incident.id.to_string();
-    e.facts
-        .commit(&IngestBatch {
-            updates: steps,
-            ..IngestBatch::default()
-        })
-        .await
-        .unwrap();
-    let tiers = kamiyo_platform::tiers::TierMatrix::default_matrix().unwrap();
-    let pass = kamiyo_platform::fanout::route_once(&e.app, &e.facts_app, &tiers, T0 + 9000, 100)
-        .await
-        .unwrap();
+    let pass = crate::commit_and_route(&e, steps, T0 + 9000).await;
     assert_eq!(pass.sent, 10, "{pass:?}");
     let (s, _, _) = call(
         &svc,

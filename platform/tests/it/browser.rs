@@ -10,7 +10,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use kamiyo_core_models::{IngestBatch, MarketStore, Timestamp};
+use kamiyo_core_models::Timestamp;
 use kamiyo_testing::browser::{Driver, Killed, free_port};
 use kamiyo_testing::smtp::{Mode, SmtpServer};
 
@@ -367,13 +367,7 @@ cloud_enterprise = "price_enterprise"
         s.incident.last_seen = moved(s.incident.last_seen);
         s.incident.resolved_at = s.incident.resolved_at.map(moved);
     }
-    e.facts
-        .commit(&IngestBatch {
-            updates: steps,
-            ..IngestBatch::default()
-        })
-        .await
-        .unwrap();
+    crate::commit(&e, steps).await;
     // It reaches the webhook…
     let got = hook.wait_for(2, Duration::from_secs(60)).await;
     let alert = got

@@ -196,13 +196,7 @@ async fn past_the_daily_cap_alerts_are_held_back_and_summarised_in_one_digest() 
             )
         })
         .collect();
-    e.facts
-        .commit(&IngestBatch {
-            updates: steps,
-            ..IngestBatch::default()
-        })
-        .await
-        .unwrap();
+    crate::commit(&e, steps).await;
     let pass = route_once(&e.app, &e.facts_app, &tiers, T0 + 10_000, 100)
         .await
         .unwrap();

@@ -156,13 +156,7 @@ async fn api_replicas_leave_routing_to_the_workers() {
     let steps: Vec<_> = (0..3)
         .map(|n| opened(n, "hyperliquid", "ETH", T0 + n as i64))
         .collect();
-    e.facts
-        .commit(&IngestBatch {
-            updates: steps,
-            ..IngestBatch::default()
-        })
-        .await
-        .unwrap();
+    crate::commit(&e, steps).await;
     let port = kamiyo_testing::browser::free_port();
     let mut api = serve_as(&e, "api", &format!("127.0.0.1:{port}"));
     kamiyo_aggregators::install_crypto_provider();

@@ -345,12 +345,8 @@ pub fn step(
     }
 }
 
-/// Commits `steps` as the ingest would and routes them at `now` with the default tiers.
-pub async fn commit_and_route(
-    e: &Env,
-    steps: Vec<kamiyo_core_models::IncidentUpdate>,
-    now: i64,
-) -> kamiyo_platform::fanout::Pass {
+/// Commits `steps` to the shared store as the ingest would.
+pub async fn commit(e: &Env, steps: Vec<kamiyo_core_models::IncidentUpdate>) {
     use kamiyo_core_models::MarketStore;
     e.facts
         .commit(&kamiyo_core_models::IngestBatch {
@@ -359,6 +355,15 @@ pub async fn commit_and_route(
         })
         .await
         .unwrap();
+}
+
+/// Commits `steps` as the ingest would and routes them at `now` with the default tiers.
+pub async fn commit_and_route(
+    e: &Env,
+    steps: Vec<kamiyo_core_models::IncidentUpdate>,
+    now: i64,
+) -> kamiyo_platform::fanout::Pass {
+    commit(e, steps).await;
     let tiers = TierMatrix::default_matrix().unwrap();
     kamiyo_platform::fanout::route_once(&e.app, &e.facts_app, &tiers, now, 100)
         .await
