@@ -519,19 +519,13 @@ pub struct ProbeDay {
     pub degraded: i32,
 }
 
-/// A component's day rows, as [`Db::probe_days`] returns them.
+/// A component's day row, as [`Db::probe_days`] reads it.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 struct ComponentDay {
     #[diesel(sql_type = Text)]
     component: String,
-    #[diesel(sql_type = BigInt)]
-    day: i64,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    probed: i32,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    down: i32,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    degraded: i32,
+    #[diesel(embed)]
+    counts: ProbeDay,
 }
 
 /// The alert backlog (no tenant named).
@@ -3246,20 +3240,7 @@ impl Db {
             .load(c)
             .await?)
         })?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                (
-                    r.component,
-                    ProbeDay {
-                        day: r.day,
-                        probed: r.probed,
-                        down: r.down,
-                        degraded: r.degraded,
-                    },
-                )
-            })
-            .collect())
+        Ok(rows.into_iter().map(|r| (r.component, r.counts)).collect())
     }
 
     /// Forgets probes of minutes before `before` (epoch ms), day counts of days before it, and

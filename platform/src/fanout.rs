@@ -421,18 +421,20 @@ pub async fn deliver_once(
 ) -> Result<Delivered, DbError> {
     let mut out = Delivered::default();
     let started = std::time::Instant::now();
+    // Now as the pass goes on (claims and outcomes are stamped when they happen).
+    let at = || now + i64::try_from(started.elapsed().as_millis()).unwrap_or(0);
     let alive_since = now - crate::status::ALIVE_MS;
     for t in db.due_tenants(now, 200, alive_since).await? {
         let claim = crate::db::Claim {
             worker,
-            now: now + i64::try_from(started.elapsed().as_millis()).unwrap_or(0),
+            now: at(),
             lease_ms: LEASE_MS,
             alive_since,
         };
         for c in db.claim_due(&t, &claim, limit).await? {
             let result = attempt(&c, mailer).await;
             // Retries are timed from the pass; deliveries are stamped when they happened.
-            let done_at = now + i64::try_from(started.elapsed().as_millis()).unwrap_or(0);
+            let done_at = at();
             let outcome = match result {
                 Ok(()) => {
                     out.delivered += 1;

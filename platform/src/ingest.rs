@@ -110,32 +110,6 @@ impl kamiyo_pipeline::Output for FeedBeat {
     }
 }
 
-/// Beats `component`'s heartbeat for `instance` every [`crate::status::BEAT`] with `detail()`
-/// until `stop`, then removes it (a clean stop leaves no stale process on the status page).
-pub async fn beat(
-    db: crate::db::Db,
-    component: String,
-    instance: String,
-    detail: impl Fn() -> serde_json::Value + Send,
-    stop: CancellationToken,
-) {
-    loop {
-        if let Err(e) = db
-            .heartbeat(&component, &instance, crate::fanout::now_ms(), &detail())
-            .await
-        {
-            tracing::warn!(component, error = %e, "heartbeat failed");
-        }
-        tokio::select! {
-            () = stop.cancelled() => break,
-            () = tokio::time::sleep(crate::status::BEAT) => {}
-        }
-    }
-    if let Err(e) = db.forget_heartbeat(&component, &instance).await {
-        tracing::warn!(component, error = %e, "removing the heartbeat failed");
-    }
-}
-
 /// Runs `protocol`'s pipeline into the shared store whenever this replica leads its ingest,
 /// until `shutdown`.
 pub async fn led(
@@ -157,7 +131,7 @@ pub async fn led(
             let feeds = Arc::new(FeedBeat::default());
             // The leader's heartbeat, from the moment it leads (the status page sees the
             // takeover before the pipeline has connected).
-            let heartbeat = tokio::spawn(beat(
+            let heartbeat = tokio::spawn(crate::status::beat(
                 target.db.clone(),
                 crate::status::ingest_component(id.as_str()),
                 target.holder.clone(),

@@ -688,7 +688,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ("workers", role != ServeRole::Api),
             ] {
                 if on {
-                    beats.push(tokio::spawn(kamiyo_platform::ingest::beat(
+                    beats.push(tokio::spawn(kamiyo_platform::status::beat(
                         platform.db.clone(),
                         component.to_owned(),
                         instance.clone(),

@@ -34,6 +34,32 @@ pub const SLOW_MS: i32 = 1000;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Beats `component`'s heartbeat for `instance` every [`BEAT`] with `detail()`
+/// until `stop`, then removes it (a clean stop leaves no stale process on the status page).
+pub async fn beat(
+    db: crate::db::Db,
+    component: String,
+    instance: String,
+    detail: impl Fn() -> serde_json::Value + Send,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        if let Err(e) = db
+            .heartbeat(&component, &instance, crate::fanout::now_ms(), &detail())
+            .await
+        {
+            tracing::warn!(component, error = %e, "heartbeat failed");
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(BEAT) => {}
+        }
+    }
+    if let Err(e) = db.forget_heartbeat(&component, &instance).await {
+        tracing::warn!(component, error = %e, "removing the heartbeat failed");
+    }
+}
+
 /// What a component was found in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -281,7 +307,7 @@ fn db_words(e: &DbError) -> String {
 
 /// One probe pass at `now`: every component checked (the API through `api_url` when given)
 /// and recorded for `now`'s minute unless another replica probed that minute first; the
-/// checks are returned. Probes older than [`KEEP_DAYS`] are pruned on the way.
+/// checks are returned. Probes older than [`KEEP_DAYS`] are pruned at each hour's first minute.
 pub async fn probe_once(
     db: &Db,
     http: &reqwest::Client,
@@ -306,9 +332,12 @@ pub async fn probe_once(
             tracing::warn!(component = %c.component, error = %e, "recording a probe failed");
         }
     }
-    if let Err(e) = db
-        .prune_availability(now - KEEP_DAYS * DAY_MS, now - DAY_MS)
-        .await
+    // Old probes go once an hour (by whichever replica probes its first minute), not with
+    // every probe.
+    if minute % 3_600_000 == 0
+        && let Err(e) = db
+            .prune_availability(now - KEEP_DAYS * DAY_MS, now - DAY_MS)
+            .await
     {
         tracing::warn!(error = %e, "pruning old probes failed");
     }
