@@ -440,14 +440,8 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .service(routes::positions)
                     .service(routes::events)
                     .service(routes::incidents)
-                    .service(operator::incident)
-                    .service(operator::acknowledge)
-                    .service(operator::unacknowledge)
-                    .service(operator::resolve)
-                    .service(operator::add_note)
                     .service(operator::list_silences)
                     .service(operator::create_silence)
-                    .service(operator::expire_silence)
                     .service(routes::deliveries)
                     .service(routes::ml_anomalies)
                     .service(routes::ml_forecast)
@@ -462,6 +456,14 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .service(dashboard_page)
                     .service(dashboard_js)
                     .service(dashboard_css)
+                    // Paths with a parameter last: actix tries routes in order, and each of
+                    // these is a pattern match that every request for a later route would run.
+                    .service(operator::incident)
+                    .service(operator::acknowledge)
+                    .service(operator::unacknowledge)
+                    .service(operator::resolve)
+                    .service(operator::add_note)
+                    .service(operator::expire_silence)
                     .default_service(web::to(routes::not_found)),
             );
     }

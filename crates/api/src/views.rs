@@ -401,12 +401,20 @@ impl JsonObject {
         self.0.extend_from_slice(b"\":");
     }
 
-    /// `name`: an array of already-encoded values.
+    /// `name`: an array of already-encoded values (room for them all made first, so a page is
+    /// copied once and never moved as the buffer grows).
     #[must_use]
-    pub fn array<'a>(mut self, name: &str, items: impl IntoIterator<Item = &'a [u8]>) -> Self {
+    pub fn array<'a, I>(mut self, name: &str, items: I) -> Self
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+        I::IntoIter: Clone,
+    {
+        let items = items.into_iter();
+        self.0
+            .reserve(items.clone().map(|item| item.len() + 1).sum::<usize>() + name.len() + 8);
         self.key(name);
         self.0.push(b'[');
-        for (i, item) in items.into_iter().enumerate() {
+        for (i, item) in items.enumerate() {
             if i > 0 {
                 self.0.push(b',');
             }

@@ -17,7 +17,9 @@
 //! `KAMIYO_BENCH_PEER_VENV`). The load generator is this process, pinned to core 1. For each
 //! read path and 1, 64 and 1,000 keep-alive connections it measures:
 //! - **closed loop**: every connection sends back to back for `KAMIYO_BENCH_SECS` seconds
-//!   (default 5): requests/s and the service-time percentiles;
+//!   (default 5): requests/s and the service-time percentiles (one connection busy-polls its
+//!   socket, see `kamiyo_testing::load::http_load`; the bench first prints the loopback round
+//!   trip of a one-byte echo, the ceiling of any one-connection cell);
 //! - **paced** (64 and 1,000 connections): requests offered at a constant 80 % of that
 //!   throughput, each one's latency counted from when it *should* have been sent, so a stalled
 //!   server cannot hide its queue (coordinated omission, as wrk2 corrects it).
@@ -289,8 +291,21 @@ struct Server {
 }
 
 impl Drop for Server {
+    /// Asked to stop first (stdin closed and SIGTERM): uvicorn's supervisor stops its workers
+    /// only when it is let go cleanly — killed outright, it leaves them serving, holding the
+    /// port and this process's stdout. Killed after 10 s.
     fn drop(&mut self) {
         drop(self.child.stdin.take());
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let asked = Instant::now();
+        while asked.elapsed() < Duration::from_secs(10) {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -399,6 +414,9 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--serve") {
         return serve_child(&args[2], &args[3]);
     }
+    if args.get(1).map(String::as_str) == Some("--echo") {
+        return kamiyo_testing::load::echo_server();
+    }
     let secs: u64 = std::env::var("KAMIYO_BENCH_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -443,6 +461,24 @@ fn main() {
         println!(
             "API load, response cache off: servers pinned to core 0, this load generator to core 1; {secs} s per cell"
         );
+        // The ceiling of one connection on this machine: a one-byte echo pinned like the
+        // servers, no HTTP, no work.
+        let (mut echo, echo_addr) = kamiyo_testing::load::spawn_pinned(
+            std::process::Command::new(std::env::current_exe().unwrap()).arg("--echo"),
+            "0",
+            "ADDR ",
+        );
+        let parked = kamiyo_testing::load::round_trips(echo_addr, 2.0, false);
+        let polled = kamiyo_testing::load::round_trips(echo_addr, 2.0, true);
+        let _ = echo.kill();
+        let _ = echo.wait();
+        println!(
+            " loopback round trip core 1 -> core 0, one-byte echo: {:.0}/s ({:.1} us) waiting parked, {:.0}/s ({:.1} us) busy-polled (the 1-connection cells busy-poll)",
+            parked,
+            1e6 / parked.max(1e-9),
+            polled,
+            1e6 / polled.max(1e-9)
+        );
         let mut best: HashMap<(String, usize, &'static str), f64> = HashMap::new();
         for path in &paths {
             println!(" {path}");
@@ -451,13 +487,17 @@ fn main() {
                     let closed = http_load(s.addr, path, conns, secs, None, &[]).await;
                     best.insert((path.clone(), conns, s.name), closed.rate);
                     let paced = if conns > 1 && closed.rate > 0.0 {
+                        let before = kamiyo_testing::load::steal_ms();
                         let r = http_load(s.addr, path, conns, secs, Some(closed.rate * 0.8), &[]).await;
+                        let after = kamiyo_testing::load::steal_ms();
                         format!(
-                            "paced at {:>7.0}/s: p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
+                            "paced at {:>7.0}/s: p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}  steal {}/{} ms",
                             closed.rate * 0.8,
                             r.p50,
                             r.p99,
-                            r.errors
+                            r.errors,
+                            after[0] - before[0],
+                            after[1] - before[1]
                         )
                     } else {
                         String::new()

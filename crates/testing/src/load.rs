@@ -7,9 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-
 /// The `p` quantile of sorted microsecond latencies, in milliseconds.
 pub fn pct(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -18,10 +15,14 @@ pub fn pct(sorted: &[u64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
 }
 
-/// One keep-alive connection (reconnecting after an error) sending `path` until `stop`, with
-/// `Authorization: Bearer <key>` when a key is given. Closed loop when `pace` is `None`;
-/// otherwise request k is due at `start + k × interval` and its latency counts from then.
-/// Latencies in µs of requests completed before `deadline`, and the errors.
+/// One keep-alive connection (reconnecting after an error or `Connection: close`) sending
+/// `GET path` until `stop`, with `Authorization: Bearer <key>` when a key is given. Like wrk,
+/// the request's bytes are built once and the response is framed by hand (status line,
+/// `Content-Length` or chunked), so the generator's own cost per request is a write and a read,
+/// not an HTTP client's machinery. Closed loop when `pace` is `None`; otherwise request k is
+/// due at `start + k × interval` and its latency counts from then (from when it was sent, when
+/// the timer's grain sent it early). Latencies in µs of requests
+/// completed before `deadline`, and the errors (non-2xx answers, broken connections).
 async fn client(
     addr: SocketAddr,
     path: Arc<str>,
@@ -30,23 +31,22 @@ async fn client(
     deadline: Instant,
     pace: Option<(Instant, Duration)>,
 ) -> (Vec<u64>, u64) {
+    use tokio::io::AsyncWriteExt as _;
+    let request = request_bytes(addr, &path, key.as_deref());
+    let mut buf = Vec::with_capacity(64 * 1024);
     let mut lat = Vec::new();
     let mut errors = 0;
     let mut k: u32 = 0;
-    'outer: while !stop.load(Ordering::Relaxed) {
-        let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
+    let going = || !stop.load(Ordering::Relaxed) && Instant::now() < deadline;
+    'outer: while going() {
+        let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await else {
             errors += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let Ok((mut tx, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await
-        else {
-            errors += 1;
-            continue;
-        };
-        tokio::spawn(conn);
-        while !stop.load(Ordering::Relaxed) {
+        buf.clear();
+        while going() {
             let due = match pace {
                 Some((start, interval)) => {
                     let due = start + interval * k;
@@ -60,34 +60,277 @@ async fn client(
                 }
                 None => Instant::now(),
             };
-            let mut req = hyper::Request::get(&*path).header(hyper::header::HOST, addr.to_string());
-            if let Some(key) = &key {
-                req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {key}"));
-            }
-            let Ok(req) = req.body(Empty::<hyper::body::Bytes>::new()) else {
+            // A request sent early (the timer's grain) counts from when it was sent.
+            let due = due.min(Instant::now());
+            if tcp.write_all(&request).await.is_err() {
                 errors += 1;
-                continue;
+                continue 'outer;
+            }
+            let Some((status, close)) = read_response(&mut tcp, &mut buf).await else {
+                errors += 1;
+                continue 'outer;
             };
-            match tx.send_request(req).await {
-                Ok(res) => {
-                    let ok = res.status().is_success();
-                    if res.into_body().collect().await.is_err() || !ok {
-                        errors += 1;
-                        continue 'outer;
-                    }
-                    let now = Instant::now();
-                    if now <= deadline {
-                        lat.push(now.duration_since(due).as_micros() as u64);
-                    }
+            if (200..300).contains(&status) {
+                let now = Instant::now();
+                if now <= deadline {
+                    lat.push(now.duration_since(due).as_micros() as u64);
                 }
-                Err(_) => {
-                    errors += 1;
-                    continue 'outer;
-                }
+            } else {
+                errors += 1;
+            }
+            if close {
+                continue 'outer;
             }
         }
     }
     (lat, errors)
+}
+
+/// Where one HTTP/1.1 response in `buf` ends: `Ok(Some((length, status, close)))` once it is
+/// all there, `Ok(None)` while bytes are missing, `Err` when it is not a response this
+/// generator reads (a status line or length it cannot parse). Framing by `Content-Length` or
+/// `Transfer-Encoding: chunked`; `close` when the server said `Connection: close`.
+pub fn response_len(buf: &[u8]) -> Result<Option<(usize, u16, bool)>, &'static str> {
+    let Some(head) = find(buf, 0, b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let body = head + 4;
+    let mut lines = buf[..head].split(|&b| b == b'\n');
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .get(9..12)
+        .filter(|_| status_line.starts_with(b"HTTP/1."))
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or("not an HTTP/1.x status line")?;
+    let (mut length, mut chunked, mut close) = (None, false, false);
+    for line in lines {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .ok_or("a Content-Length that is not a number")?;
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            chunked = value.eq_ignore_ascii_case(b"chunked");
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            close = value.eq_ignore_ascii_case(b"close");
+        }
+    }
+    if chunked {
+        // Chunks: a hexadecimal size line, the data and CRLF; a zero size, trailers, CRLF.
+        let mut at = body;
+        loop {
+            let Some(eol) = find(buf, at, b"\r\n") else {
+                return Ok(None);
+            };
+            let size = buf[at..eol]
+                .split(|&b| b == b';')
+                .next()
+                .unwrap_or_default();
+            let size = std::str::from_utf8(size.trim_ascii())
+                .ok()
+                .and_then(|s| usize::from_str_radix(s, 16).ok())
+                .ok_or("a chunk size that is not hexadecimal")?;
+            if size == 0 {
+                let mut line = eol + 2;
+                loop {
+                    let Some(end) = find(buf, line, b"\r\n") else {
+                        return Ok(None);
+                    };
+                    if end == line {
+                        return Ok(Some((end + 2, status, close)));
+                    }
+                    line = end + 2;
+                }
+            }
+            at = eol + 2 + size + 2;
+            if at > buf.len() {
+                return Ok(None);
+            }
+        }
+    }
+    let total = body + length.unwrap_or(0);
+    Ok((total <= buf.len()).then_some((total, status, close)))
+}
+
+fn find(buf: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    buf.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| from + i)
+}
+
+/// `GET path` with its `Host` (and `Authorization` when a key is given), as bytes.
+fn request_bytes(addr: SocketAddr, path: &str, key: Option<&str>) -> Vec<u8> {
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    if let Some(key) = key {
+        request.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.into_bytes()
+}
+
+/// Reads one response from `tcp` into `buf`, leaving whatever follows it; its status and
+/// whether the server closes the connection after it, or `None` when the connection broke or
+/// the response could not be read.
+async fn read_response(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<(u16, bool)> {
+    loop {
+        if let Some(done) = take_response(buf) {
+            return done;
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 * 1024);
+        }
+        match tokio::io::AsyncReadExt::read_buf(tcp, buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The first response in `buf`, removed from it: `Some(Some((status, close)))`; `Some(None)`
+/// when what is there cannot be read as a response; `None` while it is incomplete.
+fn take_response(buf: &mut Vec<u8>) -> Option<Option<(u16, bool)>> {
+    match response_len(buf) {
+        Ok(Some((len, status, close))) => {
+            buf.drain(..len);
+            Some(Some((status, close)))
+        }
+        Ok(None) => None,
+        Err(_) => Some(None),
+    }
+}
+
+/// A busy-polled operation on a non-blocking socket: retried while it would block.
+fn polled<T>(mut op: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            other => return other,
+        }
+    }
+}
+
+/// The closed loop of one connection on a thread of its own, its socket busy-polled (see
+/// [`http_load`]): latencies in µs of the requests completed before `deadline`, and the errors.
+fn polled_client(addr: SocketAddr, request: &[u8], deadline: Instant) -> (Vec<u64>, u64) {
+    use std::io::{Read as _, Write as _};
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    // Read in place: `buf[..filled]` holds what arrived and is not yet taken.
+    let mut buf = vec![0u8; 256 * 1024];
+    'outer: while Instant::now() < deadline {
+        let Ok(mut tcp) = std::net::TcpStream::connect(addr) else {
+            errors += 1;
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        if tcp.set_nonblocking(true).is_err() {
+            errors += 1;
+            continue;
+        }
+        let _ = tcp.set_nodelay(true);
+        let mut filled = 0;
+        while Instant::now() < deadline {
+            let sent = Instant::now();
+            let mut at = 0;
+            while at < request.len() {
+                match polled(|| tcp.write(&request[at..])) {
+                    Ok(n @ 1..) => at += n,
+                    _ => {
+                        errors += 1;
+                        continue 'outer;
+                    }
+                }
+            }
+            let answer = loop {
+                match response_len(&buf[..filled]) {
+                    Ok(Some((len, status, close))) => {
+                        buf.copy_within(len..filled, 0);
+                        filled -= len;
+                        break Some((status, close));
+                    }
+                    Ok(None) => {}
+                    Err(_) => break None,
+                }
+                if filled == buf.len() {
+                    buf.resize(buf.len() * 2, 0);
+                }
+                match polled(|| tcp.read(&mut buf[filled..])) {
+                    Ok(n @ 1..) => filled += n,
+                    _ => break None,
+                }
+            };
+            let Some((status, close)) = answer else {
+                errors += 1;
+                continue 'outer;
+            };
+            let now = Instant::now();
+            if !(200..300).contains(&status) {
+                errors += 1;
+            } else if now <= deadline {
+                lat.push(now.duration_since(sent).as_micros() as u64);
+            }
+            if close {
+                continue 'outer;
+            }
+        }
+    }
+    (lat, errors)
+}
+
+/// The loopback round trip between this process's core and a one-byte echo at `addr` (see
+/// [`echo_server`]): round trips per second over one connection for `secs`, waiting for
+/// each echo parked in the kernel (`spin` false, as a blocking client does) or polling the
+/// socket (`spin` true). The ceiling of any request/response exchange on one connection.
+pub fn round_trips(addr: SocketAddr, secs: f64, spin: bool) -> f64 {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut tcp) = std::net::TcpStream::connect(addr) else {
+        return 0.0;
+    };
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_nonblocking(spin);
+    let start = Instant::now();
+    let mut n = 0u64;
+    let mut byte = [0u8; 1];
+    while start.elapsed().as_secs_f64() < secs {
+        if tcp.write_all(b"x").is_err() {
+            return 0.0;
+        }
+        if !matches!(polled(|| tcp.read(&mut byte)), Ok(1)) {
+            return 0.0;
+        }
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A one-byte echo on a loopback port, one connection at a time, for [`round_trips`]: prints
+/// `ADDR <address>` and serves until this process ends (run it as a pinned child).
+pub fn echo_server() {
+    use std::io::{Read as _, Write as _};
+    let Ok(listener) = std::net::TcpListener::bind("127.0.0.1:0") else {
+        return;
+    };
+    if let Ok(addr) = listener.local_addr() {
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "ADDR {addr}");
+        let _ = out.flush();
+    }
+    for mut tcp in listener.incoming().flatten() {
+        let _ = tcp.set_nodelay(true);
+        let mut buf = [0u8; 64];
+        while let Ok(n @ 1..) = tcp.read(&mut buf) {
+            if tcp.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// What one cell measured.
@@ -105,6 +348,13 @@ pub struct Cell {
 
 /// `conns` connections on `path` for `secs`; paced at `rate` requests/s in total when given.
 /// Connection i presents `keys[i % keys.len()]` (none when `keys` is empty).
+///
+/// One connection is one request in flight, so its rate is one over the round trip, and on a
+/// virtual machine most of a loopback round trip is waking the two sleeping cores (measure it
+/// with [`round_trips`]). A single unpaced connection therefore runs on a thread of its own
+/// and busy-polls its non-blocking socket, as latency tools do (sockperf's `--busy-poll`): the
+/// generator's own wake-up leaves the measurement and the server's stays in it. Several
+/// connections keep the generator busy and wait normally.
 pub async fn http_load(
     addr: SocketAddr,
     path: &str,
@@ -117,6 +367,14 @@ pub async fn http_load(
     let start = Instant::now() + Duration::from_millis(20);
     let deadline = start + Duration::from_secs(secs);
     let path: Arc<str> = Arc::from(path);
+    if conns == 1 && rate.is_none() {
+        let request = request_bytes(addr, &path, keys.first().map(String::as_str));
+        let (lat, errors) =
+            tokio::task::spawn_blocking(move || polled_client(addr, &request, deadline))
+                .await
+                .unwrap_or_default();
+        return cell(lat, errors, secs);
+    }
     let tasks: Vec<_> = (0..conns)
         .map(|i| {
             // Each connection offers rate/conns requests/s, the connections staggered evenly.
@@ -145,6 +403,11 @@ pub async fn http_load(
             errors += e;
         }
     }
+    cell(all, errors, secs)
+}
+
+/// The figures of a cell from its latencies (µs, any order) and errors.
+fn cell(mut all: Vec<u64>, errors: u64, secs: u64) -> Cell {
     all.sort_unstable();
     Cell {
         rate: all.len() as f64 / secs as f64,
@@ -152,6 +415,25 @@ pub async fn http_load(
         p99: pct(&all, 0.99),
         errors,
     }
+}
+
+/// Time the hypervisor kept each of the first two cores from running, in ms since boot
+/// (`/proc/stat`, 10 ms ticks): a cell's difference tells a pause of the machine from one of
+/// the server. Zero where the file cannot be read.
+pub fn steal_ms() -> [u64; 2] {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let mut out = [0; 2];
+    for (cpu, slot) in ["cpu0 ", "cpu1 "].iter().zip(&mut out) {
+        if let Some(line) = stat.lines().find(|l| l.starts_with(cpu)) {
+            *slot = line
+                .split_ascii_whitespace()
+                .nth(8)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                * 10;
+        }
+    }
+    out
 }
 
 /// Pins every thread of this process to `cpu` (`taskset`, util-linux); false when it could not.
@@ -199,4 +481,34 @@ pub fn spawn_pinned(
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("the server said {line:?}"));
     (child, addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::response_len;
+
+    #[test]
+    fn responses_are_framed_by_length_or_chunks() {
+        let fixed = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhelloHTTP/1.1";
+        assert_eq!(response_len(fixed), Ok(Some((43, 200, false))));
+        assert_eq!(response_len(&fixed[..42]), Ok(None));
+        assert_eq!(response_len(&fixed[..20]), Ok(None));
+        let chunked = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3;x=y\r\nabc\r\n0\r\nTrailer: 1\r\n\r\n";
+        assert_eq!(response_len(chunked), Ok(Some((chunked.len(), 404, true))));
+        for cut in 0..chunked.len() {
+            assert_eq!(response_len(&chunked[..cut]), Ok(None), "cut at {cut}");
+        }
+        let empty = b"HTTP/1.0 204 No Content\r\n\r\n";
+        assert_eq!(response_len(empty), Ok(Some((empty.len(), 204, false))));
+    }
+
+    #[test]
+    fn what_is_not_a_response_is_an_error() {
+        assert!(response_len(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(response_len(b"HTTP/1.1 2x0 OK\r\n\r\n").is_err());
+        assert!(response_len(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n").is_err());
+        assert!(
+            response_len(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err()
+        );
+    }
 }

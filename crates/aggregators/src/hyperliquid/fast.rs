@@ -524,12 +524,150 @@ impl Cur<'_> {
     }
 }
 
+/// The keys of a fill object the reader takes, in the server's order.
+#[derive(Clone, Copy)]
+enum FillKey {
+    Coin,
+    Px,
+    Sz,
+    Side,
+    Time,
+    StartPosition,
+    Dir,
+    ClosedPnl,
+    Hash,
+    Oid,
+    Crossed,
+    Fee,
+    Tid,
+    FeeToken,
+    Liquidation,
+}
+
+const FILL_KEYS: [(FillKey, &str); 15] = [
+    (FillKey::Coin, "coin"),
+    (FillKey::Px, "px"),
+    (FillKey::Sz, "sz"),
+    (FillKey::Side, "side"),
+    (FillKey::Time, "time"),
+    (FillKey::StartPosition, "startPosition"),
+    (FillKey::Dir, "dir"),
+    (FillKey::ClosedPnl, "closedPnl"),
+    (FillKey::Hash, "hash"),
+    (FillKey::Oid, "oid"),
+    (FillKey::Crossed, "crossed"),
+    (FillKey::Fee, "fee"),
+    (FillKey::Tid, "tid"),
+    (FillKey::FeeToken, "feeToken"),
+    (FillKey::Liquidation, "liquidation"),
+];
+
+/// A member's opening `"key":` (at most 16 bytes) as two little-endian words and the masks of
+/// the bytes that count: compared with two loads instead of scanning and matching the name.
+#[derive(Clone, Copy)]
+struct KeyLit {
+    words: [u64; 2],
+    masks: [u64; 2],
+    len: usize,
+}
+
+const fn key_lit(name: &str) -> KeyLit {
+    let name = name.as_bytes();
+    let len = name.len() + 3;
+    assert!(len <= 16, "a key literal fits two words");
+    let mut bytes = [0u8; 16];
+    bytes[0] = b'"';
+    let mut i = 0;
+    while i < name.len() {
+        bytes[i + 1] = name[i];
+        i += 1;
+    }
+    bytes[len - 2] = b'"';
+    bytes[len - 1] = b':';
+    let (mut words, mut masks) = ([0u64; 2], [0u64; 2]);
+    let mut j = 0;
+    while j < len {
+        words[j / 8] |= (bytes[j] as u64) << (8 * (j % 8));
+        masks[j / 8] |= 0xff << (8 * (j % 8));
+        j += 1;
+    }
+    KeyLit { words, masks, len }
+}
+
+const FILL_LITS: [KeyLit; 15] = {
+    let mut out = [KeyLit {
+        words: [0; 2],
+        masks: [0; 2],
+        len: 0,
+    }; 15];
+    let mut i = 0;
+    while i < 15 {
+        out[i] = key_lit(FILL_KEYS[i].1);
+        i += 1;
+    }
+    out
+};
+
+/// Key positions remembered from one fill to the next (`FILL_KEYS` indices; anything else is
+/// not predicted).
+type FillOrder = [u8; 24];
+
+const UNKNOWN: u8 = u8::MAX;
+
+thread_local! {
+    /// The key order of the last fill read on this thread: fills repeat the server's order,
+    /// so the key at each position is first compared, in place, with the one seen there last.
+    static FILL_ORDER: std::cell::Cell<FillOrder> = const { std::cell::Cell::new([UNKNOWN; 24]) };
+}
+
+impl Cur<'_> {
+    /// Consumes `lit` if the input continues with exactly it (no whitespace allowed).
+    #[inline]
+    fn key_lit(&mut self, lit: &KeyLit) -> bool {
+        let Some(w) = self
+            .b
+            .get(self.i..self.i + 16)
+            .and_then(|w| <[u8; 16]>::try_from(w).ok())
+        else {
+            return false;
+        };
+        let lo = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let hi = u64::from_le_bytes([w[8], w[9], w[10], w[11], w[12], w[13], w[14], w[15]]);
+        let hit = lo & lit.masks[0] == lit.words[0] && hi & lit.masks[1] == lit.words[1];
+        if hit {
+            self.i += lit.len;
+        }
+        hit
+    }
+
+    /// The key of the fill member at `position` and its colon: the key remembered there when
+    /// the input has it exactly; otherwise read as a string, and remembered. `None` inside
+    /// means a key the reader does not take.
+    #[inline]
+    fn fill_key(&mut self, order: &mut FillOrder, position: usize) -> Option<Option<FillKey>> {
+        if let Some(&(key, _)) = order
+            .get(position)
+            .and_then(|&k| FILL_KEYS.get(usize::from(k)))
+            && self.key_lit(&FILL_LITS[usize::from(order[position])])
+        {
+            return Some(Some(key));
+        }
+        let name = self.string()?;
+        self.eat(b':')?;
+        let found = FILL_KEYS.iter().position(|(_, n)| *n == name);
+        if let Some(slot) = order.get_mut(position) {
+            *slot = found.and_then(|i| u8::try_from(i).ok()).unwrap_or(UNKNOWN);
+        }
+        Some(found.map(|i| FILL_KEYS[i].0))
+    }
+}
+
 /// One fill object, keys in any order (the server sends `coin, px, sz, side, time,
 /// startPosition, dir, closedPnl, hash, oid, crossed, fee, tid, …`), normalised for `user`.
 /// Each value must have the type the general decoder accepts in its plainest form (decimals
 /// as quoted strings, integers as JSON integers, `side` as `"B"`/`"A"`); anything else — a
 /// liquidation object, a nested unknown value, a repeated key, escapes — gives up.
-fn fill(cur: &mut Cur<'_>, user: Address) -> Option<Fill> {
+fn fill(cur: &mut Cur<'_>, user: Address, order: &mut FillOrder) -> Option<Fill> {
     cur.eat(b'{')?;
     let (mut coin, mut px, mut sz, mut side, mut time, mut dir) =
         (None, None, None, None, None, None);
@@ -538,14 +676,16 @@ fn fill(cur: &mut Cur<'_>, user: Address) -> Option<Fill> {
     if cur.peek()? == b'}' {
         return None;
     }
+    let mut position = 0;
     loop {
-        let key = cur.string()?;
-        cur.eat(b':')?;
+        cur.ws();
+        let key = cur.fill_key(order, position)?;
+        position += 1;
         match key {
-            "coin" => set(&mut coin, Coin::new(cur.string()?).ok()?)?,
-            "px" => set(&mut px, cur.decimal()?)?,
-            "sz" => set(&mut sz, cur.decimal()?)?,
-            "side" => set(
+            Some(FillKey::Coin) => set(&mut coin, Coin::new(cur.string()?).ok()?)?,
+            Some(FillKey::Px) => set(&mut px, cur.decimal()?)?,
+            Some(FillKey::Sz) => set(&mut sz, cur.decimal()?)?,
+            Some(FillKey::Side) => set(
                 &mut side,
                 match cur.string()? {
                     "B" => Side::Buy,
@@ -553,11 +693,11 @@ fn fill(cur: &mut Cur<'_>, user: Address) -> Option<Fill> {
                     _ => return None,
                 },
             )?,
-            "time" => set(&mut time, cur.integer()?)?,
-            "startPosition" => set(&mut start, cur.opt_decimal_ws()?)?,
-            "dir" => set(&mut dir, FillDir::from_wire(cur.string()?))?,
-            "closedPnl" => set(&mut pnl, cur.opt_decimal_ws()?)?,
-            "hash" => {
+            Some(FillKey::Time) => set(&mut time, cur.integer()?)?,
+            Some(FillKey::StartPosition) => set(&mut start, cur.opt_decimal_ws()?)?,
+            Some(FillKey::Dir) => set(&mut dir, FillDir::from_wire(cur.string()?))?,
+            Some(FillKey::ClosedPnl) => set(&mut pnl, cur.opt_decimal_ws()?)?,
+            Some(FillKey::Hash) => {
                 let h = if cur.null() {
                     None
                 } else {
@@ -565,10 +705,10 @@ fn fill(cur: &mut Cur<'_>, user: Address) -> Option<Fill> {
                 };
                 set(&mut hash, h)?;
             }
-            "oid" => set(&mut oid, u64::try_from(cur.integer()?).ok()?)?,
-            "crossed" => set(&mut crossed, cur.boolean()?)?,
-            "fee" => set(&mut fee, cur.opt_decimal_ws()?)?,
-            "tid" => {
+            Some(FillKey::Oid) => set(&mut oid, u64::try_from(cur.integer()?).ok()?)?,
+            Some(FillKey::Crossed) => set(&mut crossed, cur.boolean()?)?,
+            Some(FillKey::Fee) => set(&mut fee, cur.opt_decimal_ws()?)?,
+            Some(FillKey::Tid) => {
                 let t = if cur.null() {
                     None
                 } else {
@@ -576,14 +716,14 @@ fn fill(cur: &mut Cur<'_>, user: Address) -> Option<Fill> {
                 };
                 set(&mut tid, t)?;
             }
-            "feeToken" => {
+            Some(FillKey::FeeToken) => {
                 if !cur.null() {
                     cur.string()?;
                 }
                 set(&mut token, ())?;
             }
             // A liquidation's details go to the general decoder; `null` is none.
-            "liquidation" => {
+            Some(FillKey::Liquidation) => {
                 if !cur.null() {
                     return None;
                 }
@@ -591,7 +731,7 @@ fn fill(cur: &mut Cur<'_>, user: Address) -> Option<Fill> {
             }
             // Unknown keys are ignored by the general decoder whatever their value; here only
             // scalars are skipped.
-            _ => cur.skip_scalar()?,
+            None => cur.skip_scalar()?,
         }
         if !cur.member_end()? {
             break;
@@ -637,10 +777,12 @@ pub fn fast_fills(text: &str) -> Option<(Vec<MarketEvent>, bool)> {
             "fills" => {
                 cur.eat(b'[')?;
                 let mut out = Vec::with_capacity(4);
+                let mut order = FILL_ORDER.get();
                 cur.items(b']', |cur| {
-                    out.push(fill(cur, user.unwrap_or(placeholder))?);
+                    out.push(fill(cur, user.unwrap_or(placeholder), &mut order)?);
                     Some(())
                 })?;
+                FILL_ORDER.set(order);
                 set(&mut fills, out)?;
             }
             _ => cur.skip_scalar()?,
