@@ -1289,6 +1289,8 @@ pub async fn ml_anomalies(
         protocol: state.protocol(q.protocol.as_deref())?,
         threat_type: Some(kamiyo_core_models::ThreatType::MlAnomaly),
         asset: parse_asset(q.asset.as_deref())?,
+        // A caller with a history window sees anomalies within it, as it sees events.
+        since: state.since(None),
         order: Order::Desc,
         limit,
         ..EventQuery::default()

@@ -162,12 +162,35 @@ impl ViewEvent {
 struct Log {
     /// Events in sequence order, contiguous.
     events: VecDeque<Arc<ViewEvent>>,
+    /// The same events by threat type, each in sequence order (a type filter, such as
+    /// `/ml/anomalies`, walks only its own events).
+    by_threat: HashMap<ThreatType, VecDeque<Arc<ViewEvent>>>,
     /// The newest sequence number read from the store (0: none yet).
     last: i64,
     /// True when `events` starts at the first event ever stored.
     complete: bool,
     /// When the store was last read; `None` before the first read.
     synced: Option<Instant>,
+}
+
+impl Log {
+    fn push(&mut self, e: Arc<ViewEvent>) {
+        self.last = e.seq;
+        self.by_threat
+            .entry(e.threat_type)
+            .or_default()
+            .push_back(e.clone());
+        self.events.push_back(e);
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(e) = self.events.pop_front()
+            && let Some(list) = self.by_threat.get_mut(&e.threat_type)
+        {
+            list.pop_front();
+        }
+        self.complete = false;
+    }
 }
 
 /// The newest security events of one store, in memory.
@@ -249,14 +272,11 @@ impl EventView {
                 .await?;
             let complete =
                 newest.len() < self.capacity || newest.last().is_some_and(|e| e.seq <= 1);
-            let events: VecDeque<_> = newest
-                .iter()
-                .rev()
-                .map(|e| Arc::new(ViewEvent::new(e)))
-                .collect();
             if let Ok(mut l) = self.log.write() {
-                l.last = events.back().map_or(0, |e| e.seq);
-                l.events = events;
+                *l = Log::default();
+                for e in newest.iter().rev() {
+                    l.push(Arc::new(ViewEvent::new(e)));
+                }
                 l.complete = complete;
                 l.synced = Some(Instant::now());
             }
@@ -276,12 +296,10 @@ impl EventView {
             let add: Vec<_> = page.iter().map(|e| Arc::new(ViewEvent::new(e))).collect();
             if let Ok(mut l) = self.log.write() {
                 for e in add {
-                    l.last = e.seq;
-                    l.events.push_back(e);
+                    l.push(e);
                 }
                 while l.events.len() > self.capacity {
-                    l.events.pop_front();
-                    l.complete = false;
+                    l.pop_oldest();
                 }
                 after = l.last;
                 if n < 1000 {
@@ -341,20 +359,27 @@ impl EventView {
         }
         let limit = q.limit as usize;
         let mut out = Vec::with_capacity(limit.min(1024));
-        // Contiguous: the event of sequence s sits at s - first.
         let first = l.events.front().map_or(l.last + 1, |e| e.seq);
-        let end = match q.before_seq {
-            Some(b) if b <= first => {
-                return if l.complete {
-                    Page::Found(out)
-                } else {
-                    Page::Beyond
-                };
-            }
-            Some(b) => usize::try_from(b - first).unwrap_or(0).min(l.events.len()),
-            None => l.events.len(),
+        if q.before_seq.is_some_and(|b| b <= first) {
+            return if l.complete {
+                Page::Found(out)
+            } else {
+                Page::Beyond
+            };
+        }
+        // The events the type filter allows, if it names one: only those are walked.
+        let list = match &q.threat_type {
+            None => &l.events,
+            Some(t) => match l.by_threat.get(t) {
+                Some(list) => list,
+                None => return Self::exhausted(&l, q, first, out),
+            },
         };
-        for e in l.events.range(..end).rev() {
+        let end = match q.before_seq {
+            Some(b) => list.partition_point(|e| e.seq < b),
+            None => list.len(),
+        };
+        for e in list.range(..end).rev() {
             if q.after_seq.is_some_and(|a| e.seq <= a) {
                 return Page::Found(out);
             }
@@ -365,6 +390,12 @@ impl EventView {
                 }
             }
         }
+        Self::exhausted(&l, q, first, out)
+    }
+
+    /// The answer once every held event the page could hold was walked: the page is whole
+    /// when nothing older was ever stored or the page stops short of the oldest held event.
+    fn exhausted(l: &Log, q: &EventQuery, first: i64, out: Vec<Arc<ViewEvent>>) -> Page {
         if l.complete || q.after_seq.is_some_and(|a| a >= first - 1) {
             Page::Found(out)
         } else {

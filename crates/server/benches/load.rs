@@ -27,7 +27,8 @@
 //! `/health` (no data, no database) is the floor of each HTTP stack. It prints each cell and
 //! kamiyo's throughput as a multiple of the Python server's. Then, in
 //! one process as before, the `/ws` fan-out (`KAMIYO_BENCH_WS`, default `1000,5000`
-//! subscribers). `KAMIYO_BENCH_PATHS` (comma-separated) narrows the read paths.
+//! subscribers). `KAMIYO_BENCH_PATHS` and `KAMIYO_BENCH_CONNS` (comma-separated) narrow the read
+//! paths and connection counts.
 
 #![allow(
     clippy::unwrap_used,
@@ -430,6 +431,11 @@ fn main() {
         |_| PATHS.iter().map(|p| (*p).to_owned()).collect(),
         |v| v.split(',').map(str::to_owned).collect(),
     );
+    let conn_counts: Vec<usize> = std::env::var("KAMIYO_BENCH_CONNS")
+        .unwrap_or_else(|_| "1,64,1000".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
     let pg = std::env::var("KAMIYO_BENCH_PG_URL").ok();
     // One core for the generator: a current-thread runtime, the leanest tokio has.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -482,7 +488,7 @@ fn main() {
         let mut best: HashMap<(String, usize, &'static str), f64> = HashMap::new();
         for path in &paths {
             println!(" {path}");
-            for conns in [1, 64, 1000] {
+            for &conns in &conn_counts {
                 for s in &servers {
                     let closed = http_load(s.addr, path, conns, secs, None, &[]).await;
                     best.insert((path.clone(), conns, s.name), closed.rate);

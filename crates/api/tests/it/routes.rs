@@ -773,11 +773,23 @@ async fn a_read_scope_keeps_a_caller_to_its_protocols_and_history() {
         NOW - 3 * Timestamp::HOUR,
     );
     old.protocol = acme.clone();
+    let mut fresh_anomaly = incident(4, Severity::High, ThreatType::MlAnomaly, "SOL", NOW - 800);
+    fresh_anomaly.protocol = acme.clone();
+    let mut stale_anomaly = incident(
+        5,
+        Severity::High,
+        ThreatType::MlAnomaly,
+        "SOL",
+        NOW - 3 * Timestamp::HOUR,
+    );
+    stale_anomaly.protocol = acme.clone();
     api.commit(&IngestBatch {
         updates: [
             (&theirs, NOW - 1000),
             (&mine, NOW - 900),
             (&old, NOW - 3 * Timestamp::HOUR),
+            (&fresh_anomaly, NOW - 800),
+            (&stale_anomaly, NOW - 3 * Timestamp::HOUR),
         ]
         .into_iter()
         .map(|(i, t)| step(i, IncidentChange::Opened, t))
@@ -824,6 +836,13 @@ async fn a_read_scope_keeps_a_caller_to_its_protocols_and_history() {
             "{path} shows beyond the history: {body}"
         );
     }
+    // The anomaly list keeps to the same window.
+    let body = json("/ml/anomalies").await;
+    assert!(body.contains(fresh_anomaly.id.as_str()), "{body}");
+    assert!(
+        !body.contains(stale_anomaly.id.as_str()),
+        "/ml/anomalies shows beyond the history: {body}"
+    );
     for path in [
         "/security/incidents?protocol=hyperliquid".to_owned(),
         "/security/events?protocol=hyperliquid".to_owned(),
