@@ -487,7 +487,15 @@ fn main() {
         );
         let mut best: HashMap<(String, usize, &'static str), f64> = HashMap::new();
         for path in &paths {
-            println!(" {path}");
+            // What each server answers, so the cells compare like with like.
+            let sizes: Vec<String> = servers
+                .iter()
+                .map(|s| match kamiyo_testing::load::fetch(s.addr, path) {
+                    Some((status, len)) => format!("{} {status}, {len} B", s.name),
+                    None => format!("{} no response", s.name),
+                })
+                .collect();
+            println!(" {path}  ({})", sizes.join("; "));
             for &conns in &conn_counts {
                 for s in &servers {
                     let closed = http_load(s.addr, path, conns, secs, None, &[]).await;

@@ -207,6 +207,26 @@ fn take_response(buf: &mut Vec<u8>) -> Option<Option<(u16, bool)>> {
     }
 }
 
+/// One `GET path` on a fresh connection: the status and the whole response's length in bytes
+/// (head and body), or `None` when no response could be read (to show what a cell serves).
+pub fn fetch(addr: SocketAddr, path: &str) -> Option<(u16, usize)> {
+    use std::io::{Read as _, Write as _};
+    let mut tcp = std::net::TcpStream::connect(addr).ok()?;
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    tcp.write_all(&request_bytes(addr, path, None)).ok()?;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some((len, status, _)) = response_len(&buf).ok()? {
+            return Some((status, len));
+        }
+        match tcp.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// A busy-polled operation on a non-blocking socket: retried while it would block.
 fn polled<T>(mut op: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
     loop {
