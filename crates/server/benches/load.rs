@@ -312,6 +312,43 @@ impl Drop for Server {
     }
 }
 
+/// What else ran on the two cores during a cell: time the hypervisor stole from each, and the
+/// time each core ran anything but its own process (the server's process tree on core 0, this
+/// generator on core 1) — the database server, the kernel's own threads, other tenants' work
+/// in the guest. A long paced p99 with neither is the server's or the generator's own.
+struct Interference {
+    cores: kamiyo_testing::load::Cores,
+    server: u32,
+    server_ms: u64,
+    own_ms: u64,
+}
+
+impl Interference {
+    fn start(server: u32) -> Self {
+        Self {
+            cores: kamiyo_testing::load::cores(),
+            server,
+            server_ms: kamiyo_testing::load::tree_cpu_ms(server),
+            own_ms: kamiyo_testing::load::own_cpu_ms(),
+        }
+    }
+
+    fn end(self) -> String {
+        let now = kamiyo_testing::load::cores();
+        let server = kamiyo_testing::load::tree_cpu_ms(self.server).saturating_sub(self.server_ms);
+        let own = kamiyo_testing::load::own_cpu_ms().saturating_sub(self.own_ms);
+        let busy = |i: usize| now.busy[i].saturating_sub(self.cores.busy[i]);
+        let steal = |i: usize| now.steal[i].saturating_sub(self.cores.steal[i]);
+        format!(
+            "steal {}/{} ms  other {}/{} ms",
+            steal(0),
+            steal(1),
+            busy(0).saturating_sub(server),
+            busy(1).saturating_sub(own)
+        )
+    }
+}
+
 fn kamiyo_server(name: &'static str, url: &str, dir: &std::path::Path) -> Server {
     let exe = std::env::current_exe().unwrap();
     let (child, addr) = kamiyo_testing::load::spawn_pinned(
@@ -501,17 +538,15 @@ fn main() {
                     let closed = http_load(s.addr, path, conns, secs, None, &[]).await;
                     best.insert((path.clone(), conns, s.name), closed.rate);
                     let paced = if conns > 1 && closed.rate > 0.0 {
-                        let before = kamiyo_testing::load::steal_ms();
+                        let before = Interference::start(s.child.id());
                         let r = http_load(s.addr, path, conns, secs, Some(closed.rate * 0.8), &[]).await;
-                        let after = kamiyo_testing::load::steal_ms();
                         format!(
-                            "paced at {:>7.0}/s: p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}  steal {}/{} ms",
+                            "paced at {:>7.0}/s: p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}  {}",
                             closed.rate * 0.8,
                             r.p50,
                             r.p99,
                             r.errors,
-                            after[0] - before[0],
-                            after[1] - before[1]
+                            before.end()
                         )
                     } else {
                         String::new()

@@ -437,23 +437,85 @@ fn cell(mut all: Vec<u64>, errors: u64, secs: u64) -> Cell {
     }
 }
 
-/// Time the hypervisor kept each of the first two cores from running, in ms since boot
-/// (`/proc/stat`, 10 ms ticks): a cell's difference tells a pause of the machine from one of
-/// the server. Zero where the file cannot be read.
-pub fn steal_ms() -> [u64; 2] {
+/// CPU time of the first two cores since boot, in ms (`/proc/stat`, 10 ms ticks): `busy`
+/// (running anything: user, system, interrupts) and `steal` (kept from running by the
+/// hypervisor). Zero where the file cannot be read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cores {
+    /// Time each core ran something.
+    pub busy: [u64; 2],
+    /// Time the hypervisor kept each core from running.
+    pub steal: [u64; 2],
+}
+
+/// The [`Cores`] figures now.
+pub fn cores() -> Cores {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let mut out = [0; 2];
-    for (cpu, slot) in ["cpu0 ", "cpu1 "].iter().zip(&mut out) {
-        if let Some(line) = stat.lines().find(|l| l.starts_with(cpu)) {
-            *slot = line
-                .split_ascii_whitespace()
-                .nth(8)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-                * 10;
-        }
+    let mut out = Cores::default();
+    for (i, cpu) in ["cpu0 ", "cpu1 "].iter().enumerate() {
+        let Some(line) = stat.lines().find(|l| l.starts_with(cpu)) else {
+            continue;
+        };
+        // user nice system idle iowait irq softirq steal ...
+        let f: Vec<u64> = line
+            .split_ascii_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        let at = |k: usize| f.get(k).copied().unwrap_or(0) * 10;
+        out.busy[i] = at(0) + at(1) + at(2) + at(5) + at(6);
+        out.steal[i] = at(7);
     }
     out
+}
+
+/// CPU time (user and system, ms) of this process alone (its children not counted).
+pub fn own_cpu_ms() -> u64 {
+    process_stat("/proc/self/stat").map_or(0, |(_, cpu)| cpu)
+}
+
+/// The parent and the CPU time (user and system, ms) of one process, from its `stat` file.
+fn process_stat(path: &str) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name may hold spaces: fields are counted after its `)`.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let num = |k: usize| f.get(k).and_then(|v| v.parse::<u64>().ok());
+    let parent = u32::try_from(num(1)?).ok()?;
+    Some((parent, (num(11)? + num(12)?) * 10))
+}
+
+/// CPU time (user and system, ms) of process `root` and every process descending from it
+/// (`/proc/<pid>/stat`; a server's workers included), 0 where `/proc` cannot be read. With
+/// [`cores`] it tells the time a core spent on anything but the process pinned to it.
+pub fn tree_cpu_ms(root: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    // (pid, parent, cpu ms) of every process.
+    let procs: Vec<(u32, u32, u64)> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let (parent, cpu) = process_stat(&format!("/proc/{pid}/stat"))?;
+            Some((pid, parent, cpu))
+        })
+        .collect();
+    let mut tree = vec![root];
+    let mut total = 0;
+    let mut i = 0;
+    while let Some(&pid) = tree.get(i) {
+        for &(child, parent, cpu) in &procs {
+            if child == pid {
+                total += cpu;
+            }
+            if parent == pid && !tree.contains(&child) {
+                tree.push(child);
+            }
+        }
+        i += 1;
+    }
+    total
 }
 
 /// Pins every thread of this process to `cpu` (`taskset`, util-linux); false when it could not.
@@ -506,6 +568,38 @@ pub fn spawn_pinned(
 #[cfg(test)]
 mod tests {
     use super::response_len;
+
+    /// CPU time burnt by a child is counted in its parent's tree and not in the parent's own.
+    #[test]
+    fn a_process_tree_counts_its_childrens_cpu() {
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; sleep 5",
+            ])
+            .spawn()
+            .expect("sh runs");
+        // Until the busy loop's ticks show (well under a second on any machine).
+        let started = std::time::Instant::now();
+        let mut tree = 0;
+        while tree < 50 && started.elapsed() < std::time::Duration::from_secs(30) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            tree = super::tree_cpu_ms(std::process::id());
+        }
+        let own = super::own_cpu_ms();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            tree >= 50,
+            "the child's busy loop shows in the tree: {tree} ms"
+        );
+        assert!(
+            tree >= own + 40,
+            "the tree ({tree} ms) holds the child's time beyond this process's own ({own} ms)"
+        );
+        let cores = super::cores();
+        assert!(cores.busy[0] + cores.busy[1] > 0, "{cores:?}");
+    }
 
     #[test]
     fn responses_are_framed_by_length_or_chunks() {
