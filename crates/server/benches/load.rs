@@ -313,9 +313,10 @@ impl Drop for Server {
 }
 
 /// What else ran on the two cores during a cell: time the hypervisor stole from each, and the
-/// time each core ran anything but its own process (the server's process tree on core 0, this
-/// generator on core 1) — the database server, the kernel's own threads, other tenants' work
-/// in the guest. A long paced p99 with neither is the server's or the generator's own.
+/// time each core ran a task other than its own process (the server's process tree on core 0,
+/// this generator on core 1): the database server, the kernel's threads, anything else in the
+/// guest. A long paced p99 with neither is the server's or the generator's own — or the host
+/// slowing the vCPU without descheduling it, which no counter in the guest shows.
 struct Interference {
     cores: kamiyo_testing::load::Cores,
     server: u32,
@@ -541,8 +542,9 @@ fn main() {
                         let before = Interference::start(s.child.id());
                         let r = http_load(s.addr, path, conns, secs, Some(closed.rate * 0.8), &[]).await;
                         format!(
-                            "paced at {:>7.0}/s: p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}  {}",
+                            "paced at {:>7.0}/s (done {:>7.0}/s): p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}  {}",
                             closed.rate * 0.8,
+                            r.rate,
                             r.p50,
                             r.p99,
                             r.errors,

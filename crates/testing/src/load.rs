@@ -438,11 +438,12 @@ fn cell(mut all: Vec<u64>, errors: u64, secs: u64) -> Cell {
 }
 
 /// CPU time of the first two cores since boot, in ms (`/proc/stat`, 10 ms ticks): `busy`
-/// (running anything: user, system, interrupts) and `steal` (kept from running by the
-/// hypervisor). Zero where the file cannot be read.
+/// (running a task, in user or system mode: the time `/proc/<pid>/stat` charges to processes;
+/// interrupt and softirq time, which no process is charged, left out) and `steal` (kept from
+/// running by the hypervisor). Zero where the file cannot be read.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cores {
-    /// Time each core ran something.
+    /// Time each core ran a task.
     pub busy: [u64; 2],
     /// Time the hypervisor kept each core from running.
     pub steal: [u64; 2],
@@ -463,7 +464,7 @@ pub fn cores() -> Cores {
             .map(|v| v.parse().unwrap_or(0))
             .collect();
         let at = |k: usize| f.get(k).copied().unwrap_or(0) * 10;
-        out.busy[i] = at(0) + at(1) + at(2) + at(5) + at(6);
+        out.busy[i] = at(0) + at(1) + at(2);
         out.steal[i] = at(7);
     }
     out
