@@ -749,47 +749,61 @@ async fn a_read_scope_keeps_a_caller_to_its_protocols_and_history() {
         state.authenticator = Some(Arc::new(keys));
     })
     .await;
-    let mut theirs = incident(
+    // (protocol, n, severity, threat, asset, last seen)
+    let at = |protocol: &ProtocolId, n, sev, threat, asset, t| {
+        let mut i = incident(n, sev, threat, asset, t);
+        i.protocol = protocol.clone();
+        i
+    };
+    let hl = ProtocolId::HYPERLIQUID;
+    let hours_ago = NOW - 3 * Timestamp::HOUR;
+    let theirs = at(
+        &hl,
         1,
         Severity::Critical,
         ThreatType::OracleDeviation,
         "ETH",
         NOW - 1000,
     );
-    theirs.protocol = ProtocolId::HYPERLIQUID;
-    let mut mine = incident(
+    let mine = at(
+        &acme,
         2,
         Severity::High,
         ThreatType::OracleDeviation,
         "ETH",
         NOW - 900,
     );
-    mine.protocol = acme.clone();
-    let mut old = incident(
+    let old = at(
+        &acme,
         3,
         Severity::High,
         ThreatType::LargeLiquidation,
         "BTC",
-        NOW - 3 * Timestamp::HOUR,
+        hours_ago,
     );
-    old.protocol = acme.clone();
-    let mut fresh_anomaly = incident(4, Severity::High, ThreatType::MlAnomaly, "SOL", NOW - 800);
-    fresh_anomaly.protocol = acme.clone();
-    let mut stale_anomaly = incident(
+    let fresh_anomaly = at(
+        &acme,
+        4,
+        Severity::High,
+        ThreatType::MlAnomaly,
+        "SOL",
+        NOW - 800,
+    );
+    let stale_anomaly = at(
+        &acme,
         5,
         Severity::High,
         ThreatType::MlAnomaly,
         "SOL",
-        NOW - 3 * Timestamp::HOUR,
+        hours_ago,
     );
-    stale_anomaly.protocol = acme.clone();
     api.commit(&IngestBatch {
         updates: [
             (&theirs, NOW - 1000),
             (&mine, NOW - 900),
-            (&old, NOW - 3 * Timestamp::HOUR),
+            (&old, hours_ago),
             (&fresh_anomaly, NOW - 800),
-            (&stale_anomaly, NOW - 3 * Timestamp::HOUR),
+            (&stale_anomaly, hours_ago),
         ]
         .into_iter()
         .map(|(i, t)| step(i, IncidentChange::Opened, t))
