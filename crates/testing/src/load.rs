@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The `p` quantile of sorted microsecond latencies, in milliseconds.
@@ -16,7 +15,7 @@ pub fn pct(sorted: &[u64], p: f64) -> f64 {
 }
 
 /// One keep-alive connection (reconnecting after an error or `Connection: close`) sending
-/// `GET path` until `stop`, with `Authorization: Bearer <key>` when a key is given. Like wrk,
+/// `GET path` until `deadline`, with `Authorization: Bearer <key>` when a key is given. Like wrk,
 /// the request's bytes are built once and the response is framed by hand (status line,
 /// `Content-Length` or chunked), so the generator's own cost per request is a write and a read,
 /// not an HTTP client's machinery. Closed loop when `pace` is `None`; otherwise request k is
@@ -27,7 +26,6 @@ async fn client(
     addr: SocketAddr,
     path: Arc<str>,
     key: Option<Arc<str>>,
-    stop: Arc<AtomicBool>,
     deadline: Instant,
     pace: Option<(Instant, Duration)>,
 ) -> (Vec<u64>, u64) {
@@ -37,7 +35,7 @@ async fn client(
     let mut lat = Vec::new();
     let mut errors = 0;
     let mut k: u32 = 0;
-    let going = || !stop.load(Ordering::Relaxed) && Instant::now() < deadline;
+    let going = || Instant::now() < deadline;
     'outer: while going() {
         let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await else {
             errors += 1;
@@ -383,7 +381,6 @@ pub async fn http_load(
     rate: Option<f64>,
     keys: &[String],
 ) -> Cell {
-    let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now() + Duration::from_millis(20);
     let deadline = start + Duration::from_secs(secs);
     let path: Arc<str> = Arc::from(path);
@@ -403,24 +400,26 @@ pub async fn http_load(
                 (start + interval.mul_f64(i as f64 / conns as f64), interval)
             });
             let key = (!keys.is_empty()).then(|| Arc::from(keys[i % keys.len()].as_str()));
-            tokio::spawn(client(
-                addr,
-                path.clone(),
-                key,
-                stop.clone(),
-                deadline,
-                pace,
-            ))
+            tokio::spawn(client(addr, path.clone(), key, deadline, pace))
         })
         .collect();
-    tokio::time::sleep_until(deadline.into()).await;
-    stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     let mut errors = 0;
+    // A connection still waiting for an answer well after the deadline (a hung server) is
+    // abandoned and counted as an error, so a cell always ends.
+    let given_up = deadline + Duration::from_secs(5);
     for t in tasks {
-        if let Ok((l, e)) = t.await {
-            all.extend(l);
-            errors += e;
+        let abort = t.abort_handle();
+        match tokio::time::timeout_at(given_up.into(), t).await {
+            Ok(Ok((l, e))) => {
+                all.extend(l);
+                errors += e;
+            }
+            Ok(Err(_)) => errors += 1,
+            Err(_) => {
+                abort.abort();
+                errors += 1;
+            }
         }
     }
     cell(all, errors, secs)
@@ -569,6 +568,57 @@ pub fn spawn_pinned(
 #[cfg(test)]
 mod tests {
     use super::response_len;
+
+    /// A keep-alive server answering every request with a fixed body, on a loopback port.
+    async fn fixed_server() -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while let Ok(n @ 1..) = tcp.read(&mut chunk).await {
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if tcp.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// The busy-polled single connection, several connections closed-loop and paced: each
+    /// completes requests without errors, and a paced cell offers about the rate asked.
+    #[test]
+    fn cells_complete_requests_against_a_server() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let addr = fixed_server().await;
+            let one = super::http_load(addr, "/x", 1, 1, None, &[]).await;
+            assert!(one.rate > 100.0 && one.errors == 0, "{one:?}");
+            let many = super::http_load(addr, "/x", 8, 1, None, &[]).await;
+            assert!(many.rate > 100.0 && many.errors == 0, "{many:?}");
+            let paced = super::http_load(addr, "/x", 8, 1, Some(400.0), &[]).await;
+            assert!(paced.errors == 0, "{paced:?}");
+            assert!(
+                (300.0..=420.0).contains(&paced.rate),
+                "400/s offered: {paced:?}"
+            );
+        });
+    }
 
     /// CPU time burnt by a child is counted in its parent's tree and not in the parent's own.
     #[test]
