@@ -272,13 +272,15 @@ impl EventView {
                 .await?;
             let complete =
                 newest.len() < self.capacity || newest.last().is_some_and(|e| e.seq <= 1);
+            // Encoded before the lock is taken: requests read on meanwhile.
+            let mut log = Log::default();
+            for e in newest.iter().rev() {
+                log.push(Arc::new(ViewEvent::new(e)));
+            }
+            log.complete = complete;
+            log.synced = Some(Instant::now());
             if let Ok(mut l) = self.log.write() {
-                *l = Log::default();
-                for e in newest.iter().rev() {
-                    l.push(Arc::new(ViewEvent::new(e)));
-                }
-                l.complete = complete;
-                l.synced = Some(Instant::now());
+                *l = log;
             }
             return Ok(());
         }

@@ -208,19 +208,37 @@ fn take_response(buf: &mut Vec<u8>) -> Option<Option<(u16, bool)>> {
 /// One `GET path` on a fresh connection: the status and the whole response's length in bytes
 /// (head and body), or `None` when no response could be read (to show what a cell serves).
 pub fn fetch(addr: SocketAddr, path: &str) -> Option<(u16, usize)> {
-    use std::io::{Read as _, Write as _};
+    use std::io::Write as _;
     let mut tcp = std::net::TcpStream::connect(addr).ok()?;
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
     tcp.write_all(&request_bytes(addr, path, None)).ok()?;
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let mut chunk = [0u8; 16 * 1024];
+    let (mut buf, mut filled) = (vec![0u8; 64 * 1024], 0);
+    let (len, status, _) = next_response(&mut tcp, &mut buf, &mut filled)?;
+    Some((status, len))
+}
+
+/// Reads one response from a std socket into `buf[filled..]` (growing it as needed) and takes
+/// it off the front, leaving whatever follows: its length, status and whether the server
+/// closes after it; `None` when the connection broke or the bytes are not a response. Blocking
+/// sockets wait in the kernel; non-blocking ones are busy-polled.
+fn next_response(
+    tcp: &mut std::net::TcpStream,
+    buf: &mut Vec<u8>,
+    filled: &mut usize,
+) -> Option<(usize, u16, bool)> {
+    use std::io::Read as _;
     loop {
-        if let Some((len, status, _)) = response_len(&buf).ok()? {
-            return Some((status, len));
+        if let Some((len, status, close)) = response_len(&buf[..*filled]).ok()? {
+            buf.copy_within(len..*filled, 0);
+            *filled -= len;
+            return Some((len, status, close));
         }
-        match tcp.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        if *filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match polled(|| tcp.read(&mut buf[*filled..])) {
+            Ok(n @ 1..) => *filled += n,
+            _ => return None,
         }
     }
 }
@@ -238,7 +256,7 @@ fn polled<T>(mut op: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
 /// The closed loop of one connection on a thread of its own, its socket busy-polled (see
 /// [`http_load`]): latencies in µs of the requests completed before `deadline`, and the errors.
 fn polled_client(addr: SocketAddr, request: &[u8], deadline: Instant) -> (Vec<u64>, u64) {
-    use std::io::{Read as _, Write as _};
+    use std::io::Write as _;
     let (mut lat, mut errors) = (Vec::new(), 0);
     // Read in place: `buf[..filled]` holds what arrived and is not yet taken.
     let mut buf = vec![0u8; 256 * 1024];
@@ -266,25 +284,7 @@ fn polled_client(addr: SocketAddr, request: &[u8], deadline: Instant) -> (Vec<u6
                     }
                 }
             }
-            let answer = loop {
-                match response_len(&buf[..filled]) {
-                    Ok(Some((len, status, close))) => {
-                        buf.copy_within(len..filled, 0);
-                        filled -= len;
-                        break Some((status, close));
-                    }
-                    Ok(None) => {}
-                    Err(_) => break None,
-                }
-                if filled == buf.len() {
-                    buf.resize(buf.len() * 2, 0);
-                }
-                match polled(|| tcp.read(&mut buf[filled..])) {
-                    Ok(n @ 1..) => filled += n,
-                    _ => break None,
-                }
-            };
-            let Some((status, close)) = answer else {
+            let Some((_, status, close)) = next_response(&mut tcp, &mut buf, &mut filled) else {
                 errors += 1;
                 continue 'outer;
             };
