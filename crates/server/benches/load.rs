@@ -20,9 +20,14 @@
 //!   (default 5): requests/s and the service-time percentiles (one connection busy-polls its
 //!   socket, see `kamiyo_testing::load::http_load`; the bench first prints the loopback round
 //!   trip of a one-byte echo, the ceiling of any one-connection cell);
-//! - **paced** (64 and 1,000 connections): requests offered at a constant 80 % of that
-//!   throughput, each one's latency counted from when it *should* have been sent, so a stalled
-//!   server cannot hide its queue (coordinated omission, as wrk2 corrects it).
+//! - **paced** (64 and 1,000 connections): requests offered at a constant 50 % and 80 % of that
+//!   throughput (`KAMIYO_BENCH_PACE`, fractions, default `0.5,0.8`), each one's latency
+//!   counted from when it *should* have been sent, so a stalled server cannot hide its queue
+//!   (coordinated omission, as wrk2 corrects it).
+//!
+//! Before and after the cells it prints how steady each core was over 5 s (a fixed piece of
+//! arithmetic timed back to back): a host that slows a vCPU for a few hundred ms shows there,
+//! and at 80 % load such a dip is what builds a paced cell's queue.
 //!
 //! `/health` (no data, no database) is the floor of each HTTP stack. It prints each cell and
 //! kamiyo's throughput as a multiple of the Python server's. Then, in
@@ -312,6 +317,30 @@ impl Drop for Server {
     }
 }
 
+/// Both cores' [`kamiyo_testing::load::steadiness`] over the same 5 s, each measured by a child
+/// process pinned to the core.
+fn steadiness() -> String {
+    let spin = |core: &str| {
+        std::process::Command::new("taskset")
+            .args(["-c", core])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--spin", "5"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("taskset (util-linux) pins the steadiness probe")
+    };
+    let children = [spin("0"), spin("1")];
+    let lines: Vec<String> = children
+        .into_iter()
+        .enumerate()
+        .map(|(core, c)| {
+            let out = c.wait_with_output().map(|o| o.stdout).unwrap_or_default();
+            format!("core {core}: {}", String::from_utf8_lossy(&out).trim())
+        })
+        .collect();
+    lines.join("; ")
+}
+
 /// What else ran on the two cores during a cell: time the hypervisor stole from each, and the
 /// time each core ran a task other than its own process (the server's process tree on core 0,
 /// this generator on core 1): the database server, the kernel's threads, anything else in the
@@ -456,6 +485,15 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--echo") {
         return kamiyo_testing::load::echo_server();
     }
+    if args.get(1).map(String::as_str) == Some("--spin") {
+        let secs = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+        let s = kamiyo_testing::load::steadiness(Duration::from_secs(secs));
+        println!(
+            "median {:.1} us a chunk, {} of {} 100-ms windows > 10 % slower (worst +{:.0} %), longest hold-up {:.1} ms",
+            s.median_us, s.slow_windows, s.windows, s.worst_window_pct, s.worst_ms
+        );
+        return;
+    }
     let secs: u64 = std::env::var("KAMIYO_BENCH_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -469,6 +507,12 @@ fn main() {
         |_| PATHS.iter().map(|p| (*p).to_owned()).collect(),
         |v| v.split(',').map(str::to_owned).collect(),
     );
+    let paces: Vec<f64> = std::env::var("KAMIYO_BENCH_PACE")
+        .unwrap_or_else(|_| "0.5,0.8".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .filter(|f| *f > 0.0 && *f <= 1.0)
+        .collect();
     let conn_counts: Vec<usize> = std::env::var("KAMIYO_BENCH_CONNS")
         .unwrap_or_else(|_| "1,64,1000".into())
         .split(',')
@@ -505,6 +549,7 @@ fn main() {
         println!(
             "API load, response cache off: servers pinned to core 0, this load generator to core 1; {secs} s per cell"
         );
+        println!(" host steadiness before the cells: {}", steadiness());
         // The ceiling of one connection on this machine: a one-byte echo pinned like the
         // servers, no HTTP, no work.
         let (mut echo, echo_addr) = kamiyo_testing::load::spawn_pinned(
@@ -538,25 +583,25 @@ fn main() {
                 for s in &servers {
                     let closed = http_load(s.addr, path, conns, secs, None, &[]).await;
                     best.insert((path.clone(), conns, s.name), closed.rate);
-                    let paced = if conns > 1 && closed.rate > 0.0 {
+                    println!(
+                        "  {:<20} {conns:>5} conns  {:>8.0} req/s  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
+                        s.name, closed.rate, closed.p50, closed.p99, closed.errors
+                    );
+                    for &f in paces.iter().filter(|_| conns > 1 && closed.rate > 0.0) {
                         let before = Interference::start(s.child.id());
-                        let r = http_load(s.addr, path, conns, secs, Some(closed.rate * 0.8), &[]).await;
-                        format!(
-                            "paced at {:>7.0}/s (done {:>7.0}/s): p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}  {}",
-                            closed.rate * 0.8,
+                        let rate = closed.rate * f;
+                        let r = http_load(s.addr, path, conns, secs, Some(rate), &[]).await;
+                        println!(
+                            "  {:<20} {conns:>5} conns  paced {:>3.0} % at {rate:>7.0}/s (done {:>7.0}/s): p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}  {}",
+                            s.name,
+                            f * 100.0,
                             r.rate,
                             r.p50,
                             r.p99,
                             r.errors,
                             before.end()
-                        )
-                    } else {
-                        String::new()
-                    };
-                    println!(
-                        "  {:<20} {conns:>5} conns  {:>8.0} req/s  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {:<4}  {paced}",
-                        s.name, closed.rate, closed.p50, closed.p99, closed.errors
-                    );
+                        );
+                    }
                 }
                 let py = best[&(path.clone(), conns, "python (FastAPI)")];
                 for s in servers.iter().filter(|s| s.name.starts_with("kamiyo")) {
@@ -569,6 +614,7 @@ fn main() {
             }
         }
         drop(servers);
+        println!(" host steadiness after the cells: {}", steadiness());
         if !ws_counts.is_empty() {
             println!("/ws fan-out (server and subscribers in this process, core 1)");
             let hub = kamiyo_api::Hub::new(4096);

@@ -64,6 +64,9 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(5)
         .max_connection_rate(1024)
+        // Answers go out when written: with Nagle's algorithm on, a write made while an
+        // earlier one is unacknowledged waits for the client's (delayed, up to 40 ms) ACK.
+        .tcp_nodelay(true)
         .listen(listener)?
         .run();
         Ok(Self { addr, server })

@@ -474,6 +474,64 @@ pub fn own_cpu_ms() -> u64 {
     process_stat("/proc/self/stat").map_or(0, |(_, cpu)| cpu)
 }
 
+/// How steady the core running the calling thread was over a stretch of time: the same fixed
+/// piece of arithmetic timed back to back, the chunks grouped into 100 ms windows. The host
+/// can slow a vCPU without descheduling it (a busy sibling hyperthread, frequency changes),
+/// which no guest counter shows; a paced cell's queue grows whenever the server's core runs
+/// slower than the offered rate needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Steadiness {
+    /// Median time of one chunk (µs).
+    pub median_us: f64,
+    /// Longest chunk (ms): the longest the thread was held up at once.
+    pub worst_ms: f64,
+    /// 100 ms windows whose mean chunk took more than 10 % over the median.
+    pub slow_windows: usize,
+    /// 100 ms windows measured.
+    pub windows: usize,
+    /// The slowest window's mean chunk over the median, in percent.
+    pub worst_window_pct: f64,
+}
+
+/// Measures [`Steadiness`] for `dur` on the calling thread (which it keeps busy).
+pub fn steadiness(dur: Duration) -> Steadiness {
+    let start = Instant::now();
+    let mut x: u64 = 1;
+    let mut chunks: Vec<(u64, f64)> = Vec::new();
+    while start.elapsed() < dur {
+        let t = Instant::now();
+        for i in 0..100_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+        }
+        let took = t.elapsed().as_secs_f64() * 1e6;
+        chunks.push(((t.duration_since(start).as_millis() / 100) as u64, took));
+    }
+    let mut sorted: Vec<f64> = chunks.iter().map(|c| c.1).collect();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted
+        .get(sorted.len() / 2)
+        .copied()
+        .unwrap_or(0.0)
+        .max(1e-9);
+    let mut windows: std::collections::BTreeMap<u64, (f64, usize)> = Default::default();
+    for (w, took) in &chunks {
+        let e = windows.entry(*w).or_default();
+        e.0 += took;
+        e.1 += 1;
+    }
+    let excess: Vec<f64> = windows
+        .values()
+        .map(|(sum, n)| (sum / *n as f64 / median - 1.0) * 100.0)
+        .collect();
+    Steadiness {
+        median_us: median,
+        worst_ms: sorted.last().copied().unwrap_or(0.0) / 1e3,
+        slow_windows: excess.iter().filter(|e| **e > 10.0).count(),
+        windows: excess.len(),
+        worst_window_pct: excess.iter().copied().fold(0.0, f64::max),
+    }
+}
+
 /// The parent and the CPU time (user and system, ms) of one process, from its `stat` file.
 fn process_stat(path: &str) -> Option<(u32, u64)> {
     let stat = std::fs::read_to_string(path).ok()?;
@@ -567,7 +625,8 @@ pub fn spawn_pinned(
 
 #[cfg(test)]
 mod tests {
-    use super::response_len;
+    use super::{response_len, steadiness};
+    use std::time::Duration;
 
     /// A keep-alive server answering every request with a fixed body, on a loopback port.
     async fn fixed_server() -> std::net::SocketAddr {
@@ -674,6 +733,20 @@ mod tests {
         assert!(response_len(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n").is_err());
         assert!(
             response_len(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err()
+        );
+    }
+
+    #[test]
+    fn steadiness_times_windows_of_the_running_core() {
+        let s = steadiness(Duration::from_millis(350));
+        assert!(s.windows >= 3, "{s:?}");
+        assert!(
+            s.median_us > 0.0 && s.worst_ms * 1e3 >= s.median_us,
+            "{s:?}"
+        );
+        assert!(
+            s.slow_windows <= s.windows && s.worst_window_pct >= 0.0,
+            "{s:?}"
         );
     }
 }

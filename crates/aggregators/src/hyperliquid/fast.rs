@@ -28,6 +28,33 @@ fn set<T>(slot: &mut Option<T>, v: T) -> Option<()> {
     Some(())
 }
 
+thread_local! {
+    /// Coins met lately on this thread, by a hash of the name: a name seen before is cloned
+    /// rather than checked and built again (equal names make equal coins: the answer is the
+    /// same). A collision only costs a rebuild.
+    static COINS: std::cell::RefCell<[Option<Coin>; 64]> =
+        const { std::cell::RefCell::new([const { None }; 64]) };
+}
+
+/// The coin named `name` (as `Coin::new`, `None` where it refuses), from [`COINS`] when met
+/// before.
+#[inline]
+fn coin_named(name: &str) -> Option<Coin> {
+    let b = name.as_bytes();
+    let (&first, &last) = (b.first()?, b.last()?);
+    let slot = (usize::from(first) * 7 + usize::from(last) * 31 + b.len() * 13) % 64;
+    COINS.with_borrow_mut(|coins| {
+        if let Some(c) = &coins[slot]
+            && c.as_str() == name
+        {
+            return Some(c.clone());
+        }
+        let c = Coin::new(name).ok()?;
+        coins[slot] = Some(c.clone());
+        Some(c)
+    })
+}
+
 /// The keys of a trade object.
 enum Key {
     Coin,
@@ -76,7 +103,7 @@ impl Cur<'_> {
 /// deviation; the caller then rereads the object key by key.
 fn trade_in_server_order(cur: &mut Cur<'_>) -> Option<Trade> {
     cur.lit(br#"{"coin":"#)?;
-    let coin = Coin::new(cur.string()?).ok()?;
+    let coin = coin_named(cur.string()?)?;
     cur.lit(br#","side":""#)?;
     let side = match cur.b.get(cur.i..cur.i + 2)? {
         b"B\"" => Side::Buy,
@@ -137,7 +164,7 @@ fn trade_by_key(cur: &mut Cur<'_>) -> Option<Trade> {
         let key = cur.key()?;
         cur.eat(b':')?;
         match key {
-            Key::Coin => set(&mut coin, Coin::new(cur.string()?).ok()?)?,
+            Key::Coin => set(&mut coin, coin_named(cur.string()?)?)?,
             Key::Side => {
                 cur.ws();
                 let s = match cur.b[cur.i..] {
@@ -417,7 +444,7 @@ fn book_side(cur: &mut Cur<'_>) -> Option<Vec<kamiyo_core_models::BookLevel>> {
 pub fn fast_book(text: &str) -> Option<Vec<MarketEvent>> {
     let s = text.strip_prefix(BOOK_PREFIX)?;
     let mut cur = Cur::new(s);
-    let coin = Coin::new(cur.string()?).ok()?;
+    let coin = coin_named(cur.string()?)?;
     cur.lit(br#","time":"#)?;
     let time = Timestamp(cur.integer()?);
     cur.lit(br#","levels":["#)?;
@@ -444,7 +471,7 @@ const CTX_PREFIX: &str = r#"{"channel":"activeAssetCtx","data":{"coin":"#;
 pub fn fast_ctx(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
     let s = text.strip_prefix(CTX_PREFIX)?;
     let mut cur = Cur::new(s);
-    let coin = Coin::new(cur.string()?).ok()?;
+    let coin = coin_named(cur.string()?)?;
     let funding = cur.decimal_field(br#","ctx":{"funding":"#)?;
     let open_interest = cur.decimal_field(br#","openInterest":"#)?;
     cur.lit(br#","prevDayPx":"#)?;
@@ -682,7 +709,7 @@ fn fill(cur: &mut Cur<'_>, user: Address, order: &mut FillOrder) -> Option<Fill>
         let key = cur.fill_key(order, position)?;
         position += 1;
         match key {
-            Some(FillKey::Coin) => set(&mut coin, Coin::new(cur.string()?).ok()?)?,
+            Some(FillKey::Coin) => set(&mut coin, coin_named(cur.string()?)?)?,
             Some(FillKey::Px) => set(&mut px, cur.decimal()?)?,
             Some(FillKey::Sz) => set(&mut sz, cur.decimal()?)?,
             Some(FillKey::Side) => set(
@@ -778,12 +805,13 @@ pub fn fast_fills(text: &str) -> Option<(Vec<MarketEvent>, bool)> {
                 cur.eat(b'[')?;
                 let mut out = Vec::with_capacity(4);
                 let mut order = FILL_ORDER.get();
+                let who = user.unwrap_or(placeholder);
                 cur.items(b']', |cur| {
-                    out.push(fill(cur, user.unwrap_or(placeholder), &mut order)?);
+                    out.push(MarketEvent::Fill(fill(cur, who, &mut order)?));
                     Some(())
                 })?;
                 FILL_ORDER.set(order);
-                set(&mut fills, out)?;
+                set(&mut fills, (out, user.is_some()))?;
             }
             _ => cur.skip_scalar()?,
         }
@@ -796,13 +824,14 @@ pub fn fast_fills(text: &str) -> Option<(Vec<MarketEvent>, bool)> {
         return None;
     }
     let user = user?;
-    let events = fills?
-        .into_iter()
-        .map(|mut f| {
-            f.user = user;
-            MarketEvent::Fill(f)
-        })
-        .collect();
+    let (mut events, user_known) = fills?;
+    if !user_known {
+        for e in &mut events {
+            if let MarketEvent::Fill(f) = e {
+                f.user = user;
+            }
+        }
+    }
     Some((events, snapshot.unwrap_or(false)))
 }
 
@@ -818,7 +847,7 @@ pub fn fast_candle(text: &str, now: Timestamp) -> Option<Vec<MarketEvent>> {
     cur.lit(br#","T":"#)?;
     let close_time = Timestamp(cur.integer()?);
     cur.lit(br#","s":"#)?;
-    let coin = Coin::new(cur.string()?).ok()?;
+    let coin = coin_named(cur.string()?)?;
     cur.lit(br#","i":"#)?;
     let interval = cur.string()?.into();
     let open = cur.decimal_field(br#","o":"#)?;
