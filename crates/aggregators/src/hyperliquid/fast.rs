@@ -690,11 +690,17 @@ impl Cur<'_> {
 }
 
 /// One fill object, keys in any order (the server sends `coin, px, sz, side, time,
-/// startPosition, dir, closedPnl, hash, oid, crossed, fee, tid, …`), normalised for `user`.
-/// Each value must have the type the general decoder accepts in its plainest form (decimals
-/// as quoted strings, integers as JSON integers, `side` as `"B"`/`"A"`); anything else — a
-/// liquidation object, a nested unknown value, a repeated key, escapes — gives up.
-fn fill(cur: &mut Cur<'_>, user: Address, order: &mut FillOrder) -> Option<Fill> {
+/// startPosition, dir, closedPnl, hash, oid, crossed, fee, tid, …`), normalised for `user` and
+/// pushed to `out` as an event. Each value must have the type the general decoder accepts in
+/// its plainest form (decimals as quoted strings, integers as JSON integers, `side` as
+/// `"B"`/`"A"`); anything else — a liquidation object, a nested unknown value, a repeated key,
+/// escapes — gives up.
+fn fill(
+    cur: &mut Cur<'_>,
+    user: Address,
+    order: &mut FillOrder,
+    out: &mut Vec<MarketEvent>,
+) -> Option<()> {
     cur.eat(b'{')?;
     let (mut coin, mut px, mut sz, mut side, mut time, mut dir) =
         (None, None, None, None, None, None);
@@ -764,7 +770,7 @@ fn fill(cur: &mut Cur<'_>, user: Address, order: &mut FillOrder) -> Option<Fill>
             break;
         }
     }
-    Some(Fill {
+    out.push(MarketEvent::Fill(Fill {
         user,
         coin: coin?,
         px: px?,
@@ -779,7 +785,8 @@ fn fill(cur: &mut Cur<'_>, user: Address, order: &mut FillOrder) -> Option<Fill>
         fee: fee.flatten().unwrap_or_default(),
         hash: hash.flatten(),
         liquidation: None,
-    })
+    }));
+    Some(())
 }
 
 /// `{"channel":"userFills","data":{"isSnapshot":…,"user":…,"fills":[…]}}` (members of `data` in
@@ -806,10 +813,7 @@ pub fn fast_fills(text: &str) -> Option<(Vec<MarketEvent>, bool)> {
                 let mut out = Vec::with_capacity(4);
                 let mut order = FILL_ORDER.get();
                 let who = user.unwrap_or(placeholder);
-                cur.items(b']', |cur| {
-                    out.push(MarketEvent::Fill(fill(cur, who, &mut order)?));
-                    Some(())
-                })?;
+                cur.items(b']', |cur| fill(cur, who, &mut order, &mut out))?;
                 FILL_ORDER.set(order);
                 set(&mut fills, (out, user.is_some()))?;
             }
