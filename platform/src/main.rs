@@ -848,7 +848,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if c.server.workers > 0 {
                 server = server.workers(c.server.workers);
             }
+            // As the open core's server: answers leave when written, not after the client's
+            // delayed ACK of the previous one (Nagle's algorithm, actix's default).
             let server = server
+                .tcp_nodelay(true)
                 .bind(&c.server.bind)
                 .with_context(|| format!("binding {}", c.server.bind))?;
             for a in server.addrs() {
