@@ -587,7 +587,9 @@ fn main() {
                         "  {:<20} {conns:>5} conns  {:>8.0} req/s  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
                         s.name, closed.rate, closed.p50, closed.p99, closed.errors
                     );
-                    for &f in paces.iter().filter(|_| conns > 1 && closed.rate > 0.0) {
+                    // One connection is measured closed-loop only.
+                    let paces = if conns > 1 && closed.rate > 0.0 { &paces[..] } else { &[] };
+                    for &f in paces {
                         let before = Interference::start(s.child.id());
                         let rate = closed.rate * f;
                         let r = http_load(s.addr, path, conns, secs, Some(rate), &[]).await;
