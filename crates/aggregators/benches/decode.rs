@@ -1,14 +1,15 @@
 //! Decode throughput of Hyperliquid WebSocket frames, one core.
 //!
 //! `cargo bench -p kamiyo-aggregators --bench decode` (`KAMIYO_BENCH_ONLY=trades` or `others`
-//! runs one section)
+//! runs one section; `fills` times `userFills` alone, without its baseline, for profiling)
 //!
 //! Corpus: 100,000 `trades` frames in the live wire layout (70 % with one trade, 30 % with two
 //! to five; 66-character hashes, two 42-character addresses; values synthetic) and allMids
 //! frames: the real 28-coin recording and a 450-key frame in the live layout. Trades are timed
 //! cold (100,000 distinct frames, each read from memory once per pass) and hot (1,000 frames,
 //! cache-resident, as in the live path where the reader has just copied the payload), both for
-//! the decoder alone and for the receive path (UTF-8 check and copy, then decode). Each frame is
+//! the decoder alone and for the receive path (UTF-8 check and copy, then decode), beside the
+//! floor of any reader: one byte of each cache line of the frames read. Each frame is
 //! decoded *and normalized* into `MarketEvent`s (decimals parsed, addresses parsed). Baselines
 //! in the same run: generic `serde_json::Value` parsing of the same bytes, and Python's `json`
 //! module (subprocess) when `python3` is present (orjson when that interpreter has it).
@@ -211,8 +212,13 @@ fn main() {
     // pass. Hot: 1,000 frames (0.5 MB), cache-resident as a frame is in the live path, where
     // the reader has just copied it out of the socket buffer.
     let only = std::env::var("KAMIYO_BENCH_ONLY").unwrap_or_default();
-    if only != "others" {
-        trades_section(&decode, &received, &value);
+    match only.as_str() {
+        "fills" => {
+            bench("kamiyo userFills", &fill_frames(), 2_000, decode);
+            return;
+        }
+        "others" => {}
+        _ => trades_section(&decode, &received, &value),
     }
     if only == "trades" {
         return;
@@ -254,6 +260,17 @@ fn trades_section(
         20,
         received,
     );
+    // What any reader pays to bring the frames in from memory: one byte of every 64-byte cache
+    // line read (and the last byte), nothing decoded.
+    let touch = |fr: &str| {
+        let b = fr.as_bytes();
+        b.iter()
+            .step_by(64)
+            .chain(b.last())
+            .fold(0usize, |a, &c| a.wrapping_add(usize::from(c)))
+    };
+    bench("floor: every cache line touched, hot", &hot, 2_000, touch);
+    bench("floor: every cache line touched, cold", &trades, 20, touch);
     bench("baseline: serde_json::Value, hot", &hot, 500, value);
     bench(
         "baseline: serde_json::Value, cold (no normalization)",
@@ -323,17 +340,7 @@ fn others_section(decode: &dyn Fn(&str) -> usize, value: &dyn Fn(&str) -> usize)
         20,
         decode,
     );
-    let fills: Vec<serde_json::Value> =
-        serde_json::from_str(&fixture("userFills_500.json")).unwrap_or_default();
-    let fill_frames: Vec<String> = fills
-        .chunks(3)
-        .map(|c| {
-            format!(
-                r#"{{"channel":"userFills","data":{{"user":"0x2e3d94f0562703b25c83308a05046ddaf9a8dd14","fills":{}}}}}"#,
-                serde_json::Value::Array(c.to_vec())
-            )
-        })
-        .collect();
+    let fill_frames = fill_frames();
     // The recorded `candle` frame (HYPE 1d), compact as the socket sends it.
     let candle = fixture("ws/candle_HYPE_1d_2025-12-04.jsonl");
     let candle_frames: Vec<String> = candle
@@ -355,6 +362,21 @@ fn others_section(decode: &dyn Fn(&str) -> usize, value: &dyn Fn(&str) -> usize)
         200,
         decode,
     );
+}
+
+/// `userFills` frames of three recorded fills each (the recording's key order).
+fn fill_frames() -> Vec<String> {
+    let fills: Vec<serde_json::Value> =
+        serde_json::from_str(&fixture("userFills_500.json")).unwrap_or_default();
+    fills
+        .chunks(3)
+        .map(|c| {
+            format!(
+                r#"{{"channel":"userFills","data":{{"user":"0x2e3d94f0562703b25c83308a05046ddaf9a8dd14","fills":{}}}}}"#,
+                serde_json::Value::Array(c.to_vec())
+            )
+        })
+        .collect()
 }
 
 /// A recorded Hyperliquid response from testdata (empty when missing).

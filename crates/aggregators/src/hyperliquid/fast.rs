@@ -517,7 +517,9 @@ impl Cur<'_> {
         self.lit(b"null").is_some()
     }
 
-    /// A quoted decimal or `null`, whitespace allowed before it.
+    /// A quoted decimal or `null`, whitespace allowed before it (always inlined, as
+    /// [`Cur::decimal`] is).
+    #[inline(always)]
     fn opt_decimal_ws(&mut self) -> Option<Option<Decimal>> {
         if self.null() {
             return Some(None);
