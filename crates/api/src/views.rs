@@ -744,6 +744,80 @@ struct Market {
     synced: Option<Instant>,
 }
 
+impl Market {
+    /// Takes in what was read from the store: vault points (oldest first), deviation samples
+    /// and liquidation fills (newest first), dropping what fell out of every window (`history`
+    /// for the vault, `day` for liquidations).
+    fn merge(
+        &mut self,
+        points: Vec<VaultPoint>,
+        samples: Vec<DeviationSample>,
+        fills: Vec<LiquidationRecord>,
+        history: Timestamp,
+        day: Timestamp,
+    ) {
+        let m = self;
+        for p in points {
+            m.vault_hwm = m.vault_hwm.max(p.time);
+            let known = m
+                .vault
+                .iter()
+                .rev()
+                .take_while(|q| q.time >= p.time)
+                .any(|q| q.time == p.time && q.protocol == p.protocol);
+            if !known {
+                // Points arrive in time order; a late one goes to its place.
+                let at = m.vault.partition_point(|q| q.time <= p.time);
+                m.vault.insert(at, p);
+            }
+        }
+        for s in samples {
+            m.deviation_hwm = m.deviation_hwm.max(s.time);
+            let k = (s.protocol.clone(), s.coin.clone(), s.kind, s.venue.clone());
+            if m.deviations.get(&k).is_none_or(|o| s.time >= o.time) {
+                m.deviations.insert(k, s);
+            }
+        }
+        // Newest first from the store.
+        for l in fills.into_iter().rev() {
+            m.liquidation_hwm = m.liquidation_hwm.max(l.time);
+            let known = m
+                .liquidations
+                .iter()
+                .rev()
+                .take_while(|q| q.time >= l.time)
+                .any(|q| q.same_fill(&l));
+            if !known {
+                let at = m.liquidations.partition_point(|q| q.time <= l.time);
+                m.liquidations.insert(at, l);
+                // Fills arrive in time order: the sums are extended, or redone from a late one.
+                let Market {
+                    liquidations, sums, ..
+                } = &mut *m;
+                sums.truncate(at + 1);
+                if sums.is_empty() {
+                    sums.push((0, Decimal::ZERO, 0));
+                }
+                for l in &liquidations[at..] {
+                    let (c, n, a) = sums[sums.len() - 1];
+                    sums.push((c + 1, n + l.notional, a + usize::from(l.is_adl)));
+                }
+            }
+        }
+        // Out of every window: gone.
+        while m.vault.front().is_some_and(|p| p.time < history) {
+            m.vault.pop_front();
+        }
+        let old = m.liquidations.partition_point(|l| l.time < day);
+        if old > 0 {
+            // Differences of the remaining sums stay exact.
+            m.liquidations.drain(..old);
+            m.sums.drain(..old);
+        }
+        m.synced = Some(Instant::now());
+    }
+}
+
 /// The market figures of the dashboard summary for one store, in memory: the watched vault's
 /// last 90 days (also the HLP chart's and the forecast's input), the latest deviation per
 /// market, the last day's liquidations (at most 50,000). Followed by reading
@@ -902,77 +976,36 @@ impl MarketView {
         }
         let samples = store.deviations(None, None, d_from, Self::READ).await?;
         let fills = store.liquidations(None, None, l_from, Self::READ).await?;
-        let Ok(mut m) = self.state.write() else {
-            return Ok(());
-        };
         if reload {
-            m.vault.clear();
-            m.vault_hwm = history;
-            m.deviations.clear();
-            m.liquidations.clear();
-            m.sums.clear();
-            m.deviation_hwm = day;
-            m.liquidation_hwm = day;
-            m.loaded = Some(Instant::now());
+            // Built whole away from the lock (and off the request workers): readers keep
+            // answering from the held figures meanwhile, and wait only for the swap — a
+            // reload of 90 days of minute points is milliseconds of work.
+            let built = tokio::task::spawn_blocking(move || {
+                let mut fresh = Market {
+                    vault_hwm: history,
+                    deviation_hwm: day,
+                    liquidation_hwm: day,
+                    loaded: Some(Instant::now()),
+                    ..Market::default()
+                };
+                fresh.merge(points, samples, fills, history, day);
+                fresh
+            })
+            .await;
+            let Ok(fresh) = built else {
+                tracing::warn!("dashboard view: building a reload failed; the held figures stay");
+                return Ok(());
+            };
+            let Ok(mut m) = self.state.write() else {
+                return Ok(());
+            };
+            let old = std::mem::replace(&mut *m, fresh);
+            drop(m);
+            // The old figures are freed after the lock is released.
+            drop(old);
+        } else if let Ok(mut m) = self.state.write() {
+            m.merge(points, samples, fills, history, day);
         }
-        for p in points {
-            m.vault_hwm = m.vault_hwm.max(p.time);
-            let known = m
-                .vault
-                .iter()
-                .rev()
-                .take_while(|q| q.time >= p.time)
-                .any(|q| q.time == p.time && q.protocol == p.protocol);
-            if !known {
-                // Points arrive in time order; a late one goes to its place.
-                let at = m.vault.partition_point(|q| q.time <= p.time);
-                m.vault.insert(at, p);
-            }
-        }
-        for s in samples {
-            m.deviation_hwm = m.deviation_hwm.max(s.time);
-            let k = (s.protocol.clone(), s.coin.clone(), s.kind, s.venue.clone());
-            if m.deviations.get(&k).is_none_or(|o| s.time >= o.time) {
-                m.deviations.insert(k, s);
-            }
-        }
-        // Newest first from the store.
-        for l in fills.into_iter().rev() {
-            m.liquidation_hwm = m.liquidation_hwm.max(l.time);
-            let known = m
-                .liquidations
-                .iter()
-                .rev()
-                .take_while(|q| q.time >= l.time)
-                .any(|q| q.same_fill(&l));
-            if !known {
-                let at = m.liquidations.partition_point(|q| q.time <= l.time);
-                m.liquidations.insert(at, l);
-                // Fills arrive in time order: the sums are extended, or redone from a late one.
-                let Market {
-                    liquidations, sums, ..
-                } = &mut *m;
-                sums.truncate(at + 1);
-                if sums.is_empty() {
-                    sums.push((0, Decimal::ZERO, 0));
-                }
-                for l in &liquidations[at..] {
-                    let (c, n, a) = sums[sums.len() - 1];
-                    sums.push((c + 1, n + l.notional, a + usize::from(l.is_adl)));
-                }
-            }
-        }
-        // Out of every window: gone.
-        while m.vault.front().is_some_and(|p| p.time < history) {
-            m.vault.pop_front();
-        }
-        let old = m.liquidations.partition_point(|l| l.time < day);
-        if old > 0 {
-            // Differences of the remaining sums stay exact.
-            m.liquidations.drain(..old);
-            m.sums.drain(..old);
-        }
-        m.synced = Some(Instant::now());
         Ok(())
     }
 
