@@ -744,6 +744,17 @@ struct Market {
     synced: Option<Instant>,
 }
 
+/// Whether `items` (oldest first, by `time`) hold one that is `same`: only those from `at` on
+/// are looked at.
+fn held<'a, T: 'a>(
+    items: impl DoubleEndedIterator<Item = &'a T>,
+    time: impl Fn(&T) -> Timestamp,
+    at: Timestamp,
+    same: impl FnMut(&T) -> bool,
+) -> bool {
+    items.rev().take_while(|q| time(q) >= at).any(same)
+}
+
 impl Market {
     /// Takes in what was read from the store: vault points (oldest first), deviation samples
     /// and liquidation fills (newest first), dropping what fell out of every window (`history`
@@ -759,12 +770,12 @@ impl Market {
         let m = self;
         for p in points {
             m.vault_hwm = m.vault_hwm.max(p.time);
-            let known = m
-                .vault
-                .iter()
-                .rev()
-                .take_while(|q| q.time >= p.time)
-                .any(|q| q.time == p.time && q.protocol == p.protocol);
+            let known = held(
+                m.vault.iter(),
+                |q| q.time,
+                p.time,
+                |q| q.time == p.time && q.protocol == p.protocol,
+            );
             if !known {
                 // Points arrive in time order; a late one goes to its place.
                 let at = m.vault.partition_point(|q| q.time <= p.time);
@@ -781,12 +792,12 @@ impl Market {
         // Newest first from the store.
         for l in fills.into_iter().rev() {
             m.liquidation_hwm = m.liquidation_hwm.max(l.time);
-            let known = m
-                .liquidations
-                .iter()
-                .rev()
-                .take_while(|q| q.time >= l.time)
-                .any(|q| q.same_fill(&l));
+            let known = held(
+                m.liquidations.iter(),
+                |q| q.time,
+                l.time,
+                |q| q.same_fill(&l),
+            );
             if !known {
                 let at = m.liquidations.partition_point(|q| q.time <= l.time);
                 m.liquidations.insert(at, l);
