@@ -25,9 +25,10 @@
 //!   counted from when it *should* have been sent, so a stalled server cannot hide its queue
 //!   (coordinated omission, as wrk2 corrects it).
 //!
-//! Before and after the cells it prints how steady each core was over 5 s (a fixed piece of
-//! arithmetic timed back to back): a host that slows a vCPU for a few hundred ms shows there,
-//! and at 80 % load such a dip is what builds a paced cell's queue.
+//! Before and after the cells it prints how steady each core was over 5 s, twice: a fixed
+//! piece of arithmetic, then copies streamed from memory, each timed back to back. A host that
+//! slows a vCPU, or its memory, for a few hundred ms shows there, and at 80 % load such a dip
+//! is what builds a paced cell's queue.
 //!
 //! `/health` (no data, no database) is the floor of each HTTP stack. It prints each cell and
 //! kamiyo's throughput as a multiple of the Python server's. Then, in
@@ -318,13 +319,19 @@ impl Drop for Server {
 }
 
 /// Both cores' [`kamiyo_testing::load::steadiness`] over the same 5 s, each measured by a child
-/// process pinned to the core.
+/// process pinned to the core: arithmetic, then memory copies.
 fn steadiness() -> String {
+    ["arithmetic", "memory"]
+        .map(|probe| format!("{probe}: {}", steadiness_of(probe)))
+        .join(" | ")
+}
+
+fn steadiness_of(probe: &str) -> String {
     let spin = |core: &str| {
         std::process::Command::new("taskset")
             .args(["-c", core])
             .arg(std::env::current_exe().unwrap())
-            .args(["--spin", "5"])
+            .args(["--spin", "5", probe])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("taskset (util-linux) pins the steadiness probe")
@@ -487,7 +494,11 @@ fn main() {
     }
     if args.get(1).map(String::as_str) == Some("--spin") {
         let secs = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
-        let s = kamiyo_testing::load::steadiness(Duration::from_secs(secs));
+        let probe = match args.get(3).map(String::as_str) {
+            Some("memory") => kamiyo_testing::load::Probe::Memory,
+            _ => kamiyo_testing::load::Probe::Arithmetic,
+        };
+        let s = kamiyo_testing::load::steadiness(Duration::from_secs(secs), probe);
         println!(
             "median {:.1} us a chunk, {} of {} 100-ms windows > 10 % slower (worst +{:.0} %), longest hold-up {:.1} ms",
             s.median_us, s.slow_windows, s.windows, s.worst_window_pct, s.worst_ms

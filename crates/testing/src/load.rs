@@ -475,10 +475,10 @@ pub fn own_cpu_ms() -> u64 {
 }
 
 /// How steady the core running the calling thread was over a stretch of time: the same fixed
-/// piece of arithmetic timed back to back, the chunks grouped into 100 ms windows. The host
-/// can slow a vCPU without descheduling it (a busy sibling hyperthread, frequency changes),
-/// which no guest counter shows; a paced cell's queue grows whenever the server's core runs
-/// slower than the offered rate needs.
+/// piece of work ([`Probe`]) timed back to back, the chunks grouped into 100 ms windows. The
+/// host can slow a vCPU without descheduling it (a busy sibling hyperthread, frequency
+/// changes, another tenant's traffic on the shared memory), which no guest counter shows; a
+/// paced cell's queue grows whenever the server's core runs slower than the offered rate needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Steadiness {
     /// Median time of one chunk (µs).
@@ -493,15 +493,48 @@ pub struct Steadiness {
     pub worst_window_pct: f64,
 }
 
-/// Measures [`Steadiness`] for `dur` on the calling thread (which it keeps busy).
-pub fn steadiness(dur: Duration) -> Steadiness {
+/// The work a [`steadiness`] probe times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Arithmetic in registers: the core's own speed.
+    Arithmetic,
+    /// Copies of 256 KiB blocks streamed from a 64 MiB buffer (larger than the caches): the
+    /// speed of memory, which a server's answer copies depend on and arithmetic does not show.
+    Memory,
+}
+
+/// Measures [`Steadiness`] of `probe` for `dur` on the calling thread (which it keeps busy).
+pub fn steadiness(dur: Duration, probe: Probe) -> Steadiness {
+    const BLOCK: usize = 256 << 10;
+    let (source, mut block) = match probe {
+        Probe::Arithmetic => (Vec::new(), Vec::new()),
+        // Filled, so every page is backed before the clock starts.
+        Probe::Memory => (
+            (0..64usize << 20).map(|i| i as u8).collect::<Vec<u8>>(),
+            vec![0u8; BLOCK],
+        ),
+    };
+    let mut at = 0;
     let start = Instant::now();
     let mut x: u64 = 1;
     let mut chunks: Vec<(u64, f64)> = Vec::new();
     while start.elapsed() < dur {
         let t = Instant::now();
-        for i in 0..100_000u64 {
-            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+        match probe {
+            Probe::Arithmetic => {
+                for i in 0..100_000u64 {
+                    x = std::hint::black_box(
+                        x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i),
+                    );
+                }
+            }
+            Probe::Memory => {
+                for _ in 0..16 {
+                    at = (at + BLOCK) % source.len();
+                    block.copy_from_slice(&source[at..at + BLOCK]);
+                    std::hint::black_box(&mut block);
+                }
+            }
         }
         let took = t.elapsed().as_secs_f64() * 1e6;
         chunks.push(((t.duration_since(start).as_millis() / 100) as u64, took));
@@ -625,7 +658,7 @@ pub fn spawn_pinned(
 
 #[cfg(test)]
 mod tests {
-    use super::{response_len, steadiness};
+    use super::{Probe, response_len, steadiness};
     use std::time::Duration;
 
     /// A keep-alive server answering every request with a fixed body, on a loopback port.
@@ -738,15 +771,17 @@ mod tests {
 
     #[test]
     fn steadiness_times_windows_of_the_running_core() {
-        let s = steadiness(Duration::from_millis(350));
-        assert!(s.windows >= 3, "{s:?}");
-        assert!(
-            s.median_us > 0.0 && s.worst_ms * 1e3 >= s.median_us,
-            "{s:?}"
-        );
-        assert!(
-            s.slow_windows <= s.windows && s.worst_window_pct >= 0.0,
-            "{s:?}"
-        );
+        for probe in [Probe::Arithmetic, Probe::Memory] {
+            let s = steadiness(Duration::from_millis(350), probe);
+            assert!(s.windows >= 3, "{probe:?}: {s:?}");
+            assert!(
+                s.median_us > 0.0 && s.worst_ms * 1e3 >= s.median_us,
+                "{probe:?}: {s:?}"
+            );
+            assert!(
+                s.slow_windows <= s.windows && s.worst_window_pct >= 0.0,
+                "{probe:?}: {s:?}"
+            );
+        }
     }
 }
