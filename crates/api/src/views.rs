@@ -676,9 +676,13 @@ impl IncidentView {
                 for i in all {
                     fresh.put(i);
                 }
-                if let Ok(mut s) = self.state.write() {
-                    *s = fresh;
-                }
+                // Swapped in under the lock; the old incidents are freed after it is released.
+                let old = self
+                    .state
+                    .write()
+                    .ok()
+                    .map(|mut s| std::mem::replace(&mut *s, fresh));
+                drop(old);
             }
         }
         // Acknowledgements come with no event: read when forgotten or old. Catching up with
