@@ -96,6 +96,16 @@ enum Need {
     CatchUp,
 }
 
+/// Puts a view's whole new state in place of the old under its lock; the old one is freed
+/// after the lock is released, so readers wait only for the swap.
+fn swap_in<T>(lock: &RwLock<T>, fresh: T) {
+    let old = lock
+        .write()
+        .ok()
+        .map(|mut s| std::mem::replace(&mut *s, fresh));
+    drop(old);
+}
+
 /// The refresh guard for `need`: waited for to catch up, taken only when free for a look.
 async fn guard(
     lock: &tokio::sync::Mutex<()>,
@@ -279,9 +289,7 @@ impl EventView {
             }
             log.complete = complete;
             log.synced = Some(Instant::now());
-            if let Ok(mut l) = self.log.write() {
-                *l = log;
-            }
+            swap_in(&self.log, log);
             return Ok(());
         }
         let mut after = last;
@@ -676,13 +684,7 @@ impl IncidentView {
                 for i in all {
                     fresh.put(i);
                 }
-                // Swapped in under the lock; the old incidents are freed after it is released.
-                let old = self
-                    .state
-                    .write()
-                    .ok()
-                    .map(|mut s| std::mem::replace(&mut *s, fresh));
-                drop(old);
+                swap_in(&self.state, fresh);
             }
         }
         // Acknowledgements come with no event: read when forgotten or old. Catching up with
@@ -1011,13 +1013,7 @@ impl MarketView {
                 tracing::warn!("dashboard view: building a reload failed; the held figures stay");
                 return Ok(());
             };
-            let Ok(mut m) = self.state.write() else {
-                return Ok(());
-            };
-            let old = std::mem::replace(&mut *m, fresh);
-            drop(m);
-            // The old figures are freed after the lock is released.
-            drop(old);
+            swap_in(&self.state, fresh);
         } else if let Ok(mut m) = self.state.write() {
             m.merge(points, samples, fills, history, day);
         }
