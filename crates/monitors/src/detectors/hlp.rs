@@ -112,6 +112,11 @@ impl HlpDetector {
         }
         let new_return = self.returns_total > returns_before;
         let now = Timestamp(t_last);
+        // When the condition was last seen to hold: this poll. The vault's own series moves
+        // in steps of an hour or two (the day series has 13 points), so a loss dated by its
+        // latest point would look quiet — and resolve — between points while every poll still
+        // shows it.
+        let seen = v.time.max(now);
         // 24 h PnL: against the last point at or before now − 24 h, else the earliest point.
         let base = self
             .series
@@ -177,7 +182,7 @@ impl HlpDetector {
                 ),
                 indicators: vec!["pnl_history".into(), "loss_24h".into()],
                 evidence: evidence(),
-                time: now,
+                time: seen,
             });
         }
         if drawdown_pct >= self.cfg.drawdown_high_pct {
@@ -193,7 +198,7 @@ impl HlpDetector {
                 title: format!("HLP PnL {drawdown_pct}% of account value below its peak"),
                 indicators: vec!["drawdown".into()],
                 evidence: evidence(),
-                time: now,
+                time: seen,
             });
         }
         if new_return

@@ -1241,3 +1241,57 @@ fn an_engine_without_the_hlp_detector_says_nothing_about_the_vault() {
     }
     assert!(Engine::new(&cfg).unwrap().hlp_summary().is_some());
 }
+
+/// A `vaultDetails` poll at `poll_secs`: the vault's day PnL history as the server returns it,
+/// points an hour or more apart, whatever the poll's own time.
+fn vault_poll(poll_secs: i64, history: &[(i64, &str)], av: &str) -> MarketEvent {
+    MarketEvent::Vault(VaultSnapshot {
+        vault: MonitorsConfig::default().hlp.vault,
+        name: "HLP".into(),
+        time: t(poll_secs),
+        account_value: d(av),
+        pnl_history: history
+            .iter()
+            .map(|(s, v)| SeriesPoint {
+                time: t(*s),
+                value: d(v),
+            })
+            .collect(),
+        account_value_history: history
+            .iter()
+            .map(|(s, _)| SeriesPoint {
+                time: t(*s),
+                value: d(av),
+            })
+            .collect(),
+    })
+}
+
+#[test]
+fn an_hlp_loss_stays_one_incident_between_sparse_pnl_points() {
+    // The real day series has a point every 53 min to 2.3 h (the 2025-08-22 recording), polled
+    // every minute: the loss stands on every poll until the PnL recovers.
+    let lost = [(0, "60000000"), (3600, "57000000")];
+    let recovered = [(0, "60000000"), (3600, "57000000"), (3 * 3600, "60000000")];
+    let mut events: Vec<MarketEvent> = (0..120)
+        .map(|k| vault_poll(3600 + 60 * k, &lost, "400000000"))
+        .collect();
+    events.extend((0..30).map(|k| vault_poll(3 * 3600 + 60 * k, &recovered, "400000000")));
+    let steps = check(&events);
+    let loss: Vec<_> = steps
+        .iter()
+        .filter(|s| s.threat_type == ThreatType::HlpLoss)
+        .map(|s| (s.change, (s.time.0 - T0) / S))
+        .collect();
+    // Opened at the first poll that showed it; resolved the quiet period (600 s) after the
+    // last poll that still did — not after the PnL point that recorded it.
+    let last_lost_poll = 3600 + 60 * 119;
+    assert_eq!(
+        loss,
+        [
+            (IncidentChange::Opened, 3600),
+            (IncidentChange::Resolved, last_lost_poll + 600),
+        ],
+        "one incident for the whole loss, not one a poll"
+    );
+}
