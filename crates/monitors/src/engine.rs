@@ -1,7 +1,7 @@
 //! The engine: one loop over the normalized event stream that updates the market state, runs
 //! every detector, ticks them in event time, and folds their detections into incidents.
 
-use kamiyo_core_models::{IncidentUpdate, MarketEvent, ProtocolId, Timestamp};
+use kamiyo_core_models::{FeedState, IncidentUpdate, MarketEvent, ProtocolId, Timestamp};
 
 use crate::config::{ConfigError, MonitorsConfig};
 use crate::detectors::hlp::{HlpDetector, HlpSummary};
@@ -146,6 +146,16 @@ impl Engine {
     pub fn process_into(&mut self, event: &MarketEvent, out: &mut EngineOutput) {
         self.events += 1;
         let fresh = self.state.apply(event);
+        if let MarketEvent::Feed(f) = event
+            && self.is_exchange_feed(&f.feed)
+        {
+            let blind = self
+                .state
+                .feeds
+                .iter()
+                .any(|(name, s)| *s != FeedState::Live && self.is_exchange_feed(name));
+            self.incidents.set_blind(blind, f.changed_at);
+        }
         if fresh {
             for d in &mut self.detectors {
                 d.on_event(event, &self.state, &mut self.sink);
@@ -200,6 +210,13 @@ impl Engine {
         let mut out = self.tick(now);
         self.incidents.resolve_all(now, &mut out.updates);
         out
+    }
+
+    /// The protocol's own feeds (`hyperliquid.ws`, `hyperliquid.rest`, `dydx.rest` …), as
+    /// against reference venues: without them the engine cannot see the exchange.
+    fn is_exchange_feed(&self, feed: &str) -> bool {
+        feed.strip_prefix(self.protocol.as_str())
+            .is_some_and(|rest| rest.starts_with('.'))
     }
 
     fn drain(&mut self, out: &mut EngineOutput) {

@@ -19,6 +19,19 @@ struct Open {
     dirty: bool,
     /// Direction of the latest detection, for signals that have one.
     direction: Option<Direction>,
+    /// When watching resumed after a time nobody could see the market: this run taking the
+    /// incident over from the store ([`IncidentManager::restore`]), or the exchange's feeds
+    /// coming back ([`IncidentManager::set_blind`]). Its quiet period counts from here if that
+    /// is later than its last detection: time unobserved is not quiet.
+    watched_from: Option<Timestamp>,
+}
+
+impl Open {
+    /// Since when the incident has been watched without a detection.
+    fn quiet_since(&self) -> Timestamp {
+        self.watched_from
+            .map_or(self.incident.last_seen, |r| r.max(self.incident.last_seen))
+    }
 }
 
 /// Tracks open incidents.
@@ -27,6 +40,8 @@ pub struct IncidentManager {
     open: BTreeMap<IncidentKey, Open>,
     resolve_after_ms: i64,
     update_interval_ms: i64,
+    /// Since when the exchange's own feeds have not all been live (`None`: they are).
+    blind_since: Option<Timestamp>,
 }
 
 /// Quiet period of `ml_anomaly` incidents (at least; a longer `resolve_after_secs` wins).
@@ -39,6 +54,7 @@ impl IncidentManager {
             open: BTreeMap::new(),
             resolve_after_ms: i64::from(cfg.resolve_after_secs) * 1000,
             update_interval_ms: i64::from(cfg.update_interval_secs) * 1000,
+            blind_since: None,
         }
     }
 
@@ -102,6 +118,7 @@ impl IncidentManager {
                         last_step: d.time,
                         dirty: false,
                         direction: d.direction,
+                        watched_from: None,
                     },
                 );
             }
@@ -155,8 +172,9 @@ impl IncidentManager {
 
     /// Takes over the incidents a previous run left open (from the store, at start-up), so a
     /// restart continues them instead of opening copies: one open incident per key. Each is
-    /// re-evaluated from here (a detection of the same key updates it; quiet for its period,
-    /// it resolves). Where the store holds several open incidents of one key (left by runs
+    /// re-evaluated from here (a detection of the same key updates it; quiet for its period
+    /// counted from `now` — the time between the last run's end and this one's start is not
+    /// quiet, nobody was looking — it resolves). Where the store holds several open incidents of one key (left by runs
     /// before this), the newest is kept and the others are returned resolved at `now`.
     pub fn restore(
         &mut self,
@@ -185,6 +203,7 @@ impl IncidentManager {
                     last_step: incident.last_seen,
                     dirty: false,
                     direction: None,
+                    watched_from: Some(now),
                     incident,
                 },
             );
@@ -192,21 +211,43 @@ impl IncidentManager {
         closed
     }
 
-    /// Resolves incidents quiet for their period at `now`.
+    /// Whether the exchange's own feeds are blind (stale or down) as of `at`. While they are,
+    /// no incident resolves but feed-health ones: no detection then is no evidence that a
+    /// condition ended. When they are live again, every open incident's quiet period starts
+    /// over from `at`.
+    pub fn set_blind(&mut self, blind: bool, at: Timestamp) {
+        match (self.blind_since, blind) {
+            (None, true) => self.blind_since = Some(at),
+            (Some(_), false) => {
+                self.blind_since = None;
+                for o in self.open.values_mut() {
+                    if o.incident.threat_type != ThreatType::FeedHealth {
+                        o.watched_from = Some(o.watched_from.map_or(at, |w| w.max(at)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Resolves incidents quiet for their period at `now` (while the exchange's feeds are
+    /// blind, only feed-health ones).
     pub fn on_tick(&mut self, now: Timestamp, out: &mut Vec<IncidentUpdate>) {
+        let blind = self.blind_since.is_some();
         let due: Vec<IncidentKey> = self
             .open
             .iter()
             .filter(|(_, o)| {
-                now.millis_since(o.incident.last_seen) >= self.quiet_period(o.incident.threat_type)
+                (!blind || o.incident.threat_type == ThreatType::FeedHealth)
+                    && now.millis_since(o.quiet_since())
+                        >= self.quiet_period(o.incident.threat_type)
             })
             .map(|(k, _)| k.clone())
             .collect();
         for k in due {
             if let Some(mut o) = self.open.remove(&k) {
                 let at = o
-                    .incident
-                    .last_seen
+                    .quiet_since()
                     .plus_millis(self.quiet_period(o.incident.threat_type));
                 o.incident.status = IncidentStatus::Resolved;
                 o.incident.resolved_at = Some(at);
@@ -299,6 +340,48 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].incident.id, stored.id);
         assert_eq!(out[0].event.change, IncidentChange::Resolved);
+    }
+
+    #[test]
+    fn a_restored_incident_is_not_resolved_for_the_time_no_run_was_watching() {
+        let cfg = IncidentConfig {
+            resolve_after_secs: 600,
+            update_interval_secs: 900,
+        };
+        let mut first = IncidentManager::new(&cfg);
+        let mut out = Vec::new();
+        first.on_detection(det(0, Severity::High, 1), &mut out);
+        let stored = out[0].incident.clone();
+        // The next run starts 15 minutes later (a takeover, a long restart): longer than the
+        // quiet period, all of it unobserved.
+        let mut second = IncidentManager::new(&cfg);
+        assert!(
+            second
+                .restore(vec![stored.clone()], Timestamp(900_000))
+                .is_empty()
+        );
+        let mut out = Vec::new();
+        second.on_tick(Timestamp(900_000), &mut out);
+        second.on_tick(Timestamp(900_000 + 599_999), &mut out);
+        assert!(
+            out.is_empty(),
+            "resolved before this run watched it: {out:?}"
+        );
+        // The condition still holds: the same incident goes on.
+        second.on_detection(det(960_000, Severity::High, 1), &mut out);
+        assert!(out.is_empty(), "same level, same evidence: folded");
+        // Quiet for the period after the restart's last detection: resolved then.
+        second.on_tick(Timestamp(960_000 + 600_000), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].event.change, IncidentChange::Resolved);
+        assert_eq!(out[0].incident.id, stored.id);
+        assert_eq!(out[0].incident.resolved_at, Some(Timestamp(1_560_000)));
+        // Never seen again after a restart: resolved a quiet period after the restart.
+        let mut third = IncidentManager::new(&cfg);
+        third.restore(vec![stored], Timestamp(900_000));
+        let mut out = Vec::new();
+        third.on_tick(Timestamp(1_500_000), &mut out);
+        assert_eq!(out[0].incident.resolved_at, Some(Timestamp(1_500_000)));
     }
 
     #[test]

@@ -1295,3 +1295,75 @@ fn an_hlp_loss_stays_one_incident_between_sparse_pnl_points() {
         "one incident for the whole loss, not one a poll"
     );
 }
+
+fn feed(name: &str, state: FeedState, secs: i64) -> MarketEvent {
+    MarketEvent::Feed(FeedStatus {
+        feed: name.into(),
+        state,
+        changed_at: t(secs),
+        last_data_at: None,
+        detail: String::new(),
+    })
+}
+
+#[test]
+fn an_incident_does_not_resolve_while_the_exchange_cannot_be_seen() {
+    let lost = [(0, "60000000"), (3600, "57000000")];
+    // (what happens after the loss is seen at 3600 s, when the last HLP step is)
+    let run = |after: &[MarketEvent]| {
+        let mut e = Engine::new(&MonitorsConfig::default()).unwrap();
+        let mut steps = Vec::new();
+        let mut push = |out: kamiyo_monitors::EngineOutput| {
+            steps.extend(
+                out.updates
+                    .into_iter()
+                    .filter(|u| u.event.threat_type == ThreatType::HlpLoss)
+                    .map(|u| (u.event.change, (u.event.time.0 - T0) / S)),
+            );
+        };
+        push(e.process(&vault_poll(3600, &lost, "400000000")));
+        for ev in after {
+            push(e.process(ev));
+            // The live runner ticks every second whatever arrives; every 10 s is enough here.
+            let now = match ev {
+                MarketEvent::Feed(f) => f.changed_at,
+                _ => continue,
+            };
+            for k in 1..=360 {
+                push(e.tick(now.plus_millis(k * 10 * S)));
+            }
+        }
+        steps
+    };
+    // The vault polls fail from 3660 s (the REST feed goes down) for an hour: the loss is
+    // not seen to end, so it does not end. Back at 7260 s, the quiet period starts over.
+    let steps = run(&[
+        feed("hyperliquid.rest", FeedState::Down, 3660),
+        feed("hyperliquid.rest", FeedState::Live, 7260),
+    ]);
+    assert_eq!(
+        steps,
+        [
+            (IncidentChange::Opened, 3600),
+            (IncidentChange::Resolved, 7260 + 600)
+        ],
+        "held while blind, resolved a quiet period after sight came back"
+    );
+    // Stale counts as blind too, and so does the socket feed.
+    let steps = run(&[
+        feed("hyperliquid.ws", FeedState::Stale, 3660),
+        feed("hyperliquid.ws", FeedState::Live, 4800),
+    ]);
+    assert_eq!(steps[1], (IncidentChange::Resolved, 4800 + 600));
+    // Two feeds down, one back: still blind until both are.
+    let steps = run(&[
+        feed("hyperliquid.ws", FeedState::Down, 3660),
+        feed("hyperliquid.rest", FeedState::Down, 3700),
+        feed("hyperliquid.ws", FeedState::Live, 4000),
+        feed("hyperliquid.rest", FeedState::Live, 5000),
+    ]);
+    assert_eq!(steps[1], (IncidentChange::Resolved, 5000 + 600));
+    // A reference venue down is not the exchange: the incident resolves on time.
+    let steps = run(&[feed("binance", FeedState::Down, 3660)]);
+    assert_eq!(steps[1], (IncidentChange::Resolved, 3600 + 600));
+}
