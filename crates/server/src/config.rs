@@ -247,6 +247,10 @@ impl Default for HyperliquidSection {
     }
 }
 
+/// HLP's child vaults, for estimating the REST weight of polling them: seven in 2026 (the
+/// docs example of Dec 2024 listed three). The poller reads the real list from the vault.
+pub const HLP_CHILDREN_ESTIMATE: u32 = 7;
+
 /// One reference venue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -507,7 +511,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "hyperliquid.weight_per_minute",
-        "Client-side REST budget in request weight per minute (Hyperliquid allows 1200 per IP).",
+        "Client-side REST budget in request weight per minute (Hyperliquid allows 1200 per IP). `config check` and the start-up log warn when the configured polls need more (the defaults need about 480).",
     ),
     (
         "hyperliquid.clock",
@@ -612,7 +616,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "monitors.incidents.resolve_after_secs",
-        "An incident resolves after this long without a detection.",
+        "An incident resolves after this long without a detection. Every polling period (vault, HLP children, whales, markets, reference venues; in exchange time on the exchange clock) must fit into it twice, or incidents fed by a poll would resolve between polls.",
     ),
     (
         "monitors.incidents.update_interval_secs",
@@ -1397,6 +1401,7 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        p.extend(self.polls_outlast_quiet_period());
         // Anomaly scores are in (0, 1]; NaN compares false with everything, so it must be
         // refused by name or it would silently disable the high level.
         if !(self.ml.high_score.is_finite()
@@ -1409,6 +1414,118 @@ impl Config {
             ));
         }
         p
+    }
+
+    /// The REST weight the configured polls spend a minute in steady state, by poller —
+    /// Hyperliquid's documented weights (`budget::request_weight`), the watched HLP vault's
+    /// children counted as [`HLP_CHILDREN_ESTIMATE`] (they are read from the vault at start),
+    /// ledger pages as one page a poll. On the exchange clock the periods are wall time, as
+    /// the budget is.
+    pub fn rest_weight_per_minute(&self) -> Vec<(&'static str, u32)> {
+        use kamiyo_aggregators::hyperliquid::budget::request_weight;
+        let h = &self.hyperliquid;
+        let per_minute = |weight: u32, secs: u32| weight.saturating_mul(60) / secs.max(1);
+        vec![
+            (
+                "vaultDetails (vault_interval_secs)",
+                per_minute(request_weight("vaultDetails"), h.vault_interval_secs),
+            ),
+            (
+                "clearinghouseState of HLP's children (hlp_positions_interval_secs)",
+                per_minute(
+                    request_weight("clearinghouseState") * HLP_CHILDREN_ESTIMATE,
+                    h.hlp_positions_interval_secs,
+                ),
+            ),
+            (
+                "metaAndAssetCtxs and perpsAtOpenInterestCap (market_interval_secs)",
+                per_minute(
+                    request_weight("metaAndAssetCtxs") + request_weight("perpsAtOpenInterestCap"),
+                    h.market_interval_secs,
+                ),
+            ),
+            (
+                "clearinghouseState and ledger of each whale (whale_count, whale_interval_secs)",
+                per_minute(
+                    (request_weight("clearinghouseState")
+                        + request_weight("userNonFundingLedgerUpdates"))
+                    .saturating_mul(h.whale_count),
+                    h.whale_interval_secs,
+                ),
+            ),
+        ]
+    }
+
+    /// What is valid but will not work as well as it could: the polls spending more REST
+    /// weight a minute than `hyperliquid.weight_per_minute` allows (the budget then refuses
+    /// some of them, and the REST feed is reported down while it does). Logged at start and
+    /// printed by `config check`.
+    pub fn warnings(&self) -> Vec<String> {
+        let parts = self.rest_weight_per_minute();
+        let total: u32 = parts.iter().map(|(_, w)| *w).sum();
+        let budget = self.hyperliquid.weight_per_minute;
+        if total <= budget {
+            return Vec::new();
+        }
+        let detail: Vec<String> = parts
+            .iter()
+            .map(|(what, w)| format!("{w} {what}"))
+            .collect();
+        vec![format!(
+            "the Hyperliquid polls need about {total} REST weight a minute ({}), more than \
+             hyperliquid.weight_per_minute ({budget}): some polls will be refused and the REST \
+             feed reported down while they are; poll less often or fewer whales",
+            detail.join(", ")
+        )]
+    }
+
+    /// An incident whose evidence comes from a poll (the vault, HLP's children, whales, open
+    /// interest caps, reference venues) is seen again at each poll while its condition holds,
+    /// and resolves after `monitors.incidents.resolve_after_secs` without being seen. A poll
+    /// slower than half that period would let it resolve between two polls that both show it,
+    /// and open it again at the next: each poll period must fit twice into the quiet period,
+    /// so one late or failed poll does not end an incident. Periods count in exchange time
+    /// (scaled by `exchange_clock_speed` on the exchange clock).
+    fn polls_outlast_quiet_period(&self) -> Vec<(String, String)> {
+        let h = &self.hyperliquid;
+        let speed = if h.clock == "exchange" {
+            h.exchange_clock_speed
+        } else {
+            1.0
+        };
+        let quiet = f64::from(self.monitors.incidents.resolve_after_secs);
+        [
+            ("hyperliquid.vault_interval_secs", h.vault_interval_secs),
+            (
+                "hyperliquid.hlp_positions_interval_secs",
+                h.hlp_positions_interval_secs,
+            ),
+            ("hyperliquid.whale_interval_secs", h.whale_interval_secs),
+            ("hyperliquid.market_interval_secs", h.market_interval_secs),
+            ("references.interval_secs", self.references.interval_secs),
+        ]
+        .into_iter()
+        .filter(|(_, secs)| f64::from(*secs) * speed * 2.0 > quiet)
+        .map(|(key, secs)| {
+            let scaled = if speed == 1.0 {
+                String::new()
+            } else {
+                format!(
+                    " ({} s of exchange time at speed {speed})",
+                    f64::from(secs) * speed
+                )
+            };
+            (
+                key.to_owned(),
+                format!(
+                    "a poll every {secs} s{scaled} is more than half of \
+                     monitors.incidents.resolve_after_secs ({quiet} s): incidents it feeds would \
+                     resolve between two polls that both show them; poll more often or raise \
+                     the quiet period"
+                ),
+            )
+        })
+        .collect()
     }
 
     /// The configuration as TOML with secrets masked (for logs and `config show`).
@@ -1650,6 +1767,78 @@ mod tests {
             );
         }
         assert!(load(&src(Some("[ml]\nhigh_score = 0.9\n"), &[])).is_ok());
+    }
+
+    #[test]
+    fn a_poll_slower_than_half_the_quiet_period_is_refused() {
+        // The defaults poll every 30–60 s against a 600 s quiet period.
+        assert!(load(&src(None, &[])).is_ok());
+        let errs = load(&src(
+            Some("[hyperliquid]\nvault_interval_secs = 301\n"),
+            &[],
+        ))
+        .unwrap_err();
+        let vault = errs
+            .iter()
+            .find(|p| p.path == "hyperliquid.vault_interval_secs")
+            .unwrap();
+        assert!(vault.message.contains("resolve_after_secs"), "{vault:?}");
+        assert!(
+            load(&src(
+                Some("[hyperliquid]\nvault_interval_secs = 300\n"),
+                &[]
+            ))
+            .is_ok()
+        );
+        // Raising the quiet period instead is accepted.
+        assert!(
+            load(&src(
+                Some("[hyperliquid]\nvault_interval_secs = 301\n[monitors.incidents]\nresolve_after_secs = 602\n"),
+                &[],
+            ))
+            .is_ok()
+        );
+        // On the exchange clock a replay's poll covers `speed` times as much exchange time.
+        let replay = "[hyperliquid]\nclock = \"exchange\"\nexchange_clock_speed = 120\nvault_interval_secs = 5\nwhale_interval_secs = 2\nhlp_positions_interval_secs = 2\nmarket_interval_secs = 2\n[references]\ninterval_secs = 2\n";
+        let errs = load(&src(Some(replay), &[])).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["hyperliquid.vault_interval_secs"], "{errs:#?}");
+        assert!(
+            errs[0].message.contains("600 s of exchange time"),
+            "{errs:#?}"
+        );
+        // The same periods on the system clock: the speed does not apply.
+        assert!(
+            load(&src(
+                Some(&replay.replace("\"exchange\"", "\"system\"")),
+                &[]
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn polls_over_the_rest_budget_are_a_warning() {
+        let defaults = load(&src(None, &[])).unwrap();
+        let total: u32 = defaults
+            .rest_weight_per_minute()
+            .iter()
+            .map(|(_, w)| w)
+            .sum();
+        // 20 (vault) + 28 (7 children every 30 s) + 80 (markets) + 352 (8 whales every 30 s).
+        assert_eq!(total, 480);
+        assert!(defaults.warnings().is_empty());
+        let busy = load(&src(
+            Some("[hyperliquid]\nwhale_count = 20\nwhale_interval_secs = 10\n"),
+            &[],
+        ))
+        .unwrap();
+        let w = busy.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("about 2768 REST weight") && w[0].contains("(1200)"),
+            "{w:?}"
+        );
     }
 
     #[test]

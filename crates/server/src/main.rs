@@ -258,8 +258,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             ConfigAction::Docs => write!(out, "{}", config::render_markdown())?,
             ConfigAction::Check => {
                 return Ok(match load_config(&cli) {
-                    Ok(_) => {
+                    Ok(c) => {
                         writeln!(out, "configuration OK")?;
+                        for w in c.warnings() {
+                            writeln!(out, "warning: {w}")?;
+                        }
                         ExitCode::SUCCESS
                     }
                     Err(code) => code,

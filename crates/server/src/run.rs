@@ -200,6 +200,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let app =
         crate::Application::build(cfg.server.bind, cfg.server.workers as usize, state.clone())?;
+    for w in cfg.warnings() {
+        tracing::warn!("{w}");
+    }
     tracing::info!(http.addr = %app.addr(), hyperliquid.rest = %cfg.hyperliquid.rest_url, hyperliquid.ws = %cfg.hyperliquid.ws_url, coins = cfg.hyperliquid.coins.len(), "kamiyo-hyperliquid starting");
     let (engine, stream) = live_inputs(
         &cfg,

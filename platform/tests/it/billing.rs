@@ -860,14 +860,16 @@ async fn the_served_binary_bills_through_stripe() {
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
-        .args(["--config", cfg.to_str().unwrap(), "serve"])
-        .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
-        .env("KAMIYO_PLATFORM__DATABASE__APP_URL", &e.app_url)
-        .env("KAMIYO_PLATFORM_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = kamiyo_testing::browser::Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
+            .args(["--config", cfg.to_str().unwrap(), "serve"])
+            .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
+            .env("KAMIYO_PLATFORM__DATABASE__APP_URL", &e.app_url)
+            .env("KAMIYO_PLATFORM_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let stdout = child.stdout.take().unwrap();
     let base = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;

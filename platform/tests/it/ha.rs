@@ -115,6 +115,17 @@ struct Node {
     ingest: Child,
 }
 
+/// A failed assertion unwinds through here: the node's processes are killed with it, or they
+/// would outlive the test holding database connections and a core (and fail the next run).
+impl Drop for Node {
+    fn drop(&mut self) {
+        for p in [&mut self.serve, &mut self.ingest] {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
 struct Cluster<'a> {
     e: &'a crate::Env,
     dir: std::path::PathBuf,
@@ -178,6 +189,19 @@ impl Cluster<'_> {
                 entry.path().display(),
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             ));
+        }
+        out
+    }
+
+    /// Every line any process logged at ERROR level, by log file (what a failed request
+    /// left behind).
+    fn errors(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(&self.dir).unwrap().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            for line in text.lines().filter(|l| l.contains("ERROR")) {
+                out.push_str(&format!("{}: {line}\n", entry.path().display()));
+            }
         }
         out
     }
@@ -368,11 +392,12 @@ async fn three_nodes_survive_a_killed_leader_and_replica_and_a_rolling_restart()
     let dir = tempfile::tempdir().unwrap();
     let monitor_cfg = monitor_config(dir.path(), &sim.http_url());
     let text = std::fs::read_to_string(&monitor_cfg).unwrap();
-    std::fs::write(
-        &monitor_cfg,
-        text.replace("exchange_clock_speed = 60", "exchange_clock_speed = 120"),
-    )
-    .unwrap();
+    // Twice the speed of the shared config: its 5 s polls cover 600 s of exchange time, so the
+    // quiet period doubles too — a poll must fit into it twice, or its incidents would resolve
+    // between polls (the config refuses it).
+    let text = text.replace("exchange_clock_speed = 60", "exchange_clock_speed = 120")
+        + "\n[monitors.incidents]\nresolve_after_secs = 1200\n";
+    std::fs::write(&monitor_cfg, text).unwrap();
     // Four tenants on plans with alerts, each with a webhook channel to the receiver.
     let hook = kamiyo_testing::receiver::Receiver::start(|_, _| {
         kamiyo_testing::receiver::Reply::new(204, "")
@@ -685,8 +710,10 @@ async fn three_nodes_survive_a_killed_leader_and_replica_and_a_rolling_restart()
     );
     let errors = stats.errors.lock().unwrap().clone();
     assert_eq!(
-        failed, 0,
-        "client requests failed after retries: {errors:?}"
+        failed,
+        0,
+        "client requests failed after retries: {errors:?}\n{}",
+        c.errors()
     );
     assert!(errors.iter().all(|e| e.contains("(retried)")), "{errors:?}");
     // Retries only around the disruptions: four clients, a kill and three rolls.
@@ -710,10 +737,5 @@ async fn three_nodes_survive_a_killed_leader_and_replica_and_a_rolling_restart()
         (3, 3, 1),
         "{status}"
     );
-    for n in &mut c.nodes {
-        for p in [&mut n.serve, &mut n.ingest] {
-            let _ = p.kill();
-            let _ = p.wait();
-        }
-    }
+    // The nodes' processes are stopped as they drop.
 }

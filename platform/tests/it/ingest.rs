@@ -181,14 +181,16 @@ pub(crate) fn spawn_ingest(
     e: &crate::Env,
     args: &[&str],
     log: &std::path::Path,
-) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
-        .arg("ingest")
-        .args(args)
-        .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
-        .env("KAMIYO_PLATFORM_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+) -> kamiyo_testing::browser::Killed {
+    kamiyo_testing::browser::Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
+            .arg("ingest")
+            .args(args)
+            .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
+            .env("KAMIYO_PLATFORM_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
 }

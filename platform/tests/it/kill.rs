@@ -9,21 +9,23 @@ use kamiyo_platform::tenancy::{self, TenantId};
 
 use crate::{T0, env, opened};
 
-fn serve(e: &crate::Env) -> std::process::Child {
+fn serve(e: &crate::Env) -> kamiyo_testing::browser::Killed {
     serve_as(e, "all", "127.0.0.1:0")
 }
 
 /// `serve --role <role>` bound to `bind`.
-fn serve_as(e: &crate::Env, role: &str, bind: &str) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
-        .args(["serve", "--role", role])
-        .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
-        .env("KAMIYO_PLATFORM__DATABASE__APP_URL", &e.app_url)
-        .env("KAMIYO_PLATFORM__SERVER__BIND", bind)
-        .env("KAMIYO_PLATFORM_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
+fn serve_as(e: &crate::Env, role: &str, bind: &str) -> kamiyo_testing::browser::Killed {
+    kamiyo_testing::browser::Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kamiyo-platform"))
+            .args(["serve", "--role", role])
+            .env("KAMIYO_PLATFORM__DATABASE__URL", &e.tdb.url)
+            .env("KAMIYO_PLATFORM__DATABASE__APP_URL", &e.app_url)
+            .env("KAMIYO_PLATFORM__SERVER__BIND", bind)
+            .env("KAMIYO_PLATFORM_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// A tenant on `plan` with one webhook channel to a closed loopback port (deliveries fail and

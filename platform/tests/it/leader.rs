@@ -92,7 +92,7 @@ async fn one_ingest_leads_takes_over_when_killed_and_stops_when_its_lock_is_cut(
     let sim = crate::ingest::whale_exchange().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = crate::ingest::monitor_config(dir.path(), &sim.http_url());
-    let mut children: Vec<std::process::Child> = (0..3)
+    let mut children: Vec<kamiyo_testing::browser::Killed> = (0..3)
         .map(|i| {
             crate::ingest::spawn_ingest(
                 &e,
@@ -284,7 +284,7 @@ async fn a_takeover_gap_is_filled_by_the_backfill_and_nothing_is_stored_twice() 
         ),
     )
     .unwrap();
-    let mut children: Vec<std::process::Child> = (0..2)
+    let mut children: Vec<kamiyo_testing::browser::Killed> = (0..2)
         .map(|i| {
             crate::ingest::spawn_ingest(
                 &e,
