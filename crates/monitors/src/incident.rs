@@ -305,17 +305,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_restart_continues_open_incidents_and_folds_duplicates() {
-        let cfg = IncidentConfig {
+    fn ten_minutes_quiet() -> IncidentConfig {
+        IncidentConfig {
             resolve_after_secs: 600,
             update_interval_secs: 900,
-        };
-        // A first run opens an incident and stops mid-incident (nothing resolved).
-        let mut first = IncidentManager::new(&cfg);
+        }
+    }
+
+    /// The incident a first run opens at 0 and leaves open when it stops (as stored).
+    fn opened_by_a_first_run(cfg: &IncidentConfig) -> Incident {
+        let mut first = IncidentManager::new(cfg);
         let mut out = Vec::new();
         first.on_detection(det(0, Severity::High, 1), &mut out);
-        let stored = out[0].incident.clone();
+        out.remove(0).incident
+    }
+
+    #[test]
+    fn a_restart_continues_open_incidents_and_folds_duplicates() {
+        let cfg = ten_minutes_quiet();
+        // A first run opens an incident and stops mid-incident (nothing resolved).
+        let stored = opened_by_a_first_run(&cfg);
         // An older run left a copy of the same key open too (the bug this fixes).
         let mut copy = stored.clone();
         copy.id = Incident::derive_id(&copy.key, Timestamp(-5_000));
@@ -344,14 +353,8 @@ mod tests {
 
     #[test]
     fn a_restored_incident_is_not_resolved_for_the_time_no_run_was_watching() {
-        let cfg = IncidentConfig {
-            resolve_after_secs: 600,
-            update_interval_secs: 900,
-        };
-        let mut first = IncidentManager::new(&cfg);
-        let mut out = Vec::new();
-        first.on_detection(det(0, Severity::High, 1), &mut out);
-        let stored = out[0].incident.clone();
+        let cfg = ten_minutes_quiet();
+        let stored = opened_by_a_first_run(&cfg);
         // The next run starts 15 minutes later (a takeover, a long restart): longer than the
         // quiet period, all of it unobserved.
         let mut second = IncidentManager::new(&cfg);
@@ -386,10 +389,7 @@ mod tests {
 
     #[test]
     fn open_escalate_rate_limited_update_resolve_reopen() {
-        let cfg = IncidentConfig {
-            resolve_after_secs: 600,
-            update_interval_secs: 900,
-        };
+        let cfg = ten_minutes_quiet();
         let mut m = IncidentManager::new(&cfg);
         let mut out = Vec::new();
         m.on_detection(det(0, Severity::High, 1), &mut out);

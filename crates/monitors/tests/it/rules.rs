@@ -1250,21 +1250,18 @@ fn vault_poll(poll_secs: i64, history: &[(i64, &str)], av: &str) -> MarketEvent 
         name: "HLP".into(),
         time: t(poll_secs),
         account_value: d(av),
-        pnl_history: history
-            .iter()
-            .map(|(s, v)| SeriesPoint {
-                time: t(*s),
-                value: d(v),
-            })
-            .collect(),
-        account_value_history: history
-            .iter()
-            .map(|(s, _)| SeriesPoint {
-                time: t(*s),
-                value: d(av),
-            })
-            .collect(),
+        pnl_history: series(history.iter().map(|(s, v)| (*s, *v))),
+        account_value_history: series(history.iter().map(|(s, _)| (*s, av))),
     })
+}
+
+fn series<'a>(points: impl Iterator<Item = (i64, &'a str)>) -> Vec<SeriesPoint> {
+    points
+        .map(|(s, v)| SeriesPoint {
+            time: t(s),
+            value: d(v),
+        })
+        .collect()
 }
 
 #[test]
