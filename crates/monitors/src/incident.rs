@@ -47,6 +47,12 @@ pub struct IncidentManager {
 /// Quiet period of `ml_anomaly` incidents (at least; a longer `resolve_after_secs` wins).
 pub const ML_ANOMALY_QUIET_MS: i64 = 3_600_000;
 
+/// Quiet period of `risk_forecast` incidents (at least): the forecast is fitted once an hour,
+/// and like every periodic piece of evidence a fit must come twice within the quiet period, or
+/// a forecast that keeps reaching the loss would resolve between two fits that both show it
+/// and open again at the next.
+pub const RISK_FORECAST_QUIET_MS: i64 = 2 * 3_600_000;
+
 impl IncidentManager {
     /// A manager with `cfg`.
     pub fn new(cfg: &IncidentConfig) -> Self {
@@ -65,6 +71,7 @@ impl IncidentManager {
             // threshold on some bars and not others: one regime, one incident, resolved after
             // an hour without an anomalous bar (the merge window of `ml evaluate`).
             ThreatType::MlAnomaly => self.resolve_after_ms.max(ML_ANOMALY_QUIET_MS),
+            ThreatType::RiskForecast => self.resolve_after_ms.max(RISK_FORECAST_QUIET_MS),
             _ => self.resolve_after_ms,
         }
     }

@@ -312,3 +312,37 @@ fn the_risk_forecast_becomes_an_incident_when_the_interval_reaches_the_loss() {
     // A vault earning steadily: no forecast incident.
     assert!(forecast_steps(&vault(120, 20_000.0)).is_empty());
 }
+
+#[test]
+fn a_standing_risk_forecast_is_one_incident_between_hourly_fits() {
+    use kamiyo_core_models::IncidentChange;
+    use kamiyo_monitors::detectors::forecast::{ForecastDetector, ForecastSettings};
+    // The live runner ticks every second; the forecast is fitted once an hour. A loss the
+    // forecast keeps reaching must not resolve between two fits that both show it.
+    let mut engine = Engine::new(&MonitorsConfig::default())
+        .unwrap()
+        .with_detector(Box::new(ForecastDetector::new(ForecastSettings::default())));
+    let mut changes = Vec::new();
+    for e in vault(120, -60_000.0) {
+        let t = match &e {
+            MarketEvent::Vault(v) => v.time,
+            _ => unreachable!(),
+        };
+        let mut updates = engine.process(&e).updates;
+        for m in 1..60 {
+            updates.extend(engine.tick(t.plus_millis(m * 60_000)).updates);
+        }
+        changes.extend(
+            updates
+                .into_iter()
+                .filter(|u| u.event.threat_type == ThreatType::RiskForecast)
+                .map(|u| u.event.change),
+        );
+    }
+    let opened = changes
+        .iter()
+        .filter(|c| **c == IncidentChange::Opened)
+        .count();
+    assert_eq!(opened, 1, "{changes:?}");
+    assert!(!changes.contains(&IncidentChange::Resolved), "{changes:?}");
+}
