@@ -402,11 +402,16 @@ async fn brands_are_checked_served_by_host_and_carried_by_white_labelled_alerts(
         let rows = crate::outbox(&svc, &k).await;
         let payload: Value = serde_json::from_str(rows[0]["payload"].as_str().unwrap()).unwrap();
         assert_eq!(payload.get("brand").is_some(), branded, "{plan}: {payload}");
+        let alert: kamiyo_core_models::Alert = serde_json::from_value(payload).unwrap();
+        // The webhook's document names the brand it is sent under, as the email subject does.
+        let body = kamiyo_alerts::channels::Webhook::body(&alert);
         if branded {
-            assert_eq!(payload["brand"], "Alpha Watch");
-            let alert: kamiyo_core_models::Alert = serde_json::from_value(payload).unwrap();
+            assert_eq!(alert.brand.as_deref(), Some("Alpha Watch"));
             let m = kamiyo_alerts::Message::of(&alert);
             assert!(kamiyo_alerts::channels::email::subject(&m).starts_with("Alpha Watch "));
+            assert_eq!(body["brand"], "Alpha Watch");
+        } else {
+            assert_eq!(body["brand"], "kamiyo");
         }
     }
 }

@@ -139,13 +139,16 @@ impl Webhook {
         }
     }
 
-    /// The JSON document (stable field names; amounts as strings, like the API).
+    /// The JSON document (stable field names; amounts as strings, like the API). `brand` is
+    /// the name the alert is sent under, as in every other channel's text: `kamiyo`, or a
+    /// white-labelling host's brand.
     pub fn body(alert: &Alert) -> Value {
         let m = Message::of(alert);
         json!({
             "id": alert.idempotency_key,
             "type": Self::event_type(&m),
             "test": alert.is_test,
+            "brand": m.brand,
             "headline": m.headline,
             "what_to_check": m.what_to_check,
             "explorer_links": m.links.iter().map(|(label, url)| json!({"address": label, "url": url})).collect::<Vec<_>>(),
