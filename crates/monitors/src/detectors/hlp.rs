@@ -28,7 +28,8 @@ pub struct HlpSummary {
     pub pnl_24h: Decimal,
     /// Drawdown of PnL from its peak, percent of account value at the peak.
     pub drawdown_pct: Decimal,
-    /// Annualised Sharpe ratio of bucketed returns (when enough samples).
+    /// Annualised Sharpe ratio of bucketed returns (drift over volatility per bucket, each
+    /// return weighed by the time it spans; when enough samples).
     pub sharpe: Option<Decimal>,
     /// Return samples.
     pub samples: usize,
@@ -40,9 +41,13 @@ pub struct HlpDetector {
     cfg: HlpConfig,
     /// time → (pnl, account value), the merged history.
     series: BTreeMap<i64, (Decimal, Decimal)>,
-    returns: VecDeque<Decimal>,
+    /// Bucketed returns, each with the buckets it spans: one for back-to-back buckets, more
+    /// where the vault's series is sparse (its day series has a point every hour or two, the
+    /// older periods merged in at start a day or more apart).
+    returns: VecDeque<(Decimal, Decimal)>,
     returns_total: u64,
-    bucket: Option<(i64, Decimal, Decimal)>,
+    /// The bucket of the latest return's end: (index, time, pnl, account value).
+    bucket: Option<(i64, i64, Decimal, Decimal)>,
     peak: Option<(Decimal, Decimal)>,
     summary: HlpSummary,
     liq_fills: BTreeMap<Address, VecDeque<(Timestamp, Decimal)>>,
@@ -242,53 +247,71 @@ impl HlpDetector {
         };
         let b = i64::from(self.cfg.return_bucket_secs.max(1)) * 1000;
         match self.bucket {
-            None => self.bucket = Some((t / b, pnl, av)),
-            Some((idx, p0, a0)) if t / b > idx => {
+            None => self.bucket = Some((t / b, t, pnl, av)),
+            Some((idx, t0, p0, a0)) if t / b > idx => {
                 if a0 > Decimal::ZERO {
-                    self.returns.push_back((pnl - p0) / a0);
+                    // The bucket is the resolution: a return over less counts as one.
+                    let span = (Decimal::from(t - t0) / Decimal::from(b)).max(Decimal::ONE);
+                    self.returns.push_back(((pnl - p0) / a0, span));
                     self.returns_total += 1;
                     if self.returns.len() > 4000 {
                         self.returns.pop_front();
                     }
                 }
-                self.bucket = Some((t / b, pnl, av));
+                self.bucket = Some((t / b, t, pnl, av));
             }
             Some(_) => {}
         }
     }
 
-    fn stats(v: impl Iterator<Item = Decimal> + Clone) -> Option<(Decimal, Decimal)> {
+    /// Drift and volatility per bucket of returns spanning different numbers of buckets, as
+    /// for a random walk: the drift is the total return over the total span, and each return's
+    /// deviation from the drift over its span is scaled by the square root of the span (a
+    /// return over four buckets varies twice as much as one over one).
+    fn stats(v: impl Iterator<Item = (Decimal, Decimal)> + Clone) -> Option<(Decimal, Decimal)> {
         let n = Decimal::from(v.clone().count());
         if n < Decimal::TWO {
             return None;
         }
-        let mean = v.clone().sum::<Decimal>() / n;
-        let var = v.map(|x| (x - mean) * (x - mean)).sum::<Decimal>() / (n - Decimal::ONE);
-        Some((mean, var.sqrt()?))
-    }
-
-    /// z-score of the newest return against the ones before it.
-    fn last_z(&self) -> Option<(Decimal, Decimal)> {
-        let n = self.returns.len();
-        let last = *self.returns.back()?;
-        let (mean, sd) = Self::stats(self.returns.iter().take(n - 1).copied())?;
-        if sd.is_zero() {
+        let span: Decimal = v.clone().map(|(_, u)| u).sum();
+        if span <= Decimal::ZERO {
             return None;
         }
-        Some(((last - mean) / sd, last))
+        let drift = v.clone().map(|(r, _)| r).sum::<Decimal>() / span;
+        let var = v
+            .map(|(r, u)| {
+                let e = r - drift * u;
+                e * e / u
+            })
+            .sum::<Decimal>()
+            / (n - Decimal::ONE);
+        Some((drift, var.sqrt()?))
+    }
+
+    /// z-score of the newest return against the ones before it (over its own span), and the
+    /// return.
+    fn last_z(&self) -> Option<(Decimal, Decimal)> {
+        let n = self.returns.len();
+        let (last, span) = *self.returns.back()?;
+        let (drift, sd) = Self::stats(self.returns.iter().take(n - 1).copied())?;
+        let scale = sd * span.sqrt()?;
+        if scale.is_zero() {
+            return None;
+        }
+        Some(((last - drift * span) / scale, last))
     }
 
     fn sharpe(&self) -> Option<Decimal> {
         if self.returns.len() < self.cfg.min_samples as usize {
             return None;
         }
-        let (mean, sd) = Self::stats(self.returns.iter().copied())?;
+        let (drift, sd) = Self::stats(self.returns.iter().copied())?;
         if sd.is_zero() {
             return None;
         }
         let per_year =
             Decimal::from(365 * 86_400) / Decimal::from(self.cfg.return_bucket_secs.max(1));
-        Some((mean / sd * per_year.sqrt()?).round_dp(3))
+        Some((drift / sd * per_year.sqrt()?).round_dp(3))
     }
 
     fn on_positions(&mut self, p: &PositionSnapshot, state: &MarketState, sink: &mut Sink) {

@@ -1364,3 +1364,59 @@ fn an_incident_does_not_resolve_while_the_exchange_cannot_be_seen() {
     let steps = run(&[feed("binance", FeedState::Down, 3660)]);
     assert_eq!(steps[1], (IncidentChange::Resolved, 3600 + 600));
 }
+
+/// A vault series polled once per point, each poll carrying the whole history so far: points
+/// `spans_min` apart (minutes), losing `drift_per_hour` with noise that grows with each span as
+/// a random walk's does (deterministic; about ±$20k in an hour). Returns the polls and the
+/// history.
+fn spaced_vault(spans_min: &[i64], drift_per_hour: f64) -> (Vec<MarketEvent>, Vec<(i64, f64)>) {
+    let mut history: Vec<(i64, f64)> = Vec::new();
+    let (mut secs, mut pnl) = (0i64, 50_000_000.0f64);
+    let mut events = Vec::new();
+    for (i, span_min) in spans_min.iter().enumerate() {
+        let hours = *span_min as f64 / 60.0;
+        let noise = (((i * 7919) % 1001) as f64 - 500.0) / 500.0 * 20_000.0 * hours.sqrt();
+        secs += span_min * 60;
+        pnl += drift_per_hour * hours + noise;
+        history.push((secs, pnl));
+        events.push(poll_of(&history));
+    }
+    (events, history)
+}
+
+fn poll_of(history: &[(i64, f64)]) -> MarketEvent {
+    let text: Vec<(i64, String)> = history
+        .iter()
+        .map(|(s, p)| (*s, format!("{p:.0}")))
+        .collect();
+    let h: Vec<(i64, &str)> = text.iter().map(|(s, p)| (*s, p.as_str())).collect();
+    vault_poll(history.last().map_or(0, |p| p.0), &h, "300000000")
+}
+
+#[test]
+fn hlp_return_anomaly_weighs_each_return_by_the_time_it_spans() {
+    // A steady loss of $10k an hour over points 30 min to 3 h apart: the 3 h returns are six
+    // times the 30 min ones, which is the drift, not an anomaly.
+    let irregular: Vec<i64> = (0..240)
+        .map(|i| [30, 180, 60, 150, 45, 120, 90, 170][i % 8])
+        .collect();
+    let (events, _) = spaced_vault(&irregular, -10_000.0);
+    let steps = check(&events);
+    assert!(
+        opened(&steps, ThreatType::HlpAnomaly).is_empty(),
+        "{steps:?}"
+    );
+    // The series as the first poll finds it: the portfolio's older periods merged in, points a
+    // day apart, then the day series' points 90 minutes apart. Then $200k lost in the next 90
+    // minutes — ten times the hour's usual move. Weighed by the time each return spans, the
+    // day-long returns of the backfill do not drown it.
+    let mut spans = vec![24 * 60; 80];
+    spans.extend([90; 40]);
+    let (mut events, mut history) = spaced_vault(&spans, -10_000.0);
+    assert!(opened(&check(&events), ThreatType::HlpAnomaly).is_empty());
+    let (secs, pnl) = *history.last().unwrap();
+    history.push((secs + 90 * 60, pnl - 200_000.0));
+    events.push(poll_of(&history));
+    let steps = check(&events);
+    assert_eq!(opened(&steps, ThreatType::HlpAnomaly).len(), 1, "{steps:?}");
+}
