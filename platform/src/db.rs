@@ -11,7 +11,6 @@
 
 use diesel::sql_types::{Array, BigInt, Date, Double, Nullable, Text};
 use diesel::{QueryableByName, sql_query};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -81,7 +80,10 @@ impl From<diesel::result::Error> for DbError {
             {
                 Self::Refused(info.message().into())
             }
-            E::DatabaseError(K::ClosedConnection, info) => Self::Unavailable(info.message().into()),
+            // A connection lost under a query (closed, or the server gone): retryable.
+            E::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, info) => {
+                Self::Unavailable(info.message().into())
+            }
             other => Self::Other(other.to_string()),
         }
     }
@@ -832,7 +834,10 @@ pub fn valid_identifier(s: &str) -> bool {
 impl Db {
     /// Connects a pool of at most `max` connections to `url`.
     pub async fn connect(url: &str, max: u32) -> DbResult<Self> {
-        let mgr = AsyncDieselConnectionManager::<Conn>::new(url);
+        // Connections driven on this (the main) runtime, not on the HTTP worker that first
+        // asked for one: a worker stopping first in a graceful shutdown would take them down
+        // under the others' requests.
+        let mgr = kamiyo_store::pg_manager(url);
         let pool = Pool::builder()
             .max_size(max.max(1))
             .connection_timeout(std::time::Duration::from_secs(10))

@@ -181,8 +181,9 @@ impl IncidentManager {
     /// restart continues them instead of opening copies: one open incident per key. Each is
     /// re-evaluated from here (a detection of the same key updates it; quiet for its period
     /// counted from `now` — the time between the last run's end and this one's start is not
-    /// quiet, nobody was looking — it resolves). Where the store holds several open incidents of one key (left by runs
-    /// before this), the newest is kept and the others are returned resolved at `now`.
+    /// quiet, nobody was looking — it resolves). Where the store holds several open incidents
+    /// of one key (left by runs before this), the newest is kept and the others are returned
+    /// resolved at `now`.
     pub fn restore(
         &mut self,
         incidents: impl IntoIterator<Item = Incident>,

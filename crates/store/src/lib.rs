@@ -161,6 +161,34 @@ macro_rules! with_harness {
     }};
 }
 
+/// A PostgreSQL connection manager whose connections are driven on the runtime that creates
+/// it (call it from the runtime that outlives the pool's users: the binary's main one).
+///
+/// The driver's I/O task of a connection is spawned on whichever runtime establishes the
+/// connection, and the pool establishes them where one is first wanted — on an HTTP server's
+/// worker, say, each a runtime of its own. When that worker stops first in a graceful
+/// shutdown, its connections die under the workers still finishing their requests, which then
+/// fail with "connection closed" (seen in the platform's rolling restart).
+pub fn pg_manager(url: &str) -> AsyncDieselConnectionManager<AsyncPgConnection> {
+    let home = tokio::runtime::Handle::current();
+    let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
+    cfg.custom_setup = Box::new(move |url: &str| {
+        let url = url.to_owned();
+        let home = home.clone();
+        async move {
+            home.spawn(async move { AsyncPgConnection::establish(&url).await })
+                .await
+                .map_err(|e| {
+                    diesel::ConnectionError::BadConnection(format!(
+                        "establishing a connection: {e}"
+                    ))
+                })?
+        }
+        .boxed()
+    });
+    AsyncDieselConnectionManager::new_with_config(url, cfg)
+}
+
 impl Store {
     /// Opens PostgreSQL at `url`, or, when `url` is empty, the SQLite file under `data_dir`
     /// (creating the directory with mode 0700 and the file with mode 0600). Runs pending
@@ -278,7 +306,7 @@ impl Store {
             }
             Ok(Ok(c)) => drop(c),
         }
-        let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let mgr = pg_manager(url);
         let pool_max = max_connections.max(1);
         let pool = Pool::builder()
             .max_size(pool_max)
