@@ -40,8 +40,8 @@ pub struct IncidentManager {
     open: BTreeMap<IncidentKey, Open>,
     resolve_after_ms: i64,
     update_interval_ms: i64,
-    /// Since when the exchange's own feeds have not all been live (`None`: they are).
-    blind_since: Option<Timestamp>,
+    /// The exchange's own feeds are not all live.
+    blind: bool,
 }
 
 /// Quiet period of `ml_anomaly` incidents (at least; a longer `resolve_after_secs` wins).
@@ -60,7 +60,7 @@ impl IncidentManager {
             open: BTreeMap::new(),
             resolve_after_ms: i64::from(cfg.resolve_after_secs) * 1000,
             update_interval_ms: i64::from(cfg.update_interval_secs) * 1000,
-            blind_since: None,
+            blind: false,
         }
     }
 
@@ -224,29 +224,24 @@ impl IncidentManager {
     /// condition ended. When they are live again, every open incident's quiet period starts
     /// over from `at`.
     pub fn set_blind(&mut self, blind: bool, at: Timestamp) {
-        match (self.blind_since, blind) {
-            (None, true) => self.blind_since = Some(at),
-            (Some(_), false) => {
-                self.blind_since = None;
-                for o in self.open.values_mut() {
-                    if o.incident.threat_type != ThreatType::FeedHealth {
-                        o.watched_from = Some(o.watched_from.map_or(at, |w| w.max(at)));
-                    }
+        if self.blind && !blind {
+            for o in self.open.values_mut() {
+                if o.incident.threat_type != ThreatType::FeedHealth {
+                    o.watched_from = Some(o.watched_from.map_or(at, |w| w.max(at)));
                 }
             }
-            _ => {}
         }
+        self.blind = blind;
     }
 
     /// Resolves incidents quiet for their period at `now` (while the exchange's feeds are
     /// blind, only feed-health ones).
     pub fn on_tick(&mut self, now: Timestamp, out: &mut Vec<IncidentUpdate>) {
-        let blind = self.blind_since.is_some();
         let due: Vec<IncidentKey> = self
             .open
             .iter()
             .filter(|(_, o)| {
-                (!blind || o.incident.threat_type == ThreatType::FeedHealth)
+                (!self.blind || o.incident.threat_type == ThreatType::FeedHealth)
                     && now.millis_since(o.quiet_since())
                         >= self.quiet_period(o.incident.threat_type)
             })
