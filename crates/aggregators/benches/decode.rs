@@ -1,7 +1,8 @@
 //! Decode throughput of Hyperliquid WebSocket frames, one core.
 //!
 //! `cargo bench -p kamiyo-aggregators --bench decode` (`KAMIYO_BENCH_ONLY=trades` or `others`
-//! runs one section; `fills` times `userFills` alone, without its baseline, for profiling)
+//! runs one section; `fills` times `userFills` alone and `trades-cold` cold `trades` alone, without
+//! their baselines, for profiling)
 //!
 //! Corpus: 100,000 `trades` frames in the live wire layout (70 % with one trade, 30 % with two
 //! to five; 66-character hashes, two 42-character addresses; values synthetic) and allMids
@@ -215,6 +216,10 @@ fn main() {
     match only.as_str() {
         "fills" => {
             bench("kamiyo userFills", &fill_frames(), 2_000, decode);
+            return;
+        }
+        "trades-cold" => {
+            bench("kamiyo trades, cold", &trade_frames(100_000), 100, decode);
             return;
         }
         "others" => {}

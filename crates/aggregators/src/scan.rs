@@ -105,6 +105,22 @@ impl<'a> Cur<'a> {
         self.s.get(start..start + j)
     }
 
+    /// A string of exactly `N` bytes (a hash, whose length the server never varies) skipped
+    /// by checking all `N` at once: no byte may end it early, escape or be a control
+    /// character, and a quote must follow. `None`, with nothing consumed, for anything else
+    /// (the caller then scans it as any string).
+    #[inline]
+    pub(crate) fn skip_string_of_len<const N: usize>(&mut self) -> Option<()> {
+        let body: &[u8; N] = self.b.get(self.i + 1..self.i + 1 + N)?.try_into().ok()?;
+        if self.b.get(self.i) != Some(&b'"') || self.b.get(self.i + 1 + N) != Some(&b'"') {
+            return None;
+        }
+        let special = body.iter().fold(0u8, |acc, &c| {
+            acc | u8::from((c == b'"') | (c == b'\\') | (c < 0x20))
+        });
+        (special == 0).then(|| self.i += N + 2)
+    }
+
     /// Reads a run of ASCII digits (eight per step while it can) into `v`, wrapping on
     /// overflow; returns how many there were (callers refuse more than 18).
     pub(crate) fn digits(&mut self, v: &mut u64) -> usize {
@@ -208,13 +224,18 @@ impl<'a> Cur<'a> {
     }
 
     /// `0x` and 40 hex digits in quotes, parsed in place (the parse rejects every byte a
-    /// string scan would stop at, so no scan is needed).
+    /// string scan would stop at, so no scan is needed). Always inlined, as the decimal
+    /// readers are, so the 21-byte answer does not come back through memory.
+    #[inline(always)]
     pub(crate) fn address(&mut self) -> Option<Address> {
         self.eat(b'"')?;
-        if self.b.get(self.i + 42) != Some(&b'"') {
+        let quoted: &[u8; 43] = self.b.get(self.i..self.i + 43)?.try_into().ok()?;
+        let (prefix, rest) = quoted.split_first_chunk::<2>()?;
+        let (digits, close) = rest.split_first_chunk::<40>()?;
+        if !matches!(prefix, b"0x" | b"0X") || close != b"\"" {
             return None;
         }
-        let a = Address::parse(self.s.get(self.i..self.i + 42)?).ok()?;
+        let a = Address::from_hex_digits(digits)?;
         self.i += 43;
         Some(a)
     }
@@ -443,6 +464,32 @@ mod tests {
         for s in NOT_PLAIN {
             assert_eq!(fast_decimal(s.as_bytes()), None, "{s}");
             assert_eq!(quoted_decimal(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn a_fixed_length_string_is_skipped_only_when_a_string_scan_would_read_it_whole() {
+        let skip = |text: &str| {
+            let mut cur = Cur::new(text);
+            let skipped = cur.skip_string_of_len::<4>().is_some();
+            // Declining consumes nothing; skipping stops where a scan would.
+            let scanned = Cur::new(text)
+                .string()
+                .map(|_| text.find("\",").map(|i| i + 1));
+            (skipped, cur.i, scanned)
+        };
+        assert_eq!(skip(r#""0xab","#), (true, 6, Some(Some(6))));
+        for declined in [
+            r#""0xa","#,
+            r#""0xabc","#,
+            r#""0x\b","#,
+            r#""0"ab","#,
+            "\"0x\tb\",",
+            "0xab\",",
+            r#""0xa"#,
+        ] {
+            assert!(!skip(declined).0, "{declined}");
+            assert_eq!(skip(declined).1, 0, "{declined}");
         }
     }
 
