@@ -62,6 +62,10 @@ pub enum DbError {
     /// The database cannot be reached.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The transaction lost to a concurrent one (a deadlock, or a serialization failure) and
+    /// was rolled back: nothing was written, and the same call may simply be made again.
+    #[error("lost to a concurrent transaction: {0}")]
+    Contention(String),
     /// Anything else (logged, never shown).
     #[error("database error: {0}")]
     Other(String),
@@ -83,6 +87,15 @@ impl From<diesel::result::Error> for DbError {
             // A connection lost under a query (closed, or the server gone): retryable.
             E::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, info) => {
                 Self::Unavailable(info.message().into())
+            }
+            // PostgreSQL rolls back the loser of a deadlock (SQLSTATE 40P01, which diesel
+            // reports as an unknown kind: known by its message) or of a serialization
+            // failure (40001); its documentation's remedy is to run the transaction again.
+            E::DatabaseError(K::SerializationFailure, info) => {
+                Self::Contention(info.message().into())
+            }
+            E::DatabaseError(_, info) if info.message().starts_with("deadlock detected") => {
+                Self::Contention(info.message().into())
             }
             other => Self::Other(other.to_string()),
         }
@@ -3304,5 +3317,87 @@ impl Db {
             .get_result(c)
             .await?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        reason = "tests fail loudly on broken setup"
+    )]
+
+    use super::*;
+
+    /// Two transactions that each hold a row the other wants: PostgreSQL rolls one back, and
+    /// the loser's error is a `Contention` (503, retry), not an internal error (500) —
+    /// checked against the real server's message.
+    #[tokio::test]
+    async fn the_loser_of_a_real_deadlock_is_told_to_retry() {
+        let tdb = kamiyo_testing::TestDatabase::new().await;
+        let db = Db::connect(&tdb.url, 2).await.unwrap();
+        let mut setup = db.pool.get().await.unwrap();
+        setup
+            .batch_execute(
+                "CREATE TABLE deadlock_probe (id INT PRIMARY KEY, n INT NOT NULL);
+                 INSERT INTO deadlock_probe VALUES (1, 0), (2, 0);",
+            )
+            .await
+            .unwrap();
+        drop(setup);
+        // Each side locks its first row, waits until the other has too, then wants the
+        // other's.
+        let both_hold = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let side = |first: i32, second: i32| {
+            let (db, both_hold) = (db.clone(), both_hold.clone());
+            async move {
+                let mut c = db.pool.get().await.map_err(pool_err)?;
+                c.transaction::<_, DbError, _>(async |c| {
+                    let bump = "UPDATE deadlock_probe SET n = n + 1 WHERE id = $1";
+                    sql_query(bump)
+                        .bind::<diesel::sql_types::Integer, _>(first)
+                        .execute(c)
+                        .await?;
+                    both_hold.wait().await;
+                    sql_query(bump)
+                        .bind::<diesel::sql_types::Integer, _>(second)
+                        .execute(c)
+                        .await?;
+                    Ok(())
+                })
+                .await
+            }
+        };
+        let (a, b) = tokio::join!(side(1, 2), side(2, 1));
+        let mut outcomes = [a, b];
+        outcomes.sort_by_key(Result::is_err);
+        assert_eq!(outcomes[0], Ok(()), "{outcomes:?}");
+        assert!(
+            matches!(&outcomes[1], Err(DbError::Contention(m)) if m.starts_with("deadlock detected")),
+            "{outcomes:?}"
+        );
+        let web: crate::web::WebError = outcomes[1].clone().unwrap_err().into();
+        assert_eq!(
+            actix_web::ResponseError::status_code(&web),
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn a_serialization_failure_is_contention_and_other_errors_are_not() {
+        use diesel::result::{DatabaseErrorKind as K, Error as E};
+        let err = |kind, msg: &str| DbError::from(E::DatabaseError(kind, Box::new(msg.to_owned())));
+        assert!(matches!(
+            err(
+                K::SerializationFailure,
+                "could not serialize access due to concurrent update"
+            ),
+            DbError::Contention(_)
+        ));
+        assert!(matches!(
+            err(K::Unknown, "division by zero"),
+            DbError::Other(_)
+        ));
     }
 }

@@ -201,6 +201,8 @@ pub enum WebError {
     },
     /// 503.
     Unavailable,
+    /// 503 with `Retry-After: 1`: the request lost to a concurrent one and changed nothing.
+    Contention,
     /// 402: Stripe declined the payment.
     Declined(String),
     /// 503: Stripe could not be reached.
@@ -226,6 +228,7 @@ impl WebError {
             Self::Conflict(_) => "conflict",
             Self::TooMany { .. } => "limit_reached",
             Self::Unavailable => "unavailable",
+            Self::Contention => "contention",
             Self::Declined(_) => "payment_declined",
             Self::StripeUnavailable(_) => "billing_unavailable",
             Self::Internal => "internal",
@@ -248,6 +251,10 @@ impl WebError {
             }
             Self::NotFound => "nothing here for this tenant".into(),
             Self::Unavailable => "the database is unavailable; retry shortly".into(),
+            Self::Contention => {
+                "a concurrent request changed the same data first; nothing was changed, retry"
+                    .into()
+            }
             Self::Internal => "internal error".into(),
         }
     }
@@ -263,7 +270,9 @@ impl ResponseError for WebError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable | Self::StripeUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Contention | Self::StripeUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Declined(_) => StatusCode::PAYMENT_REQUIRED,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -279,6 +288,9 @@ impl ResponseError for WebError {
         } = self
         {
             r.insert_header((header::RETRY_AFTER, s.to_string()));
+        }
+        if matches!(self, Self::Contention) {
+            r.insert_header((header::RETRY_AFTER, "1"));
         }
         if matches!(self, Self::Unauthorized) {
             r.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"kamiyo.ai\""));
@@ -316,6 +328,10 @@ impl From<DbError> for WebError {
             DbError::Unavailable(d) => {
                 tracing::warn!(error = %d, "database unavailable");
                 Self::Unavailable
+            }
+            DbError::Contention(d) => {
+                tracing::warn!(error = %d, "request lost to a concurrent transaction");
+                Self::Contention
             }
             DbError::Refused(d) | DbError::Other(d) => {
                 tracing::error!(error = %d, "database error while serving a request");
