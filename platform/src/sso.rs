@@ -12,8 +12,9 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
+    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl,
+    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError,
+    TokenResponse as _,
 };
 use serde::Deserialize;
 
@@ -114,6 +115,46 @@ pub async fn discover(issuer: &str) -> Result<CoreProviderMetadata, String> {
         })
 }
 
+/// How long a provider's discovery document and keys are used before they are fetched again.
+/// A key the copy does not have is fetched at once whatever its age (OpenID Connect Core
+/// §10.1.1: a provider rotating its signing keys publishes the new one under a new `kid`).
+pub const PROVIDER_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The providers' discovery documents and keys, per issuer, kept for [`PROVIDER_TTL`]: a
+/// sign-in needs them twice (to send the browser to the provider, then to check the ID token),
+/// and every sign-in of a tenant needs the same ones.
+#[derive(Debug, Default)]
+pub struct Providers {
+    cached: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, CoreProviderMetadata)>,
+    >,
+}
+
+impl Providers {
+    /// `issuer`'s metadata and keys: the kept copy while it is fresh, else fetched.
+    pub async fn get(&self, issuer: &str) -> Result<CoreProviderMetadata, String> {
+        let kept = self
+            .cached
+            .lock()
+            .ok()
+            .and_then(|c| c.get(issuer).cloned())
+            .filter(|(at, _)| at.elapsed() < PROVIDER_TTL);
+        match kept {
+            Some((_, meta)) => Ok(meta),
+            None => self.fetch(issuer).await,
+        }
+    }
+
+    /// `issuer`'s metadata and keys fetched now (and kept).
+    pub async fn fetch(&self, issuer: &str) -> Result<CoreProviderMetadata, String> {
+        let meta = discover(issuer).await?;
+        if let Ok(mut c) = self.cached.lock() {
+            c.insert(issuer.to_owned(), (std::time::Instant::now(), meta.clone()));
+        }
+        Ok(meta)
+    }
+}
+
 /// A page that says what went wrong (sign-in happens in the browser, not an API client).
 fn refused(status: u16, text: &str) -> HttpResponse {
     crate::pages::message(status, "Single sign-on failed", text)
@@ -146,7 +187,7 @@ pub async fn start(state: web::Data<PlatformState>, path: web::Path<String>) -> 
         }
         Err(e) => return refused(503, &e.to_string()),
     };
-    let meta = match discover(&row.issuer).await {
+    let meta = match state.sso_providers.get(&row.issuer).await {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(%tenant, error = %e, "identity provider discovery failed");
@@ -321,20 +362,28 @@ async fn finish(
     code: &str,
     login: SsoLogin,
 ) -> Result<HttpResponse, (u16, String)> {
-    let meta = discover(&row.issuer).await.map_err(|e| {
+    let unreachable = |e: String| {
         (
             502,
             format!("The identity provider could not be reached: {e}"),
         )
-    })?;
+    };
+    let meta = state
+        .sso_providers
+        .get(&row.issuer)
+        .await
+        .map_err(unreachable)?;
     let redirect = RedirectUrl::new(redirect_uri(&state.public_url, tenant))
         .map_err(|e| (500, e.to_string()))?;
-    let client = CoreClient::from_provider_metadata(
-        meta,
-        ClientId::new(row.client_id.clone()),
-        Some(ClientSecret::new(row.client_secret.clone())),
-    )
-    .set_redirect_uri(redirect);
+    let client_for = |meta: CoreProviderMetadata| {
+        CoreClient::from_provider_metadata(
+            meta,
+            ClientId::new(row.client_id.clone()),
+            Some(ClientSecret::new(row.client_secret.clone())),
+        )
+        .set_redirect_uri(redirect.clone())
+    };
+    let client = client_for(meta);
     let token = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .map_err(|e| (502, format!("The provider has no token endpoint: {e}")))?
@@ -345,10 +394,25 @@ async fn finish(
     let id_token = token
         .id_token()
         .ok_or((401, "The provider returned no ID token.".to_owned()))?;
-    let verifier = client.id_token_verifier();
-    let claims = id_token
-        .claims(&verifier, &Nonce::new(login.nonce))
-        .map_err(|e| (401, format!("The ID token was not accepted: {e}")))?;
+    let nonce = Nonce::new(login.nonce);
+    let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+        // Signed with a key the kept copy does not have: the provider rotated its keys. Its
+        // keys are fetched again, once, and the token checked against them.
+        Err(ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey,
+        )) => {
+            let fresh = state
+                .sso_providers
+                .fetch(&row.issuer)
+                .await
+                .map_err(unreachable)?;
+            id_token
+                .claims(&client_for(fresh).id_token_verifier(), &nonce)
+                .cloned()
+        }
+        other => other.cloned(),
+    }
+    .map_err(|e| (401, format!("The ID token was not accepted: {e}")))?;
     let email = claims
         .email()
         .map(|e| e.as_str().to_owned())

@@ -69,6 +69,8 @@ pub struct PlatformState {
     pub metrics: Option<prometheus::Registry>,
     /// The SLA's targets (the monthly reports are measured against them).
     pub sla: crate::status::SlaTargets,
+    /// Single sign-on providers' discovery documents and keys, kept between sign-ins.
+    pub sso_providers: Arc<crate::sso::Providers>,
     /// The public status, computed at most every [`STATUS_CACHE_MS`] per replica (it is read
     /// without authentication).
     pub status_cache: StatusCache,
@@ -109,6 +111,7 @@ impl PlatformState {
             loopback_channels: false,
             metrics: None,
             sla: crate::status::SlaTargets::default(),
+            sso_providers: Arc::default(),
             status_cache: Arc::default(),
             // The embedded registry is checked by the crate's tests; an empty one if it ever
             // failed would refuse every subscription outside `protocols` rather than panic.
@@ -2399,8 +2402,11 @@ async fn put_sso(
             "default_role: admin, analyst or viewer".into(),
         ));
     }
-    // The provider must answer discovery before password sign-in can be turned off.
-    crate::sso::discover(&issuer)
+    // The provider must answer discovery before password sign-in can be turned off (and
+    // its answer is kept for the sign-ins).
+    state
+        .sso_providers
+        .fetch(&issuer)
         .await
         .map_err(|e| WebError::Invalid(format!("issuer: discovery failed: {e}")))?;
     change(

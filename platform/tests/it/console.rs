@@ -517,6 +517,25 @@ async fn single_sign_on_with_pkce_maps_roles_and_enforced_tenants_refuse_passwor
     let (s, _, _) = browser(&svc, "get", &path, &cookie, None, None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(idp.tokens_issued(), 1);
+    // The provider was asked for its documents once, when the settings were saved: the
+    // sign-in used the kept copy at both ends.
+    assert_eq!(idp.discoveries(), 1);
+    let ops = || Next {
+        email: "ops@alpha.example".into(),
+        groups: vec!["kamiyo-ops".into()],
+        foreign_key: false,
+    };
+    let (path, cookie) = sign_in(ops()).await;
+    let (s, _, page) = browser(&svc, "get", &path, &cookie, None, None).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(idp.discoveries(), 1, "a second sign-in fetches nothing");
+    // The provider rotates its signing key: the token names a key the kept copy lacks, the
+    // keys are fetched again once, and the sign-in goes through.
+    idp.rotate_keys();
+    let (path, cookie) = sign_in(ops()).await;
+    let (s, _, page) = browser(&svc, "get", &path, &cookie, None, None).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(idp.discoveries(), 2, "fetched again for the new key, once");
 
     // Refused: a token signed with a key the provider does not publish; someone no group maps
     // (and no default role).

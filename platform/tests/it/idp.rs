@@ -38,8 +38,10 @@ struct State {
     issuer: String,
     client_id: String,
     client_secret: String,
-    key: rsa::RsaPrivateKey,
-    other: rsa::RsaPrivateKey,
+    /// The signing key the JWKS publishes, and a key it does not.
+    keys: Mutex<(rsa::RsaPrivateKey, rsa::RsaPrivateKey)>,
+    /// Discovery documents served.
+    discoveries: Mutex<u32>,
     next: Mutex<Next>,
     codes: Mutex<Codes>,
     tokens: Mutex<u32>,
@@ -66,8 +68,8 @@ impl Idp {
             issuer: issuer.clone(),
             client_id: client_id.into(),
             client_secret: client_secret.into(),
-            key,
-            other,
+            keys: Mutex::new((key, other)),
+            discoveries: Mutex::new(0),
             next: Mutex::default(),
             codes: Mutex::default(),
             tokens: Mutex::new(0),
@@ -104,6 +106,19 @@ impl Idp {
         *self.state.tokens.lock().unwrap()
     }
 
+    /// Discovery documents served so far.
+    pub(crate) fn discoveries(&self) -> u32 {
+        *self.state.discoveries.lock().unwrap()
+    }
+
+    /// Rotates the signing key: the JWKS publishes the other key (under its own `kid`) and
+    /// no longer the old one, and tokens are signed with it.
+    pub(crate) fn rotate_keys(&self) {
+        let mut keys = self.state.keys.lock().unwrap();
+        let (a, b) = &mut *keys;
+        std::mem::swap(a, b);
+    }
+
     /// Stops it.
     pub(crate) async fn stop(&self) {
         self.handle.stop(false).await;
@@ -125,27 +140,31 @@ fn handle(s: &State, req: &HttpRequest, body: &[u8]) -> HttpResponse {
         .into_owned()
         .collect();
     match (req.method().as_str(), req.path()) {
-        ("GET", "/.well-known/openid-configuration") => json_response(
-            200,
-            &json!({
-                "issuer": s.issuer,
-                "authorization_endpoint": format!("{}/authorize", s.issuer),
-                "token_endpoint": format!("{}/token", s.issuer),
-                "jwks_uri": format!("{}/jwks", s.issuer),
-                "response_types_supported": ["code"],
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-                "scopes_supported": ["openid", "email", "profile"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic"],
-                "code_challenge_methods_supported": ["S256"],
-                "claims_supported": ["sub", "email", "email_verified", "groups"]
-            }),
-        ),
-        ("GET", "/jwks") => {
-            let p = s.key.to_public_key();
+        ("GET", "/.well-known/openid-configuration") => {
+            *s.discoveries.lock().unwrap() += 1;
             json_response(
                 200,
-                &json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid(&s.key),
+                &json!({
+                    "issuer": s.issuer,
+                    "authorization_endpoint": format!("{}/authorize", s.issuer),
+                    "token_endpoint": format!("{}/token", s.issuer),
+                    "jwks_uri": format!("{}/jwks", s.issuer),
+                    "response_types_supported": ["code"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                    "scopes_supported": ["openid", "email", "profile"],
+                    "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                    "code_challenge_methods_supported": ["S256"],
+                    "claims_supported": ["sub", "email", "email_verified", "groups"]
+                }),
+            )
+        }
+        ("GET", "/jwks") => {
+            let key = s.keys.lock().unwrap().0.clone();
+            let p = key.to_public_key();
+            json_response(
+                200,
+                &json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid(&key),
                     "n": B64.encode(p.n().to_bytes_be()), "e": B64.encode(p.e().to_bytes_be())}]}),
             )
         }
@@ -244,8 +263,9 @@ fn token(s: &State, req: &HttpRequest, body: &[u8]) -> HttpResponse {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let key = if who.foreign_key { &s.other } else { &s.key };
-    let header = json!({"alg": "RS256", "typ": "JWT", "kid": kid(&s.key)});
+    let (published, other) = s.keys.lock().unwrap().clone();
+    let key = if who.foreign_key { &other } else { &published };
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": kid(&published)});
     let claims = json!({
         "iss": s.issuer, "sub": format!("sub-{}", who.email), "aud": s.client_id,
         "iat": now, "exp": now + 300, "nonce": nonce,
