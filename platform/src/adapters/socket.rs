@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use fastwebsockets::{FragmentCollectorRead, Frame, OpCode, Payload};
+use fastwebsockets::{Frame, Payload};
+use kamiyo_aggregators::hyperliquid::ws::payload_text;
+use kamiyo_aggregators::sources::stream::{Received, spawn_frame_reader};
 use kamiyo_core_models::{EventStream, FeedState, MarketEvent, Timestamp};
 use tokio_util::sync::CancellationToken;
 
@@ -177,30 +179,7 @@ impl<S: Socket> Runner<S> {
         ws.set_auto_close(true);
         ws.set_max_message_size(MAX_FRAME_BYTES);
         let (rx, mut wx) = ws.split(tokio::io::split);
-        // fastwebsockets' read_frame is not cancel-safe: one reader task owns the read half.
-        let (ftx, mut frx) = tokio::sync::mpsc::channel::<Result<String, String>>(1024);
-        let reader = tokio::spawn(async move {
-            let mut rx = FragmentCollectorRead::new(rx);
-            loop {
-                let item = match rx
-                    .read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) })
-                    .await
-                {
-                    Ok(f) => match f.opcode {
-                        OpCode::Text | OpCode::Binary => Ok(
-                            kamiyo_aggregators::hyperliquid::ws::payload_text(&f.payload),
-                        ),
-                        OpCode::Close => Err("the venue closed the connection".to_owned()),
-                        _ => continue,
-                    },
-                    Err(e) => Err(format!("read: {e}")),
-                };
-                let end = item.is_err();
-                if ftx.send(item).await.is_err() || end {
-                    return;
-                }
-            }
-        });
+        let (reader, mut frx) = spawn_frame_reader(rx);
         let text = |t: String| Frame::text(Payload::Owned(t.into_bytes()));
         for m in self.socket.subscribe(&self.cfg.markets) {
             if let Err(e) = wx.write_frame(text(m)).await {
@@ -225,6 +204,11 @@ impl<S: Socket> Runner<S> {
                 }
                 m = frx.recv() => match m {
                     Some(Ok(frame)) => {
+                        // These venues send JSON, as text or (some) as binary frames.
+                        let frame = match frame {
+                            Received::Text(t) => t,
+                            Received::Binary(b) => payload_text(&b),
+                        };
                         idle = tokio::time::Instant::now() + self.cfg.idle_timeout;
                         let now = self.now();
                         match self.socket.decode(&frame, now) {

@@ -213,10 +213,52 @@ impl<A: TickerApi + TickerStream + Clone> PriceSource for StreamSource<A> {
     }
 }
 
-/// One data frame from the socket.
-enum Received {
+/// One data frame from a venue's socket.
+#[derive(Debug)]
+pub enum Received {
+    /// A text frame (invalid UTF-8 replaced).
     Text(String),
+    /// A binary frame (gzip-compressed JSON at some venues).
     Binary(Vec<u8>),
+}
+
+/// Hands the read half of a venue socket to a task of its own — fastwebsockets' `read_frame`
+/// is not cancel-safe, so one task owns it — that forwards each data frame (fragments joined;
+/// pings answered by the write half's auto-pong, no other control frame forwarded) until the
+/// venue closes or a read fails, which ends the stream with `Err(reason)`. Abort the handle
+/// when the session ends first.
+pub fn spawn_frame_reader<S>(
+    rx: fastwebsockets::WebSocketRead<S>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    mpsc::Receiver<Result<Received, String>>,
+)
+where
+    S: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    let (ftx, frx) = mpsc::channel::<Result<Received, String>>(1024);
+    let reader = tokio::spawn(async move {
+        let mut rx = FragmentCollectorRead::new(rx);
+        loop {
+            let item = match rx
+                .read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) })
+                .await
+            {
+                Ok(f) => match f.opcode {
+                    OpCode::Text => Ok(Received::Text(payload_text(&f.payload))),
+                    OpCode::Binary => Ok(Received::Binary(f.payload.to_vec())),
+                    OpCode::Close => Err("the venue closed the connection".to_owned()),
+                    _ => continue,
+                },
+                Err(e) => Err(format!("read: {e}")),
+            };
+            let end = item.is_err();
+            if ftx.send(item).await.is_err() || end {
+                return;
+            }
+        }
+    });
+    (reader, frx)
 }
 
 struct Runner<A: TickerStream + TickerApi> {
@@ -293,29 +335,7 @@ impl<A: TickerStream + TickerApi> Runner<A> {
         ws.set_auto_close(true);
         ws.set_max_message_size(MAX_FRAME_BYTES);
         let (rx, mut wx) = ws.split(tokio::io::split);
-        // fastwebsockets' read_frame is not cancel-safe: one reader task owns the read half.
-        let (ftx, mut frx) = mpsc::channel::<Result<Received, String>>(1024);
-        let reader = tokio::spawn(async move {
-            let mut rx = FragmentCollectorRead::new(rx);
-            loop {
-                let item = match rx
-                    .read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) })
-                    .await
-                {
-                    Ok(f) => match f.opcode {
-                        OpCode::Text => Ok(Received::Text(payload_text(&f.payload))),
-                        OpCode::Binary => Ok(Received::Binary(f.payload.to_vec())),
-                        OpCode::Close => Err("the venue closed the connection".to_owned()),
-                        _ => continue,
-                    },
-                    Err(e) => Err(format!("read: {e}")),
-                };
-                let end = item.is_err();
-                if ftx.send(item).await.is_err() || end {
-                    return;
-                }
-            }
-        });
+        let (reader, mut frx) = spawn_frame_reader(rx);
         let send = |t: String| Frame::text(Payload::Owned(t.into_bytes()));
         let mut ws_syms: Vec<String> = self.ws_symbols.keys().cloned().collect();
         ws_syms.sort();
