@@ -108,8 +108,7 @@ impl Cur<'_> {
 /// A trade object in the server's own layout — `coin, side, px, sz`, then `hash` and `time`
 /// in either order, `tid`, `users`, no whitespace — read straight through. `None` on any
 /// deviation; the caller then rereads the object key by key.
-#[inline(always)]
-fn trade_in_server_order(cur: &mut Cur<'_>, out: &mut Vec<MarketEvent>) -> Option<()> {
+fn trade_in_server_order(cur: &mut Cur<'_>) -> Option<Trade> {
     cur.lit(br#"{"coin":"#)?;
     let coin = coin_named(cur.string()?)?;
     cur.lit(br#","side":""#)?;
@@ -141,7 +140,7 @@ fn trade_in_server_order(cur: &mut Cur<'_>, out: &mut Vec<MarketEvent>) -> Optio
     cur.lit(b",")?;
     let b = cur.address()?;
     cur.lit(b"]}")?;
-    out.push(MarketEvent::Trade(Trade {
+    Some(Trade {
         coin,
         side,
         px,
@@ -149,8 +148,7 @@ fn trade_in_server_order(cur: &mut Cur<'_>, out: &mut Vec<MarketEvent>) -> Optio
         time: Timestamp(time),
         tid,
         users: Some([a, b]),
-    }));
-    Some(())
+    })
 }
 
 /// A trade's hash (`0x` and 64 hex digits, not kept): checked as one block when it has that
@@ -163,16 +161,13 @@ fn hash(cur: &mut Cur<'_>) -> Option<()> {
     cur.string().map(|_| ())
 }
 
-/// One trade object, pushed onto `out` as an event (pushed where it is built: returned, the
-/// trade would come back through memory in pieces and be read back whole).
-fn trade(cur: &mut Cur<'_>, out: &mut Vec<MarketEvent>) -> Option<()> {
+fn trade(cur: &mut Cur<'_>) -> Option<Trade> {
     let start = cur.i;
-    if trade_in_server_order(cur, out).is_some() {
-        return Some(());
+    if let Some(t) = trade_in_server_order(cur) {
+        return Some(t);
     }
     cur.i = start;
-    out.push(MarketEvent::Trade(trade_by_key(cur)?));
-    Some(())
+    trade_by_key(cur)
 }
 
 fn trade_by_key(cur: &mut Cur<'_>) -> Option<Trade> {
@@ -238,7 +233,10 @@ pub fn fast_trades(text: &str) -> Option<Vec<MarketEvent>> {
     let mut cur = Cur::new(s);
     cur.eat(b'[')?;
     let mut out = Vec::with_capacity(2);
-    cur.items(b']', |cur| trade(cur, &mut out))?;
+    cur.items(b']', |cur| {
+        out.push(MarketEvent::Trade(trade(cur)?));
+        Some(())
+    })?;
     cur.eat(b'}')?;
     cur.at_end().then_some(out)
 }
