@@ -698,6 +698,12 @@ pub fn document() -> Value {
         if o.method != "get" {
             responses.insert("409".into(), problem("conflicts with what exists"));
         }
+        responses.insert(
+            "503".into(),
+            problem(
+                "retry: the database or the payment provider is unavailable, or the request lost to a concurrent one (code `contention`, Retry-After); nothing was changed",
+            ),
+        );
         let mut operation = json!({
             "summary": o.summary,
             "x-kamiyo-role": o.role,
