@@ -10,8 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use fastwebsockets::{Frame, Payload};
-use kamiyo_aggregators::hyperliquid::ws::payload_text;
-use kamiyo_aggregators::sources::stream::{Received, spawn_frame_reader};
+use kamiyo_aggregators::hyperliquid::ws::spawn_frame_reader;
 use kamiyo_core_models::{EventStream, FeedState, MarketEvent, Timestamp};
 use tokio_util::sync::CancellationToken;
 
@@ -178,11 +177,12 @@ impl<S: Socket> Runner<S> {
         ws.set_auto_pong(true);
         ws.set_auto_close(true);
         ws.set_max_message_size(MAX_FRAME_BYTES);
-        let (rx, mut wx) = ws.split(tokio::io::split);
-        let (reader, mut frx) = spawn_frame_reader(rx);
+        let (rx, wx) = ws.split(tokio::io::split);
+        let wx = std::sync::Arc::new(tokio::sync::Mutex::new(wx));
+        let (reader, mut frx) = spawn_frame_reader(rx, wx.clone(), 1024);
         let text = |t: String| Frame::text(Payload::Owned(t.into_bytes()));
         for m in self.socket.subscribe(&self.cfg.markets) {
-            if let Err(e) = wx.write_frame(text(m)).await {
+            if let Err(e) = wx.lock().await.write_frame(text(m)).await {
                 reader.abort();
                 return (format!("subscribe: {e}"), false);
             }
@@ -199,16 +199,13 @@ impl<S: Socket> Runner<S> {
         let reason = loop {
             tokio::select! {
                 () = shutdown.cancelled() => {
-                    let _ = wx.write_frame(Frame::close(1000, b"shutdown")).await;
+                    let _ = wx.lock().await.write_frame(Frame::close(1000, b"shutdown")).await;
                     break "shutdown".to_owned();
                 }
                 m = frx.recv() => match m {
                     Some(Ok(frame)) => {
                         // These venues send JSON, as text or (some) as binary frames.
-                        let frame = match frame {
-                            Received::Text(t) => t,
-                            Received::Binary(b) => payload_text(&b),
-                        };
+                        let frame = frame.into_text();
                         idle = tokio::time::Instant::now() + self.cfg.idle_timeout;
                         let now = self.now();
                         match self.socket.decode(&frame, now) {
@@ -231,7 +228,7 @@ impl<S: Socket> Runner<S> {
                 },
                 _ = ticker.tick() => {
                     if let Some((_, p)) = &ping
-                        && let Err(e) = wx.write_frame(text(p.clone())).await
+                        && let Err(e) = wx.lock().await.write_frame(text(p.clone())).await
                     {
                         break format!("ping: {e}");
                     }

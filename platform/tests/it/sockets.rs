@@ -219,6 +219,9 @@ fn lighter_frames_decode() {
 /// What the loopback venue does on its n-th connection.
 enum Step {
     Send(String),
+    /// A protocol-level ping with this payload (the client's pong is recorded as
+    /// `PONG <payload>`).
+    Ping(&'static str),
     Wait(u64),
     Close,
 }
@@ -313,6 +316,10 @@ async fn session(
                     .lock()
                     .unwrap()
                     .push(String::from_utf8_lossy(&f.payload).into_owned()),
+                Ok(f) if f.opcode == OpCode::Pong => received
+                    .lock()
+                    .unwrap()
+                    .push(format!("PONG {}", String::from_utf8_lossy(&f.payload))),
                 Ok(f) if f.opcode == OpCode::Close => return,
                 Ok(_) => {}
                 Err(_) => return,
@@ -328,6 +335,12 @@ async fn session(
                     .await
                     .is_err()
                 {
+                    break;
+                }
+            }
+            Step::Ping(p) => {
+                let ping = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(p.as_bytes()));
+                if tx.write_frame(ping).await.is_err() {
                     break;
                 }
             }
@@ -431,6 +444,44 @@ async fn binance_socket_reconnects_resubscribes_and_emits_each_liquidation_once(
         subs.iter().filter(|s| s.contains("SUBSCRIBE")).count() >= 3,
         "{subs:?}"
     );
+}
+
+/// A venue that pings at the protocol level (dYdX's indexer every 30 s, dropping a connection
+/// 10 s without a pong) gets its pong from the adapter's reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_adapter_answers_the_venues_protocol_pings() {
+    let mark = compact(&recorded(
+        "binance",
+        "DOCS-EXAMPLE_fapi_ws_markPriceUpdate.json",
+    ));
+    let plan: Plan = Arc::new(move |_| {
+        vec![
+            Step::Send(mark.clone()),
+            Step::Ping("keepalive-1"),
+            Step::Wait(300),
+            Step::Send(mark.clone()),
+            Step::Ping("keepalive-2"),
+            Step::Wait(300),
+            Step::Send(mark.clone()),
+            Step::Wait(60_000),
+        ]
+    });
+    let v = ws_venue(plan, Arc::new(|_, _| (404, String::new()))).await;
+    let cfg = SocketConfig {
+        ws_url: format!("ws://{}/ws", v.root),
+        rest_url: format!("http://{}", v.root),
+        markets: vec!["BTCUSDT".into()],
+        connect_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(10),
+        resume_after: None,
+    };
+    let got = drain(binance::Binance, cfg, |g| g.contexts >= 3).await;
+    assert!(got.contexts >= 3, "{got:?}");
+    let received = v.received.lock().unwrap().clone();
+    for p in ["PONG keepalive-1", "PONG keepalive-2"] {
+        assert!(received.iter().any(|r| r == p), "no {p:?} in {received:?}");
+    }
+    assert_eq!(v.connections.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

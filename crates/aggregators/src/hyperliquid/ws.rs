@@ -309,6 +309,79 @@ async fn write_text(w: &Mutex<WriteHalf>, text: String) -> Result<(), String> {
         .map_err(|e| format!("write: {e}"))
 }
 
+/// One data frame from a venue's socket.
+#[derive(Debug)]
+pub enum Received {
+    /// A text frame (invalid UTF-8 replaced).
+    Text(String),
+    /// A binary frame (gzip-compressed JSON or protobuf at some venues).
+    Binary(Vec<u8>),
+}
+
+impl Received {
+    /// The frame as text (a binary frame's bytes read as UTF-8, invalid sequences replaced),
+    /// for venues that send JSON either way.
+    pub fn into_text(self) -> String {
+        match self {
+            Self::Text(t) => t,
+            Self::Binary(b) => payload_text(&b),
+        }
+    }
+}
+
+/// The write half of a venue socket, shared by the session and its reader task.
+pub type SharedWriter<W> = Arc<Mutex<fastwebsockets::WebSocketWrite<W>>>;
+
+/// Hands the read half of a venue socket to a task of its own — fastwebsockets' `read_frame`
+/// is not cancel-safe, so one task owns it — that forwards each data frame (fragments joined)
+/// until the venue closes or a read fails, which ends the stream with `Err(reason)`. What the
+/// protocol obliges the reader to send — the pong to a ping, the reply to a close — goes out
+/// through `writer`: a venue that pings at the protocol level (dYdX's indexer every 30 s,
+/// dropping a connection 10 s without a pong) keeps the connection. Abort the handle when the
+/// session ends first.
+pub fn spawn_frame_reader<R, W>(
+    rx: fastwebsockets::WebSocketRead<R>,
+    writer: SharedWriter<W>,
+    capacity: usize,
+) -> (
+    tokio::task::JoinHandle<()>,
+    mpsc::Receiver<Result<Received, String>>,
+)
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (ftx, frx) = mpsc::channel::<Result<Received, String>>(capacity);
+    let reader = tokio::spawn(async move {
+        let mut rx = FragmentCollectorRead::new(rx);
+        loop {
+            let w = writer.clone();
+            let frame = rx
+                .read_frame(&mut move |f: Frame<'_>| {
+                    let w = w.clone();
+                    let owned =
+                        Frame::new(f.fin, f.opcode, None, Payload::Owned(f.payload.to_vec()));
+                    async move { w.lock().await.write_frame(owned).await }
+                })
+                .await;
+            let item = match frame {
+                Ok(f) => match f.opcode {
+                    OpCode::Text => Ok(Received::Text(payload_text(&f.payload))),
+                    OpCode::Binary => Ok(Received::Binary(f.payload.to_vec())),
+                    OpCode::Close => Err("the server closed the connection".to_owned()),
+                    _ => continue,
+                },
+                Err(e) => Err(format!("read: {e}")),
+            };
+            let end = item.is_err();
+            if ftx.send(item).await.is_err() || end {
+                return;
+            }
+        }
+    });
+    (reader, frx)
+}
+
 /// Runs the client until `cancel` fires: connects, subscribes, forwards frames, reconnects.
 /// `universe` maps asset indices for `allDexsAssetCtxs`.
 pub async fn run(
@@ -381,34 +454,7 @@ async fn session(
     ws.set_max_message_size(MAX_FRAME_BYTES);
     let (rx, wx) = ws.split(tokio::io::split);
     let writer = Arc::new(Mutex::new(wx));
-    let (ftx, mut frx) = mpsc::channel::<Result<String, String>>(4096);
-    let reader_writer = writer.clone();
-    let reader = tokio::spawn(async move {
-        let mut rx = FragmentCollectorRead::new(rx);
-        loop {
-            let w = reader_writer.clone();
-            let frame = rx
-                .read_frame(&mut move |f: Frame<'_>| {
-                    let w = w.clone();
-                    let owned =
-                        Frame::new(f.fin, f.opcode, None, Payload::Owned(f.payload.to_vec()));
-                    async move { w.lock().await.write_frame(owned).await }
-                })
-                .await;
-            let item = match frame {
-                Ok(f) => match f.opcode {
-                    OpCode::Text | OpCode::Binary => Ok(payload_text(&f.payload)),
-                    OpCode::Close => Err("server closed the connection".to_owned()),
-                    _ => continue,
-                },
-                Err(e) => Err(format!("read: {e}")),
-            };
-            let end = item.is_err();
-            if ftx.send(item).await.is_err() || end {
-                return;
-            }
-        }
-    });
+    let (reader, mut frx) = spawn_frame_reader(rx, writer.clone(), 4096);
 
     for s in &config.subscriptions {
         let msg = json!({"method": "subscribe", "subscription": s.to_json()}).to_string();
@@ -431,7 +477,8 @@ async fn session(
                 break "shutdown".to_owned();
             }
             msg = frx.recv() => match msg {
-                Some(Ok(text)) => {
+                Some(Ok(frame)) => {
+                    let text = frame.into_text();
                     let at = tokio::time::Instant::now();
                     idle_deadline = at + config.idle_timeout;
                     let now = clock.now();

@@ -12,15 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fastwebsockets::{FragmentCollectorRead, Frame, OpCode, Payload};
+use fastwebsockets::{Frame, Payload};
 use kamiyo_core_models::{Clock, Coin, PriceSource, ReferenceQuote, SourceError, Timestamp, Venue};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::SymbolMap;
 use super::ticker::{TickerApi, TickerSource, Top};
 use crate::hyperliquid::rest::{http_client, send_text};
-use crate::hyperliquid::ws::{Backoff, connect, payload_text};
+use crate::hyperliquid::ws::{Backoff, Received, connect, payload_text, spawn_frame_reader};
 
 /// Longest frame accepted from a reference venue (tickers are well under 1 KB).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -213,54 +212,6 @@ impl<A: TickerApi + TickerStream + Clone> PriceSource for StreamSource<A> {
     }
 }
 
-/// One data frame from a venue's socket.
-#[derive(Debug)]
-pub enum Received {
-    /// A text frame (invalid UTF-8 replaced).
-    Text(String),
-    /// A binary frame (gzip-compressed JSON at some venues).
-    Binary(Vec<u8>),
-}
-
-/// Hands the read half of a venue socket to a task of its own — fastwebsockets' `read_frame`
-/// is not cancel-safe, so one task owns it — that forwards each data frame (fragments joined;
-/// pings answered by the write half's auto-pong, no other control frame forwarded) until the
-/// venue closes or a read fails, which ends the stream with `Err(reason)`. Abort the handle
-/// when the session ends first.
-pub fn spawn_frame_reader<S>(
-    rx: fastwebsockets::WebSocketRead<S>,
-) -> (
-    tokio::task::JoinHandle<()>,
-    mpsc::Receiver<Result<Received, String>>,
-)
-where
-    S: tokio::io::AsyncRead + Unpin + Send + 'static,
-{
-    let (ftx, frx) = mpsc::channel::<Result<Received, String>>(1024);
-    let reader = tokio::spawn(async move {
-        let mut rx = FragmentCollectorRead::new(rx);
-        loop {
-            let item = match rx
-                .read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) })
-                .await
-            {
-                Ok(f) => match f.opcode {
-                    OpCode::Text => Ok(Received::Text(payload_text(&f.payload))),
-                    OpCode::Binary => Ok(Received::Binary(f.payload.to_vec())),
-                    OpCode::Close => Err("the venue closed the connection".to_owned()),
-                    _ => continue,
-                },
-                Err(e) => Err(format!("read: {e}")),
-            };
-            let end = item.is_err();
-            if ftx.send(item).await.is_err() || end {
-                return;
-            }
-        }
-    });
-    (reader, frx)
-}
-
 struct Runner<A: TickerStream + TickerApi> {
     api: A,
     config: StreamConfig,
@@ -334,13 +285,14 @@ impl<A: TickerStream + TickerApi> Runner<A> {
         ws.set_auto_pong(true);
         ws.set_auto_close(true);
         ws.set_max_message_size(MAX_FRAME_BYTES);
-        let (rx, mut wx) = ws.split(tokio::io::split);
-        let (reader, mut frx) = spawn_frame_reader(rx);
+        let (rx, wx) = ws.split(tokio::io::split);
+        let wx = Arc::new(tokio::sync::Mutex::new(wx));
+        let (reader, mut frx) = spawn_frame_reader(rx, wx.clone(), 1024);
         let send = |t: String| Frame::text(Payload::Owned(t.into_bytes()));
         let mut ws_syms: Vec<String> = self.ws_symbols.keys().cloned().collect();
         ws_syms.sort();
         for m in self.api.subscribe(&ws_syms, self.clock.now()) {
-            if let Err(e) = wx.write_frame(send(m)).await {
+            if let Err(e) = wx.lock().await.write_frame(send(m)).await {
                 reader.abort();
                 return (format!("subscribe: {e}"), false);
             }
@@ -353,7 +305,7 @@ impl<A: TickerStream + TickerApi> Runner<A> {
         let reason = loop {
             tokio::select! {
                 () = cancel.cancelled() => {
-                    let _ = wx.write_frame(Frame::close(1000, b"shutdown")).await;
+                    let _ = wx.lock().await.write_frame(Frame::close(1000, b"shutdown")).await;
                     break "shutdown".to_owned();
                 }
                 m = frx.recv() => match m {
@@ -390,7 +342,7 @@ impl<A: TickerStream + TickerApi> Runner<A> {
                 },
                 _ = ping.tick() => {
                     if let Some(p) = self.api.ping(self.clock.now())
-                        && let Err(e) = wx.write_frame(send(p)).await
+                        && let Err(e) = wx.lock().await.write_frame(send(p)).await
                     {
                         break format!("ping: {e}");
                     }
