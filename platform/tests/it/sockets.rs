@@ -392,6 +392,18 @@ async fn drain<S: Socket>(s: S, cfg: SocketConfig, enough: impl Fn(&Got) -> bool
     got
 }
 
+/// The Binance adapter's settings against the loopback venue `v`.
+fn binance_cfg(v: &WsVenue, idle_timeout: Duration) -> SocketConfig {
+    SocketConfig {
+        ws_url: format!("ws://{}/ws", v.root),
+        rest_url: format!("http://{}", v.root),
+        markets: vec!["BTCUSDT".into()],
+        connect_timeout: Duration::from_secs(2),
+        idle_timeout,
+        resume_after: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binance_socket_reconnects_resubscribes_and_emits_each_liquidation_once() {
     let mark = compact(&recorded(
@@ -421,15 +433,12 @@ async fn binance_socket_reconnects_resubscribes_and_emits_each_liquidation_once(
         ],
     });
     let v = ws_venue(plan, Arc::new(|_, _| (404, String::new()))).await;
-    let cfg = SocketConfig {
-        ws_url: format!("ws://{}/ws", v.root),
-        rest_url: format!("http://{}", v.root),
-        markets: vec!["BTCUSDT".into()],
-        connect_timeout: Duration::from_secs(2),
-        idle_timeout: Duration::from_millis(700),
-        resume_after: None,
-    };
-    let got = drain(binance::Binance, cfg, |g| g.contexts >= 3).await;
+    let got = drain(
+        binance::Binance,
+        binance_cfg(&v, Duration::from_millis(700)),
+        |g| g.contexts >= 3,
+    )
+    .await;
     assert_eq!(got.liquidations, 1, "{got:?}");
     assert_eq!(got.trades, 1, "{got:?}");
     assert!(got.contexts >= 3, "{got:?}");
@@ -467,15 +476,12 @@ async fn a_socket_adapter_answers_the_venues_protocol_pings() {
         ]
     });
     let v = ws_venue(plan, Arc::new(|_, _| (404, String::new()))).await;
-    let cfg = SocketConfig {
-        ws_url: format!("ws://{}/ws", v.root),
-        rest_url: format!("http://{}", v.root),
-        markets: vec!["BTCUSDT".into()],
-        connect_timeout: Duration::from_secs(2),
-        idle_timeout: Duration::from_secs(10),
-        resume_after: None,
-    };
-    let got = drain(binance::Binance, cfg, |g| g.contexts >= 3).await;
+    let got = drain(
+        binance::Binance,
+        binance_cfg(&v, Duration::from_secs(10)),
+        |g| g.contexts >= 3,
+    )
+    .await;
     assert!(got.contexts >= 3, "{got:?}");
     let received = v.received.lock().unwrap().clone();
     for p in ["PONG keepalive-1", "PONG keepalive-2"] {
