@@ -149,6 +149,9 @@ impl Providers {
     pub async fn fetch(&self, issuer: &str) -> Result<CoreProviderMetadata, String> {
         let meta = discover(issuer).await?;
         if let Ok(mut c) = self.cached.lock() {
+            // Copies past their time go (the map holds the issuers used lately, not every
+            // issuer a tenant ever tried).
+            c.retain(|_, (at, _)| at.elapsed() < PROVIDER_TTL);
             c.insert(issuer.to_owned(), (std::time::Instant::now(), meta.clone()));
         }
         Ok(meta)
