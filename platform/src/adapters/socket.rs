@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use fastwebsockets::{Frame, Payload};
-use kamiyo_aggregators::hyperliquid::ws::spawn_frame_reader;
+use kamiyo_aggregators::hyperliquid::ws::start_session;
 use kamiyo_core_models::{EventStream, FeedState, MarketEvent, Timestamp};
 use tokio_util::sync::CancellationToken;
 
@@ -173,13 +173,7 @@ impl<S: Socket> Runner<S> {
             Ok(ws) => ws,
             Err(e) => return (e, false),
         };
-        let mut ws = ws;
-        ws.set_auto_pong(true);
-        ws.set_auto_close(true);
-        ws.set_max_message_size(MAX_FRAME_BYTES);
-        let (rx, wx) = ws.split(tokio::io::split);
-        let wx = std::sync::Arc::new(tokio::sync::Mutex::new(wx));
-        let (reader, mut frx) = spawn_frame_reader(rx, wx.clone(), 1024);
+        let (wx, reader, mut frx) = start_session(ws, MAX_FRAME_BYTES, 1024);
         let text = |t: String| Frame::text(Payload::Owned(t.into_bytes()));
         for m in self.socket.subscribe(&self.cfg.markets) {
             if let Err(e) = wx.lock().await.write_frame(text(m)).await {

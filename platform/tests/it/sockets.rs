@@ -392,16 +392,20 @@ async fn drain<S: Socket>(s: S, cfg: SocketConfig, enough: impl Fn(&Got) -> bool
     got
 }
 
-/// The Binance adapter's settings against the loopback venue `v`.
-fn binance_cfg(v: &WsVenue, idle_timeout: Duration) -> SocketConfig {
-    SocketConfig {
+/// The Binance adapter against a loopback venue following `plan` (no REST), read until it has
+/// given three asset contexts (or 20 s).
+async fn binance_until_three_contexts(plan: Plan, idle_timeout: Duration) -> (WsVenue, Got) {
+    let v = ws_venue(plan, Arc::new(|_, _| (404, String::new()))).await;
+    let cfg = SocketConfig {
         ws_url: format!("ws://{}/ws", v.root),
         rest_url: format!("http://{}", v.root),
         markets: vec!["BTCUSDT".into()],
         connect_timeout: Duration::from_secs(2),
         idle_timeout,
         resume_after: None,
-    }
+    };
+    let got = drain(binance::Binance, cfg, |g| g.contexts >= 3).await;
+    (v, got)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,13 +436,7 @@ async fn binance_socket_reconnects_resubscribes_and_emits_each_liquidation_once(
             Step::Wait(60_000),
         ],
     });
-    let v = ws_venue(plan, Arc::new(|_, _| (404, String::new()))).await;
-    let got = drain(
-        binance::Binance,
-        binance_cfg(&v, Duration::from_millis(700)),
-        |g| g.contexts >= 3,
-    )
-    .await;
+    let (v, got) = binance_until_three_contexts(plan, Duration::from_millis(700)).await;
     assert_eq!(got.liquidations, 1, "{got:?}");
     assert_eq!(got.trades, 1, "{got:?}");
     assert!(got.contexts >= 3, "{got:?}");
@@ -475,13 +473,7 @@ async fn a_socket_adapter_answers_the_venues_protocol_pings() {
             Step::Wait(60_000),
         ]
     });
-    let v = ws_venue(plan, Arc::new(|_, _| (404, String::new()))).await;
-    let got = drain(
-        binance::Binance,
-        binance_cfg(&v, Duration::from_secs(10)),
-        |g| g.contexts >= 3,
-    )
-    .await;
+    let (v, got) = binance_until_three_contexts(plan, Duration::from_secs(10)).await;
     assert!(got.contexts >= 3, "{got:?}");
     let received = v.received.lock().unwrap().clone();
     for p in ["PONG keepalive-1", "PONG keepalive-2"] {

@@ -332,30 +332,40 @@ impl Received {
 /// The write half of a venue socket, shared by the session and its reader task.
 pub type SharedWriter<W> = Arc<Mutex<fastwebsockets::WebSocketWrite<W>>>;
 
-/// Hands the read half of a venue socket to a task of its own — fastwebsockets' `read_frame`
-/// is not cancel-safe, so one task owns it — that forwards each data frame (fragments joined)
-/// until the venue closes or a read fails, which ends the stream with `Err(reason)`. What the
-/// protocol obliges the reader to send — the pong to a ping, the reply to a close — goes out
-/// through `writer`: a venue that pings at the protocol level (dYdX's indexer every 30 s,
-/// dropping a connection 10 s without a pong) keeps the connection. Abort the handle when the
-/// session ends first.
-pub fn spawn_frame_reader<R, W>(
-    rx: fastwebsockets::WebSocketRead<R>,
-    writer: SharedWriter<W>,
+/// A session's frames, as its reader task forwards them.
+pub type Frames = mpsc::Receiver<Result<Received, String>>;
+
+/// Starts a session on `ws`: pings answered and closes replied to, frames above
+/// `max_frame_bytes` refused, and the read half handed to a task of its own — fastwebsockets'
+/// `read_frame` is not cancel-safe, so one task owns it — that forwards each data frame
+/// (fragments joined) until the server closes or a read fails, which ends the stream with
+/// `Err(reason)`. What the protocol obliges the reader to send — the pong to a ping, the reply
+/// to a close — goes out through the returned writer, shared with the session: a venue that
+/// pings at the protocol level (dYdX's indexer every 30 s, dropping a connection 10 s without a
+/// pong) keeps the connection. Abort the handle when the session ends first.
+pub fn start_session<S>(
+    mut ws: WebSocket<S>,
+    max_frame_bytes: usize,
     capacity: usize,
 ) -> (
+    SharedWriter<tokio::io::WriteHalf<S>>,
     tokio::task::JoinHandle<()>,
-    mpsc::Receiver<Result<Received, String>>,
+    Frames,
 )
 where
-    R: tokio::io::AsyncRead + Unpin + Send + 'static,
-    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    ws.set_auto_pong(true);
+    ws.set_auto_close(true);
+    ws.set_max_message_size(max_frame_bytes);
+    let (rx, wx) = ws.split(tokio::io::split);
+    let writer = Arc::new(Mutex::new(wx));
+    let reader_writer = writer.clone();
     let (ftx, frx) = mpsc::channel::<Result<Received, String>>(capacity);
     let reader = tokio::spawn(async move {
         let mut rx = FragmentCollectorRead::new(rx);
         loop {
-            let w = writer.clone();
+            let w = reader_writer.clone();
             let frame = rx
                 .read_frame(&mut move |f: Frame<'_>| {
                     let w = w.clone();
@@ -379,7 +389,7 @@ where
             }
         }
     });
-    (reader, frx)
+    (writer, reader, frx)
 }
 
 /// Runs the client until `cancel` fires: connects, subscribes, forwards frames, reconnects.
@@ -448,13 +458,7 @@ async fn session(
     tx: &mpsc::Sender<WsItem>,
     cancel: &CancellationToken,
 ) -> (String, bool, Option<Timestamp>) {
-    let mut ws = ws;
-    ws.set_auto_pong(true);
-    ws.set_auto_close(true);
-    ws.set_max_message_size(MAX_FRAME_BYTES);
-    let (rx, wx) = ws.split(tokio::io::split);
-    let writer = Arc::new(Mutex::new(wx));
-    let (reader, mut frx) = spawn_frame_reader(rx, writer.clone(), 4096);
+    let (writer, reader, mut frx) = start_session(ws, MAX_FRAME_BYTES, 4096);
 
     for s in &config.subscriptions {
         let msg = json!({"method": "subscribe", "subscription": s.to_json()}).to_string();

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::SymbolMap;
 use super::ticker::{TickerApi, TickerSource, Top};
 use crate::hyperliquid::rest::{http_client, send_text};
-use crate::hyperliquid::ws::{Backoff, Received, connect, payload_text, spawn_frame_reader};
+use crate::hyperliquid::ws::{Backoff, Received, connect, payload_text, start_session};
 
 /// Longest frame accepted from a reference venue (tickers are well under 1 KB).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -279,15 +279,10 @@ impl<A: TickerStream + TickerApi> Runner<A> {
 
     async fn session(
         &self,
-        mut ws: fastwebsockets::WebSocket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>,
+        ws: fastwebsockets::WebSocket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>,
         cancel: &CancellationToken,
     ) -> (String, bool) {
-        ws.set_auto_pong(true);
-        ws.set_auto_close(true);
-        ws.set_max_message_size(MAX_FRAME_BYTES);
-        let (rx, wx) = ws.split(tokio::io::split);
-        let wx = Arc::new(tokio::sync::Mutex::new(wx));
-        let (reader, mut frx) = spawn_frame_reader(rx, wx.clone(), 1024);
+        let (wx, reader, mut frx) = start_session(ws, MAX_FRAME_BYTES, 1024);
         let send = |t: String| Frame::text(Payload::Owned(t.into_bytes()));
         let mut ws_syms: Vec<String> = self.ws_symbols.keys().cloned().collect();
         ws_syms.sort();
