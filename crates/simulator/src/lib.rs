@@ -11,7 +11,9 @@
 //! - `POST /control/drop`, `/control/stall?ms=N[&mode=delay]` (drop every frame for N ms, or
 //!   hold them and send them late), `/control/malformed`, `/control/speed?x=F`,
 //!   `/control/venue?name=V&status=N[&retry_after=S]` (or `&malformed=1`; `status=0` clears),
-//!   `GET /control/status`: fault injection and pacing.
+//!   `/control/ping?payload=P` (every open WebSocket is sent a protocol ping carrying `P`; the
+//!   pongs that come back are counted in the status), `GET /control/status`: fault injection
+//!   and pacing.
 //!
 //! Scenario time runs at `speed` × wall time from `start_at`.
 
@@ -107,6 +109,10 @@ struct Shared {
     venue_faults: Mutex<BTreeMap<String, VenueFault>>,
     connections: AtomicU64,
     frames_sent: AtomicU64,
+    /// Protocol pings to send on every open WebSocket (`/control/ping`), by payload.
+    pings: broadcast::Sender<Bytes>,
+    /// The payloads of the protocol pongs the WebSocket clients sent back, in arrival order.
+    pongs: Mutex<Vec<Bytes>>,
     greeting: bool,
     end: Timestamp,
     /// (newest scenario time of a pushed batch, wall instant of the push), for latency
@@ -238,6 +244,17 @@ impl SimHandle {
         self.shared.connections.load(Ordering::Relaxed)
     }
 
+    /// Sends a protocol ping carrying `payload` on every open WebSocket (Hyperliquid's and the
+    /// venues'); RFC 6455 §5.5.2 obliges each client to answer with a pong carrying it back.
+    pub fn ping_clients(&self, payload: &[u8]) {
+        let _ = self.shared.pings.send(Bytes::copy_from_slice(payload));
+    }
+
+    /// The payloads of the protocol pongs received so far, in arrival order.
+    pub fn pongs(&self) -> Vec<Bytes> {
+        lock(&self.shared.pongs).clone()
+    }
+
     /// Data frames sent so far.
     pub fn frames_sent(&self) -> u64 {
         self.shared.frames_sent.load(Ordering::Relaxed)
@@ -297,6 +314,7 @@ pub async fn start(
         .unwrap_or_default();
     let (push, _) = broadcast::channel(4096);
     let (drop_gen, _) = watch::channel(0);
+    let (pings, _) = broadcast::channel(16);
     let shared = Arc::new(Shared {
         state: Mutex::new(ExchangeState::new(universe)),
         pace: Mutex::new(Pace {
@@ -312,6 +330,8 @@ pub async fn start(
         venue_faults: Mutex::new(BTreeMap::new()),
         connections: AtomicU64::new(0),
         frames_sent: AtomicU64::new(0),
+        pings,
+        pongs: Mutex::new(Vec::new()),
         greeting: opts.greeting,
         end,
         released: Mutex::new(Vec::new()),
@@ -559,6 +579,19 @@ async fn handle(
                 &json!({"ok": true, "stall_ms": ms, "mode": if delay { "delay" } else { "drop" }}),
             )
         }
+        (Method::POST, "/control/ping") => {
+            let payload = query_param(&req, "payload").unwrap_or_default();
+            // A control frame's payload is at most 125 bytes (RFC 6455 §5.5).
+            if payload.len() > 125 {
+                return Ok(respond(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    "payload must be at most 125 bytes".into(),
+                ));
+            }
+            let sessions = shared.pings.send(Bytes::from(payload.clone())).unwrap_or(0);
+            json_resp(&json!({"ok": true, "payload": payload, "sessions": sessions}))
+        }
         (Method::POST, "/control/malformed") => {
             let _ = shared.push.send(Push::Malformed);
             json_resp(&json!({"ok": true}))
@@ -590,6 +623,7 @@ async fn handle(
                 "applied_until": lock(&shared.state).now.to_rfc3339(),
                 "connections": shared.connections.load(Ordering::Relaxed),
                 "frames_sent": shared.frames_sent.load(Ordering::Relaxed),
+                "pongs": lock(&shared.pongs).len(),
                 "finished": now >= shared.end.0,
             }))
         }
@@ -641,9 +675,11 @@ fn venue_answer(venue: &str, path: &str, req: &Request<Incoming>, shared: &Share
 
 /// The text frames a WebSocket client sends, read by a task of their own (fastwebsockets'
 /// `read_frame` is not cancel-safe); control frames need no answer beyond what the session
-/// sends, and the channel ends when the client closes or the connection breaks.
+/// sends, pongs are recorded in `shared`, and the channel ends when the client closes or the
+/// connection breaks.
 fn client_texts(
     rx: fastwebsockets::WebSocketRead<tokio::io::ReadHalf<TokioIo<hyper::upgrade::Upgraded>>>,
+    shared: Arc<Shared>,
 ) -> (tokio::task::JoinHandle<()>, mpsc::Receiver<String>) {
     let (tx, texts) = mpsc::channel::<String>(256);
     let reader = tokio::spawn(async move {
@@ -662,6 +698,9 @@ fn client_texts(
                         return;
                     }
                 }
+                Ok(f) if f.opcode == OpCode::Pong => {
+                    lock(&shared.pongs).push(Bytes::copy_from_slice(&f.payload));
+                }
                 Ok(f) if f.opcode == OpCode::Close => return,
                 Ok(_) => {}
                 Err(_) => return,
@@ -669,6 +708,11 @@ fn client_texts(
         }
     });
     (reader, texts)
+}
+
+/// A protocol ping carrying `payload`.
+fn ping_frame(payload: Bytes) -> Frame<'static> {
+    Frame::new(true, OpCode::Ping, None, Payload::Owned(payload.to_vec()))
 }
 
 fn shared_addr(shared: &Shared) -> String {
@@ -687,7 +731,8 @@ async fn venue_ws_session(
     shared.connections.fetch_add(1, Ordering::Relaxed);
     let mut drops = shared.drop_gen.subscribe();
     let (rx, mut tx) = ws.split(tokio::io::split);
-    let (reader, mut client) = client_texts(rx);
+    let (reader, mut client) = client_texts(rx, shared.clone());
+    let mut pings = shared.pings.subscribe();
     let send = |text: String| Frame::text(Payload::Owned(text.into_bytes()));
     if let Some(w) = venues::ws_welcome(venue)
         && tx.write_frame(send(w)).await.is_err()
@@ -701,6 +746,13 @@ async fn venue_ws_session(
         let out: Vec<venues::Push> = tokio::select! {
             () = cancel.cancelled() => break,
             _ = drops.changed() => break,
+            Ok(payload) = pings.recv() => {
+                // A stalled server sends nothing at all, pings included.
+                if !shared.stalled() && tx.write_frame(ping_frame(payload)).await.is_err() {
+                    break;
+                }
+                Vec::new()
+            }
             msg = client.recv() => {
                 let Some(msg) = msg else { break };
                 let now = lock(&shared.pace).now();
@@ -782,7 +834,8 @@ async fn ws_session(
     let mut push = shared.push.subscribe();
     let mut drops = shared.drop_gen.subscribe();
     let (rx, mut tx) = ws.split(tokio::io::split);
-    let (reader, mut client) = client_texts(rx);
+    let (reader, mut client) = client_texts(rx, shared.clone());
+    let mut pings = shared.pings.subscribe();
     let send = |text: String| Frame::text(Payload::Owned(text.into_bytes()));
     if shared.greeting
         && tx
@@ -801,6 +854,13 @@ async fn ws_session(
             _ = flush.tick(), if !held.is_empty() => Vec::new(),
             () = cancel.cancelled() => break,
             _ = drops.changed() => break,
+            Ok(payload) = pings.recv() => {
+                // A stalled server sends nothing at all, pings included.
+                if !shared.stalled() && tx.write_frame(ping_frame(payload)).await.is_err() {
+                    break;
+                }
+                Vec::new()
+            }
             msg = client.recv() => {
                 let Some(msg) = msg else { break };
                 match serde_json::from_str::<Value>(&msg) {

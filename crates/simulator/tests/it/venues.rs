@@ -225,6 +225,30 @@ async fn sockets_answer_reconnect_after_drops_and_fall_back_to_rest_when_silent(
         h.connections() >= before + SOCKET_VENUES.len() as u64
     })
     .await;
+    // Every socket answers the venue's protocol pings with the payload (RFC 6455 §5.5.2); a
+    // venue that closes unanswered connections would otherwise cut them all.
+    let http = reqwest::Client::new();
+    let ping = |payload: String| {
+        http.post(format!("{}/control/ping?payload={payload}", h.http_url()))
+            .send()
+    };
+    let answer = ping("venue-keepalive".into()).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: serde_json::Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert!(
+        answer["sessions"].as_u64() >= Some(SOCKET_VENUES.len() as u64),
+        "{answer}"
+    );
+    // A control frame carries at most 125 bytes (RFC 6455 §5.5).
+    assert_eq!(ping("x".repeat(126)).await.unwrap().status(), 400);
+    wait_for("a pong from every socket", async || {
+        h.pongs()
+            .iter()
+            .filter(|p| &p[..] == b"venue-keepalive")
+            .count()
+            >= SOCKET_VENUES.len()
+    })
+    .await;
     // The sockets go silent (stall): after the freshness window the quotes come from REST.
     h.stall(Duration::from_secs(15));
     let okx = reference_source(

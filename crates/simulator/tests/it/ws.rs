@@ -134,3 +134,39 @@ async fn subscribes_receives_and_survives_drop_malformed_and_stall() {
     .await;
     cancel.cancel();
 }
+
+/// The server's protocol pings are answered with pongs carrying their payload (RFC 6455
+/// §5.5.2): a server that closes unanswered connections never closes kamiyo's.
+#[tokio::test]
+async fn answers_the_servers_protocol_pings() {
+    let h = sim("2025-03-12T13:16:00Z", 60.0).await;
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = mpsc::channel(10_000);
+    tokio::spawn(ws::run(
+        config(&h.ws_url()),
+        Vec::new(),
+        Arc::new(SystemClock),
+        tx,
+        cancel.clone(),
+    ));
+    next_matching(&mut rx, "ack", |i| {
+        matches!(i, WsItem::Message(WsMessage::SubscriptionAck(_), _))
+    })
+    .await;
+    for payload in [&b"keepalive-1"[..], b"keepalive-2"] {
+        h.ping_clients(payload);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !h.pongs().iter().any(|p| &p[..] == payload) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no pong for {:?}; pongs so far {:?}",
+                String::from_utf8_lossy(payload),
+                h.pongs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Answered on the same connection: no reconnect was needed.
+    assert_eq!(h.connections(), 1);
+    cancel.cancel();
+}
