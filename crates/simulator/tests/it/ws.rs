@@ -8,6 +8,7 @@ use std::time::Duration;
 use kamiyo_aggregators::hyperliquid::wire::WsMessage;
 use kamiyo_aggregators::hyperliquid::ws::{self, Backoff, Subscription, WsConfig, WsItem};
 use kamiyo_core_models::{Address, Coin, MarketEvent, SystemClock};
+use kamiyo_simulator::SimHandle;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +34,20 @@ fn config(url: &str) -> WsConfig {
     c
 }
 
+/// The WebSocket client of [`config`] running against `h`, with its items.
+fn client(h: &SimHandle) -> (CancellationToken, mpsc::Receiver<WsItem>) {
+    let cancel = CancellationToken::new();
+    let (tx, rx) = mpsc::channel(10_000);
+    tokio::spawn(ws::run(
+        config(&h.ws_url()),
+        Vec::new(),
+        Arc::new(SystemClock),
+        tx,
+        cancel.clone(),
+    ));
+    (cancel, rx)
+}
+
 async fn next_matching(
     rx: &mut mpsc::Receiver<WsItem>,
     what: &str,
@@ -53,15 +68,7 @@ async fn next_matching(
 #[tokio::test]
 async fn subscribes_receives_and_survives_drop_malformed_and_stall() {
     let h = sim("2025-03-12T13:16:00Z", 60.0).await;
-    let cancel = CancellationToken::new();
-    let (tx, mut rx) = mpsc::channel(10_000);
-    tokio::spawn(ws::run(
-        config(&h.ws_url()),
-        Vec::new(),
-        Arc::new(SystemClock),
-        tx,
-        cancel.clone(),
-    ));
+    let (cancel, mut rx) = client(&h);
 
     next_matching(&mut rx, "connect", |i| {
         matches!(i, WsItem::Connected { attempt: 0 })
@@ -140,15 +147,7 @@ async fn subscribes_receives_and_survives_drop_malformed_and_stall() {
 #[tokio::test]
 async fn answers_the_servers_protocol_pings() {
     let h = sim("2025-03-12T13:16:00Z", 60.0).await;
-    let cancel = CancellationToken::new();
-    let (tx, mut rx) = mpsc::channel(10_000);
-    tokio::spawn(ws::run(
-        config(&h.ws_url()),
-        Vec::new(),
-        Arc::new(SystemClock),
-        tx,
-        cancel.clone(),
-    ));
+    let (cancel, mut rx) = client(&h);
     next_matching(&mut rx, "ack", |i| {
         matches!(i, WsItem::Message(WsMessage::SubscriptionAck(_), _))
     })
