@@ -20,7 +20,7 @@
 pub mod state;
 pub mod venues;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,14 +111,18 @@ struct Shared {
     frames_sent: AtomicU64,
     /// Protocol pings to send on every open WebSocket (`/control/ping`), by payload.
     pings: broadcast::Sender<Bytes>,
-    /// The payloads of the protocol pongs the WebSocket clients sent back, in arrival order.
-    pongs: Mutex<Vec<Bytes>>,
+    /// The payloads of the protocol pongs the WebSocket clients sent back, in arrival order
+    /// (the newest [`MAX_PONGS`]).
+    pongs: Mutex<VecDeque<Bytes>>,
     greeting: bool,
     end: Timestamp,
     /// (newest scenario time of a pushed batch, wall instant of the push), for latency
     /// measurements.
     released: Mutex<Vec<(i64, Instant)>>,
 }
+
+/// Most pong payloads kept.
+const MAX_PONGS: usize = 1_000;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -250,9 +254,9 @@ impl SimHandle {
         let _ = self.shared.pings.send(Bytes::copy_from_slice(payload));
     }
 
-    /// The payloads of the protocol pongs received so far, in arrival order.
+    /// The payloads of the protocol pongs received so far (the newest 1,000), in arrival order.
     pub fn pongs(&self) -> Vec<Bytes> {
-        lock(&self.shared.pongs).clone()
+        lock(&self.shared.pongs).iter().cloned().collect()
     }
 
     /// Data frames sent so far.
@@ -331,7 +335,7 @@ pub async fn start(
         connections: AtomicU64::new(0),
         frames_sent: AtomicU64::new(0),
         pings,
-        pongs: Mutex::new(Vec::new()),
+        pongs: Mutex::new(VecDeque::new()),
         greeting: opts.greeting,
         end,
         released: Mutex::new(Vec::new()),
@@ -699,7 +703,12 @@ fn client_texts(
                     }
                 }
                 Ok(f) if f.opcode == OpCode::Pong => {
-                    lock(&shared.pongs).push(Bytes::copy_from_slice(&f.payload));
+                    let mut pongs = lock(&shared.pongs);
+                    // Unsolicited pongs are allowed (RFC 6455 §5.5.3): keep the newest only.
+                    if pongs.len() == MAX_PONGS {
+                        pongs.pop_front();
+                    }
+                    pongs.push_back(Bytes::copy_from_slice(&f.payload));
                 }
                 Ok(f) if f.opcode == OpCode::Close => return,
                 Ok(_) => {}
