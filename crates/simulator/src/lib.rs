@@ -719,9 +719,23 @@ fn client_texts(
     (reader, texts)
 }
 
-/// A protocol ping carrying `payload`.
-fn ping_frame(payload: Bytes) -> Frame<'static> {
-    Frame::new(true, OpCode::Ping, None, Payload::Owned(payload.to_vec()))
+/// The write half of a session's WebSocket.
+type SessionWriter =
+    fastwebsockets::WebSocketWrite<tokio::io::WriteHalf<TokioIo<hyper::upgrade::Upgraded>>>;
+
+/// Sends a protocol ping carrying `payload` unless the server is stalled (a stalled server
+/// sends nothing at all, pings included); false when the connection is gone.
+async fn send_ping(tx: &mut SessionWriter, shared: &Shared, payload: Bytes) -> bool {
+    shared.stalled()
+        || tx
+            .write_frame(Frame::new(
+                true,
+                OpCode::Ping,
+                None,
+                Payload::Owned(payload.to_vec()),
+            ))
+            .await
+            .is_ok()
 }
 
 fn shared_addr(shared: &Shared) -> String {
@@ -756,8 +770,7 @@ async fn venue_ws_session(
             () = cancel.cancelled() => break,
             _ = drops.changed() => break,
             Ok(payload) = pings.recv() => {
-                // A stalled server sends nothing at all, pings included.
-                if !shared.stalled() && tx.write_frame(ping_frame(payload)).await.is_err() {
+                if !send_ping(&mut tx, &shared, payload).await {
                     break;
                 }
                 Vec::new()
@@ -864,8 +877,7 @@ async fn ws_session(
             () = cancel.cancelled() => break,
             _ = drops.changed() => break,
             Ok(payload) = pings.recv() => {
-                // A stalled server sends nothing at all, pings included.
-                if !shared.stalled() && tx.write_frame(ping_frame(payload)).await.is_err() {
+                if !send_ping(&mut tx, &shared, payload).await {
                     break;
                 }
                 Vec::new()
