@@ -12,7 +12,7 @@
 //!   hold them and send them late), `/control/malformed`, `/control/speed?x=F`,
 //!   `/control/venue?name=V&status=N[&retry_after=S]` (or `&malformed=1`; `status=0` clears),
 //!   `/control/ping?payload=P` (every open WebSocket is sent a protocol ping carrying `P`; the
-//!   pongs that come back are counted in the status), `GET /control/status`: fault injection
+//!   status counts the pongs kept, the newest 1,000), `GET /control/status`: fault injection
 //!   and pacing.
 //!
 //! Scenario time runs at `speed` × wall time from `start_at`.
