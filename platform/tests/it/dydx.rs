@@ -1,7 +1,6 @@
 //! The dYdX v4 indexer adapter against the recorded indexer answers (2025-12-08), decoded
 //! directly and served by a loopback indexer that also fails, stalls and answers garbage.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -241,10 +240,7 @@ async fn the_poller_survives_failures_stalls_and_garbage_and_emits_each_trade_on
 async fn the_poller_keeps_to_its_request_budget() {
     kamiyo_aggregators::install_crypto_provider();
     let (m, t) = (markets(), trades());
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c2 = calls.clone();
     let script: Script = Arc::new(move |path, _| {
-        c2.fetch_add(1, Ordering::SeqCst);
         (
             200,
             if path.contains("/trades/") {
@@ -289,7 +285,20 @@ async fn the_poller_keeps_to_its_request_budget() {
         (10..=13).contains(&n),
         "{n} requests in 3 s with a budget of 10 per 10 s"
     );
-    assert_eq!(calls.load(Ordering::SeqCst), log.lock().unwrap().len());
+    // Nothing but the documented endpoints was asked for. (A request the poller had written
+    // before the stop may still reach the venue after it; the budget counts arrival times.)
+    for (path, _) in log.lock().unwrap().iter() {
+        assert!(
+            [
+                "/v4/perpetualMarkets",
+                "/v4/trades/perpetualMarket/",
+                "/v4/orderbooks/perpetualMarket/"
+            ]
+            .iter()
+            .any(|p| path.starts_with(p)),
+            "{path}"
+        );
+    }
 }
 
 /// `kamiyo-platform ingest --protocol dydx,gmx` (`[adapters.*]` at loopback venues): two
