@@ -46,7 +46,7 @@ impl Modify for Security {
     paths(
         routes::health, routes::ready, routes::metrics, routes::feeds, routes::exploits,
         routes::dashboard, routes::hlp_vault, routes::oracle_deviations, routes::liquidations, routes::positions,
-        routes::events, routes::incidents, operator::incident, operator::acknowledge,
+        routes::events, routes::event_log, routes::incidents, operator::incident, operator::acknowledge,
         operator::unacknowledge, operator::resolve, operator::add_note, operator::list_silences,
         operator::create_silence, operator::expire_silence, routes::deliveries, routes::ml_anomalies, routes::ml_forecast, ws::ws
     ),
@@ -122,7 +122,8 @@ fn param_schema(path: &str, name: &str) -> Option<serde_json::Value> {
         ("/exploits", "category") => {
             json!({"type": "string", "enum": kamiyo_core_models::ExploitCategory::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()})
         }
-        ("/ml/anomalies", "limit") => int(1, 1000),
+        ("/ml/anomalies" | "/security/log", "limit") => int(1, 1000),
+        ("/security/log", "after") => json!({"type": "integer", "minimum": 0, "maximum": i64::MAX}),
         ("/security/events" | "/security/liquidations" | "/alerts/deliveries", "limit") => {
             int(1, 1000)
         }

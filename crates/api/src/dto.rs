@@ -660,6 +660,50 @@ pub struct DeliveriesResponse {
     pub deliveries: Vec<DeliveryResponse>,
 }
 
+/// One entry of the event log: the hash chain over every stored event (see
+/// `kamiyo_core_models::ledger` for how to recompute `digest` and `chain`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogEntryResponse {
+    /// The event's `seq` (its `/security/events` entry).
+    pub seq: i64,
+    /// When the monitor stored the event (Unix milliseconds, wall clock): the time that
+    /// counts for lead time, and one of the chained fields.
+    pub logged_ms: i64,
+    /// The same time, RFC 3339.
+    pub logged_at: String,
+    /// SHA-256 (hex) of the event's canonical form: its `/security/events` object with keys
+    /// sorted and no whitespace.
+    pub digest: String,
+    /// SHA-256 (hex) of `"{previous chain}:{seq}:{logged_ms}:{digest}"`; the previous chain of
+    /// the first entry is 64 zeros.
+    pub chain: String,
+}
+
+impl From<&kamiyo_core_models::ledger::LogEntry> for LogEntryResponse {
+    fn from(e: &kamiyo_core_models::ledger::LogEntry) -> Self {
+        Self {
+            seq: e.seq,
+            logged_ms: e.logged_ms,
+            logged_at: time(Timestamp(e.logged_ms)),
+            digest: e.digest.clone(),
+            chain: e.chain.clone(),
+        }
+    }
+}
+
+/// `GET /security/log`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogPage {
+    /// Entries after `after`, oldest first.
+    pub entries: Vec<LogEntryResponse>,
+    /// The newest entry of the whole log (keep it: a head seen now fixes every entry before
+    /// it); null while the log is empty.
+    pub head: Option<LogEntryResponse>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+}
+
 /// The loaded anomaly model.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ModelInfo {

@@ -363,6 +363,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/security/liquidations"),
     ("GET", "/security/positions"),
     ("GET", "/security/events"),
+    ("GET", "/security/log"),
     ("GET", "/security/incidents"),
     ("GET", "/security/incidents/{id}"),
     ("POST", "/security/incidents/{id}/acknowledge"),
@@ -439,6 +440,7 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .service(routes::liquidations)
                     .service(routes::positions)
                     .service(routes::events)
+                    .service(routes::event_log)
                     .service(routes::incidents)
                     .service(operator::list_silences)
                     .service(operator::create_silence)

@@ -292,6 +292,60 @@ pub async fn events(
     Ok(json_bytes(body.finish()))
 }
 
+/// Query of `/security/log`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogParams {
+    /// Entries after this `seq` (default 0: from the first).
+    pub after: Option<String>,
+    /// Page size, 1–1000 (default 500).
+    pub limit: Option<String>,
+}
+
+/// The event log: an append-only SHA-256 chain with one entry per stored security event, oldest
+/// first, and the current head. Entries carry no event content (digests and times only) and
+/// cover every protocol; they outlive the events retention prunes. Keep a head you have seen:
+/// every entry before it can then be checked against it, and each event against its entry.
+#[utoipa::path(get, path = "/security/log", tag = "security", params(LogParams),
+    responses(
+        (status = 200, body = LogPage),
+        (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/security/log")]
+pub async fn event_log(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    q: web::Query<LogParams>,
+) -> Result<HttpResponse> {
+    let state = state.scoped(&req)?;
+    let after = q
+        .after
+        .as_deref()
+        .map(|s| {
+            s.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| ApiError::invalid("after", "a non-negative integer (a seq)"))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let limit = parse_limit(q.limit.as_deref(), 500, 1000)?;
+    // The head first: every entry of the page is then at or before it.
+    let head = state.incidents.event_log_head().await?;
+    let entries = state.incidents.event_log(after, limit).await?;
+    let next_after = entries
+        .last()
+        .filter(|_| entries.len() == limit as usize)
+        .map(|e| e.seq);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(LogPage {
+            entries: entries.iter().map(Into::into).collect(),
+            head: head.as_ref().map(Into::into),
+            next_after,
+        }))
+}
+
 /// A JSON body that is already encoded.
 fn json_bytes(body: actix_web::web::Bytes) -> HttpResponse {
     HttpResponse::Ok()

@@ -7,6 +7,7 @@ pub mod error;
 pub mod exploit;
 pub mod feed;
 pub mod ids;
+pub mod ledger;
 pub mod market;
 pub mod operator;
 pub mod price;

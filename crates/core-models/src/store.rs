@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
 use crate::ids::{Address, Coin, ProtocolId, StableId};
+use crate::ledger::LogEntry;
 use crate::market::{LiquidationMethod, Side};
 use crate::price::{Price, Venue};
 use crate::security::{
@@ -118,6 +119,11 @@ pub trait IncidentStore: Send + Sync {
     async fn events(&self, query: &EventQuery) -> StoreResult<Vec<StoredEvent>>;
     /// Events of one incident, oldest first.
     async fn incident_events(&self, id: &StableId) -> StoreResult<Vec<StoredEvent>>;
+    /// The event log ([`crate::ledger`]): up to `limit` entries after `after_seq`, oldest
+    /// first. Every stored event has its entry, written in the transaction that stores it.
+    async fn event_log(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<LogEntry>>;
+    /// The newest entry of the event log, if any.
+    async fn event_log_head(&self) -> StoreResult<Option<LogEntry>>;
 }
 
 /// A point of a vault's history.

@@ -29,6 +29,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct MemoryState {
     seq: i64,
     events: Vec<StoredEvent>,
+    log: Vec<crate::ledger::LogEntry>,
     incidents: BTreeMap<StableId, Incident>,
     vault_points: Vec<VaultPoint>,
     deviations: Vec<DeviationSample>,
@@ -87,6 +88,9 @@ impl MemoryStore {
             }
             out.push(stored);
         }
+        let now = crate::time::Clock::now(&crate::time::SystemClock);
+        let entries = crate::ledger::append(st.log.last(), &out, now);
+        st.log.extend(entries);
         out
     }
 }
@@ -151,6 +155,24 @@ impl IncidentStore for MemoryStore {
             .filter(|e| &e.event.incident_id == id)
             .cloned()
             .collect())
+    }
+
+    async fn event_log(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::ledger::LogEntry>> {
+        Ok(lock(&self.0)
+            .log
+            .iter()
+            .filter(|e| e.seq > after_seq)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn event_log_head(&self) -> StoreResult<Option<crate::ledger::LogEntry>> {
+        Ok(lock(&self.0).log.last().cloned())
     }
 }
 

@@ -181,6 +181,14 @@ pub const MAIN_QUERIES: &[(&str, &str)] = &[
         "SELECT * FROM security_events WHERE incident_id = 'inc_0000000000000000' ORDER BY seq",
     ),
     (
+        "event log after a seq",
+        "SELECT * FROM event_log WHERE seq > 1000 ORDER BY seq LIMIT 500",
+    ),
+    (
+        "event log head",
+        "SELECT * FROM event_log ORDER BY seq DESC LIMIT 1",
+    ),
+    (
         "incidents by status",
         "SELECT * FROM incidents WHERE status = 'open' ORDER BY last_seen_ms DESC LIMIT 50",
     ),

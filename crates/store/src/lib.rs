@@ -30,6 +30,8 @@ use kamiyo_core_models::{
 };
 
 pub use crate::error::{pool_err, q};
+use kamiyo_core_models::ledger::LogEntry;
+
 use crate::rows::*;
 use crate::schema::*;
 
@@ -865,6 +867,29 @@ impl IncidentStore for Store {
             .await
             .map_err(q))?;
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn event_log(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<LogEntry>> {
+        let rows: Vec<LogRow> = with_conn!(self, |c| event_log::table
+            .filter(event_log::seq.gt(after_seq))
+            .order(event_log::seq.asc())
+            .limit(i64::from(limit))
+            .select(LogRow::as_select())
+            .load(c)
+            .await
+            .map_err(q))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn event_log_head(&self) -> StoreResult<Option<LogEntry>> {
+        let row: Option<LogRow> = with_conn!(self, |c| event_log::table
+            .order(event_log::seq.desc())
+            .select(LogRow::as_select())
+            .first(c)
+            .await
+            .optional()
+            .map_err(q))?;
+        Ok(row.map(Into::into))
     }
 }
 

@@ -739,6 +739,43 @@ impl From<AuditRow> for AuditEntry {
     }
 }
 
+/// `event_log`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = event_log)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct LogRow {
+    /// The event's sequence number.
+    pub seq: i64,
+    /// Commit time (ms).
+    pub logged_ms: i64,
+    /// SHA-256 of the event's canonical form.
+    pub digest: String,
+    /// The link to the previous entry.
+    pub chain: String,
+}
+
+impl From<LogRow> for kamiyo_core_models::ledger::LogEntry {
+    fn from(r: LogRow) -> Self {
+        Self {
+            seq: r.seq,
+            logged_ms: r.logged_ms,
+            digest: r.digest,
+            chain: r.chain,
+        }
+    }
+}
+
+impl From<kamiyo_core_models::ledger::LogEntry> for LogRow {
+    fn from(e: kamiyo_core_models::ledger::LogEntry) -> Self {
+        Self {
+            seq: e.seq,
+            logged_ms: e.logged_ms,
+            digest: e.digest,
+            chain: e.chain,
+        }
+    }
+}
+
 /// `ingest_cursors`.
 #[derive(
     Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, Insertable, AsChangeset,

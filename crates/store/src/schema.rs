@@ -70,6 +70,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    event_log (seq) {
+        seq -> BigInt,
+        logged_ms -> BigInt,
+        digest -> Text,
+        chain -> Text,
+    }
+}
+
+diesel::table! {
     exploits (id) {
         id -> Text,
         day_ms -> BigInt,
@@ -236,6 +245,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_log,
     deviation_samples,
+    event_log,
     exploits,
     incident_actions,
     incidents,

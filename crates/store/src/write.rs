@@ -108,6 +108,27 @@ fn number(
         .collect()
 }
 
+/// The event-log entries of `stored` (new events, numbered) after `head`, logged now.
+fn log_entries(
+    head: Option<LogRow>,
+    stored: &[SecurityEventRow],
+) -> diesel::result::QueryResult<Vec<LogRow>> {
+    let events = stored
+        .iter()
+        .cloned()
+        .map(kamiyo_core_models::StoredEvent::try_from)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+    let head = head.map(kamiyo_core_models::ledger::LogEntry::from);
+    let now = kamiyo_core_models::Clock::now(&kamiyo_core_models::SystemClock);
+    Ok(
+        kamiyo_core_models::ledger::append(head.as_ref(), &events, now)
+            .into_iter()
+            .map(LogRow::from)
+            .collect(),
+    )
+}
+
 /// The steps of a commit; `$aw` is `.await` for the async connection and empty for the
 /// synchronous one, `$ignore` the backend's insert-or-ignore.
 macro_rules! steps {
@@ -153,12 +174,32 @@ macro_rules! steps {
                 .select(diesel::dsl::max(security_events::seq))
                 .first($c)
                 $($aw)*?;
+            // The log outlives the events retention deletes: numbering goes on after its head,
+            // so a `seq` is never given twice.
+            let head: Option<LogRow> = event_log::table
+                .order(event_log::seq.desc())
+                .select(LogRow::as_select())
+                .first($c)
+                $($aw)*
+                .optional()?;
+            let max = max.max(head.as_ref().map(|h| h.seq));
             stored = number(p.events, existing, max);
             for chunk in stored.chunks(CHUNK) {
                 diesel::insert_into(security_events::table)
                     .values(chunk)
                     .execute($c)
                     $($aw)*?;
+            }
+            // Each new event's entry in the event log, chained to the newest entry (a
+            // concurrent writer of the same `seq` fails on the events' insert above).
+            if !stored.is_empty() {
+                let entries = log_entries(head, &stored)?;
+                for chunk in entries.chunks(CHUNK) {
+                    diesel::insert_into(event_log::table)
+                        .values(chunk)
+                        .execute($c)
+                        $($aw)*?;
+                }
             }
             // A resolved incident stays resolved (an operator may close one the engine still
             // updates): its row is not rewritten; a condition that persists opens a new one.

@@ -76,6 +76,7 @@ both!(
     operator_actions_silences_and_the_resolved_guard,
     retention_deletes_old_rows_only,
     concurrent_commits_keep_sequence_numbers_unique,
+    the_event_log_chains_every_event_and_outlives_retention,
     market_facts_are_kept_apart_by_protocol,
     the_market_protocol_migration_keeps_existing_rows,
     a_superseded_writer_is_refused_and_writes_nothing,

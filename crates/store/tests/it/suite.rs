@@ -1,5 +1,6 @@
 //! The backend-independent store suite.
 
+use kamiyo_core_models::ledger;
 use kamiyo_core_models::{
     Address, Alert, ApiKeyRecord, ApiKeyStore, AuditEntry, AuditStore, Coin, DeliveryQuery,
     DeviationKind, DeviationSample, EventQuery, Evidence, Incident, IncidentChange, IncidentKey,
@@ -13,6 +14,10 @@ use kamiyo_store::retention::Retention;
 
 const DAY: i64 = Timestamp::DAY;
 const T0: i64 = 1_750_000_000_000;
+
+fn wall_ms() -> i64 {
+    kamiyo_core_models::Clock::now(&kamiyo_core_models::SystemClock).0
+}
 
 fn incident(
     key: &str,
@@ -767,6 +772,75 @@ pub(crate) async fn concurrent_commits_keep_sequence_numbers_unique(s: &Store) {
         .map(|e| e.seq)
         .collect();
     assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+    // One chain through all four writers' events.
+    let log = s.event_log(0, 100).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
+    ledger::verify(None, &log).unwrap();
+}
+
+/// Every stored event gets its entry in the event log in the same commit; the chain verifies,
+/// pages, ignores repeated events, and outlives the events retention deletes.
+pub(crate) async fn the_event_log_chains_every_event_and_outlives_retention(s: &Store) {
+    assert_eq!(s.event_log_head().await.unwrap(), None);
+    assert!(s.event_log(0, 10).await.unwrap().is_empty());
+    let before = wall_ms();
+    s.record_updates(&sample_updates()).await.unwrap();
+    assert!(
+        s.record_updates(&sample_updates())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let more = incident(
+        "large_liquidation:XPL",
+        Severity::Critical,
+        T0 + 90_000,
+        IncidentStatus::Open,
+        Some("XPL"),
+        ThreatType::LargeLiquidation,
+    );
+    s.record_updates(&[update(&more, IncidentChange::Opened, T0 + 90_000)])
+        .await
+        .unwrap();
+    let log = s.event_log(0, 100).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    ledger::verify(None, &log).unwrap();
+    let events = s.all_events().await.unwrap();
+    ledger::verify_events(&log, &events).unwrap();
+    // Logged at the commit's wall-clock time, not at the event's (replayed) time.
+    assert!(
+        log.iter()
+            .all(|e| e.logged_ms >= before && e.logged_ms <= wall_ms())
+    );
+    assert_eq!(s.event_log_head().await.unwrap().as_ref(), log.last());
+    assert_eq!(s.event_log(2, 1).await.unwrap(), log[2..3]);
+    assert!(s.event_log(4, 10).await.unwrap().is_empty());
+    // Retention deletes the events (all older than 90 days here), never their entries.
+    let r = Retention {
+        days: 90,
+        overrides: Default::default(),
+    };
+    let now = T0 + 200 * DAY;
+    let deleted = s.enforce_retention(&r, Timestamp(now)).await.unwrap();
+    assert_eq!(deleted["security_events"], 4, "{deleted:?}");
+    assert!(s.all_events().await.unwrap().is_empty());
+    assert_eq!(s.event_log(0, 100).await.unwrap(), log);
+    // The chain goes on from the head.
+    let later = incident(
+        "hlp_loss:0xdfc2",
+        Severity::High,
+        now,
+        IncidentStatus::Open,
+        None,
+        ThreatType::HlpLoss,
+    );
+    s.record_updates(&[update(&later, IncidentChange::Opened, now)])
+        .await
+        .unwrap();
+    let whole = s.event_log(0, 100).await.unwrap();
+    assert_eq!(whole.len(), 5);
+    ledger::verify(None, &whole).unwrap();
+    ledger::verify(log.last(), &whole[4..]).unwrap();
 }
 
 /// Operator actions commit with a resolution step; a resolved incident is not re-opened by a
@@ -1006,10 +1080,11 @@ pub(crate) async fn the_market_protocol_migration_keeps_existing_rows(s: &Store)
         10,
     );
     let before = before.await.unwrap();
-    // The protocol migration and the ones after it (writer fences, exploits) reverted.
-    assert_eq!(s.revert_migrations(3).await.unwrap(), 3);
+    // The protocol migration and the ones after it (writer fences, exploits, event log)
+    // reverted.
+    assert_eq!(s.revert_migrations(4).await.unwrap(), 4);
     // Back on the protocol-less keys, then forward again: the rows come back as Hyperliquid's.
-    assert_eq!(s.migrate().await.unwrap(), 3);
+    assert_eq!(s.migrate().await.unwrap(), 4);
     assert_eq!(
         fact_counts(s, Some(&hl)).await,
         [1; 5],
