@@ -102,6 +102,7 @@ pub fn alert_json(
         is_test: false,
         related: Vec::new(),
         brand: brand.map(str::to_owned),
+        log: None,
     };
     serde_json::to_string(&alert).unwrap_or_default()
 }
@@ -598,6 +599,7 @@ pub fn correlated_alert(
         is_test: false,
         related: Vec::new(),
         brand: brand.map(str::to_owned),
+        log: None,
     };
     serde_json::to_string(&alert).unwrap_or_default()
 }

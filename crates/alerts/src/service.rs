@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kamiyo_core_models::ledger::LogEntry;
 use kamiyo_core_models::{
     Alert, Clock, DeliveryQuery, EventQuery, IncidentChange, IncidentStore, IncidentUpdate,
     Notifier, NotifyError, OperatorStore, Order, OutboxEntry, OutboxStatus, OutboxStore, Silence,
@@ -444,6 +445,16 @@ impl<S: AlertStore> AlertService<S> {
         let Some(last) = events.last().map(|e| e.seq) else {
             return Ok(0);
         };
+        // Each step's entry in the event log, carried by its alerts (the entries were written
+        // with the events; a step stored before the log began has none).
+        let mut log: HashMap<i64, LogEntry> = sh
+            .store
+            .event_log(*cursor, 100)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|e| (e.seq, e))
+            .collect();
         let now = sh.clock.now();
         // Silences that may mute a step of this batch (ending after its oldest step).
         let oldest = events.iter().map(|e| e.event.time).min().unwrap_or(now);
@@ -454,7 +465,8 @@ impl<S: AlertStore> AlertService<S> {
             .map_err(|e| e.to_string())?;
         let mut entries = Vec::new();
         let mut incidents = HashMap::new();
-        for StoredEvent { event, .. } in &events {
+        for StoredEvent { seq, event } in &events {
+            let entry = log.remove(seq);
             let decisions = match silences.iter().find(|s| s.mutes(event)) {
                 // Muted: recorded for the channels that would have heard it, the router's
                 // cooldown state untouched (a resolution after the silence is not "news").
@@ -506,7 +518,9 @@ impl<S: AlertStore> AlertService<S> {
                     Decision::Send => (OutboxStatus::Pending, None),
                     Decision::Suppress(r) => (OutboxStatus::Suppressed, Some(r)),
                 };
-                let alert = Alert::new(update.clone(), &channel, self.dashboard_base.as_deref());
+                let mut alert =
+                    Alert::new(update.clone(), &channel, self.dashboard_base.as_deref());
+                alert.log.clone_from(&entry);
                 entries.push(OutboxEntry {
                     id: alert.idempotency_key.clone(),
                     channel,

@@ -30,6 +30,11 @@ pub struct Alert {
     /// brand); `None`: kamiyo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brand: Option<String>,
+    /// The step's entry in the event log ([`crate::ledger`]), when it has one: a receiver that
+    /// keeps it holds a head of the chain as of the moment it was alerted, and can later check
+    /// the published log against it (and so the alert's lead time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<crate::ledger::LogEntry>,
 }
 
 /// An incident reported inside another's group update.
@@ -65,6 +70,7 @@ impl Alert {
             is_test: false,
             related: Vec::new(),
             brand: None,
+            log: None,
         }
     }
 

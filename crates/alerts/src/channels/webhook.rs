@@ -156,6 +156,7 @@ impl Webhook {
             "event": alert.update.event,
             "incident": alert.update.incident,
             "related": alert.related,
+            "log": alert.log,
         })
     }
 }

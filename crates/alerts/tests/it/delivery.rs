@@ -134,6 +134,24 @@ async fn one_message_per_lifecycle_step_and_none_repeated_after_a_restart() {
         log.iter()
             .all(|e| e.status == OutboxStatus::Delivered && e.attempts == 1)
     );
+    // Each alert carries its step's entry of the event log, as stored: the receiver can hash
+    // the event it got and later find its chain in the published log.
+    let entries = kamiyo_core_models::IncidentStore::event_log(&store, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 8, "every step is logged, alerted or not");
+    for got in rx.received() {
+        let body = got.json();
+        let entry: kamiyo_core_models::ledger::LogEntry =
+            serde_json::from_value(body["log"].clone()).unwrap();
+        assert_eq!(entries.iter().find(|e| e.seq == entry.seq), Some(&entry));
+        let event: kamiyo_core_models::SecurityEvent =
+            serde_json::from_value(body["event"].clone()).unwrap();
+        assert_eq!(
+            kamiyo_core_models::ledger::digest(entry.seq, &event),
+            entry.digest
+        );
+    }
     svc.stop().await;
 
     // A restart routes nothing again and sends nothing again. The negative is proven by a

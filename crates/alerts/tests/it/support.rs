@@ -47,12 +47,17 @@ pub(crate) fn update(n: usize, change: IncidentChange, sev: Severity, t: i64) ->
     }
 }
 
+/// The alert of an incident's opening, stored as event 42 (its log entry the first of the log,
+/// logged 1.2 s after the step).
 pub(crate) fn alert(channel: &str) -> Alert {
-    Alert::new(
-        update(0, IncidentChange::Opened, Severity::Critical, T_OPEN),
-        channel,
-        Some("https://kamiyo.example"),
-    )
+    let upd = update(0, IncidentChange::Opened, Severity::Critical, T_OPEN);
+    let stored = kamiyo_core_models::StoredEvent {
+        seq: 42,
+        event: upd.event.clone(),
+    };
+    let mut a = Alert::new(upd, channel, Some("https://kamiyo.example"));
+    a.log = kamiyo_core_models::ledger::append(None, &[stored], Timestamp(T_OPEN + 1_200)).pop();
+    a
 }
 
 /// Compares `actual` with `snapshots/<name>`; `KAMIYO_BLESS=1` rewrites it.
