@@ -15,6 +15,7 @@ use std::sync::Arc;
 use futures_util::StreamExt as _;
 
 use kamiyo_alerts::{ChannelConfig, ChannelKind};
+use kamiyo_core_models::ledger::LogEntry;
 use kamiyo_core_models::{
     Alert, EventQuery, EvidenceValue, Incident, IncidentChange, IncidentStore, IncidentUpdate,
     Notifier, NotifyError, Order, Severity, StableId, StoredEvent,
@@ -81,13 +82,14 @@ pub fn passes(e: &StoredEvent, thresholds: &[ThresholdRow]) -> bool {
 }
 
 /// The alert a channel gets for a step (the open core's message formats render it), titled
-/// `title` when given (a digest).
+/// `title` when given (a digest), carrying the step's event-log entry when given.
 pub fn alert_json(
     e: &StoredEvent,
     incident: &Incident,
     channel: &str,
     title: Option<String>,
     brand: Option<&str>,
+    log: Option<&LogEntry>,
 ) -> String {
     let mut event = e.event.clone();
     let mut incident = incident.clone();
@@ -102,7 +104,7 @@ pub fn alert_json(
         is_test: false,
         related: Vec::new(),
         brand: brand.map(str::to_owned),
-        log: None,
+        log: log.cloned(),
     };
     serde_json::to_string(&alert).unwrap_or_default()
 }
@@ -112,6 +114,7 @@ pub fn alert_json(
 /// digest for the day (sent at the next UTC midnight, when the cap resets).
 pub fn judge(
     e: &StoredEvent,
+    log: Option<&LogEntry>,
     incident: &Incident,
     tenant: &TenantView<'_>,
     cap: i64,
@@ -159,7 +162,7 @@ pub fn judge(
         out.push(row(
             status,
             format!("{}:{}", e.seq, ch.channel_id),
-            alert_json(e, incident, &ch.channel_id, None, brand),
+            alert_json(e, incident, &ch.channel_id, None, brand, log),
             now,
         ));
         if status == "held" {
@@ -170,7 +173,15 @@ pub fn judge(
             out.push(row(
                 "digest",
                 format!("digest:{day}:{}", ch.channel_id),
-                alert_json(e, incident, &format!("digest:{day}"), Some(digest), brand),
+                // The digest is retitled: it is not the logged step, so it carries no entry.
+                alert_json(
+                    e,
+                    incident,
+                    &format!("digest:{day}"),
+                    Some(digest),
+                    brand,
+                    None,
+                ),
                 midnight,
             ));
         }
@@ -220,6 +231,19 @@ pub async fn route_once(
     batch: u32,
 ) -> Result<Pass, DbError> {
     let steps = steps_after(db, facts, ROUTER, batch).await?;
+    // The steps' event-log entries, carried by their alerts (none for a step stored before
+    // the log began).
+    let log: std::collections::HashMap<i64, LogEntry> = match steps.first() {
+        Some(first) => facts
+            .event_log(first.seq - 1, batch.clamp(1, 1000))
+            .await
+            .map_err(|e| DbError::Unavailable(e.to_string()))?
+            .into_iter()
+            .map(|e| (e.seq, e))
+            .collect(),
+        None => Default::default(),
+    };
+    let log = &log;
     let mut pass = Pass {
         steps: steps.len(),
         ..Pass::default()
@@ -269,7 +293,7 @@ pub async fn route_once(
                                     brand: view.brand.filter(|_| branded),
                                     ..*view
                                 };
-                                judge(e, incident, &view, cap, now)
+                                judge(e, log.get(&e.seq), incident, &view, cap, now)
                             },
                         )
                         .await

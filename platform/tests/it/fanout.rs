@@ -153,7 +153,7 @@ async fn one_step_reaches_each_subscribed_tenant_once_judged_by_its_own_threshol
             "oracle",
             esc_stored.event.incident_id.as_str(),
             T0 + 5000,
-            |view| fanout::judge(&esc_stored, &esc_incident, view, 10_000, T0 + 5000),
+            |view| fanout::judge(&esc_stored, None, &esc_incident, view, 10_000, T0 + 5000),
         )
         .await
         .unwrap();
@@ -293,6 +293,14 @@ async fn routed_alerts_are_delivered_to_each_tenants_channels_with_retries() {
     let got = rx.wait_for(3, std::time::Duration::from_secs(10)).await;
     let ok = got.iter().find(|r| r.path == "/ok").unwrap();
     assert!(String::from_utf8_lossy(&ok.body).contains(s.incident.id.as_str()));
+    // The tenant's webhook carries the step's entry of the shared event log.
+    let body: serde_json::Value = serde_json::from_slice(&ok.body).unwrap();
+    let head = kamiyo_core_models::IncidentStore::event_log_head(&e.facts)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body["log"]["chain"], head.chain.as_str(), "{body}");
+    assert_eq!(body["log"]["digest"], head.digest.as_str());
     // Nothing is due again before its time; the 503 is tried again 30 s later.
     assert_eq!(
         fanout::deliver_once(&e.app, None, "test", T0 + 3000, 50)
