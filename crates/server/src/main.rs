@@ -82,6 +82,11 @@ enum Command {
         #[command(subcommand)]
         action: MlAction,
     },
+    /// The event log: the hash chain over every stored event (docs/EVENT-LOG.md).
+    Log {
+        #[command(subcommand)]
+        action: LogAction,
+    },
     /// Alert channels.
     Alerts {
         #[command(subcommand)]
@@ -91,6 +96,21 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LogAction {
+    /// Print the newest entry as SEQ:CHAIN: keep it, and a later `log verify --head` proves
+    /// nothing before it was changed.
+    Head,
+    /// Check every link of the chain and every stored event against its entry (exit 1 on the
+    /// first fault).
+    Verify {
+        /// A head kept earlier (SEQ:CHAIN, from `log head`, `/security/log` or an alert's
+        /// `log`); it must still be in the chain. Repeatable.
+        #[arg(long)]
+        head: Vec<String>,
     },
 }
 
@@ -352,6 +372,27 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 KeysAction::Revoke { key } => {
                     commands::keys::revoke(&store, &key, &mut out).await?
+                }
+            };
+            anyhow::Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }),
+        Some(Command::Log { action }) => rt.block_on(async {
+            let store = kamiyo_server::storage::open_store(&cfg).await?;
+            let ok = match action {
+                LogAction::Head => {
+                    commands::log::head(&store, &mut out).await?;
+                    true
+                }
+                LogAction::Verify { head } => {
+                    let kept = head
+                        .iter()
+                        .map(|h| commands::log::parse_head(h))
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    commands::log::verify(&store, &kept, &mut out).await?
                 }
             };
             anyhow::Ok(if ok {

@@ -5,6 +5,7 @@ pub mod backtest;
 pub mod exploits;
 pub mod health;
 pub mod keys;
+pub mod log;
 pub mod ml;
 pub mod replay;
 

@@ -24,6 +24,37 @@ async fn serving_a_stored_replay_serves_what_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     kamiyo_testing::run_ok(&mut replay(&data, &["--store"]));
+    // The replay's events are in the event log: its head, kept, verifies; a forged one does not.
+    let log = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kamiyo-hyperliquid"));
+        c.current_dir(root())
+            .arg("log")
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("KAMIYO_CONFIG")
+            .env("KAMIYO_SERVER__DATA_DIR", &data)
+            .env("KAMIYO_TELEMETRY__LOG_LEVEL", "warn");
+        c
+    };
+    let head = kamiyo_testing::run_ok(&mut log(&["head"]));
+    let kept = head.split_whitespace().next().unwrap().to_owned();
+    let (seq, chain) = kept.split_once(':').unwrap();
+    assert!(
+        seq.parse::<i64>().unwrap() > 0 && chain.len() == 64,
+        "{head}"
+    );
+    let ok = kamiyo_testing::run_ok(&mut log(&["verify", "--head", &kept]));
+    assert!(
+        ok.starts_with(&format!("ok: {seq} entries link up to head {kept}"))
+            && ok.contains(&format!("{seq} stored events match their entries"))
+            && ok.contains("1 kept heads found"),
+        "{ok}"
+    );
+    let forged = format!("{seq}:{}", "0".repeat(64));
+    let bad = log(&["verify", "--head", &forged]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&bad.stdout);
+    assert!(said.contains("is not in the chain"), "{said}");
 
     let crate::support::Serving {
         mut server,
@@ -52,6 +83,28 @@ async fn serving_a_stored_replay_serves_what_is_stored() {
     assert!(
         server.0.try_wait().unwrap().is_none(),
         "the server keeps running"
+    );
+    // Anyone with the API checks the same log with the standard-library verifier.
+    let script = root().join("docs/verify-event-log.py");
+    let (b, k) = (base.clone(), kept.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .args([b.as_str(), "--head", k.as_str()])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.starts_with(&format!("ok: {seq} entries link up to head {kept}")),
+        "{said}"
     );
 }
 
