@@ -128,32 +128,38 @@ fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
         serde_json::Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort_unstable();
-            out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            write_list(out, b'{', b'}', keys, |k, out| {
                 write_string(k, out);
                 out.push(b':');
                 if let Some(value) = map.get(k) {
                     write_canonical(value, out);
                 }
-            }
-            out.push(b'}');
+            });
         }
         serde_json::Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(b']');
+            write_list(out, b'[', b']', items, write_canonical);
         }
         serde_json::Value::String(s) => write_string(s, out),
         other => out.extend_from_slice(other.to_string().as_bytes()),
     }
+}
+
+/// `open`, the items written by `each` separated by commas, `close`.
+fn write_list<T>(
+    out: &mut Vec<u8>,
+    open: u8,
+    close: u8,
+    items: impl IntoIterator<Item = T>,
+    mut each: impl FnMut(T, &mut Vec<u8>),
+) {
+    out.push(open);
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(item, out);
+    }
+    out.push(close);
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {

@@ -33,6 +33,27 @@ pub fn run_ok(cmd: &mut std::process::Command) -> String {
     stdout
 }
 
+/// Runs the independent event-log verifier (`python3 docs/verify-event-log.py`, standard
+/// library only) against the API at `base` with the kept `heads` (`SEQ:CHAIN`), off the async
+/// runtime (the API under test may be served by the caller's), and returns its output.
+pub async fn verify_event_log(base: &str, heads: &[String]) -> std::process::Output {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/verify-event-log.py"
+    );
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(script).arg(base);
+    for h in heads {
+        cmd.args(["--head", h]);
+    }
+    tokio::task::spawn_blocking(move || {
+        cmd.output()
+            .unwrap_or_else(|e| panic!("python3 runs the verifier (CI installs it): {e}"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the verifier's task: {e}"))
+}
+
 /// The admin URL of the test server.
 pub fn admin_url() -> String {
     std::env::var("KAMIYO_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned())

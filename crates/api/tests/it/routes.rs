@@ -1043,23 +1043,8 @@ async fn the_event_log_chains_the_served_events_and_a_second_implementation_agre
     }
     // The Python verifier (standard library only, no code shared with kamiyo) agrees, and
     // refuses a head that is not in the chain.
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/verify-event-log.py"
-    );
-    let run = |args: Vec<String>| {
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new("python3")
-                .arg(script)
-                .args(args)
-                .output()
-                .expect("python3 runs (CI installs it)")
-        })
-    };
     let kept = format!("17:{}", entries[16].chain);
-    let ok = run(vec![api.base.clone(), "--head".into(), kept])
-        .await
-        .unwrap();
+    let ok = kamiyo_testing::verify_event_log(&api.base, &[kept]).await;
     let out = String::from_utf8_lossy(&ok.stdout);
     assert!(
         ok.status.success(),
@@ -1073,9 +1058,7 @@ async fn the_event_log_chains_the_served_events_and_a_second_implementation_agre
         "{out}"
     );
     let forged = format!("17:{}", entries[15].chain);
-    let bad = run(vec![api.base.clone(), "--head".into(), forged])
-        .await
-        .unwrap();
+    let bad = kamiyo_testing::verify_event_log(&api.base, &[forged]).await;
     let out = String::from_utf8_lossy(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1), "{out}");
     assert!(out.contains("is not in the chain"), "{out}");

@@ -85,17 +85,7 @@ async fn serving_a_stored_replay_serves_what_is_stored() {
         "the server keeps running"
     );
     // Anyone with the API checks the same log with the standard-library verifier.
-    let script = root().join("docs/verify-event-log.py");
-    let (b, k) = (base.clone(), kept.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg(script)
-            .args([b.as_str(), "--head", k.as_str()])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = kamiyo_testing::verify_event_log(&base, std::slice::from_ref(&kept)).await;
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -8,5 +8,5 @@ CREATE TABLE event_log (
     seq BIGINT PRIMARY KEY NOT NULL,
     logged_ms BIGINT NOT NULL,
     digest TEXT NOT NULL,
-    chain TEXT NOT NULL UNIQUE
+    chain TEXT NOT NULL
 );

@@ -60,6 +60,18 @@ fn update(i: &Incident, change: IncidentChange, t: i64) -> IncidentUpdate {
     }
 }
 
+/// A critical liquidation incident on XPL, opened after [`sample_updates`].
+fn xpl_liquidation() -> Incident {
+    incident(
+        "large_liquidation:XPL",
+        Severity::Critical,
+        T0 + 90_000,
+        IncidentStatus::Open,
+        Some("XPL"),
+        ThreatType::LargeLiquidation,
+    )
+}
+
 fn sample_updates() -> Vec<IncidentUpdate> {
     let a = incident(
         "oracle_deviation:ETH",
@@ -107,14 +119,7 @@ pub(crate) async fn events_get_dense_sequence_numbers_and_duplicates_are_ignored
     let all = s.all_events().await.unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(all[2].event, sample_updates()[2].event, "round trip");
-    let more = incident(
-        "large_liquidation:XPL",
-        Severity::Critical,
-        T0 + 90_000,
-        IncidentStatus::Open,
-        Some("XPL"),
-        ThreatType::LargeLiquidation,
-    );
+    let more = xpl_liquidation();
     let stored = s
         .record_updates(&[update(&more, IncidentChange::Opened, T0 + 90_000)])
         .await
@@ -791,14 +796,7 @@ pub(crate) async fn the_event_log_chains_every_event_and_outlives_retention(s: &
             .unwrap()
             .is_empty()
     );
-    let more = incident(
-        "large_liquidation:XPL",
-        Severity::Critical,
-        T0 + 90_000,
-        IncidentStatus::Open,
-        Some("XPL"),
-        ThreatType::LargeLiquidation,
-    );
+    let more = xpl_liquidation();
     s.record_updates(&[update(&more, IncidentChange::Opened, T0 + 90_000)])
         .await
         .unwrap();
