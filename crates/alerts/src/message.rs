@@ -52,6 +52,9 @@ pub struct Message {
     pub is_test: bool,
     /// The name the message is sent under (`kamiyo`, or a host's brand).
     pub brand: String,
+    /// The step's entry in the event log, for people to keep
+    /// (`#42 · logged 2026-… · chain 9f2c…`), when it has one.
+    pub logged: Option<String>,
 }
 
 /// Marker put in front of test messages on every channel.
@@ -148,6 +151,14 @@ impl Message {
             incident_key: e.incident_key.to_string(),
             incident_id: e.incident_id.to_string(),
             link: alert.dashboard_url.clone(),
+            logged: alert.log.as_ref().map(|l| {
+                format!(
+                    "#{} · logged {} · chain {}",
+                    l.seq,
+                    Timestamp(l.logged_ms).to_rfc3339(),
+                    l.chain
+                )
+            }),
             idempotency_key: alert.idempotency_key.to_string(),
             brand: alert
                 .brand
@@ -197,6 +208,9 @@ impl Message {
         }
         if let Some(l) = &self.link {
             s.push_str(&format!("\nIncident page: {l}\n"));
+        }
+        if let Some(l) = &self.logged {
+            s.push_str(&format!("Event log: {l}\n"));
         }
         s.push_str(&format!(
             "\nIncident key: {} · alert id: {}\n",

@@ -395,6 +395,14 @@ impl<S: AlertStore> AlertService<S> {
                 tracing::warn!(incident = %g.lead, "group lead not stored; group update dropped");
                 continue;
             };
+            // The lead's last step is the update's event: its log entry goes with it.
+            let entry = sh
+                .store
+                .event_log(last.seq - 1, 1)
+                .await
+                .map_err(|e| e.to_string())?
+                .pop()
+                .filter(|e| e.seq == last.seq);
             let mut alert = Alert::new(
                 IncidentUpdate {
                     incident,
@@ -408,6 +416,7 @@ impl<S: AlertStore> AlertService<S> {
                 &[g.lead.as_str(), &g.channel, "group", &g.seq.to_string()],
             );
             alert.related = g.related;
+            alert.log = entry;
             entries.push(OutboxEntry {
                 id: alert.idempotency_key.clone(),
                 channel: g.channel,

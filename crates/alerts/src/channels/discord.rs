@@ -53,6 +53,9 @@ impl Discord {
             "value": format!("{} · {} detections", m.first_seen, m.detections),
             "inline": false,
         }));
+        if let Some(l) = &m.logged {
+            fields.push(json!({"name": "Event log", "value": truncate(l, 1024), "inline": false}));
+        }
         let mut description = m.title.clone();
         if !m.indicators.is_empty() {
             description.push_str(&format!("\nIndicators: {}", m.indicators.join(", ")));

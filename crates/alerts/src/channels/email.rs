@@ -45,6 +45,9 @@ pub fn html(m: &Message) -> String {
     row("First seen", &m.first_seen);
     row("This step", &m.time);
     row("Detections", &m.detections.to_string());
+    if let Some(l) = &m.logged {
+        row("Event log", l);
+    }
     for (k, v) in &m.evidence {
         row(k, v);
     }

@@ -76,6 +76,9 @@ impl Opsgenie {
         }
         details.insert("incident key".into(), json!(m.incident_key));
         details.insert("alert id".into(), json!(m.idempotency_key));
+        if let Some(l) = &m.logged {
+            details.insert("event log".into(), json!(l));
+        }
         if let Some(l) = &m.link {
             details.insert("incident page".into(), json!(l));
         }

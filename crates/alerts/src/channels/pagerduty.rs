@@ -71,6 +71,9 @@ impl PagerDuty {
         details.insert("detections".into(), json!(m.detections));
         details.insert("incident key".into(), json!(m.incident_key));
         details.insert("alert id".into(), json!(m.idempotency_key));
+        if let Some(l) = &m.logged {
+            details.insert("event log".into(), json!(l));
+        }
         let mut links: Vec<Value> = m
             .link
             .iter()

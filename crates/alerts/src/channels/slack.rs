@@ -77,6 +77,9 @@ impl Slack {
             m.first_seen, m.detections, esc(&m.incident_key), m.idempotency_key
         ), 3000)}]}),
         );
+        if let Some(l) = &m.logged {
+            blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&format!("event log {}", esc(l)), 3000)}]}));
+        }
         if let Some(l) = &m.link {
             blocks.push(json!({"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": format!("Open in {}", m.brand)}, "url": l}]}));
         }

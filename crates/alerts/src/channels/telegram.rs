@@ -73,6 +73,9 @@ impl Telegram {
             h(&m.first_seen),
             m.detections
         ));
+        if let Some(l) = &m.logged {
+            s.push_str(&format!("<i>event log {}</i>\n", h(l)));
+        }
         if let Some(l) = &m.link {
             s.push_str(&format!(
                 "<a href=\"{}\">Open in {}</a>\n",

@@ -426,6 +426,14 @@ async fn incidents_on_one_market_share_one_thread() {
             .starts_with("[CRITICAL] Group update · "),
         "{last}"
     );
+    // It carries its lead's last step's log entry.
+    let lead_seq = last["log"]["seq"].as_i64().unwrap();
+    let entry = kamiyo_core_models::IncidentStore::event_log(&store, lead_seq - 1, 1)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(last["log"]["chain"], entry.chain.as_str(), "{last}");
     let log = suppressed(&store).await;
     assert_eq!(log.len(), 4, "every grouped step is in the log");
     assert!(log.iter().all(|e| {
