@@ -54,6 +54,20 @@ pub async fn verify_event_log(base: &str, heads: &[String]) -> std::process::Out
     .unwrap_or_else(|e| panic!("the verifier's task: {e}"))
 }
 
+/// [`verify_event_log`] that must succeed: fails the test with the verifier's output otherwise,
+/// and returns its standard output (`ok: …`).
+pub async fn verify_event_log_ok(base: &str, heads: &[String]) -> String {
+    let out = verify_event_log(base, heads).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the event-log verifier failed ({}):\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// The admin URL of the test server.
 pub fn admin_url() -> String {
     std::env::var("KAMIYO_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned())
