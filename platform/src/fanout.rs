@@ -233,17 +233,10 @@ pub async fn route_once(
     let steps = steps_after(db, facts, ROUTER, batch).await?;
     // The steps' event-log entries, carried by their alerts (none for a step stored before
     // the log began).
-    let log: std::collections::HashMap<i64, LogEntry> = match steps.first() {
-        Some(first) => facts
-            .event_log(first.seq - 1, batch.clamp(1, 1000))
-            .await
-            .map_err(|e| DbError::Unavailable(e.to_string()))?
-            .into_iter()
-            .map(|e| (e.seq, e))
-            .collect(),
-        None => Default::default(),
-    };
-    let log = &log;
+    let log = &facts
+        .event_log_of(&steps)
+        .await
+        .map_err(|e| DbError::Unavailable(e.to_string()))?;
     let mut pass = Pass {
         steps: steps.len(),
         ..Pass::default()

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kamiyo_core_models::ledger::LogEntry;
 use kamiyo_core_models::{
     Alert, Clock, DeliveryQuery, EventQuery, IncidentChange, IncidentStore, IncidentUpdate,
     Notifier, NotifyError, OperatorStore, Order, OutboxEntry, OutboxStatus, OutboxStore, Silence,
@@ -398,11 +397,10 @@ impl<S: AlertStore> AlertService<S> {
             // The lead's last step is the update's event: its log entry goes with it.
             let entry = sh
                 .store
-                .event_log(last.seq - 1, 1)
+                .event_log_of(std::slice::from_ref(&last))
                 .await
                 .map_err(|e| e.to_string())?
-                .pop()
-                .filter(|e| e.seq == last.seq);
+                .remove(&last.seq);
             let mut alert = Alert::new(
                 IncidentUpdate {
                     incident,
@@ -456,14 +454,11 @@ impl<S: AlertStore> AlertService<S> {
         };
         // Each step's entry in the event log, carried by its alerts (the entries were written
         // with the events; a step stored before the log began has none).
-        let mut log: HashMap<i64, LogEntry> = sh
+        let mut log = sh
             .store
-            .event_log(*cursor, 100)
+            .event_log_of(&events)
             .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|e| (e.seq, e))
-            .collect();
+            .map_err(|e| e.to_string())?;
         let now = sh.clock.now();
         // Silences that may mute a step of this batch (ending after its oldest step).
         let oldest = events.iter().map(|e| e.event.time).min().unwrap_or(now);

@@ -124,6 +124,33 @@ pub trait IncidentStore: Send + Sync {
     async fn event_log(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<LogEntry>>;
     /// The newest entry of the event log, if any.
     async fn event_log_head(&self) -> StoreResult<Option<LogEntry>>;
+    /// The event-log entries of `events`, by `seq` (read over the range they span, so entries
+    /// of events retention deleted in between do not crowd them out). An event stored before
+    /// the log began has none.
+    async fn event_log_of(
+        &self,
+        events: &[StoredEvent],
+    ) -> StoreResult<std::collections::HashMap<i64, LogEntry>> {
+        let wanted: std::collections::HashSet<i64> = events.iter().map(|e| e.seq).collect();
+        let mut out = std::collections::HashMap::new();
+        let (Some(&lo), Some(&hi)) = (wanted.iter().min(), wanted.iter().max()) else {
+            return Ok(out);
+        };
+        let mut after = lo - 1;
+        while after < hi {
+            let page = self.event_log(after, 1000).await?;
+            let Some(last) = page.last().map(|e| e.seq) else {
+                break;
+            };
+            out.extend(
+                page.into_iter()
+                    .filter(|e| wanted.contains(&e.seq))
+                    .map(|e| (e.seq, e)),
+            );
+            after = last;
+        }
+        Ok(out)
+    }
 }
 
 /// A point of a vault's history.

@@ -832,11 +832,16 @@ pub(crate) async fn the_event_log_chains_every_event_and_outlives_retention(s: &
         None,
         ThreatType::HlpLoss,
     );
-    s.record_updates(&[update(&later, IncidentChange::Opened, now)])
+    let stored = s
+        .record_updates(&[update(&later, IncidentChange::Opened, now)])
         .await
         .unwrap();
     let whole = s.event_log(0, 100).await.unwrap();
     assert_eq!(whole.len(), 5);
+    // An event's entry found by its seq, past the entries of the deleted events.
+    let of = s.event_log_of(&stored).await.unwrap();
+    assert_eq!(of.len(), 1);
+    assert_eq!(of.get(&5), whole.get(4));
     ledger::verify(None, &whole).unwrap();
     ledger::verify(log.last(), &whole[4..]).unwrap();
 }
