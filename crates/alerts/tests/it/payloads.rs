@@ -445,3 +445,42 @@ fn group_updates_list_the_related_incidents() {
     assert_eq!(w["type"], "incident.group_update");
     assert_eq!(w["related"].as_array().unwrap().len(), 2);
 }
+
+/// The Python check of a received alert in docs/EVENT-LOG.md, run as printed there, accepts the
+/// webhook body of the snapshot (its entry is the log's first: the genesis is its previous
+/// chain) and refuses it with a wrong previous chain or one changed field.
+#[test]
+fn the_documented_alert_check_accepts_a_webhook_body_as_sent() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let doc = std::fs::read_to_string(format!("{root}/docs/EVENT-LOG.md")).unwrap();
+    let snippet = doc
+        .split("```python\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("docs/EVENT-LOG.md has the Python check");
+    let body = pretty(&Webhook::body(&alert("hook")));
+    let script = format!(
+        "{snippet}\nimport sys\nb = json.loads(sys.stdin.read())\nbad = json.loads(json.dumps(b))\nbad['event']['severity'] = 'low'\nprint(check_alert(b), check_alert(b, '0' * 64), check_alert(b, '1' * 64), check_alert(bad))"
+    );
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (CI installs it)");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "True True False False",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
