@@ -23,10 +23,16 @@ pub fn run_ok(cmd: &mut std::process::Command) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    succeeded(&format!("{cmd:?}"), &out)
+}
+
+/// The standard output of a finished `what`; fails the test with its output unless it exited
+/// successfully.
+fn succeeded(what: &str, out: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "{cmd:?} failed ({}):\n{stdout}{}",
+        "{what} failed ({}):\n{stdout}{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -57,15 +63,10 @@ pub async fn verify_event_log(base: &str, heads: &[String]) -> std::process::Out
 /// [`verify_event_log`] that must succeed: fails the test with the verifier's output otherwise,
 /// and returns its standard output (`ok: …`).
 pub async fn verify_event_log_ok(base: &str, heads: &[String]) -> String {
-    let out = verify_event_log(base, heads).await;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "the event-log verifier failed ({}):\n{stdout}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    succeeded(
+        "the event-log verifier",
+        &verify_event_log(base, heads).await,
+    )
 }
 
 /// The admin URL of the test server.

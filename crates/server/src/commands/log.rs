@@ -54,18 +54,14 @@ pub async fn verify(
     let mut entries = 0_usize;
     let mut events = 0_usize;
     let mut found: Vec<bool> = vec![false; kept.len()];
-    // Events stored before the log began have no entry.
-    let first = store.event_log(0, 1).await?.pop();
-    let before_log = match &first {
-        Some(f) => count_events(store, 0, f.seq - 1).await?,
-        None => count_events(store, 0, i64::MAX).await?,
-    };
+    let mut first: Option<i64> = None;
     loop {
         let after = prev.as_ref().map_or(0, |p| p.seq);
         let page = store.event_log(after, PAGE).await?;
         let Some(last) = page.last().cloned() else {
             break;
         };
+        first.get_or_insert(page[0].seq);
         if let Err(e) = ledger::verify(prev.as_ref(), &page) {
             writeln!(out, "FAIL: {e}")?;
             return Ok(false);
@@ -110,6 +106,8 @@ pub async fn verify(
         )?;
         return Ok(false);
     }
+    // Events stored before the log began have no entry.
+    let before_log = events_up_to(store, first.map_or(i64::MAX, |f| f - 1)).await?;
     match &prev {
         Some(h) => writeln!(
             out,
@@ -126,10 +124,10 @@ pub async fn verify(
     Ok(true)
 }
 
-/// Stored events with `from < seq <= to`.
-async fn count_events(store: &dyn IncidentStore, from: i64, to: i64) -> anyhow::Result<usize> {
+/// How many stored events have `seq <= to`.
+async fn events_up_to(store: &dyn IncidentStore, to: i64) -> anyhow::Result<usize> {
     let mut n = 0;
-    let mut after = from;
+    let mut after = 0;
     loop {
         let page = store
             .events(&EventQuery {
